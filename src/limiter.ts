@@ -1,0 +1,463 @@
+import { createHash, randomBytes } from 'node:crypto'
+import type { BlockParams } from './core/block.js'
+import { describe, requireCost, requirePositiveInteger, SluiceInputError } from './core/errors.js'
+import {
+  capacityOf,
+  concurrency,
+  fixedWindow,
+  type LimitDefinition,
+  slidingLog,
+  slidingWindow,
+  tokenBucket,
+  type Unit,
+  WELL_KNOWN_UNITS,
+  windowSecondsOf,
+} from './core/limits.js'
+import type { OpMode, Store, StoreOp, StoreResult } from './store/types.js'
+
+/** Cost of one call per unit, e.g. { requests: 1, tokens: 1500, usd: 0.002 }. */
+export type Costs = Partial<Record<Unit, number>>
+
+export interface BlockOptions {
+  /** Denials within `withinMs` that start a block (default 10). */
+  after?: number
+  withinMs?: number
+  /** Successive block lengths; the last repeats (default 1 min, 5 min, 15 min, 1 h). */
+  durationsMs?: number[]
+  /** How long after a block ends its level is remembered (default 24 h). */
+  forgetMs?: number
+}
+
+export interface LimiterOptions {
+  store: Store
+  /** Names this set of limits in keys and decisions, e.g. a tier. */
+  policy: string
+  limits: Record<string, LimitDefinition>
+  /** Prefix of every store key (default "sluice:"). */
+  prefix?: string
+  /** Units accepted in costs besides the limits' own and the well-known ones. */
+  units?: Unit[]
+  /** Report limits whose usage a call moves across this fraction (e.g. 0.8), once per window. */
+  alertAt?: number
+  /** Block subjects that keep getting denied. */
+  block?: BlockOptions | boolean
+  /** Hash every subject in keys (for secrets); otherwise only subjects that are long or unusual. */
+  hashSubjects?: boolean
+}
+
+export interface LimitStatus {
+  name: string
+  unit: Unit
+  kind: LimitDefinition['kind']
+  limit: number
+  remaining: number
+  /** Milliseconds until the limit is full again. */
+  resetMs: number
+  windowSeconds: number
+  allowed: boolean
+}
+
+export interface Decision {
+  allowed: boolean
+  /** 0 when allowed; whole milliseconds until a retry can pass; Infinity when it never can. */
+  retryAfterMs: number
+  /** The limit that denied (the one with the longest wait), or "block". */
+  deniedBy: string | undefined
+  /** Denied because the subject is blocked for repeated denials. */
+  blocked: boolean
+  limits: LimitStatus[]
+  /** Limits this call moved across `alertAt`, reported once per subject, limit and window. */
+  alerts: LimitStatus[]
+  policy: string
+  subject: string
+  /** The store's clock when it decided (ms since the epoch). */
+  now: number
+}
+
+const NAME = /^[A-Za-z0-9_-]{1,64}$/
+const POLICY = /^[A-Za-z0-9_.-]{1,64}$/
+const PLAIN_SUBJECT = /^[A-Za-z0-9_.:@/+=-]{1,100}$/
+const OP_TAG = randomBytes(6).toString('base64url')
+let opCounter = 0
+
+function nextOpId(): string {
+  opCounter = (opCounter + 1) % Number.MAX_SAFE_INTEGER
+  return `${OP_TAG}.${opCounter.toString(36)}`
+}
+
+/** Rebuilds a limit through its factory so that hand-made objects get the same checks. */
+function normalizeLimit(name: string, def: unknown): LimitDefinition {
+  if (typeof def !== 'object' || def === null) {
+    throw new SluiceInputError(
+      `limits.${name} must be made with tokenBucket(), slidingWindow(), …, got ${describe(def)}`,
+    )
+  }
+  const kind = (def as { kind?: unknown }).kind
+  const d = def as never
+  try {
+    switch (kind) {
+      case 'tokenBucket':
+        return tokenBucket(d)
+      case 'fixedWindow':
+        return fixedWindow(d)
+      case 'slidingWindow':
+        return slidingWindow(d)
+      case 'slidingLog':
+        return slidingLog(d)
+      case 'concurrency':
+        return concurrency(d)
+    }
+  } catch (error) {
+    if (error instanceof SluiceInputError) throw new SluiceInputError(`limits.${name}: ${error.message}`)
+    throw error
+  }
+  throw new SluiceInputError(`limits.${name} has unknown kind ${describe(kind)}`)
+}
+
+function blockParams(option: BlockOptions | boolean | undefined): BlockParams | undefined {
+  if (option === undefined || option === false) return undefined
+  const o: BlockOptions = option === true ? {} : option
+  if (typeof o !== 'object' || o === null)
+    throw new SluiceInputError(`block must be an object, got ${describe(o)}`)
+  const durationsMs = o.durationsMs ?? [60_000, 300_000, 900_000, 3_600_000]
+  if (!Array.isArray(durationsMs) || durationsMs.length === 0) {
+    throw new SluiceInputError(`block.durationsMs must be a non-empty array, got ${describe(durationsMs)}`)
+  }
+  return {
+    after: o.after === undefined ? 10 : requirePositiveInteger(o.after, 'block.after'),
+    withinMs: o.withinMs === undefined ? 60_000 : requirePositiveInteger(o.withinMs, 'block.withinMs'),
+    durationsMs: durationsMs.map((d, i) => requirePositiveInteger(d, `block.durationsMs[${i}]`)),
+    forgetMs: o.forgetMs === undefined ? 86_400_000 : requirePositiveInteger(o.forgetMs, 'block.forgetMs'),
+  }
+}
+
+function roundRemaining(unit: Unit, x: number): number {
+  if (!(x > 0)) return 0
+  return unit === 'usd' ? Math.floor(x * 1e6 + 1e-6) / 1e6 : Math.floor(x + 1e-9)
+}
+
+/**
+ * A policy: a named set of limits over units, checked and charged together, all or nothing.
+ */
+export class Limiter {
+  readonly store: Store
+  readonly policy: string
+  readonly prefix: string
+  readonly names: readonly string[]
+  readonly definitions: readonly LimitDefinition[]
+  readonly alertAt: number | undefined
+  readonly block: BlockParams | undefined
+  private readonly units: ReadonlySet<string>
+  private readonly hashSubjects: boolean
+
+  constructor(options: LimiterOptions) {
+    if (typeof options !== 'object' || options === null) {
+      throw new SluiceInputError(`Limiter needs an options object, got ${describe(options)}`)
+    }
+    const store = options.store as Partial<Store> | undefined
+    if (typeof store?.execute !== 'function') {
+      throw new SluiceInputError(
+        `Limiter store must be a MemoryStore, RedisStore or other Store, got ${describe(store)}`,
+      )
+    }
+    if (typeof options.policy !== 'string' || !POLICY.test(options.policy)) {
+      throw new SluiceInputError(
+        `Limiter policy must be 1-64 letters, digits, "_", "-" or ".", got ${describe(options.policy)}`,
+      )
+    }
+    if (
+      typeof options.limits !== 'object' ||
+      options.limits === null ||
+      Object.keys(options.limits).length === 0
+    ) {
+      throw new SluiceInputError(
+        `Limiter limits must name at least one limit, got ${describe(options.limits)}`,
+      )
+    }
+    const prefix = options.prefix ?? 'sluice:'
+    if (typeof prefix !== 'string' || /[{}]/.test(prefix)) {
+      throw new SluiceInputError(`Limiter prefix must be a string without braces, got ${describe(prefix)}`)
+    }
+    const names: string[] = []
+    const definitions: LimitDefinition[] = []
+    for (const [name, def] of Object.entries(options.limits)) {
+      if (!NAME.test(name))
+        throw new SluiceInputError(
+          `limit name must be 1-64 letters, digits, "_" or "-", got ${describe(name)}`,
+        )
+      names.push(name)
+      definitions.push(normalizeLimit(name, def))
+    }
+    if (options.alertAt !== undefined) {
+      const a = options.alertAt
+      if (typeof a !== 'number' || !(a > 0 && a <= 1)) {
+        throw new SluiceInputError(`alertAt must be a fraction in (0, 1], got ${describe(a)}`)
+      }
+    }
+    const units = new Set<string>([...WELL_KNOWN_UNITS, ...definitions.map((d) => d.unit)])
+    for (const u of options.units ?? []) {
+      if (typeof u !== 'string' || u === '')
+        throw new SluiceInputError(`units must be words, got ${describe(u)}`)
+      units.add(u)
+    }
+    this.store = options.store
+    this.policy = options.policy
+    this.prefix = prefix
+    this.names = names
+    this.definitions = definitions
+    this.alertAt = options.alertAt
+    this.block = blockParams(options.block)
+    this.units = units
+    this.hashSubjects = options.hashSubjects === true
+  }
+
+  /** Checks every limit and charges them all, or nothing when any would be exceeded. */
+  consume(subject: string, costs?: Costs): Promise<Decision> {
+    return this.decide('consume', subject, costs)
+  }
+
+  /** What consume would decide, charging nothing. */
+  peek(subject: string, costs?: Costs): Promise<Decision> {
+    return this.decide('peek', subject, costs)
+  }
+
+  /**
+   * Charges an estimate now and takes a concurrency lease; settle() with the actual costs later,
+   * or cancel(). A denied reservation holds nothing and its settle/cancel do nothing.
+   */
+  async reserve(subject: string, estimate?: Costs): Promise<Reservation> {
+    const id = nextOpId()
+    const costs = this.costsFor(estimate)
+    const decision = await this.run('reserve', subject, costs, id)
+    return new Reservation(this, subject, id, costs, decision)
+  }
+
+  /** Forgets everything about a subject: limits, alerts, strikes and blocks. */
+  reset(subject: string): Promise<Decision> {
+    return this.decide('reset', subject, undefined)
+  }
+
+  /** Lifts a block and forgets the subject's strikes. */
+  unblock(subject: string): Promise<Decision> {
+    return this.decide('unblock', subject, undefined)
+  }
+
+  /** The store keys of a subject: one per limit, in the order of `names`. */
+  keysFor(subject: string): { limits: string[]; alerts: string[]; block: string; strikes: string } {
+    const base = this.baseKey(subject)
+    return {
+      limits: this.names.map((n) => `${base}:${n}`),
+      alerts: this.names.map((n) => `${base}:${n}:alerted`),
+      block: `${base}!block`,
+      strikes: `${base}!strikes`,
+    }
+  }
+
+  /** @internal Used by Reservation. */
+  adjust(
+    subject: string,
+    id: string,
+    deltas: number[],
+    charged: number[],
+    chargedAt: number,
+    release: boolean,
+  ): Promise<Decision> {
+    const keys = this.keysFor(subject)
+    const op: StoreOp = {
+      mode: 'adjust',
+      id,
+      keys: keys.limits,
+      limits: this.definitions,
+      costs: deltas,
+      charged,
+      chargedAt,
+      release,
+    }
+    return this.store.execute(op).then((r) => this.toDecision(subject, r, deltas, false))
+  }
+
+  /** @internal Per-limit costs from a Costs object, validated. */
+  costsFor(costs: Costs | undefined): number[] {
+    if (costs !== undefined && (typeof costs !== 'object' || costs === null)) {
+      throw new SluiceInputError(`costs must be an object such as { tokens: 100 }, got ${describe(costs)}`)
+    }
+    if (costs !== undefined) {
+      for (const unit in costs) {
+        if (!this.units.has(unit)) {
+          throw new SluiceInputError(
+            `unknown unit ${describe(unit)} in costs for policy "${this.policy}" (known: ${[...this.units].join(', ')})`,
+          )
+        }
+        const value = requireCost(costs[unit], `costs.${unit}`)
+        if (unit === 'concurrent' && value !== 0 && value !== 1) {
+          throw new SluiceInputError(`costs.concurrent must be 0 or 1, got ${describe(value)}`)
+        }
+      }
+    }
+    return this.definitions.map((d) => {
+      const given = costs?.[d.unit]
+      if (given !== undefined) return given
+      return d.unit === 'requests' || d.unit === 'concurrent' ? 1 : 0
+    })
+  }
+
+  private decide(mode: OpMode, subject: string, costs: Costs | undefined): Promise<Decision> {
+    try {
+      return this.run(mode, subject, this.costsFor(costs), nextOpId())
+    } catch (error) {
+      return Promise.reject(error)
+    }
+  }
+
+  private run(mode: OpMode, subject: string, costs: number[], id: string): Promise<Decision> {
+    const keys = this.keysFor(subject)
+    const charging = mode === 'consume' || mode === 'reserve'
+    const op: StoreOp = { mode, id, keys: keys.limits, limits: this.definitions, costs }
+    if (charging && this.alertAt !== undefined) op.alert = { threshold: this.alertAt, keys: keys.alerts }
+    if (mode === 'reset') op.alert = { threshold: 0, keys: keys.alerts }
+    if (this.block) op.block = { params: this.block, key: keys.block, strikesKey: keys.strikes }
+    return this.store.execute(op).then((r) => this.toDecision(subject, r, costs, charging))
+  }
+
+  private baseKey(subject: string): string {
+    if (typeof subject !== 'string' || subject === '') {
+      throw new SluiceInputError(`subject must be a non-empty string, got ${describe(subject)}`)
+    }
+    const id =
+      this.hashSubjects || !PLAIN_SUBJECT.test(subject)
+        ? `h-${createHash('sha256').update(subject).digest('base64url').slice(0, 27)}`
+        : subject
+    return `${this.prefix}{${this.policy}:${id}}`
+  }
+
+  private toDecision(subject: string, r: StoreResult, costs: number[], charging: boolean): Decision {
+    const limits: LimitStatus[] = []
+    const alerts: LimitStatus[] = []
+    let retry = 0
+    let deniedBy: string | undefined
+    for (let i = 0; i < this.definitions.length; i++) {
+      const d = this.definitions[i]!
+      const l = r.limits[i]!
+      const status: LimitStatus = {
+        name: this.names[i]!,
+        unit: d.unit,
+        kind: d.kind,
+        limit: capacityOf(d),
+        remaining: roundRemaining(d.unit, l.remaining),
+        resetMs: Math.ceil(l.resetMs),
+        windowSeconds: windowSecondsOf(d),
+        allowed: l.allowed,
+      }
+      limits.push(status)
+      if (l.alerted && charging && costs[i]! > 0) alerts.push(status)
+      if (!l.allowed && l.retryAfterMs >= retry) {
+        retry = l.retryAfterMs
+        deniedBy = status.name
+      }
+    }
+    const blocked = r.blockedMs > 0
+    if (blocked) {
+      retry = Math.max(retry, r.blockedMs)
+      deniedBy = 'block'
+    }
+    return {
+      allowed: r.allowed,
+      retryAfterMs: r.allowed ? 0 : Math.max(1, Math.ceil(retry)),
+      deniedBy: r.allowed ? undefined : deniedBy,
+      blocked,
+      limits,
+      alerts,
+      policy: this.policy,
+      subject,
+      now: r.now,
+    }
+  }
+}
+
+/** A charge made on an estimate, to be settled with the actual costs or cancelled. */
+export class Reservation {
+  private final: Promise<Decision> | undefined
+
+  constructor(
+    private readonly limiter: Limiter,
+    readonly subject: string,
+    readonly id: string,
+    /** What the reservation charged, per limit of the policy. */
+    readonly charged: readonly number[],
+    readonly decision: Decision,
+  ) {}
+
+  get allowed(): boolean {
+    return this.decision.allowed
+  }
+  get retryAfterMs(): number {
+    return this.decision.retryAfterMs
+  }
+  get deniedBy(): string | undefined {
+    return this.decision.deniedBy
+  }
+  get limits(): LimitStatus[] {
+    return this.decision.limits
+  }
+  /** True once settle() or cancel() was called. */
+  get finished(): boolean {
+    return this.final !== undefined
+  }
+
+  /**
+   * Charges the difference between `actual` and the estimate (units not named keep the estimate):
+   * more drives limits into debt, less is refunded. Releases the lease. Only the first settle or
+   * cancel acts; later calls return its result.
+   */
+  settle(actual?: Costs): Promise<Decision> {
+    if (this.final) return this.final
+    if (!this.decision.allowed) {
+      this.final = Promise.resolve(this.decision)
+      return this.final
+    }
+    let actualCosts: number[]
+    try {
+      actualCosts = actual === undefined ? [...this.charged] : this.actualCosts(actual)
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    const deltas = actualCosts.map((c, i) =>
+      this.limiter.definitions[i]!.kind === 'concurrency' ? 0 : c - this.charged[i]!,
+    )
+    this.final = this.limiter.adjust(
+      this.subject,
+      this.id,
+      deltas,
+      [...this.charged],
+      this.decision.now,
+      true,
+    )
+    return this.final
+  }
+
+  /** Refunds the whole reservation and releases the lease. */
+  cancel(): Promise<Decision> {
+    if (this.final) return this.final
+    if (!this.decision.allowed) {
+      this.final = Promise.resolve(this.decision)
+      return this.final
+    }
+    const deltas = this.charged.map((c, i) => (this.limiter.definitions[i]!.kind === 'concurrency' ? 0 : -c))
+    this.final = this.limiter.adjust(
+      this.subject,
+      this.id,
+      deltas,
+      [...this.charged],
+      this.decision.now,
+      true,
+    )
+    return this.final
+  }
+
+  private actualCosts(actual: Costs): number[] {
+    const given = this.limiter.costsFor(actual)
+    return this.limiter.definitions.map((d, i) =>
+      actual[d.unit] !== undefined ? given[i]! : this.charged[i]!,
+    )
+  }
+}

@@ -1,0 +1,58 @@
+import type { BlockParams } from '../core/block.js'
+import type { LimitDefinition } from '../core/limits.js'
+
+/**
+ * consume: check every limit and charge all or nothing.
+ * reserve: the same, and take a concurrency lease named by the op id.
+ * adjust:  charge (positive) or refund (negative) each limit unconditionally; may release the lease.
+ * peek:    what consume would say, changing nothing.
+ * reset:   forget the subject entirely. unblock: lift its block and strikes.
+ */
+export type OpMode = 'consume' | 'reserve' | 'adjust' | 'peek' | 'reset' | 'unblock'
+
+export interface StoreOp {
+  mode: OpMode
+  /** Unique per op: the lease id and the log entry id of what this op charges. */
+  id: string
+  /** One key per limit; all keys of one op share a hash tag. */
+  keys: readonly string[]
+  limits: readonly LimitDefinition[]
+  /** Per limit: the cost to check (consume, reserve, peek) or the signed change (adjust). */
+  costs: readonly number[]
+  /** adjust: what the reservation charged per limit, and the store time it charged at. */
+  charged?: readonly number[]
+  chargedAt?: number
+  /** adjust: release the concurrency lease `id`. */
+  release?: boolean
+  /** Report a limit whose usage this charge moves across `threshold` (0..1), once per window. */
+  alert?: { threshold: number; keys: readonly string[] }
+  /** Count denials and block repeat offenders. */
+  block?: { params: BlockParams; key: string; strikesKey: string }
+}
+
+export interface LimitResult {
+  allowed: boolean
+  remaining: number
+  resetMs: number
+  retryAfterMs: number
+  /** This charge crossed the alert threshold and no alert was sent for this window yet. */
+  alerted: boolean
+}
+
+export interface StoreResult {
+  /** The store's clock at the time of the op (ms since the epoch). */
+  now: number
+  allowed: boolean
+  /** > 0 when the subject is blocked: milliseconds until the block ends. */
+  blockedMs: number
+  /** This denial started a block. */
+  blockedNow: boolean
+  limits: LimitResult[]
+}
+
+export interface Store {
+  execute(op: StoreOp): Promise<StoreResult>
+  /** Resolves when the store answers; rejects otherwise. */
+  ping(): Promise<void>
+  close(): Promise<void>
+}

@@ -1,0 +1,109 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { Redis } from 'ioredis'
+import { freePort } from './free-port.js'
+
+export interface RedisServer {
+  url: string
+  port: number
+  /** Started by this helper (false when REDIS_URL pointed at an existing server). */
+  owned: boolean
+  stop(): Promise<void>
+  /** Kills the server (SIGKILL) and starts it again on the same port, empty. */
+  restart(): Promise<void>
+  kill(): Promise<void>
+  start(): Promise<void>
+}
+
+const started = new Set<ChildProcess>()
+process.once('exit', () => {
+  for (const child of started) child.kill('SIGKILL')
+})
+
+async function waitForPing(url: string, child: ChildProcess): Promise<void> {
+  const deadline = Date.now() + 10_000
+  let lastError: unknown
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`redis-server exited with code ${child.exitCode}`)
+    const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false })
+    client.on('error', () => {}) // connection refused while the server starts: expected, retried below
+    try {
+      await client.connect()
+      await client.ping()
+      return
+    } catch (error) {
+      lastError = error
+      await new Promise((r) => setTimeout(r, 25))
+    } finally {
+      client.disconnect()
+    }
+  }
+  throw new Error(`redis-server did not answer: ${String(lastError)}`)
+}
+
+function spawnRedis(port: number, extraArgs: string[]): ChildProcess {
+  const child = spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...extraArgs],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  )
+  child.stdout?.resume()
+  child.stderr?.resume()
+  started.add(child)
+  child.once('exit', () => started.delete(child))
+  return child
+}
+
+/**
+ * A real redis-server on a free port, or the one named by REDIS_URL when that is set (then stop,
+ * kill and restart are not available and tests that need them are skipped by their callers).
+ */
+export async function startRedis(extraArgs: string[] = []): Promise<RedisServer> {
+  const external = process.env.REDIS_URL
+  if (external) {
+    const refuse = () => Promise.reject(new Error('cannot control the REDIS_URL server'))
+    return {
+      url: external,
+      port: Number(new URL(external).port || 6379),
+      owned: false,
+      stop: () => Promise.resolve(),
+      restart: refuse,
+      kill: refuse,
+      start: refuse,
+    }
+  }
+  for (let attempt = 0; ; attempt++) {
+    const port = await freePort()
+    const url = `redis://127.0.0.1:${port}`
+    let child = spawnRedis(port, extraArgs)
+    try {
+      await waitForPing(url, child)
+    } catch (error) {
+      child.kill('SIGKILL')
+      if (attempt < 3) continue
+      throw error
+    }
+    const kill = async () => {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGKILL')
+        await once(child, 'exit')
+      }
+    }
+    const start = async () => {
+      child = spawnRedis(port, extraArgs)
+      await waitForPing(url, child)
+    }
+    return {
+      url,
+      port,
+      owned: true,
+      stop: kill,
+      kill,
+      start,
+      restart: async () => {
+        await kill()
+        await start()
+      },
+    }
+  }
+}
