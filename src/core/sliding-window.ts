@@ -1,5 +1,5 @@
 import type { WindowParams } from './fixed-window.js'
-import { fits, type Step } from './step.js'
+import { EPSILON_MS, fits, type Step } from './step.js'
 
 /**
  * Sliding window, two-window weighted counter: the previous window's count weighted by how much
@@ -45,7 +45,8 @@ function waitFor(s: SlidingWindowState, now: number, cost: number, p: WindowPara
   if (fits(s.curr, cost, p.limit)) {
     // The previous window's weight must fall to (limit - curr - cost) within this window.
     const at = end - (p.windowMs * (p.limit - s.curr - cost)) / s.prev
-    return at > now ? at - now : 0
+    // Never 0 for a denial: rounding can put `at` a hair before now.
+    return Math.max(at - now, EPSILON_MS)
   }
   // Only after this window closes: curr becomes the previous count and decays.
   const at = end + p.windowMs - (p.windowMs * (p.limit - cost)) / s.curr

@@ -154,8 +154,7 @@ function sliding.check(s, cost, l)
     local finish = s.start + l.b
     if fits(s.curr, cost, l.a) then
       local at = finish - l.b * (l.a - s.curr - cost) / s.prev
-      retry = 0
-      if at > now then retry = at - now end
+      retry = math.max(at - now, EPSILON_MS)
     else
       retry = finish + l.b - l.b * (l.a - cost) / s.curr - now
     end

@@ -1,0 +1,30 @@
+import { type ChildProcess, fork } from 'node:child_process'
+import { once } from 'node:events'
+import { fileURLToPath } from 'node:url'
+import type { WorkerJob, WorkerReport } from '../fixtures/worker-protocol.js'
+
+const WORKER = fileURLToPath(new URL('../fixtures/consume-worker.ts', import.meta.url))
+
+/** Starts one worker process per job, releases them together, and collects their reports. */
+export async function runWorkers(jobs: WorkerJob[]): Promise<WorkerReport[]> {
+  const children: ChildProcess[] = jobs.map((job) =>
+    fork(WORKER, [JSON.stringify(job)], {
+      execArgv: ['--import', 'tsx'],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    }),
+  )
+  try {
+    await Promise.all(children.map((c) => once(c, 'message')))
+    const reports = children.map(
+      (c) =>
+        new Promise<WorkerReport>((resolve, reject) => {
+          c.once('message', (m) => resolve(m as WorkerReport))
+          c.once('exit', (code) => reject(new Error(`worker exited with ${code} before reporting`)))
+        }),
+    )
+    for (const c of children) c.send('go')
+    return await Promise.all(reports)
+  } finally {
+    for (const c of children) if (c.exitCode === null) c.kill()
+  }
+}
