@@ -78,6 +78,19 @@ const NAME = /^[A-Za-z0-9_-]{1,64}$/
 const POLICY = /^[A-Za-z0-9_.-]{1,64}$/
 const PLAIN_SUBJECT = /^[A-Za-z0-9_.:@/+=-]{1,100}$/
 const OP_TAG = randomBytes(6).toString('base64url')
+const KEY_CACHE_SIZE = 10_000
+
+export interface SubjectKeys {
+  limits: string[]
+  alerts: string[]
+  block: string
+  strikes: string
+}
+
+/** A store that can decide synchronously (MemoryStore): one promise per call instead of two. */
+interface SyncStore extends Store {
+  executeSync(op: StoreOp): StoreResult
+}
 let opCounter = 0
 
 function nextOpId(): string {
@@ -149,6 +162,10 @@ export class Limiter {
   readonly block: BlockParams | undefined
   private readonly units: ReadonlySet<string>
   private readonly hashSubjects: boolean
+  private readonly keyCache = new Map<string, SubjectKeys>()
+  private readonly syncStore: SyncStore | undefined
+  /** Only log and concurrency limits need an op id on consume (log entry / lease names). */
+  private readonly needsOpId: boolean
 
   constructor(options: LimiterOptions) {
     if (typeof options !== 'object' || options === null) {
@@ -209,6 +226,9 @@ export class Limiter {
     this.block = blockParams(options.block)
     this.units = units
     this.hashSubjects = options.hashSubjects === true
+    const sync = options.store as Partial<SyncStore>
+    this.syncStore = typeof sync.executeSync === 'function' ? (sync as SyncStore) : undefined
+    this.needsOpId = definitions.some((d) => d.kind === 'slidingLog' || d.kind === 'concurrency')
   }
 
   /** Checks every limit and charges them all, or nothing when any would be exceeded. */
@@ -243,14 +263,21 @@ export class Limiter {
   }
 
   /** The store keys of a subject: one per limit, in the order of `names`. */
-  keysFor(subject: string): { limits: string[]; alerts: string[]; block: string; strikes: string } {
-    const base = this.baseKey(subject)
-    return {
-      limits: this.names.map((n) => `${base}:${n}`),
-      alerts: this.names.map((n) => `${base}:${n}:alerted`),
-      block: `${base}!block`,
-      strikes: `${base}!strikes`,
+  keysFor(subject: string): SubjectKeys {
+    let keys = this.keyCache.get(subject)
+    if (keys === undefined) {
+      const base = this.baseKey(subject)
+      keys = {
+        limits: this.names.map((n) => `${base}:${n}`),
+        alerts: this.names.map((n) => `${base}:${n}:alerted`),
+        block: `${base}!block`,
+        strikes: `${base}!strikes`,
+      }
+      // Reusing the same strings saves building and hashing them again on every call.
+      if (this.keyCache.size >= KEY_CACHE_SIZE) this.keyCache.clear()
+      this.keyCache.set(subject, keys)
     }
+    return keys
   }
 
   /** @internal Used by Reservation. */
@@ -273,7 +300,7 @@ export class Limiter {
       chargedAt,
       release,
     }
-    return this.store.execute(op).then((r) => this.toDecision(subject, r, deltas, false))
+    return this.execute(op, subject, deltas, false)
   }
 
   /** @internal Per-limit costs from a Costs object, validated. */
@@ -303,7 +330,7 @@ export class Limiter {
 
   private decide(mode: OpMode, subject: string, costs: Costs | undefined): Promise<Decision> {
     try {
-      return this.run(mode, subject, this.costsFor(costs), nextOpId())
+      return this.run(mode, subject, this.costsFor(costs), this.needsOpId ? nextOpId() : '-')
     } catch (error) {
       return Promise.reject(error)
     }
@@ -316,6 +343,17 @@ export class Limiter {
     if (charging && this.alertAt !== undefined) op.alert = { threshold: this.alertAt, keys: keys.alerts }
     if (mode === 'reset') op.alert = { threshold: 0, keys: keys.alerts }
     if (this.block) op.block = { params: this.block, key: keys.block, strikesKey: keys.strikes }
+    return this.execute(op, subject, costs, charging)
+  }
+
+  private execute(op: StoreOp, subject: string, costs: number[], charging: boolean): Promise<Decision> {
+    if (this.syncStore !== undefined) {
+      try {
+        return Promise.resolve(this.toDecision(subject, this.syncStore.executeSync(op), costs, charging))
+      } catch (error) {
+        return Promise.reject(error)
+      }
+    }
     return this.store.execute(op).then((r) => this.toDecision(subject, r, costs, charging))
   }
 

@@ -53,7 +53,8 @@ interface Entry {
 const SWEEP_BATCH = 10_000
 const EVICTION_SAMPLE = 16
 
-const monotonicNow = () => performance.timeOrigin + performance.now()
+const TIME_ORIGIN = performance.timeOrigin
+const monotonicNow = () => TIME_ORIGIN + performance.now()
 
 /** The embedded store: state in a Map in this process, each op applied synchronously. */
 export class MemoryStore implements Store {
@@ -117,11 +118,15 @@ export class MemoryStore implements Store {
       return this.executeSync({ ...op, mode: 'peek', costs: op.costs.map(() => 0) })
     }
 
-    const steps: Step<unknown>[] = []
+    const n = op.limits.length
+    const steps: Step<unknown>[] = new Array(n)
+    const found: (Entry | undefined)[] = new Array(n)
     let allowed = true
-    for (let i = 0; i < op.limits.length; i++) {
-      const s = this.step(op, i, now)
-      steps.push(s)
+    for (let i = 0; i < n; i++) {
+      const entry = this.live(op.keys[i]!, now)
+      found[i] = entry
+      const s = this.step(op, i, entry?.value, now)
+      steps[i] = s
       if (!s.allowed) allowed = false
     }
     if (mode === 'adjust') allowed = true
@@ -133,7 +138,16 @@ export class MemoryStore implements Store {
 
     let blockedNow = false
     if (allowed && mode !== 'peek') {
-      for (let i = 0; i < steps.length; i++) this.write(op.keys[i]!, steps[i]!.state, steps[i]!.resetMs, now)
+      for (let i = 0; i < n; i++) {
+        const s = steps[i]!
+        const entry = found[i]
+        if (entry !== undefined && s.resetMs > 0) {
+          entry.value = s.state
+          entry.expiresAt = now + s.resetMs
+        } else {
+          this.write(op.keys[i]!, s.state, s.resetMs, now)
+        }
+      }
     } else if (!allowed && blockedMs === 0 && op.block && (mode === 'consume' || mode === 'reserve')) {
       const neverFits = steps.some((s) => s.retryAfterMs === Number.POSITIVE_INFINITY)
       if (!neverFits) blockedNow = this.recordStrike(op.block, block, now)
@@ -154,11 +168,9 @@ export class MemoryStore implements Store {
     return { now, allowed, blockedMs, blockedNow, limits }
   }
 
-  private step(op: StoreOp, i: number, now: number): Step<unknown> {
+  private step(op: StoreOp, i: number, state: unknown, now: number): Step<unknown> {
     const limit = op.limits[i]!
-    const key = op.keys[i]!
     const cost = op.costs[i]!
-    const state = this.read(key, now)
     if (op.mode === 'adjust') return adjustStep(limit, state, now, cost, op)
     switch (limit.kind) {
       case 'tokenBucket':
@@ -212,13 +224,18 @@ export class MemoryStore implements Store {
   }
 
   private read(key: string, now: number): unknown {
+    return this.live(key, now)?.value
+  }
+
+  /** The entry of a key unless it has expired (then it is deleted). */
+  private live(key: string, now: number): Entry | undefined {
     const entry = this.entries.get(key)
     if (entry === undefined) return undefined
     if (entry.expiresAt <= now) {
       this.entries.delete(key)
       return undefined
     }
-    return entry.value
+    return entry
   }
 
   /** Stores a state until it is full again; a state that is full already is the same as no key. */
