@@ -1,4 +1,6 @@
+import { describe, SluiceInputError } from '../core/errors.js'
 import { type LimitDefinition, slidingWindow, tokenBucket } from '../core/limits.js'
+import type { BlockOptions } from '../limiter.js'
 
 /** Who a tier counts: each IP (or IPv6 /64), each authenticated user, or each API key. */
 export type TierScope = 'ip' | 'user' | 'key'
@@ -7,6 +9,10 @@ export type TierScope = 'ip' | 'user' | 'key'
 export interface Tier {
   scope: TierScope
   limits: Record<string, LimitDefinition>
+  /** Decide and count as usual but let every request through (overrides the global `shadow`). */
+  shadow?: boolean
+  /** Block repeat offenders of this tier (overrides the global `block`; false turns it off). */
+  block?: BlockOptions | boolean
 }
 
 const HOUR_MS = 3_600_000
@@ -35,4 +41,42 @@ export function defaultTiers(): Record<string, Tier> {
       limits: { ...hourly(10_000, 5_000_000), burst: tokenBucket({ capacity: 1_000, refillPerSecond: 100 }) },
     },
   }
+}
+
+/** Tier names: used in store keys and logs. Names starting with "_" are kept for sluice's own limits. */
+const TIER_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/
+const SCOPES: readonly TierScope[] = ['ip', 'user', 'key']
+
+/**
+ * Checks the shape of a tier map (names, scopes, flags); the limits themselves are checked when
+ * the Limiter for the tier is made. Errors name the bad path, e.g. `tiers.gold.scope`.
+ */
+export function validateTiers(tiers: unknown, what = 'tiers'): Record<string, Tier> {
+  if (typeof tiers !== 'object' || tiers === null || Array.isArray(tiers)) {
+    throw new SluiceInputError(`${what} must map tier names to { scope, limits }, got ${describe(tiers)}`)
+  }
+  const entries = Object.entries(tiers as Record<string, unknown>)
+  if (entries.length === 0) throw new SluiceInputError(`${what} must name at least one tier`)
+  for (const [name, tier] of entries) {
+    const path = `${what}.${name}`
+    if (!TIER_NAME.test(name)) {
+      throw new SluiceInputError(
+        `tier name ${describe(name)} must be 1-64 letters, digits, "_", "-" or "." and not start with "_", "-" or "."`,
+      )
+    }
+    if (typeof tier !== 'object' || tier === null) {
+      throw new SluiceInputError(`${path} must be { scope, limits }, got ${describe(tier)}`)
+    }
+    const t = tier as Partial<Tier>
+    if (!SCOPES.includes(t.scope as TierScope)) {
+      throw new SluiceInputError(`${path}.scope must be "ip", "user" or "key", got ${describe(t.scope)}`)
+    }
+    if (typeof t.limits !== 'object' || t.limits === null || Object.keys(t.limits).length === 0) {
+      throw new SluiceInputError(`${path}.limits must name at least one limit, got ${describe(t.limits)}`)
+    }
+    if (t.shadow !== undefined && typeof t.shadow !== 'boolean') {
+      throw new SluiceInputError(`${path}.shadow must be true or false, got ${describe(t.shadow)}`)
+    }
+  }
+  return tiers as Record<string, Tier>
 }
