@@ -1,0 +1,31 @@
+import type { Measure, ThroughputRow } from './types.js'
+
+/** A main-table row: the first measure is sluice (undefined when it cannot run yet), the rest are peers. */
+export function throughputRow(
+  id: string,
+  workload: string,
+  measures: (Measure | undefined)[],
+  options: { unit?: string; note?: string; baseline?: Measure } = {},
+): ThroughputRow {
+  const [sluice, ...rest] = measures
+  const peers = rest.filter((m): m is Measure => m !== undefined)
+  const best = peers.reduce<Measure | undefined>(
+    (b, m) => (b && b.opsPerSec >= m.opsPerSec ? b : m),
+    undefined,
+  )
+  const row: ThroughputRow = { id, workload, unit: options.unit ?? 'decisions/s', sluice, peers }
+  const against = best ?? options.baseline
+  if (sluice && against) row.ratio = sluice.opsPerSec / against.opsPerSec
+  if (options.note) row.note = options.note
+  if (options.baseline) row.baseline = options.baseline
+  return row
+}
+
+/** Notes a share of allowed decisions that is not what the row expects (a sign of a bad setup). */
+export function allowedNote(measures: Measure[], expected: 'all' | 'none'): string | undefined {
+  const off = measures.filter((m) =>
+    expected === 'all' ? (m.allowedShare ?? 1) < 1 : (m.allowedShare ?? 0) > 0,
+  )
+  if (off.length === 0) return undefined
+  return `unexpected: ${off.map((m) => `${m.name} allowed ${((m.allowedShare ?? 0) * 100).toFixed(2)} %`).join(', ')}`
+}

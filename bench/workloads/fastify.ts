@@ -1,0 +1,108 @@
+import { loadFastifyPlugin } from '../adapters.js'
+import { load } from '../harness/autocannon.js'
+import { Worker } from '../harness/child.js'
+import { median } from '../harness/latency.js'
+import { formatRate, progress } from '../harness/progress.js'
+import { throughputRow } from '../harness/rows.js'
+import type { BenchContext, Measure, Section, ThroughputRow, Workload } from '../harness/types.js'
+import type { FastifyVariant } from '../workers/fastify-server.js'
+
+const WORKER = new URL('../workers/fastify-server.ts', import.meta.url)
+const NAMES: Record<FastifyVariant, string> = {
+  bare: 'bare Fastify',
+  'sluice-memory': 'sluice plugin, MemoryStore',
+  'sluice-redis': 'sluice plugin, RedisStore',
+  'peer-memory': '@fastify/rate-limit, memory',
+  'peer-redis': '@fastify/rate-limit, Redis',
+}
+
+interface Acc {
+  rates: number[]
+  p50: number[]
+  p99: number[]
+  bad: number
+}
+
+async function run(ctx: BenchContext): Promise<Section> {
+  const { options } = ctx
+  const redis = await ctx.redis()
+  const plugin = await loadFastifyPlugin()
+  const variants: FastifyVariant[] = ['bare', 'peer-memory', 'peer-redis']
+  if (plugin.ok) variants.splice(1, 0, 'sluice-memory', 'sluice-redis')
+  const acc = new Map<FastifyVariant, Acc>(variants.map((v) => [v, { rates: [], p50: [], p99: [], bad: 0 }]))
+
+  for (let round = 0; round < options.rounds; round++) {
+    const order = round % 2 === 0 ? variants : [...variants].reverse()
+    for (const variant of order) {
+      const label = `fastify · ${NAMES[variant]} · round ${round + 1}/${options.rounds}`
+      await redis.flush()
+      const worker = await Worker.start(WORKER, { variant, redisUrl: redis.url })
+      try {
+        const url = worker.info.url as string
+        progress(`${label}: warm-up ${options.warmupMs} ms`)
+        await load(url, options.inFlight, options.warmupMs)
+        progress(`${label}: ${options.inFlight} connections for ${options.durationMs} ms (autocannon)`)
+        const r = await load(url, options.inFlight, options.durationMs)
+        const a = acc.get(variant)!
+        a.rates.push(r.requestsPerSec)
+        a.p50.push(r.p50Ms)
+        a.p99.push(r.p99Ms)
+        a.bad += r.bad
+        progress(
+          `${label}: ${formatRate(r.requestsPerSec)} req/s, p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms` +
+            (r.bad ? `, ${r.bad} non-2xx/errors` : ''),
+        )
+      } finally {
+        await worker.stop()
+      }
+    }
+  }
+
+  const measure = (v: FastifyVariant): Measure => {
+    const a = acc.get(v)!
+    return {
+      name: NAMES[v],
+      opsPerSec: median(a.rates),
+      roundsOpsPerSec: a.rates,
+      p50Ms: median(a.p50),
+      p99Ms: median(a.p99),
+      extra: { nonOkResponses: a.bad },
+    }
+  }
+  const bare = measure('bare')
+  const pct = (m: Measure) => `${((m.opsPerSec / bare.opsPerSec) * 100).toFixed(0)} %`
+  const rows: ThroughputRow[] = []
+  for (const store of ['memory', 'redis'] as const) {
+    const peer = measure(`peer-${store}`)
+    const sluice = plugin.ok ? measure(`sluice-${store}`) : undefined
+    const bad = [sluice, peer].filter((m) => m && (m.extra?.nonOkResponses ?? 0) > 0)
+    const parts = [
+      `of bare: sluice ${sluice ? pct(sluice) : 'n/a'}, peer ${pct(peer)} (bare ${formatRate(bare.opsPerSec)} req/s, p50/p99 ${bare.p50Ms}/${bare.p99Ms} ms)`,
+      ...bad.map((m) => `${m!.name}: ${m!.extra!.nonOkResponses} non-2xx/errors`),
+    ]
+    const row = throughputRow(
+      `fastify-${store}`,
+      `Fastify hello world + limiter, ${store === 'memory' ? 'memory' : 'Redis'}`,
+      [sluice, peer],
+      { unit: 'requests/s', note: parts.join('; '), baseline: bare },
+    )
+    rows.push(row)
+  }
+  return {
+    rows,
+    ...(plugin.ok
+      ? {}
+      : {
+          unavailable: [
+            { id: 'fastify', workload: 'Fastify + sluice plugin (memory, Redis)', reason: plugin.reason },
+          ],
+        }),
+  }
+}
+
+export const fastifyOverhead: Workload = {
+  id: 'fastify',
+  title: 'Fastify hello world: bare vs sluice plugin vs @fastify/rate-limit (memory and Redis), autocannon',
+  needsRedis: true,
+  run,
+}

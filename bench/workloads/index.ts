@@ -1,0 +1,26 @@
+import type { Workload } from '../harness/types.js'
+import { blockedKey, blockedKeySerial } from './blocked-key.js'
+import { fastifyOverhead } from './fastify.js'
+import { gatewayOverhead } from './gateway.js'
+import { memoryOneLimit, memoryPolicy } from './memory-decisions.js'
+import { memoryPerKey } from './memory-per-key.js'
+import { redisOneLimit, redisPolicy } from './redis-decisions.js'
+import { redisMemory } from './redis-memory.js'
+import { redisScaling } from './redis-scaling.js'
+import { tokenEstimation } from './token-estimation.js'
+
+/** Every workload, in the order a full run takes them. */
+export const WORKLOADS: Workload[] = [
+  memoryOneLimit,
+  memoryPolicy,
+  redisOneLimit,
+  redisPolicy,
+  blockedKey,
+  blockedKeySerial,
+  fastifyOverhead,
+  gatewayOverhead,
+  tokenEstimation,
+  redisScaling,
+  memoryPerKey,
+  redisMemory,
+]
