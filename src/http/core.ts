@@ -107,6 +107,8 @@ export interface RateLimitState {
   skipped: boolean
   /** The reservation behind the decision: settle it with the real costs once they are known. */
   reservation: Reservation | undefined
+  /** The reservation holds a concurrency slot, released when the response ends (releaseState). */
+  holdsLease: boolean
   /**
    * Charges the real costs instead of the estimate (e.g. `{ tokens: usage.total_tokens }`) and
    * releases a concurrency slot. Idempotent; adapters call it with no costs when the response ends.
@@ -146,7 +148,6 @@ class RequestState implements RateLimitState {
   allowListed = false
   skipped = false
   reservation: Reservation | undefined = undefined
-  /** The reservation holds a concurrency lease that must be released when the response ends. */
   holdsLease = false
 
   constructor(public identity: Identity | undefined) {}
@@ -162,7 +163,7 @@ class RequestState implements RateLimitState {
  * estimate unless the handler settled it already. Adapters call this on response close.
  */
 export function releaseState(state: RateLimitState): Promise<unknown> | undefined {
-  if (!(state instanceof RequestState) || !state.holdsLease) return undefined
+  if (!state.holdsLease) return undefined
   const reservation = state.reservation
   if (reservation === undefined || reservation.finished) return undefined
   return reservation.settle().catch(() => undefined)
@@ -292,12 +293,7 @@ export class Sluice<Req = RequestLike> {
     this.deny = resolveList(o.deny, 'deny')
     this.allow = resolveList(o.allow, 'allow')
     this.cost = o.cost ?? 1
-    if (typeof this.cost !== 'function') {
-      this.staticCosts = this.toCosts(this.cost, 'cost')
-      for (const tier of this.resolved.values()) tier.limiter.costsFor(this.staticCosts)
-    } else {
-      this.staticCosts = undefined
-    }
+    this.staticCosts = typeof this.cost === 'function' ? undefined : this.checkCost(this.cost, 'cost')
     checkFunction(o.skip, 'skip')
     this.skip = o.skip
     if (o.logger !== undefined && o.logger !== false) {
@@ -389,6 +385,23 @@ export class Sluice<Req = RequestLike> {
     }
     const denial = this.denial(decision)
     return { proceed: false, status: 429, headers: denial.headers, body: denial.body, state }
+  }
+
+  /**
+   * Checks a cost (a number of requests or `{ unit: amount }`) against every tier, so that a bad
+   * per-route cost fails when the route is declared. `what` names it in errors.
+   */
+  checkCost(cost: CostOption, what = 'cost'): Costs {
+    const costs = this.toCosts(cost, what)
+    for (const tier of this.resolved.values()) {
+      try {
+        tier.limiter.costsFor(costs)
+      } catch (error) {
+        if (error instanceof SluiceInputError) throw new SluiceInputError(`${what}: ${error.message}`)
+        throw error
+      }
+    }
+    return costs
   }
 
   // ---------------------------------------------------------------- (a) identity

@@ -1,0 +1,121 @@
+/**
+ * sluice as a Fastify plugin (hooks, route-level config):
+ *
+ * ```ts
+ * await app.register(sluice)                 // or app.register(sluice, { store, tiers, keys, … })
+ * app.post('/v1/images', { config: { sluice: { cost: 5 } } }, handler)   // this route costs 5 requests
+ * app.get('/healthz', { config: { sluice: false } }, handler)             // not limited
+ * app.get('/', (request) => ({ level: request.sluice?.level }))
+ * ```
+ *
+ * Identity uses the socket address and sluice's own `trustProxy`, not Fastify's `trustProxy`.
+ */
+import type { FastifyInstance, FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify'
+import { describe, SluiceInputError } from '../core/errors.js'
+import { coreFrom, type SluiceInput } from './adapter.js'
+import { type RateLimitState, releaseState, type Sluice } from './core.js'
+import type { CostOption } from './options.js'
+
+/** Per route, in `config.sluice`: false to leave the route unlimited, or its own cost. */
+export type SluiceRouteConfig = false | { cost?: CostOption }
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** What sluice decided about this request (null on routes it does not limit). */
+    sluice: RateLimitState | null
+  }
+  interface FastifyInstance {
+    /** The shared sluice core: events, identify(), unblock()… */
+    sluice: Sluice<FastifyRequest>
+  }
+  interface FastifyContextConfig {
+    sluice?: SluiceRouteConfig
+  }
+}
+
+/** Options fastify's register() itself understands, passed along with ours. */
+const REGISTER_OPTIONS = ['logLevel', 'logSerializers']
+
+const kRouteCost = Symbol('sluice.routeCost')
+
+interface RouteConfigWithCost {
+  sluice?: SluiceRouteConfig
+  [kRouteCost]?: CostOption | null
+}
+
+function plugin(
+  fastify: FastifyInstance,
+  options: SluiceInput<FastifyRequest> | undefined,
+  done: (error?: Error) => void,
+): void {
+  let core: Sluice<FastifyRequest>
+  try {
+    core = coreFrom(options, REGISTER_OPTIONS)
+  } catch (error) {
+    done(error as Error)
+    return
+  }
+  fastify.decorate('sluice', core)
+  fastify.decorateRequest('sluice', null)
+
+  fastify.addHook('onRoute', (route) => {
+    const config = route.config as RouteConfigWithCost | undefined
+    const own = config?.sluice
+    if (own === undefined || config === undefined) return
+    const where = `route ${route.method} ${route.url} config.sluice`
+    if (own === false) {
+      config[kRouteCost] = null
+      return
+    }
+    if (typeof own !== 'object' || own === null) {
+      throw new SluiceInputError(`${where} must be false or { cost }, got ${describe(own)}`)
+    }
+    for (const name of Object.keys(own)) {
+      if (name !== 'cost') throw new SluiceInputError(`${where}.${name} is not a route option (cost)`)
+    }
+    if (own.cost !== undefined) config[kRouteCost] = core.checkCost(own.cost, `${where}.cost`)
+  })
+
+  fastify.addHook(
+    'onRequest',
+    (request: FastifyRequest, reply: FastifyReply, next: (error?: Error) => void) => {
+      const config = request.routeOptions.config as RouteConfigWithCost | undefined
+      const routeCost = config?.[kRouteCost]
+      if (routeCost === null) return next()
+      core
+        .check(
+          {
+            method: request.method,
+            url: request.url,
+            headers: request.headers,
+            remoteAddress: request.raw.socket.remoteAddress,
+          },
+          request,
+          routeCost as CostOption | undefined,
+        )
+        .then((result) => {
+          const state = result.state
+          request.sluice = state
+          reply.headers(result.headers)
+          if (!result.proceed) {
+            reply.code(result.status).send(result.body)
+            return
+          }
+          if (state.holdsLease) reply.raw.once('close', () => void releaseState(state))
+          next()
+        }, next)
+    },
+  )
+  done()
+}
+
+// Hooks apply to the whole app, not only to this plugin's own context (what fastify-plugin does).
+const meta = plugin as unknown as Record<symbol, unknown>
+meta[Symbol.for('skip-override')] = true
+meta[Symbol.for('fastify.display-name')] = 'sluice'
+meta[Symbol.for('plugin-meta')] = { name: 'sluice', fastify: '5.x' }
+
+/** The plugin. With no options: memory store, default tiers, identity by IP. */
+export const sluice = plugin as FastifyPluginCallback<SluiceInput<FastifyRequest>>
+
+export default sluice
