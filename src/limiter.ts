@@ -65,6 +65,12 @@ export interface Decision {
   deniedBy: string | undefined
   /** Denied because the subject is blocked for repeated denials. */
   blocked: boolean
+  /** This denial started a block. */
+  blockedNow: boolean
+  /** False when the store could not answer in time and the outage policy decided (see `fallback`). */
+  verified: boolean
+  /** How an unverified decision was made: 'open' (let through unchecked) or 'local' (this process's share). */
+  fallback: 'open' | 'local' | undefined
   limits: LimitStatus[]
   /** Limits this call moved across `alertAt`, reported once per subject, limit and window. */
   alerts: LimitStatus[]
@@ -403,6 +409,9 @@ export class Limiter {
       retryAfterMs: r.allowed ? 0 : Math.max(1, Math.ceil(retry)),
       deniedBy: r.allowed ? undefined : deniedBy,
       blocked,
+      blockedNow: r.blockedNow,
+      verified: r.fallback === undefined,
+      fallback: r.fallback,
       limits,
       alerts,
       policy: this.policy,

@@ -48,6 +48,11 @@ export interface StoreResult {
   /** This denial started a block. */
   blockedNow: boolean
   limits: LimitResult[]
+  /**
+   * Set when the store could not answer and the outage policy did: 'open' let the call through
+   * unchecked; 'local' decided in this process against its share of each limit.
+   */
+  fallback?: 'open' | 'local'
 }
 
 export interface Store {

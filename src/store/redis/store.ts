@@ -1,6 +1,7 @@
 import calculateSlot from 'cluster-key-slot'
-import { Cluster, Redis } from 'ioredis'
+import { Cluster, type ClusterOptions, Redis, type RedisOptions } from 'ioredis'
 import { describe, requirePositiveInteger, SluiceInputError } from '../../core/errors.js'
+import { StoreUnavailableError } from '../errors.js'
 import type { Store, StoreOp, StoreResult } from '../types.js'
 import { decodeResult, encodeOp } from './encode.js'
 import { APPLY_LUA } from './script.js'
@@ -8,10 +9,60 @@ import { APPLY_LUA } from './script.js'
 export interface RedisStoreOptions {
   /** An ioredis client (Redis or Cluster). The store never closes a client it was given. */
   client?: Redis | Cluster
-  /** Or a redis:// URL: the store makes its own client and closes it on close(). */
+  /** Or a redis:// URL: the store makes its own client (see redisClientOptions) and closes it on close(). */
   url?: string
+  /** Or the redis:// URLs of some Redis Cluster nodes: the store makes its own Cluster client. */
+  nodes?: string[]
   /** Most ops sent in one script call (default 128). Ops issued in the same event-loop turn share calls. */
   maxBatch?: number
+}
+
+/** Reconnect fast (50, 100, 150, 200, 200 … ms) so that decisions are verified again soon after an outage. */
+const reconnectDelay = (attempt: number) => Math.min(attempt * 50, 200)
+
+/**
+ * ioredis options for a client a limiter can rely on: a command is never queued while the
+ * connection is down (it fails at once and the outage policy answers), commands in flight when
+ * the connection drops fail instead of being sent again after reconnecting (a charge must not be
+ * applied twice, nor long after its request was answered), and reconnection is quick.
+ */
+export function redisClientOptions(overrides: RedisOptions = {}): RedisOptions {
+  return {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    autoResendUnfulfilledCommands: false,
+    retryStrategy: reconnectDelay,
+    connectTimeout: 2_000,
+    ...overrides,
+  }
+}
+
+/**
+ * The same for Redis Cluster: node connections reconnect quickly, a command to a node that is
+ * down fails at once, and CLUSTERDOWN is not retried behind the caller's back.
+ */
+export function clusterClientOptions(overrides: ClusterOptions = {}): ClusterOptions {
+  return {
+    enableOfflineQueue: false,
+    clusterRetryStrategy: reconnectDelay,
+    clusterNodeRetryStrategy: reconnectDelay,
+    retryDelayOnClusterDown: 0,
+    slotsRefreshTimeout: 1_000,
+    ...overrides,
+    redisOptions: {
+      maxRetriesPerRequest: 0,
+      autoResendUnfulfilledCommands: false,
+      connectTimeout: 2_000,
+      ...overrides.redisOptions,
+    },
+  }
+}
+
+const REDIS_URL = /^rediss?:\/\//
+
+function clusterNode(url: string): { host: string; port: number } {
+  const u = new URL(url)
+  return { host: u.hostname, port: Number(u.port || 6379) }
 }
 
 interface Pending {
@@ -34,14 +85,14 @@ export class RedisStore implements Store {
   private readonly isCluster: boolean
   private queue: Pending[] = []
   private scheduled = false
+  private connectedOnce: boolean
 
   constructor(options: RedisStoreOptions) {
     if (typeof options !== 'object' || options === null) {
       throw new SluiceInputError(`RedisStore needs { client } or { url }, got ${describe(options)}`)
     }
-    if (options.client !== undefined && options.url !== undefined) {
-      throw new SluiceInputError('RedisStore takes either client or url, not both')
-    }
+    const given = [options.client, options.url, options.nodes].filter((x) => x !== undefined).length
+    if (given > 1) throw new SluiceInputError('RedisStore takes one of client, url or nodes')
     if (options.client instanceof Redis || options.client instanceof Cluster) {
       this.client = options.client
       this.ownsClient = false
@@ -49,13 +100,36 @@ export class RedisStore implements Store {
       throw new SluiceInputError(
         `RedisStore client must be an ioredis Redis or Cluster, got ${describe(options.client)}`,
       )
-    } else if (typeof options.url === 'string' && /^rediss?:\/\//.test(options.url)) {
-      this.client = new Redis(options.url)
+    } else if (options.nodes !== undefined) {
+      const nodes = options.nodes
+      if (!Array.isArray(nodes) || nodes.length === 0 || !nodes.every((n) => REDIS_URL.test(String(n)))) {
+        throw new SluiceInputError(
+          `RedisStore nodes must be a non-empty list of redis:// URLs, got ${describe(nodes)}`,
+        )
+      }
+      const first = new URL(nodes[0]!)
+      const auth = {
+        ...(first.username ? { username: decodeURIComponent(first.username) } : {}),
+        ...(first.password ? { password: decodeURIComponent(first.password) } : {}),
+        ...(first.protocol === 'rediss:' ? { tls: {} } : {}),
+      }
+      this.client = new Cluster(nodes.map(clusterNode), clusterClientOptions({ redisOptions: auth }))
+      this.ownsClient = true
+    } else if (typeof options.url === 'string' && REDIS_URL.test(options.url)) {
+      this.client = new Redis(options.url, redisClientOptions())
       this.ownsClient = true
     } else {
       throw new SluiceInputError(
         `RedisStore url must be a redis:// or rediss:// URL, got ${describe(options.url)}`,
       )
+    }
+    // An error event with no listener would crash the process; failures reach callers as rejections.
+    if (this.ownsClient) this.client.on('error', () => {})
+    this.connectedOnce = this.client.status === 'ready'
+    if (!this.connectedOnce) {
+      this.client.once('ready', () => {
+        this.connectedOnce = true
+      })
     }
     this.isCluster = this.client instanceof Cluster
     this.maxBatch =
@@ -73,13 +147,57 @@ export class RedisStore implements Store {
     })
   }
 
+  /**
+   * Resolves when the store can take ops: a single Redis answers PING; every master of a cluster
+   * answers and reports cluster_state:ok (a cluster with a failed master refuses writes).
+   */
   async ping(): Promise<void> {
-    await this.client.ping()
+    if (!(this.client instanceof Cluster)) {
+      this.assertReady()
+      await this.client.ping()
+      return
+    }
+    this.assertReady()
+    const masters = this.client.nodes('master')
+    if (masters.length === 0) throw new StoreUnavailableError('no Redis Cluster master is connected')
+    await Promise.all(
+      masters.map(async (node) => {
+        if (node.status !== 'ready' && node.status !== 'wait') {
+          throw new StoreUnavailableError(
+            `Redis Cluster node ${node.options.host}:${node.options.port} is ${node.status}`,
+          )
+        }
+        const info = String(await node.call('CLUSTER', 'INFO'))
+        if (!/cluster_state:ok/.test(info)) {
+          const where = `${node.options.host}:${node.options.port}`
+          throw new StoreUnavailableError(`Redis Cluster node ${where} reports the cluster down`)
+        }
+      }),
+    )
+  }
+
+  /** Resolves once the client is connected and ready (ops issued before that fail fast). */
+  async whenReady(timeoutMs = 10_000): Promise<void> {
+    if (this.client.status === 'ready') return
+    if (this.client.status === 'wait') this.client.connect().catch(() => {})
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.client.off('ready', onReady)
+        reject(new StoreUnavailableError(`Redis not ready after ${timeoutMs} ms (${this.client.status})`))
+      }, timeoutMs)
+      const onReady = () => {
+        clearTimeout(timer)
+        resolve()
+      }
+      this.client.once('ready', onReady)
+    })
   }
 
   async close(): Promise<void> {
     if (this.queue.length > 0) this.flush()
-    if (this.ownsClient) await this.client.quit()
+    if (!this.ownsClient) return
+    if (this.client.status === 'ready') await this.client.quit().catch(() => this.client.disconnect())
+    else this.client.disconnect()
   }
 
   private flush(): void {
@@ -107,7 +225,27 @@ export class RedisStore implements Store {
     for (const group of bySlot.values()) this.send(group)
   }
 
+  /**
+   * Refuses to hand a command to a client that lost its connection: ioredis would queue it and
+   * run it on reconnect, long after its caller was answered by the outage policy (a charge applied
+   * twice, or for a request that was refused). During the very first connection commands wait for
+   * it as the client is configured to.
+   */
+  private assertReady(): void {
+    const status = this.client.status
+    if (status === 'ready' || status === 'wait') return
+    if (this.connectedOnce || status === 'end' || status === 'close') {
+      throw new StoreUnavailableError(`Redis connection is ${status}`)
+    }
+  }
+
   private send(batch: Pending[]): void {
+    try {
+      this.assertReady()
+    } catch (error) {
+      for (const p of batch) p.reject(error)
+      return
+    }
     const keys: string[] = []
     const args: (string | number)[] = [batch.length]
     for (const p of batch) encodeOp(p.op, keys, args)

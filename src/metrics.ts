@@ -1,0 +1,194 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
+import { describe, SluiceInputError } from './core/errors.js'
+import type { Costs, Decision } from './limiter.js'
+import type { BlockedKeyCache } from './store/blocked-cache.js'
+import type { GuardedStore } from './store/guarded.js'
+
+export interface SluiceMetricsOptions {
+  /** Registry to add the metrics to (default: a new one, so that several limiters never clash). */
+  registry?: Registry
+  /** Prefix of every metric name (default "sluice_"). */
+  prefix?: string
+  /** Also collect prom-client's process metrics (CPU, memory, event loop) under the prefix. */
+  processMetrics?: boolean
+}
+
+/** How a decision was made: by the store, or by an outage policy while the store was down. */
+type Source = 'store' | 'open' | 'local' | 'none'
+
+/**
+ * Prometheus metrics for limiters, their store and the HTTP layer above them. The library records
+ * nothing by itself: callers pass decisions in (recordDecision), and watchStore / watchCache hook
+ * into a GuardedStore and a BlockedKeyCache. Serve `registry.metrics()` on /metrics.
+ */
+export class SluiceMetrics {
+  readonly registry: Registry
+  readonly decisions: Counter<'tier' | 'limit' | 'outcome' | 'source'>
+  readonly charged: Counter<'tier' | 'unit'>
+  readonly alerts: Counter<'tier' | 'limit'>
+  readonly blocks: Counter<'tier'>
+  readonly inFlight: Gauge<'tier'>
+  readonly storeDuration: Histogram<'outcome'>
+  readonly storeUp: Gauge
+  readonly storeTransitions: Counter<'to'>
+  readonly fallbacks: Counter<'fail_mode' | 'op'>
+  readonly cacheHits: Counter
+  readonly cacheMisses: Counter
+  readonly cacheEntries: Gauge
+  private readonly caches = new Set<BlockedKeyCache>()
+
+  constructor(options: SluiceMetricsOptions = {}) {
+    if (typeof options !== 'object' || options === null) {
+      throw new SluiceInputError(`SluiceMetrics options must be an object, got ${describe(options)}`)
+    }
+    const prefix = options.prefix ?? 'sluice_'
+    if (typeof prefix !== 'string' || !/^[a-zA-Z_:][a-zA-Z0-9_:]*$|^$/.test(prefix)) {
+      throw new SluiceInputError(`metrics prefix must be a valid metric name prefix, got ${describe(prefix)}`)
+    }
+    if (options.registry !== undefined && !(options.registry instanceof Registry)) {
+      throw new SluiceInputError(`registry must be a prom-client Registry, got ${describe(options.registry)}`)
+    }
+    this.registry = options.registry ?? new Registry()
+    const registers = [this.registry]
+    const caches = this.caches
+
+    this.decisions = new Counter({
+      name: `${prefix}decisions_total`,
+      help: 'Limiter decisions by tier, the limit that denied ("none" when allowed), outcome and source',
+      labelNames: ['tier', 'limit', 'outcome', 'source'],
+      registers,
+    })
+    this.charged = new Counter({
+      name: `${prefix}charged_total`,
+      help: 'Units charged (tokens, usd, requests …) by tier',
+      labelNames: ['tier', 'unit'],
+      registers,
+    })
+    this.alerts = new Counter({
+      name: `${prefix}alerts_total`,
+      help: 'Usage alerts (a subject crossed the alert threshold of a limit, once per window)',
+      labelNames: ['tier', 'limit'],
+      registers,
+    })
+    this.blocks = new Counter({
+      name: `${prefix}blocks_total`,
+      help: 'Subjects blocked for repeated denials',
+      labelNames: ['tier'],
+      registers,
+    })
+    this.inFlight = new Gauge({
+      name: `${prefix}in_flight_requests`,
+      help: 'Requests being served',
+      labelNames: ['tier'],
+      registers,
+    })
+    this.storeDuration = new Histogram({
+      name: `${prefix}store_call_duration_seconds`,
+      help: 'Time a store call took, by outcome (ok, error, timeout)',
+      labelNames: ['outcome'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5],
+      registers,
+    })
+    this.storeUp = new Gauge({
+      name: `${prefix}store_up`,
+      help: '1 while decisions go to the store, 0 while the outage policy answers (fallback)',
+      registers,
+    })
+    this.storeTransitions = new Counter({
+      name: `${prefix}store_transitions_total`,
+      help: 'Store state changes: to="down" when fallback starts, to="up" when it ends',
+      labelNames: ['to'],
+      registers,
+    })
+    this.fallbacks = new Counter({
+      name: `${prefix}fallbacks_total`,
+      help: 'Store ops answered by the outage policy, by fail mode and op',
+      labelNames: ['fail_mode', 'op'],
+      registers,
+    })
+    this.cacheHits = new Counter({
+      name: `${prefix}blocked_cache_hits_total`,
+      help: 'Denials answered from the blocked-key cache without a store call',
+      registers,
+    })
+    this.cacheMisses = new Counter({
+      name: `${prefix}blocked_cache_misses_total`,
+      help: 'Checking ops the blocked-key cache passed on to the store',
+      registers,
+    })
+    this.cacheEntries = new Gauge({
+      name: `${prefix}blocked_cache_entries`,
+      help: 'Subjects with a cached denial',
+      registers,
+      collect() {
+        let n = 0
+        for (const c of caches) n += c.size
+        this.set(n)
+      },
+    })
+    if (options.processMetrics === true) collectDefaultMetrics({ register: this.registry, prefix })
+  }
+
+  /** Counts a decision (consume, reserve or settle) with its alerts and any block it started. */
+  recordDecision(decision: Decision, tier: string = decision.policy): void {
+    const source: Source = decision.fallback ?? 'store'
+    const outcome = decision.allowed ? 'allowed' : decision.blocked ? 'blocked' : 'denied'
+    const limit = decision.allowed ? 'none' : (decision.deniedBy ?? 'none')
+    this.decisions.inc({ tier, limit, outcome, source })
+    for (const a of decision.alerts) this.alerts.inc({ tier, limit: a.name })
+    if (decision.blockedNow) this.blocks.inc({ tier })
+  }
+
+  /** Counts a request refused because the store was unavailable and the tier fails closed. */
+  recordUnavailable(tier: string): void {
+    this.decisions.inc({ tier, limit: 'none', outcome: 'unavailable', source: 'none' })
+  }
+
+  /** Counts what a call was charged in the end (e.g. the actual costs passed to settle). */
+  recordCharge(tier: string, costs: Costs): void {
+    for (const [unit, amount] of Object.entries(costs)) {
+      if (typeof amount === 'number' && amount > 0 && Number.isFinite(amount)) {
+        this.charged.inc({ tier, unit }, amount)
+      }
+    }
+  }
+
+  /** Counts a request in flight; call the returned function once when it ends. */
+  trackInFlight(tier: string): () => void {
+    this.inFlight.inc({ tier })
+    let done = false
+    return () => {
+      if (done) return
+      done = true
+      this.inFlight.dec({ tier })
+    }
+  }
+
+  /** Records store latency, fallbacks and the breaker state of a GuardedStore (any of its views). */
+  watchStore(store: GuardedStore): () => void {
+    this.storeUp.set(store.state === 'up' ? 1 : 0)
+    return store.observe({
+      call: (ms, outcome) => this.storeDuration.observe({ outcome }, ms / 1000),
+      fallback: (failMode, op) => this.fallbacks.inc({ fail_mode: failMode, op }),
+      state: (state) => {
+        this.storeUp.set(state === 'up' ? 1 : 0)
+        this.storeTransitions.inc({ to: state })
+      },
+    })
+  }
+
+  /** Records hits, misses and size of a BlockedKeyCache. */
+  watchCache(cache: BlockedKeyCache): () => void {
+    this.caches.add(cache)
+    const stop = cache.observe({ hit: () => this.cacheHits.inc(), miss: () => this.cacheMisses.inc() })
+    return () => {
+      stop()
+      this.caches.delete(cache)
+    }
+  }
+
+  /** The text exposition for a /metrics endpoint, and its content type. */
+  async render(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() }
+  }
+}
