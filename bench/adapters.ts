@@ -41,7 +41,7 @@ function pick<T>(
 export async function loadFastifyPlugin(): Promise<Loaded<(...args: unknown[]) => unknown>> {
   return pick(
     await importFirst(['http/fastify.js', 'http/adapters/fastify.js']),
-    ['sluiceFastify', 'fastifySluice', 'sluicePlugin', 'default'],
+    ['sluice', 'default'],
     'Fastify plugin',
   )
 }

@@ -21,7 +21,7 @@ export function sluiceOneLimit(store: MemoryStore | RedisStore): Limiter {
   return new Limiter({
     store,
     policy: 'bench',
-    limits: { rps: tokenBucket({ capacity: 1e9, refillPerSecond: 1e6 }) },
+    limits: { rps: tokenBucket({ capacity: 1e9, refillPerSecond: 1 }) },
   })
 }
 
@@ -35,8 +35,8 @@ export function sluicePolicy(store: MemoryStore | RedisStore): Limiter {
     policy: 'bench3',
     limits: {
       hourly: slidingWindow({ limit: 1e9, windowMs: HOUR_MS }),
-      tokens: tokenBucket({ capacity: 1e12, refillPerSecond: 1e9, unit: 'tokens' }),
-      burst: tokenBucket({ capacity: 1e9, refillPerSecond: 1e6 }),
+      tokens: tokenBucket({ capacity: 1e12, refillPerSecond: 1, unit: 'tokens' }),
+      burst: tokenBucket({ capacity: 1e9, refillPerSecond: 1 }),
     },
   })
 }

@@ -25,6 +25,8 @@ export interface ContestSpec {
   inFlight?: number
   keys?: number
   sampleEvery?: number
+  /** A floor under the run's warm-up, for rows whose fresh server processes load code lazily. */
+  minWarmupMs?: number
   /** Before each contender's turn, e.g. FLUSHALL. */
   reset?: () => Promise<void>
 }
@@ -52,6 +54,7 @@ export async function contest(ctx: BenchContext, spec: ContestSpec): Promise<Mea
   const inFlight = spec.inFlight ?? options.inFlight
   const keys = spec.keys ?? options.keys
   const sampleEvery = spec.sampleEvery ?? 1
+  const warmupMs = Math.max(options.warmupMs, spec.minWarmupMs ?? 0)
   const perContender = spec.contenders.map(() => ({
     rates: [] as number[],
     latencies: new LatencySamples(),
@@ -71,8 +74,8 @@ export async function contest(ctx: BenchContext, spec: ContestSpec): Promise<Mea
       collectGarbage()
       const instance = await contender.setup()
       try {
-        progress(`${label}: warm-up ${options.warmupMs} ms`)
-        await drive(instance.op, { inFlight, keys, sampleEvery, durationMs: options.warmupMs })
+        progress(`${label}: warm-up ${warmupMs} ms`)
+        await drive(instance.op, { inFlight, keys, sampleEvery, durationMs: warmupMs })
         await instance.beforeMeasure?.()
         const result = await drive(instance.op, {
           inFlight,

@@ -42,7 +42,7 @@ if (variant !== 'bare') {
       {
         store,
         tiers: {
-          anonymous: { scope: 'ip', limits: { rps: tokenBucket({ capacity: 1e9, refillPerSecond: 1e6 }) } },
+          anonymous: { scope: 'ip', limits: { rps: tokenBucket({ capacity: 1e9, refillPerSecond: 1 }) } },
         },
       } as never,
     )

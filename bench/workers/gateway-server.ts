@@ -1,7 +1,11 @@
 /**
  * For the gateway rows, in its own process: either the gateway's mock upstream alone, or the
- * gateway (`startGateway`) in front of a mock upstream that runs in another process.
+ * gateway (`startGateway`) in front of a mock upstream that runs in another process, reached as an
+ * OpenAI-compatible upstream (as a real deployment reaches its model server).
  */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { loadMockUpstream, loadStartGateway } from '../adapters.js'
 import { send, serve, workerConfig } from '../harness/child.js'
 
@@ -11,6 +15,8 @@ interface Config {
   upstreamUrl?: string
   store?: 'memory' | 'redis'
   redisUrl?: string
+  /** gateway: the demo key (service tier) the load generator sends. */
+  apiKey?: string
 }
 
 const config = workerConfig<Config>()
@@ -26,15 +32,32 @@ if (config.role === 'mock') {
 } else {
   const start = await loadStartGateway()
   if (!start.ok) throw new Error(start.reason)
-  // Wired when the gateway lands: its options name the upstream, the store and a port of 0.
-  const gateway = (await start.value({
-    port: 0,
-    host: '127.0.0.1',
-    upstreamUrl: config.upstreamUrl,
-    store: config.store === 'redis' ? { redisUrl: config.redisUrl } : { memory: true },
-  })) as { url: string; close(): Promise<void> }
+  const ledgerDir = mkdtempSync(join(tmpdir(), 'sluice-bench-'))
+  // The service tier (per API key) with its request, token and burst limits raised so that nothing
+  // is denied; its in-flight limit (100) stays, above the bench's 16 in flight.
+  const huge = {
+    hourly: { kind: 'slidingWindow', limit: 1e9, window: '1h' },
+    tokens: { kind: 'tokenBucket', unit: 'tokens', capacity: 1e12, refillPerSecond: 1 },
+    burst: { kind: 'tokenBucket', capacity: 1e9, refillPerSecond: 1 },
+  }
+  const gateway = (await (start.value as (input: unknown, options: unknown) => Promise<unknown>)(
+    {
+      host: '127.0.0.1',
+      port: 0,
+      store: config.store === 'redis' ? { type: 'redis', url: config.redisUrl } : { type: 'memory' },
+      tiers: { service: { limits: huge } },
+      upstreams: { bench: { type: 'openai', baseUrl: config.upstreamUrl, apiKeyEnv: 'BENCH_UPSTREAM_KEY' } },
+      defaultUpstream: 'bench',
+      ledger: { path: join(ledgerDir, 'usage.jsonl') },
+      log: { level: 'warn' },
+    },
+    { env: { SLUICE_DEMO_KEY: config.apiKey, BENCH_UPSTREAM_KEY: 'unused' } },
+  )) as { url: string; close(): Promise<void> }
   url = gateway.url
-  close = () => gateway.close()
+  close = async () => {
+    await gateway.close()
+    rmSync(ledgerDir, { recursive: true, force: true })
+  }
 }
 
 serve(

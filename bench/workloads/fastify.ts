@@ -25,6 +25,8 @@ interface Acc {
 
 async function run(ctx: BenchContext): Promise<Section> {
   const { options } = ctx
+  // Fresh server processes compile lazily: never measure their first second.
+  const warmupMs = Math.max(options.warmupMs, 1_000)
   const redis = await ctx.redis()
   const plugin = await loadFastifyPlugin()
   const variants: FastifyVariant[] = ['bare', 'peer-memory', 'peer-redis']
@@ -39,8 +41,8 @@ async function run(ctx: BenchContext): Promise<Section> {
       const worker = await Worker.start(WORKER, { variant, redisUrl: redis.url })
       try {
         const url = worker.info.url as string
-        progress(`${label}: warm-up ${options.warmupMs} ms`)
-        await load(url, options.inFlight, options.warmupMs)
+        progress(`${label}: warm-up ${warmupMs} ms`)
+        await load(url, options.inFlight, warmupMs)
         progress(`${label}: ${options.inFlight} connections for ${options.durationMs} ms (autocannon)`)
         const r = await load(url, options.inFlight, options.durationMs)
         const a = acc.get(variant)!
