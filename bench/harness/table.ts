@@ -10,6 +10,7 @@ export function markdownTable(header: string[], rows: string[][]): string {
 
 function ms(x: number): string {
   if (!Number.isFinite(x)) return '—'
+  if (x < 0.01) return x.toPrecision(2)
   return x < 1 ? x.toFixed(3) : x < 100 ? x.toFixed(2) : x.toFixed(0)
 }
 

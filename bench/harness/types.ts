@@ -19,6 +19,8 @@ export interface ThroughputRow {
   unit: string
   sluice?: Measure
   peers: Measure[]
+  /** Other sluice configurations measured in the same turns (reported in the note and the JSON). */
+  others?: Measure[]
   /** What the row is measured against besides peers, e.g. bare Fastify or the upstream called directly. */
   baseline?: Measure
   /** sluice ÷ best peer (ops/s), when both ran; sluice ÷ baseline when there is no peer. */

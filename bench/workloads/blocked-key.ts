@@ -1,6 +1,8 @@
 import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible'
 import { Limiter, RedisStore, tokenBucket } from '../../src/index.js'
+import { BlockedKeyCache } from '../../src/store/blocked-cache.js'
 import { type Contender, contest } from '../harness/contest.js'
+import { formatRate } from '../harness/progress.js'
 import { newClient } from '../harness/redis.js'
 import { redisCost, redisCostNote } from '../harness/redis-cost.js'
 import { allowedNote, throughputRow } from '../harness/rows.js'
@@ -8,12 +10,13 @@ import type { BenchContext, Workload } from '../harness/types.js'
 
 async function run(ctx: BenchContext, inFlight: number) {
   const redis = await ctx.redis()
-  const sluice: Contender = {
-    name: 'sluice RedisStore + block',
+  const sluice = (cached: boolean): Contender => ({
+    name: cached ? 'sluice RedisStore + BlockedKeyCache' : 'sluice RedisStore, no cache',
     async setup() {
       const client = newClient(redis.url)
       await client.ping()
-      const store = new RedisStore({ client })
+      const redisStore = new RedisStore({ client })
+      const store = cached ? new BlockedKeyCache().wrap(redisStore) : redisStore
       const limiter = new Limiter({
         store,
         policy: 'hammered',
@@ -29,7 +32,7 @@ async function run(ctx: BenchContext, inFlight: number) {
         },
       }
     },
-  }
+  })
   const peer: Contender = {
     name: 'RateLimiterRedis + inMemoryBlock',
     async setup() {
@@ -61,22 +64,27 @@ async function run(ctx: BenchContext, inFlight: number) {
     },
   }
   const id = inFlight === 1 ? 'blocked-key-serial' : 'blocked-key'
-  const measures = await contest(ctx, {
+  const [cached, plain, rlf] = await contest(ctx, {
     id,
-    contenders: [sluice, peer],
+    contenders: [sluice(true), sluice(false), peer],
     inFlight,
     keys: 1,
     reset: () => redis.flush(),
   })
-  const odd = allowedNote(measures, 'none')
-  return {
-    rows: [
-      throughputRow(id, `hammered blocked key, ${inFlight} in flight`, measures, {
-        unit: 'denials/s',
-        note: [odd, redisCostNote(measures, 'denial')].filter(Boolean).join('; '),
-      }),
-    ],
-  }
+  const measures = [cached!, rlf!]
+  const odd = allowedNote([cached!, plain!, rlf!], 'none')
+  const row = throughputRow(id, `hammered blocked key, ${inFlight} in flight`, measures, {
+    unit: 'denials/s',
+    note: [
+      odd,
+      redisCostNote(measures, 'denial'),
+      `without the cache: ${formatRate(plain!.opsPerSec)} denials/s, ${redisCostNote([plain!], 'denial')}`,
+    ]
+      .filter(Boolean)
+      .join('; '),
+  })
+  row.others = [plain!]
+  return { rows: [row] }
 }
 
 export const blockedKey: Workload = {
