@@ -1,0 +1,340 @@
+import { z } from 'zod'
+import { describe } from '../../core/errors.js'
+import { parseDuration, parseSize } from './values.js'
+
+/** Encodings gpt-tokenizer ships; `o200k_base` is the fallback for models it does not know. */
+export const ENCODINGS = [
+  'o200k_base',
+  'o200k_harmony',
+  'cl100k_base',
+  'p50k_base',
+  'p50k_edit',
+  'r50k_base',
+] as const
+export type EncodingName = (typeof ENCODINGS)[number]
+
+function durationMs(options: { allowZero: boolean }) {
+  return z.union([z.number(), z.string()]).transform((value, ctx) => {
+    const ms = parseDuration(value)
+    const ok = ms !== undefined && Number.isSafeInteger(ms) && (options.allowZero ? ms >= 0 : ms > 0)
+    if (!ok) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `expected a duration such as "500ms", "30s", "5m", "1h", "1d" or a number of milliseconds${options.allowZero ? '' : ' above 0'}, got ${describe(value)}`,
+      })
+      return z.NEVER
+    }
+    return ms
+  })
+}
+const duration = durationMs({ allowZero: false })
+const durationOrZero = durationMs({ allowZero: true })
+
+const size = z.union([z.number(), z.string()]).transform((value, ctx) => {
+  const bytes = parseSize(value)
+  if (bytes === undefined || !Number.isSafeInteger(bytes) || bytes <= 0) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `expected a size such as "512kb", "10mb", "1gb" or a number of bytes, got ${describe(value)}`,
+    })
+    return z.NEVER
+  }
+  return bytes
+})
+
+const positive = z.number().positive().finite()
+const positiveInt = z.number().int().positive()
+const nonNegative = z.number().nonnegative().finite()
+const unit = z
+  .string()
+  .regex(/^[a-z][a-z0-9_]*$/i, 'expected a unit word such as "requests", "tokens", "usd"')
+  .optional()
+const limitName = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'expected 1-64 letters, digits, "_" or "-"')
+
+/** One limit as written in YAML; converted to a LimitDefinition by the core factories (tiers.ts). */
+export const limitSchema = z.discriminatedUnion('kind', [
+  z
+    .strictObject({
+      kind: z.literal('tokenBucket'),
+      unit,
+      capacity: positive,
+      /** Units added back per second… */
+      refillPerSecond: positive.optional(),
+      /** …or the time to refill from empty to full (e.g. 1h for "capacity per hour"). */
+      per: duration.optional(),
+    })
+    .refine((l) => (l.refillPerSecond === undefined) !== (l.per === undefined), {
+      message: 'a tokenBucket needs exactly one of refillPerSecond or per',
+    }),
+  z.strictObject({ kind: z.literal('fixedWindow'), unit, limit: positive, window: duration }),
+  z.strictObject({
+    kind: z.literal('slidingWindow'),
+    unit,
+    limit: positive,
+    window: duration,
+    exact: z.boolean().optional(),
+  }),
+  z.strictObject({ kind: z.literal('slidingLog'), unit, limit: positive, window: duration }),
+  z.strictObject({ kind: z.literal('concurrency'), limit: positiveInt, lease: duration.optional() }),
+])
+export type LimitConfig = z.output<typeof limitSchema>
+
+const limitsMap = z.record(limitName, limitSchema.nullable())
+
+const fraction = z.number().gt(0).lte(1)
+
+/** Blocking repeat offenders: true/false, or the thresholds. */
+const blockSchema = z.union([
+  z.boolean(),
+  z.strictObject({
+    /** Denials within `within` that start a block (default 10 within 1m). */
+    after: positiveInt.optional(),
+    within: duration.optional(),
+    /** Successive block lengths; the last repeats (default 1m, 5m, 15m, 1h). */
+    durations: z.array(duration).min(1).optional(),
+    /** How long a block level is remembered after it ends (default 24h). */
+    forget: duration.optional(),
+  }),
+])
+export type BlockConfig = z.output<typeof blockSchema>
+
+const tierSchema = z.strictObject({
+  /** Whom the tier counts; required for a tier that is not one of the defaults. */
+  scope: z.enum(['ip', 'user', 'key']).optional(),
+  /** Merged over the default tier's limits by name; `null` removes a default limit. */
+  limits: limitsMap.default({}),
+  /** Count and log, but let every request of this tier through. */
+  shadow: z.boolean().optional(),
+  block: blockSchema.optional(),
+})
+export type TierConfig = z.output<typeof tierSchema>
+
+const keySchema = z.strictObject({
+  /** SHA-256 of the key as 64 hex digits (`sluice keys create` prints it); never the key itself. */
+  hash: z
+    .string()
+    .transform((h) => h.toLowerCase())
+    .pipe(z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 hex digits (the SHA-256 of the key)')),
+  tier: z.string().min(1),
+  /** Public id used in subjects (`key:<id>`), logs and the ledger; default: the hash's first 16 digits. */
+  id: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]{1,64}$/, 'expected 1-64 letters, digits, "_", "-" or "."')
+    .optional(),
+  name: z.string().min(1).optional(),
+  /** For tiers counted per user: the user the key belongs to. */
+  user: z.string().min(1).optional(),
+  /** Per-key limits merged over the tier's by name. */
+  limits: z.record(limitName, limitSchema).optional(),
+  /** A revoked key gets 401 like an unknown one. */
+  revoked: z.boolean().optional(),
+})
+export type KeyConfig = z.output<typeof keySchema>
+
+const connection = {
+  /** Connections kept per upstream. */
+  connections: positiveInt.default(128),
+  connectTimeout: duration.default(10_000),
+  /** Time until the upstream sends its response headers (covers a slow first token on non-streams). */
+  headersTimeout: duration.default(300_000),
+  /** Longest silence between two chunks of the upstream body. */
+  bodyTimeout: duration.default(300_000),
+}
+
+const mockUpstreamSchema = z.strictObject({
+  type: z.literal('mock'),
+  ...connection,
+  /** Delay before the first byte of every answer. */
+  latency: durationOrZero.default(0),
+  /** Pace of streamed (and non-streamed) output; 0 answers at once. */
+  tokensPerSecond: nonNegative.default(0),
+  /** Length of a completion when max_tokens does not cut it shorter, chosen per prompt. */
+  completionTokens: z
+    .strictObject({ min: positiveInt, max: positiveInt })
+    .refine((r) => r.min <= r.max, { message: 'min must not exceed max' })
+    .default({ min: 16, max: 96 }),
+  embeddingDimensions: positiveInt.default(256),
+})
+
+const openaiUpstreamSchema = z.strictObject({
+  type: z.literal('openai'),
+  /** Base URL up to and including /v1, e.g. https://api.openai.com/v1 or http://localhost:11434/v1. */
+  baseUrl: z.url({
+    protocol: /^https?$/,
+    error: 'expected an http(s) URL such as https://api.openai.com/v1',
+  }),
+  /** Environment variable holding the upstream API key (read at start-up). */
+  apiKeyEnv: z.string().min(1).default('OPENAI_API_KEY'),
+  /** Extra headers sent upstream (e.g. OpenAI-Organization). */
+  headers: z.record(z.string(), z.string()).default({}),
+  /**
+   * Ask for a usage chunk on streams (stream_options.include_usage) when the client did not, and
+   * hide it again. Turn off for servers that reject stream_options; streamed text is counted then.
+   */
+  injectStreamUsage: z.boolean().default(true),
+  ...connection,
+})
+
+const upstreamSchema = z.discriminatedUnion('type', [mockUpstreamSchema, openaiUpstreamSchema])
+export type MockUpstreamConfig = z.output<typeof mockUpstreamSchema>
+export type OpenAIUpstreamConfig = z.output<typeof openaiUpstreamSchema>
+export type UpstreamConfig = z.output<typeof upstreamSchema>
+
+const modelSchema = z.strictObject({
+  /** Upstream that serves this model (default: defaultUpstream). */
+  upstream: z.string().min(1).optional(),
+  /** Tokenizer encoding for estimates (default: by model name, else o200k_base). */
+  encoding: z.enum(ENCODINGS).optional(),
+  /** Expected completion length when the request gives no max_tokens. */
+  defaultOutputTokens: positiveInt.optional(),
+})
+export type ModelConfig = z.output<typeof modelSchema>
+
+const priceSchema = z.strictObject({
+  /** USD per 1M input (prompt) tokens. */
+  input: nonNegative,
+  /** USD per 1M output (completion) tokens. */
+  output: nonNegative.default(0),
+})
+export type PriceConfig = z.output<typeof priceSchema>
+
+const accessList = z.strictObject({
+  ips: z.array(z.string().min(1)).optional(),
+  users: z.array(z.string().min(1)).optional(),
+  /** Key ids or key hashes. */
+  keys: z.array(z.string().min(1)).optional(),
+})
+
+export const configSchema = z.strictObject({
+  host: z.string().min(1).default('127.0.0.1'),
+  port: z.number().int().min(0).max(65_535).default(8787),
+  /** Largest request body accepted. */
+  bodyLimit: size.default(10 * 1024 * 1024),
+  store: z
+    .discriminatedUnion('type', [
+      z.strictObject({ type: z.literal('memory'), maxKeys: positiveInt.optional() }),
+      z.strictObject({
+        type: z.literal('redis'),
+        url: z.string().regex(/^rediss?:\/\//, 'expected a redis:// URL'),
+      }),
+    ])
+    .default({ type: 'memory' }),
+  /** Prefix of every store key; instances sharing one Redis and one prefix share their limits. */
+  prefix: z
+    .string()
+    .regex(/^[^{}]*$/, 'must not contain braces')
+    .default('sluice:'),
+  auth: z
+    .strictObject({
+      /** Refuse requests without an API key (401) instead of counting them per IP (anonymous tier). */
+      requireKey: z.boolean().default(false),
+      /** Print a demo key (service tier) at start-up when no key is configured. */
+      demoKey: z.boolean().default(true),
+      keys: z.array(keySchema).default([]),
+      /** Headers that carry keys, tried in order (default x-api-key, then Authorization: Bearer). */
+      apiKeyHeaders: z.array(z.string().min(1)).min(1).optional(),
+      /** Who may set X-Forwarded-For: false (default), a hop count, or addresses/CIDRs. */
+      trustProxy: z
+        .union([z.literal(false), z.number().int().nonnegative(), z.array(z.string().min(1))])
+        .optional(),
+      forwardedHeader: z.enum(['x-forwarded-for', 'forwarded']).optional(),
+      /** A user-id header set by a trusted proxy (needs trustProxy). */
+      trustedUserHeader: z.string().min(1).optional(),
+      ipv4Subnet: z.number().int().min(1).max(32).optional(),
+      ipv6Subnet: z.number().int().min(1).max(128).optional(),
+      /** Per-IP limit on requests with invalid keys (default 10 per 10m); false turns it off. */
+      failedAuth: z
+        .union([
+          z.literal(false),
+          z.strictObject({ limit: positiveInt.optional(), window: duration.optional() }),
+        ])
+        .optional(),
+    })
+    .default({ requireKey: false, demoKey: true, keys: [] }),
+  /** Graduated response: warning, alert, block, deny/allow lists, shadow mode. */
+  graduated: z
+    .strictObject({
+      /** Below this share remaining of any limit, responses carry X-RateLimit-Warning (default 0.1). */
+      warnAt: fraction.optional(),
+      /** Alert once per subject, limit and window when usage crosses this share (default 0.8). */
+      alertAt: z.union([z.literal(false), fraction]).optional(),
+      block: blockSchema.optional(),
+      shadow: z.boolean().optional(),
+      /** POST alert (and block) events here. */
+      webhook: z
+        .union([
+          z.url({ protocol: /^https?$/ }),
+          z.strictObject({
+            url: z.url({ protocol: /^https?$/ }),
+            timeout: duration.optional(),
+            retries: z.number().int().nonnegative().optional(),
+            backoff: duration.optional(),
+            headers: z.record(z.string(), z.string()).optional(),
+            events: z.array(z.enum(['alert', 'block'])).optional(),
+          }),
+        ])
+        .optional(),
+      deny: accessList.optional(),
+      allow: accessList.optional(),
+      /** Cap on the wait advertised after a concurrency denial (default 1s). */
+      concurrencyRetryCap: duration.optional(),
+    })
+    .default({}),
+  /** Rate-limit header groups: true (all), false (none) or { ietf, legacy, openai }. */
+  headers: z
+    .union([
+      z.boolean(),
+      z.strictObject({
+        ietf: z.boolean().optional(),
+        legacy: z.boolean().optional(),
+        openai: z.boolean().optional(),
+      }),
+    ])
+    .default(true),
+  tiers: z
+    .record(
+      z
+        .string()
+        .regex(
+          /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/,
+          'expected 1-64 letters, digits, "_", "-" or ".", starting with a letter or digit',
+        ),
+      tierSchema,
+    )
+    .default({}),
+  upstreams: z.record(z.string().min(1), upstreamSchema).default({}),
+  /** Upstream for models no `models` entry routes elsewhere. */
+  defaultUpstream: z.string().min(1).default('mock'),
+  /** Per model name or glob ("gpt-4o*", "llama*"): upstream, encoding, expected output. */
+  models: z.record(z.string().min(1), modelSchema).default({}),
+  /** USD per 1M tokens per model name or glob, merged over the built-in table. */
+  prices: z.record(z.string().min(1), priceSchema).default({}),
+  accounting: z
+    .strictObject({
+      /** When the upstream fails before any output: charge the prompt, or refund everything. */
+      onUpstreamError: z.enum(['chargePrompt', 'refundAll']).default('chargePrompt'),
+      /** Expected completion length when neither the request nor the model config says. */
+      defaultOutputTokens: positiveInt.default(256),
+    })
+    .default({ onUpstreamError: 'chargePrompt', defaultOutputTokens: 256 }),
+  ledger: z
+    .strictObject({
+      /** JSONL file of settled requests; false turns the ledger off. */
+      path: z.union([z.string().min(1), z.literal(false)]).default('.sluice/usage.jsonl'),
+      /** Rotate the file when it grows past this size. */
+      maxSize: size.default(64 * 1024 * 1024),
+      /** Rotated files kept (usage.jsonl.1 … .N). */
+      keep: positiveInt.default(10),
+    })
+    .default({ path: '.sluice/usage.jsonl', maxSize: 64 * 1024 * 1024, keep: 10 }),
+  log: z
+    .strictObject({
+      level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    })
+    .default({ level: 'info' }),
+})
+
+/** A sluice.yaml as written (every field optional). */
+export type GatewayConfigInput = z.input<typeof configSchema>
+/** A validated config with every default filled in. */
+export type GatewayConfig = z.output<typeof configSchema>

@@ -1,0 +1,93 @@
+import type { KeyConfig, SluiceLogger, SluiceOptions } from '../http/index.js'
+import type { BlockOptions } from '../limiter.js'
+import type { Store } from '../store/types.js'
+import type { BlockConfig, GatewayConfig } from './config/schema.js'
+import { gatewayTiers, limitFromConfig } from './tiers.js'
+
+function blockOptions(block: BlockConfig | undefined): BlockOptions | boolean | undefined {
+  if (block === undefined || typeof block === 'boolean') return block
+  const out: BlockOptions = {}
+  if (block.after !== undefined) out.after = block.after
+  if (block.within !== undefined) out.withinMs = block.within
+  if (block.durations !== undefined) out.durationsMs = block.durations
+  if (block.forget !== undefined) out.forgetMs = block.forget
+  return out
+}
+
+/** The key registry entries of a config (limits built with the core factories), plus any extra keys. */
+export function keyConfigs(config: GatewayConfig, extra: KeyConfig[] = []): KeyConfig[] {
+  const keys = config.auth.keys.map((k) => {
+    const entry: KeyConfig = { hash: k.hash, tier: k.tier }
+    if (k.id !== undefined) entry.id = k.id
+    if (k.name !== undefined) entry.name = k.name
+    if (k.user !== undefined) entry.user = k.user
+    if (k.revoked !== undefined) entry.revoked = k.revoked
+    if (k.limits !== undefined) {
+      entry.limits = Object.fromEntries(Object.entries(k.limits).map(([n, l]) => [n, limitFromConfig(l)]))
+    }
+    return entry
+  })
+  return [...keys, ...extra]
+}
+
+/** Options of the HTTP core (identity, tiers, graduated response, headers) from the gateway config. */
+export function sluiceOptions(
+  config: GatewayConfig,
+  deps: { store: Store; logger: SluiceLogger | false; extraKeys?: KeyConfig[] },
+): SluiceOptions {
+  const { auth, graduated } = config
+  const tiers = gatewayTiers(config.tiers)
+  for (const [name, tier] of Object.entries(config.tiers)) {
+    const t = tiers[name]!
+    if (tier.shadow !== undefined) t.shadow = tier.shadow
+    const block = blockOptions(tier.block)
+    if (block !== undefined) t.block = block
+  }
+  const options: SluiceOptions = {
+    store: deps.store,
+    prefix: config.prefix,
+    tiers,
+    keys: keyConfigs(config, deps.extraKeys),
+    headers: config.headers,
+    logger: deps.logger,
+  }
+  if (auth.apiKeyHeaders !== undefined) options.apiKeyHeaders = auth.apiKeyHeaders
+  if (auth.trustProxy !== undefined) options.trustProxy = auth.trustProxy
+  if (auth.forwardedHeader !== undefined) options.forwardedHeader = auth.forwardedHeader
+  if (auth.trustedUserHeader !== undefined) options.trustedUserHeader = auth.trustedUserHeader
+  if (auth.ipv4Subnet !== undefined) options.ipv4Subnet = auth.ipv4Subnet
+  if (auth.ipv6Subnet !== undefined) options.ipv6Subnet = auth.ipv6Subnet
+  if (auth.failedAuth !== undefined) {
+    options.failedAuth =
+      auth.failedAuth === false
+        ? false
+        : {
+            ...(auth.failedAuth.limit !== undefined && { limit: auth.failedAuth.limit }),
+            ...(auth.failedAuth.window !== undefined && { windowMs: auth.failedAuth.window }),
+          }
+  }
+  if (graduated.warnAt !== undefined) options.warnAt = graduated.warnAt
+  if (graduated.alertAt !== undefined) options.alertAt = graduated.alertAt
+  const block = blockOptions(graduated.block)
+  if (block !== undefined) options.block = block
+  if (graduated.shadow !== undefined) options.shadow = graduated.shadow
+  if (graduated.deny !== undefined) options.deny = graduated.deny
+  if (graduated.allow !== undefined) options.allow = graduated.allow
+  if (graduated.concurrencyRetryCap !== undefined)
+    options.concurrencyRetryCapMs = graduated.concurrencyRetryCap
+  const hook = graduated.webhook
+  if (hook !== undefined) {
+    options.webhook =
+      typeof hook === 'string'
+        ? hook
+        : {
+            url: hook.url,
+            ...(hook.timeout !== undefined && { timeoutMs: hook.timeout }),
+            ...(hook.retries !== undefined && { retries: hook.retries }),
+            ...(hook.backoff !== undefined && { backoffMs: hook.backoff }),
+            ...(hook.headers !== undefined && { headers: hook.headers }),
+            ...(hook.events !== undefined && { events: hook.events }),
+          }
+  }
+  return options
+}

@@ -1,0 +1,149 @@
+import { once } from 'node:events'
+import type { FastifyBaseLogger, FastifyReply } from 'fastify'
+import type { CallEnd, Charge } from './accounting.js'
+import { SseSplitter } from './sse.js'
+import { clientHeadersFrom, type Upstream } from './upstream.js'
+import { type RouteKind, readUsage, StreamTracker, textOfResponse } from './usage.js'
+
+export interface ProxyCall {
+  reply: FastifyReply
+  log: FastifyBaseLogger
+  upstream: Upstream
+  kind: RouteKind
+  method: 'GET' | 'POST'
+  /** Path after the upstream's base URL. */
+  path: string
+  /** The JSON body to send (already rewritten, e.g. with stream_options). */
+  body: string | undefined
+  stream: boolean
+  /** The gateway asked for the usage chunk itself: hide it from the client. */
+  stripUsage: boolean
+  /** Client headers (x-mock-* reach a mock upstream). */
+  clientHeaders: Record<string, string | string[] | undefined>
+  /** Rate-limit headers for the response. */
+  headers: Record<string, string>
+  charge: Charge
+}
+
+function isEventStream(contentType: string | string[] | undefined): boolean {
+  const value = Array.isArray(contentType) ? contentType[0] : contentType
+  return value?.toLowerCase().startsWith('text/event-stream') === true
+}
+
+/**
+ * Forwards one call upstream and the answer back, chunk by chunk (streams are never buffered),
+ * and settles its charge exactly once — before the response ends, so a client that saw the end
+ * of one call sees its real cost in the next call's headers.
+ */
+export async function proxyCall(call: ProxyCall): Promise<void> {
+  const { reply, charge, upstream } = call
+  const raw = reply.raw
+  const controller = new AbortController()
+  let clientGone = false
+  const onClose = () => {
+    if (!raw.writableFinished) {
+      clientGone = true
+      controller.abort()
+    }
+  }
+  raw.on('close', onClose)
+
+  let response: Awaited<ReturnType<Upstream['request']>>
+  try {
+    response = await upstream.request({
+      method: call.method,
+      path: call.path,
+      body: call.body,
+      stream: call.stream,
+      signal: controller.signal,
+      clientHeaders: call.clientHeaders,
+    })
+  } catch (error) {
+    if (clientGone) {
+      await charge.finish({ kind: 'aborted', status: 499, text: '' })
+      return
+    }
+    const failure = upstream.failure(error)
+    call.log.warn({ upstream: upstream.name, code: failure.code }, failure.message)
+    await charge.finish({ kind: 'failed', status: failure.status, text: '', outcome: 'upstream_error' })
+    await reply
+      .code(failure.status)
+      .headers(call.headers)
+      .send({ error: { message: failure.message, type: 'upstream_error', param: null, code: failure.code } })
+    return
+  }
+
+  const status = response.statusCode
+  const streaming = status < 400 && isEventStream(response.headers['content-type'])
+  reply.hijack()
+  raw.writeHead(status, { ...clientHeadersFrom(response.headers), ...call.headers })
+  if (streaming) raw.flushHeaders()
+
+  const write = async (data: string | Buffer): Promise<void> => {
+    if (clientGone || data.length === 0) return
+    if (!raw.write(data)) await Promise.race([once(raw, 'drain'), once(raw, 'close')])
+  }
+
+  const tracker = streaming ? new StreamTracker(call.kind, call.stripUsage) : undefined
+  const splitter = streaming ? new SseSplitter() : undefined
+  if (tracker) charge.progress = tracker
+  const collected: Buffer[] = []
+  let broken: unknown
+  try {
+    for await (const chunk of response.body) {
+      if (tracker && splitter) {
+        let out = ''
+        for (const event of splitter.push(chunk as Buffer)) {
+          const forward = tracker.onEvent(event)
+          if (forward !== '') out += `${forward}\n\n`
+        }
+        await write(out)
+      } else {
+        collected.push(chunk as Buffer)
+        await write(chunk as Buffer)
+      }
+    }
+    if (tracker && splitter) {
+      let out = ''
+      for (const event of splitter.end()) {
+        const forward = tracker.onEvent(event)
+        if (forward !== '') out += `${forward}\n\n`
+      }
+      await write(out)
+    }
+  } catch (error) {
+    broken = error
+  }
+
+  let end: CallEnd
+  if (clientGone) {
+    end = { kind: 'aborted', status, usage: tracker?.usage, text: tracker?.text ?? '' }
+  } else if (broken !== undefined) {
+    const failure = upstream.failure(broken)
+    call.log.warn(
+      { upstream: upstream.name, code: failure.code },
+      `upstream answer broke off: ${failure.message}`,
+    )
+    end = { kind: 'failed', status, usage: tracker?.usage, text: tracker?.text ?? '', outcome: 'cut' }
+  } else if (status >= 400) {
+    end = { kind: 'failed', status, text: '', outcome: 'upstream_error' }
+  } else if (tracker) {
+    end = { kind: 'answered', status, usage: tracker.usage, text: tracker.text }
+  } else {
+    let json: unknown
+    try {
+      json = JSON.parse(Buffer.concat(collected).toString('utf8'))
+    } catch {
+      json = undefined
+    }
+    const usage = json === undefined ? undefined : readUsage((json as { usage?: unknown }).usage)
+    end = { kind: 'answered', status, usage, text: textOfResponse(json) }
+  }
+  try {
+    await charge.finish(end)
+  } finally {
+    raw.off('close', onClose)
+    if (end.kind === 'failed' && end.outcome === 'cut') raw.destroy()
+    else if (!clientGone) raw.end()
+  }
+}

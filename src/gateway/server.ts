@@ -1,0 +1,305 @@
+import Fastify, { type FastifyReply, type FastifyRequest, LogController } from 'fastify'
+import type { Logger } from 'pino'
+import type { Identification, Sluice } from '../http/index.js'
+import type { Reservation } from '../limiter.js'
+import type { Store } from '../store/types.js'
+import type { Accounting } from './accounting.js'
+import type { GatewayConfig } from './config/schema.js'
+import { GatewayError, invalidRequest } from './errors.js'
+import type { ModelTable } from './models.js'
+import { proxyCall } from './proxy.js'
+import { estimateRequest, ROUTES, type ValidRequest, validateRequest } from './requests.js'
+import { encoderFor } from './tokens.js'
+import type { Upstream } from './upstream.js'
+import type { RouteKind } from './usage.js'
+
+export interface ServerDeps {
+  config: GatewayConfig
+  sluice: Sluice
+  store: Store
+  accounting: Accounting
+  models: ModelTable
+  upstreams: ReadonlyMap<string, Upstream>
+  logger: Logger
+}
+
+const READY_TIMEOUT_MS = 1000
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+function formatBytes(bytes: number): string {
+  if (bytes % (1024 * 1024) === 0) return `${bytes / (1024 * 1024)} MB`
+  if (bytes % 1024 === 0) return `${bytes / 1024} KB`
+  return `${bytes} bytes`
+}
+
+function pathOf(url: string): string {
+  const q = url.indexOf('?')
+  return q === -1 ? url : url.slice(0, q)
+}
+
+/** Maps what Fastify throws while reading a body to the OpenAI-shaped 4xx a client understands. */
+function bodyError(
+  error: { code?: string; statusCode?: number; message: string },
+  bodyLimit: number,
+): GatewayError | undefined {
+  switch (error.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new GatewayError(
+        413,
+        `The request body is too large: the limit is ${formatBytes(bodyLimit)}.`,
+        'invalid_request_error',
+        null,
+        'request_too_large',
+      )
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return invalidRequest(
+        'We could not parse the JSON body of your request. The body must be a JSON object (with the header Content-Type: application/json).',
+        null,
+        'invalid_json',
+      )
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return invalidRequest(
+        'The Content-Length header does not match the body.',
+        null,
+        'invalid_content_length',
+      )
+  }
+  if (error instanceof SyntaxError || (error.statusCode === 400 && /JSON/i.test(error.message))) {
+    return invalidRequest(
+      'We could not parse the JSON body of your request. The body must be a JSON object (with the header Content-Type: application/json).',
+      null,
+      'invalid_json',
+    )
+  }
+  if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500) {
+    return new GatewayError(
+      error.statusCode,
+      error.message,
+      'invalid_request_error',
+      null,
+      error.code ?? null,
+    )
+  }
+  return undefined
+}
+
+/** The Fastify app of the gateway: OpenAI routes behind identity, limits and accounting. */
+export function buildServer(deps: ServerDeps) {
+  const { config, sluice, accounting, models, upstreams } = deps
+  const identities = new WeakMap<FastifyRequest, Identification>()
+  const app = Fastify({
+    loggerInstance: deps.logger,
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: config.bodyLimit,
+    forceCloseConnections: true,
+    return503OnClosing: true,
+  })
+
+  // Bodies are JSON whatever the Content-Type says (curl -d sends form encoding, fetch text/plain).
+  app.removeAllContentTypeParsers()
+  app.addContentTypeParser('*', { parseAs: 'string' }, app.getDefaultJsonParser('error', 'error'))
+
+  /** Rate-limit headers for an answer that charged nothing (bad input), from a peek. */
+  async function peekHeaders(request: FastifyRequest): Promise<Record<string, string>> {
+    const id = identities.get(request)
+    if (!id?.identity || id.allowListed) return {}
+    try {
+      const decision = await sluice
+        .limiterFor(id.identity)
+        .peek(id.identity.subject, { requests: 0, concurrent: 0 })
+      return decision.allowed ? sluice.headersFor(decision) : {}
+    } catch {
+      return {}
+    }
+  }
+
+  async function sendError(request: FastifyRequest, reply: FastifyReply, error: GatewayError): Promise<void> {
+    const headers = await peekHeaders(request)
+    await reply.code(error.status).headers(headers).send(error.body)
+  }
+
+  app.setErrorHandler(async (error: Error & { code?: string; statusCode?: number }, request, reply) => {
+    if (error instanceof GatewayError) return sendError(request, reply, error)
+    const mapped = bodyError(error, config.bodyLimit)
+    if (mapped) return sendError(request, reply, mapped)
+    if (error.name === 'StoreUnavailableError' || error.name === 'StoreTimeoutError') {
+      // The outage policy is "closed": no decision could be made, so nothing was let through.
+      const retryMs = Math.max(1, Math.ceil((error as { retryAfterMs?: number }).retryAfterMs ?? 1000))
+      request.log.warn({ err: error }, 'store unavailable: answering 503')
+      await reply
+        .code(503)
+        .headers({ 'retry-after': String(Math.ceil(retryMs / 1000)), 'retry-after-ms': String(retryMs) })
+        .send({
+          error: {
+            message:
+              'Rate limits cannot be checked right now (the store is unavailable). Please try again shortly.',
+            type: 'server_error',
+            param: null,
+            code: 'store_unavailable',
+          },
+        })
+      return
+    }
+    request.log.error({ err: error }, 'gateway error')
+    await reply.code(500).send({
+      error: {
+        message: 'The gateway failed to handle the request.',
+        type: 'server_error',
+        param: null,
+        code: null,
+      },
+    })
+  })
+
+  app.setNotFoundHandler(async (request, reply) => {
+    await reply.code(404).send({
+      error: {
+        message: `Unknown request URL: ${request.method} ${pathOf(request.url)}. Please check the URL for typos.`,
+        type: 'invalid_request_error',
+        param: null,
+        code: 'unknown_url',
+      },
+    })
+  })
+
+  app.get('/healthz', async () => ({ status: 'ok' }))
+
+  app.get('/readyz', async (_request, reply) => {
+    let timer: NodeJS.Timeout | undefined
+    try {
+      await Promise.race([
+        deps.store.ping(),
+        new Promise((_, reject) => {
+          timer = setTimeout(
+            () => reject(new Error(`no answer within ${READY_TIMEOUT_MS} ms`)),
+            READY_TIMEOUT_MS,
+          )
+        }),
+      ])
+      return { status: 'ready' }
+    } catch (error) {
+      return reply.code(503).send({ status: 'unavailable', error: `store: ${(error as Error).message}` })
+    } finally {
+      clearTimeout(timer)
+    }
+  })
+
+  async function identify(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    const id = await sluice.identify({
+      method: request.method,
+      url: request.url,
+      headers: request.headers,
+      remoteAddress: request.raw.socket.remoteAddress,
+    })
+    if (id.refusal) {
+      await reply.code(id.refusal.status).headers(id.refusal.headers).send(id.refusal.body)
+      return
+    }
+    if (config.auth.requireKey && id.identity?.kind !== 'key') {
+      await reply
+        .code(401)
+        .header('www-authenticate', 'Bearer')
+        .send({
+          error: {
+            message:
+              'You did not provide an API key. Send it as "Authorization: Bearer sk-sluice-…" or in the X-API-Key header.',
+            type: 'invalid_request_error',
+            param: null,
+            code: 'missing_api_key',
+          },
+        })
+      return
+    }
+    identities.set(request, id)
+  }
+
+  async function handle(request: FastifyRequest, reply: FastifyReply, kind: RouteKind, upstreamPath: string) {
+    const id = identities.get(request)!
+    const identity = id.identity!
+    let valid: ValidRequest
+    if (kind === 'models') {
+      valid = { kind, model: '', stream: false, body: {}, clientWantsUsage: false }
+    } else {
+      valid = validateRequest(kind, request.body)
+    }
+    const route = models.route(valid.model)
+    const upstream = upstreams.get(route.upstream)!
+    const encoder = await encoderFor(route.encoding)
+    const estimate = estimateRequest(valid, encoder, route.defaultOutputTokens)
+
+    let reservation: Reservation | undefined
+    let headers: Record<string, string> = {}
+    if (!id.allowListed) {
+      reservation = await sluice
+        .limiterFor(identity)
+        .reserve(identity.subject, accounting.reservationCosts(valid.model, estimate))
+      const graduation = sluice.graduate(identity, reservation.decision)
+      if (!reservation.allowed && !sluice.isShadow(identity.tier)) {
+        const denial = sluice.denial(reservation.decision)
+        return reply.code(denial.status).headers(denial.headers).send(denial.body)
+      }
+      headers = sluice.headersFor(reservation.decision, graduation.warning)
+    }
+    const charge = accounting.track(reservation, {
+      subject: identity.subject,
+      tier: identity.tier,
+      model: valid.model || '-',
+      route: kind,
+      stream: valid.stream,
+      estimate,
+      encoder,
+    })
+
+    let body = valid.body
+    let stripUsage = false
+    if (
+      valid.stream &&
+      (kind === 'chat' || kind === 'completions') &&
+      !valid.clientWantsUsage &&
+      upstream.injectStreamUsage
+    ) {
+      const options = isRecord(body.stream_options) ? body.stream_options : {}
+      body = { ...body, stream_options: { ...options, include_usage: true } }
+      stripUsage = true
+    }
+    try {
+      await proxyCall({
+        reply,
+        log: request.log,
+        upstream,
+        kind,
+        method: kind === 'models' ? 'GET' : 'POST',
+        path: upstreamPath,
+        body: kind === 'models' ? undefined : JSON.stringify(body),
+        stream: valid.stream,
+        stripUsage,
+        clientHeaders: request.headers,
+        headers,
+        charge,
+      })
+    } finally {
+      // Whatever went wrong, the reservation is settled (charging the prompt) and never leaks.
+      if (!charge.finished) {
+        await charge.finish({ kind: 'failed', status: 500, text: '', outcome: 'upstream_error' })
+      }
+    }
+    return reply
+  }
+
+  app.register(async (v1) => {
+    v1.addHook('onRequest', identify)
+    for (const route of ROUTES) {
+      v1.route({
+        method: route.method,
+        url: route.url,
+        handler: (request, reply) => handle(request, reply, route.kind, route.upstreamPath),
+      })
+    }
+  })
+
+  return app
+}

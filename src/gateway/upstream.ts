@@ -1,0 +1,170 @@
+import { type Dispatcher, Pool } from 'undici'
+import type { EncodingName, UpstreamConfig } from './config/schema.js'
+import { type MockUpstream, startMockUpstream } from './mock/server.js'
+
+/** Response headers never passed from the upstream to the client. */
+const DROPPED_RESPONSE_HEADERS = new Set([
+  'connection',
+  'keep-alive',
+  'transfer-encoding',
+  'content-length',
+  'content-encoding',
+  'proxy-authenticate',
+  'proxy-connection',
+  'trailer',
+  'upgrade',
+  'set-cookie',
+  'date',
+  'server',
+  'alt-svc',
+])
+
+/** The upstream's own x-ratelimit-* headers describe the gateway's account, not the client's limits. */
+export function clientHeadersFrom(
+  upstream: Record<string, string | string[] | undefined>,
+): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {}
+  for (const [name, value] of Object.entries(upstream)) {
+    if (value === undefined) continue
+    const lower = name.toLowerCase()
+    if (DROPPED_RESPONSE_HEADERS.has(lower) || lower.startsWith('x-ratelimit-')) continue
+    out[lower] = value
+  }
+  return out
+}
+
+export class UpstreamError extends Error {
+  override name = 'UpstreamError'
+  constructor(
+    message: string,
+    /** 504 for timeouts, 502 otherwise. */
+    readonly status: 502 | 504,
+    readonly code: string,
+  ) {
+    super(message)
+  }
+}
+
+function describeFailure(name: string, error: unknown): UpstreamError {
+  const code = (error as { code?: string }).code ?? ''
+  if (
+    code === 'UND_ERR_HEADERS_TIMEOUT' ||
+    code === 'UND_ERR_BODY_TIMEOUT' ||
+    code === 'UND_ERR_CONNECT_TIMEOUT'
+  ) {
+    return new UpstreamError(`The upstream "${name}" did not answer in time.`, 504, 'upstream_timeout')
+  }
+  return new UpstreamError(
+    `The upstream "${name}" could not be reached (${code || (error as Error).message}).`,
+    502,
+    'upstream_unavailable',
+  )
+}
+
+export interface ForwardRequest {
+  method: 'GET' | 'POST'
+  /** Path after the base URL, e.g. "/chat/completions". */
+  path: string
+  body?: string
+  stream: boolean
+  signal: AbortSignal
+  /** Client headers to pass on (only x-mock-* reach the mock; nothing else is forwarded). */
+  clientHeaders: Record<string, string | string[] | undefined>
+}
+
+/** One OpenAI-compatible upstream behind a pool of keep-alive connections. */
+export class Upstream {
+  private constructor(
+    readonly name: string,
+    readonly config: UpstreamConfig,
+    readonly baseUrl: string,
+    private readonly pool: Pool,
+    private readonly basePath: string,
+    private readonly authorization: string | undefined,
+    /** The in-process mock, when this upstream is one. */
+    readonly mock: MockUpstream | undefined,
+  ) {}
+
+  static async create(
+    name: string,
+    config: UpstreamConfig,
+    env: Record<string, string | undefined>,
+    encodingFor: (model: string) => EncodingName,
+  ): Promise<Upstream> {
+    let mock: MockUpstream | undefined
+    let baseUrl: string
+    let authorization: string | undefined
+    if (config.type === 'mock') {
+      mock = await startMockUpstream({
+        latencyMs: config.latency,
+        tokensPerSecond: config.tokensPerSecond,
+        completionTokens: config.completionTokens,
+        embeddingDimensions: config.embeddingDimensions,
+        encodingFor,
+      })
+      baseUrl = mock.url
+    } else {
+      baseUrl = config.baseUrl.replace(/\/+$/, '')
+      const key = env[config.apiKeyEnv]
+      if (key !== undefined && key !== '') authorization = `Bearer ${key}`
+    }
+    const url = new URL(baseUrl)
+    const pool = new Pool(url.origin, {
+      connections: config.connections,
+      headersTimeout: config.headersTimeout,
+      bodyTimeout: config.bodyTimeout,
+      connect: { timeout: config.connectTimeout },
+      keepAliveTimeout: 30_000,
+    })
+    return new Upstream(name, config, baseUrl, pool, url.pathname.replace(/\/+$/, ''), authorization, mock)
+  }
+
+  /** Whether the gateway may add stream_options.include_usage to streams it forwards here. */
+  get injectStreamUsage(): boolean {
+    return this.config.type === 'mock' || this.config.injectStreamUsage
+  }
+
+  /** Has credentials (or needs none: a mock or a server that was not given a key variable). */
+  get hasKey(): boolean {
+    return this.authorization !== undefined
+  }
+
+  /** Sends a request; throws UpstreamError when no response arrives (the caller's abort rethrows as is). */
+  async request(req: ForwardRequest): Promise<Dispatcher.ResponseData> {
+    const headers: Record<string, string> = {
+      accept: req.stream ? 'text/event-stream' : 'application/json',
+      'accept-encoding': 'identity',
+      'user-agent': 'sluice-gateway',
+    }
+    if (req.body !== undefined) headers['content-type'] = 'application/json'
+    if (this.config.type === 'openai') Object.assign(headers, this.config.headers)
+    if (this.authorization) headers.authorization = this.authorization
+    if (this.mock) {
+      for (const [name, value] of Object.entries(req.clientHeaders)) {
+        if (name.startsWith('x-mock-') && typeof value === 'string') headers[name] = value
+      }
+    }
+    try {
+      return await this.pool.request({
+        method: req.method,
+        path: `${this.basePath}${req.path}`,
+        headers,
+        body: req.body,
+        signal: req.signal,
+      })
+    } catch (error) {
+      if (req.signal.aborted) throw error
+      throw describeFailure(this.name, error)
+    }
+  }
+
+  /** Maps an error thrown while reading the body to an UpstreamError. */
+  failure(error: unknown): UpstreamError {
+    return error instanceof UpstreamError ? error : describeFailure(this.name, error)
+  }
+
+  async close(): Promise<void> {
+    await this.pool.destroy().catch(() => {})
+    await this.mock?.close()
+  }
+}

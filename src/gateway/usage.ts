@@ -1,0 +1,146 @@
+import { parseSseEvent, withData } from './sse.js'
+
+/** Token counts the upstream reported. */
+export interface ReportedUsage {
+  promptTokens: number
+  completionTokens: number
+}
+
+export type RouteKind = 'chat' | 'completions' | 'embeddings' | 'responses' | 'models'
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+function count(value: unknown): number | undefined {
+  return typeof value === 'number' && Number.isFinite(value) && value >= 0 ? value : undefined
+}
+
+/** Reads an OpenAI `usage` object (chat/completions/embeddings, or the Responses API's names). */
+export function readUsage(usage: unknown): ReportedUsage | undefined {
+  if (!isRecord(usage)) return undefined
+  const prompt = count(usage.prompt_tokens) ?? count(usage.input_tokens)
+  if (prompt === undefined) return undefined
+  const completion = count(usage.completion_tokens) ?? count(usage.output_tokens) ?? 0
+  return { promptTokens: prompt, completionTokens: completion }
+}
+
+/** Generated text in a non-streamed answer, for counting when the upstream reports no usage. */
+export function textOfResponse(body: unknown): string {
+  if (!isRecord(body)) return ''
+  let text = ''
+  if (Array.isArray(body.choices)) {
+    for (const choice of body.choices) {
+      if (!isRecord(choice)) continue
+      if (typeof choice.text === 'string') text += choice.text
+      const message = choice.message
+      if (isRecord(message)) {
+        if (typeof message.content === 'string') text += message.content
+        if (typeof message.refusal === 'string') text += message.refusal
+        if (message.tool_calls !== undefined && message.tool_calls !== null)
+          text += JSON.stringify(message.tool_calls)
+      }
+    }
+  }
+  if (Array.isArray(body.output)) {
+    for (const item of body.output) {
+      if (!isRecord(item)) continue
+      if (typeof item.arguments === 'string') text += item.arguments
+      if (Array.isArray(item.content)) {
+        for (const part of item.content)
+          if (isRecord(part) && typeof part.text === 'string') text += part.text
+      }
+    }
+  }
+  return text
+}
+
+/**
+ * Follows one streamed answer event by event: collects the usage the upstream reports, the text it
+ * generated (for counting when no usage comes), and rewrites what the client did not ask for.
+ */
+export class StreamTracker {
+  usage: ReportedUsage | undefined
+  /** Generated text seen so far. */
+  text = ''
+  /** The stream reached its proper end ([DONE] or a final response event). */
+  complete = false
+
+  /**
+   * @param stripUsage the gateway injected stream_options.include_usage: drop the usage chunk and
+   * the `usage: null` fields so the client sees the stream it asked for.
+   */
+  constructor(
+    private readonly kind: RouteKind,
+    private readonly stripUsage: boolean,
+  ) {}
+
+  /** The event text to forward ('' drops it). */
+  onEvent(raw: string): string {
+    const event = parseSseEvent(raw)
+    if (event.data === undefined) return raw
+    if (event.data === '[DONE]') {
+      this.complete = true
+      return raw
+    }
+    let payload: unknown
+    try {
+      payload = JSON.parse(event.data)
+    } catch {
+      return raw
+    }
+    if (!isRecord(payload)) return raw
+    return this.kind === 'responses' ? this.onResponsesEvent(payload, raw) : this.onChunk(payload, event, raw)
+  }
+
+  private onChunk(
+    chunk: Record<string, unknown>,
+    event: ReturnType<typeof parseSseEvent>,
+    raw: string,
+  ): string {
+    const choices = Array.isArray(chunk.choices) ? chunk.choices : []
+    for (const choice of choices) {
+      if (!isRecord(choice)) continue
+      if (typeof choice.text === 'string') this.text += choice.text
+      const delta = choice.delta
+      if (!isRecord(delta)) continue
+      for (const field of ['content', 'refusal', 'reasoning_content', 'reasoning']) {
+        const value = delta[field]
+        if (typeof value === 'string') this.text += value
+      }
+      if (Array.isArray(delta.tool_calls)) {
+        for (const call of delta.tool_calls) {
+          if (isRecord(call) && isRecord(call.function) && typeof call.function.arguments === 'string') {
+            this.text += call.function.arguments
+          }
+        }
+      }
+    }
+    const usage = readUsage(chunk.usage)
+    if (usage) this.usage = usage
+    if (!this.stripUsage || !('usage' in chunk)) return raw
+    if (usage && choices.length === 0) return ''
+    const { usage: _dropped, ...rest } = chunk
+    return withData(event, JSON.stringify(rest))
+  }
+
+  private onResponsesEvent(event: Record<string, unknown>, raw: string): string {
+    const type = event.type
+    if (typeof type !== 'string') return raw
+    if (type.endsWith('.delta') && typeof event.delta === 'string') {
+      if (type !== 'response.audio.delta' && type !== 'response.audio.transcript.delta')
+        this.text += event.delta
+    } else if (
+      type === 'response.completed' ||
+      type === 'response.incomplete' ||
+      type === 'response.failed'
+    ) {
+      this.complete = true
+      if (isRecord(event.response)) {
+        const usage = readUsage(event.response.usage)
+        if (usage) this.usage = usage
+      }
+    }
+    return raw
+  }
+}

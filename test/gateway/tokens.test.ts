@@ -1,0 +1,103 @@
+import { describe, expect, it } from 'vitest'
+import { completionPieces } from '../../src/gateway/mock/generate.js'
+import { PriceTable } from '../../src/gateway/prices.js'
+import { estimateRequest, validateRequest } from '../../src/gateway/requests.js'
+import { chatPromptTokens, encoderFor, encodingForModel, inputTokens } from '../../src/gateway/tokens.js'
+
+describe('token estimation', () => {
+  it('picks the encoding by model name, with o200k_base for unknown models', () => {
+    expect(encodingForModel('gpt-4o-mini')).toBe('o200k_base')
+    expect(encodingForModel('gpt-4o-2024-08-06')).toBe('o200k_base')
+    expect(encodingForModel('o3-mini')).toBe('o200k_base')
+    expect(encodingForModel('gpt-4')).toBe('cl100k_base')
+    expect(encodingForModel('gpt-3.5-turbo-0125')).toBe('cl100k_base')
+    expect(encodingForModel('text-embedding-3-small')).toBe('cl100k_base')
+    expect(encodingForModel('gpt-oss-20b')).toBe('o200k_harmony')
+    expect(encodingForModel('openai/gpt-4')).toBe('cl100k_base')
+    expect(encodingForModel('llama3.1:8b')).toBe('o200k_base')
+  })
+
+  it('counts special-token strings in user text as text instead of throwing', async () => {
+    const enc = await encoderFor('o200k_base')
+    expect(enc.count('hello <|endoftext|> world')).toBeGreaterThan(3)
+    expect(enc.count('')).toBe(0)
+  })
+
+  it('counts chat prompts with the per-message framing', async () => {
+    const enc = await encoderFor('o200k_base')
+    const one = chatPromptTokens(enc, { messages: [{ role: 'user', content: 'Hello there' }] })
+    // 3 framing + "user" + "Hello there" + 3 reply priming
+    expect(one).toBe(3 + enc.count('user') + enc.count('Hello there') + 3)
+    const two = chatPromptTokens(enc, {
+      messages: [
+        { role: 'system', content: 'Be brief.' },
+        { role: 'user', content: [{ type: 'text', text: 'Hello there' }], name: 'ann' },
+      ],
+    })
+    expect(two).toBe(one + 3 + enc.count('system') + enc.count('Be brief.') + 1 + enc.count('ann'))
+  })
+
+  it('counts completion and embedding inputs in all their shapes', async () => {
+    const enc = await encoderFor('cl100k_base')
+    expect(inputTokens(enc, 'one two')).toBe(enc.count('one two'))
+    expect(inputTokens(enc, ['one', 'two three'])).toBe(enc.count('one') + enc.count('two three'))
+    expect(inputTokens(enc, [1, 2, 3])).toBe(3)
+    expect(inputTokens(enc, [[1, 2], [3]])).toBe(3)
+  })
+
+  it('estimates prompt plus max output, times choices', async () => {
+    const enc = await encoderFor('o200k_base')
+    const messages = [{ role: 'user', content: 'Write a haiku about rivers.' }]
+    const prompt = chatPromptTokens(enc, { messages })
+    const chat = validateRequest('chat', { model: 'gpt-4o-mini', messages, max_tokens: 50, n: 2 })
+    expect(estimateRequest(chat, enc, 256)).toEqual({ promptTokens: prompt, outputTokens: 100 })
+    const unbounded = validateRequest('chat', { model: 'gpt-4o-mini', messages })
+    expect(estimateRequest(unbounded, enc, 256).outputTokens).toBe(256)
+    const newer = validateRequest('chat', {
+      model: 'o3',
+      messages,
+      max_completion_tokens: 70,
+      max_tokens: 10,
+    })
+    expect(estimateRequest(newer, enc, 256).outputTokens).toBe(70)
+    const emb = validateRequest('embeddings', { model: 'text-embedding-3-small', input: ['a b', 'c'] })
+    expect(estimateRequest(emb, enc, 256)).toEqual({
+      promptTokens: enc.count('a b') + enc.count('c'),
+      outputTokens: 0,
+    })
+    const legacy = validateRequest('completions', {
+      model: 'gpt-3.5-turbo-instruct',
+      prompt: ['x', 'y'],
+      n: 3,
+    })
+    expect(estimateRequest(legacy, enc, 256).outputTokens).toBe(16 * 3 * 2)
+  })
+
+  it("the mock's words are one token each, so a streamed answer of N chunks is N tokens", async () => {
+    for (const encoding of ['o200k_base', 'cl100k_base'] as const) {
+      const enc = await encoderFor(encoding)
+      for (const seed of ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h']) {
+        const pieces = completionPieces(seed, { min: 400, max: 400 }, undefined)
+        expect(pieces).toHaveLength(400)
+        for (const piece of new Set(pieces)) expect(enc.count(piece)).toBe(1)
+        expect(enc.count(pieces.join(''))).toBe(400)
+      }
+    }
+  })
+
+  it('prices usage per 1M tokens, config first, longest glob next, unknown models free', () => {
+    const prices = new PriceTable({
+      'my-llama*': { input: 1, output: 3 },
+      'gpt-4o-mini': { input: 0.5, output: 0.5 },
+    })
+    expect(prices.cost('gpt-4o', { promptTokens: 1_000_000, completionTokens: 0 })).toBeCloseTo(2.5)
+    expect(prices.cost('gpt-4o-2024-11-20', { promptTokens: 0, completionTokens: 1_000_000 })).toBeCloseTo(10)
+    expect(
+      prices.cost('gpt-4o-mini-2024-07-18', { promptTokens: 1_000_000, completionTokens: 1_000_000 }),
+    ).toBeCloseTo(0.75)
+    expect(prices.cost('gpt-4o-mini', { promptTokens: 2_000_000, completionTokens: 0 })).toBeCloseTo(1)
+    expect(prices.cost('my-llama-70b', { promptTokens: 500_000, completionTokens: 500_000 })).toBeCloseTo(2)
+    expect(prices.priceOf('totally-unknown')).toBeUndefined()
+    expect(prices.cost('totally-unknown', { promptTokens: 1e6, completionTokens: 1e6 })).toBe(0)
+  })
+})
