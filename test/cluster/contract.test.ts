@@ -1,0 +1,4 @@
+import { storeContract } from '../helpers/store-contract.js'
+import { clusterHarness } from './harness.js'
+
+storeContract(clusterHarness())

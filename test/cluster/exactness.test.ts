@@ -1,0 +1,86 @@
+import { type ChildProcess, fork } from 'node:child_process'
+import { once } from 'node:events'
+import { fileURLToPath } from 'node:url'
+import calculateSlot from 'cluster-key-slot'
+import { Redis } from 'ioredis'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { Limiter } from '../../src/index.js'
+import { RedisStore } from '../../src/store/redis/store.js'
+import { commandCallsIn, type RedisClusterServer, startRedisCluster } from '../helpers/redis-cluster.js'
+import {
+  CAPACITY,
+  LIMITS,
+  POLICY,
+  SLOTS,
+  type SlotJob,
+  type SlotReport,
+  subjectPerSlot,
+} from './fixtures/slots.js'
+
+const WORKER = fileURLToPath(new URL('./fixtures/slot-worker.ts', import.meta.url))
+const PROCESSES = 2
+const PER_SUBJECT = 2
+
+async function runWorkers(jobs: SlotJob[]): Promise<SlotReport[]> {
+  const children: ChildProcess[] = jobs.map((job) =>
+    fork(WORKER, [JSON.stringify(job)], {
+      execArgv: ['--import', 'tsx'],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    }),
+  )
+  try {
+    await Promise.all(children.map((c) => once(c, 'message')))
+    const reports = children.map(
+      (c) =>
+        new Promise<SlotReport>((resolve, reject) => {
+          c.once('message', (m) => resolve(m as SlotReport))
+          c.once('exit', (code) => reject(new Error(`worker exited with ${code} before reporting`)))
+        }),
+    )
+    for (const c of children) c.send('go')
+    return await Promise.all(reports)
+  } finally {
+    for (const c of children) if (c.exitCode === null) c.kill()
+  }
+}
+
+describe('exactness on a 3-node Redis Cluster, subjects on every hash slot', () => {
+  let cluster: RedisClusterServer
+  beforeAll(async () => {
+    cluster = await startRedisCluster()
+  })
+  afterAll(async () => {
+    await cluster.stop()
+  })
+
+  it(`${PROCESSES} processes x ${PER_SUBJECT} calls on each of ${SLOTS} subjects admit exactly ${CAPACITY} per subject`, async () => {
+    const subjects = subjectPerSlot()
+    expect(new Set(subjects.map((s) => calculateSlot(`${POLICY}:${s}`))).size).toBe(SLOTS)
+
+    const nodes = cluster.nodes.map((n) => n.url)
+    const reports = await runWorkers(
+      Array.from({ length: PROCESSES }, () => ({ nodes, perSubject: PER_SUBJECT })),
+    )
+
+    expect(reports.map((r) => r.errors)).toEqual(reports.map(() => 0))
+    const perSubject = subjects.map((_, i) => reports.reduce((sum, r) => sum + r.admitted[i]!, 0))
+    const wrong = perSubject.map((n, i) => [subjects[i], n] as const).filter(([, n]) => n !== CAPACITY)
+    expect(wrong).toEqual([])
+
+    const store = new RedisStore({ nodes })
+    await store.whenReady()
+    const limiter = new Limiter({ store, policy: POLICY, limits: LIMITS })
+    const sample = await Promise.all(subjects.filter((_, i) => i % 1024 === 0).map((s) => limiter.peek(s)))
+    for (const d of sample) expect(d.limits[0]!.remaining).toBe(0)
+    await store.close()
+
+    // Every node ran its share of the scripts: the subjects really were spread over the cluster.
+    for (const n of cluster.nodes) {
+      const c = new Redis(n.url)
+      const info = await c.info('commandstats')
+      c.disconnect()
+      const scripts = commandCallsIn(info, ['evalsha', 'eval'])
+      expect(scripts).toBeGreaterThan(SLOTS / 10)
+    }
+  })
+})

@@ -1,0 +1,51 @@
+import type { Cluster } from 'ioredis'
+import { RedisStore } from '../../src/store/redis/store.js'
+import type { Store, StoreOp, StoreResult } from '../../src/store/types.js'
+import { type RedisClusterServer, startRedisCluster } from '../helpers/redis-cluster.js'
+import type { StoreHarness } from '../helpers/store-harness.js'
+
+class CountingStore implements Store {
+  count = 0
+  constructor(private readonly inner: Store) {}
+  execute(op: StoreOp): Promise<StoreResult> {
+    this.count++
+    return this.inner.execute(op)
+  }
+  ping() {
+    return this.inner.ping()
+  }
+  close() {
+    return this.inner.close()
+  }
+}
+
+/** The store contract's harness for a RedisStore on a real three-node Redis Cluster. */
+export function clusterHarness(): StoreHarness & { cluster(): RedisClusterServer; client(): Cluster } {
+  let cluster: RedisClusterServer
+  let client: Cluster
+  return {
+    name: 'RedisStore on Redis Cluster',
+    cluster: () => cluster,
+    client: () => client,
+    start: async () => {
+      cluster = await startRedisCluster()
+      client = cluster.client()
+      await new RedisStore({ client }).whenReady()
+    },
+    stop: async () => {
+      client.disconnect()
+      await cluster.stop()
+    },
+    create: async () => {
+      const store = new CountingStore(new RedisStore({ client }))
+      return {
+        store,
+        calls: () => store.count,
+        ttlMs: async (key) => {
+          const ttl = await client.pttl(key)
+          return ttl === -2 ? undefined : ttl
+        },
+      }
+    },
+  }
+}

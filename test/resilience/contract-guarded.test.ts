@@ -1,0 +1,56 @@
+import { Redis } from 'ioredis'
+import { BlockedKeyCache } from '../../src/store/blocked-cache.js'
+import { GuardedStore } from '../../src/store/guarded.js'
+import { RedisStore, redisClientOptions } from '../../src/store/redis/store.js'
+import type { Store, StoreOp, StoreResult } from '../../src/store/types.js'
+import { type RedisServer, startRedis } from '../helpers/redis-server.js'
+import { storeContract } from '../helpers/store-contract.js'
+
+class CountingStore implements Store {
+  count = 0
+  constructor(private readonly inner: Store) {}
+  execute(op: StoreOp): Promise<StoreResult> {
+    this.count++
+    return this.inner.execute(op)
+  }
+  ping() {
+    return this.inner.ping()
+  }
+  close() {
+    return this.inner.close()
+  }
+}
+
+// The whole stack a gateway uses — blocked-key cache, then deadline and breaker, then Redis — must
+// keep every promise of the bare store while Redis is healthy.
+let server: RedisServer
+let client: Redis
+storeContract({
+  name: 'BlockedKeyCache + GuardedStore + RedisStore',
+  start: async () => {
+    server = await startRedis()
+    client = new Redis(server.url, redisClientOptions())
+    await new RedisStore({ client }).whenReady()
+  },
+  stop: async () => {
+    client.disconnect()
+    await server.stop()
+  },
+  create: async () => {
+    // A generous deadline: this suite checks semantics on a shared machine, not speed.
+    const guard = new GuardedStore({
+      store: new RedisStore({ client }),
+      failMode: 'closed',
+      timeoutMs: 5_000,
+    })
+    const store = new CountingStore(new BlockedKeyCache().wrap(guard))
+    return {
+      store,
+      calls: () => store.count,
+      ttlMs: async (key) => {
+        const ttl = await client.pttl(key)
+        return ttl === -2 ? undefined : ttl
+      },
+    }
+  },
+})
