@@ -19,6 +19,7 @@ import {
   advertisedRetryMs,
   formatDuration,
   type HeaderGroups,
+  PolicyHeaderCache,
 } from './headers.js'
 import { type ClientIp, IpResolver } from './ip.js'
 import { hashApiKey, type KeyRecord, type KeyRegistry, MemoryKeyRegistry } from './keys.js'
@@ -209,6 +210,7 @@ export class Sluice<Req = RequestLike> {
   private readonly prefix: string | undefined
   private readonly blockOption: SluiceOptions['block']
   private readonly blockSeen = new Map<string, number>()
+  private readonly policyHeaders = new PolicyHeaderCache()
   private warnedNoAddress = false
 
   constructor(options: SluiceOptions<Req> = {}) {
@@ -478,7 +480,7 @@ export class Sluice<Req = RequestLike> {
   ): Record<string, string> {
     const out: Record<string, string> = {}
     const retry = advertisedRetryMs(decision, this.concurrencyRetryCapMs)
-    addRateLimitHeaders(out, decision, groups, retry)
+    addRateLimitHeaders(out, decision, groups, retry, this.policyHeaders)
     if (warning !== undefined) out['x-ratelimit-warning'] = warning
     if (!decision.allowed && !this.isShadow(decision.policy)) {
       addRetryHeaders(out, retry, shouldRetry(decision))
@@ -490,7 +492,7 @@ export class Sluice<Req = RequestLike> {
   denial(decision: Decision): { status: 429; headers: Record<string, string>; body: ErrorBody } {
     const retry = advertisedRetryMs(decision, this.concurrencyRetryCapMs)
     const headers: Record<string, string> = {}
-    addRateLimitHeaders(headers, decision, this.headerGroups, retry)
+    addRateLimitHeaders(headers, decision, this.headerGroups, retry, this.policyHeaders)
     addRetryHeaders(headers, retry, shouldRetry(decision))
     return { status: 429, headers, body: rateLimitBody(decision, retry) }
   }

@@ -36,11 +36,34 @@ declare module 'fastify' {
 /** Options fastify's register() itself understands, passed along with ours. */
 const REGISTER_OPTIONS = ['logLevel', 'logSerializers']
 
-const kRouteCost = Symbol('sluice.routeCost')
+type Hook = (request: FastifyRequest, reply: FastifyReply, next: (error?: Error) => void) => void
 
-interface RouteConfigWithCost {
-  sluice?: SluiceRouteConfig
-  [kRouteCost]?: CostOption | null
+/** The onRequest hook of one route, its cost fixed when the route was declared. */
+function routeHook(core: Sluice<FastifyRequest>, cost: CostOption | undefined): Hook {
+  return (request, reply, next) => {
+    core
+      .check(
+        {
+          method: request.method,
+          url: request.url,
+          headers: request.headers,
+          remoteAddress: request.raw.socket.remoteAddress,
+        },
+        request,
+        cost,
+      )
+      .then((result) => {
+        const state = result.state
+        request.sluice = state
+        reply.headers(result.headers)
+        if (!result.proceed) {
+          reply.code(result.status).send(result.body)
+          return
+        }
+        if (state.holdsLease) reply.raw.once('close', () => void releaseState(state))
+        next()
+      }, next)
+  }
 }
 
 function plugin(
@@ -57,55 +80,28 @@ function plugin(
   }
   fastify.decorate('sluice', core)
   fastify.decorateRequest('sluice', null)
+  const defaultHook = routeHook(core, undefined)
 
+  // Each route gets its own onRequest hook (after the route's and the app's own, so that an
+  // authenticate hook can read what they set), with its cost resolved once, here.
   fastify.addHook('onRoute', (route) => {
-    const config = route.config as RouteConfigWithCost | undefined
-    const own = config?.sluice
-    if (own === undefined || config === undefined) return
-    const where = `route ${route.method} ${route.url} config.sluice`
-    if (own === false) {
-      config[kRouteCost] = null
-      return
+    const own = (route.config as { sluice?: SluiceRouteConfig } | undefined)?.sluice
+    let hook = defaultHook
+    if (own !== undefined) {
+      const where = `route ${route.method} ${route.url} config.sluice`
+      if (own === false) return
+      if (typeof own !== 'object' || own === null) {
+        throw new SluiceInputError(`${where} must be false or { cost }, got ${describe(own)}`)
+      }
+      for (const name of Object.keys(own)) {
+        if (name !== 'cost') throw new SluiceInputError(`${where}.${name} is not a route option (cost)`)
+      }
+      if (own.cost !== undefined) hook = routeHook(core, core.checkCost(own.cost, `${where}.cost`))
     }
-    if (typeof own !== 'object' || own === null) {
-      throw new SluiceInputError(`${where} must be false or { cost }, got ${describe(own)}`)
-    }
-    for (const name of Object.keys(own)) {
-      if (name !== 'cost') throw new SluiceInputError(`${where}.${name} is not a route option (cost)`)
-    }
-    if (own.cost !== undefined) config[kRouteCost] = core.checkCost(own.cost, `${where}.cost`)
+    const existing = route.onRequest
+    route.onRequest =
+      existing === undefined ? [hook] : [...(Array.isArray(existing) ? existing : [existing]), hook]
   })
-
-  fastify.addHook(
-    'onRequest',
-    (request: FastifyRequest, reply: FastifyReply, next: (error?: Error) => void) => {
-      const config = request.routeOptions.config as RouteConfigWithCost | undefined
-      const routeCost = config?.[kRouteCost]
-      if (routeCost === null) return next()
-      core
-        .check(
-          {
-            method: request.method,
-            url: request.url,
-            headers: request.headers,
-            remoteAddress: request.raw.socket.remoteAddress,
-          },
-          request,
-          routeCost as CostOption | undefined,
-        )
-        .then((result) => {
-          const state = result.state
-          request.sluice = state
-          reply.headers(result.headers)
-          if (!result.proceed) {
-            reply.code(result.status).send(result.body)
-            return
-          }
-          if (state.holdsLease) reply.raw.once('close', () => void releaseState(state))
-          next()
-        }, next)
-    },
-  )
   done()
 }
 

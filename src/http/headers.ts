@@ -21,15 +21,24 @@ export const ALL_HEADER_GROUPS: Readonly<HeaderGroups> = Object.freeze({
  */
 export function formatDuration(ms: number): string {
   if (!Number.isFinite(ms)) return 'inf'
-  const whole = Math.max(0, Math.ceil(ms))
+  const whole = ms > 0 ? Math.ceil(ms) : 0
   if (whole < 1000) return `${whole}ms`
   const hours = Math.floor(whole / 3_600_000)
   const minutes = Math.floor((whole % 3_600_000) / 60_000)
-  const seconds = (whole % 60_000) / 1000
-  const s = `${Number.isInteger(seconds) ? seconds : seconds.toFixed(3).replace(/0+$/, '')}s`
-  if (hours > 0) return `${hours}h${minutes}m${s}`
-  if (minutes > 0) return `${minutes}m${s}`
-  return s
+  const secs = Math.floor((whole % 60_000) / 1000)
+  const milli = whole % 1000
+  // Fractional seconds without trailing zeros: .5, .25, .125
+  const frac =
+    milli === 0
+      ? ''
+      : milli % 100 === 0
+        ? `.${milli / 100}`
+        : milli % 10 === 0
+          ? `.${milli < 100 ? '0' : ''}${milli / 10}`
+          : `.${milli < 10 ? '00' : milli < 100 ? '0' : ''}${milli}`
+  if (hours > 0) return `${hours}h${minutes}m${secs}${frac}s`
+  if (minutes > 0) return `${minutes}m${secs}${frac}s`
+  return `${secs}${frac}s`
 }
 
 /** Whole seconds for `Retry-After`: rounded up, never 0. */
@@ -39,7 +48,17 @@ export function retryAfterSeconds(ms: number): number {
 
 /** Share of the limit still available (0..1); the smallest share is the tightest limit. */
 function share(l: LimitStatus): number {
-  return l.limit > 0 ? Math.max(0, l.remaining) / l.limit : 0
+  return l.limit > 0 && l.remaining > 0 ? l.remaining / l.limit : 0
+}
+
+/** True when `l` matters more to the client than `best`: it denied, or has less left. */
+function tighter(l: LimitStatus, best: LimitStatus, deniedBy: string | undefined): boolean {
+  if (best.name === deniedBy) return false
+  if (l.name === deniedBy) return true
+  if (l.allowed !== best.allowed) return !l.allowed
+  const a = share(l)
+  const b = share(best)
+  return a < b || (a === b && l.resetMs > best.resetMs)
 }
 
 /**
@@ -50,61 +69,76 @@ export function tightestLimit(decision: Decision, unit?: string): LimitStatus | 
   let best: LimitStatus | undefined
   for (const l of decision.limits) {
     if (unit !== undefined && l.unit !== unit) continue
-    if (best === undefined) {
-      best = l
-      continue
-    }
-    if (l.name === decision.deniedBy && best.name !== decision.deniedBy) {
-      best = l
-      continue
-    }
-    if (best.name === decision.deniedBy) continue
-    if (l.allowed !== best.allowed) {
-      if (!l.allowed) best = l
-      continue
-    }
-    const a = share(l)
-    const b = share(best)
-    if (a < b || (a === b && l.resetMs > best.resetMs)) best = l
+    if (best === undefined || tighter(l, best, decision.deniedBy)) best = l
   }
   return best
 }
 
-/** A limit's name as a structured-field string (names are restricted to [A-Za-z0-9_-] anyway). */
-function sfString(name: string): string {
-  return `"${name.replace(/[\\"]/g, '\\$&')}"`
-}
-
 /** The IETF `qu` parameter for units other than requests. */
 function quotaUnit(unit: string): string {
-  if (unit === 'concurrent') return ';qu="concurrent-requests"'
-  return unit === 'requests' ? '' : `;qu=${sfString(unit)}`
+  if (unit === 'requests') return ''
+  return unit === 'concurrent' ? ';qu="concurrent-requests"' : `;qu="${unit}"`
 }
 
 /**
  * `RateLimit-Policy`: one list member per limit, e.g. `"hourly";q=200;w=3600, "burst";q=20;w=10`.
  * Limits whose quota is not a whole number (dollar budgets) are left out: `q` is an integer field.
+ * Limit names and units are restricted to token characters by the engine, so need no escaping.
  */
 export function rateLimitPolicyHeader(limits: readonly LimitStatus[]): string {
   let out = ''
   for (const l of limits) {
     if (!Number.isInteger(l.limit)) continue
     const w = Math.max(1, Math.round(l.windowSeconds))
-    out += `${out === '' ? '' : ', '}${sfString(l.name)};q=${l.limit}${quotaUnit(l.unit)};w=${w}`
+    out += `${out === '' ? '' : ', '}"${l.name}";q=${l.limit}${quotaUnit(l.unit)};w=${w}`
   }
   return out
 }
 
 /** `RateLimit` for one limit: `"hourly";r=12;t=30` (remaining, seconds until it resets or may be retried). */
 export function rateLimitHeader(limit: LimitStatus, retryAfterMs: number): string {
-  const r = Math.max(0, Math.floor(limit.remaining))
-  const ms = limit.allowed ? limit.resetMs : retryAfterMs
-  const t = limit.allowed ? Math.max(0, Math.ceil(ms / 1000)) : retryAfterSeconds(ms)
-  return `${sfString(limit.name)};r=${r};t=${t}`
+  const r = limit.remaining > 0 ? Math.floor(limit.remaining) : 0
+  const t = limit.allowed ? Math.ceil(Math.max(0, limit.resetMs) / 1000) : retryAfterSeconds(retryAfterMs)
+  return `"${limit.name}";r=${r};t=${t}`
 }
 
 function numberText(x: number): string {
   return Number.isInteger(x) ? String(x) : String(Math.floor(x * 1e6) / 1e6)
+}
+
+/**
+ * The `RateLimit-Policy` value of a decision's limits, remembered per policy: the same limits
+ * give the same string, so it is built once (checked cheaply against the limits each time).
+ */
+export class PolicyHeaderCache {
+  private readonly entries = new Map<string, { limits: LimitStatus[]; value: string }>()
+
+  get(decision: Decision): string {
+    const limits = decision.limits
+    const cached = this.entries.get(decision.policy)
+    if (cached !== undefined && sameShape(cached.limits, limits)) return cached.value
+    const value = rateLimitPolicyHeader(limits)
+    if (this.entries.size >= 1000) this.entries.clear()
+    this.entries.set(decision.policy, { limits: limits.slice(), value })
+    return value
+  }
+}
+
+function sameShape(a: readonly LimitStatus[], b: readonly LimitStatus[]): boolean {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!
+    const y = b[i]!
+    if (
+      x.name !== y.name ||
+      x.limit !== y.limit ||
+      x.windowSeconds !== y.windowSeconds ||
+      x.unit !== y.unit
+    ) {
+      return false
+    }
+  }
+  return true
 }
 
 /**
@@ -116,27 +150,45 @@ export function addRateLimitHeaders(
   decision: Decision,
   groups: Readonly<HeaderGroups>,
   retryAfterMs: number,
+  policies?: PolicyHeaderCache,
 ): void {
-  if (decision.limits.length === 0) return
-  const tightest = tightestLimit(decision)!
+  const limits = decision.limits
+  if (limits.length === 0) return
+  // One pass: the tightest limit overall, and of requests and of tokens (OpenAI style).
+  let tightest: LimitStatus | undefined
+  let requests: LimitStatus | undefined
+  let tokens: LimitStatus | undefined
+  const deniedBy = decision.deniedBy
+  for (const l of limits) {
+    if (tightest === undefined || tighter(l, tightest, deniedBy)) tightest = l
+    if (l.unit === 'requests') {
+      if (requests === undefined || tighter(l, requests, deniedBy)) requests = l
+    } else if (l.unit === 'tokens') {
+      if (tokens === undefined || tighter(l, tokens, deniedBy)) tokens = l
+    }
+  }
+  const t = tightest!
   if (groups.ietf) {
-    const policy = rateLimitPolicyHeader(decision.limits)
+    const policy = policies === undefined ? rateLimitPolicyHeader(limits) : policies.get(decision)
     if (policy !== '') out['ratelimit-policy'] = policy
-    if (Number.isInteger(tightest.limit)) out.ratelimit = rateLimitHeader(tightest, retryAfterMs)
+    if (Number.isInteger(t.limit)) out.ratelimit = rateLimitHeader(t, retryAfterMs)
   }
   if (groups.legacy) {
-    const wait = tightest.allowed ? tightest.resetMs : retryAfterMs
-    out['x-ratelimit-limit'] = numberText(tightest.limit)
-    out['x-ratelimit-remaining'] = numberText(Math.max(0, tightest.remaining))
+    const wait = t.allowed ? t.resetMs : retryAfterMs
+    out['x-ratelimit-limit'] = numberText(t.limit)
+    out['x-ratelimit-remaining'] = numberText(Math.max(0, t.remaining))
     if (Number.isFinite(wait)) out['x-ratelimit-reset'] = String(Math.ceil((decision.now + wait) / 1000))
   }
   if (groups.openai) {
-    for (const unit of ['requests', 'tokens'] as const) {
-      const l = tightestLimit(decision, unit)
-      if (l === undefined) continue
-      out[`x-ratelimit-limit-${unit}`] = numberText(l.limit)
-      out[`x-ratelimit-remaining-${unit}`] = numberText(Math.max(0, l.remaining))
-      out[`x-ratelimit-reset-${unit}`] = formatDuration(l.resetMs)
+    if (requests !== undefined) {
+      out['x-ratelimit-limit-requests'] = numberText(requests.limit)
+      out['x-ratelimit-remaining-requests'] = numberText(Math.max(0, requests.remaining))
+      out['x-ratelimit-reset-requests'] = formatDuration(requests.resetMs)
+    }
+    if (tokens !== undefined) {
+      out['x-ratelimit-limit-tokens'] = numberText(tokens.limit)
+      out['x-ratelimit-remaining-tokens'] = numberText(Math.max(0, tokens.remaining))
+      out['x-ratelimit-reset-tokens'] = formatDuration(tokens.resetMs)
     }
   }
 }
