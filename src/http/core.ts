@@ -10,6 +10,8 @@ import { pino } from 'pino'
 import { describe, requirePositiveInteger, SluiceInputError } from '../core/errors.js'
 import { slidingWindow } from '../core/limits.js'
 import { type Costs, type Decision, Limiter, type LimitStatus, type Reservation } from '../limiter.js'
+import type { SluiceMetrics } from '../metrics.js'
+import { StoreUnavailableError } from '../store/errors.js'
 import { MemoryStore } from '../store/memory.js'
 import type { Store } from '../store/types.js'
 import type { AlertEvent, BlockEvent, IdentityKind, SluiceEvents, SluiceLogger } from './events.js'
@@ -41,7 +43,14 @@ import {
   type SluiceOptions,
 } from './options.js'
 import { headerOf, type RequestLike } from './request.js'
-import { authLockoutBody, type ErrorBody, forbiddenBody, invalidKeyBody, rateLimitBody } from './responses.js'
+import {
+  authLockoutBody,
+  type ErrorBody,
+  forbiddenBody,
+  invalidKeyBody,
+  rateLimitBody,
+  unavailableBody,
+} from './responses.js'
 import type { Tier, TierScope } from './tiers.js'
 import { WebhookSender } from './webhook.js'
 
@@ -138,7 +147,6 @@ interface ResolvedTier {
 
 const NO_ALERTS: LimitStatus[] = []
 const USER_ID_MAX = 256
-const BLOCK_SEEN_MAX = 10_000
 
 class RequestState implements RateLimitState {
   level: Level = 'ok'
@@ -209,8 +217,8 @@ export class Sluice<Req = RequestLike> {
   private readonly webhook: WebhookSender<AlertEvent | BlockEvent> | undefined
   private readonly prefix: string | undefined
   private readonly blockOption: SluiceOptions['block']
-  private readonly blockSeen = new Map<string, number>()
   private readonly policyHeaders = new PolicyHeaderCache()
+  private readonly metrics: SluiceMetrics | undefined
   private warnedNoAddress = false
 
   constructor(options: SluiceOptions<Req> = {}) {
@@ -296,6 +304,13 @@ export class Sluice<Req = RequestLike> {
     this.allow = resolveList(o.allow, 'allow')
     this.cost = o.cost ?? 1
     this.staticCosts = typeof this.cost === 'function' ? undefined : this.checkCost(this.cost, 'cost')
+    if (
+      o.metrics !== undefined &&
+      typeof (o.metrics as Partial<SluiceMetrics>).recordDecision !== 'function'
+    ) {
+      throw new SluiceInputError(`metrics must be a SluiceMetrics, got ${describe(o.metrics)}`)
+    }
+    this.metrics = o.metrics
     checkFunction(o.skip, 'skip')
     this.skip = o.skip
     if (o.logger !== undefined && o.logger !== false) {
@@ -330,6 +345,9 @@ export class Sluice<Req = RequestLike> {
    * Adapters set `headers` on the response in every case and answer `status`/`body` when
    * `proceed` is false. Call releaseState(result.state) when the response ends.
    *
+   * When the store is unavailable and the tier fails closed (a GuardedStore with failMode
+   * "closed"), the answer is a 503 with Retry-After rather than an exception.
+   *
    * @param req the request as RequestLike.
    * @param native the framework's own request, handed to `authenticate`, `cost` and `skip`.
    * @param cost this request's cost, instead of the `cost` option (e.g. per route).
@@ -341,22 +359,36 @@ export class Sluice<Req = RequestLike> {
       state.skipped = true
       return { proceed: true, status: 200, headers: {}, body: undefined, state }
     }
-    let id = this.identifyRequest(req, hookArg)
-    if (id instanceof Promise) id = await id
-    if (id.refusal !== undefined) {
-      const state = new RequestState(id.identity)
-      state.level = id.refusal.status === 403 ? 'deny' : 'throttle'
-      return {
-        proceed: false,
-        status: id.refusal.status,
-        headers: id.refusal.headers,
-        body: id.refusal.body,
-        state,
+    let identity: Identity | undefined
+    try {
+      let id = this.identifyRequest(req, hookArg)
+      if (id instanceof Promise) id = await id
+      identity = id.identity
+      if (id.refusal !== undefined) {
+        const state = new RequestState(identity)
+        state.level = id.refusal.status === 403 ? 'deny' : 'throttle'
+        const { status, headers, body } = id.refusal
+        return { proceed: false, status, headers, body, state }
       }
+      return await this.limit(identity!, id.allowListed, hookArg, cost)
+    } catch (error) {
+      if (!(error instanceof StoreUnavailableError)) throw error
+      if (identity !== undefined) this.metrics?.recordUnavailable(identity.tier)
+      const headers: Record<string, string> = {}
+      addRetryHeaders(headers, error.retryAfterMs, true)
+      const state = new RequestState(identity)
+      return { proceed: false, status: 503, headers, body: unavailableBody(error.retryAfterMs), state }
     }
-    const identity = id.identity!
+  }
+
+  private async limit(
+    identity: Identity,
+    allowListed: boolean,
+    hookArg: Req,
+    cost: CostOption | undefined,
+  ): Promise<CheckResult> {
     const state = new RequestState(identity)
-    if (id.allowListed) {
+    if (allowListed) {
       state.allowListed = true
       return { proceed: true, status: 200, headers: {}, body: undefined, state }
     }
@@ -365,6 +397,7 @@ export class Sluice<Req = RequestLike> {
       cost === undefined ? (this.staticCosts ?? this.costsFor(hookArg)) : this.toCosts(cost, 'cost')
     const reservation = await limiter.reserve(identity.subject, costs)
     const decision = reservation.decision
+    this.metrics?.recordDecision(decision, identity.tier)
     state.reservation = reservation
     state.decision = decision
     state.holdsLease = hasConcurrency && decision.allowed
@@ -479,6 +512,8 @@ export class Sluice<Req = RequestLike> {
     groups: Readonly<HeaderGroups> = this.headerGroups,
   ): Record<string, string> {
     const out: Record<string, string> = {}
+    // Let through unchecked while the store is down: there is nothing true to say.
+    if (decision.fallback === 'open') return out
     const retry = advertisedRetryMs(decision, this.concurrencyRetryCapMs)
     addRateLimitHeaders(out, decision, groups, retry, this.policyHeaders)
     if (warning !== undefined) out['x-ratelimit-warning'] = warning
@@ -502,8 +537,8 @@ export class Sluice<Req = RequestLike> {
   /**
    * Reads a decision as a level and acts on it: emits `alert` (and logs it, and posts it to the
    * webhook) for each limit the decision crossed `alertAt` on — the store reports each crossing
-   * once per subject, limit and window across instances; emits `block` when a block starts
-   * (once per instance), `throttle` for a denial, `shadow` when shadow mode lets a denial through.
+   * once per subject, limit and window across instances; emits `block` when this decision started
+   * a block (one event across instances), `throttle` for a denial, `shadow` when shadow mode lets a denial through.
    * Call it once per charging decision.
    */
   graduate(identity: Identity, decision: Decision): Graduation {
@@ -511,7 +546,7 @@ export class Sluice<Req = RequestLike> {
     for (const limit of alerts) this.reportAlert(identity, decision, limit)
     if (!decision.allowed) {
       const retryAfterMs = advertisedRetryMs(decision, this.concurrencyRetryCapMs)
-      if (decision.blocked) this.reportBlock(identity, decision)
+      if (decision.blockedNow) this.reportBlock(identity, decision)
       if (this.isShadow(identity.tier)) {
         this.events.emit('shadow', {
           subject: identity.subject,
@@ -862,14 +897,6 @@ export class Sluice<Req = RequestLike> {
   }
 
   private reportBlock(identity: Identity, decision: Decision): void {
-    const key = `${identity.tier}\u0000${identity.subject}`
-    const seenUntil = this.blockSeen.get(key)
-    if (seenUntil !== undefined && seenUntil > decision.now) return
-    if (this.blockSeen.size >= BLOCK_SEEN_MAX) {
-      for (const [k, until] of this.blockSeen) if (until <= decision.now) this.blockSeen.delete(k)
-      if (this.blockSeen.size >= BLOCK_SEEN_MAX) this.blockSeen.clear()
-    }
-    this.blockSeen.set(key, decision.now + decision.retryAfterMs)
     const event = {
       event: 'sluice.block' as const,
       subject: identity.subject,

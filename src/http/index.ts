@@ -61,6 +61,7 @@ export {
   forbiddenBody,
   invalidKeyBody,
   rateLimitBody,
+  unavailableBody,
 } from './responses.js'
 export { defaultTiers, type Tier, type TierScope, validateTiers } from './tiers.js'
 export type { WebhookOptions } from './webhook.js'

@@ -1,5 +1,6 @@
 import { describe, requirePositiveInteger, SluiceInputError } from '../core/errors.js'
 import type { BlockOptions, Costs } from '../limiter.js'
+import type { SluiceMetrics } from '../metrics.js'
 import type { Store } from '../store/types.js'
 import type { SluiceLogger } from './events.js'
 import type { HeaderGroups } from './headers.js'
@@ -94,6 +95,8 @@ export interface SluiceOptions<Req = unknown> {
   concurrencyRetryCapMs?: number
   /** Requests for which this returns true are not limited (e.g. health checks). */
   skip?: (req: Req) => boolean
+  /** Counts every decision of check() (and 503s when the store is unavailable) in Prometheus metrics. */
+  metrics?: SluiceMetrics
 }
 
 export interface ResolvedLists {
@@ -130,6 +133,7 @@ const KNOWN_OPTIONS = new Set<string>([
   'logger',
   'concurrencyRetryCapMs',
   'skip',
+  'metrics',
 ])
 
 const HEADER_NAME = /^[a-z0-9!#$%&'*+.^_`|~-]+$/

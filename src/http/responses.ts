@@ -98,3 +98,12 @@ export function authLockoutBody(retryAfterMs: number): ErrorBody {
 export function forbiddenBody(): ErrorBody {
   return errorBody('Access denied.', 'forbidden', 'access_denied')
 }
+
+/** 503 when the store cannot answer and the policy is to fail closed. */
+export function unavailableBody(retryAfterMs: number): ErrorBody {
+  return errorBody(
+    `Rate limiting is unavailable right now. Please try again in ${formatDuration(retryAfterMs)}.`,
+    'server_error',
+    'service_unavailable',
+  )
+}
