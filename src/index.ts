@@ -23,6 +23,31 @@ export {
   type LimitStatus,
   Reservation,
 } from './limiter.js'
+export { SluiceMetrics, type SluiceMetricsOptions } from './metrics.js'
+export {
+  BlockedKeyCache,
+  type BlockedKeyCacheObserver,
+  type BlockedKeyCacheOptions,
+  CachedStore,
+  type InvalidationBus,
+} from './store/blocked-cache.js'
+export type { BreakerState } from './store/breaker.js'
+export { StoreTimeoutError, StoreUnavailableError } from './store/errors.js'
+export {
+  FAIL_MODES,
+  type FailMode,
+  GuardedStore,
+  type GuardedStoreOptions,
+  type GuardObserver,
+  type StoreHealth,
+  type StoreLogger,
+} from './store/guarded.js'
 export { MemoryStore, type MemoryStoreOptions } from './store/memory.js'
-export { RedisStore, type RedisStoreOptions } from './store/redis/store.js'
+export { RedisInvalidationBus, type RedisInvalidationBusOptions } from './store/redis/invalidation.js'
+export {
+  clusterClientOptions,
+  RedisStore,
+  type RedisStoreOptions,
+  redisClientOptions,
+} from './store/redis/store.js'
 export type { LimitResult, OpMode, Store, StoreOp, StoreResult } from './store/types.js'

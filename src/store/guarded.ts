@@ -116,7 +116,13 @@ class StoreGuard {
     }
     if (!this.breaker.up) return this.fallback(op, failMode, undefined)
     const started = performance.now()
-    return this.withDeadline(this.primary.execute(op)).then(
+    let call: Promise<StoreResult>
+    try {
+      call = this.primary.execute(op)
+    } catch (error) {
+      call = Promise.reject(error)
+    }
+    return this.withDeadline(call).then(
       (result) => {
         this.emitCall(started, 'ok')
         this.succeeded()

@@ -86,6 +86,7 @@ export class RedisStore implements Store {
   private queue: Pending[] = []
   private scheduled = false
   private connectedOnce: boolean
+  private firstConnection: Promise<void> | undefined
 
   constructor(options: RedisStoreOptions) {
     if (typeof options !== 'object' || options === null) {
@@ -152,12 +153,11 @@ export class RedisStore implements Store {
    * answers and reports cluster_state:ok (a cluster with a failed master refuses writes).
    */
   async ping(): Promise<void> {
+    await this.connection()
     if (!(this.client instanceof Cluster)) {
-      this.assertReady()
       await this.client.ping()
       return
     }
-    this.assertReady()
     const masters = this.client.nodes('master')
     if (masters.length === 0) throw new StoreUnavailableError('no Redis Cluster master is connected')
     await Promise.all(
@@ -228,22 +228,48 @@ export class RedisStore implements Store {
   /**
    * Refuses to hand a command to a client that lost its connection: ioredis would queue it and
    * run it on reconnect, long after its caller was answered by the outage policy (a charge applied
-   * twice, or for a request that was refused). During the very first connection commands wait for
-   * it as the client is configured to.
+   * twice, or for a request that was refused). While the very first connection is being made,
+   * returns a promise that settles when it is made or fails; undefined means: send now.
    */
-  private assertReady(): void {
+  private connection(): Promise<void> | undefined {
     const status = this.client.status
-    if (status === 'ready' || status === 'wait') return
-    if (this.connectedOnce || status === 'end' || status === 'close') {
-      throw new StoreUnavailableError(`Redis connection is ${status}`)
+    if (status === 'ready' || status === 'wait') return undefined
+    if (!this.connectedOnce && (status === 'connecting' || status === 'connect')) {
+      this.firstConnection ??= new Promise<void>((resolve, reject) => {
+        const done = (error?: StoreUnavailableError) => {
+          this.client.off('ready', onReady)
+          this.client.off('close', onClose)
+          this.client.off('end', onClose)
+          this.firstConnection = undefined
+          if (error) reject(error)
+          else resolve()
+        }
+        const onReady = () => done()
+        const onClose = () => done(new StoreUnavailableError('could not connect to Redis'))
+        this.client.once('ready', onReady)
+        this.client.once('close', onClose)
+        this.client.once('end', onClose)
+      })
+      return this.firstConnection
     }
+    throw new StoreUnavailableError(`Redis connection is ${status}`)
   }
 
   private send(batch: Pending[]): void {
+    let connecting: Promise<void> | undefined
     try {
-      this.assertReady()
+      connecting = this.connection()
     } catch (error) {
       for (const p of batch) p.reject(error)
+      return
+    }
+    if (connecting !== undefined) {
+      connecting.then(
+        () => this.send(batch),
+        (error: unknown) => {
+          for (const p of batch) p.reject(error)
+        },
+      )
       return
     }
     const keys: string[] = []
