@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { ConfigError, loadConfig, parseConfig } from '../../src/gateway/config/load.js'
 import { parseDuration, parseSize } from '../../src/gateway/config/values.js'
+import { checkConfig } from '../../src/gateway/index.js'
 import { gatewayTiers } from '../../src/gateway/tiers.js'
 
 function issuesOf(fn: () => unknown): string[] {
@@ -189,5 +190,33 @@ describe('config', () => {
     expect(parseSize('10mb')).toBe(10 * 1024 * 1024)
     expect(parseSize('512KB')).toBe(512 * 1024)
     expect(parseSize('lots')).toBeUndefined()
+  })
+
+  it('accepts the example config shipped at the repository root', () => {
+    const { config } = loadConfig({
+      path: 'sluice.example.yaml',
+      cwd: join(import.meta.dirname, '../..'),
+      env: {},
+    })
+    expect(() => checkConfig(config)).not.toThrow()
+    expect(Object.keys(gatewayTiers(config.tiers))).toContain('team')
+    expect(config.upstreams.ollama).toMatchObject({ type: 'openai', baseUrl: 'http://127.0.0.1:11434/v1' })
+  })
+
+  it('reads an empty YAML section as "not set", but null inside limits as "remove this limit"', () => {
+    const dir = tmpDir()
+    writeFileSync(
+      join(dir, 'sluice.yaml'),
+      'auth:\n  keys:\ntiers:\n  premium:\n    limits:\n      tokens:\ngraduated:\n',
+    )
+    const { config } = loadConfig({ cwd: dir, env: {} })
+    expect(config.auth.keys).toEqual([])
+    expect(Object.keys(gatewayTiers(config.tiers).premium!.limits).sort()).toEqual(['hourly', 'inflight'])
+  })
+
+  it('reports limits the core refuses, and bad HTTP-layer options', () => {
+    const config = parseConfig({ graduated: { deny: { ips: ['not-an-ip'] } } })
+    expect(() => checkConfig(config)).toThrow(ConfigError)
+    expect(() => checkConfig(config)).toThrow(/deny\.ips/)
   })
 })

@@ -126,6 +126,21 @@ function applyEnv(raw: Record<string, unknown>, env: Env): Map<string, string> {
   return origins
 }
 
+/**
+ * YAML turns a key whose value is all commented out (`keys:` with nothing under it) into null:
+ * treat that as "not set". Inside `limits`, null keeps its meaning (remove a default limit).
+ */
+function dropNulls(value: unknown, parentKey?: string): unknown {
+  if (Array.isArray(value)) return value.map((v) => dropNulls(v))
+  if (!isRecord(value)) return value
+  const out: Record<string, unknown> = {}
+  for (const [key, v] of Object.entries(value)) {
+    if (v === null && parentKey !== 'limits') continue
+    out[key] = dropNulls(v, key)
+  }
+  return out
+}
+
 function pathOf(path: ReadonlyArray<PropertyKey>): string {
   return path.length === 0 ? '(top level)' : path.map(String).join('.')
 }
@@ -201,7 +216,7 @@ export function parseConfig(input: unknown, options: { env?: Env; source?: strin
       options.source,
     )
   }
-  const raw: Record<string, unknown> = structuredClone(isRecord(input) ? input : {})
+  const raw = dropNulls(structuredClone(isRecord(input) ? input : {})) as Record<string, unknown>
   const origins = options.env ? applyEnv(raw, options.env) : new Map<string, string>()
   const result = configSchema.safeParse(raw)
   if (!result.success) throw new ConfigError(formatIssues(result.error, origins), options.source)
