@@ -28,6 +28,7 @@ import { hashApiKey, type KeyRecord, type KeyRegistry, MemoryKeyRegistry } from 
 import {
   type AuthResult,
   type CostOption,
+  type CostSpec,
   checkBoolean,
   checkFunction,
   checkOptionNames,
@@ -210,7 +211,7 @@ export class Sluice<Req = RequestLike> {
   private readonly trustedUserHeader: string | undefined
   private readonly deny: ResolvedLists
   private readonly allow: ResolvedLists
-  private readonly cost: CostOption | ((req: Req) => CostOption)
+  private readonly cost: CostSpec<Req>
   private readonly staticCosts: Costs | undefined
   private readonly skip: ((req: Req) => boolean) | undefined
   private readonly logger: SluiceLogger | undefined
@@ -352,7 +353,7 @@ export class Sluice<Req = RequestLike> {
    * @param native the framework's own request, handed to `authenticate`, `cost` and `skip`.
    * @param cost this request's cost, instead of the `cost` option (e.g. per route).
    */
-  async check(req: RequestLike, native?: Req, cost?: CostOption): Promise<CheckResult> {
+  async check(req: RequestLike, native?: Req, cost?: CostSpec<Req>): Promise<CheckResult> {
     const hookArg = (native ?? req) as Req
     if (this.skip?.(hookArg)) {
       const state = new RequestState(undefined)
@@ -385,7 +386,7 @@ export class Sluice<Req = RequestLike> {
     identity: Identity,
     allowListed: boolean,
     hookArg: Req,
-    cost: CostOption | undefined,
+    cost: CostSpec<Req> | undefined,
   ): Promise<CheckResult> {
     const state = new RequestState(identity)
     if (allowListed) {
@@ -393,8 +394,13 @@ export class Sluice<Req = RequestLike> {
       return { proceed: true, status: 200, headers: {}, body: undefined, state }
     }
     const { limiter, hasConcurrency } = this.limiterEntry(identity)
-    const costs =
-      cost === undefined ? (this.staticCosts ?? this.costsFor(hookArg)) : this.toCosts(cost, 'cost')
+    let costs =
+      cost === undefined
+        ? (this.staticCosts ?? this.costsFor(this.cost, hookArg))
+        : typeof cost === 'function'
+          ? this.costsFor(cost, hookArg)
+          : this.toCosts(cost, 'cost')
+    if (costs instanceof Promise) costs = await costs
     const reservation = await limiter.reserve(identity.subject, costs)
     const decision = reservation.decision
     this.metrics?.recordDecision(decision, identity.tier)
@@ -427,6 +433,9 @@ export class Sluice<Req = RequestLike> {
    * per-route cost fails when the route is declared. `what` names it in errors.
    */
   checkCost(cost: CostOption, what = 'cost'): Costs {
+    if (typeof cost === 'function') {
+      throw new SluiceInputError(`${what} must be a number or { unit: amount } here, got a function`)
+    }
     const costs = this.toCosts(cost, what)
     for (const tier of this.resolved.values()) {
       try {
@@ -437,6 +446,11 @@ export class Sluice<Req = RequestLike> {
       }
     }
     return costs
+  }
+
+  /** A per-route cost, checked now: a function is kept as it is (it is checked on each request). */
+  routeCost(cost: CostSpec<Req>, what: string): CostSpec<Req> {
+    return typeof cost === 'function' ? cost : this.checkCost(cost, what)
   }
 
   // ---------------------------------------------------------------- (a) identity
@@ -694,8 +708,10 @@ export class Sluice<Req = RequestLike> {
     return cost as Costs
   }
 
-  private costsFor(req: Req): Costs {
-    return this.toCosts((this.cost as (req: Req) => CostOption)(req), 'cost(req)')
+  private costsFor(cost: CostSpec<Req>, req: Req): Costs | Promise<Costs> {
+    const value = typeof cost === 'function' ? cost(req) : cost
+    if (value instanceof Promise) return value.then((v) => this.toCosts(v, 'cost(req)'))
+    return this.toCosts(value, 'cost(req)')
   }
 
   private identifyRequest(req: RequestLike, hookArg: Req): Identification | Promise<Identification> {

@@ -11,7 +11,7 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
 import { coreFrom, firstCheck, type SluiceInput } from './adapter.js'
 import { type RateLimitState, releaseState, type Sluice } from './core.js'
-import type { CostOption } from './options.js'
+import type { CostSpec } from './options.js'
 
 declare global {
   namespace Express {
@@ -24,11 +24,11 @@ declare global {
 
 export interface ExpressLimit extends RequestHandler {
   /** The same middleware with another cost, for one route: `app.post('/x', limit.withCost(5), h)`. */
-  withCost(cost: CostOption): ExpressLimit
+  withCost(cost: CostSpec<Request>): ExpressLimit
   readonly core: Sluice<Request>
 }
 
-function make(core: Sluice<Request>, cost: CostOption | undefined): ExpressLimit {
+function make(core: Sluice<Request>, cost: CostSpec<Request> | undefined): ExpressLimit {
   const middleware = ((req: Request, res: Response, next: NextFunction) => {
     // Mounted twice (globally and on a route): the first check counts, the second passes.
     if (!firstCheck(core, req)) return next()
@@ -57,7 +57,7 @@ function make(core: Sluice<Request>, cost: CostOption | undefined): ExpressLimit
         next()
       }, next)
   }) as ExpressLimit
-  middleware.withCost = (c: CostOption) => make(core, core.checkCost(c, 'withCost(cost)'))
+  middleware.withCost = (c: CostSpec<Request>) => make(core, core.routeCost(c, 'withCost(cost)'))
   Object.defineProperty(middleware, 'core', { value: core, enumerable: true })
   return middleware
 }

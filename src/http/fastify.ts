@@ -14,10 +14,10 @@ import type { FastifyInstance, FastifyPluginCallback, FastifyReply, FastifyReque
 import { describe, SluiceInputError } from '../core/errors.js'
 import { coreFrom, type SluiceInput } from './adapter.js'
 import { type RateLimitState, releaseState, type Sluice } from './core.js'
-import type { CostOption } from './options.js'
+import type { CostSpec } from './options.js'
 
 /** Per route, in `config.sluice`: false to leave the route unlimited, or its own cost. */
-export type SluiceRouteConfig = false | { cost?: CostOption }
+export type SluiceRouteConfig = false | { cost?: CostSpec<FastifyRequest> }
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -39,7 +39,7 @@ const REGISTER_OPTIONS = ['logLevel', 'logSerializers']
 type Hook = (request: FastifyRequest, reply: FastifyReply, next: (error?: Error) => void) => void
 
 /** The onRequest hook of one route, its cost fixed when the route was declared. */
-function routeHook(core: Sluice<FastifyRequest>, cost: CostOption | undefined): Hook {
+function routeHook(core: Sluice<FastifyRequest>, cost: CostSpec<FastifyRequest> | undefined): Hook {
   return (request, reply, next) => {
     core
       .check(
@@ -82,8 +82,8 @@ function plugin(
   fastify.decorateRequest('sluice', null)
   const defaultHook = routeHook(core, undefined)
 
-  // Each route gets its own onRequest hook (after the route's and the app's own, so that an
-  // authenticate hook can read what they set), with its cost resolved once, here.
+  // Each route gets its own hook (after the route's and the app's own hooks of that stage, so
+  // that an authenticate hook can read what they set), with its cost resolved once, here.
   fastify.addHook('onRoute', (route) => {
     const own = (route.config as { sluice?: SluiceRouteConfig } | undefined)?.sluice
     let hook = defaultHook
@@ -96,10 +96,14 @@ function plugin(
       for (const name of Object.keys(own)) {
         if (name !== 'cost') throw new SluiceInputError(`${where}.${name} is not a route option (cost)`)
       }
-      if (own.cost !== undefined) hook = routeHook(core, core.checkCost(own.cost, `${where}.cost`))
+      if (own.cost !== undefined) hook = routeHook(core, core.routeCost(own.cost, `${where}.cost`))
     }
-    const existing = route.onRequest
-    route.onRequest =
+    // A cost computed from the request runs once the body is parsed (preValidation); otherwise
+    // the check runs first thing (onRequest), before any body is read.
+    const stage = typeof own === 'object' && typeof own.cost === 'function' ? 'preValidation' : 'onRequest'
+    const hooks = route as unknown as Record<string, Hook | Hook[] | undefined>
+    const existing = hooks[stage]
+    hooks[stage] =
       existing === undefined ? [hook] : [...(Array.isArray(existing) ? existing : [existing]), hook]
   })
   done()

@@ -13,7 +13,7 @@ import type { Context, MiddlewareHandler } from 'hono'
 import { describe, SluiceInputError } from '../core/errors.js'
 import { coreFrom, type SluiceInput } from './adapter.js'
 import { type RateLimitState, releaseState, Sluice } from './core.js'
-import type { CostOption, SluiceOptions } from './options.js'
+import type { CostSpec, SluiceOptions } from './options.js'
 
 declare module 'hono' {
   interface ContextVariableMap {
@@ -29,7 +29,7 @@ export interface HonoOptions extends SluiceOptions<Context> {
 
 export interface HonoLimit extends MiddlewareHandler {
   /** The same middleware with another cost, for one route: `app.post('/x', limit.withCost(5), h)`. */
-  withCost(cost: CostOption): HonoLimit
+  withCost(cost: CostSpec<Context>): HonoLimit
   readonly core: Sluice<Context>
 }
 
@@ -67,7 +67,7 @@ function setAll(c: Context, headers: Record<string, string>): void {
 function make(
   core: Sluice<Context>,
   remoteAddress: (c: Context) => string | undefined,
-  cost: CostOption | undefined,
+  cost: CostSpec<Context> | undefined,
 ): HonoLimit {
   const middleware: MiddlewareHandler = async (c, next) => {
     if (c.get('sluice') !== undefined) return next()
@@ -94,7 +94,7 @@ function make(
     setAll(c, result.headers)
   }
   const limit = middleware as HonoLimit
-  limit.withCost = (cc: CostOption) => make(core, remoteAddress, core.checkCost(cc, 'withCost(cost)'))
+  limit.withCost = (cc: CostSpec<Context>) => make(core, remoteAddress, core.routeCost(cc, 'withCost(cost)'))
   Object.defineProperty(limit, 'core', { value: core, enumerable: true })
   return limit
 }

@@ -51,7 +51,7 @@ export {
   keyIdOf,
   MemoryKeyRegistry,
 } from './keys.js'
-export type { AccessList, AuthResult, CostOption, SluiceOptions } from './options.js'
+export type { AccessList, AuthResult, CostOption, CostSpec, SluiceOptions } from './options.js'
 export { type HeaderBag, headerOf, type RequestLike } from './request.js'
 export {
   authLockoutBody,

@@ -13,7 +13,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { coreFrom, firstCheck, type SluiceInput } from './adapter.js'
 import { type CheckResult, type RateLimitState, releaseState, type Sluice } from './core.js'
-import type { CostOption } from './options.js'
+import type { CostSpec } from './options.js'
 import type { RequestLike } from './request.js'
 
 declare module 'node:http' {
@@ -30,7 +30,7 @@ declare module 'node:http' {
 export interface NodeLimit {
   (req: IncomingMessage, res: ServerResponse): Promise<RateLimitState | null>
   /** The same check with another cost for this route, e.g. `limit.withCost({ requests: 5 })`. */
-  withCost(cost: CostOption): NodeLimit
+  withCost(cost: CostSpec<IncomingMessage>): NodeLimit
   readonly core: Sluice<IncomingMessage>
 }
 
@@ -60,14 +60,14 @@ export function applyResult(result: CheckResult, res: ServerResponse): boolean {
   return true
 }
 
-function make(core: Sluice<IncomingMessage>, cost: CostOption | undefined): NodeLimit {
+function make(core: Sluice<IncomingMessage>, cost: CostSpec<IncomingMessage> | undefined): NodeLimit {
   const limit = (async (req: IncomingMessage, res: ServerResponse) => {
     if (!firstCheck(core, req)) return req.sluice ?? null
     const result = await core.check(toRequestLike(req), req, cost)
     req.sluice = result.state
     return applyResult(result, res) ? result.state : null
   }) as NodeLimit
-  limit.withCost = (c: CostOption) => make(core, core.checkCost(c, 'withCost(cost)'))
+  limit.withCost = (c: CostSpec<IncomingMessage>) => make(core, core.routeCost(c, 'withCost(cost)'))
   Object.defineProperty(limit, 'core', { value: core, enumerable: true })
   return limit
 }

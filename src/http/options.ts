@@ -15,6 +15,12 @@ export type AuthResult = string | { id: string; tier?: string } | null | undefin
 /** A cost per request: a number of requests, or costs per unit such as `{ requests: 1, tokens: 500 }`. */
 export type CostOption = number | Costs
 
+/**
+ * A cost, or a function that prices each request (it gets the adapter's request object and may
+ * be async, e.g. to read a Hono request's JSON body).
+ */
+export type CostSpec<Req> = CostOption | ((req: Req) => CostOption | Promise<CostOption>)
+
 /** Keys, users and addresses for the deny list (403) or the allow list (not limited). */
 export interface AccessList {
   /** Addresses or CIDRs, e.g. "203.0.113.0/24", "2001:db8::/32". */
@@ -67,7 +73,7 @@ export interface SluiceOptions<Req = unknown> {
   /** IPv6 addresses count in groups of this prefix length (default 64: one /64 is one client). */
   ipv6Subnet?: number
   /** What one request costs (default 1 request); a function may price each request. */
-  cost?: CostOption | ((req: Req) => CostOption)
+  cost?: CostSpec<Req>
   /** Header groups to send; false sends none (default: all). */
   headers?: boolean | Partial<HeaderGroups>
   /** Below this share remaining of any limit, the request is at level "warn" (default 0.1). */

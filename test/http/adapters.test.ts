@@ -113,6 +113,16 @@ describe.each(STORES)('with the %s store', (storeKind) => {
       expect((await call(`${app.url}/hello`)).headers.get('x-ratelimit-remaining')).toBe('0')
     })
 
+    it("charges what a route's (async) cost function says", async () => {
+      const app = await start({ tiers: perMinute(12) })
+      const a = await call(`${app.url}/priced`, { 'x-cost': '3' }, 'POST')
+      expect(a.status).toBe(200)
+      expect(a.headers.get('x-ratelimit-remaining')).toBe('9')
+      const b = await call(`${app.url}/priced`, { 'x-cost': '9' }, 'POST')
+      expect(b.headers.get('x-ratelimit-remaining')).toBe('0')
+      expect((await call(`${app.url}/priced`, { 'x-cost': '1' }, 'POST')).status).toBe(429)
+    })
+
     it('sets the headers on error responses and streamed ones, not on unlimited routes', async () => {
       const app = await start({ tiers: perMinute(10) })
       const boom = await call(`${app.url}/boom`)

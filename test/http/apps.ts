@@ -2,6 +2,7 @@
  * The same small app on each adapter, on a real server on loopback:
  *   GET  /hello      limited, answers what sluice decided (JSON)
  *   POST /expensive  limited, costs 5 requests (route-level cost)
+ *   POST /priced     limited, costs what the x-cost header says (an async cost function)
  *   GET  /boom       limited, the handler throws (500)
  *   GET  /stream     limited, a chunked streamed body
  *   GET  /slow?ms=n  limited, answers after n ms (for concurrency limits)
@@ -78,6 +79,13 @@ async function startExpress(options: AnyOptions | undefined): Promise<TestApp> {
   app.post('/expensive', limit.withCost(5), (req, res) => {
     res.json(describeState(req.sluice))
   })
+  app.post(
+    '/priced',
+    limit.withCost(async (req) => Number(req.headers['x-cost'])),
+    (req, res) => {
+      res.json(describeState(req.sluice))
+    },
+  )
   app.get('/boom', limit, () => {
     throw new Error('boom')
   })
@@ -117,6 +125,11 @@ async function startFastify(options: AnyOptions | undefined): Promise<TestApp> {
   app.get('/hello', async (request) => describeState(request.sluice))
   app.post('/expensive', { config: { sluice: { cost: 5 } } }, async (request) =>
     describeState(request.sluice),
+  )
+  app.post(
+    '/priced',
+    { config: { sluice: { cost: async (request) => Number(request.headers['x-cost']) } } },
+    async (request) => describeState(request.sluice),
   )
   app.get('/boom', async () => {
     throw new Error('boom')
@@ -159,6 +172,11 @@ async function startHono(options: AnyOptions | undefined): Promise<TestApp> {
   const app = new Hono()
   app.get('/hello', limit, (c) => c.json(describeState(c.get('sluice'))))
   app.post('/expensive', limit.withCost(5), (c) => c.json(describeState(c.get('sluice'))))
+  app.post(
+    '/priced',
+    limit.withCost(async (c) => Number(c.req.header('x-cost'))),
+    (c) => c.json(describeState(c.get('sluice'))),
+  )
   app.get('/boom', limit, () => {
     throw new Error('boom')
   })
@@ -188,6 +206,7 @@ async function startNode(options: AnyOptions | undefined): Promise<TestApp> {
   const { sluice } = await import('../../src/http/node.js')
   const limit = options === undefined ? sluice() : sluice(options)
   const expensive = limit.withCost(5)
+  const priced = limit.withCost(async (req) => Number(req.headers['x-cost']))
   const json = (res: ServerResponse, status: number, body: unknown) => {
     res.statusCode = status
     res.setHeader('content-type', 'application/json')
@@ -196,11 +215,13 @@ async function startNode(options: AnyOptions | undefined): Promise<TestApp> {
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? '/', 'http://x')
     if (url.pathname === '/health') return json(res, 200, { ok: true })
-    const state = await (url.pathname === '/expensive' ? expensive : limit)(req, res)
+    const check = url.pathname === '/expensive' ? expensive : url.pathname === '/priced' ? priced : limit
+    const state = await check(req, res)
     if (state === null) return
     switch (url.pathname) {
       case '/hello':
       case '/expensive':
+      case '/priced':
         return json(res, 200, describeState(state))
       case '/boom':
         throw new Error('boom')
