@@ -1,3 +1,4 @@
+import { median } from './latency.js'
 import type { Measure, ThroughputRow } from './types.js'
 
 /** A main-table row: the first measure is sluice (undefined when it cannot run yet), the rest are peers. */
@@ -15,7 +16,7 @@ export function throughputRow(
   )
   const row: ThroughputRow = { id, workload, unit: options.unit ?? 'decisions/s', sluice, peers }
   const against = best ?? options.baseline
-  if (sluice && against) row.ratio = sluice.opsPerSec / against.opsPerSec
+  if (sluice && against) row.ratio = pairedRatio(sluice, against)
   if (options.note) row.note = options.note
   if (options.baseline) row.baseline = options.baseline
   return row
@@ -28,4 +29,21 @@ export function allowedNote(measures: Measure[], expected: 'all' | 'none'): stri
   )
   if (off.length === 0) return undefined
   return `unexpected: ${off.map((m) => `${m.name} allowed ${((m.allowedShare ?? 0) * 100).toFixed(2)} %`).join(', ')}`
+}
+
+/**
+ * sluice ÷ other as the median of per-round ratios: the two ran back to back in each round, so a
+ * machine that slows down between rounds moves both sides of a ratio together.
+ */
+export function pairedRatio(a: Measure, b: Measure): number {
+  const n = Math.min(a.roundsOpsPerSec.length, b.roundsOpsPerSec.length)
+  if (n === 0) return a.opsPerSec / b.opsPerSec
+  return median(Array.from({ length: n }, (_, i) => a.roundsOpsPerSec[i]! / b.roundsOpsPerSec[i]!))
+}
+
+/** Half the range of the rounds relative to their median, e.g. 0.08 for ±8 % (0 with one round). */
+export function spread(m: Measure): number {
+  const r = m.roundsOpsPerSec
+  if (r.length < 2) return 0
+  return (Math.max(...r) - Math.min(...r)) / 2 / median(r)
 }

@@ -1,4 +1,5 @@
 import { formatRate } from './progress.js'
+import { spread } from './rows.js'
 import type { Measure, MemoryRow, ScalingRow, ThroughputRow, Unavailable } from './types.js'
 
 /** A Markdown table (so that it can be pasted into docs as it is), columns padded for the terminal. */
@@ -6,6 +7,12 @@ export function markdownTable(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)))
   const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`
   return [line(header), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.map(line)].join('\n')
+}
+
+/** ops/s with the spread of the rounds, e.g. "2.11M ±8%": a wide spread means a noisy machine. */
+function rate(m: Measure): string {
+  const s = spread(m)
+  return s > 0 ? `${formatRate(m.opsPerSec)} ±${(s * 100).toFixed(0)}%` : formatRate(m.opsPerSec)
 }
 
 function ms(x: number): string {
@@ -35,9 +42,9 @@ export function throughputTable(rows: ThroughputRow[]): string {
       const first = i === 0
       body.push([
         first ? row.workload : '',
-        first ? (row.sluice ? formatRate(row.sluice.opsPerSec) : 'not available') : '',
+        first ? (row.sluice ? rate(row.sluice) : 'not available') : '',
         peer?.name ?? '—',
-        peer ? formatRate(peer.opsPerSec) : '—',
+        peer ? rate(peer) : '—',
         first ? ratio(row.ratio) : '',
         first ? latency(row.sluice) : '',
         latency(peer),
@@ -72,8 +79,8 @@ export function scalingTable(rows: ScalingRow[]): string {
     ],
     rows.map((r) => [
       String(r.processes),
-      formatRate(r.sluice.opsPerSec),
-      formatRate(r.peer.opsPerSec),
+      rate(r.sluice),
+      rate(r.peer),
       ratio(r.ratio),
       latency(r.sluice),
       latency(r.peer),

@@ -3,7 +3,7 @@ import { load } from '../harness/autocannon.js'
 import { Worker } from '../harness/child.js'
 import { median } from '../harness/latency.js'
 import { formatRate, progress } from '../harness/progress.js'
-import { throughputRow } from '../harness/rows.js'
+import { pairedRatio, throughputRow } from '../harness/rows.js'
 import type { BenchContext, Measure, Section, ThroughputRow, Workload } from '../harness/types.js'
 import type { FastifyVariant } from '../workers/fastify-server.js'
 
@@ -72,7 +72,7 @@ async function run(ctx: BenchContext): Promise<Section> {
     }
   }
   const bare = measure('bare')
-  const pct = (m: Measure) => `${((m.opsPerSec / bare.opsPerSec) * 100).toFixed(0)} %`
+  const pct = (m: Measure) => `${(pairedRatio(m, bare) * 100).toFixed(0)} %`
   const rows: ThroughputRow[] = []
   for (const store of ['memory', 'redis'] as const) {
     const peer = measure(`peer-${store}`)

@@ -2,6 +2,7 @@ import { Worker } from '../harness/child.js'
 import { describeMeasure } from '../harness/contest.js'
 import { LatencySamples, median, percentiles } from '../harness/latency.js'
 import { progress } from '../harness/progress.js'
+import { pairedRatio } from '../harness/rows.js'
 import type { BenchContext, Measure, ScalingRow, Workload } from '../harness/types.js'
 
 const PROCESS_COUNTS = [1, 2, 4]
@@ -71,7 +72,7 @@ async function run(ctx: BenchContext) {
     })
     const sluice = measure('sluice')
     const peer = measure('peer')
-    rows.push({ processes, sluice, peer, ratio: sluice.opsPerSec / peer.opsPerSec })
+    rows.push({ processes, sluice, peer, ratio: pairedRatio(sluice, peer) })
   }
   return { scaling: rows }
 }
