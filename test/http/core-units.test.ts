@@ -1,6 +1,7 @@
 import { parseList } from 'structured-headers'
 import { describe, expect, it } from 'vitest'
 import {
+  advertisedRetryMs,
   formatDuration,
   generateApiKey,
   hashApiKey,
@@ -161,5 +162,136 @@ describe('headers from a decision', () => {
     expect(denied.status).toBe(429)
     expect(Number(denied.headers['retry-after'])).toBeGreaterThanOrEqual(1)
     expect(denied.body?.error).toMatchObject({ type: 'requests', code: 'rate_limit_exceeded', param: null })
+  })
+})
+
+describe('the core used step by step (as the gateway does)', () => {
+  const tiers = {
+    anonymous: {
+      scope: 'ip' as const,
+      limits: {
+        burst: tokenBucket({ capacity: 20, refillPerSecond: 1 }),
+        budget: tokenBucket({ capacity: 2.5, refillPerSecond: 1 / 86_400, unit: 'usd' }),
+      },
+    },
+    service: { scope: 'key' as const, limits: { minute: slidingWindow({ limit: 100, windowMs: 60_000 }) } },
+  }
+  const key = generateApiKey()
+  const req = (headers: Record<string, string> = {}, remoteAddress = '198.51.100.7') => ({
+    method: 'POST',
+    url: '/v1/chat/completions',
+    headers,
+    remoteAddress,
+  })
+
+  it('identifies, reserves, graduates and answers; a cost above the capacity can never pass', async () => {
+    const s = new Sluice({
+      logger: false,
+      tiers,
+      keys: [{ hash: hashApiKey(key), tier: 'service', id: 'k' }],
+    })
+    const id = await s.identify(req({ authorization: `Bearer ${key}` }))
+    expect(id.identity).toMatchObject({
+      kind: 'key',
+      subject: 'key:k',
+      tier: 'service',
+      keyHash: hashApiKey(key),
+    })
+    const anon = (await s.identify(req())).identity!
+    const limiter = s.limiterFor(anon)
+    const tooBig = await limiter.reserve(anon.subject, { requests: 25 })
+    expect(tooBig.allowed).toBe(false)
+    expect(s.graduate(anon, tooBig.decision).level).toBe('throttle')
+    const denial = s.denial(tooBig.decision)
+    expect(denial.headers['retry-after']).toBeUndefined()
+    expect(denial.headers['x-should-retry']).toBe('false')
+    expect(denial.body.error.message).toMatch(/can ever allow/)
+  })
+
+  it('a spent dollar budget is insufficient_quota, not worth retrying', async () => {
+    const s = new Sluice({ logger: false, tiers })
+    const anon = (await s.identify(req())).identity!
+    const limiter = s.limiterFor(anon)
+    expect((await limiter.reserve(anon.subject, { usd: 2 })).allowed).toBe(true)
+    const spent = await limiter.reserve(anon.subject, { usd: 1 })
+    const denial = s.denial(spent.decision)
+    expect(denial.body.error).toMatchObject({ type: 'insufficient_quota', code: 'insufficient_quota' })
+    expect(denial.headers['x-should-retry']).toBe('false')
+    expect(Number(denial.headers['retry-after'])).toBeGreaterThan(3600)
+    // The dollar limit is left out of RateLimit-Policy: its quota is not a whole number of units.
+    expect(denial.headers['ratelimit-policy']).toBe('"burst";q=20;w=20')
+  })
+
+  it('answers an unknown key with 401 and WWW-Authenticate, a deny-listed address with 403', async () => {
+    const s = new Sluice({
+      logger: false,
+      tiers,
+      keys: [{ hash: hashApiKey(key), tier: 'service' }],
+      deny: { ips: ['203.0.113.0/24'] },
+    })
+    const bad = await s.identify(req({ 'x-api-key': generateApiKey() }))
+    expect(bad.refusal).toMatchObject({ status: 401, reason: 'invalid_api_key' })
+    expect(bad.refusal!.headers['www-authenticate']).toBe('Bearer')
+    const denied = await s.identify(req({}, '203.0.113.77'))
+    expect(denied.refusal).toMatchObject({ status: 403, reason: 'deny_list' })
+    // A JWT in Authorization is not a key when only X-API-Key carries keys.
+    const jwtApp = new Sluice({ logger: false, tiers, keys: [], apiKeyHeaders: ['x-api-key'] })
+    const jwt = await jwtApp.identify(req({ authorization: 'Bearer eyJhbGciOi.eyJzdWIi.sig' }))
+    expect(jwt.refusal).toBeUndefined()
+    expect(jwt.identity?.kind).toBe('ip')
+  })
+
+  it('inspects and unblocks a subject across its tiers', async () => {
+    const s = new Sluice({ logger: false, tiers, block: { after: 2, durationsMs: [60_000] } })
+    const r = req()
+    for (let i = 0; i < 20; i++) expect((await s.check(r)).status).toBe(200)
+    expect((await s.check(r)).state.level).toBe('throttle')
+    expect((await s.check(r)).state.level).toBe('block')
+    const seen = await s.inspect('ip:198.51.100.7')
+    expect(Object.keys(seen)).toEqual(['anonymous'])
+    expect(seen.anonymous!.blocked).toBe(true)
+    await s.unblock('ip:198.51.100.7')
+    expect((await s.inspect('ip:198.51.100.7')).anonymous!.blocked).toBe(false)
+  })
+
+  it('caps the advertised wait of a concurrency denial unless another denying limit needs longer', () => {
+    const base = {
+      allowed: false,
+      retryAfterMs: 120_000,
+      deniedBy: 'inflight',
+      blocked: false,
+      blockedNow: false,
+      verified: true,
+      fallback: undefined,
+      alerts: [],
+      policy: 'p',
+      subject: 's',
+      now: 0,
+    }
+    const inflight = {
+      name: 'inflight',
+      unit: 'concurrent',
+      kind: 'concurrency' as const,
+      limit: 1,
+      remaining: 0,
+      resetMs: 120_000,
+      windowSeconds: 120,
+      allowed: false,
+    }
+    const minute = {
+      name: 'minute',
+      unit: 'requests',
+      kind: 'slidingWindow' as const,
+      limit: 5,
+      remaining: 0,
+      resetMs: 30_000,
+      windowSeconds: 60,
+      allowed: false,
+    }
+    expect(advertisedRetryMs({ ...base, limits: [inflight] }, 1000)).toBe(1000)
+    expect(
+      advertisedRetryMs({ ...base, limits: [inflight, { ...minute, allowed: true, remaining: 3 }] }, 1000),
+    ).toBe(1000)
+    expect(advertisedRetryMs({ ...base, limits: [inflight, minute] }, 1000)).toBe(30_000)
   })
 })
