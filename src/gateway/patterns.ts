@@ -29,8 +29,8 @@ export class PatternTable<T> {
       const hit = this.exact.get(candidate)
       if (hit !== undefined) return hit
     }
-    for (const candidate of bare === undefined ? [lower] : [lower, bare]) {
-      for (const glob of this.globs) if (glob.re.test(candidate)) return glob.value
+    for (const glob of this.globs) {
+      if (glob.re.test(lower) || (bare !== undefined && glob.re.test(bare))) return glob.value
     }
     return undefined
   }

@@ -36,18 +36,20 @@ export interface Usage {
   completionTokens: number
 }
 
-/** Turns token counts into dollars for a model; config entries win over the built-in table. */
+/**
+ * Turns token counts into dollars for a model. Config entries replace built-in ones of the same
+ * name; among the rest the exact name, else the most specific glob, wins ("*" catches the rest).
+ */
 export class PriceTable {
-  private readonly configured: PatternTable<PriceConfig>
-  private readonly builtIn = new PatternTable(DEFAULT_PRICES)
+  private readonly table: PatternTable<PriceConfig>
 
   constructor(overrides: Record<string, PriceConfig> = {}) {
-    this.configured = new PatternTable(overrides)
+    this.table = new PatternTable({ ...DEFAULT_PRICES, ...overrides })
   }
 
   /** The price of a model, or undefined when no entry matches. */
   priceOf(model: string): PriceConfig | undefined {
-    return this.configured.match(model) ?? this.builtIn.match(model)
+    return this.table.match(model)
   }
 
   /** USD for the given usage (0 for unpriced models). */

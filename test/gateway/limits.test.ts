@@ -166,6 +166,37 @@ describe.each(STORE_KINDS)(
   },
 )
 
+describe('per-key limits', () => {
+  it("a key's own limits are merged over its tier's", async () => {
+    const { key, entry } = newKey('service', 'capped')
+    const other = newKey('service', 'uncapped')
+    const gw = await startTestGateway('memory', {
+      auth: {
+        keys: [{ ...entry, limits: { daily: { kind: 'fixedWindow', limit: 2, window: '1d' } } }, other.entry],
+      },
+    })
+    try {
+      const statuses = async (k: string) => {
+        const out: number[] = []
+        for (let i = 0; i < 3; i++) {
+          const res = await request(`${gw.url}/v1/chat/completions`, {
+            method: 'POST',
+            headers: { 'x-api-key': k },
+            body: chatBody(),
+          })
+          await res.body.text()
+          out.push(res.statusCode)
+        }
+        return out
+      }
+      expect(await statuses(key)).toEqual([200, 200, 429])
+      expect(await statuses(other.key)).toEqual([200, 200, 200])
+    } finally {
+      await gw.close()
+    }
+  })
+})
+
 describe('shadow mode and the allow list', () => {
   it('shadow mode lets a refused call through and logs it; the ledger still records it, unlimited', async () => {
     const { key, entry } = newKey('trial', 'trial-1')

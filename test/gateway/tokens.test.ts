@@ -82,10 +82,15 @@ describe('token estimation', () => {
         for (const piece of new Set(pieces)) expect(enc.count(piece)).toBe(1)
         expect(enc.count(pieces.join(''))).toBe(400)
       }
+      // Every opening word (no leading space) is one token too.
+      const openers = new Set(
+        Array.from({ length: 500 }, (_, i) => completionPieces(`s${i}`, { min: 1, max: 1 }, undefined)[0]!),
+      )
+      for (const word of openers) expect(enc.count(word)).toBe(1)
     }
   })
 
-  it('prices usage per 1M tokens, config first, longest glob next, unknown models free', () => {
+  it('prices usage per 1M tokens: exact name, else the most specific glob; unknown models free', () => {
     const prices = new PriceTable({
       'my-llama*': { input: 1, output: 3 },
       'gpt-4o-mini': { input: 0.5, output: 0.5 },
@@ -99,5 +104,9 @@ describe('token estimation', () => {
     expect(prices.cost('my-llama-70b', { promptTokens: 500_000, completionTokens: 500_000 })).toBeCloseTo(2)
     expect(prices.priceOf('totally-unknown')).toBeUndefined()
     expect(prices.cost('totally-unknown', { promptTokens: 1e6, completionTokens: 1e6 })).toBe(0)
+    const catchAll = new PriceTable({ '*': { input: 1, output: 3 } })
+    expect(catchAll.cost('local-model', { promptTokens: 1e6, completionTokens: 1e6 })).toBeCloseTo(4)
+    expect(catchAll.cost('gpt-4o', { promptTokens: 1e6, completionTokens: 0 })).toBeCloseTo(2.5)
+    expect(catchAll.cost('openai/gpt-4o', { promptTokens: 1e6, completionTokens: 0 })).toBeCloseTo(2.5)
   })
 })
