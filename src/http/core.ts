@@ -353,57 +353,64 @@ export class Sluice<Req = RequestLike> {
    * @param native the framework's own request, handed to `authenticate`, `cost` and `skip`.
    * @param cost this request's cost, instead of the `cost` option (e.g. per route).
    */
-  async check(req: RequestLike, native?: Req, cost?: CostSpec<Req>): Promise<CheckResult> {
+  check(req: RequestLike, native?: Req, cost?: CostSpec<Req>): Promise<CheckResult> {
+    // One promise chain and no async functions: this runs on every request.
     const hookArg = (native ?? req) as Req
-    if (this.skip?.(hookArg)) {
-      const state = new RequestState(undefined)
-      state.skipped = true
-      return { proceed: true, status: 200, headers: {}, body: undefined, state }
-    }
-    let identity: Identity | undefined
     try {
-      let id = this.identifyRequest(req, hookArg)
-      if (id instanceof Promise) id = await id
-      identity = id.identity
-      if (id.refusal !== undefined) {
-        const state = new RequestState(identity)
-        state.level = id.refusal.status === 403 ? 'deny' : 'throttle'
-        const { status, headers, body } = id.refusal
-        return { proceed: false, status, headers, body, state }
+      if (this.skip?.(hookArg)) {
+        const state = new RequestState(undefined)
+        state.skipped = true
+        return Promise.resolve({ proceed: true, status: 200, headers: {}, body: undefined, state })
       }
-      return await this.limit(identity!, id.allowListed, hookArg, cost)
+      const id = this.identifyRequest(req, hookArg)
+      if (id instanceof Promise) {
+        return id.then(
+          (i) => this.limit(i, hookArg, cost),
+          (error: unknown) => this.unavailable(error, undefined),
+        )
+      }
+      return this.limit(id, hookArg, cost)
     } catch (error) {
-      if (!(error instanceof StoreUnavailableError)) throw error
-      if (identity !== undefined) this.metrics?.recordUnavailable(identity.tier)
-      const headers: Record<string, string> = {}
-      addRetryHeaders(headers, error.retryAfterMs, true)
-      const state = new RequestState(identity)
-      return { proceed: false, status: 503, headers, body: unavailableBody(error.retryAfterMs), state }
+      return Promise.reject(error)
     }
   }
 
-  private async limit(
-    identity: Identity,
-    allowListed: boolean,
-    hookArg: Req,
-    cost: CostSpec<Req> | undefined,
-  ): Promise<CheckResult> {
-    const state = new RequestState(identity)
-    if (allowListed) {
-      state.allowListed = true
-      return { proceed: true, status: 200, headers: {}, body: undefined, state }
+  /** Charges an identified request and reads the outcome. */
+  private limit(id: Identification, hookArg: Req, cost: CostSpec<Req> | undefined): Promise<CheckResult> {
+    const identity = id.identity
+    if (id.refusal !== undefined) {
+      const state = new RequestState(identity)
+      state.level = id.refusal.status === 403 ? 'deny' : 'throttle'
+      const { status, headers, body } = id.refusal
+      return Promise.resolve({ proceed: false, status, headers, body, state })
     }
-    const { limiter, hasConcurrency } = this.limiterEntry(identity)
-    let costs =
+    if (id.allowListed) {
+      const state = new RequestState(identity)
+      state.allowListed = true
+      return Promise.resolve({ proceed: true, status: 200, headers: {}, body: undefined, state })
+    }
+    const known = identity!
+    const entry = this.limiterEntry(known)
+    const costs =
       cost === undefined
         ? (this.staticCosts ?? this.costsFor(this.cost, hookArg))
         : typeof cost === 'function'
           ? this.costsFor(cost, hookArg)
           : this.toCosts(cost, 'cost')
-    if (costs instanceof Promise) costs = await costs
-    const reservation = await limiter.reserve(identity.subject, costs)
+    const reserved =
+      costs instanceof Promise
+        ? costs.then((c) => entry.limiter.reserve(known.subject, c))
+        : entry.limiter.reserve(known.subject, costs)
+    return reserved.then(
+      (reservation) => this.outcome(known, reservation, entry.hasConcurrency),
+      (error: unknown) => this.unavailable(error, known),
+    )
+  }
+
+  private outcome(identity: Identity, reservation: Reservation, hasConcurrency: boolean): CheckResult {
     const decision = reservation.decision
     this.metrics?.recordDecision(decision, identity.tier)
+    const state = new RequestState(identity)
     state.reservation = reservation
     state.decision = decision
     state.holdsLease = hasConcurrency && decision.allowed
@@ -426,6 +433,16 @@ export class Sluice<Req = RequestLike> {
     }
     const denial = this.denial(decision)
     return { proceed: false, status: 429, headers: denial.headers, body: denial.body, state }
+  }
+
+  /** A 503 when the store is unavailable and the tier fails closed; other errors pass on. */
+  private unavailable(error: unknown, identity: Identity | undefined): CheckResult {
+    if (!(error instanceof StoreUnavailableError)) throw error
+    if (identity !== undefined) this.metrics?.recordUnavailable(identity.tier)
+    const headers: Record<string, string> = {}
+    addRetryHeaders(headers, error.retryAfterMs, true)
+    const state = new RequestState(identity)
+    return { proceed: false, status: 503, headers, body: unavailableBody(error.retryAfterMs), state }
   }
 
   /**
