@@ -6,7 +6,9 @@ import type { Measure, MemoryRow, ScalingRow, ThroughputRow, Unavailable } from 
 export function markdownTable(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)))
   const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`
-  return [line(header), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.map(line)].join('\n')
+  return [line(header), `|${widths.map((w) => ` ${'-'.repeat(w)} `).join('|')}|`, ...rows.map(line)].join(
+    '\n',
+  )
 }
 
 /** ops/s with the spread of the rounds, e.g. "2.11M ±8%": a wide spread means a noisy machine. */
