@@ -11,7 +11,7 @@
  */
 import type { Context, MiddlewareHandler } from 'hono'
 import { describe, SluiceInputError } from '../core/errors.js'
-import { coreFrom, type SluiceInput } from './adapter.js'
+import { coreFrom, firstCheck, type SluiceInput } from './adapter.js'
 import { type RateLimitState, releaseState, Sluice } from './core.js'
 import type { CostSpec, SluiceOptions } from './options.js'
 
@@ -70,7 +70,8 @@ function make(
   cost: CostSpec<Context> | undefined,
 ): HonoLimit {
   const middleware: MiddlewareHandler = async (c, next) => {
-    if (c.get('sluice') !== undefined) return next()
+    // Mounted twice (globally and on a route): the first check counts, the second passes.
+    if (!firstCheck(core, c.req.raw)) return next()
     const result = await core.check(
       { method: c.req.method, url: c.req.url, headers: c.req.raw.headers, remoteAddress: remoteAddress(c) },
       c,

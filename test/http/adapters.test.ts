@@ -123,6 +123,12 @@ describe.each(STORES)('with the %s store', (storeKind) => {
       expect((await call(`${app.url}/priced`, { 'x-cost': '1' }, 'POST')).status).toBe(429)
     })
 
+    it('counts a request once when the same limiter is applied twice', async () => {
+      const app = await start({ tiers: perMinute(10) })
+      expect((await call(`${app.url}/twice`)).headers.get('x-ratelimit-remaining')).toBe('9')
+      expect((await call(`${app.url}/twice`)).headers.get('x-ratelimit-remaining')).toBe('8')
+    })
+
     it('sets the headers on error responses and streamed ones, not on unlimited routes', async () => {
       const app = await start({ tiers: perMinute(10) })
       const boom = await call(`${app.url}/boom`)

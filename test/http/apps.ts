@@ -6,6 +6,7 @@
  *   GET  /boom       limited, the handler throws (500)
  *   GET  /stream     limited, a chunked streamed body
  *   GET  /slow?ms=n  limited, answers after n ms (for concurrency limits)
+ *   GET  /twice      the same limiter applied twice (counts once)
  *   GET  /health     not limited
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
@@ -101,6 +102,9 @@ async function startExpress(options: AnyOptions | undefined): Promise<TestApp> {
     await sleep(Number(req.query.ms ?? 100))
     res.json(describeState(req.sluice))
   })
+  app.get('/twice', limit, limit, (req, res) => {
+    res.json(describeState(req.sluice))
+  })
   app.get('/health', (_req, res) => {
     res.json({ ok: true })
   })
@@ -152,6 +156,7 @@ async function startFastify(options: AnyOptions | undefined): Promise<TestApp> {
     await sleep(Number(request.query.ms ?? 100))
     return describeState(request.sluice)
   })
+  app.get('/twice', async (request) => describeState(request.sluice))
   app.get('/health', { config: { sluice: false } }, async () => ({ ok: true }))
   await app.listen({ port: 0, host: '127.0.0.1' })
   const core = app.sluice as unknown as Sluice<never>
@@ -193,6 +198,7 @@ async function startHono(options: AnyOptions | undefined): Promise<TestApp> {
     await sleep(Number(c.req.query('ms') ?? 100))
     return c.json(describeState(c.get('sluice')))
   })
+  app.get('/twice', limit, limit, (c) => c.json(describeState(c.get('sluice'))))
   app.get('/health', (c) => c.json({ ok: true }))
   app.onError((_error, c) => c.json({ error: 'boom' }, 500))
   const server = await new Promise<Server>((resolve) => {
@@ -216,12 +222,14 @@ async function startNode(options: AnyOptions | undefined): Promise<TestApp> {
     const url = new URL(req.url ?? '/', 'http://x')
     if (url.pathname === '/health') return json(res, 200, { ok: true })
     const check = url.pathname === '/expensive' ? expensive : url.pathname === '/priced' ? priced : limit
+    if (url.pathname === '/twice' && (await limit(req, res)) === null) return
     const state = await check(req, res)
     if (state === null) return
     switch (url.pathname) {
       case '/hello':
       case '/expensive':
       case '/priced':
+      case '/twice':
         return json(res, 200, describeState(state))
       case '/boom':
         throw new Error('boom')
