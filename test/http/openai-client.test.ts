@@ -73,9 +73,9 @@ const ask = (client: OpenAI) =>
 
 describe('the official openai client', () => {
   it('gets a RateLimitError, and its retry waits at least retry-after-ms', async () => {
-    // One request at a time, refilled after about a second.
+    // One request at a time, the next one 3 s later (room for a slow machine between the calls).
     const tiers = {
-      anonymous: { scope: 'ip', limits: { burst: tokenBucket({ capacity: 1, refillPerSecond: 1 }) } },
+      anonymous: { scope: 'ip', limits: { burst: tokenBucket({ capacity: 1, refillPerSecond: 1 / 3 }) } },
     } as Record<string, Tier>
     const { seen, baseURL } = await startApi(tiers)
 
