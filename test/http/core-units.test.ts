@@ -295,3 +295,59 @@ describe('the core used step by step (as the gateway does)', () => {
     expect(advertisedRetryMs({ ...base, limits: [inflight, minute] }, 1000)).toBe(30_000)
   })
 })
+
+describe('more graduated-response details', () => {
+  const minute = (limit: number) => ({ m: slidingWindow({ limit, windowMs: 60_000 }) })
+  const req = (remoteAddress: string) => ({ method: 'GET', url: '/', headers: {}, remoteAddress })
+
+  it('logs an alert as one structured warn line', async () => {
+    const lines: { obj: object; msg: string; level: string }[] = []
+    const logger = {
+      info: (obj: object, msg: string) => lines.push({ obj, msg, level: 'info' }),
+      warn: (obj: object, msg: string) => lines.push({ obj, msg, level: 'warn' }),
+    }
+    const s = new Sluice({ logger, tiers: { anonymous: { scope: 'ip', limits: minute(5) } } })
+    for (let i = 0; i < 5; i++) await s.check(req('192.0.2.9'))
+    expect(lines).toEqual([
+      {
+        level: 'warn',
+        obj: { subject: 'ip:192.0.2.9', tier: 'anonymous', limit: 'm', used: 0.8 },
+        msg: 'sluice alert: ip:192.0.2.9 used 80% of limit "m"',
+      },
+    ])
+  })
+
+  it('shadows one tier while enforcing the others', async () => {
+    const s = new Sluice({
+      logger: false,
+      tiers: {
+        anonymous: { scope: 'ip', limits: minute(1), shadow: true },
+        authenticated: { scope: 'user', limits: minute(1) },
+      },
+      authenticate: (r: { headers: Record<string, string> }) => r.headers['x-user'],
+    })
+    const anon = req('192.0.2.10')
+    expect((await s.check(anon)).status).toBe(200)
+    const shadowed = await s.check(anon)
+    expect(shadowed).toMatchObject({
+      proceed: true,
+      status: 200,
+      state: { shadowed: true, level: 'throttle' },
+    })
+    const user = { ...anon, headers: { 'x-user': 'u1' } }
+    expect((await s.check(user)).status).toBe(200)
+    expect((await s.check(user)).status).toBe(429)
+  })
+
+  it('groups IPv4 addresses by ipv4Subnet when asked', async () => {
+    const s = new Sluice({
+      logger: false,
+      ipv4Subnet: 24,
+      tiers: { anonymous: { scope: 'ip', limits: minute(2) } },
+    })
+    expect((await s.check(req('198.51.100.1'))).state.identity?.subject).toBe('ip:198.51.100.0/24')
+    await s.check(req('198.51.100.200'))
+    expect((await s.check(req('198.51.100.77'))).status).toBe(429)
+    expect((await s.check(req('198.51.101.1'))).status).toBe(200)
+  })
+})
