@@ -8,18 +8,39 @@ import type { Store } from '../src/store/types.js'
 import { type RedisServer, startRedis } from './helpers/redis-server.js'
 
 /**
+ * What a textbook bucket (tokens + last refill) admits for the same arrival times: where the
+ * offered load had gaps (a busy machine stalls the event loop), the refill of a full bucket is
+ * lost for everyone, so this — not burst + rate x T — is what "nearly all of it" means.
+ */
+function idealAdmitted(times: number[], burst: number, rate: number): number {
+  let tokens = burst
+  let last = times[0]!
+  let admitted = 0
+  for (const t of times) {
+    tokens = Math.min(burst, tokens + ((t - last) * rate) / 1000)
+    last = t
+    if (tokens >= 1 - 1e-9) {
+      tokens -= 1
+      admitted++
+    }
+  }
+  return admitted
+}
+
+/**
  * Over a run of T ms (store clock, first to last decision) a bucket of burst B refilled at R/s may
- * admit at most B + R*T (+1 for the unit in flight at the end), and when offered more than that it
- * must admit nearly all of it.
+ * admit at most B + R*T (+1 for the unit in flight at the end), and it must admit at least 99 % of
+ * what an ideal bucket admits for the same arrivals.
  */
 function checkAdmitted(decisions: Decision[], burst: number, rate: number) {
   const admitted = decisions.filter((d) => d.allowed).length
-  const span = decisions[decisions.length - 1]!.now - decisions[0]!.now
+  const times = decisions.map((d) => d.now).sort((a, b) => a - b)
+  const span = times[times.length - 1]! - times[0]!
   const allowance = burst + (rate * span) / 1000
   expect(admitted).toBeLessThanOrEqual(allowance + 1)
-  const offered = decisions.length
-  expect(admitted).toBeGreaterThanOrEqual(Math.floor(0.99 * Math.min(offered, allowance)))
-  return { admitted, allowance, offered }
+  const ideal = idealAdmitted(times, burst, rate)
+  expect(admitted).toBeGreaterThanOrEqual(Math.floor(0.99 * ideal))
+  return { admitted, allowance, ideal }
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
@@ -54,8 +75,9 @@ describe('long run at 10x the allowed rate (simulated clock, MemoryStore)', () =
         now = 1_700_000_000_000 + t
         decisions.push(await limiter.consume('s'))
       }
+      // The simulated offer has no gaps, so here nearly all of burst + rate x T must pass.
       const { admitted, allowance } = checkAdmitted(decisions, burst, rate)
-      expect(admitted).toBeGreaterThan(0.99 * allowance)
+      expect(admitted).toBeGreaterThanOrEqual(Math.floor(0.99 * allowance))
       await store.close()
     })
   }

@@ -1,5 +1,8 @@
+import type { BlockParams } from '../../core/block.js'
 import type { LimitDefinition } from '../../core/limits.js'
 import type { LimitResult, StoreOp, StoreResult } from '../types.js'
+
+/** The layout apply.lua reads; see the comment at its top. */
 
 const MODE_CODES = {
   consume: 'c',
@@ -10,60 +13,111 @@ const MODE_CODES = {
   unblock: 'u',
 } as const
 
-function limitArgs(limit: LimitDefinition): [string, number, number] {
+const KIND_CODES = {
+  tokenBucket: 'b',
+  fixedWindow: 'f',
+  slidingWindow: 's',
+  slidingLog: 'l',
+  concurrency: 'c',
+} as const
+
+function limitParams(limit: LimitDefinition): [number, number] {
   switch (limit.kind) {
     case 'tokenBucket':
-      return ['b', limit.capacity, limit.intervalMs]
-    case 'fixedWindow':
-      return ['f', limit.limit, limit.windowMs]
-    case 'slidingWindow':
-      return ['s', limit.limit, limit.windowMs]
-    case 'slidingLog':
-      return ['l', limit.limit, limit.windowMs]
+      return [limit.capacity, limit.intervalMs]
     case 'concurrency':
-      return ['c', limit.limit, limit.leaseMs]
+      return [limit.limit, limit.leaseMs]
+    default:
+      return [limit.limit, limit.windowMs]
   }
-}
-
-/** Appends one op's keys and arguments in the layout apply.lua reads. */
-export function encodeOp(op: StoreOp, keys: string[], args: (string | number)[]): void {
-  const adjusting = op.mode === 'adjust'
-  const mode = adjusting && op.release ? 'A' : MODE_CODES[op.mode]
-  const n = op.limits.length
-  args.push(mode, op.id, op.chargedAt ?? '', n, op.alert ? op.alert.threshold : '')
-  if (op.block) {
-    const p = op.block.params
-    args.push('1', p.after, p.withinMs, p.forgetMs, p.durationsMs.length, ...p.durationsMs)
-  } else {
-    args.push('0')
-  }
-  for (let i = 0; i < n; i++) {
-    const [kind, a, b] = limitArgs(op.limits[i]!)
-    args.push(kind, a, b, op.costs[i]!)
-    if (adjusting) args.push(op.charged?.[i] ?? 0)
-    keys.push(op.keys[i]!)
-  }
-  if (op.alert) for (let i = 0; i < n; i++) keys.push(op.alert.keys[i]!)
-  if (op.block) keys.push(op.block.key, op.block.strikesKey)
 }
 
 export class StoreScriptError extends Error {
   override name = 'StoreScriptError'
 }
 
-/** Parses one op's reply string; throws the script's error for that op. */
-export function decodeResult(now: number, reply: string): StoreResult {
-  if (reply.startsWith('E:')) throw new StoreScriptError(`Redis script failed: ${reply.slice(2)}`)
-  const f = reply.split(',')
-  const limits: LimitResult[] = []
-  for (let i = 3; i < f.length; i += 5) {
-    limits.push({
-      allowed: f[i] === '1',
-      remaining: Number(f[i + 1]),
-      resetMs: Number(f[i + 2]),
-      retryAfterMs: Number(f[i + 3]),
-      alerted: f[i + 4] === '1',
-    })
+export interface EncodedBatch {
+  keys: string[]
+  /** Policies first, then ops. */
+  args: (string | number)[]
+}
+
+/**
+ * Encodes ops for one script call. Ops of the same policy (same limit definitions and block
+ * settings, as one Limiter sends) share one policy entry, so the script parses each policy once.
+ */
+export function encodeBatch(ops: readonly StoreOp[]): EncodedBatch {
+  const policyArgs: (string | number)[] = [0]
+  const policies: { limits: readonly LimitDefinition[]; block: BlockParams | undefined }[] = []
+  const opArgs: (string | number)[] = [ops.length]
+  const keys: string[] = []
+  for (const op of ops) {
+    const block = op.block?.params
+    let index = policies.findIndex((p) => p.limits === op.limits && p.block === block)
+    if (index < 0) {
+      index = policies.length
+      policies.push({ limits: op.limits, block })
+      policyArgs.push(op.limits.length)
+      if (block)
+        policyArgs.push(
+          '1',
+          block.after,
+          block.withinMs,
+          block.forgetMs,
+          block.durationsMs.length,
+          ...block.durationsMs,
+        )
+      else policyArgs.push('0')
+      for (const limit of op.limits) policyArgs.push(KIND_CODES[limit.kind], ...limitParams(limit))
+    }
+    const adjusting = op.mode === 'adjust'
+    const mode = adjusting && op.release ? 'A' : MODE_CODES[op.mode]
+    opArgs.push(mode, op.id, op.chargedAt ?? '', index + 1, op.alert ? op.alert.threshold : '')
+    const n = op.limits.length
+    for (let i = 0; i < n; i++) {
+      opArgs.push(op.costs[i]!)
+      keys.push(op.keys[i]!)
+    }
+    if (adjusting) for (let i = 0; i < n; i++) opArgs.push(op.charged?.[i] ?? 0)
+    if (op.alert) for (let i = 0; i < n; i++) keys.push(op.alert.keys[i]!)
+    if (op.block) keys.push(op.block.key, op.block.strikesKey)
   }
-  return { now, allowed: f[0] === '1', blockedMs: Number(f[1]), blockedNow: f[2] === '1', limits }
+  policyArgs[0] = policies.length
+  for (const a of opArgs) policyArgs.push(a)
+  return { keys, args: policyArgs }
+}
+
+/** Splits the script's reply into one result (or error) per op, in order. */
+export function decodeBatch(reply: readonly unknown[], ops: readonly StoreOp[]): (StoreResult | Error)[] {
+  const now = Number(reply[0]) / 1000
+  const out: (StoreResult | Error)[] = []
+  let at = 1
+  for (const op of ops) {
+    const n = op.limits.length
+    const status = reply[at]
+    if (typeof status === 'string') {
+      out.push(new StoreScriptError(`Redis script failed: ${status.slice(2)}`))
+      at += 2 + 4 * n
+      continue
+    }
+    const code = Number(status)
+    const blockedMs = Number(reply[at + 1])
+    at += 2
+    const limits: LimitResult[] = new Array(n)
+    for (let i = 0; i < n; i++) {
+      const flags = Number(reply[at])
+      const rem = reply[at + 1]
+      const retry = Number(reply[at + 3])
+      limits[i] = {
+        allowed: (flags & 1) === 1,
+        remaining: typeof rem === 'string' ? Number(rem) : Number(rem) / 1e6,
+        resetMs: Number(reply[at + 2]),
+        retryAfterMs: retry < 0 ? Number.POSITIVE_INFINITY : retry,
+        alerted: (flags & 2) === 2,
+      }
+      at += 4
+    }
+    out.push({ now, allowed: (code & 1) === 1, blockedMs, blockedNow: (code & 2) === 2, limits })
+  }
+  return out
 }

@@ -3,7 +3,7 @@ import { Cluster, type ClusterOptions, Redis, type RedisOptions } from 'ioredis'
 import { describe, requirePositiveInteger, SluiceInputError } from '../../core/errors.js'
 import { StoreUnavailableError } from '../errors.js'
 import type { Store, StoreOp, StoreResult } from '../types.js'
-import { decodeResult, encodeOp } from './encode.js'
+import { decodeBatch, encodeBatch } from './encode.js'
 import { APPLY_LUA } from './script.js'
 
 export interface RedisStoreOptions {
@@ -71,7 +71,7 @@ interface Pending {
   reject: (error: unknown) => void
 }
 
-type ApplyCommand = (numKeys: number, ...args: (string | number)[]) => Promise<string[]>
+type ApplyCommand = (numKeys: number, ...args: (string | number)[]) => Promise<unknown[]>
 
 /**
  * State in Redis. Every op runs inside one Lua script that reads Redis TIME, so all instances
@@ -272,20 +272,16 @@ export class RedisStore implements Store {
       )
       return
     }
-    const keys: string[] = []
-    const args: (string | number)[] = [batch.length]
-    for (const p of batch) encodeOp(p.op, keys, args)
+    const ops = batch.map((p) => p.op)
+    const { keys, args } = encodeBatch(ops)
     const apply = (this.client as unknown as { sluiceApply: ApplyCommand }).sluiceApply
     apply.call(this.client, keys.length, ...keys, ...args).then(
       (reply) => {
-        const now = Number(reply[0])
+        const results = decodeBatch(reply, ops)
         for (let i = 0; i < batch.length; i++) {
-          const p = batch[i]!
-          try {
-            p.resolve(decodeResult(now, reply[i + 1]!))
-          } catch (error) {
-            p.reject(error)
-          }
+          const r = results[i]!
+          if (r instanceof Error) batch[i]!.reject(r)
+          else batch[i]!.resolve(r)
         }
       },
       (error: unknown) => {
