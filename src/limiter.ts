@@ -85,6 +85,8 @@ const POLICY = /^[A-Za-z0-9_.-]{1,64}$/
 const PLAIN_SUBJECT = /^[A-Za-z0-9_.:@/+=-]{1,100}$/
 const OP_TAG = randomBytes(6).toString('base64url')
 const KEY_CACHE_SIZE = 10_000
+/** Shared by every decision without alerts, to spare an allocation per call. */
+const NO_ALERTS: LimitStatus[] = Object.freeze([]) as unknown as LimitStatus[]
 
 export interface SubjectKeys {
   limits: string[]
@@ -169,6 +171,8 @@ export class Limiter {
   private readonly units: ReadonlySet<string>
   private readonly hashSubjects: boolean
   private readonly keyCache = new Map<string, SubjectKeys>()
+  /** The per-limit costs of a call that names none (shared: nothing downstream changes it). */
+  private readonly defaultCosts: number[]
   private readonly syncStore: SyncStore | undefined
   /** Only log and concurrency limits need an op id on consume (log entry / lease names). */
   private readonly needsOpId: boolean
@@ -235,6 +239,9 @@ export class Limiter {
     const sync = options.store as Partial<SyncStore>
     this.syncStore = typeof sync.executeSync === 'function' ? (sync as SyncStore) : undefined
     this.needsOpId = definitions.some((d) => d.kind === 'slidingLog' || d.kind === 'concurrency')
+    this.defaultCosts = Object.freeze(
+      definitions.map((d) => (d.unit === 'requests' || d.unit === 'concurrent' ? 1 : 0)),
+    ) as number[]
   }
 
   /** Checks every limit and charges them all, or nothing when any would be exceeded. */
@@ -327,8 +334,9 @@ export class Limiter {
         }
       }
     }
+    if (costs === undefined) return this.defaultCosts
     return this.definitions.map((d) => {
-      const given = costs?.[d.unit]
+      const given = costs[d.unit]
       if (given !== undefined) return given
       return d.unit === 'requests' || d.unit === 'concurrent' ? 1 : 0
     })
@@ -376,7 +384,7 @@ export class Limiter {
 
   private toDecision(subject: string, r: StoreResult, costs: number[], charging: boolean): Decision {
     const limits: LimitStatus[] = []
-    const alerts: LimitStatus[] = []
+    let alerts: LimitStatus[] = NO_ALERTS
     let retry = 0
     let deniedBy: string | undefined
     for (let i = 0; i < this.definitions.length; i++) {
@@ -393,7 +401,10 @@ export class Limiter {
         allowed: l.allowed,
       }
       limits.push(status)
-      if (l.alerted && charging && costs[i]! > 0) alerts.push(status)
+      if (l.alerted && charging && costs[i]! > 0) {
+        if (alerts === NO_ALERTS) alerts = []
+        alerts.push(status)
+      }
       if (!l.allowed && l.retryAfterMs >= retry) {
         retry = l.retryAfterMs
         deniedBy = status.name

@@ -63,6 +63,8 @@ export class MemoryStore implements Store {
   private readonly now: () => number
   private readonly timer: NodeJS.Timeout | undefined
   private sweepCursor: MapIterator<[string, Entry]> | undefined
+  private readonly steps: Step<unknown>[] = []
+  private readonly found: (Entry | undefined)[] = []
   /** Keys evicted because maxKeys was reached. */
   evictions = 0
 
@@ -119,8 +121,9 @@ export class MemoryStore implements Store {
     }
 
     const n = op.limits.length
-    const steps: Step<unknown>[] = new Array(n)
-    const found: (Entry | undefined)[] = new Array(n)
+    // Scratch space reused across calls: executeSync never runs re-entrantly.
+    const steps = this.steps
+    const found = this.found
     let allowed = true
     for (let i = 0; i < n; i++) {
       const entry = this.live(op.keys[i]!, now)
@@ -149,17 +152,22 @@ export class MemoryStore implements Store {
         }
       }
     } else if (!allowed && blockedMs === 0 && op.block && (mode === 'consume' || mode === 'reserve')) {
-      const neverFits = steps.some((s) => s.retryAfterMs === Number.POSITIVE_INFINITY)
+      let neverFits = false
+      for (let i = 0; i < n; i++) if (steps[i]!.retryAfterMs === Number.POSITIVE_INFINITY) neverFits = true
       if (!neverFits) blockedNow = this.recordStrike(op.block, block, now)
     }
 
-    const limits: LimitResult[] = steps.map((s) => ({
-      allowed: s.allowed,
-      remaining: s.remaining,
-      resetMs: s.resetMs,
-      retryAfterMs: s.retryAfterMs,
-      alerted: false,
-    }))
+    const limits: LimitResult[] = new Array(n)
+    for (let i = 0; i < n; i++) {
+      const s = steps[i]!
+      limits[i] = {
+        allowed: s.allowed,
+        remaining: s.remaining,
+        resetMs: s.resetMs,
+        retryAfterMs: s.retryAfterMs,
+        alerted: false,
+      }
+    }
     if (allowed && op.alert && (mode === 'consume' || mode === 'reserve')) this.markAlerts(op, limits, now)
     if (blockedNow) {
       const b = this.read(op.block!.key, now) as BlockState
