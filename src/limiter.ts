@@ -89,6 +89,12 @@ const KEY_CACHE_SIZE = 10_000
 const NO_ALERTS: LimitStatus[] = Object.freeze([]) as unknown as LimitStatus[]
 
 export interface SubjectKeys {
+  /**
+   * Where the subject's counters live: one key holding the state of every limit whose state is a
+   * number or two (token buckets, fixed and sliding windows). Its TTL is the longest time to full.
+   */
+  state: string
+  /** One name per limit, in the order of `names`; sliding logs and concurrency leases (sorted sets in Redis) live under theirs. */
   limits: string[]
   alerts: string[]
   block: string
@@ -171,6 +177,12 @@ export class Limiter {
   private readonly units: ReadonlySet<string>
   private readonly hashSubjects: boolean
   private readonly keyCache = new Map<string, SubjectKeys>()
+  /**
+   * Names the state key's layout (the limits' names and kinds): a policy whose set of limits
+   * changes reads a fresh state key rather than misreading the old one; changing a limit's
+   * numbers keeps the state.
+   */
+  private readonly layout: string
   /** The per-limit costs of a call that names none (shared: nothing downstream changes it). */
   private readonly defaultCosts: number[]
   private readonly syncStore: SyncStore | undefined
@@ -238,6 +250,10 @@ export class Limiter {
     this.hashSubjects = options.hashSubjects === true
     const sync = options.store as Partial<SyncStore>
     this.syncStore = typeof sync.executeSync === 'function' ? (sync as SyncStore) : undefined
+    this.layout = createHash('sha1')
+      .update(names.map((name, i) => `${name}:${definitions[i]!.kind}`).join(','))
+      .digest('hex')
+      .slice(0, 8)
     this.needsOpId = definitions.some((d) => d.kind === 'slidingLog' || d.kind === 'concurrency')
     this.defaultCosts = Object.freeze(
       definitions.map((d) => (d.unit === 'requests' || d.unit === 'concurrent' ? 1 : 0)),
@@ -275,12 +291,13 @@ export class Limiter {
     return this.decide('unblock', subject, undefined)
   }
 
-  /** The store keys of a subject: one per limit, in the order of `names`. */
+  /** The store keys of a subject. */
   keysFor(subject: string): SubjectKeys {
     let keys = this.keyCache.get(subject)
     if (keys === undefined) {
       const base = this.baseKey(subject)
       keys = {
+        state: `${base}#${this.layout}`,
         limits: this.names.map((n) => `${base}:${n}`),
         alerts: this.names.map((n) => `${base}:${n}:alerted`),
         block: `${base}!block`,
@@ -306,7 +323,9 @@ export class Limiter {
     const op: StoreOp = {
       mode: 'adjust',
       id,
+      stateKey: keys.state,
       keys: keys.limits,
+      names: this.names,
       limits: this.definitions,
       costs: deltas,
       charged,
@@ -353,7 +372,15 @@ export class Limiter {
   private run(mode: OpMode, subject: string, costs: number[], id: string): Promise<Decision> {
     const keys = this.keysFor(subject)
     const charging = mode === 'consume' || mode === 'reserve'
-    const op: StoreOp = { mode, id, keys: keys.limits, limits: this.definitions, costs }
+    const op: StoreOp = {
+      mode,
+      id,
+      stateKey: keys.state,
+      keys: keys.limits,
+      names: this.names,
+      limits: this.definitions,
+      costs,
+    }
     if (charging && this.alertAt !== undefined) op.alert = { threshold: this.alertAt, keys: keys.alerts }
     if (mode === 'reset') op.alert = { threshold: 0, keys: keys.alerts }
     if (this.block) op.block = { params: this.block, key: keys.block, strikesKey: keys.strikes }

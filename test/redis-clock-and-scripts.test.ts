@@ -46,7 +46,7 @@ describe('RedisStore uses only the Redis clock', () => {
       policy: 'skew',
       limits: limitsFor('skewBucket'),
     })
-    const ttl = await client.pttl(limiter.keysFor('shared').limits[0]!)
+    const ttl = await client.pttl(limiter.keysFor('shared').state)
     client.disconnect()
     // The key lives until the bucket is full again: about 20 s, not 15 or 25.
     expect(ttl).toBeGreaterThan(17_000)

@@ -65,7 +65,7 @@ async function run(ctx: BenchContext) {
     (s) => limiter.consume(s, COSTS),
     (s) => {
       const k = limiter.keysFor(s)
-      return [...k.limits, ...k.alerts, k.block, k.strikes]
+      return [k.state, ...k.limits, ...k.alerts, k.block, k.strikes]
     },
   )
   await store.close()

@@ -50,6 +50,20 @@ interface Entry {
   expiresAt: number
 }
 
+/** The value under a subject's state key: each limit's state, by name. */
+interface PackedStates {
+  names: readonly string[]
+  states: unknown[]
+}
+
+/** States listed under `from` names, in the order of `to` names (limits added since start empty). */
+function remap(packed: PackedStates, to: readonly string[]): unknown[] {
+  return to.map((name) => {
+    const j = packed.names.indexOf(name)
+    return j < 0 ? undefined : packed.states[j]
+  })
+}
+
 const SWEEP_BATCH = 10_000
 const EVICTION_SAMPLE = 16
 
@@ -64,7 +78,6 @@ export class MemoryStore implements Store {
   private readonly timer: NodeJS.Timeout | undefined
   private sweepCursor: MapIterator<[string, Entry]> | undefined
   private readonly steps: Step<unknown>[] = []
-  private readonly found: (Entry | undefined)[] = []
   /** Keys evicted because maxKeys was reached. */
   evictions = 0
 
@@ -114,21 +127,22 @@ export class MemoryStore implements Store {
     const now = this.now()
     const { mode } = op
     if (mode === 'reset' || mode === 'unblock') {
-      const keys = mode === 'reset' ? [...op.keys, ...(op.alert?.keys ?? [])] : []
+      const keys = mode === 'reset' ? [op.stateKey, ...(op.alert?.keys ?? [])] : []
       if (op.block) keys.push(op.block.key, op.block.strikesKey)
       for (const key of keys) this.entries.delete(key)
       return this.executeSync({ ...op, mode: 'peek', costs: op.costs.map(() => 0) })
     }
 
     const n = op.limits.length
+    const entry = this.live(op.stateKey, now)
+    const packed = entry?.value as PackedStates | undefined
+    const states =
+      packed === undefined ? undefined : packed.names === op.names ? packed.states : remap(packed, op.names)
     // Scratch space reused across calls: executeSync never runs re-entrantly.
     const steps = this.steps
-    const found = this.found
     let allowed = true
     for (let i = 0; i < n; i++) {
-      const entry = this.live(op.keys[i]!, now)
-      found[i] = entry
-      const s = this.step(op, i, entry?.value, now)
+      const s = this.step(op, i, states?.[i], now)
       steps[i] = s
       if (!s.allowed) allowed = false
     }
@@ -141,15 +155,19 @@ export class MemoryStore implements Store {
 
     let blockedNow = false
     if (allowed && mode !== 'peek') {
+      // One entry per subject, living until its slowest limit is full again.
+      let longest = 0
+      const next: unknown[] = packed?.names === op.names ? packed.states : new Array(n)
       for (let i = 0; i < n; i++) {
         const s = steps[i]!
-        const entry = found[i]
-        if (entry !== undefined && s.resetMs > 0) {
-          entry.value = s.state
-          entry.expiresAt = now + s.resetMs
-        } else {
-          this.write(op.keys[i]!, s.state, s.resetMs, now)
-        }
+        next[i] = s.resetMs > 0 ? s.state : undefined
+        if (s.resetMs > longest) longest = s.resetMs
+      }
+      if (entry !== undefined && longest > 0) {
+        if (packed!.states !== next) entry.value = { names: op.names, states: next }
+        entry.expiresAt = now + longest
+      } else {
+        this.write(op.stateKey, { names: op.names, states: next } satisfies PackedStates, longest, now)
       }
     } else if (!allowed && blockedMs === 0 && op.block && (mode === 'consume' || mode === 'reserve')) {
       let neverFits = false

@@ -14,8 +14,16 @@ export interface StoreOp {
   mode: OpMode
   /** Unique per op: the lease id and the log entry id of what this op charges. */
   id: string
-  /** One key per limit; all keys of one op share a hash tag. */
+  /**
+   * The key holding the state of the subject's limits, named by `names` inside it (a store may keep
+   * sliding logs and concurrency leases under their own keys instead). Its TTL is the longest time
+   * to full of what it holds.
+   */
+  stateKey: string
+  /** One key per limit, which also names the limit across ops; all keys of one op share a hash tag. */
   keys: readonly string[]
+  /** The limits' names, in order (the same array for every op of one policy). */
+  names: readonly string[]
   limits: readonly LimitDefinition[]
   /** Per limit: the cost to check (consume, reserve, peek) or the signed change (adjust). */
   costs: readonly number[]

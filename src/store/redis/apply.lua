@@ -8,8 +8,9 @@
 -- then nOps, then per op:
 --   mode id chargedAt policyIndex alertThreshold nLimits x cost [nLimits x charged]
 --   (chargedAt and alertThreshold may be ''; charged only in adjust modes)
--- KEYS per op: nLimits limit keys, then nLimits alert marker keys when alertThreshold is not '',
---   then the block key and the strikes key when the policy blocks.
+-- KEYS per op: the state key, then the keys of the sliding-log and concurrency limits (in limit
+--   order), then nLimits alert marker keys when alertThreshold is not '', then the block key and
+--   the strikes key when the policy blocks.
 -- modes: c consume, r reserve (takes a lease), a adjust, A adjust + release lease, p peek,
 --   x reset, u unblock. kinds: b token bucket (GCRA; a = capacity, b = ms per unit),
 --   f fixed window, s sliding window counter, l sliding log (a = limit, b = window ms),
@@ -18,8 +19,13 @@
 --   block; or "E:<message>"), blockedMs, then per limit: flags (1 allowed, +2 alerted),
 --   remaining in millionths of a unit, rounded to nearest (a string when too large for that), resetMs, retryAfterMs
 --   (-1 for never) }. Times are whole milliseconds, rounded up.
--- Stored states: token bucket "TAT in µs"; fixed window "start:count"; sliding window
---   "start:curr:prev"; sliding log and concurrency: sorted sets.
+-- Stored states: one string under the state key for every token bucket and window, so that a
+--   decision costs one GET and one SET whatever the number of such limits:
+--   "state|state…", one field per such limit in order (empty when full), with a token bucket's
+--   state "TAT in µs", a fixed window's "start:count", a sliding window's "start:curr:prev". The
+--   state key's name carries a signature of the policy's limit names and kinds, so a policy whose
+--   set of limits changed reads a fresh key. The key lives until its slowest limit is full. Sliding logs and concurrency leases are sorted sets
+--   under their own keys.
 
 local EPSILON_MS = 0.001
 local INF = math.huge
@@ -41,7 +47,7 @@ local function fits(used, cost, limit)
 end
 
 -- Per-limit inputs and outputs of the op being applied, reused across ops.
-local KIND, A, B, KEY, COST, CHARGED, MARK = {}, {}, {}, {}, {}, {}, {}
+local KIND, A, B, KEY, COST, CHARGED, MARK, FIELD = {}, {}, {}, {}, {}, {}, {}, {}
 local OK, REM, RST, RTY, S1, S2, S3, CH = {}, {}, {}, {}, {}, {}, {}, {}
 
 -- Each kind fills OK, REM, RST, RTY and the new state (S1..S3 or CH) for limit i.
@@ -49,7 +55,7 @@ local OK, REM, RST, RTY, S1, S2, S3, CH = {}, {}, {}, {}, {}, {}, {}, {}
 
 local function bucket(i, how)
   local T, C, cost = B[i], A[i], COST[i]
-  local v = call('GET', KEY[i])
+  local v = FIELD[i]
   local base = now
   if v then
     local tat = tonumber(v) / 1000
@@ -75,19 +81,15 @@ local function bucket(i, how)
   if ahead > 0 then RST[i] = ahead else RST[i] = 0 end
 end
 
-local function bucket_write(i)
-  if RST[i] > 0 then
-    call('SET', KEY[i], format('%d', floor(S1[i] * 1000 + 0.5)), 'PX', ceil(RST[i]))
-  else
-    call('DEL', KEY[i])
-  end
+local function bucket_text(i)
+  return format('%d', floor(S1[i] * 1000 + 0.5))
 end
 
 local function fixed(i, how, chargedAt)
   local L, W, cost = A[i], B[i], COST[i]
   local start = floor(now / W) * W
   local count = 0
-  local v = call('GET', KEY[i])
+  local v = FIELD[i]
   if v then
     local s, c = match(v, '^([^:]+):(.+)$')
     if tonumber(s) == start then count = tonumber(c) end
@@ -110,19 +112,15 @@ local function fixed(i, how, chargedAt)
   if count > 0 then RST[i] = start + W - now else RST[i] = 0 end
 end
 
-local function fixed_write(i)
-  if RST[i] > 0 then
-    call('SET', KEY[i], format('%d', S1[i]) .. ':' .. numtext(S2[i]), 'PX', ceil(RST[i]))
-  else
-    call('DEL', KEY[i])
-  end
+local function fixed_text(i)
+  return format('%d', S1[i]) .. ':' .. numtext(S2[i])
 end
 
 local function sliding(i, how, chargedAt)
   local L, W, cost = A[i], B[i], COST[i]
   local start = floor(now / W) * W
   local curr, prev = 0, 0
-  local v = call('GET', KEY[i])
+  local v = FIELD[i]
   if v then
     local s, c, p = match(v, '^([^:]+):([^:]+):(.+)$')
     s = tonumber(s)
@@ -169,12 +167,8 @@ local function sliding(i, how, chargedAt)
   end
 end
 
-local function sliding_write(i)
-  if RST[i] > 0 then
-    call('SET', KEY[i], format('%d', S1[i]) .. ':' .. numtext(S2[i]) .. ':' .. numtext(S3[i]), 'PX', ceil(RST[i]))
-  else
-    call('DEL', KEY[i])
-  end
+local function sliding_text(i)
+  return format('%d', S1[i]) .. ':' .. numtext(S2[i]) .. ':' .. numtext(S3[i])
 end
 
 -- Sliding log: members "id|cost", score = time in ms. CH[i] = { add = member, at = score, remove = member }.
@@ -300,7 +294,29 @@ local function leases_write(i)
 end
 
 local KINDS = { b = bucket, f = fixed, s = sliding, l = log, c = leases }
-local WRITERS = { b = bucket_write, f = fixed_write, s = sliding_write, l = log_write, c = leases_write }
+-- Limits kept under the state key say how to write their field; the others write their own key.
+local TEXTS = { b = bucket_text, f = fixed_text, s = sliding_text }
+local WRITERS = { l = log_write, c = leases_write }
+
+local function write_state(stateKey, n)
+  local text, longest, first = '', 0, true
+  for i = 1, n do
+    local totext = TEXTS[KIND[i]]
+    if totext then
+      local f = ''
+      if RST[i] > 0 then
+        f = totext(i)
+        if RST[i] > longest then longest = RST[i] end
+      end
+      if first then text, first = f, false else text = text .. '|' .. f end
+    end
+  end
+  if longest > 0 then
+    call('SET', stateKey, text, 'PX', ceil(longest))
+  else
+    call('DEL', stateKey)
+  end
+end
 
 local function window_ms(i)
   if KIND[i] == 'b' then return A[i] * B[i] end
@@ -309,11 +325,12 @@ end
 
 -- Applies one op to limits 1..n; returns status, blockedMs, and FLAGS filled per limit.
 local FLAGS = {}
-local function run_op(mode, id, chargedAt, n, alert, block)
+local function run_op(mode, id, chargedAt, n, alert, block, stateKey, policy)
   if mode == 'x' or mode == 'u' then
     if mode == 'x' then
+      call('DEL', stateKey)
       for i = 1, n do
-        call('DEL', KEY[i])
+        if KEY[i] then call('DEL', KEY[i]) end
         if MARK[i] then call('DEL', MARK[i]) end
       end
     end
@@ -324,6 +341,26 @@ local function run_op(mode, id, chargedAt, n, alert, block)
 
   local adjusting = mode == 'a' or mode == 'A'
   local allowed = true
+  local scalars = policy.scalars
+  if scalars then
+    local v = call('GET', stateKey)
+    if v and policy.single then
+      -- One such limit: the value is its field.
+      FIELD[policy.single] = v
+    else
+      local fields = nil
+      if v then fields = { match(v, policy.pattern) } end
+      local j = 1
+      for i = 1, n do
+        if TEXTS[KIND[i]] then
+          local f = fields and fields[j]
+          if f == '' then f = nil end
+          FIELD[i] = f
+          j = j + 1
+        end
+      end
+    end
+  end
   for i = 1, n do
     local kind = KIND[i]
     if adjusting then
@@ -354,7 +391,11 @@ local function run_op(mode, id, chargedAt, n, alert, block)
   if blockedMs > 0 then allowed = false end
 
   if adjusting or (allowed and mode ~= 'p') then
-    for i = 1, n do WRITERS[KIND[i]](i) end
+    if scalars then write_state(stateKey, n) end
+    for i = 1, n do
+      local write = WRITERS[KIND[i]]
+      if write then write(i) end
+    end
   elseif not allowed and blockedMs == 0 and block and (mode == 'c' or mode == 'r') then
     local never = false
     for i = 1, n do
@@ -406,7 +447,7 @@ local policies = {}
 for p = 1, tonumber(ARGV[ai]) do
   local n, hasBlock = tonumber(ARGV[ai + 1]), ARGV[ai + 2] == '1'
   ai = ai + 3
-  local policy = { n = n, kinds = {}, a = {}, b = {} }
+  local policy = { n = n, kinds = {}, a = {}, b = {}, scalars = false }
   if hasBlock then
     local block = { after = tonumber(ARGV[ai]), within = tonumber(ARGV[ai + 1]), forget = tonumber(ARGV[ai + 2]), durations = {} }
     local nd = tonumber(ARGV[ai + 3])
@@ -414,10 +455,18 @@ for p = 1, tonumber(ARGV[ai]) do
     ai = ai + 4 + nd
     policy.block = block
   end
+  local pattern, count = '', 0
   for i = 1, n do
-    policy.kinds[i], policy.a[i], policy.b[i] = ARGV[ai], tonumber(ARGV[ai + 1]), tonumber(ARGV[ai + 2])
+    local kind = ARGV[ai]
+    policy.kinds[i], policy.a[i], policy.b[i] = kind, tonumber(ARGV[ai + 1]), tonumber(ARGV[ai + 2])
+    if TEXTS[kind] then
+      policy.scalars = true
+      count = count + 1
+      if count == 1 then pattern, policy.single = '([^|]*)', i else pattern, policy.single = pattern .. '|([^|]*)', nil end
+    end
     ai = ai + 3
   end
+  policy.pattern = '^' .. pattern .. '$'
   policies[p] = policy
 end
 
@@ -432,10 +481,18 @@ for op = 1, nops do
   ai = ai + 5
   local n = policy.n
   local kinds, pa, pb = policy.kinds, policy.a, policy.b
+  local stateKey = KEYS[ki]
+  ki = ki + 1
   for i = 1, n do
-    KIND[i], A[i], B[i], COST[i], KEY[i] = kinds[i], pa[i], pb[i], tonumber(ARGV[ai]), KEYS[ki]
+    local kind = kinds[i]
+    KIND[i], A[i], B[i], COST[i] = kind, pa[i], pb[i], tonumber(ARGV[ai])
     ai = ai + 1
-    ki = ki + 1
+    if kind == 'l' or kind == 'c' then
+      KEY[i] = KEYS[ki]
+      ki = ki + 1
+    else
+      KEY[i] = nil
+    end
   end
   if mode == 'a' or mode == 'A' then
     for i = 1, n do
@@ -457,7 +514,7 @@ for op = 1, nops do
       durations = policy.block.durations, key = KEYS[ki], strikes = KEYS[ki + 1] }
     ki = ki + 2
   end
-  local ok, status, blockedMs = pcall(run_op, mode, id, chargedAt, n, alert, block)
+  local ok, status, blockedMs = pcall(run_op, mode, id, chargedAt, n, alert, block, stateKey, policy)
   if ok then
     reply[#reply + 1] = status
     reply[#reply + 1] = blockedMs

@@ -74,9 +74,11 @@ export function encodeBatch(ops: readonly StoreOp[]): EncodedBatch {
     const mode = adjusting && op.release ? 'A' : MODE_CODES[op.mode]
     opArgs.push(mode, op.id, op.chargedAt ?? '', index + 1, op.alert ? op.alert.threshold : '')
     const n = op.limits.length
+    keys.push(op.stateKey)
     for (let i = 0; i < n; i++) {
       opArgs.push(op.costs[i]!)
-      keys.push(op.keys[i]!)
+      const kind = op.limits[i]!.kind
+      if (kind === 'slidingLog' || kind === 'concurrency') keys.push(op.keys[i]!)
     }
     if (adjusting) for (let i = 0; i < n; i++) opArgs.push(op.charged?.[i] ?? 0)
     if (op.alert) for (let i = 0; i < n; i++) keys.push(op.alert.keys[i]!)
