@@ -481,6 +481,9 @@ export class Reservation {
   get deniedBy(): string | undefined {
     return this.decision.deniedBy
   }
+  get blocked(): boolean {
+    return this.decision.blocked
+  }
   get limits(): LimitStatus[] {
     return this.decision.limits
   }

@@ -51,11 +51,17 @@ function share(l: LimitStatus): number {
   return l.limit > 0 && l.remaining > 0 ? l.remaining / l.limit : 0
 }
 
-/** True when `l` matters more to the client than `best`: it denied, or has less left. */
+/**
+ * True when `l` matters more to the client than `best`: it denied, or it is a rate limit and
+ * `best` only counts calls in flight, or it has less left.
+ */
 function tighter(l: LimitStatus, best: LimitStatus, deniedBy: string | undefined): boolean {
   if (best.name === deniedBy) return false
   if (l.name === deniedBy) return true
   if (l.allowed !== best.allowed) return !l.allowed
+  // Calls in flight come and go within a request; a rate limit says more about what is left.
+  const lInFlight = l.kind === 'concurrency'
+  if (lInFlight !== (best.kind === 'concurrency')) return !lInFlight
   const a = share(l)
   const b = share(best)
   return a < b || (a === b && l.resetMs > best.resetMs)

@@ -170,9 +170,7 @@ export class MemoryStore implements Store {
         this.write(op.stateKey, { names: op.names, states: next } satisfies PackedStates, longest, now)
       }
     } else if (!allowed && blockedMs === 0 && op.block && (mode === 'consume' || mode === 'reserve')) {
-      let neverFits = false
-      for (let i = 0; i < n; i++) if (steps[i]!.retryAfterMs === Number.POSITIVE_INFINITY) neverFits = true
-      if (!neverFits) blockedNow = this.recordStrike(op.block, block, now)
+      if (countsAsStrike(op, steps, n)) blockedNow = this.recordStrike(op.block, block, now)
     }
 
     const limits: LimitResult[] = new Array(n)
@@ -312,6 +310,21 @@ export class MemoryStore implements Store {
       if (entry.expiresAt <= now) this.entries.delete(key)
     }
   }
+}
+
+/**
+ * A denial counts toward a block when waiting would help and a rate limit denied: not when the
+ * cost can never fit (a client error), nor when only calls in flight were at their limit (a
+ * client politely waiting for its own streams is not abusive).
+ */
+function countsAsStrike(op: StoreOp, steps: readonly Step<unknown>[], n: number): boolean {
+  let rateDenied = false
+  for (let i = 0; i < n; i++) {
+    const s = steps[i]!
+    if (s.retryAfterMs === Number.POSITIVE_INFINITY) return false
+    if (!s.allowed && op.limits[i]!.kind !== 'concurrency') rateDenied = true
+  }
+  return rateDenied
 }
 
 function adjustStep(

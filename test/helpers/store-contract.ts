@@ -336,6 +336,29 @@ export function storeContract(harness: StoreHarness): void {
       expect(free.blocked).toBe(false)
     })
 
+    it('denials only by calls in flight, or by a cost that can never fit, do not count toward a block', async () => {
+      const l = limiter(
+        {
+          inflight: concurrency({ limit: 1, leaseMs: 60_000 }),
+          tokens: tokenBucket({ capacity: 100, refillPerSecond: NEGLIGIBLE, unit: 'tokens' }),
+        },
+        { block: { after: 2, withinMs: 60_000, durationsMs: [60_000] } },
+      )
+      const held = await l.reserve('polite', { tokens: 1 })
+      expect(held.allowed).toBe(true)
+      for (let i = 0; i < 5; i++) {
+        const d = await l.reserve('polite', { tokens: 1 })
+        expect(d.deniedBy).toBe('inflight')
+        expect(d.blocked).toBe(false)
+      }
+      for (let i = 0; i < 3; i++) expect((await l.consume('polite', { tokens: 1_000 })).blocked).toBe(false)
+      await held.settle()
+      // A rate limit still counts: two denials by the token bucket start the block.
+      await l.consume('polite', { tokens: 99 })
+      expect((await l.consume('polite', { tokens: 50 })).blocked).toBe(false)
+      expect((await l.consume('polite', { tokens: 50 })).blocked).toBe(true)
+    })
+
     it('bad input is refused before any store call, naming the bad value', async () => {
       const l = limiter({ main: tokenBucket({ capacity: 5, refillPerSecond: 1 }) })
       const before = s.calls()

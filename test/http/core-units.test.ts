@@ -9,6 +9,7 @@ import {
   MemoryKeyRegistry,
   retryAfterSeconds,
   Sluice,
+  tightestLimit,
 } from '../../src/http/index.js'
 import { SluiceInputError, slidingWindow, tokenBucket } from '../../src/index.js'
 
@@ -293,6 +294,50 @@ describe('the core used step by step (as the gateway does)', () => {
       advertisedRetryMs({ ...base, limits: [inflight, { ...minute, allowed: true, remaining: 3 }] }, 1000),
     ).toBe(1000)
     expect(advertisedRetryMs({ ...base, limits: [inflight, minute] }, 1000)).toBe(30_000)
+  })
+
+  it('headers describe a rate limit, not the calls in flight, unless those denied', () => {
+    const base = {
+      allowed: true,
+      retryAfterMs: 0,
+      deniedBy: undefined,
+      blocked: false,
+      blockedNow: false,
+      verified: true,
+      fallback: undefined,
+      alerts: [],
+      policy: 'p',
+      subject: 's',
+      now: 0,
+    }
+    const inflight = {
+      name: 'inflight',
+      unit: 'concurrent',
+      kind: 'concurrency' as const,
+      limit: 4,
+      remaining: 3,
+      resetMs: 120_000,
+      windowSeconds: 120,
+      allowed: true,
+    }
+    const hourly = {
+      name: 'hourly',
+      unit: 'requests',
+      kind: 'slidingWindow' as const,
+      limit: 20,
+      remaining: 19,
+      resetMs: 7_200_000,
+      windowSeconds: 3600,
+      allowed: true,
+    }
+    expect(tightestLimit({ ...base, limits: [inflight, hourly] })?.name).toBe('hourly')
+    const denied = {
+      ...base,
+      allowed: false,
+      deniedBy: 'inflight',
+      limits: [{ ...inflight, remaining: 0, allowed: false }, hourly],
+    }
+    expect(tightestLimit(denied)?.name).toBe('inflight')
   })
 })
 

@@ -397,11 +397,16 @@ local function run_op(mode, id, chargedAt, n, alert, block, stateKey, policy)
       if write then write(i) end
     end
   elseif not allowed and blockedMs == 0 and block and (mode == 'c' or mode == 'r') then
-    local never = false
+    -- Strikes count denials by a rate limit that waiting would help (see countsAsStrike in memory.ts).
+    local strike = false
     for i = 1, n do
-      if RTY[i] == INF then never = true end
+      if RTY[i] == INF then
+        strike = false
+        break
+      end
+      if not OK[i] and KIND[i] ~= 'c' then strike = true end
     end
-    if not never then
+    if strike then
       local count, since = 0, now
       local v = call('GET', block.strikes)
       if v then
