@@ -499,38 +499,29 @@ export class Reservation {
    */
   settle(actual?: Costs): Promise<Decision> {
     if (this.final) return this.final
-    if (!this.decision.allowed) {
-      this.final = Promise.resolve(this.decision)
-      return this.final
-    }
-    let actualCosts: number[]
+    let actualCosts: readonly number[]
     try {
-      actualCosts = actual === undefined ? [...this.charged] : this.actualCosts(actual)
+      actualCosts = actual === undefined ? this.charged : this.actualCosts(actual)
     } catch (error) {
       return Promise.reject(error)
     }
-    const deltas = actualCosts.map((c, i) =>
-      this.limiter.definitions[i]!.kind === 'concurrency' ? 0 : c - this.charged[i]!,
-    )
-    this.final = this.limiter.adjust(
-      this.subject,
-      this.id,
-      deltas,
-      [...this.charged],
-      this.decision.now,
-      true,
-    )
-    return this.final
+    return this.finish(actualCosts)
   }
 
   /** Refunds the whole reservation and releases the lease. */
   cancel(): Promise<Decision> {
     if (this.final) return this.final
+    return this.finish(this.charged.map(() => 0))
+  }
+
+  /** Charges `actual - charged` per limit and releases the lease; only the first call acts. */
+  private finish(actual: readonly number[]): Promise<Decision> {
     if (!this.decision.allowed) {
       this.final = Promise.resolve(this.decision)
       return this.final
     }
-    const deltas = this.charged.map((c, i) => (this.limiter.definitions[i]!.kind === 'concurrency' ? 0 : -c))
+    const definitions = this.limiter.definitions
+    const deltas = actual.map((c, i) => (definitions[i]!.kind === 'concurrency' ? 0 : c - this.charged[i]!))
     this.final = this.limiter.adjust(
       this.subject,
       this.id,
