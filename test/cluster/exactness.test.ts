@@ -1,5 +1,3 @@
-import { type ChildProcess, fork } from 'node:child_process'
-import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import calculateSlot from 'cluster-key-slot'
 import { Redis } from 'ioredis'
@@ -7,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Limiter } from '../../src/index.js'
 import { RedisStore } from '../../src/store/redis/store.js'
 import { commandCallsIn, type RedisClusterServer, startRedisCluster } from '../helpers/redis-cluster.js'
+import { runWorkerScript } from '../helpers/workers.js'
 import {
   CAPACITY,
   LIMITS,
@@ -21,28 +20,7 @@ const WORKER = fileURLToPath(new URL('./fixtures/slot-worker.ts', import.meta.ur
 const PROCESSES = 2
 const PER_SUBJECT = 2
 
-async function runWorkers(jobs: SlotJob[]): Promise<SlotReport[]> {
-  const children: ChildProcess[] = jobs.map((job) =>
-    fork(WORKER, [JSON.stringify(job)], {
-      execArgv: ['--import', 'tsx'],
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    }),
-  )
-  try {
-    await Promise.all(children.map((c) => once(c, 'message')))
-    const reports = children.map(
-      (c) =>
-        new Promise<SlotReport>((resolve, reject) => {
-          c.once('message', (m) => resolve(m as SlotReport))
-          c.once('exit', (code) => reject(new Error(`worker exited with ${code} before reporting`)))
-        }),
-    )
-    for (const c of children) c.send('go')
-    return await Promise.all(reports)
-  } finally {
-    for (const c of children) if (c.exitCode === null) c.kill()
-  }
-}
+const runWorkers = (jobs: SlotJob[]) => runWorkerScript<SlotJob, SlotReport>(WORKER, jobs)
 
 describe('exactness on a 3-node Redis Cluster, subjects on every hash slot', () => {
   let cluster: RedisClusterServer

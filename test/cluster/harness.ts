@@ -1,23 +1,7 @@
 import type { Cluster } from 'ioredis'
 import { RedisStore } from '../../src/store/redis/store.js'
-import type { Store, StoreOp, StoreResult } from '../../src/store/types.js'
 import { type RedisClusterServer, startRedisCluster } from '../helpers/redis-cluster.js'
-import type { StoreHarness } from '../helpers/store-harness.js'
-
-class CountingStore implements Store {
-  count = 0
-  constructor(private readonly inner: Store) {}
-  execute(op: StoreOp): Promise<StoreResult> {
-    this.count++
-    return this.inner.execute(op)
-  }
-  ping() {
-    return this.inner.ping()
-  }
-  close() {
-    return this.inner.close()
-  }
-}
+import { CountingStore, type StoreHarness } from '../helpers/store-harness.js'
 
 /** The store contract's harness for a RedisStore on a real three-node Redis Cluster. */
 export function clusterHarness(): StoreHarness & { cluster(): RedisClusterServer; client(): Cluster } {

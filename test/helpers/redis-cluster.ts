@@ -1,4 +1,4 @@
-import { type ChildProcess, execFile, spawn } from 'node:child_process'
+import { type ChildProcess, execFile } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -7,6 +7,7 @@ import { promisify } from 'node:util'
 import { Cluster, type ClusterOptions, Redis } from 'ioredis'
 import { clusterClientOptions } from '../../src/store/redis/store.js'
 import { freePort } from './free-port.js'
+import { spawnRedis } from './redis-server.js'
 
 const run = promisify(execFile)
 
@@ -30,40 +31,18 @@ export interface RedisClusterServer {
   stop(): Promise<void>
 }
 
-const started = new Set<ChildProcess>()
-process.once('exit', () => {
-  for (const child of started) child.kill('SIGKILL')
-})
-
 function spawnNode(port: number, dir: string): ChildProcess {
-  const child = spawn(
-    'redis-server',
-    [
-      '--port',
-      String(port),
-      '--bind',
-      '127.0.0.1',
-      '--cluster-enabled',
-      'yes',
-      '--cluster-config-file',
-      'nodes.conf',
-      // Short so that a killed node is noticed (and its return too) within a test's patience.
-      '--cluster-node-timeout',
-      '1000',
-      '--dir',
-      dir,
-      '--save',
-      '',
-      '--appendonly',
-      'no',
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  )
-  child.stdout?.resume()
-  child.stderr?.resume()
-  started.add(child)
-  child.once('exit', () => started.delete(child))
-  return child
+  return spawnRedis(port, [
+    '--cluster-enabled',
+    'yes',
+    '--cluster-config-file',
+    'nodes.conf',
+    // Short so that a killed node is noticed (and its return too) within a test's patience.
+    '--cluster-node-timeout',
+    '1000',
+    '--dir',
+    dir,
+  ])
 }
 
 async function clientFor(port: number): Promise<Redis> {

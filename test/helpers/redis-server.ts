@@ -41,7 +41,10 @@ async function waitForPing(url: string, child: ChildProcess): Promise<void> {
   throw new Error(`redis-server did not answer: ${String(lastError)}`)
 }
 
-function spawnRedis(port: number, extraArgs: string[]): ChildProcess {
+/**
+ * A redis-server on 127.0.0.1:`port` that keeps nothing on disk, killed when this process exits.
+ */
+export function spawnRedis(port: number, extraArgs: string[]): ChildProcess {
   const child = spawn(
     'redis-server',
     ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...extraArgs],

@@ -19,7 +19,8 @@ export interface StoreHarness {
   stop(): Promise<void>
 }
 
-class CountingStore implements Store {
+/** Counts the ops that reach a store (to show that bad input never does). */
+export class CountingStore implements Store {
   count = 0
   constructor(private readonly inner: Store) {}
   execute(op: StoreOp): Promise<StoreResult> {

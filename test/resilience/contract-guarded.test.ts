@@ -2,24 +2,9 @@ import { Redis } from 'ioredis'
 import { BlockedKeyCache } from '../../src/store/blocked-cache.js'
 import { GuardedStore } from '../../src/store/guarded.js'
 import { RedisStore, redisClientOptions } from '../../src/store/redis/store.js'
-import type { Store, StoreOp, StoreResult } from '../../src/store/types.js'
 import { type RedisServer, startRedis } from '../helpers/redis-server.js'
 import { storeContract } from '../helpers/store-contract.js'
-
-class CountingStore implements Store {
-  count = 0
-  constructor(private readonly inner: Store) {}
-  execute(op: StoreOp): Promise<StoreResult> {
-    this.count++
-    return this.inner.execute(op)
-  }
-  ping() {
-    return this.inner.ping()
-  }
-  close() {
-    return this.inner.close()
-  }
-}
+import { CountingStore } from '../helpers/store-harness.js'
 
 // The whole stack a gateway uses — blocked-key cache, then deadline and breaker, then Redis — must
 // keep every promise of the bare store while Redis is healthy.
