@@ -447,11 +447,11 @@ local function run_op(mode, id, chargedAt, n, alert, block, stateKey, policy)
 end
 
 -- Policies: limit definitions and block settings shared by the ops of this batch.
-local ai = 1
+local ai = 2
 local policies = {}
-for p = 1, tonumber(ARGV[ai]) do
-  local n, hasBlock = tonumber(ARGV[ai + 1]), ARGV[ai + 2] == '1'
-  ai = ai + 3
+for p = 1, tonumber(ARGV[1]) do
+  local n, hasBlock = tonumber(ARGV[ai]), ARGV[ai + 1] == '1'
+  ai = ai + 2
   local policy = { n = n, kinds = {}, a = {}, b = {}, scalars = false }
   if hasBlock then
     local block = { after = tonumber(ARGV[ai]), within = tonumber(ARGV[ai + 1]), forget = tonumber(ARGV[ai + 2]), durations = {} }
