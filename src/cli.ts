@@ -8,14 +8,17 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { ConfigError, loadConfig } from './gateway/config/load.js'
 import type { GatewayConfig } from './gateway/config/schema.js'
-import { parseDuration } from './gateway/config/values.js'
+import { formatDuration, parseDuration } from './gateway/config/values.js'
 import { inspectTable, usageTable } from './gateway/format.js'
 import { sluiceOptions } from './gateway/http-options.js'
 import { checkConfig, startGateway } from './gateway/index.js'
 import { type GroupBy, type LedgerRecord, readLedger, summarize } from './gateway/ledger.js'
 import { startMockUpstream } from './gateway/mock/server.js'
+import { outagePolicy } from './gateway/store.js'
 import { gatewayTiers } from './gateway/tiers.js'
 import { generateApiKey, hashApiKey, Sluice } from './http/index.js'
+import { BlockedKeyCache } from './store/blocked-cache.js'
+import { RedisInvalidationBus } from './store/redis/invalidation.js'
 import { RedisStore } from './store/redis/store.js'
 
 export interface CliIo {
@@ -80,15 +83,43 @@ function redactUrl(url: string): string {
   }
 }
 
-/** A Sluice over the config's Redis store, for commands that read or change a running gateway's state. */
-async function sharedState(config: GatewayConfig): Promise<{ sluice: Sluice; close(): Promise<void> }> {
+/** Where the config keeps its counts, for people (passwords hidden). */
+function describeStore(config: GatewayConfig): string {
+  const store = config.store
+  if (store.type !== 'redis') return 'in memory (this process only)'
+  const where =
+    store.nodes !== undefined
+      ? `Redis Cluster ${store.nodes.map(redactUrl).join(', ')}`
+      : `redis ${redactUrl(store.url!)}`
+  const policy = outagePolicy(config)!
+  const modes = [...new Set(Object.values(policy.tiers))]
+  const failModes =
+    modes.length === 1
+      ? `failMode ${modes[0]}`
+      : `failMode ${Object.entries(policy.tiers)
+          .map(([t, m]) => `${t}=${m}`)
+          .join(' ')}`
+  return `${where} (deadline ${policy.timeoutMs}ms, ${failModes}, instances ${policy.instances})`
+}
+
+/**
+ * A Sluice over the config's Redis store, for commands that read or change a running gateway's state.
+ * With `invalidate`, what it gives back (an unblock) is also announced to the running gateways, so
+ * that their blocked-key caches forget the subject at once instead of after maxAge.
+ */
+async function sharedState(
+  config: GatewayConfig,
+  options: { invalidate?: boolean } = {},
+): Promise<{ sluice: Sluice; close(): Promise<void> }> {
   if (config.store.type !== 'redis') {
     throw new UsageError(
       'this command reads the store, and the config uses the in-memory store, which lives inside the `sluice serve` process. ' +
         'Point the gateway and this command at Redis (store: { type: redis, url: … } or SLUICE_REDIS_URL).',
     )
   }
-  const store = new RedisStore({ url: config.store.url })
+  const { nodes, url } = config.store
+  const store = new RedisStore(nodes !== undefined ? { nodes } : { url: url! })
+  const where = nodes !== undefined ? nodes.map(redactUrl).join(', ') : redactUrl(url!)
   const deadline = Date.now() + 5000
   for (;;) {
     try {
@@ -97,13 +128,25 @@ async function sharedState(config: GatewayConfig): Promise<{ sluice: Sluice; clo
     } catch (error) {
       if (Date.now() > deadline) {
         await store.close()
-        throw new Error(`cannot reach Redis at ${redactUrl(config.store.url)}: ${(error as Error).message}`)
+        throw new Error(`cannot reach Redis at ${where}: ${(error as Error).message}`)
       }
       await new Promise((r) => setTimeout(r, 100))
     }
   }
-  const sluice = new Sluice(sluiceOptions(config, { store, logger: false }))
-  return { sluice, close: () => store.close() }
+  if (!options.invalidate || config.store.blockedCache === false) {
+    const sluice = new Sluice(sluiceOptions(config, { store, logger: false }))
+    return { sluice, close: () => store.close() }
+  }
+  const cache = new BlockedKeyCache()
+  const bus = new RedisInvalidationBus({ cache, client: store.client, channel: `${config.prefix}invalidate` })
+  const sluice = new Sluice(sluiceOptions(config, { store: cache.wrap(store), logger: false }))
+  return {
+    sluice,
+    close: async () => {
+      await bus.close() // publishes what is pending
+      await store.close()
+    },
+  }
 }
 
 const SUBJECT = /^(ip|user|key):\S+$/
@@ -131,9 +174,7 @@ async function serve(values: Record<string, unknown>, io: CliIo): Promise<number
   const upstream = gateway.upstreams.get(config.defaultUpstream)!
   io.out(`sluice gateway listening on ${gateway.url} — OpenAI base URL: ${gateway.url}/v1`)
   io.out(`  config:   ${path ?? '(defaults)'}`)
-  io.out(
-    `  store:    ${config.store.type === 'redis' ? `redis ${redactUrl(config.store.url)}` : 'in memory (this process only)'}`,
-  )
+  io.out(`  store:    ${describeStore(config)}`)
   io.out(
     `  upstream: ${upstream.name} (${upstream.config.type === 'mock' ? `built-in mock at ${upstream.baseUrl}` : upstream.baseUrl})`,
   )
@@ -144,18 +185,34 @@ async function serve(values: Record<string, unknown>, io: CliIo): Promise<number
   io.out(
     `try: curl ${gateway.url}/v1/chat/completions -H 'content-type: application/json' -d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello"}]}'`,
   )
-  await new Promise<void>((resolve) => {
+  if (config.metrics.enabled) io.out(`  metrics:  ${gateway.url}/metrics`)
+  return await new Promise<number>((resolve) => {
+    let stopping = false
     const stop = (signal: string) => {
-      io.err(`${signal}: settling open calls and stopping…`)
-      gateway.close().then(resolve, (error: unknown) => {
-        io.err(`error while stopping: ${(error as Error).message}`)
-        resolve()
-      })
+      if (stopping) {
+        // A second signal: do not wait for the calls in flight (they are still settled).
+        io.err(`${signal} again: cutting the calls in flight`)
+        void gateway.close({ deadlineMs: 0 })
+        return
+      }
+      stopping = true
+      io.err(
+        `${signal}: no new connections; ${gateway.inFlight} call(s) in flight may finish for up to ${formatDuration(config.shutdown.deadline)}, then they are cut and settled…`,
+      )
+      gateway.close().then(
+        () => {
+          io.err('stopped: every call settled, ledger flushed')
+          resolve(0)
+        },
+        (error: unknown) => {
+          io.err(`error while stopping: ${(error as Error).message}`)
+          resolve(1)
+        },
+      )
     }
-    process.once('SIGINT', () => stop('SIGINT'))
-    process.once('SIGTERM', () => stop('SIGTERM'))
+    process.on('SIGINT', () => stop('SIGINT'))
+    process.on('SIGTERM', () => stop('SIGTERM'))
   })
-  return 0
 }
 
 function checkConfigCommand(values: Record<string, unknown>, io: CliIo): number {
@@ -164,7 +221,7 @@ function checkConfigCommand(values: Record<string, unknown>, io: CliIo): number 
   const tiers = gatewayTiers(config.tiers)
   io.out(`config OK: ${path ?? '(no file: defaults and environment)'}`)
   io.out(`  listen:    ${config.host}:${config.port}`)
-  io.out(`  store:     ${config.store.type === 'redis' ? `redis ${redactUrl(config.store.url)}` : 'memory'}`)
+  io.out(`  store:     ${config.store.type === 'redis' ? describeStore(config) : 'memory'}`)
   io.out(
     `  tiers:     ${Object.entries(tiers)
       .map(([n, t]) => `${n} (${t.scope}: ${Object.keys(t.limits).join(', ')})`)
@@ -230,7 +287,7 @@ async function unblockCommand(
 ): Promise<number> {
   const subject = subjectArg(positionals, 'unblock')
   const { config } = configFrom(values.config as string | undefined, io)
-  const state = await sharedState(config)
+  const state = await sharedState(config, { invalidate: true })
   try {
     await state.sluice.unblock(subject)
     io.out(`unblocked ${subject} in every tier (its strikes are forgotten too)`)

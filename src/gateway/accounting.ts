@@ -30,6 +30,8 @@ export interface AccountingOptions {
   /** Upstream failure before any output: charge the prompt, or refund everything. */
   onUpstreamError: 'chargePrompt' | 'refundAll'
   onSettleError?: (error: unknown, charge: Charge) => void
+  /** After each call is settled and recorded (for metrics and logs). */
+  onSettled?: (charge: Charge, settlement: Settlement, end: CallEnd) => void
 }
 
 /** What a call is charged once it ended. */
@@ -130,6 +132,7 @@ export class Accounting {
     } finally {
       this.open.delete(charge)
     }
+    const fallback = charge.decision?.fallback
     this.options.ledger?.append({
       time: new Date().toISOString(),
       subject: info.subject,
@@ -140,12 +143,14 @@ export class Accounting {
       status: end.status,
       outcome: settlement.outcome,
       limited: charge.limited,
+      ...(fallback !== undefined && { fallback }),
       source: settlement.source,
       promptTokens: settlement.promptTokens,
       completionTokens: settlement.completionTokens,
       tokens: settlement.tokens,
       usd: settlement.usd,
     })
+    this.options.onSettled?.(charge, settlement, end)
     return settlement
   }
 

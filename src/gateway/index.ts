@@ -1,28 +1,44 @@
 import type { AddressInfo } from 'node:net'
-import { type Logger, pino } from 'pino'
+import type { DestinationStream, Logger } from 'pino'
+import { pino } from 'pino'
 import { SluiceInputError } from '../core/errors.js'
 import { generateApiKey, hashApiKey, type KeyConfig, Sluice } from '../http/index.js'
+import { SluiceMetrics } from '../metrics.js'
+import type { BlockedKeyCache } from '../store/blocked-cache.js'
+import { StoreUnavailableError } from '../store/errors.js'
+import type { GuardedStore } from '../store/guarded.js'
 import { MemoryStore } from '../store/memory.js'
-import { RedisStore } from '../store/redis/store.js'
 import type { Store } from '../store/types.js'
 import { Accounting } from './accounting.js'
 import { ConfigError, parseConfig } from './config/load.js'
 import type { GatewayConfig, GatewayConfigInput } from './config/schema.js'
 import { sluiceOptions } from './http-options.js'
+import { InFlightCalls } from './in-flight.js'
 import { Ledger } from './ledger.js'
+import { createGatewayLogger } from './logger.js'
 import type { MockUpstream } from './mock/server.js'
 import { ModelTable } from './models.js'
 import { PriceTable } from './prices.js'
 import { buildServer } from './server.js'
+import { type GatewayStore, givenStore, type OutagePolicy, openStore } from './store.js'
 import { Upstream } from './upstream.js'
 
 export interface GatewayOptions {
   /** Environment for upstream API keys (`apiKeyEnv`) and SLUICE_DEMO_KEY (default process.env). */
   env?: Record<string, string | undefined>
-  /** A pino logger, or false for none (default: pino to stderr at config.log.level). */
+  /** A pino logger, or false for none (default: pino at config.log.level, keys redacted). */
   logger?: Logger | false
-  /** Use this store instead of the one the config describes (the caller closes it). */
+  /** Where the default logger writes its JSON lines (default: stderr). */
+  logDestination?: DestinationStream
+  /** Use this store instead of the one the config describes, as it is (the caller closes it). */
   store?: Store
+  /** Count in this registry (default: a new SluiceMetrics, served on /metrics). */
+  metrics?: SluiceMetrics
+}
+
+export interface CloseOptions {
+  /** How long calls in flight may take to finish before they are cut (default: config.shutdown.deadline). */
+  deadlineMs?: number
 }
 
 export interface Gateway {
@@ -31,7 +47,15 @@ export interface Gateway {
   port: number
   config: GatewayConfig
   sluice: Sluice
+  /** The store the limiters use (with Redis: each tier routed through its outage policy). */
   store: Store
+  /** With Redis: the deadline, circuit breaker and outage policy around it. */
+  guard: GuardedStore | undefined
+  /** With Redis: denials answered without a Redis call (undefined when turned off). */
+  blockedCache: BlockedKeyCache | undefined
+  /** With Redis: the outage options with their defaults. */
+  outagePolicy: OutagePolicy | undefined
+  metrics: SluiceMetrics
   accounting: Accounting
   ledger: Ledger | undefined
   upstreams: ReadonlyMap<string, Upstream>
@@ -39,28 +63,22 @@ export interface Gateway {
   mock: MockUpstream | undefined
   /** The demo key made at start-up when no key is configured (service tier), else undefined. */
   demoKey: string | undefined
-  /** Stops accepting, settles every open reservation, flushes the ledger, closes upstreams and the store. */
-  close(): Promise<void>
+  /** Calls being served right now. */
+  readonly inFlight: number
+  /**
+   * Graceful shutdown: stops accepting connections, lets calls in flight finish for up to the
+   * deadline, then cuts them (each settled with what it used), settles every open reservation
+   * exactly once, flushes the ledger and webhooks, and closes upstreams and the store. Calling it
+   * again returns the same promise; a shorter `deadlineMs` then cuts sooner.
+   */
+  close(options?: CloseOptions): Promise<void>
 }
 
-function makeStore(config: GatewayConfig): Store {
-  if (config.store.type === 'redis') return new RedisStore({ url: config.store.url })
-  return new MemoryStore(config.store.maxKeys === undefined ? {} : { maxKeys: config.store.maxKeys })
-}
+const STORE_CONNECT_MS = 5_000
+/** After cutting connections, how long calls get to notice and settle before they are settled for them. */
+const CUT_GRACE_MS = 5_000
 
-/** Waits for the store to answer (Redis still connecting), up to a deadline; false if it never did. */
-async function storeReady(store: Store, deadlineMs: number): Promise<boolean> {
-  const deadline = Date.now() + deadlineMs
-  for (;;) {
-    try {
-      await store.ping()
-      return true
-    } catch {
-      if (Date.now() >= deadline) return false
-      await new Promise((r) => setTimeout(r, 50))
-    }
-  }
-}
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
 
 /** Upstream names the config can route to: the default and every models entry's. */
 function usedUpstreams(config: GatewayConfig): string[] {
@@ -107,21 +125,22 @@ export async function startGateway(
   const env = options.env ?? process.env
   const config = parseConfig(input)
   checkConfig(config)
+  const demo = demoKeyFor(config, env)
   const logger =
     options.logger === false
       ? pino({ level: 'silent' })
       : (options.logger ??
-        pino(
-          {
-            name: 'sluice',
-            level: config.log.level,
-            redact: ['req.headers.authorization', 'req.headers["x-api-key"]'],
-          },
-          pino.destination({ dest: 2, sync: false }),
-        ))
-  const store = options.store ?? makeStore(config)
-  const ownsStore = options.store === undefined
-  const demo = demoKeyFor(config, env)
+        createGatewayLogger(config, {
+          ...(options.logDestination !== undefined && { destination: options.logDestination }),
+          secrets: demo ? [demo.key] : [],
+        }))
+  const stores: GatewayStore = options.store ? givenStore(options.store) : openStore(config, logger)
+  const store = stores.store
+  const metrics = options.metrics ?? new SluiceMetrics({ processMetrics: config.metrics.process })
+  if (stores.guard) metrics.watchStore(stores.guard)
+  if (stores.cache) metrics.watchCache(stores.cache)
+  // The gateway records decisions itself (it reserves through limiterFor, not check()), so the
+  // HTTP core gets no metrics option: every decision is counted once.
   const sluice = new Sluice(
     sluiceOptions(config, {
       store,
@@ -145,20 +164,48 @@ export async function startGateway(
     prices,
     ledger,
     onUpstreamError: config.accounting.onUpstreamError,
-    onSettleError: (error, charge) =>
-      logger.error({ err: error, subject: charge.info.subject }, 'settling a reservation failed'),
+    onSettleError: (error, charge) => {
+      // During an outage a fail-closed tier cannot settle: the store logs the outage once, not per call.
+      if (error instanceof StoreUnavailableError) return
+      logger.error({ err: error, subject: charge.info.subject }, 'settling a reservation failed')
+    },
+    onSettled: (charge, settlement) => {
+      if (charge.limited) {
+        metrics.recordCharge(charge.info.tier, { tokens: settlement.tokens, usd: settlement.usd })
+      }
+      logger.debug(
+        {
+          subject: charge.info.subject,
+          tier: charge.info.tier,
+          model: charge.info.model,
+          route: charge.info.route,
+          outcome: settlement.outcome,
+          tokens: settlement.tokens,
+          usd: settlement.usd,
+          fallback: charge.decision?.fallback,
+        },
+        'call settled',
+      )
+    },
   })
+  const calls = new InFlightCalls()
+  const lifecycle = { closing: false }
 
   const cleanup = async () => {
     await Promise.all([...upstreams.values()].map((u) => u.close()))
     await ledger?.close()
     await sluice.close()
-    if (ownsStore) await store.close()
+    await stores.close()
   }
 
   try {
-    if (!(await storeReady(store, 5_000))) {
-      logger.warn('the store does not answer yet; requests are refused with 503 until it does (see /readyz)')
+    if (!(await stores.connect(STORE_CONNECT_MS))) {
+      logger.warn(
+        { component: 'store' },
+        stores.guard
+          ? 'Redis does not answer yet: tiers answer by their failMode until it does (see /readyz)'
+          : 'the store does not answer yet; requests are refused with 503 until it does (see /readyz)',
+      )
     }
     for (const name of usedUpstreams(config)) {
       const upstream = await Upstream.create(name, config.upstreams[name]!, env, models.encodingOf)
@@ -171,28 +218,80 @@ export async function startGateway(
         logger.warn(`upstream "${name}" has no API key: set ${upstream.config.apiKeyEnv}`)
       }
     }
-    const app = buildServer({ config, sluice, store, accounting, models, upstreams, logger })
+    const app = buildServer({
+      config,
+      sluice,
+      store: stores,
+      accounting,
+      models,
+      upstreams,
+      logger,
+      metrics,
+      calls,
+      lifecycle,
+    })
     await app.listen({ port: config.port, host: config.host })
     const address = app.server.address() as AddressInfo
     const host = address.address.includes(':') ? `[${address.address}]` : address.address
+
     let closing: Promise<void> | undefined
+    let cutNow: (() => void) | undefined
+    const cutRequested = new Promise<void>((resolve) => {
+      cutNow = resolve
+    })
+    const shutdown = async (deadlineMs: number) => {
+      lifecycle.closing = true
+      logger.info({ inFlight: calls.size, deadlineMs }, 'shutting down: no new connections, draining calls')
+      // Stops listening at once; closes idle keep-alive connections; resolves when the last one ends.
+      const serverClosed = app.close()
+      let timer: NodeJS.Timeout | undefined
+      const deadline = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, deadlineMs)
+      })
+      const drained = await Promise.race([
+        calls.idle().then(() => true),
+        Promise.race([deadline, cutRequested]).then(() => false),
+      ])
+      clearTimeout(timer)
+      if (!drained) {
+        logger.warn({ inFlight: calls.size }, 'shutdown deadline reached: cutting the calls still in flight')
+        // Each cut call sees its client leave: it aborts upstream and settles what it used so far.
+        app.server.closeAllConnections()
+        await Promise.race([calls.idle(), sleep(CUT_GRACE_MS)])
+      }
+      // Connections whose call ended are idle now (a response finished is fully written).
+      app.server.closeIdleConnections()
+      await Promise.race([serverClosed, sleep(CUT_GRACE_MS)])
+      app.server.closeAllConnections()
+      await serverClosed
+      // Anything still open (a call stuck past the grace) is settled here, once, with what it saw.
+      await accounting.settleAll()
+      await cleanup()
+      logger.info('stopped')
+      logger.flush?.()
+    }
     return {
       url: `http://${host}:${address.port}`,
       port: address.port,
       config,
       sluice,
       store,
+      guard: stores.guard,
+      blockedCache: stores.cache,
+      outagePolicy: stores.policy,
+      metrics,
       accounting,
       ledger,
       upstreams,
       mock: [...upstreams.values()].find((u) => u.mock !== undefined)?.mock,
       demoKey: demo?.key,
-      close: () => {
-        closing ??= (async () => {
-          await app.close()
-          await accounting.settleAll()
-          await cleanup()
-        })()
+      get inFlight() {
+        return calls.size
+      },
+      close: (closeOptions: CloseOptions = {}) => {
+        const deadlineMs = closeOptions.deadlineMs ?? config.shutdown.deadline
+        if (closing === undefined) closing = shutdown(deadlineMs)
+        else if (deadlineMs === 0) cutNow?.()
         return closing
       },
     }
@@ -204,4 +303,8 @@ export async function startGateway(
 
 export { ConfigError, loadConfig, parseConfig } from './config/load.js'
 export type { GatewayConfig, GatewayConfigInput } from './config/schema.js'
+export { type LedgerRecord, readLedger, summarize, type UsageRow } from './ledger.js'
+export { createGatewayLogger } from './logger.js'
 export { type MockUpstream, type MockUpstreamOptions, startMockUpstream } from './mock/server.js'
+export { FALLBACK_HEADER } from './server.js'
+export type { OutagePolicy } from './store.js'

@@ -19,6 +19,11 @@ export interface LedgerRecord {
   outcome: string
   /** Charged to the subject's limits; false when allow-listed or let through by shadow mode. */
   limited: boolean
+  /**
+   * Set when the store could not decide and the tier's outage policy admitted the call: 'open'
+   * (nothing was charged to the limits) or 'local' (charged to this instance's share only).
+   */
+  fallback?: 'open' | 'local'
   /** Where the counts come from: the upstream's usage, counting the text, or the estimate. */
   source: 'upstream' | 'counted' | 'estimate' | 'none'
   promptTokens: number

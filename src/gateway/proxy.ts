@@ -47,6 +47,8 @@ export async function proxyCall(call: ProxyCall): Promise<void> {
     }
   }
   raw.on('close', onClose)
+  // Cut while it waited for its reservation (shutdown): 'close' has fired already.
+  if (raw.destroyed) onClose()
 
   let response: Awaited<ReturnType<Upstream['request']>>
   try {

@@ -1,14 +1,17 @@
 import Fastify, { type FastifyReply, type FastifyRequest, LogController } from 'fastify'
 import type { Logger } from 'pino'
 import type { Identification, Sluice } from '../http/index.js'
-import type { Reservation } from '../limiter.js'
-import type { Store } from '../store/types.js'
+import type { Decision, Reservation } from '../limiter.js'
+import type { SluiceMetrics } from '../metrics.js'
+import { StoreUnavailableError } from '../store/errors.js'
 import type { Accounting } from './accounting.js'
 import type { GatewayConfig } from './config/schema.js'
 import { GatewayError, invalidRequest } from './errors.js'
+import type { InFlightCalls } from './in-flight.js'
 import type { ModelTable } from './models.js'
 import { proxyCall } from './proxy.js'
 import { estimateRequest, ROUTES, type ValidRequest, validateRequest } from './requests.js'
+import type { GatewayStore } from './store.js'
 import { encoderFor } from './tokens.js'
 import type { Upstream } from './upstream.js'
 import type { RouteKind } from './usage.js'
@@ -16,14 +19,28 @@ import type { RouteKind } from './usage.js'
 export interface ServerDeps {
   config: GatewayConfig
   sluice: Sluice
-  store: Store
+  store: GatewayStore
   accounting: Accounting
   models: ModelTable
   upstreams: ReadonlyMap<string, Upstream>
   logger: Logger
+  metrics: SluiceMetrics
+  /** Calls being served (shutdown waits for them). */
+  calls: InFlightCalls
+  /** Set when shutdown begins: new calls get 503, /readyz says so. */
+  lifecycle: { closing: boolean }
 }
 
-const READY_TIMEOUT_MS = 1000
+/** Header on answers whose limits could not be checked: how the tier's outage policy decided. */
+export const FALLBACK_HEADER = 'x-sluice-fallback'
+
+/** Routes that still answer while the gateway drains. */
+const DRAINING_ROUTES = new Set(['/healthz', '/metrics', '/readyz'])
+
+function withFallback(headers: Record<string, string>, decision: Decision): Record<string, string> {
+  if (decision.fallback !== undefined) headers[FALLBACK_HEADER] = decision.fallback
+  return headers
+}
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
@@ -95,8 +112,25 @@ export function buildServer(deps: ServerDeps) {
     loggerInstance: deps.logger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.bodyLimit,
-    forceCloseConnections: true,
-    return503OnClosing: true,
+    // Shutdown drains: idle keep-alive connections close at once, busy ones when their call ends.
+    forceCloseConnections: 'idle',
+    // New calls during the drain get the gateway's own OpenAI-shaped 503 (the hook below).
+    return503OnClosing: false,
+  })
+
+  app.addHook('onRequest', async (request, reply) => {
+    if (!deps.lifecycle.closing || DRAINING_ROUTES.has(pathOf(request.url))) return
+    await reply
+      .code(503)
+      .headers({ connection: 'close', 'retry-after': '1', 'retry-after-ms': '1000' })
+      .send({
+        error: {
+          message: 'The gateway is shutting down. Please retry (another instance will answer).',
+          type: 'server_error',
+          param: null,
+          code: 'shutting_down',
+        },
+      })
   })
 
   // Bodies are JSON whatever the Content-Type says (curl -d sends form encoding, fetch text/plain).
@@ -126,10 +160,12 @@ export function buildServer(deps: ServerDeps) {
     if (error instanceof GatewayError) return sendError(request, reply, error)
     const mapped = bodyError(error, config.bodyLimit)
     if (mapped) return sendError(request, reply, mapped)
-    if (error.name === 'StoreUnavailableError' || error.name === 'StoreTimeoutError') {
+    if (error instanceof StoreUnavailableError) {
       // The outage policy is "closed": no decision could be made, so nothing was let through.
-      const retryMs = Math.max(1, Math.ceil((error as { retryAfterMs?: number }).retryAfterMs ?? 1000))
-      request.log.warn({ err: error }, 'store unavailable: answering 503')
+      // Not logged per request: the store logs each transition, and the metric counts the 503s.
+      const tier = identities.get(request)?.identity?.tier
+      if (tier !== undefined) deps.metrics.recordUnavailable(tier)
+      const retryMs = Math.max(1, Math.ceil(error.retryAfterMs))
       await reply
         .code(503)
         .headers({ 'retry-after': String(Math.ceil(retryMs / 1000)), 'retry-after-ms': String(retryMs) })
@@ -169,24 +205,17 @@ export function buildServer(deps: ServerDeps) {
   app.get('/healthz', async () => ({ status: 'ok' }))
 
   app.get('/readyz', async (_request, reply) => {
-    let timer: NodeJS.Timeout | undefined
-    try {
-      await Promise.race([
-        deps.store.ping(),
-        new Promise((_, reject) => {
-          timer = setTimeout(
-            () => reject(new Error(`no answer within ${READY_TIMEOUT_MS} ms`)),
-            READY_TIMEOUT_MS,
-          )
-        }),
-      ])
-      return { status: 'ready' }
-    } catch (error) {
-      return reply.code(503).send({ status: 'unavailable', error: `store: ${(error as Error).message}` })
-    } finally {
-      clearTimeout(timer)
-    }
+    if (deps.lifecycle.closing) return reply.code(503).send({ status: 'shutting down' })
+    const readiness = await deps.store.readiness()
+    return reply.code(readiness.ready ? 200 : 503).send(readiness.body)
   })
+
+  if (config.metrics.enabled) {
+    app.get('/metrics', async (_request, reply) => {
+      const { contentType, body } = await deps.metrics.render()
+      return reply.type(contentType).send(body)
+    })
+  }
 
   async function identify(request: FastifyRequest, reply: FastifyReply): Promise<void> {
     const id = await sluice.identify({
@@ -217,7 +246,13 @@ export function buildServer(deps: ServerDeps) {
     identities.set(request, id)
   }
 
-  async function handle(request: FastifyRequest, reply: FastifyReply, kind: RouteKind, upstreamPath: string) {
+  function handle(request: FastifyRequest, reply: FastifyReply, kind: RouteKind, upstreamPath: string) {
+    const tier = identities.get(request)!.identity!.tier
+    const done = deps.metrics.trackInFlight(tier)
+    return deps.calls.track(serve(request, reply, kind, upstreamPath)).finally(done)
+  }
+
+  async function serve(request: FastifyRequest, reply: FastifyReply, kind: RouteKind, upstreamPath: string) {
     const id = identities.get(request)!
     const identity = id.identity!
     let valid: ValidRequest
@@ -237,12 +272,14 @@ export function buildServer(deps: ServerDeps) {
       reservation = await sluice
         .limiterFor(identity)
         .reserve(identity.subject, accounting.reservationCosts(valid.model, estimate))
-      const graduation = sluice.graduate(identity, reservation.decision)
+      const decision = reservation.decision
+      deps.metrics.recordDecision(decision, identity.tier)
+      const graduation = sluice.graduate(identity, decision)
       if (!reservation.allowed && !sluice.isShadow(identity.tier)) {
-        const denial = sluice.denial(reservation.decision)
-        return reply.code(denial.status).headers(denial.headers).send(denial.body)
+        const denial = sluice.denial(decision)
+        return reply.code(denial.status).headers(withFallback(denial.headers, decision)).send(denial.body)
       }
-      headers = sluice.headersFor(reservation.decision, graduation.warning)
+      headers = withFallback(sluice.headersFor(decision, graduation.warning), decision)
     }
     const charge = accounting.track(reservation, {
       subject: identity.subject,

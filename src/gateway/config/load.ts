@@ -94,7 +94,10 @@ function applyEnv(raw: Record<string, unknown>, env: Env): Map<string, string> {
   if (port !== undefined) set('port', /^\d+$/.test(port) ? Number(port) : port, 'SLUICE_PORT')
   const redis = text('SLUICE_REDIS_URL')
   if (redis !== undefined) {
-    raw.store = { type: 'redis', url: redis }
+    // Keep the file's outage options when it already uses Redis; only the address changes.
+    const kept = isRecord(raw.store) && raw.store.type === 'redis' ? { ...raw.store } : {}
+    delete kept.nodes
+    raw.store = { ...kept, type: 'redis', url: redis }
     origins.set('store.url', 'SLUICE_REDIS_URL')
     origins.set('store', 'SLUICE_REDIS_URL')
   }
@@ -145,8 +148,22 @@ function pathOf(path: ReadonlyArray<PropertyKey>): string {
   return path.length === 0 ? '(top level)' : path.map(String).join('.')
 }
 
+type Issue = z.ZodError['issues'][number]
+
+/**
+ * For "this or that" options (`blockedCache: false | { maxAge }`) zod reports a bare "Invalid
+ * input" at the option when a nested field is wrong. When exactly one alternative matched the
+ * value's shape (all its issues lie inside the value), its issues say what is wrong: use them.
+ */
+function unionIssues(issue: Issue): Issue[] {
+  if (issue.code !== 'invalid_union' || !('errors' in issue) || !Array.isArray(issue.errors)) return [issue]
+  const matched = issue.errors.filter((branch) => branch.length > 0 && branch.every((i) => i.path.length > 0))
+  if (matched.length !== 1) return [issue]
+  return matched[0]!.flatMap((i) => unionIssues({ ...i, path: [...issue.path, ...i.path] } as Issue))
+}
+
 function formatIssues(error: z.ZodError, origins: Map<string, string>): string[] {
-  return error.issues.map((issue) => {
+  return error.issues.flatMap(unionIssues).map((issue) => {
     let path = pathOf(issue.path)
     let message = issue.message
     if (issue.code === 'unrecognized_keys') {

@@ -98,9 +98,14 @@ const blockSchema = z.union([
 ])
 export type BlockConfig = z.output<typeof blockSchema>
 
+/** What a tier does while Redis cannot answer in time (see docs/operations.md). */
+const failMode = z.enum(['open', 'closed', 'local'])
+
 const tierSchema = z.strictObject({
   /** Whom the tier counts; required for a tier that is not one of the defaults. */
   scope: z.enum(['ip', 'user', 'key']).optional(),
+  /** Outage policy of this tier (default: store.failMode); only used with the Redis store. */
+  failMode: failMode.optional(),
   /** Merged over the default tier's limits by name; `null` removes a default limit. */
   limits: limitsMap.default({}),
   /** Count and log, but let every request of this tier through. */
@@ -130,6 +135,45 @@ const keySchema = z.strictObject({
   revoked: z.boolean().optional(),
 })
 export type KeyConfig = z.output<typeof keySchema>
+
+const redisUrl = z.string().regex(/^rediss?:\/\//, 'expected a redis:// or rediss:// URL')
+
+/**
+ * Redis (or Redis Cluster) as the store, with the outage policy around it. The outage options are
+ * optional here and defaulted by the gateway (store.ts: outagePolicy), so that a plain
+ * `{ type: redis, url }` stays exactly that.
+ */
+const redisStoreSchema = z
+  .strictObject({
+    type: z.literal('redis'),
+    /** One Redis (or Valkey, or a managed Redis)… */
+    url: redisUrl.optional(),
+    /** …or some seed nodes of a Redis Cluster (credentials and TLS are taken from the first). */
+    nodes: z.array(redisUrl).min(1).optional(),
+    /** Longest wait for Redis on any call (default 100ms); then the tier's failMode answers. */
+    timeout: duration.optional(),
+    /** Outage policy of tiers that name none (default closed). */
+    failMode: failMode.optional(),
+    /** Gateway processes sharing this Redis: in local mode each admits limit ÷ instances (default 1). */
+    instances: positiveInt.optional(),
+    /**
+     * Denials remembered in-process so that a subject hammering an exhausted limit costs no Redis
+     * call; false turns it off. maxAge bounds how stale an entry may be (default 1s).
+     */
+    blockedCache: z
+      .union(
+        [
+          z.literal(false),
+          z.strictObject({ maxAge: duration.optional(), maxEntries: positiveInt.optional() }),
+        ],
+        { error: 'expected false or { maxAge, maxEntries }' },
+      )
+      .optional(),
+  })
+  .refine((s) => (s.url === undefined) !== (s.nodes === undefined), {
+    message: 'a redis store needs exactly one of url (one Redis) or nodes (Redis Cluster seed nodes)',
+  })
+export type RedisStoreConfig = z.output<typeof redisStoreSchema>
 
 const connection = {
   /** Connections kept per upstream. */
@@ -213,10 +257,7 @@ export const configSchema = z.strictObject({
   store: z
     .discriminatedUnion('type', [
       z.strictObject({ type: z.literal('memory'), maxKeys: positiveInt.optional() }),
-      z.strictObject({
-        type: z.literal('redis'),
-        url: z.string().regex(/^rediss?:\/\//, 'expected a redis:// URL'),
-      }),
+      redisStoreSchema,
     ])
     .default({ type: 'memory' }),
   /** Prefix of every store key; instances sharing one Redis and one prefix share their limits. */
@@ -327,6 +368,21 @@ export const configSchema = z.strictObject({
       keep: positiveInt.default(10),
     })
     .default({ path: '.sluice/usage.jsonl', maxSize: 64 * 1024 * 1024, keep: 10 }),
+  /** Prometheus metrics on GET /metrics. */
+  metrics: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      /** Also export the process's CPU, memory, event-loop and GC metrics. */
+      process: z.boolean().default(true),
+    })
+    .default({ enabled: true, process: true }),
+  /** What SIGTERM (or close()) does with calls still in flight. */
+  shutdown: z
+    .strictObject({
+      /** Calls in flight may finish for this long; then their connections are cut and they settle what they used. */
+      deadline: durationOrZero.default(25_000),
+    })
+    .default({ deadline: 25_000 }),
   log: z
     .strictObject({
       level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
