@@ -123,6 +123,31 @@ export function storeContract(harness: StoreHarness): void {
       expect(d.limits.map((x) => x.remaining)).toEqual([1, 4, 4, 4])
     })
 
+    it('calls of several policies issued together are each decided by their own limits', async () => {
+      // A store may send them as one batch (RedisStore does, per event-loop turn).
+      const a = limiter({ w: fixedWindow({ limit: 3, windowMs: 3_600_000 }) })
+      const b = limiter(
+        {
+          burst: tokenBucket({ capacity: 5, refillPerSecond: NEGLIGIBLE }),
+          tokens: slidingLog({ limit: 100, windowMs: 3_600_000, unit: 'tokens' }),
+        },
+        { block: { after: 100 } },
+      )
+      const c = limiter({ inflight: concurrency({ limit: 2 }) }, { alertAt: 0.5 })
+      const calls = Array.from({ length: 8 }, () => [
+        a.consume('mix'),
+        b.consume('mix', { tokens: 30 }),
+        c.peek('mix'),
+      ])
+      const ds = await Promise.all(calls.flat())
+      const byPolicy = (l: Limiter) => ds.filter((d) => d.policy === l.policy)
+      expect(byPolicy(a).filter((d) => d.allowed).length).toBe(3)
+      expect(byPolicy(b).filter((d) => d.allowed).length).toBe(3) // 3 x 30 tokens of 100
+      expect(byPolicy(c).every((d) => d.allowed && d.limits[0]!.remaining === 2)).toBe(true) // peek holds no slot
+      const state = await b.peek('mix', { requests: 0, tokens: 0 })
+      expect(state.limits.map((x) => x.remaining)).toEqual([2, 10])
+    })
+
     it('all or nothing: a denial by one limit charges no other', async () => {
       const l = limiter({
         requests: fixedWindow({ limit: 100, windowMs: 3_600_000 }),
