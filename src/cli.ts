@@ -179,13 +179,13 @@ async function serve(values: Record<string, unknown>, io: CliIo): Promise<number
     `  upstream: ${upstream.name} (${upstream.config.type === 'mock' ? `built-in mock at ${upstream.baseUrl}` : upstream.baseUrl})`,
   )
   io.out(`  ledger:   ${config.ledger.path === false ? 'off' : config.ledger.path}`)
+  if (config.metrics.enabled) io.out(`  metrics:  ${gateway.url}/metrics`)
   if (gateway.demoKey) {
     io.out(`  demo key: ${gateway.demoKey}  (service tier; valid while this process runs)`)
   }
   io.out(
     `try: curl ${gateway.url}/v1/chat/completions -H 'content-type: application/json' -d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello"}]}'`,
   )
-  if (config.metrics.enabled) io.out(`  metrics:  ${gateway.url}/metrics`)
   return await new Promise<number>((resolve) => {
     let stopping = false
     const stop = (signal: string) => {
