@@ -78,7 +78,14 @@ const STORE_CONNECT_MS = 5_000
 /** After cutting connections, how long calls get to notice and settle before they are settled for them. */
 const CUT_GRACE_MS = 5_000
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
+/** Resolves when `promise` settles or after `ms`, whichever comes first (leaving no timer behind). */
+function within(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, ms)
+  })
+  return Promise.race([promise.then(() => {}), timeout]).finally(() => clearTimeout(timer))
+}
 
 /** Upstream names the config can route to: the default and every models entry's. */
 function usedUpstreams(config: GatewayConfig): string[] {
@@ -257,11 +264,11 @@ export async function startGateway(
         logger.warn({ inFlight: calls.size }, 'shutdown deadline reached: cutting the calls still in flight')
         // Each cut call sees its client leave: it aborts upstream and settles what it used so far.
         app.server.closeAllConnections()
-        await Promise.race([calls.idle(), sleep(CUT_GRACE_MS)])
+        await within(calls.idle(), CUT_GRACE_MS)
       }
       // Connections whose call ended are idle now (a response finished is fully written).
       app.server.closeIdleConnections()
-      await Promise.race([serverClosed, sleep(CUT_GRACE_MS)])
+      await within(serverClosed, CUT_GRACE_MS)
       app.server.closeAllConnections()
       await serverClosed
       // Anything still open (a call stuck past the grace) is settled here, once, with what it saw.

@@ -69,6 +69,8 @@ export interface GatewayStore {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+/** A pause that does not keep the process alive (for retries in the background). */
+const idle = (ms: number) => new Promise((r) => setTimeout(r, ms).unref())
 
 /** A store the caller made: used as it is, and left open. */
 export function givenStore(store: Store): GatewayStore {
@@ -177,7 +179,7 @@ export function openStore(config: GatewayConfig, logger: Logger): GatewayStore {
       )
       void (async () => {
         while (!closed) {
-          await sleep(1_000)
+          await idle(1_000)
           if (closed) return
           try {
             await bus.start(5_000)
