@@ -296,6 +296,16 @@ export function storeContract(harness: StoreHarness): void {
       expect((await l.consume('tb')).allowed).toBe(true)
     })
 
+    it('a huge bucket that refills once an aeon keeps exact counts and a TTL the store accepts', async () => {
+      const l = limiter({ t: tokenBucket({ capacity: 1e9, refillPerSecond: 1e-9, unit: 'tokens' }) })
+      for (let i = 0; i < 4; i++) expect((await l.consume('aeon', { tokens: 5_040 })).allowed).toBe(true)
+      const d = await l.peek('aeon', { tokens: 0 })
+      expect(d.limits[0]!.remaining).toBe(1e9 - 20_160)
+      const ttl = await subjectTtl(l, 'aeon')
+      expect(ttl).toBeGreaterThan(1e12)
+      expect((await l.consume('aeon', { tokens: 1e9 })).retryAfterMs).toBeGreaterThan(1e12)
+    })
+
     it('fractional units (usd) are exact', async () => {
       const l = limiter({ usd: fixedWindow({ limit: 1, windowMs: 86_400_000, unit: 'usd' }) })
       for (let i = 0; i < 10; i++) expect((await l.consume('$', { usd: 0.1 })).allowed).toBe(true)

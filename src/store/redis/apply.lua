@@ -42,6 +42,22 @@ local function numtext(x)
   return format('%.17g', x)
 end
 
+-- A TTL argument: whole ms, at least 1, at most ~31,000 years (a bucket that refills once an
+-- aeon still gets a TTL Redis accepts), written as digits (a Lua number would become "1e+15").
+local MAX_TTL_MS = 1e15
+local function px(ms)
+  ms = ceil(ms)
+  if ms < 1 then ms = 1 elseif ms > MAX_TTL_MS then ms = MAX_TTL_MS end
+  return format('%d', ms)
+end
+
+-- A time in a reply: whole ms, capped where a double still holds every integer.
+local function whole(ms)
+  ms = ceil(ms)
+  if ms > 9e15 then return 9e15 end
+  return ms
+end
+
 local function fits(used, cost, limit)
   return used + cost <= limit + limit * 1e-12
 end
@@ -82,7 +98,7 @@ local function bucket(i, how)
 end
 
 local function bucket_text(i)
-  return format('%d', floor(S1[i] * 1000 + 0.5))
+  return numtext(floor(S1[i] * 1000 + 0.5))
 end
 
 local function fixed(i, how, chargedAt)
@@ -236,7 +252,7 @@ local function log_write(i)
     if c.add then call('ZADD', key, format('%.17g', c.at), c.add) end
   end
   if RST[i] > 0 and call('EXISTS', key) == 1 then
-    call('PEXPIRE', key, ceil(RST[i]))
+    call('PEXPIRE', key, px(RST[i]))
   else
     call('DEL', key)
   end
@@ -289,7 +305,7 @@ local function leases_write(i)
   end
   if call('EXISTS', key) == 1 then
     local top = call('ZRANGE', key, -1, -1, 'WITHSCORES')
-    call('PEXPIRE', key, math.max(1, ceil(tonumber(top[2]) - now)))
+    call('PEXPIRE', key, px(tonumber(top[2]) - now))
   end
 end
 
@@ -312,7 +328,7 @@ local function write_state(stateKey, n)
     end
   end
   if longest > 0 then
-    call('SET', stateKey, text, 'PX', ceil(longest))
+    call('SET', stateKey, text, 'PX', px(longest))
   else
     call('DEL', stateKey)
   end
@@ -416,12 +432,12 @@ local function run_op(mode, id, chargedAt, n, alert, block, stateKey, policy)
       end
       count = count + 1
       if count < block.after then
-        call('SET', block.strikes, format('%d', count) .. ':' .. format('%.17g', since), 'PX', math.max(1, ceil(since + block.within - now)))
+        call('SET', block.strikes, format('%d', count) .. ':' .. format('%.17g', since), 'PX', px(since + block.within - now))
       else
         call('DEL', block.strikes)
         local level = math.min(blockLevel + 1, #block.durations)
         local duration = block.durations[level]
-        call('SET', block.key, format('%.17g', now + duration) .. ':' .. level, 'PX', ceil(duration + block.forget))
+        call('SET', block.key, format('%.17g', now + duration) .. ':' .. level, 'PX', px(duration + block.forget))
         blockedNow = true
         blockedMs = duration
       end
@@ -435,7 +451,7 @@ local function run_op(mode, id, chargedAt, n, alert, block, stateKey, policy)
       local mark = A[i] * alert
       local left = REM[i]
       if A[i] - (left + COST[i]) < mark and A[i] - left >= mark then
-        if call('SET', MARK[i], '1', 'PX', ceil(window_ms(i)), 'NX') then flags = flags + 2 end
+        if call('SET', MARK[i], '1', 'PX', px(window_ms(i)), 'NX') then flags = flags + 2 end
       end
     end
     FLAGS[i] = flags
@@ -443,7 +459,7 @@ local function run_op(mode, id, chargedAt, n, alert, block, stateKey, policy)
   local status = 0
   if allowed then status = 1 end
   if blockedNow then status = status + 2 end
-  return status, ceil(blockedMs)
+  return status, whole(blockedMs)
 end
 
 -- Policies: limit definitions and block settings shared by the ops of this batch.
@@ -527,10 +543,10 @@ for op = 1, nops do
       local rem = REM[i] * 1000000
       if rem > -9e15 and rem < 9e15 then rem = floor(rem + 0.5) else rem = format('%.17g', REM[i]) end
       local retry = RTY[i]
-      if retry == INF then retry = -1 else retry = ceil(retry) end
+      if retry == INF then retry = -1 else retry = whole(retry) end
       reply[#reply + 1] = FLAGS[i]
       reply[#reply + 1] = rem
-      reply[#reply + 1] = ceil(RST[i])
+      reply[#reply + 1] = whole(RST[i])
       reply[#reply + 1] = retry
     end
   else
