@@ -1,7 +1,7 @@
 import type { Cluster } from 'ioredis'
 import { RedisStore } from '../../src/store/redis/store.js'
 import { type RedisClusterServer, startRedisCluster } from '../helpers/redis-cluster.js'
-import { CountingStore, type StoreHarness } from '../helpers/store-harness.js'
+import { redisUnderTest, type StoreHarness } from '../helpers/store-harness.js'
 
 /** The store contract's harness for a RedisStore on a real three-node Redis Cluster. */
 export function clusterHarness(): StoreHarness & { cluster(): RedisClusterServer; client(): Cluster } {
@@ -20,16 +20,6 @@ export function clusterHarness(): StoreHarness & { cluster(): RedisClusterServer
       client.disconnect()
       await cluster.stop()
     },
-    create: async () => {
-      const store = new CountingStore(new RedisStore({ client }))
-      return {
-        store,
-        calls: () => store.count,
-        ttlMs: async (key) => {
-          const ttl = await client.pttl(key)
-          return ttl === -2 ? undefined : ttl
-        },
-      }
-    },
+    create: async () => redisUnderTest(client),
   }
 }

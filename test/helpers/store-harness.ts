@@ -1,4 +1,4 @@
-import { Redis } from 'ioredis'
+import { type Cluster, Redis } from 'ioredis'
 import { MemoryStore } from '../../src/store/memory.js'
 import { RedisStore } from '../../src/store/redis/store.js'
 import type { Store, StoreOp, StoreResult } from '../../src/store/types.js'
@@ -48,6 +48,19 @@ export function memoryHarness(): StoreHarness {
   }
 }
 
+/** A RedisStore on `client` (a Redis or a Cluster), counting its ops, with TTLs read by PTTL. */
+export function redisUnderTest(client: Redis | Cluster): StoreUnderTest {
+  const store = new CountingStore(new RedisStore({ client }))
+  return {
+    store,
+    calls: () => store.count,
+    ttlMs: async (key) => {
+      const ttl = await client.pttl(key)
+      return ttl === -2 ? undefined : ttl
+    },
+  }
+}
+
 export function redisHarness(): StoreHarness & { server(): RedisServer; client(): Redis } {
   let server: RedisServer
   let client: Redis
@@ -63,16 +76,6 @@ export function redisHarness(): StoreHarness & { server(): RedisServer; client()
       client.disconnect()
       await server.stop()
     },
-    create: async () => {
-      const store = new CountingStore(new RedisStore({ client }))
-      return {
-        store,
-        calls: () => store.count,
-        ttlMs: async (key) => {
-          const ttl = await client.pttl(key)
-          return ttl === -2 ? undefined : ttl
-        },
-      }
-    },
+    create: async () => redisUnderTest(client),
   }
 }

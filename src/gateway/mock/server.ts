@@ -252,26 +252,21 @@ export async function startMockUpstream(options: MockUpstreamOptions = {}): Prom
         if (!(await write(call, chunk({ index, delta: {}, logprobs: null, finish_reason: finish(pieces) }))))
           return
       }
-      if (includeUsage) {
-        const usage = usageOf(record)
-        const data = {
-          id,
-          object: 'chat.completion.chunk',
-          created,
-          model,
-          system_fingerprint: 'fp_mock',
-          choices: [],
-          usage,
-        }
-        if (!(await write(call, `data: ${JSON.stringify(data)}\n\n`))) return
-        record.usageSent = true
-      }
-      call.res.end('data: [DONE]\n\n')
+      const final = includeUsage
+        ? {
+            id,
+            object: 'chat.completion.chunk',
+            created,
+            model,
+            system_fingerprint: 'fp_mock',
+            choices: [],
+            usage: usageOf(record),
+          }
+        : undefined
+      await endStream(call, final)
       return
     }
-    const completionTokens = choices.reduce((s, p) => s + call.enc.count(p.join('')), 0)
-    await tokenPause(completionTokens)
-    record.completionTokens = completionTokens
+    await generate(call, choices)
     await sendJson(call, {
       id,
       object: 'chat.completion',
@@ -286,6 +281,22 @@ export async function startMockUpstream(options: MockUpstreamOptions = {}): Prom
       })),
       usage: usageOf(record),
     })
+  }
+
+  /** Ends an SSE stream: the usage chunk when the client asked for one, then [DONE]. */
+  async function endStream(call: Call, usageChunk: object | undefined): Promise<void> {
+    if (usageChunk !== undefined) {
+      if (!(await write(call, `data: ${JSON.stringify(usageChunk)}\n\n`))) return
+      call.record.usageSent = true
+    }
+    call.res.end('data: [DONE]\n\n')
+  }
+
+  /** Counts a non-streamed answer's tokens and takes as long as generating them would. */
+  async function generate(call: Call, choices: string[][]): Promise<void> {
+    const completionTokens = choices.reduce((s, p) => s + call.enc.count(p.join('')), 0)
+    await tokenPause(completionTokens)
+    call.record.completionTokens = completionTokens
   }
 
   function usageOf(record: MockRecord) {
@@ -329,17 +340,13 @@ export async function startMockUpstream(options: MockUpstreamOptions = {}): Prom
         if (!(await write(call, chunk({ text: '', index, logprobs: null, finish_reason: finish(pieces) }))))
           return
       }
-      if (includeUsage) {
-        const data = { id, object: 'text_completion', created, model, choices: [], usage: usage() }
-        if (!(await write(call, `data: ${JSON.stringify(data)}\n\n`))) return
-        record.usageSent = true
-      }
-      call.res.end('data: [DONE]\n\n')
+      const final = includeUsage
+        ? { id, object: 'text_completion', created, model, choices: [], usage: usage() }
+        : undefined
+      await endStream(call, final)
       return
     }
-    const completionTokens = choices.reduce((s, p) => s + call.enc.count(p.join('')), 0)
-    await tokenPause(completionTokens)
-    record.completionTokens = completionTokens
+    await generate(call, choices)
     await sendJson(call, {
       id,
       object: 'text_completion',
