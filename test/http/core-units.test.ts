@@ -133,6 +133,21 @@ describe('Sluice options are validated when created', () => {
   })
 })
 
+/** The fields of a Decision that the header tests below do not vary. */
+const DECISION = {
+  allowed: true,
+  retryAfterMs: 0,
+  deniedBy: undefined as string | undefined,
+  blocked: false,
+  blockedNow: false,
+  verified: true,
+  fallback: undefined,
+  alerts: [],
+  policy: 'p',
+  subject: 's',
+  now: 0,
+}
+
 describe('headers from a decision', () => {
   it('parse as structured fields; a 429 carries Retry-After ≥ 1 and an OpenAI-shaped body', async () => {
     const s = new Sluice({
@@ -256,19 +271,7 @@ describe('the core used step by step (as the gateway does)', () => {
   })
 
   it('caps the advertised wait of a concurrency denial unless another denying limit needs longer', () => {
-    const base = {
-      allowed: false,
-      retryAfterMs: 120_000,
-      deniedBy: 'inflight',
-      blocked: false,
-      blockedNow: false,
-      verified: true,
-      fallback: undefined,
-      alerts: [],
-      policy: 'p',
-      subject: 's',
-      now: 0,
-    }
+    const base = { ...DECISION, allowed: false, retryAfterMs: 120_000, deniedBy: 'inflight' }
     const inflight = {
       name: 'inflight',
       unit: 'concurrent',
@@ -297,19 +300,7 @@ describe('the core used step by step (as the gateway does)', () => {
   })
 
   it('headers describe a rate limit, not the calls in flight, unless those denied', () => {
-    const base = {
-      allowed: true,
-      retryAfterMs: 0,
-      deniedBy: undefined,
-      blocked: false,
-      blockedNow: false,
-      verified: true,
-      fallback: undefined,
-      alerts: [],
-      policy: 'p',
-      subject: 's',
-      now: 0,
-    }
+    const base = DECISION
     const inflight = {
       name: 'inflight',
       unit: 'concurrent',
