@@ -33,10 +33,21 @@ export function keyConfigs(config: GatewayConfig, extra: KeyConfig[] = []): KeyC
 /** Options of the HTTP core (identity, tiers, graduated response, headers) from the gateway config. */
 export function sluiceOptions(
   config: GatewayConfig,
-  deps: { store: Store; logger: SluiceLogger | false; extraKeys?: KeyConfig[] },
+  deps: {
+    store: Store
+    /** Per tier, a store of its own (the gateway's outage policy per tier), and the failed-auth counter's. */
+    tierStores?: Record<string, Store>
+    authStore?: Store
+    logger: SluiceLogger | false
+    extraKeys?: KeyConfig[]
+  },
 ): SluiceOptions {
   const { auth, graduated } = config
   const tiers = gatewayTiers(config.tiers)
+  for (const [name, store] of Object.entries(deps.tierStores ?? {})) {
+    const t = tiers[name]
+    if (t !== undefined) t.store = store
+  }
   for (const [name, tier] of Object.entries(config.tiers)) {
     const t = tiers[name]!
     if (tier.shadow !== undefined) t.shadow = tier.shadow
@@ -57,14 +68,14 @@ export function sluiceOptions(
   if (auth.trustedUserHeader !== undefined) options.trustedUserHeader = auth.trustedUserHeader
   if (auth.ipv4Subnet !== undefined) options.ipv4Subnet = auth.ipv4Subnet
   if (auth.ipv6Subnet !== undefined) options.ipv6Subnet = auth.ipv6Subnet
-  if (auth.failedAuth !== undefined) {
-    options.failedAuth =
-      auth.failedAuth === false
-        ? false
-        : {
-            ...(auth.failedAuth.limit !== undefined && { limit: auth.failedAuth.limit }),
-            ...(auth.failedAuth.window !== undefined && { windowMs: auth.failedAuth.window }),
-          }
+  if (auth.failedAuth === false) {
+    options.failedAuth = false
+  } else if (auth.failedAuth !== undefined || deps.authStore !== undefined) {
+    options.failedAuth = {
+      ...(auth.failedAuth?.limit !== undefined && { limit: auth.failedAuth.limit }),
+      ...(auth.failedAuth?.window !== undefined && { windowMs: auth.failedAuth.window }),
+      ...(deps.authStore !== undefined && { store: deps.authStore }),
+    }
   }
   if (graduated.warnAt !== undefined) options.warnAt = graduated.warnAt
   if (graduated.alertAt !== undefined) options.alertAt = graduated.alertAt

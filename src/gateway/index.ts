@@ -151,6 +151,8 @@ export async function startGateway(
   const sluice = new Sluice(
     sluiceOptions(config, {
       store,
+      ...(stores.tierStores !== undefined && { tierStores: stores.tierStores }),
+      ...(stores.authStore !== undefined && { authStore: stores.authStore }),
       logger: options.logger === false ? false : logger.child({ component: 'limits' }),
       extraKeys: demo ? [demo.entry] : [],
     }),

@@ -6,7 +6,6 @@ import { RedisInvalidationBus } from '../store/redis/invalidation.js'
 import { RedisStore } from '../store/redis/store.js'
 import type { Store } from '../store/types.js'
 import type { GatewayConfig, RedisStoreConfig } from './config/schema.js'
-import { TierRoutedStore } from './tier-store.js'
 import { gatewayTiers } from './tiers.js'
 
 /** The outage options of a Redis store with their defaults filled in. */
@@ -23,8 +22,7 @@ export interface OutagePolicy {
 export const DEFAULT_STORE_TIMEOUT_MS = 100
 export const DEFAULT_FAIL_MODE: FailMode = 'closed'
 
-/** The policy the HTTP core's failed-auth counter ("_auth") runs under: it keeps counting in-process. */
-const AUTH_POLICY = '_auth'
+/** The failed-auth counter keeps counting in-process while Redis is away. */
 const AUTH_FAIL_MODE: FailMode = 'local'
 
 /** The outage policy of a config (undefined with the memory store, which cannot fail). */
@@ -55,8 +53,11 @@ export interface Readiness {
 
 /** The gateway's store and what surrounds it. */
 export interface GatewayStore {
-  /** The store the HTTP core's limiters use (for Redis: each tier routed to its own policy). */
+  /** The store of the HTTP core's limiters that have none of their own. */
   store: Store
+  /** Each tier's own store (for Redis: a view with the tier's outage policy), and the failed-auth counter's. */
+  tierStores: Record<string, Store> | undefined
+  authStore: Store | undefined
   redis: RedisStore | undefined
   guard: GuardedStore | undefined
   cache: BlockedKeyCache | undefined
@@ -76,6 +77,8 @@ const idle = (ms: number) => new Promise((r) => setTimeout(r, ms).unref())
 export function givenStore(store: Store): GatewayStore {
   return {
     store,
+    tierStores: undefined,
+    authStore: undefined,
     redis: undefined,
     guard: undefined,
     cache: undefined,
@@ -120,6 +123,8 @@ export function openStore(config: GatewayConfig, logger: Logger): GatewayStore {
     const memory = new MemoryStore(maxKeys === undefined ? {} : { maxKeys })
     return {
       store: memory,
+      tierStores: undefined,
+      authStore: undefined,
       redis: undefined,
       guard: undefined,
       cache: undefined,
@@ -159,11 +164,9 @@ export function openStore(config: GatewayConfig, logger: Logger): GatewayStore {
     }
     return v
   }
-  const byPolicy = new Map<string, Store>(
+  const tierStores = Object.fromEntries(
     Object.entries(policy.tiers).map(([tier, mode]) => [tier, view(mode)]),
   )
-  byPolicy.set(AUTH_POLICY, view(AUTH_FAIL_MODE))
-  const store = new TierRoutedStore(byPolicy, view(policy.failMode))
   const modes = new Set(Object.values(policy.tiers))
 
   let closed = false
@@ -194,7 +197,9 @@ export function openStore(config: GatewayConfig, logger: Logger): GatewayStore {
   }
 
   return {
-    store,
+    store: view(policy.failMode),
+    tierStores,
+    authStore: view(AUTH_FAIL_MODE),
     redis,
     guard,
     cache,

@@ -296,7 +296,7 @@ export class Sluice<Req = RequestLike> {
     this.failedAuth =
       failed &&
       new Limiter({
-        store: this.store,
+        store: failed.store ?? this.store,
         policy: '_auth',
         prefix: this.prefix,
         limits: { failures: slidingWindow({ limit: failed.limit, windowMs: failed.windowMs }) },
@@ -640,7 +640,7 @@ export class Sluice<Req = RequestLike> {
     let limiter: Limiter
     try {
       limiter = new Limiter({
-        store: this.store,
+        store: tier.store ?? this.store,
         policy: name,
         prefix: this.prefix,
         limits: tier.limits,
@@ -680,7 +680,7 @@ export class Sluice<Req = RequestLike> {
     let limiter: Limiter
     try {
       limiter = new Limiter({
-        store: this.store,
+        store: this.tiers[tier.name]!.store ?? this.store,
         policy: tier.name,
         prefix: this.prefix,
         limits: { ...this.tiers[tier.name]!.limits, ...record.limits },

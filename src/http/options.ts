@@ -82,8 +82,11 @@ export interface SluiceOptions<Req = unknown> {
   alertAt?: number | false
   /** Block repeat offenders (default on: 10 denials within 1 min → 1 min, 5 min, 15 min, 1 h). */
   block?: BlockOptions | boolean
-  /** Per-IP limit on requests with invalid keys (default 10 per 10 min); false turns it off. */
-  failedAuth?: { limit?: number; windowMs?: number } | false
+  /**
+   * Per-IP limit on requests with invalid keys (default 10 per 10 min); false turns it off.
+   * `store` keeps these counts elsewhere than the core's `store`.
+   */
+  failedAuth?: { limit?: number; windowMs?: number; store?: Store } | false
   /** Refused with 403, whatever their limits. Never shadowed. */
   deny?: AccessList
   /** Not limited at all (no headers either). The deny list wins over it. */
@@ -245,16 +248,24 @@ export function resolveTiers(option: unknown): Record<string, Tier> {
   return option === undefined ? defaultTiers() : validateTiers(option)
 }
 
-export function resolveFailedAuth(option: unknown): { limit: number; windowMs: number } | undefined {
+export function resolveFailedAuth(
+  option: unknown,
+): { limit: number; windowMs: number; store: Store | undefined } | undefined {
   if (option === false) return undefined
-  if (option === undefined) return { limit: 10, windowMs: 600_000 }
+  if (option === undefined) return { limit: 10, windowMs: 600_000, store: undefined }
   if (typeof option !== 'object' || option === null) {
     throw new SluiceInputError(`failedAuth must be { limit, windowMs } or false, got ${describe(option)}`)
   }
-  const o = option as { limit?: unknown; windowMs?: unknown }
+  const o = option as { limit?: unknown; windowMs?: unknown; store?: unknown }
+  if (o.store !== undefined && typeof (o.store as Partial<Store>).execute !== 'function') {
+    throw new SluiceInputError(
+      `failedAuth.store must be a MemoryStore, RedisStore or other Store, got ${describe(o.store)}`,
+    )
+  }
   return {
     limit: o.limit === undefined ? 10 : requirePositiveInteger(o.limit, 'failedAuth.limit'),
     windowMs: o.windowMs === undefined ? 600_000 : requirePositiveInteger(o.windowMs, 'failedAuth.windowMs'),
+    store: o.store as Store | undefined,
   }
 }
 

@@ -1,6 +1,7 @@
 import { describe, SluiceInputError } from '../core/errors.js'
 import { type LimitDefinition, slidingWindow, tokenBucket } from '../core/limits.js'
 import type { BlockOptions } from '../limiter.js'
+import type { Store } from '../store/types.js'
 
 /** Who a tier counts: each IP (or IPv6 /64), each authenticated user, or each API key. */
 export type TierScope = 'ip' | 'user' | 'key'
@@ -13,6 +14,8 @@ export interface Tier {
   shadow?: boolean
   /** Block repeat offenders of this tier (overrides the global `block`; false turns it off). */
   block?: BlockOptions | boolean
+  /** Where this tier's counts live (default: the core's `store`), e.g. a store with its own outage policy. */
+  store?: Store
 }
 
 const HOUR_MS = 3_600_000
@@ -73,6 +76,11 @@ export function validateTiers(tiers: unknown, what = 'tiers'): Record<string, Ti
     }
     if (typeof t.limits !== 'object' || t.limits === null || Object.keys(t.limits).length === 0) {
       throw new SluiceInputError(`${path}.limits must name at least one limit, got ${describe(t.limits)}`)
+    }
+    if (t.store !== undefined && typeof (t.store as Partial<Store>).execute !== 'function') {
+      throw new SluiceInputError(
+        `${path}.store must be a MemoryStore, RedisStore or other Store, got ${describe(t.store)}`,
+      )
     }
     if (t.shadow !== undefined && typeof t.shadow !== 'boolean') {
       throw new SluiceInputError(`${path}.shadow must be true or false, got ${describe(t.shadow)}`)

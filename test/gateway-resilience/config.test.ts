@@ -7,7 +7,6 @@ import { describe, expect, it } from 'vitest'
 import { ConfigError, parseConfig } from '../../src/gateway/config/load.js'
 import { startGateway } from '../../src/gateway/index.js'
 import { outagePolicy } from '../../src/gateway/store.js'
-import { TierRoutedStore } from '../../src/gateway/tier-store.js'
 import { Sluice } from '../../src/http/index.js'
 import { slidingWindow } from '../../src/index.js'
 import { MemoryStore } from '../../src/store/memory.js'
@@ -132,20 +131,12 @@ describe('outage options in the config', () => {
   })
 })
 
-describe('TierRoutedStore', () => {
+describe('a store per tier', () => {
   it("sends each tier's ops (key overrides and failed-auth counting included) to that tier's store", async () => {
     const free = new MemoryStore()
     const paid = new MemoryStore()
     const auth = new MemoryStore()
     const rest = new MemoryStore()
-    const routed = new TierRoutedStore(
-      new Map([
-        ['free', free],
-        ['paid', paid],
-        ['_auth', auth],
-      ]),
-      rest,
-    )
     const limits = { minute: slidingWindow({ limit: 5, windowMs: 60_000 }) }
     const tiers = {
       anonymous: { scope: 'ip' as const, limits },
@@ -158,9 +149,10 @@ describe('TierRoutedStore', () => {
       limits: { minute: slidingWindow({ limit: 50, windowMs: 60_000 }) },
     }
     const sluice = new Sluice({
-      store: routed,
+      store: rest,
       prefix: 'r:',
-      tiers,
+      tiers: { ...tiers, free: { ...tiers.free, store: free }, paid: { ...tiers.paid, store: paid } },
+      failedAuth: { store: auth },
       keys: [{ hash: 'a'.repeat(64), ...big }],
       logger: false,
     })
@@ -189,7 +181,6 @@ describe('TierRoutedStore', () => {
     expect(await remaining(rest, 'paid', 'key:p')).toBe(5)
     expect(await remaining(rest, 'anonymous', 'ip:1.2.3.4')).toBe(4)
     expect(auth.size).toBeGreaterThan(0)
-    expect(routed.storeFor('no-hash-tag')).toBe(rest)
   })
 })
 

@@ -115,6 +115,16 @@ describe('Sluice options are validated when created', () => {
     ['bad webhook', { webhook: 'ftp://x' }, /webhook\.url/],
     ['bad logger', { logger: {} }, /logger/],
     ['bad block', { block: { after: 0 } }, /block\.after/],
+    [
+      'bad tier store',
+      {
+        tiers: {
+          anonymous: { scope: 'ip', limits: { a: slidingWindow({ limit: 1, windowMs: 1000 }) }, store: {} },
+        },
+      },
+      /tiers\.anonymous\.store/,
+    ],
+    ['bad failed-auth store', { failedAuth: { store: 'redis' } }, /failedAuth\.store/],
   ]
   for (const [name, options, message] of cases) {
     it(name, () => {
