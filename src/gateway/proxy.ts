@@ -139,7 +139,8 @@ export async function proxyCall(call: ProxyCall): Promise<void> {
       json = undefined
     }
     const usage = json === undefined ? undefined : readUsage((json as { usage?: unknown }).usage)
-    end = { kind: 'answered', status, usage, text: textOfResponse(json) }
+    // The text is counted only when the upstream reports no usage.
+    end = { kind: 'answered', status, usage, text: usage === undefined ? textOfResponse(json) : '' }
   }
   try {
     await charge.finish(end)

@@ -119,8 +119,9 @@ export class MemoryStore implements Store {
 
   /** Remaining time to live of a key in ms, or undefined when it does not exist (for tests and inspection). */
   ttlMs(key: string): number | undefined {
-    const entry = this.read(key, this.now())
-    return entry === undefined ? undefined : this.entries.get(key)!.expiresAt - this.now()
+    const now = this.now()
+    const entry = this.live(key, now)
+    return entry === undefined ? undefined : entry.expiresAt - now
   }
 
   executeSync(op: StoreOp): StoreResult {
@@ -153,7 +154,8 @@ export class MemoryStore implements Store {
     const blockedMs = blockedForMs(block, now)
     if (blockedMs > 0) allowed = false
 
-    let blockedNow = false
+    /** > 0 when this denial started a block: its length. */
+    let newBlockMs = 0
     if (allowed && mode !== 'peek') {
       // One entry per subject, living until its slowest limit is full again.
       let longest = 0
@@ -170,7 +172,7 @@ export class MemoryStore implements Store {
         this.write(op.stateKey, { names: op.names, states: next } satisfies PackedStates, longest, now)
       }
     } else if (!allowed && blockedMs === 0 && op.block && (mode === 'consume' || mode === 'reserve')) {
-      if (countsAsStrike(op, steps, n)) blockedNow = this.recordStrike(op.block, block, now)
+      if (countsAsStrike(op, steps, n)) newBlockMs = this.recordStrike(op.block, block, now)
     }
 
     const limits: LimitResult[] = new Array(n)
@@ -185,11 +187,8 @@ export class MemoryStore implements Store {
       }
     }
     if (allowed && op.alert && (mode === 'consume' || mode === 'reserve')) this.markAlerts(op, limits, now)
-    if (blockedNow) {
-      const b = this.read(op.block!.key, now) as BlockState
-      return { now, allowed, blockedMs: b.until - now, blockedNow, limits }
-    }
-    return { now, allowed, blockedMs, blockedNow, limits }
+    if (newBlockMs > 0) return { now, allowed, blockedMs: newBlockMs, blockedNow: true, limits }
+    return { now, allowed, blockedMs, blockedNow: false, limits }
   }
 
   private step(op: StoreOp, i: number, state: unknown, now: number): Step<unknown> {
@@ -230,21 +229,21 @@ export class MemoryStore implements Store {
     }
   }
 
+  /** Counts a denial toward a block; returns the length of the block it started, or 0. */
   private recordStrike(
     block: NonNullable<StoreOp['block']>,
     current: BlockState | undefined,
     now: number,
-  ): boolean {
+  ): number {
     const strikes = this.read(block.strikesKey, now) as StrikeState | undefined
     const outcome = strike(strikes, current, now, block.params)
     if (outcome.strikes)
       this.write(block.strikesKey, outcome.strikes, strikeTtlMs(outcome.strikes, now, block.params), now)
     else this.entries.delete(block.strikesKey)
-    if (outcome.blockedNow) {
-      const b = outcome.block!
-      this.write(block.key, b, blockTtlMs(b, now, block.params), now)
-    }
-    return outcome.blockedNow
+    if (!outcome.blockedNow) return 0
+    const b = outcome.block!
+    this.write(block.key, b, blockTtlMs(b, now, block.params), now)
+    return b.until - now
   }
 
   private read(key: string, now: number): unknown {
