@@ -48,9 +48,15 @@ export function memoryHarness(): StoreHarness {
   }
 }
 
-/** A RedisStore on `client` (a Redis or a Cluster), counting its ops, with TTLs read by PTTL. */
-export function redisUnderTest(client: Redis | Cluster): StoreUnderTest {
-  const store = new CountingStore(new RedisStore({ client }))
+/**
+ * A RedisStore on `client` (a Redis or a Cluster), optionally wrapped (a guard, a cache…), counting
+ * its ops, with TTLs read by PTTL.
+ */
+export function redisUnderTest(
+  client: Redis | Cluster,
+  wrap: (store: Store) => Store = (s) => s,
+): StoreUnderTest {
+  const store = new CountingStore(wrap(new RedisStore({ client })))
   return {
     store,
     calls: () => store.count,

@@ -4,7 +4,7 @@ import { GuardedStore } from '../../src/store/guarded.js'
 import { RedisStore, redisClientOptions } from '../../src/store/redis/store.js'
 import { type RedisServer, startRedis } from '../helpers/redis-server.js'
 import { storeContract } from '../helpers/store-contract.js'
-import { CountingStore } from '../helpers/store-harness.js'
+import { redisUnderTest } from '../helpers/store-harness.js'
 
 // The whole stack a gateway uses — blocked-key cache, then deadline and breaker, then Redis — must
 // keep every promise of the bare store while Redis is healthy.
@@ -21,21 +21,9 @@ storeContract({
     client.disconnect()
     await server.stop()
   },
-  create: async () => {
+  create: async () =>
     // A generous deadline: this suite checks semantics on a shared machine, not speed.
-    const guard = new GuardedStore({
-      store: new RedisStore({ client }),
-      failMode: 'closed',
-      timeoutMs: 5_000,
-    })
-    const store = new CountingStore(new BlockedKeyCache().wrap(guard))
-    return {
-      store,
-      calls: () => store.count,
-      ttlMs: async (key) => {
-        const ttl = await client.pttl(key)
-        return ttl === -2 ? undefined : ttl
-      },
-    }
-  },
+    redisUnderTest(client, (redis) =>
+      new BlockedKeyCache().wrap(new GuardedStore({ store: redis, failMode: 'closed', timeoutMs: 5_000 })),
+    ),
 })
