@@ -15,6 +15,13 @@ import {
 } from './core/limits.js'
 import type { OpMode, Store, StoreOp, StoreResult } from './store/types.js'
 
+/**
+ * Part of every state key's name: changes whenever the way a store lays out a subject's state
+ * changes (2: the Redis store packs it as binary doubles), so that an upgrade starts fresh
+ * instead of misreading keys written by an older version.
+ */
+const STATE_FORMAT = 'state-format-2;'
+
 /** Cost of one call per unit, e.g. { requests: 1, tokens: 1500, usd: 0.002 }. */
 export type Costs = Partial<Record<Unit, number>>
 
@@ -251,6 +258,7 @@ export class Limiter {
     const sync = options.store as Partial<SyncStore>
     this.syncStore = typeof sync.executeSync === 'function' ? (sync as SyncStore) : undefined
     this.layout = createHash('sha1')
+      .update(STATE_FORMAT)
       .update(names.map((name, i) => `${name}:${definitions[i]!.kind}`).join(','))
       .digest('hex')
       .slice(0, 8)

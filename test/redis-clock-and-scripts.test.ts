@@ -108,3 +108,30 @@ describe('RedisStore survives losing its script cache', () => {
     client.disconnect()
   })
 })
+
+describe('RedisStore refuses state it did not write', () => {
+  let server: RedisServer
+  beforeAll(async () => {
+    server = await startRedis()
+  })
+  afterAll(async () => {
+    await server.stop()
+  })
+
+  it('a state key holding a value of the wrong size fails that op (and only it) instead of reading as full', async () => {
+    const client = new Redis(server.url)
+    const limiter = new Limiter({
+      store: new RedisStore({ client }),
+      policy: 'foreign',
+      limits: { bucket: tokenBucket({ capacity: 5, refillPerSecond: 1e-6 }) },
+    })
+    for (let i = 0; i < 5; i++) expect((await limiter.consume('s')).allowed).toBe(true)
+    // Text where the store keeps packed doubles: an older layout or another writer.
+    await client.set(limiter.keysFor('s').state, '1795766494855970', 'PX', 60_000)
+    const [bad, good] = await Promise.allSettled([limiter.consume('s'), limiter.consume('other')])
+    expect(bad.status).toBe('rejected')
+    expect(String((bad as PromiseRejectedResult).reason)).toMatch(/state key holds 16 bytes/)
+    expect(good.status === 'fulfilled' && good.value.allowed).toBe(true)
+    client.disconnect()
+  })
+})

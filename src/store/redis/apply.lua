@@ -1,36 +1,42 @@
 -- sluice: apply a batch of limiter ops atomically, each op all or nothing.
 -- The semantics mirror src/core/*.ts and src/store/memory.ts; the contract suite holds both to them.
 -- Written for speed: Redis runs this for every decision, so it reuses its tables, parses each
--- policy once per batch and answers with integers (no number formatting on the way out).
+-- policy and op header once per batch, reads every state key of the batch with one MGET, and
+-- keeps numbers binary both in stored state and in its reply (no decimal formatting or parsing).
 --
 -- ARGV: nPolicies, then per policy:
 --   nLimits blockFlag [after withinMs forgetMs nDurations d1..dn] nLimits x (kind a b)
 -- then nOps, then per op:
---   mode id chargedAt policyIndex alertThreshold nLimits x cost [nLimits x charged]
---   (chargedAt and alertThreshold may be ''; charged only in adjust modes)
--- KEYS per op: the state key, then the keys of the sliding-log and concurrency limits (in limit
---   order), then nLimits alert marker keys when alertThreshold is not '', then the block key and
---   the strikes key when the policy blocks.
+--   header [id] [chargedAt] nLimits x cost [nLimits x charged]
+--   header = mode, policy index, then ':' and the alert threshold when the op reports alerts
+--   ("c1", "r2:0.8"); id only when the policy has a sliding log or concurrency limit;
+--   chargedAt ('' for now) and charged only in adjust modes.
+-- KEYS: every op's state key (in op order), then per op: the keys of its sliding-log and
+--   concurrency limits (in limit order), then nLimits alert marker keys when the op reports
+--   alerts, then the block key and the strikes key when the policy blocks.
 -- modes: c consume, r reserve (takes a lease), a adjust, A adjust + release lease, p peek,
 --   x reset, u unblock. kinds: b token bucket (GCRA; a = capacity, b = ms per unit),
 --   f fixed window, s sliding window counter, l sliding log (a = limit, b = window ms),
 --   c concurrency (a = limit, b = lease ms).
--- Reply: { now in µs, then per op: status (1 allowed, 0 denied, +2 when this denial started a
---   block; or "E:<message>"), blockedMs, then per limit: flags (1 allowed, +2 alerted),
---   remaining in millionths of a unit, rounded to nearest (a string when too large for that), resetMs, retryAfterMs
---   (-1 for never) }. Times are whole milliseconds, rounded up.
+-- Reply: { results, error messages... }. results is binary: little-endian doubles (nothing to
+--   format here or parse in Node): now in ms, then per op: status (1 allowed, 0 denied, +2 when
+--   this denial started a block; -k when the op failed with the k-th error message), blockedMs,
+--   then per limit: flags (1 allowed, +2 alerted), remaining, resetMs, retryAfterMs (inf for
+--   never). Times are whole milliseconds, rounded up.
 -- Stored states: one string under the state key for every token bucket and window, so that a
---   decision costs one GET and one SET whatever the number of such limits:
---   "state|state…", one field per such limit in order (empty when full), with a token bucket's
---   state "TAT in µs", a fixed window's "start:count", a sliding window's "start:curr:prev". The
---   state key's name carries a signature of the policy's limit names and kinds, so a policy whose
---   set of limits changed reads a fresh key. The key lives until its slowest limit is full. Sliding logs and concurrency leases are sorted sets
---   under their own keys.
+--   decision costs one GET and one SET whatever the number of such limits: little-endian doubles
+--   packed with `struct` (no decimal text to format or parse), per such limit in order: a token
+--   bucket's TAT in ms; a fixed window's start and count; a sliding window's start, current and
+--   previous counts. Zeros stand for a full limit. The state key's name carries a signature of the
+--   policy's limit names and kinds (and of this layout), so a policy whose set of limits changed
+--   reads a fresh key. The key lives until its slowest limit is full. Sliding logs and concurrency
+--   leases are sorted sets under their own keys.
 
 local EPSILON_MS = 0.001
 local INF = math.huge
 local floor, ceil = math.floor, math.ceil
 local call, format, match = redis.call, string.format, string.match
+local pack, unpack_state = struct.pack, struct.unpack
 
 local t = call('TIME')
 local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -38,7 +44,7 @@ local now = now_us / 1000
 
 -- Exact text for a stored number: integers as such (cheap, and Redis keeps them as integers).
 local function numtext(x)
-  if x == floor(x) and x > -1e15 and x < 1e15 then return format('%d', x) end
+  if x == floor(x) and x > -9e15 and x < 9e15 then return format('%d', x) end
   return format('%.17g', x)
 end
 
@@ -51,19 +57,13 @@ local function px(ms)
   return format('%d', ms)
 end
 
--- A time in a reply: whole ms, capped where a double still holds every integer.
-local function whole(ms)
-  ms = ceil(ms)
-  if ms > 9e15 then return 9e15 end
-  return ms
-end
-
 local function fits(used, cost, limit)
   return used + cost <= limit + limit * 1e-12
 end
 
 -- Per-limit inputs and outputs of the op being applied, reused across ops.
-local KIND, A, B, KEY, COST, CHARGED, MARK, FIELD = {}, {}, {}, {}, {}, {}, {}, {}
+-- P1..P3: the stored state of a token bucket or window (nil when full).
+local KIND, A, B, KEY, COST, CHARGED, MARK, P1, P2, P3 = {}, {}, {}, {}, {}, {}, {}, {}, {}, {}
 local OK, REM, RST, RTY, S1, S2, S3, CH = {}, {}, {}, {}, {}, {}, {}, {}
 
 -- Each kind fills OK, REM, RST, RTY and the new state (S1..S3 or CH) for limit i.
@@ -71,12 +71,9 @@ local OK, REM, RST, RTY, S1, S2, S3, CH = {}, {}, {}, {}, {}, {}, {}, {}
 
 local function bucket(i, how)
   local T, C, cost = B[i], A[i], COST[i]
-  local v = FIELD[i]
   local base = now
-  if v then
-    local tat = tonumber(v) / 1000
-    if tat > now then base = tat end
-  end
+  local tat = P1[i]
+  if tat and tat > now then base = tat end
   local nxt, ok, retry = base, true, 0
   if how == 'f' then
     nxt = base + cost * T
@@ -97,19 +94,11 @@ local function bucket(i, how)
   if ahead > 0 then RST[i] = ahead else RST[i] = 0 end
 end
 
-local function bucket_text(i)
-  return numtext(floor(S1[i] * 1000 + 0.5))
-end
-
 local function fixed(i, how, chargedAt)
   local L, W, cost = A[i], B[i], COST[i]
   local start = floor(now / W) * W
   local count = 0
-  local v = FIELD[i]
-  if v then
-    local s, c = match(v, '^([^:]+):(.+)$')
-    if tonumber(s) == start then count = tonumber(c) end
-  end
+  if P1[i] == start then count = P2[i] end
   local ok, retry = true, 0
   if how == 'f' then
     count = count + cost
@@ -128,23 +117,15 @@ local function fixed(i, how, chargedAt)
   if count > 0 then RST[i] = start + W - now else RST[i] = 0 end
 end
 
-local function fixed_text(i)
-  return format('%d', S1[i]) .. ':' .. numtext(S2[i])
-end
-
 local function sliding(i, how, chargedAt)
   local L, W, cost = A[i], B[i], COST[i]
   local start = floor(now / W) * W
   local curr, prev = 0, 0
-  local v = FIELD[i]
-  if v then
-    local s, c, p = match(v, '^([^:]+):([^:]+):(.+)$')
-    s = tonumber(s)
-    if s == start then
-      curr, prev = tonumber(c), tonumber(p)
-    elseif s == start - W then
-      prev = tonumber(c)
-    end
+  local s = P1[i]
+  if s == start then
+    curr, prev = P2[i], P3[i]
+  elseif s == start - W then
+    prev = P2[i]
   end
   local weight = (start + W - now) / W
   local ok, retry = true, 0
@@ -181,10 +162,6 @@ local function sliding(i, how, chargedAt)
   else
     RST[i] = 0
   end
-end
-
-local function sliding_text(i)
-  return format('%d', S1[i]) .. ':' .. numtext(S2[i]) .. ':' .. numtext(S3[i])
 end
 
 -- Sliding log: members "id|cost", score = time in ms. CH[i] = { add = member, at = score, remove = member }.
@@ -309,28 +286,70 @@ local function leases_write(i)
   end
 end
 
+-- State values: read for the whole batch with one MGET (PREFETCHED, by op), and what this batch
+-- wrote since (WRITTEN, by key; false once deleted), so that an op sees the ops before it.
+local PREFETCHED, WRITTEN, OP = {}, {}, 0
+
 local KINDS = { b = bucket, f = fixed, s = sliding, l = log, c = leases }
--- Limits kept under the state key say how to write their field; the others write their own key.
-local TEXTS = { b = bucket_text, f = fixed_text, s = sliding_text }
+-- Limits kept under the state key: how many doubles each stores (its S1..S3 in order); the
+-- others write their own key.
+local WIDTHS = { b = 1, f = 2, s = 3 }
 local WRITERS = { l = log_write, c = leases_write }
 
-local function write_state(stateKey, n)
-  local text, longest, first = '', 0, true
-  for i = 1, n do
-    local totext = TEXTS[KIND[i]]
-    if totext then
-      local f = ''
-      if RST[i] > 0 then
-        f = totext(i)
-        if RST[i] > longest then longest = RST[i] end
+local OUT = {}
+local function write_state(stateKey, n, policy)
+  local text, longest = nil, 0
+  local single = policy.single
+  if single then
+    longest = RST[single]
+    if longest > 0 then text = pack(policy.format, S1[single], S2[single], S3[single]) end
+  else
+    local at = 1
+    for i = 1, n do
+      local width = WIDTHS[KIND[i]]
+      if width then
+        if RST[i] > 0 then
+          OUT[at], OUT[at + 1], OUT[at + 2] = S1[i], S2[i], S3[i]
+          if RST[i] > longest then longest = RST[i] end
+        else
+          OUT[at], OUT[at + 1], OUT[at + 2] = 0, 0, 0
+        end
+        at = at + width
       end
-      if first then text, first = f, false else text = text .. '|' .. f end
     end
+    if longest > 0 then text = pack(policy.format, unpack(OUT, 1, at - 1)) end
   end
-  if longest > 0 then
+  if text then
     call('SET', stateKey, text, 'PX', px(longest))
+    WRITTEN[stateKey] = text
   else
     call('DEL', stateKey)
+    WRITTEN[stateKey] = false
+  end
+end
+
+-- Fills P1..P3 from a state value (false or nil: every limit full; a limit's zeros read as full).
+-- A limit that keeps no state there, or is full, gets P1 = nil (which every reader checks first).
+local function read_state(v, n, policy)
+  if v and #v ~= policy.bytes then
+    error('state key holds ' .. #v .. ' bytes where this policy keeps ' .. policy.bytes)
+  end
+  local single = policy.single
+  if single then
+    -- struct.unpack returns the values, then the next position (which P2 or P3 may hold: unused).
+    if v then P1[single], P2[single], P3[single] = unpack_state(policy.format, v) else P1[single] = nil end
+    return
+  end
+  local values = v and { unpack_state(policy.format, v) }
+  local at = 1
+  for i = 1, n do
+    local width = WIDTHS[KIND[i]]
+    if width and values then
+      P1[i], P2[i], P3[i] = values[at], values[at + 1], values[at + 2]
+      at = at + width
+    else
+      P1[i] = nil
+    end
   end
 end
 
@@ -345,6 +364,7 @@ local function run_op(mode, id, chargedAt, n, alert, block, stateKey, policy)
   if mode == 'x' or mode == 'u' then
     if mode == 'x' then
       call('DEL', stateKey)
+      WRITTEN[stateKey] = false
       for i = 1, n do
         if KEY[i] then call('DEL', KEY[i]) end
         if MARK[i] then call('DEL', MARK[i]) end
@@ -359,23 +379,9 @@ local function run_op(mode, id, chargedAt, n, alert, block, stateKey, policy)
   local allowed = true
   local scalars = policy.scalars
   if scalars then
-    local v = call('GET', stateKey)
-    if v and policy.single then
-      -- One such limit: the value is its field.
-      FIELD[policy.single] = v
-    else
-      local fields = nil
-      if v then fields = { match(v, policy.pattern) } end
-      local j = 1
-      for i = 1, n do
-        if TEXTS[KIND[i]] then
-          local f = fields and fields[j]
-          if f == '' then f = nil end
-          FIELD[i] = f
-          j = j + 1
-        end
-      end
-    end
+    local v = WRITTEN[stateKey]
+    if v == nil then v = PREFETCHED[OP] end
+    read_state(v, n, policy)
   end
   for i = 1, n do
     local kind = KIND[i]
@@ -407,7 +413,7 @@ local function run_op(mode, id, chargedAt, n, alert, block, stateKey, policy)
   if blockedMs > 0 then allowed = false end
 
   if adjusting or (allowed and mode ~= 'p') then
-    if scalars then write_state(stateKey, n) end
+    if scalars then write_state(stateKey, n, policy) end
     for i = 1, n do
       local write = WRITERS[KIND[i]]
       if write then write(i) end
@@ -459,7 +465,7 @@ local function run_op(mode, id, chargedAt, n, alert, block, stateKey, policy)
   local status = 0
   if allowed then status = 1 end
   if blockedNow then status = status + 2 end
-  return status, whole(blockedMs)
+  return status, ceil(blockedMs)
 end
 
 -- Policies: limit definitions and block settings shared by the ops of this batch.
@@ -476,38 +482,83 @@ for p = 1, tonumber(ARGV[1]) do
     ai = ai + 4 + nd
     policy.block = block
   end
-  local pattern, count = '', 0
+  local width = 0
   for i = 1, n do
     local kind = ARGV[ai]
     policy.kinds[i], policy.a[i], policy.b[i] = kind, tonumber(ARGV[ai + 1]), tonumber(ARGV[ai + 2])
-    if TEXTS[kind] then
-      policy.scalars = true
-      count = count + 1
-      if count == 1 then pattern, policy.single = '([^|]*)', i else pattern, policy.single = pattern .. '|([^|]*)', nil end
+    if kind == 'l' or kind == 'c' then policy.ids = true end
+    if WIDTHS[kind] then
+      if policy.scalars then policy.single = nil else policy.scalars, policy.single = true, i end
+      width = width + WIDTHS[kind]
     end
     ai = ai + 3
   end
-  policy.pattern = '^' .. pattern .. '$'
+  policy.width, policy.bytes, policy.format = width, 8 * width, '<' .. string.rep('d', width)
   policies[p] = policy
 end
 
-local reply = { now_us }
-local ki = 1
 local nops = tonumber(ARGV[ai])
 ai = ai + 1
+-- MGET takes at most a few thousand keys at a time (Lua's unpack limit).
+for from = 1, nops, 1000 do
+  local to = from + 999
+  if to > nops then to = nops end
+  local values = call('MGET', unpack(KEYS, from, to))
+  for k = 1, #values do PREFETCHED[from + k - 1] = values[k] end
+end
+
+-- Costs repeat (1 request, the same estimate): each distinct text is parsed once per batch.
+local NUMBERS = {}
+
+-- Op headers: parsed once per batch.
+local CLASSES = {}
+local function class_of(header)
+  local c = CLASSES[header]
+  if c then return c end
+  local mode, p, alert = match(header, '^(%a)(%d+):?(.*)$')
+  c = { mode = mode, policy = policies[tonumber(p)], alert = tonumber(alert), markers = alert ~= '' }
+  CLASSES[header] = c
+  return c
+end
+
+-- Every number of the results, in order; packed once at the end.
+local RV, nv, errors = { now }, 1, {}
+local ki = nops + 1
+local current = nil
 for op = 1, nops do
-  local mode, id, chargedAt = ARGV[ai], ARGV[ai + 1], tonumber(ARGV[ai + 2]) or now
-  local policy, alert = policies[tonumber(ARGV[ai + 3])], tonumber(ARGV[ai + 4])
-  local hasMarkers = ARGV[ai + 4] ~= ''
-  ai = ai + 5
-  local n = policy.n
-  local kinds, pa, pb = policy.kinds, policy.a, policy.b
-  local stateKey = KEYS[ki]
-  ki = ki + 1
-  for i = 1, n do
-    local kind = kinds[i]
-    KIND[i], A[i], B[i], COST[i] = kind, pa[i], pb[i], tonumber(ARGV[ai])
+  OP = op
+  local header = ARGV[ai]
+  local class = CLASSES[header] or class_of(header)
+  local mode, policy, alert = class.mode, class.policy, class.alert
+  ai = ai + 1
+  local id = ''
+  if policy.ids then
+    id = ARGV[ai]
     ai = ai + 1
+  end
+  local chargedAt = now
+  local adjusting = mode == 'a' or mode == 'A'
+  if adjusting then
+    chargedAt = tonumber(ARGV[ai]) or now
+    ai = ai + 1
+  end
+  local n = policy.n
+  if policy ~= current then
+    local kinds, pa, pb = policy.kinds, policy.a, policy.b
+    for i = 1, n do KIND[i], A[i], B[i] = kinds[i], pa[i], pb[i] end
+    current = policy
+  end
+  local stateKey = KEYS[op]
+  for i = 1, n do
+    local text = ARGV[ai]
+    local cost = NUMBERS[text]
+    if not cost then
+      cost = tonumber(text)
+      NUMBERS[text] = cost
+    end
+    COST[i] = cost
+    ai = ai + 1
+    local kind = KIND[i]
     if kind == 'l' or kind == 'c' then
       KEY[i] = KEYS[ki]
       ki = ki + 1
@@ -515,46 +566,48 @@ for op = 1, nops do
       KEY[i] = nil
     end
   end
-  if mode == 'a' or mode == 'A' then
+  if adjusting then
     for i = 1, n do
       CHARGED[i] = tonumber(ARGV[ai])
       ai = ai + 1
     end
   end
   for i = 1, n do
-    if hasMarkers then
+    if class.markers then
       MARK[i] = KEYS[ki]
       ki = ki + 1
     else
       MARK[i] = nil
     end
   end
-  local block = nil
-  if policy.block then
-    block = { after = policy.block.after, within = policy.block.within, forget = policy.block.forget,
-      durations = policy.block.durations, key = KEYS[ki], strikes = KEYS[ki + 1] }
+  local block = policy.block
+  if block then
+    block.key, block.strikes = KEYS[ki], KEYS[ki + 1]
     ki = ki + 2
   end
   local ok, status, blockedMs = pcall(run_op, mode, id, chargedAt, n, alert, block, stateKey, policy)
   if ok then
-    reply[#reply + 1] = status
-    reply[#reply + 1] = blockedMs
+    RV[nv + 1], RV[nv + 2] = status, blockedMs
+    nv = nv + 2
     for i = 1, n do
-      local rem = REM[i] * 1000000
-      if rem > -9e15 and rem < 9e15 then rem = floor(rem + 0.5) else rem = format('%.17g', REM[i]) end
-      local retry = RTY[i]
-      if retry == INF then retry = -1 else retry = whole(retry) end
-      reply[#reply + 1] = FLAGS[i]
-      reply[#reply + 1] = rem
-      reply[#reply + 1] = whole(RST[i])
-      reply[#reply + 1] = retry
+      RV[nv + 1], RV[nv + 2], RV[nv + 3], RV[nv + 4] = FLAGS[i], REM[i], ceil(RST[i]), ceil(RTY[i])
+      nv = nv + 4
     end
   else
     local message = status
     if type(message) == 'table' then message = message.err or 'error' end
-    reply[#reply + 1] = 'E:' .. tostring(message)
-    reply[#reply + 1] = 0
-    for i = 1, 4 * n do reply[#reply + 1] = 0 end
+    errors[#errors + 1] = tostring(message)
+    RV[nv + 1] = -#errors
+    for i = 2, 2 + 4 * n do RV[nv + i] = 0 end
+    nv = nv + 2 + 4 * n
   end
 end
-return reply
+
+-- struct.pack takes its values on the Lua stack: a few thousand at a time.
+local chunks = {}
+for from = 1, nv, 4000 do
+  local to = from + 3999
+  if to > nv then to = nv end
+  chunks[#chunks + 1] = pack('<' .. string.rep('d', to - from + 1), unpack(RV, from, to))
+end
+return { table.concat(chunks), unpack(errors) }

@@ -37,26 +37,44 @@ export class StoreScriptError extends Error {
 }
 
 export interface EncodedBatch {
+  /** Every op's state key first (in op order), then the ops' other keys. */
   keys: string[]
   /** Policies first, then ops. */
   args: (string | number)[]
 }
 
+interface EncodedPolicy {
+  limits: readonly LimitDefinition[]
+  block: BlockParams | undefined
+  /** The policy has a sliding log or concurrency limit: its ops carry their id. */
+  ids: boolean
+  /** Op headers by mode, and by mode and alert threshold: built once per batch. */
+  headers: Map<string, string>
+}
+
 /**
  * Encodes ops for one script call. Ops of the same policy (same limit definitions and block
- * settings, as one Limiter sends) share one policy entry, so the script parses each policy once.
+ * settings, as one Limiter sends) share one policy entry, so the script parses each policy once;
+ * an op is a header naming its mode, policy and alert threshold (which the script parses once per
+ * batch), then only the fields its mode and policy use.
  */
 export function encodeBatch(ops: readonly StoreOp[]): EncodedBatch {
   const policyArgs: (string | number)[] = [0]
-  const policies: { limits: readonly LimitDefinition[]; block: BlockParams | undefined }[] = []
+  const policies: EncodedPolicy[] = []
   const opArgs: (string | number)[] = [ops.length]
-  const keys: string[] = []
+  const keys: string[] = new Array(ops.length)
+  let j = 0
   for (const op of ops) {
     const block = op.block?.params
     let index = policies.findIndex((p) => p.limits === op.limits && p.block === block)
     if (index < 0) {
       index = policies.length
-      policies.push({ limits: op.limits, block })
+      policies.push({
+        limits: op.limits,
+        block,
+        ids: op.limits.some((l) => l.kind === 'slidingLog' || l.kind === 'concurrency'),
+        headers: new Map(),
+      })
       policyArgs.push(op.limits.length)
       if (block)
         policyArgs.push(
@@ -70,17 +88,29 @@ export function encodeBatch(ops: readonly StoreOp[]): EncodedBatch {
       else policyArgs.push('0')
       for (const limit of op.limits) policyArgs.push(KIND_CODES[limit.kind], ...limitParams(limit))
     }
+    const policy = policies[index]!
     const adjusting = op.mode === 'adjust'
     const mode = adjusting && op.release ? 'A' : MODE_CODES[op.mode]
-    opArgs.push(mode, op.id, op.chargedAt ?? '', index + 1, op.alert ? op.alert.threshold : '')
+    const name = op.alert ? `${mode}${op.alert.threshold}` : mode
+    let header = policy.headers.get(name)
+    if (header === undefined) {
+      header = op.alert ? `${mode}${index + 1}:${op.alert.threshold}` : `${mode}${index + 1}`
+      policy.headers.set(name, header)
+    }
+    opArgs.push(header)
+    if (policy.ids) opArgs.push(op.id)
+    if (adjusting) opArgs.push(op.chargedAt ?? '')
     const n = op.limits.length
-    keys.push(op.stateKey)
+    keys[j++] = op.stateKey
+    for (let i = 0; i < n; i++) opArgs.push(op.costs[i]!)
+    if (adjusting) for (let i = 0; i < n; i++) opArgs.push(op.charged?.[i] ?? 0)
+  }
+  for (const op of ops) {
+    const n = op.limits.length
     for (let i = 0; i < n; i++) {
-      opArgs.push(op.costs[i]!)
       const kind = op.limits[i]!.kind
       if (kind === 'slidingLog' || kind === 'concurrency') keys.push(op.keys[i]!)
     }
-    if (adjusting) for (let i = 0; i < n; i++) opArgs.push(op.charged?.[i] ?? 0)
     if (op.alert) for (let i = 0; i < n; i++) keys.push(op.alert.keys[i]!)
     if (op.block) keys.push(op.block.key, op.block.strikesKey)
   }
@@ -89,37 +119,39 @@ export function encodeBatch(ops: readonly StoreOp[]): EncodedBatch {
   return { keys, args: policyArgs }
 }
 
-/** Splits the script's reply into one result (or error) per op, in order. */
+/**
+ * Splits the script's reply (binary results, then error messages) into one result (or error) per
+ * op, in order. The results are little-endian doubles: nothing is formatted or parsed as text.
+ */
 export function decodeBatch(reply: readonly unknown[], ops: readonly StoreOp[]): (StoreResult | Error)[] {
-  const now = Number(reply[0]) / 1000
-  const out: (StoreResult | Error)[] = []
-  let at = 1
-  for (const op of ops) {
-    const n = op.limits.length
-    const status = reply[at]
-    if (typeof status === 'string') {
-      out.push(new StoreScriptError(`Redis script failed: ${status.slice(2)}`))
-      at += 2 + 4 * n
+  const results = reply[0]
+  if (!Buffer.isBuffer(results)) throw new StoreScriptError('Redis script replied without its results')
+  const now = results.readDoubleLE(0)
+  const out: (StoreResult | Error)[] = new Array(ops.length)
+  let at = 8
+  for (let j = 0; j < ops.length; j++) {
+    const n = ops[j]!.limits.length
+    const status = results.readDoubleLE(at)
+    if (status < 0) {
+      out[j] = new StoreScriptError(`Redis script failed: ${String(reply[-status])}`)
+      at += 16 + 32 * n
       continue
     }
-    const code = Number(status)
-    const blockedMs = Number(reply[at + 1])
-    at += 2
+    const blockedMs = results.readDoubleLE(at + 8)
+    at += 16
     const limits: LimitResult[] = new Array(n)
     for (let i = 0; i < n; i++) {
-      const flags = Number(reply[at])
-      const rem = reply[at + 1]
-      const retry = Number(reply[at + 3])
+      const flags = results.readDoubleLE(at)
       limits[i] = {
         allowed: (flags & 1) === 1,
-        remaining: typeof rem === 'string' ? Number(rem) : Number(rem) / 1e6,
-        resetMs: Number(reply[at + 2]),
-        retryAfterMs: retry < 0 ? Number.POSITIVE_INFINITY : retry,
+        remaining: results.readDoubleLE(at + 8),
+        resetMs: results.readDoubleLE(at + 16),
+        retryAfterMs: results.readDoubleLE(at + 24),
         alerted: (flags & 2) === 2,
       }
-      at += 4
+      at += 32
     }
-    out.push({ now, allowed: (code & 1) === 1, blockedMs, blockedNow: (code & 2) === 2, limits })
+    out[j] = { now, allowed: (status & 1) === 1, blockedMs, blockedNow: (status & 2) === 2, limits }
   }
   return out
 }

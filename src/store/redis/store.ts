@@ -274,7 +274,7 @@ export class RedisStore implements Store {
     }
     const ops = batch.map((p) => p.op)
     const { keys, args } = encodeBatch(ops)
-    const apply = (this.client as unknown as { sluiceApply: ApplyCommand }).sluiceApply
+    const apply = (this.client as unknown as { sluiceApplyBuffer: ApplyCommand }).sluiceApplyBuffer
     apply.call(this.client, keys.length, ...keys, ...args).then(
       (reply) => {
         const results = decodeBatch(reply, ops)
