@@ -371,6 +371,20 @@ export function storeContract(harness: StoreHarness): void {
       expect(free.blocked).toBe(false)
     })
 
+    it('calls issued together see a block that one of them started, and an unblock issued with them', async () => {
+      const l = limiter(
+        { m: tokenBucket({ capacity: 2, refillPerSecond: 1e-6 }) },
+        { block: { after: 2, withinMs: 60_000, durationsMs: [60_000] } },
+      )
+      // 2 admitted, 2 denials (the second starts the block), then 6 refused by the block itself.
+      const ds = await Promise.all(Array.from({ length: 10 }, () => l.consume('together')))
+      expect(ds.filter((d) => d.allowed).length).toBe(2)
+      expect(ds.filter((d) => d.blockedNow).length).toBe(1)
+      expect(ds.filter((d) => d.deniedBy === 'block').length).toBe(7)
+      const [, after] = await Promise.all([l.unblock('together'), l.peek('together', { requests: 0 })])
+      expect(after!.blocked).toBe(false)
+    })
+
     it('denials only by calls in flight, or by a cost that can never fit, do not count toward a block', async () => {
       const l = limiter(
         {

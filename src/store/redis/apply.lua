@@ -6,14 +6,15 @@
 --
 -- ARGV: nPolicies, then per policy:
 --   nLimits blockFlag [after withinMs forgetMs nDurations d1..dn] nLimits x (kind a b)
--- then nOps, then per op:
+-- then nOps, nBlockKeys, then per op:
 --   header [id] [chargedAt] nLimits x cost [nLimits x charged]
 --   header = mode, policy index, then ':' and the alert threshold when the op reports alerts
 --   ("c1", "r2:0.8"); id only when the policy has a sliding log or concurrency limit;
 --   chargedAt ('' for now) and charged only in adjust modes.
--- KEYS: every op's state key (in op order), then per op: the keys of its sliding-log and
---   concurrency limits (in limit order), then nLimits alert marker keys when the op reports
---   alerts, then the block key and the strikes key when the policy blocks.
+-- KEYS: every op's state key (in op order), then the block key of every op whose policy blocks
+--   (in op order), then per op: the keys of its sliding-log and concurrency limits (in limit
+--   order), then nLimits alert marker keys when the op reports alerts, then the strikes key when
+--   the policy blocks.
 -- modes: c consume, r reserve (takes a lease), a adjust, A adjust + release lease, p peek,
 --   x reset, u unblock. kinds: b token bucket (GCRA; a = capacity, b = ms per unit),
 --   f fixed window, s sliding window counter, l sliding log (a = limit, b = window ms),
@@ -286,8 +287,9 @@ local function leases_write(i)
   end
 end
 
--- State values: read for the whole batch with one MGET (PREFETCHED, by op), and what this batch
--- wrote since (WRITTEN, by key; false once deleted), so that an op sees the ops before it.
+-- State and block values: read for the whole batch with one MGET (PREFETCHED, by position in
+-- KEYS), and what this batch wrote since (WRITTEN, by key; false once deleted), so that an op sees
+-- the ops before it.
 local PREFETCHED, WRITTEN, OP = {}, {}, 0
 
 local KINDS = { b = bucket, f = fixed, s = sliding, l = log, c = leases }
@@ -370,7 +372,10 @@ local function run_op(mode, id, chargedAt, n, alert, block, stateKey, policy)
         if MARK[i] then call('DEL', MARK[i]) end
       end
     end
-    if block then call('DEL', block.key, block.strikes) end
+    if block then
+      call('DEL', block.key, block.strikes)
+      WRITTEN[block.key] = false
+    end
     mode = 'p'
     for i = 1, n do COST[i] = 0 end
   end
@@ -402,7 +407,8 @@ local function run_op(mode, id, chargedAt, n, alert, block, stateKey, policy)
 
   local blockedMs, blockedNow, blockLevel = 0, false, 0
   if block and not adjusting then
-    local v = call('GET', block.key)
+    local v = WRITTEN[block.key]
+    if v == nil then v = PREFETCHED[block.at] end
     if v then
       local u, lv = match(v, '^([^:]+):(.+)$')
       u = tonumber(u)
@@ -443,7 +449,9 @@ local function run_op(mode, id, chargedAt, n, alert, block, stateKey, policy)
         call('DEL', block.strikes)
         local level = math.min(blockLevel + 1, #block.durations)
         local duration = block.durations[level]
-        call('SET', block.key, format('%.17g', now + duration) .. ':' .. level, 'PX', px(duration + block.forget))
+        local value = format('%.17g', now + duration) .. ':' .. level
+        call('SET', block.key, value, 'PX', px(duration + block.forget))
+        WRITTEN[block.key] = value
         blockedNow = true
         blockedMs = duration
       end
@@ -497,12 +505,13 @@ for p = 1, tonumber(ARGV[1]) do
   policies[p] = policy
 end
 
-local nops = tonumber(ARGV[ai])
-ai = ai + 1
--- MGET takes at most a few thousand keys at a time (Lua's unpack limit).
-for from = 1, nops, 1000 do
+local nops, nblocks = tonumber(ARGV[ai]), tonumber(ARGV[ai + 1])
+ai = ai + 2
+-- The state keys and block keys of the whole batch in one MGET, a thousand at a time (Lua's
+-- unpack limit).
+for from = 1, nops + nblocks, 1000 do
   local to = from + 999
-  if to > nops then to = nops end
+  if to > nops + nblocks then to = nops + nblocks end
   local values = call('MGET', unpack(KEYS, from, to))
   for k = 1, #values do PREFETCHED[from + k - 1] = values[k] end
 end
@@ -523,7 +532,8 @@ end
 
 -- Every number of the results, in order; packed once at the end.
 local RV, nv, errors = { now }, 1, {}
-local ki = nops + 1
+local ki = nops + nblocks + 1
+local bi = nops + 1
 local current = nil
 for op = 1, nops do
   OP = op
@@ -582,8 +592,9 @@ for op = 1, nops do
   end
   local block = policy.block
   if block then
-    block.key, block.strikes = KEYS[ki], KEYS[ki + 1]
-    ki = ki + 2
+    block.key, block.at, block.strikes = KEYS[bi], bi, KEYS[ki]
+    bi = bi + 1
+    ki = ki + 1
   end
   local ok, status, blockedMs = pcall(run_op, mode, id, chargedAt, n, alert, block, stateKey, policy)
   if ok then

@@ -37,7 +37,7 @@ export class StoreScriptError extends Error {
 }
 
 export interface EncodedBatch {
-  /** Every op's state key first (in op order), then the ops' other keys. */
+  /** Every op's state key (in op order), then the block keys, then the ops' other keys. */
   keys: string[]
   /** Policies first, then ops. */
   args: (string | number)[]
@@ -61,7 +61,7 @@ interface EncodedPolicy {
 export function encodeBatch(ops: readonly StoreOp[]): EncodedBatch {
   const policyArgs: (string | number)[] = [0]
   const policies: EncodedPolicy[] = []
-  const opArgs: (string | number)[] = [ops.length]
+  const opArgs: (string | number)[] = [ops.length, 0]
   const keys: string[] = new Array(ops.length)
   let j = 0
   for (const op of ops) {
@@ -105,6 +105,14 @@ export function encodeBatch(ops: readonly StoreOp[]): EncodedBatch {
     for (let i = 0; i < n; i++) opArgs.push(op.costs[i]!)
     if (adjusting) for (let i = 0; i < n; i++) opArgs.push(op.charged?.[i] ?? 0)
   }
+  let blocks = 0
+  for (const op of ops) {
+    if (op.block) {
+      keys.push(op.block.key)
+      blocks++
+    }
+  }
+  opArgs[1] = blocks
   for (const op of ops) {
     const n = op.limits.length
     for (let i = 0; i < n; i++) {
@@ -112,7 +120,7 @@ export function encodeBatch(ops: readonly StoreOp[]): EncodedBatch {
       if (kind === 'slidingLog' || kind === 'concurrency') keys.push(op.keys[i]!)
     }
     if (op.alert) for (let i = 0; i < n; i++) keys.push(op.alert.keys[i]!)
-    if (op.block) keys.push(op.block.key, op.block.strikesKey)
+    if (op.block) keys.push(op.block.strikesKey)
   }
   policyArgs[0] = policies.length
   for (const a of opArgs) policyArgs.push(a)
