@@ -11,7 +11,13 @@ import { loadFastifyPlugin } from '../adapters.js'
 import { send, serve, workerConfig } from '../harness/child.js'
 import { newClient } from '../harness/redis.js'
 
-export type FastifyVariant = 'bare' | 'sluice-memory' | 'sluice-redis' | 'peer-memory' | 'peer-redis'
+export type FastifyVariant =
+  | 'bare'
+  | 'sluice-memory'
+  | 'sluice-memory-ietf'
+  | 'sluice-redis'
+  | 'peer-memory'
+  | 'peer-redis'
 
 interface Config {
   variant: FastifyVariant
@@ -41,6 +47,10 @@ if (variant !== 'bare') {
       plugin.value as never,
       {
         store,
+        // The lean variant: only the IETF draft's two headers, as `headers` lets a user choose.
+        ...(variant === 'sluice-memory-ietf'
+          ? { headers: { ietf: true, legacy: false, openai: false } }
+          : {}),
         tiers: {
           anonymous: { scope: 'ip', limits: { rps: tokenBucket({ capacity: 1e9, refillPerSecond: 1 }) } },
         },

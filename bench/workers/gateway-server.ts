@@ -1,17 +1,21 @@
 /**
  * For the gateway rows, in its own process: either the gateway's mock upstream alone, or the
  * gateway (`startGateway`) in front of a mock upstream that runs in another process, reached as an
- * OpenAI-compatible upstream (as a real deployment reaches its model server).
+ * OpenAI-compatible upstream (as a real deployment reaches its model server), or a bare pass-through
+ * proxy (Fastify + undici, no limits, no accounting) in front of the mock: what one extra process hop
+ * costs on this machine whatever it does.
  */
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import Fastify from 'fastify'
+import { Pool } from 'undici'
 import { loadMockUpstream, loadStartGateway } from '../adapters.js'
 import { send, serve, workerConfig } from '../harness/child.js'
 
 interface Config {
-  role: 'mock' | 'gateway'
-  /** gateway: the mock's base URL (with /v1). */
+  role: 'mock' | 'gateway' | 'passthrough'
+  /** gateway, passthrough: the mock's base URL (with /v1). */
   upstreamUrl?: string
   store?: 'memory' | 'redis'
   redisUrl?: string
@@ -29,6 +33,26 @@ if (config.role === 'mock') {
   const upstream = await mock.value({ port: 0 })
   url = upstream.url
   close = () => upstream.close()
+} else if (config.role === 'passthrough') {
+  const upstream = new URL(config.upstreamUrl!)
+  const base = upstream.pathname.replace(/\/$/, '')
+  const pool = new Pool(upstream.origin, { connections: 16, keepAliveTimeout: 30_000 })
+  const app = Fastify({ logger: false })
+  app.post('/v1/chat/completions', async (request, reply) => {
+    const res = await pool.request({
+      method: 'POST',
+      path: `${base}/chat/completions`,
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(request.body),
+    })
+    const text = await res.body.text()
+    return reply.code(res.statusCode).header('content-type', 'application/json').send(text)
+  })
+  url = await app.listen({ host: '127.0.0.1', port: 0 })
+  close = async () => {
+    await app.close()
+    await pool.close()
+  }
 } else {
   const start = await loadStartGateway()
   if (!start.ok) throw new Error(start.reason)

@@ -11,6 +11,7 @@ const WORKER = new URL('../workers/fastify-server.ts', import.meta.url)
 const NAMES: Record<FastifyVariant, string> = {
   bare: 'bare Fastify',
   'sluice-memory': 'sluice plugin, MemoryStore',
+  'sluice-memory-ietf': 'sluice plugin, MemoryStore, IETF headers only',
   'sluice-redis': 'sluice plugin, RedisStore',
   'peer-memory': '@fastify/rate-limit, memory',
   'peer-redis': '@fastify/rate-limit, Redis',
@@ -30,7 +31,7 @@ async function run(ctx: BenchContext): Promise<Section> {
   const redis = await ctx.redis()
   const plugin = await loadFastifyPlugin()
   const variants: FastifyVariant[] = ['bare', 'peer-memory', 'peer-redis']
-  if (plugin.ok) variants.splice(1, 0, 'sluice-memory', 'sluice-redis')
+  if (plugin.ok) variants.splice(1, 0, 'sluice-memory', 'sluice-memory-ietf', 'sluice-redis')
   const acc = new Map<FastifyVariant, Acc>(variants.map((v) => [v, { rates: [], p50: [], p99: [], bad: 0 }]))
 
   for (let round = 0; round < options.rounds; round++) {
@@ -77,9 +78,13 @@ async function run(ctx: BenchContext): Promise<Section> {
   for (const store of ['memory', 'redis'] as const) {
     const peer = measure(`peer-${store}`)
     const sluice = plugin.ok ? measure(`sluice-${store}`) : undefined
-    const bad = [sluice, peer].filter((m) => m && (m.extra?.nonOkResponses ?? 0) > 0)
+    const lean = plugin.ok && store === 'memory' ? measure('sluice-memory-ietf') : undefined
+    const bad = [sluice, peer, lean].filter((m) => m && (m.extra?.nonOkResponses ?? 0) > 0)
     const parts = [
       `of bare: sluice ${sluice ? pct(sluice) : 'n/a'}, peer ${pct(peer)} (bare ${formatRate(bare.opsPerSec)} req/s, p50/p99 ${bare.p50Ms}/${bare.p99Ms} ms)`,
+      ...(lean
+        ? [`sluice with the IETF headers only: ${formatRate(lean.opsPerSec)} req/s, ${pct(lean)} of bare`]
+        : []),
       ...bad.map((m) => `${m!.name}: ${m!.extra!.nonOkResponses} non-2xx/errors`),
     ]
     const row = throughputRow(

@@ -3,6 +3,7 @@ import { loadMockUpstream, loadStartGateway } from '../adapters.js'
 import { Worker } from '../harness/child.js'
 import { type Contender, contest } from '../harness/contest.js'
 import type { Operation } from '../harness/drive.js'
+import { formatRate } from '../harness/progress.js'
 import { allowedNote, throughputRow } from '../harness/rows.js'
 import type { BenchContext, Section, Workload } from '../harness/types.js'
 
@@ -83,7 +84,24 @@ async function run(ctx: BenchContext, id: GatewayRow): Promise<Section> {
     },
   })
 
-  const contenders = gateway.ok ? [through('memory'), through('redis'), direct] : [direct]
+  const hop: Contender = {
+    name: 'bare pass-through proxy',
+    async setup() {
+      const upstream = await Worker.start(WORKER, { role: 'mock' })
+      const proxy = await Worker.start(WORKER, { role: 'passthrough', upstreamUrl: upstream.info.url })
+      const { pool, path } = poolFor(proxy.info.url as string, '/v1', inFlight)
+      return {
+        op: chatOp(pool, path),
+        teardown: async () => {
+          await pool.close()
+          await proxy.stop()
+          await upstream.stop()
+        },
+      }
+    },
+  }
+
+  const contenders = gateway.ok ? [through('memory'), through('redis'), hop, direct] : [direct]
   const measures = await contest(ctx, {
     id,
     contenders,
@@ -96,7 +114,10 @@ async function run(ctx: BenchContext, id: GatewayRow): Promise<Section> {
     ? [0, 1].map((i) => {
         const m = measures[i]!
         const odd = allowedNote([m, baseline], 'all')
-        const added = `adds ${(m.p50Ms - baseline.p50Ms).toFixed(3)} ms at p50, ${(m.p99Ms - baseline.p99Ms).toFixed(3)} ms at p99`
+        const bareHop = measures[2]!
+        const added =
+          `adds ${(m.p50Ms - baseline.p50Ms).toFixed(3)} ms at p50, ${(m.p99Ms - baseline.p99Ms).toFixed(3)} ms at p99; ` +
+          `a bare pass-through proxy (Fastify + undici, no limits) adds ${(bareHop.p50Ms - baseline.p50Ms).toFixed(3)} / ${(bareHop.p99Ms - baseline.p99Ms).toFixed(3)} ms (${formatRate(bareHop.opsPerSec)} req/s)`
         return throughputRow(
           `gateway-${i === 0 ? 'memory' : 'redis'}`,
           `${m.name} → mock, ${inFlight} in flight`,
