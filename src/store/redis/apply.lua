@@ -25,7 +25,7 @@
 --   then per limit: flags (1 allowed, +2 alerted), remaining, resetMs, retryAfterMs (inf for
 --   never). Times are whole milliseconds, rounded up.
 -- Stored states: one string under the state key for every token bucket and window, so that a
---   decision costs one GET and one SET whatever the number of such limits: little-endian doubles
+--   decision costs one read (in the batch's MGET) and one SET whatever the number of such limits: little-endian doubles
 --   packed with `struct` (no decimal text to format or parse), per such limit in order: a token
 --   bucket's TAT in ms; a fixed window's start and count; a sliding window's start, current and
 --   previous counts. Zeros stand for a full limit. The state key's name carries a signature of the
