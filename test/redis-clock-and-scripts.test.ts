@@ -135,3 +135,76 @@ describe('RedisStore refuses state it did not write', () => {
     client.disconnect()
   })
 })
+
+describe('RedisStore with a large batch', () => {
+  let server: RedisServer
+  beforeAll(async () => {
+    server = await startRedis()
+  })
+  afterAll(async () => {
+    await server.stop()
+  })
+
+  it('3,000 ops in one script call (keys read and results packed in chunks) decide exactly', async () => {
+    const client = new Redis(server.url)
+    const admin = new Redis(server.url)
+    const limiter = new Limiter({
+      store: new RedisStore({ client, maxBatch: 5_000 }),
+      policy: 'big',
+      limits: {
+        window: fixedWindow({ limit: 3, windowMs: 3_600_000 }),
+        tokens: tokenBucket({ capacity: 1e9, refillPerSecond: 1, unit: 'tokens' }),
+      },
+      block: { after: 100 },
+      alertAt: 0.5,
+    })
+    await client.ping()
+    // 1,000 subjects charged once, then 3 more calls each, all issued in one turn: every subject's
+    // first call of the big batch reads the state its first call left (through the batch's MGET).
+    const first = await Promise.all(
+      Array.from({ length: 1_000 }, (_, i) => limiter.consume(`s${i}`, { tokens: 7 })),
+    )
+    expect(first.every((d) => d.allowed)).toBe(true)
+    await admin.config('RESETSTAT')
+    const calls = Array.from({ length: 3_000 }, (_, i) => limiter.consume(`s${i % 1_000}`, { tokens: 7 }))
+    const ds = await Promise.all(calls)
+    expect(ds.filter((d) => d.allowed).length).toBe(2_000)
+    for (let i = 0; i < 1_000; i++) {
+      const mine = ds.filter((_, j) => j % 1_000 === i)
+      expect(mine.map((d) => d.allowed)).toEqual([true, true, false])
+      expect(mine[1]!.limits[1]!.remaining).toBe(1e9 - 21)
+      expect(mine.flatMap((d) => d.alerts.map((a) => a.name))).toEqual(['window'])
+    }
+    const stats = await admin.info('commandstats')
+    expect(
+      Number(/cmdstat_evalsha:calls=(\d+)/.exec(stats)?.[1] ?? /cmdstat_eval:calls=(\d+)/.exec(stats)?.[1]),
+    ).toBe(1)
+    client.disconnect()
+    admin.disconnect()
+  })
+})
+
+describe('RedisStore given a reply it cannot read', () => {
+  let server: RedisServer
+  beforeAll(async () => {
+    server = await startRedis()
+  })
+  afterAll(async () => {
+    await server.stop()
+  })
+
+  it('fails every op of that batch instead of leaving them waiting', async () => {
+    const client = new Redis(server.url)
+    const limiter = new Limiter({
+      store: new RedisStore({ client }),
+      policy: 'garbled',
+      limits: { bucket: tokenBucket({ capacity: 5, refillPerSecond: 1 }) },
+    })
+    // A truncated reply, as a proxy or a foreign script of the same name could send.
+    ;(client as unknown as { sluiceApplyBuffer: () => Promise<unknown[]> }).sluiceApplyBuffer = () =>
+      Promise.resolve([Buffer.alloc(12)])
+    const outcomes = await Promise.allSettled([limiter.consume('a'), limiter.consume('b')])
+    expect(outcomes.map((o) => o.status)).toEqual(['rejected', 'rejected'])
+    client.disconnect()
+  })
+})

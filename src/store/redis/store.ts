@@ -277,7 +277,14 @@ export class RedisStore implements Store {
     const apply = (this.client as unknown as { sluiceApplyBuffer: ApplyCommand }).sluiceApplyBuffer
     apply.call(this.client, keys.length, ...keys, ...args).then(
       (reply) => {
-        const results = decodeBatch(reply, ops)
+        let results: (StoreResult | Error)[]
+        try {
+          results = decodeBatch(reply, ops)
+        } catch (error) {
+          // A reply this store cannot read fails its ops; none may be left waiting.
+          for (const p of batch) p.reject(error)
+          return
+        }
         for (let i = 0; i < batch.length; i++) {
           const r = results[i]!
           if (r instanceof Error) batch[i]!.reject(r)
