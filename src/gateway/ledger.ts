@@ -44,15 +44,25 @@ export interface LedgerOptions {
 }
 
 /**
- * Append-only JSONL ledger. Appends are batched per event-loop turn into one write; the file rotates
- * by size. One process per file: instances sharing a disk should each have their own path.
+ * How long appends wait to share one write. One write per call cost the gateway ~20 % of its CPU
+ * per call under load; a 20 ms window makes it one write per few dozen calls. A crash loses at
+ * most this window (a clean close flushes everything).
+ */
+export const LEDGER_BATCH_MS = 20
+/** A batch this large is written at once rather than at the end of its window. */
+const LEDGER_BATCH_BYTES = 256 * 1024
+
+/**
+ * Append-only JSONL ledger. Appends are batched for up to LEDGER_BATCH_MS into one write; the file
+ * rotates by size. One process per file: instances sharing a disk should each have their own path.
  */
 export class Ledger {
   private handle: FileHandle | undefined
   private size = 0
   private pending: string[] = []
+  private pendingBytes = 0
+  private timer: NodeJS.Timeout | undefined
   private chain: Promise<void> = Promise.resolve()
-  private scheduled = false
   private failed = false
   private closed = false
 
@@ -60,20 +70,24 @@ export class Ledger {
 
   append(record: LedgerRecord): void {
     if (this.closed) return
-    this.pending.push(`${JSON.stringify(record)}\n`)
-    if (!this.scheduled) {
-      this.scheduled = true
-      setImmediate(() => {
-        this.scheduled = false
-        this.chain = this.chain.then(() => this.writeBatch())
-      })
-    }
+    const line = `${JSON.stringify(record)}\n`
+    this.pending.push(line)
+    this.pendingBytes += line.length
+    if (this.pendingBytes >= LEDGER_BATCH_BYTES) this.startWrite()
+    else this.timer ??= setTimeout(() => this.startWrite(), LEDGER_BATCH_MS)
   }
 
   /** Resolves when everything appended so far is on disk (in the OS). */
   async flush(): Promise<void> {
-    this.chain = this.chain.then(() => this.writeBatch())
+    this.startWrite()
     await this.chain
+  }
+
+  /** Queues a write of what is pending (after the writes before it). */
+  private startWrite(): void {
+    clearTimeout(this.timer)
+    this.timer = undefined
+    this.chain = this.chain.then(() => this.writeBatch())
   }
 
   async close(): Promise<void> {
@@ -87,6 +101,7 @@ export class Ledger {
     if (this.pending.length === 0) return
     const text = this.pending.join('')
     this.pending = []
+    this.pendingBytes = 0
     const bytes = Buffer.byteLength(text)
     try {
       if (!this.handle) await this.openFile()

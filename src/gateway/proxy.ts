@@ -31,9 +31,9 @@ function isEventStream(contentType: string | string[] | undefined): boolean {
 }
 
 /**
- * Forwards one call upstream and the answer back, chunk by chunk (streams are never buffered),
- * and settles its charge exactly once — before the response ends, so a client that saw the end
- * of one call sees its real cost in the next call's headers.
+ * Forwards one call upstream and the answer back — a stream chunk by chunk (never buffered), a
+ * JSON answer whole — and settles its charge exactly once, before the response ends, so a client
+ * that saw the end of one call sees its real cost in the next call's headers.
  */
 export async function proxyCall(call: ProxyCall): Promise<void> {
   const { reply, charge, upstream } = call
@@ -78,8 +78,13 @@ export async function proxyCall(call: ProxyCall): Promise<void> {
   const status = response.statusCode
   const streaming = status < 400 && isEventStream(response.headers['content-type'])
   reply.hijack()
-  raw.writeHead(status, { ...clientHeadersFrom(response.headers), ...call.headers })
-  if (streaming) raw.flushHeaders()
+  const headers = { ...clientHeadersFrom(response.headers), ...call.headers }
+  // A stream goes out as it comes; a JSON answer is read whole anyway (for its usage), so it goes
+  // out in one write with its length once settled, instead of as chunks plus a terminator.
+  if (streaming) {
+    raw.writeHead(status, headers)
+    raw.flushHeaders()
+  }
 
   const write = async (data: string | Buffer): Promise<void> => {
     if (clientGone || data.length === 0) return
@@ -102,7 +107,6 @@ export async function proxyCall(call: ProxyCall): Promise<void> {
         await write(out)
       } else {
         collected.push(chunk as Buffer)
-        await write(chunk as Buffer)
       }
     }
     if (tracker && splitter) {
@@ -117,6 +121,7 @@ export async function proxyCall(call: ProxyCall): Promise<void> {
     broken = error
   }
 
+  const body = streaming ? undefined : Buffer.concat(collected)
   let end: CallEnd
   if (clientGone) {
     end = { kind: 'aborted', status, usage: tracker?.usage, text: tracker?.text ?? '' }
@@ -134,7 +139,7 @@ export async function proxyCall(call: ProxyCall): Promise<void> {
   } else {
     let json: unknown
     try {
-      json = JSON.parse(Buffer.concat(collected).toString('utf8'))
+      json = JSON.parse(body!.toString('utf8'))
     } catch {
       json = undefined
     }
@@ -147,6 +152,12 @@ export async function proxyCall(call: ProxyCall): Promise<void> {
   } finally {
     raw.off('close', onClose)
     if (end.kind === 'failed' && end.outcome === 'cut') raw.destroy()
-    else if (!clientGone) raw.end()
+    else if (!clientGone) {
+      if (body === undefined) raw.end()
+      else {
+        raw.writeHead(status, { ...headers, 'content-length': String(body.length) })
+        raw.end(body)
+      }
+    }
   }
 }

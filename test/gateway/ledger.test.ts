@@ -54,6 +54,22 @@ describe('usage ledger', () => {
     expect(kept).toEqual(Array.from({ length: kept.length }, (_, i) => record(60 - kept.length + i)))
   })
 
+  it('writes appends on its own without a flush, in order, whether a batch ends by its window or its size', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-ledger-'))
+    const path = join(dir, 'usage.jsonl')
+    const ledger = new Ledger({ path, maxSize: 100_000_000, keep: 1 })
+    for (let i = 0; i < 50; i++) ledger.append(record(i))
+    // Nothing is written synchronously: the batch waits for its window.
+    expect(existsSync(path) ? readFileSync(path, 'utf8') : '').toBe('')
+    await expect.poll(async () => (await all(path)).length, { timeout: 5_000 }).toBe(50)
+    // ~2,000 records (> 256 KB) in one go are written as they pass the size cap.
+    const big = Array.from({ length: 2_000 }, (_, i) => record(100 + i, { model: 'x'.repeat(80) }))
+    for (const r of big) ledger.append(r)
+    await expect.poll(async () => (await all(path)).length, { timeout: 5_000 }).toBe(2_050)
+    expect(await all(path)).toEqual([...Array.from({ length: 50 }, (_, i) => record(i)), ...big])
+    await ledger.close()
+  })
+
   it('filters by time, skips lines that are not records, and sums per group', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sluice-ledger-'))
     const path = join(dir, 'usage.jsonl')
