@@ -2,7 +2,7 @@ import { once } from 'node:events'
 import type { FastifyBaseLogger, FastifyReply } from 'fastify'
 import type { CallEnd, Charge } from './accounting.js'
 import { SseSplitter } from './sse.js'
-import { clientHeadersFrom, type Upstream } from './upstream.js'
+import { CallAbort, clientHeadersFrom, type Upstream } from './upstream.js'
 import { type RouteKind, readUsage, StreamTracker, textOfResponse } from './usage.js'
 
 export interface ProxyCall {
@@ -38,7 +38,7 @@ function isEventStream(contentType: string | string[] | undefined): boolean {
 export async function proxyCall(call: ProxyCall): Promise<void> {
   const { reply, charge, upstream } = call
   const raw = reply.raw
-  const controller = new AbortController()
+  const controller = new CallAbort()
   let clientGone = false
   const onClose = () => {
     if (!raw.writableFinished) {
@@ -57,7 +57,7 @@ export async function proxyCall(call: ProxyCall): Promise<void> {
       path: call.path,
       body: call.body,
       stream: call.stream,
-      signal: controller.signal,
+      signal: controller,
       clientHeaders: call.clientHeaders,
     })
   } catch (error) {

@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events'
 import { type Dispatcher, Pool } from 'undici'
 import type { EncodingName, UpstreamConfig } from './config/schema.js'
 import { type MockUpstream, startMockUpstream } from './mock/server.js'
@@ -61,13 +62,27 @@ function describeFailure(name: string, error: unknown): UpstreamError {
   )
 }
 
+/**
+ * Cancels one upstream call when its client leaves. An EventEmitter, which undici accepts as a
+ * signal, costs a fraction of an AbortController (one is made per call).
+ */
+export class CallAbort extends EventEmitter {
+  aborted = false
+
+  abort(): void {
+    if (this.aborted) return
+    this.aborted = true
+    this.emit('abort')
+  }
+}
+
 export interface ForwardRequest {
   method: 'GET' | 'POST'
   /** Path after the base URL, e.g. "/chat/completions". */
   path: string
   body?: string
   stream: boolean
-  signal: AbortSignal
+  signal: CallAbort
   /** Client headers to pass on (only x-mock-* reach the mock; nothing else is forwarded). */
   clientHeaders: Record<string, string | string[] | undefined>
 }

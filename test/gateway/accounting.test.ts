@@ -228,3 +228,38 @@ describe.each(STORE_KINDS)('token accounting (%s store)', (kind) => {
     for (const x of refunded) expect(x).toMatchObject({ tokens: 0, usd: 0 })
   })
 })
+
+describe('a client that leaves mid-stream', () => {
+  it('cancels the upstream call, and is charged what the upstream generated until then', async () => {
+    const { key, entry } = newKey('meter', 'leaver')
+    // 20 tokens a second for 400 tokens: the answer would take 20 s in full.
+    const gw = await startTestGateway('memory', {
+      tiers: { meter: meterTier },
+      auth: { keys: [entry] },
+      upstreams: { mock: { type: 'mock', tokensPerSecond: 20, completionTokens: { min: 400, max: 400 } } },
+    })
+    try {
+      const controller = new AbortController()
+      const res = await request(`${gw.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+        body: JSON.stringify({
+          model: 'gpt-4o-mini',
+          stream: true,
+          messages: [{ role: 'user', content: 'hi' }],
+        }),
+        signal: controller.signal,
+      })
+      await readThenAbort(res, 2, controller)
+      await gw.settled()
+      await expect.poll(() => gw.mock!.records[0]?.outcome, { timeout: 5_000 }).toBe('aborted')
+      const generated = gw.mock!.records[0]!.completionTokens
+      expect(generated).toBeGreaterThanOrEqual(2)
+      expect(generated).toBeLessThan(400)
+      const [record] = await gw.ledgerRecords()
+      expect(record).toMatchObject({ outcome: 'aborted', completionTokens: generated })
+    } finally {
+      await gw.close()
+    }
+  })
+})
