@@ -10,6 +10,7 @@ import { GatewayError, invalidRequest } from './errors.js'
 import type { InFlightCalls } from './in-flight.js'
 import type { ModelTable } from './models.js'
 import { proxyCall } from './proxy.js'
+import { requestLogger } from './request-logger.js'
 import { estimateRequest, ROUTES, type ValidRequest, validateRequest } from './requests.js'
 import type { GatewayStore } from './store.js'
 import { encoderFor } from './tokens.js'
@@ -111,6 +112,7 @@ export function buildServer(deps: ServerDeps) {
   const app = Fastify({
     loggerInstance: deps.logger,
     logController: new LogController({ disableRequestLogging: true }),
+    childLoggerFactory: requestLogger,
     bodyLimit: config.bodyLimit,
     // Shutdown drains: idle keep-alive connections close at once, busy ones when their call ends.
     forceCloseConnections: 'idle',
