@@ -25,7 +25,8 @@ export function clientHeadersFrom(
   upstream: Record<string, string | string[] | undefined>,
 ): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {}
-  for (const [name, value] of Object.entries(upstream)) {
+  for (const name in upstream) {
+    const value = upstream[name]
     if (value === undefined) continue
     const lower = name.toLowerCase()
     if (DROPPED_RESPONSE_HEADERS.has(lower) || lower.startsWith('x-ratelimit-')) continue
