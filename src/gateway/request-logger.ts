@@ -14,7 +14,7 @@ class RequestLogger {
 
   constructor(
     private readonly parent: Logger,
-    private readonly bindings: Bindings,
+    private readonly childBindings: Bindings,
   ) {}
 
   get level(): LevelWithSilentOrString {
@@ -31,8 +31,16 @@ class RequestLogger {
 
   silent(): void {}
 
+  isLevelEnabled(level: string): boolean {
+    return (this.made as Logger | undefined)?.isLevelEnabled(level) ?? this.parent.isLevelEnabled(level)
+  }
+
+  bindings(): Bindings {
+    return (this.real() as Logger).bindings()
+  }
+
   private real(): FastifyBaseLogger {
-    this.made ??= this.parent.child(this.bindings)
+    this.made ??= this.parent.child(this.childBindings)
     return this.made
   }
 

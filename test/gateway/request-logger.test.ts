@@ -29,9 +29,12 @@ describe('the gateway request logger', () => {
     const log = requestLogger(logger, { reqId: 'req-1' }, {})
     log.info('not at this level')
     log.debug({ some: 'thing' }, 'nor this')
+    expect((log as unknown as Logger).isLevelEnabled('info')).toBe(false)
+    expect((log as unknown as Logger).isLevelEnabled('error')).toBe(true)
     expect(children()).toBe(0)
     expect(lines).toEqual([])
     expect(log.level).toBe('warn')
+    expect((log as unknown as Logger).bindings()).toMatchObject({ reqId: 'req-1' })
   })
 
   it('logs with the request id and the same redaction once something is logged', () => {
