@@ -7,15 +7,16 @@ import { limitsFor } from './fixtures/worker-protocol.js'
 import { type RedisServer, startRedis } from './helpers/redis-server.js'
 import { runWorkers } from './helpers/workers.js'
 
-describe('RedisStore uses only the Redis clock', () => {
-  let server: RedisServer
-  beforeAll(async () => {
-    server = await startRedis()
-  })
-  afterAll(async () => {
-    await server.stop()
-  })
+// One redis-server for the whole file (one test restarts it; every test makes its own clients and keys).
+let server: RedisServer
+beforeAll(async () => {
+  server = await startRedis()
+})
+afterAll(async () => {
+  await server.stop()
+})
 
+describe('RedisStore uses only the Redis clock', () => {
   it('two processes whose clocks differ by 10 s get the same decisions', async () => {
     const job = {
       redisUrl: server.url,
@@ -55,14 +56,6 @@ describe('RedisStore uses only the Redis clock', () => {
 })
 
 describe('RedisStore survives losing its script cache', () => {
-  let server: RedisServer
-  beforeAll(async () => {
-    server = await startRedis()
-  })
-  afterAll(async () => {
-    await server.stop()
-  })
-
   it('SCRIPT FLUSH in the middle of a run: no errors, no double counting', async () => {
     const client = new Redis(server.url)
     const admin = new Redis(server.url)
@@ -110,14 +103,6 @@ describe('RedisStore survives losing its script cache', () => {
 })
 
 describe('RedisStore refuses state it did not write', () => {
-  let server: RedisServer
-  beforeAll(async () => {
-    server = await startRedis()
-  })
-  afterAll(async () => {
-    await server.stop()
-  })
-
   it('a state key holding a value of the wrong size fails that op (and only it) instead of reading as full', async () => {
     const client = new Redis(server.url)
     const limiter = new Limiter({
@@ -137,14 +122,6 @@ describe('RedisStore refuses state it did not write', () => {
 })
 
 describe('RedisStore with a large batch', () => {
-  let server: RedisServer
-  beforeAll(async () => {
-    server = await startRedis()
-  })
-  afterAll(async () => {
-    await server.stop()
-  })
-
   it('3,000 ops in one script call (keys read and results packed in chunks) decide exactly', async () => {
     const client = new Redis(server.url)
     const admin = new Redis(server.url)
@@ -185,14 +162,6 @@ describe('RedisStore with a large batch', () => {
 })
 
 describe('RedisStore given a reply it cannot read', () => {
-  let server: RedisServer
-  beforeAll(async () => {
-    server = await startRedis()
-  })
-  afterAll(async () => {
-    await server.stop()
-  })
-
   it('fails every op of that batch instead of leaving them waiting', async () => {
     const client = new Redis(server.url)
     const limiter = new Limiter({

@@ -61,45 +61,31 @@ async function run(ctx: BenchContext, id: GatewayRow): Promise<Section> {
       }
     },
   }
-  const through = (store: 'memory' | 'redis'): Contender => ({
-    name: `gateway, ${store === 'memory' ? 'MemoryStore' : 'RedisStore'}`,
+  /** A server process (`role` of the worker) in front of its own mock upstream process. */
+  const inFrontOfMock = (name: string, config: Record<string, unknown>): Contender => ({
+    name,
     async setup() {
       const upstream = await Worker.start(WORKER, { role: 'mock' })
-      const gw = await Worker.start(WORKER, {
-        role: 'gateway',
-        upstreamUrl: upstream.info.url,
-        store,
-        redisUrl: redis.url,
-        apiKey: API_KEY,
-      })
-      const { pool, path } = poolFor(gw.info.url as string, '/v1', inFlight)
+      const front = await Worker.start(WORKER, { ...config, upstreamUrl: upstream.info.url })
+      const { pool, path } = poolFor(front.info.url as string, '/v1', inFlight)
       return {
         op: chatOp(pool, path),
         teardown: async () => {
           await pool.close()
-          await gw.stop()
+          await front.stop()
           await upstream.stop()
         },
       }
     },
   })
-
-  const hop: Contender = {
-    name: 'bare pass-through proxy',
-    async setup() {
-      const upstream = await Worker.start(WORKER, { role: 'mock' })
-      const proxy = await Worker.start(WORKER, { role: 'passthrough', upstreamUrl: upstream.info.url })
-      const { pool, path } = poolFor(proxy.info.url as string, '/v1', inFlight)
-      return {
-        op: chatOp(pool, path),
-        teardown: async () => {
-          await pool.close()
-          await proxy.stop()
-          await upstream.stop()
-        },
-      }
-    },
-  }
+  const through = (store: 'memory' | 'redis'): Contender =>
+    inFrontOfMock(`gateway, ${store === 'memory' ? 'MemoryStore' : 'RedisStore'}`, {
+      role: 'gateway',
+      store,
+      redisUrl: redis.url,
+      apiKey: API_KEY,
+    })
+  const hop = inFrontOfMock('bare pass-through proxy', { role: 'passthrough' })
 
   const contenders = gateway.ok ? [through('memory'), through('redis'), hop, direct] : [direct]
   const measures = await contest(ctx, {

@@ -1,5 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify'
-import type { Bindings, ChildLoggerOptions, LevelWithSilentOrString, LogFn, Logger } from 'pino'
+import type { Bindings, ChildLoggerOptions, LevelWithSilentOrString, Logger } from 'pino'
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const
 type Level = (typeof LEVELS)[number]
@@ -70,5 +70,5 @@ export function requestLogger(
   options: ChildLoggerOptions,
 ): FastifyBaseLogger {
   if (options.level !== undefined) return logger.child(bindings, options)
-  return new RequestLogger(logger as Logger, bindings) as unknown as FastifyBaseLogger & Record<Level, LogFn>
+  return new RequestLogger(logger as Logger, bindings) as unknown as FastifyBaseLogger
 }

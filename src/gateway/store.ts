@@ -73,16 +73,21 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 /** A pause that does not keep the process alive (for retries in the background). */
 const idle = (ms: number) => new Promise((r) => setTimeout(r, ms).unref())
 
+/** What a store without the Redis machinery (outage policy, per-tier views, cache) has of it. */
+const NO_REDIS_PARTS = {
+  tierStores: undefined,
+  authStore: undefined,
+  redis: undefined,
+  guard: undefined,
+  cache: undefined,
+  policy: undefined,
+} as const
+
 /** A store the caller made: used as it is, and left open. */
 export function givenStore(store: Store): GatewayStore {
   return {
     store,
-    tierStores: undefined,
-    authStore: undefined,
-    redis: undefined,
-    guard: undefined,
-    cache: undefined,
-    policy: undefined,
+    ...NO_REDIS_PARTS,
     connect: async (waitMs) => {
       const deadline = Date.now() + waitMs
       for (;;) {
@@ -123,12 +128,7 @@ export function openStore(config: GatewayConfig, logger: Logger): GatewayStore {
     const memory = new MemoryStore(maxKeys === undefined ? {} : { maxKeys })
     return {
       store: memory,
-      tierStores: undefined,
-      authStore: undefined,
-      redis: undefined,
-      guard: undefined,
-      cache: undefined,
-      policy: undefined,
+      ...NO_REDIS_PARTS,
       connect: async () => true,
       readiness: async () => ({ ready: true, body: { status: 'ready', store: 'memory' } }),
       close: () => memory.close(),

@@ -48,8 +48,11 @@ interface EncodedPolicy {
   block: BlockParams | undefined
   /** The policy has a sliding log or concurrency limit: its ops carry their id. */
   ids: boolean
-  /** Op headers by mode, and by mode and alert threshold: built once per batch. */
-  headers: Map<string, string>
+  /**
+   * Op headers by mode, with the alert threshold they were built for (one Limiter always sends the
+   * same one): built once per batch, not once per op.
+   */
+  headers: Map<string, { threshold: number | undefined; header: string }>
 }
 
 /**
@@ -91,13 +94,14 @@ export function encodeBatch(ops: readonly StoreOp[]): EncodedBatch {
     const policy = policies[index]!
     const adjusting = op.mode === 'adjust'
     const mode = adjusting && op.release ? 'A' : MODE_CODES[op.mode]
-    const name = op.alert ? `${mode}${op.alert.threshold}` : mode
-    let header = policy.headers.get(name)
-    if (header === undefined) {
-      header = op.alert ? `${mode}${index + 1}:${op.alert.threshold}` : `${mode}${index + 1}`
-      policy.headers.set(name, header)
+    const threshold = op.alert?.threshold
+    let cached = policy.headers.get(mode)
+    if (cached === undefined || cached.threshold !== threshold) {
+      const header = threshold === undefined ? `${mode}${index + 1}` : `${mode}${index + 1}:${threshold}`
+      cached = { threshold, header }
+      policy.headers.set(mode, cached)
     }
-    opArgs.push(header)
+    opArgs.push(cached.header)
     if (policy.ids) opArgs.push(op.id)
     if (adjusting) opArgs.push(op.chargedAt ?? '')
     const n = op.limits.length
