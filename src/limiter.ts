@@ -273,6 +273,25 @@ export class Limiter {
     return this.decide('consume', subject, costs)
   }
 
+  /**
+   * consume() without a promise, for a store that decides in this process (MemoryStore): the
+   * same decision, returned at once. Throws SluiceInputError for any other store.
+   */
+  consumeSync(subject: string, costs?: Costs): Decision {
+    if (this.syncStore === undefined) {
+      throw new SluiceInputError(
+        `consumeSync needs a store that decides synchronously (MemoryStore); policy "${this.policy}" has another: use consume()`,
+      )
+    }
+    // A synchronous store makes runNow return the decision itself.
+    return this.runNow(
+      'consume',
+      subject,
+      this.costsFor(costs),
+      this.needsOpId ? nextOpId() : '-',
+    ) as Decision
+  }
+
   /** What consume would decide, charging nothing. */
   peek(subject: string, costs?: Costs): Promise<Decision> {
     return this.decide('peek', subject, costs)
@@ -282,10 +301,26 @@ export class Limiter {
    * Charges an estimate now and takes a concurrency lease; settle() with the actual costs later,
    * or cancel(). A denied reservation holds nothing and its settle/cancel do nothing.
    */
-  async reserve(subject: string, estimate?: Costs): Promise<Reservation> {
+  reserve(subject: string, estimate?: Costs): Promise<Reservation> {
+    try {
+      const reservation = this.reserveNow(subject, estimate)
+      return reservation instanceof Promise ? reservation : Promise.resolve(reservation)
+    } catch (error) {
+      return Promise.reject(error)
+    }
+  }
+
+  /**
+   * @internal reserve() that answers at once when the store decides synchronously (the HTTP
+   * layer's fast path: no promise per request with a MemoryStore). May throw.
+   */
+  reserveNow(subject: string, estimate?: Costs): Reservation | Promise<Reservation> {
     const id = nextOpId()
     const costs = this.costsFor(estimate)
-    const decision = await this.run('reserve', subject, costs, id)
+    const decision = this.runNow('reserve', subject, costs, id)
+    if (decision instanceof Promise) {
+      return decision.then((d) => new Reservation(this, subject, id, costs, d))
+    }
     return new Reservation(this, subject, id, costs, decision)
   }
 
@@ -340,7 +375,12 @@ export class Limiter {
       chargedAt,
       release,
     }
-    return this.execute(op, subject, deltas, false)
+    try {
+      const decision = this.execute(op, subject, deltas, false)
+      return decision instanceof Promise ? decision : Promise.resolve(decision)
+    } catch (error) {
+      return Promise.reject(error)
+    }
   }
 
   /** @internal Per-limit costs from a Costs object, validated. */
@@ -371,13 +411,15 @@ export class Limiter {
 
   private decide(mode: OpMode, subject: string, costs: Costs | undefined): Promise<Decision> {
     try {
-      return this.run(mode, subject, this.costsFor(costs), this.needsOpId ? nextOpId() : '-')
+      const decision = this.runNow(mode, subject, this.costsFor(costs), this.needsOpId ? nextOpId() : '-')
+      return decision instanceof Promise ? decision : Promise.resolve(decision)
     } catch (error) {
       return Promise.reject(error)
     }
   }
 
-  private run(mode: OpMode, subject: string, costs: number[], id: string): Promise<Decision> {
+  /** The decision, at once from a synchronous store, else as a promise. May throw. */
+  private runNow(mode: OpMode, subject: string, costs: number[], id: string): Decision | Promise<Decision> {
     const keys = this.keysFor(subject)
     const charging = mode === 'consume' || mode === 'reserve'
     const op: StoreOp = {
@@ -395,13 +437,14 @@ export class Limiter {
     return this.execute(op, subject, costs, charging)
   }
 
-  private execute(op: StoreOp, subject: string, costs: number[], charging: boolean): Promise<Decision> {
+  private execute(
+    op: StoreOp,
+    subject: string,
+    costs: number[],
+    charging: boolean,
+  ): Decision | Promise<Decision> {
     if (this.syncStore !== undefined) {
-      try {
-        return Promise.resolve(this.toDecision(subject, this.syncStore.executeSync(op), costs, charging))
-      } catch (error) {
-        return Promise.reject(error)
-      }
+      return this.toDecision(subject, this.syncStore.executeSync(op), costs, charging)
     }
     return this.store.execute(op).then((r) => this.toDecision(subject, r, costs, charging))
   }

@@ -1,6 +1,7 @@
 import { describe, SluiceInputError } from '../core/errors.js'
-import { Sluice } from './core.js'
-import type { SluiceOptions } from './options.js'
+import { type CheckResult, Sluice } from './core.js'
+import type { CostSpec, SluiceOptions } from './options.js'
+import type { RequestLike } from './request.js'
 
 /**
  * What every adapter accepts: options, or a Sluice made elsewhere (to share one core between
@@ -39,4 +40,29 @@ export function firstCheck(core: object, req: object): boolean {
   if (seen.has(req)) return false
   seen.add(req)
   return true
+}
+
+/**
+ * Checks a request and hands the result to `use`: at once when the core could decide at once
+ * (a MemoryStore and nothing asynchronous), else when it resolves. Errors go to `fail`. For
+ * callback-style frameworks (Express, Fastify hooks), where waiting for a promise would cost
+ * every request a microtask for nothing.
+ */
+export function checkThen<Req>(
+  core: Sluice<Req>,
+  req: RequestLike,
+  native: Req,
+  cost: CostSpec<Req> | undefined,
+  use: (result: CheckResult) => void,
+  fail: (error: Error) => void,
+): void {
+  let result: CheckResult | Promise<CheckResult>
+  try {
+    result = core.checkNow(req, native, cost)
+  } catch (error) {
+    fail(error as Error)
+    return
+  }
+  if (result instanceof Promise) result.then(use, fail)
+  else use(result)
 }

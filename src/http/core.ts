@@ -148,6 +148,8 @@ interface ResolvedTier {
 
 const NO_ALERTS: LimitStatus[] = []
 const USER_ID_MAX = 256
+/** The subject of requests whose address cannot be told. */
+const UNKNOWN_IP = 'ip:unknown'
 
 class RequestState implements RateLimitState {
   level: Level = 'ok'
@@ -354,40 +356,53 @@ export class Sluice<Req = RequestLike> {
    * @param cost this request's cost, instead of the `cost` option (e.g. per route).
    */
   check(req: RequestLike, native?: Req, cost?: CostSpec<Req>): Promise<CheckResult> {
-    // One promise chain and no async functions: this runs on every request.
-    const hookArg = (native ?? req) as Req
     try {
-      if (this.skip?.(hookArg)) {
-        const state = new RequestState(undefined)
-        state.skipped = true
-        return Promise.resolve({ proceed: true, status: 200, headers: {}, body: undefined, state })
-      }
-      const id = this.identifyRequest(req, hookArg)
-      if (id instanceof Promise) {
-        return id.then(
-          (i) => this.limit(i, hookArg, cost),
-          (error: unknown) => this.unavailable(error, undefined),
-        )
-      }
-      return this.limit(id, hookArg, cost)
+      const result = this.checkNow(req, native, cost)
+      return result instanceof Promise ? result : Promise.resolve(result)
     } catch (error) {
       return Promise.reject(error)
     }
   }
 
+  /**
+   * check() that answers at once, without a promise, when every step can: a MemoryStore, and no
+   * asynchronous `authenticate`, key registry or `cost`. Otherwise a promise. May throw (where
+   * check() would reject). The adapters use it so that the common case costs no microtask.
+   */
+  checkNow(req: RequestLike, native?: Req, cost?: CostSpec<Req>): CheckResult | Promise<CheckResult> {
+    const hookArg = (native ?? req) as Req
+    if (this.skip?.(hookArg)) {
+      const state = new RequestState(undefined)
+      state.skipped = true
+      return { proceed: true, status: 200, headers: {}, body: undefined, state }
+    }
+    const id = this.identifyRequest(req, hookArg)
+    if (id instanceof Promise) {
+      return id.then(
+        (i) => this.limit(i, hookArg, cost),
+        (error: unknown) => this.unavailable(error, undefined),
+      )
+    }
+    return this.limit(id, hookArg, cost)
+  }
+
   /** Charges an identified request and reads the outcome. */
-  private limit(id: Identification, hookArg: Req, cost: CostSpec<Req> | undefined): Promise<CheckResult> {
+  private limit(
+    id: Identification,
+    hookArg: Req,
+    cost: CostSpec<Req> | undefined,
+  ): CheckResult | Promise<CheckResult> {
     const identity = id.identity
     if (id.refusal !== undefined) {
       const state = new RequestState(identity)
       state.level = id.refusal.status === 403 ? 'deny' : 'throttle'
       const { status, headers, body } = id.refusal
-      return Promise.resolve({ proceed: false, status, headers, body, state })
+      return { proceed: false, status, headers, body, state }
     }
     if (id.allowListed) {
       const state = new RequestState(identity)
       state.allowListed = true
-      return Promise.resolve({ proceed: true, status: 200, headers: {}, body: undefined, state })
+      return { proceed: true, status: 200, headers: {}, body: undefined, state }
     }
     const known = identity!
     const entry = this.limiterEntry(known)
@@ -397,14 +412,22 @@ export class Sluice<Req = RequestLike> {
         : typeof cost === 'function'
           ? this.costsFor(cost, hookArg)
           : this.toCosts(cost, 'cost')
-    const reserved =
-      costs instanceof Promise
-        ? costs.then((c) => entry.limiter.reserve(known.subject, c))
-        : entry.limiter.reserve(known.subject, costs)
-    return reserved.then(
-      (reservation) => this.outcome(known, reservation, entry.hasConcurrency),
-      (error: unknown) => this.unavailable(error, known),
-    )
+    let reserved: Reservation | Promise<Reservation>
+    try {
+      reserved =
+        costs instanceof Promise
+          ? costs.then((c) => entry.limiter.reserve(known.subject, c))
+          : entry.limiter.reserveNow(known.subject, costs)
+    } catch (error) {
+      return this.unavailable(error, known)
+    }
+    if (reserved instanceof Promise) {
+      return reserved.then(
+        (reservation) => this.outcome(known, reservation, entry.hasConcurrency),
+        (error: unknown) => this.unavailable(error, known),
+      )
+    }
+    return this.outcome(known, reserved, entry.hasConcurrency)
   }
 
   private outcome(identity: Identity, reservation: Reservation, hasConcurrency: boolean): CheckResult {
@@ -744,7 +767,7 @@ export class Sluice<Req = RequestLike> {
     }
     let allowListed = false
     if (client !== undefined) {
-      if (this.deny.ips?.has(client.parsed)) return this.denyListed(`ip:${client.group}`, client)
+      if (this.deny.ips?.has(client.parsed)) return this.denyListed(client.subject, client)
       if (this.allow.ips?.has(client.parsed)) allowListed = true
     }
     if (this.keys !== undefined) {
@@ -777,7 +800,7 @@ export class Sluice<Req = RequestLike> {
     ipAllowListed: boolean,
   ): Promise<Identification> {
     const hash = hashApiKey(key)
-    const ipSubject = `ip:${client?.group ?? 'unknown'}`
+    const ipSubject = client?.subject ?? UNKNOWN_IP
     // A valid key is never held up by its address's failed-auth count: that would cost a store
     // call on every keyed request and lock out good clients behind the same NAT as a guesser.
     const record = await this.keys!.lookup(hash)
@@ -860,7 +883,7 @@ export class Sluice<Req = RequestLike> {
       const tier = this.resolved.get(this.anonymousTier)!
       const identity: Identity = {
         kind: 'ip',
-        subject: `ip:${client?.group ?? 'unknown'}`,
+        subject: client?.subject ?? UNKNOWN_IP,
         tier: tier.name,
         scope: tier.scope,
         ip: client?.ip,
@@ -951,7 +974,7 @@ function subjectFor(
   userId: string | undefined,
   keyId: string | undefined,
 ): string {
-  if (scope === 'ip') return `ip:${client?.group ?? 'unknown'}`
+  if (scope === 'ip') return client?.subject ?? UNKNOWN_IP
   if (scope === 'user' && userId !== undefined) return `user:${userId}`
   if (keyId !== undefined) return `key:${keyId}`
   return `user:${userId}`

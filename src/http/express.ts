@@ -9,7 +9,7 @@
  * Identity uses the socket address and sluice's own `trustProxy`, not Express's `trust proxy`.
  */
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
-import { coreFrom, firstCheck, type SluiceInput } from './adapter.js'
+import { checkThen, coreFrom, firstCheck, type SluiceInput } from './adapter.js'
 import { type RateLimitState, releaseState, type Sluice } from './core.js'
 import type { CostSpec } from './options.js'
 
@@ -32,18 +32,17 @@ function make(core: Sluice<Request>, cost: CostSpec<Request> | undefined): Expre
   const middleware = ((req: Request, res: Response, next: NextFunction) => {
     // Mounted twice (globally and on a route): the first check counts, the second passes.
     if (!firstCheck(core, req)) return next()
-    core
-      .check(
-        {
-          method: req.method,
-          url: req.originalUrl,
-          headers: req.headers,
-          remoteAddress: req.socket.remoteAddress,
-        },
-        req,
-        cost,
-      )
-      .then((result) => {
+    checkThen(
+      core,
+      {
+        method: req.method,
+        url: req.originalUrl,
+        headers: req.headers,
+        remoteAddress: req.socket.remoteAddress,
+      },
+      req,
+      cost,
+      (result) => {
         const state = result.state
         req.sluice = state
         res.locals.sluice = state
@@ -55,7 +54,9 @@ function make(core: Sluice<Request>, cost: CostSpec<Request> | undefined): Expre
         }
         if (state.holdsLease) res.once('close', () => void releaseState(state))
         next()
-      }, next)
+      },
+      next,
+    )
   }) as ExpressLimit
   middleware.withCost = (c: CostSpec<Request>) => make(core, core.routeCost(c, 'withCost(cost)'))
   Object.defineProperty(middleware, 'core', { value: core, enumerable: true })

@@ -12,7 +12,7 @@
  */
 import type { FastifyInstance, FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify'
 import { describe, SluiceInputError } from '../core/errors.js'
-import { coreFrom, type SluiceInput } from './adapter.js'
+import { checkThen, coreFrom, type SluiceInput } from './adapter.js'
 import { type RateLimitState, releaseState, type Sluice } from './core.js'
 import type { CostSpec } from './options.js'
 
@@ -41,18 +41,17 @@ type Hook = (request: FastifyRequest, reply: FastifyReply, next: (error?: Error)
 /** The onRequest hook of one route, its cost fixed when the route was declared. */
 function routeHook(core: Sluice<FastifyRequest>, cost: CostSpec<FastifyRequest> | undefined): Hook {
   return (request, reply, next) => {
-    core
-      .check(
-        {
-          method: request.method,
-          url: request.url,
-          headers: request.headers,
-          remoteAddress: request.raw.socket.remoteAddress,
-        },
-        request,
-        cost,
-      )
-      .then((result) => {
+    checkThen(
+      core,
+      {
+        method: request.method,
+        url: request.url,
+        headers: request.headers,
+        remoteAddress: request.raw.socket.remoteAddress,
+      },
+      request,
+      cost,
+      (result) => {
         const state = result.state
         request.sluice = state
         reply.headers(result.headers)
@@ -62,7 +61,9 @@ function routeHook(core: Sluice<FastifyRequest>, cost: CostSpec<FastifyRequest> 
         }
         if (state.holdsLease) reply.raw.once('close', () => void releaseState(state))
         next()
-      }, next)
+      },
+      next,
+    )
   }
 }
 

@@ -72,7 +72,7 @@ function make(
   const middleware: MiddlewareHandler = async (c, next) => {
     // Mounted twice (globally and on a route): the first check counts, the second passes.
     if (!firstCheck(core, c.req.raw)) return next()
-    const result = await core.check(
+    const result = await core.checkNow(
       { method: c.req.method, url: c.req.url, headers: c.req.raw.headers, remoteAddress: remoteAddress(c) },
       c,
       cost,

@@ -144,6 +144,8 @@ export interface ClientIp {
   ip: string
   /** The bucket the address counts in: the address, or its prefix such as "2001:db8:1:2::/64". */
   group: string
+  /** What per-IP limits count: `ip:<group>` (made once per address, not per request). */
+  subject: string
   /** The socket peer is a trusted proxy (so proxy-set headers such as a trusted user header count). */
   fromTrustedProxy: boolean
   parsed: Address
@@ -263,8 +265,8 @@ export class IpResolver {
     const ip = addr.toString()
     const bits = addr.kind() === 'ipv4' ? this.ipv4Subnet : this.ipv6Subnet
     const full = addr.kind() === 'ipv4' ? 32 : 128
-    if (bits === full) return { ip, group: ip, fromTrustedProxy, parsed: addr }
-    const network = ipaddr.fromByteArray(maskBytes(addr.toByteArray(), bits))
-    return { ip, group: `${network.toString()}/${bits}`, fromTrustedProxy, parsed: addr }
+    const group =
+      bits === full ? ip : `${ipaddr.fromByteArray(maskBytes(addr.toByteArray(), bits)).toString()}/${bits}`
+    return { ip, group, subject: `ip:${group}`, fromTrustedProxy, parsed: addr }
   }
 }

@@ -63,7 +63,7 @@ export function applyResult(result: CheckResult, res: ServerResponse): boolean {
 function make(core: Sluice<IncomingMessage>, cost: CostSpec<IncomingMessage> | undefined): NodeLimit {
   const limit = (async (req: IncomingMessage, res: ServerResponse) => {
     if (!firstCheck(core, req)) return req.sluice ?? null
-    const result = await core.check(toRequestLike(req), req, cost)
+    const result = await core.checkNow(toRequestLike(req), req, cost)
     req.sluice = result.state
     return applyResult(result, res) ? result.state : null
   }) as NodeLimit

@@ -1,0 +1,99 @@
+import { describe, expect, it } from 'vitest'
+import { Sluice } from '../src/http/index.js'
+import {
+  type Decision,
+  Limiter,
+  MemoryStore,
+  SluiceInputError,
+  type Store,
+  slidingWindow,
+  tokenBucket,
+} from '../src/index.js'
+
+/** A store that answers like a MemoryStore but only through promises (as RedisStore does). */
+function asyncOnly(store: MemoryStore): Store {
+  return {
+    execute: (op) => Promise.resolve(store.executeSync(op)),
+    ping: () => store.ping(),
+    close: () => store.close(),
+  }
+}
+
+const limits = {
+  burst: tokenBucket({ capacity: 3, refillPerSecond: 1 }),
+  hourly: slidingWindow({ limit: 5, windowMs: 3_600_000 }),
+}
+
+describe('consumeSync', () => {
+  it('decides exactly as consume does, call for call, without a promise', async () => {
+    let now = 1_700_000_000_000
+    const clock = () => now
+    const a = new Limiter({ store: new MemoryStore({ now: clock }), policy: 'p', limits, block: true })
+    const b = new Limiter({ store: new MemoryStore({ now: clock }), policy: 'p', limits, block: true })
+    const seen: Decision[] = []
+    for (let i = 0; i < 40; i++) {
+      const viaPromise = await a.consume('user-1', { requests: 1 })
+      const direct = b.consumeSync('user-1', { requests: 1 })
+      expect(direct).not.toBeInstanceOf(Promise)
+      expect(direct).toEqual(viaPromise)
+      seen.push(direct)
+      now += 250
+    }
+    // The sequence went through admissions, denials and a block, so the comparison covered them.
+    expect(seen.some((d) => d.allowed)).toBe(true)
+    expect(seen.some((d) => !d.allowed && !d.blocked)).toBe(true)
+    expect(seen.some((d) => d.blocked)).toBe(true)
+  })
+
+  it('refuses a store that cannot decide synchronously, and bad costs, by throwing', () => {
+    const remote = new Limiter({ store: asyncOnly(new MemoryStore()), policy: 'remote', limits })
+    expect(() => remote.consumeSync('u')).toThrow(SluiceInputError)
+    expect(() => remote.consumeSync('u')).toThrow(/consumeSync.*MemoryStore.*consume\(\)/)
+    const local = new Limiter({ store: new MemoryStore(), policy: 'local', limits })
+    expect(() => local.consumeSync('u', { tokens: -1 })).toThrow(/costs\.tokens/)
+    expect(() => local.consumeSync('')).toThrow(/subject/)
+  })
+})
+
+describe('Sluice.checkNow', () => {
+  const tiers = {
+    anonymous: {
+      scope: 'ip' as const,
+      limits: { burst: tokenBucket({ capacity: 2, refillPerSecond: 0.001 }) },
+    },
+    authenticated: {
+      scope: 'user' as const,
+      limits: { burst: tokenBucket({ capacity: 2, refillPerSecond: 0.001 }) },
+    },
+  }
+  const req = { method: 'GET', url: '/', headers: {}, remoteAddress: '203.0.113.9' }
+
+  it('answers at once with a MemoryStore, with what check() answers', async () => {
+    const clock = () => 1_700_000_000_000
+    const now = new Sluice({ logger: false, tiers, store: new MemoryStore({ now: clock }) })
+    const later = new Sluice({ logger: false, tiers, store: new MemoryStore({ now: clock }) })
+    for (let i = 0; i < 3; i++) {
+      const direct = now.checkNow(req)
+      expect(direct).not.toBeInstanceOf(Promise)
+      const viaPromise = await later.check(req)
+      const { state: s1, ...r1 } = direct as Awaited<ReturnType<typeof now.check>>
+      const { state: s2, ...r2 } = viaPromise
+      expect(r1).toEqual(r2)
+      expect(s1.level).toBe(s2.level)
+      expect(s1.identity?.subject).toBe('ip:203.0.113.9')
+    }
+    expect((now.checkNow(req) as { status: number }).status).toBe(429)
+  })
+
+  it('answers with a promise when a step is asynchronous (authenticate, the store)', async () => {
+    const auth = new Sluice({ logger: false, tiers, authenticate: async () => 'ann' })
+    const pending = auth.checkNow(req)
+    expect(pending).toBeInstanceOf(Promise)
+    expect((await pending).state.identity?.subject).toBe('user:ann')
+
+    const remote = new Sluice({ logger: false, tiers, store: asyncOnly(new MemoryStore()) })
+    const viaStore = remote.checkNow(req)
+    expect(viaStore).toBeInstanceOf(Promise)
+    expect((await viaStore).proceed).toBe(true)
+  })
+})
