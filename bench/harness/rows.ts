@@ -6,7 +6,7 @@ export function throughputRow(
   id: string,
   workload: string,
   measures: (Measure | undefined)[],
-  options: { unit?: string; note?: string; baseline?: Measure } = {},
+  options: { unit?: string; note?: string; baseline?: Measure; references?: Measure[] } = {},
 ): ThroughputRow {
   const [sluice, ...rest] = measures
   const peers = rest.filter((m): m is Measure => m !== undefined)
@@ -19,6 +19,7 @@ export function throughputRow(
   if (sluice && against) row.ratio = pairedRatio(sluice, against)
   if (options.note) row.note = options.note
   if (options.baseline) row.baseline = options.baseline
+  if (options.references?.length) row.references = options.references
   return row
 }
 

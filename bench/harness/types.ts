@@ -21,8 +21,13 @@ export interface ThroughputRow {
   peers: Measure[]
   /** Other sluice configurations measured in the same turns (reported in the note and the JSON). */
   others?: Measure[]
-  /** What the row is measured against besides peers, e.g. bare Fastify or the upstream called directly. */
+  /**
+   * What the row is measured against besides peers, e.g. bare Fastify, the upstream called directly
+   * or an op that does nothing (the harness's ceiling).
+   */
   baseline?: Measure
+  /** Further points of reference that limit nothing (in the note and the JSON, never in the ratio). */
+  references?: Measure[]
   /** sluice ÷ best peer (ops/s), when both ran; sluice ÷ baseline when there is no peer. */
   ratio?: number
   note?: string

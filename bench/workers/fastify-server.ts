@@ -2,6 +2,8 @@
  * A Fastify hello-world server in its own process, bare or with a rate limiter, for the HTTP rows.
  * Every limiter gets one limit far above what a run can spend (nothing is ever denied) and the
  * default identity (the client IP), so the rows measure the cost of deciding and adding headers.
+ * `bare-headers` decides nothing but sends sluice's headers as constants: the floor of any limiter
+ * that sends them.
  */
 import rateLimit from '@fastify/rate-limit'
 import Fastify from 'fastify'
@@ -13,6 +15,7 @@ import { newClient } from '../harness/redis.js'
 
 export type FastifyVariant =
   | 'bare'
+  | 'bare-headers'
   | 'sluice-memory'
   | 'sluice-memory-ietf'
   | 'sluice-redis'
@@ -28,8 +31,32 @@ const { variant, redisUrl } = workerConfig<Config>()
 const app = Fastify({ logger: false })
 let client: Redis | undefined
 let store: MemoryStore | RedisStore | undefined
+let info: Record<string, unknown> = {}
 
-if (variant !== 'bare') {
+// One anonymous (per-IP) tier with one limit that a run cannot exhaust.
+const TIERS = {
+  anonymous: { scope: 'ip', limits: { rps: tokenBucket({ capacity: 1e9, refillPerSecond: 1 }) } },
+} as const
+
+if (variant === 'bare-headers') {
+  // The headers sluice-memory sends on an allowed request, built by sluice itself so that they
+  // stay in sync; loaded here only, so that the other variants do not load the HTTP layer.
+  const { Sluice } = await import('../../src/http/core.js')
+  const headerStore = new MemoryStore()
+  const result = await new Sluice({ store: headerStore, logger: false, tiers: TIERS }).check({
+    method: 'GET',
+    url: '/',
+    headers: {},
+    remoteAddress: '127.0.0.1',
+  })
+  await headerStore.close()
+  const headers = result.headers
+  app.addHook('onRequest', (_request, reply, next) => {
+    reply.headers(headers)
+    next()
+  })
+  info = { headers }
+} else if (variant !== 'bare') {
   const redis = variant.endsWith('redis')
   if (redis) {
     if (!redisUrl) throw new Error(`${variant} needs a redisUrl`)
@@ -42,7 +69,6 @@ if (variant !== 'bare') {
     const plugin = await loadFastifyPlugin()
     if (!plugin.ok) throw new Error(plugin.reason)
     store = client ? new RedisStore({ client }) : new MemoryStore()
-    // One anonymous (per-IP) tier with one limit that a run cannot exhaust.
     await app.register(
       plugin.value as never,
       {
@@ -51,9 +77,7 @@ if (variant !== 'bare') {
         ...(variant === 'sluice-memory-ietf'
           ? { headers: { ietf: true, legacy: false, openai: false } }
           : {}),
-        tiers: {
-          anonymous: { scope: 'ip', limits: { rps: tokenBucket({ capacity: 1e9, refillPerSecond: 1 }) } },
-        },
+        tiers: TIERS,
       } as never,
     )
   }
@@ -70,4 +94,4 @@ serve(
     await client?.quit()
   },
 )
-send({ type: 'ready', info: { url: `${address}/` } })
+send({ type: 'ready', info: { ...info, url: `${address}/` } })

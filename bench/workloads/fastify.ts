@@ -10,6 +10,7 @@ import type { FastifyVariant } from '../workers/fastify-server.js'
 const WORKER = new URL('../workers/fastify-server.ts', import.meta.url)
 const NAMES: Record<FastifyVariant, string> = {
   bare: 'bare Fastify',
+  'bare-headers': "bare Fastify sending sluice's headers as constants",
   'sluice-memory': 'sluice plugin, MemoryStore',
   'sluice-memory-ietf': 'sluice plugin, MemoryStore, IETF headers only',
   'sluice-redis': 'sluice plugin, RedisStore',
@@ -31,7 +32,9 @@ async function run(ctx: BenchContext): Promise<Section> {
   const redis = await ctx.redis()
   const plugin = await loadFastifyPlugin()
   const variants: FastifyVariant[] = ['bare', 'peer-memory', 'peer-redis']
-  if (plugin.ok) variants.splice(1, 0, 'sluice-memory', 'sluice-memory-ietf', 'sluice-redis')
+  // bare-headers builds its headers with sluice's HTTP layer, there when the plugin is.
+  if (plugin.ok) variants.splice(1, 0, 'bare-headers', 'sluice-memory', 'sluice-memory-ietf', 'sluice-redis')
+  let headerCount = 0
   const acc = new Map<FastifyVariant, Acc>(variants.map((v) => [v, { rates: [], p50: [], p99: [], bad: 0 }]))
 
   for (let round = 0; round < options.rounds; round++) {
@@ -42,6 +45,7 @@ async function run(ctx: BenchContext): Promise<Section> {
       const worker = await Worker.start(WORKER, { variant, redisUrl: redis.url })
       try {
         const url = worker.info.url as string
+        if (variant === 'bare-headers') headerCount = Object.keys(worker.info.headers as object).length
         progress(`${label}: warm-up ${warmupMs} ms`)
         await load(url, options.inFlight, warmupMs)
         progress(`${label}: ${options.inFlight} connections for ${options.durationMs} ms (autocannon)`)
@@ -69,7 +73,7 @@ async function run(ctx: BenchContext): Promise<Section> {
       roundsOpsPerSec: a.rates,
       p50Ms: median(a.p50),
       p99Ms: median(a.p99),
-      extra: { nonOkResponses: a.bad },
+      extra: { nonOkResponses: a.bad, ...(v === 'bare-headers' ? { headers: headerCount } : {}) },
     }
   }
   const bare = measure('bare')
@@ -79,11 +83,17 @@ async function run(ctx: BenchContext): Promise<Section> {
     const peer = measure(`peer-${store}`)
     const sluice = plugin.ok ? measure(`sluice-${store}`) : undefined
     const lean = plugin.ok && store === 'memory' ? measure('sluice-memory-ietf') : undefined
-    const bad = [sluice, peer, lean].filter((m) => m && (m.extra?.nonOkResponses ?? 0) > 0)
+    const floor = plugin.ok && store === 'memory' ? measure('bare-headers') : undefined
+    const bad = [sluice, peer, lean, floor].filter((m) => m && (m.extra?.nonOkResponses ?? 0) > 0)
     const parts = [
       `of bare: sluice ${sluice ? pct(sluice) : 'n/a'}, peer ${pct(peer)} (bare ${formatRate(bare.opsPerSec)} req/s, p50/p99 ${bare.p50Ms}/${bare.p99Ms} ms)`,
       ...(lean
         ? [`sluice with the IETF headers only: ${formatRate(lean.opsPerSec)} req/s, ${pct(lean)} of bare`]
+        : []),
+      ...(floor
+        ? [
+            `bare Fastify sending the same ${headerCount} headers as constants: ${formatRate(floor.opsPerSec)} req/s, ${pct(floor)} of bare`,
+          ]
         : []),
       ...bad.map((m) => `${m!.name}: ${m!.extra!.nonOkResponses} non-2xx/errors`),
     ]
@@ -91,8 +101,14 @@ async function run(ctx: BenchContext): Promise<Section> {
       `fastify-${store}`,
       `Fastify hello world + limiter, ${store === 'memory' ? 'memory' : 'Redis'}`,
       [sluice, peer],
-      { unit: 'requests/s', note: parts.join('; '), baseline: bare },
+      {
+        unit: 'requests/s',
+        note: parts.join('; '),
+        baseline: bare,
+        ...(floor ? { references: [floor] } : {}),
+      },
     )
+    if (lean) row.others = [lean]
     rows.push(row)
   }
   return {

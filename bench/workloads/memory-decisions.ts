@@ -11,11 +11,23 @@ import {
   subjects,
 } from '../contenders.js'
 import { type Contender, contest } from '../harness/contest.js'
-import { allowedNote, throughputRow } from '../harness/rows.js'
-import type { BenchContext, Workload } from '../harness/types.js'
+import { formatRate } from '../harness/progress.js'
+import { allowedNote, pairedRatio, throughputRow } from '../harness/rows.js'
+import type { BenchContext, Measure, Workload } from '../harness/types.js'
 
 /** Timing every op of an in-memory limiter would cost as much as the op; one in 16 is plenty. */
 const SAMPLE_EVERY = 16
+
+/** Made once: the no-op must cost the harness's own work and nothing more, not even an allocation. */
+const TRUE = Promise.resolve(true)
+
+/** Limits nothing: the most decisions/s this harness can count, which no limiter can beat. */
+const noop: Contender = {
+  name: 'no-op (harness ceiling)',
+  async setup() {
+    return { op: () => TRUE, teardown: async () => {} }
+  },
+}
 
 async function run(ctx: BenchContext, policy: boolean) {
   const subjectOf = subjects(ctx.options.keys)
@@ -40,15 +52,26 @@ async function run(ctx: BenchContext, policy: boolean) {
     },
   }
   const id = policy ? 'memory-policy' : 'memory-1-limit'
-  const measures = await contest(ctx, { id, contenders: [sluice, peer], sampleEvery: SAMPLE_EVERY })
-  const note = allowedNote(measures, 'all')
+  const measures = await contest(ctx, {
+    id,
+    contenders: [sluice, peer, noop],
+    sampleEvery: SAMPLE_EVERY,
+  })
+  const [sluiceM, peerM, ceiling] = measures as [Measure, Measure, Measure]
+  const note = [
+    `harness ceiling (an op that does nothing): ${formatRate(ceiling.opsPerSec)}/s = ${pairedRatio(ceiling, peerM).toFixed(1)}× the peer`,
+    allowedNote(measures, 'all'),
+  ]
+    .filter(Boolean)
+    .join('; ')
   return {
     rows: [
+      // The ceiling is the row's baseline: in the JSON, never in the ratio (the peer is there).
       throughputRow(
         id,
         policy ? 'MemoryStore, policy of 3 limits' : 'MemoryStore, one limit',
-        measures,
-        note ? { note } : {},
+        [sluiceM, peerM],
+        { note, baseline: ceiling },
       ),
     ],
   }
