@@ -179,16 +179,24 @@ export function addRateLimitHeaders(
     if (policy !== '') out['ratelimit-policy'] = policy
     if (Number.isInteger(t.limit)) out.ratelimit = rateLimitHeader(t, retryAfterMs)
   }
+  let limitText: string | undefined
+  let remainingText: string | undefined
   if (groups.legacy) {
     const wait = t.allowed ? t.resetMs : retryAfterMs
-    out['x-ratelimit-limit'] = numberText(t.limit)
-    out['x-ratelimit-remaining'] = numberText(Math.max(0, t.remaining))
+    limitText = numberText(t.limit)
+    remainingText = numberText(Math.max(0, t.remaining))
+    out['x-ratelimit-limit'] = limitText
+    out['x-ratelimit-remaining'] = remainingText
     if (Number.isFinite(wait)) out['x-ratelimit-reset'] = String(Math.ceil((decision.now + wait) / 1000))
   }
   if (groups.openai) {
     if (requests !== undefined) {
-      out['x-ratelimit-limit-requests'] = numberText(requests.limit)
-      out['x-ratelimit-remaining-requests'] = numberText(Math.max(0, requests.remaining))
+      // Usually the same limit as the legacy group's: its texts are made once.
+      const same = requests === t && limitText !== undefined
+      out['x-ratelimit-limit-requests'] = same ? limitText! : numberText(requests.limit)
+      out['x-ratelimit-remaining-requests'] = same
+        ? remainingText!
+        : numberText(Math.max(0, requests.remaining))
       out['x-ratelimit-reset-requests'] = formatDuration(requests.resetMs)
     }
     if (tokens !== undefined) {
