@@ -6,7 +6,13 @@ export function throughputRow(
   id: string,
   workload: string,
   measures: (Measure | undefined)[],
-  options: { unit?: string; note?: string; baseline?: Measure; references?: Measure[] } = {},
+  options: {
+    unit?: string
+    note?: string
+    baseline?: Measure
+    references?: Measure[]
+    others?: Measure[]
+  } = {},
 ): ThroughputRow {
   const [sluice, ...rest] = measures
   const peers = rest.filter((m): m is Measure => m !== undefined)
@@ -20,6 +26,7 @@ export function throughputRow(
   if (options.note) row.note = options.note
   if (options.baseline) row.baseline = options.baseline
   if (options.references?.length) row.references = options.references
+  if (options.others?.length) row.others = options.others
   return row
 }
 

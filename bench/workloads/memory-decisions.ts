@@ -11,8 +11,9 @@ import {
   subjects,
 } from '../contenders.js'
 import { type Contender, contest } from '../harness/contest.js'
-import { formatRate } from '../harness/progress.js'
+import { formatRate, progress } from '../harness/progress.js'
 import { allowedNote, pairedRatio, throughputRow } from '../harness/rows.js'
+import { measureSyncLoop } from '../harness/sync-loop.js'
 import type { BenchContext, Measure, Workload } from '../harness/types.js'
 
 /** Timing every op of an in-memory limiter would cost as much as the op; one in 16 is plenty. */
@@ -58,9 +59,24 @@ async function run(ctx: BenchContext, policy: boolean) {
     sampleEvery: SAMPLE_EVERY,
   })
   const [sluiceM, peerM, ceiling] = measures as [Measure, Measure, Measure]
+  // The synchronous API the HTTP adapters use with a MemoryStore, outside the lanes (no promise).
+  const direct = measureSyncLoop(
+    'sluice consumeSync, plain loop',
+    () => {
+      const limiter = (policy ? sluicePolicy : sluiceOneLimit)(
+        new MemoryStore({ sweepIntervalMs: 3_600_000 }),
+      )
+      return policy
+        ? (k) => limiter.consumeSync(subjectOf[k]!, POLICY_COSTS).allowed
+        : (k) => limiter.consumeSync(subjectOf[k]!).allowed
+    },
+    { ...ctx.options, sampleEvery: SAMPLE_EVERY },
+  )
+  progress(`${id} · ${direct.name}: ${formatRate(direct.opsPerSec)} ops/s`)
   const note = [
     `harness ceiling (an op that does nothing): ${formatRate(ceiling.opsPerSec)}/s = ${pairedRatio(ceiling, peerM).toFixed(1)}× the peer`,
-    allowedNote(measures, 'all'),
+    `consumeSync in a plain loop (no promise; not comparable with the lanes): ${formatRate(direct.opsPerSec)}/s`,
+    allowedNote([...measures, direct], 'all'),
   ]
     .filter(Boolean)
     .join('; ')
@@ -71,7 +87,7 @@ async function run(ctx: BenchContext, policy: boolean) {
         id,
         policy ? 'MemoryStore, policy of 3 limits' : 'MemoryStore, one limit',
         [sluiceM, peerM],
-        { note, baseline: ceiling },
+        { note, baseline: ceiling, others: [direct] },
       ),
     ],
   }
