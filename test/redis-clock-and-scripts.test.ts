@@ -82,6 +82,30 @@ describe('RedisStore survives losing its script cache', () => {
     admin.disconnect()
   })
 
+  it('FUNCTION FLUSH in the middle of a run: the library is loaded again, nothing counted twice', async () => {
+    const client = new Redis(server.url)
+    const admin = new Redis(server.url)
+    const limiter = new Limiter({
+      store: new RedisStore({ client }),
+      policy: 'fnflush',
+      limits: { bucket: tokenBucket({ capacity: 1_000, refillPerSecond: 1e-6 }) },
+    })
+    await admin.call('CONFIG', 'RESETSTAT')
+    let allowed = 0
+    for (let round = 0; round < 8; round++) {
+      const ds = await Promise.all(Array.from({ length: 150 }, () => limiter.consume('s')))
+      allowed += ds.filter((d) => d.allowed).length
+      await admin.call('FUNCTION', 'FLUSH')
+    }
+    expect(allowed).toBe(1_000)
+    expect((await limiter.peek('s', { requests: 0 })).limits[0]!.remaining).toBe(0)
+    // Each flush cost one failed call and one load: the library really was gone and came back.
+    const stats = await admin.info('commandstats')
+    expect(Number(/cmdstat_function\|load:calls=(\d+)/.exec(stats)?.[1])).toBeGreaterThanOrEqual(8)
+    client.disconnect()
+    admin.disconnect()
+  })
+
   it('a restarted Redis (empty, no scripts) is used again without errors', async () => {
     const client = new Redis(server.url)
     const limiter = new Limiter({
@@ -153,9 +177,7 @@ describe('RedisStore with a large batch', () => {
       expect(mine.flatMap((d) => d.alerts.map((a) => a.name))).toEqual(['window'])
     }
     const stats = await admin.info('commandstats')
-    expect(
-      Number(/cmdstat_evalsha:calls=(\d+)/.exec(stats)?.[1] ?? /cmdstat_eval:calls=(\d+)/.exec(stats)?.[1]),
-    ).toBe(1)
+    expect(Number(/cmdstat_fcall:calls=(\d+)/.exec(stats)?.[1])).toBe(1)
     client.disconnect()
     admin.disconnect()
   })
@@ -170,10 +192,43 @@ describe('RedisStore given a reply it cannot read', () => {
       limits: { bucket: tokenBucket({ capacity: 5, refillPerSecond: 1 }) },
     })
     // A truncated reply, as a proxy or a foreign script of the same name could send.
-    ;(client as unknown as { sluiceApplyBuffer: () => Promise<unknown[]> }).sluiceApplyBuffer = () =>
+    ;(client as unknown as { callBuffer: () => Promise<unknown[]> }).callBuffer = () =>
       Promise.resolve([Buffer.alloc(12)])
     const outcomes = await Promise.allSettled([limiter.consume('a'), limiter.consume('b')])
     expect(outcomes.map((o) => o.status)).toEqual(['rejected', 'rejected'])
     client.disconnect()
+  })
+})
+
+describe('RedisStore on a Redis without Functions', () => {
+  it('falls back to scripts (EVALSHA) and decides exactly the same', async () => {
+    // FCALL and FUNCTION renamed away: what a Redis before 7.0 answers ("unknown command").
+    const old = await startRedis([
+      '--rename-command',
+      'FCALL',
+      'sluice-test-no-fcall',
+      '--rename-command',
+      'FUNCTION',
+      'sluice-test-no-function',
+    ])
+    const client = new Redis(old.url)
+    const limiter = new Limiter({
+      store: new RedisStore({ client }),
+      policy: 'nofn',
+      limits: { bucket: tokenBucket({ capacity: 5, refillPerSecond: 1e-6 }) },
+    })
+    const first = await Promise.all(Array.from({ length: 8 }, () => limiter.consume('s')))
+    const later = await Promise.all(Array.from({ length: 4 }, () => limiter.consume('s')))
+    expect([...first, ...later].map((d) => d.allowed)).toEqual([
+      ...Array(5).fill(true),
+      ...Array(7).fill(false),
+    ])
+    const stats = await client.info('commandstats')
+    expect(
+      Number(/cmdstat_evalsha:calls=(\d+)/.exec(stats)?.[1] ?? /cmdstat_eval:calls=(\d+)/.exec(stats)?.[1]),
+    ).toBeGreaterThan(0)
+    expect(stats).not.toMatch(/cmdstat_fcall:/)
+    client.disconnect()
+    await old.stop()
   })
 })

@@ -39,9 +39,8 @@ local floor, ceil = math.floor, math.ceil
 local call, format, match = redis.call, string.format, string.match
 local pack, unpack_state = struct.pack, struct.unpack
 
-local t = call('TIME')
-local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local now = now_us / 1000
+-- Redis's clock for the batch being applied: set first thing by apply() (below).
+local now
 
 -- Exact text for a stored number: integers as such (cheap, and Redis keeps them as integers).
 local function numtext(x)
@@ -476,149 +475,158 @@ local function run_op(mode, id, chargedAt, n, alert, block, stateKey, policy)
   return status, ceil(blockedMs)
 end
 
--- Policies: limit definitions and block settings shared by the ops of this batch.
-local ai = 2
-local policies = {}
-for p = 1, tonumber(ARGV[1]) do
-  local n, hasBlock = tonumber(ARGV[ai]), ARGV[ai + 1] == '1'
-  ai = ai + 2
-  local policy = { n = n, kinds = {}, a = {}, b = {}, scalars = false }
-  if hasBlock then
-    local block = { after = tonumber(ARGV[ai]), within = tonumber(ARGV[ai + 1]), forget = tonumber(ARGV[ai + 2]), durations = {} }
-    local nd = tonumber(ARGV[ai + 3])
-    for d = 1, nd do block.durations[d] = tonumber(ARGV[ai + 3 + d]) end
-    ai = ai + 4 + nd
-    policy.block = block
-  end
-  local width = 0
-  for i = 1, n do
-    local kind = ARGV[ai]
-    policy.kinds[i], policy.a[i], policy.b[i] = kind, tonumber(ARGV[ai + 1]), tonumber(ARGV[ai + 2])
-    if kind == 'l' or kind == 'c' then policy.ids = true end
-    if WIDTHS[kind] then
-      if policy.scalars then policy.single = nil else policy.scalars, policy.single = true, i end
-      width = width + WIDTHS[kind]
+-- Applies one batch: KEYS and ARGV as described at the top. The definitions above are made once
+-- per call of the script (EVALSHA) or once per load of the library (FCALL); everything a batch
+-- reads or writes is reset here.
+local function apply(KEYS, ARGV)
+  local t = call('TIME')
+  now = (tonumber(t[1]) * 1000000 + tonumber(t[2])) / 1000
+  PREFETCHED, WRITTEN, OP = {}, {}, 0
+
+  -- Policies: limit definitions and block settings shared by the ops of this batch.
+  local ai = 2
+  local policies = {}
+  for p = 1, tonumber(ARGV[1]) do
+    local n, hasBlock = tonumber(ARGV[ai]), ARGV[ai + 1] == '1'
+    ai = ai + 2
+    local policy = { n = n, kinds = {}, a = {}, b = {}, scalars = false }
+    if hasBlock then
+      local block = { after = tonumber(ARGV[ai]), within = tonumber(ARGV[ai + 1]), forget = tonumber(ARGV[ai + 2]), durations = {} }
+      local nd = tonumber(ARGV[ai + 3])
+      for d = 1, nd do block.durations[d] = tonumber(ARGV[ai + 3 + d]) end
+      ai = ai + 4 + nd
+      policy.block = block
     end
-    ai = ai + 3
-  end
-  policy.width, policy.bytes, policy.format = width, 8 * width, '<' .. string.rep('d', width)
-  policies[p] = policy
-end
-
-local nops, nblocks = tonumber(ARGV[ai]), tonumber(ARGV[ai + 1])
-ai = ai + 2
--- The state keys and block keys of the whole batch in one MGET, a thousand at a time (Lua's
--- unpack limit).
-for from = 1, nops + nblocks, 1000 do
-  local to = from + 999
-  if to > nops + nblocks then to = nops + nblocks end
-  local values = call('MGET', unpack(KEYS, from, to))
-  for k = 1, #values do PREFETCHED[from + k - 1] = values[k] end
-end
-
--- Costs repeat (1 request, the same estimate): each distinct text is parsed once per batch.
-local NUMBERS = {}
-
--- Op headers: parsed once per batch.
-local CLASSES = {}
-local function class_of(header)
-  local c = CLASSES[header]
-  if c then return c end
-  local mode, p, alert = match(header, '^(%a)(%d+):?(.*)$')
-  c = { mode = mode, policy = policies[tonumber(p)], alert = tonumber(alert), markers = alert ~= '' }
-  CLASSES[header] = c
-  return c
-end
-
--- Every number of the results, in order; packed once at the end.
-local RV, nv, errors = { now }, 1, {}
-local ki = nops + nblocks + 1
-local bi = nops + 1
-local current = nil
-for op = 1, nops do
-  OP = op
-  local header = ARGV[ai]
-  local class = CLASSES[header] or class_of(header)
-  local mode, policy, alert = class.mode, class.policy, class.alert
-  ai = ai + 1
-  local id = ''
-  if policy.ids then
-    id = ARGV[ai]
-    ai = ai + 1
-  end
-  local chargedAt = now
-  local adjusting = mode == 'a' or mode == 'A'
-  if adjusting then
-    chargedAt = tonumber(ARGV[ai]) or now
-    ai = ai + 1
-  end
-  local n = policy.n
-  if policy ~= current then
-    local kinds, pa, pb = policy.kinds, policy.a, policy.b
-    for i = 1, n do KIND[i], A[i], B[i] = kinds[i], pa[i], pb[i] end
-    current = policy
-  end
-  local stateKey = KEYS[op]
-  for i = 1, n do
-    local text = ARGV[ai]
-    local cost = NUMBERS[text]
-    if not cost then
-      cost = tonumber(text)
-      NUMBERS[text] = cost
-    end
-    COST[i] = cost
-    ai = ai + 1
-    local kind = KIND[i]
-    if kind == 'l' or kind == 'c' then
-      KEY[i] = KEYS[ki]
-      ki = ki + 1
-    else
-      KEY[i] = nil
-    end
-  end
-  if adjusting then
+    local width = 0
     for i = 1, n do
-      CHARGED[i] = tonumber(ARGV[ai])
+      local kind = ARGV[ai]
+      policy.kinds[i], policy.a[i], policy.b[i] = kind, tonumber(ARGV[ai + 1]), tonumber(ARGV[ai + 2])
+      if kind == 'l' or kind == 'c' then policy.ids = true end
+      if WIDTHS[kind] then
+        if policy.scalars then policy.single = nil else policy.scalars, policy.single = true, i end
+        width = width + WIDTHS[kind]
+      end
+      ai = ai + 3
+    end
+    policy.width, policy.bytes, policy.format = width, 8 * width, '<' .. string.rep('d', width)
+    policies[p] = policy
+  end
+
+  local nops, nblocks = tonumber(ARGV[ai]), tonumber(ARGV[ai + 1])
+  ai = ai + 2
+  -- The state keys and block keys of the whole batch in one MGET, a thousand at a time (Lua's
+  -- unpack limit).
+  for from = 1, nops + nblocks, 1000 do
+    local to = from + 999
+    if to > nops + nblocks then to = nops + nblocks end
+    local values = call('MGET', unpack(KEYS, from, to))
+    for k = 1, #values do PREFETCHED[from + k - 1] = values[k] end
+  end
+
+  -- Costs repeat (1 request, the same estimate): each distinct text is parsed once per batch.
+  local NUMBERS = {}
+
+  -- Op headers: parsed once per batch.
+  local CLASSES = {}
+  local function class_of(header)
+    local c = CLASSES[header]
+    if c then return c end
+    local mode, p, alert = match(header, '^(%a)(%d+):?(.*)$')
+    c = { mode = mode, policy = policies[tonumber(p)], alert = tonumber(alert), markers = alert ~= '' }
+    CLASSES[header] = c
+    return c
+  end
+
+  -- Every number of the results, in order; packed once at the end.
+  local RV, nv, errors = { now }, 1, {}
+  local ki = nops + nblocks + 1
+  local bi = nops + 1
+  local current = nil
+  for op = 1, nops do
+    OP = op
+    local header = ARGV[ai]
+    local class = CLASSES[header] or class_of(header)
+    local mode, policy, alert = class.mode, class.policy, class.alert
+    ai = ai + 1
+    local id = ''
+    if policy.ids then
+      id = ARGV[ai]
       ai = ai + 1
     end
-  end
-  for i = 1, n do
-    if class.markers then
-      MARK[i] = KEYS[ki]
-      ki = ki + 1
-    else
-      MARK[i] = nil
+    local chargedAt = now
+    local adjusting = mode == 'a' or mode == 'A'
+    if adjusting then
+      chargedAt = tonumber(ARGV[ai]) or now
+      ai = ai + 1
     end
-  end
-  local block = policy.block
-  if block then
-    block.key, block.at, block.strikes = KEYS[bi], bi, KEYS[ki]
-    bi = bi + 1
-    ki = ki + 1
-  end
-  local ok, status, blockedMs = pcall(run_op, mode, id, chargedAt, n, alert, block, stateKey, policy)
-  if ok then
-    RV[nv + 1], RV[nv + 2] = status, blockedMs
-    nv = nv + 2
+    local n = policy.n
+    if policy ~= current then
+      local kinds, pa, pb = policy.kinds, policy.a, policy.b
+      for i = 1, n do KIND[i], A[i], B[i] = kinds[i], pa[i], pb[i] end
+      current = policy
+    end
+    local stateKey = KEYS[op]
     for i = 1, n do
-      RV[nv + 1], RV[nv + 2], RV[nv + 3], RV[nv + 4] = FLAGS[i], REM[i], ceil(RST[i]), ceil(RTY[i])
-      nv = nv + 4
+      local text = ARGV[ai]
+      local cost = NUMBERS[text]
+      if not cost then
+        cost = tonumber(text)
+        NUMBERS[text] = cost
+      end
+      COST[i] = cost
+      ai = ai + 1
+      local kind = KIND[i]
+      if kind == 'l' or kind == 'c' then
+        KEY[i] = KEYS[ki]
+        ki = ki + 1
+      else
+        KEY[i] = nil
+      end
     end
-  else
-    local message = status
-    if type(message) == 'table' then message = message.err or 'error' end
-    errors[#errors + 1] = tostring(message)
-    RV[nv + 1] = -#errors
-    for i = 2, 2 + 4 * n do RV[nv + i] = 0 end
-    nv = nv + 2 + 4 * n
+    if adjusting then
+      for i = 1, n do
+        CHARGED[i] = tonumber(ARGV[ai])
+        ai = ai + 1
+      end
+    end
+    for i = 1, n do
+      if class.markers then
+        MARK[i] = KEYS[ki]
+        ki = ki + 1
+      else
+        MARK[i] = nil
+      end
+    end
+    local block = policy.block
+    if block then
+      block.key, block.at, block.strikes = KEYS[bi], bi, KEYS[ki]
+      bi = bi + 1
+      ki = ki + 1
+    end
+    local ok, status, blockedMs = pcall(run_op, mode, id, chargedAt, n, alert, block, stateKey, policy)
+    if ok then
+      RV[nv + 1], RV[nv + 2] = status, blockedMs
+      nv = nv + 2
+      for i = 1, n do
+        RV[nv + 1], RV[nv + 2], RV[nv + 3], RV[nv + 4] = FLAGS[i], REM[i], ceil(RST[i]), ceil(RTY[i])
+        nv = nv + 4
+      end
+    else
+      local message = status
+      if type(message) == 'table' then message = message.err or 'error' end
+      errors[#errors + 1] = tostring(message)
+      RV[nv + 1] = -#errors
+      for i = 2, 2 + 4 * n do RV[nv + i] = 0 end
+      nv = nv + 2 + 4 * n
+    end
   end
-end
 
--- struct.pack takes its values on the Lua stack: a few thousand at a time.
-local chunks = {}
-for from = 1, nv, 4000 do
-  local to = from + 3999
-  if to > nv then to = nv end
-  chunks[#chunks + 1] = pack('<' .. string.rep('d', to - from + 1), unpack(RV, from, to))
+  -- struct.pack takes its values on the Lua stack: a few thousand at a time.
+  local chunks = {}
+  for from = 1, nv, 4000 do
+    local to = from + 3999
+    if to > nv then to = nv end
+    chunks[#chunks + 1] = pack('<' .. string.rep('d', to - from + 1), unpack(RV, from, to))
+  end
+  return { table.concat(chunks), unpack(errors) }
 end
-return { table.concat(chunks), unpack(errors) }

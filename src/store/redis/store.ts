@@ -4,7 +4,7 @@ import { describe, requirePositiveInteger, SluiceInputError } from '../../core/e
 import { StoreUnavailableError } from '../errors.js'
 import type { Store, StoreOp, StoreResult } from '../types.js'
 import { decodeBatch, encodeBatch } from './encode.js'
-import { APPLY_LUA } from './script.js'
+import { APPLY_FUNCTION, APPLY_LIBRARY, APPLY_LUA } from './script.js'
 
 export interface RedisStoreOptions {
   /** An ioredis client (Redis or Cluster). The store never closes a client it was given. */
@@ -73,6 +73,9 @@ interface Pending {
 
 type ApplyCommand = (numKeys: number, ...args: (string | number)[]) => Promise<unknown[]>
 
+/** What a Redis without Functions, or an ACL that forbids them, answers to FCALL or FUNCTION LOAD. */
+const NO_FUNCTIONS = /unknown command|unknown subcommand|NOPERM.*'(fcall|function)'/i
+
 /**
  * State in Redis. Every op runs inside one Lua script that reads Redis TIME, so all instances
  * share one clock; ops issued in the same event-loop turn are coalesced into one script call per
@@ -87,6 +90,9 @@ export class RedisStore implements Store {
   private scheduled = false
   private connectedOnce: boolean
   private firstConnection: Promise<void> | undefined
+  /** False once the Redis showed it has no Functions (or may not use them): scripts from then on. */
+  private functions = true
+  private loading: Promise<void> | undefined
 
   constructor(options: RedisStoreOptions) {
     if (typeof options !== 'object' || options === null) {
@@ -255,6 +261,51 @@ export class RedisStore implements Store {
     throw new StoreUnavailableError(`Redis connection is ${status}`)
   }
 
+  /**
+   * Runs one batch: as the Redis Function (FCALL), loading the library first where a node does not
+   * have it (a new node, a restart without persistence, FUNCTION FLUSH: nothing ran, so the call is
+   * simply made again); as a script (EVALSHA) on a Redis without Functions (before 7.0, or an ACL
+   * that allows scripts only).
+   */
+  private apply(keys: string[], args: (string | number)[], retried = false): Promise<unknown[]> {
+    if (this.functions === false) {
+      const evalsha = (this.client as unknown as { sluiceApplyBuffer: ApplyCommand }).sluiceApplyBuffer
+      return evalsha.call(this.client, keys.length, ...keys, ...args)
+    }
+    const call = this.client.callBuffer('FCALL', APPLY_FUNCTION, keys.length, ...keys, ...args)
+    return (call as Promise<unknown[]>).catch(async (error: unknown) => {
+      const message = error instanceof Error ? error.message : String(error)
+      if (retried) throw error
+      if (/function not found/i.test(message)) {
+        await this.loadLibrary()
+      } else if (NO_FUNCTIONS.test(message)) {
+        this.functions = false
+      } else {
+        throw error
+      }
+      // The library is loaded (or scripts will do): once more, unless the connection went away
+      // meanwhile (ioredis would run the call after reconnecting, long after it was answered).
+      this.connection()
+      return this.apply(keys, args, true)
+    })
+  }
+
+  /** Loads the library on the Redis, or on every master of a cluster (replicas copy it). */
+  private loadLibrary(): Promise<void> {
+    this.loading ??= (async () => {
+      const nodes = this.client instanceof Cluster ? this.client.nodes('master') : [this.client]
+      try {
+        await Promise.all(nodes.map((node) => node.call('FUNCTION', 'LOAD', 'REPLACE', APPLY_LIBRARY)))
+      } catch (error) {
+        if (!NO_FUNCTIONS.test(error instanceof Error ? error.message : String(error))) throw error
+        this.functions = false
+      }
+    })().finally(() => {
+      this.loading = undefined
+    })
+    return this.loading
+  }
+
   private send(batch: Pending[]): void {
     let connecting: Promise<void> | undefined
     try {
@@ -274,8 +325,7 @@ export class RedisStore implements Store {
     }
     const ops = batch.map((p) => p.op)
     const { keys, args } = encodeBatch(ops)
-    const apply = (this.client as unknown as { sluiceApplyBuffer: ApplyCommand }).sluiceApplyBuffer
-    apply.call(this.client, keys.length, ...keys, ...args).then(
+    this.apply(keys, args).then(
       (reply) => {
         let results: (StoreResult | Error)[]
         try {
