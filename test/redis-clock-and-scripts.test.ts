@@ -231,4 +231,32 @@ describe('RedisStore on a Redis without Functions', () => {
     client.disconnect()
     await old.stop()
   })
+  it('falls back to scripts for a user whose ACL denies Functions', async () => {
+    const admin = new Redis(server.url)
+    await admin.call(
+      'ACL',
+      'SETUSER',
+      'scripts-only',
+      'on',
+      'nopass',
+      '~*',
+      '&*',
+      '+@all',
+      '-fcall',
+      '-function',
+    )
+    const url = new URL(server.url)
+    const client = new Redis({ host: url.hostname, port: Number(url.port), username: 'scripts-only' })
+    const limiter = new Limiter({
+      store: new RedisStore({ client }),
+      policy: 'acl',
+      limits: { bucket: tokenBucket({ capacity: 3, refillPerSecond: 1e-6 }) },
+    })
+    const ds = await Promise.all(Array.from({ length: 5 }, () => limiter.consume('s')))
+    expect(ds.map((d) => d.allowed)).toEqual([true, true, true, false, false])
+    expect((await limiter.consume('s')).allowed).toBe(false)
+    client.disconnect()
+    await admin.call('ACL', 'DELUSER', 'scripts-only')
+    admin.disconnect()
+  })
 })

@@ -3,6 +3,8 @@
 -- Written for speed: Redis runs this for every decision, so it reuses its tables, parses each
 -- policy and op header once per batch, reads every state key of the batch with one MGET, and
 -- keeps numbers binary both in stored state and in its reply (no decimal formatting or parsing).
+-- script.ts runs it as a Redis Function (the definitions below made once per load, apply() per
+-- call) or, without Functions, as a script ending in `return apply(KEYS, ARGV)`.
 --
 -- ARGV: nPolicies, then per policy:
 --   nLimits blockFlag [after withinMs forgetMs nDurations d1..dn] nLimits x (kind a b)

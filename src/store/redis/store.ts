@@ -74,7 +74,7 @@ interface Pending {
 type ApplyCommand = (numKeys: number, ...args: (string | number)[]) => Promise<unknown[]>
 
 /** What a Redis without Functions, or an ACL that forbids them, answers to FCALL or FUNCTION LOAD. */
-const NO_FUNCTIONS = /unknown command|unknown subcommand|NOPERM.*'(fcall|function)'/i
+const NO_FUNCTIONS = /unknown command|unknown subcommand|NOPERM.*'(fcall|function)/i
 
 /**
  * State in Redis. Every op runs inside one Lua script that reads Redis TIME, so all instances
