@@ -13,6 +13,7 @@ import {
   WELL_KNOWN_UNITS,
   windowSecondsOf,
 } from './core/limits.js'
+import { promised } from './core/promised.js'
 import type { OpMode, Store, StoreOp, StoreResult } from './store/types.js'
 
 /**
@@ -283,13 +284,8 @@ export class Limiter {
         `consumeSync needs a store that decides synchronously (MemoryStore); policy "${this.policy}" has another: use consume()`,
       )
     }
-    // A synchronous store makes runNow return the decision itself.
-    return this.runNow(
-      'consume',
-      subject,
-      this.costsFor(costs),
-      this.needsOpId ? nextOpId() : '-',
-    ) as Decision
+    // A synchronous store makes the decision itself come back, not a promise.
+    return this.decideNow('consume', subject, costs) as Decision
   }
 
   /** What consume would decide, charging nothing. */
@@ -302,12 +298,7 @@ export class Limiter {
    * or cancel(). A denied reservation holds nothing and its settle/cancel do nothing.
    */
   reserve(subject: string, estimate?: Costs): Promise<Reservation> {
-    try {
-      const reservation = this.reserveNow(subject, estimate)
-      return reservation instanceof Promise ? reservation : Promise.resolve(reservation)
-    } catch (error) {
-      return Promise.reject(error)
-    }
+    return promised(() => this.reserveNow(subject, estimate))
   }
 
   /**
@@ -375,12 +366,7 @@ export class Limiter {
       chargedAt,
       release,
     }
-    try {
-      const decision = this.execute(op, subject, deltas, false)
-      return decision instanceof Promise ? decision : Promise.resolve(decision)
-    } catch (error) {
-      return Promise.reject(error)
-    }
+    return promised(() => this.execute(op, subject, deltas, false))
   }
 
   /** @internal Per-limit costs from a Costs object, validated. */
@@ -410,12 +396,12 @@ export class Limiter {
   }
 
   private decide(mode: OpMode, subject: string, costs: Costs | undefined): Promise<Decision> {
-    try {
-      const decision = this.runNow(mode, subject, this.costsFor(costs), this.needsOpId ? nextOpId() : '-')
-      return decision instanceof Promise ? decision : Promise.resolve(decision)
-    } catch (error) {
-      return Promise.reject(error)
-    }
+    return promised(() => this.decideNow(mode, subject, costs))
+  }
+
+  /** A decision without a lease: an op id only where a sliding log or lease needs one. May throw. */
+  private decideNow(mode: OpMode, subject: string, costs: Costs | undefined): Decision | Promise<Decision> {
+    return this.runNow(mode, subject, this.costsFor(costs), this.needsOpId ? nextOpId() : '-')
   }
 
   /** The decision, at once from a synchronous store, else as a promise. May throw. */

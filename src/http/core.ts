@@ -9,6 +9,7 @@ import { EventEmitter } from 'node:events'
 import { pino } from 'pino'
 import { describe, requirePositiveInteger, SluiceInputError } from '../core/errors.js'
 import { slidingWindow } from '../core/limits.js'
+import { promised } from '../core/promised.js'
 import { type Costs, type Decision, Limiter, type LimitStatus, type Reservation } from '../limiter.js'
 import type { SluiceMetrics } from '../metrics.js'
 import { StoreUnavailableError } from '../store/errors.js'
@@ -356,12 +357,7 @@ export class Sluice<Req = RequestLike> {
    * @param cost this request's cost, instead of the `cost` option (e.g. per route).
    */
   check(req: RequestLike, native?: Req, cost?: CostSpec<Req>): Promise<CheckResult> {
-    try {
-      const result = this.checkNow(req, native, cost)
-      return result instanceof Promise ? result : Promise.resolve(result)
-    } catch (error) {
-      return Promise.reject(error)
-    }
+    return promised(() => this.checkNow(req, native, cost))
   }
 
   /**
@@ -507,11 +503,7 @@ export class Sluice<Req = RequestLike> {
    * @param native handed to `authenticate` (defaults to `req` itself).
    */
   identify(req: RequestLike, native?: Req): Promise<Identification> {
-    try {
-      return Promise.resolve(this.identifyRequest(req, (native ?? req) as Req))
-    } catch (error) {
-      return Promise.reject(error)
-    }
+    return promised(() => this.identifyRequest(req, (native ?? req) as Req))
   }
 
   // ---------------------------------------------------------------- (b) limiters

@@ -16,6 +16,7 @@ import {
 } from '../core/fixed-window.js'
 import { gcraCheck, gcraForce, gcraRefund } from '../core/gcra.js'
 import { type LimitDefinition, windowSecondsOf } from '../core/limits.js'
+import { promised } from '../core/promised.js'
 import {
   type SlidingLogState,
   slidingLogCheck,
@@ -100,11 +101,7 @@ export class MemoryStore implements Store {
   }
 
   execute(op: StoreOp): Promise<StoreResult> {
-    try {
-      return Promise.resolve(this.executeSync(op))
-    } catch (error) {
-      return Promise.reject(error)
-    }
+    return promised(() => this.executeSync(op))
   }
 
   ping(): Promise<void> {

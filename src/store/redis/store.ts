@@ -274,8 +274,8 @@ export class RedisStore implements Store {
     }
     const call = this.client.callBuffer('FCALL', APPLY_FUNCTION, keys.length, ...keys, ...args)
     return (call as Promise<unknown[]>).catch(async (error: unknown) => {
-      const message = error instanceof Error ? error.message : String(error)
       if (retried) throw error
+      const message = error instanceof Error ? error.message : String(error)
       if (/function not found/i.test(message)) {
         await this.loadLibrary()
       } else if (NO_FUNCTIONS.test(message)) {
