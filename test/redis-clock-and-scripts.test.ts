@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { fixedWindow, tokenBucket } from '../src/core/limits.js'
+import { fixedWindow, type LimitDefinition, tokenBucket } from '../src/core/limits.js'
 import { Limiter } from '../src/limiter.js'
 import { RedisStore } from '../src/store/redis/store.js'
 import { limitsFor } from './fixtures/worker-protocol.js'
@@ -15,6 +15,11 @@ beforeAll(async () => {
 afterAll(async () => {
   await server.stop()
 })
+
+/** A limiter on a RedisStore over `client` (which the test disconnects itself). */
+function limiterOn(client: Redis, policy: string, limits: Record<string, LimitDefinition>): Limiter {
+  return new Limiter({ store: new RedisStore({ client }), policy, limits })
+}
 
 describe('RedisStore uses only the Redis clock', () => {
   it('two processes whose clocks differ by 10 s get the same decisions', async () => {
@@ -42,11 +47,7 @@ describe('RedisStore uses only the Redis clock', () => {
       expect(r.retryAfterMs).toBeLessThanOrEqual(1_000)
     }
     const client = new Redis(server.url)
-    const limiter = new Limiter({
-      store: new RedisStore({ client }),
-      policy: 'skew',
-      limits: limitsFor('skewBucket'),
-    })
+    const limiter = limiterOn(client, 'skew', limitsFor('skewBucket'))
     const ttl = await client.pttl(limiter.keysFor('shared').state)
     client.disconnect()
     // The key lives until the bucket is full again: about 20 s, not 15 or 25.
@@ -59,13 +60,9 @@ describe('RedisStore survives losing its script cache', () => {
   it('SCRIPT FLUSH in the middle of a run: no errors, no double counting', async () => {
     const client = new Redis(server.url)
     const admin = new Redis(server.url)
-    const limiter = new Limiter({
-      store: new RedisStore({ client }),
-      policy: 'flush',
-      limits: {
-        count: fixedWindow({ limit: 1_000_000, windowMs: 3_600_000 }),
-        bucket: tokenBucket({ capacity: 1_000, refillPerSecond: 1e-6 }),
-      },
+    const limiter = limiterOn(client, 'flush', {
+      count: fixedWindow({ limit: 1_000_000, windowMs: 3_600_000 }),
+      bucket: tokenBucket({ capacity: 1_000, refillPerSecond: 1e-6 }),
     })
     let calls = 0
     for (let round = 0; round < 10; round++) {
@@ -85,10 +82,8 @@ describe('RedisStore survives losing its script cache', () => {
   it('FUNCTION FLUSH in the middle of a run: the library is loaded again, nothing counted twice', async () => {
     const client = new Redis(server.url)
     const admin = new Redis(server.url)
-    const limiter = new Limiter({
-      store: new RedisStore({ client }),
-      policy: 'fnflush',
-      limits: { bucket: tokenBucket({ capacity: 1_000, refillPerSecond: 1e-6 }) },
+    const limiter = limiterOn(client, 'fnflush', {
+      bucket: tokenBucket({ capacity: 1_000, refillPerSecond: 1e-6 }),
     })
     await admin.call('CONFIG', 'RESETSTAT')
     let allowed = 0
@@ -108,11 +103,7 @@ describe('RedisStore survives losing its script cache', () => {
 
   it('a restarted Redis (empty, no scripts) is used again without errors', async () => {
     const client = new Redis(server.url)
-    const limiter = new Limiter({
-      store: new RedisStore({ client }),
-      policy: 'restart',
-      limits: { count: fixedWindow({ limit: 100, windowMs: 3_600_000 }) },
-    })
+    const limiter = limiterOn(client, 'restart', { count: fixedWindow({ limit: 100, windowMs: 3_600_000 }) })
     expect((await limiter.consume('s')).limits[0]!.remaining).toBe(99)
     await server.restart()
     // ioredis reconnects by itself; the first call may race the reconnect, so wait for it.
@@ -129,10 +120,8 @@ describe('RedisStore survives losing its script cache', () => {
 describe('RedisStore refuses state it did not write', () => {
   it('a state key holding a value of the wrong size fails that op (and only it) instead of reading as full', async () => {
     const client = new Redis(server.url)
-    const limiter = new Limiter({
-      store: new RedisStore({ client }),
-      policy: 'foreign',
-      limits: { bucket: tokenBucket({ capacity: 5, refillPerSecond: 1e-6 }) },
+    const limiter = limiterOn(client, 'foreign', {
+      bucket: tokenBucket({ capacity: 5, refillPerSecond: 1e-6 }),
     })
     for (let i = 0; i < 5; i++) expect((await limiter.consume('s')).allowed).toBe(true)
     // Text where the store keeps packed doubles: an older layout or another writer.
@@ -186,11 +175,7 @@ describe('RedisStore with a large batch', () => {
 describe('RedisStore given a reply it cannot read', () => {
   it('fails every op of that batch instead of leaving them waiting', async () => {
     const client = new Redis(server.url)
-    const limiter = new Limiter({
-      store: new RedisStore({ client }),
-      policy: 'garbled',
-      limits: { bucket: tokenBucket({ capacity: 5, refillPerSecond: 1 }) },
-    })
+    const limiter = limiterOn(client, 'garbled', { bucket: tokenBucket({ capacity: 5, refillPerSecond: 1 }) })
     // A truncated reply, as a proxy or a foreign script of the same name could send.
     ;(client as unknown as { callBuffer: () => Promise<unknown[]> }).callBuffer = () =>
       Promise.resolve([Buffer.alloc(12)])
@@ -212,11 +197,7 @@ describe('RedisStore on a Redis without Functions', () => {
       'sluice-test-no-function',
     ])
     const client = new Redis(old.url)
-    const limiter = new Limiter({
-      store: new RedisStore({ client }),
-      policy: 'nofn',
-      limits: { bucket: tokenBucket({ capacity: 5, refillPerSecond: 1e-6 }) },
-    })
+    const limiter = limiterOn(client, 'nofn', { bucket: tokenBucket({ capacity: 5, refillPerSecond: 1e-6 }) })
     const first = await Promise.all(Array.from({ length: 8 }, () => limiter.consume('s')))
     const later = await Promise.all(Array.from({ length: 4 }, () => limiter.consume('s')))
     expect([...first, ...later].map((d) => d.allowed)).toEqual([
@@ -247,11 +228,7 @@ describe('RedisStore on a Redis without Functions', () => {
     )
     const url = new URL(server.url)
     const client = new Redis({ host: url.hostname, port: Number(url.port), username: 'scripts-only' })
-    const limiter = new Limiter({
-      store: new RedisStore({ client }),
-      policy: 'acl',
-      limits: { bucket: tokenBucket({ capacity: 3, refillPerSecond: 1e-6 }) },
-    })
+    const limiter = limiterOn(client, 'acl', { bucket: tokenBucket({ capacity: 3, refillPerSecond: 1e-6 }) })
     const ds = await Promise.all(Array.from({ length: 5 }, () => limiter.consume('s')))
     expect(ds.map((d) => d.allowed)).toEqual([true, true, true, false, false])
     expect((await limiter.consume('s')).allowed).toBe(false)
