@@ -4,12 +4,15 @@
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import { expect, it } from 'vitest'
-import { exported, runTestScript } from './bootstrap-helpers.js'
+import { exported, passOn, runTestScript } from './bootstrap-helpers.js'
 
 const exec = promisify(execFile)
 
 it('hands the tests a SLUICE_TEST_CHROMIUM that renders a page headless', async () => {
-  const run = await runTestScript(['--check', 'chromium'], { SLUICE_TEST_NO_INSTALL: '1' })
+  const run = await runTestScript(['--check', 'chromium'], {
+    SLUICE_TEST_NO_INSTALL: '1',
+    ...passOn('SLUICE_TEST_CHROMIUM'),
+  })
   expect(run.stderr).toBe('')
   expect(run.stdout).toMatch(/^✓ chromium: \/\S+ \(Chromium \d+/m)
   expect(run.code).toBe(0)

@@ -20,9 +20,10 @@ export function emptyDir(): string {
 }
 
 export function runTestScript(args: string[], env: NodeJS.ProcessEnv = {}): Promise<ScriptRun> {
-  // Leave out the variables of the vitest running this test, so that the inner run is a fresh one.
+  // Leave out the variables of the vitest running this test and those `npm test` set for it
+  // (SLUICE_TEST_SET, SLUICE_TEST_CHROMIUM…), so that the inner run starts afresh from `env`.
   const inherited = Object.fromEntries(
-    Object.entries(process.env).filter(([name]) => !/^_*VITEST/.test(name)),
+    Object.entries(process.env).filter(([name]) => !/^(_*VITEST|SLUICE_TEST_)/.test(name)),
   )
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [TSX, 'scripts/test.ts', ...args], {
@@ -41,6 +42,11 @@ export function runTestScript(args: string[], env: NodeJS.ProcessEnv = {}): Prom
     child.once('error', reject)
     child.once('close', (code) => resolve({ code, stdout, stderr }))
   })
+}
+
+/** `{ [name]: value }` of the variables of this process that are set, to pass them on. */
+export function passOn(...names: string[]): Record<string, string> {
+  return Object.fromEntries(names.flatMap((name) => (process.env[name] ? [[name, process.env[name]]] : [])))
 }
 
 /** The value of `NAME=value` in the output of `scripts/test.ts --check`. */

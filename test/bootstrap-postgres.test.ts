@@ -4,13 +4,16 @@
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import { expect, it } from 'vitest'
-import { exported, runTestScript } from './bootstrap-helpers.js'
+import { exported, passOn, runTestScript } from './bootstrap-helpers.js'
 import { freePort } from './helpers/free-port.js'
 
 const exec = promisify(execFile)
 
 it('hands the tests a SLUICE_TEST_PG_URL on which they can create and drop a database', async () => {
-  const run = await runTestScript(['--check', 'postgres'], { SLUICE_TEST_NO_INSTALL: '1' })
+  const run = await runTestScript(['--check', 'postgres'], {
+    SLUICE_TEST_NO_INSTALL: '1',
+    ...passOn('SLUICE_TEST_PG_URL'),
+  })
   expect(run.stderr).toBe('')
   expect(run.stdout).toMatch(/^✓ postgres: \S+ can create databases \(PostgreSQL \d+/m)
   expect(run.code).toBe(0)
