@@ -77,6 +77,13 @@ export class PollingChangeFeed implements ChangeFeed {
     this.timer.unref()
   }
 
+  /** Reads the changes now, without waiting for the next interval. */
+  pollNow(): Promise<void> {
+    const run = this.polling.then(() => this.poll())
+    this.polling = run
+    return run
+  }
+
   private async poll(): Promise<void> {
     try {
       for (;;) {

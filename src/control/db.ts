@@ -1,7 +1,18 @@
 import { mkdirSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import Sqlite from 'better-sqlite3'
-import { Kysely, PostgresDialect, SqliteDialect } from 'kysely'
+import {
+  CompiledQuery,
+  type DatabaseConnection,
+  type DialectAdapter,
+  type Driver,
+  Kysely,
+  PostgresDialect,
+  SqliteAdapter,
+  SqliteDialect,
+  type SqliteDialectConfig,
+  SqliteDriver,
+} from 'kysely'
 import pg from 'pg'
 import { ControlInputError } from './errors.js'
 import type { Tables } from './schema.js'
@@ -81,6 +92,42 @@ export function openDatabase(options: DatabaseOptions = {}): Database {
   return openSqlite(url.startsWith('sqlite:') ? url.slice('sqlite:'.length) : url, options)
 }
 
+/**
+ * SQLite transactions start with BEGIN IMMEDIATE: each takes the write lock at once (waiting for
+ * it up to the busy timeout). With a plain BEGIN a transaction that reads and then writes fails
+ * when another process committed in between.
+ */
+class ImmediateSqliteDriver extends SqliteDriver {
+  override async beginTransaction(connection: DatabaseConnection): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw('begin immediate'))
+  }
+}
+
+/**
+ * SQLite does run DDL in transactions; Kysely's adapter says it does not, and then runs migrations
+ * outside one, without a lock: two processes opening a new database both created its tables.
+ * Inside a BEGIN IMMEDIATE transaction the second waits, then finds the migrations done.
+ */
+class TransactionalDdlSqliteAdapter extends SqliteAdapter {
+  override get supportsTransactionalDdl(): boolean {
+    return true
+  }
+}
+
+class ImmediateSqliteDialect extends SqliteDialect {
+  constructor(private readonly sqliteConfig: SqliteDialectConfig) {
+    super(sqliteConfig)
+  }
+
+  override createDriver(): Driver {
+    return new ImmediateSqliteDriver(this.sqliteConfig)
+  }
+
+  override createAdapter(): DialectAdapter {
+    return new TransactionalDdlSqliteAdapter()
+  }
+}
+
 function openSqlite(path: string, options: DatabaseOptions): Database {
   if (path === '') throw new ControlInputError('database', 'needs a file path after "sqlite:"')
   const memory = path === ':memory:'
@@ -95,7 +142,7 @@ function openSqlite(path: string, options: DatabaseOptions): Database {
     sqlite.close()
     throw error
   }
-  const db = new Kysely<Tables>({ dialect: new SqliteDialect({ database: sqlite }) })
+  const db = new Kysely<Tables>({ dialect: new ImmediateSqliteDialect({ database: sqlite }) })
   return {
     dialect: 'sqlite',
     db,

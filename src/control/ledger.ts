@@ -47,6 +47,8 @@ export const LEDGER_ROWS_PER_STATEMENT = 1000
  */
 export class LedgerWriter {
   private buffer: Insertable<LedgerTable>[] = []
+  /** Rows of the batch being written (out of the buffer, not yet committed). */
+  private inFlight = 0
   private accepted = 0
   private written = 0
   private dropped = 0
@@ -120,7 +122,7 @@ export class LedgerWriter {
 
   stats(): LedgerWriterStats {
     return {
-      buffered: this.buffer.length,
+      buffered: this.buffer.length + this.inFlight,
       written: this.written,
       dropped: this.dropped,
       failedBatches: this.failedBatches,
@@ -161,9 +163,11 @@ export class LedgerWriter {
   private async writeBatch(): Promise<void> {
     const batch = this.buffer.splice(0, this.batchRows)
     if (batch.length === 0) return
+    this.inFlight = batch.length
     try {
       await insertLedgerRows(this.db, batch)
     } catch (error) {
+      this.inFlight = 0
       this.buffer = batch.concat(this.buffer)
       this.failedBatches++
       this.nextBackoff()
@@ -174,6 +178,7 @@ export class LedgerWriter {
       }
       throw error
     }
+    this.inFlight = 0
     this.written += batch.length
     this.backoffMs = 0
     if (this.state === 'down') {

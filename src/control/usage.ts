@@ -126,7 +126,8 @@ export class UsageQueries {
       groupBy === undefined
         ? sql`null`
         : groupBy === 'day'
-          ? sql`(time + ${offset * 60_000}) / ${DAY}`
+          ? // Literals, not parameters: SQLite would bind a parameter as REAL and divide in floating point.
+            sql`(time + ${sql.lit(offset * 60_000)}) / ${sql.lit(DAY)}`
           : sql.ref(GROUP_COLUMNS[groupBy])
     let q = this.filtered(query).select([
       group.as('grp') as never,
@@ -147,7 +148,9 @@ export class UsageQueries {
     ])
     if (groupBy !== undefined) {
       q = q.groupBy(sql`1` as never)
-      q = sort === 'group' ? q.orderBy(sql`1`) : q.orderBy(sql.ref(sort), 'desc').orderBy(sql`1`)
+      // NULLS FIRST in both: PostgreSQL would put them last, SQLite first.
+      const byGroup = sql`1 asc nulls first`
+      q = sort === 'group' ? q.orderBy(byGroup) : q.orderBy(sql.ref(sort), 'desc').orderBy(byGroup)
     }
     const rows = (await q.limit(limit).execute()) as unknown as Record<string, unknown>[]
     return rows

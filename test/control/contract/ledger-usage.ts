@@ -1,0 +1,485 @@
+import { fileURLToPath } from 'node:url'
+import { sql } from 'kysely'
+import pg from 'pg'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import {
+  type Control,
+  ControlInputError,
+  type LedgerEntry,
+  periodBounds,
+} from '../../../src/control/index.js'
+import { runWorkerScript } from '../../helpers/workers.js'
+import { type ControlHarness, controls, manualClock } from '../harness.js'
+
+const WORKER = fileURLToPath(new URL('../fixtures/ledger-worker.ts', import.meta.url))
+const DAY = 86_400_000
+
+/** The ledger writer, retention, and the usage questions asked of it. */
+export function ledgerUsageContract(harness: ControlHarness): void {
+  describe(`ledger and usage (${harness.name})`, () => {
+    const pool = controls(harness)
+    const clock = manualClock(Date.parse('2026-11-27T12:00:00.000Z'))
+    let c: Control
+    /** Each test counts in its own slice of time, far from the others. */
+    let slice = 0
+    const nextSlice = () => Date.parse('2020-01-01T00:00:00Z') + ++slice * 30 * DAY
+
+    beforeAll(async () => {
+      c = await pool.open({ clock: clock.now, ledger: { intervalMs: 10 } })
+    })
+    afterAll(() => pool.closeAll())
+
+    it('writes every appended row in batches and returns them as appended', async () => {
+      const t0 = nextSlice()
+      const full: LedgerEntry = {
+        time: t0,
+        requestId: 'req-1',
+        keyId: 'abcdefghij',
+        team: 'research',
+        user: 'alice',
+        tier: 'service',
+        subject: 'key:abcdefghij',
+        model: 'gpt-4o-mini',
+        upstream: 'openai',
+        deployment: 'eu-1',
+        route: 'chat',
+        stream: true,
+        status: 200,
+        outcome: 'ok',
+        reason: 'none',
+        limited: true,
+        source: 'upstream',
+        promptTokens: 1200,
+        cachedTokens: 1000,
+        cacheWriteTokens: 100,
+        completionTokens: 300,
+        reasoningTokens: 120,
+        tokens: 1500,
+        usd: 0.00123,
+        usdInput: 0.0003,
+        usdCached: 0.0002,
+        usdCacheWrite: 0.00013,
+        usdOutput: 0.0006,
+        latencyMs: 812.5,
+        fallback: 'local',
+      }
+      c.ledger.append(full)
+      c.ledger.append({
+        time: t0 + 1,
+        status: 429,
+        outcome: 'rate_limited',
+        reason: 'tokens',
+        keyId: 'abcdefghij',
+      })
+      await c.ledger.flush()
+      const page = await c.usage.rows({ from: t0, to: t0 + 2 })
+      expect(page.items).toHaveLength(2)
+      const [refused, served] = page.items
+      const { time, ...rest } = full
+      expect(served).toMatchObject({ ...rest, time: new Date(t0).toISOString() })
+      expect(refused).toMatchObject({
+        outcome: 'rate_limited',
+        reason: 'tokens',
+        status: 429,
+        model: null,
+        promptTokens: 0,
+        tokens: 0,
+        usd: 0,
+        stream: false,
+        limited: true,
+      })
+    })
+
+    it('refuses a malformed row at append, naming the field, and keeps the rest', async () => {
+      const t0 = nextSlice()
+      const bad: [Partial<LedgerEntry>, string][] = [
+        [{ status: 200, outcome: 'ok', promptTokens: -1 }, 'ledger.promptTokens'],
+        [{ status: 200, outcome: 'ok', completionTokens: 1.5 }, 'ledger.completionTokens'],
+        [{ status: 200, outcome: 'ok', usd: Number.NaN }, 'ledger.usd'],
+        [{ status: 200, outcome: 'Not OK' }, 'ledger.outcome'],
+        [{ status: 99_999, outcome: 'ok' }, 'ledger.status'],
+        [{ status: 200, outcome: 'ok', time: -5 }, 'ledger.time'],
+        [{ status: 200, outcome: 'ok', model: 42 as never }, 'ledger.model'],
+      ]
+      for (const [entry, field] of bad) {
+        expect(() => c.ledger.append({ time: t0, ...entry } as LedgerEntry)).toThrow(ControlInputError)
+        try {
+          c.ledger.append({ time: t0, ...entry } as LedgerEntry)
+        } catch (e) {
+          expect((e as ControlInputError).field).toBe(field)
+        }
+      }
+      c.ledger.append({ time: t0, status: 200, outcome: 'ok', model: 'm'.repeat(10_000) })
+      await c.ledger.flush()
+      const rows = (await c.usage.rows({ from: t0, to: t0 + 1 })).items
+      expect(rows).toHaveLength(1)
+      expect(rows[0]!.model).toHaveLength(256) // a hostile model name is cut, not stored whole
+    })
+
+    it('writes 25,000 rows across many statements and batches, in order, none lost', async () => {
+      const t0 = nextSlice()
+      const n = 25_000
+      for (let i = 0; i < n; i++)
+        c.ledger.append({ time: t0 + i, requestId: `bulk-${i}`, status: 200, outcome: 'ok', promptTokens: i })
+      await c.ledger.flush()
+      const [total] = await c.usage.totals({ from: t0, to: t0 + n })
+      expect(total).toMatchObject({ requests: n, promptTokens: (n * (n - 1)) / 2 })
+      const stats = c.ledger.stats()
+      expect(stats.dropped).toBe(0)
+      expect(stats.buffered).toBe(0)
+    })
+
+    it('bounds its buffer: rows beyond maxBuffered are dropped and counted, never queued', async () => {
+      const small = await pool.open({
+        clock: clock.now,
+        migrate: false,
+        ledger: { maxBuffered: 10, intervalMs: 60_000 },
+      })
+      const t0 = nextSlice()
+      for (let i = 0; i < 15; i++) small.ledger.append({ time: t0, status: 200, outcome: 'ok' })
+      expect(small.ledger.stats()).toMatchObject({ buffered: 10, dropped: 5 })
+      await small.ledger.flush()
+      expect((await c.usage.totals({ from: t0, to: t0 + 1 }))[0]?.requests).toBe(10)
+    })
+
+    it('keeps rows through a failing database, reports the failure once, and writes them when it recovers', async () => {
+      const events: string[] = []
+      let failures = 0
+      const w = await pool.open({
+        clock: clock.now,
+        migrate: false,
+        ledger: {
+          intervalMs: 5,
+          retry: { minMs: 5, maxMs: 20 },
+          onBatchFailed: () => failures++,
+          onStateChange: (s) => events.push(s),
+        },
+      })
+      const t0 = nextSlice()
+      await c.database.db.schema.alterTable('ledger').renameTo('ledger_away').execute()
+      try {
+        for (let i = 0; i < 50; i++) w.ledger.append({ time: t0 + i, status: 200, outcome: 'ok' })
+        await expect(w.ledger.flush()).rejects.toThrow()
+        await new Promise((r) => setTimeout(r, 100)) // background retries keep failing
+        expect(events).toEqual(['down'])
+        expect(failures).toBeGreaterThanOrEqual(2)
+        expect(w.ledger.stats()).toMatchObject({ buffered: 50, written: 0, state: 'down' })
+      } finally {
+        await c.database.db.schema.alterTable('ledger_away').renameTo('ledger').execute()
+      }
+      await expect.poll(() => w.ledger.stats().written, { timeout: 10_000 }).toBe(50)
+      expect(events).toEqual(['down', 'up'])
+      expect((await c.usage.totals({ from: t0, to: t0 + 50 }))[0]?.requests).toBe(50)
+    })
+
+    if (harness.dialect === 'postgres') {
+      it('counts the rows of a batch being written as buffered until they commit', async () => {
+        const w = await pool.open({ clock: clock.now, migrate: false, ledger: { intervalMs: 60_000 } })
+        const t0 = nextSlice()
+        const blocker = new pg.Client({ connectionString: harness.url() })
+        await blocker.connect()
+        try {
+          await blocker.query('begin')
+          await blocker.query('lock table ledger in exclusive mode') // inserts wait, reads do not
+          for (let i = 0; i < 20; i++) w.ledger.append({ time: t0, status: 200, outcome: 'ok' })
+          const flushed = w.ledger.flush()
+          await expect
+            .poll(
+              async () => {
+                const r = await c.database.db
+                  .selectFrom(
+                    sql<{ wait_event_type: string | null; query: string }>`pg_stat_activity`.as('a'),
+                  )
+                  .select(sql<number>`count(*)`.as('n'))
+                  .where(sql<boolean>`wait_event_type = 'Lock' and query like 'insert into "ledger"%'`)
+                  .executeTakeFirst()
+                return Number(r?.n)
+              },
+              { timeout: 10_000 },
+            )
+            .toBe(1)
+          expect(w.ledger.stats()).toMatchObject({ buffered: 20, written: 0 })
+          await blocker.query('commit')
+          await flushed
+          expect(w.ledger.stats()).toMatchObject({ buffered: 0, written: 20 })
+        } finally {
+          await blocker.end()
+        }
+      })
+    }
+
+    it('writes everything on close and drops (counting) what is appended after', async () => {
+      const w = await pool.open({ clock: clock.now, migrate: false, ledger: { intervalMs: 60_000 } })
+      const t0 = nextSlice()
+      for (let i = 0; i < 30; i++) w.ledger.append({ time: t0, status: 200, outcome: 'ok' })
+      const stats = await w.ledger.close()
+      expect(stats).toMatchObject({ written: 30, dropped: 0, buffered: 0, state: 'closed' })
+      w.ledger.append({ time: t0, status: 200, outcome: 'ok' })
+      expect(w.ledger.stats().dropped).toBe(1)
+      expect((await c.usage.totals({ from: t0, to: t0 + 1 }))[0]?.requests).toBe(30)
+    })
+
+    it('two writer processes appending at once lose and duplicate nothing', async () => {
+      const reports = await runWorkerScript<
+        { url: string; writer: string; rows: number },
+        { written: number; dropped: number }
+      >(WORKER, [
+        { url: harness.url(), writer: 'writer-a', rows: 6000 },
+        { url: harness.url(), writer: 'writer-b', rows: 6000 },
+      ])
+      expect(reports).toEqual([
+        { written: 6000, dropped: 0 },
+        { written: 6000, dropped: 0 },
+      ])
+      for (const writer of ['writer-a', 'writer-b']) {
+        const rows = await c.database.db
+          .selectFrom('ledger')
+          .select(['id', 'request_id'])
+          .where('key_id', '=', writer)
+          .execute()
+        expect(rows).toHaveLength(6000)
+        expect(new Set(rows.map((r) => r.request_id)).size).toBe(6000)
+        expect(new Set(rows.map((r) => Number(r.id))).size).toBe(6000)
+      }
+    })
+
+    it('answers totals grouped by key, team, user, model, tier, status, outcome and day', async () => {
+      const t0 = Date.parse('2024-03-10T22:00:00.000Z') // the tests' slices are years before or after
+      const rows: LedgerEntry[] = [
+        {
+          time: t0,
+          keyId: 'k1',
+          team: 't1',
+          user: 'u1',
+          model: 'm1',
+          tier: 'service',
+          status: 200,
+          outcome: 'ok',
+          promptTokens: 10,
+          completionTokens: 5,
+          usd: 1,
+        },
+        {
+          time: t0 + 1,
+          keyId: 'k1',
+          team: 't1',
+          user: 'u2',
+          model: 'm2',
+          tier: 'service',
+          status: 200,
+          outcome: 'ok',
+          promptTokens: 20,
+          cachedTokens: 8,
+          completionTokens: 5,
+          reasoningTokens: 2,
+          usd: 2,
+          usdInput: 1.5,
+          usdOutput: 0.5,
+        },
+        {
+          time: t0 + 2,
+          keyId: 'k2',
+          team: 't1',
+          model: 'm1',
+          tier: 'premium',
+          status: 429,
+          outcome: 'rate_limited',
+          reason: 'hourly',
+        },
+        {
+          time: t0 + 3 * 3_600_000,
+          keyId: 'k3',
+          model: 'm1',
+          tier: 'premium',
+          status: 502,
+          outcome: 'upstream_error',
+          promptTokens: 7,
+          tokens: 7,
+          usd: 0.5,
+        },
+        { time: t0 + 4 * 3_600_000, status: 401, outcome: 'unauthenticated' },
+      ]
+      for (const r of rows) c.ledger.append(r)
+      await c.ledger.flush()
+      const range = { from: t0, to: t0 + DAY }
+      const total = await c.usage.totals(range)
+      expect(total).toEqual([
+        {
+          group: null,
+          requests: 5,
+          served: 2,
+          refused: 2,
+          failed: 1,
+          promptTokens: 37,
+          cachedTokens: 8,
+          cacheWriteTokens: 0,
+          completionTokens: 10,
+          reasoningTokens: 2,
+          tokens: 47,
+          usd: 3.5,
+          usdInput: 1.5,
+          usdCached: 0,
+          usdCacheWrite: 0,
+          usdOutput: 0.5,
+        },
+      ])
+      const pick = async (
+        groupBy: Parameters<Control['usage']['totals']>[0] extends infer Q
+          ? Q extends { groupBy?: infer G }
+            ? G
+            : never
+          : never,
+      ) => (await c.usage.totals({ ...range, groupBy })).map((g) => [g.group, g.requests, g.usd])
+      expect(await pick('key')).toEqual(
+        [
+          [null, 1, 0],
+          ['k1', 2, 3],
+          ['k2', 1, 0],
+          ['k3', 1, 0.5],
+        ].sort(byGroup),
+      )
+      expect(await pick('team')).toEqual(
+        [
+          [null, 2, 0.5],
+          ['t1', 3, 3],
+        ].sort(byGroup),
+      )
+      expect(await pick('user')).toEqual(
+        [
+          [null, 3, 0.5],
+          ['u1', 1, 1],
+          ['u2', 1, 2],
+        ].sort(byGroup),
+      )
+      expect(await pick('model')).toEqual(
+        [
+          [null, 1, 0],
+          ['m1', 3, 1.5],
+          ['m2', 1, 2],
+        ].sort(byGroup),
+      )
+      expect(await pick('tier')).toEqual(
+        [
+          [null, 1, 0],
+          ['premium', 2, 0.5],
+          ['service', 2, 3],
+        ].sort(byGroup),
+      )
+      expect(await pick('status')).toEqual([
+        [200, 2, 3],
+        [401, 1, 0],
+        [429, 1, 0],
+        [502, 1, 0.5],
+      ])
+      expect(await pick('outcome')).toEqual([
+        ['ok', 2, 3],
+        ['rate_limited', 1, 0],
+        ['unauthenticated', 1, 0],
+        ['upstream_error', 1, 0.5],
+      ])
+      // Days in UTC: 22:00 and 22:00+3h fall on two dates; at UTC+02:00 all five fall on the 11th.
+      expect(await pick('day')).toEqual([
+        ['2024-03-10', 3, 3],
+        ['2024-03-11', 2, 0.5],
+      ])
+      const shifted = await c.usage.totals({ ...range, groupBy: 'day', utcOffsetMinutes: 120 })
+      expect(shifted.map((g) => [g.group, g.requests])).toEqual([['2024-03-11', 5]])
+      const top = await c.usage.totals({ ...range, groupBy: 'key', sort: 'usd' })
+      expect(top[0]!.group).toBe('k1')
+      expect((await c.usage.totals({ ...range, team: 't1', model: 'm1' }))[0]!.requests).toBe(2)
+      await expect(c.usage.totals({ groupBy: 'secret' as never })).rejects.toMatchObject({ field: 'groupBy' })
+    })
+
+    it('pages ledger rows newest first with filters, stable while rows are added', async () => {
+      const t0 = nextSlice()
+      for (let i = 0; i < 23; i++) {
+        c.ledger.append({
+          time: t0 + Math.floor(i / 3),
+          requestId: `p-${i}`,
+          keyId: i % 2 ? 'odd' : 'even',
+          status: 200,
+          outcome: 'ok',
+        })
+      }
+      await c.ledger.flush()
+      const seen: string[] = []
+      let cursor: string | undefined
+      do {
+        const page = await c.usage.rows({ from: t0, to: t0 + DAY, limit: 4, cursor })
+        seen.push(...page.items.map((r) => r.requestId!))
+        cursor = page.next
+        // A row added while paging (newer than everything) never shows up in later pages.
+        c.ledger.append({ time: t0 + 1000, requestId: 'late', status: 200, outcome: 'ok' })
+        await c.ledger.flush()
+      } while (cursor !== undefined)
+      // Newest first (rows of equal time by id), each once; rows added meanwhile are newer than the cursor.
+      expect(seen).toEqual(Array.from({ length: 23 }, (_, i) => `p-${22 - i}`))
+      const odd = await c.usage.rows({ from: t0, to: t0 + 100, key: 'odd', limit: 1000 })
+      expect(odd.items).toHaveLength(11)
+      expect(odd.next).toBeUndefined()
+    })
+
+    it('sums the spend of the current day, week and month per key, team and user (for rebuilding budgets)', async () => {
+      const now = Date.parse('2025-06-18T15:00:00.000Z') // a Wednesday
+      const at = (iso: string, usd: number, tokens: number, extra: Partial<LedgerEntry> = {}) =>
+        c.ledger.append({
+          time: Date.parse(iso),
+          keyId: 'spender',
+          team: 'spend-team',
+          user: 'spend-user',
+          status: 200,
+          outcome: 'ok',
+          usd,
+          tokens,
+          ...extra,
+        })
+      at('2025-05-31T23:59:59.999Z', 100, 1000) // last month
+      at('2025-06-01T00:00:00.000Z', 1, 10) // this month
+      at('2025-06-16T00:00:00.000Z', 2, 20) // this week (Monday)
+      at('2025-06-18T00:00:00.000Z', 4, 40) // today
+      at('2025-06-18T14:00:00.000Z', 8, 80, { limited: false }) // not charged to limits (shadow, allow list)
+      at('2025-06-18T16:00:00.000Z', 16, 160) // later today, after `now`: still in the period
+      at('2025-06-19T00:00:00.000Z', 32, 320) // tomorrow
+      await c.ledger.flush()
+      const day = await c.usage.spendInPeriod('key', 'spender', 'day', now)
+      expect(day).toMatchObject({ usd: 20, tokens: 200, requests: 2, ...periodBounds('day', now) })
+      expect(await c.usage.spendInPeriod('team', 'spend-team', 'week', now)).toMatchObject({
+        usd: 54,
+        tokens: 540,
+      })
+      expect(await c.usage.spendInPeriod('user', 'spend-user', 'month', now)).toMatchObject({
+        usd: 55,
+        tokens: 550,
+      })
+      expect(await c.usage.spendInPeriod('key', 'nobody', 'month', now)).toMatchObject({
+        usd: 0,
+        tokens: 0,
+        requests: 0,
+      })
+      const all = await c.usage.spend('key', {
+        from: Date.parse('2025-06-01T00:00:00Z'),
+        to: Date.parse('2025-07-01T00:00:00Z'),
+      })
+      expect(all.get('spender')).toEqual({ usd: 55, tokens: 550, requests: 5 })
+    })
+
+    it('prunes rows older than the retention in bounded chunks', async () => {
+      const w = await pool.open({ clock: clock.now, migrate: false })
+      const t0 = Date.parse('2019-01-01T00:00:00Z') // before every other test's rows
+      for (let i = 0; i < 120; i++) w.ledger.append({ time: t0 + i, status: 200, outcome: 'ok' })
+      await w.ledger.flush()
+      const before = t0 + 100
+      const first = await w.pruneLedger({ before, chunkRows: 30, maxChunks: 2 })
+      expect(first).toEqual({ deleted: 60, more: true })
+      const second = await w.pruneLedger({ before, chunkRows: 30, maxChunks: 5 })
+      expect(second).toEqual({ deleted: 40, more: false })
+      expect((await w.usage.totals({ from: t0, to: t0 + 1000 }))[0]?.requests).toBe(20)
+    })
+  })
+}
+
+function byGroup(a: unknown[], b: unknown[]): number {
+  const x = a[0] === null ? '' : String(a[0])
+  const y = b[0] === null ? '' : String(b[0])
+  return x < y ? -1 : x > y ? 1 : 0
+}
