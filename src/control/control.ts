@@ -8,6 +8,7 @@ import { KeyCache, type KeyCacheOptions } from './key-cache.js'
 import { KeyStore } from './keys.js'
 import { LastUsedRecorder } from './last-used.js'
 import { LedgerWriter, type LedgerWriterOptions } from './ledger.js'
+import { defaultBatchRows, ledgerInsertFor } from './ledger-insert.js'
 import { type MigrationReport, migrateToLatest } from './migrations/index.js'
 import { pruneLedger } from './retention.js'
 import { TeamStore } from './teams.js'
@@ -122,7 +123,11 @@ export async function openControl(options: ControlOptions = {}): Promise<Control
     announce: (event: ChangeEvent) => local.emit(event),
   }
   const keys = new KeyStore(ctx)
-  const ledger = new LedgerWriter(database.db, { clock, ...options.ledger })
+  const ledger = new LedgerWriter(ledgerInsertFor(database), {
+    clock,
+    defaultBatchRows: defaultBatchRows(database),
+    ...options.ledger,
+  })
   const lastUsed = new LastUsedRecorder(database.db, {
     intervalMs: options.lastUsedIntervalMs,
     onError: (e) => onError(e, 'last-used'),

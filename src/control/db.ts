@@ -44,6 +44,8 @@ export interface Database {
   readonly db: Kysely<Tables>
   /** Where it is, safe to log (a PostgreSQL password is masked). */
   readonly label: string
+  /** SQLite: the better-sqlite3 handle (the ledger's prepared insert); use only through db.connection(). */
+  readonly sqlite?: Sqlite.Database
   /** PostgreSQL: how to open one more, dedicated connection (the change feed's listener). */
   readonly clientConfig?: pg.ClientConfig
   close(): Promise<void>
@@ -146,6 +148,7 @@ function openSqlite(path: string, options: DatabaseOptions): Database {
   return {
     dialect: 'sqlite',
     db,
+    sqlite,
     label: memory ? 'sqlite::memory:' : `sqlite:${resolve(path)}`,
     close: () => db.destroy(),
   }

@@ -1,12 +1,13 @@
-import type { Insertable, Kysely } from 'kysely'
+import type { Insertable } from 'kysely'
 import { ControlInputError } from './errors.js'
+import type { LedgerInsert } from './ledger-insert.js'
 import { type LedgerEntry, ledgerInsertOf } from './ledger-rows.js'
-import type { LedgerTable, Tables } from './schema.js'
+import type { LedgerTable } from './schema.js'
 
 export interface LedgerWriterOptions {
   /** Rows held in memory at most; appends beyond are dropped and counted (default 100,000). */
   maxBuffered?: number
-  /** Rows written per transaction (default 2,000). */
+  /** Rows written per transaction (default: 250 on SQLite, 1,000 on PostgreSQL). */
   batchRows?: number
   /** Longest a row waits for its batch (default 100 ms). */
   intervalMs?: number
@@ -33,15 +34,9 @@ export interface LedgerWriterStats {
 }
 
 /**
- * Rows per INSERT statement: 30 columns × 1,000 = 30,000 bound parameters, under both SQLite's
- * 32,766 and PostgreSQL's 65,535.
- */
-export const LEDGER_ROWS_PER_STATEMENT = 1000
-
-/**
  * The request ledger's writer. `append` is synchronous and O(1): it checks the entry and pushes it
  * to a bounded in-memory buffer. A background flusher writes the buffer in batches — each batch one
- * transaction of multi-row INSERTs — every `intervalMs` or as soon as `batchRows` are waiting. A
+ * transaction (ledger-insert.ts) — every `intervalMs` or as soon as `batchRows` are waiting. A
  * failed batch goes back to the head of the buffer and is retried with backoff; while the database
  * stays down the buffer fills up and further rows are dropped (counted in `stats().dropped`).
  */
@@ -64,11 +59,11 @@ export class LedgerWriter {
   private readonly clock: () => number
 
   constructor(
-    private readonly db: Kysely<Tables>,
-    private readonly options: LedgerWriterOptions = {},
+    private readonly insert: LedgerInsert,
+    private readonly options: LedgerWriterOptions & { defaultBatchRows?: number } = {},
   ) {
     this.maxBuffered = positiveInt(options.maxBuffered, 100_000, 'maxBuffered')
-    this.batchRows = positiveInt(options.batchRows, 2000, 'batchRows')
+    this.batchRows = positiveInt(options.batchRows, options.defaultBatchRows ?? 1000, 'batchRows')
     this.intervalMs = positiveInt(options.intervalMs, 100, 'intervalMs')
     this.clock = options.clock ?? Date.now
   }
@@ -89,7 +84,10 @@ export class LedgerWriter {
   flush(): Promise<void> {
     const target = this.accepted
     return this.exclusive(async () => {
-      while (this.written < target && this.buffer.length > 0) await this.writeBatch()
+      while (this.written < target && this.buffer.length > 0) {
+        await this.writeBatch()
+        if (this.buffer.length > 0) await yieldToRequests()
+      }
     })
   }
 
@@ -144,7 +142,10 @@ export class LedgerWriter {
   private background(): void {
     this.timer = undefined
     this.exclusive(async () => {
-      while (this.buffer.length > 0 && this.state !== 'closed') await this.writeBatch()
+      while (this.buffer.length > 0 && this.state !== 'closed') {
+        await this.writeBatch()
+        if (this.buffer.length > 0) await yieldToRequests()
+      }
     }).then(
       () => {
         if (this.buffer.length > 0) this.schedule(this.intervalMs)
@@ -165,7 +166,7 @@ export class LedgerWriter {
     if (batch.length === 0) return
     this.inFlight = batch.length
     try {
-      await insertLedgerRows(this.db, batch)
+      await this.insert(batch)
     } catch (error) {
       this.inFlight = 0
       this.buffer = batch.concat(this.buffer)
@@ -195,16 +196,9 @@ export class LedgerWriter {
   }
 }
 
-/** Inserts rows in one transaction, LEDGER_ROWS_PER_STATEMENT at a time. */
-export async function insertLedgerRows(db: Kysely<Tables>, rows: Insertable<LedgerTable>[]): Promise<void> {
-  await db.transaction().execute(async (trx) => {
-    for (let i = 0; i < rows.length; i += LEDGER_ROWS_PER_STATEMENT) {
-      await trx
-        .insertInto('ledger')
-        .values(rows.slice(i, i + LEDGER_ROWS_PER_STATEMENT))
-        .execute()
-    }
-  })
+/** Lets requests in between batches: on SQLite each batch holds the event loop while it runs. */
+function yieldToRequests(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve))
 }
 
 function positiveInt(value: unknown, fallback: number, field: string): number {

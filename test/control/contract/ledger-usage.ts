@@ -191,7 +191,7 @@ export function ledgerUsageContract(harness: ControlHarness): void {
                     sql<{ wait_event_type: string | null; query: string }>`pg_stat_activity`.as('a'),
                   )
                   .select(sql<number>`count(*)`.as('n'))
-                  .where(sql<boolean>`wait_event_type = 'Lock' and query like 'insert into "ledger"%'`)
+                  .where(sql<boolean>`wait_event_type = 'Lock' and query ilike 'insert into%ledger%'`)
                   .executeTakeFirst()
                 return Number(r?.n)
               },
@@ -207,6 +207,24 @@ export function ledgerUsageContract(harness: ControlHarness): void {
         }
       })
     }
+
+    it('keeps ledger batches out of admin transactions: a rolled-back change loses no ledger row', async () => {
+      const t0 = nextSlice()
+      await c.teams.create({ id: `busy-${t0}` }, { actor: 'test' })
+      await c.keys.create({ name: 'pin', tier: 'service', team: `busy-${t0}` }, { actor: 'test' })
+      for (let round = 0; round < 40; round++) {
+        for (let i = 0; i < 10; i++) c.ledger.append({ time: t0 + round, status: 200, outcome: 'ok' })
+        // The delete reads, then refuses (the team owns a key) and rolls back; the flush starts a
+        // few more microtasks later each round, so that it meets the transaction at every step.
+        const flush = async () => {
+          for (let j = 0; j < round; j++) await null
+          return c.ledger.flush()
+        }
+        const results = await Promise.allSettled([c.teams.delete(`busy-${t0}`, { actor: 'test' }), flush()])
+        expect(results.map((r) => r.status)).toEqual(['rejected', 'fulfilled'])
+      }
+      expect((await c.usage.totals({ from: t0, to: t0 + 40 }))[0]?.requests).toBe(400)
+    })
 
     it('writes everything on close and drops (counting) what is appended after', async () => {
       const w = await pool.open({ clock: clock.now, migrate: false, ledger: { intervalMs: 60_000 } })
