@@ -9,7 +9,12 @@ import { KeyStore } from './keys.js'
 import { LastUsedRecorder } from './last-used.js'
 import { LedgerWriter, type LedgerWriterOptions } from './ledger.js'
 import { defaultBatchRows, ledgerInsertFor } from './ledger-insert.js'
-import { type MigrationReport, migrateToLatest } from './migrations/index.js'
+import {
+  appliedMigrations,
+  LATEST_MIGRATION,
+  type MigrationReport,
+  migrateToLatest,
+} from './migrations/index.js'
 import { pruneLedger } from './retention.js'
 import { TeamStore } from './teams.js'
 import { UsageQueries } from './usage.js'
@@ -80,6 +85,7 @@ export async function openControl(options: ControlOptions = {}): Promise<Control
   const database = openDatabase({ ...options, onError: (e) => onError(e, 'pool') })
   try {
     if (options.migrate !== false) await migrateToLatest(database)
+    else await requireLatestSchema(database)
   } catch (error) {
     await database.close().catch(() => {})
     throw error
@@ -169,5 +175,17 @@ export async function openControl(options: ControlOptions = {}): Promise<Control
       await remote.close()
       await database.close()
     },
+  }
+}
+
+/** With `migrate: false` (migrations run apart, by `sluice migrate`): refuse a schema behind this code. */
+async function requireLatestSchema(database: Database): Promise<void> {
+  const applied = await appliedMigrations(database).catch(() => [] as string[])
+  const version = applied[applied.length - 1]
+  if (version === undefined || version < LATEST_MIGRATION) {
+    throw new Error(
+      `the database ${database.label} is at schema ${version ?? 'none'}, this sluice needs ${LATEST_MIGRATION}: ` +
+        'run `sluice migrate` (or open it with migrations on)',
+    )
   }
 }

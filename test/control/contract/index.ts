@@ -2,8 +2,9 @@ import { afterAll, beforeAll } from 'vitest'
 import type { ControlHarness } from '../harness.js'
 import { changesMigrationsContract } from './changes-migrations.js'
 import { keysContract } from './keys.js'
-import { ledgerUsageContract } from './ledger-usage.js'
+import { ledgerContract } from './ledger.js'
 import { teamsUsersAuditContract } from './teams-users-audit.js'
+import { usageContract } from './usage.js'
 
 /** The one behaviour suite the control plane passes, unchanged, on every database. */
 export function controlContract(harness: ControlHarness): void {
@@ -11,6 +12,7 @@ export function controlContract(harness: ControlHarness): void {
   afterAll(() => harness.teardown())
   keysContract(harness)
   teamsUsersAuditContract(harness)
-  ledgerUsageContract(harness)
+  ledgerContract(harness)
+  usageContract(harness)
   changesMigrationsContract(harness)
 }
