@@ -64,6 +64,8 @@ export async function mutate<T>(
         continue
       }
       if (isUniqueViolation(error)) throw new ConflictError('a record with this id already exists')
+      if (isForeignKeyViolation(error))
+        throw new ConflictError('a record this change refers to was removed meanwhile')
       throw error
     }
   }
@@ -82,4 +84,9 @@ function isBusy(error: unknown): boolean {
 export function isUniqueViolation(error: unknown): boolean {
   const code = errorCode(error)
   return code === '23505' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || code === 'SQLITE_CONSTRAINT_UNIQUE'
+}
+
+function isForeignKeyViolation(error: unknown): boolean {
+  const code = errorCode(error)
+  return code === '23503' || code === 'SQLITE_CONSTRAINT_FOREIGNKEY'
 }

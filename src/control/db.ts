@@ -100,9 +100,61 @@ export function openDatabase(options: DatabaseOptions = {}): Database {
  * when another process committed in between.
  */
 class ImmediateSqliteDriver extends SqliteDriver {
+  constructor(
+    config: SqliteDialectConfig,
+    private readonly fileLock: AsyncLock | undefined,
+  ) {
+    super(config)
+  }
+
   override async beginTransaction(connection: DatabaseConnection): Promise<void> {
     await connection.executeQuery(CompiledQuery.raw('begin immediate'))
   }
+
+  override async acquireConnection(): Promise<DatabaseConnection> {
+    await this.fileLock?.lock()
+    return super.acquireConnection()
+  }
+
+  override async releaseConnection(): Promise<void> {
+    await super.releaseConnection()
+    this.fileLock?.unlock()
+  }
+}
+
+/**
+ * better-sqlite3 waits for a lock synchronously. Two connections to one file in one process (two
+ * instances in a test, a CLI command run in-process) would deadlock for the whole busy timeout:
+ * one holds the write lock and waits for the event loop, which the other blocks while it waits
+ * for the lock. Connections to the same file in one process therefore take turns here first.
+ */
+class AsyncLock {
+  private tail: Promise<void> = Promise.resolve()
+  private releases: (() => void)[] = []
+
+  async lock(): Promise<void> {
+    const previous = this.tail
+    let release!: () => void
+    this.tail = new Promise((resolve) => {
+      release = resolve
+    })
+    await previous
+    this.releases.push(release)
+  }
+
+  unlock(): void {
+    this.releases.shift()?.()
+  }
+}
+const fileLocks = new Map<string, AsyncLock>()
+
+function lockFor(path: string): AsyncLock {
+  let lock = fileLocks.get(path)
+  if (lock === undefined) {
+    lock = new AsyncLock()
+    fileLocks.set(path, lock)
+  }
+  return lock
 }
 
 /**
@@ -117,12 +169,15 @@ class TransactionalDdlSqliteAdapter extends SqliteAdapter {
 }
 
 class ImmediateSqliteDialect extends SqliteDialect {
-  constructor(private readonly sqliteConfig: SqliteDialectConfig) {
+  constructor(
+    private readonly sqliteConfig: SqliteDialectConfig,
+    private readonly fileLock: AsyncLock | undefined,
+  ) {
     super(sqliteConfig)
   }
 
   override createDriver(): Driver {
-    return new ImmediateSqliteDriver(this.sqliteConfig)
+    return new ImmediateSqliteDriver(this.sqliteConfig, this.fileLock)
   }
 
   override createAdapter(): DialectAdapter {
@@ -144,7 +199,9 @@ function openSqlite(path: string, options: DatabaseOptions): Database {
     sqlite.close()
     throw error
   }
-  const db = new Kysely<Tables>({ dialect: new ImmediateSqliteDialect({ database: sqlite }) })
+  const db = new Kysely<Tables>({
+    dialect: new ImmediateSqliteDialect({ database: sqlite }, memory ? undefined : lockFor(resolve(path))),
+  })
   return {
     dialect: 'sqlite',
     db,

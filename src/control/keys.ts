@@ -189,7 +189,7 @@ export class KeyStore {
       throw new ControlInputError('patch', 'must be an object', patch)
     const fields = this.checkFields(patch, false)
     return mutate(this.ctx, async (trx, journal, now) => {
-      const before = await this.row(trx, id)
+      const before = await this.row(trx, id, true)
       if (before === undefined) throw new NotFoundError('key', id)
       if (fields.team_id) await this.requireTeam(trx, fields.team_id)
       const after: Selectable<KeysTable> = { ...before, ...fields, updated_at: now }
@@ -217,7 +217,7 @@ export class KeyStore {
     const actor = requireActor(options)
     this.checkId(id)
     return mutate(this.ctx, async (trx, journal, now) => {
-      const before = await this.row(trx, id)
+      const before = await this.row(trx, id, true)
       if (before === undefined) throw new NotFoundError('key', id)
       if (before.revoked_at !== null) return keyInfoOf(before, now)
       const after = { ...before, revoked_at: now, updated_at: now }
@@ -258,7 +258,7 @@ export class KeyStore {
     }
     const secret = generateSecret()
     return mutate(this.ctx, async (trx, journal, now) => {
-      const before = await this.row(trx, id)
+      const before = await this.row(trx, id, true)
       if (before === undefined) throw new NotFoundError('key', id)
       if (before.revoked_at !== null) throw new ConflictError(`key ${id} is revoked: it cannot be rotated`)
       const set = {
@@ -312,15 +312,24 @@ export class KeyStore {
     return secretOpens(credentials, parsed.secret, this.ctx.now()) ? credentials.info : undefined
   }
 
+  /**
+   * One key's row. `lock`: inside a change, on PostgreSQL, FOR UPDATE — two admins changing one
+   * key at once take turns, and each audit entry's `before` is what that change replaced. (SQLite
+   * transactions start with the write lock: they always take turns.)
+   */
   private row(
     db: Kysely<Tables> | Transaction<Tables>,
     id: string,
+    lock = false,
   ): Promise<Selectable<KeysTable> | undefined> {
-    return db.selectFrom('keys').selectAll().where('id', '=', id).executeTakeFirst()
+    const q = db.selectFrom('keys').selectAll().where('id', '=', id)
+    return (lock && this.ctx.dialect === 'postgres' ? q.forUpdate() : q).executeTakeFirst()
   }
 
+  /** The team must exist, and (PostgreSQL: FOR SHARE) cannot be deleted until this change commits. */
   private async requireTeam(trx: Transaction<Tables>, team: string): Promise<void> {
-    const found = await trx.selectFrom('teams').select('id').where('id', '=', team).executeTakeFirst()
+    const q = trx.selectFrom('teams').select('id').where('id', '=', team)
+    const found = await (this.ctx.dialect === 'postgres' ? q.forShare() : q).executeTakeFirst()
     if (found === undefined) throw new ControlInputError('team', 'names no existing team', team)
   }
 

@@ -72,7 +72,8 @@ function sqliteInsert(database: Database): LedgerInsert {
       statement.run(values)
     }
   })
-  return (rows) => database.db.connection().execute(async () => insertAll(rows))
+  // .immediate: BEGIN IMMEDIATE, the write lock at once (another process may be writing too).
+  return (rows) => database.db.connection().execute(async () => insertAll.immediate(rows))
 }
 
 /**

@@ -132,7 +132,7 @@ export class TeamStore {
       throw new ControlInputError('patch', 'must be an object', patch)
     const fields = this.checkFields(patch, ['name', 'limits', 'budgets', 'metadata'])
     return mutate(this.ctx, async (trx, journal, now) => {
-      const before = await this.row(trx, id)
+      const before = await this.row(trx, id, true)
       if (before === undefined) throw new NotFoundError('team', id)
       await trx
         .updateTable('teams')
@@ -161,7 +161,7 @@ export class TeamStore {
     const actor = requireActor(options)
     this.checkId(id)
     return mutate(this.ctx, async (trx, journal) => {
-      const before = await this.row(trx, id)
+      const before = await this.row(trx, id, true)
       if (before === undefined) throw new NotFoundError('team', id)
       const keys = await trx.selectFrom('keys').select('id').where('team_id', '=', id).orderBy('id').execute()
       const detachedKeys = keys.map((k) => k.id)
@@ -188,11 +188,14 @@ export class TeamStore {
     })
   }
 
+  /** One team's row; `lock`: FOR UPDATE on PostgreSQL inside a change (see KeyStore.row). */
   private row(
     db: Kysely<Tables> | Transaction<Tables>,
     id: string,
+    lock = false,
   ): Promise<Selectable<TeamsTable> | undefined> {
-    return db.selectFrom('teams').selectAll().where('id', '=', id).executeTakeFirst()
+    const q = db.selectFrom('teams').selectAll().where('id', '=', id)
+    return (lock && this.ctx.dialect === 'postgres' ? q.forUpdate() : q).executeTakeFirst()
   }
 
   private checkId(id: unknown): string {

@@ -216,7 +216,9 @@ export class UsageQueries {
     const column =
       scope === 'key' ? 'key_id' : scope === 'team' ? 'team_id' : scope === 'user' ? 'user_id' : undefined
     if (column === undefined) throw new ControlInputError('scope', 'must be key, team or user', scope)
-    const from = timeInput(range.from, 'from')!
+    const from = timeInput(range.from, 'from')
+    if (from === undefined || from === null)
+      throw new ControlInputError('from', 'is required (the start of the range)')
     let q = this.db
       .selectFrom('ledger')
       .select([

@@ -1,10 +1,10 @@
-import { type Selectable, sql } from 'kysely'
+import { type Selectable, sql, type Transaction } from 'kysely'
 import type { Budgets } from './budgets.js'
 import { budgetsText } from './budgets.js'
 import { type ControlContext, mutate } from './context.js'
 import { ControlInputError, NotFoundError } from './errors.js'
 import type { ActorOptions } from './keys.js'
-import type { UsersTable } from './schema.js'
+import type { Tables, UsersTable } from './schema.js'
 import {
   isoTime,
   type JsonObject,
@@ -61,6 +61,12 @@ function userOf(row: Selectable<UsersTable>): EndUser {
 export class UserStore {
   constructor(private readonly ctx: ControlContext) {}
 
+  /** A user's row inside a change, FOR UPDATE on PostgreSQL (see KeyStore.row). */
+  private row(trx: Transaction<Tables>, id: string): Promise<Selectable<UsersTable> | undefined> {
+    const q = trx.selectFrom('users').selectAll().where('id', '=', id)
+    return (this.ctx.dialect === 'postgres' ? q.forUpdate() : q).executeTakeFirst()
+  }
+
   /** Creates or changes a user's overrides; absent fields stay, null clears. */
   async set(id: string, input: EndUserInput, options: ActorOptions): Promise<EndUser> {
     const actor = requireActor(options)
@@ -80,7 +86,7 @@ export class UserStore {
     const metadata = jsonObjectText(input.metadata, 'metadata', 8192)
     if (metadata !== undefined) set.metadata = metadata
     return mutate(this.ctx, async (trx, journal, now) => {
-      const before = await trx.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst()
+      const before = await this.row(trx, id)
       let after: Selectable<UsersTable>
       if (before === undefined) {
         after = { id, limits: null, budgets: null, metadata: null, ...set, created_at: now, updated_at: now }
@@ -134,7 +140,7 @@ export class UserStore {
   async delete(id: string, options: ActorOptions): Promise<void> {
     const actor = requireActor(options)
     await mutate(this.ctx, async (trx, journal) => {
-      const before = await trx.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst()
+      const before = await this.row(trx, id)
       if (before === undefined) throw new NotFoundError('user', String(id).slice(0, 64))
       await trx.deleteFrom('users').where('id', '=', id).execute()
       journal.audit({

@@ -289,6 +289,24 @@ export function keysContract(harness: ControlHarness): void {
       await expect(c.keys.list({ sort: 'secret' as never })).rejects.toMatchObject({ field: 'sort' })
     })
 
+    it('serialises concurrent changes to one key: each audit entry starts where the previous one ended', async () => {
+      const other = await pool.open({ clock: clock.now })
+      const k = await c.keys.create({ name: 'contended', tier: 'service', metadata: { n: -1 } }, ACTOR)
+      await Promise.all(
+        Array.from({ length: 24 }, (_, n) =>
+          (n % 2 ? c : other).keys.update(k.id, { metadata: { n } }, ACTOR),
+        ),
+      )
+      const updates = (await c.audit.list({ targetId: k.id, action: 'key.update' })).items.reverse()
+      expect(updates).toHaveLength(24)
+      let previous: unknown = { n: -1 }
+      for (const entry of updates) {
+        expect((entry.before as { metadata: unknown }).metadata).toEqual(previous)
+        previous = (entry.after as { metadata: unknown }).metadata
+      }
+      expect((await c.keys.get(k.id)).metadata).toEqual(previous)
+    })
+
     it('records last use in batches, never moving it backwards', async () => {
       const k = await c.keys.create({ name: 'used', tier: 'service' }, ACTOR)
       const cache = c.createKeyCache()
