@@ -1,7 +1,8 @@
 /**
  * Ledger rows written per second through LedgerWriter, on SQLite (a temporary file) and on
- * PostgreSQL (a temporary database on SLUICE_BENCH_PG_URL, default the local server), and how long
- * the event loop was held meanwhile (the gateway serves requests on that loop).
+ * PostgreSQL (a temporary database on SLUICE_BENCH_PG_URL, default the local server), how long
+ * the event loop was held meanwhile (the gateway serves requests on that loop), and how long one
+ * batch of the writer's size takes when written alone.
  *
  *   npx tsx bench/ledger-write.ts [--rows 200000] [--rounds 3] [--only sqlite|postgres]
  *
@@ -17,6 +18,8 @@ import { join } from 'node:path'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import pg from 'pg'
 import { type LedgerEntry, openControl } from '../src/control/index.js'
+import { defaultBatchRows, ledgerInsertFor } from '../src/control/ledger-insert.js'
+import { ledgerInsertOf } from '../src/control/ledger-rows.js'
 
 const args = process.argv.slice(2)
 const arg = (name: string, fallback: string) => {
@@ -60,6 +63,23 @@ interface Result {
   rowsPerSecond: number
   maxLoopDelayMs: number
   p99LoopDelayMs: number
+  /** One batch of the default size, written alone: how long it takes (p50, p99, max). */
+  batch: { rows: number; p50: number; p99: number; max: number }
+}
+
+/** Times 200 batches of the writer's default size, each written alone through the same insert. */
+async function timeBatches(control: Awaited<ReturnType<typeof openControl>>): Promise<Result['batch']> {
+  const insert = ledgerInsertFor(control.database)
+  const rows = defaultBatchRows(control.database)
+  const times: number[] = []
+  for (let b = 0; b < 200; b++) {
+    const batch = Array.from({ length: rows }, (_, i) => ledgerInsertOf(row(b * rows + i), Date.now()))
+    const start = performance.now()
+    await insert(batch)
+    times.push(performance.now() - start)
+  }
+  times.sort((a, b) => a - b)
+  return { rows, p50: times[100]!, p99: times[197]!, max: times[199]! }
 }
 
 async function measure(url: string): Promise<Result> {
@@ -78,6 +98,7 @@ async function measure(url: string): Promise<Result> {
   delay.disable()
   const stats = control.ledger.stats()
   const count = await control.usage.totals()
+  const batch = await timeBatches(control)
   await control.close()
   if (stats.dropped !== 0 || count[0]?.requests !== ROWS) {
     throw new Error(
@@ -88,6 +109,7 @@ async function measure(url: string): Promise<Result> {
     rowsPerSecond: ROWS / seconds,
     maxLoopDelayMs: delay.max / 1e6,
     p99LoopDelayMs: delay.percentile(99) / 1e6,
+    batch,
   }
 }
 
@@ -103,9 +125,12 @@ async function run(name: string, url: string): Promise<string> {
     results.push(result)
   }
   const fmt = (n: number) => Math.round(n).toLocaleString('en-US')
-  return `| ${name.padEnd(10)} | ${fmt(median(results.map((r) => r.rowsPerSecond))).padStart(9)} | ${median(
-    results.map((r) => r.p99LoopDelayMs),
-  ).toFixed(1)} / ${median(results.map((r) => r.maxLoopDelayMs)).toFixed(1)} |`
+  const m = (pick: (r: Result) => number) => median(results.map(pick)).toFixed(1)
+  return (
+    `| ${name.padEnd(10)} | ${fmt(median(results.map((r) => r.rowsPerSecond))).padStart(9)} | ` +
+    `${m((r) => r.p99LoopDelayMs)} / ${m((r) => r.maxLoopDelayMs)} | ${results[0]!.batch.rows} rows: ` +
+    `${m((r) => r.batch.p50)} / ${m((r) => r.batch.p99)} / ${m((r) => r.batch.max)} |`
+  )
 }
 
 const lines: string[] = []
@@ -133,6 +158,7 @@ if (ONLY === '' || ONLY === 'postgres') {
 }
 process.stdout.write(
   `ledger writes: ${ROWS.toLocaleString('en-US')} rows × ${ROUNDS} rounds (median), ${cpus().length} × ${cpus()[0]?.model}, Node ${process.version}\n\n` +
-    '| database   |    rows/s | event-loop delay p99 / max ms |\n|------------|-----------|-------------------------------|\n' +
+    '| database   |    rows/s | event-loop delay p99 / max ms | one batch alone, p50 / p99 / max ms |\n' +
+    '|------------|-----------|-------------------------------|-------------------------------------|\n' +
     `${lines.join('\n')}\n`,
 )

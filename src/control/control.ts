@@ -63,7 +63,11 @@ export interface Control {
    */
   readonly changes: ChangeFeed
   readonly lastUsed: LastUsedRecorder
-  /** A hot-path key cache wired to this database, its change feed and the last-used recorder. */
+  /**
+   * A hot-path key cache wired to this database, its change feed and the last-used recorder. It
+   * starts loading the ids of existing keys; `await cache.warm()` before serving, so that a
+   * restart under a spray of random ids does not hold real keys to the miss budget.
+   */
   createKeyCache(options?: KeyCacheOptions): KeyCache
   /** Deletes ledger rows older than `before`, in bounded chunks; call again while `more`. */
   pruneLedger(options: {
@@ -161,6 +165,8 @@ export async function openControl(options: ControlOptions = {}): Promise<Control
         ...cacheOptions,
       })
       caches.add(cache)
+      // Loads the known ids at once; the gateway should still `await cache.warm()` before serving.
+      cache.warm().catch(() => {})
       return cache
     },
     pruneLedger: (o) => pruneLedger(database.db, o),

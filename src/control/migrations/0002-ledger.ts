@@ -43,7 +43,7 @@ export function ledgerMigration(dialect: Dialect) {
         .addColumn('fallback', 'text')
         .execute()
       // Two indexes only: every index is paid on every insert, on the gateway's event loop with
-      // SQLite (with team and user indexes too, a row cost twice as much to write). Time ranges
+      // SQLite (team and user indexes made a row markedly dearer to write). Time ranges
       // (totals, pages, retention, rebuilding all budgets at start) use the first; one key's rows
       // and spend the second. A team's or a user's rows are found by scanning the time range.
       await db.schema.createIndex('ledger_time').on('ledger').columns(['time', 'id']).execute()
