@@ -15,6 +15,7 @@ import type { SluiceMetrics } from '../metrics.js'
 import { StoreUnavailableError } from '../store/errors.js'
 import { MemoryStore } from '../store/memory.js'
 import type { Store } from '../store/types.js'
+import { MALFORMED_KEY, readApiKey } from './api-key.js'
 import {
   type AlertEvent,
   alertEventOf,
@@ -535,8 +536,8 @@ export class Sluice<Req = RequestLike> {
    * Who a request is, most specific first: API key (from `apiKeyHeaders`, checked against the
    * registry) > user (`authenticate`, or `trustedUserHeader` from a trusted proxy) > IP.
    *
-   * An unknown or revoked key is refused with 401 and counted against the address's failed-auth
-   * limit; once that is spent, wrong keys from the address get 429 (`auth_lockout`) instead of 401
+   * An unknown or revoked key, or an `Authorization` that is not `Bearer <key>` (see readApiKey),
+   * is refused with 401 and counted against the address's failed-auth limit; once that is spent, wrong keys from the address get 429 (`auth_lockout`) instead of 401
    * (valid keys still pass: they are 32+ random characters, not guessable). Deny-listed addresses,
    * users and keys get 403.
    *
@@ -811,7 +812,7 @@ export class Sluice<Req = RequestLike> {
       if (this.allow.ips?.has(client.parsed)) allowListed = true
     }
     if (this.keys !== undefined) {
-      const key = this.readKey(req)
+      const key = readApiKey(req.headers, this.apiKeyHeaders)
       if (key !== undefined) return this.identifyKey(key, client, allowListed)
     }
     if (this.authenticate !== undefined) {
@@ -823,27 +824,16 @@ export class Sluice<Req = RequestLike> {
     return this.identifyUser(undefined, req, client, allowListed)
   }
 
-  private readKey(req: RequestLike): string | undefined {
-    for (const name of this.apiKeyHeaders) {
-      const value = headerOf(req.headers, name)
-      if (value === undefined || value === '') continue
-      if (name !== 'authorization') return value.trim()
-      const match = /^Bearer[ \t]+(\S+)\s*$/i.exec(value)
-      if (match !== null) return match[1]
-    }
-    return undefined
-  }
-
   private async identifyKey(
-    key: string,
+    key: string | typeof MALFORMED_KEY,
     client: ClientIp | undefined,
     ipAllowListed: boolean,
   ): Promise<Identification> {
-    const hash = hashApiKey(key)
+    const hash = key === MALFORMED_KEY ? '' : hashApiKey(key)
     const ipSubject = client?.subject ?? UNKNOWN_IP
     // A valid key is never held up by its address's failed-auth count: that would cost a store
     // call on every keyed request and lock out good clients behind the same NAT as a guesser.
-    const record = await this.keys!.lookup(hash)
+    const record = hash === '' ? undefined : await this.keys!.lookup(hash)
     const valid = record !== undefined && !record.revoked
     if (!valid) {
       const failure = this.failedAuth && (await this.failedAuth.consume(ipSubject))
