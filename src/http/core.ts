@@ -379,8 +379,9 @@ export class Sluice<Req = RequestLike> {
   }
 
   /**
-   * check() that answers at once, without a promise, when every step can: a MemoryStore, and no
-   * asynchronous `authenticate`, key registry or `cost`. Otherwise a promise. May throw (where
+   * check() that answers at once, without a promise, when every step can: a MemoryStore, no
+   * asynchronous `authenticate`, key registry or `cost`, and no sliding window or log emptied by
+   * this call (its reset needs a peek: nextCallMs). Otherwise a promise. May throw (where
    * check() would reject). The adapters use it so that the common case costs no microtask.
    */
   checkNow(req: RequestLike, native?: Req, cost?: CostSpec<Req>): CheckResult | Promise<CheckResult> {

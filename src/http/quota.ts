@@ -40,11 +40,10 @@ export function windowOf(l: LimitStatus): number {
 
 /**
  * Milliseconds until one more quota unit of a limit that has none left is available, when the
- * limit's figures tell it: a fixed window refills at its end; a token bucket refills one unit per
- * `w / q` — told only when that is at most a second, because the engine rounds what is left down
- * to whole units, so the real wait is anywhere up to one unit's refill time; an in-flight slot is
- * told as the capped wait of a concurrency denial. Otherwise (sliding windows and logs, slow
- * buckets) undefined: it depends on when the charges still in the window were made.
+ * limit's figures tell it: a fixed window refills at its end; a token bucket's `resetMs` is the
+ * exact time until it is full, so one unit comes back that time minus the refill of all the
+ * others; an in-flight slot is told as the capped wait of a concurrency denial. Otherwise
+ * (sliding windows and logs) undefined: it depends on when the charges in the window were made.
  */
 export function nextUnitMs(l: LimitStatus, concurrencyRetryCapMs: number): number | undefined {
   switch (l.kind) {
@@ -53,8 +52,9 @@ export function nextUnitMs(l: LimitStatus, concurrencyRetryCapMs: number): numbe
     case 'concurrency':
       return Math.min(l.resetMs, concurrencyRetryCapMs)
     case 'tokenBucket': {
-      const unitMs = (l.windowSeconds * 1000) / (l.limit * quotaScale(l))
-      return unitMs <= 1000 ? unitMs : undefined
+      const fullMs = l.windowSeconds * 1000
+      const unitMs = fullMs / (l.limit * quotaScale(l))
+      return Math.max(0, l.resetMs - (fullMs - unitMs))
     }
     default:
       return undefined
