@@ -86,6 +86,7 @@ export function sluiceOptions(
   if (graduated.allow !== undefined) options.allow = graduated.allow
   if (graduated.concurrencyRetryCap !== undefined)
     options.concurrencyRetryCapMs = graduated.concurrencyRetryCap
+  if (graduated.maxRetryWait !== undefined) options.maxRetryWaitMs = graduated.maxRetryWait
   const hook = graduated.webhook
   if (hook !== undefined) {
     options.webhook =

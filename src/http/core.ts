@@ -15,17 +15,26 @@ import type { SluiceMetrics } from '../metrics.js'
 import { StoreUnavailableError } from '../store/errors.js'
 import { MemoryStore } from '../store/memory.js'
 import type { Store } from '../store/types.js'
-import type { AlertEvent, BlockEvent, IdentityKind, SluiceEvents, SluiceLogger } from './events.js'
+import { MALFORMED_KEY, readApiKey } from './api-key.js'
+import {
+  type AlertEvent,
+  alertEventOf,
+  type BlockEvent,
+  blockEventOf,
+  type IdentityKind,
+  type SluiceEvents,
+  type SluiceLogger,
+} from './events.js'
 import {
   addRateLimitHeaders,
   addRetryHeaders,
-  advertisedRetryMs,
   formatDuration,
   type HeaderGroups,
   PolicyHeaderCache,
 } from './headers.js'
 import { type ClientIp, IpResolver } from './ip.js'
 import { hashApiKey, type KeyRecord, type KeyRegistry, MemoryKeyRegistry } from './keys.js'
+import { needsNextCall } from './next-call.js'
 import {
   type AuthResult,
   type CostOption,
@@ -43,6 +52,7 @@ import {
   resolveTiers,
   resolveWebhook,
   type SluiceOptions,
+  toCosts,
 } from './options.js'
 import { headerOf, type RequestLike } from './request.js'
 import {
@@ -52,7 +62,9 @@ import {
   invalidKeyBody,
   rateLimitBody,
   unavailableBody,
+  warningFor,
 } from './responses.js'
+import { advertisedRetryMs, DEFAULT_MAX_RETRY_WAIT_MS, shouldRetry } from './retry.js'
 import type { Tier, TierScope } from './tiers.js'
 import { WebhookSender } from './webhook.js'
 
@@ -200,6 +212,8 @@ export class Sluice<Req = RequestLike> {
   readonly alertAt: number | undefined
   readonly shadow: boolean
   readonly concurrencyRetryCapMs: number
+  /** Longer waits than this are answered with `x-should-retry: false` (default 60 s). */
+  readonly maxRetryWaitMs: number
   /** The per-IP failed-auth limiter (policy "_auth"), when on. */
   readonly failedAuth: Limiter | undefined
 
@@ -256,6 +270,10 @@ export class Sluice<Req = RequestLike> {
       o.concurrencyRetryCapMs === undefined
         ? 1000
         : requirePositiveInteger(o.concurrencyRetryCapMs, 'concurrencyRetryCapMs')
+    this.maxRetryWaitMs =
+      o.maxRetryWaitMs === undefined
+        ? DEFAULT_MAX_RETRY_WAIT_MS
+        : requirePositiveInteger(o.maxRetryWaitMs, 'maxRetryWaitMs')
     if (
       o.block !== undefined &&
       typeof o.block !== 'boolean' &&
@@ -361,8 +379,9 @@ export class Sluice<Req = RequestLike> {
   }
 
   /**
-   * check() that answers at once, without a promise, when every step can: a MemoryStore, and no
-   * asynchronous `authenticate`, key registry or `cost`. Otherwise a promise. May throw (where
+   * check() that answers at once, without a promise, when every step can: a MemoryStore, no
+   * asynchronous `authenticate`, key registry or `cost`, and no sliding window or log emptied by
+   * this call (its reset needs a peek: nextCallMs). Otherwise a promise. May throw (where
    * check() would reject). The adapters use it so that the common case costs no microtask.
    */
   checkNow(req: RequestLike, native?: Req, cost?: CostSpec<Req>): CheckResult | Promise<CheckResult> {
@@ -407,26 +426,49 @@ export class Sluice<Req = RequestLike> {
         ? (this.staticCosts ?? this.costsFor(this.cost, hookArg))
         : typeof cost === 'function'
           ? this.costsFor(cost, hookArg)
-          : this.toCosts(cost, 'cost')
+          : toCosts(cost, 'cost')
     let reserved: Reservation | Promise<Reservation>
+    let charged = costs instanceof Promise ? undefined : costs
     try {
       reserved =
         costs instanceof Promise
-          ? costs.then((c) => entry.limiter.reserve(known.subject, c))
+          ? costs.then((c) => {
+              charged = c
+              return entry.limiter.reserve(known.subject, c)
+            })
           : entry.limiter.reserveNow(known.subject, costs)
     } catch (error) {
       return this.unavailable(error, known)
     }
     if (reserved instanceof Promise) {
       return reserved.then(
-        (reservation) => this.outcome(known, reservation, entry.hasConcurrency),
+        (reservation) => this.answer(known, reservation, entry.hasConcurrency, charged),
         (error: unknown) => this.unavailable(error, known),
       )
     }
-    return this.outcome(known, reserved, entry.hasConcurrency)
+    return this.answer(known, reserved, entry.hasConcurrency, charged)
   }
 
-  private outcome(identity: Identity, reservation: Reservation, hasConcurrency: boolean): CheckResult {
+  /** outcome(), once it is known when the next call would pass if this one emptied a limit. */
+  private answer(
+    identity: Identity,
+    reservation: Reservation,
+    hasConcurrency: boolean,
+    costs: Costs | undefined,
+  ): CheckResult | Promise<CheckResult> {
+    const next = (ms?: number) => this.outcome(identity, reservation, hasConcurrency, costs, ms)
+    if (!needsNextCall(reservation.decision, this.headerGroups, this.concurrencyRetryCapMs)) return next()
+    // A peek that fails only costs the reset headers.
+    return this.nextCallMs(identity, reservation.decision, costs).then(next, () => next())
+  }
+
+  private outcome(
+    identity: Identity,
+    reservation: Reservation,
+    hasConcurrency: boolean,
+    costs: Costs | undefined,
+    next: number | undefined,
+  ): CheckResult {
     const decision = reservation.decision
     this.metrics?.recordDecision(decision, identity.tier)
     const state = new RequestState(identity)
@@ -441,7 +483,7 @@ export class Sluice<Req = RequestLike> {
       return {
         proceed: true,
         status: 200,
-        headers: this.headersFor(decision, g.warning),
+        headers: this.headersFor(decision, g.warning, undefined, next),
         body: undefined,
         state,
       }
@@ -450,7 +492,7 @@ export class Sluice<Req = RequestLike> {
       state.shadowed = true
       return { proceed: true, status: 200, headers: this.headersFor(decision), body: undefined, state }
     }
-    const denial = this.denial(decision)
+    const denial = this.denial(decision, costs)
     return { proceed: false, status: 429, headers: denial.headers, body: denial.body, state }
   }
 
@@ -472,7 +514,7 @@ export class Sluice<Req = RequestLike> {
     if (typeof cost === 'function') {
       throw new SluiceInputError(`${what} must be a number or { unit: amount } here, got a function`)
     }
-    const costs = this.toCosts(cost, what)
+    const costs = toCosts(cost, what)
     for (const tier of this.resolved.values()) {
       try {
         tier.limiter.costsFor(costs)
@@ -495,8 +537,8 @@ export class Sluice<Req = RequestLike> {
    * Who a request is, most specific first: API key (from `apiKeyHeaders`, checked against the
    * registry) > user (`authenticate`, or `trustedUserHeader` from a trusted proxy) > IP.
    *
-   * An unknown or revoked key is refused with 401 and counted against the address's failed-auth
-   * limit; once that is spent, wrong keys from the address get 429 (`auth_lockout`) instead of 401
+   * An unknown or revoked key, or an `Authorization` that is not `Bearer <key>` (see readApiKey),
+   * is refused with 401 and counted against the address's failed-auth limit; once that is spent, wrong keys from the address get 429 (`auth_lockout`) instead of 401
    * (valid keys still pass: they are 32+ random characters, not guessable). Deny-listed addresses,
    * users and keys get 403.
    *
@@ -551,32 +593,57 @@ export class Sluice<Req = RequestLike> {
    * `groups`): IETF `RateLimit-Policy`/`RateLimit`, legacy `X-RateLimit-*`, OpenAI
    * `x-ratelimit-*-{requests,tokens}`; `X-RateLimit-Warning` when given a warning; and for a
    * denial `Retry-After` (≥ 1 s), `retry-after-ms` and `x-should-retry: false` when waiting
-   * cannot help (blocked, cost above capacity, dollar budget spent).
+   * cannot help or takes longer than `maxRetryWaitMs`. `nextCallMs` (see nextCallMs()) lets the
+   * reset of a limit this call emptied be told; without it that reset is left out.
    */
   headersFor(
     decision: Decision,
     warning?: string,
     groups: Readonly<HeaderGroups> = this.headerGroups,
+    nextCallMs?: number,
   ): Record<string, string> {
     const out: Record<string, string> = {}
     // Let through unchecked while the store is down: there is nothing true to say.
     if (decision.fallback === 'open') return out
     const retry = advertisedRetryMs(decision, this.concurrencyRetryCapMs)
-    addRateLimitHeaders(out, decision, groups, retry, this.policyHeaders)
+    const hints = { nextCallMs, concurrencyRetryCapMs: this.concurrencyRetryCapMs }
+    addRateLimitHeaders(out, decision, groups, retry, this.policyHeaders, hints)
     if (warning !== undefined) out['x-ratelimit-warning'] = warning
     if (!decision.allowed && !this.isShadow(decision.policy)) {
-      addRetryHeaders(out, retry, shouldRetry(decision))
+      addRetryHeaders(out, retry, shouldRetry(decision, retry, this.maxRetryWaitMs))
     }
     return out
   }
 
-  /** The 429 for a denied decision: headers (as headersFor) and the OpenAI-shaped body. */
-  denial(decision: Decision): { status: 429; headers: Record<string, string>; body: ErrorBody } {
+  /**
+   * The 429 for a denied decision: headers (as headersFor) and the OpenAI-shaped body. `costs`
+   * (what the refused call asked for) lets the message say how far over it is.
+   */
+  denial(
+    decision: Decision,
+    costs?: Costs,
+  ): { status: 429; headers: Record<string, string>; body: ErrorBody } {
     const retry = advertisedRetryMs(decision, this.concurrencyRetryCapMs)
     const headers: Record<string, string> = {}
-    addRateLimitHeaders(headers, decision, this.headerGroups, retry, this.policyHeaders)
-    addRetryHeaders(headers, retry, shouldRetry(decision))
-    return { status: 429, headers, body: rateLimitBody(decision, retry) }
+    const hints = { concurrencyRetryCapMs: this.concurrencyRetryCapMs }
+    addRateLimitHeaders(headers, decision, this.headerGroups, retry, this.policyHeaders, hints)
+    addRetryHeaders(headers, retry, shouldRetry(decision, retry, this.maxRetryWaitMs))
+    return { status: 429, headers, body: rateLimitBody(decision, retry, costs) }
+  }
+
+  /**
+   * For an admitted call that left the limit its headers show with nothing, how long until a call
+   * of the same costs would pass (a peek, charging nothing; in-flight slots left out, since they
+   * free when calls end) — so that the reset headers tell that instead of guessing. Resolves to
+   * undefined at once, without a store call, in every other case (see needsNextCall).
+   */
+  nextCallMs(identity: Identity, decision: Decision, costs?: Costs): Promise<number | undefined> {
+    if (!needsNextCall(decision, this.headerGroups, this.concurrencyRetryCapMs)) {
+      return Promise.resolve(undefined)
+    }
+    return this.limiterEntry(identity)
+      .limiter.peek(identity.subject, { ...costs, concurrent: 0 })
+      .then((p) => (p.allowed ? 0 : p.retryAfterMs))
   }
 
   // ---------------------------------------------------------------- (d) graduated response
@@ -724,27 +791,10 @@ export class Sluice<Req = RequestLike> {
     return tier
   }
 
-  private toCosts(cost: unknown, what: string): Costs {
-    if (typeof cost === 'number') {
-      if (!Number.isFinite(cost) || cost < 0) {
-        throw new SluiceInputError(
-          `${what} must be a non-negative number of requests or { unit: amount }, got ${describe(cost)}`,
-        )
-      }
-      return { requests: cost }
-    }
-    if (typeof cost !== 'object' || cost === null) {
-      throw new SluiceInputError(
-        `${what} must be a number of requests or { unit: amount }, got ${describe(cost)}`,
-      )
-    }
-    return cost as Costs
-  }
-
   private costsFor(cost: CostSpec<Req>, req: Req): Costs | Promise<Costs> {
     const value = typeof cost === 'function' ? cost(req) : cost
-    if (value instanceof Promise) return value.then((v) => this.toCosts(v, 'cost(req)'))
-    return this.toCosts(value, 'cost(req)')
+    if (value instanceof Promise) return value.then((v) => toCosts(v, 'cost(req)'))
+    return toCosts(value, 'cost(req)')
   }
 
   private identifyRequest(req: RequestLike, hookArg: Req): Identification | Promise<Identification> {
@@ -763,7 +813,7 @@ export class Sluice<Req = RequestLike> {
       if (this.allow.ips?.has(client.parsed)) allowListed = true
     }
     if (this.keys !== undefined) {
-      const key = this.readKey(req)
+      const key = readApiKey(req.headers, this.apiKeyHeaders)
       if (key !== undefined) return this.identifyKey(key, client, allowListed)
     }
     if (this.authenticate !== undefined) {
@@ -775,27 +825,16 @@ export class Sluice<Req = RequestLike> {
     return this.identifyUser(undefined, req, client, allowListed)
   }
 
-  private readKey(req: RequestLike): string | undefined {
-    for (const name of this.apiKeyHeaders) {
-      const value = headerOf(req.headers, name)
-      if (value === undefined || value === '') continue
-      if (name !== 'authorization') return value.trim()
-      const match = /^Bearer[ \t]+(\S+)\s*$/i.exec(value)
-      if (match !== null) return match[1]
-    }
-    return undefined
-  }
-
   private async identifyKey(
-    key: string,
+    key: string | typeof MALFORMED_KEY,
     client: ClientIp | undefined,
     ipAllowListed: boolean,
   ): Promise<Identification> {
-    const hash = hashApiKey(key)
+    const hash = key === MALFORMED_KEY ? '' : hashApiKey(key)
     const ipSubject = client?.subject ?? UNKNOWN_IP
     // A valid key is never held up by its address's failed-auth count: that would cost a store
     // call on every keyed request and lock out good clients behind the same NAT as a guesser.
-    const record = await this.keys!.lookup(hash)
+    const record = hash === '' ? undefined : await this.keys!.lookup(hash)
     const valid = record !== undefined && !record.revoked
     if (!valid) {
       const failure = this.failedAuth && (await this.failedAuth.consume(ipSubject))
@@ -912,24 +951,7 @@ export class Sluice<Req = RequestLike> {
   }
 
   private reportAlert(identity: Identity, decision: Decision, limit: LimitStatus): void {
-    const event: AlertEvent = {
-      event: 'sluice.alert',
-      subject: identity.subject,
-      tier: identity.tier,
-      kind: identity.kind,
-      limit: {
-        name: limit.name,
-        unit: limit.unit,
-        kind: limit.kind,
-        limit: limit.limit,
-        remaining: limit.remaining,
-        windowSeconds: limit.windowSeconds,
-        resetMs: limit.resetMs,
-      },
-      used: limit.limit > 0 ? Math.min(1, (limit.limit - limit.remaining) / limit.limit) : 1,
-      threshold: this.alertAt ?? 0,
-      at: new Date(decision.now).toISOString(),
-    }
+    const event = alertEventOf(identity, decision, limit, this.alertAt ?? 0)
     this.events.emit('alert', event)
     this.logger?.warn(
       { subject: event.subject, tier: event.tier, limit: limit.name, used: event.used },
@@ -939,14 +961,7 @@ export class Sluice<Req = RequestLike> {
   }
 
   private reportBlock(identity: Identity, decision: Decision): void {
-    const event = {
-      event: 'sluice.block' as const,
-      subject: identity.subject,
-      tier: identity.tier,
-      kind: identity.kind,
-      retryAfterMs: decision.retryAfterMs,
-      at: new Date(decision.now).toISOString(),
-    }
+    const event = blockEventOf(identity, decision)
     this.events.emit('block', event)
     this.logger?.warn(
       { subject: event.subject, tier: event.tier, retryAfterMs: event.retryAfterMs },
@@ -970,28 +985,6 @@ function subjectFor(
   if (scope === 'user' && userId !== undefined) return `user:${userId}`
   if (keyId !== undefined) return `key:${keyId}`
   return `user:${userId}`
-}
-
-/** Waiting cannot help when blocked, when the cost exceeds what the limit can ever hold, or a dollar budget is spent. */
-export function shouldRetry(decision: Decision): boolean {
-  if (decision.allowed) return true
-  if (decision.blocked || !Number.isFinite(decision.retryAfterMs)) return false
-  const by = decision.limits.find((l) => l.name === decision.deniedBy)
-  return by?.unit !== 'usd'
-}
-
-/** The warning sentence when the tightest limit has less than `warnAt` of itself left. */
-export function warningFor(decision: Decision, warnAt: number): string | undefined {
-  let worst: LimitStatus | undefined
-  for (const l of decision.limits) {
-    if (l.limit > 0 && l.remaining / l.limit < warnAt) {
-      if (worst === undefined || l.remaining / l.limit < worst.remaining / worst.limit) worst = l
-    }
-  }
-  if (worst === undefined) return undefined
-  const left = Math.max(0, Math.floor(worst.remaining))
-  const unit = worst.unit === 'concurrent' ? 'calls in flight' : worst.unit
-  return `Only ${left} of ${worst.limit} ${unit} left in limit "${worst.name}"; it is full again in ${formatDuration(worst.resetMs)}.`
 }
 
 function lockout(decision: Decision): Refusal {

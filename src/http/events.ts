@@ -1,5 +1,5 @@
 import type { Unit } from '../core/limits.js'
-import type { LimitStatus } from '../limiter.js'
+import type { Decision, LimitStatus } from '../limiter.js'
 
 /** Who a request counts as: an API key, an authenticated user, or an IP (IPv6: its /64). */
 export type IdentityKind = 'key' | 'user' | 'ip'
@@ -95,4 +95,50 @@ export interface SluiceEvents {
 export interface SluiceLogger {
   info(obj: object, msg: string): void
   warn(obj: object, msg: string): void
+}
+
+/** Who an event is about (an Identity has these fields). */
+interface EventSubject {
+  subject: string
+  tier: string
+  kind: IdentityKind
+}
+
+/** The alert event for a limit a decision moved across `threshold`. */
+export function alertEventOf(
+  who: EventSubject,
+  decision: Decision,
+  limit: LimitStatus,
+  threshold: number,
+): AlertEvent {
+  return {
+    event: 'sluice.alert',
+    subject: who.subject,
+    tier: who.tier,
+    kind: who.kind,
+    limit: {
+      name: limit.name,
+      unit: limit.unit,
+      kind: limit.kind,
+      limit: limit.limit,
+      remaining: limit.remaining,
+      windowSeconds: limit.windowSeconds,
+      resetMs: limit.resetMs,
+    },
+    used: limit.limit > 0 ? Math.min(1, (limit.limit - limit.remaining) / limit.limit) : 1,
+    threshold,
+    at: new Date(decision.now).toISOString(),
+  }
+}
+
+/** The block event for a decision that started a block. */
+export function blockEventOf(who: EventSubject, decision: Decision): BlockEvent {
+  return {
+    event: 'sluice.block',
+    subject: who.subject,
+    tier: who.tier,
+    kind: who.kind,
+    retryAfterMs: decision.retryAfterMs,
+    at: new Date(decision.now).toISOString(),
+  }
 }

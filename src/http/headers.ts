@@ -1,4 +1,5 @@
 import type { Decision, LimitStatus } from '../limiter.js'
+import { quotaOf, quotaUnit, remainingOf, resetMsOf, windowOf } from './quota.js'
 
 /** Which groups of rate-limit headers to send. All on by default. */
 export interface HeaderGroups {
@@ -80,36 +81,63 @@ export function tightestLimit(decision: Decision, unit?: string): LimitStatus | 
   return best
 }
 
-/** The IETF `qu` parameter for units other than requests. */
-function quotaUnit(unit: string): string {
-  if (unit === 'requests') return ''
-  return unit === 'concurrent' ? ';qu="concurrent-requests"' : `;qu="${unit}"`
-}
-
 /**
  * `RateLimit-Policy`: one list member per limit, e.g. `"hourly";q=200;w=3600, "burst";q=20;w=10`.
- * Limits whose quota is not a whole number (dollar budgets) are left out: `q` is an integer field.
- * Limit names and units are restricted to token characters by the engine, so need no escaping.
+ * Every limit is listed: quotas that are not whole numbers (dollar budgets) are given in
+ * millionths (`qu="usd-micros"`), since `q` is an integer field. Limit names and units are
+ * restricted to token characters by the engine, so need no escaping.
  */
 export function rateLimitPolicyHeader(limits: readonly LimitStatus[]): string {
   let out = ''
   for (const l of limits) {
-    if (!Number.isInteger(l.limit)) continue
-    const w = Math.max(1, Math.round(l.windowSeconds))
-    out += `${out === '' ? '' : ', '}"${l.name}";q=${l.limit}${quotaUnit(l.unit)};w=${w}`
+    const unit = quotaUnit(l)
+    const qu = unit === 'requests' ? '' : `;qu="${unit}"`
+    out += `${out === '' ? '' : ', '}"${l.name}";q=${quotaOf(l)}${qu};w=${windowOf(l)}`
   }
   return out
 }
 
-/** `RateLimit` for one limit: `"hourly";r=12;t=30` (remaining, seconds until it resets or may be retried). */
-export function rateLimitHeader(limit: LimitStatus, retryAfterMs: number): string {
-  const r = limit.remaining > 0 ? Math.floor(limit.remaining) : 0
-  const t = limit.allowed ? Math.ceil(Math.max(0, limit.resetMs) / 1000) : retryAfterSeconds(retryAfterMs)
-  return `"${limit.name}";r=${r};t=${t}`
+/** What the reset values need besides the decision. */
+export interface ResetHints {
+  /**
+   * Milliseconds until a call like this one would pass, learnt separately (Sluice.nextCallMs)
+   * for an admitted call that left its tightest limit empty; without it such a reset is left out.
+   */
+  nextCallMs?: number
+  /** The cap on a concurrency denial's advertised wait (default 1000). */
+  concurrencyRetryCapMs?: number
 }
 
-function numberText(x: number): string {
-  return Number.isInteger(x) ? String(x) : String(Math.floor(x * 1e6) / 1e6)
+/** The wait that decides the reset of a limit with nothing left: a denial's retry, else the hint. */
+function nextCallOf(decision: Decision, retryAfterMs: number, hints: ResetHints | undefined) {
+  return decision.allowed ? hints?.nextCallMs : Number.isFinite(retryAfterMs) ? retryAfterMs : undefined
+}
+
+function resetMs(
+  l: LimitStatus,
+  r: number,
+  decision: Decision,
+  retryAfterMs: number,
+  hints: ResetHints | undefined,
+): number | undefined {
+  const next = nextCallOf(decision, retryAfterMs, hints)
+  return resetMsOf(l, r, retryAfterMs, next, hints?.concurrencyRetryCapMs ?? 1000)
+}
+
+/**
+ * `RateLimit` for one limit: `"hourly";r=12;t=30` — `r` what is left in the unit of its policy
+ * item, `t` seconds until more is available, never beyond the window `w` (see resetMsOf); `t` is
+ * left out when it cannot be told.
+ */
+export function rateLimitHeader(
+  limit: LimitStatus,
+  decision: Decision,
+  retryAfterMs: number,
+  hints?: ResetHints,
+): string {
+  const r = remainingOf(limit)
+  const wait = resetMs(limit, r, decision, retryAfterMs, hints)
+  return wait === undefined ? `"${limit.name}";r=${r}` : `"${limit.name}";r=${r};t=${Math.ceil(wait / 1000)}`
 }
 
 /**
@@ -150,6 +178,7 @@ function sameShape(a: readonly LimitStatus[], b: readonly LimitStatus[]): boolea
 /**
  * Adds the rate-limit headers of a decision to `out` (lower-case names). `retryAfterMs` is what the
  * client is told to wait when denied (see advertisedRetryMs); it drives `t` and the reset values.
+ * Every figure is a whole number in the unit of the limit's `RateLimit-Policy` item (quota.ts).
  */
 export function addRateLimitHeaders(
   out: Record<string, string>,
@@ -157,6 +186,7 @@ export function addRateLimitHeaders(
   groups: Readonly<HeaderGroups>,
   retryAfterMs: number,
   policies?: PolicyHeaderCache,
+  hints?: ResetHints,
 ): void {
   const limits = decision.limits
   if (limits.length === 0) return
@@ -174,37 +204,38 @@ export function addRateLimitHeaders(
     }
   }
   const t = tightest!
+  const r = remainingOf(t)
+  const wait = resetMs(t, r, decision, retryAfterMs, hints)
   if (groups.ietf) {
-    const policy = policies === undefined ? rateLimitPolicyHeader(limits) : policies.get(decision)
-    if (policy !== '') out['ratelimit-policy'] = policy
-    if (Number.isInteger(t.limit)) out.ratelimit = rateLimitHeader(t, retryAfterMs)
+    out['ratelimit-policy'] = policies === undefined ? rateLimitPolicyHeader(limits) : policies.get(decision)
+    out.ratelimit =
+      wait === undefined ? `"${t.name}";r=${r}` : `"${t.name}";r=${r};t=${Math.ceil(wait / 1000)}`
   }
-  let limitText: string | undefined
-  let remainingText: string | undefined
   if (groups.legacy) {
-    const wait = t.allowed ? t.resetMs : retryAfterMs
-    limitText = numberText(t.limit)
-    remainingText = numberText(Math.max(0, t.remaining))
-    out['x-ratelimit-limit'] = limitText
-    out['x-ratelimit-remaining'] = remainingText
-    if (Number.isFinite(wait)) out['x-ratelimit-reset'] = String(Math.ceil((decision.now + wait) / 1000))
+    out['x-ratelimit-limit'] = String(quotaOf(t))
+    out['x-ratelimit-remaining'] = String(r)
+    if (wait !== undefined) out['x-ratelimit-reset'] = String(Math.ceil((decision.now + wait) / 1000))
   }
   if (groups.openai) {
-    if (requests !== undefined) {
-      // Usually the same limit as the legacy group's: its texts are made once.
-      const same = requests === t && limitText !== undefined
-      out['x-ratelimit-limit-requests'] = same ? limitText! : numberText(requests.limit)
-      out['x-ratelimit-remaining-requests'] = same
-        ? remainingText!
-        : numberText(Math.max(0, requests.remaining))
-      out['x-ratelimit-reset-requests'] = formatDuration(requests.resetMs)
-    }
-    if (tokens !== undefined) {
-      out['x-ratelimit-limit-tokens'] = numberText(tokens.limit)
-      out['x-ratelimit-remaining-tokens'] = numberText(Math.max(0, tokens.remaining))
-      out['x-ratelimit-reset-tokens'] = formatDuration(tokens.resetMs)
-    }
+    if (requests !== undefined) addOpenAIGroup(out, 'requests', requests, decision, retryAfterMs, hints)
+    if (tokens !== undefined) addOpenAIGroup(out, 'tokens', tokens, decision, retryAfterMs, hints)
   }
+}
+
+/** `x-ratelimit-{limit,remaining,reset}-<unit>`, the reset as a duration (`6m0s`, `12ms`). */
+function addOpenAIGroup(
+  out: Record<string, string>,
+  unit: 'requests' | 'tokens',
+  l: LimitStatus,
+  decision: Decision,
+  retryAfterMs: number,
+  hints: ResetHints | undefined,
+): void {
+  const r = remainingOf(l)
+  out[`x-ratelimit-limit-${unit}`] = String(quotaOf(l))
+  out[`x-ratelimit-remaining-${unit}`] = String(r)
+  const wait = resetMs(l, r, decision, retryAfterMs, hints)
+  if (wait !== undefined) out[`x-ratelimit-reset-${unit}`] = formatDuration(wait)
 }
 
 /**
@@ -222,22 +253,4 @@ export function addRetryHeaders(
     out['retry-after-ms'] = String(ms)
   }
   if (!shouldRetry || !Number.isFinite(retryAfterMs)) out['x-should-retry'] = 'false'
-}
-
-/**
- * The wait to tell a client. A denial by a concurrency limit reports the time until leases expire,
- * an upper bound (calls usually end sooner), so it is capped at `concurrencyRetryCapMs` — unless
- * another limit that also denied needs longer.
- */
-export function advertisedRetryMs(decision: Decision, concurrencyRetryCapMs: number): number {
-  if (decision.allowed) return 0
-  const retry = decision.retryAfterMs
-  if (decision.blocked || !Number.isFinite(retry)) return retry
-  const by = decision.limits.find((l) => l.name === decision.deniedBy)
-  if (by?.kind !== 'concurrency') return retry
-  let floor = concurrencyRetryCapMs
-  for (const l of decision.limits) {
-    if (!l.allowed && l.kind !== 'concurrency') floor = Math.max(floor, l.resetMs)
-  }
-  return Math.max(1, Math.min(retry, floor))
 }

@@ -13,8 +13,6 @@ export {
   type Refusal,
   releaseState,
   Sluice,
-  shouldRetry,
-  warningFor,
 } from './core.js'
 export type {
   AlertEvent,
@@ -32,9 +30,9 @@ export {
   ALL_HEADER_GROUPS,
   addRateLimitHeaders,
   addRetryHeaders,
-  advertisedRetryMs,
   formatDuration,
   type HeaderGroups,
+  type ResetHints,
   rateLimitHeader,
   rateLimitPolicyHeader,
   retryAfterSeconds,
@@ -52,6 +50,7 @@ export {
   MemoryKeyRegistry,
 } from './keys.js'
 export type { AccessList, AuthResult, CostOption, CostSpec, SluiceOptions } from './options.js'
+export { quotaOf, quotaScale, quotaUnit, remainingOf, resetMsOf, windowOf } from './quota.js'
 export { type HeaderBag, headerOf, type RequestLike } from './request.js'
 export {
   authLockoutBody,
@@ -59,9 +58,12 @@ export {
   describeLimit,
   type ErrorBody,
   forbiddenBody,
+  formatUsd,
   invalidKeyBody,
   rateLimitBody,
   unavailableBody,
+  warningFor,
 } from './responses.js'
+export { advertisedRetryMs, DEFAULT_MAX_RETRY_WAIT_MS, shouldRetry } from './retry.js'
 export { defaultTiers, type Tier, type TierScope, validateTiers } from './tiers.js'
 export type { WebhookOptions } from './webhook.js'

@@ -102,6 +102,12 @@ export interface SluiceOptions<Req = unknown> {
    * clients is capped at this many ms (default 1000).
    */
   concurrencyRetryCapMs?: number
+  /**
+   * Refusals whose wait is longer than this many ms are answered with `x-should-retry: false`,
+   * so that SDKs which honour it (the official openai client) fail at once with the wait in
+   * their error instead of sleeping through it (default 60000).
+   */
+  maxRetryWaitMs?: number
   /** Requests for which this returns true are not limited (e.g. health checks). */
   skip?: (req: Req) => boolean
   /** Counts every decision of check() (and 503s when the store is unavailable) in Prometheus metrics. */
@@ -141,6 +147,7 @@ const KNOWN_OPTIONS = new Set<string>([
   'webhook',
   'logger',
   'concurrencyRetryCapMs',
+  'maxRetryWaitMs',
   'skip',
   'metrics',
 ])
@@ -267,6 +274,24 @@ export function resolveFailedAuth(
     windowMs: o.windowMs === undefined ? 600_000 : requirePositiveInteger(o.windowMs, 'failedAuth.windowMs'),
     store: o.store as Store | undefined,
   }
+}
+
+/** A cost as given (a number of requests, or `{ unit: amount }`) as costs per unit; `what` names it in errors. */
+export function toCosts(cost: unknown, what: string): Costs {
+  if (typeof cost === 'number') {
+    if (!Number.isFinite(cost) || cost < 0) {
+      throw new SluiceInputError(
+        `${what} must be a non-negative number of requests or { unit: amount }, got ${describe(cost)}`,
+      )
+    }
+    return { requests: cost }
+  }
+  if (typeof cost !== 'object' || cost === null) {
+    throw new SluiceInputError(
+      `${what} must be a number of requests or { unit: amount }, got ${describe(cost)}`,
+    )
+  }
+  return cost as Costs
 }
 
 export { resolveWebhook }

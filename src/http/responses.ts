@@ -1,5 +1,6 @@
-import type { Decision, LimitStatus } from '../limiter.js'
+import type { Costs, Decision, LimitStatus } from '../limiter.js'
 import { formatDuration } from './headers.js'
+import { remainingOf } from './quota.js'
 
 /** The OpenAI error shape, which AI clients (and the official SDKs) understand. */
 export interface ErrorBody {
@@ -16,9 +17,22 @@ function errorBody(message: string, type: string, code: string): ErrorBody {
   return { error: { message, type, param: null, code } }
 }
 
-/** What a limit allows, in words: "20 requests per 1h0m0s". */
+/** Dollars as people write them: `$0.0002`, `$0.000091`, `$50` (to the millionth). */
+export function formatUsd(x: number): string {
+  if (x > 0 && x < 0.000001) return 'less than $0.000001'
+  const text = x.toFixed(6).replace(/\.?0+$/, '')
+  return `$${text}`
+}
+
+/** An amount of a limit's unit, in words: "$0.0002", "20 requests", "3 calls in flight". */
+function amountOf(unit: string, x: number): string {
+  if (unit === 'usd') return formatUsd(x)
+  return `${x} ${unit === 'concurrent' ? 'calls in flight' : unit}`
+}
+
+/** What a limit allows, in words: "20 requests per 1h0m0s", "$0.0002 per 720h0m0s". */
 export function describeLimit(l: LimitStatus): string {
-  const amount = `${l.limit} ${l.unit === 'concurrent' ? 'calls in flight' : l.unit}`
+  const amount = amountOf(l.unit, l.limit)
   const window = formatDuration(l.windowSeconds * 1000)
   switch (l.kind) {
     case 'tokenBucket':
@@ -40,9 +54,12 @@ export function denialType(decision: Decision): string {
 
 /**
  * The body of a 429 for a denied decision, with a human message naming the limit and the wait.
- * `retryAfterMs` is what the client is told to wait (advertisedRetryMs).
+ * `retryAfterMs` is what the client is told to wait (advertisedRetryMs); `costs`, when given, what
+ * the refused call asked for. A limit is called spent only when nothing is left of it (less than
+ * one unit of its headers: a request, a token, $0.000001); otherwise the message says that this
+ * call needs more than is left, and how much is left — a smaller call may pass now.
  */
-export function rateLimitBody(decision: Decision, retryAfterMs: number): ErrorBody {
+export function rateLimitBody(decision: Decision, retryAfterMs: number, costs?: Costs): ErrorBody {
   const type = denialType(decision)
   const code = type === 'insufficient_quota' ? 'insufficient_quota' : 'rate_limit_exceeded'
   const wait = formatDuration(retryAfterMs)
@@ -55,22 +72,42 @@ export function rateLimitBody(decision: Decision, retryAfterMs: number): ErrorBo
   }
   const limit = decision.limits.find((l) => l.name === decision.deniedBy)
   if (limit === undefined) return errorBody(`Rate limit reached. Please try again in ${wait}.`, type, code)
+  const asked = costs?.[limit.unit]
   if (!Number.isFinite(retryAfterMs)) {
+    const what = asked === undefined ? '' : ` (${amountOf(limit.unit, asked)})`
     return errorBody(
-      `This request costs more ${limit.unit} than limit "${limit.name}" can ever allow (${describeLimit(limit)}); it will not pass on retry.`,
+      `This request costs more ${limit.unit}${what} than limit "${limit.name}" can ever allow (${describeLimit(limit)}); it will not pass on retry.`,
       type,
       code,
     )
   }
+  const spent = remainingOf(limit) === 0
+  const left = amountOf(limit.unit, limit.unit === 'usd' ? limit.remaining : remainingOf(limit))
   if (type === 'insufficient_quota') {
+    if (spent) {
+      return errorBody(
+        `Budget "${limit.name}" (${describeLimit(limit)}) is spent. It allows more in ${wait}.`,
+        type,
+        code,
+      )
+    }
+    const cost = asked === undefined ? '' : ` (${formatUsd(asked)})`
     return errorBody(
-      `Budget "${limit.name}" (${describeLimit(limit)}) is spent. It allows more in ${wait}.`,
+      `This call's worst-case cost${cost} exceeds what is left of budget "${limit.name}": ${left} of ${describeLimit(limit)}. A smaller call may pass now; this one can pass in ${wait}.`,
       type,
       code,
     )
   }
+  if (spent) {
+    return errorBody(
+      `Rate limit reached on ${limit.unit} (limit "${limit.name}": ${describeLimit(limit)}, 0 left). Please try again in ${wait}.`,
+      type,
+      code,
+    )
+  }
+  const need = asked === undefined ? 'more than that' : amountOf(limit.unit, asked)
   return errorBody(
-    `Rate limit reached on ${limit.unit} (limit "${limit.name}": ${describeLimit(limit)}, ${Math.max(0, Math.floor(limit.remaining))} left). Please try again in ${wait}.`,
+    `Rate limit reached on ${limit.unit} (limit "${limit.name}": ${describeLimit(limit)}, ${left} left; this call needs ${need}). A smaller call may pass now; this one can pass in ${wait}.`,
     type,
     code,
   )
@@ -106,4 +143,18 @@ export function unavailableBody(retryAfterMs: number): ErrorBody {
     'server_error',
     'service_unavailable',
   )
+}
+
+/** The warning sentence when the tightest limit has less than `warnAt` of itself left. */
+export function warningFor(decision: Decision, warnAt: number): string | undefined {
+  let worst: LimitStatus | undefined
+  for (const l of decision.limits) {
+    if (l.limit > 0 && l.remaining / l.limit < warnAt) {
+      if (worst === undefined || l.remaining / l.limit < worst.remaining / worst.limit) worst = l
+    }
+  }
+  if (worst === undefined) return undefined
+  const usd = worst.unit === 'usd'
+  const left = usd ? formatUsd(Math.max(0, worst.remaining)) : String(remainingOf(worst))
+  return `Only ${left} of ${amountOf(worst.unit, worst.limit)} left in limit "${worst.name}"; it is full again in ${formatDuration(worst.resetMs)}.`
 }

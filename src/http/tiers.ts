@@ -1,5 +1,5 @@
 import { describe, SluiceInputError } from '../core/errors.js'
-import { type LimitDefinition, slidingWindow, tokenBucket } from '../core/limits.js'
+import { type LimitDefinition, slidingLog, slidingWindow, tokenBucket } from '../core/limits.js'
 import type { BlockOptions } from '../limiter.js'
 import type { Store } from '../store/types.js'
 
@@ -20,7 +20,25 @@ export interface Tier {
 
 const HOUR_MS = 3_600_000
 
-function hourly(requests: number, tokens: number): Record<string, LimitDefinition> {
+/**
+ * Requests and tokens per rolling hour, exactly: sliding logs, one entry per call (two when a call
+ * settles above its estimate). For tiers whose hourly requests are few, so a subject's log stays
+ * small: it is read whole on every call.
+ */
+function exactHour(requests: number, tokens: number): Record<string, LimitDefinition> {
+  return {
+    hourly: slidingLog({ limit: requests, windowMs: HOUR_MS }),
+    tokens: slidingLog({ limit: tokens, windowMs: HOUR_MS, unit: 'tokens' }),
+  }
+}
+
+/**
+ * Requests and tokens per hour in constant memory, for tiers with thousands of calls an hour: the
+ * two-window counter (never more than `requests` in a clock hour, and fewer than twice that in any
+ * rolling hour) and a token bucket refilled over the hour (at most `tokens` at once, and fewer
+ * than twice that in any rolling hour). docs/http.md gives the bounds and why.
+ */
+function approximateHour(requests: number, tokens: number): Record<string, LimitDefinition> {
   return {
     hourly: slidingWindow({ limit: requests, windowMs: HOUR_MS }),
     tokens: tokenBucket({ capacity: tokens, refillPerSecond: tokens / 3600, unit: 'tokens' }),
@@ -32,16 +50,19 @@ export function defaultTiers(): Record<string, Tier> {
   return {
     anonymous: {
       scope: 'ip',
-      limits: { ...hourly(20, 10_000), burst: tokenBucket({ capacity: 20, refillPerSecond: 2 }) },
+      limits: { ...exactHour(20, 10_000), burst: tokenBucket({ capacity: 20, refillPerSecond: 2 }) },
     },
     authenticated: {
       scope: 'user',
-      limits: { ...hourly(200, 100_000), burst: tokenBucket({ capacity: 100, refillPerSecond: 10 }) },
+      limits: { ...exactHour(200, 100_000), burst: tokenBucket({ capacity: 100, refillPerSecond: 10 }) },
     },
-    premium: { scope: 'user', limits: hourly(2_000, 1_000_000) },
+    premium: { scope: 'user', limits: approximateHour(2_000, 1_000_000) },
     service: {
       scope: 'key',
-      limits: { ...hourly(10_000, 5_000_000), burst: tokenBucket({ capacity: 1_000, refillPerSecond: 100 }) },
+      limits: {
+        ...approximateHour(10_000, 5_000_000),
+        burst: tokenBucket({ capacity: 1_000, refillPerSecond: 100 }),
+      },
     },
   }
 }

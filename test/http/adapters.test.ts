@@ -98,7 +98,9 @@ describe.each(STORES)('with the %s store', (storeKind) => {
       expect(denied.body.error).toMatchObject({ type: 'requests', code: 'rate_limit_exceeded', param: null })
       expect(denied.body.error.message).toMatch(/Please try again in/)
       expect(parseList(denied.headers.get('ratelimit')!)[0]![1].get('r')).toBe(0)
-      expect(denied.headers.get('x-should-retry')).toBeNull()
+      // The wait is most of an hour: longer than maxRetryWaitMs, so SDKs are told not to sleep it out.
+      expect(Number(denied.headers.get('retry-after'))).toBeGreaterThan(60)
+      expect(denied.headers.get('x-should-retry')).toBe('false')
     })
 
     it('charges a route its own cost', async () => {
@@ -197,6 +199,45 @@ describe.each(STORES)('with the %s store', (storeKind) => {
         // A valid key, and requests without a key, are not affected by the lockout.
         expect((await call(`${app.url}/hello`, { 'x-api-key': key })).status).toBe(200)
         expect((await call(`${app.url}/hello`)).status).toBe(200)
+      })
+
+      it('an Authorization header other than "Bearer <key>" is a failed authentication, never anonymous', async () => {
+        const key = generateApiKey()
+        const app = await start({
+          tiers: { ...perMinute(100), service: { scope: 'key', limits: perMinute(100).anonymous!.limits } },
+          keys: [{ hash: hashApiKey(key), tier: 'service', id: 'svc' }],
+          failedAuth: { limit: 3, windowMs: MINUTE },
+        })
+        const malformed = [`Bearer ${key} ${key}`, 'Basic dXNlcjpwYXNzd29yZA==', 'Bearer', `Token ${key}`]
+        const replies = []
+        for (const authorization of malformed) replies.push(await call(`${app.url}/hello`, { authorization }))
+        expect(replies.map((r) => r.status)).toEqual([401, 401, 401, 429])
+        expect(replies[0]!.body.error).toMatchObject({ code: 'invalid_api_key', param: null })
+        expect(replies[0]!.headers.get('www-authenticate')).toBe('Bearer')
+        // The valid key, and requests with no Authorization at all, still pass.
+        expect((await call(`${app.url}/hello`, { authorization: `Bearer ${key}` })).body.subject).toBe(
+          'key:svc',
+        )
+        expect((await call(`${app.url}/hello`)).body.subject).toBe('ip:127.0.0.1')
+      })
+
+      it('an app that uses Authorization for its own tokens leaves it out of apiKeyHeaders: not read', async () => {
+        const key = generateApiKey()
+        const keys = [{ hash: hashApiKey(key), tier: 'service', id: 'svc' }]
+        const tiers = {
+          ...perMinute(100),
+          service: { scope: 'key', limits: perMinute(100).anonymous!.limits },
+        }
+        const own = await start({ tiers, keys, apiKeyHeaders: ['x-api-key'] } as AnyOptions)
+        const noKeys = await start({ tiers: perMinute(100) })
+        for (const app of [own, noKeys]) {
+          for (const authorization of ['Basic dXNlcjpwYXNzd29yZA==', 'Bearer eyJhbGciOiJIUzI1NiJ9.e30.x']) {
+            const reply = await call(`${app.url}/hello`, { authorization })
+            expect(reply.status).toBe(200)
+            expect(reply.body.subject).toBe('ip:127.0.0.1')
+          }
+        }
+        expect((await call(`${own.url}/hello`, { 'x-api-key': key })).body.subject).toBe('key:svc')
       })
 
       it('X-Forwarded-For from an untrusted peer is ignored', async () => {
@@ -334,6 +375,8 @@ describe.each(STORES)('with the %s store', (storeKind) => {
       const app = await start({
         tiers: perMinute(2),
         block: { after: 3, withinMs: MINUTE, durationsMs: [120_000] },
+        // The counter's wait can pass 60 s: only the block should say x-should-retry: false here.
+        maxRetryWaitMs: 10 * MINUTE,
       })
       const blocks: unknown[] = []
       app.core.events.on('block', (e) => blocks.push(e))

@@ -234,18 +234,30 @@ describe('the core used step by step (as the gateway does)', () => {
     expect(denial.body.error.message).toMatch(/can ever allow/)
   })
 
-  it('a spent dollar budget is insufficient_quota, not worth retrying', async () => {
+  it('a dollar budget: insufficient_quota; "spent" only when it is, else how much is left', async () => {
     const s = new Sluice({ logger: false, tiers })
     const anon = (await s.identify(req())).identity!
     const limiter = s.limiterFor(anon)
     expect((await limiter.reserve(anon.subject, { usd: 2 })).allowed).toBe(true)
-    const spent = await limiter.reserve(anon.subject, { usd: 1 })
-    const denial = s.denial(spent.decision)
+    const tooDear = await limiter.reserve(anon.subject, { usd: 1 })
+    const denial = s.denial(tooDear.decision, { requests: 1, usd: 1 })
     expect(denial.body.error).toMatchObject({ type: 'insufficient_quota', code: 'insufficient_quota' })
+    expect(denial.body.error.message).toBe(
+      'This call\'s worst-case cost ($1) exceeds what is left of budget "budget": $0.5 of $2.5 at once, refilled over 60h0m0s. A smaller call may pass now; this one can pass in 12h0m0s.',
+    )
+    // A wait of hours: clients are told not to sleep through it.
     expect(denial.headers['x-should-retry']).toBe('false')
     expect(Number(denial.headers['retry-after'])).toBeGreaterThan(3600)
-    // The dollar limit is left out of RateLimit-Policy: its quota is not a whole number of units.
-    expect(denial.headers['ratelimit-policy']).toBe('"burst";q=20;w=20')
+    // The budget is listed in micro-dollars, and RateLimit says what is left of it.
+    expect(denial.headers['ratelimit-policy']).toBe(
+      '"burst";q=20;w=20, "budget";q=2500000;qu="usd-micros";w=216000',
+    )
+    expect(denial.headers.ratelimit).toBe('"budget";r=500000;t=43200')
+    expect((await limiter.reserve(anon.subject, { usd: 0.5 })).allowed).toBe(true)
+    const spent = s.denial((await limiter.reserve(anon.subject, { usd: 0.01 })).decision)
+    expect(spent.body.error.message).toMatch(
+      /^Budget "budget" \(\$2\.5 at once, refilled over 60h0m0s\) is spent\. It allows more in 14m/,
+    )
   })
 
   it('answers an unknown key with 401 and WWW-Authenticate, a deny-listed address with 403', async () => {

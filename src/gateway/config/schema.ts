@@ -319,6 +319,8 @@ export const configSchema = z.strictObject({
       allow: accessList.optional(),
       /** Cap on the wait advertised after a concurrency denial (default 1s). */
       concurrencyRetryCap: duration.optional(),
+      /** Refusals that must wait longer say x-should-retry: false, so SDKs fail fast (default 60s). */
+      maxRetryWait: duration.optional(),
     })
     .default({}),
   /** Rate-limit header groups: true (all), false (none) or { ietf, legacy, openai }. */
