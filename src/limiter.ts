@@ -352,6 +352,7 @@ export class Limiter {
     charged: number[],
     chargedAt: number,
     release: boolean,
+    fallback?: 'open' | 'local',
   ): Promise<Decision> {
     const keys = this.keysFor(subject)
     const op: StoreOp = {
@@ -366,6 +367,7 @@ export class Limiter {
       chargedAt,
       release,
     }
+    if (fallback !== undefined) op.fallback = fallback
     return promised(() => this.execute(op, subject, deltas, false))
   }
 
@@ -566,6 +568,7 @@ export class Reservation {
       [...this.charged],
       this.decision.now,
       true,
+      this.decision.fallback,
     )
     return this.final
   }
