@@ -43,9 +43,11 @@ export {
   type StoreLogger,
 } from './store/guarded.js'
 export { MemoryStore, type MemoryStoreOptions } from './store/memory.js'
+export type { IORedisClient, NodeRedisClient, RedisClient } from './store/redis/connection.js'
 export { RedisInvalidationBus, type RedisInvalidationBusOptions } from './store/redis/invalidation.js'
 export {
   clusterClientOptions,
+  nodeRedisClientOptions,
   RedisStore,
   type RedisStoreOptions,
   redisClientOptions,

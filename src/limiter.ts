@@ -1,20 +1,20 @@
 import { createHash, randomBytes } from 'node:crypto'
 import type { BlockParams } from './core/block.js'
-import { describe, requireCost, requirePositiveInteger, SluiceInputError } from './core/errors.js'
+import { describe, requireCost, SluiceInputError } from './core/errors.js'
 import {
   capacityOf,
-  concurrency,
-  fixedWindow,
   type LimitDefinition,
-  slidingLog,
-  slidingWindow,
-  tokenBucket,
   type Unit,
   WELL_KNOWN_UNITS,
   windowSecondsOf,
 } from './core/limits.js'
 import { promised } from './core/promised.js'
+import { type BlockOptions, blockParams, normalizeLimit } from './limiter-options.js'
+import { Reservation } from './reservation.js'
 import type { OpMode, Store, StoreOp, StoreResult } from './store/types.js'
+
+export type { BlockOptions } from './limiter-options.js'
+export { Reservation } from './reservation.js'
 
 /**
  * Part of every state key's name: changes whenever the way a store lays out a subject's state
@@ -25,16 +25,6 @@ const STATE_FORMAT = 'state-format-2;'
 
 /** Cost of one call per unit, e.g. { requests: 1, tokens: 1500, usd: 0.002 }. */
 export type Costs = Partial<Record<Unit, number>>
-
-export interface BlockOptions {
-  /** Denials within `withinMs` that start a block (default 10). */
-  after?: number
-  withinMs?: number
-  /** Successive block lengths; the last repeats (default 1 min, 5 min, 15 min, 1 h). */
-  durationsMs?: number[]
-  /** How long after a block ends its level is remembered (default 24 h). */
-  forgetMs?: number
-}
 
 export interface LimiterOptions {
   store: Store
@@ -118,52 +108,6 @@ let opCounter = 0
 function nextOpId(): string {
   opCounter = (opCounter + 1) % Number.MAX_SAFE_INTEGER
   return `${OP_TAG}.${opCounter.toString(36)}`
-}
-
-/** Rebuilds a limit through its factory so that hand-made objects get the same checks. */
-function normalizeLimit(name: string, def: unknown): LimitDefinition {
-  if (typeof def !== 'object' || def === null) {
-    throw new SluiceInputError(
-      `limits.${name} must be made with tokenBucket(), slidingWindow(), …, got ${describe(def)}`,
-    )
-  }
-  const kind = (def as { kind?: unknown }).kind
-  const d = def as never
-  try {
-    switch (kind) {
-      case 'tokenBucket':
-        return tokenBucket(d)
-      case 'fixedWindow':
-        return fixedWindow(d)
-      case 'slidingWindow':
-        return slidingWindow(d)
-      case 'slidingLog':
-        return slidingLog(d)
-      case 'concurrency':
-        return concurrency(d)
-    }
-  } catch (error) {
-    if (error instanceof SluiceInputError) throw new SluiceInputError(`limits.${name}: ${error.message}`)
-    throw error
-  }
-  throw new SluiceInputError(`limits.${name} has unknown kind ${describe(kind)}`)
-}
-
-function blockParams(option: BlockOptions | boolean | undefined): BlockParams | undefined {
-  if (option === undefined || option === false) return undefined
-  const o: BlockOptions = option === true ? {} : option
-  if (typeof o !== 'object' || o === null)
-    throw new SluiceInputError(`block must be an object, got ${describe(o)}`)
-  const durationsMs = o.durationsMs ?? [60_000, 300_000, 900_000, 3_600_000]
-  if (!Array.isArray(durationsMs) || durationsMs.length === 0) {
-    throw new SluiceInputError(`block.durationsMs must be a non-empty array, got ${describe(durationsMs)}`)
-  }
-  return {
-    after: o.after === undefined ? 10 : requirePositiveInteger(o.after, 'block.after'),
-    withinMs: o.withinMs === undefined ? 60_000 : requirePositiveInteger(o.withinMs, 'block.withinMs'),
-    durationsMs: durationsMs.map((d, i) => requirePositiveInteger(d, `block.durationsMs[${i}]`)),
-    forgetMs: o.forgetMs === undefined ? 86_400_000 : requirePositiveInteger(o.forgetMs, 'block.forgetMs'),
-  }
 }
 
 function roundRemaining(unit: Unit, x: number): number {
@@ -352,6 +296,7 @@ export class Limiter {
     charged: number[],
     chargedAt: number,
     release: boolean,
+    fallback?: 'open' | 'local',
   ): Promise<Decision> {
     const keys = this.keysFor(subject)
     const op: StoreOp = {
@@ -366,6 +311,7 @@ export class Limiter {
       chargedAt,
       release,
     }
+    if (fallback !== undefined) op.fallback = fallback
     return promised(() => this.execute(op, subject, deltas, false))
   }
 
@@ -493,87 +439,5 @@ export class Limiter {
       subject,
       now: r.now,
     }
-  }
-}
-
-/** A charge made on an estimate, to be settled with the actual costs or cancelled. */
-export class Reservation {
-  private final: Promise<Decision> | undefined
-
-  constructor(
-    private readonly limiter: Limiter,
-    readonly subject: string,
-    readonly id: string,
-    /** What the reservation charged, per limit of the policy. */
-    readonly charged: readonly number[],
-    readonly decision: Decision,
-  ) {}
-
-  get allowed(): boolean {
-    return this.decision.allowed
-  }
-  get retryAfterMs(): number {
-    return this.decision.retryAfterMs
-  }
-  get deniedBy(): string | undefined {
-    return this.decision.deniedBy
-  }
-  get blocked(): boolean {
-    return this.decision.blocked
-  }
-  get limits(): LimitStatus[] {
-    return this.decision.limits
-  }
-  /** True once settle() or cancel() was called. */
-  get finished(): boolean {
-    return this.final !== undefined
-  }
-
-  /**
-   * Charges the difference between `actual` and the estimate (units not named keep the estimate):
-   * more drives limits into debt, less is refunded. Releases the lease. Only the first settle or
-   * cancel acts; later calls return its result.
-   */
-  settle(actual?: Costs): Promise<Decision> {
-    if (this.final) return this.final
-    let actualCosts: readonly number[]
-    try {
-      actualCosts = actual === undefined ? this.charged : this.actualCosts(actual)
-    } catch (error) {
-      return Promise.reject(error)
-    }
-    return this.finish(actualCosts)
-  }
-
-  /** Refunds the whole reservation and releases the lease. */
-  cancel(): Promise<Decision> {
-    if (this.final) return this.final
-    return this.finish(this.charged.map(() => 0))
-  }
-
-  /** Charges `actual - charged` per limit and releases the lease; only the first call acts. */
-  private finish(actual: readonly number[]): Promise<Decision> {
-    if (!this.decision.allowed) {
-      this.final = Promise.resolve(this.decision)
-      return this.final
-    }
-    const definitions = this.limiter.definitions
-    const deltas = actual.map((c, i) => (definitions[i]!.kind === 'concurrency' ? 0 : c - this.charged[i]!))
-    this.final = this.limiter.adjust(
-      this.subject,
-      this.id,
-      deltas,
-      [...this.charged],
-      this.decision.now,
-      true,
-    )
-    return this.final
-  }
-
-  private actualCosts(actual: Costs): number[] {
-    const given = this.limiter.costsFor(actual)
-    return this.limiter.definitions.map((d, i) =>
-      actual[d.unit] !== undefined ? given[i]! : this.charged[i]!,
-    )
   }
 }

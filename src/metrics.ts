@@ -32,6 +32,7 @@ export class SluiceMetrics {
   readonly storeUp: Gauge
   readonly storeTransitions: Counter<'to'>
   readonly fallbacks: Counter<'fail_mode' | 'op'>
+  readonly lateRefunds: Counter<'outcome'>
   readonly cacheHits: Counter
   readonly cacheMisses: Counter
   readonly cacheEntries: Gauge
@@ -106,6 +107,12 @@ export class SluiceMetrics {
       labelNames: ['fail_mode', 'op'],
       registers,
     })
+    this.lateRefunds = new Counter({
+      name: `${prefix}late_refunds_total`,
+      help: 'Charges the store applied after their call was answered by the outage policy, refunded (outcome="ok") or not (error, timeout)',
+      labelNames: ['outcome'],
+      registers,
+    })
     this.cacheHits = new Counter({
       name: `${prefix}blocked_cache_hits_total`,
       help: 'Denials answered from the blocked-key cache without a store call',
@@ -170,6 +177,7 @@ export class SluiceMetrics {
     return store.observe({
       call: (ms, outcome) => this.storeDuration.observe({ outcome }, ms / 1000),
       fallback: (failMode, op) => this.fallbacks.inc({ fail_mode: failMode, op }),
+      lateRefund: (outcome) => this.lateRefunds.inc({ outcome }),
       state: (state) => {
         this.storeUp.set(state === 'up' ? 1 : 0)
         this.storeTransitions.inc({ to: state })

@@ -1,7 +1,9 @@
 import { describe, requirePositiveInteger, SluiceInputError } from '../core/errors.js'
-import { capacityOf, type LimitDefinition } from '../core/limits.js'
+import type { LimitDefinition } from '../core/limits.js'
 import { type BreakerState, CircuitBreaker, type Transition } from './breaker.js'
 import { StoreTimeoutError, StoreUnavailableError } from './errors.js'
+import { openResult, scaleLimit } from './fallback.js'
+import { type RefundOutcome, refundOf } from './late-refunds.js'
 import { MemoryStore } from './memory.js'
 import { StoreScriptError } from './redis/encode.js'
 import type { OpMode, Store, StoreOp, StoreResult } from './types.js'
@@ -30,6 +32,11 @@ export interface GuardObserver {
   fallback?(failMode: FailMode, op: OpMode): void
   /** The breaker changed state ('down': calls are not attempted; 'up': they are again). */
   state?(state: BreakerState): void
+  /**
+   * The store applied a charge after its call had been answered by the outage policy, and the
+   * guard refunded it ('ok'), or the refund failed ('error') or passed its deadline ('timeout').
+   */
+  lateRefund?(outcome: RefundOutcome): void
 }
 
 export interface GuardedStoreOptions {
@@ -39,6 +46,11 @@ export interface GuardedStoreOptions {
   failMode: FailMode
   /** Longest wait for the store, in ms (default 100). No call waits longer. */
   timeoutMs?: number
+  /**
+   * Deadline of the refund of a late charge (a call answered by the outage policy that the store
+   * still applied afterwards), in ms (default 1,000). Refunds are made off the callers' path.
+   */
+  refundTimeoutMs?: number
   /** Instances sharing the store: in `local` mode each limit is divided by this (default 1). */
   instances?: number
   /** Failures in a row that stop calls to the store (default 3). */
@@ -61,22 +73,23 @@ export interface StoreHealth {
   lastError: string | undefined
 }
 
-/** Reservations taken by a fallback, remembered so that their settle goes where they were charged. */
-const MAX_FALLBACK_RESERVATIONS = 100_000
-
 /**
  * The part shared by every view: one breaker, one local store, one probe, for one store.
  */
 class StoreGuard {
   readonly breaker: CircuitBreaker
   readonly timeoutMs: number
+  readonly refundTimeoutMs: number
   readonly instances: number
   readonly probeIntervalMs: number
   readonly local: MemoryStore
   readonly observers: GuardObserver[] = []
   lastError: string | undefined
   private readonly scaled = new WeakMap<readonly LimitDefinition[], LimitDefinition[]>()
-  private readonly fallbackReservations = new Map<string, 'open' | 'local'>()
+  /** Calls answered by the outage policy that the store may still apply, and their refunds. */
+  private readonly late = new Set<Promise<void>>()
+  /** Refunds failed in a row (logged when the first fails and when one succeeds again). */
+  private refundFailures = 0
   private probeTimer: NodeJS.Timeout | undefined
   private probing = false
   private closed = false
@@ -89,6 +102,10 @@ class StoreGuard {
   ) {
     this.timeoutMs =
       options.timeoutMs === undefined ? 100 : requirePositiveInteger(options.timeoutMs, 'timeoutMs')
+    this.refundTimeoutMs =
+      options.refundTimeoutMs === undefined
+        ? 1_000
+        : requirePositiveInteger(options.refundTimeoutMs, 'refundTimeoutMs')
     this.instances =
       options.instances === undefined ? 1 : requirePositiveInteger(options.instances, 'instances')
     this.probeIntervalMs =
@@ -107,12 +124,9 @@ class StoreGuard {
   }
 
   execute(op: StoreOp, failMode: FailMode): Promise<StoreResult> {
-    if (op.mode === 'adjust') {
-      const where = this.fallbackReservations.get(op.id)
-      if (where !== undefined) {
-        this.fallbackReservations.delete(op.id)
-        return Promise.resolve(where === 'local' ? this.runLocal(op) : openResult(op))
-      }
+    // A reservation the outage policy answered is settled where it was charged, never in the store.
+    if (op.mode === 'adjust' && op.fallback !== undefined) {
+      return Promise.resolve(op.fallback === 'local' ? this.runLocal(op) : openResult(op))
     }
     if (!this.breaker.up) return this.fallback(op, failMode, undefined)
     const started = performance.now()
@@ -122,7 +136,7 @@ class StoreGuard {
     } catch (error) {
       call = Promise.reject(error)
     }
-    return this.withDeadline(call).then(
+    return this.withDeadline(call, this.timeoutMs, (late) => this.reconcile(op, late)).then(
       (result) => {
         this.emitCall(started, 'ok')
         this.succeeded()
@@ -142,7 +156,7 @@ class StoreGuard {
   /** Pings the store within the deadline; the outcome counts like any call. */
   async ping(): Promise<void> {
     try {
-      await this.withDeadline(this.primary.ping())
+      await this.withDeadline(this.primary.ping(), this.timeoutMs)
     } catch (error) {
       this.failed(error)
       throw error instanceof StoreUnavailableError
@@ -152,10 +166,32 @@ class StoreGuard {
     this.succeeded()
   }
 
+  /**
+   * Resolves true once every call cut by its deadline has come back from the store and any charge
+   * it made has been refunded (false if that takes longer than `timeoutMs`).
+   */
+  async reconciled(timeoutMs: number): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined
+    const expired = new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), timeoutMs)
+    })
+    try {
+      while (this.late.size > 0) {
+        const settled = await Promise.race([Promise.all(this.late).then(() => true as const), expired])
+        if (!settled) return false
+      }
+      return true
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
     this.stopProbe()
+    // Late charges still to come back are refunded before the store closes (within a bound).
+    await this.reconciled(this.timeoutMs + this.refundTimeoutMs)
     await this.local.close()
     await this.primary.close()
   }
@@ -171,17 +207,12 @@ class StoreGuard {
         }),
       )
     }
-    if (failMode === 'open') {
-      if (op.mode === 'reserve') this.rememberReservation(op.id, 'open')
-      return Promise.resolve(openResult(op))
-    }
+    if (failMode === 'open') return Promise.resolve(openResult(op))
     if (op.mode === 'adjust') {
       // A reservation the store charged: its settlement cannot be applied here. Report local state.
       return Promise.resolve(this.runLocal({ ...op, mode: 'peek', costs: op.costs.map(() => 0) }))
     }
-    const result = this.runLocal(op)
-    if (op.mode === 'reserve' && result.allowed) this.rememberReservation(op.id, 'local')
-    return Promise.resolve(result)
+    return Promise.resolve(this.runLocal(op))
   }
 
   private runLocal(op: StoreOp): StoreResult {
@@ -199,17 +230,22 @@ class StoreGuard {
     return { ...op, limits }
   }
 
-  private rememberReservation(id: string, where: 'open' | 'local'): void {
-    if (this.fallbackReservations.size >= MAX_FALLBACK_RESERVATIONS) {
-      const oldest = this.fallbackReservations.keys().next().value
-      if (oldest !== undefined) this.fallbackReservations.delete(oldest)
-    }
-    this.fallbackReservations.set(id, where)
-  }
-
-  private withDeadline<T>(call: Promise<T>): Promise<T> {
+  /**
+   * `call`, or a StoreTimeoutError after `timeoutMs`. When the deadline wins, `onLate` gets the
+   * result the call brings later (tracked until then, so that close() and reconciled() wait for it).
+   */
+  private withDeadline<T>(
+    call: Promise<T>,
+    timeoutMs: number,
+    onLate?: (late: T) => Promise<void> | undefined,
+  ): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new StoreTimeoutError(this.timeoutMs)), this.timeoutMs)
+      const timer = setTimeout(() => {
+        reject(new StoreTimeoutError(timeoutMs))
+        if (onLate === undefined) return
+        const tracked: Promise<void> = call.then(onLate, () => {}).finally(() => this.late.delete(tracked))
+        this.late.add(tracked)
+      }, timeoutMs)
       call.then(
         (value) => {
           clearTimeout(timer)
@@ -221,6 +257,41 @@ class StoreGuard {
         },
       )
     })
+  }
+
+  /** Refunds what a call answered by the outage policy was charged when the store ran it late. */
+  private reconcile(op: StoreOp, late: StoreResult): Promise<void> | undefined {
+    const refund = refundOf(op, late)
+    if (refund === undefined) return undefined
+    let call: Promise<StoreResult>
+    try {
+      call = this.primary.execute(refund)
+    } catch (error) {
+      call = Promise.reject(error)
+    }
+    return this.withDeadline(call, this.refundTimeoutMs).then(
+      () => this.refunded('ok', undefined),
+      (error: unknown) => this.refunded(error instanceof StoreTimeoutError ? 'timeout' : 'error', error),
+    )
+  }
+
+  /** Counts a refund; logs only the first failure of a run of failures and the success that ends it. */
+  private refunded(outcome: RefundOutcome, error: unknown): void {
+    for (const o of this.observers) o.lateRefund?.(outcome)
+    if (outcome === 'ok') {
+      if (this.refundFailures === 0) return
+      this.logger?.info(
+        { store: this.name, failed: this.refundFailures },
+        `${this.name}: late charges are refunded again`,
+      )
+      this.refundFailures = 0
+      return
+    }
+    if (this.refundFailures++ > 0) return
+    this.logger?.warn(
+      { store: this.name, err: messageOf(error), refundTimeoutMs: this.refundTimeoutMs },
+      `${this.name}: a charge applied after its call was answered could not be refunded`,
+    )
   }
 
   private emitCall(started: number, outcome: 'ok' | 'error' | 'timeout'): void {
@@ -274,7 +345,7 @@ class StoreGuard {
   private probe(): void {
     if (this.probing || this.breaker.up) return
     this.probing = true
-    this.withDeadline(this.primary.ping())
+    this.withDeadline(this.primary.ping(), this.timeoutMs)
       .then(
         () => this.succeeded(),
         () => {},
@@ -358,11 +429,21 @@ export class GuardedStore implements Store {
     return this.guard.ping()
   }
 
+  /**
+   * Resolves true once every call cut by its deadline has come back from the store and each
+   * charge the store made for it late has been refunded; false after `timeoutMs` (default 5 s).
+   */
+  reconciled(timeoutMs = 5_000): Promise<boolean> {
+    return this.guard.reconciled(requirePositiveInteger(timeoutMs, 'reconciled timeoutMs'))
+  }
+
   /** Closes the guard, its local store and the guarded store (shared by every view). */
   close(): Promise<void> {
     return this.guard.close()
   }
 }
+
+export { scaleLimit }
 
 export function requireFailMode(value: unknown): FailMode {
   if (!FAIL_MODES.includes(value as FailMode)) {
@@ -371,41 +452,6 @@ export function requireFailMode(value: unknown): FailMode {
     )
   }
   return value as FailMode
-}
-
-/** A limit with its capacity and refill divided among `instances`. */
-export function scaleLimit(limit: LimitDefinition, instances: number): LimitDefinition {
-  switch (limit.kind) {
-    case 'tokenBucket':
-      return {
-        ...limit,
-        capacity: limit.capacity / instances,
-        refillPerSecond: limit.refillPerSecond / instances,
-        intervalMs: limit.intervalMs * instances,
-      }
-    case 'concurrency':
-      return { ...limit, limit: Math.max(1, Math.floor(limit.limit / instances)) }
-    default:
-      return { ...limit, limit: limit.limit / instances }
-  }
-}
-
-/** What `open` answers: allowed, nothing checked, nothing charged. */
-function openResult(op: StoreOp): StoreResult {
-  return {
-    now: Date.now(),
-    allowed: true,
-    blockedMs: 0,
-    blockedNow: false,
-    limits: op.limits.map((l) => ({
-      allowed: true,
-      remaining: capacityOf(l),
-      resetMs: 0,
-      retryAfterMs: 0,
-      alerted: false,
-    })),
-    fallback: 'open',
-  }
 }
 
 function messageOf(error: unknown): string {

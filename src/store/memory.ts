@@ -15,7 +15,7 @@ import {
   fixedWindowRefund,
 } from '../core/fixed-window.js'
 import { gcraCheck, gcraForce, gcraRefund } from '../core/gcra.js'
-import { type LimitDefinition, windowSecondsOf } from '../core/limits.js'
+import { type LimitDefinition, type TokenBucketLimit, windowSecondsOf } from '../core/limits.js'
 import { promised } from '../core/promised.js'
 import {
   type SlidingLogState,
@@ -31,14 +31,29 @@ import {
 } from '../core/sliding-window.js'
 import type { Step } from '../core/step.js'
 import { crossedThreshold } from '../core/threshold.js'
+import {
+  Boxed,
+  boxBytes,
+  expiryOf,
+  extraBytes,
+  type Layout,
+  layoutOf,
+  Mixed,
+  packedBytes,
+  type Slot,
+  valueBytes,
+} from './memory-layout.js'
 import type { LimitResult, Store, StoreOp, StoreResult } from './types.js'
 
 export interface MemoryStoreOptions {
   /**
-   * Most keys held at once (default 1,000,000). When full, expired keys are swept first; if none,
-   * the key closest to expiry among the least recently created is evicted — that subject starts
-   * afresh, so size this above the subjects you expect to be active within your longest window.
+   * Most heap the store's entries may take, in bytes (default 256 MiB), by the store's own estimate
+   * (`bytes`). When an entry would go past it, expired entries are swept first; if that is not
+   * enough, entries closest to expiry among the least recently created are evicted — those
+   * subjects start afresh. A subject of a gateway tier takes about 200 bytes (docs/performance.md).
    */
+  maxBytes?: number
+  /** Most keys held at once (default: no limit other than maxBytes); reaching it evicts the same way. */
   maxKeys?: number
   /** How often expired keys are swept in the background (default 10 s); lookups ignore them anyway. */
   sweepIntervalMs?: number
@@ -46,24 +61,7 @@ export interface MemoryStoreOptions {
   now?: () => number
 }
 
-interface Entry {
-  value: unknown
-  expiresAt: number
-}
-
-/** The value under a subject's state key: each limit's state, by name. */
-interface PackedStates {
-  names: readonly string[]
-  states: unknown[]
-}
-
-/** States listed under `from` names, in the order of `to` names (limits added since start empty). */
-function remap(packed: PackedStates, to: readonly string[]): unknown[] {
-  return to.map((name) => {
-    const j = packed.names.indexOf(name)
-    return j < 0 ? undefined : packed.states[j]
-  })
-}
+export const DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 
 const SWEEP_BATCH = 10_000
 const EVICTION_SAMPLE = 16
@@ -71,21 +69,42 @@ const EVICTION_SAMPLE = 16
 const TIME_ORIGIN = performance.timeOrigin
 const monotonicNow = () => TIME_ORIGIN + performance.now()
 
-/** The embedded store: state in a Map in this process, each op applied synchronously. */
+/**
+ * A string built by concatenation is a tree of its parts until it is flattened; kept as a Map key
+ * it would hold every part (over 100 bytes a subject). Reading a character flattens it in place.
+ */
+function flat(key: string): string {
+  key.charCodeAt(0)
+  return key
+}
+
+/**
+ * The embedded store: state in a Map in this process, each op applied synchronously, bounded by
+ * an estimate of the heap it takes (see memory-layout.ts).
+ */
 export class MemoryStore implements Store {
+  readonly maxBytes: number
   readonly maxKeys: number
-  private readonly entries = new Map<string, Entry>()
+  private readonly entries = new Map<string, Slot>()
   private readonly now: () => number
   private readonly timer: NodeJS.Timeout | undefined
-  private sweepCursor: MapIterator<[string, Entry]> | undefined
+  private sweepCursor: MapIterator<[string, Slot]> | undefined
   private readonly steps: Step<unknown>[] = []
-  /** Keys evicted because maxKeys was reached. */
+  private accounted = 0
+  /** The layout of the last policy seen (one Limiter's ops share one limits array). */
+  private lastLimits: readonly LimitDefinition[] | undefined
+  private lastLayout: Layout | undefined
+  /** Keys evicted because maxBytes or maxKeys was reached. */
   evictions = 0
 
   constructor(options: MemoryStoreOptions = {}) {
+    this.maxBytes =
+      options.maxBytes === undefined
+        ? DEFAULT_MAX_BYTES
+        : requirePositiveInteger(options.maxBytes, 'MemoryStore maxBytes')
     this.maxKeys =
       options.maxKeys === undefined
-        ? 1_000_000
+        ? Number.POSITIVE_INFINITY
         : requirePositiveInteger(options.maxKeys, 'MemoryStore maxKeys')
     this.now = options.now ?? monotonicNow
     const interval =
@@ -100,6 +119,11 @@ export class MemoryStore implements Store {
     return this.entries.size
   }
 
+  /** The heap the entries take, by the store's estimate (kept at or under maxBytes). */
+  get bytes(): number {
+    return this.accounted
+  }
+
   execute(op: StoreOp): Promise<StoreResult> {
     return promised(() => this.executeSync(op))
   }
@@ -111,36 +135,69 @@ export class MemoryStore implements Store {
   close(): Promise<void> {
     clearInterval(this.timer)
     this.entries.clear()
+    this.accounted = 0
     return Promise.resolve()
   }
 
   /** Remaining time to live of a key in ms, or undefined when it does not exist (for tests and inspection). */
   ttlMs(key: string): number | undefined {
     const now = this.now()
-    const entry = this.live(key, now)
-    return entry === undefined ? undefined : entry.expiresAt - now
+    const slot = this.live(key, now)
+    return slot === undefined ? undefined : expiryOf(slot) - now
   }
 
   executeSync(op: StoreOp): StoreResult {
     const now = this.now()
     const { mode } = op
+    const n = op.limits.length
+    let layout = this.lastLayout!
+    if (op.limits !== this.lastLimits) {
+      layout = layoutOf(op.limits)
+      this.lastLimits = op.limits
+      this.lastLayout = layout
+    }
     if (mode === 'reset' || mode === 'unblock') {
-      const keys = mode === 'reset' ? [op.stateKey, ...(op.alert?.keys ?? [])] : []
-      if (op.block) keys.push(op.block.key, op.block.strikesKey)
-      for (const key of keys) this.entries.delete(key)
+      if (mode === 'reset') {
+        this.delete(op.stateKey)
+        for (const key of op.alert?.keys ?? []) this.delete(key)
+      }
+      if (op.block) {
+        this.delete(op.block.key)
+        this.delete(op.block.strikesKey)
+      }
       return this.executeSync({ ...op, mode: 'peek', costs: op.costs.map(() => 0) })
     }
 
-    const n = op.limits.length
-    const entry = this.live(op.stateKey, now)
-    const packed = entry?.value as PackedStates | undefined
-    const states =
-      packed === undefined ? undefined : packed.names === op.names ? packed.states : remap(packed, op.names)
+    const found = this.entries.get(op.stateKey)
+    let packed: number[] | undefined
+    let mixed: Mixed | undefined
+    if (found !== undefined) {
+      if (Array.isArray(found)) packed = found
+      else if (found instanceof Mixed) {
+        mixed = found
+        packed = found.nums
+      }
+      // Another layout under the same key (a hand-made op) reads as a fresh state.
+      if (packed === undefined || packed.length !== layout.length) {
+        packed = mixed = undefined
+      } else if (packed[0]! <= now) {
+        this.delete(op.stateKey)
+        packed = mixed = undefined
+      }
+    }
     // Scratch space reused across calls: executeSync never runs re-entrantly.
     const steps = this.steps
     let allowed = true
     for (let i = 0; i < n; i++) {
-      const s = this.step(op, i, states?.[i], now)
+      const at = layout.offsets[i]!
+      const s =
+        at < 0
+          ? this.step(op, i, mixed?.extra[i], now)
+          : packed === undefined
+            ? this.step(op, i, undefined, now)
+            : op.limits[i]!.kind === 'tokenBucket' && op.mode !== 'adjust'
+              ? this.bucket(op, i, packed[at]!, now)
+              : this.step(op, i, layout.codecs[i]!.read(packed, at), now)
       steps[i] = s
       if (!s.allowed) allowed = false
     }
@@ -154,20 +211,7 @@ export class MemoryStore implements Store {
     /** > 0 when this denial started a block: its length. */
     let newBlockMs = 0
     if (allowed && mode !== 'peek') {
-      // One entry per subject, living until its slowest limit is full again.
-      let longest = 0
-      const next: unknown[] = packed?.names === op.names ? packed.states : new Array(n)
-      for (let i = 0; i < n; i++) {
-        const s = steps[i]!
-        next[i] = s.resetMs > 0 ? s.state : undefined
-        if (s.resetMs > longest) longest = s.resetMs
-      }
-      if (entry !== undefined && longest > 0) {
-        if (packed!.states !== next) entry.value = { names: op.names, states: next }
-        entry.expiresAt = now + longest
-      } else {
-        this.write(op.stateKey, { names: op.names, states: next } satisfies PackedStates, longest, now)
-      }
+      this.writeStates(op, layout, packed, mixed, steps, now)
     } else if (!allowed && blockedMs === 0 && op.block && (mode === 'consume' || mode === 'reserve')) {
       if (countsAsStrike(op, steps, n)) newBlockMs = this.recordStrike(op.block, block, now)
     }
@@ -186,6 +230,89 @@ export class MemoryStore implements Store {
     if (allowed && op.alert && (mode === 'consume' || mode === 'reserve')) this.markAlerts(op, limits, now)
     if (newBlockMs > 0) return { now, allowed, blockedMs: newBlockMs, blockedNow: true, limits }
     return { now, allowed, blockedMs, blockedNow: false, limits }
+  }
+
+  /**
+   * Stores what the steps charged under the state key, living until its slowest limit is full
+   * again: packed numbers, with the logs and leases beside them while there are any.
+   */
+  private writeStates(
+    op: StoreOp,
+    layout: Layout,
+    packed: number[] | undefined,
+    mixed: Mixed | undefined,
+    steps: readonly Step<unknown>[],
+    now: number,
+  ): void {
+    const n = op.limits.length
+    let longest = 0
+    let nums = packed
+    let extra = mixed?.extra
+    let extras = 0
+    for (let i = 0; i < n; i++) {
+      const s = steps[i]!
+      const at = layout.offsets[i]!
+      const state = s.resetMs > 0 ? s.state : undefined
+      if (state !== undefined && s.resetMs > longest) longest = s.resetMs
+      if (at < 0) {
+        if (state !== undefined) {
+          extra ??= new Array(n)
+          extras++
+        }
+        if (extra !== undefined) extra[i] = state
+        continue
+      }
+      if (nums === undefined) {
+        if (state === undefined) continue
+        nums = new Array<number>(layout.length).fill(0)
+      }
+      layout.codecs[i]!.write(nums, at, state)
+    }
+    if (longest === 0) {
+      if (packed !== undefined) this.delete(op.stateKey)
+      return
+    }
+    nums ??= new Array<number>(layout.length).fill(0)
+    nums[0] = now + longest
+    if (extras === 0 && nums === packed && mixed === undefined) return
+    const base = mixed?.baseBytes ?? packedBytes(op.stateKey, nums.length)
+    // What the key holds now: this state (packed or mixed), or nothing.
+    const held = mixed?.bytes ?? (packed !== undefined ? base : undefined)
+    if (extras === 0) {
+      this.put(op.stateKey, nums, base, held, now)
+      return
+    }
+    const bytes = base + extraBytes(extra!)
+    if (mixed !== undefined && mixed.nums === nums) {
+      this.grow(op.stateKey, bytes - mixed.bytes, now)
+      mixed.bytes = bytes
+      return
+    }
+    this.put(op.stateKey, new Mixed(nums, extra!, base, bytes), bytes, held, now)
+  }
+
+  /**
+   * Puts `slot` under `key`, which holds `held` bytes now (a state of this layout) or nothing of
+   * this layout (undefined: whatever else it holds is deleted first).
+   */
+  private put(key: string, slot: Slot, bytes: number, held: number | undefined, now: number): void {
+    if (held === undefined) {
+      this.delete(key)
+      this.insert(key, slot, bytes, now)
+      return
+    }
+    this.grow(key, bytes - held, now)
+    this.entries.set(key, slot)
+  }
+
+  /** Accounts for `key` taking `delta` more bytes, making room elsewhere when that goes past maxBytes. */
+  private grow(key: string, delta: number, now: number): void {
+    if (delta > 0 && this.accounted + delta > this.maxBytes) this.makeRoom(delta, now, key)
+    this.accounted += delta
+  }
+
+  private bucket(op: StoreOp, i: number, tat: number, now: number): Step<unknown> {
+    return gcraCheck(tat === 0 ? undefined : tat, now, op.costs[i]!, op.limits[i] as TokenBucketLimit)
   }
 
   private step(op: StoreOp, i: number, state: unknown, now: number): Step<unknown> {
@@ -220,8 +347,9 @@ export class MemoryStore implements Store {
       const capacity = limit.kind === 'tokenBucket' ? limit.capacity : limit.limit
       if (!crossedThreshold(capacity, r.remaining, op.costs[i]!, alert.threshold)) continue
       const marker = alert.keys[i]!
-      if (this.read(marker, now) !== undefined) continue
-      this.write(marker, 1, windowSecondsOf(limit) * 1000, now)
+      if (this.live(marker, now) !== undefined) continue
+      const ttlMs = windowSecondsOf(limit) * 1000
+      if (ttlMs > 0) this.insert(marker, [now + ttlMs], packedBytes(marker, 1), now)
       r.alerted = true
     }
   }
@@ -234,61 +362,89 @@ export class MemoryStore implements Store {
   ): number {
     const strikes = this.read(block.strikesKey, now) as StrikeState | undefined
     const outcome = strike(strikes, current, now, block.params)
-    if (outcome.strikes)
-      this.write(block.strikesKey, outcome.strikes, strikeTtlMs(outcome.strikes, now, block.params), now)
-    else this.entries.delete(block.strikesKey)
+    if (outcome.strikes) {
+      this.writeBoxed(block.strikesKey, outcome.strikes, strikeTtlMs(outcome.strikes, now, block.params), now)
+    } else this.delete(block.strikesKey)
     if (!outcome.blockedNow) return 0
     const b = outcome.block!
-    this.write(block.key, b, blockTtlMs(b, now, block.params), now)
+    this.writeBoxed(block.key, b, blockTtlMs(b, now, block.params), now)
     return b.until - now
   }
 
+  /** The boxed value of a key (a log, leases, a block or strikes), unless expired. */
   private read(key: string, now: number): unknown {
-    return this.live(key, now)?.value
+    const slot = this.live(key, now)
+    return slot instanceof Boxed ? slot.value : undefined
   }
 
-  /** The entry of a key unless it has expired (then it is deleted). */
-  private live(key: string, now: number): Entry | undefined {
-    const entry = this.entries.get(key)
-    if (entry === undefined) return undefined
-    if (entry.expiresAt <= now) {
-      this.entries.delete(key)
+  /** The slot of a key unless it has expired (then it is deleted). */
+  private live(key: string, now: number): Slot | undefined {
+    const slot = this.entries.get(key)
+    if (slot === undefined) return undefined
+    if (expiryOf(slot) <= now) {
+      this.delete(key)
       return undefined
     }
-    return entry
+    return slot
   }
 
-  /** Stores a state until it is full again; a state that is full already is the same as no key. */
-  private write(key: string, value: unknown, ttlMs: number, now: number): void {
-    if (!(ttlMs > 0)) {
-      this.entries.delete(key)
+  /** Stores a value until it is full again; a state that is full already is the same as no key. */
+  private writeBoxed(key: string, value: unknown, ttlMs: number, now: number): void {
+    if (!(ttlMs > 0) || value === undefined) {
+      this.delete(key)
       return
     }
-    const entry = this.entries.get(key)
-    if (entry !== undefined) {
-      entry.value = value
-      entry.expiresAt = now + ttlMs
+    const bytes = valueBytes(value)
+    const slot = this.entries.get(key)
+    if (slot instanceof Boxed) {
+      this.accounted += bytes - slot.valueBytes
+      slot.value = value
+      slot.expiresAt = now + ttlMs
+      slot.valueBytes = bytes
       return
     }
-    if (this.entries.size >= this.maxKeys) this.makeRoom(now)
-    this.entries.set(key, { value, expiresAt: now + ttlMs })
+    if (slot !== undefined) this.delete(key)
+    const box = boxBytes(key)
+    this.insert(key, new Boxed(value, now + ttlMs, box, bytes), box + bytes, now)
   }
 
-  private makeRoom(now: number): void {
+  /** Adds a key that is not there, first making room under maxBytes and maxKeys. */
+  private insert(key: string, slot: Slot, bytes: number, now: number): void {
+    if (this.entries.size >= this.maxKeys || this.accounted + bytes > this.maxBytes) {
+      this.makeRoom(bytes, now)
+    }
+    this.entries.set(flat(key), slot)
+    this.accounted += bytes
+  }
+
+  private delete(key: string): void {
+    const slot = this.entries.get(key)
+    if (slot === undefined) return
+    this.entries.delete(key)
+    this.accounted -= slotBytes(key, slot)
+  }
+
+  /**
+   * Sweeps, then evicts, until `bytes` more fit under maxBytes and (unless `keep` is growing in
+   * place) a key more under maxKeys. `keep` itself is never evicted.
+   */
+  private makeRoom(bytes: number, now: number, keep?: string): void {
+    const keys = keep === undefined ? 0 : 1
+    const full = () => this.entries.size + 1 - keys > this.maxKeys || this.accounted + bytes > this.maxBytes
     this.sweep(1_000, now)
-    if (this.entries.size < this.maxKeys) return
-    let victim: string | undefined
-    let soonest = Number.POSITIVE_INFINITY
-    let seen = 0
-    for (const [key, entry] of this.entries) {
-      if (entry.expiresAt < soonest) {
-        soonest = entry.expiresAt
-        victim = key
+    while (full() && this.entries.size > keys) {
+      let victim: string | undefined
+      let soonest = Number.POSITIVE_INFINITY
+      let seen = 0
+      for (const [key, slot] of this.entries) {
+        const expiry = expiryOf(slot)
+        if (expiry < soonest && key !== keep) {
+          soonest = expiry
+          victim = key
+        }
+        if (++seen >= EVICTION_SAMPLE) break
       }
-      if (++seen >= EVICTION_SAMPLE) break
-    }
-    if (victim !== undefined) {
-      this.entries.delete(victim)
+      this.delete(victim!)
       this.evictions++
     }
   }
@@ -302,10 +458,16 @@ export class MemoryStore implements Store {
         this.sweepCursor = undefined
         return
       }
-      const [key, entry] = next.value
-      if (entry.expiresAt <= now) this.entries.delete(key)
+      const [key, slot] = next.value
+      if (expiryOf(slot) <= now) this.delete(key)
     }
   }
+}
+
+function slotBytes(key: string, slot: Slot): number {
+  if (slot instanceof Boxed) return slot.boxBytes + slot.valueBytes
+  if (slot instanceof Mixed) return slot.bytes
+  return packedBytes(key, slot.length)
 }
 
 /**

@@ -32,6 +32,12 @@ export interface StoreOp {
   chargedAt?: number
   /** adjust: release the concurrency lease `id`. */
   release?: boolean
+  /**
+   * adjust: the reservation was decided by this outage policy (its StoreResult.fallback), not by
+   * the store. A GuardedStore settles it where it was charged — locally, or nowhere for 'open' —
+   * and never sends it to the store.
+   */
+  fallback?: 'open' | 'local'
   /** Report a limit whose usage this charge moves across `threshold` (0..1), once per window. */
   alert?: { threshold: number; keys: readonly string[] }
   /** Count denials and block repeat offenders. */

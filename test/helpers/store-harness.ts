@@ -1,8 +1,10 @@
 import { type Cluster, Redis } from 'ioredis'
 import { MemoryStore } from '../../src/store/memory.js'
+import type { RedisClient } from '../../src/store/redis/connection.js'
 import { RedisStore } from '../../src/store/redis/store.js'
 import type { Store, StoreOp, StoreResult } from '../../src/store/types.js'
 import { type RedisServer, startRedis } from './redis-server.js'
+import { type ClientKind, type MadeClient, singleClient } from './store-clients.js'
 
 export interface StoreUnderTest {
   store: Store
@@ -49,19 +51,20 @@ export function memoryHarness(): StoreHarness {
 }
 
 /**
- * A RedisStore on `client` (a Redis or a Cluster), optionally wrapped (a guard, a cache…), counting
- * its ops, with TTLs read by PTTL.
+ * A RedisStore on `client` (any client kind, single or cluster), optionally wrapped (a guard, a
+ * cache…), counting its ops, with TTLs read by PTTL through `admin` (an ioredis Redis or Cluster).
  */
 export function redisUnderTest(
-  client: Redis | Cluster,
+  admin: Redis | Cluster,
   wrap: (store: Store) => Store = (s) => s,
+  client: RedisClient = admin,
 ): StoreUnderTest {
   const store = new CountingStore(wrap(new RedisStore({ client })))
   return {
     store,
     calls: () => store.count,
     ttlMs: async (key) => {
-      const ttl = await client.pttl(key)
+      const ttl = await admin.pttl(key)
       return ttl === -2 ? undefined : ttl
     },
   }
@@ -83,5 +86,27 @@ export function redisHarness(): StoreHarness & { server(): RedisServer; client()
       await server.stop()
     },
     create: async () => redisUnderTest(client),
+  }
+}
+
+/** The contract's harness for a RedisStore on a single Redis through a client of `kind`. */
+export function redisClientHarness(kind: ClientKind): StoreHarness {
+  let server: RedisServer
+  let admin: Redis
+  let made: MadeClient
+  return {
+    name: `RedisStore with a ${kind} client`,
+    start: async () => {
+      server = await startRedis()
+      admin = new Redis(server.url)
+      made = await singleClient(kind, server.url)
+      await new RedisStore({ client: made.client }).whenReady()
+    },
+    stop: async () => {
+      await made.close()
+      admin.disconnect()
+      await server.stop()
+    },
+    create: async () => redisUnderTest(admin, undefined, made.client),
   }
 }

@@ -1,15 +1,23 @@
 import { randomBytes } from 'node:crypto'
-import type { Cluster, Redis } from 'ioredis'
 import { describe, requirePositiveInteger, SluiceInputError } from '../../core/errors.js'
 import type { BlockedKeyCache, InvalidationBus } from '../blocked-cache.js'
+import {
+  isIORedis,
+  isNodeRedis,
+  type RedisClient,
+  type RedisConnection,
+  type Subscription,
+} from './connection.js'
+import { IORedisConnection } from './ioredis.js'
+import { NodeRedisConnection } from './node-redis.js'
 
 export interface RedisInvalidationBusOptions {
   /** The cache to keep in step with the other instances. */
   cache: BlockedKeyCache
-  /** Publishes invalidations (usually the store's client). */
-  client: Redis | Cluster
-  /** A connection in subscriber mode (default: a duplicate of `client`, closed with the bus). */
-  subscriber?: Redis | Cluster
+  /** Publishes invalidations (usually the store's client: ioredis or node-redis, as RedisStore takes). */
+  client: RedisClient
+  /** A client of the same kind to subscribe with (default: a duplicate of `client`, closed with the bus). */
+  subscriber?: RedisClient
   /** Channel shared by the instances (default "sluice:invalidate"). */
   channel?: string
   /** Invalidations are gathered for this long and published in one message (default 5 ms). */
@@ -27,9 +35,10 @@ export class RedisInvalidationBus implements InvalidationBus {
   readonly flushMs: number
   private readonly id = randomBytes(6).toString('base64url')
   private readonly cache: BlockedKeyCache
-  private readonly client: Redis | Cluster
-  private readonly subscriber: Redis | Cluster
-  private readonly ownsSubscriber: boolean
+  private readonly connection: RedisConnection
+  private readonly subscriber: RedisClient | undefined
+  private subscription: Subscription | undefined
+  private starting: Promise<void> | undefined
   private pending = new Set<string>()
   private timer: NodeJS.Timeout | undefined
   /** Messages received from other instances, and keys they invalidated. */
@@ -40,40 +49,38 @@ export class RedisInvalidationBus implements InvalidationBus {
       throw new SluiceInputError(`RedisInvalidationBus needs { cache, client }, got ${describe(options)}`)
     }
     this.cache = options.cache
-    this.client = options.client
+    const client: unknown = options.client
+    if (isIORedis(client)) this.connection = new IORedisConnection(client)
+    else if (isNodeRedis(client)) this.connection = new NodeRedisConnection(client)
+    else {
+      throw new SluiceInputError(
+        `RedisInvalidationBus client must be an ioredis or node-redis client, got ${describe(client)}`,
+      )
+    }
     this.channel = options.channel ?? 'sluice:invalidate'
     if (typeof this.channel !== 'string' || this.channel === '') {
       throw new SluiceInputError(`channel must be a non-empty string, got ${describe(this.channel)}`)
     }
     this.flushMs = options.flushMs === undefined ? 5 : requirePositiveInteger(options.flushMs, 'flushMs')
-    this.ownsSubscriber = options.subscriber === undefined
-    this.subscriber = options.subscriber ?? this.client.duplicate()
-    if (this.ownsSubscriber) this.subscriber.on('error', () => {}) // reconnects by itself
-    this.subscriber.on('message', (channel: string, message: string) => {
-      if (channel === this.channel) this.onMessage(message)
-    })
+    this.subscriber = options.subscriber
     this.cache.attach(this)
   }
 
-  /** Subscribes; resolves once invalidations from other instances arrive (rejects after `timeoutMs`). */
-  async start(timeoutMs = 10_000): Promise<void> {
-    const sub = this.subscriber
-    if (sub.status === 'wait') sub.connect().catch(() => {})
-    if (sub.status !== 'ready') {
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => {
-          sub.off('ready', onReady)
-          reject(new Error(`invalidation subscriber not ready after ${timeoutMs} ms (${sub.status})`))
-        }, timeoutMs)
-        const onReady = () => {
-          clearTimeout(timer)
-          resolve()
-        }
-        sub.once('ready', onReady)
+  /**
+   * Subscribes; resolves once invalidations from other instances arrive (rejects after
+   * `timeoutMs`, and may then be called again).
+   */
+  start(timeoutMs = 10_000): Promise<void> {
+    if (this.subscription !== undefined) return Promise.resolve()
+    this.starting ??= this.connection
+      .subscribe(this.channel, (message) => this.onMessage(message), timeoutMs, this.subscriber)
+      .then((subscription) => {
+        this.subscription = subscription
       })
-    }
-    // After a reconnect ioredis subscribes again by itself (autoResubscribe).
-    await sub.subscribe(this.channel)
+      .finally(() => {
+        this.starting = undefined
+      })
+    return this.starting
   }
 
   publish(key: string): void {
@@ -85,11 +92,13 @@ export class RedisInvalidationBus implements InvalidationBus {
   }
 
   async close(): Promise<void> {
+    await this.starting?.catch(() => {})
     clearTimeout(this.timer)
     this.timer = undefined
     this.flush()
-    if (this.ownsSubscriber) this.subscriber.disconnect()
-    else await this.subscriber.unsubscribe(this.channel).catch(() => {})
+    const subscription = this.subscription
+    this.subscription = undefined
+    await subscription?.close()
   }
 
   private flush(): void {
@@ -98,7 +107,7 @@ export class RedisInvalidationBus implements InvalidationBus {
     const keys = [...this.pending]
     this.pending = new Set()
     // Best effort: when Redis is down the message is lost and maxAgeMs bounds the staleness.
-    this.client.publish(this.channel, JSON.stringify({ from: this.id, keys })).catch(() => {})
+    this.connection.publish(this.channel, JSON.stringify({ from: this.id, keys })).catch(() => {})
   }
 
   private onMessage(message: string): void {

@@ -1,61 +1,30 @@
 import calculateSlot from 'cluster-key-slot'
-import { Cluster, type ClusterOptions, Redis, type RedisOptions } from 'ioredis'
+import { Cluster, Redis } from 'ioredis'
 import { describe, requirePositiveInteger, SluiceInputError } from '../../core/errors.js'
 import { StoreUnavailableError } from '../errors.js'
 import type { Store, StoreOp, StoreResult } from '../types.js'
+import { isIORedis, isNodeRedis, type RedisClient, type RedisConnection, within } from './connection.js'
 import { decodeBatch, encodeBatch } from './encode.js'
+import { IORedisConnection } from './ioredis.js'
+import { NodeRedisConnection } from './node-redis.js'
+import { clusterClientOptions, redisClientOptions } from './options.js'
 import { APPLY_FUNCTION, APPLY_LIBRARY, APPLY_LUA } from './script.js'
 
+export { clusterClientOptions, nodeRedisClientOptions, redisClientOptions } from './options.js'
+
 export interface RedisStoreOptions {
-  /** An ioredis client (Redis or Cluster). The store never closes a client it was given. */
-  client?: Redis | Cluster
-  /** Or a redis:// URL: the store makes its own client (see redisClientOptions) and closes it on close(). */
+  /**
+   * A client the application already has: an ioredis `Redis` or `Cluster` (5 or 6, whichever copy
+   * it was installed as), or a node-redis client or cluster (the `redis` package, 5 or later,
+   * connected by its owner). The store never closes a client it was given.
+   */
+  client?: RedisClient
+  /** Or a redis:// URL: the store makes its own ioredis client (see redisClientOptions) and closes it on close(). */
   url?: string
-  /** Or the redis:// URLs of some Redis Cluster nodes: the store makes its own Cluster client. */
+  /** Or the redis:// URLs of some Redis Cluster nodes: the store makes its own ioredis Cluster client. */
   nodes?: string[]
   /** Most ops sent in one script call (default 128). Ops issued in the same event-loop turn share calls. */
   maxBatch?: number
-}
-
-/** Reconnect fast (50, 100, 150, 200, 200 … ms) so that decisions are verified again soon after an outage. */
-const reconnectDelay = (attempt: number) => Math.min(attempt * 50, 200)
-
-/**
- * ioredis options for a client a limiter can rely on: a command is never queued while the
- * connection is down (it fails at once and the outage policy answers), commands in flight when
- * the connection drops fail instead of being sent again after reconnecting (a charge must not be
- * applied twice, nor long after its request was answered), and reconnection is quick.
- */
-export function redisClientOptions(overrides: RedisOptions = {}): RedisOptions {
-  return {
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 0,
-    autoResendUnfulfilledCommands: false,
-    retryStrategy: reconnectDelay,
-    connectTimeout: 2_000,
-    ...overrides,
-  }
-}
-
-/**
- * The same for Redis Cluster: node connections reconnect quickly, a command to a node that is
- * down fails at once, and CLUSTERDOWN is not retried behind the caller's back.
- */
-export function clusterClientOptions(overrides: ClusterOptions = {}): ClusterOptions {
-  return {
-    enableOfflineQueue: false,
-    clusterRetryStrategy: reconnectDelay,
-    clusterNodeRetryStrategy: reconnectDelay,
-    retryDelayOnClusterDown: 0,
-    slotsRefreshTimeout: 1_000,
-    ...overrides,
-    redisOptions: {
-      maxRetriesPerRequest: 0,
-      autoResendUnfulfilledCommands: false,
-      connectTimeout: 2_000,
-      ...overrides.redisOptions,
-    },
-  }
 }
 
 const REDIS_URL = /^rediss?:\/\//
@@ -65,13 +34,27 @@ function clusterNode(url: string): { host: string; port: number } {
   return { host: u.hostname, port: Number(u.port || 6379) }
 }
 
+/** The client's adapter, recognised by its methods (never by instanceof: it may be another copy). */
+function connectionFor(client: unknown): RedisConnection {
+  if (isIORedis(client)) return new IORedisConnection(client)
+  if (isNodeRedis(client)) {
+    if (typeof (client as { withTypeMapping?: unknown }).withTypeMapping !== 'function') {
+      throw new SluiceInputError(
+        'RedisStore client is a node-redis client older than version 5, which sluice does not support: use redis@5 or later, or ioredis',
+      )
+    }
+    return new NodeRedisConnection(client)
+  }
+  throw new SluiceInputError(
+    `RedisStore client must be an ioredis Redis or Cluster (5 or 6) or a node-redis client or cluster (5 or later), got ${describe(client)}`,
+  )
+}
+
 interface Pending {
   op: StoreOp
   resolve: (result: StoreResult) => void
   reject: (error: unknown) => void
 }
-
-type ApplyCommand = (numKeys: number, ...args: (string | number)[]) => Promise<unknown[]>
 
 /** What a Redis without Functions, or an ACL that forbids them, answers to FCALL or FUNCTION LOAD. */
 const NO_FUNCTIONS = /unknown command|unknown subcommand|NOPERM.*'(fcall|function)/i
@@ -82,7 +65,9 @@ const NO_FUNCTIONS = /unknown command|unknown subcommand|NOPERM.*'(fcall|functio
  * hash slot, each op still checked and charged all or nothing.
  */
 export class RedisStore implements Store {
-  readonly client: Redis | Cluster
+  /** The client in use: the one given, or the ioredis client the store made. */
+  readonly client: RedisClient
+  private readonly connection: RedisConnection
   private readonly ownsClient: boolean
   private readonly maxBatch: number
   private readonly isCluster: boolean
@@ -100,18 +85,14 @@ export class RedisStore implements Store {
     }
     const given = [options.client, options.url, options.nodes].filter((x) => x !== undefined).length
     if (given > 1) throw new SluiceInputError('RedisStore takes one of client, url or nodes')
-    if (options.client instanceof Redis || options.client instanceof Cluster) {
-      this.client = options.client
+    if (options.client !== undefined) {
+      this.connection = connectionFor(options.client)
       this.ownsClient = false
-    } else if (options.client !== undefined) {
-      throw new SluiceInputError(
-        `RedisStore client must be an ioredis Redis or Cluster, got ${describe(options.client)}`,
-      )
     } else if (options.nodes !== undefined) {
       const nodes = options.nodes
       if (!Array.isArray(nodes) || nodes.length === 0 || !nodes.every((n) => REDIS_URL.test(String(n)))) {
         throw new SluiceInputError(
-          `RedisStore nodes must be a non-empty list of redis:// URLs, got ${describe(nodes)}`,
+          `RedisStore nodes must be a non-empty list of redis:// URLs, got ${describeUrls(nodes)}`,
         )
       }
       const first = new URL(nodes[0]!)
@@ -120,28 +101,30 @@ export class RedisStore implements Store {
         ...(first.password ? { password: decodeURIComponent(first.password) } : {}),
         ...(first.protocol === 'rediss:' ? { tls: {} } : {}),
       }
-      this.client = new Cluster(nodes.map(clusterNode), clusterClientOptions({ redisOptions: auth }))
+      const cluster = new Cluster(nodes.map(clusterNode), clusterClientOptions({ redisOptions: auth }))
+      this.connection = new IORedisConnection(cluster)
       this.ownsClient = true
     } else if (typeof options.url === 'string' && REDIS_URL.test(options.url)) {
-      this.client = new Redis(options.url, redisClientOptions())
+      this.connection = new IORedisConnection(new Redis(options.url, redisClientOptions()))
       this.ownsClient = true
     } else {
       throw new SluiceInputError(
-        `RedisStore url must be a redis:// or rediss:// URL, got ${describe(options.url)}`,
+        `RedisStore url must be a redis:// or rediss:// URL, got ${describeUrls(options.url)}`,
       )
     }
+    this.client = this.connection.client
     // An error event with no listener would crash the process; failures reach callers as rejections.
-    if (this.ownsClient) this.client.on('error', () => {})
-    this.connectedOnce = this.client.status === 'ready'
+    if (this.ownsClient) this.connection.ignoreErrors()
+    this.connectedOnce = this.connection.state() === 'ready'
     if (!this.connectedOnce) {
-      this.client.once('ready', () => {
+      const stop = this.connection.onReady(() => {
         this.connectedOnce = true
+        stop()
       })
     }
-    this.isCluster = this.client instanceof Cluster
+    this.isCluster = this.connection.isCluster
     this.maxBatch =
       options.maxBatch === undefined ? 128 : requirePositiveInteger(options.maxBatch, 'RedisStore maxBatch')
-    if (!('sluiceApply' in this.client)) this.client.defineCommand('sluiceApply', { lua: APPLY_LUA })
   }
 
   execute(op: StoreOp): Promise<StoreResult> {
@@ -159,51 +142,31 @@ export class RedisStore implements Store {
    * answers and reports cluster_state:ok (a cluster with a failed master refuses writes).
    */
   async ping(): Promise<void> {
-    await this.connection()
-    if (!(this.client instanceof Cluster)) {
-      await this.client.ping()
-      return
-    }
-    const masters = this.client.nodes('master')
-    if (masters.length === 0) throw new StoreUnavailableError('no Redis Cluster master is connected')
-    await Promise.all(
-      masters.map(async (node) => {
-        if (node.status !== 'ready' && node.status !== 'wait') {
-          throw new StoreUnavailableError(
-            `Redis Cluster node ${node.options.host}:${node.options.port} is ${node.status}`,
-          )
-        }
-        const info = String(await node.call('CLUSTER', 'INFO'))
-        if (!/cluster_state:ok/.test(info)) {
-          const where = `${node.options.host}:${node.options.port}`
-          throw new StoreUnavailableError(`Redis Cluster node ${where} reports the cluster down`)
-        }
-      }),
-    )
+    await this.connect()
+    await this.connection.ping()
   }
 
   /** Resolves once the client is connected and ready (ops issued before that fail fast). */
   async whenReady(timeoutMs = 10_000): Promise<void> {
-    if (this.client.status === 'ready') return
-    if (this.client.status === 'wait') this.client.connect().catch(() => {})
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.client.off('ready', onReady)
-        reject(new StoreUnavailableError(`Redis not ready after ${timeoutMs} ms (${this.client.status})`))
-      }, timeoutMs)
-      const onReady = () => {
-        clearTimeout(timer)
-        resolve()
-      }
-      this.client.once('ready', onReady)
+    if (this.connection.state() === 'ready') return
+    this.connection.connect()
+    let stop: (() => void) | undefined
+    const ready = new Promise<void>((resolve) => {
+      stop = this.connection.onReady(resolve)
     })
+    await within(
+      ready,
+      timeoutMs,
+      () =>
+        new StoreUnavailableError(
+          `Redis not ready after ${timeoutMs} ms (${this.connection.describeState()})`,
+        ),
+    ).finally(stop)
   }
 
   async close(): Promise<void> {
     if (this.queue.length > 0) this.flush()
-    if (!this.ownsClient) return
-    if (this.client.status === 'ready') await this.client.quit().catch(() => this.client.disconnect())
-    else this.client.disconnect()
+    if (this.ownsClient) await this.connection.close()
   }
 
   private flush(): void {
@@ -232,33 +195,31 @@ export class RedisStore implements Store {
   }
 
   /**
-   * Refuses to hand a command to a client that lost its connection: ioredis would queue it and
+   * Refuses to hand a command to a client that lost its connection: the client would queue it and
    * run it on reconnect, long after its caller was answered by the outage policy (a charge applied
    * twice, or for a request that was refused). While the very first connection is being made,
    * returns a promise that settles when it is made or fails; undefined means: send now.
    */
-  private connection(): Promise<void> | undefined {
-    const status = this.client.status
-    if (status === 'ready' || status === 'wait') return undefined
-    if (!this.connectedOnce && (status === 'connecting' || status === 'connect')) {
+  private connect(): Promise<void> | undefined {
+    const state = this.connection.state()
+    if (state === 'ready' || state === 'idle') return undefined
+    if (!this.connectedOnce && state === 'connecting') {
       this.firstConnection ??= new Promise<void>((resolve, reject) => {
         const done = (error?: StoreUnavailableError) => {
-          this.client.off('ready', onReady)
-          this.client.off('close', onClose)
-          this.client.off('end', onClose)
+          stopReady()
+          stopDown()
           this.firstConnection = undefined
           if (error) reject(error)
           else resolve()
         }
-        const onReady = () => done()
-        const onClose = () => done(new StoreUnavailableError('could not connect to Redis'))
-        this.client.once('ready', onReady)
-        this.client.once('close', onClose)
-        this.client.once('end', onClose)
+        const stopReady = this.connection.onReady(() => done())
+        const stopDown = this.connection.onDown(() =>
+          done(new StoreUnavailableError('could not connect to Redis')),
+        )
       })
       return this.firstConnection
     }
-    throw new StoreUnavailableError(`Redis connection is ${status}`)
+    throw new StoreUnavailableError(`Redis connection is ${this.connection.describeState()}`)
   }
 
   /**
@@ -268,12 +229,8 @@ export class RedisStore implements Store {
    * that allows scripts only).
    */
   private apply(keys: string[], args: (string | number)[], retried = false): Promise<unknown[]> {
-    if (this.functions === false) {
-      const evalsha = (this.client as unknown as { sluiceApplyBuffer: ApplyCommand }).sluiceApplyBuffer
-      return evalsha.call(this.client, keys.length, ...keys, ...args)
-    }
-    const call = this.client.callBuffer('FCALL', APPLY_FUNCTION, keys.length, ...keys, ...args)
-    return (call as Promise<unknown[]>).catch(async (error: unknown) => {
+    if (this.functions === false) return this.connection.evalScript(APPLY_LUA, keys, args)
+    return this.connection.fcall(APPLY_FUNCTION, keys, args).catch(async (error: unknown) => {
       if (retried) throw error
       const message = error instanceof Error ? error.message : String(error)
       if (/function not found/i.test(message)) {
@@ -284,32 +241,30 @@ export class RedisStore implements Store {
         throw error
       }
       // The library is loaded (or scripts will do): once more, unless the connection went away
-      // meanwhile (ioredis would run the call after reconnecting, long after it was answered).
-      this.connection()
+      // meanwhile (the client would run the call after reconnecting, long after it was answered).
+      this.connect()
       return this.apply(keys, args, true)
     })
   }
 
   /** Loads the library on the Redis, or on every master of a cluster (replicas copy it). */
   private loadLibrary(): Promise<void> {
-    this.loading ??= (async () => {
-      const nodes = this.client instanceof Cluster ? this.client.nodes('master') : [this.client]
-      try {
-        await Promise.all(nodes.map((node) => node.call('FUNCTION', 'LOAD', 'REPLACE', APPLY_LIBRARY)))
-      } catch (error) {
+    this.loading ??= this.connection
+      .loadLibrary(APPLY_LIBRARY)
+      .catch((error: unknown) => {
         if (!NO_FUNCTIONS.test(error instanceof Error ? error.message : String(error))) throw error
         this.functions = false
-      }
-    })().finally(() => {
-      this.loading = undefined
-    })
+      })
+      .finally(() => {
+        this.loading = undefined
+      })
     return this.loading
   }
 
   private send(batch: Pending[]): void {
     let connecting: Promise<void> | undefined
     try {
-      connecting = this.connection()
+      connecting = this.connect()
     } catch (error) {
       for (const p of batch) p.reject(error)
       return
@@ -346,4 +301,19 @@ export class RedisStore implements Store {
       },
     )
   }
+}
+
+/** Names what was given instead of URLs, without printing a password a URL may carry. */
+function describeUrls(value: unknown): string {
+  const one = (v: unknown) => {
+    if (typeof v !== 'string') return describe(v)
+    try {
+      const u = new URL(v)
+      if (u.password) u.password = '***'
+      return JSON.stringify(u.toString())
+    } catch {
+      return `a string that is not a URL (${v.length} characters)`
+    }
+  }
+  return Array.isArray(value) ? `[${value.map(one).join(', ')}]` : one(value)
 }

@@ -1,0 +1,172 @@
+import type { FixedWindowState } from '../core/fixed-window.js'
+import type { LimitDefinition } from '../core/limits.js'
+import type { SlidingWindowState } from '../core/sliding-window.js'
+
+/**
+ * How MemoryStore lays a subject's state out in memory, and what each entry costs.
+ *
+ * A subject's token buckets and windows share one array of doubles under its state key (as in
+ * Redis, where they share one string of packed doubles): slot 0 is the entry's expiry, then each
+ * such limit's numbers in order. Zeros stand for a full limit. The state key's name carries the
+ * policy's limit names and kinds (the Limiter's layout signature), so one key always holds one
+ * layout. Sliding logs and concurrency leases vary in size: while a subject has any, they are kept
+ * beside its numbers (Mixed), so that one lookup finds all of a subject's state.
+ */
+
+type Kind = LimitDefinition['kind']
+
+/** A kind whose state is a fixed handful of numbers: how many, and how they map to its state. */
+interface Codec {
+  slots: number
+  read(a: number[], at: number): unknown
+  write(a: number[], at: number, state: unknown): void
+}
+
+const CODECS: Partial<Record<Kind, Codec>> = {
+  tokenBucket: {
+    slots: 1,
+    read: (a, at) => (a[at] === 0 ? undefined : a[at]),
+    write: (a, at, tat) => {
+      a[at] = (tat as number | undefined) ?? 0
+    },
+  },
+  fixedWindow: {
+    slots: 2,
+    read: (a, at) =>
+      a[at] === 0 && a[at + 1] === 0 ? undefined : ({ start: a[at]!, count: a[at + 1]! } as FixedWindowState),
+    write: (a, at, state) => {
+      const s = state as FixedWindowState | undefined
+      a[at] = s?.start ?? 0
+      a[at + 1] = s?.count ?? 0
+    },
+  },
+  slidingWindow: {
+    slots: 3,
+    read: (a, at) =>
+      a[at] === 0 && a[at + 1] === 0 && a[at + 2] === 0
+        ? undefined
+        : ({ start: a[at]!, curr: a[at + 1]!, prev: a[at + 2]! } as SlidingWindowState),
+    write: (a, at, state) => {
+      const s = state as SlidingWindowState | undefined
+      a[at] = s?.start ?? 0
+      a[at + 1] = s?.curr ?? 0
+      a[at + 2] = s?.prev ?? 0
+    },
+  },
+}
+
+export interface Layout {
+  /** Per limit: where its numbers start in the packed array, or -1 when it lives under its own key. */
+  offsets: number[]
+  codecs: (Codec | undefined)[]
+  /** Length of the packed array (expiry included); 1 when every limit lives under its own key. */
+  length: number
+}
+
+const layouts = new WeakMap<readonly LimitDefinition[], Layout>()
+
+/** The layout of a policy's limits (computed once per limits array). */
+export function layoutOf(limits: readonly LimitDefinition[]): Layout {
+  let layout = layouts.get(limits)
+  if (layout === undefined) {
+    let at = 1
+    const offsets: number[] = []
+    const codecs: (Codec | undefined)[] = []
+    for (const limit of limits) {
+      const codec = CODECS[limit.kind]
+      codecs.push(codec)
+      offsets.push(codec === undefined ? -1 : at)
+      at += codec?.slots ?? 0
+    }
+    layout = { offsets, codecs, length: at }
+    layouts.set(limits, layout)
+  }
+  return layout
+}
+
+/** A value under its own key (log, leases, block, strikes), with its expiry and its cost in bytes. */
+export class Boxed {
+  constructor(
+    public value: unknown,
+    public expiresAt: number,
+    /** The entry's estimated heap bytes apart from the value: map slot, key and box. */
+    readonly boxBytes: number,
+    /** The value's estimated heap bytes. */
+    public valueBytes: number,
+  ) {}
+}
+
+/** A subject's state while it has logs or leases: the packed numbers, and those per limit. */
+export class Mixed {
+  constructor(
+    readonly nums: number[],
+    /** Per limit: its log or lease set (undefined for the packed limits, and for empty ones). */
+    readonly extra: unknown[],
+    /** The bytes of the same entry without logs and leases (packedBytes). */
+    readonly baseBytes: number,
+    /** The entry's estimated heap bytes, key and map slot included. */
+    public bytes: number,
+  ) {}
+}
+
+/** What a key holds: packed numbers (slot 0 the expiry), packed numbers with logs and leases, or a boxed value. */
+export type Slot = number[] | Mixed | Boxed
+
+export function expiryOf(slot: Slot): number {
+  if (Array.isArray(slot)) return slot[0]!
+  return slot instanceof Mixed ? slot.nums[0]! : slot.expiresAt
+}
+
+// Heap sizes on 64-bit V8 without pointer compression (Node's default), in bytes. They were
+// checked against process.memoryUsage() in bench/workers/memory-heap.ts: the store's accounting
+// stays above the heap it really uses (see docs/performance.md).
+
+/** A Map entry: key, value and chain pointers, a bucket, and room the table keeps for growth. */
+const MAP_SLOT = 56
+/** A string's header (map, hash, length). */
+const STRING_HEADER = 16
+/** A JS array and the header of its elements store. */
+const ARRAY = 32 + 16
+/** A plain object with a few fields, each boxed number included. */
+const SMALL_OBJECT = 80
+/** A Map object with its smallest hash table. */
+const MAP_OBJECT = 200
+/** An op id (the lease's or log entry's name): a string of up to 20 characters. */
+const ID = STRING_HEADER + 24
+/** A lease: its map entry, its id and its boxed expiry. */
+const LEASE = 80 + ID
+/** A log entry: an object { at, id, cost } with boxed numbers, its id and its array slot. */
+const LOG_ENTRY = 120 + ID
+
+const round8 = (n: number) => Math.ceil(n / 8) * 8
+
+/** A string's heap bytes: one byte a character when every character fits in Latin-1, else two. */
+export function stringBytes(s: string): number {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: the Latin-1 range starts at U+0000
+  const wide = /[^\u0000-\u00ff]/.test(s)
+  return STRING_HEADER + round8(wide ? s.length * 2 : s.length)
+}
+
+/** An entry of packed numbers: map slot, key, array. */
+export function packedBytes(key: string, length: number): number {
+  return MAP_SLOT + stringBytes(key) + ARRAY + 8 * length
+}
+
+/** What logs and leases add to a state entry: the box, the per-limit array, the values. */
+export function extraBytes(extra: readonly unknown[]): number {
+  let values = 0
+  for (const value of extra) if (value !== undefined) values += valueBytes(value)
+  return SMALL_OBJECT + ARRAY + 8 * extra.length + values
+}
+
+/** An entry holding a boxed value, apart from the value: map slot, key, box. */
+export function boxBytes(key: string): number {
+  return MAP_SLOT + stringBytes(key) + SMALL_OBJECT
+}
+
+/** A boxed value: a lease map, a log (ids are op ids), a block or strike record. */
+export function valueBytes(value: unknown): number {
+  if (value instanceof Map) return MAP_OBJECT + value.size * LEASE
+  if (Array.isArray(value)) return ARRAY + value.length * LOG_ENTRY
+  return SMALL_OBJECT
+}
