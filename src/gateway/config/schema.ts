@@ -389,8 +389,21 @@ export const configSchema = z.strictObject({
       maxSize: size.default(64 * 1024 * 1024),
       /** Rotated files kept (usage.jsonl.1 … .N). */
       keep: positiveInt.default(10),
+      /**
+       * While the file cannot be written: keep serving (records wait in memory, /readyz says
+       * "degraded"), or refuse calls with 503 until it can (/readyz 503).
+       */
+      onFailure: z.enum(['serve', 'refuse']).default('serve'),
+      /** Records kept in memory while the file cannot be written; beyond, records are dropped (and counted). */
+      buffer: size.default(16 * 1024 * 1024),
     })
-    .default({ path: '.sluice/usage.jsonl', maxSize: 64 * 1024 * 1024, keep: 10 }),
+    .default({
+      path: '.sluice/usage.jsonl',
+      maxSize: 64 * 1024 * 1024,
+      keep: 10,
+      onFailure: 'serve',
+      buffer: 16 * 1024 * 1024,
+    }),
   /** Prometheus metrics on GET /metrics. */
   metrics: z
     .strictObject({
@@ -404,6 +417,11 @@ export const configSchema = z.strictObject({
     .strictObject({
       /** Calls in flight may finish for this long; then their connections are cut and they settle what they used. */
       deadline: durationOrZero.default(25_000),
+      /**
+       * The process exits (code 1) this long after the first signal even if the shutdown is stuck
+       * (an upstream or a store that does not answer). Default: deadline + 15s.
+       */
+      hardDeadline: duration.optional(),
     })
     .default({ deadline: 25_000 }),
   log: z
