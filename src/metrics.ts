@@ -13,6 +13,26 @@ export interface SluiceMetricsOptions {
   processMetrics?: boolean
 }
 
+/** What watchLedger needs of a usage ledger (the gateway's Ledger has it). */
+export interface WatchableLedger {
+  observe(observer: {
+    writeFailed?(error: Error): void
+    dropped?(count: number): void
+    written?(count: number): void
+  }): () => void
+  readonly failing: boolean
+  health(): { buffered: number }
+}
+
+/** The usage ledger's metrics, registered when a ledger is watched. */
+export interface LedgerMetrics {
+  up: Gauge
+  buffered: Gauge
+  writeFailures: Counter
+  dropped: Counter
+  written: Counter
+}
+
 /** How a decision was made: by the store, or by an outage policy while the store was down. */
 type Source = 'store' | 'open' | 'local' | 'none'
 
@@ -36,7 +56,11 @@ export class SluiceMetrics {
   readonly cacheHits: Counter
   readonly cacheMisses: Counter
   readonly cacheEntries: Gauge
+  /** Created by the first watchLedger(). */
+  ledger: LedgerMetrics | undefined
   private readonly caches = new Set<BlockedKeyCache>()
+  private readonly ledgers = new Set<WatchableLedger>()
+  private readonly prefix: string
 
   constructor(options: SluiceMetricsOptions = {}) {
     if (typeof options !== 'object' || options === null) {
@@ -49,6 +73,7 @@ export class SluiceMetrics {
     if (options.registry !== undefined && !(options.registry instanceof Registry)) {
       throw new SluiceInputError(`registry must be a prom-client Registry, got ${describe(options.registry)}`)
     }
+    this.prefix = prefix
     this.registry = options.registry ?? new Registry()
     const registers = [this.registry]
     const caches = this.caches
@@ -193,6 +218,67 @@ export class SluiceMetrics {
       stop()
       this.caches.delete(cache)
     }
+  }
+
+  /**
+   * Records the health of a usage ledger: whether it writes, records waiting in memory, failed
+   * writes, records dropped when its buffer was full, records written.
+   */
+  watchLedger(ledger: WatchableLedger): () => void {
+    const metrics = this.ledgerMetrics()
+    this.ledgers.add(ledger)
+    const stop = ledger.observe({
+      writeFailed: () => metrics.writeFailures.inc(),
+      dropped: (count) => metrics.dropped.inc(count),
+      written: (count) => metrics.written.inc(count),
+    })
+    return () => {
+      stop()
+      this.ledgers.delete(ledger)
+    }
+  }
+
+  private ledgerMetrics(): LedgerMetrics {
+    if (this.ledger !== undefined) return this.ledger
+    const prefix = this.prefix
+    const registers = [this.registry]
+    const ledgers = this.ledgers
+    this.ledger = {
+      up: new Gauge({
+        name: `${prefix}ledger_up`,
+        help: '1 while the usage ledger writes, 0 while its writes fail (records wait in memory)',
+        registers,
+        collect() {
+          this.set([...ledgers].some((l) => l.failing) ? 0 : 1)
+        },
+      }),
+      buffered: new Gauge({
+        name: `${prefix}ledger_buffered_records`,
+        help: 'Usage records waiting in memory for the ledger file',
+        registers,
+        collect() {
+          let n = 0
+          for (const l of ledgers) n += l.health().buffered
+          this.set(n)
+        },
+      }),
+      writeFailures: new Counter({
+        name: `${prefix}ledger_write_failures_total`,
+        help: 'Failed writes to the usage ledger (each attempt)',
+        registers,
+      }),
+      dropped: new Counter({
+        name: `${prefix}ledger_dropped_records_total`,
+        help: 'Usage records lost: the buffer was full while the ledger could not write, or they were still unwritten at shutdown',
+        registers,
+      }),
+      written: new Counter({
+        name: `${prefix}ledger_records_total`,
+        help: 'Usage records written to the ledger file',
+        registers,
+      }),
+    }
+    return this.ledger
   }
 
   /** The text exposition for a /metrics endpoint, and its content type. */

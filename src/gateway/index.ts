@@ -2,7 +2,7 @@ import type { AddressInfo } from 'node:net'
 import type { DestinationStream, Logger } from 'pino'
 import { pino } from 'pino'
 import { SluiceInputError } from '../core/errors.js'
-import { generateApiKey, hashApiKey, type KeyConfig, Sluice } from '../http/index.js'
+import { Sluice } from '../http/index.js'
 import { SluiceMetrics } from '../metrics.js'
 import type { BlockedKeyCache } from '../store/blocked-cache.js'
 import { StoreUnavailableError } from '../store/errors.js'
@@ -14,12 +14,14 @@ import { ConfigError, parseConfig } from './config/load.js'
 import type { GatewayConfig, GatewayConfigInput } from './config/schema.js'
 import { sluiceOptions } from './http-options.js'
 import { InFlightCalls } from './in-flight.js'
-import { Ledger } from './ledger.js'
+import { Ledger, LedgerPathError } from './ledger.js'
 import { createGatewayLogger } from './logger.js'
 import type { MockUpstream } from './mock/server.js'
 import { ModelTable } from './models.js'
 import { PriceTable } from './prices.js'
+import { LEDGER_UNAVAILABLE_BODY, readinessWithLedger, refusesCalls } from './readiness.js'
 import { buildServer } from './server.js'
+import { demoKeyFor, startupWarnings, usedUpstreams } from './startup.js'
 import { type GatewayStore, givenStore, type OutagePolicy, openStore } from './store.js'
 import { Upstream } from './upstream.js'
 
@@ -63,6 +65,10 @@ export interface Gateway {
   mock: MockUpstream | undefined
   /** The demo key made at start-up when no key is configured (service tier), else undefined. */
   demoKey: string | undefined
+  /** The demo key came from SLUICE_DEMO_KEY (it outlives this process), rather than made at random. */
+  demoKeyFromEnv: boolean
+  /** What start-up found that works but probably not as meant (also logged at warn). */
+  warnings: string[]
   /** Calls being served right now. */
   readonly inFlight: number
   /**
@@ -78,31 +84,24 @@ const STORE_CONNECT_MS = 5_000
 /** After cutting connections, how long calls get to notice and settle before they are settled for them. */
 const CUT_GRACE_MS = 5_000
 
-/** Resolves when `promise` settles or after `ms`, whichever comes first (leaving no timer behind). */
-function within(promise: Promise<unknown>, ms: number): Promise<void> {
+/** How long one step of closing (upstreams, ledger, webhooks, store) may take before shutdown goes on. */
+const CLEANUP_STEP_MS = 5_000
+
+/**
+ * Resolves true when `promise` settles within `ms`, false after `ms` or as soon as `cut` resolves
+ * (leaving no timer behind).
+ */
+function within(promise: Promise<unknown>, ms: number, cut?: Promise<void>): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<void>((resolve) => {
-    timer = setTimeout(resolve, ms)
+  const timeout = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms)
   })
-  return Promise.race([promise.then(() => {}), timeout]).finally(() => clearTimeout(timer))
-}
-
-/** Upstream names the config can route to: the default and every models entry's. */
-function usedUpstreams(config: GatewayConfig): string[] {
-  const names = new Set([config.defaultUpstream])
-  for (const model of Object.values(config.models))
-    if (model.upstream !== undefined) names.add(model.upstream)
-  return [...names]
-}
-
-/** Builds the demo key (service tier) when the config has no key and allows one. */
-function demoKeyFor(
-  config: GatewayConfig,
-  env: Record<string, string | undefined>,
-): { key: string; entry: KeyConfig } | undefined {
-  if (!config.auth.demoKey || config.auth.keys.length > 0) return undefined
-  const key = env.SLUICE_DEMO_KEY || generateApiKey()
-  return { key, entry: { hash: hashApiKey(key), tier: 'service', id: 'demo', name: 'demo' } }
+  const settled = promise.then(
+    () => true,
+    () => true,
+  )
+  const racers = cut === undefined ? [settled, timeout] : [settled, timeout, cut.then(() => false)]
+  return Promise.race(racers).finally(() => clearTimeout(timer))
 }
 
 /**
@@ -123,7 +122,7 @@ export function checkConfig(config: GatewayConfig): void {
 
 /**
  * Starts `sluice serve` in this process: validates the config (a sluice.yaml object, partial is
- * fine), opens the store, starts the upstreams (the mock on a free port) and listens.
+ * fine), opens the store and the ledger, starts the upstreams (the mock on a free port) and listens.
  */
 export async function startGateway(
   input: GatewayConfigInput | GatewayConfig = {},
@@ -133,6 +132,7 @@ export async function startGateway(
   const config = parseConfig(input)
   checkConfig(config)
   const demo = demoKeyFor(config, env)
+  const warnings = startupWarnings(config, env)
   const logger =
     options.logger === false
       ? pino({ level: 'silent' })
@@ -166,8 +166,12 @@ export async function startGateway(
           path: config.ledger.path,
           maxSize: config.ledger.maxSize,
           keep: config.ledger.keep,
-          onError: (error) => logger.error({ err: error }, 'usage ledger write failed'),
+          bufferBytes: config.ledger.buffer,
         })
+  if (ledger) {
+    metrics.watchLedger(ledger)
+    reportLedger(ledger, config, logger)
+  }
   const prices = new PriceTable(config.prices)
   const accounting = new Accounting({
     prices,
@@ -200,14 +204,24 @@ export async function startGateway(
   const calls = new InFlightCalls()
   const lifecycle = { closing: false }
 
+  /** Runs one shutdown step; one that fails or hangs is logged and left behind, never waited on forever. */
+  const step = async (name: string, run: () => Promise<unknown>, ms = CLEANUP_STEP_MS) => {
+    const finished = await within(
+      run().catch((error: unknown) => logger.error({ err: error }, `shutdown: ${name} failed`)),
+      ms,
+    )
+    if (!finished) logger.warn(`shutdown: ${name} did not finish within ${ms}ms; going on without it`)
+  }
   const cleanup = async () => {
-    await Promise.all([...upstreams.values()].map((u) => u.close()))
-    await ledger?.close()
-    await sluice.close()
-    await stores.close()
+    await step('closing the upstreams', () => Promise.all([...upstreams.values()].map((u) => u.close())))
+    await step('writing the ledger', async () => ledger?.close())
+    await step('delivering webhooks', () => sluice.close())
+    await step('closing the store', () => stores.close())
   }
 
   try {
+    if (ledger) await openLedger(ledger)
+    for (const warning of warnings) logger.warn(warning)
     if (!(await stores.connect(STORE_CONNECT_MS))) {
       logger.warn(
         { component: 'store' },
@@ -219,18 +233,13 @@ export async function startGateway(
     for (const name of usedUpstreams(config)) {
       const upstream = await Upstream.create(name, config.upstreams[name]!, env, models.encodingOf)
       upstreams.set(name, upstream)
-      if (
-        upstream.config.type === 'openai' &&
-        !upstream.hasKey &&
-        /api\.openai\.com/.test(upstream.baseUrl)
-      ) {
-        logger.warn(`upstream "${name}" has no API key: set ${upstream.config.apiKeyEnv}`)
-      }
     }
+    const onFailure = config.ledger.onFailure
     const app = buildServer({
       config,
       sluice,
-      store: stores,
+      // /readyz also tells whether the ledger can record calls.
+      store: { ...stores, readiness: readinessWithLedger(stores, ledger, onFailure) },
       accounting,
       models,
       upstreams,
@@ -239,7 +248,24 @@ export async function startGateway(
       calls,
       lifecycle,
     })
-    await app.listen({ port: config.port, host: config.host })
+    if (ledger && onFailure === 'refuse') {
+      app.addHook('onRequest', async (request, reply) => {
+        if (!refusesCalls(ledger, onFailure) || !request.url.startsWith('/v1/')) return
+        await reply
+          .code(503)
+          .headers({ 'retry-after': '5', 'retry-after-ms': '5000' })
+          .send(LEDGER_UNAVAILABLE_BODY)
+      })
+    }
+    // Fastify logs "Server listening at …" at info: the CLI prints its banner instead, so that
+    // no JSON line comes before it.
+    const level = app.log.level
+    if (logger.isLevelEnabled('info')) app.log.level = 'warn'
+    try {
+      await app.listen({ port: config.port, host: config.host })
+    } finally {
+      app.log.level = level
+    }
     const address = app.server.address() as AddressInfo
     const host = address.address.includes(':') ? `[${address.address}]` : address.address
 
@@ -253,15 +279,7 @@ export async function startGateway(
       logger.info({ inFlight: calls.size, deadlineMs }, 'shutting down: no new connections, draining calls')
       // Stops listening at once; closes idle keep-alive connections; resolves when the last one ends.
       const serverClosed = app.close()
-      let timer: NodeJS.Timeout | undefined
-      const deadline = new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, deadlineMs)
-      })
-      const drained = await Promise.race([
-        calls.idle().then(() => true),
-        Promise.race([deadline, cutRequested]).then(() => false),
-      ])
-      clearTimeout(timer)
+      const drained = await within(calls.idle(), deadlineMs, cutRequested)
       if (!drained) {
         logger.warn({ inFlight: calls.size }, 'shutdown deadline reached: cutting the calls still in flight')
         // Each cut call sees its client leave: it aborts upstream and settles what it used so far.
@@ -270,11 +288,11 @@ export async function startGateway(
       }
       // Connections whose call ended are idle now (a response finished is fully written).
       app.server.closeIdleConnections()
-      await within(serverClosed, CUT_GRACE_MS)
+      await within(serverClosed, CUT_GRACE_MS, cutRequested)
       app.server.closeAllConnections()
-      await serverClosed
+      await step('closing the server', () => serverClosed, CUT_GRACE_MS)
       // Anything still open (a call stuck past the grace) is settled here, once, with what it saw.
-      await accounting.settleAll()
+      await step('settling open reservations', () => accounting.settleAll())
       await cleanup()
       logger.info('stopped')
       logger.flush?.()
@@ -294,6 +312,8 @@ export async function startGateway(
       upstreams,
       mock: [...upstreams.values()].find((u) => u.mock !== undefined)?.mock,
       demoKey: demo?.key,
+      demoKeyFromEnv: demo?.fromEnv ?? false,
+      warnings,
       get inFlight() {
         return calls.size
       },
@@ -308,6 +328,61 @@ export async function startGateway(
     await cleanup()
     throw error
   }
+}
+
+/** Opens the ledger's file before listening: a path that cannot be written is a start-up error. */
+async function openLedger(ledger: Ledger): Promise<void> {
+  try {
+    await ledger.open()
+  } catch (error) {
+    if (error instanceof LedgerPathError) {
+      throw new ConfigError([
+        `ledger.path: ${error.message} (give a writable file, or turn the ledger off with ledger.path: false / SLUICE_LEDGER=off)`,
+      ])
+    }
+    throw error
+  }
+}
+
+function formatBytes(bytes: number): string {
+  return bytes >= 1024 * 1024 ? `${Math.round(bytes / (1024 * 1024))} MB` : `${Math.round(bytes / 1024)} KB`
+}
+
+/** One log line per ledger transition (failing, writing again, losing records), never one per call. */
+function reportLedger(ledger: Ledger, config: GatewayConfig, logger: Logger): void {
+  const log = logger.child({ component: 'ledger' })
+  const path = ledger.options.path
+  const refuse = config.ledger.onFailure === 'refuse'
+  let losing = false
+  ledger.observe({
+    failing: (error, buffered) => {
+      log.error(
+        { path, code: (error as NodeJS.ErrnoException).code, buffered },
+        `usage ledger cannot write: ${error.message}. Records wait in memory (up to ${formatBytes(config.ledger.buffer)}) and calls are ${refuse ? 'refused with 503' : 'still served'} until it can (see /readyz)`,
+      )
+    },
+    recovered: ({ downMs, written, dropped }) => {
+      losing = false
+      log.info(
+        { path, downMs, written, dropped },
+        `usage ledger writes again after ${downMs}ms: ${written} waiting records written${dropped > 0 ? `, ${dropped} lost while the buffer was full` : ''}`,
+      )
+    },
+    dropped: () => {
+      if (losing) return
+      losing = true
+      log.error(
+        { path },
+        'usage ledger is losing records: its buffer is full (or it closed before it could write them); they are counted in sluice_ledger_dropped_records_total',
+      )
+    },
+    repaired: () => {
+      log.warn(
+        { path },
+        'usage ledger: closed a torn last line left by an earlier write; sluice usage reports it as skipped',
+      )
+    },
+  })
 }
 
 export { ConfigError, loadConfig, parseConfig } from './config/load.js'

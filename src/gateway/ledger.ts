@@ -1,7 +1,17 @@
-import { createReadStream, existsSync } from 'node:fs'
-import { type FileHandle, mkdir, open, rename, rm, stat } from 'node:fs/promises'
+import { existsSync } from 'node:fs'
+import { type FileHandle, mkdir, open, rename, rm } from 'node:fs/promises'
 import { dirname } from 'node:path'
-import { createInterface } from 'node:readline'
+import { describeFsError } from './ledger-errors.js'
+
+export {
+  type GroupBy,
+  ledgerFiles,
+  type ReadLedgerOptions,
+  readLedger,
+  type SkippedLine,
+  summarize,
+  type UsageRow,
+} from './ledger-reader.js'
 
 /** One settled request: who, what, how much. */
 export interface LedgerRecord {
@@ -34,13 +44,43 @@ export interface LedgerRecord {
   usd: number
 }
 
+/** What happens to a ledger, for logs and metrics. Every callback is optional. */
+export interface LedgerObserver {
+  /** A write failed (every failed attempt). */
+  writeFailed?(error: Error): void
+  /** The ledger went from writing to failing: records are kept in memory from now on. */
+  failing?(error: Error, buffered: number): void
+  /** Writes work again: the buffered records are on disk. */
+  recovered?(info: { downMs: number; written: number; dropped: number }): void
+  /** Records were dropped because the buffer was full (the first drop of a failing streak, then each). */
+  dropped?(count: number): void
+  /** Records reached the file. */
+  written?(count: number): void
+  /** A torn last line (a write cut short by a crash or a full disk) was closed with a newline on open. */
+  repaired?(path: string): void
+}
+
+export interface LedgerHealth {
+  state: 'ok' | 'failing'
+  /** ms since the epoch of the last transition (or of the start). */
+  since: number
+  lastError: string | undefined
+  /** Records waiting in memory to be written. */
+  buffered: number
+  /** Records dropped since the start because the buffer was full. */
+  dropped: number
+}
+
 export interface LedgerOptions {
   path: string
   /** Rotate when the file would grow past this many bytes. */
   maxSize: number
   /** Rotated files kept: path.1 (newest) … path.keep. */
   keep: number
-  onError?: (error: unknown) => void
+  /** Bytes of records kept in memory while the file cannot be written; beyond, records are dropped. */
+  bufferBytes?: number
+  /** How often a failing ledger tries again (ms). */
+  retryMs?: number
 }
 
 /**
@@ -51,36 +91,135 @@ export interface LedgerOptions {
 export const LEDGER_BATCH_MS = 20
 /** A batch this large is written at once rather than at the end of its window. */
 const LEDGER_BATCH_BYTES = 256 * 1024
+export const DEFAULT_LEDGER_BUFFER_BYTES = 16 * 1024 * 1024
+const DEFAULT_RETRY_MS = 1_000
+const NEWLINE = 0x0a
+
+function asError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(String(error))
+}
+
+function countLines(text: string): number {
+  let n = 0
+  for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) n++
+  return n
+}
+
+/** Thrown by Ledger.open() when the ledger's file cannot be created or written. */
+export class LedgerPathError extends Error {
+  override name = 'LedgerPathError'
+}
 
 /**
  * Append-only JSONL ledger. Appends are batched for up to LEDGER_BATCH_MS into one write; the file
  * rotates by size. One process per file: instances sharing a disk should each have their own path.
+ *
+ * A record is never merged with another: a torn last line is closed on open, and a write cut
+ * short (a full disk) is cut back to its last whole line. While writes fail, records wait in a
+ * bounded buffer and are written, in order, once the disk takes them again.
  */
 export class Ledger {
   private handle: FileHandle | undefined
   private size = 0
+  /** Whole lines waiting for the file, oldest first. */
   private pending: string[] = []
   private pendingBytes = 0
+  private pendingRecords = 0
   private timer: NodeJS.Timeout | undefined
+  private retryTimer: NodeJS.Timeout | undefined
   private chain: Promise<void> = Promise.resolve()
-  private failed = false
   private closed = false
+  private down = false
+  private since = Date.now()
+  private lastError: Error | undefined
+  private droppedTotal = 0
+  /** Dropped since the ledger last recovered (reported with the recovery). */
+  private droppedInStreak = 0
+  private readonly observers = new Set<LedgerObserver>()
+  private readonly bufferBytes: number
+  private readonly retryMs: number
 
-  constructor(readonly options: LedgerOptions) {}
+  constructor(readonly options: LedgerOptions) {
+    this.bufferBytes = options.bufferBytes ?? DEFAULT_LEDGER_BUFFER_BYTES
+    this.retryMs = options.retryMs ?? DEFAULT_RETRY_MS
+  }
+
+  /** Calls `observer` on what happens from now on; returns a function that stops it. */
+  observe(observer: LedgerObserver): () => void {
+    this.observers.add(observer)
+    return () => this.observers.delete(observer)
+  }
+
+  /** True while writes fail (records wait in the buffer). */
+  get failing(): boolean {
+    return this.down
+  }
+
+  health(): LedgerHealth {
+    return {
+      state: this.down ? 'failing' : 'ok',
+      since: this.since,
+      lastError: this.lastError?.message,
+      buffered: this.pendingRecords,
+      dropped: this.droppedTotal,
+    }
+  }
+
+  /**
+   * Opens the file now (creating its directory) and closes a torn last line, so that a path that
+   * cannot be written fails at start-up rather than at the first call. A full disk is not a
+   * start-up error: the ledger starts failing and buffers until it clears.
+   * @throws LedgerPathError naming the path and the reason.
+   */
+  async open(): Promise<void> {
+    try {
+      await this.openFile()
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code
+      if (code === 'ENOSPC' || code === 'EDQUOT') {
+        this.onFailure(asError(error))
+        return
+      }
+      throw new LedgerPathError(describeFsError(this.options.path, error))
+    }
+  }
 
   append(record: LedgerRecord): void {
-    if (this.closed) return
     const line = `${JSON.stringify(record)}\n`
+    if (this.closed || this.pendingBytes + line.length > this.bufferBytes) {
+      this.drop(1)
+      return
+    }
     this.pending.push(line)
     this.pendingBytes += line.length
+    this.pendingRecords++
+    // While failing, the retry timer writes; a write per batch would only fail again.
+    if (this.down) return
     if (this.pendingBytes >= LEDGER_BATCH_BYTES) this.startWrite()
     else this.timer ??= setTimeout(() => this.startWrite(), LEDGER_BATCH_MS)
   }
 
-  /** Resolves when everything appended so far is on disk (in the OS). */
+  /**
+   * Writes what is pending (one attempt). Resolves when it is on disk (in the OS), or when the
+   * attempt failed — the records then stay buffered (see health()).
+   */
   async flush(): Promise<void> {
     this.startWrite()
     await this.chain
+  }
+
+  async close(): Promise<void> {
+    clearTimeout(this.retryTimer)
+    await this.flush()
+    this.closed = true
+    clearTimeout(this.retryTimer)
+    // What could not be written now is lost: count it, so that the metric and the log say so.
+    if (this.pendingRecords > 0) this.drop(this.pendingRecords)
+    this.pending = []
+    this.pendingBytes = 0
+    this.pendingRecords = 0
+    await this.handle?.close().catch(() => {})
+    this.handle = undefined
   }
 
   /** Queues a write of what is pending (after the writes before it). */
@@ -90,38 +229,140 @@ export class Ledger {
     this.chain = this.chain.then(() => this.writeBatch())
   }
 
-  async close(): Promise<void> {
-    await this.flush()
-    this.closed = true
-    await this.handle?.close()
-    this.handle = undefined
+  private drop(count: number): void {
+    this.droppedTotal += count
+    this.droppedInStreak += count
+    for (const o of this.observers) o.dropped?.(count)
   }
 
   private async writeBatch(): Promise<void> {
     if (this.pending.length === 0) return
     const text = this.pending.join('')
+    const records = this.pendingRecords
     this.pending = []
     this.pendingBytes = 0
-    const bytes = Buffer.byteLength(text)
+    this.pendingRecords = 0
+    const buffer = Buffer.from(text)
     try {
       if (!this.handle) await this.openFile()
-      if (this.size > 0 && this.size + bytes > this.options.maxSize) await this.rotate()
-      await this.handle!.appendFile(text)
-      this.size += bytes
-      this.failed = false
+      if (this.size > 0 && this.size + buffer.length > this.options.maxSize) await this.rotate()
+      await this.writeWholeLines(buffer)
+      this.size += buffer.length
     } catch (error) {
-      // Report once per failure streak; keep serving (the limits in the store stay authoritative).
-      if (!this.failed) this.options.onError?.(error)
-      this.failed = true
+      /** Bytes of whole lines that did reach the file. */
+      const kept = error instanceof KeptError ? error.kept : 0
+      const rest = buffer.subarray(kept).toString()
+      const restRecords = countLines(rest)
+      // Back in front of what was appended meanwhile, in order.
+      this.pending.unshift(rest)
+      this.pendingBytes += rest.length
+      this.pendingRecords += restRecords
+      if (records > restRecords) this.notifyWritten(records - restRecords)
       await this.handle?.close().catch(() => {})
       this.handle = undefined
+      this.onFailure(asError(error))
+      return
     }
+    this.notifyWritten(records)
+    if (this.down) this.onRecovered(records)
+  }
+
+  /**
+   * Appends `buffer`; on failure cuts the file back to the last whole line written, so that the
+   * next write starts on a line of its own, and throws a KeptError saying how many bytes of whole
+   * lines did reach the file.
+   */
+  private async writeWholeLines(buffer: Buffer): Promise<void> {
+    const handle = this.handle!
+    const start = this.size
+    let written = 0
+    try {
+      while (written < buffer.length) {
+        const { bytesWritten } = await handle.write(buffer, written, buffer.length - written)
+        if (bytesWritten <= 0) throw new Error('the file took no bytes')
+        written += bytesWritten
+      }
+    } catch (error) {
+      let kept = written === 0 ? 0 : buffer.lastIndexOf(NEWLINE, written - 1) + 1
+      if (written > kept) {
+        try {
+          await handle.truncate(start + kept)
+          this.size = start + kept
+        } catch {
+          // The torn line stays: the next open closes it with a newline. If all of it but its
+          // newline got there, that newline makes it whole, so it must not be written again.
+          const next = buffer.indexOf(NEWLINE, kept)
+          if (next === written) kept = written + 1
+        }
+      } else {
+        this.size = start + written
+      }
+      throw new KeptError(asError(error), kept)
+    }
+  }
+
+  private notifyWritten(count: number): void {
+    for (const o of this.observers) o.written?.(count)
+  }
+
+  private onFailure(error: Error): void {
+    const kept = error instanceof KeptError ? error.cause : error
+    this.lastError = kept
+    for (const o of this.observers) o.writeFailed?.(kept)
+    if (!this.down) {
+      this.down = true
+      this.since = Date.now()
+      for (const o of this.observers) o.failing?.(kept, this.pendingRecords)
+    }
+    this.scheduleRetry()
+  }
+
+  private onRecovered(written: number): void {
+    const downMs = Date.now() - this.since
+    this.down = false
+    this.since = Date.now()
+    clearTimeout(this.retryTimer)
+    this.retryTimer = undefined
+    const dropped = this.droppedInStreak
+    this.droppedInStreak = 0
+    for (const o of this.observers) o.recovered?.({ downMs, written, dropped })
+    // Appends that waited for the retry go out now.
+    if (this.pending.length > 0) this.startWrite()
+  }
+
+  private scheduleRetry(): void {
+    if (this.closed || this.retryTimer !== undefined) return
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined
+      if (this.down && !this.closed) this.startWrite()
+    }, this.retryMs)
+    // A ledger waiting for its disk must not keep a process alive by itself.
+    this.retryTimer.unref()
   }
 
   private async openFile(): Promise<void> {
     await mkdir(dirname(this.options.path), { recursive: true })
-    this.handle = await open(this.options.path, 'a')
-    this.size = (await this.handle.stat()).size
+    const handle = await open(this.options.path, 'a+')
+    try {
+      let { size } = await handle.stat()
+      if (size > 0) {
+        const last = Buffer.alloc(1)
+        await handle.read(last, 0, 1, size - 1)
+        if (last[0] !== NEWLINE) {
+          // A line cut short (a crash mid-write, an older version on a full disk): close it, so
+          // that the next record does not merge with it. Readers skip the fragment and say so.
+          const { bytesWritten } = await handle.write('\n')
+          if (bytesWritten !== 1) throw new Error('could not close a torn last line')
+          size += 1
+          for (const o of this.observers) o.repaired?.(this.options.path)
+        }
+      }
+      this.handle = handle
+      this.size = size
+    } catch (error) {
+      await handle.close().catch(() => {})
+      throw error
+    }
   }
 
   private async rotate(): Promise<void> {
@@ -137,68 +378,12 @@ export class Ledger {
   }
 }
 
-/** The ledger's files, oldest first: path.N … path.1, path. */
-export async function ledgerFiles(path: string): Promise<string[]> {
-  const files: string[] = []
-  for (let i = 1; ; i++) {
-    const rotated = `${path}.${i}`
-    if (!existsSync(rotated)) break
-    files.unshift(rotated)
+/** A failed write, with the bytes of whole lines that did reach the file. */
+class KeptError extends Error {
+  constructor(
+    override readonly cause: Error,
+    readonly kept: number,
+  ) {
+    super(cause.message)
   }
-  if (existsSync(path) && (await stat(path)).isFile()) files.push(path)
-  return files
-}
-
-/** Reads ledger records (current and rotated files), skipping lines that are not records. */
-export async function* readLedger(path: string, since?: Date): AsyncGenerator<LedgerRecord> {
-  const after = since?.getTime() ?? Number.NEGATIVE_INFINITY
-  for (const file of await ledgerFiles(path)) {
-    const lines = createInterface({
-      input: createReadStream(file, 'utf8'),
-      crlfDelay: Number.POSITIVE_INFINITY,
-    })
-    for await (const line of lines) {
-      if (line.trim() === '') continue
-      let record: LedgerRecord
-      try {
-        record = JSON.parse(line) as LedgerRecord
-      } catch {
-        continue
-      }
-      if (typeof record !== 'object' || record === null || typeof record.time !== 'string') continue
-      if (Date.parse(record.time) >= after) yield record
-    }
-  }
-}
-
-export type GroupBy = 'subject' | 'tier' | 'model' | 'route' | 'outcome'
-
-export interface UsageRow {
-  group: string
-  requests: number
-  promptTokens: number
-  completionTokens: number
-  tokens: number
-  usd: number
-}
-
-/** Sums records per group, biggest spenders first. */
-export function summarize(records: Iterable<LedgerRecord>, by: GroupBy): UsageRow[] {
-  const rows = new Map<string, UsageRow>()
-  for (const r of records) {
-    const group = String(r[by] ?? '')
-    let row = rows.get(group)
-    if (!row) {
-      row = { group, requests: 0, promptTokens: 0, completionTokens: 0, tokens: 0, usd: 0 }
-      rows.set(group, row)
-    }
-    row.requests++
-    row.promptTokens += r.promptTokens
-    row.completionTokens += r.completionTokens
-    row.tokens += r.tokens
-    row.usd += r.usd
-  }
-  return [...rows.values()].sort(
-    (a, b) => b.usd - a.usd || b.tokens - a.tokens || a.group.localeCompare(b.group),
-  )
 }

@@ -52,6 +52,13 @@ export class IpSet {
     this.size = this.v4.length + this.v6.length
   }
 
+  /** The family whose every address this set holds ("0.0.0.0/0", "::/0", two halves…), if any. */
+  holdsEveryAddress(): 'IPv4' | 'IPv6' | undefined {
+    if (coversAll(this.v4, 32)) return 'IPv4'
+    if (coversAll(this.v6, 128)) return 'IPv6'
+    return undefined
+  }
+
   has(addr: Address): boolean {
     const ranges = addr.kind() === 'ipv4' ? this.v4 : this.v6
     for (const range of ranges) if (addr.match(range)) return true
@@ -62,6 +69,23 @@ export class IpSet {
     if (range[0].kind() === 'ipv4') this.v4.push(range)
     else this.v6.push(range)
   }
+}
+
+/** Whether ranges of addresses `width` bits long, merged, span the whole address space. */
+function coversAll(ranges: readonly Range[], width: number): boolean {
+  const spans = ranges
+    .map(([addr, bits]): [bigint, bigint] => {
+      let start = 0n
+      for (const byte of maskBytes(addr.toByteArray(), bits)) start = (start << 8n) | BigInt(byte)
+      return [start, start + (1n << BigInt(width - bits)) - 1n]
+    })
+    .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
+  let next = 0n
+  for (const [start, end] of spans) {
+    if (start > next) return false
+    if (end + 1n > next) next = end + 1n
+  }
+  return next === 1n << BigInt(width)
 }
 
 function parseRange(text: string, what: string): Range {
@@ -191,6 +215,12 @@ export class IpResolver {
     } else if (Array.isArray(trust)) {
       this.hops = 0
       this.trusted = new IpSet(trust, 'trustProxy')
+      const everyone = this.trusted.holdsEveryAddress()
+      if (everyone !== undefined) {
+        throw new SluiceInputError(
+          `trustProxy holds every ${everyone} address, so any client could send X-Forwarded-For and choose its own address (and user, with trustedUserHeader): list only your proxies' addresses or CIDRs, got ${describe(trust)}`,
+        )
+      }
     } else {
       throw new SluiceInputError(
         `trustProxy must be false, a hop count, or a list of CIDRs (true is refused: say which proxies), got ${describe(trust)}`,

@@ -38,19 +38,12 @@ export function tempDir(): string {
  * would run the CLI, and waits until it listens. SLUICE_* variables of the test's environment are
  * not passed on, so that the config file alone decides.
  */
-export async function startServe(config: GatewayConfigInput, dir = tempDir()): Promise<ServeProcess> {
-  const path = join(dir, `sluice-${running.size}-${Date.now()}.yaml`)
-  // JSON is YAML: the file is read by the same loader as any sluice.yaml.
-  writeFileSync(path, JSON.stringify({ port: 0, ...config }, null, 2))
-  const env: Record<string, string> = {}
-  for (const [k, v] of Object.entries(process.env))
-    if (!k.startsWith('SLUICE_') && v !== undefined) env[k] = v
-  const child = spawn(process.execPath, ['--import', TSX, CLI, 'serve', '--config', path], {
-    cwd: dir,
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  running.add(child)
+export async function startServe(
+  config: GatewayConfigInput,
+  dir = tempDir(),
+  options: { env?: Record<string, string> } = {},
+): Promise<ServeProcess> {
+  const child = spawnServe(config, dir, options.env)
   let out = ''
   let err = ''
   child.stdout!.setEncoding('utf8').on('data', (d: string) => {
@@ -60,10 +53,7 @@ export async function startServe(config: GatewayConfigInput, dir = tempDir()): P
     err += d
   })
   const exited = new Promise<number | null>((resolve) => {
-    child.once('exit', (code) => {
-      running.delete(child)
-      resolve(code)
-    })
+    child.once('exit', (code) => resolve(code))
   })
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`sluice serve did not start:\n${out}\n${err}`)), 30_000)
@@ -92,6 +82,31 @@ export async function startServe(config: GatewayConfigInput, dir = tempDir()): P
       return exited
     },
   }
+}
+
+/**
+ * Spawns `sluice serve --config <file>` (stdout and stderr piped) without waiting for it.
+ * SLUICE_* variables of the test's environment are not passed on; `env` adds variables.
+ */
+export function spawnServe(
+  config: GatewayConfigInput,
+  dir = tempDir(),
+  extraEnv: Record<string, string> = {},
+): ChildProcess {
+  const path = join(dir, `sluice-${running.size}-${Date.now()}.yaml`)
+  // JSON is YAML: the file is read by the same loader as any sluice.yaml.
+  writeFileSync(path, JSON.stringify({ port: 0, ...config }, null, 2))
+  const env: Record<string, string> = {}
+  for (const [k, v] of Object.entries(process.env))
+    if (!k.startsWith('SLUICE_') && v !== undefined) env[k] = v
+  const child = spawn(process.execPath, ['--import', TSX, CLI, 'serve', '--config', path], {
+    cwd: dir,
+    env: { ...env, ...extraEnv },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  running.add(child)
+  child.once('exit', () => running.delete(child))
+  return child
 }
 
 /** A local webhook receiver that keeps every JSON body POSTed to it. */

@@ -2,10 +2,16 @@ import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
+import { Accounting } from '../../src/gateway/accounting.js'
 import { ConfigError, loadConfig, parseConfig } from '../../src/gateway/config/load.js'
+import { CHARGED_UNITS } from '../../src/gateway/config/schema.js'
 import { parseDuration, parseSize } from '../../src/gateway/config/values.js'
 import { checkConfig } from '../../src/gateway/index.js'
+import { ModelTable } from '../../src/gateway/models.js'
+import { PriceTable } from '../../src/gateway/prices.js'
+import { startupWarnings } from '../../src/gateway/startup.js'
 import { gatewayTiers } from '../../src/gateway/tiers.js'
+import { IpResolver } from '../../src/http/ip.js'
 
 function issuesOf(fn: () => unknown): string[] {
   try {
@@ -200,7 +206,11 @@ describe('config', () => {
     })
     expect(() => checkConfig(config)).not.toThrow()
     expect(Object.keys(gatewayTiers(config.tiers))).toContain('team')
-    expect(config.upstreams.ollama).toMatchObject({ type: 'openai', baseUrl: 'http://127.0.0.1:11434/v1' })
+    // As shipped it needs no network: every model goes to the built-in mock, and nothing warns.
+    const models = new ModelTable(config)
+    for (const model of ['gpt-4o-mini', 'gpt-5', 'llama3.1', 'Qwen/Qwen2.5-7B', 'anything'])
+      expect(models.route(model).upstream).toBe('mock')
+    expect(startupWarnings(config, {})).toEqual([])
   })
 
   it('reads an empty YAML section as "not set", but null inside limits as "remove this limit"', () => {
@@ -218,5 +228,101 @@ describe('config', () => {
     const config = parseConfig({ graduated: { deny: { ips: ['not-an-ip'] } } })
     expect(() => checkConfig(config)).toThrow(ConfigError)
     expect(() => checkConfig(config)).toThrow(/deny\.ips/)
+  })
+
+  it('refuses a limit unit no route ever charges, naming the path and the units that are charged', () => {
+    const issues = issuesOf(() =>
+      parseConfig({
+        tiers: {
+          service: { limits: { budget: { kind: 'fixedWindow', unit: 'dollars', limit: 50, window: '1d' } } },
+        },
+        auth: {
+          keys: [
+            {
+              hash: 'b'.repeat(64),
+              tier: 'service',
+              limits: { t: { kind: 'tokenBucket', unit: 'token', capacity: 5, per: '1h' } },
+            },
+          ],
+        },
+      }),
+    )
+    expect(issues.sort()).toEqual([
+      'auth.keys.0.limits.t.unit: no route ever charges the unit "token", so this limit would never apply; the gateway charges requests, tokens, usd, concurrent',
+      'tiers.service.limits.budget.unit: no route ever charges the unit "dollars", so this limit would never apply; the gateway charges requests, tokens, usd, concurrent',
+    ])
+    for (const unit of CHARGED_UNITS) {
+      expect(() =>
+        parseConfig({
+          tiers: { service: { limits: { x: { kind: 'fixedWindow', unit, limit: 5, window: '1h' } } } },
+        }),
+      ).not.toThrow()
+    }
+  })
+
+  it('the units the config accepts are the ones every call is charged', () => {
+    const accounting = new Accounting({
+      prices: new PriceTable({}),
+      ledger: undefined,
+      onUpstreamError: 'chargePrompt',
+    })
+    const charged = Object.keys(
+      accounting.reservationCosts('gpt-4o-mini', { promptTokens: 10, outputTokens: 10 } as never),
+    )
+    // A concurrency limit takes one slot per call (the limiter's default for "concurrent").
+    expect([...charged, 'concurrent'].sort()).toEqual([...CHARGED_UNITS].sort())
+  })
+
+  describe('auth.trustProxy', () => {
+    const trust = (trustProxy: unknown, extra: Record<string, unknown> = {}) =>
+      issuesOf(() => parseConfig({ auth: { trustProxy, ...extra } }))
+
+    it('refuses true, saying why and what to give instead', () => {
+      expect(trust(true)).toEqual([
+        expect.stringMatching(
+          /^auth\.trustProxy: true would trust every peer: any client could send X-Forwarded-For and choose its own address .* List your proxies' addresses or CIDRs/,
+        ),
+      ])
+    })
+
+    it('refuses ranges that hold every address, with or without a trusted user header', () => {
+      for (const ranges of [
+        ['0.0.0.0/0'],
+        ['::/0'],
+        ['10.0.0.0/8', '0.0.0.0/1', '128.0.0.0/1'],
+        ['::ffff:0:0/96'],
+        ['::/1', '8000::/1'],
+      ]) {
+        const issues = trust(ranges, { trustedUserHeader: 'x-user-id' })
+        expect(issues).toHaveLength(1)
+        expect(issues[0]).toMatch(
+          /^auth\.trustProxy: .* holds every IPv[46] address: any client could send X-Forwarded-For and choose its own address .*with trustedUserHeader its own user id/,
+        )
+        expect(trust(ranges)).toHaveLength(1)
+      }
+    })
+
+    it('accepts false, a hop count and the ranges of real proxies', () => {
+      for (const ok of [
+        false,
+        1,
+        2,
+        ['10.0.0.0/8'],
+        ['loopback', 'uniquelocal'],
+        ['0.0.0.0/1'],
+        ['2001:db8::/32'],
+      ]) {
+        expect(() => parseConfig({ auth: { trustProxy: ok } })).not.toThrow()
+      }
+      expect(trust(0)[0]).toMatch(/hop count from 1 to 100/)
+      expect(trust('10.0.0.0/8')[0]).toMatch(/a list of your proxies/)
+      expect(trust(['not-an-address'])[0]).toMatch(/not an IP address or CIDR/)
+    })
+
+    it('the library refuses them too', () => {
+      expect(() => new IpResolver({ trustProxy: ['0.0.0.0/0'] })).toThrow(/holds every IPv4 address/)
+      expect(() => new IpResolver({ trustProxy: ['::/0'] })).toThrow(/holds every IPv6 address/)
+      expect(() => new IpResolver({ trustProxy: ['10.0.0.0/8'] })).not.toThrow()
+    })
   })
 })

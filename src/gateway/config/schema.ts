@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { describe } from '../../core/errors.js'
+import { trustProxyProblem } from './trust-proxy.js'
 import { parseDuration, parseSize } from './values.js'
 
 /** Encodings gpt-tokenizer ships; `o200k_base` is the fallback for models it does not know. */
@@ -45,9 +46,18 @@ const size = z.union([z.number(), z.string()]).transform((value, ctx) => {
 const positive = z.number().positive().finite()
 const positiveInt = z.number().int().positive()
 const nonNegative = z.number().nonnegative().finite()
+/**
+ * The units the gateway charges on every call (accounting.ts reserves requests, tokens and usd;
+ * a concurrency limit counts calls in flight). A limit in any other unit would never be charged,
+ * so it would never limit anything: a typo such as "dollars" is refused.
+ */
+export const CHARGED_UNITS = ['requests', 'tokens', 'usd', 'concurrent'] as const
 const unit = z
   .string()
-  .regex(/^[a-z][a-z0-9_]*$/i, 'expected a unit word such as "requests", "tokens", "usd"')
+  .refine((u) => (CHARGED_UNITS as readonly string[]).includes(u), {
+    error: (issue) =>
+      `no route ever charges the unit ${describe(issue.input)}, so this limit would never apply; the gateway charges ${CHARGED_UNITS.join(', ')}`,
+  })
   .optional()
 const limitName = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'expected 1-64 letters, digits, "_" or "-"')
 
@@ -242,6 +252,21 @@ const priceSchema = z.strictObject({
 })
 export type PriceConfig = z.output<typeof priceSchema>
 
+/**
+ * Who may set X-Forwarded-For (and a trusted user header). `true` and ranges that hold every
+ * address are refused: with them any client picks its own address and user id.
+ */
+const trustProxySchema = z
+  .union([z.boolean(), z.number(), z.string(), z.array(z.unknown())])
+  .transform((value, ctx) => {
+    const problem = trustProxyProblem(value)
+    if (problem !== undefined) {
+      ctx.addIssue({ code: 'custom', message: problem })
+      return z.NEVER
+    }
+    return value as false | number | string[]
+  })
+
 const accessList = z.strictObject({
   ips: z.array(z.string().min(1)).optional(),
   users: z.array(z.string().min(1)).optional(),
@@ -275,9 +300,7 @@ export const configSchema = z.strictObject({
       /** Headers that carry keys, tried in order (default x-api-key, then Authorization: Bearer). */
       apiKeyHeaders: z.array(z.string().min(1)).min(1).optional(),
       /** Who may set X-Forwarded-For: false (default), a hop count, or addresses/CIDRs. */
-      trustProxy: z
-        .union([z.literal(false), z.number().int().nonnegative(), z.array(z.string().min(1))])
-        .optional(),
+      trustProxy: trustProxySchema.optional(),
       forwardedHeader: z.enum(['x-forwarded-for', 'forwarded']).optional(),
       /** A user-id header set by a trusted proxy (needs trustProxy). */
       trustedUserHeader: z.string().min(1).optional(),
@@ -368,8 +391,21 @@ export const configSchema = z.strictObject({
       maxSize: size.default(64 * 1024 * 1024),
       /** Rotated files kept (usage.jsonl.1 … .N). */
       keep: positiveInt.default(10),
+      /**
+       * While the file cannot be written: keep serving (records wait in memory, /readyz says
+       * "degraded"), or refuse calls with 503 until it can (/readyz 503).
+       */
+      onFailure: z.enum(['serve', 'refuse']).default('serve'),
+      /** Records kept in memory while the file cannot be written; beyond, records are dropped (and counted). */
+      buffer: size.default(16 * 1024 * 1024),
     })
-    .default({ path: '.sluice/usage.jsonl', maxSize: 64 * 1024 * 1024, keep: 10 }),
+    .default({
+      path: '.sluice/usage.jsonl',
+      maxSize: 64 * 1024 * 1024,
+      keep: 10,
+      onFailure: 'serve',
+      buffer: 16 * 1024 * 1024,
+    }),
   /** Prometheus metrics on GET /metrics. */
   metrics: z
     .strictObject({
@@ -383,6 +419,11 @@ export const configSchema = z.strictObject({
     .strictObject({
       /** Calls in flight may finish for this long; then their connections are cut and they settle what they used. */
       deadline: durationOrZero.default(25_000),
+      /**
+       * The process exits (code 1) this long after the first signal even if the shutdown is stuck
+       * (an upstream or a store that does not answer). Default: deadline + 15s.
+       */
+      hardDeadline: duration.optional(),
     })
     .default({ deadline: 25_000 }),
   log: z

@@ -1,0 +1,80 @@
+/** `sluice serve`: the gateway in the foreground, its banner, and a shutdown that always ends. */
+import { bannerLines } from '../gateway/banner.js'
+import { formatDuration } from '../gateway/config/values.js'
+import { startGateway } from '../gateway/index.js'
+import { type CliIo, configFrom, UsageError } from './io.js'
+import { describeStore } from './state.js'
+
+/** Without shutdown.hardDeadline: this long after shutdown.deadline the process exits regardless. */
+const HARD_DEADLINE_MARGIN_MS = 15_000
+/** After a second signal: this long to settle what was cut and flush the ledger, then exit. */
+const SECOND_SIGNAL_GRACE_MS = 10_000
+
+export async function serve(values: Record<string, unknown>, io: CliIo): Promise<number> {
+  const { config, path } = configFrom(values.config as string | undefined, io)
+  if (values.port !== undefined) {
+    const port = Number(values.port)
+    if (!Number.isInteger(port) || port < 0 || port > 65_535)
+      throw new UsageError(`--port must be 0-65535, got ${values.port}`)
+    config.port = port
+  }
+  if (values.host !== undefined) config.host = values.host as string
+  const gateway = await startGateway(config, {
+    env: io.env,
+    ...(io.logDestination !== undefined && { logDestination: io.logDestination }),
+  })
+  for (const line of bannerLines(gateway, { configPath: path, store: describeStore(config) })) io.out(line)
+
+  return await new Promise<number>((resolve) => {
+    let signals = 0
+    let exitAt = Number.POSITIVE_INFINITY
+    let hardTimer: NodeJS.Timeout | undefined
+    let done = false
+    const finish = (code: number) => {
+      if (done) return
+      done = true
+      clearTimeout(hardTimer)
+      resolve(code)
+    }
+    /** Exits with 1 after `ms` unless the shutdown finished before (never later than set before). */
+    const exitWithin = (ms: number) => {
+      if (Date.now() + ms >= exitAt) return
+      exitAt = Date.now() + ms
+      clearTimeout(hardTimer)
+      hardTimer = setTimeout(() => {
+        io.err(`shutdown did not finish within ${formatDuration(ms)}: exiting without it`)
+        finish(1)
+      }, ms)
+    }
+    const stop = (signal: string) => {
+      signals++
+      if (signals === 1) {
+        const hardMs = config.shutdown.hardDeadline ?? config.shutdown.deadline + HARD_DEADLINE_MARGIN_MS
+        io.err(
+          `${signal}: no new connections; ${gateway.inFlight} call(s) in flight may finish for up to ${formatDuration(config.shutdown.deadline)}, then they are cut and settled (the process exits within ${formatDuration(hardMs)} whatever happens; a second signal cuts at once)…`,
+        )
+        exitWithin(hardMs)
+        gateway.close().then(
+          () => {
+            io.err('stopped: every call settled, ledger flushed')
+            finish(0)
+          },
+          (error: unknown) => {
+            io.err(`error while stopping: ${(error as Error).message}`)
+            finish(1)
+          },
+        )
+      } else if (signals === 2) {
+        // Do not wait for the calls in flight (they are still settled).
+        io.err(`${signal} again: cutting the calls in flight now (a third signal exits at once)`)
+        exitWithin(SECOND_SIGNAL_GRACE_MS)
+        void gateway.close({ deadlineMs: 0 })
+      } else {
+        io.err(`${signal} a third time: exiting now`)
+        finish(1)
+      }
+    }
+    process.on('SIGINT', () => stop('SIGINT'))
+    process.on('SIGTERM', () => stop('SIGTERM'))
+  })
+}

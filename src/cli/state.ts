@@ -1,0 +1,84 @@
+import type { GatewayConfig } from '../gateway/config/schema.js'
+import { sluiceOptions } from '../gateway/http-options.js'
+import { outagePolicy } from '../gateway/store.js'
+import { Sluice } from '../http/index.js'
+import { BlockedKeyCache } from '../store/blocked-cache.js'
+import { RedisInvalidationBus } from '../store/redis/invalidation.js'
+import { RedisStore } from '../store/redis/store.js'
+import { UsageError } from './io.js'
+
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url)
+    if (u.password) u.password = '***'
+    return u.toString()
+  } catch {
+    return url
+  }
+}
+
+/** Where the config keeps its counts, for people (passwords hidden). */
+export function describeStore(config: GatewayConfig): string {
+  const store = config.store
+  if (store.type !== 'redis') return 'in memory (this process only)'
+  const where =
+    store.nodes !== undefined
+      ? `Redis Cluster ${store.nodes.map(redactUrl).join(', ')}`
+      : `redis ${redactUrl(store.url!)}`
+  const policy = outagePolicy(config)!
+  const modes = [...new Set(Object.values(policy.tiers))]
+  const failModes =
+    modes.length === 1
+      ? `failMode ${modes[0]}`
+      : `failMode ${Object.entries(policy.tiers)
+          .map(([t, m]) => `${t}=${m}`)
+          .join(' ')}`
+  return `${where} (deadline ${policy.timeoutMs}ms, ${failModes}, instances ${policy.instances})`
+}
+
+/**
+ * A Sluice over the config's Redis store, for commands that read or change a running gateway's state.
+ * With `invalidate`, what it gives back (an unblock) is also announced to the running gateways, so
+ * that their blocked-key caches forget the subject at once instead of after maxAge.
+ */
+export async function sharedState(
+  config: GatewayConfig,
+  options: { invalidate?: boolean } = {},
+): Promise<{ sluice: Sluice; close(): Promise<void> }> {
+  if (config.store.type !== 'redis') {
+    throw new UsageError(
+      'this command reads the store, and the config uses the in-memory store, which lives inside the `sluice serve` process. ' +
+        'Point the gateway and this command at Redis (store: { type: redis, url: … } or SLUICE_REDIS_URL).',
+    )
+  }
+  const { nodes, url } = config.store
+  const store = new RedisStore(nodes !== undefined ? { nodes } : { url: url! })
+  const where = nodes !== undefined ? nodes.map(redactUrl).join(', ') : redactUrl(url!)
+  const deadline = Date.now() + 5000
+  for (;;) {
+    try {
+      await store.ping()
+      break
+    } catch (error) {
+      if (Date.now() > deadline) {
+        await store.close()
+        throw new Error(`cannot reach Redis at ${where}: ${(error as Error).message}`)
+      }
+      await new Promise((r) => setTimeout(r, 100))
+    }
+  }
+  if (!options.invalidate || config.store.blockedCache === false) {
+    const sluice = new Sluice(sluiceOptions(config, { store, logger: false }))
+    return { sluice, close: () => store.close() }
+  }
+  const cache = new BlockedKeyCache()
+  const bus = new RedisInvalidationBus({ cache, client: store.client, channel: `${config.prefix}invalidate` })
+  const sluice = new Sluice(sluiceOptions(config, { store: cache.wrap(store), logger: false }))
+  return {
+    sluice,
+    close: async () => {
+      await bus.close() // publishes what is pending
+      await store.close()
+    },
+  }
+}
