@@ -31,7 +31,15 @@ describe('several gateway processes on one Redis', () => {
     const key = generateApiKey()
     const ledgers = Array.from({ length: INSTANCES }, (_, i) => join(dir, `usage-${i}.jsonl`))
     const config = (ledger: string) => ({
-      store: { type: 'redis' as const, url: redis.url, failMode: 'closed' as const, instances: INSTANCES },
+      // A generous deadline: this test is about exactness across instances, not about outages, and a
+      // loaded CI machine must not turn a slow call into a 503.
+      store: {
+        type: 'redis' as const,
+        url: redis.url,
+        failMode: 'closed' as const,
+        instances: INSTANCES,
+        timeout: '2s',
+      },
       prefix: `multi-${process.pid}:`,
       auth: { requireKey: true, keys: [{ id: 'shared', tier: 'metered', hash: hashApiKey(key) }] },
       tiers: {

@@ -38,15 +38,17 @@ describe('late results across processes: a healthy but slow Redis', () => {
       rounds: 10,
       parallel: 50,
       tokens: 100,
-      timeoutMs: 20,
+      timeoutMs: 60,
     }
-    // Redis stalls 30 ms at a time (a slow script of someone else's, a big key…) while they run.
+    // Redis stalls 150 ms at a time (well past the 60 ms deadline, so that calls caught in a stall
+    // time out even on a loaded machine, while calls between stalls are answered in time)
+    // — a slow script of someone else's, a big key…
     let slowing = true
     const slow = (async () => {
       const busy = new Redis(server.url)
       while (slowing) {
-        await busy.eval(BUSY, 0, 30)
-        await sleep(40)
+        await busy.eval(BUSY, 0, 150)
+        await sleep(150)
       }
       busy.disconnect()
     })()
