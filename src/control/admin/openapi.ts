@@ -116,7 +116,7 @@ function refsIn(value: unknown, found: Set<string>): void {
  * transforms, so both sides are the same for them, and the one transform they hold — limit
  * overrides — is returned as written.
  */
-function componentsFor(paths: JsonSchema): Record<string, JsonSchema> {
+function componentsFor(paths: JsonSchema, examples: Map<string, unknown[]>): Record<string, JsonSchema> {
   const all = z.toJSONSchema(z.globalRegistry, { io: 'input', uri, unrepresentable: 'any' }).schemas
   const wanted = new Set<string>()
   refsIn(paths, wanted)
@@ -128,6 +128,9 @@ function componentsFor(paths: JsonSchema): Record<string, JsonSchema> {
     const schema = all[id]
     if (schema === undefined) throw new Error(`the component ${id} is referenced but not registered`)
     const { $schema: _s, $id: _i, ...body } = schema as JsonSchema
+    // zod leaves out the examples of a schema holding a transform (limit durations) on its input side.
+    const given = examples.get(id)
+    if (given !== undefined && body.examples === undefined) body.examples = given
     out[id] = body
     const inner = new Set<string>()
     refsIn(body, inner)
@@ -139,7 +142,10 @@ function componentsFor(paths: JsonSchema): Record<string, JsonSchema> {
 export function buildOpenApi(routes: readonly AdminRoute[], info: { version: string }): JsonSchema {
   componentId(errorSchema, 'the error schema')
   const paths: JsonSchema = {}
+  const examples = new Map<string, unknown[]>()
   for (const route of routes) {
+    const meta = route.body ? z.globalRegistry.get(route.body) : undefined
+    if (meta?.id !== undefined && Array.isArray(meta.examples)) examples.set(meta.id, meta.examples)
     const path = openApiPath(route.path)
     const item = (paths[path] ?? {}) as JsonSchema
     item[route.method.toLowerCase()] = operationOf(route)
@@ -160,7 +166,7 @@ export function buildOpenApi(routes: readonly AdminRoute[], info: { version: str
     paths,
     components: {
       securitySchemes: { adminToken: { type: 'http', scheme: 'bearer', description: 'The admin token.' } },
-      schemas: componentsFor(paths),
+      schemas: componentsFor(paths, examples),
     },
   }
 }

@@ -183,6 +183,11 @@ export function adminRoutes(deps: RouteDeps): AdminRoute[] {
  * app's routes are untouched.
  */
 export async function adminApi(fastify: FastifyInstance, options: AdminApiOptions): Promise<void> {
+  if (fastify.prefix !== '') {
+    throw new Error(
+      `register adminApi at the root of the app, not under "${fastify.prefix}": its routes carry ${ADMIN_PREFIX} themselves`,
+    )
+  }
   const expected = expectedDigest(options.auth)
   const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT
   await fastify.register(

@@ -21,7 +21,11 @@ export const subjectStateSchema = z
     tiers: z.array(
       z.strictObject({
         tier: z.string(),
-        allowed: z.boolean().describe('Whether a request would pass now.'),
+        allowed: z
+          .boolean()
+          .describe(
+            "A zero-cost look: false while blocked or a limit is in debt; each limit's remaining says more.",
+          ),
         blocked: z.boolean().describe('Blocked for repeated denials.'),
         retryAfterMs: z
           .number()
