@@ -110,7 +110,7 @@ export function addressGroup(ip: string): string {
 
 /**
  * The default failed-auth limit: `limit` failures per `windowMs` per address group (default 10
- * per 10 minutes), a sliding window on sluice's own Limiter over a MemoryStore. Per process: with
+ * per 10 minutes), an exact sliding window on sluice's own Limiter over a MemoryStore. Per process: with
  * several gateway instances give the gateway's shared limiter instead.
  */
 export function inProcessAuthFailures(
@@ -120,8 +120,14 @@ export function inProcessAuthFailures(
   const limiter = new Limiter({
     store,
     policy: '_admin_auth',
+    // Exact (a log of the failures: `limit` entries at most per address). The two-window counter
+    // would keep an address out for up to two windows; this lets it in as its oldest failure ages out.
     limits: {
-      failures: slidingWindow({ limit: options.limit ?? 10, windowMs: options.windowMs ?? 600_000 }),
+      failures: slidingWindow({
+        limit: options.limit ?? 10,
+        windowMs: options.windowMs ?? 600_000,
+        exact: true,
+      }),
     },
     hashSubjects: true,
   })

@@ -79,6 +79,10 @@ export function actorOf(request: FastifyRequest): Actor {
 }
 
 function send(reply: FastifyReply, answer: AdminHttpError): void {
+  // Refused before its body was read (no token, API off, lockout): close the connection instead
+  // of reading the rest of a body nobody will look at, and of waiting on a client that stopped
+  // sending it (a keep-alive socket mid-body is never idle, and would hold up the server's close).
+  if (!reply.request.raw.complete) reply.header('connection', 'close')
   reply.code(answer.status).headers(answer.headers).send(answer.body)
 }
 

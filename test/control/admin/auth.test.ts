@@ -1,3 +1,4 @@
+import { connect } from 'node:net'
 import { Agent } from 'undici'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import {
@@ -61,6 +62,36 @@ describe('admin API authentication', () => {
     expect(await control.keys.list()).toMatchObject({ total: 0 })
   })
 
+  it('closes the connection of a refused request whose body it did not read, instead of waiting for it', async () => {
+    const off = await startAdminServer({ control, logger: false })
+    started.push(off)
+    const on = await start()
+    for (const [url, status] of [
+      [off.url, 404],
+      [on.server.url, 401],
+    ] as const) {
+      // Headers announce 2 MB; only 1 KB follows, and the client then waits.
+      const { port } = new URL(url)
+      const socket = connect({ host: '127.0.0.1', port: Number(port) })
+      const received: Buffer[] = []
+      socket.on('data', (chunk: Buffer) => received.push(chunk))
+      const ended = new Promise<'ended' | 'still open'>((resolve) => {
+        socket.on('end', () => resolve('ended'))
+        socket.on('close', () => resolve('ended'))
+        setTimeout(() => resolve('still open'), 5000).unref()
+      })
+      socket.write(
+        `POST /admin/v1/keys HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer wrong-token\r\n` +
+          `Content-Type: application/json\r\nContent-Length: 2000000\r\n\r\n${'x'.repeat(1024)}`,
+      )
+      expect(await ended, url).toBe('ended')
+      socket.destroy()
+      const response = Buffer.concat(received).toString('latin1')
+      expect(response).toMatch(new RegExp(`^HTTP/1.1 ${status} `))
+      expect(response.toLowerCase()).toContain('connection: close')
+    }
+  })
+
   it('answers 401 for a missing, malformed or wrong token, with WWW-Authenticate and no-store', async () => {
     const admin = await start()
     const missing = await admin.call('GET', '/admin/v1/keys', { token: null })
@@ -119,6 +150,16 @@ describe('admin API authentication', () => {
     expect((await admin.call('GET', '/admin/v1/keys', { token: 'x', dispatcher: otherAddress })).status).toBe(
       401,
     )
+  })
+
+  it('admits exactly 10 wrong guesses when 60 arrive at once on separate connections', async () => {
+    const admin = await start()
+    const answers = await Promise.all(
+      Array.from({ length: 60 }, (_, i) => admin.call('GET', '/admin/v1/keys', { token: `guess-${i}` })),
+    )
+    const statuses = answers.map((a) => a.status)
+    expect(statuses.filter((s) => s === 401)).toHaveLength(10)
+    expect(statuses.filter((s) => s === 429)).toHaveLength(50)
   })
 
   it('counts missing tokens too, with the limit and window given', async () => {
