@@ -53,11 +53,42 @@ export function issueError(issue: Issue, root: string): ControlInputError {
 }
 
 /**
+ * Throws when any object in `value` has an own `__proto__` key (JSON.parse makes one from
+ * `{"__proto__": …}`). zod drops such keys silently, and code merging objects by assignment
+ * (`limits[name] = …`) would change a prototype instead of adding a field: refuse them instead.
+ * Iterative, so that a deeply nested body cannot exhaust the stack.
+ */
+export function refuseProtoKeys(value: unknown, root: string): void {
+  // Each entry links to its parent: the path is built only for the error, so a body nested
+  // thousands of levels deep costs one entry per value, not one path copy per level.
+  type Node = { key: PropertyKey; parent: Node | undefined } | undefined
+  const pathOf = (node: Node): PropertyKey[] => {
+    const path: PropertyKey[] = []
+    for (let n = node; n !== undefined; n = n.parent) path.unshift(n.key)
+    return path
+  }
+  const stack: [unknown, Node][] = [[value, undefined]]
+  while (stack.length > 0) {
+    const [item, node] = stack.pop()!
+    if (typeof item !== 'object' || item === null) continue
+    if (Array.isArray(item)) {
+      for (let i = 0; i < item.length; i++) stack.push([item[i], { key: i, parent: node }])
+      continue
+    }
+    if (Object.hasOwn(item, '__proto__')) {
+      throw new ControlInputError(fieldPath([...pathOf(node), '__proto__'], root), 'is not an allowed name')
+    }
+    for (const [k, v] of Object.entries(item)) stack.push([v, { key: k, parent: node }])
+  }
+}
+
+/**
  * Parses `value` with `schema`, or throws a ControlInputError naming the first bad field (what the
  * admin API answers as a 400 with `param`, and the CLI prints). `root` names the whole value
  * (`body`, `query`) when the value itself is wrong.
  */
 export function parseInput<S extends z.ZodType>(schema: S, value: unknown, root: string): z.output<S> {
+  refuseProtoKeys(value, root)
   const result = schema.safeParse(value, { reportInput: true })
   if (result.success) return result.data
   throw issueError(result.error.issues[0]!, root)

@@ -160,6 +160,29 @@ describe.each(DATABASES)('admin API: keys, teams, users on %s', (_name, makeHarn
     expectError(await call('GET', '/admin/v1/keys?tier=a&tier=b'), 400, 'tier')
   })
 
+  it('refuses __proto__ as a name anywhere, and survives a body nested thousands deep', async () => {
+    const raw = (json: string) =>
+      call('POST', '/admin/v1/keys', { rawBody: json, headers: { 'content-type': 'application/json' } })
+    // Limit overrides are stored as written: a "__proto__" limit would reach code that merges by name.
+    expectError(
+      await raw(
+        '{"name":"x","tier":"service","limits":{"__proto__":{"kind":"fixedWindow","limit":1,"window":"1m"}}}',
+      ),
+      400,
+      'limits.__proto__',
+    )
+    // zod alone would drop this key without a word.
+    expectError(
+      await raw('{"name":"x","tier":"service","metadata":{"ok":1,"__proto__":{"admin":true}}}'),
+      400,
+      'metadata.__proto__',
+    )
+    expectError(await raw('{"name":"x","tier":"service","__proto__":{"tier":"premium"}}'), 400, '__proto__')
+    const deep = `{"name":"x","tier":"service","metadata":{"a":${'['.repeat(20_000)}${']'.repeat(20_000)}}}`
+    expectError(await raw(deep), 400)
+    expect(({} as Record<string, unknown>).admin).toBeUndefined()
+  })
+
   it('lists keys with search, filters, sort and pages', async () => {
     for (const name of ['batch-a', 'batch-b', 'batch-c', 'other']) {
       expect(
