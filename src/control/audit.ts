@@ -14,6 +14,7 @@ export type AuditAction =
   | 'team.delete'
   | 'user.set'
   | 'user.delete'
+  | 'subject.unblock'
 
 export interface AuditEntry {
   id: number
@@ -21,7 +22,8 @@ export interface AuditEntry {
   /** Who: the admin token's name, `cli:<os user>`… whatever the caller passed as `actor`. */
   actor: string
   action: AuditAction
-  targetKind: 'key' | 'team' | 'user'
+  /** `subject`: live limiter state (`key:<id>`, `user:<id>`, `ip:<address>`), e.g. an unblock. */
+  targetKind: 'key' | 'team' | 'user' | 'subject'
   targetId: string
   /** The public record before the change (null for a creation). */
   before: Json | null

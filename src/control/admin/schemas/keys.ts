@@ -1,0 +1,132 @@
+import { z } from 'zod'
+import {
+  budgetsSchema,
+  graceSchema,
+  isoTimeSchema,
+  keyIdSchema,
+  limitOverridesSchema,
+  metadataSchema,
+  offsetPage,
+  printable,
+  teamIdSchema,
+  tierNameSchema,
+  timeInputSchema,
+  userIdSchema,
+} from './common.js'
+
+const keyFields = {
+  name: printable(200, 'name').describe('What the key is for, e.g. "ci-bot".'),
+  tier: tierNameSchema,
+  team: teamIdSchema.nullable().describe('The team that owns the key (it must exist); null for none.'),
+  user: userIdSchema.nullable().describe('The end user the key belongs to (for tiers counted per user).'),
+  limits: limitOverridesSchema.nullable(),
+  budgets: budgetsSchema.nullable(),
+  expiresAt: timeInputSchema.nullable().describe('After this time the key is `expired` (401); null: never.'),
+  metadata: metadataSchema.nullable(),
+}
+
+export const keyCreateSchema = z
+  .strictObject({
+    name: keyFields.name,
+    tier: keyFields.tier,
+    team: keyFields.team.optional(),
+    user: keyFields.user.optional(),
+    limits: keyFields.limits.optional(),
+    budgets: keyFields.budgets.optional(),
+    expiresAt: keyFields.expiresAt.optional(),
+    metadata: keyFields.metadata.optional(),
+  })
+  .meta({
+    id: 'KeyCreate',
+    description: 'A new virtual key. The answer holds the whole key: the only time it is shown.',
+    examples: [
+      { name: 'ci-bot', tier: 'service', team: 'research', budgets: { usd: { limit: 50, period: 'day' } } },
+    ],
+  })
+export type KeyCreate = z.output<typeof keyCreateSchema>
+
+export const keyUpdateSchema = z
+  .strictObject({
+    name: keyFields.name.optional(),
+    tier: keyFields.tier.optional(),
+    team: keyFields.team.optional(),
+    user: keyFields.user.optional(),
+    limits: keyFields.limits.optional(),
+    budgets: keyFields.budgets.optional(),
+    expiresAt: keyFields.expiresAt.optional(),
+    metadata: keyFields.metadata.optional(),
+  })
+  .meta({
+    id: 'KeyUpdate',
+    description: 'Fields to change; absent fields stay as they are, null clears an optional one.',
+    examples: [{ tier: 'premium', budgets: { usd: { limit: 100, period: 'month' } } }],
+  })
+export type KeyUpdate = z.output<typeof keyUpdateSchema>
+
+export const keyRotateSchema = z.strictObject({ grace: graceSchema.optional() }).meta({
+  id: 'KeyRotate',
+  description:
+    'Issues a new secret. The old one keeps working for `grace` (default 0: it stops at once); ' +
+    'rotating again during a grace ends the earlier grace.',
+  examples: [{ grace: '1h' }],
+})
+
+export const keyListQuerySchema = z.strictObject({
+  team: teamIdSchema.optional().describe('Only the keys of this team.'),
+  tier: tierNameSchema.optional().describe('Only the keys of this tier.'),
+  user: userIdSchema.optional().describe('Only the keys of this end user.'),
+  status: z
+    .enum(['active', 'revoked', 'expired'], { error: 'must be active, revoked or expired' })
+    .optional()
+    .describe('Only the keys in this state.'),
+  search: printable(200, 'search term').optional().describe('Part of the name or the id, case-insensitive.'),
+  sort: z
+    .enum(['created', 'name', 'lastUsed', 'expires'], { error: 'must be created, name, lastUsed or expires' })
+    .optional()
+    .describe('Sort field (default created).'),
+  order: z
+    .enum(['asc', 'desc'], { error: 'must be asc or desc' })
+    .optional()
+    .describe('Sort order (default desc; asc for name).'),
+  ...offsetPage,
+})
+export type KeyListQuery = z.output<typeof keyListQuerySchema>
+
+export const keySchema = z
+  .strictObject({
+    id: keyIdSchema,
+    name: z.string(),
+    tier: z.string(),
+    team: z.string().nullable(),
+    user: z.string().nullable(),
+    limits: limitOverridesSchema.nullable(),
+    budgets: budgetsSchema.nullable(),
+    metadata: metadataSchema.nullable(),
+    status: z.enum(['active', 'revoked', 'expired']).describe('`expired` is derived from expiresAt.'),
+    expiresAt: isoTimeSchema.nullable(),
+    revokedAt: isoTimeSchema.nullable(),
+    previousSecretValidUntil: isoTimeSchema
+      .nullable()
+      .describe('Until when the secret replaced by the last rotation still works.'),
+    createdAt: isoTimeSchema,
+    updatedAt: isoTimeSchema,
+    lastUsedAt: isoTimeSchema.nullable().describe('Recorded every few seconds, not to the millisecond.'),
+  })
+  .meta({ id: 'Key', description: 'A virtual key as the API shows it: never its secret nor any hash.' })
+
+export const issuedKeySchema = keySchema
+  .extend({
+    key: z
+      .string()
+      .describe('The whole key, `sk-sluice-<id>-<secret>`: shown here once, never again. Store it now.'),
+  })
+  .meta({ id: 'IssuedKey', description: 'A key just created or rotated, with its secret (this one time).' })
+
+export const keyPageSchema = z
+  .strictObject({
+    items: z.array(keySchema),
+    total: z.number().int().describe('Keys matching the filters, over all pages.'),
+    limit: z.number().int(),
+    offset: z.number().int(),
+  })
+  .meta({ id: 'KeyPage', description: 'One page of keys.' })
