@@ -6,8 +6,9 @@ import type { SluiceMetrics } from '../metrics.js'
 import { StoreUnavailableError } from '../store/errors.js'
 import type { Accounting } from './accounting.js'
 import type { GatewayConfig } from './config/schema.js'
-import { GatewayError, invalidRequest } from './errors.js'
+import { GatewayError } from './errors.js'
 import type { InFlightCalls } from './in-flight.js'
+import { bodyError, boundedJsonParser } from './json-body.js'
 import type { ModelTable } from './models.js'
 import { proxyCall } from './proxy.js'
 import { requestLogger } from './request-logger.js'
@@ -47,62 +48,9 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
-function formatBytes(bytes: number): string {
-  if (bytes % (1024 * 1024) === 0) return `${bytes / (1024 * 1024)} MB`
-  if (bytes % 1024 === 0) return `${bytes / 1024} KB`
-  return `${bytes} bytes`
-}
-
 function pathOf(url: string): string {
   const q = url.indexOf('?')
   return q === -1 ? url : url.slice(0, q)
-}
-
-/** Maps what Fastify throws while reading a body to the OpenAI-shaped 4xx a client understands. */
-function bodyError(
-  error: { code?: string; statusCode?: number; message: string },
-  bodyLimit: number,
-): GatewayError | undefined {
-  switch (error.code) {
-    case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new GatewayError(
-        413,
-        `The request body is too large: the limit is ${formatBytes(bodyLimit)}.`,
-        'invalid_request_error',
-        null,
-        'request_too_large',
-      )
-    case 'FST_ERR_CTP_INVALID_JSON_BODY':
-    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-      return invalidRequest(
-        'We could not parse the JSON body of your request. The body must be a JSON object (with the header Content-Type: application/json).',
-        null,
-        'invalid_json',
-      )
-    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
-      return invalidRequest(
-        'The Content-Length header does not match the body.',
-        null,
-        'invalid_content_length',
-      )
-  }
-  if (error instanceof SyntaxError || (error.statusCode === 400 && /JSON/i.test(error.message))) {
-    return invalidRequest(
-      'We could not parse the JSON body of your request. The body must be a JSON object (with the header Content-Type: application/json).',
-      null,
-      'invalid_json',
-    )
-  }
-  if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500) {
-    return new GatewayError(
-      error.statusCode,
-      error.message,
-      'invalid_request_error',
-      null,
-      error.code ?? null,
-    )
-  }
-  return undefined
 }
 
 /** The Fastify app of the gateway: OpenAI routes behind identity, limits and accounting. */
@@ -137,7 +85,11 @@ export function buildServer(deps: ServerDeps) {
 
   // Bodies are JSON whatever the Content-Type says (curl -d sends form encoding, fetch text/plain).
   app.removeAllContentTypeParsers()
-  app.addContentTypeParser('*', { parseAs: 'string' }, app.getDefaultJsonParser('error', 'error'))
+  app.addContentTypeParser(
+    '*',
+    { parseAs: 'string' },
+    boundedJsonParser(app.getDefaultJsonParser('error', 'error')),
+  )
 
   /** Rate-limit headers for an answer that charged nothing (bad input), from a peek. */
   async function peekHeaders(request: FastifyRequest): Promise<Record<string, string>> {
