@@ -5,16 +5,24 @@ import type { Decision, Reservation } from '../limiter.js'
 import type { SluiceMetrics } from '../metrics.js'
 import { StoreUnavailableError } from '../store/errors.js'
 import type { Accounting } from './accounting.js'
+import { exceedsCapacity, tokenCapacity } from './admission.js'
 import type { GatewayConfig } from './config/schema.js'
+import { lowerBound, sharedCounter } from './counting.js'
 import { GatewayError } from './errors.js'
 import type { InFlightCalls } from './in-flight.js'
 import { bodyError, boundedJsonParser } from './json-body.js'
 import type { ModelTable } from './models.js'
 import { proxyCall } from './proxy.js'
 import { requestLogger } from './request-logger.js'
-import { estimateRequest, ROUTES, type ValidRequest, validateRequest } from './requests.js'
+import {
+  type Estimate,
+  ROUTES,
+  requestOutputTokens,
+  requestParts,
+  type ValidRequest,
+  validateRequest,
+} from './requests.js'
 import type { GatewayStore } from './store.js'
-import { encoderFor } from './tokens.js'
 import type { Upstream } from './upstream.js'
 import type { RouteKind } from './usage.js'
 
@@ -57,6 +65,7 @@ function pathOf(url: string): string {
 export function buildServer(deps: ServerDeps) {
   const { config, sluice, accounting, models, upstreams } = deps
   const identities = new WeakMap<FastifyRequest, Identification>()
+  const counter = sharedCounter()
   const app = Fastify({
     loggerInstance: deps.logger,
     logController: new LogController({ disableRequestLogging: true }),
@@ -217,15 +226,36 @@ export function buildServer(deps: ServerDeps) {
     }
     const route = models.route(valid.model)
     const upstream = upstreams.get(route.upstream)!
-    const encoder = await encoderFor(route.encoding)
-    const estimate = estimateRequest(valid, encoder, route.defaultOutputTokens)
+    const limiter = id.allowListed ? undefined : sluice.limiterFor(identity)
+    const parts = requestParts(valid)
+    const outputTokens = requestOutputTokens(valid, route.defaultOutputTokens)
+    // A prompt whose fewest possible tokens cannot fit the tier is refused without counting: the
+    // reservation of that bound is denied by the store, like any request too large for a limit.
+    let estimate: Estimate = { promptTokens: lowerBound(parts), outputTokens }
+    if (
+      limiter === undefined ||
+      !exceedsCapacity(limiter, accounting.reservationCosts(valid.model, estimate))
+    ) {
+      const counted = await counter.count(route.encoding, parts)
+      let promptTokens = counted.tokens
+      // Too large to count in time: the upper bound, but never above what the tier can hold, so
+      // that a prompt which may fit is not refused on an overestimate (settling corrects it).
+      if (!counted.exact && limiter !== undefined) {
+        promptTokens = Math.max(
+          estimate.promptTokens,
+          Math.min(promptTokens, tokenCapacity(limiter) - outputTokens),
+        )
+      }
+      estimate = { promptTokens, outputTokens }
+    }
 
     let reservation: Reservation | undefined
     let headers: Record<string, string> = {}
-    if (!id.allowListed) {
-      reservation = await sluice
-        .limiterFor(identity)
-        .reserve(identity.subject, accounting.reservationCosts(valid.model, estimate))
+    if (limiter !== undefined) {
+      reservation = await limiter.reserve(
+        identity.subject,
+        accounting.reservationCosts(valid.model, estimate),
+      )
       const decision = reservation.decision
       deps.metrics.recordDecision(decision, identity.tier)
       const graduation = sluice.graduate(identity, decision)
@@ -242,7 +272,7 @@ export function buildServer(deps: ServerDeps) {
       route: kind,
       stream: valid.stream,
       estimate,
-      encoder,
+      encoding: route.encoding,
     })
 
     let body = valid.body

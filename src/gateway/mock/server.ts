@@ -3,13 +3,15 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { EncodingName } from '../config/schema.js'
+import { sharedCounter } from '../counting.js'
 import {
-  chatPromptTokens,
+  chatPromptParts,
   type Encoder,
   encoderFor,
   encodingForModel,
-  inputTokens,
-  responsesPromptTokens,
+  inputParts,
+  type PromptParts,
+  responsesPromptParts,
 } from '../tokens.js'
 import { completionPieces, embeddingVector, hash32 } from './generate.js'
 
@@ -214,7 +216,8 @@ export async function startMockUpstream(options: MockUpstreamOptions = {}): Prom
 
   function choiceSeeds(call: Call, what: unknown): string[] {
     const n = typeof call.body.n === 'number' && call.body.n > 1 ? call.body.n : 1
-    const base = `${call.model}\n${JSON.stringify(what)}`
+    // Hashed once: n copies of a 10 MB prompt would each be hashed (and kept) otherwise.
+    const base = `${call.model}\n${hash32(JSON.stringify(what)).toString(36)}`
     return Array.from({ length: n }, (_, i) => `${base}\n${i}`)
   }
 
@@ -225,7 +228,7 @@ export async function startMockUpstream(options: MockUpstreamOptions = {}): Prom
 
   async function chat(call: Call): Promise<void> {
     const { body, record, model } = call
-    record.promptTokens = chatPromptTokens(call.enc, body)
+    record.promptTokens = await countPrompt(call.enc, chatPromptParts(body))
     const maxTokens = maxTokensOf(body, 'max_completion_tokens', 'max_tokens')
     const choices = choiceSeeds(call, body.messages).map((seed) => completionPieces(seed, range, maxTokens))
     const finish = (pieces: string[]) =>
@@ -316,7 +319,7 @@ export async function startMockUpstream(options: MockUpstreamOptions = {}): Prom
 
   async function completions(call: Call): Promise<void> {
     const { body, record, model } = call
-    record.promptTokens = inputTokens(call.enc, body.prompt)
+    record.promptTokens = await countPrompt(call.enc, inputParts(body.prompt))
     const maxTokens = maxTokensOf(body, 'max_tokens') ?? 16
     const choices = choiceSeeds(call, body.prompt).map((seed) => completionPieces(seed, range, maxTokens))
     const finish = (pieces: string[]) => (pieces.length >= maxTokens ? 'length' : 'stop')
@@ -364,7 +367,7 @@ export async function startMockUpstream(options: MockUpstreamOptions = {}): Prom
 
   async function embeddings(call: Call): Promise<void> {
     const { body, record, model } = call
-    record.promptTokens = inputTokens(call.enc, body.input)
+    record.promptTokens = await countPrompt(call.enc, inputParts(body.input))
     const inputs =
       Array.isArray(body.input) && !body.input.every((x) => typeof x === 'number') ? body.input : [body.input]
     const dims = typeof body.dimensions === 'number' ? body.dimensions : dimensions
@@ -386,7 +389,7 @@ export async function startMockUpstream(options: MockUpstreamOptions = {}): Prom
 
   async function responses(call: Call): Promise<void> {
     const { body, record, model } = call
-    record.promptTokens = responsesPromptTokens(call.enc, body)
+    record.promptTokens = await countPrompt(call.enc, responsesPromptParts(body))
     const maxTokens = maxTokensOf(body, 'max_output_tokens')
     const pieces = completionPieces(
       `${model}\n${JSON.stringify([body.instructions, body.input])}`,
@@ -562,14 +565,14 @@ export async function startMockUpstream(options: MockUpstreamOptions = {}): Prom
     }
     if (latencyMs > 0) await sleep(latencyMs)
     if (failure.kind === '500') {
-      record.promptTokens = promptTokensFor(path, enc, body)
+      record.promptTokens = await promptTokensFor(path, enc, body)
       record.outcome = 'error'
       res.writeHead(500, { 'content-type': 'application/json' })
       res.end(errorBody('The mock upstream failed as asked (x-mock-fail: 500).', 'server_error'))
       return
     }
     if (failure.kind === 'timeout') {
-      record.promptTokens = promptTokensFor(path, enc, body)
+      record.promptTokens = await promptTokensFor(path, enc, body)
       record.outcome = 'timeout'
       await waitForClose(call)
       return
@@ -600,15 +603,23 @@ export async function startMockUpstream(options: MockUpstreamOptions = {}): Prom
   }
 }
 
-function promptTokensFor(path: string, enc: Encoder, body: Record<string, unknown>): number {
+/**
+ * The mock runs in the gateway's process: it counts prompts as the gateway does, in bounded time
+ * and off the event loop when they are large (the upper bound when too large to count).
+ */
+async function countPrompt(enc: Encoder, parts: PromptParts): Promise<number> {
+  return (await sharedCounter().count(enc.encoding, parts)).tokens
+}
+
+function promptTokensFor(path: string, enc: Encoder, body: Record<string, unknown>): Promise<number> {
   switch (path) {
     case '/v1/chat/completions':
-      return chatPromptTokens(enc, body)
+      return countPrompt(enc, chatPromptParts(body))
     case '/v1/responses':
-      return responsesPromptTokens(enc, body)
+      return countPrompt(enc, responsesPromptParts(body))
     case '/v1/completions':
-      return inputTokens(enc, body.prompt)
+      return countPrompt(enc, inputParts(body.prompt))
     default:
-      return inputTokens(enc, body.input)
+      return countPrompt(enc, inputParts(body.input))
   }
 }

@@ -1,0 +1,63 @@
+/**
+ * The cheap checks the gateway makes before it reads a body or counts a token: is this subject
+ * already sure to be denied, and can this request's size ever fit its tier? Neither costs a store
+ * round trip.
+ */
+import { capacityOf } from '../core/limits.js'
+import type { Costs, Limiter } from '../limiter.js'
+import { CachedStore } from '../store/blocked-cache.js'
+import type { StoreOp, StoreResult } from '../store/types.js'
+
+/** The cheapest call there is: a subject denied even this (blocked, out of requests) is refused before its body. */
+export const CHEAPEST_CALL: Costs = { requests: 1, tokens: 0, usd: 0, concurrent: 0 }
+
+interface SyncStore {
+  executeSync(op: StoreOp): StoreResult
+}
+
+function isSyncStore(store: object): store is SyncStore {
+  return typeof (store as Partial<SyncStore>).executeSync === 'function'
+}
+
+/**
+ * Whether the subject's cheapest call is sure to be denied, known without a store round trip: an
+ * in-process store (MemoryStore) is peeked; a Redis tier asks its blocked-key cache (blocks and
+ * recent denials it learned); any other store says no and lets the reservation decide.
+ */
+export function knownDenied(limiter: Limiter, subject: string): boolean | Promise<boolean> {
+  const store = limiter.store
+  if (isSyncStore(store)) return limiter.peek(subject, CHEAPEST_CALL).then((d) => !d.allowed)
+  if (store instanceof CachedStore) {
+    const keys = limiter.keysFor(subject)
+    const op: StoreOp = {
+      mode: 'reserve',
+      id: '-',
+      stateKey: keys.state,
+      keys: keys.limits,
+      names: limiter.names,
+      limits: limiter.definitions,
+      costs: limiter.costsFor(CHEAPEST_CALL),
+    }
+    if (limiter.block) op.block = { params: limiter.block, key: keys.block, strikesKey: keys.strikes }
+    return store.cache.check(op) !== undefined
+  }
+  return false
+}
+
+/** Whether costs exceed the capacity of one of the limiter's token or dollar limits: no wait lets them pass. */
+export function exceedsCapacity(limiter: Limiter, costs: { tokens: number; usd: number }): boolean {
+  for (const limit of limiter.definitions) {
+    if (limit.unit === 'tokens' && costs.tokens > capacityOf(limit)) return true
+    if (limit.unit === 'usd' && costs.usd > capacityOf(limit)) return true
+  }
+  return false
+}
+
+/** The smallest capacity among the limiter's token limits (Infinity without one). */
+export function tokenCapacity(limiter: Limiter): number {
+  let capacity = Number.POSITIVE_INFINITY
+  for (const limit of limiter.definitions) {
+    if (limit.unit === 'tokens') capacity = Math.min(capacity, capacityOf(limit))
+  }
+  return capacity
+}
