@@ -5,7 +5,7 @@ import type { Decision, Reservation } from '../limiter.js'
 import type { SluiceMetrics } from '../metrics.js'
 import { StoreUnavailableError } from '../store/errors.js'
 import type { Accounting } from './accounting.js'
-import { exceedsCapacity, tokenCapacity } from './admission.js'
+import { CHEAPEST_CALL, exceedsCapacity, knownDenied, tokenCapacity } from './admission.js'
 import type { GatewayConfig } from './config/schema.js'
 import { lowerBound, sharedCounter } from './counting.js'
 import { GatewayError } from './errors.js'
@@ -23,6 +23,7 @@ import {
   validateRequest,
 } from './requests.js'
 import type { GatewayStore } from './store.js'
+import { UploadGuard } from './uploads.js'
 import type { Upstream } from './upstream.js'
 import type { RouteKind } from './usage.js'
 
@@ -61,11 +62,26 @@ function pathOf(url: string): string {
   return q === -1 ? url : url.slice(0, q)
 }
 
+/**
+ * Answers sent before a body has fully arrived close the connection: otherwise Node would read
+ * (and drop) the rest of an upload the client need no longer send.
+ */
+function closeIfUploading(request: FastifyRequest, headers: Record<string, string>): Record<string, string> {
+  if (!request.raw.complete) headers.connection = 'close'
+  return headers
+}
+
 /** The Fastify app of the gateway: OpenAI routes behind identity, limits and accounting. */
 export function buildServer(deps: ServerDeps) {
   const { config, sluice, accounting, models, upstreams } = deps
   const identities = new WeakMap<FastifyRequest, Identification>()
   const counter = sharedCounter()
+  const uploads = new UploadGuard({
+    timeoutMs: config.uploads.timeout,
+    idleTimeoutMs: config.uploads.idleTimeout,
+    minRate: config.uploads.minRate,
+    perIp: config.uploads.perIp,
+  })
   const app = Fastify({
     loggerInstance: deps.logger,
     logController: new LogController({ disableRequestLogging: true }),
@@ -99,6 +115,8 @@ export function buildServer(deps: ServerDeps) {
     { parseAs: 'string' },
     boundedJsonParser(app.getDefaultJsonParser('error', 'error')),
   )
+  app.addHook('onResponse', async (request) => uploads.release(request.raw))
+  app.addHook('onClose', async () => uploads.close())
 
   /** Rate-limit headers for an answer that charged nothing (bad input), from a peek. */
   async function peekHeaders(request: FastifyRequest): Promise<Record<string, string>> {
@@ -115,7 +133,7 @@ export function buildServer(deps: ServerDeps) {
   }
 
   async function sendError(request: FastifyRequest, reply: FastifyReply, error: GatewayError): Promise<void> {
-    const headers = await peekHeaders(request)
+    const headers = closeIfUploading(request, await peekHeaders(request))
     await reply.code(error.status).headers(headers).send(error.body)
   }
 
@@ -188,13 +206,14 @@ export function buildServer(deps: ServerDeps) {
       remoteAddress: request.raw.socket.remoteAddress,
     })
     if (id.refusal) {
-      await reply.code(id.refusal.status).headers(id.refusal.headers).send(id.refusal.body)
+      const headers = closeIfUploading(request, { ...id.refusal.headers })
+      await reply.code(id.refusal.status).headers(headers).send(id.refusal.body)
       return
     }
     if (config.auth.requireKey && id.identity?.kind !== 'key') {
       await reply
         .code(401)
-        .header('www-authenticate', 'Bearer')
+        .headers(closeIfUploading(request, { 'www-authenticate': 'Bearer' }))
         .send({
           error: {
             message:
@@ -207,6 +226,49 @@ export function buildServer(deps: ServerDeps) {
       return
     }
     identities.set(request, id)
+    if (request.method === 'POST') await admitBody(request, reply, id)
+  }
+
+  /**
+   * Before a body is read: a subject already sure to be denied (blocked, out of requests) is
+   * refused, and an address may send only `uploads.perIp` bodies at once; a body that keeps
+   * arriving is then watched until it is in (uploads.ts).
+   */
+  async function admitBody(request: FastifyRequest, reply: FastifyReply, id: Identification): Promise<void> {
+    const identity = id.identity
+    if (identity === undefined) return
+    if (!id.allowListed && !sluice.isShadow(identity.tier)) {
+      const limiter = sluice.limiterFor(identity)
+      if (await knownDenied(limiter, identity.subject)) {
+        // The real decision, answered from memory: it counts as a strike, like any denial.
+        const reservation = await limiter.reserve(identity.subject, CHEAPEST_CALL)
+        if (!reservation.allowed) {
+          const decision = reservation.decision
+          deps.metrics.recordDecision(decision, identity.tier)
+          sluice.graduate(identity, decision)
+          const denial = sluice.denial(decision)
+          const headers = closeIfUploading(request, withFallback(denial.headers, decision))
+          await reply.code(denial.status).headers(headers).send(denial.body)
+          return
+        }
+        await reservation.cancel()
+      }
+    }
+    if (request.raw.complete || id.allowListed) return
+    const address = identity.ipGroup ?? request.raw.socket.remoteAddress ?? 'unknown'
+    if (!uploads.admit(request.raw, address)) {
+      await reply
+        .code(429)
+        .headers({ connection: 'close', 'retry-after': '1', 'retry-after-ms': '1000' })
+        .send({
+          error: {
+            message: `Too many request bodies are being sent from your address at once (the limit is ${uploads.limits.perIp}). Please wait for one to finish.`,
+            type: 'requests',
+            param: null,
+            code: 'too_many_uploads',
+          },
+        })
+    }
   }
 
   function handle(request: FastifyRequest, reply: FastifyReply, kind: RouteKind, upstreamPath: string) {
