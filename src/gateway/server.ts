@@ -115,7 +115,6 @@ export function buildServer(deps: ServerDeps) {
     { parseAs: 'string' },
     boundedJsonParser(app.getDefaultJsonParser('error', 'error')),
   )
-  app.addHook('onResponse', async (request) => uploads.release(request.raw))
   app.addHook('onClose', async () => uploads.close())
 
   /** Rate-limit headers for an answer that charged nothing (bad input), from a peek. */

@@ -141,6 +141,25 @@ describe('upload limits (memory store)', () => {
     await res.arrayBuffer()
   })
 
+  it('frees an address slot as soon as its body is in', async () => {
+    const body = JSON.stringify({
+      model: 'gpt-4o-mini',
+      messages: [{ role: 'user', content: 'x'.repeat(20_000) }],
+    })
+    for (let i = 0; i < 5; i++) {
+      // Headers and half the body, then the rest a moment later: watched while it arrives.
+      const answer = await upload(gw.url, {
+        length: Buffer.byteLength(body),
+        headers: { authorization: `Bearer ${gw.demoKey}`, connection: 'close' },
+        send: (_write, socket) => {
+          socket.write(body.slice(0, 10_000))
+          setTimeout(() => socket.write(body.slice(10_000)), 100)
+        },
+      })
+      expect(answer.status).toBe(200)
+    }
+  })
+
   it('answers an unknown key from its headers and closes the connection: the body is never read', async () => {
     const answer = await upload(gw.url, {
       length: 10_000_000,
