@@ -3,8 +3,8 @@
  * already sure to be denied, and can this request's size ever fit its tier? Neither costs a store
  * round trip.
  */
-import { capacityOf } from '../core/limits.js'
-import type { Costs, Limiter } from '../limiter.js'
+import { capacityOf, tokenBucket } from '../core/limits.js'
+import { type Costs, type Decision, Limiter } from '../limiter.js'
 import { CachedStore } from '../store/blocked-cache.js'
 import type { StoreOp, StoreResult } from '../store/types.js'
 
@@ -60,4 +60,52 @@ export function tokenCapacity(limiter: Limiter): number {
     if (limit.unit === 'tokens') capacity = Math.min(capacity, capacityOf(limit))
   }
   return capacity
+}
+
+const DAY_MS = 86_400_000
+
+/**
+ * Counts a strike toward a subject's block for a request larger than a limit can ever hold. The
+ * store counts only denials that waiting would help, but the same oversized body sent again and
+ * again is abuse, and a block is what stops its uploads (refused before the body, above).
+ *
+ * A second limiter under the tier's policy name and prefix shares the tier's block and strike keys
+ * (they do not depend on the limits: Limiter.keysFor) and holds one bucket that is spent once and
+ * then refills over a day: its denial is a strike like any other, and a block it starts is the
+ * tier's own block (lifted by `sluice unblock`, seen by every instance).
+ */
+export class OversizeStrikes {
+  private readonly limiters = new WeakMap<Limiter, Limiter | null>()
+
+  /** The decision of the strike (blocked when it started a block), or undefined when the tier does not block. */
+  async strike(limiter: Limiter, subject: string): Promise<Decision | undefined> {
+    const striker = this.strikerFor(limiter)
+    if (striker === null) return undefined
+    const keys = limiter.keysFor(subject)
+    const own = striker.keysFor(subject)
+    if (own.block !== keys.block || own.strikes !== keys.strikes) return undefined
+    let decision = await striker.consume(subject)
+    // The bucket's first charge in a day passes; the next is the denial that counts.
+    if (decision.allowed) decision = await striker.consume(subject)
+    return decision
+  }
+
+  private strikerFor(limiter: Limiter): Limiter | null {
+    let striker = this.limiters.get(limiter)
+    if (striker === undefined) {
+      const block = limiter.block
+      striker =
+        block === undefined
+          ? null
+          : new Limiter({
+              store: limiter.store,
+              policy: limiter.policy,
+              prefix: limiter.prefix,
+              limits: { oversize: tokenBucket({ capacity: 1, refillPerSecond: 1000 / DAY_MS }) },
+              block: { ...block, durationsMs: [...block.durationsMs] },
+            })
+      this.limiters.set(limiter, striker)
+    }
+    return striker
+  }
 }

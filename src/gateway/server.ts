@@ -5,7 +5,7 @@ import type { Decision, Reservation } from '../limiter.js'
 import type { SluiceMetrics } from '../metrics.js'
 import { StoreUnavailableError } from '../store/errors.js'
 import type { Accounting } from './accounting.js'
-import { CHEAPEST_CALL, exceedsCapacity, knownDenied, tokenCapacity } from './admission.js'
+import { CHEAPEST_CALL, exceedsCapacity, knownDenied, OversizeStrikes, tokenCapacity } from './admission.js'
 import type { GatewayConfig } from './config/schema.js'
 import { lowerBound, sharedCounter } from './counting.js'
 import { GatewayError } from './errors.js'
@@ -76,6 +76,7 @@ export function buildServer(deps: ServerDeps) {
   const { config, sluice, accounting, models, upstreams } = deps
   const identities = new WeakMap<FastifyRequest, Identification>()
   const counter = sharedCounter()
+  const strikes = new OversizeStrikes()
   const uploads = new UploadGuard({
     timeoutMs: config.uploads.timeout,
     idleTimeoutMs: config.uploads.idleTimeout,
@@ -293,10 +294,9 @@ export function buildServer(deps: ServerDeps) {
     // A prompt whose fewest possible tokens cannot fit the tier is refused without counting: the
     // reservation of that bound is denied by the store, like any request too large for a limit.
     let estimate: Estimate = { promptTokens: lowerBound(parts), outputTokens }
-    if (
-      limiter === undefined ||
-      !exceedsCapacity(limiter, accounting.reservationCosts(valid.model, estimate))
-    ) {
+    const oversized =
+      limiter !== undefined && exceedsCapacity(limiter, accounting.reservationCosts(valid.model, estimate))
+    if (!oversized) {
       const counted = await counter.count(route.encoding, parts)
       let promptTokens = counted.tokens
       // Too large to count in time: the upper bound, but never above what the tier can hold, so
@@ -317,7 +317,12 @@ export function buildServer(deps: ServerDeps) {
         identity.subject,
         accounting.reservationCosts(valid.model, estimate),
       )
-      const decision = reservation.decision
+      let decision = reservation.decision
+      if (oversized && !decision.allowed) {
+        // Sent again and again, an oversized body is abuse: it counts toward a block.
+        const strike = await strikes.strike(limiter, identity.subject)
+        if (strike?.blocked) decision = strike
+      }
       deps.metrics.recordDecision(decision, identity.tier)
       const graduation = sluice.graduate(identity, decision)
       if (!reservation.allowed && !sluice.isShadow(identity.tier)) {

@@ -9,7 +9,9 @@ import type { AddressInfo } from 'node:net'
 import { request } from 'undici'
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import { lowerBound, sharedCounter, upperBound } from '../../src/gateway/counting.js'
-import { startTestGateway, type TestGateway } from './helpers.js'
+import { STORE_KINDS, startTestGateway, stopRedis, type TestGateway } from './helpers.js'
+
+afterAll(stopRedis)
 
 const chatBody = (content: string, extra: Record<string, unknown> = {}) =>
   JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content }], max_tokens: 16, ...extra })
@@ -105,5 +107,30 @@ describe('an answer without usage, counted at settle', () => {
     expect(record!.source).toBe('counted')
     expect(record!.completionTokens).toBeGreaterThanOrEqual(lowerBound(parts))
     expect(record!.completionTokens).toBeLessThanOrEqual(upperBound(parts))
+  })
+})
+
+describe.each(STORE_KINDS)('oversized prompts count toward a block (%s store)', (kind) => {
+  let gw: TestGateway
+  beforeAll(async () => {
+    gw = await startTestGateway(kind, {
+      tiers: { anonymous: { block: { after: 3, within: '1m', durations: ['1h'] } } },
+    })
+  })
+  afterAll(() => gw?.close())
+
+  it('blocks the subject after `after` of them, like any denial; unblock lifts the block', async () => {
+    const big = chatBody('a'.repeat(2_000_000))
+    const answers = [await post(gw, big), await post(gw, big), await post(gw, big)]
+    expect(answers.map((a) => a.status)).toEqual([429, 429, 429])
+    expect(answers[0]!.json.error.message).toMatch(/can ever allow/)
+    // The third strike started the block: that answer says so.
+    expect(answers[2]!.json.error.message).toMatch(/blocked/i)
+    const small = await post(gw, chatBody('hi'))
+    expect(small.status).toBe(429)
+    expect(small.json.error.message).toMatch(/blocked/i)
+    await gw.sluice.unblock('ip:127.0.0.1')
+    expect((await post(gw, chatBody('hi'))).status).toBe(200)
+    expect(gw.mock!.records).toHaveLength(1)
   })
 })
