@@ -69,13 +69,21 @@ export async function startMockUpstream(options: MockUpstreamOptions = {}): Prom
 
   /** Ids derive from the request, so the same request gets a byte-identical answer. */
   function idOf(call: Call, what: unknown): string {
-    return `mock${hash32(`${call.model}\n${JSON.stringify(what)}`).toString(36)}`
+    return `mock${hash32(`${call.model}\n${digestOf(call, what)}`).toString(36)}`
+  }
+
+  /**
+   * A hash of what the answer derives from (one `what` per call), computed once: a prompt may be
+   * 10 MB, and a request with n choices would otherwise hash (and keep) n copies of it.
+   */
+  function digestOf(call: Call, what: unknown): string {
+    call.digest ??= hash32(JSON.stringify(what)).toString(36)
+    return call.digest
   }
 
   function choiceSeeds(call: Call, what: unknown): string[] {
     const n = typeof call.body.n === 'number' && call.body.n > 1 ? call.body.n : 1
-    // Hashed once: n copies of a 10 MB prompt would each be hashed (and kept) otherwise.
-    const base = `${call.model}\n${hash32(JSON.stringify(what)).toString(36)}`
+    const base = `${call.model}\n${digestOf(call, what)}`
     return Array.from({ length: n }, (_, i) => `${base}\n${i}`)
   }
 
@@ -240,13 +248,10 @@ export async function startMockUpstream(options: MockUpstreamOptions = {}): Prom
     const { body, record, model } = call
     record.promptTokens = await countPrompt(call.enc, responsesPromptParts(body))
     const maxTokens = maxTokensOf(body, 'max_output_tokens')
-    const pieces = completionPieces(
-      `${model}\n${JSON.stringify([body.instructions, body.input])}`,
-      range,
-      maxTokens,
-    )
-    const id = `resp_${idOf(call, [body.instructions, body.input])}`
-    const itemId = `msg_${idOf(call, [body.input])}`
+    const what = [body.instructions, body.input]
+    const pieces = completionPieces(`${model}\n${digestOf(call, what)}`, range, maxTokens)
+    const id = `resp_${idOf(call, what)}`
+    const itemId = `msg_${hash32(`${id}\nmessage`).toString(36)}`
     const usage = () => ({
       input_tokens: record.promptTokens,
       input_tokens_details: { cached_tokens: 0 },

@@ -60,6 +60,8 @@ export interface Call {
   closed: () => boolean
   /** Resolves when the last write reached the socket. */
   flushed: Promise<void>
+  /** Hash of what the answer derives from (server.ts: digestOf). */
+  digest?: string
 }
 
 /** Writes a chunk, waiting out backpressure; false (and outcome "aborted") once the caller is gone. */
