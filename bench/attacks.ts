@@ -69,7 +69,7 @@ interface Ready {
 
 async function startChild(script: string, config: unknown): Promise<{ child: ChildProcess; ready: Ready }> {
   const child = fork(new URL(script, import.meta.url), [JSON.stringify(config)], {
-    execArgv: process.execArgv,
+    execArgv: [...process.execArgv, '--expose-gc'],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   })
   const [ready] = (await once(child, 'message')) as [Ready]
@@ -281,13 +281,17 @@ async function stalled(options: Options): Promise<string> {
     if (markAt.delete(second)) marks.push(`${second} s: ${rss.toFixed(0)} MB, ${closed} closed`)
   }
   const end = rssMb(pid)
+  const closedByGateway = closed
   for (const s of sockets) s.destroy()
+  gateway.child.send({ type: 'memory' })
+  const [{ usage }] = (await once(gateway.child, 'message')) as [{ usage: NodeJS.MemoryUsage }]
+  const held = (usage.heapUsed + usage.external) / 1024 / 1024
   await gateway.stop()
   const statuses = [...answers].map(([s, n]) => `${n} × ${s}`).join(', ') || 'none'
   return [
-    '| baseline RSS | peak RSS | RSS at end | connections the gateway closed | answers | over time |',
-    '|---|---|---|---|---|---|',
-    `| ${baseline.toFixed(0)} MB | ${peak.toFixed(0)} MB | ${end.toFixed(0)} MB | ${closed} of 250 | ${statuses} | ${marks.join('; ')} |`,
+    '| baseline RSS | peak RSS | RSS at end | heap + external after a GC at end | connections the gateway closed | answers | over time |',
+    '|---|---|---|---|---|---|---|',
+    `| ${baseline.toFixed(0)} MB | ${peak.toFixed(0)} MB | ${end.toFixed(0)} MB | ${held.toFixed(0)} MB | ${closedByGateway} of 250 | ${statuses} | ${marks.join('; ')} |`,
   ].join('\n')
 }
 
