@@ -8,6 +8,14 @@ import { type Costs, type Decision, Limiter } from '../limiter.js'
 import { CachedStore } from '../store/blocked-cache.js'
 import type { StoreOp, StoreResult } from '../store/types.js'
 
+/** A body whose subject was found denied once it had arrived: answered with the decision, unparsed. */
+export class RefusedBeforeParsing extends Error {
+  override name = 'RefusedBeforeParsing'
+  constructor(readonly decision: Decision) {
+    super('refused before parsing')
+  }
+}
+
 /** The cheapest call there is: a subject denied even this (blocked, out of requests) is refused before its body. */
 export const CHEAPEST_CALL: Costs = { requests: 1, tokens: 0, usd: 0, concurrent: 0 }
 

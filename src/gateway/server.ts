@@ -5,7 +5,14 @@ import type { Decision, Reservation } from '../limiter.js'
 import type { SluiceMetrics } from '../metrics.js'
 import { StoreUnavailableError } from '../store/errors.js'
 import type { Accounting } from './accounting.js'
-import { CHEAPEST_CALL, exceedsCapacity, knownDenied, OversizeStrikes, tokenCapacity } from './admission.js'
+import {
+  CHEAPEST_CALL,
+  exceedsCapacity,
+  knownDenied,
+  OversizeStrikes,
+  RefusedBeforeParsing,
+  tokenCapacity,
+} from './admission.js'
 import type { GatewayConfig } from './config/schema.js'
 import { lowerBound, sharedCounter } from './counting.js'
 import { GatewayError } from './errors.js'
@@ -44,6 +51,9 @@ export interface ServerDeps {
 
 /** Header on answers whose limits could not be checked: how the tier's outage policy decided. */
 export const FALLBACK_HEADER = 'x-sluice-fallback'
+
+/** Bodies longer than this (in characters) are checked against known denials again before parsing. */
+const RECHECK_BEFORE_PARSING = 64 * 1024
 
 /** Routes that still answer while the gateway drains. */
 const DRAINING_ROUTES = new Set(['/healthz', '/metrics', '/readyz'])
@@ -111,11 +121,17 @@ export function buildServer(deps: ServerDeps) {
 
   // Bodies are JSON whatever the Content-Type says (curl -d sends form encoding, fetch text/plain).
   app.removeAllContentTypeParsers()
-  app.addContentTypeParser(
-    '*',
-    { parseAs: 'string' },
-    boundedJsonParser(app.getDefaultJsonParser('error', 'error')),
-  )
+  const parseJson = boundedJsonParser(app.getDefaultJsonParser('error', 'error'))
+  app.addContentTypeParser('*', { parseAs: 'string' }, (request, body: string, done) => {
+    // A large body took a while to arrive: its subject may have been blocked meanwhile, and then
+    // it is not worth parsing.
+    const id = body.length > RECHECK_BEFORE_PARSING ? identities.get(request) : undefined
+    if (id === undefined) return parseJson(request, body, done)
+    knownRefusal(id).then((decision) => {
+      if (decision === undefined) parseJson(request, body, done)
+      else done(new RefusedBeforeParsing(decision))
+    }, done)
+  })
   app.addHook('onClose', async () => uploads.close())
 
   /** Rate-limit headers for an answer that charged nothing (bad input), from a peek. */
@@ -139,6 +155,7 @@ export function buildServer(deps: ServerDeps) {
 
   app.setErrorHandler(async (error: Error & { code?: string; statusCode?: number }, request, reply) => {
     if (error instanceof GatewayError) return sendError(request, reply, error)
+    if (error instanceof RefusedBeforeParsing) return sendDenial(request, reply, error.decision)
     const mapped = bodyError(error, config.bodyLimit)
     if (mapped) return sendError(request, reply, mapped)
     if (error instanceof StoreUnavailableError) {
@@ -234,26 +251,36 @@ export function buildServer(deps: ServerDeps) {
    * refused, and an address may send only `uploads.perIp` bodies at once; a body that keeps
    * arriving is then watched until it is in (uploads.ts).
    */
+  /**
+   * The denial a subject is already sure to get (blocked, out of requests), known without a store
+   * round trip (admission.ts); the real decision, answered from memory, so it counts as a strike.
+   */
+  async function knownRefusal(id: Identification): Promise<Decision | undefined> {
+    const identity = id.identity
+    if (identity === undefined || id.allowListed || sluice.isShadow(identity.tier)) return undefined
+    const limiter = sluice.limiterFor(identity)
+    if (!(await knownDenied(limiter, identity.subject))) return undefined
+    const reservation = await limiter.reserve(identity.subject, CHEAPEST_CALL)
+    if (reservation.allowed) {
+      await reservation.cancel()
+      return undefined
+    }
+    deps.metrics.recordDecision(reservation.decision, identity.tier)
+    sluice.graduate(identity, reservation.decision)
+    return reservation.decision
+  }
+
+  async function sendDenial(request: FastifyRequest, reply: FastifyReply, decision: Decision): Promise<void> {
+    const denial = sluice.denial(decision)
+    const headers = closeIfUploading(request, withFallback(denial.headers, decision))
+    await reply.code(denial.status).headers(headers).send(denial.body)
+  }
+
   async function admitBody(request: FastifyRequest, reply: FastifyReply, id: Identification): Promise<void> {
     const identity = id.identity
     if (identity === undefined) return
-    if (!id.allowListed && !sluice.isShadow(identity.tier)) {
-      const limiter = sluice.limiterFor(identity)
-      if (await knownDenied(limiter, identity.subject)) {
-        // The real decision, answered from memory: it counts as a strike, like any denial.
-        const reservation = await limiter.reserve(identity.subject, CHEAPEST_CALL)
-        if (!reservation.allowed) {
-          const decision = reservation.decision
-          deps.metrics.recordDecision(decision, identity.tier)
-          sluice.graduate(identity, decision)
-          const denial = sluice.denial(decision)
-          const headers = closeIfUploading(request, withFallback(denial.headers, decision))
-          await reply.code(denial.status).headers(headers).send(denial.body)
-          return
-        }
-        await reservation.cancel()
-      }
-    }
+    const refusal = await knownRefusal(id)
+    if (refusal !== undefined) return sendDenial(request, reply, refusal)
     if (request.raw.complete || id.allowListed) return
     const address = identity.ipGroup ?? request.raw.socket.remoteAddress ?? 'unknown'
     if (!uploads.admit(request.raw, address)) {

@@ -216,6 +216,30 @@ describe('a blocked client is refused before its body', () => {
     }
   })
 
+  it('refuses a large body whose subject got blocked while it arrived, without parsing it', async () => {
+    const gw = await startTestGateway('memory', { tiers: blockingTier() })
+    try {
+      // Malformed on purpose: parsed, it would be a 400; refused unparsed, it is the block's 429.
+      const body = `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"${'a'.repeat(200_000)}`
+      let finish: () => void = () => {}
+      const answer = upload(gw.url, {
+        length: body.length,
+        send: (_write, socket) => {
+          socket.write(body.slice(0, 100_000))
+          finish = () => socket.write(body.slice(100_000))
+        },
+      })
+      await new Promise((r) => setTimeout(r, 200))
+      await getBlocked(gw.url)
+      finish()
+      const refused = await answer
+      expect(refused.status).toBe(429)
+      expect(JSON.parse(refused.body).error.message).toMatch(/blocked/)
+    } finally {
+      await gw.close()
+    }
+  })
+
   describe('with Redis, from the blocked-key cache', () => {
     let redis: RedisServer
     let gateway: Gateway
