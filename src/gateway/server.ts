@@ -347,7 +347,8 @@ export function buildServer(deps: ServerDeps) {
       let decision = reservation.decision
       if (oversized && !decision.allowed) {
         // Sent again and again, an oversized body is abuse: it counts toward a block.
-        const strike = await strikes.strike(limiter, identity.subject)
+        // Best effort: a store that cannot take the strike now must not turn the 429 into a 503.
+        const strike = await strikes.strike(limiter, identity.subject).catch(() => undefined)
         if (strike?.blocked) decision = strike
       }
       deps.metrics.recordDecision(decision, identity.tier)
