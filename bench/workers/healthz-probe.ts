@@ -29,6 +29,7 @@ async function probe(): Promise<void> {
       path: '/healthz',
       headersTimeout: timeoutMs,
       bodyTimeout: timeoutMs,
+      signal: AbortSignal.timeout(timeoutMs),
     })
     await res.body.text()
     latencies.push(performance.now() - start)
@@ -51,7 +52,7 @@ process.on('message', async (message: { type: string }) => {
   clearInterval(timer)
   await Promise.all(inFlight)
   process.send!({ type: 'result', latencies, sentAt, timedOut })
-  await pool.close()
+  await pool.destroy()
   process.exit(0)
 })
 process.send!({ type: 'ready' })
