@@ -1,8 +1,9 @@
 import type { Decision, Reservation } from '../limiter.js'
+import type { EncodingName } from './config/schema.js'
+import { sharedCounter, type TokenCounter } from './counting.js'
 import type { Ledger, LedgerRecord } from './ledger.js'
 import type { PriceTable } from './prices.js'
 import type { Estimate } from './requests.js'
-import type { Encoder } from './tokens.js'
 import type { ReportedUsage, RouteKind } from './usage.js'
 
 /** How a call ended, as far as accounting cares. */
@@ -21,7 +22,8 @@ export interface ChargeInfo {
   route: RouteKind
   stream: boolean
   estimate: Estimate
-  encoder: Encoder
+  /** The model's encoding, for counting generated text when the upstream reports no usage. */
+  encoding: EncodingName
 }
 
 export interface AccountingOptions {
@@ -32,6 +34,8 @@ export interface AccountingOptions {
   onSettleError?: (error: unknown, charge: Charge) => void
   /** After each call is settled and recorded (for metrics and logs). */
   onSettled?: (charge: Charge, settlement: Settlement, end: CallEnd) => void
+  /** Counts generated text in bounded time (default: the process's shared counter). */
+  counter?: TokenCounter
 }
 
 /** What a call is charged once it ended. */
@@ -81,8 +85,11 @@ export class Charge {
 /** Reserves, settles and records calls; keeps every open reservation so shutdown can settle them. */
 export class Accounting {
   readonly open = new Set<Charge>()
+  private readonly counter: TokenCounter
 
-  constructor(private readonly options: AccountingOptions) {}
+  constructor(private readonly options: AccountingOptions) {
+    this.counter = options.counter ?? sharedCounter()
+  }
 
   /** USD for token counts of a model (12 significant digits: the same number in the store and the ledger). */
   cost(model: string, promptTokens: number, completionTokens: number): number {
@@ -121,7 +128,14 @@ export class Accounting {
   /** @internal Called once per charge by Charge.finish. */
   async settle(charge: Charge, end: CallEnd): Promise<Settlement> {
     const { info } = charge
-    const settlement = this.price(info, end)
+    let settlement: Settlement
+    try {
+      settlement = await this.price(info, end)
+    } catch (error) {
+      // Counting cannot fail on text; should it, the call is still settled (with the estimate).
+      this.options.onSettleError?.(error, charge)
+      settlement = await this.price(info, { ...end, usage: undefined, text: '' })
+    }
     try {
       if (charge.reservation?.allowed) {
         if (settlement.refunded) await charge.reservation.cancel()
@@ -154,7 +168,7 @@ export class Accounting {
     return settlement
   }
 
-  private price(info: ChargeInfo, end: CallEnd): Settlement {
+  private async price(info: ChargeInfo, end: CallEnd): Promise<Settlement> {
     const outcome = end.kind === 'answered' ? 'ok' : end.kind === 'aborted' ? 'aborted' : end.outcome
     let promptTokens: number
     let completionTokens: number
@@ -165,7 +179,8 @@ export class Accounting {
       source = 'upstream'
     } else {
       promptTokens = info.estimate.promptTokens
-      completionTokens = info.encoder.count(end.text)
+      // Bounded like the prompt: a long answer is counted off the event loop, or by its upper bound.
+      completionTokens = end.text === '' ? 0 : (await this.counter.countText(info.encoding, end.text)).tokens
       source = 'counted'
     }
     const nothingGenerated = !end.usage && completionTokens === 0

@@ -25,6 +25,22 @@ export interface ProxyCall {
   charge: Charge
 }
 
+/** Answers with a JSON body of the gateway's own on a response whose headers have not gone out. */
+function writeJson(
+  raw: FastifyReply['raw'],
+  status: number,
+  headers: Record<string, string>,
+  body: unknown,
+): void {
+  const text = JSON.stringify(body)
+  raw.writeHead(status, {
+    ...headers,
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': String(Buffer.byteLength(text)),
+  })
+  raw.end(text)
+}
+
 function isEventStream(contentType: string | string[] | undefined): boolean {
   const value = Array.isArray(contentType) ? contentType[0] : contentType
   return value?.toLowerCase().startsWith('text/event-stream') === true
@@ -132,7 +148,10 @@ export async function proxyCall(call: ProxyCall): Promise<void> {
       { upstream: upstream.name, code: failure.code },
       `upstream answer broke off: ${failure.message}`,
     )
-    end = { kind: 'failed', status, usage: tracker?.usage, text: tracker?.text ?? '', outcome: 'cut' }
+    // A stream's status went out with its first event; a JSON answer's had not: it gets 502 (504).
+    end = streaming
+      ? { kind: 'failed', status, usage: tracker?.usage, text: tracker?.text ?? '', outcome: 'cut' }
+      : { kind: 'failed', status: failure.status, text: '', outcome: 'cut' }
   } else if (status >= 400) {
     end = { kind: 'failed', status, text: '', outcome: 'upstream_error' }
   } else if (tracker) {
@@ -152,8 +171,20 @@ export async function proxyCall(call: ProxyCall): Promise<void> {
     await charge.finish(end)
   } finally {
     raw.off('close', onClose)
-    if (end.kind === 'failed' && end.outcome === 'cut') raw.destroy()
-    else if (!clientGone) {
+    if (end.kind === 'failed' && end.outcome === 'cut' && streaming) raw.destroy()
+    else if (end.kind === 'failed' && end.outcome === 'cut') {
+      const timedOut = end.status === 504
+      writeJson(raw, end.status, call.headers, {
+        error: {
+          message: timedOut
+            ? `The upstream "${upstream.name}" stopped sending its answer (timeout).`
+            : `The upstream "${upstream.name}" dropped the connection before its answer was complete.`,
+          type: 'upstream_error',
+          param: null,
+          code: timedOut ? 'upstream_timeout' : 'upstream_cut',
+        },
+      })
+    } else if (!clientGone) {
       if (body === undefined) raw.end()
       else {
         headers['content-length'] = String(body.length)

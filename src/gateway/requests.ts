@@ -1,6 +1,14 @@
 import { describe } from '../core/errors.js'
 import { type GatewayError, invalidRequest } from './errors.js'
-import { chatPromptTokens, type Encoder, inputTokens, promptCount, responsesPromptTokens } from './tokens.js'
+import {
+  chatPromptParts,
+  countParts,
+  type Encoder,
+  inputParts,
+  type PromptParts,
+  promptCount,
+  responsesPromptParts,
+} from './tokens.js'
 import type { RouteKind } from './usage.js'
 
 /** The routes the gateway serves and where each goes upstream. */
@@ -95,7 +103,7 @@ function checkTextInput(body: Record<string, unknown>, param: string): void {
 export function validateRequest(kind: RouteKind, body: unknown): ValidRequest {
   if (!isRecord(body)) {
     throw invalidRequest(
-      `The request body must be a JSON object, got ${Array.isArray(body) ? 'an array' : typeof body}.`,
+      `The request body must be a JSON object, got ${Array.isArray(body) ? 'an array' : body === null ? 'null' : typeof body}.`,
       null,
       'invalid_body',
     )
@@ -185,27 +193,47 @@ function numberOr(value: unknown, fallback: number): number {
   return typeof value === 'number' && Number.isFinite(value) ? value : fallback
 }
 
-/** Prompt tokens counted with the model's encoding, plus the output the request may produce. */
-export function estimateRequest(req: ValidRequest, enc: Encoder, defaultOutputTokens: number): Estimate {
+/** What a request's prompt is made of (nothing counted yet). */
+export function requestParts(req: ValidRequest): PromptParts {
+  const b = req.body
+  switch (req.kind) {
+    case 'chat':
+      return chatPromptParts(b)
+    case 'completions':
+      return inputParts(b.prompt)
+    case 'embeddings':
+      return inputParts(b.input)
+    case 'responses':
+      return responsesPromptParts(b)
+    case 'models':
+      return { fixed: 0, texts: [] }
+  }
+}
+
+/** The most completion tokens the request can produce (or the expected length when unbounded). */
+export function requestOutputTokens(req: ValidRequest, defaultOutputTokens: number): number {
   const b = req.body
   switch (req.kind) {
     case 'chat': {
       const perChoice = numberOr(b.max_completion_tokens, numberOr(b.max_tokens, defaultOutputTokens))
-      return { promptTokens: chatPromptTokens(enc, b), outputTokens: perChoice * numberOr(b.n, 1) }
+      return perChoice * numberOr(b.n, 1)
     }
     case 'completions': {
       const perChoice = numberOr(b.max_tokens, COMPLETIONS_DEFAULT_MAX_TOKENS)
-      const choices = Math.max(numberOr(b.n, 1), numberOr(b.best_of, 1)) * promptCount(b.prompt)
-      return { promptTokens: inputTokens(enc, b.prompt), outputTokens: perChoice * choices }
+      return perChoice * Math.max(numberOr(b.n, 1), numberOr(b.best_of, 1)) * promptCount(b.prompt)
     }
-    case 'embeddings':
-      return { promptTokens: inputTokens(enc, b.input), outputTokens: 0 }
     case 'responses':
-      return {
-        promptTokens: responsesPromptTokens(enc, b),
-        outputTokens: numberOr(b.max_output_tokens, defaultOutputTokens),
-      }
+      return numberOr(b.max_output_tokens, defaultOutputTokens)
+    case 'embeddings':
     case 'models':
-      return { promptTokens: 0, outputTokens: 0 }
+      return 0
+  }
+}
+
+/** Prompt tokens counted on this thread with the model's encoding, plus the output the request may produce. */
+export function estimateRequest(req: ValidRequest, enc: Encoder, defaultOutputTokens: number): Estimate {
+  return {
+    promptTokens: countParts(enc, requestParts(req)),
+    outputTokens: requestOutputTokens(req, defaultOutputTokens),
   }
 }

@@ -5,15 +5,32 @@ import type { Decision, Reservation } from '../limiter.js'
 import type { SluiceMetrics } from '../metrics.js'
 import { StoreUnavailableError } from '../store/errors.js'
 import type { Accounting } from './accounting.js'
+import {
+  CHEAPEST_CALL,
+  exceedsCapacity,
+  knownDenied,
+  OversizeStrikes,
+  RefusedBeforeParsing,
+  tokenCapacity,
+} from './admission.js'
 import type { GatewayConfig } from './config/schema.js'
-import { GatewayError, invalidRequest } from './errors.js'
+import { lowerBound, sharedCounter } from './counting.js'
+import { GatewayError } from './errors.js'
 import type { InFlightCalls } from './in-flight.js'
+import { bodyError, boundedJsonParser } from './json-body.js'
 import type { ModelTable } from './models.js'
 import { proxyCall } from './proxy.js'
 import { requestLogger } from './request-logger.js'
-import { estimateRequest, ROUTES, type ValidRequest, validateRequest } from './requests.js'
+import {
+  type Estimate,
+  ROUTES,
+  requestOutputTokens,
+  requestParts,
+  type ValidRequest,
+  validateRequest,
+} from './requests.js'
 import type { GatewayStore } from './store.js'
-import { encoderFor } from './tokens.js'
+import { UploadGuard } from './uploads.js'
 import type { Upstream } from './upstream.js'
 import type { RouteKind } from './usage.js'
 
@@ -35,6 +52,9 @@ export interface ServerDeps {
 /** Header on answers whose limits could not be checked: how the tier's outage policy decided. */
 export const FALLBACK_HEADER = 'x-sluice-fallback'
 
+/** Bodies longer than this (in characters) are checked against known denials again before parsing. */
+const RECHECK_BEFORE_PARSING = 64 * 1024
+
 /** Routes that still answer while the gateway drains. */
 const DRAINING_ROUTES = new Set(['/healthz', '/metrics', '/readyz'])
 
@@ -47,68 +67,32 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
-function formatBytes(bytes: number): string {
-  if (bytes % (1024 * 1024) === 0) return `${bytes / (1024 * 1024)} MB`
-  if (bytes % 1024 === 0) return `${bytes / 1024} KB`
-  return `${bytes} bytes`
-}
-
 function pathOf(url: string): string {
   const q = url.indexOf('?')
   return q === -1 ? url : url.slice(0, q)
 }
 
-/** Maps what Fastify throws while reading a body to the OpenAI-shaped 4xx a client understands. */
-function bodyError(
-  error: { code?: string; statusCode?: number; message: string },
-  bodyLimit: number,
-): GatewayError | undefined {
-  switch (error.code) {
-    case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new GatewayError(
-        413,
-        `The request body is too large: the limit is ${formatBytes(bodyLimit)}.`,
-        'invalid_request_error',
-        null,
-        'request_too_large',
-      )
-    case 'FST_ERR_CTP_INVALID_JSON_BODY':
-    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-      return invalidRequest(
-        'We could not parse the JSON body of your request. The body must be a JSON object (with the header Content-Type: application/json).',
-        null,
-        'invalid_json',
-      )
-    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
-      return invalidRequest(
-        'The Content-Length header does not match the body.',
-        null,
-        'invalid_content_length',
-      )
-  }
-  if (error instanceof SyntaxError || (error.statusCode === 400 && /JSON/i.test(error.message))) {
-    return invalidRequest(
-      'We could not parse the JSON body of your request. The body must be a JSON object (with the header Content-Type: application/json).',
-      null,
-      'invalid_json',
-    )
-  }
-  if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500) {
-    return new GatewayError(
-      error.statusCode,
-      error.message,
-      'invalid_request_error',
-      null,
-      error.code ?? null,
-    )
-  }
-  return undefined
+/**
+ * Answers sent before a body has fully arrived close the connection: otherwise Node would read
+ * (and drop) the rest of an upload the client need no longer send.
+ */
+function closeIfUploading(request: FastifyRequest, headers: Record<string, string>): Record<string, string> {
+  if (!request.raw.complete) headers.connection = 'close'
+  return headers
 }
 
 /** The Fastify app of the gateway: OpenAI routes behind identity, limits and accounting. */
 export function buildServer(deps: ServerDeps) {
   const { config, sluice, accounting, models, upstreams } = deps
   const identities = new WeakMap<FastifyRequest, Identification>()
+  const counter = sharedCounter()
+  const strikes = new OversizeStrikes()
+  const uploads = new UploadGuard({
+    timeoutMs: config.uploads.timeout,
+    idleTimeoutMs: config.uploads.idleTimeout,
+    minRate: config.uploads.minRate,
+    perIp: config.uploads.perIp,
+  })
   const app = Fastify({
     loggerInstance: deps.logger,
     logController: new LogController({ disableRequestLogging: true }),
@@ -137,7 +121,18 @@ export function buildServer(deps: ServerDeps) {
 
   // Bodies are JSON whatever the Content-Type says (curl -d sends form encoding, fetch text/plain).
   app.removeAllContentTypeParsers()
-  app.addContentTypeParser('*', { parseAs: 'string' }, app.getDefaultJsonParser('error', 'error'))
+  const parseJson = boundedJsonParser(app.getDefaultJsonParser('error', 'error'))
+  app.addContentTypeParser('*', { parseAs: 'string' }, (request, body: string, done) => {
+    // A large body took a while to arrive: its subject may have been blocked meanwhile, and then
+    // it is not worth parsing.
+    const id = body.length > RECHECK_BEFORE_PARSING ? identities.get(request) : undefined
+    if (id === undefined) return parseJson(request, body, done)
+    knownRefusal(id).then((decision) => {
+      if (decision === undefined) parseJson(request, body, done)
+      else done(new RefusedBeforeParsing(decision))
+    }, done)
+  })
+  app.addHook('onClose', async () => uploads.close())
 
   /** Rate-limit headers for an answer that charged nothing (bad input), from a peek. */
   async function peekHeaders(request: FastifyRequest): Promise<Record<string, string>> {
@@ -154,12 +149,13 @@ export function buildServer(deps: ServerDeps) {
   }
 
   async function sendError(request: FastifyRequest, reply: FastifyReply, error: GatewayError): Promise<void> {
-    const headers = await peekHeaders(request)
+    const headers = closeIfUploading(request, await peekHeaders(request))
     await reply.code(error.status).headers(headers).send(error.body)
   }
 
   app.setErrorHandler(async (error: Error & { code?: string; statusCode?: number }, request, reply) => {
     if (error instanceof GatewayError) return sendError(request, reply, error)
+    if (error instanceof RefusedBeforeParsing) return sendDenial(request, reply, error.decision)
     const mapped = bodyError(error, config.bodyLimit)
     if (mapped) return sendError(request, reply, mapped)
     if (error instanceof StoreUnavailableError) {
@@ -227,13 +223,14 @@ export function buildServer(deps: ServerDeps) {
       remoteAddress: request.raw.socket.remoteAddress,
     })
     if (id.refusal) {
-      await reply.code(id.refusal.status).headers(id.refusal.headers).send(id.refusal.body)
+      const headers = closeIfUploading(request, { ...id.refusal.headers })
+      await reply.code(id.refusal.status).headers(headers).send(id.refusal.body)
       return
     }
     if (config.auth.requireKey && id.identity?.kind !== 'key') {
       await reply
         .code(401)
-        .header('www-authenticate', 'Bearer')
+        .headers(closeIfUploading(request, { 'www-authenticate': 'Bearer' }))
         .send({
           error: {
             message:
@@ -246,6 +243,59 @@ export function buildServer(deps: ServerDeps) {
       return
     }
     identities.set(request, id)
+    if (request.method === 'POST') await admitBody(request, reply, id)
+  }
+
+  /**
+   * Before a body is read: a subject already sure to be denied (blocked, out of requests) is
+   * refused, and an address may send only `uploads.perIp` bodies at once; a body that keeps
+   * arriving is then watched until it is in (uploads.ts).
+   */
+  /**
+   * The denial a subject is already sure to get (blocked, out of requests), known without a store
+   * round trip (admission.ts); the real decision, answered from memory, so it counts as a strike.
+   */
+  async function knownRefusal(id: Identification): Promise<Decision | undefined> {
+    const identity = id.identity
+    if (identity === undefined || id.allowListed || sluice.isShadow(identity.tier)) return undefined
+    const limiter = sluice.limiterFor(identity)
+    if (!(await knownDenied(limiter, identity.subject))) return undefined
+    const reservation = await limiter.reserve(identity.subject, CHEAPEST_CALL)
+    if (reservation.allowed) {
+      await reservation.cancel()
+      return undefined
+    }
+    deps.metrics.recordDecision(reservation.decision, identity.tier)
+    sluice.graduate(identity, reservation.decision)
+    return reservation.decision
+  }
+
+  async function sendDenial(request: FastifyRequest, reply: FastifyReply, decision: Decision): Promise<void> {
+    const denial = sluice.denial(decision)
+    const headers = closeIfUploading(request, withFallback(denial.headers, decision))
+    await reply.code(denial.status).headers(headers).send(denial.body)
+  }
+
+  async function admitBody(request: FastifyRequest, reply: FastifyReply, id: Identification): Promise<void> {
+    const identity = id.identity
+    if (identity === undefined) return
+    const refusal = await knownRefusal(id)
+    if (refusal !== undefined) return sendDenial(request, reply, refusal)
+    if (request.raw.complete || id.allowListed) return
+    const address = identity.ipGroup ?? request.raw.socket.remoteAddress ?? 'unknown'
+    if (!uploads.admit(request.raw, address)) {
+      await reply
+        .code(429)
+        .headers({ connection: 'close', 'retry-after': '1', 'retry-after-ms': '1000' })
+        .send({
+          error: {
+            message: `Too many request bodies are being sent from your address at once (the limit is ${uploads.limits.perIp}). Please wait for one to finish.`,
+            type: 'requests',
+            param: null,
+            code: 'too_many_uploads',
+          },
+        })
+    }
   }
 
   function handle(request: FastifyRequest, reply: FastifyReply, kind: RouteKind, upstreamPath: string) {
@@ -265,16 +315,42 @@ export function buildServer(deps: ServerDeps) {
     }
     const route = models.route(valid.model)
     const upstream = upstreams.get(route.upstream)!
-    const encoder = await encoderFor(route.encoding)
-    const estimate = estimateRequest(valid, encoder, route.defaultOutputTokens)
+    const limiter = id.allowListed ? undefined : sluice.limiterFor(identity)
+    const parts = requestParts(valid)
+    const outputTokens = requestOutputTokens(valid, route.defaultOutputTokens)
+    // A prompt whose fewest possible tokens cannot fit the tier is refused without counting: the
+    // reservation of that bound is denied by the store, like any request too large for a limit.
+    let estimate: Estimate = { promptTokens: lowerBound(parts), outputTokens }
+    const oversized =
+      limiter !== undefined && exceedsCapacity(limiter, accounting.reservationCosts(valid.model, estimate))
+    if (!oversized) {
+      const counted = await counter.count(route.encoding, parts)
+      let promptTokens = counted.tokens
+      // Too large to count in time: the upper bound, but never above what the tier can hold, so
+      // that a prompt which may fit is not refused on an overestimate (settling corrects it).
+      if (!counted.exact && limiter !== undefined) {
+        promptTokens = Math.max(
+          estimate.promptTokens,
+          Math.min(promptTokens, tokenCapacity(limiter) - outputTokens),
+        )
+      }
+      estimate = { promptTokens, outputTokens }
+    }
 
     let reservation: Reservation | undefined
     let headers: Record<string, string> = {}
-    if (!id.allowListed) {
-      reservation = await sluice
-        .limiterFor(identity)
-        .reserve(identity.subject, accounting.reservationCosts(valid.model, estimate))
-      const decision = reservation.decision
+    if (limiter !== undefined) {
+      reservation = await limiter.reserve(
+        identity.subject,
+        accounting.reservationCosts(valid.model, estimate),
+      )
+      let decision = reservation.decision
+      if (oversized && !decision.allowed) {
+        // Sent again and again, an oversized body is abuse: it counts toward a block.
+        // Best effort: a store that cannot take the strike now must not turn the 429 into a 503.
+        const strike = await strikes.strike(limiter, identity.subject).catch(() => undefined)
+        if (strike?.blocked) decision = strike
+      }
       deps.metrics.recordDecision(decision, identity.tier)
       const graduation = sluice.graduate(identity, decision)
       if (!reservation.allowed && !sluice.isShadow(identity.tier)) {
@@ -290,7 +366,7 @@ export function buildServer(deps: ServerDeps) {
       route: kind,
       stream: valid.stream,
       estimate,
-      encoder,
+      encoding: route.encoding,
     })
 
     let body = valid.body

@@ -1,7 +1,8 @@
 import { modelToEncodingMap } from 'gpt-tokenizer/mapping'
 import type { EncodingName } from './config/schema.js'
+import { countInRuns } from './long-runs.js'
 
-/** Counts tokens of plain text with one BPE encoding. */
+/** Counts tokens of plain text with one BPE encoding, in time linear in the text (see long-runs.ts). */
 export interface Encoder {
   readonly encoding: EncodingName
   count(text: string): number
@@ -14,22 +15,39 @@ export const FALLBACK_ENCODING: EncodingName = 'o200k_base'
 const AS_TEXT = { disallowedSpecial: new Set<string>() }
 
 type CountFn = (text: string, options: typeof AS_TEXT) => number
+interface EncodingModule {
+  countTokens: CountFn
+  setMergeCacheSize(size: number): void
+}
 
-async function loadCounter(encoding: EncodingName): Promise<CountFn> {
+/**
+ * gpt-tokenizer keeps an LRU of 100,000 merged pieces in a Map; with many distinct pieces its
+ * evictions slow down sharply (a second pass over 1 MB of varied words took 4-7 s instead of ~1.5 s).
+ * A small cache keeps the benefit for repeated words without that cliff.
+ */
+const MERGE_CACHE_SIZE = 2_048
+
+function importEncoding(encoding: EncodingName): Promise<EncodingModule> {
   switch (encoding) {
     case 'o200k_base':
-      return (await import('gpt-tokenizer/encoding/o200k_base')).countTokens
+      return import('gpt-tokenizer/encoding/o200k_base')
     case 'o200k_harmony':
-      return (await import('gpt-tokenizer/encoding/o200k_harmony')).countTokens
+      return import('gpt-tokenizer/encoding/o200k_harmony')
     case 'cl100k_base':
-      return (await import('gpt-tokenizer/encoding/cl100k_base')).countTokens
+      return import('gpt-tokenizer/encoding/cl100k_base')
     case 'p50k_base':
-      return (await import('gpt-tokenizer/encoding/p50k_base')).countTokens
+      return import('gpt-tokenizer/encoding/p50k_base')
     case 'p50k_edit':
-      return (await import('gpt-tokenizer/encoding/p50k_edit')).countTokens
+      return import('gpt-tokenizer/encoding/p50k_edit')
     case 'r50k_base':
-      return (await import('gpt-tokenizer/encoding/r50k_base')).countTokens
+      return import('gpt-tokenizer/encoding/r50k_base')
   }
+}
+
+async function loadCounter(encoding: EncodingName): Promise<CountFn> {
+  const module = await importEncoding(encoding)
+  module.setMergeCacheSize(MERGE_CACHE_SIZE)
+  return module.countTokens
 }
 
 const encoders = new Map<EncodingName, Promise<Encoder>>()
@@ -38,10 +56,13 @@ const encoders = new Map<EncodingName, Promise<Encoder>>()
 export function encoderFor(encoding: EncodingName): Promise<Encoder> {
   let encoder = encoders.get(encoding)
   if (!encoder) {
-    encoder = loadCounter(encoding).then((countTokens) => ({
-      encoding,
-      count: (text: string) => (text === '' ? 0 : countTokens(text, AS_TEXT)),
-    }))
+    encoder = loadCounter(encoding).then((countTokens) => {
+      const countPiece = (text: string) => countTokens(text, AS_TEXT)
+      return {
+        encoding,
+        count: (text: string) => (text === '' ? 0 : countInRuns(countPiece, text)),
+      }
+    })
     encoders.set(encoding, encoder)
   }
   return encoder
@@ -81,80 +102,124 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
-/** Tokens of message content: a string, or an array of parts (text counted, images estimated). */
-function contentTokens(enc: Encoder, content: unknown): number {
-  if (typeof content === 'string') return enc.count(content)
-  if (!Array.isArray(content)) return 0
-  let total = 0
+/**
+ * A prompt as what its tokens are made of: the tokens known without a tokenizer (framing, images,
+ * token ids) and the texts to count. Collecting them costs no counting, so a request's size can be
+ * judged (counting.ts: lowerBound) before any tokenizer runs.
+ */
+export interface PromptParts {
+  fixed: number
+  texts: string[]
+}
+
+/** Message content: a string, or an array of parts (text counted, images estimated). */
+function addContent(parts: PromptParts, content: unknown): void {
+  if (typeof content === 'string') {
+    parts.texts.push(content)
+    return
+  }
+  if (!Array.isArray(content)) return
   for (const part of content) {
-    if (typeof part === 'string') total += enc.count(part)
+    if (typeof part === 'string') parts.texts.push(part)
     else if (isRecord(part)) {
-      if (typeof part.text === 'string') total += enc.count(part.text)
+      if (typeof part.text === 'string') parts.texts.push(part.text)
       else if (part.type === 'image_url' || part.type === 'input_image') {
         const detail = isRecord(part.image_url) ? part.image_url.detail : part.detail
-        total += detail === 'low' ? IMAGE_TOKENS_LOW : IMAGE_TOKENS_HIGH
-      } else if (typeof part.refusal === 'string') total += enc.count(part.refusal)
+        parts.fixed += detail === 'low' ? IMAGE_TOKENS_LOW : IMAGE_TOKENS_HIGH
+      } else if (typeof part.refusal === 'string') parts.texts.push(part.refusal)
     }
   }
-  return total
 }
 
-function jsonTokens(enc: Encoder, value: unknown): number {
-  return value === undefined || value === null ? 0 : enc.count(JSON.stringify(value))
+/** JSON values (tools, tool calls) are counted as their JSON text; the body's depth is bounded on parsing. */
+function addJson(parts: PromptParts, value: unknown): void {
+  if (value !== undefined && value !== null) parts.texts.push(JSON.stringify(value))
 }
 
-/** Prompt tokens of a chat completion request, by OpenAI's counting recipe. */
-export function chatPromptTokens(enc: Encoder, body: Record<string, unknown>): number {
-  let total = REPLY_PRIMING
+/** What a chat completion request's prompt is made of, by OpenAI's counting recipe. */
+export function chatPromptParts(body: Record<string, unknown>): PromptParts {
+  const parts: PromptParts = { fixed: REPLY_PRIMING, texts: [] }
   const messages = Array.isArray(body.messages) ? body.messages : []
   for (const message of messages) {
     if (!isRecord(message)) continue
-    total += TOKENS_PER_MESSAGE
-    if (typeof message.role === 'string') total += enc.count(message.role)
-    total += contentTokens(enc, message.content)
-    if (typeof message.name === 'string') total += TOKENS_PER_NAME + enc.count(message.name)
-    if (message.tool_calls !== undefined) total += jsonTokens(enc, message.tool_calls)
-    if (message.function_call !== undefined) total += jsonTokens(enc, message.function_call)
-    if (typeof message.tool_call_id === 'string') total += enc.count(message.tool_call_id)
+    parts.fixed += TOKENS_PER_MESSAGE
+    if (typeof message.role === 'string') parts.texts.push(message.role)
+    addContent(parts, message.content)
+    if (typeof message.name === 'string') {
+      parts.fixed += TOKENS_PER_NAME
+      parts.texts.push(message.name)
+    }
+    if (message.tool_calls !== undefined) addJson(parts, message.tool_calls)
+    if (message.function_call !== undefined) addJson(parts, message.function_call)
+    if (typeof message.tool_call_id === 'string') parts.texts.push(message.tool_call_id)
   }
-  total += jsonTokens(enc, body.tools) + jsonTokens(enc, body.functions)
-  return total
+  addJson(parts, body.tools)
+  addJson(parts, body.functions)
+  return parts
 }
 
-/** Tokens of a completions/embeddings input: text, texts, token ids, or lists of token ids. */
-export function inputTokens(enc: Encoder, input: unknown): number {
-  if (typeof input === 'string') return enc.count(input)
-  if (!Array.isArray(input)) return 0
-  if (input.every((x) => typeof x === 'number')) return input.length
-  let total = 0
-  for (const item of input) {
-    if (typeof item === 'string') total += enc.count(item)
-    else if (Array.isArray(item)) total += item.length
-  }
-  return total
-}
-
-/** Prompt tokens of a Responses API request: instructions plus input items. */
-export function responsesPromptTokens(enc: Encoder, body: Record<string, unknown>): number {
-  let total = typeof body.instructions === 'string' ? enc.count(body.instructions) : 0
-  const input = body.input
-  if (typeof input === 'string') total += TOKENS_PER_MESSAGE + enc.count('user') + enc.count(input)
+/** What a completions/embeddings input is made of: text, texts, token ids, or lists of token ids. */
+export function inputParts(input: unknown): PromptParts {
+  const parts: PromptParts = { fixed: 0, texts: [] }
+  if (typeof input === 'string') parts.texts.push(input)
   else if (Array.isArray(input)) {
+    if (input.every((x) => typeof x === 'number')) parts.fixed = input.length
+    else {
+      for (const item of input) {
+        if (typeof item === 'string') parts.texts.push(item)
+        else if (Array.isArray(item)) parts.fixed += item.length
+      }
+    }
+  }
+  return parts
+}
+
+/** What a Responses API request's prompt is made of: instructions plus input items. */
+export function responsesPromptParts(body: Record<string, unknown>): PromptParts {
+  const parts: PromptParts = { fixed: REPLY_PRIMING, texts: [] }
+  if (typeof body.instructions === 'string') parts.texts.push(body.instructions)
+  const input = body.input
+  if (typeof input === 'string') {
+    parts.fixed += TOKENS_PER_MESSAGE
+    parts.texts.push('user', input)
+  } else if (Array.isArray(input)) {
     for (const item of input) {
       if (typeof item === 'string') {
-        total += enc.count(item)
+        parts.texts.push(item)
         continue
       }
       if (!isRecord(item)) continue
-      total += TOKENS_PER_MESSAGE
-      if (typeof item.role === 'string') total += enc.count(item.role)
-      total += contentTokens(enc, item.content)
-      if (typeof item.output === 'string') total += enc.count(item.output)
-      if (typeof item.arguments === 'string') total += enc.count(item.arguments)
+      parts.fixed += TOKENS_PER_MESSAGE
+      if (typeof item.role === 'string') parts.texts.push(item.role)
+      addContent(parts, item.content)
+      if (typeof item.output === 'string') parts.texts.push(item.output)
+      if (typeof item.arguments === 'string') parts.texts.push(item.arguments)
     }
   }
-  total += REPLY_PRIMING + jsonTokens(enc, body.tools)
+  addJson(parts, body.tools)
+  return parts
+}
+
+/** Counts parts on this thread: for small prompts (counting.ts decides what is small). */
+export function countParts(enc: Encoder, parts: PromptParts): number {
+  let total = parts.fixed
+  for (const text of parts.texts) total += enc.count(text)
   return total
+}
+
+/** Prompt tokens of a chat completion request, counted on this thread. */
+export function chatPromptTokens(enc: Encoder, body: Record<string, unknown>): number {
+  return countParts(enc, chatPromptParts(body))
+}
+
+/** Tokens of a completions/embeddings input, counted on this thread. */
+export function inputTokens(enc: Encoder, input: unknown): number {
+  return countParts(enc, inputParts(input))
+}
+
+/** Prompt tokens of a Responses API request, counted on this thread. */
+export function responsesPromptTokens(enc: Encoder, body: Record<string, unknown>): number {
+  return countParts(enc, responsesPromptParts(body))
 }
 
 /** How many prompts a completions request holds (a list of prompts gets n completions each). */

@@ -18,9 +18,31 @@ const DROPPED_RESPONSE_HEADERS = new Set([
   'date',
   'server',
   'alt-svc',
+  // They name the operator's account with the provider: which organisation and project pay.
+  'openai-organization',
+  'openai-project',
+  'anthropic-organization-id',
+  'x-ms-deployment-name',
+  'azureml-model-deployment',
+  'x-ms-region',
+  // The upstream's own limits (IETF style) describe the operator's account, not the client's.
+  'ratelimit',
+  'ratelimit-policy',
 ])
 
-/** The upstream's own x-ratelimit-* headers describe the gateway's account, not the client's limits. */
+/**
+ * Headers that describe the operator's account rather than the call: the upstream's rate limits
+ * (x-ratelimit-*, anthropic-ratelimit-*, x-ms-ratelimit-*) and anything naming an organisation,
+ * project or account, whatever the provider calls it.
+ */
+const ACCOUNT_HEADER = /(^|-)ratelimit-|(^|-)(organi[sz]ation|org|project|account)(-id)?$/
+
+/**
+ * What of an upstream's response headers reaches the client: not hop-by-hop headers, cookies or
+ * server details, and nothing that identifies the operator's account with the provider. Request
+ * ids (x-request-id, request-id) and timings (openai-processing-ms) stay: they name one call, and
+ * a client quoting one in a support request is what they are for.
+ */
 export function clientHeadersFrom(
   upstream: Record<string, string | string[] | undefined>,
 ): Record<string, string | string[]> {
@@ -29,7 +51,7 @@ export function clientHeadersFrom(
     const value = upstream[name]
     if (value === undefined) continue
     const lower = name.toLowerCase()
-    if (DROPPED_RESPONSE_HEADERS.has(lower) || lower.startsWith('x-ratelimit-')) continue
+    if (DROPPED_RESPONSE_HEADERS.has(lower) || ACCOUNT_HEADER.test(lower)) continue
     out[lower] = value
   }
   return out

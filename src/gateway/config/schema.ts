@@ -279,6 +279,19 @@ export const configSchema = z.strictObject({
   port: z.number().int().min(0).max(65_535).default(8787),
   /** Largest request body accepted. */
   bodyLimit: size.default(10 * 1024 * 1024),
+  /** Request bodies while they arrive: a stalled or trickling upload is refused with 408 (docs/gateway.md). */
+  uploads: z
+    .strictObject({
+      /** Longest time to receive a whole body. */
+      timeout: duration.default(60_000),
+      /** Longest silence while a body arrives; also the grace before minRate applies. */
+      idleTimeout: duration.default(10_000),
+      /** Slowest average upload rate accepted, in bytes per second ("16kb": 16 KiB/s). */
+      minRate: size.default(16 * 1024),
+      /** Bodies one client address (its IPv6 /64) may be sending at once; more get 429. */
+      perIp: positiveInt.default(8),
+    })
+    .default({ timeout: 60_000, idleTimeout: 10_000, minRate: 16 * 1024, perIp: 8 }),
   store: z
     .discriminatedUnion('type', [
       z.strictObject({ type: z.literal('memory'), maxKeys: positiveInt.optional() }),

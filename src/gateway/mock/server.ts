@@ -3,15 +3,24 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { EncodingName } from '../config/schema.js'
-import {
-  chatPromptTokens,
-  type Encoder,
-  encoderFor,
-  encodingForModel,
-  inputTokens,
-  responsesPromptTokens,
-} from '../tokens.js'
+import { chatPromptParts, encoderFor, encodingForModel, inputParts, responsesPromptParts } from '../tokens.js'
 import { completionPieces, embeddingVector, hash32 } from './generate.js'
+import {
+  type Call,
+  countPrompt,
+  endStream,
+  errorBody,
+  type MockRecord,
+  parseFailure,
+  promptTokensFor,
+  sendJson as sendJsonOf,
+  sseHeaders as sseHeadersOf,
+  streamPieces as streamPiecesOf,
+  waitForClose,
+  write,
+} from './wire.js'
+
+export type { MockRecord } from './wire.js'
 
 export interface MockUpstreamOptions {
   host?: string
@@ -28,19 +37,6 @@ export interface MockUpstreamOptions {
   encodingFor?: (model: string) => EncodingName
 }
 
-/** What happened to one request the mock received: the ground truth accounting tests compare against. */
-export interface MockRecord {
-  route: string
-  model: string
-  stream: boolean
-  promptTokens: number
-  /** Output tokens the mock sent (all of them, or up to the failure or the client's disconnect). */
-  completionTokens: number
-  /** Whether `usage` reached the wire (final JSON or usage chunk / response.completed). */
-  usageSent: boolean
-  outcome: 'ok' | 'error' | 'timeout' | 'cut' | 'stalled' | 'aborted'
-}
-
 export interface MockUpstream {
   /** Base URL including /v1, as an upstream `baseUrl`. */
   url: string
@@ -48,49 +44,11 @@ export interface MockUpstream {
   close(): Promise<void>
 }
 
-/**
- * Per-request failure, asked for with the `x-mock-fail` header:
- * `500` → HTTP 500; `timeout` → never answers; `cut:N` → sends N output tokens, then drops the
- * connection; `stall:N` → sends N output tokens, then waits silently until the caller goes away.
- */
-type Failure =
-  | { kind: 'none' }
-  | { kind: '500' }
-  | { kind: 'timeout' }
-  | { kind: 'cut' | 'stall'; after: number }
-
-function parseFailure(header: string | string[] | undefined): Failure | string {
-  const value = Array.isArray(header) ? header[0] : header
-  if (value === undefined || value === '') return { kind: 'none' }
-  if (value === '500') return { kind: '500' }
-  if (value === 'timeout') return { kind: 'timeout' }
-  const m = /^(cut|stall):(\d+)$/.exec(value)
-  if (m) return { kind: m[1] as 'cut' | 'stall', after: Number(m[2]) }
-  return `x-mock-fail must be 500, timeout, cut:N or stall:N, got "${value}"`
-}
-
-function errorBody(message: string, type: string, param: string | null = null) {
-  return JSON.stringify({ error: { message, type, param, code: null } })
-}
-
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
 const MODELS = ['mock-1', 'gpt-4o-mini', 'gpt-4o', 'gpt-4.1-mini', 'text-embedding-3-small']
-
-interface Call {
-  req: IncomingMessage
-  res: ServerResponse
-  body: Record<string, unknown>
-  model: string
-  enc: Encoder
-  record: MockRecord
-  failure: Failure
-  closed: () => boolean
-  /** Resolves when the last write reached the socket. */
-  flushed: Promise<void>
-}
 
 export async function startMockUpstream(options: MockUpstreamOptions = {}): Promise<MockUpstream> {
   const latencyMs = options.latencyMs ?? 0
@@ -104,117 +62,28 @@ export async function startMockUpstream(options: MockUpstreamOptions = {}): Prom
 
   const tokenPause = (tokens: number) =>
     tokensPerSecond > 0 && tokens > 0 ? sleep((tokens * 1000) / tokensPerSecond) : undefined
-
-  /** Writes a chunk, waiting out backpressure; false (and outcome "aborted") once the caller is gone. */
-  async function write(call: Call, chunk: string): Promise<boolean> {
-    if (call.closed()) {
-      call.record.outcome = 'aborted'
-      return false
-    }
-    let ok = true
-    call.flushed = new Promise<void>((resolve) => {
-      ok = call.res.write(chunk, () => resolve())
-    })
-    if (!ok) {
-      await Promise.race([once(call.res, 'drain'), once(call.res, 'close')])
-    }
-    if (call.closed()) {
-      call.record.outcome = 'aborted'
-      return false
-    }
-    return true
-  }
-
-  /** Drops the connection after what was written reached the wire (a real mid-answer failure). */
-  async function cut(call: Call): Promise<void> {
-    await Promise.race([call.flushed, once(call.res, 'close')])
-    call.res.destroy()
-  }
-
-  async function waitForClose(call: Call): Promise<void> {
-    if (!call.closed()) await once(call.res, 'close')
-  }
-
-  /** Streams SSE events for each output piece; handles the failure modes; returns false if cut short. */
-  async function streamPieces(
-    call: Call,
-    pieces: string[],
-    event: (piece: string, index: number) => string,
-  ): Promise<boolean> {
-    const { failure, record } = call
-    for (let i = 0; i < pieces.length; i++) {
-      if ((failure.kind === 'cut' || failure.kind === 'stall') && i >= failure.after) {
-        record.outcome = failure.kind === 'cut' ? 'cut' : 'stalled'
-        if (failure.kind === 'cut') await cut(call)
-        else await waitForClose(call)
-        return false
-      }
-      await tokenPause(1)
-      if (!(await write(call, event(pieces[i]!, i)))) return false
-      record.completionTokens += call.enc.count(pieces[i]!)
-    }
-    if ((failure.kind === 'cut' || failure.kind === 'stall') && failure.after >= pieces.length) {
-      // Asked to fail after more tokens than the answer has: fail before the end of the stream.
-      record.outcome = failure.kind === 'cut' ? 'cut' : 'stalled'
-      if (failure.kind === 'cut') await cut(call)
-      else await waitForClose(call)
-      return false
-    }
-    return true
-  }
-
-  function sseHeaders(res: ServerResponse) {
-    res.writeHead(200, {
-      'content-type': 'text/event-stream; charset=utf-8',
-      'cache-control': 'no-cache',
-      'x-request-id': `req_mock_${sequence}`,
-    })
-  }
-
-  async function sendJson(call: Call, payload: unknown): Promise<void> {
-    const text = JSON.stringify(payload)
-    if (call.failure.kind === 'cut') {
-      // A non-streamed answer cut halfway: headers and part of the body, then the connection drops.
-      call.res.writeHead(200, {
-        'content-type': 'application/json',
-        'content-length': Buffer.byteLength(text),
-      })
-      await write(call, text.slice(0, Math.floor(text.length / 2)))
-      call.record.outcome = 'cut'
-      call.record.completionTokens = 0
-      await cut(call)
-      return
-    }
-    if (call.failure.kind === 'stall') {
-      call.res.writeHead(200, { 'content-type': 'application/json' })
-      call.res.write(text.slice(0, Math.floor(text.length / 2)))
-      call.record.outcome = 'stalled'
-      call.record.completionTokens = 0
-      await waitForClose(call)
-      return
-    }
-    if (call.closed()) {
-      call.record.outcome = 'aborted'
-      call.record.completionTokens = 0
-      return
-    }
-    call.record.usageSent = true
-    call.res.writeHead(200, {
-      'content-type': 'application/json',
-      'content-length': Buffer.byteLength(text),
-      'x-request-id': `req_mock_${sequence}`,
-    })
-    call.res.end(text)
-  }
+  const streamPieces = (call: Call, pieces: string[], event: (piece: string, index: number) => string) =>
+    streamPiecesOf(call, pieces, event, tokenPause)
+  const sseHeaders = (res: ServerResponse) => sseHeadersOf(res, sequence)
+  const sendJson = (call: Call, payload: unknown) => sendJsonOf(call, payload, sequence)
 
   /** Ids derive from the request, so the same request gets a byte-identical answer. */
   function idOf(call: Call, what: unknown): string {
-    return `mock${hash32(`${call.model}\n${JSON.stringify(what)}`).toString(36)}`
+    return `mock${hash32(`${call.model}\n${digestOf(call, what)}`).toString(36)}`
+  }
+
+  /**
+   * A hash of what the answer derives from (one `what` per call), computed once: a prompt may be
+   * 10 MB, and a request with n choices would otherwise hash (and keep) n copies of it.
+   */
+  function digestOf(call: Call, what: unknown): string {
+    call.digest ??= hash32(JSON.stringify(what)).toString(36)
+    return call.digest
   }
 
   function choiceSeeds(call: Call, what: unknown): string[] {
     const n = typeof call.body.n === 'number' && call.body.n > 1 ? call.body.n : 1
-    const base = `${call.model}\n${JSON.stringify(what)}`
+    const base = `${call.model}\n${digestOf(call, what)}`
     return Array.from({ length: n }, (_, i) => `${base}\n${i}`)
   }
 
@@ -225,7 +94,7 @@ export async function startMockUpstream(options: MockUpstreamOptions = {}): Prom
 
   async function chat(call: Call): Promise<void> {
     const { body, record, model } = call
-    record.promptTokens = chatPromptTokens(call.enc, body)
+    record.promptTokens = await countPrompt(call.enc, chatPromptParts(body))
     const maxTokens = maxTokensOf(body, 'max_completion_tokens', 'max_tokens')
     const choices = choiceSeeds(call, body.messages).map((seed) => completionPieces(seed, range, maxTokens))
     const finish = (pieces: string[]) =>
@@ -283,15 +152,6 @@ export async function startMockUpstream(options: MockUpstreamOptions = {}): Prom
     })
   }
 
-  /** Ends an SSE stream: the usage chunk when the client asked for one, then [DONE]. */
-  async function endStream(call: Call, usageChunk: object | undefined): Promise<void> {
-    if (usageChunk !== undefined) {
-      if (!(await write(call, `data: ${JSON.stringify(usageChunk)}\n\n`))) return
-      call.record.usageSent = true
-    }
-    call.res.end('data: [DONE]\n\n')
-  }
-
   /** Counts a non-streamed answer's tokens and takes as long as generating them would. */
   async function generate(call: Call, choices: string[][]): Promise<void> {
     const completionTokens = choices.reduce((s, p) => s + call.enc.count(p.join('')), 0)
@@ -316,7 +176,7 @@ export async function startMockUpstream(options: MockUpstreamOptions = {}): Prom
 
   async function completions(call: Call): Promise<void> {
     const { body, record, model } = call
-    record.promptTokens = inputTokens(call.enc, body.prompt)
+    record.promptTokens = await countPrompt(call.enc, inputParts(body.prompt))
     const maxTokens = maxTokensOf(body, 'max_tokens') ?? 16
     const choices = choiceSeeds(call, body.prompt).map((seed) => completionPieces(seed, range, maxTokens))
     const finish = (pieces: string[]) => (pieces.length >= maxTokens ? 'length' : 'stop')
@@ -364,7 +224,7 @@ export async function startMockUpstream(options: MockUpstreamOptions = {}): Prom
 
   async function embeddings(call: Call): Promise<void> {
     const { body, record, model } = call
-    record.promptTokens = inputTokens(call.enc, body.input)
+    record.promptTokens = await countPrompt(call.enc, inputParts(body.input))
     const inputs =
       Array.isArray(body.input) && !body.input.every((x) => typeof x === 'number') ? body.input : [body.input]
     const dims = typeof body.dimensions === 'number' ? body.dimensions : dimensions
@@ -386,15 +246,12 @@ export async function startMockUpstream(options: MockUpstreamOptions = {}): Prom
 
   async function responses(call: Call): Promise<void> {
     const { body, record, model } = call
-    record.promptTokens = responsesPromptTokens(call.enc, body)
+    record.promptTokens = await countPrompt(call.enc, responsesPromptParts(body))
     const maxTokens = maxTokensOf(body, 'max_output_tokens')
-    const pieces = completionPieces(
-      `${model}\n${JSON.stringify([body.instructions, body.input])}`,
-      range,
-      maxTokens,
-    )
-    const id = `resp_${idOf(call, [body.instructions, body.input])}`
-    const itemId = `msg_${idOf(call, [body.input])}`
+    const what = [body.instructions, body.input]
+    const pieces = completionPieces(`${model}\n${digestOf(call, what)}`, range, maxTokens)
+    const id = `resp_${idOf(call, what)}`
+    const itemId = `msg_${hash32(`${id}\nmessage`).toString(36)}`
     const usage = () => ({
       input_tokens: record.promptTokens,
       input_tokens_details: { cached_tokens: 0 },
@@ -562,14 +419,14 @@ export async function startMockUpstream(options: MockUpstreamOptions = {}): Prom
     }
     if (latencyMs > 0) await sleep(latencyMs)
     if (failure.kind === '500') {
-      record.promptTokens = promptTokensFor(path, enc, body)
+      record.promptTokens = await promptTokensFor(path, enc, body)
       record.outcome = 'error'
       res.writeHead(500, { 'content-type': 'application/json' })
       res.end(errorBody('The mock upstream failed as asked (x-mock-fail: 500).', 'server_error'))
       return
     }
     if (failure.kind === 'timeout') {
-      record.promptTokens = promptTokensFor(path, enc, body)
+      record.promptTokens = await promptTokensFor(path, enc, body)
       record.outcome = 'timeout'
       await waitForClose(call)
       return
@@ -597,18 +454,5 @@ export async function startMockUpstream(options: MockUpstreamOptions = {}): Prom
       server.closeAllConnections()
       await new Promise<void>((resolve) => server.close(() => resolve()))
     },
-  }
-}
-
-function promptTokensFor(path: string, enc: Encoder, body: Record<string, unknown>): number {
-  switch (path) {
-    case '/v1/chat/completions':
-      return chatPromptTokens(enc, body)
-    case '/v1/responses':
-      return responsesPromptTokens(enc, body)
-    case '/v1/completions':
-      return inputTokens(enc, body.prompt)
-    default:
-      return inputTokens(enc, body.input)
   }
 }
