@@ -87,19 +87,35 @@ export function loadDashboard(
   return files
 }
 
+/**
+ * Compressed forms by content hash: Brotli at its best level takes ~150 ms for the dashboard's
+ * script, paid once per process however many servers load the same build.
+ */
+const compressed = new Map<string, { br: Buffer; gzip: Buffer }>()
+
 function fileOf(name: string, body: Buffer): DashboardFile {
   const ext = /\.([a-z0-9]+)$/i.exec(name)?.[1]?.toLowerCase() ?? ''
+  const etag = `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"`
   const file: DashboardFile = {
     body,
     contentType: TYPES[ext] ?? 'application/octet-stream',
-    etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"`,
+    etag,
     cacheControl: name === 'index.html' ? NO_STORE : HASHED_ASSET.test(name) ? IMMUTABLE : 'no-cache',
   }
   if (COMPRESSIBLE.has(ext) && body.length > 1024) {
-    file.br = brotliCompressSync(body, {
-      params: { [constants.BROTLI_PARAM_QUALITY]: 11, [constants.BROTLI_PARAM_SIZE_HINT]: body.length },
-    })
-    file.gzip = gzipSync(body, { level: 9 })
+    let forms = compressed.get(etag)
+    if (forms === undefined) {
+      forms = {
+        br: brotliCompressSync(body, {
+          params: { [constants.BROTLI_PARAM_QUALITY]: 11, [constants.BROTLI_PARAM_SIZE_HINT]: body.length },
+        }),
+        gzip: gzipSync(body, { level: 9 }),
+      }
+      if (compressed.size >= MAX_FILES) compressed.clear()
+      compressed.set(etag, forms)
+    }
+    file.br = forms.br
+    file.gzip = forms.gzip
   }
   return file
 }
