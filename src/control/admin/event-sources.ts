@@ -121,7 +121,8 @@ export function connectSluiceEvents(
 
   emitter.on('alert', onAlert)
   emitter.on('block', onBlock)
-  emitter.on('throttle', onThrottle)
+  // Every 429 is a throttle event: listened to only when some limit is a budget.
+  if (options.isBudget !== undefined) emitter.on('throttle', onThrottle)
   emitter.on('webhookError', onWebhookError)
   emitter.on('webhookDelivered', onWebhookDelivered)
   return () => {
