@@ -79,11 +79,17 @@ export {
   type LedgerFilter,
   type LedgerPage,
   type LedgerQuery,
+  MAX_SERIES_POINTS,
+  SERIES_STEPS,
+  type SeriesPoint,
+  type SeriesQuery,
+  type SeriesStep,
   type Spend,
   type SpendScope,
   type UsageGroup,
   UsageQueries,
   type UsageQuery,
+  type UsageSeries,
   type UsageTotals,
 } from './usage.js'
 export { type EndUser, type EndUserInput, type UserListQuery, UserStore } from './users.js'

@@ -16,6 +16,7 @@ export type UsageGroup =
   | 'outcome'
   | 'route'
   | 'upstream'
+  | 'reason'
   | 'day'
 
 const GROUP_COLUMNS = {
@@ -28,6 +29,7 @@ const GROUP_COLUMNS = {
   outcome: 'outcome',
   route: 'route',
   upstream: 'upstream',
+  reason: 'reason',
 } as const
 
 /** Filters shared by totals and rows. Times: ISO, epoch ms or Date; `from` inclusive, `to` exclusive. */
@@ -87,6 +89,52 @@ export interface LedgerQuery extends LedgerFilter {
 export interface LedgerPage {
   items: LedgerRow[]
   next?: string
+}
+
+/** The bucket sizes of a time series. */
+export const SERIES_STEPS = {
+  '1m': 60_000,
+  '5m': 300_000,
+  '15m': 900_000,
+  '1h': 3_600_000,
+  '1d': 86_400_000,
+} as const
+export type SeriesStep = keyof typeof SERIES_STEPS
+/** Buckets one series may hold (a day by the minute is 1,440). */
+export const MAX_SERIES_POINTS = 1500
+
+export interface SeriesQuery extends LedgerFilter {
+  /** Start of the range (required), inclusive. */
+  from: string | number | Date
+  /** End of the range, exclusive (default: the clock's now). */
+  to?: string | number | Date
+  /** Bucket size; buckets are aligned to the epoch (a `1d` bucket starts at 00:00 UTC). Default 1m. */
+  step?: SeriesStep
+}
+
+/** One bucket of a series: what the ledger recorded in [time, time + step). */
+export interface SeriesPoint {
+  /** Start of the bucket (epoch ms). */
+  time: number
+  requests: number
+  served: number
+  /** Refused by the gateway before any upstream call (REFUSED_OUTCOMES). */
+  refused: number
+  /** Answered 429 (a limit, a budget or a block). */
+  rateLimited: number
+  failed: number
+  /** Tokens charged to limits. */
+  tokens: number
+  usd: number
+}
+
+export interface UsageSeries {
+  from: number
+  to: number
+  step: SeriesStep
+  stepMs: number
+  /** Every bucket from the one holding `from` to the one holding `to - 1`, empty ones included. */
+  points: SeriesPoint[]
 }
 
 export type SpendScope = 'key' | 'team' | 'user'
@@ -182,6 +230,67 @@ export class UsageQueries {
           usdOutput: Number(r.usd_output),
         }
       })
+  }
+
+  /**
+   * Requests, refusals, tokens and dollars per bucket (a minute, an hour…) over [from, to), for
+   * the plots: one GROUP BY on the (time, id) index's range, every bucket returned, empty or not.
+   */
+  async series(query: SeriesQuery, now: number = Date.now()): Promise<UsageSeries> {
+    const step = query.step ?? '1m'
+    const stepMs = SERIES_STEPS[step as SeriesStep]
+    if (stepMs === undefined) {
+      throw new ControlInputError('step', `must be one of ${Object.keys(SERIES_STEPS).join(', ')}`, step)
+    }
+    const from = timeInput(query.from, 'from')
+    if (from === undefined || from === null)
+      throw new ControlInputError('from', 'is required (the start of the range)')
+    const toInput = timeInput(query.to, 'to')
+    const to = toInput === undefined || toInput === null ? now : toInput
+    if (to <= from) throw new ControlInputError('to', 'must be after from', query.to)
+    const first = Math.floor(from / stepMs) * stepMs
+    const count = Math.ceil((to - first) / stepMs)
+    if (count > MAX_SERIES_POINTS) {
+      throw new ControlInputError(
+        'step',
+        `makes ${count} buckets over this range, more than ${MAX_SERIES_POINTS}: take a larger step or a shorter range`,
+        step,
+      )
+    }
+    const refused = sql.join(REFUSED_OUTCOMES.map((o) => sql.lit(o)))
+    const rows = (await this.filtered({ ...query, from, to })
+      .select([
+        // A literal, not a parameter: SQLite would bind a parameter as REAL and divide in floating point.
+        sql<number>`time / ${sql.lit(stepMs)}`.as('bucket'),
+        sql<number>`count(*)`.as('requests'),
+        sql<number>`coalesce(sum(case when outcome = 'ok' then 1 else 0 end), 0)`.as('served'),
+        sql<number>`coalesce(sum(case when outcome in (${refused}) then 1 else 0 end), 0)`.as('refused'),
+        sql<number>`coalesce(sum(case when status = 429 then 1 else 0 end), 0)`.as('rate_limited'),
+        sql<number>`coalesce(sum(tokens), 0)`.as('tokens'),
+        sql<number>`coalesce(sum(usd), 0)`.as('usd'),
+      ])
+      .groupBy(sql`1` as never)
+      .execute()) as unknown as Record<string, unknown>[]
+    const byBucket = new Map(rows.map((r) => [Number(r.bucket) * stepMs, r]))
+    const points: SeriesPoint[] = []
+    for (let i = 0; i < count; i++) {
+      const time = first + i * stepMs
+      const r = byBucket.get(time)
+      const requests = Number(r?.requests ?? 0)
+      const served = Number(r?.served ?? 0)
+      const refusedCount = Number(r?.refused ?? 0)
+      points.push({
+        time,
+        requests,
+        served,
+        refused: refusedCount,
+        rateLimited: Number(r?.rate_limited ?? 0),
+        failed: requests - served - refusedCount,
+        tokens: Number(r?.tokens ?? 0),
+        usd: Number(r?.usd ?? 0),
+      })
+    }
+    return { from, to, step, stepMs, points }
   }
 
   /** Ledger rows, newest first, a page at a time (keyset on time and id: stable under inserts). */

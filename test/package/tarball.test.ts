@@ -42,6 +42,29 @@ function engineExample(): string {
   return `${code.replace('new Redis()', 'new Redis(process.env.REDIS_URL)')}\nexport { limiter, d, r }\n`
 }
 
+/**
+ * The dashboard plugin of the installed package in a user's Fastify app: the page, then the script
+ * it names. (The control plane has no package export yet: its module is imported by path.)
+ */
+const DASHBOARD_APP = `
+import Fastify from 'fastify'
+const { dashboardRoutes } = await import('./node_modules/sluice/dist/control/admin/index.js')
+const app = Fastify()
+await app.register(dashboardRoutes)
+const page = await app.inject({ url: '/dashboard/' })
+const src = /src="\\.\\/(assets\\/[^"]+\\.js)"/.exec(page.body)?.[1]
+const script = await app.inject({ url: '/dashboard/' + src })
+console.log(JSON.stringify({
+  page: page.statusCode,
+  pageType: page.headers['content-type'],
+  csp: page.headers['content-security-policy'],
+  script: script.statusCode,
+  scriptType: script.headers['content-type'],
+  scriptCache: script.headers['cache-control'],
+}))
+await app.close()
+`
+
 interface Hammered {
   statuses: number[]
   first: Record<string, string>
@@ -60,7 +83,15 @@ describe('the packed tarball, installed in a clean folder', () => {
     // Build and pack a copy, so that this checkout's dist/ is never rebuilt under other tests.
     const copy = join(work, 'sluice')
     mkdirSync(copy)
-    for (const entry of ['package.json', 'README.md', 'tsconfig.json', 'scripts', 'src']) {
+    for (const entry of [
+      'package.json',
+      'package-lock.json',
+      'README.md',
+      'tsconfig.json',
+      'scripts',
+      'src',
+      'dashboard',
+    ]) {
       cpSync(join(ROOT, entry), join(copy, entry), { recursive: true })
     }
     symlinkSync(join(ROOT, 'node_modules'), join(copy, 'node_modules'), 'dir')
@@ -120,6 +151,15 @@ describe('the packed tarball, installed in a clean folder', () => {
     }
     for (const bin of Object.values(pkg.bin)) expect(files).toContain(`package/${bin}`)
     expect(files).toContain('package/dist/store/redis/apply.lua')
+    // The dashboard, built: its page and its hashed script and stylesheet, no sources.
+    expect(files).toContain('package/dist/dashboard/index.html')
+    expect(
+      [...files].filter((f) => /^package\/dist\/dashboard\/assets\/index-[\w-]+\.js$/.test(f)),
+    ).toHaveLength(1)
+    expect(
+      [...files].filter((f) => /^package\/dist\/dashboard\/assets\/index-[\w-]+\.css$/.test(f)),
+    ).toHaveLength(1)
+    expect([...files].filter((f) => /^package\/dashboard\//.test(f))).toEqual([])
     expect([...files].filter((f) => /^package\/(src|test|bench)\//.test(f))).toEqual([])
     // npm installed the user's ioredis 6 (sluice's own copy may be the same one or another).
     const installed = JSON.parse(readFileSync(join(app, 'node_modules/ioredis/package.json'), 'utf8'))
@@ -173,5 +213,19 @@ describe('the packed tarball, installed in a clean folder', () => {
     ])
     expect(results.refused).toMatch(/^SluiceInputError: RedisStore client must be/)
     expect(results.refused).not.toContain('hunter2')
+  })
+
+  it('serves the built dashboard from the installed package', async () => {
+    writeFileSync(join(app, 'dashboard.mjs'), DASHBOARD_APP)
+    const { stdout } = await run(process.execPath, ['dashboard.mjs'], { cwd: app, timeout: 60_000 })
+    const served = JSON.parse(stdout.trim().split('\n').at(-1)!) as Record<string, unknown>
+    expect(served).toMatchObject({
+      page: 200,
+      pageType: 'text/html; charset=utf-8',
+      script: 200,
+      scriptType: 'text/javascript; charset=utf-8',
+      scriptCache: 'public, max-age=31536000, immutable',
+    })
+    expect(served.csp).toMatch(/script-src 'self'/)
   })
 })

@@ -1,3 +1,4 @@
+import { StoreUnavailableError } from '../../store/errors.js'
 import { ConflictError, ControlInputError, NotFoundError } from '../errors.js'
 
 /** The one JSON error shape every admin answer that is not a success uses (OpenAI's). */
@@ -94,6 +95,21 @@ export function httpErrorOf(error: unknown): { answer: AdminHttpError; internal:
   if (error instanceof SyntaxError) {
     return {
       answer: new AdminHttpError(400, 'the body is not valid JSON', 'invalid_request_error', 'invalid_json'),
+      internal: false,
+    }
+  }
+  if (error instanceof StoreUnavailableError) {
+    // The limiter's store (Redis) did not answer in time: the subject routes cannot read live state.
+    const seconds = String(Math.max(1, Math.ceil(error.retryAfterMs / 1000)))
+    return {
+      answer: new AdminHttpError(
+        503,
+        "the limiter's store did not answer; try again",
+        'server_error',
+        'store_unavailable',
+        null,
+        { 'retry-after': seconds },
+      ),
       internal: false,
     }
   }

@@ -20,7 +20,7 @@ const STATUS_TEXT: Record<number, string> = {
   429: 'Too many failed admin logins from this address: wait `Retry-After` seconds',
   500: 'Internal error (details in the server log)',
   501: "Not available: this admin API has no access to the gateway's limiter",
-  503: 'The control-plane database did not answer: try again',
+  503: "The control-plane database or the limiter's store did not answer, or too many event streams are open: try again",
 }
 /** What any admin route may answer, whatever it does. */
 const COMMON_ERRORS = [401, 429, 500, 503]
@@ -64,10 +64,14 @@ function json(ref: string): JsonSchema {
 }
 
 function operationOf(route: AdminRoute): JsonSchema {
+  const id = componentId(route.response, `${route.operationId} response`)
   const responses: JsonSchema = {
     [String(route.status ?? 200)]: {
       description: route.summary,
-      content: json(componentId(route.response, `${route.operationId} response`)),
+      content:
+        route.produces === 'text/event-stream'
+          ? { 'text/event-stream': { schema: { $ref: uri(id) } } }
+          : json(id),
     },
   }
   for (const status of [...route.errors, ...COMMON_ERRORS].sort()) {
@@ -162,7 +166,9 @@ export function buildOpenApi(routes: readonly AdminRoute[], info: { version: str
         'audit log under `admin-api:<x-sluice-actor header, or "admin">`.',
     },
     security: [{ adminToken: [] }],
-    tags: ['keys', 'teams', 'users', 'usage', 'audit', 'subjects', 'system'].map((name) => ({ name })),
+    tags: ['keys', 'teams', 'users', 'usage', 'audit', 'subjects', 'events', 'system'].map((name) => ({
+      name,
+    })),
     paths,
     components: {
       securitySchemes: { adminToken: { type: 'http', scheme: 'bearer', description: 'The admin token.' } },

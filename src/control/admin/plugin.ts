@@ -11,14 +11,19 @@ import {
   tokenMatches,
 } from './auth.js'
 import { AdminHttpError, httpErrorOf, loggableError, notFound } from './errors.js'
+import type { AdminEventFeed } from './events.js'
+import type { LatencySnapshot } from './latency.js'
 import { buildOpenApi } from './openapi.js'
 import { ADMIN_PREFIX, type AdminRoute, type AdminSubjects, pathMatcher, type RouteDeps } from './route.js'
+import { eventRoutes } from './routes/events.js'
+import { insightRoutes } from './routes/insights.js'
 import { keyRoutes } from './routes/keys.js'
 import { systemRoutes } from './routes/system.js'
 import { teamRoutes } from './routes/teams.js'
 import { usageRoutes } from './routes/usage.js'
 import { userRoutes } from './routes/users.js'
 import { type Actor, AdminService, type AdminServiceOptions } from './service.js'
+import { type EventStreamOptions, EventStreams } from './sse.js'
 
 export interface AdminApiOptions {
   /** The control plane (keys, teams, users, ledger, audit) the API manages. */
@@ -45,6 +50,15 @@ export interface AdminApiOptions {
   subjects?: AdminSubjects
   /** The limiter store's state, for /status (e.g. the Redis breaker). Absent: `store: null`. */
   storeStatus?: () => Record<string, unknown> | Promise<Record<string, unknown>>
+  /**
+   * The events feed (alerts, blocks, budgets, store outages, webhook deliveries) that /events and
+   * /events/stream serve; the gateway connects its sources to it (event-sources.ts). Absent: 501.
+   */
+  events?: AdminEventFeed
+  /** The server-sent events streams: keep-alive interval, readers at once, how far one may lag. */
+  eventStreams?: EventStreamOptions
+  /** The latency the gateway adds (a LatencyRecorder's `snapshot`), for /latency. Absent: 501. */
+  latency?: () => LatencySnapshot | Promise<LatencySnapshot>
   /** Reported by /status and openapi.json (default: this package's version). */
   version?: string
   /** Largest request body, in bytes (default 64 KiB; larger → 413). */
@@ -176,6 +190,8 @@ export function adminRoutes(deps: RouteDeps): AdminRoute[] {
     ...teamRoutes(deps),
     ...userRoutes(deps),
     ...usageRoutes(deps),
+    ...insightRoutes(deps),
+    ...eventRoutes(deps),
     ...systemRoutes(deps),
   ]
 }
@@ -221,11 +237,17 @@ export async function adminApi(fastify: FastifyInstance, options: AdminApiOption
       scope.addHook('onRequest', authHook(expected, failures, clientIp))
 
       let document: Record<string, unknown> = {}
+      const streams = options.events && new EventStreams(options.events, options.eventStreams)
+      // Open streams never end by themselves: end them before the server waits for its connections.
+      if (streams) scope.addHook('preClose', async () => streams.closeAll())
       const routes = adminRoutes({
         service: new AdminService({ control: options.control, tiers: options.tiers }),
         subjects: options.subjects,
         storeStatus: options.storeStatus,
         version: options.version ?? sluiceVersion(),
+        tiers: Array.isArray(options.tiers) ? [...options.tiers] : null,
+        events: options.events && streams ? { feed: options.events, streams } : undefined,
+        latency: options.latency,
         document: () => document,
       })
       document = buildOpenApi(routes, { version: options.version ?? sluiceVersion() })
@@ -243,6 +265,8 @@ export async function adminApi(fastify: FastifyInstance, options: AdminApiOption
               request,
               reply,
             })
+            // A stream took the reply over and answers by itself.
+            if (route.produces === 'text/event-stream') return
             reply.code(route.status ?? 200)
             return result
           },

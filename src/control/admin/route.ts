@@ -2,7 +2,10 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { z } from 'zod'
 import type { Decision } from '../../limiter.js'
 import { AdminHttpError } from './errors.js'
+import type { AdminEventFeed } from './events.js'
+import type { LatencySnapshot } from './latency.js'
 import type { Actor, AdminService } from './service.js'
+import type { EventStreams } from './sse.js'
 
 /** Every admin route lives below this prefix. */
 export const ADMIN_PREFIX = '/admin/v1'
@@ -43,6 +46,11 @@ export interface AdminRoute {
   /** The success status (default 200) and its body (a schema with a meta id). */
   status?: number
   response: z.ZodType
+  /**
+   * The success answer's media type (default application/json). `text/event-stream`: the handler
+   * takes the reply over (`reply.hijack()`) and streams it.
+   */
+  produces?: 'application/json' | 'text/event-stream'
   /** Error statuses this route may answer besides those every route may (401, 429, 500, 503). */
   errors: number[]
   handle(ctx: AdminRouteContext): Promise<unknown>
@@ -54,6 +62,11 @@ export interface AdminSubjects {
   inspect(subject: string): Promise<Record<string, Decision>>
   /** Lifts a block in every tier and forgets the strikes (Http core's `unblock`). */
   unblock(subject: string): Promise<void>
+  /**
+   * Several subjects at once, in order (e.g. in one Redis round trip). Absent: `inspect` is called
+   * for each, a few at a time.
+   */
+  inspectMany?(subjects: readonly string[]): Promise<Record<string, Decision>[]>
 }
 
 /** What the route files are built from. */
@@ -63,14 +76,20 @@ export interface RouteDeps {
   /** The limiter store's state for /status (null when not given). */
   storeStatus: (() => unknown) | undefined
   version: string
+  /** The configured tier names, for /status (null when the API was given a check, not names). */
+  tiers: readonly string[] | null
+  /** The events feed and its SSE readers (undefined: the events routes answer 501). */
+  events: { feed: AdminEventFeed; streams: EventStreams } | undefined
+  /** The latency the gateway adds (undefined: /latency answers 501). */
+  latency: (() => LatencySnapshot | Promise<LatencySnapshot>) | undefined
   /** The OpenAPI document (built once every route is known). */
   document(): Record<string, unknown>
 }
 
-export const notImplemented = (what: string) =>
+export const notImplemented = (what: string, missing = "access to the gateway's limiter") =>
   new AdminHttpError(
     501,
-    `${what} is not available here: this admin API was started without access to the gateway's limiter`,
+    `${what} is not available here: this admin API was started without ${missing}`,
     'not_implemented_error',
     'not_implemented',
   )

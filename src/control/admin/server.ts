@@ -1,9 +1,9 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import { type DestinationStream, type Logger, pino } from 'pino'
+import { type AdminConsoleOptions, adminConsole } from './console.js'
 import { type AdminHttpError, httpErrorOf, loggableError, notFound } from './errors.js'
-import { type AdminApiOptions, adminApi } from './plugin.js'
 
-export interface AdminServerOptions extends AdminApiOptions {
+export interface AdminServerOptions extends AdminConsoleOptions {
   /** Default 127.0.0.1: the admin API is for operators, not the internet. */
   host?: string
   /** Default 0 (any free port; see `url`). */
@@ -54,7 +54,8 @@ export function adminLogger(
 
 /**
  * The admin API on a port of its own (e.g. reachable only from an operations network), instead
- * of (or besides) the gateway's: the same plugin in a Fastify instance that serves nothing else.
+ * of (or besides) the gateway's: the same plugins in a Fastify instance that serves nothing else —
+ * /admin/v1 and, unless `dashboard: false`, the dashboard at /dashboard.
  */
 export async function startAdminServer(options: AdminServerOptions): Promise<AdminServer> {
   const { host = '127.0.0.1', port = 0, logger, requestTimeoutMs = 30_000, ...api } = options
@@ -87,7 +88,7 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
       .send(answer.body)
   })
   try {
-    await app.register(adminApi, api)
+    await app.register(adminConsole, api)
     await app.listen({ host, port })
   } catch (error) {
     await app.close().catch(() => {})

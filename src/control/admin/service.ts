@@ -1,5 +1,6 @@
 import { sql } from 'kysely'
 import type { z } from 'zod'
+import { periodBounds } from '../../core/period.js'
 import { type AuditPage, insertAudit } from '../audit.js'
 import type { Control } from '../control.js'
 import { withDeadline } from '../deadline.js'
@@ -8,11 +9,12 @@ import type { IssuedKey, KeyInfo } from '../key-records.js'
 import type { LedgerWriterStats } from '../ledger.js'
 import { appliedMigrations } from '../migrations/index.js'
 import type { Team } from '../teams.js'
-import type { LedgerPage, UsageTotals } from '../usage.js'
+import type { LedgerPage, Spend, UsageSeries, UsageTotals } from '../usage.js'
 import type { EndUser } from '../users.js'
 import { isoTime, timeInput } from '../validate.js'
 import { parseInput } from './parse.js'
 import { printable } from './schemas/common.js'
+import { seriesQuerySchema, spendQuerySchema } from './schemas/insights.js'
 import { keyCreateSchema, keyListQuerySchema, keyRotateSchema, keyUpdateSchema } from './schemas/keys.js'
 import { subjectParamSchema } from './schemas/system.js'
 import {
@@ -51,6 +53,20 @@ export interface UsageReport {
   from: string | null
   to: string | null
   items: UsageTotals[]
+}
+
+/** A usage series as the API answers it: the range as ISO times, the buckets by epoch ms. */
+export interface SeriesReport extends Omit<UsageSeries, 'from' | 'to'> {
+  from: string
+  to: string
+}
+
+export interface SpendReport {
+  scope: 'key' | 'team' | 'user'
+  period: 'day' | 'week' | 'month'
+  start: string
+  end: string
+  items: (Spend & { id: string })[]
 }
 
 export interface DatabaseStatus {
@@ -196,6 +212,26 @@ export class AdminService {
     const q = parseInput(usageQuerySchema, query ?? {}, 'query')
     const items = await this.control.usage.totals(q)
     return { groupBy: q.groupBy ?? null, from: isoOrNull(q.from, 'from'), to: isoOrNull(q.to, 'to'), items }
+  }
+
+  /** Requests, refusals, tokens and dollars per bucket over [from, to), every bucket included. */
+  async usageSeries(query: unknown = {}, now = Date.now()): Promise<SeriesReport> {
+    const q = parseInput(seriesQuerySchema, query ?? {}, 'query')
+    const series = await this.control.usage.series(q, now)
+    return { ...series, from: isoTime(series.from), to: isoTime(series.to) }
+  }
+
+  /** What each owner was charged in the current calendar period (the used part of its budgets). */
+  async spend(query: unknown = {}, now = Date.now()): Promise<SpendReport> {
+    const q = parseInput(spendQuerySchema, query ?? {}, 'query')
+    const { start, end } = periodBounds(q.period, now)
+    const ids = q.id === undefined ? undefined : Array.isArray(q.id) ? q.id : [q.id]
+    const spent = await this.control.usage.spend(q.scope, { from: start, to: end, ids })
+    const items = [...spent]
+      .map(([id, s]) => ({ id, ...s }))
+      .sort((a, b) => b.usd - a.usd || b.tokens - a.tokens || (a.id < b.id ? -1 : 1))
+      .slice(0, q.limit ?? 1000)
+    return { scope: q.scope, period: q.period, start: isoTime(start), end: isoTime(end), items }
   }
 
   /** Ledger rows, newest first, filtered, by keyset pages. */

@@ -165,6 +165,88 @@ export function usageContract(harness: ControlHarness): void {
       await expect(c.usage.totals({ groupBy: 'secret' as never })).rejects.toMatchObject({ field: 'groupBy' })
     })
 
+    it('answers a series: every bucket of the range, empty ones included, per key or overall', async () => {
+      const t0 = nextSlice() + 7 * 60_000 + 30_000 // 00:07:30 of the slice's day
+      const rows: LedgerEntry[] = [
+        {
+          time: t0,
+          keyId: 's1',
+          status: 200,
+          outcome: 'ok',
+          promptTokens: 10,
+          completionTokens: 2,
+          usd: 0.5,
+        },
+        { time: t0 + 29_999, keyId: 's1', status: 429, outcome: 'rate_limited', reason: 'tokens' },
+        { time: t0 + 30_000, keyId: 's2', team: 'st', status: 200, outcome: 'ok', tokens: 7, usd: 0.25 },
+        { time: t0 + 3 * 60_000, keyId: 's1', status: 401, outcome: 'unauthenticated' },
+        { time: t0 + 3 * 60_000 + 1, keyId: 's1', status: 502, outcome: 'upstream_error', tokens: 3 },
+        { time: t0 + 3 * 3_600_000, keyId: 's1', status: 200, outcome: 'ok', tokens: 1, usd: 1 },
+      ]
+      for (const r of rows) c.ledger.append(r)
+      await c.ledger.flush()
+      const minute = Math.floor(t0 / 60_000) * 60_000
+      const series = await c.usage.series({ from: t0, to: t0 + 5 * 60_000, step: '1m' })
+      expect(series).toMatchObject({ from: t0, to: t0 + 5 * 60_000, step: '1m', stepMs: 60_000 })
+      // 00:07:30 to 00:12:30: the buckets of 00:07 … 00:12, the first and last ones partial.
+      expect(series.points.map((p) => p.time)).toEqual([0, 1, 2, 3, 4, 5].map((i) => minute + i * 60_000))
+      expect(series.points.map((p) => [p.requests, p.served, p.refused, p.rateLimited, p.failed])).toEqual([
+        [2, 1, 1, 1, 0],
+        [1, 1, 0, 0, 0],
+        [0, 0, 0, 0, 0],
+        [2, 0, 1, 0, 1],
+        [0, 0, 0, 0, 0],
+        [0, 0, 0, 0, 0],
+      ])
+      expect(series.points.map((p) => p.tokens)).toEqual([12, 7, 0, 3, 0, 0])
+      expect(series.points[0]!.usd).toBeCloseTo(0.5, 12)
+      const perKey = await c.usage.series({ from: t0, to: t0 + 5 * 60_000, key: 's2' })
+      expect(perKey.points.map((p) => p.requests)).toEqual([0, 1, 0, 0, 0, 0])
+      const hours = await c.usage.series({ from: t0, to: t0 + 4 * 3_600_000, step: '1h', team: 'st' })
+      expect(hours.points.map((p) => p.requests)).toEqual([1, 0, 0, 0, 0])
+      const midnight = Math.floor(t0 / DAY) * DAY
+      const days = await c.usage.series({ from: midnight, to: midnight + DAY, step: '1d' })
+      expect(days.points).toHaveLength(1)
+      expect(days.points[0]).toMatchObject({ time: midnight, requests: 6, usd: 1.75 })
+      // `to` defaults to the clock; more than 1,500 buckets, a bad step or an empty range are refused.
+      expect((await c.usage.series({ from: t0 }, t0 + 90_000)).points).toHaveLength(2)
+      await expect(c.usage.series({ from: t0, to: t0 + 2 * DAY, step: '1m' })).rejects.toMatchObject({
+        field: 'step',
+      })
+      await expect(c.usage.series({ from: t0, step: '2m' as never })).rejects.toMatchObject({ field: 'step' })
+      await expect(c.usage.series({ from: t0, to: t0 })).rejects.toMatchObject({ field: 'to' })
+      await expect(c.usage.series({} as never)).rejects.toMatchObject({ field: 'from' })
+    })
+
+    it('groups refusals by the limit that refused (reason)', async () => {
+      const t0 = nextSlice()
+      const refuse = (reason: string | undefined, status = 429) =>
+        c.ledger.append({
+          time: t0,
+          status,
+          outcome: status === 429 ? 'rate_limited' : 'unauthenticated',
+          reason,
+        })
+      for (let i = 0; i < 3; i++) refuse('tokens')
+      refuse('hourly')
+      refuse('budget')
+      refuse(undefined, 401)
+      c.ledger.append({ time: t0, status: 200, outcome: 'ok' })
+      await c.ledger.flush()
+      const byLimit = await c.usage.totals({
+        from: t0,
+        to: t0 + 1,
+        status: 429,
+        groupBy: 'reason',
+        sort: 'requests',
+      })
+      expect(byLimit.map((g) => [g.group, g.requests])).toEqual([
+        ['tokens', 3],
+        ['budget', 1],
+        ['hourly', 1],
+      ])
+    })
+
     it('pages ledger rows newest first with filters, stable while rows are added', async () => {
       const t0 = nextSlice()
       for (let i = 0; i < 23; i++) {

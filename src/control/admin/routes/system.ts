@@ -13,7 +13,7 @@ import {
 const subjectParam = { subject: subjectParamSchema }
 
 /** A Decision as JSON: `Infinity` (a request that can never pass) becomes null, not a lost value. */
-function tierState(tier: string, d: Decision) {
+export function tierState(tier: string, d: Decision) {
   return {
     tier,
     allowed: d.allowed,
@@ -87,6 +87,7 @@ export function systemRoutes(deps: RouteDeps): AdminRoute[] {
         return {
           version: deps.version,
           time: new Date().toISOString(),
+          tiers: deps.tiers === null ? null : [...deps.tiers],
           database: await service.databaseStatus(),
           store: store ?? null,
         }

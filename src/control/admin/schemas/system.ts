@@ -49,6 +49,10 @@ export const statusSchema = z
   .strictObject({
     version: z.string().describe('The sluice version serving this API.'),
     time: z.string().describe('The server time (ISO 8601).'),
+    tiers: z
+      .array(z.string())
+      .nullable()
+      .describe('The configured tier names a key may take (null when the server knows no list).'),
     database: z.strictObject({
       dialect: z.enum(['sqlite', 'postgres']),
       label: z.string().describe('Where the database is (a password is masked).'),

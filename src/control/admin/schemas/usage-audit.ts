@@ -30,6 +30,7 @@ export const USAGE_GROUPS = [
   'outcome',
   'route',
   'upstream',
+  'reason',
 ] as const
 
 export const usageQuerySchema = z.strictObject({
@@ -37,7 +38,9 @@ export const usageQuerySchema = z.strictObject({
   groupBy: z
     .enum(USAGE_GROUPS, { error: `must be one of ${USAGE_GROUPS.join(', ')}` })
     .optional()
-    .describe('Totals per value of this field (`day`: per calendar day); absent: one grand total.'),
+    .describe(
+      'Totals per value of this field (`day`: per calendar day; `reason`: the limit that refused, with status=429 the share of 429s by limit); absent: one grand total.',
+    ),
   utcOffsetMinutes: intQuery(-720, 840)
     .optional()
     .describe('For groupBy=day: the fixed UTC offset whose midnights split days (default 0).'),
