@@ -2,8 +2,9 @@
  * The one admission step of the middleware and the gateway: an identified request and its costs
  * in, what to do out — let it through with these headers, or answer this status, headers and body
  * (429 refused, 503 when the store cannot decide and the tier fails closed). It reserves; its
- * counterpart is the Admission's settle() (real costs, once known) or releaseState() (the
- * estimate, when the response ends), which is what the adapters and the gateway's accounting call.
+ * counterpart settles: `admission.state.settle(actual)` with the real costs once known (the
+ * gateway's accounting settles `state.reservation`), or releaseState() with the estimate when the
+ * response ends (the adapters).
  */
 import type { Costs, Decision, Reservation } from '../limiter.js'
 import type { SluiceMetrics } from '../metrics.js'
@@ -14,23 +15,13 @@ import type { HeaderGroups } from './headers.js'
 import type { Identity } from './identity.js'
 import { needsNextCall } from './next-call.js'
 import type { LimiterEntry, Policies } from './policies.js'
-import type { ErrorBody } from './responses.js'
 import { type CheckResult, RequestState } from './state.js'
 
-/** An admitted (or refused) request: what to answer, and the reservation to settle. */
-export class Admission extends RequestState implements CheckResult {
-  /** Let the request through with `headers`; else answer `status`, `headers`, `body`. */
-  proceed = true
-  /** 200 when the request proceeds, else 429 or 503. */
-  status = 200
-  /** Set these on the response in both cases (lower-case names). */
-  headers: Record<string, string> = {}
-  body: ErrorBody | undefined = undefined
-
-  get state(): this {
-    return this
-  }
-}
+/**
+ * An admitted (or refused) request: let it through with `headers`, or answer `status` (429, 503),
+ * `headers` and `body`; `state` holds the decision and the reservation to settle.
+ */
+export type Admission = CheckResult
 
 export interface AdmitOptions {
   /**
@@ -131,13 +122,8 @@ export class Admitter {
   unavailable(error: unknown, identity: Identity | undefined): Admission {
     if (!(error instanceof StoreUnavailableError)) throw error
     if (identity !== undefined) this.o.metrics?.recordUnavailable(identity.tier)
-    const answer = this.o.answers.unavailable(error.retryAfterMs)
-    const admission = new Admission(identity)
-    admission.proceed = false
-    admission.status = answer.status
-    admission.headers = answer.headers
-    admission.body = answer.body
-    return admission
+    const { status, headers, body } = this.o.answers.unavailable(error.retryAfterMs)
+    return { proceed: false, status, headers, body, state: new RequestState(identity) }
   }
 
   private outcome(
@@ -149,27 +135,30 @@ export class Admitter {
     next: number | undefined,
   ): Admission {
     this.o.metrics?.recordDecision(decision, identity.tier)
-    const admission = new Admission(identity)
-    admission.reservation = reservation
-    admission.decision = decision
-    admission.holdsLease = entry.hasConcurrency && reservation.allowed
+    const state = new RequestState(identity)
+    state.reservation = reservation
+    state.decision = decision
+    state.holdsLease = entry.hasConcurrency && reservation.allowed
     const g = this.o.graduator.graduate(identity, decision)
-    admission.level = g.level
-    admission.warning = g.warning
-    admission.alerts = g.alerts
+    state.level = g.level
+    state.warning = g.warning
+    state.alerts = g.alerts
     const answers = this.o.answers
     if (reservation.allowed) {
-      admission.headers = answers.headersFor(decision, g.warning, undefined, next)
-    } else if (this.o.policies.isShadow(identity.tier)) {
-      admission.shadowed = true
-      admission.headers = answers.headersFor(decision, g.warning)
-    } else {
-      const denial = answers.denial(decision, costs)
-      admission.proceed = false
-      admission.status = denial.status
-      admission.headers = denial.headers
-      admission.body = denial.body
+      const headers = answers.headersFor(decision, g.warning, undefined, next)
+      return { proceed: true, status: 200, headers, body: undefined, state }
     }
-    return admission
+    if (this.o.policies.isShadow(identity.tier)) {
+      state.shadowed = true
+      return {
+        proceed: true,
+        status: 200,
+        headers: answers.headersFor(decision, g.warning),
+        body: undefined,
+        state,
+      }
+    }
+    const { status, headers, body } = answers.denial(decision, costs)
+    return { proceed: false, status, headers, body, state }
   }
 }

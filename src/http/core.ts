@@ -201,7 +201,7 @@ export class Sluice<Req = RequestLike> {
   /**
    * Reserves `costs` for an identified request and says what to answer (admit.ts): proceed with
    * `headers`, or `status`/`headers`/`body` (429, or 503 when the store cannot decide). Settle
-   * the admission with the real costs (`admission.settle(actual)`) or release it when done.
+   * it with the real costs (`admission.state.settle(actual)`) or releaseState() when done.
    */
   admit(identity: Identity, costs: Costs | Promise<Costs>, options?: AdmitOptions): Promise<Admission> {
     return promised(() => this.admitter.admit(identity, costs, options))

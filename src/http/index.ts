@@ -2,7 +2,7 @@
  * sluice's HTTP layer: one framework-agnostic core (Sluice) and helpers the gateway and the
  * adapters (sluice/express, sluice/fastify, sluice/hono, sluice/node) share.
  */
-export { Admission, type AdmitOptions } from './admit.js'
+export type { Admission, AdmitOptions } from './admit.js'
 export type { Answer } from './answers.js'
 export { createSluice, Sluice } from './core.js'
 export type {

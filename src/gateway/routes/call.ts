@@ -68,7 +68,7 @@ async function serveCall(
     if (!admission.proceed) return sendAdmission(request, reply, admission)
     headers = admissionHeaders(admission)
   }
-  const charge = accounting.track(admission?.reservation, {
+  const charge = accounting.track(admission?.state.reservation, {
     subject: identity.subject,
     tier: identity.tier,
     model: valid.model || '-',

@@ -43,7 +43,7 @@ export const FALLBACK_HEADER = 'x-sluice-fallback'
 
 /** The admission's headers, with the fallback header when its decision was made without the store. */
 export function admissionHeaders(admission: Admission): Record<string, string> {
-  return withFallback(admission.headers, admission.decision)
+  return withFallback(admission.headers, admission.state.decision)
 }
 
 function withFallback(
