@@ -146,8 +146,7 @@ export async function startGateway(
   const metrics = options.metrics ?? new SluiceMetrics({ processMetrics: config.metrics.process })
   if (stores.guard) metrics.watchStore(stores.guard)
   if (stores.cache) metrics.watchCache(stores.cache)
-  // The gateway records decisions itself (it reserves through limiterFor, not check()), so the
-  // HTTP core gets no metrics option: every decision is counted once.
+  // The gateway admits through the HTTP core's admit(), which counts every decision once.
   const sluice = new Sluice(
     sluiceOptions(config, {
       store,
@@ -155,6 +154,7 @@ export async function startGateway(
       ...(stores.authStore !== undefined && { authStore: stores.authStore }),
       logger: options.logger === false ? false : logger.child({ component: 'limits' }),
       extraKeys: demo ? [demo.entry] : [],
+      metrics,
     }),
   )
   const models = new ModelTable(config)
