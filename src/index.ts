@@ -1,3 +1,11 @@
+export {
+  type ComposedDecision,
+  ComposedReservation,
+  type ComposeOptions,
+  Composite,
+  compose,
+  type Level,
+} from './compose.js'
 export type { BlockParams } from './core/block.js'
 export { SluiceInputError } from './core/errors.js'
 export {

@@ -11,6 +11,7 @@ import {
   slidingWindow,
   tokenBucket,
 } from '../../src/index.js'
+import { composeContract } from './store-contract-compose.js'
 import type { StoreHarness, StoreUnderTest } from './store-harness.js'
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
@@ -445,5 +446,7 @@ export function storeContract(harness: StoreHarness): void {
       expect(d.subject).toBe(secret)
       expect(d.limits[0]!.remaining).toBe(4)
     })
+
+    composeContract(() => s)
   })
 }
