@@ -9,7 +9,9 @@ export {
 export type { BlockParams } from './core/block.js'
 export { SluiceInputError } from './core/errors.js'
 export {
+  type CalendarLimit,
   type ConcurrencyLimit,
+  calendar,
   concurrency,
   type FixedWindowLimit,
   fixedWindow,

@@ -5,7 +5,9 @@
 export {
   ALGORITHMS,
   algorithmOf,
+  type CalendarLimit,
   type ConcurrencyLimit,
+  calendar,
   capacityOf,
   concurrency,
   type FixedWindowLimit,

@@ -11,6 +11,7 @@ import {
   slidingWindow,
   tokenBucket,
 } from '../../src/index.js'
+import { calendarContract } from './store-contract-calendar.js'
 import { composeContract } from './store-contract-compose.js'
 import type { StoreHarness, StoreUnderTest } from './store-harness.js'
 
@@ -448,5 +449,6 @@ export function storeContract(harness: StoreHarness): void {
     })
 
     composeContract(() => s)
+    calendarContract(() => s)
   })
 }

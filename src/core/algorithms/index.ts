@@ -1,4 +1,5 @@
 import { describe, SluiceInputError } from '../errors.js'
+import { calendarAlgorithm } from './calendar.js'
 import { concurrencyAlgorithm } from './concurrency.js'
 import { fixedWindowAlgorithm } from './fixed-window.js'
 import { slidingLogAlgorithm } from './sliding-log.js'
@@ -6,6 +7,7 @@ import { slidingWindowAlgorithm } from './sliding-window.js'
 import { tokenBucketAlgorithm } from './token-bucket.js'
 import type { Algorithm, ConfigKit } from './types.js'
 
+export { type CalendarLimit, calendar } from './calendar.js'
 export { type ConcurrencyLimit, concurrency } from './concurrency.js'
 export { type FixedWindowLimit, fixedWindow } from './fixed-window.js'
 export { WELL_KNOWN_UNITS } from './options.js'
@@ -24,6 +26,7 @@ export const ALGORITHMS = {
   slidingWindow: slidingWindowAlgorithm,
   slidingLog: slidingLogAlgorithm,
   concurrency: concurrencyAlgorithm,
+  calendar: calendarAlgorithm,
 } as const
 
 type Registry = typeof ALGORITHMS
