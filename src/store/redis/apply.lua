@@ -249,30 +249,30 @@ local function apply(KEYS, ARGV)
   PREFETCHED, WRITTEN = {}, {}
 
   -- Policies: limit definitions and block settings shared by the ops of this batch.
-  local ai = 2
+  local arg_at = 2
   local policies = {}
   for p = 1, tonumber(ARGV[1]) do
-    local n, has_block, ids = tonumber(ARGV[ai]), ARGV[ai + 1] == '1', ARGV[ai + 2] == '1'
-    ai = ai + 3
+    local n, has_block, ids = tonumber(ARGV[arg_at]), ARGV[arg_at + 1] == '1', ARGV[arg_at + 2] == '1'
+    arg_at = arg_at + 3
     local policy = { n = n, algorithms = {}, params = {}, offsets = {}, ids = ids, packed = false }
     if has_block then
-      local block = { after = tonumber(ARGV[ai]), within = tonumber(ARGV[ai + 1]), forget = tonumber(ARGV[ai + 2]), durations = {} }
-      local nd = tonumber(ARGV[ai + 3])
-      for d = 1, nd do block.durations[d] = tonumber(ARGV[ai + 3 + d]) end
-      ai = ai + 4 + nd
+      local block = { after = tonumber(ARGV[arg_at]), within = tonumber(ARGV[arg_at + 1]), forget = tonumber(ARGV[arg_at + 2]), durations = {} }
+      local ndurations = tonumber(ARGV[arg_at + 3])
+      for d = 1, ndurations do block.durations[d] = tonumber(ARGV[arg_at + 3 + d]) end
+      arg_at = arg_at + 4 + ndurations
       policy.block = block
     end
     local width = 0
     for i = 1, n do
-      local kind, kind_width, count = ARGV[ai], tonumber(ARGV[ai + 1]), tonumber(ARGV[ai + 2])
+      local kind, kind_width, count = ARGV[arg_at], tonumber(ARGV[arg_at + 1]), tonumber(ARGV[arg_at + 2])
       local algorithm = ALGORITHMS[kind]
       if not algorithm then error('this library has no limit algorithm ' .. kind) end
       if algorithm.width ~= kind_width then
         error('limit algorithm ' .. kind .. ' keeps ' .. algorithm.width .. ' numbers in Lua but ' .. kind_width .. ' in its description')
       end
       local values = {}
-      for v = 1, count do values[v] = tonumber(ARGV[ai + 2 + v]) end
-      ai = ai + 3 + count
+      for v = 1, count do values[v] = tonumber(ARGV[arg_at + 2 + v]) end
+      arg_at = arg_at + 3 + count
       policy.algorithms[i], policy.params[i] = algorithm, algorithm.params(values)
       if kind_width > 0 then
         policy.offsets[i] = width + 1
@@ -286,8 +286,8 @@ local function apply(KEYS, ARGV)
     policies[p] = policy
   end
 
-  local nops, nblocks = tonumber(ARGV[ai]), tonumber(ARGV[ai + 1])
-  ai = ai + 2
+  local nops, nblocks = tonumber(ARGV[arg_at]), tonumber(ARGV[arg_at + 1])
+  arg_at = arg_at + 2
   -- The state keys and block keys of the whole batch in one MGET, a thousand at a time (Lua's
   -- unpack limit).
   for from = 1, nops + nblocks, 1000 do
@@ -310,15 +310,15 @@ local function apply(KEYS, ARGV)
   end
 
   -- Every number of the results, in order; packed once at the end.
-  local RV, nv, errors = { now }, 1, {}
-  local ki = nops + nblocks + 1
-  local bi = nops + 1
+  local RESULTS, nresults, errors = { now }, 1, {}
+  local key_at = nops + nblocks + 1
+  local block_at = nops + 1
   local count, first, packed_base = 0, 0, 0
   for index = 1, nops do
-    local header = ARGV[ai]
+    local header = ARGV[arg_at]
     local class = CLASSES[header] or class_of(header)
     local mode, policy = class.mode, class.policy
-    ai = ai + 1
+    arg_at = arg_at + 1
     count = count + 1
     local part = PARTS[count]
     if not part then
@@ -329,31 +329,31 @@ local function apply(KEYS, ARGV)
     part.first, part.n, part.packed_base, part.state_key = first, policy.n, packed_base, KEYS[index]
     part.id = ''
     if policy.ids then
-      part.id = ARGV[ai]
-      ai = ai + 1
+      part.id = ARGV[arg_at]
+      arg_at = arg_at + 1
     end
     part.charged_at = now
     local adjusting = mode == 'a' or mode == 'A'
     if adjusting then
-      part.charged_at = tonumber(ARGV[ai]) or now
-      ai = ai + 1
+      part.charged_at = tonumber(ARGV[arg_at]) or now
+      arg_at = arg_at + 1
     end
     local n = policy.n
     local algorithms, params, offsets = policy.algorithms, policy.params, policy.offsets
     for i = 1, n do
       local g = first + i
       ALGORITHM[g], PARAMS[g], OFFSET[g] = algorithms[i], params[i], offsets[i]
-      local text = ARGV[ai]
+      local text = ARGV[arg_at]
       local cost = NUMBERS[text]
       if not cost then
         cost = tonumber(text)
         NUMBERS[text] = cost
       end
       COST[g] = cost
-      ai = ai + 1
+      arg_at = arg_at + 1
       if offsets[i] == 0 then
-        OWN_KEY[g] = KEYS[ki]
-        ki = ki + 1
+        OWN_KEY[g] = KEYS[key_at]
+        key_at = key_at + 1
       else
         OWN_KEY[g] = nil
       end
@@ -361,14 +361,14 @@ local function apply(KEYS, ARGV)
     end
     if adjusting then
       for i = 1, n do
-        CHARGED[first + i] = tonumber(ARGV[ai])
-        ai = ai + 1
+        CHARGED[first + i] = tonumber(ARGV[arg_at])
+        arg_at = arg_at + 1
       end
     end
     for i = 1, n do
       if class.markers then
-        MARKER[first + i] = KEYS[ki]
-        ki = ki + 1
+        MARKER[first + i] = KEYS[key_at]
+        key_at = key_at + 1
       else
         MARKER[first + i] = nil
       end
@@ -381,11 +381,11 @@ local function apply(KEYS, ARGV)
         b = {}
         part.block_keys = b
       end
-      b.key, b.at, b.strikes = KEYS[bi], bi, KEYS[ki]
+      b.key, b.at, b.strikes = KEYS[block_at], block_at, KEYS[key_at]
       b.after, b.within, b.forget, b.durations = block.after, block.within, block.forget, block.durations
       part.block = b
-      bi = bi + 1
-      ki = ki + 1
+      block_at = block_at + 1
+      key_at = key_at + 1
     else
       part.block = nil
     end
@@ -396,20 +396,20 @@ local function apply(KEYS, ARGV)
       for k = 1, count do
         local p = PARTS[k]
         if ok then
-          RV[nv + 1], RV[nv + 2] = STATUS[k], BLOCKED_OUT[k]
-          nv = nv + 2
+          RESULTS[nresults + 1], RESULTS[nresults + 2] = STATUS[k], BLOCKED_OUT[k]
+          nresults = nresults + 2
           for i = p.first + 1, p.first + p.n do
-            RV[nv + 1], RV[nv + 2], RV[nv + 3], RV[nv + 4] = FLAGS[i], REMAINING[i], ceil(RESET_MS[i]), ceil(RETRY_MS[i])
-            nv = nv + 4
+            RESULTS[nresults + 1], RESULTS[nresults + 2], RESULTS[nresults + 3], RESULTS[nresults + 4] = FLAGS[i], REMAINING[i], ceil(RESET_MS[i]), ceil(RETRY_MS[i])
+            nresults = nresults + 4
           end
         else
           if k == 1 then
             if type(message) == 'table' then message = message.err or 'error' end
             errors[#errors + 1] = tostring(message)
           end
-          RV[nv + 1] = -#errors
-          for i = 2, 2 + 4 * p.n do RV[nv + i] = 0 end
-          nv = nv + 2 + 4 * p.n
+          RESULTS[nresults + 1] = -#errors
+          for i = 2, 2 + 4 * p.n do RESULTS[nresults + i] = 0 end
+          nresults = nresults + 2 + 4 * p.n
         end
       end
       count, first, packed_base = 0, 0, 0
@@ -419,10 +419,10 @@ local function apply(KEYS, ARGV)
 
   -- struct.pack takes its values on the Lua stack: a few thousand at a time.
   local chunks = {}
-  for from = 1, nv, 4000 do
+  for from = 1, nresults, 4000 do
     local to = from + 3999
-    if to > nv then to = nv end
-    chunks[#chunks + 1] = pack('<' .. string.rep('d', to - from + 1), unpack(RV, from, to))
+    if to > nresults then to = nresults end
+    chunks[#chunks + 1] = pack('<' .. string.rep('d', to - from + 1), unpack(RESULTS, from, to))
   end
   return { table.concat(chunks), unpack(errors) }
 end
