@@ -48,27 +48,25 @@ local NOTHING_STORED, ONE_STORED = {}, {}
 -- the ops before it.
 local PREFETCHED, WRITTEN = {}, {}
 
--- The stored numbers of a part's state key (false or nil: every limit full).
-local function read_state(part)
-  local policy = part.policy
-  local v = WRITTEN[part.state_key]
-  if v == nil then v = PREFETCHED[part.index] end
-  if not v then return NOTHING_STORED end
-  if #v ~= policy.bytes then
-    error('state key holds ' .. #v .. ' bytes where this policy keeps ' .. policy.bytes)
-  end
-  if policy.single then
-    -- struct.unpack returns the values, then the next position (which lands in an unused slot).
-    ONE_STORED[1], ONE_STORED[2], ONE_STORED[3], ONE_STORED[4] = unpack_state(policy.format, v)
-    return ONE_STORED
-  end
-  return { unpack_state(policy.format, v) }
-end
-
 -- Packs what the part's limits of width > 0 hold now; a full limit writes zeros.
 local PACKED_OUT = {}
 local function write_state(part)
   local policy, first, base = part.policy, part.first, part.packed_base
+  local key = part.state_key
+  local single = policy.single
+  if single then
+    -- One limit keeps numbers here (the common case): they start at the part's first position.
+    local reset_ms = RESET_MS[first + single]
+    if reset_ms > 0 then
+      local text = pack(policy.format, NEXT[base + 1], NEXT[base + 2], NEXT[base + 3])
+      call('SET', key, text, 'PX', px(reset_ms))
+      WRITTEN[key] = text
+    else
+      call('DEL', key)
+      WRITTEN[key] = false
+    end
+    return
+  end
   local longest = 0
   for i = first + 1, first + part.n do
     local at = OFFSET[i]
@@ -82,7 +80,6 @@ local function write_state(part)
       end
     end
   end
-  local key = part.state_key
   if longest > 0 then
     local text = pack(policy.format, unpack(PACKED_OUT, 1, policy.width))
     call('SET', key, text, 'PX', px(longest))
@@ -117,22 +114,46 @@ local function evaluate(part)
   end
 
   local adjusting = mode == 'a' or mode == 'A'
-  OP.id, OP.charged_at = part.id, part.charged_at
-  OP.hold, OP.peek, OP.release = mode == 'r', mode == 'p', mode == 'A'
+  local policy = part.policy
+  -- Only logs, leases and adjustments read the op (a check of numbers under the state key does not).
+  if adjusting or policy.own_keys or policy.ids then
+    OP.id, OP.charged_at = part.id, part.charged_at
+    OP.hold, OP.peek, OP.release = mode == 'r', mode == 'p', mode == 'A'
+  end
+  -- The stored numbers of the state key (none: every limit full), read in place (a call less).
   local stored = NOTHING_STORED
-  if part.policy.packed then stored = read_state(part) end
+  if policy.packed then
+    local v = WRITTEN[part.state_key]
+    if v == nil then v = PREFETCHED[part.index] end
+    if v then
+      if #v ~= policy.bytes then
+        error('state key holds ' .. #v .. ' bytes where this policy keeps ' .. policy.bytes)
+      end
+      if policy.single then
+        -- struct.unpack returns the values, then the next position (which lands in an unused slot).
+        ONE_STORED[1], ONE_STORED[2], ONE_STORED[3], ONE_STORED[4] = unpack_state(policy.format, v)
+        stored = ONE_STORED
+      else
+        stored = { unpack_state(policy.format, v) }
+      end
+    end
+  end
   local base = part.packed_base
   local allowed = true
   for i = first + 1, first + n do
     local algorithm, at = ALGORITHM[i], OFFSET[i]
-    OP.key, OP.charged = OWN_KEY[i], CHARGED[i]
-    local step = adjusting and algorithm.adjust or algorithm.check
+    local step = algorithm.check
+    if adjusting then
+      step = algorithm.adjust
+      OP.charged = CHARGED[i]
+    end
     local ok, remaining, reset_ms, retry_ms, a, b, c
     if at > 0 then
       ok, remaining, reset_ms, retry_ms, a, b, c =
         step(PARAMS[i], COST[i], OP, stored[at], stored[at + 1], stored[at + 2])
       NEXT[base + at], NEXT[base + at + 1], NEXT[base + at + 2] = a, b, c
     else
+      OP.key = OWN_KEY[i]
       ok, remaining, reset_ms, retry_ms, a = step(PARAMS[i], COST[i], OP)
       CHANGE[i] = a
     end
@@ -195,9 +216,10 @@ local function commit(part, allowed, own_allowed, blocked_ms, level)
   local blocked_now = false
   if adjusting or (allowed and mode ~= 'p') then
     if part.policy.packed then write_state(part) end
-    for i = first + 1, first + n do
-      local algorithm = ALGORITHM[i]
-      if algorithm.width == 0 then algorithm.write(PARAMS[i], OWN_KEY[i], CHANGE[i], RESET_MS[i]) end
+    if part.policy.own_keys then
+      for i = first + 1, first + n do
+        if OFFSET[i] == 0 then ALGORITHM[i].write(PARAMS[i], OWN_KEY[i], CHANGE[i], RESET_MS[i]) end
+      end
     end
   elseif not own_allowed and blocked_ms == 0 and part.block and (mode == 'c' or mode == 'r') then
     local started = strike(part, level)
@@ -226,6 +248,14 @@ end
 local PARTS = {}
 local OWN, BLOCKED, LEVEL, STATUS, BLOCKED_OUT = {}, {}, {}, {}, {}
 local function run_group(count)
+  if count == 1 then
+    local part = PARTS[1]
+    local ok, blocked_ms, level = evaluate(part)
+    local allowed = ok and blocked_ms == 0
+    if part.mode == 'a' or part.mode == 'A' then allowed = true end
+    STATUS[1], BLOCKED_OUT[1] = commit(part, allowed, ok, blocked_ms, level)
+    return
+  end
   local allowed = true
   for k = 1, count do
     local ok, blocked_ms, level = evaluate(PARTS[k])
@@ -280,6 +310,7 @@ local function apply(KEYS, ARGV)
         width = width + kind_width
       else
         policy.offsets[i] = 0
+        policy.own_keys = true
       end
     end
     policy.width, policy.bytes, policy.format = width, 8 * width, '<' .. string.rep('d', width)
@@ -314,6 +345,8 @@ local function apply(KEYS, ARGV)
   local key_at = nops + nblocks + 1
   local block_at = nops + 1
   local count, first, packed_base = 0, 0, 0
+  -- The policy whose limits fill positions 1..n now.
+  local loaded = nil
   for index = 1, nops do
     local header = ARGV[arg_at]
     local class = CLASSES[header] or class_of(header)
@@ -339,10 +372,18 @@ local function apply(KEYS, ARGV)
       arg_at = arg_at + 1
     end
     local n = policy.n
-    local algorithms, params, offsets = policy.algorithms, policy.params, policy.offsets
+    local offsets = policy.offsets
+    -- The policy's limits at positions first + 1..n (kept from the op before when they are there).
+    if first > 0 or loaded ~= policy then
+      local algorithms, params = policy.algorithms, policy.params
+      for i = 1, n do
+        local g = first + i
+        ALGORITHM[g], PARAMS[g], OFFSET[g] = algorithms[i], params[i], offsets[i]
+      end
+      if first == 0 then loaded = policy else loaded = nil end
+    end
     for i = 1, n do
       local g = first + i
-      ALGORITHM[g], PARAMS[g], OFFSET[g] = algorithms[i], params[i], offsets[i]
       local text = ARGV[arg_at]
       local cost = NUMBERS[text]
       if not cost then
@@ -357,7 +398,6 @@ local function apply(KEYS, ARGV)
       else
         OWN_KEY[g] = nil
       end
-      CHARGED[g] = 0
     end
     if adjusting then
       for i = 1, n do

@@ -27,11 +27,24 @@ local function result(p, allowed, retry_ms, start, count, previous)
 end
 
 function sliding.check(p, cost, op, stored_start, stored_current, stored_previous)
-  local start, count, previous = current(p, stored_start, stored_current, stored_previous)
   local limit, window = p.capacity, p.window_ms
+  local start = floor(now / window) * window
+  local count, previous = 0, 0
+  if stored_start == start then
+    count, previous = stored_current, stored_previous
+  elseif stored_start == start - window then
+    previous = stored_current
+  end
   local weight = (start + window - now) / window
   if fits(previous * weight + count, cost, limit) then
-    return result(p, true, 0, start, count + cost, previous)
+    count = count + cost
+    local reset_ms = 0
+    if count > 0 then
+      reset_ms = start + 2 * window - now
+    elseif previous > 0 then
+      reset_ms = start + window - now
+    end
+    return true, limit - (previous * weight + count), reset_ms, 0, start, count, previous
   end
   local retry_ms = INF
   if fits(0, cost, limit) then
