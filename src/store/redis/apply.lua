@@ -33,10 +33,11 @@
 --   kinds (and of this layout), so a policy whose set of limits changed reads a fresh key. The
 --   key lives until its slowest limit is full. Limits of width 0 keep their own keys.
 
--- Per limit of the group being applied; a group's parts take consecutive ranges (part.first + i).
+-- Per limit of the op (or group of ops) being applied; a group's parts take consecutive ranges
+-- (first + i).
 local ALGORITHM, PARAMS, OFFSET, OWN_KEY, COST, CHARGED, MARKER = {}, {}, {}, {}, {}, {}, {}
 local ALLOWED, REMAINING, RESET_MS, RETRY_MS, CHANGE, FLAGS = {}, {}, {}, {}, {}, {}
--- The new packed numbers of the group, by position (part.packed_base + the limit's offset).
+-- The new packed numbers of the group, by position (the part's base + the limit's offset).
 local NEXT = {}
 -- What a step knows of its op (see the prelude).
 local OP = {}
@@ -50,9 +51,7 @@ local PREFETCHED, WRITTEN = {}, {}
 
 -- Packs what the part's limits of width > 0 hold now; a full limit writes zeros.
 local PACKED_OUT = {}
-local function write_state(part)
-  local policy, first, base = part.policy, part.first, part.packed_base
-  local key = part.state_key
+local function write_state(policy, first, base, key)
   local single = policy.single
   if single then
     -- One limit keeps numbers here (the common case): they start at the part's first position.
@@ -68,7 +67,7 @@ local function write_state(part)
     return
   end
   local longest = 0
-  for i = first + 1, first + part.n do
+  for i = first + 1, first + policy.n do
     local at = OFFSET[i]
     if at > 0 then
       local width = ALGORITHM[i].width
@@ -90,15 +89,16 @@ local function write_state(part)
   end
 end
 
--- Runs the algorithms of one part: fills the per-limit results; returns whether its limits allow
--- it, and its block (ms left and level).
-local function evaluate(part)
-  local mode, n, first = part.mode, part.n, part.first
-  local block = part.block
+-- Runs the algorithms of one part (an op: its limits at positions first + 1..n, its packed numbers
+-- from base + 1): fills the per-limit results; returns whether its limits allow it, its block (ms
+-- left and level), and the mode it was decided in (a reset or unblock is then a peek). The parts
+-- of an op travel as arguments: a table per op would cost more than the decision.
+local function evaluate(index, mode, policy, first, base, state_key, block, id, charged_at)
+  local n = policy.n
   if mode == 'x' or mode == 'u' then
     if mode == 'x' then
-      call('DEL', part.state_key)
-      WRITTEN[part.state_key] = false
+      call('DEL', state_key)
+      WRITTEN[state_key] = false
       for i = first + 1, first + n do
         if OWN_KEY[i] then call('DEL', OWN_KEY[i]) end
         if MARKER[i] then call('DEL', MARKER[i]) end
@@ -109,22 +109,20 @@ local function evaluate(part)
       WRITTEN[block.key] = false
     end
     mode = 'p'
-    part.mode = 'p'
     for i = first + 1, first + n do COST[i] = 0 end
   end
 
   local adjusting = mode == 'a' or mode == 'A'
-  local policy = part.policy
   -- Only logs, leases and adjustments read the op (a check of numbers under the state key does not).
   if adjusting or policy.own_keys or policy.ids then
-    OP.id, OP.charged_at = part.id, part.charged_at
+    OP.id, OP.charged_at = id, charged_at
     OP.hold, OP.peek, OP.release = mode == 'r', mode == 'p', mode == 'A'
   end
   -- The stored numbers of the state key (none: every limit full), read in place (a call less).
   local stored = NOTHING_STORED
   if policy.packed then
-    local v = WRITTEN[part.state_key]
-    if v == nil then v = PREFETCHED[part.index] end
+    local v = WRITTEN[state_key]
+    if v == nil then v = PREFETCHED[index] end
     if v then
       if #v ~= policy.bytes then
         error('state key holds ' .. #v .. ' bytes where this policy keeps ' .. policy.bytes)
@@ -138,7 +136,6 @@ local function evaluate(part)
       end
     end
   end
-  local base = part.packed_base
   local allowed = true
   for i = first + 1, first + n do
     local algorithm, at = ALGORITHM[i], OFFSET[i]
@@ -160,7 +157,7 @@ local function evaluate(part)
     ALLOWED[i], REMAINING[i], RESET_MS[i], RETRY_MS[i] = ok, remaining, reset_ms, retry_ms
     if not ok then allowed = false end
   end
-  if adjusting then return true, 0, 0 end
+  if adjusting then return true, 0, 0, mode end
 
   local blocked_ms, level = 0, 0
   if block then
@@ -173,16 +170,15 @@ local function evaluate(part)
       if until_ms > now then blocked_ms = until_ms - now end
     end
   end
-  return allowed, blocked_ms, level
+  return allowed, blocked_ms, level, mode
 end
 
 -- A denial counts toward a block when waiting would help and a rate limit denied (see
 -- countsAsStrike in memory.ts); the `after`-th within the window starts the next block.
 -- Returns the length of the block it started, or 0.
-local function strike(part, level)
-  local block, first = part.block, part.first
+local function strike(block, first, n, level)
   local counts = false
-  for i = first + 1, first + part.n do
+  for i = first + 1, first + n do
     if RETRY_MS[i] == INF then return 0 end
     if not ALLOWED[i] and not ALGORITHM[i].in_flight then counts = true end
   end
@@ -210,22 +206,21 @@ end
 
 -- Writes what an admitted part charged (or counts the denial of a part its own limits refused),
 -- then sets its limits' flags; returns its status and blockedMs.
-local function commit(part, allowed, own_allowed, blocked_ms, level)
-  local mode, first, n = part.mode, part.first, part.n
+local function commit(mode, policy, first, base, state_key, block, alert, allowed, own_allowed, blocked_ms, level)
+  local n = policy.n
   local adjusting = mode == 'a' or mode == 'A'
   local blocked_now = false
   if adjusting or (allowed and mode ~= 'p') then
-    if part.policy.packed then write_state(part) end
-    if part.policy.own_keys then
+    if policy.packed then write_state(policy, first, base, state_key) end
+    if policy.own_keys then
       for i = first + 1, first + n do
         if OFFSET[i] == 0 then ALGORITHM[i].write(PARAMS[i], OWN_KEY[i], CHANGE[i], RESET_MS[i]) end
       end
     end
-  elseif not own_allowed and blocked_ms == 0 and part.block and (mode == 'c' or mode == 'r') then
-    local started = strike(part, level)
+  elseif not own_allowed and blocked_ms == 0 and block and (mode == 'c' or mode == 'r') then
+    local started = strike(block, first, n, level)
     if started > 0 then blocked_now, blocked_ms = true, started end
   end
-  local alert = part.alert
   for i = first + 1, first + n do
     local flags = 0
     if ALLOWED[i] then flags = 1 end
@@ -244,30 +239,50 @@ local function commit(part, allowed, own_allowed, blocked_ms, level)
   return status, ceil(blocked_ms)
 end
 
--- Decides parts 1..count of PARTS together: every part admitted, or none charged.
-local PARTS = {}
-local OWN, BLOCKED, LEVEL, STATUS, BLOCKED_OUT = {}, {}, {}, {}, {}
+-- One op alone (the common case), or the parts of a group kept by part number k: an op and the
+-- ops decided with it.
+local STATUS, BLOCKED_OUT = {}, {}
+local function run_one(index, mode, policy, alert, state_key, block, id, charged_at)
+  local ok, blocked_ms, level
+  ok, blocked_ms, level, mode = evaluate(index, mode, policy, 0, 0, state_key, block, id, charged_at)
+  local allowed = ok and blocked_ms == 0
+  if mode == 'a' or mode == 'A' then allowed = true end
+  STATUS[1], BLOCKED_OUT[1] = commit(mode, policy, 0, 0, state_key, block, alert, allowed, ok, blocked_ms, level)
+end
+
+local PART_INDEX, PART_MODE, PART_POLICY, PART_ALERT, PART_FIRST, PART_BASE = {}, {}, {}, {}, {}, {}
+local PART_KEY, PART_BLOCK, PART_ID, PART_CHARGED_AT = {}, {}, {}, {}
+local OWN, BLOCKED, LEVEL = {}, {}, {}
+-- Decides parts 1..count together: every part admitted, or none charged.
 local function run_group(count)
-  if count == 1 then
-    local part = PARTS[1]
-    local ok, blocked_ms, level = evaluate(part)
-    local allowed = ok and blocked_ms == 0
-    if part.mode == 'a' or part.mode == 'A' then allowed = true end
-    STATUS[1], BLOCKED_OUT[1] = commit(part, allowed, ok, blocked_ms, level)
-    return
-  end
   local allowed = true
   for k = 1, count do
-    local ok, blocked_ms, level = evaluate(PARTS[k])
+    local ok, blocked_ms, level, mode = evaluate(PART_INDEX[k], PART_MODE[k], PART_POLICY[k], PART_FIRST[k],
+      PART_BASE[k], PART_KEY[k], PART_BLOCK[k], PART_ID[k], PART_CHARGED_AT[k])
+    PART_MODE[k] = mode
     if blocked_ms > 0 then ok = false end
     OWN[k], BLOCKED[k], LEVEL[k] = ok, blocked_ms, level
     if not ok then allowed = false end
   end
   for k = 1, count do
-    local part = PARTS[k]
-    if part.mode == 'a' or part.mode == 'A' then allowed = true end
-    STATUS[k], BLOCKED_OUT[k] = commit(part, allowed, OWN[k], BLOCKED[k], LEVEL[k])
+    local mode = PART_MODE[k]
+    if mode == 'a' or mode == 'A' then allowed = true end
+    STATUS[k], BLOCKED_OUT[k] = commit(mode, PART_POLICY[k], PART_FIRST[k], PART_BASE[k], PART_KEY[k],
+      PART_BLOCK[k], PART_ALERT[k], allowed, OWN[k], BLOCKED[k], LEVEL[k])
   end
+end
+
+-- A block's settings and the keys of the op (or part k) that uses it, in a table kept per k.
+local BLOCK_SLOTS = {}
+local function block_of(k, block, key, at, strikes)
+  local b = BLOCK_SLOTS[k]
+  if not b then
+    b = {}
+    BLOCK_SLOTS[k] = b
+  end
+  b.key, b.at, b.strikes = key, at, strikes
+  b.after, b.within, b.forget, b.durations = block.after, block.within, block.forget, block.durations
+  return b
 end
 
 -- Applies one batch: KEYS and ARGV as described at the top. The definitions above are made once
@@ -353,22 +368,15 @@ local function apply(KEYS, ARGV)
     local mode, policy = class.mode, class.policy
     arg_at = arg_at + 1
     count = count + 1
-    local part = PARTS[count]
-    if not part then
-      part = {}
-      PARTS[count] = part
-    end
-    part.index, part.mode, part.policy, part.alert = index, mode, policy, class.alert
-    part.first, part.n, part.packed_base, part.state_key = first, policy.n, packed_base, KEYS[index]
-    part.id = ''
+    local id = ''
     if policy.ids then
-      part.id = ARGV[arg_at]
+      id = ARGV[arg_at]
       arg_at = arg_at + 1
     end
-    part.charged_at = now
+    local charged_at = now
     local adjusting = mode == 'a' or mode == 'A'
     if adjusting then
-      part.charged_at = tonumber(ARGV[arg_at]) or now
+      charged_at = tonumber(ARGV[arg_at]) or now
       arg_at = arg_at + 1
     end
     local n = policy.n
@@ -415,30 +423,30 @@ local function apply(KEYS, ARGV)
     end
     local block = policy.block
     if block then
-      -- Each part keeps its own (parts of one group may share a policy, never keys).
-      local b = part.block_keys
-      if not b then
-        b = {}
-        part.block_keys = b
-      end
-      b.key, b.at, b.strikes = KEYS[block_at], block_at, KEYS[key_at]
-      b.after, b.within, b.forget, b.durations = block.after, block.within, block.forget, block.durations
-      part.block = b
+      block = block_of(count, block, KEYS[block_at], block_at, KEYS[key_at])
       block_at = block_at + 1
       key_at = key_at + 1
+    end
+
+    local ok, message
+    if count == 1 and not class.joined then
+      ok, message = pcall(run_one, index, mode, policy, class.alert, KEYS[index], block, id, charged_at)
     else
-      part.block = nil
+      PART_INDEX[count], PART_MODE[count], PART_POLICY[count], PART_ALERT[count] = index, mode, policy, class.alert
+      PART_FIRST[count], PART_BASE[count], PART_KEY[count] = first, packed_base, KEYS[index]
+      PART_BLOCK[count], PART_ID[count], PART_CHARGED_AT[count] = block, id, charged_at
+      if not class.joined then ok, message = pcall(run_group, count) end
     end
     first, packed_base = first + n, packed_base + policy.width
 
     if not class.joined then
-      local ok, message = pcall(run_group, count)
+      local at = 0
       for k = 1, count do
-        local p = PARTS[k]
+        local limits = (count == 1) and policy.n or PART_POLICY[k].n
         if ok then
           RESULTS[nresults + 1], RESULTS[nresults + 2] = STATUS[k], BLOCKED_OUT[k]
           nresults = nresults + 2
-          for i = p.first + 1, p.first + p.n do
+          for i = at + 1, at + limits do
             RESULTS[nresults + 1], RESULTS[nresults + 2], RESULTS[nresults + 3], RESULTS[nresults + 4] = FLAGS[i], REMAINING[i], ceil(RESET_MS[i]), ceil(RETRY_MS[i])
             nresults = nresults + 4
           end
@@ -448,9 +456,10 @@ local function apply(KEYS, ARGV)
             errors[#errors + 1] = tostring(message)
           end
           RESULTS[nresults + 1] = -#errors
-          for i = 2, 2 + 4 * p.n do RESULTS[nresults + i] = 0 end
-          nresults = nresults + 2 + 4 * p.n
+          for i = 2, 2 + 4 * limits do RESULTS[nresults + i] = 0 end
+          nresults = nresults + 2 + 4 * limits
         end
+        at = at + limits
       end
       count, first, packed_base = 0, 0, 0
     end
