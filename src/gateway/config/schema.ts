@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { describe } from '../../core/errors.js'
+import { type LimitConfig, limitConfigSchemas } from '../../core/limits.js'
 import { trustProxyProblem } from './trust-proxy.js'
 import { parseDuration, parseSize } from './values.js'
 
@@ -61,33 +62,23 @@ const unit = z
   .optional()
 const limitName = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'expected 1-64 letters, digits, "_" or "-"')
 
-/** One limit as written in YAML; converted to a LimitDefinition by the core factories (tiers.ts). */
+/**
+ * One limit as written in YAML: each algorithm's own schema (its `config` in
+ * src/core/algorithms/), told apart by `kind`; converted to a LimitDefinition by the same
+ * description (limitFromConfig).
+ */
+const [firstLimitSchema, ...otherLimitSchemas] = limitConfigSchemas({
+  z,
+  unit,
+  positive,
+  positiveInt,
+  duration,
+})
 export const limitSchema = z.discriminatedUnion('kind', [
-  z
-    .strictObject({
-      kind: z.literal('tokenBucket'),
-      unit,
-      capacity: positive,
-      /** Units added back per second… */
-      refillPerSecond: positive.optional(),
-      /** …or the time to refill from empty to full (e.g. 1h for "capacity per hour"). */
-      per: duration.optional(),
-    })
-    .refine((l) => (l.refillPerSecond === undefined) !== (l.per === undefined), {
-      message: 'a tokenBucket needs exactly one of refillPerSecond or per',
-    }),
-  z.strictObject({ kind: z.literal('fixedWindow'), unit, limit: positive, window: duration }),
-  z.strictObject({
-    kind: z.literal('slidingWindow'),
-    unit,
-    limit: positive,
-    window: duration,
-    exact: z.boolean().optional(),
-  }),
-  z.strictObject({ kind: z.literal('slidingLog'), unit, limit: positive, window: duration }),
-  z.strictObject({ kind: z.literal('concurrency'), limit: positiveInt, lease: duration.optional() }),
-])
-export type LimitConfig = z.output<typeof limitSchema>
+  firstLimitSchema!,
+  ...otherLimitSchemas,
+] as never) as z.ZodType<LimitConfig, unknown>
+export type { LimitConfig }
 
 const limitsMap = z.record(limitName, limitSchema.nullable())
 
