@@ -11,9 +11,9 @@ import {
   slidingWindow,
   tokenBucket,
 } from '../../src/index.js'
+import { sleep } from './sleep.js'
 import { calendarContract } from './store-contract-calendar.js'
 import { composeContract } from './store-contract-compose.js'
-import { sleep } from './sleep.js'
 import type { StoreHarness, StoreUnderTest } from './store-harness.js'
 
 let policyCounter = 0
