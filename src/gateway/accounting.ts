@@ -1,10 +1,9 @@
 import type { Decision, Reservation } from '../limiter.js'
 import type { EncodingName } from './config/schema.js'
 import { sharedCounter, type TokenCounter } from './counting.js'
+import type { Estimate, ReportedUsage, RouteKind } from './dialects/types.js'
 import type { Ledger, LedgerRecord } from './ledger.js'
 import type { PriceTable } from './prices.js'
-import type { Estimate } from './requests.js'
-import type { ReportedUsage, RouteKind } from './usage.js'
 
 /** How a call ended, as far as accounting cares. */
 export type CallEnd =

@@ -1,8 +1,9 @@
-/** OpenAI-shaped errors for what the gateway itself refuses (bad input, unknown routes, upstream trouble). */
-export interface GatewayErrorBody {
-  error: { message: string; type: string; param: string | null; code: string | null }
-}
+import type { ErrorInfo } from './dialects/types.js'
 
+/**
+ * An error the gateway answers itself (bad input, unknown routes, upstream trouble). It carries what
+ * went wrong; the request's dialect gives the body its shape (dialects/*: errorBody).
+ */
 export class GatewayError extends Error {
   override name = 'GatewayError'
   constructor(
@@ -15,8 +16,13 @@ export class GatewayError extends Error {
     super(message)
   }
 
-  get body(): GatewayErrorBody {
+  /** The body in the gateway's own (OpenAI) shape; dialects/shape.ts reshapes it for other dialects. */
+  get body(): { error: { message: string; type: string; param: string | null; code: string | null } } {
     return { error: { message: this.message, type: this.type, param: this.param, code: this.code } }
+  }
+
+  get info(): ErrorInfo {
+    return { status: this.status, message: this.message, type: this.type, param: this.param, code: this.code }
   }
 }
 

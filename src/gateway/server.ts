@@ -15,24 +15,18 @@ import {
 } from './admission.js'
 import type { GatewayConfig } from './config/schema.js'
 import { lowerBound, sharedCounter } from './counting.js'
+import { DIALECTS } from './dialects/index.js'
+import { shapeErrors } from './dialects/shape.js'
+import type { Dialect, DialectRoute, Estimate, ValidRequest } from './dialects/types.js'
 import { GatewayError } from './errors.js'
 import type { InFlightCalls } from './in-flight.js'
 import { bodyError, boundedJsonParser } from './json-body.js'
 import type { ModelTable } from './models.js'
 import { proxyCall } from './proxy.js'
 import { requestLogger } from './request-logger.js'
-import {
-  type Estimate,
-  ROUTES,
-  requestOutputTokens,
-  requestParts,
-  type ValidRequest,
-  validateRequest,
-} from './requests.js'
 import type { GatewayStore } from './store.js'
 import { UploadGuard } from './uploads.js'
 import type { Upstream } from './upstream.js'
-import type { RouteKind } from './usage.js'
 
 export interface ServerDeps {
   config: GatewayConfig
@@ -61,10 +55,6 @@ const DRAINING_ROUTES = new Set(['/healthz', '/metrics', '/readyz'])
 function withFallback(headers: Record<string, string>, decision: Decision): Record<string, string> {
   if (decision.fallback !== undefined) headers[FALLBACK_HEADER] = decision.fallback
   return headers
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
 function pathOf(url: string): string {
@@ -103,6 +93,9 @@ export function buildServer(deps: ServerDeps) {
     // New calls during the drain get the gateway's own OpenAI-shaped 503 (the hook below).
     return503OnClosing: false,
   })
+
+  // Errors are written in one shape here; each dialect's routes answer them in its own.
+  app.addHook('preSerialization', shapeErrors)
 
   app.addHook('onRequest', async (request, reply) => {
     if (!deps.lifecycle.closing || DRAINING_ROUTES.has(pathOf(request.url))) return
@@ -298,26 +291,22 @@ export function buildServer(deps: ServerDeps) {
     }
   }
 
-  function handle(request: FastifyRequest, reply: FastifyReply, kind: RouteKind, upstreamPath: string) {
+  function handle(request: FastifyRequest, reply: FastifyReply, dialect: Dialect, api: DialectRoute) {
     const tier = identities.get(request)!.identity!.tier
     const done = deps.metrics.trackInFlight(tier)
-    return deps.calls.track(serve(request, reply, kind, upstreamPath)).finally(done)
+    return deps.calls.track(serve(request, reply, dialect, api)).finally(done)
   }
 
-  async function serve(request: FastifyRequest, reply: FastifyReply, kind: RouteKind, upstreamPath: string) {
+  async function serve(request: FastifyRequest, reply: FastifyReply, dialect: Dialect, api: DialectRoute) {
     const id = identities.get(request)!
     const identity = id.identity!
-    let valid: ValidRequest
-    if (kind === 'models') {
-      valid = { kind, model: '', stream: false, body: {}, clientWantsUsage: false }
-    } else {
-      valid = validateRequest(kind, request.body)
-    }
+    const kind = api.kind
+    const valid: ValidRequest = dialect.validate(kind, request.body)
     const route = models.route(valid.model)
     const upstream = upstreams.get(route.upstream)!
     const limiter = id.allowListed ? undefined : sluice.limiterFor(identity)
-    const parts = requestParts(valid)
-    const outputTokens = requestOutputTokens(valid, route.defaultOutputTokens)
+    const parts = dialect.promptParts(valid)
+    const outputTokens = dialect.outputTokens(valid, route.defaultOutputTokens)
     // A prompt whose fewest possible tokens cannot fit the tier is refused without counting: the
     // reservation of that bound is denied by the store, like any request too large for a limit.
     let estimate: Estimate = { promptTokens: lowerBound(parts), outputTokens }
@@ -369,27 +358,21 @@ export function buildServer(deps: ServerDeps) {
       encoding: route.encoding,
     })
 
-    let body = valid.body
-    let stripUsage = false
-    if (
-      valid.stream &&
-      (kind === 'chat' || kind === 'completions') &&
-      !valid.clientWantsUsage &&
-      upstream.injectStreamUsage
-    ) {
-      const options = isRecord(body.stream_options) ? body.stream_options : {}
-      body = { ...body, stream_options: { ...options, include_usage: true } }
-      stripUsage = true
-    }
+    const { body, stripUsage } = dialect.upstreamBody(valid, upstream)
+    const path =
+      typeof api.upstreamPath === 'string'
+        ? api.upstreamPath
+        : api.upstreamPath(request.params as Record<string, string>)
     try {
       await proxyCall({
         reply,
         log: request.log,
         upstream,
-        kind,
-        method: kind === 'models' ? 'GET' : 'POST',
-        path: upstreamPath,
-        body: kind === 'models' ? undefined : JSON.stringify(body),
+        dialect,
+        request: valid,
+        method: api.method,
+        path,
+        body: api.method === 'GET' ? undefined : JSON.stringify(body),
         stream: valid.stream,
         stripUsage,
         clientHeaders: request.headers,
@@ -407,12 +390,14 @@ export function buildServer(deps: ServerDeps) {
 
   app.register(async (v1) => {
     v1.addHook('onRequest', identify)
-    for (const route of ROUTES) {
-      v1.route({
-        method: route.method,
-        url: route.url,
-        handler: (request, reply) => handle(request, reply, route.kind, route.upstreamPath),
-      })
+    for (const dialect of DIALECTS) {
+      for (const route of dialect.routes) {
+        v1.route({
+          method: route.method,
+          url: route.url,
+          handler: (request, reply) => handle(request, reply, dialect, route),
+        })
+      }
     }
   })
 

@@ -2,13 +2,7 @@
 import { once } from 'node:events'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { sharedCounter } from '../counting.js'
-import {
-  chatPromptParts,
-  type Encoder,
-  inputParts,
-  type PromptParts,
-  responsesPromptParts,
-} from '../tokens.js'
+import type { Encoder, PromptParts } from '../tokens.js'
 
 /** What happened to one request the mock received: the ground truth accounting tests compare against. */
 export interface MockRecord {
@@ -42,10 +36,6 @@ export function parseFailure(header: string | string[] | undefined): Failure | s
   const m = /^(cut|stall):(\d+)$/.exec(value)
   if (m) return { kind: m[1] as 'cut' | 'stall', after: Number(m[2]) }
   return `x-mock-fail must be 500, timeout, cut:N or stall:N, got "${value}"`
-}
-
-export function errorBody(message: string, type: string, param: string | null = null) {
-  return JSON.stringify({ error: { message, type, param, code: null } })
 }
 
 /** One request being answered. */
@@ -184,17 +174,4 @@ export async function endStream(call: Call, usageChunk: object | undefined): Pro
  */
 export async function countPrompt(enc: Encoder, parts: PromptParts): Promise<number> {
   return (await sharedCounter().count(enc.encoding, parts)).tokens
-}
-
-export function promptTokensFor(path: string, enc: Encoder, body: Record<string, unknown>): Promise<number> {
-  switch (path) {
-    case '/v1/chat/completions':
-      return countPrompt(enc, chatPromptParts(body))
-    case '/v1/responses':
-      return countPrompt(enc, responsesPromptParts(body))
-    case '/v1/completions':
-      return countPrompt(enc, inputParts(body.prompt))
-    default:
-      return countPrompt(enc, inputParts(body.input))
-  }
 }

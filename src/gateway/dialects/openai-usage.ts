@@ -1,16 +1,6 @@
-import { parseSseEvent, withData } from './sse.js'
-
-/** Token counts the upstream reported. */
-export interface ReportedUsage {
-  promptTokens: number
-  completionTokens: number
-}
-
-export type RouteKind = 'chat' | 'completions' | 'embeddings' | 'responses' | 'models'
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
-}
+/** Where OpenAI answers report usage and text: JSON bodies, chunk streams and Responses API events. */
+import { parseSseEvent, withData } from '../sse.js'
+import { isRecord, type ReportedUsage, type RouteKind, type StreamTracker } from './types.js'
 
 function count(value: unknown): number | undefined {
   return typeof value === 'number' && Number.isFinite(value) && value >= 0 ? value : undefined
@@ -59,7 +49,7 @@ export function textOfResponse(body: unknown): string {
  * Follows one streamed answer event by event: collects the usage the upstream reports, the text it
  * generated (for counting when no usage comes), and rewrites what the client did not ask for.
  */
-export class StreamTracker {
+export class OpenAIStreamTracker implements StreamTracker {
   usage: ReportedUsage | undefined
   /** Generated text seen so far. */
   text = ''
