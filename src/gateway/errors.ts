@@ -1,4 +1,4 @@
-import type { ErrorInfo } from './dialects/types.js'
+import type { Dialect, ErrorInfo } from './dialects/types.js'
 
 /**
  * An error the gateway answers itself (bad input, unknown routes, upstream trouble). It carries what
@@ -32,4 +32,13 @@ export function invalidRequest(
   code: string | null = null,
 ): GatewayError {
   return new GatewayError(400, message, 'invalid_request_error', param, code)
+}
+
+/** A model routed to an upstream that does not speak the API the client called. */
+export function wrongDialect(model: string, upstream: { name: string }, dialect: Dialect): GatewayError {
+  return invalidRequest(
+    `The model '${model}' is served by the upstream "${upstream.name}", which does not speak the ${dialect.name} API this route belongs to. Route the model to an upstream of that type under models: in sluice.yaml.`,
+    'model',
+    'model_not_supported',
+  )
 }

@@ -18,7 +18,7 @@ import { lowerBound, sharedCounter } from './counting.js'
 import { DIALECTS } from './dialects/index.js'
 import { shapeErrors } from './dialects/shape.js'
 import type { Dialect, DialectRoute, Estimate, ValidRequest } from './dialects/types.js'
-import { GatewayError } from './errors.js'
+import { GatewayError, wrongDialect } from './errors.js'
 import type { InFlightCalls } from './in-flight.js'
 import { bodyError, boundedJsonParser } from './json-body.js'
 import type { ModelTable } from './models.js'
@@ -304,6 +304,7 @@ export function buildServer(deps: ServerDeps) {
     const valid: ValidRequest = dialect.validate(kind, request.body)
     const route = models.route(valid.model)
     const upstream = upstreams.get(route.upstream)!
+    if (!upstream.speaks(dialect)) throw wrongDialect(valid.model, upstream, dialect)
     const limiter = id.allowListed ? undefined : sluice.limiterFor(identity)
     const parts = dialect.promptParts(valid)
     const outputTokens = dialect.outputTokens(valid, route.defaultOutputTokens)
@@ -331,7 +332,7 @@ export function buildServer(deps: ServerDeps) {
     if (limiter !== undefined) {
       reservation = await limiter.reserve(
         identity.subject,
-        accounting.reservationCosts(valid.model, estimate),
+        accounting.reservationCosts(valid.model, estimate, limiter),
       )
       let decision = reservation.decision
       if (oversized && !decision.allowed) {

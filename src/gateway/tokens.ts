@@ -98,11 +98,21 @@ export function encodingForModel(model: string): EncodingName {
 export interface PromptParts {
   fixed: number
   texts: string[]
+  /**
+   * Tokens of the texts per token of the encoding, for a model whose tokenizer is not one the
+   * gateway has (Anthropic's dialect: a conservative factor over o200k_base). Default 1.
+   */
+  scale?: number
+}
+
+/** Text tokens counted with the encoding, scaled to the model's tokenizer (rounded up). */
+export function scaled(tokens: number, scale: number | undefined): number {
+  return scale === undefined || scale === 1 ? tokens : Math.ceil(tokens * scale)
 }
 
 /** Counts parts on this thread: for small prompts (counting.ts decides what is small). */
 export function countParts(enc: Encoder, parts: PromptParts): number {
-  let total = parts.fixed
-  for (const text of parts.texts) total += enc.count(text)
-  return total
+  let texts = 0
+  for (const text of parts.texts) texts += enc.count(text)
+  return parts.fixed + scaled(texts, parts.scale)
 }

@@ -163,7 +163,12 @@ export class Upstream {
 
   /** Whether the gateway may add stream_options.include_usage to streams it forwards here. */
   get injectStreamUsage(): boolean {
-    return this.config.type === 'mock' || this.config.injectStreamUsage
+    return this.config.type === 'mock' || (this.config.type === 'openai' && this.config.injectStreamUsage)
+  }
+
+  /** Whether this upstream speaks a dialect (the mock speaks all of them). */
+  speaks(dialect: Dialect): boolean {
+    return this.config.type === 'mock' || this.config.type === dialect.name
   }
 
   /** Has credentials (or needs none: a mock or a server that was not given a key variable). */
@@ -179,7 +184,7 @@ export class Upstream {
       'user-agent': 'sluice-gateway',
     }
     if (req.body !== undefined) headers['content-type'] = 'application/json'
-    if (this.config.type === 'openai') Object.assign(headers, this.config.headers)
+    if (this.config.type !== 'mock') Object.assign(headers, this.config.headers)
     Object.assign(headers, req.dialect.upstreamHeaders(this.key, req.clientHeaders))
     if (this.mock) {
       for (const [name, value] of Object.entries(req.clientHeaders)) {

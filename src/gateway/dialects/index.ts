@@ -1,17 +1,19 @@
 /** The dialects the gateway speaks, and which one a request path belongs to. */
 import { countParts, type Encoder } from '../tokens.js'
+import { anthropic } from './anthropic.js'
 import { openai } from './openai.js'
 import type { Dialect, Estimate, ValidRequest } from './types.js'
 
+export { anthropic } from './anthropic.js'
 export { openai } from './openai.js'
 export type * from './types.js'
 
-/** Every dialect, most specific first: the last one owns every path no other claims. */
-export const DIALECTS: readonly Dialect[] = [openai]
+/** Every dialect, most specific first: the last one owns every request no other claims. */
+export const DIALECTS: readonly Dialect[] = [anthropic, openai]
 
-/** The dialect of a request path (for its routes, its errors and its 404s). */
-export function dialectForPath(path: string): Dialect {
-  for (const dialect of DIALECTS) if (dialect.owns(path)) return dialect
+/** The dialect of a request (for its errors and its 404s): by path, then by the client's headers. */
+export function dialectFor(path: string, headers: Record<string, string | string[] | undefined>): Dialect {
+  for (const dialect of DIALECTS) if (dialect.owns(path, headers)) return dialect
   return openai
 }
 

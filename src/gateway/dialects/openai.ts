@@ -14,6 +14,12 @@ const ROUTES: readonly DialectRoute[] = [
   { method: 'POST', url: '/v1/embeddings', kind: 'embeddings', upstreamPath: '/embeddings' },
   { method: 'POST', url: '/v1/responses', kind: 'responses', upstreamPath: '/responses' },
   { method: 'GET', url: '/v1/models', kind: 'models', upstreamPath: '/models' },
+  {
+    method: 'GET',
+    url: '/v1/models/:model',
+    kind: 'model',
+    upstreamPath: (params) => `/models/${encodeURIComponent(params.model ?? '')}`,
+  },
 ]
 
 /** OpenAI's default max_tokens for the legacy completions endpoint. */
@@ -27,7 +33,8 @@ function numberOr(value: unknown, fallback: number): number {
 }
 
 function validate(kind: string, body: unknown): ValidRequest {
-  if (kind === 'models') return { kind, model: '', stream: false, body: {}, clientWantsUsage: false }
+  if (kind === 'models' || kind === 'model')
+    return { kind, model: '', stream: false, body: {}, clientWantsUsage: false }
   return validateOpenAIRequest(kind, body)
 }
 

@@ -5,7 +5,7 @@
  * the client's API would write it.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { dialectForPath, openai } from './index.js'
+import { dialectFor, openai } from './index.js'
 import { type ErrorInfo, isRecord } from './types.js'
 
 function pathOf(url: string): string {
@@ -27,15 +27,21 @@ export function errorInfoOf(status: number, body: unknown): ErrorInfo | undefine
   }
 }
 
-/** Fastify preSerialization hook: an error body in the shape of the request's dialect. */
+/** Fastify preSerialization hook: an error body in the shape of the request's dialect, with its headers. */
 export async function shapeErrors(
   request: FastifyRequest,
   reply: FastifyReply,
   payload: unknown,
 ): Promise<unknown> {
-  if (reply.statusCode < 400) return payload
-  const dialect = dialectForPath(pathOf(request.url))
+  const dialect = dialectFor(pathOf(request.url), request.headers)
   if (dialect === openai) return payload
+  if (dialect.decorateHeaders !== undefined) {
+    const headers = reply.getHeaders() as Record<string, string>
+    const added: Record<string, string> = { ...headers }
+    dialect.decorateHeaders(added, Date.now())
+    for (const name in added) if (headers[name] === undefined) reply.header(name, added[name])
+  }
+  if (reply.statusCode < 400) return payload
   const info = errorInfoOf(reply.statusCode, payload)
   return info === undefined ? payload : dialect.errorBody(info)
 }

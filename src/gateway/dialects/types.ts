@@ -55,6 +55,11 @@ export interface ReportedUsage {
   cacheWrite1hTokens?: number
   /** Of the completion: reasoning tokens (billed as output). */
   reasoningTokens?: number
+  /**
+   * The output count is not final (a stream cut before its last usage event): the generated text
+   * is counted too, and the larger of the two is charged.
+   */
+  partial?: boolean
 }
 
 /**
@@ -97,8 +102,8 @@ export interface UpstreamTraits {
 export interface Dialect {
   readonly name: string
   readonly routes: readonly DialectRoute[]
-  /** Whether a request path belongs to this dialect (its errors and 404s take this dialect's shape). */
-  owns(path: string): boolean
+  /** Whether a request belongs to this dialect (its errors and 404s take this dialect's shape). */
+  owns(path: string, headers: Record<string, string | string[] | undefined>): boolean
   /** Checks a body for a route; throws a 400 GatewayError naming the bad field. */
   validate(kind: RouteKind, body: unknown): ValidRequest
   /** What the prompt is made of (nothing counted yet). */
@@ -123,6 +128,8 @@ export interface Dialect {
     key: string | undefined,
     clientHeaders: Record<string, string | string[] | undefined>,
   ): Record<string, string>
+  /** Adds this dialect's own rate-limit headers to the gateway's (x-ratelimit-*, retry-after…), in place. */
+  decorateHeaders?(headers: Record<string, string>, now: number): void
 }
 
 export function isRecord(value: unknown): value is Record<string, unknown> {

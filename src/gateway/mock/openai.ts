@@ -298,6 +298,26 @@ export function openaiMock(ctx: MockContext): MockDialect {
     res.end(JSON.stringify({ object: 'list', data }))
   }
 
+  function model(res: ServerResponse, path: string): void {
+    const id = decodeURIComponent(path.slice('/v1/models/'.length))
+    if (!MODELS.includes(id)) {
+      res.writeHead(404, { 'content-type': 'application/json' })
+      res.end(
+        JSON.stringify({
+          error: {
+            message: `The model '${id}' does not exist`,
+            type: 'invalid_request_error',
+            param: 'model',
+            code: 'model_not_found',
+          },
+        }),
+      )
+      return
+    }
+    res.writeHead(200, { 'content-type': 'application/json' })
+    res.end(JSON.stringify({ id, object: 'model', created, owned_by: 'sluice-mock' }))
+  }
+
   return {
     owns: () => true,
     post: {
@@ -306,7 +326,7 @@ export function openaiMock(ctx: MockContext): MockDialect {
       '/v1/embeddings': embeddings,
       '/v1/responses': responses,
     },
-    get: { '/v1/models': models },
+    get: { '/v1/models': models, '/v1/models/': model },
     errorBody,
     promptTokens,
   }

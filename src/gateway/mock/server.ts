@@ -5,6 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { EncodingName } from '../config/schema.js'
 import { isRecord } from '../dialects/types.js'
 import { encoderFor, encodingForModel } from '../tokens.js'
+import { anthropicMock } from './anthropic.js'
 import type { MockContext, MockDialect } from './dialect.js'
 import { hash32 } from './generate.js'
 import { openaiMock } from './openai.js'
@@ -100,7 +101,7 @@ export async function startMockUpstream(options: MockUpstreamOptions = {}): Prom
     generate,
   }
   // Most specific first: the last one answers every path no other claims.
-  const dialects: MockDialect[] = [openaiMock(ctx)]
+  const dialects: MockDialect[] = [anthropicMock(ctx), openaiMock(ctx)]
   const dialectOf = (path: string) => dialects.find((d) => d.owns(path)) ?? dialects[dialects.length - 1]!
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -110,7 +111,11 @@ export async function startMockUpstream(options: MockUpstreamOptions = {}): Prom
       res.writeHead(status, { 'content-type': 'application/json' })
       res.end(dialect.errorBody(status, message, type, param))
     }
-    const get = req.method === 'GET' ? dialect.get[path] : undefined
+    // A GET route ending in "/" answers every path under it (e.g. /v1/models/{model}).
+    const get =
+      req.method === 'GET'
+        ? (dialect.get[path] ?? dialect.get[path.slice(0, path.lastIndexOf('/') + 1)])
+        : undefined
     if (get) return get(res, path)
     const route = req.method === 'POST' ? dialect.post[path] : undefined
     if (!route) return errorBody(404, `Unknown request URL: ${req.method} ${path}`, 'invalid_request_error')

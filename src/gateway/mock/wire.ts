@@ -12,6 +12,10 @@ export interface MockRecord {
   promptTokens: number
   /** Output tokens the mock sent (all of them, or up to the failure or the client's disconnect). */
   completionTokens: number
+  /** Of the prompt: read from / written to the mock's prompt cache (Anthropic's cache_control). */
+  cachedTokens?: number
+  cacheWriteTokens?: number
+  cacheWrite1hTokens?: number
   /** Whether `usage` reached the wire (final JSON or usage chunk / response.completed). */
   usageSent: boolean
   outcome: 'ok' | 'error' | 'timeout' | 'cut' | 'stalled' | 'aborted'
