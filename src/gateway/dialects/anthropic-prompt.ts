@@ -14,12 +14,14 @@ const TOKENS_PER_MESSAGE = 5
 const REPLY_PRIMING = 5
 /** The system prompt Anthropic adds when tools are given (its docs: 346 tokens at most, for tool_choice auto). */
 const TOOL_USE_SYSTEM_TOKENS = 346
-/** Anthropic's image formula: tokens = width × height / 750 after resizing to these bounds. */
+/**
+ * Anthropic's image formula: tokens = width × height / 750, after an image is scaled down to fit
+ * a long edge of 1568 px and the largest area its docs list unscaled (784 × 1568 px).
+ */
 const IMAGE_LONG_EDGE = 1568
-const IMAGE_MAX_PIXELS = 1_150_000
+const IMAGE_MAX_PIXELS = 784 * 1568
 /** An image whose size cannot be read (a URL, an unknown format): the most one can cost. */
 export const IMAGE_MAX_TOKENS = Math.ceil(IMAGE_MAX_PIXELS / 750)
-/** PDFs: Anthropic bills each page's text plus an image of it; without parsing, a decoded byte counts as a token. */
 
 /** Tokens of an image of this size, by Anthropic's documented formula (resized first). */
 export function imageTokens(width: number, height: number): number {
@@ -121,6 +123,7 @@ export class AnthropicParts {
         break
       case 'document': {
         const source = block.source
+        // A PDF is billed per page (its text and an image of it); unparsed, each decoded byte counts as a token.
         if (isRecord(source) && typeof source.data === 'string') {
           if (source.type === 'text') this.parts.texts.push(source.data)
           else this.parts.fixed += Math.ceil((source.data.length * 3) / 4)

@@ -55,7 +55,7 @@ export function anthropicMock(ctx: MockContext): MockDialect {
     }
   }
 
-  function usageOf(record: MockRecord, outputTokens = record.completionTokens) {
+  function usageOf(record: MockRecord) {
     const read = record.cachedTokens ?? 0
     const write5m = record.cacheWriteTokens ?? 0
     const write1h = record.cacheWrite1hTokens ?? 0
@@ -64,7 +64,7 @@ export function anthropicMock(ctx: MockContext): MockDialect {
       cache_creation_input_tokens: write5m + write1h,
       cache_read_input_tokens: read,
       cache_creation: { ephemeral_5m_input_tokens: write5m, ephemeral_1h_input_tokens: write1h },
-      output_tokens: outputTokens,
+      output_tokens: record.completionTokens,
       service_tier: 'standard',
     }
   }
@@ -113,7 +113,7 @@ export function anthropicMock(ctx: MockContext): MockDialect {
         ? { type: 'tool_use', id: toolId, name: tool, input: {} }
         : { type: 'text', text: '' }
       const head =
-        event('message_start', { message: message([], null, usageOf(record, 1)) }) +
+        event('message_start', { message: message([], null, usageOf(record)) }) +
         event('content_block_start', { index: 0, content_block: start }) +
         event('ping', {})
       if (!(await write(call, head))) return
