@@ -55,7 +55,7 @@ function isEventStream(contentType: string | string[] | undefined): boolean {
  */
 export async function proxyCall(call: ProxyCall): Promise<void> {
   const { reply, charge, upstream, dialect } = call
-  dialect.decorateHeaders?.(call.headers, Date.now())
+  dialect.decorateHeaders?.(call.headers, Date.now(), charge.decision)
   const raw = reply.raw
   const controller = new CallAbort()
   let clientGone = false

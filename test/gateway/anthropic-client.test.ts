@@ -17,7 +17,11 @@ describe('the official @anthropic-ai/sdk through the gateway (mock upstream)', (
       tiers: {
         roomy: {
           scope: 'key',
-          limits: { tokens: { kind: 'tokenBucket', unit: 'tokens', capacity: 1_000_000, per: '1h' } },
+          limits: {
+            tokens: { kind: 'tokenBucket', unit: 'tokens', capacity: 1_000_000, per: '1h' },
+            input: { kind: 'tokenBucket', unit: 'input_tokens', capacity: 400_000, per: '1m' },
+            output: { kind: 'tokenBucket', unit: 'output_tokens', capacity: 80_000, per: '1m' },
+          },
         },
         tight: {
           scope: 'key',
@@ -47,6 +51,11 @@ describe('the official @anthropic-ai/sdk through the gateway (mock upstream)', (
       /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/,
     )
     expect(response.headers.get('ratelimit-policy')).toContain('"tokens";q=1000000')
+    // Limits on input and output tokens have their own headers, as Anthropic's API sends them.
+    expect(response.headers.get('anthropic-ratelimit-input-tokens-limit')).toBe('400000')
+    expect(Number(response.headers.get('anthropic-ratelimit-input-tokens-remaining'))).toBeLessThan(400_000)
+    expect(response.headers.get('anthropic-ratelimit-output-tokens-limit')).toBe('80000')
+    expect(response.headers.get('anthropic-ratelimit-output-tokens-reset')).toMatch(/Z$/)
     await gw.settled()
     const row = (await gw.ledgerRecords()).at(-1)!
     expect(row).toMatchObject({ route: 'messages', model, source: 'upstream' })

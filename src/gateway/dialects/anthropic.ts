@@ -4,6 +4,7 @@
  */
 import type { IncomingHttpHeaders } from 'node:http'
 import { describe } from '../../core/errors.js'
+import type { Decision, LimitStatus } from '../../limiter.js'
 import { type GatewayError, invalidRequest } from '../errors.js'
 import type { PromptParts } from '../tokens.js'
 import { anthropicPromptParts } from './anthropic-prompt.js'
@@ -125,6 +126,16 @@ function durationMs(text: string): number | undefined {
   return (Number(m[1] ?? 0) * 3600 + Number(m[2] ?? 0) * 60 + Number(m[3] ?? 0)) * 1000 + Number(m[4] ?? 0)
 }
 
+/** The limit of a unit with the smallest share left. */
+function tightestOf(decision: Decision, unit: string): LimitStatus | undefined {
+  let best: LimitStatus | undefined
+  for (const l of decision.limits) {
+    if (l.unit !== unit) continue
+    if (best === undefined || l.remaining / l.limit < best.remaining / best.limit) best = l
+  }
+  return best
+}
+
 /** An RFC 3339 time, to the second (rounded up: never earlier than the reset). */
 function rfc3339(ms: number): string {
   return new Date(Math.ceil(ms / 1000) * 1000).toISOString().replace('.000Z', 'Z')
@@ -157,8 +168,11 @@ export const anthropic: Dialect = {
     if (key !== undefined) headers['x-api-key'] = key
     return headers
   },
-  /** `anthropic-ratelimit-{requests,tokens}-{limit,remaining,reset}` from the OpenAI-style ones. */
-  decorateHeaders(headers, now) {
+  /**
+   * `anthropic-ratelimit-{requests,tokens}-{limit,remaining,reset}` from the OpenAI-style ones, and
+   * with the decision `anthropic-ratelimit-{input,output}-tokens-*` from limits in those units.
+   */
+  decorateHeaders(headers, now, decision) {
     for (const unit of ['requests', 'tokens']) {
       const limit = headers[`x-ratelimit-limit-${unit}`]
       const remaining = headers[`x-ratelimit-remaining-${unit}`]
@@ -168,6 +182,17 @@ export const anthropic: Dialect = {
       const reset = headers[`x-ratelimit-reset-${unit}`]
       const ms = reset === undefined ? undefined : durationMs(reset)
       if (ms !== undefined) headers[`anthropic-ratelimit-${unit}-reset`] = rfc3339(now + ms)
+    }
+    if (decision === undefined) return
+    for (const [unit, name] of [
+      ['input_tokens', 'input-tokens'],
+      ['output_tokens', 'output-tokens'],
+    ] as const) {
+      const tightest = tightestOf(decision, unit)
+      if (tightest === undefined) continue
+      headers[`anthropic-ratelimit-${name}-limit`] = String(Math.floor(tightest.limit))
+      headers[`anthropic-ratelimit-${name}-remaining`] = String(Math.max(0, Math.floor(tightest.remaining)))
+      headers[`anthropic-ratelimit-${name}-reset`] = rfc3339(decision.now + tightest.resetMs)
     }
   },
 }

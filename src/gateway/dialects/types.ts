@@ -5,6 +5,7 @@
  * upstream is authenticated — and nothing about limits, reservations or the ledger, which
  * server.ts, accounting.ts and proxy.ts run once for every dialect.
  */
+import type { Decision } from '../../limiter.js'
 import type { PromptParts } from '../tokens.js'
 
 /** A route's name in one dialect ("chat", "messages", …): it is the ledger's `route` column. */
@@ -128,8 +129,11 @@ export interface Dialect {
     key: string | undefined,
     clientHeaders: Record<string, string | string[] | undefined>,
   ): Record<string, string>
-  /** Adds this dialect's own rate-limit headers to the gateway's (x-ratelimit-*, retry-after…), in place. */
-  decorateHeaders?(headers: Record<string, string>, now: number): void
+  /**
+   * Adds this dialect's own rate-limit headers to the gateway's (x-ratelimit-*, retry-after…), in
+   * place; with the call's decision, also those of limits the HTTP layer does not name.
+   */
+  decorateHeaders?(headers: Record<string, string>, now: number, decision?: Decision): void
 }
 
 export function isRecord(value: unknown): value is Record<string, unknown> {
