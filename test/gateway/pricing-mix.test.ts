@@ -67,7 +67,7 @@ function mix(i: number): Call {
     messages: [{ role: 'user', content: question }],
     ...extra,
   })
-  switch (((i - 1) / 2) % 10) {
+  switch (((i - 1) / 2) % 11) {
     case 0:
       return { path: '/v1/messages', body: message() }
     case 1:
@@ -87,6 +87,13 @@ function mix(i: number): Call {
       }
     case 6:
       return { path: '/v1/messages', body: message({ stream: i % 4 === 1 }), fail: '500' }
+    case 9:
+      // Overloaded: a 529, or on a stream an error event after message_start.
+      return {
+        path: '/v1/messages',
+        body: message({ system: cachedSystem(i), stream: i % 4 === 1 }),
+        fail: 'overloaded',
+      }
     case 7:
       // The upstream drops the connection mid-stream, after the prompt's usage went out.
       return { path: '/v1/messages', body: message({ system: cachedSystem(i), stream: true }), fail: 'cut:3' }

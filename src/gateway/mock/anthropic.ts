@@ -144,6 +144,38 @@ export function anthropicMock(ctx: MockContext): MockDialect {
     await sendJson(call, message([block], stopReason, usageOf(record)))
   }
 
+  /** 529 overloaded_error; on a stream, an `error` event after `message_start` (as Anthropic does). */
+  async function overloaded(call: Call): Promise<void> {
+    const error = { type: 'overloaded_error', message: 'Overloaded (x-mock-fail: overloaded)' }
+    if (call.body.stream !== true) {
+      call.record.promptTokens = await promptTokens('', call.enc, call.body)
+      call.res.writeHead(529, { 'content-type': 'application/json' })
+      call.res.end(JSON.stringify({ type: 'error', error }))
+      return
+    }
+    await countInput(call)
+    const message = {
+      id: `msg_${idOf(call, call.body.messages)}`,
+      type: 'message',
+      role: 'assistant',
+      model: call.model,
+      content: [],
+      stop_reason: null,
+      stop_sequence: null,
+      usage: usageOf(call.record),
+    }
+    sseHeaders(call.res)
+    if (
+      !(await write(
+        call,
+        `event: message_start\ndata: ${JSON.stringify({ type: 'message_start', message })}\n\n`,
+      ))
+    )
+      return
+    call.record.usageSent = true
+    call.res.end(`event: error\ndata: ${JSON.stringify({ type: 'error', error })}\n\n`)
+  }
+
   async function countTokens(call: Call): Promise<void> {
     // Free at Anthropic: nothing is generated, so the record carries no tokens to charge.
     const inputTokens = await promptTokens('', call.enc, call.body)
@@ -157,5 +189,6 @@ export function anthropicMock(ctx: MockContext): MockDialect {
     get: {},
     errorBody,
     promptTokens,
+    overloaded,
   }
 }

@@ -39,6 +39,8 @@ export interface MockDialect {
   get: Record<string, (res: ServerResponse, path: string) => void>
   /** An error body in this API's shape. */
   errorBody(status: number, message: string, type: string, param?: string | null): string
+  /** Answers `x-mock-fail: overloaded` (default: a 503 in this API's shape). */
+  overloaded?(call: Call): Promise<void>
   /** Prompt tokens of a request the mock fails before answering (still recorded as ground truth). */
   promptTokens(path: string, enc: Encoder, body: Record<string, unknown>): Promise<number>
 }

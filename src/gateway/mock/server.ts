@@ -165,6 +165,16 @@ export async function startMockUpstream(options: MockUpstreamOptions = {}): Prom
       record.outcome = 'error'
       return errorBody(500, 'The mock upstream failed as asked (x-mock-fail: 500).', 'server_error')
     }
+    if (failure.kind === 'overloaded') {
+      record.outcome = 'error'
+      if (dialect.overloaded) return dialect.overloaded(call)
+      record.promptTokens = await dialect.promptTokens(path, enc, body)
+      return errorBody(
+        503,
+        'The mock upstream is overloaded as asked (x-mock-fail: overloaded).',
+        'server_error',
+      )
+    }
     if (failure.kind === 'timeout') {
       record.promptTokens = await dialect.promptTokens(path, enc, body)
       record.outcome = 'timeout'

@@ -23,13 +23,15 @@ export interface MockRecord {
 
 /**
  * Per-request failure, asked for with the `x-mock-fail` header:
- * `500` → HTTP 500; `timeout` → never answers; `cut:N` → sends N output tokens, then drops the
+ * `500` → HTTP 500; `timeout` → never answers; `overloaded` → the provider is overloaded (OpenAI:
+ * 503; Anthropic: 529, or on a stream an `error` event after `message_start`); `cut:N` → sends N output tokens, then drops the
  * connection; `stall:N` → sends N output tokens, then waits silently until the caller goes away.
  */
 export type Failure =
   | { kind: 'none' }
   | { kind: '500' }
   | { kind: 'timeout' }
+  | { kind: 'overloaded' }
   | { kind: 'cut' | 'stall'; after: number }
 
 export function parseFailure(header: string | string[] | undefined): Failure | string {
@@ -37,9 +39,10 @@ export function parseFailure(header: string | string[] | undefined): Failure | s
   if (value === undefined || value === '') return { kind: 'none' }
   if (value === '500') return { kind: '500' }
   if (value === 'timeout') return { kind: 'timeout' }
+  if (value === 'overloaded') return { kind: 'overloaded' }
   const m = /^(cut|stall):(\d+)$/.exec(value)
   if (m) return { kind: m[1] as 'cut' | 'stall', after: Number(m[2]) }
-  return `x-mock-fail must be 500, timeout, cut:N or stall:N, got "${value}"`
+  return `x-mock-fail must be 500, timeout, overloaded, cut:N or stall:N, got "${value}"`
 }
 
 /** One request being answered. */
