@@ -166,6 +166,9 @@ export async function proxyCall(call: ProxyCall): Promise<void> {
       : { kind: 'failed', status: failure.status, text: '', outcome: 'cut' }
   } else if (status >= 400) {
     end = { kind: 'failed', status, text: '', outcome: 'upstream_error' }
+  } else if (tracker?.failed) {
+    // The stream ended on an error event (e.g. Anthropic's overloaded_error): charged what it reported.
+    end = { kind: 'failed', status, usage: tracker.usage, text: tracker.text, outcome: 'upstream_error' }
   } else if (tracker) {
     end = { kind: 'answered', status, usage: tracker.usage, text: tracker.text }
   } else {

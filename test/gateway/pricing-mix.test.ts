@@ -198,6 +198,15 @@ describe('prices per token kind, both dialects', () => {
     // The mix really exercised every path, in both dialects, with cache reads and both kinds of write.
     expect(new Set(records.map((r) => r.route))).toEqual(new Set(['chat', 'responses', 'messages']))
     expect(new Set(mock.map((m) => m.outcome))).toEqual(new Set(['ok', 'stalled', 'error', 'cut', 'timeout']))
+    expect(new Set(records.map((r) => r.outcome))).toEqual(
+      new Set(['ok', 'aborted', 'upstream_error', 'cut']),
+    )
+    // An overloaded stream (an error event after message_start) is an upstream error, charged its prompt.
+    const overloaded = records.filter(
+      (r) => r.route === 'messages' && r.stream && r.status === 200 && r.outcome === 'upstream_error',
+    )
+    expect(overloaded.length).toBeGreaterThan(0)
+    for (const r of overloaded) expect(r).toMatchObject({ source: 'upstream', completionTokens: 0 })
     expect(mock.some((m) => (m.cachedTokens ?? 0) > 0)).toBe(true)
     expect(mock.some((m) => (m.cacheWriteTokens ?? 0) > 0)).toBe(true)
     expect(mock.some((m) => (m.cacheWrite1hTokens ?? 0) > 0)).toBe(true)

@@ -65,6 +65,7 @@ export class AnthropicStreamTracker implements StreamTracker {
   usage: ReportedUsage | undefined
   text = ''
   complete = false
+  failed = false
 
   onEvent(raw: string): string {
     const event = parseSseEvent(raw)
@@ -98,6 +99,9 @@ export class AnthropicStreamTracker implements StreamTracker {
       }
       case 'message_stop':
         this.complete = true
+        break
+      case 'error':
+        this.failed = true
         break
     }
     return raw

@@ -73,6 +73,8 @@ export interface StreamTracker {
   text: string
   /** The stream reached its proper end. */
   complete: boolean
+  /** The upstream reported an error inside the stream (its status had gone out already). */
+  failed?: boolean
   /** One SSE event as received (without its blank-line terminator) → the text to forward ('' drops it). */
   onEvent(raw: string): string
 }
