@@ -123,6 +123,46 @@ describe('Anthropic usage', () => {
   })
 })
 
+describe('Anthropic usage in a message_delta that repeats the prompt counts', () => {
+  it("keeps message_start's 1-hour cache writes when the delta gives no breakdown", () => {
+    const tracker = new AnthropicStreamTracker()
+    const event = (data: object) => `data: ${JSON.stringify(data)}`
+    tracker.onEvent(
+      event({
+        type: 'message_start',
+        message: {
+          usage: {
+            input_tokens: 5,
+            cache_creation_input_tokens: 300,
+            cache_creation: { ephemeral_5m_input_tokens: 100, ephemeral_1h_input_tokens: 200 },
+            cache_read_input_tokens: 0,
+            output_tokens: 0,
+          },
+        },
+      }),
+    )
+    tracker.onEvent(
+      event({
+        type: 'message_delta',
+        delta: {},
+        usage: {
+          input_tokens: 5,
+          cache_creation_input_tokens: 300,
+          cache_read_input_tokens: 0,
+          output_tokens: 9,
+        },
+      }),
+    )
+    expect(tracker.usage).toEqual({
+      promptTokens: 305,
+      completionTokens: 9,
+      cachedTokens: 0,
+      cacheWriteTokens: 100,
+      cacheWrite1hTokens: 200,
+    })
+  })
+})
+
 describe("Anthropic's image formula", () => {
   function png(width: number, height: number): string {
     const head = Buffer.alloc(33)

@@ -19,7 +19,10 @@ export function readAnthropicUsage(usage: unknown, previous?: ReportedUsage): Re
   const read = count(usage.cache_read_input_tokens)
   const written = count(usage.cache_creation_input_tokens)
   const breakdown = isRecord(usage.cache_creation) ? usage.cache_creation : undefined
-  const written1h = breakdown ? (count(breakdown.ephemeral_1h_input_tokens) ?? 0) : 0
+  // A later event without the breakdown keeps the earlier one's 1-hour share.
+  const written1h = breakdown
+    ? (count(breakdown.ephemeral_1h_input_tokens) ?? 0)
+    : (previous?.cacheWrite1hTokens ?? 0)
   // Fields absent from a later event (message_delta) keep their earlier value (message_start).
   const cachedTokens = read ?? previous?.cachedTokens ?? 0
   const cacheWrite1hTokens =
