@@ -2,6 +2,7 @@
 import { bannerLines } from '../gateway/banner.js'
 import { formatDuration } from '../gateway/config/values.js'
 import { startGateway } from '../gateway/index.js'
+import { databaseUrlOf } from './control.js'
 import { type CliIo, configFrom, UsageError } from './io.js'
 import { describeStore } from './state.js'
 
@@ -19,6 +20,18 @@ export async function serve(values: Record<string, unknown>, io: CliIo): Promise
     config.port = port
   }
   if (values.host !== undefined) config.host = values.host as string
+  // The embedded control database unless the config turns it off (database: false).
+  const database = databaseUrlOf(config, io.cwd)
+  if (database !== undefined) {
+    config.database = {
+      migrate: true,
+      ledger: true,
+      retention: 90 * 86_400_000,
+      keyTtl: 10_000,
+      ...(config.database || {}),
+      url: database,
+    }
+  }
   const gateway = await startGateway(config, {
     env: io.env,
     ...(io.logDestination !== undefined && { logDestination: io.logDestination }),

@@ -29,6 +29,12 @@ export interface KeyCacheOptions {
   maxKnownIds?: number
   /** Longest wait for the database on a lookup (default 1 s); past it the lookup fails. */
   lookupTimeoutMs?: number
+  /**
+   * Past its TTL a cached key is still answered from memory while it is read again in the
+   * background (default false: the lookup waits for the read). The answer is then at most one
+   * read late; the hot path never waits on the database for a key it has seen.
+   */
+  refreshInBackground?: boolean
   /** When the database cannot answer, a cached key keeps working this long past its TTL (default 5 min). */
   staleIfErrorMs?: number
   clock?: () => number
@@ -121,6 +127,18 @@ export class KeyCache {
     const entry = this.entries.get(parsed.id)
     if (entry !== undefined && now - entry.fetchedAt < this.ttlMs) {
       this.counters.hits++
+      return this.open(entry.credentials, parsed.secret, now)
+    }
+    if (
+      entry !== undefined &&
+      this.options.refreshInBackground &&
+      now - entry.fetchedAt < this.ttlMs + (this.options.staleIfErrorMs ?? 300_000)
+    ) {
+      this.counters.hits++
+      this.fetch(parsed.id).catch((error: unknown) => {
+        this.counters.errors++
+        this.options.onError?.(error)
+      })
       return this.open(entry.credentials, parsed.secret, now)
     }
     const negativeUntil = this.negative.get(parsed.id)

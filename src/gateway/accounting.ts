@@ -4,6 +4,7 @@ import { sharedCounter, type TokenCounter } from './counting.js'
 import type { Ledger, LedgerRecord } from './ledger.js'
 import type { PriceTable } from './prices.js'
 import type { Estimate } from './requests.js'
+import type { RequestTrace } from './trace.js'
 import type { ReportedUsage, RouteKind } from './usage.js'
 
 /** How a call ended, as far as accounting cares. */
@@ -24,6 +25,8 @@ export interface ChargeInfo {
   estimate: Estimate
   /** The model's encoding, for counting generated text when the upstream reports no usage. */
   encoding: EncodingName
+  /** What the request path learned about the request (who, when), for the ledger. */
+  trace?: RequestTrace
 }
 
 export interface AccountingOptions {
@@ -107,6 +110,7 @@ export class Accounting {
 
   track(reservation: Reservation | undefined, info: ChargeInfo): Charge {
     const charge = new Charge(this, reservation, info)
+    if (info.trace !== undefined) info.trace.charged = true
     this.open.add(charge)
     return charge
   }

@@ -1,17 +1,26 @@
 import type { AddressInfo } from 'node:net'
 import type { DestinationStream, Logger } from 'pino'
 import { pino } from 'pino'
+import type { LedgerEntry } from '../control/ledger-rows.js'
 import { SluiceInputError } from '../core/errors.js'
-import { Sluice } from '../http/index.js'
+import { type KeyConfig, Sluice } from '../http/index.js'
 import { SluiceMetrics } from '../metrics.js'
 import type { BlockedKeyCache } from '../store/blocked-cache.js'
 import { StoreUnavailableError } from '../store/errors.js'
 import type { GuardedStore } from '../store/guarded.js'
 import { MemoryStore } from '../store/memory.js'
 import type { Store } from '../store/types.js'
-import { Accounting } from './accounting.js'
+import { Accounting, type Charge, type Settlement } from './accounting.js'
 import { ConfigError, parseConfig } from './config/load.js'
 import type { GatewayConfig, GatewayConfigInput } from './config/schema.js'
+import { ControlKeyRegistry } from './control-keys.js'
+import {
+  type GatewayControl,
+  mountControl,
+  openGatewayControl,
+  refusalRow,
+  settledRow,
+} from './control-plane.js'
 import { sluiceOptions } from './http-options.js'
 import { InFlightCalls } from './in-flight.js'
 import { Ledger, LedgerPathError } from './ledger.js'
@@ -38,6 +47,8 @@ export interface GatewayOptions {
   metrics?: SluiceMetrics
 }
 
+export type { GatewayControl } from './control-plane.js'
+
 export interface CloseOptions {
   /** How long calls in flight may take to finish before they are cut (default: config.shutdown.deadline). */
   deadlineMs?: number
@@ -60,6 +71,8 @@ export interface Gateway {
   metrics: SluiceMetrics
   accounting: Accounting
   ledger: Ledger | undefined
+  /** The control plane (database keys, ledger rows, admin API), when `database` is configured. */
+  control: GatewayControl | undefined
   upstreams: ReadonlyMap<string, Upstream>
   /** The built-in mock upstream, when the config routes anything to it. */
   mock: MockUpstream | undefined
@@ -141,6 +154,11 @@ export async function startGateway(
           ...(options.logDestination !== undefined && { destination: options.logDestination }),
           secrets: demo ? [demo.key] : [],
         }))
+  // The database first: a start-up failure there is one clear line, with nothing else to undo.
+  const plane =
+    config.database === undefined || config.database === false
+      ? undefined
+      : await openGatewayControl(config.database, logger)
   const stores: GatewayStore = options.store ? givenStore(options.store) : openStore(config, logger)
   const store = stores.store
   const metrics = options.metrics ?? new SluiceMetrics({ processMetrics: config.metrics.process })
@@ -148,15 +166,23 @@ export async function startGateway(
   if (stores.cache) metrics.watchCache(stores.cache)
   // The gateway records decisions itself (it reserves through limiterFor, not check()), so the
   // HTTP core gets no metrics option: every decision is counted once.
-  const sluice = new Sluice(
-    sluiceOptions(config, {
-      store,
-      ...(stores.tierStores !== undefined && { tierStores: stores.tierStores }),
-      ...(stores.authStore !== undefined && { authStore: stores.authStore }),
-      logger: options.logger === false ? false : logger.child({ component: 'limits' }),
-      extraKeys: demo ? [demo.entry] : [],
-    }),
-  )
+  const httpOptions = sluiceOptions(config, {
+    store,
+    ...(stores.tierStores !== undefined && { tierStores: stores.tierStores }),
+    ...(stores.authStore !== undefined && { authStore: stores.authStore }),
+    logger: options.logger === false ? false : logger.child({ component: 'limits' }),
+    extraKeys: demo ? [demo.entry] : [],
+  })
+  if (plane !== undefined) {
+    // Keys from sluice.yaml by their hash, then keys from the database through the key cache.
+    const registry = new ControlKeyRegistry(httpOptions.keys as KeyConfig[], {
+      tierExists: (tier) => Object.hasOwn(sluice.tiers, tier),
+      logger,
+    })
+    registry.attach(plane.cache)
+    httpOptions.keys = registry
+  }
+  const sluice = new Sluice(httpOptions)
   const models = new ModelTable(config)
   const upstreams = new Map<string, Upstream>()
   const ledger =
@@ -182,7 +208,8 @@ export async function startGateway(
       if (error instanceof StoreUnavailableError) return
       logger.error({ err: error, subject: charge.info.subject }, 'settling a reservation failed')
     },
-    onSettled: (charge, settlement) => {
+    onSettled: (charge, settlement, end) => {
+      if (plane !== undefined) recordSettled(plane, charge, settlement, end.status, logger)
       if (charge.limited) {
         metrics.recordCharge(charge.info.tier, { tokens: settlement.tokens, usd: settlement.usd })
       }
@@ -216,6 +243,7 @@ export async function startGateway(
     await step('closing the upstreams', () => Promise.all([...upstreams.values()].map((u) => u.close())))
     await step('writing the ledger', async () => ledger?.close())
     await step('delivering webhooks', () => sluice.close())
+    if (plane !== undefined) await step('writing the control database', () => plane.close(), 15_000)
     await step('closing the store', () => stores.close())
   }
 
@@ -255,6 +283,23 @@ export async function startGateway(
           .code(503)
           .headers({ 'retry-after': '5', 'retry-after-ms': '5000' })
           .send(LEDGER_UNAVAILABLE_BODY)
+      })
+    }
+    if (plane !== undefined) {
+      if (plane.ledger) {
+        app.addHook('onResponse', async (request, reply) => {
+          if (!request.url.startsWith('/v1/')) return
+          const row = refusalRow(request, reply)
+          if (row !== undefined) appendRow(plane, row, logger)
+        })
+      }
+      await mountControl(app, plane, {
+        config,
+        env,
+        sluice,
+        guard: stores.guard,
+        storeStatus: async () => (await stores.readiness()).body as Record<string, unknown>,
+        tiers: Object.keys(sluice.tiers),
       })
     }
     // Fastify logs "Server listening at …" at info: the CLI prints its banner instead, so that
@@ -309,6 +354,7 @@ export async function startGateway(
       metrics,
       accounting,
       ledger,
+      control: plane,
       upstreams,
       mock: [...upstreams.values()].find((u) => u.mock !== undefined)?.mock,
       demoKey: demo?.key,
@@ -327,6 +373,27 @@ export async function startGateway(
   } catch (error) {
     await cleanup()
     throw error
+  }
+}
+
+/** A settled call's ledger row and the time the gateway added to it (never throws into settling). */
+function recordSettled(
+  plane: GatewayControl,
+  charge: Charge,
+  settlement: Settlement,
+  status: number,
+  logger: Logger,
+): void {
+  const trace = charge.info.trace
+  if (trace?.upstreamAt !== undefined) plane.latency.record(trace.upstreamAt - trace.startedAt)
+  if (plane.ledger) appendRow(plane, settledRow(charge, settlement, status), logger)
+}
+
+function appendRow(plane: GatewayControl, row: LedgerEntry, logger: Logger): void {
+  try {
+    plane.control.ledger.append(row)
+  } catch (error) {
+    logger.error({ err: error }, 'ledger row refused')
   }
 }
 

@@ -30,6 +30,7 @@ import {
   validateRequest,
 } from './requests.js'
 import type { GatewayStore } from './store.js'
+import { traceOf } from './trace.js'
 import { UploadGuard } from './uploads.js'
 import type { Upstream } from './upstream.js'
 import type { RouteKind } from './usage.js'
@@ -222,6 +223,7 @@ export function buildServer(deps: ServerDeps) {
       headers: request.headers,
       remoteAddress: request.raw.socket.remoteAddress,
     })
+    traceOf(request).identification = id
     if (id.refusal) {
       const headers = closeIfUploading(request, { ...id.refusal.headers })
       await reply.code(id.refusal.status).headers(headers).send(id.refusal.body)
@@ -271,6 +273,7 @@ export function buildServer(deps: ServerDeps) {
   }
 
   async function sendDenial(request: FastifyRequest, reply: FastifyReply, decision: Decision): Promise<void> {
+    traceOf(request).decision = decision
     const denial = sluice.denial(decision)
     const headers = closeIfUploading(request, withFallback(denial.headers, decision))
     await reply.code(denial.status).headers(headers).send(denial.body)
@@ -354,6 +357,7 @@ export function buildServer(deps: ServerDeps) {
       deps.metrics.recordDecision(decision, identity.tier)
       const graduation = sluice.graduate(identity, decision)
       if (!reservation.allowed && !sluice.isShadow(identity.tier)) {
+        traceOf(request).decision = decision
         const denial = sluice.denial(decision)
         return reply.code(denial.status).headers(withFallback(denial.headers, decision)).send(denial.body)
       }
@@ -367,6 +371,7 @@ export function buildServer(deps: ServerDeps) {
       stream: valid.stream,
       estimate,
       encoding: route.encoding,
+      trace: traceOf(request),
     })
 
     let body = valid.body
@@ -381,6 +386,7 @@ export function buildServer(deps: ServerDeps) {
       body = { ...body, stream_options: { ...options, include_usage: true } }
       stripUsage = true
     }
+    traceOf(request).upstreamAt = performance.now()
     try {
       await proxyCall({
         reply,

@@ -8,7 +8,7 @@
 import { EventEmitter } from 'node:events'
 import { pino } from 'pino'
 import { describe, requirePositiveInteger, SluiceInputError } from '../core/errors.js'
-import { slidingWindow } from '../core/limits.js'
+import { type LimitDefinition, slidingWindow } from '../core/limits.js'
 import { promised } from '../core/promised.js'
 import { type Costs, type Decision, Limiter, type LimitStatus, type Reservation } from '../limiter.js'
 import type { SluiceMetrics } from '../metrics.js'
@@ -765,7 +765,7 @@ export class Sluice<Req = RequestLike> {
         store: this.tiers[tier.name]!.store ?? this.store,
         policy: tier.name,
         prefix: this.prefix,
-        limits: { ...this.tiers[tier.name]!.limits, ...record.limits },
+        limits: withoutRemoved({ ...this.tiers[tier.name]!.limits, ...record.limits }),
         alertAt: this.alertAt,
         block: this.tiers[tier.name]!.block ?? this.blockOption,
       })
@@ -834,7 +834,11 @@ export class Sluice<Req = RequestLike> {
     const ipSubject = client?.subject ?? UNKNOWN_IP
     // A valid key is never held up by its address's failed-auth count: that would cost a store
     // call on every keyed request and lock out good clients behind the same NAT as a guesser.
-    const record = hash === '' ? undefined : await this.keys!.lookup(hash)
+    const keys = this.keys!
+    const record =
+      hash === ''
+        ? undefined
+        : await (keys.resolve !== undefined ? keys.resolve(key as string, hash) : keys.lookup(hash))
     const valid = record !== undefined && !record.revoked
     if (!valid) {
       const failure = this.failedAuth && (await this.failedAuth.consume(ipSubject))
@@ -996,4 +1000,11 @@ function lockout(decision: Decision): Refusal {
 /** Creates the shared HTTP core. Same as `new Sluice(options)`. */
 export function createSluice<Req = RequestLike>(options?: SluiceOptions<Req>): Sluice<Req> {
   return new Sluice<Req>(options)
+}
+
+/** A key's override of `null` removes the tier's limit of that name (limits from the control plane). */
+function withoutRemoved(limits: Record<string, LimitDefinition | null>): Record<string, LimitDefinition> {
+  const out: Record<string, LimitDefinition> = {}
+  for (const [name, limit] of Object.entries(limits)) if (limit !== null) out[name] = limit
+  return out
 }
