@@ -1,4 +1,5 @@
 /** `sluice serve`: the gateway in the foreground, its banner, and a shutdown that always ends. */
+import { resolve } from 'node:path'
 import { bannerLines } from '../gateway/banner.js'
 import { formatDuration } from '../gateway/config/values.js'
 import { startGateway } from '../gateway/index.js'
@@ -31,6 +32,12 @@ export async function serve(values: Record<string, unknown>, io: CliIo): Promise
       ...(config.database || {}),
       url: database,
     }
+  }
+  // The memory store's counts survive restarts unless the config turns that off (snapshot: false).
+  if (config.snapshot === undefined && config.store.type === 'memory') {
+    config.snapshot = { path: resolve(io.cwd, '.sluice/memory-store.json'), interval: 1000 }
+  } else if (config.snapshot) {
+    config.snapshot.path = resolve(io.cwd, config.snapshot.path)
   }
   const gateway = await startGateway(config, {
     env: io.env,

@@ -27,6 +27,7 @@ import { Ledger, LedgerPathError } from './ledger.js'
 import { createGatewayLogger } from './logger.js'
 import type { MockUpstream } from './mock/server.js'
 import { ModelTable } from './models.js'
+import { type Persistence, startPersistence } from './persistence.js'
 import { PriceTable } from './prices.js'
 import { LEDGER_UNAVAILABLE_BODY, readinessWithLedger, refusesCalls } from './readiness.js'
 import { buildServer } from './server.js'
@@ -230,6 +231,7 @@ export async function startGateway(
   })
   const calls = new InFlightCalls()
   const lifecycle = { closing: false }
+  let persistence: Persistence | undefined
 
   /** Runs one shutdown step; one that fails or hangs is logged and left behind, never waited on forever. */
   const step = async (name: string, run: () => Promise<unknown>, ms = CLEANUP_STEP_MS) => {
@@ -244,6 +246,7 @@ export async function startGateway(
     await step('writing the ledger', async () => ledger?.close())
     await step('delivering webhooks', () => sluice.close())
     if (plane !== undefined) await step('writing the control database', () => plane.close(), 15_000)
+    if (persistence !== undefined) await step('writing the snapshot', () => persistence!.close())
     await step('closing the store', () => stores.close())
   }
 
@@ -257,6 +260,16 @@ export async function startGateway(
           ? 'Redis does not answer yet: tiers answer by their failMode until it does (see /readyz)'
           : 'the store does not answer yet; requests are refused with 503 until it does (see /readyz)',
       )
+    }
+    if (config.snapshot && options.store === undefined) {
+      persistence = await startPersistence({
+        store,
+        path: config.snapshot.path,
+        intervalMs: config.snapshot.interval,
+        sluice,
+        control: plane?.control,
+        logger,
+      })
     }
     for (const name of usedUpstreams(config)) {
       const upstream = await Upstream.create(name, config.upstreams[name]!, env, models.encodingOf)

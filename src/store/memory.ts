@@ -139,6 +139,18 @@ export class MemoryStore implements Store {
     return Promise.resolve()
   }
 
+  /** @internal Each live entry (memory-snapshot.ts writes them to a file). */
+  forEachEntry(visit: (key: string, slot: Slot) => void): void {
+    const now = this.now()
+    for (const [key, slot] of this.entries) if (expiryOf(slot) > now) visit(key, slot)
+  }
+
+  /** @internal Puts back an entry read from a snapshot (memory-snapshot.ts), within the bounds. */
+  restoreEntry(key: string, slot: Slot, bytes: number): void {
+    this.delete(key)
+    this.insert(key, slot, bytes, this.now())
+  }
+
   /** Remaining time to live of a key in ms, or undefined when it does not exist (for tests and inspection). */
   ttlMs(key: string): number | undefined {
     const now = this.now()
