@@ -1,6 +1,7 @@
 import { Cluster, Redis } from 'ioredis'
 import { Cluster as Cluster5, Redis as Redis5 } from 'ioredis5'
 import { createClient, createCluster } from 'redis'
+import { createClient as createClient5, createCluster as createCluster5 } from 'redis5'
 import type { RedisClient } from '../../src/store/redis/connection.js'
 import {
   clusterClientOptions,
@@ -10,9 +11,10 @@ import {
 
 /**
  * The Redis clients applications hold: sluice's own ioredis (6), ioredis 5 (another copy,
- * installed as `ioredis5`), and the official `redis` package (node-redis).
+ * installed as `ioredis5`), and the official `redis` package (node-redis 6, and 5 installed as
+ * `redis5`).
  */
-export const CLIENT_KINDS = ['ioredis 6', 'ioredis 5', 'node-redis'] as const
+export const CLIENT_KINDS = ['ioredis 6', 'ioredis 5', 'node-redis', 'node-redis 5'] as const
 export type ClientKind = (typeof CLIENT_KINDS)[number]
 
 export interface MadeClient {
@@ -40,6 +42,12 @@ export async function singleClient(kind: ClientKind, url: string): Promise<MadeC
       await client.connect()
       return { client, close: () => client.close() }
     }
+    case 'node-redis 5': {
+      const client = createClient5({ url, ...nodeRedisClientOptions() })
+      client.on('error', () => {})
+      await client.connect()
+      return { client: client as unknown as RedisClient, close: () => client.close() }
+    }
   }
 }
 
@@ -65,6 +73,15 @@ export async function clusterClient(kind: ClientKind, ports: number[]): Promise<
       client.on('error', () => {})
       await client.connect()
       return { client, close: () => client.close() }
+    }
+    case 'node-redis 5': {
+      const client = createCluster5({
+        rootNodes: nodes.map((n) => ({ url: `redis://${n.host}:${n.port}` })),
+        defaults: nodeRedisClientOptions(),
+      })
+      client.on('error', () => {})
+      await client.connect()
+      return { client: client as unknown as RedisClient, close: () => client.close() }
     }
   }
 }

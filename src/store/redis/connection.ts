@@ -27,7 +27,8 @@ export interface IORedisClient {
 /** A node-redis client or cluster (the `redis` package, 5 or later): the part sluice uses. */
 export interface NodeRedisClient {
   isOpen: boolean
-  isReady: boolean
+  /** Absent on a node-redis 5 cluster, which has only isOpen. */
+  isReady?: boolean
   sendCommand(...args: never[]): Promise<unknown>
   withTypeMapping(...args: never[]): unknown
   on(event: string, listener: Listener): unknown
@@ -110,7 +111,6 @@ export function isNodeRedis(value: unknown): value is NodeRedisClient {
   return (
     typeof value === 'object' &&
     value !== null &&
-    typeof (value as { isReady?: unknown }).isReady === 'boolean' &&
     typeof (value as { isOpen?: unknown }).isOpen === 'boolean' &&
     has(value, 'sendCommand') &&
     has(value, 'on')

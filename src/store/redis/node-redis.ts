@@ -22,7 +22,8 @@ type Listener = (...args: never[]) => void
 /** A node-redis single client as sluice calls it. */
 interface NodeClientApi {
   isOpen: boolean
-  isReady: boolean
+  /** Absent on a node-redis 5 cluster: there, open means ready. */
+  isReady?: boolean
   sendCommand(args: string[], options?: object): Promise<unknown>
   on(event: string, listener: Listener): unknown
   off(event: string, listener: Listener): unknown
@@ -75,15 +76,20 @@ export class NodeRedisConnection implements RedisConnection {
     return (this.single ?? this.cluster)!
   }
 
+  private ready(): boolean {
+    const c = this.api
+    return c.isReady ?? c.isOpen
+  }
+
   state(): ConnectionState {
     const c = this.api
-    if (c.isReady) return 'ready'
+    if (this.ready()) return 'ready'
     return c.isOpen ? 'connecting' : 'down'
   }
 
   describeState(): string {
     const c = this.api
-    if (c.isReady) return 'ready'
+    if (this.ready()) return 'ready'
     return c.isOpen ? 'reconnecting' : 'not open (a node-redis client is opened by its owner: connect())'
   }
 
