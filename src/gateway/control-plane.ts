@@ -89,6 +89,16 @@ export async function openGatewayControl(database: DatabaseConfig, logger: Logge
   }
 }
 
+/** Alerts, blocks and spent budgets of an HTTP core into the events feed; returns the disconnect. */
+export function connectEvents(plane: GatewayControl, sluice: Sluice): () => void {
+  return connectSluiceEvents(plane.events, sluice, {
+    isBudget: (tier, limit) => {
+      const limiter = sluice.tierLimiter(tier)
+      return limiter.definitions[limiter.names.indexOf(limit)]?.unit === 'usd'
+    },
+  })
+}
+
 /** Mounts /admin/v1 and /dashboard (404 without an admin token, never open). */
 export async function mountControl(
   // biome-ignore lint/suspicious/noExplicitAny: the gateway's app has a pino Logger type, the plugin any logger
@@ -97,31 +107,24 @@ export async function mountControl(
   deps: {
     config: GatewayConfig
     env: Record<string, string | undefined>
+    /** The HTTP core serving now (a stand-in that follows reloads). */
     sluice: Sluice
     guard: GuardedStore | undefined
     storeStatus: () => Promise<Record<string, unknown>>
-    tiers: readonly string[]
   },
 ): Promise<() => void> {
   const { sluice } = deps
-  const offEvents = connectSluiceEvents(plane.events, sluice, {
-    isBudget: (tier, limit) => {
-      const limiter = sluice.tierLimiter(tier)
-      return limiter.definitions[limiter.names.indexOf(limit)]?.unit === 'usd'
-    },
-  })
   const offGuard = deps.guard ? connectStoreGuard(plane.events, deps.guard, { name: 'Redis' }) : () => {}
-  const forwardedHeader = sluice.ip.header
   await app.register(adminConsole, {
     control: plane.control,
     auth: adminAuthFrom(deps.env, deps.config.admin),
-    tiers: deps.tiers,
+    tiers: (tier) => Object.hasOwn(sluice.tiers, tier),
     subjects: { inspect: (s) => sluice.inspect(s), unblock: (s) => sluice.unblock(s) },
     storeStatus: deps.storeStatus,
     events: plane.events,
     latency: () => plane.latency.snapshot(),
     clientIp: (request) => {
-      const forwarded = sluice.ip.trustsProxies ? request.headers[forwardedHeader] : undefined
+      const forwarded = sluice.ip.trustsProxies ? request.headers[sluice.ip.header] : undefined
       const client = sluice.ip.resolve(
         request.raw.socket.remoteAddress,
         Array.isArray(forwarded) ? forwarded.join(', ') : forwarded,
@@ -129,10 +132,7 @@ export async function mountControl(
       return client?.ip ?? request.raw.socket.remoteAddress ?? 'unknown'
     },
   })
-  return () => {
-    offEvents()
-    offGuard()
-  }
+  return offGuard
 }
 
 const ROUTE_KINDS = new Map(ROUTES.map((r) => [r.url, r.kind]))

@@ -3,7 +3,7 @@ import type { DestinationStream, Logger } from 'pino'
 import { pino } from 'pino'
 import type { LedgerEntry } from '../control/ledger-rows.js'
 import { SluiceInputError } from '../core/errors.js'
-import { type KeyConfig, Sluice } from '../http/index.js'
+import { Sluice } from '../http/index.js'
 import { SluiceMetrics } from '../metrics.js'
 import type { BlockedKeyCache } from '../store/blocked-cache.js'
 import { StoreUnavailableError } from '../store/errors.js'
@@ -13,8 +13,8 @@ import type { Store } from '../store/types.js'
 import { Accounting, type Charge, type Settlement } from './accounting.js'
 import { ConfigError, parseConfig } from './config/load.js'
 import type { GatewayConfig, GatewayConfigInput } from './config/schema.js'
-import { ControlKeyRegistry } from './control-keys.js'
 import {
+  connectEvents,
   type GatewayControl,
   mountControl,
   openGatewayControl,
@@ -24,16 +24,15 @@ import {
 import { sluiceOptions } from './http-options.js'
 import { InFlightCalls } from './in-flight.js'
 import { Ledger, LedgerPathError } from './ledger.js'
+import { buildSluice, LiveParts } from './live.js'
 import { createGatewayLogger } from './logger.js'
 import type { MockUpstream } from './mock/server.js'
-import { ModelTable } from './models.js'
 import { type Persistence, startPersistence } from './persistence.js'
-import { PriceTable } from './prices.js'
 import { LEDGER_UNAVAILABLE_BODY, readinessWithLedger, refusesCalls } from './readiness.js'
 import { buildServer } from './server.js'
-import { demoKeyFor, startupWarnings, usedUpstreams } from './startup.js'
+import { demoKeyFor, startupWarnings } from './startup.js'
 import { type GatewayStore, givenStore, type OutagePolicy, openStore } from './store.js'
-import { Upstream } from './upstream.js'
+import type { Upstream } from './upstream.js'
 
 export interface GatewayOptions {
   /** Environment for upstream API keys (`apiKeyEnv`) and SLUICE_DEMO_KEY (default process.env). */
@@ -85,6 +84,15 @@ export interface Gateway {
   warnings: string[]
   /** Calls being served right now. */
   readonly inFlight: number
+  /**
+   * Applies a new config's tiers, keys, graduated response, models, prices and upstreams without
+   * dropping calls in flight (SIGHUP). A config that cannot be read (when `input` is a loader) or
+   * built throws, changes nothing and counts in `sluice_config_reloads_total{result="failed"}`;
+   * the answer names changed settings that need a restart (listen address, store, database…).
+   */
+  reload(
+    input: GatewayConfigInput | GatewayConfig | (() => GatewayConfigInput | GatewayConfig),
+  ): Promise<{ needsRestart: string[] }>
   /**
    * Graceful shutdown: stops accepting connections, lets calls in flight finish for up to the
    * deadline, then cuts them (each settled with what it used), settles every open reservation
@@ -167,25 +175,20 @@ export async function startGateway(
   if (stores.cache) metrics.watchCache(stores.cache)
   // The gateway records decisions itself (it reserves through limiterFor, not check()), so the
   // HTTP core gets no metrics option: every decision is counted once.
-  const httpOptions = sluiceOptions(config, {
-    store,
-    ...(stores.tierStores !== undefined && { tierStores: stores.tierStores }),
-    ...(stores.authStore !== undefined && { authStore: stores.authStore }),
-    logger: options.logger === false ? false : logger.child({ component: 'limits' }),
+  const calls = new InFlightCalls()
+  const liveDeps = {
+    stores,
+    plane,
+    logger,
+    quiet: options.logger === false,
     extraKeys: demo ? [demo.entry] : [],
-  })
-  if (plane !== undefined) {
-    // Keys from sluice.yaml by their hash, then keys from the database through the key cache.
-    const registry = new ControlKeyRegistry(httpOptions.keys as KeyConfig[], {
-      tierExists: (tier) => Object.hasOwn(sluice.tiers, tier),
-      logger,
-    })
-    registry.attach(plane.cache)
-    httpOptions.keys = registry
+    env,
+    calls,
   }
-  const sluice = new Sluice(httpOptions)
-  const models = new ModelTable(config)
-  const upstreams = new Map<string, Upstream>()
+  // Tiers, keys, models, prices and upstreams: replaced by reload() (SIGHUP) while serving.
+  const live = new LiveParts(config, buildSluice(config, liveDeps), liveDeps)
+  live.watch(metrics)
+  const { sluice, models, upstreams } = live
   const ledger =
     config.ledger.path === false
       ? undefined
@@ -199,9 +202,8 @@ export async function startGateway(
     metrics.watchLedger(ledger)
     reportLedger(ledger, config, logger)
   }
-  const prices = new PriceTable(config.prices)
   const accounting = new Accounting({
-    prices,
+    prices: live.prices,
     ledger,
     onUpstreamError: config.accounting.onUpstreamError,
     onSettleError: (error, charge) => {
@@ -229,7 +231,6 @@ export async function startGateway(
       )
     },
   })
-  const calls = new InFlightCalls()
   const lifecycle = { closing: false }
   let persistence: Persistence | undefined
 
@@ -242,9 +243,9 @@ export async function startGateway(
     if (!finished) logger.warn(`shutdown: ${name} did not finish within ${ms}ms; going on without it`)
   }
   const cleanup = async () => {
-    await step('closing the upstreams', () => Promise.all([...upstreams.values()].map((u) => u.close())))
+    await step('closing the upstreams', () => live.close())
     await step('writing the ledger', async () => ledger?.close())
-    await step('delivering webhooks', () => sluice.close())
+    await step('delivering webhooks', () => live.current.close())
     if (plane !== undefined) await step('writing the control database', () => plane.close(), 15_000)
     if (persistence !== undefined) await step('writing the snapshot', () => persistence!.close())
     await step('closing the store', () => stores.close())
@@ -271,10 +272,7 @@ export async function startGateway(
         logger,
       })
     }
-    for (const name of usedUpstreams(config)) {
-      const upstream = await Upstream.create(name, config.upstreams[name]!, env, models.encodingOf)
-      upstreams.set(name, upstream)
-    }
+    await live.startUpstreams()
     const onFailure = config.ledger.onFailure
     const app = buildServer({
       config,
@@ -312,7 +310,11 @@ export async function startGateway(
         sluice,
         guard: stores.guard,
         storeStatus: async () => (await stores.readiness()).body as Record<string, unknown>,
-        tiers: Object.keys(sluice.tiers),
+      })
+      let offEvents = connectEvents(plane, live.current)
+      live.onSwap((next) => {
+        offEvents()
+        offEvents = connectEvents(plane, next)
       })
     }
     // Fastify logs "Server listening at …" at info: the CLI prints its banner instead, so that
@@ -376,6 +378,12 @@ export async function startGateway(
       get inFlight() {
         return calls.size
       },
+      reload: (next) =>
+        live.reload(() => {
+          const parsed = parseConfig(typeof next === 'function' ? next() : next)
+          checkConfig(parsed)
+          return parsed
+        }),
       close: (closeOptions: CloseOptions = {}) => {
         const deadlineMs = closeOptions.deadlineMs ?? config.shutdown.deadline
         if (closing === undefined) closing = shutdown(deadlineMs)
