@@ -98,6 +98,22 @@ describe('the gateway over the control plane with an admin token (SQLite)', () =
     ).rejects.toBeInstanceOf(AuthenticationError)
   })
 
+  it('keeps the admin API to its own body limit and out of the API limits and uploads', async () => {
+    const big = await fetch(`${gw.url}/admin/v1/keys`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'x'.repeat(100_000), tier: 'service' }),
+    })
+    expect(big.status).toBe(413)
+    // Many admin calls from one address: the anonymous tier (20 an hour per IP) never sees them.
+    for (let i = 0; i < 25; i++) expect((await admin(gw, 'GET', '/keys?limit=1')).status).toBe(200)
+    // Mounted: the page, or (in a checkout not built yet) the dashboard's own note on building it.
+    const dashboard = await fetch(`${gw.url}/dashboard/`)
+    const page = await dashboard.text()
+    if (dashboard.status === 503) expect(page).toContain('npm run build')
+    else expect(dashboard.status).toBe(200)
+  })
+
   it('keeps accepting sluice.yaml keys beside database keys', async () => {
     const client = new OpenAI({ apiKey: yamlKey.key, baseURL: `${gw.url}/v1`, maxRetries: 0 })
     const answer = await client.chat.completions.create({ model: 'gpt-4o-mini', messages, max_tokens: 20 })
