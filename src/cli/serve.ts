@@ -50,7 +50,8 @@ export async function serve(values: Record<string, unknown>, io: CliIo): Promise
     env: io.env,
     ...(io.logDestination !== undefined && { logDestination: io.logDestination }),
   })
-  for (const line of bannerLines(gateway, { configPath: path, store: describeStore(config) })) io.out(line)
+  for (const line of bannerLines(gateway, { configPath: path, store: describeStore(config), env: io.env }))
+    io.out(line)
 
   return await new Promise<number>((resolve) => {
     let signals = 0
