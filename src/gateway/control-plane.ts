@@ -119,6 +119,7 @@ export async function mountControl(
     control: plane.control,
     auth: adminAuthFrom(deps.env, deps.config.admin),
     tiers: (tier) => Object.hasOwn(sluice.tiers, tier),
+    tierNames: () => Object.keys(sluice.tiers),
     subjects: { inspect: (s) => sluice.inspect(s), unblock: (s) => sluice.unblock(s) },
     storeStatus: deps.storeStatus,
     events: plane.events,

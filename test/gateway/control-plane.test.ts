@@ -107,6 +107,8 @@ describe('the gateway over the control plane with an admin token (SQLite)', () =
     expect(big.status).toBe(413)
     // Many admin calls from one address: the anonymous tier (20 an hour per IP) never sees them.
     for (let i = 0; i < 25; i++) expect((await admin(gw, 'GET', '/keys?limit=1')).status).toBe(200)
+    const status = (await admin(gw, 'GET', '/status')).body
+    expect(status.tiers).toEqual(expect.arrayContaining(['service', 'tight', 'metered']))
     // Mounted: the page, or (in a checkout not built yet) the dashboard's own note on building it.
     const dashboard = await fetch(`${gw.url}/dashboard/`)
     const page = await dashboard.text()
