@@ -6,6 +6,7 @@ import { MemoryStore } from '../src/store/memory.js'
 import { RedisStore } from '../src/store/redis/store.js'
 import type { Store } from '../src/store/types.js'
 import { type RedisServer, startRedis } from './helpers/redis-server.js'
+import { sleep } from './helpers/sleep.js'
 
 /**
  * What a textbook bucket (tokens + last refill) admits for the same arrival times: where the
@@ -42,8 +43,6 @@ function checkAdmitted(decisions: Decision[], burst: number, rate: number) {
   expect(admitted).toBeGreaterThanOrEqual(Math.floor(0.99 * ideal))
   return { admitted, allowance, ideal }
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 /** Offers `perTick` calls every millisecond-ish for `durationMs` of wall time. */
 async function offer(limiter: Limiter, subject: string, durationMs: number, perTick: number) {

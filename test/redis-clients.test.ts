@@ -10,8 +10,9 @@ import { StoreUnavailableError } from '../src/store/errors.js'
 import { RedisInvalidationBus } from '../src/store/redis/invalidation.js'
 import { nodeRedisClientOptions, RedisStore } from '../src/store/redis/store.js'
 import { type RedisServer, startRedis } from './helpers/redis-server.js'
+import { sleep } from './helpers/sleep.js'
 import { CLIENT_KINDS, singleClient } from './helpers/store-clients.js'
-import { sleep, waitFor } from './resilience/load.js'
+import { waitFor } from './resilience/load.js'
 
 const SLOW = 1e-6
 const ROOT = fileURLToPath(new URL('..', import.meta.url))

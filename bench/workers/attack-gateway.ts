@@ -45,7 +45,7 @@ const served =
           }),
           ...config,
         },
-        { logger: false, env: { SLUICE_DEMO_KEY: 'sk-sluice-bench-attacks-0000000000000000' } },
+        { logger: false, env: { SLUICE_DEMO_KEY: 'sk-sluice-GciNVFvKzAl8zti0z4D62IFU-Nj_bM-ynTnhSzGJNDo' } },
       )
 process.send!({ type: 'ready', url: served.url, demoKey: served.demoKey })
 process.on('message', (message: { type: string }) => {

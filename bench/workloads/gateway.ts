@@ -17,8 +17,11 @@ const BODY = JSON.stringify({
   max_tokens: 16,
 })
 
-/** The gateway's demo key (service tier); the mock ignores it. */
-const API_KEY = `sk-sluice-${'b'.repeat(40)}`
+/**
+ * The gateway's demo key (service tier); the mock ignores it. A fixed key in the form `sluice keys
+ * create` prints (the gateway refuses SLUICE_DEMO_KEY values that do not look random).
+ */
+const API_KEY = 'sk-sluice-vhn9jUn3oaGiugXwZvmQGnaWd8IWwMPqPJBk1trVA1U'
 
 /** POST a small chat completion and read the whole answer; allowed means HTTP 200. */
 function chatOp(pool: Pool, path: string): Operation {

@@ -1,10 +1,7 @@
 import type { GatewayConfig } from '../gateway/config/schema.js'
 import { sluiceOptions } from '../gateway/http-options.js'
-import { outagePolicy } from '../gateway/store.js'
+import { blockedKeyCache, configuredRedis, outagePolicy, reachStore } from '../gateway/store.js'
 import { Sluice } from '../http/index.js'
-import { BlockedKeyCache } from '../store/blocked-cache.js'
-import { RedisInvalidationBus } from '../store/redis/invalidation.js'
-import { RedisStore } from '../store/redis/store.js'
 import { UsageError } from './io.js'
 
 export function redactUrl(url: string): string {
@@ -52,27 +49,20 @@ export async function sharedState(
     )
   }
   const { nodes, url } = config.store
-  const store = new RedisStore(nodes !== undefined ? { nodes } : { url: url! })
+  const store = configuredRedis(config.store)
   const where = nodes !== undefined ? nodes.map(redactUrl).join(', ') : redactUrl(url!)
-  const deadline = Date.now() + 5000
-  for (;;) {
-    try {
-      await store.ping()
-      break
-    } catch (error) {
-      if (Date.now() > deadline) {
-        await store.close()
-        throw new Error(`cannot reach Redis at ${where}: ${(error as Error).message}`)
-      }
-      await new Promise((r) => setTimeout(r, 100))
-    }
+  const unreachable = await reachStore(store, 5000, 100)
+  if (unreachable !== undefined) {
+    await store.close()
+    throw new Error(`cannot reach Redis at ${where}: ${unreachable.message}`)
   }
-  if (!options.invalidate || config.store.blockedCache === false) {
+  // Only to announce what is given back (an unblock): its entries are never read here.
+  const cached = options.invalidate ? blockedKeyCache(config, store) : undefined
+  if (cached === undefined) {
     const sluice = new Sluice(sluiceOptions(config, { store, logger: false }))
     return { sluice, close: () => store.close() }
   }
-  const cache = new BlockedKeyCache()
-  const bus = new RedisInvalidationBus({ cache, client: store.client, channel: `${config.prefix}invalidate` })
+  const { cache, bus } = cached
   const sluice = new Sluice(sluiceOptions(config, { store: cache.wrap(store), logger: false }))
   return {
     sluice,

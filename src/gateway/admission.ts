@@ -4,14 +4,15 @@
  * round trip.
  */
 import { capacityOf, tokenBucket } from '../core/limits.js'
+import type { Admission } from '../http/index.js'
 import { type Costs, type Decision, Limiter } from '../limiter.js'
 import { CachedStore } from '../store/blocked-cache.js'
 import type { StoreOp, StoreResult } from '../store/types.js'
 
-/** A body whose subject was found denied once it had arrived: answered with the decision, unparsed. */
+/** A body whose subject was found denied once it had arrived: answered with the refusal, unparsed. */
 export class RefusedBeforeParsing extends Error {
   override name = 'RefusedBeforeParsing'
-  constructor(readonly decision: Decision) {
+  constructor(readonly admission: Admission) {
     super('refused before parsing')
   }
 }

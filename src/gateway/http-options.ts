@@ -1,5 +1,6 @@
 import type { KeyConfig, SluiceLogger, SluiceOptions } from '../http/index.js'
 import type { BlockOptions } from '../limiter.js'
+import type { SluiceMetrics } from '../metrics.js'
 import type { Store } from '../store/types.js'
 import type { BlockConfig, GatewayConfig } from './config/schema.js'
 import { gatewayTiers, limitFromConfig } from './tiers.js'
@@ -40,6 +41,8 @@ export function sluiceOptions(
     authStore?: Store
     logger: SluiceLogger | false
     extraKeys?: KeyConfig[]
+    /** Counts every admission (allowed, refused, unavailable) once. */
+    metrics?: SluiceMetrics
   },
 ): SluiceOptions {
   const { auth, graduated } = config
@@ -62,6 +65,7 @@ export function sluiceOptions(
     headers: config.headers,
     logger: deps.logger,
   }
+  if (deps.metrics !== undefined) options.metrics = deps.metrics
   if (auth.apiKeyHeaders !== undefined) options.apiKeyHeaders = auth.apiKeyHeaders
   if (auth.trustProxy !== undefined) options.trustProxy = auth.trustProxy
   if (auth.forwardedHeader !== undefined) options.forwardedHeader = auth.forwardedHeader

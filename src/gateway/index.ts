@@ -173,8 +173,7 @@ export async function startGateway(
   const metrics = options.metrics ?? new SluiceMetrics({ processMetrics: config.metrics.process })
   if (stores.guard) metrics.watchStore(stores.guard)
   if (stores.cache) metrics.watchCache(stores.cache)
-  // The gateway records decisions itself (it reserves through limiterFor, not check()), so the
-  // HTTP core gets no metrics option: every decision is counted once.
+  // The gateway admits through the HTTP core's admit(), which counts every decision once.
   const calls = new InFlightCalls()
   const liveDeps = {
     stores,
@@ -184,6 +183,7 @@ export async function startGateway(
     extraKeys: demo ? [demo.entry] : [],
     env,
     calls,
+    metrics,
   }
   // Tiers, keys, models, prices and upstreams: replaced by reload() (SIGHUP) while serving.
   const live = new LiveParts(config, buildSluice(config, liveDeps), liveDeps)

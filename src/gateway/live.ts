@@ -54,6 +54,8 @@ export interface LiveDeps {
   quiet: boolean
   extraKeys: KeyConfig[]
   env: Record<string, string | undefined>
+  /** The HTTP core counts its decisions here. */
+  metrics: SluiceMetrics
 }
 
 /** Builds the HTTP core of a config (its keys from sluice.yaml, then the database's through the cache). */
@@ -65,6 +67,7 @@ export function buildSluice(config: GatewayConfig, deps: LiveDeps): Sluice {
     ...(stores.authStore !== undefined && { authStore: stores.authStore }),
     logger: deps.quiet ? false : deps.logger.child({ component: 'limits' }),
     extraKeys: deps.extraKeys,
+    metrics: deps.metrics,
   })
   let sluice: Sluice | undefined
   if (plane !== undefined) {

@@ -1,5 +1,6 @@
 import { describe } from '../core/errors.js'
 import { type GatewayError, invalidRequest } from './errors.js'
+import { isRecord } from './is-record.js'
 import {
   chatPromptParts,
   countParts,
@@ -37,10 +38,6 @@ export interface ValidRequest {
   body: Record<string, unknown>
   /** The client asked for stream_options.include_usage itself. */
   clientWantsUsage: boolean
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
 function missing(param: string): GatewayError {

@@ -73,6 +73,47 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 /** A pause that does not keep the process alive (for retries in the background). */
 const idle = (ms: number) => new Promise((r) => setTimeout(r, ms).unref())
 
+// ------------------------------------------------------------------ the parts, made in one place
+
+/** The Redis store a config names: a Redis Cluster when it lists `nodes`, else the `url`. */
+export function configuredRedis(store: RedisStoreConfig): RedisStore {
+  return new RedisStore(store.nodes !== undefined ? { nodes: store.nodes } : { url: store.url! })
+}
+
+/**
+ * Pings `store` until it answers or `waitMs` has passed, every `everyMs`: undefined once it
+ * answered, else the last error.
+ */
+export async function reachStore(store: Store, waitMs: number, everyMs = 50): Promise<Error | undefined> {
+  const deadline = Date.now() + waitMs
+  for (;;) {
+    try {
+      await store.ping()
+      return undefined
+    } catch (error) {
+      if (Date.now() >= deadline) return error instanceof Error ? error : new Error(String(error))
+      await sleep(everyMs)
+    }
+  }
+}
+
+/**
+ * The blocked-key cache of a config (undefined when turned off) and the bus that keeps the caches
+ * of every process on `redis` in step: a block lifted here is forgotten there at once.
+ */
+export function blockedKeyCache(
+  config: GatewayConfig,
+  redis: RedisStore,
+): { cache: BlockedKeyCache; bus: RedisInvalidationBus } | undefined {
+  const options = outagePolicy(config)?.blockedCache
+  if (options === undefined || options === false) return undefined
+  const cache = new BlockedKeyCache({ maxAgeMs: options.maxAgeMs, maxEntries: options.maxEntries })
+  const bus = new RedisInvalidationBus({ cache, client: redis.client, channel: `${config.prefix}invalidate` })
+  return { cache, bus }
+}
+
+// ------------------------------------------------------------------ the gateway's store
+
 /** What a store without the Redis machinery (outage policy, per-tier views, cache) has of it. */
 const NO_REDIS_PARTS = {
   tierStores: undefined,
@@ -88,18 +129,7 @@ export function givenStore(store: Store): GatewayStore {
   return {
     store,
     ...NO_REDIS_PARTS,
-    connect: async (waitMs) => {
-      const deadline = Date.now() + waitMs
-      for (;;) {
-        try {
-          await store.ping()
-          return true
-        } catch {
-          if (Date.now() >= deadline) return false
-          await sleep(50)
-        }
-      }
-    },
+    connect: async (waitMs) => (await reachStore(store, waitMs)) === undefined,
     readiness: async () => {
       let timer: NodeJS.Timeout | undefined
       try {
@@ -134,8 +164,8 @@ export function openStore(config: GatewayConfig, logger: Logger): GatewayStore {
       close: () => memory.close(),
     }
   }
-  const { nodes, url } = config.store
-  const redis = new RedisStore(nodes !== undefined ? { nodes } : { url: url! })
+  const nodes = config.store.nodes
+  const redis = configuredRedis(config.store)
   const guard = new GuardedStore({
     store: redis,
     failMode: policy.failMode,
@@ -144,15 +174,7 @@ export function openStore(config: GatewayConfig, logger: Logger): GatewayStore {
     logger: logger.child({ component: 'store' }),
     name: nodes !== undefined ? 'Redis Cluster' : 'Redis',
   })
-  const cache =
-    policy.blockedCache === false
-      ? undefined
-      : new BlockedKeyCache({
-          maxAgeMs: policy.blockedCache.maxAgeMs,
-          maxEntries: policy.blockedCache.maxEntries,
-        })
-  const bus =
-    cache && new RedisInvalidationBus({ cache, client: redis.client, channel: `${config.prefix}invalidate` })
+  const { cache, bus } = blockedKeyCache(config, redis) ?? {}
 
   const views = new Map<FailMode, Store>()
   const view = (mode: FailMode): Store => {

@@ -1,5 +1,6 @@
 import { modelToEncodingMap } from 'gpt-tokenizer/mapping'
 import type { EncodingName } from './config/schema.js'
+import { isRecord } from './is-record.js'
 import { countInRuns } from './long-runs.js'
 
 /** Counts tokens of plain text with one BPE encoding, in time linear in the text (see long-runs.ts). */
@@ -97,10 +98,6 @@ const REPLY_PRIMING = 3
 // Images are billed by size and detail; without decoding them, assume one high-detail 1024² tile set.
 const IMAGE_TOKENS_HIGH = 765
 const IMAGE_TOKENS_LOW = 85
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
-}
 
 /**
  * A prompt as what its tokens are made of: the tokens known without a tokenizer (framing, images,

@@ -1,3 +1,4 @@
+import { isRecord } from './is-record.js'
 import { parseSseEvent, withData } from './sse.js'
 
 /** Token counts the upstream reported. */
@@ -7,10 +8,6 @@ export interface ReportedUsage {
 }
 
 export type RouteKind = 'chat' | 'completions' | 'embeddings' | 'responses' | 'models'
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
-}
 
 function count(value: unknown): number | undefined {
   return typeof value === 'number' && Number.isFinite(value) && value >= 0 ? value : undefined

@@ -1,7 +1,8 @@
 import { describe, SluiceInputError } from '../core/errors.js'
-import { type CheckResult, Sluice } from './core.js'
+import { Sluice } from './core.js'
 import type { CostSpec, SluiceOptions } from './options.js'
 import type { RequestLike } from './request.js'
+import type { CheckResult } from './state.js'
 
 /**
  * What every adapter accepts: options, or a Sluice made elsewhere (to share one core between

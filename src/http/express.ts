@@ -10,8 +10,9 @@
  */
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
 import { checkThen, coreFrom, firstCheck, type SluiceInput } from './adapter.js'
-import { type RateLimitState, releaseState, type Sluice } from './core.js'
+import type { Sluice } from './core.js'
 import type { CostSpec } from './options.js'
+import { type RateLimitState, releaseState } from './state.js'
 
 declare global {
   namespace Express {

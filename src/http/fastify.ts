@@ -13,8 +13,9 @@
 import type { FastifyInstance, FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify'
 import { describe, SluiceInputError } from '../core/errors.js'
 import { checkThen, coreFrom, type SluiceInput } from './adapter.js'
-import { type RateLimitState, releaseState, type Sluice } from './core.js'
+import type { Sluice } from './core.js'
 import type { CostSpec } from './options.js'
+import { type RateLimitState, releaseState } from './state.js'
 
 /** Per route, in `config.sluice`: false to leave the route unlimited, or its own cost. */
 export type SluiceRouteConfig = false | { cost?: CostSpec<FastifyRequest> }

@@ -12,8 +12,9 @@
 import type { Context, MiddlewareHandler } from 'hono'
 import { describe, SluiceInputError } from '../core/errors.js'
 import { coreFrom, firstCheck, type SluiceInput } from './adapter.js'
-import { type RateLimitState, releaseState, Sluice } from './core.js'
+import { Sluice } from './core.js'
 import type { CostSpec, SluiceOptions } from './options.js'
+import { type RateLimitState, releaseState } from './state.js'
 
 declare module 'hono' {
   interface ContextVariableMap {

@@ -2,18 +2,9 @@
  * sluice's HTTP layer: one framework-agnostic core (Sluice) and helpers the gateway and the
  * adapters (sluice/express, sluice/fastify, sluice/hono, sluice/node) share.
  */
-export {
-  type CheckResult,
-  createSluice,
-  type Graduation,
-  type Identification,
-  type Identity,
-  type Level,
-  type RateLimitState,
-  type Refusal,
-  releaseState,
-  Sluice,
-} from './core.js'
+export type { Admission, AdmitOptions } from './admit.js'
+export type { Answer } from './answers.js'
+export { createSluice, Sluice } from './core.js'
 export type {
   AlertEvent,
   AuthFailureEvent,
@@ -26,6 +17,7 @@ export type {
   ThrottleEvent,
   WebhookErrorEvent,
 } from './events.js'
+export type { Graduation, Level } from './graduation.js'
 export {
   ALL_HEADER_GROUPS,
   addRateLimitHeaders,
@@ -38,6 +30,7 @@ export {
   retryAfterSeconds,
   tightestLimit,
 } from './headers.js'
+export type { Identification, Identity, Refusal } from './identity.js'
 export { type ClientIp, type IpOptions, IpResolver, IpSet, parseIp, type TrustProxy } from './ip.js'
 export {
   API_KEY_PREFIX,
@@ -65,5 +58,6 @@ export {
   warningFor,
 } from './responses.js'
 export { advertisedRetryMs, DEFAULT_MAX_RETRY_WAIT_MS, shouldRetry } from './retry.js'
+export { type CheckResult, type RateLimitState, releaseState } from './state.js'
 export { defaultTiers, type Tier, type TierScope, validateTiers } from './tiers.js'
 export type { WebhookOptions } from './webhook.js'

@@ -12,9 +12,10 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { coreFrom, firstCheck, type SluiceInput } from './adapter.js'
-import { type CheckResult, type RateLimitState, releaseState, type Sluice } from './core.js'
+import type { Sluice } from './core.js'
 import type { CostSpec } from './options.js'
 import type { RequestLike } from './request.js'
+import { type CheckResult, type RateLimitState, releaseState } from './state.js'
 
 declare module 'node:http' {
   interface IncomingMessage {

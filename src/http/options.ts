@@ -1,3 +1,4 @@
+import { pino } from 'pino'
 import { describe, requirePositiveInteger, SluiceInputError } from '../core/errors.js'
 import type { BlockOptions, Costs } from '../limiter.js'
 import type { SluiceMetrics } from '../metrics.js'
@@ -295,3 +296,56 @@ export function toCosts(cost: unknown, what: string): Costs {
 }
 
 export { resolveWebhook }
+
+/** The `logger` option: a pino-like logger, false for none, or (undefined) pino on stderr. */
+export function resolveLogger(option: unknown): SluiceLogger | undefined {
+  if (option === false) return undefined
+  if (option === undefined) return pino({ name: 'sluice' }, pino.destination({ dest: 2, sync: true }))
+  const logger = option as Partial<SluiceLogger> | null
+  if (
+    typeof logger !== 'object' ||
+    logger === null ||
+    typeof logger.warn !== 'function' ||
+    typeof logger.info !== 'function'
+  ) {
+    throw new SluiceInputError(
+      `logger must have info() and warn() (a pino logger fits), or be false, got ${describe(option)}`,
+    )
+  }
+  return option as SluiceLogger
+}
+
+/** The `store` option, checked to be a Store (undefined when not given). */
+export function resolveStore(option: unknown): Store | undefined {
+  if (option !== undefined && typeof (option as Partial<Store>).execute !== 'function') {
+    throw new SluiceInputError(
+      `store must be a MemoryStore, RedisStore or other Store, got ${describe(option)}`,
+    )
+  }
+  return option as Store | undefined
+}
+
+/** A positive integer option, or `fallback` when not given. */
+export function positiveIntegerOr(value: unknown, fallback: number, what: string): number {
+  return value === undefined ? fallback : requirePositiveInteger(value, what)
+}
+
+/** The `block` option: true, false or { after, withinMs, durationsMs } (the limiter checks those). */
+export function checkBlock(option: unknown): void {
+  if (
+    option !== undefined &&
+    typeof option !== 'boolean' &&
+    (typeof option !== 'object' || option === null)
+  ) {
+    throw new SluiceInputError(
+      `block must be true, false or { after, withinMs, durationsMs }, got ${describe(option)}`,
+    )
+  }
+}
+
+/** The `metrics` option, checked to be a SluiceMetrics. */
+export function checkMetrics(option: unknown): void {
+  if (option !== undefined && typeof (option as Partial<SluiceMetrics>).recordDecision !== 'function') {
+    throw new SluiceInputError(`metrics must be a SluiceMetrics, got ${describe(option)}`)
+  }
+}

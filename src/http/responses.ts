@@ -136,12 +136,15 @@ export function forbiddenBody(): ErrorBody {
   return errorBody('Access denied.', 'forbidden', 'access_denied')
 }
 
-/** 503 when the store cannot answer and the policy is to fail closed. */
+/**
+ * 503 when the store cannot answer and the policy is to fail closed: the same body from the
+ * middleware, the gateway and (code) the admin API, `store_unavailable`.
+ */
 export function unavailableBody(retryAfterMs: number): ErrorBody {
   return errorBody(
-    `Rate limiting is unavailable right now. Please try again in ${formatDuration(retryAfterMs)}.`,
+    `Rate limits cannot be checked right now (the store is unavailable). Please try again in ${formatDuration(retryAfterMs)}.`,
     'server_error',
-    'service_unavailable',
+    'store_unavailable',
   )
 }
 

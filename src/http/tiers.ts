@@ -45,7 +45,7 @@ function approximateHour(requests: number, tokens: number): Record<string, Limit
   }
 }
 
-/** The default tiers from the product brief (DESIGN.md). */
+/** The default tiers from the product brief (the table in docs/http.md). */
 export function defaultTiers(): Record<string, Tier> {
   return {
     anonymous: {

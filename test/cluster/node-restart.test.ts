@@ -5,7 +5,8 @@ import { StoreUnavailableError } from '../../src/store/errors.js'
 import { GuardedStore } from '../../src/store/guarded.js'
 import { RedisStore } from '../../src/store/redis/store.js'
 import { type RedisClusterServer, startRedisCluster } from '../helpers/redis-cluster.js'
-import { sleep, startLoad, waitFor } from '../resilience/load.js'
+import { sleep } from '../helpers/sleep.js'
+import { startLoad, waitFor } from '../resilience/load.js'
 
 const TIMEOUT_MS = 100
 const SLACK_MS = 50
@@ -68,9 +69,9 @@ describe('a Redis Cluster node restarts under load', () => {
     expect(failedClosed.length).toBeGreaterThan(5)
     for (const s of failedClosed) expect(s.error).toBeInstanceOf(StoreUnavailableError)
     // Open-mode calls never fail; closed-mode calls fail only with StoreUnavailableError.
-    for (const s of samples) {
-      if (s.error !== undefined) expect(s.error).toBeInstanceOf(StoreUnavailableError)
-    }
+    const errors = samples.flatMap((s) => (s.error === undefined ? [] : [s.error]))
+    expect(errors.length).toBeGreaterThanOrEqual(failedClosed.length)
+    expect(errors.filter((e) => !(e instanceof StoreUnavailableError))).toEqual([])
 
     const after = samples.filter((s) => s.at > upAt)
     expect(after.length).toBeGreaterThan(10)

@@ -11,7 +11,7 @@ import { type CliIo, main } from '../../src/cli.js'
 import type { GatewayConfigInput } from '../../src/gateway/config/schema.js'
 import { type Gateway, startGateway } from '../../src/gateway/index.js'
 import { type RedisServer, startRedis } from '../helpers/redis-server.js'
-import { sleep } from '../resilience/load.js'
+import { sleep } from '../helpers/sleep.js'
 import { chat, metricSum, tempDir } from './serve-process.js'
 
 /** Script calls clients sent Redis so far (INFO commandstats). */

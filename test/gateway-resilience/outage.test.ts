@@ -10,7 +10,8 @@ import { type Gateway, startGateway } from '../../src/gateway/index.js'
 import { type LedgerRecord, readLedger } from '../../src/gateway/ledger.js'
 import { generateApiKey, hashApiKey } from '../../src/http/index.js'
 import { type RedisServer, startRedis } from '../helpers/redis-server.js'
-import { type Sample, sleep, startLoad, waitFor } from '../resilience/load.js'
+import { sleep } from '../helpers/sleep.js'
+import { type Sample, startLoad, waitFor } from '../resilience/load.js'
 import { chat, metricSum, tempDir } from './serve-process.js'
 
 const TIMEOUT_MS = 100

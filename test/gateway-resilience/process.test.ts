@@ -11,7 +11,7 @@ import { readLedger } from '../../src/gateway/ledger.js'
 import { generateApiKey } from '../../src/http/index.js'
 import { freePort } from '../helpers/free-port.js'
 import { type RedisServer, startRedis } from '../helpers/redis-server.js'
-import { sleep } from '../resilience/load.js'
+import { sleep } from '../helpers/sleep.js'
 import { chat, spawnServe, startServe, tempDir } from './serve-process.js'
 
 function collect(stream: NodeJS.ReadableStream | null): () => string {

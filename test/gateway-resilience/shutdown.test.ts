@@ -14,7 +14,8 @@ import { type LedgerRecord, readLedger } from '../../src/gateway/ledger.js'
 import { generateApiKey, hashApiKey, Sluice } from '../../src/http/index.js'
 import { RedisStore } from '../../src/store/redis/store.js'
 import { type RedisServer, startRedis } from '../helpers/redis-server.js'
-import { sleep, waitFor } from '../resilience/load.js'
+import { sleep } from '../helpers/sleep.js'
+import { waitFor } from '../resilience/load.js'
 import { chat, startServe, tempDir } from './serve-process.js'
 
 const STREAMS = 20

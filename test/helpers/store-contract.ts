@@ -10,9 +10,9 @@ import {
   slidingWindow,
   tokenBucket,
 } from '../../src/index.js'
+import { sleep } from './sleep.js'
 import type { StoreHarness, StoreUnderTest } from './store-harness.js'
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 let policyCounter = 0
 const freshPolicy = () => `contract-${process.pid}-${++policyCounter}`
 

@@ -16,11 +16,11 @@ import {
   tokenBucket,
 } from '../../src/index.js'
 import { type RedisServer, startRedis } from '../helpers/redis-server.js'
+import { sleep } from '../helpers/sleep.js'
 import { ADAPTERS, type AnyOptions, nativeHeader, startApp, type TestApp } from './apps.js'
-import { call, callMany, count, seen429 } from './client.js'
+import { call, callMany, count } from './client.js'
 
 const MINUTE = 60_000
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 /** An anonymous tier with one request limit of `limit` per minute, and nothing else. */
 function perMinute(limit: number, extra: Record<string, Tier> = {}): Record<string, Tier> {
@@ -459,12 +459,21 @@ describe.each(STORES)('with the %s store', (storeKind) => {
   })
 })
 
-describe('every 429 seen', () => {
-  it('had Retry-After ≥ 1 (checked as each arrived)', () => {
-    expect(seen429.length).toBeGreaterThan(100)
-    for (const r of seen429) {
-      const after = r.headers.get('retry-after')
-      if (after !== null) expect(Number(after)).toBeGreaterThanOrEqual(1)
+describe('every 429', () => {
+  // Each 429 any test here receives is checked as it arrives (client.ts); this one makes its own,
+  // so that the file's last test passes alone too.
+  it.each(ADAPTERS)('%s: Retry-After ≥ 1 and retry-after-ms on each', async (adapter) => {
+    const app = await startApp(adapter, { logger: false, tiers: perMinute(2), block: false })
+    try {
+      const replies = await callMany(`${app.url}/hello`, 6, () => ({}), 1)
+      const denied = replies.filter((r) => r.status === 429)
+      expect(denied).toHaveLength(4)
+      for (const r of denied) {
+        expect(Number(r.headers.get('retry-after'))).toBeGreaterThanOrEqual(1)
+        expect(Number(r.headers.get('retry-after-ms'))).toBeGreaterThanOrEqual(1)
+      }
+    } finally {
+      await app.close()
     }
   })
 })

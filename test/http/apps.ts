@@ -17,6 +17,7 @@ import Fastify from 'fastify'
 import { Hono } from 'hono'
 import { stream } from 'hono/streaming'
 import type { RateLimitState, Sluice, SluiceOptions } from '../../src/http/index.js'
+import { sleep } from '../helpers/sleep.js'
 
 export const ADAPTERS = ['express', 'fastify', 'hono', 'node'] as const
 export type AdapterName = (typeof ADAPTERS)[number]
@@ -29,8 +30,6 @@ export interface TestApp {
 
 // biome-ignore lint/suspicious/noExplicitAny: options are typed per adapter; tests build them generically.
 export type AnyOptions = SluiceOptions<any>
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 function describeState(state: RateLimitState | null | undefined) {
   return {

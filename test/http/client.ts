@@ -8,9 +8,6 @@ export interface Reply {
   text: string
 }
 
-/** Every 429 a test sees: checked for Retry-After ≥ 1 and a well-formed body. */
-export const seen429: Reply[] = []
-
 export async function call(
   url: string,
   headers: Record<string, string> = {},
@@ -25,10 +22,8 @@ export async function call(
     body = undefined
   }
   const reply = { status: res.status, headers: res.headers, body, text }
-  if (res.status === 429) {
-    seen429.push(reply)
-    expectGood429(reply)
-  }
+  // Every 429 a test sees is checked for Retry-After ≥ 1 and a well-formed body.
+  if (res.status === 429) expectGood429(reply)
   return reply
 }
 

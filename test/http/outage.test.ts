@@ -64,7 +64,7 @@ describe('store outage', () => {
       const down = await call(`${closed.url}/hello`)
       expect(down.status, adapter).toBe(503)
       expect(Number(down.headers.get('retry-after'))).toBeGreaterThanOrEqual(1)
-      expect(down.body.error).toMatchObject({ code: 'service_unavailable', param: null })
+      expect(down.body.error).toMatchObject({ code: 'store_unavailable', param: null })
       const unchecked = await call(`${open.url}/hello`)
       expect(unchecked.status, adapter).toBe(200)
       expect(unchecked.headers.get('ratelimit')).toBeNull()

@@ -6,7 +6,8 @@ import { GuardedStore } from '../../src/store/guarded.js'
 import { RedisInvalidationBus } from '../../src/store/redis/invalidation.js'
 import { RedisStore, redisClientOptions } from '../../src/store/redis/store.js'
 import { type RedisServer, startRedis } from '../helpers/redis-server.js'
-import { sleep, waitFor } from './load.js'
+import { sleep } from '../helpers/sleep.js'
+import { waitFor } from './load.js'
 
 const SLOW = 1e-6
 

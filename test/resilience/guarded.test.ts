@@ -14,8 +14,9 @@ import { GuardedStore, scaleLimit } from '../../src/store/guarded.js'
 import { RedisStore, redisClientOptions } from '../../src/store/redis/store.js'
 import type { Store, StoreOp, StoreResult } from '../../src/store/types.js'
 import { type RedisServer, startRedis } from '../helpers/redis-server.js'
+import { sleep } from '../helpers/sleep.js'
 import { CountingStore } from '../helpers/store-harness.js'
-import { sleep, waitFor } from './load.js'
+import { waitFor } from './load.js'
 
 const SLOW = 1e-6
 

@@ -4,9 +4,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Limiter } from '../../src/limiter.js'
 import { RedisStore } from '../../src/store/redis/store.js'
 import { type RedisServer, startRedis } from '../helpers/redis-server.js'
+import { sleep } from '../helpers/sleep.js'
 import { runWorkerScript } from '../helpers/workers.js'
 import { type LateJob, type LateReport, lateLimits } from './fixtures/late-protocol.js'
-import { sleep } from './load.js'
 
 const WORKER = fileURLToPath(new URL('./fixtures/reserve-worker.ts', import.meta.url))
 

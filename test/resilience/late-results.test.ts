@@ -13,7 +13,7 @@ import { SluiceMetrics } from '../../src/metrics.js'
 import { type FailMode, GuardedStore } from '../../src/store/guarded.js'
 import { RedisStore, redisClientOptions } from '../../src/store/redis/store.js'
 import { type RedisServer, startRedis } from '../helpers/redis-server.js'
-import { sleep } from './load.js'
+import { sleep } from '../helpers/sleep.js'
 
 const SLOW = 1e-6
 /** Windows so long that none ends during the test (aligned to the epoch, they end in 2033). */

@@ -1,4 +1,5 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks'
+import { sleep } from '../helpers/sleep.js'
 
 export interface Sample<T> {
   /** performance.now() when the call started. */
@@ -16,8 +17,6 @@ export interface Load<T> {
   /** The longest event-loop stall seen while the load ran (ms): time no call could have been answered in. */
   maxLoopDelayMs(): number
 }
-
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 /**
  * A light, steady load: `workers` loops, each calling `call(worker)` then pausing `pauseMs`.

@@ -6,7 +6,8 @@ import { StoreUnavailableError } from '../../src/store/errors.js'
 import { type FailMode, GuardedStore } from '../../src/store/guarded.js'
 import { RedisStore, redisClientOptions } from '../../src/store/redis/store.js'
 import { type RedisServer, startRedis } from '../helpers/redis-server.js'
-import { type Sample, sleep, startLoad, waitFor } from './load.js'
+import { sleep } from '../helpers/sleep.js'
+import { type Sample, startLoad, waitFor } from './load.js'
 
 const TIMEOUT_MS = 100
 /** The promise under test: no call waits on Redis longer than its deadline plus this. */

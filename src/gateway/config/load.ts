@@ -3,6 +3,7 @@ import { resolve } from 'node:path'
 import { parseDocument } from 'yaml'
 import type { z } from 'zod'
 import { describe } from '../../core/errors.js'
+import { isRecord } from '../is-record.js'
 import { DEFAULT_TIER_NAMES, emptyTiers, gatewayTiers } from '../tiers.js'
 import { configSchema, type GatewayConfig, type GatewayConfigInput, type UpstreamConfig } from './schema.js'
 
@@ -66,10 +67,6 @@ export const ENV_OVERRIDES: ReadonlyArray<{ name: string; path: string; help: st
     help: 'control-plane database: postgres://… or a SQLite file',
   },
 ]
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
-}
 
 function child(parent: Record<string, unknown>, key: string): Record<string, unknown> {
   const existing = parent[key]

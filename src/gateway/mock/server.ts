@@ -3,6 +3,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { EncodingName } from '../config/schema.js'
+import { isRecord } from '../is-record.js'
 import { chatPromptParts, encoderFor, encodingForModel, inputParts, responsesPromptParts } from '../tokens.js'
 import { completionPieces, embeddingVector, hash32 } from './generate.js'
 import {
@@ -42,10 +43,6 @@ export interface MockUpstream {
   url: string
   records: MockRecord[]
   close(): Promise<void>
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
 const MODELS = ['mock-1', 'gpt-4o-mini', 'gpt-4o', 'gpt-4.1-mini', 'text-embedding-3-small']

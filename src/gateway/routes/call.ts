@@ -1,0 +1,158 @@
+/**
+ * A proxied call on a /v1 route, once its caller is identified: validate the body, estimate its
+ * tokens (bounded), admit it through the HTTP layer's admit() (reserve, graduated response,
+ * headers or refusal), forward it upstream, and settle the reservation with what it really cost.
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { Admission } from '../../http/index.js'
+import type { Decision, Limiter } from '../../limiter.js'
+import { exceedsCapacity, tokenCapacity } from '../admission.js'
+import { lowerBound } from '../counting.js'
+import { isRecord } from '../is-record.js'
+import { proxyCall } from '../proxy.js'
+import {
+  type Estimate,
+  requestOutputTokens,
+  requestParts,
+  type ValidRequest,
+  validateRequest,
+} from '../requests.js'
+import { traceOf } from '../trace.js'
+import type { RouteKind } from '../usage.js'
+import { admissionHeaders, type Gate } from './context.js'
+import { sendAdmission } from './identify.js'
+
+/** The handler of a /v1 route: serves the call, counted in flight until it ends. */
+export function handleCall(
+  gate: Gate,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  kind: RouteKind,
+  upstreamPath: string,
+): Promise<unknown> {
+  const tier = gate.identities.get(request)!.identity!.tier
+  const done = gate.metrics.trackInFlight(tier)
+  return gate.calls.track(serveCall(gate, request, reply, kind, upstreamPath)).finally(done)
+}
+
+async function serveCall(
+  gate: Gate,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  kind: RouteKind,
+  upstreamPath: string,
+) {
+  const { sluice, accounting, models, upstreams } = gate
+  const id = gate.identities.get(request)!
+  const identity = id.identity!
+  let valid: ValidRequest
+  if (kind === 'models') {
+    valid = { kind, model: '', stream: false, body: {}, clientWantsUsage: false }
+  } else {
+    valid = validateRequest(kind, request.body)
+  }
+  const route = models.route(valid.model)
+  const upstream = upstreams.get(route.upstream)!
+  const limiter = id.allowListed ? undefined : sluice.limiterFor(identity)
+  const { estimate, oversized } = await estimateCall(gate, valid, route, limiter)
+
+  let admission: Admission | undefined
+  let headers: Record<string, string> = {}
+  if (limiter !== undefined) {
+    // Sent again and again, an oversized body is abuse: its denial counts toward a block.
+    const escalate = oversized ? () => strike(gate, limiter, identity.subject) : undefined
+    admission = await sluice.admit(
+      identity,
+      accounting.reservationCosts(valid.model, estimate),
+      escalate && { escalate },
+    )
+    if (!admission.proceed) return sendAdmission(request, reply, admission)
+    headers = admissionHeaders(admission)
+  }
+  const charge = accounting.track(admission?.state.reservation, {
+    subject: identity.subject,
+    tier: identity.tier,
+    model: valid.model || '-',
+    route: kind,
+    stream: valid.stream,
+    estimate,
+    encoding: route.encoding,
+    trace: traceOf(request),
+  })
+
+  let body = valid.body
+  let stripUsage = false
+  if (
+    valid.stream &&
+    (kind === 'chat' || kind === 'completions') &&
+    !valid.clientWantsUsage &&
+    upstream.injectStreamUsage
+  ) {
+    const options = isRecord(body.stream_options) ? body.stream_options : {}
+    body = { ...body, stream_options: { ...options, include_usage: true } }
+    stripUsage = true
+  }
+  traceOf(request).upstreamAt = performance.now()
+  try {
+    await proxyCall({
+      reply,
+      log: request.log,
+      upstream,
+      kind,
+      method: kind === 'models' ? 'GET' : 'POST',
+      path: upstreamPath,
+      body: kind === 'models' ? undefined : JSON.stringify(body),
+      stream: valid.stream,
+      stripUsage,
+      clientHeaders: request.headers,
+      headers,
+      charge,
+    })
+  } finally {
+    // Whatever went wrong, the reservation is settled (charging the prompt) and never leaks.
+    if (!charge.finished) {
+      await charge.finish({ kind: 'failed', status: 500, text: '', outcome: 'upstream_error' })
+    }
+  }
+  return reply
+}
+
+/**
+ * The call's token estimate. A prompt whose fewest possible tokens cannot fit the tier is not
+ * counted (`oversized`): the reservation of that bound is denied by the store, like any request
+ * too large for a limit.
+ */
+async function estimateCall(
+  gate: Gate,
+  valid: ValidRequest,
+  route: ReturnType<Gate['models']['route']>,
+  limiter: Limiter | undefined,
+): Promise<{ estimate: Estimate; oversized: boolean }> {
+  const parts = requestParts(valid)
+  const outputTokens = requestOutputTokens(valid, route.defaultOutputTokens)
+  const estimate: Estimate = { promptTokens: lowerBound(parts), outputTokens }
+  const oversized =
+    limiter !== undefined && exceedsCapacity(limiter, gate.accounting.reservationCosts(valid.model, estimate))
+  if (oversized) return { estimate, oversized }
+  const counted = await gate.counter.count(route.encoding, parts)
+  let promptTokens = counted.tokens
+  // Too large to count in time: the upper bound, but never above what the tier can hold, so
+  // that a prompt which may fit is not refused on an overestimate (settling corrects it).
+  if (!counted.exact && limiter !== undefined) {
+    promptTokens = Math.max(
+      estimate.promptTokens,
+      Math.min(promptTokens, tokenCapacity(limiter) - outputTokens),
+    )
+  }
+  return { estimate: { promptTokens, outputTokens }, oversized }
+}
+
+/**
+ * Counts a strike toward the subject's block for a request larger than a limit can ever hold; the
+ * strike's decision replaces the denial when it started a block. Best effort: a store that cannot
+ * take the strike now must not turn the 429 into a 503.
+ */
+async function strike(gate: Gate, limiter: Limiter, subject: string): Promise<Decision | undefined> {
+  const decision = await gate.strikes.strike(limiter, subject).catch(() => undefined)
+  return decision?.blocked ? decision : undefined
+}

@@ -1,0 +1,74 @@
+/**
+ * The middleware's whole pipeline for one request: skip → identify (identity.ts) → refusals and
+ * the allow list → price it (`cost`) → admit (admit.ts). What every framework adapter calls.
+ */
+import type { Costs } from '../limiter.js'
+import type { Admitter } from './admit.js'
+import type { Identification, Identifier } from './identity.js'
+import { type CostSpec, toCosts } from './options.js'
+import type { RequestLike } from './request.js'
+import { type CheckResult, RequestState } from './state.js'
+
+export interface CheckerOptions<Req> {
+  identifier: Identifier<Req>
+  admitter: Admitter
+  /** The `cost` option, and the same checked once when it is not a function. */
+  cost: CostSpec<Req>
+  staticCosts: Costs | undefined
+  skip: ((req: Req) => boolean) | undefined
+}
+
+export class Checker<Req> {
+  constructor(private readonly o: CheckerOptions<Req>) {}
+
+  /** Sluice.checkNow(): at once when every step can, else a promise; may throw. */
+  check(req: RequestLike, native?: Req, cost?: CostSpec<Req>): CheckResult | Promise<CheckResult> {
+    const hookArg = (native ?? req) as Req
+    if (this.o.skip?.(hookArg)) {
+      const state = new RequestState(undefined)
+      state.skipped = true
+      return { proceed: true, status: 200, headers: {}, body: undefined, state }
+    }
+    const id = this.o.identifier.identify(req, hookArg)
+    if (id instanceof Promise) {
+      return id.then(
+        (i) => this.limit(i, hookArg, cost),
+        (error: unknown) => this.o.admitter.unavailable(error, undefined),
+      )
+    }
+    return this.limit(id, hookArg, cost)
+  }
+
+  /** Answers a refusal or an allow-listed identity; admits the rest at their costs. */
+  private limit(
+    id: Identification,
+    hookArg: Req,
+    cost: CostSpec<Req> | undefined,
+  ): CheckResult | Promise<CheckResult> {
+    const identity = id.identity
+    if (id.refusal !== undefined) {
+      const state = new RequestState(identity)
+      state.level = id.refusal.status === 403 ? 'deny' : 'throttle'
+      const { status, headers, body } = id.refusal
+      return { proceed: false, status, headers, body, state }
+    }
+    if (id.allowListed) {
+      const state = new RequestState(identity)
+      state.allowListed = true
+      return { proceed: true, status: 200, headers: {}, body: undefined, state }
+    }
+    const costs =
+      cost === undefined
+        ? (this.o.staticCosts ?? costsFor(this.o.cost, hookArg))
+        : typeof cost === 'function'
+          ? costsFor(cost, hookArg)
+          : toCosts(cost, 'cost')
+    return this.o.admitter.admit(identity!, costs)
+  }
+}
+
+function costsFor<Req>(cost: CostSpec<Req>, req: Req): Costs | Promise<Costs> {
+  const value = typeof cost === 'function' ? cost(req) : cost
+  if (value instanceof Promise) return value.then((v) => toCosts(v, 'cost(req)'))
+  return toCosts(value, 'cost(req)')
+}
