@@ -6,7 +6,8 @@
 import { readFileSync, realpathSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { checkConfigCommand, keysCommand, mockCommand } from './cli/commands.js'
+import { checkConfigCommand, mockCommand, keysCommand as yamlKeysCommand } from './cli/commands.js'
+import { keysCommand, migrateCommand, teamsCommand } from './cli/control.js'
 import { type CliIo, ConfigError, processIo, UsageError } from './cli/io.js'
 import { serve } from './cli/serve.js'
 import { inspectCommand, unblockCommand } from './cli/subjects.js'
@@ -20,13 +21,25 @@ const HELP = `sluice — rate limits for AI APIs
 Usage:
   sluice serve [--config sluice.yaml] [--port 8787] [--host 127.0.0.1]
   sluice check-config [--config sluice.yaml] [--strict]
-  sluice keys create --tier <tier> --name <name> [--id <id>] [--config sluice.yaml]
+  sluice migrate [--config sluice.yaml]
+  sluice keys create --tier <tier> --name <name> [--team <id>] [--user <id>] [--expires <time>]
+                     [--limits <json>] [--budgets <json>] [--metadata <json>] [--json]
+  sluice keys create --yaml --tier <tier> --name <name> [--id <id>]   (a line for sluice.yaml instead)
+  sluice keys list [--team <id>] [--tier <tier>] [--status active|revoked|expired] [--search <text>] [--json]
+  sluice keys show|revoke <id>
+  sluice keys update <id> [--tier …] [--name …] [--team …|none] [--expires …|none] [--limits …] [--budgets …]
+  sluice keys rotate <id> [--grace 1h]
+  sluice teams create <id> [--name <name>] [--limits <json>] [--budgets <json>]
+  sluice teams list | show <id> | update <id> [...] | delete <id> [--force]
   sluice inspect <subject> [--config sluice.yaml] [--json]
   sluice unblock <subject> [--config sluice.yaml]
-  sluice usage [--since 1h] [--by subject|tier|model|route|outcome] [--ledger path] [--json]
+  sluice usage [--since 1h] [--by key|team|user|model|tier|day|outcome|reason] [--json]
+  sluice usage --ledger <usage.jsonl> [--since 1h] [--by subject|tier|model|route|outcome] [--json]
   sluice mock [--port 0] [--latency 0ms] [--tokens-per-second 0]
 
 A subject is what limits count: key:<key id>, user:<user id> or ip:<address or /64>.
+keys, teams and usage work on the control database: .sluice/sluice.db, or database.url /
+SLUICE_DATABASE_URL (postgres://…) — the one \`sluice serve\` uses. See docs/admin.md.
 The config is read from --config, $SLUICE_CONFIG, or ./sluice.yaml; environment variables
 (SLUICE_PORT, SLUICE_REDIS_URL, OPENAI_API_KEY, …) override it. See docs/gateway.md.`
 
@@ -60,6 +73,18 @@ export async function main(argv: string[], io: CliIo = processIo()): Promise<num
         by: { type: 'string' },
         ledger: { type: 'string' },
         json: { type: 'boolean' },
+        yaml: { type: 'boolean' },
+        team: { type: 'string' },
+        user: { type: 'string' },
+        expires: { type: 'string' },
+        limits: { type: 'string' },
+        budgets: { type: 'string' },
+        metadata: { type: 'string' },
+        grace: { type: 'string' },
+        status: { type: 'string' },
+        search: { type: 'string' },
+        limit: { type: 'string' },
+        force: { type: 'boolean' },
         strict: { type: 'boolean' },
         latency: { type: 'string' },
         'tokens-per-second': { type: 'string' },
@@ -88,7 +113,13 @@ export async function main(argv: string[], io: CliIo = processIo()): Promise<num
       case 'check-config':
         return checkConfigCommand(values, io)
       case 'keys':
-        return keysCommand(values, positionals, io)
+        return values.yaml
+          ? yamlKeysCommand(values, positionals, io)
+          : await keysCommand(values, positionals, io)
+      case 'teams':
+        return await teamsCommand(values, positionals, io)
+      case 'migrate':
+        return await migrateCommand(values, io)
       case 'inspect':
         return await inspectCommand(values, positionals, io)
       case 'unblock':

@@ -21,11 +21,14 @@ interface Config {
   redisUrl?: string
   /** gateway: the demo key (service tier) the load generator sends. */
   apiKey?: string
+  /** gateway: open a control database (SQLite) and issue a key there too (answered as `databaseKey`). */
+  database?: boolean
 }
 
 const config = workerConfig<Config>()
 let close: () => Promise<void>
 let url: string
+let databaseKey: string | undefined
 
 if (config.role === 'mock') {
   const mock = await loadMockUpstream()
@@ -73,11 +76,25 @@ if (config.role === 'mock') {
       upstreams: { bench: { type: 'openai', baseUrl: config.upstreamUrl, apiKeyEnv: 'BENCH_UPSTREAM_KEY' } },
       defaultUpstream: 'bench',
       ledger: { path: join(ledgerDir, 'usage.jsonl') },
+      ...(config.database && { database: { url: join(ledgerDir, 'sluice.db') } }),
       log: { level: 'warn' },
     },
     { env: { SLUICE_DEMO_KEY: config.apiKey, BENCH_UPSTREAM_KEY: 'unused' } },
-  )) as { url: string; close(): Promise<void> }
+  )) as {
+    url: string
+    close(): Promise<void>
+    control?: {
+      control: { keys: { create(input: unknown, actor: unknown): Promise<{ key: string }> } }
+    }
+  }
   url = gateway.url
+  if (config.database) {
+    const issued = await gateway.control!.control.keys.create(
+      { name: 'bench', tier: 'service' },
+      { actor: 'bench' },
+    )
+    databaseKey = issued.key
+  }
   close = async () => {
     await gateway.close()
     rmSync(ledgerDir, { recursive: true, force: true })
@@ -88,4 +105,4 @@ serve(
   async () => undefined,
   () => close(),
 )
-send({ type: 'ready', info: { url } })
+send({ type: 'ready', info: { url, databaseKey } })

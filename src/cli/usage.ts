@@ -11,6 +11,7 @@ import {
   type SkippedLine,
   summarize,
 } from '../gateway/ledger.js'
+import { databaseUsage, usesDatabase } from './control.js'
 import { type CliIo, configFrom, UsageError } from './io.js'
 
 const GROUPS: GroupBy[] = ['subject', 'tier', 'model', 'route', 'outcome']
@@ -20,19 +21,25 @@ const SKIPPED_SHOWN = 5
 /** Thrown when there is no ledger to read: exit code 1. */
 export class NoLedgerError extends Error {}
 
-export async function usageCommand(values: Record<string, unknown>, io: CliIo): Promise<number> {
-  let path = values.ledger as string | undefined
-  if (path === undefined) {
-    const { config } = configFrom(values.config as string | undefined, io)
-    if (config.ledger.path === false)
-      throw new UsageError('the ledger is off in this config; pass --ledger <path>')
-    path = config.ledger.path
-  }
+function sinceOf(values: Record<string, unknown>): number {
   const sinceText = (values.since as string | undefined) ?? '24h'
   const sinceMs = sinceText === 'all' ? Number.POSITIVE_INFINITY : parseDuration(sinceText)
   if (sinceMs === undefined || !(sinceMs > 0)) {
     throw new UsageError(`--since must be a duration such as 30m, 1h, 7d, or "all", got "${sinceText}"`)
   }
+  return sinceMs
+}
+
+export async function usageCommand(values: Record<string, unknown>, io: CliIo): Promise<number> {
+  let path = values.ledger as string | undefined
+  if (path === undefined) {
+    const { config } = configFrom(values.config as string | undefined, io)
+    if (usesDatabase(config, io.cwd)) return databaseUsage(values, io, sinceOf(values))
+    if (config.ledger.path === false)
+      throw new UsageError('the ledger is off in this config; pass --ledger <path>')
+    path = config.ledger.path
+  }
+  const sinceMs = sinceOf(values)
   const by = ((values.by as string | undefined) ?? 'subject') as GroupBy
   if (!GROUPS.includes(by)) throw new UsageError(`--by must be one of ${GROUPS.join(', ')}, got "${by}"`)
   const where = resolve(io.cwd, path)

@@ -1,6 +1,6 @@
 import type { ChangeEvent, ChangeFeed } from './changes.js'
 import { withDeadline } from './deadline.js'
-import { parseKey } from './key-format.js'
+import { parseKey, secretMatches } from './key-format.js'
 import { type KeyCredentials, type KeyInfo, secretOpens } from './key-records.js'
 
 /** Where the cache reads keys: KeyStore in production. */
@@ -29,6 +29,12 @@ export interface KeyCacheOptions {
   maxKnownIds?: number
   /** Longest wait for the database on a lookup (default 1 s); past it the lookup fails. */
   lookupTimeoutMs?: number
+  /**
+   * Past its TTL a cached key is still answered from memory while it is read again in the
+   * background (default false: the lookup waits for the read). The answer is then at most one
+   * read late; the hot path never waits on the database for a key it has seen.
+   */
+  refreshInBackground?: boolean
   /** When the database cannot answer, a cached key keeps working this long past its TTL (default 5 min). */
   staleIfErrorMs?: number
   clock?: () => number
@@ -73,6 +79,7 @@ export class KeyCache {
   private readonly entries = new Map<string, Entry>()
   private readonly negative = new Map<string, number>()
   private readonly inflight = new Map<string, Promise<KeyCredentials | undefined>>()
+  private readonly verified = new WeakMap<KeyCredentials, Map<string, 'current' | 'previous'>>()
   private known: Set<string> | undefined
   private knownLoading: Promise<void> | undefined
   /** Ids announced while the known set was loading: the load may have missed them. */
@@ -121,6 +128,18 @@ export class KeyCache {
     const entry = this.entries.get(parsed.id)
     if (entry !== undefined && now - entry.fetchedAt < this.ttlMs) {
       this.counters.hits++
+      return this.open(entry.credentials, parsed.secret, now)
+    }
+    if (
+      entry !== undefined &&
+      this.options.refreshInBackground &&
+      now - entry.fetchedAt < this.ttlMs + (this.options.staleIfErrorMs ?? 300_000)
+    ) {
+      this.counters.hits++
+      this.fetch(parsed.id).catch((error: unknown) => {
+        this.counters.errors++
+        this.options.onError?.(error)
+      })
       return this.open(entry.credentials, parsed.secret, now)
     }
     const negativeUntil = this.negative.get(parsed.id)
@@ -190,8 +209,27 @@ export class KeyCache {
     // Team and user changes do not change a key's record: the gateway's own caches handle them.
   }
 
+  /**
+   * Whether `secret` opens the key now. A secret that matched once is remembered with the record
+   * it matched (a few per record, matches only): the next requests with it cost a map lookup
+   * instead of a SHA-256. A new record (a change, a reload) starts with none remembered; the
+   * status, expiry and rotation grace are checked every time.
+   */
   private open(credentials: KeyCredentials, secret: string, now: number): KeyInfo | undefined {
-    if (!secretOpens(credentials, secret, now)) return undefined
+    if (credentials.revokedAt !== null) return undefined
+    if (credentials.expiresAt !== null && now >= credentials.expiresAt) return undefined
+    const inGrace = credentials.previousExpiresAt !== null && now < credentials.previousExpiresAt
+    const known = this.verified.get(credentials)?.get(secret)
+    if (known === 'previous' ? !inGrace : known !== 'current') {
+      if (known !== undefined || !secretOpens(credentials, secret, now)) return undefined
+      let memo = this.verified.get(credentials)
+      if (memo === undefined) {
+        memo = new Map()
+        this.verified.set(credentials, memo)
+      }
+      if (memo.size >= 4) memo.clear()
+      memo.set(secret, secretMatches(secret, credentials.secretHash) ? 'current' : 'previous')
+    }
     this.options.onUsed?.(credentials.info.id, now)
     return credentials.info
   }

@@ -4,6 +4,7 @@ import { sharedCounter, type TokenCounter } from './counting.js'
 import type { Estimate, ReportedUsage, RouteKind } from './dialects/types.js'
 import type { Ledger, LedgerRecord } from './ledger.js'
 import type { CostBreakdown, PriceTable } from './prices.js'
+import type { RequestTrace } from './trace.js'
 
 /** How a call ended, as far as accounting cares. */
 export type CallEnd =
@@ -23,6 +24,8 @@ export interface ChargeInfo {
   estimate: Estimate
   /** The model's encoding, for counting generated text when the upstream reports no usage. */
   encoding: EncodingName
+  /** What the request path learned about the request (who, when), for the ledger. */
+  trace?: RequestTrace
 }
 
 export interface AccountingOptions {
@@ -135,6 +138,7 @@ export class Accounting {
 
   track(reservation: Reservation | undefined, info: ChargeInfo): Charge {
     const charge = new Charge(this, reservation, info)
+    if (info.trace !== undefined) info.trace.charged = true
     this.open.add(charge)
     return charge
   }

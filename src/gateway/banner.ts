@@ -1,4 +1,5 @@
 /** What `sluice serve` prints once it listens: where it is, and what each model pattern reaches. */
+import { adminAuthFrom } from '../control/admin/config.js'
 import type { GatewayConfig } from './config/schema.js'
 import { escapeControls } from './format.js'
 import type { Gateway } from './index.js'
@@ -55,7 +56,7 @@ function demoKeyLine(gateway: Gateway): string | undefined {
 /** The lines `sluice serve` prints at start-up (control characters in names escaped). */
 export function bannerLines(
   gateway: Gateway,
-  options: { configPath: string | undefined; store: string },
+  options: { configPath: string | undefined; store: string; env?: Record<string, string | undefined> },
 ): string[] {
   const { config } = gateway
   const lines = [
@@ -65,6 +66,16 @@ export function bannerLines(
     ...routeLines(config, gateway.upstreams).map((l) => `  ${l}`),
     `  ledger:   ${config.ledger.path === false ? 'off' : `${config.ledger.path} (on failure: ${config.ledger.onFailure})`}`,
   ]
+  if (gateway.control !== undefined) {
+    const { control } = gateway.control
+    lines.push(`  database: ${control.label} (keys, teams, budgets, a ledger row per request)`)
+    const on = adminAuthFrom(options.env ?? {}, config.admin) !== undefined
+    lines.push(
+      on
+        ? `  admin:    ${gateway.url}/admin/v1 · dashboard ${gateway.url}/dashboard/`
+        : '  admin:    off (set SLUICE_ADMIN_TOKEN, or admin.tokenHash in sluice.yaml, for /admin/v1 and /dashboard)',
+    )
+  }
   if (config.metrics.enabled) lines.push(`  metrics:  ${gateway.url}/metrics`)
   const demo = demoKeyLine(gateway)
   if (demo !== undefined) lines.push(`  ${demo}`)

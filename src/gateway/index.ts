@@ -1,6 +1,7 @@
 import type { AddressInfo } from 'node:net'
 import type { DestinationStream, Logger } from 'pino'
 import { pino } from 'pino'
+import type { LedgerEntry } from '../control/ledger-rows.js'
 import { SluiceInputError } from '../core/errors.js'
 import { Sluice } from '../http/index.js'
 import { SluiceMetrics } from '../metrics.js'
@@ -9,21 +10,29 @@ import { StoreUnavailableError } from '../store/errors.js'
 import type { GuardedStore } from '../store/guarded.js'
 import { MemoryStore } from '../store/memory.js'
 import type { Store } from '../store/types.js'
-import { Accounting } from './accounting.js'
+import { Accounting, type Charge, type Settlement } from './accounting.js'
 import { ConfigError, parseConfig } from './config/load.js'
 import type { GatewayConfig, GatewayConfigInput } from './config/schema.js'
+import {
+  connectEvents,
+  type GatewayControl,
+  mountControl,
+  openGatewayControl,
+  refusalRow,
+  settledRow,
+} from './control-plane.js'
 import { sluiceOptions } from './http-options.js'
 import { InFlightCalls } from './in-flight.js'
 import { Ledger, LedgerPathError } from './ledger.js'
+import { buildSluice, LiveParts } from './live.js'
 import { createGatewayLogger } from './logger.js'
 import type { MockUpstream } from './mock/server.js'
-import { ModelTable } from './models.js'
-import { PriceTable } from './prices.js'
+import { type Persistence, startPersistence } from './persistence.js'
 import { LEDGER_UNAVAILABLE_BODY, readinessWithLedger, refusesCalls } from './readiness.js'
 import { buildServer } from './server.js'
-import { demoKeyFor, startupWarnings, usedUpstreams } from './startup.js'
+import { demoKeyFor, startupWarnings } from './startup.js'
 import { type GatewayStore, givenStore, type OutagePolicy, openStore } from './store.js'
-import { Upstream } from './upstream.js'
+import type { Upstream } from './upstream.js'
 
 export interface GatewayOptions {
   /** Environment for upstream API keys (`apiKeyEnv`) and SLUICE_DEMO_KEY (default process.env). */
@@ -37,6 +46,8 @@ export interface GatewayOptions {
   /** Count in this registry (default: a new SluiceMetrics, served on /metrics). */
   metrics?: SluiceMetrics
 }
+
+export type { GatewayControl } from './control-plane.js'
 
 export interface CloseOptions {
   /** How long calls in flight may take to finish before they are cut (default: config.shutdown.deadline). */
@@ -60,6 +71,8 @@ export interface Gateway {
   metrics: SluiceMetrics
   accounting: Accounting
   ledger: Ledger | undefined
+  /** The control plane (database keys, ledger rows, admin API), when `database` is configured. */
+  control: GatewayControl | undefined
   upstreams: ReadonlyMap<string, Upstream>
   /** The built-in mock upstream, when the config routes anything to it. */
   mock: MockUpstream | undefined
@@ -71,6 +84,15 @@ export interface Gateway {
   warnings: string[]
   /** Calls being served right now. */
   readonly inFlight: number
+  /**
+   * Applies a new config's tiers, keys, graduated response, models, prices and upstreams without
+   * dropping calls in flight (SIGHUP). A config that cannot be read (when `input` is a loader) or
+   * built throws, changes nothing and counts in `sluice_config_reloads_total{result="failed"}`;
+   * the answer names changed settings that need a restart (listen address, store, database…).
+   */
+  reload(
+    input: GatewayConfigInput | GatewayConfig | (() => GatewayConfigInput | GatewayConfig),
+  ): Promise<{ needsRestart: string[] }>
   /**
    * Graceful shutdown: stops accepting connections, lets calls in flight finish for up to the
    * deadline, then cuts them (each settled with what it used), settles every open reservation
@@ -141,24 +163,32 @@ export async function startGateway(
           ...(options.logDestination !== undefined && { destination: options.logDestination }),
           secrets: demo ? [demo.key] : [],
         }))
+  // The database first: a start-up failure there is one clear line, with nothing else to undo.
+  const plane =
+    config.database === undefined || config.database === false
+      ? undefined
+      : await openGatewayControl(config.database, logger)
   const stores: GatewayStore = options.store ? givenStore(options.store) : openStore(config, logger)
   const store = stores.store
   const metrics = options.metrics ?? new SluiceMetrics({ processMetrics: config.metrics.process })
   if (stores.guard) metrics.watchStore(stores.guard)
   if (stores.cache) metrics.watchCache(stores.cache)
   // The gateway admits through the HTTP core's admit(), which counts every decision once.
-  const sluice = new Sluice(
-    sluiceOptions(config, {
-      store,
-      ...(stores.tierStores !== undefined && { tierStores: stores.tierStores }),
-      ...(stores.authStore !== undefined && { authStore: stores.authStore }),
-      logger: options.logger === false ? false : logger.child({ component: 'limits' }),
-      extraKeys: demo ? [demo.entry] : [],
-      metrics,
-    }),
-  )
-  const models = new ModelTable(config)
-  const upstreams = new Map<string, Upstream>()
+  const calls = new InFlightCalls()
+  const liveDeps = {
+    stores,
+    plane,
+    logger,
+    quiet: options.logger === false,
+    extraKeys: demo ? [demo.entry] : [],
+    env,
+    calls,
+    metrics,
+  }
+  // Tiers, keys, models, prices and upstreams: replaced by reload() (SIGHUP) while serving.
+  const live = new LiveParts(config, buildSluice(config, liveDeps), liveDeps)
+  live.watch(metrics)
+  const { sluice, models, upstreams } = live
   const ledger =
     config.ledger.path === false
       ? undefined
@@ -172,9 +202,8 @@ export async function startGateway(
     metrics.watchLedger(ledger)
     reportLedger(ledger, config, logger)
   }
-  const prices = new PriceTable(config.prices)
   const accounting = new Accounting({
-    prices,
+    prices: live.prices,
     ledger,
     onUpstreamError: config.accounting.onUpstreamError,
     onSettleError: (error, charge) => {
@@ -182,7 +211,8 @@ export async function startGateway(
       if (error instanceof StoreUnavailableError) return
       logger.error({ err: error, subject: charge.info.subject }, 'settling a reservation failed')
     },
-    onSettled: (charge, settlement) => {
+    onSettled: (charge, settlement, end) => {
+      if (plane !== undefined) recordSettled(plane, charge, settlement, end.status, logger)
       if (charge.limited) {
         metrics.recordCharge(charge.info.tier, { tokens: settlement.tokens, usd: settlement.usd })
       }
@@ -201,8 +231,8 @@ export async function startGateway(
       )
     },
   })
-  const calls = new InFlightCalls()
   const lifecycle = { closing: false }
+  let persistence: Persistence | undefined
 
   /** Runs one shutdown step; one that fails or hangs is logged and left behind, never waited on forever. */
   const step = async (name: string, run: () => Promise<unknown>, ms = CLEANUP_STEP_MS) => {
@@ -213,9 +243,11 @@ export async function startGateway(
     if (!finished) logger.warn(`shutdown: ${name} did not finish within ${ms}ms; going on without it`)
   }
   const cleanup = async () => {
-    await step('closing the upstreams', () => Promise.all([...upstreams.values()].map((u) => u.close())))
+    await step('closing the upstreams', () => live.close())
     await step('writing the ledger', async () => ledger?.close())
-    await step('delivering webhooks', () => sluice.close())
+    await step('delivering webhooks', () => live.current.close())
+    if (plane !== undefined) await step('writing the control database', () => plane.close(), 15_000)
+    if (persistence !== undefined) await step('writing the snapshot', () => persistence!.close())
     await step('closing the store', () => stores.close())
   }
 
@@ -230,10 +262,17 @@ export async function startGateway(
           : 'the store does not answer yet; requests are refused with 503 until it does (see /readyz)',
       )
     }
-    for (const name of usedUpstreams(config)) {
-      const upstream = await Upstream.create(name, config.upstreams[name]!, env, models.encodingOf)
-      upstreams.set(name, upstream)
+    if (config.snapshot && options.store === undefined) {
+      persistence = await startPersistence({
+        store,
+        path: config.snapshot.path,
+        intervalMs: config.snapshot.interval,
+        sluice,
+        control: plane?.control,
+        logger,
+      })
     }
+    await live.startUpstreams()
     const onFailure = config.ledger.onFailure
     const app = buildServer({
       config,
@@ -255,6 +294,27 @@ export async function startGateway(
           .code(503)
           .headers({ 'retry-after': '5', 'retry-after-ms': '5000' })
           .send(LEDGER_UNAVAILABLE_BODY)
+      })
+    }
+    if (plane !== undefined) {
+      if (plane.ledger) {
+        app.addHook('onResponse', async (request, reply) => {
+          if (!request.url.startsWith('/v1/')) return
+          const row = refusalRow(request, reply)
+          if (row !== undefined) appendRow(plane, row, logger)
+        })
+      }
+      await mountControl(app, plane, {
+        config,
+        env,
+        sluice,
+        guard: stores.guard,
+        storeStatus: async () => (await stores.readiness()).body as Record<string, unknown>,
+      })
+      let offEvents = connectEvents(plane, live.current)
+      live.onSwap((next) => {
+        offEvents()
+        offEvents = connectEvents(plane, next)
       })
     }
     // Fastify logs "Server listening at …" at info: the CLI prints its banner instead, so that
@@ -309,6 +369,7 @@ export async function startGateway(
       metrics,
       accounting,
       ledger,
+      control: plane,
       upstreams,
       mock: [...upstreams.values()].find((u) => u.mock !== undefined)?.mock,
       demoKey: demo?.key,
@@ -317,6 +378,12 @@ export async function startGateway(
       get inFlight() {
         return calls.size
       },
+      reload: (next) =>
+        live.reload(() => {
+          const parsed = parseConfig(typeof next === 'function' ? next() : next)
+          checkConfig(parsed)
+          return parsed
+        }),
       close: (closeOptions: CloseOptions = {}) => {
         const deadlineMs = closeOptions.deadlineMs ?? config.shutdown.deadline
         if (closing === undefined) closing = shutdown(deadlineMs)
@@ -327,6 +394,27 @@ export async function startGateway(
   } catch (error) {
     await cleanup()
     throw error
+  }
+}
+
+/** A settled call's ledger row and the time the gateway added to it (never throws into settling). */
+function recordSettled(
+  plane: GatewayControl,
+  charge: Charge,
+  settlement: Settlement,
+  status: number,
+  logger: Logger,
+): void {
+  const trace = charge.info.trace
+  if (trace?.upstreamAt !== undefined) plane.latency.record(trace.upstreamAt - trace.startedAt)
+  if (plane.ledger) appendRow(plane, settledRow(charge, settlement, status), logger)
+}
+
+function appendRow(plane: GatewayControl, row: LedgerEntry, logger: Logger): void {
+  try {
+    plane.control.ledger.append(row)
+  } catch (error) {
+    logger.error({ err: error }, 'ledger row refused')
   }
 }
 

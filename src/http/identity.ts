@@ -189,7 +189,11 @@ export class Identifier<Req> {
     const ipSubject = client?.subject ?? UNKNOWN_IP
     // A valid key is never held up by its address's failed-auth count: that would cost a store
     // call on every keyed request and lock out good clients behind the same NAT as a guesser.
-    const record = hash === '' ? undefined : await this.o.keys!.lookup(hash)
+    const keys = this.o.keys!
+    const record =
+      hash === ''
+        ? undefined
+        : await (keys.resolve !== undefined ? keys.resolve(key as string, hash) : keys.lookup(hash))
     const valid = record !== undefined && !record.revoked
     if (!valid) {
       const failure = failedAuth && (await failedAuth.consume(ipSubject))

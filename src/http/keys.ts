@@ -34,11 +34,22 @@ export interface KeyRecord {
   name?: string
   /** A revoked key is refused with 401 exactly like an unknown one. */
   revoked?: boolean
+  /**
+   * The team that owns the key (keys from the control plane). Not yet part of the decision: team
+   * and end-user limits join the key's in one atomic decision where the identity is limited.
+   */
+  team?: string
 }
 
 /** Looks keys up by their hash (hashApiKey). May be backed by a database: lookups may be async. */
 export interface KeyRegistry {
   lookup(hash: string): KeyRecord | undefined | Promise<KeyRecord | undefined>
+  /**
+   * The identity step's resolver, when the registry needs the presented key itself (keys of the
+   * form `sk-sluice-<id>-<secret>` are found by their public id, then their secret is checked):
+   * used instead of `lookup` when present. It may throw when the registry cannot answer (503).
+   */
+  resolve?(key: string, hash: string): KeyRecord | undefined | Promise<KeyRecord | undefined>
 }
 
 /** A registry entry as written in config: the hash, never the key. */

@@ -3,6 +3,7 @@
  * tier's limits, shadow mode per tier, and what works across tiers (cost checks, unblock, inspect).
  */
 import { describe, SluiceInputError } from '../core/errors.js'
+import type { LimitDefinition } from '../core/limits.js'
 import { type BlockOptions, type Costs, type Decision, Limiter } from '../limiter.js'
 import type { Store } from '../store/types.js'
 import type { KeyRecord } from './keys.js'
@@ -163,7 +164,10 @@ export class Policies {
     if (cached !== undefined && cached.limits === record.limits) return cached
     let limiter: Limiter
     try {
-      limiter = this.limiterOf(tier.name, { ...this.options.tiers[tier.name]!.limits, ...record.limits })
+      limiter = this.limiterOf(
+        tier.name,
+        withoutRemoved({ ...this.options.tiers[tier.name]!.limits, ...record.limits }),
+      )
     } catch (error) {
       if (error instanceof SluiceInputError)
         throw new SluiceInputError(`key ${record.id} limits: ${error.message}`)
@@ -178,4 +182,11 @@ export class Policies {
 
 function hasConcurrency(limiter: Limiter): boolean {
   return limiter.definitions.some((d) => d.kind === 'concurrency')
+}
+
+/** A key's override of `null` removes the tier's limit of that name (limits from the control plane). */
+function withoutRemoved(limits: Record<string, LimitDefinition | null>): Record<string, LimitDefinition> {
+  const out: Record<string, LimitDefinition> = {}
+  for (const [name, limit] of Object.entries(limits)) if (limit !== null) out[name] = limit
+  return out
 }

@@ -56,7 +56,7 @@ describe('sluice CLI', () => {
   it('keys create prints the key once and a config line that makes it work', async () => {
     const d = dir()
     const made = capture(d)
-    expect(await main(['keys', 'create', '--tier', 'premium', '--name', 'CI Bot'], made.io)).toBe(0)
+    expect(await main(['keys', 'create', '--yaml', '--tier', 'premium', '--name', 'CI Bot'], made.io)).toBe(0)
     const key = /sk-sluice-[A-Za-z0-9_-]{43}/.exec(made.out())?.[0]
     expect(key).toBeDefined()
     const line = made
@@ -90,7 +90,7 @@ describe('sluice CLI', () => {
     }
 
     const unknownTier = capture(d)
-    expect(await main(['keys', 'create', '--tier', 'gold', '--name', 'x'], unknownTier.io)).toBe(2)
+    expect(await main(['keys', 'create', '--yaml', '--tier', 'gold', '--name', 'x'], unknownTier.io)).toBe(2)
     expect(unknownTier.err()).toContain('no tier named "gold"')
   })
 

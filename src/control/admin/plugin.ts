@@ -35,6 +35,8 @@ export interface AdminApiOptions {
   auth?: AdminTokenOptions
   /** The configured tier names (or a check): a key naming another tier is a 400 on `tier`. */
   tiers?: AdminServiceOptions['tiers']
+  /** With a check as `tiers`: the names /status shows (e.g. a gateway's tiers after a reload). */
+  tierNames?: () => readonly string[]
   /**
    * Counts wrong or missing tokens per client address and locks the address out (429). Default:
    * in-process, 10 failures per 10 minutes (`{ limit, windowMs }` changes those). With several
@@ -245,7 +247,7 @@ export async function adminApi(fastify: FastifyInstance, options: AdminApiOption
         subjects: options.subjects,
         storeStatus: options.storeStatus,
         version: options.version ?? sluiceVersion(),
-        tiers: Array.isArray(options.tiers) ? [...options.tiers] : null,
+        tiers: tierNamesOf(options),
         events: options.events && streams ? { feed: options.events, streams } : undefined,
         latency: options.latency,
         document: () => document,
@@ -276,4 +278,11 @@ export async function adminApi(fastify: FastifyInstance, options: AdminApiOption
     },
     { prefix: ADMIN_PREFIX },
   )
+}
+
+function tierNamesOf(options: AdminApiOptions): (() => readonly string[]) | null {
+  if (options.tierNames !== undefined) return options.tierNames
+  if (!Array.isArray(options.tiers)) return null
+  const names = [...options.tiers]
+  return () => names
 }

@@ -76,8 +76,8 @@ export interface RouteDeps {
   /** The limiter store's state for /status (null when not given). */
   storeStatus: (() => unknown) | undefined
   version: string
-  /** The configured tier names, for /status (null when the API was given a check, not names). */
-  tiers: readonly string[] | null
+  /** The configured tier names now, for /status (null when the API was given a check, not names). */
+  tiers: (() => readonly string[]) | null
   /** The events feed and its SSE readers (undefined: the events routes answer 501). */
   events: { feed: AdminEventFeed; streams: EventStreams } | undefined
   /** The latency the gateway adds (undefined: /latency answers 501). */

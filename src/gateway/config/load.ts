@@ -71,6 +71,11 @@ export const ENV_OVERRIDES: ReadonlyArray<{ name: string; path: string; help: st
   },
   { name: 'SLUICE_LEDGER', path: 'ledger.path', help: 'usage ledger file, or "off"' },
   { name: 'SLUICE_LOG_LEVEL', path: 'log.level', help: 'fatal, error, warn, info, debug, trace, silent' },
+  {
+    name: 'SLUICE_DATABASE_URL',
+    path: 'database.url',
+    help: 'control-plane database: postgres://… or a SQLite file',
+  },
 ]
 
 function child(parent: Record<string, unknown>, key: string): Record<string, unknown> {
@@ -131,6 +136,11 @@ function applyEnv(raw: Record<string, unknown>, env: Env): Map<string, string> {
   const ledger = text('SLUICE_LEDGER')
   if (ledger !== undefined)
     set('ledger.path', /^(off|false|none)$/i.test(ledger) ? false : ledger, 'SLUICE_LEDGER')
+  const database = text('SLUICE_DATABASE_URL')
+  if (database !== undefined) {
+    if (raw.database === false) raw.database = {}
+    set('database.url', database, 'SLUICE_DATABASE_URL')
+  }
   const level = text('SLUICE_LOG_LEVEL')
   if (level !== undefined) set('log.level', level, 'SLUICE_LOG_LEVEL')
   return origins

@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { adminConfigSchema } from '../../control/admin/config.js'
 import { describe } from '../../core/errors.js'
 import { type LimitConfig, limitConfigSchemas } from '../../core/limits.js'
 import { trustProxyProblem } from './trust-proxy.js'
@@ -446,6 +447,45 @@ export const configSchema = z.strictObject({
       onFailure: 'serve',
       buffer: 16 * 1024 * 1024,
     }),
+  /**
+   * The control plane's database: keys, teams, budgets, the ledger and the audit log (docs/admin.md).
+   * `sluice serve` opens `.sluice/sluice.db` (SQLite) when this is absent; `false` turns it off.
+   */
+  database: z
+    .union([
+      z.literal(false),
+      z.strictObject({
+        /** `postgres://…` (shared by several instances) or a SQLite file path (default .sluice/sluice.db). */
+        url: z.string().min(1).optional(),
+        /** Run migrations at start (default true); false: refuse a schema behind the code (`sluice migrate`). */
+        migrate: z.boolean().default(true),
+        /** Write one ledger row per request to the database (default true). */
+        ledger: z.boolean().default(true),
+        /** Delete ledger rows older than this (e.g. "90d"); 0 keeps them all. */
+        retention: durationOrZero.default(90 * 86_400_000),
+        /**
+         * A key read from the database is read again after this long even without a change notice
+         * (the floor when a notice is lost; default 10s). Past it the cached answer is still used
+         * while the new read runs, so no request waits on the database for a known key.
+         */
+        keyTtl: duration.default(10_000),
+      }),
+    ])
+    .optional(),
+  /** The admin API and dashboard: the SHA-256 of the admin token (or SLUICE_ADMIN_TOKEN). */
+  admin: adminConfigSchema.optional(),
+  /** Where limiter counts are kept across restarts with the memory store (docs/admin.md). */
+  snapshot: z
+    .union([
+      z.literal(false),
+      z.strictObject({
+        /** The snapshot file (default .sluice/memory-store.json). */
+        path: z.string().min(1).default('.sluice/memory-store.json'),
+        /** How often it is written while serving (default 1s): what a `kill -9` may lose. */
+        interval: duration.default(1000),
+      }),
+    ])
+    .optional(),
   /** Prometheus metrics on GET /metrics. */
   metrics: z
     .strictObject({

@@ -11,6 +11,7 @@ import { lowerBound } from '../counting.js'
 import type { Dialect, DialectRoute, Estimate, ValidRequest } from '../dialects/types.js'
 import { wrongDialect } from '../errors.js'
 import { proxyCall } from '../proxy.js'
+import { traceOf } from '../trace.js'
 import { admissionHeaders, type Gate } from './context.js'
 import { sendAdmission } from './identify.js'
 
@@ -65,6 +66,7 @@ async function serveCall(
     stream: valid.stream,
     estimate,
     encoding: route.encoding,
+    trace: traceOf(request),
   })
 
   const { body, stripUsage } = dialect.upstreamBody(valid, upstream)
@@ -72,6 +74,7 @@ async function serveCall(
     typeof api.upstreamPath === 'string'
       ? api.upstreamPath
       : api.upstreamPath(request.params as Record<string, string>)
+  traceOf(request).upstreamAt = performance.now()
   try {
     await proxyCall({
       reply,

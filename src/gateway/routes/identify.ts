@@ -6,6 +6,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Admission, Identification } from '../../http/index.js'
 import { CHEAPEST_CALL, knownDenied } from '../admission.js'
+import { traceOf } from '../trace.js'
 import { admissionHeaders, closeIfUploading, type Gate } from './context.js'
 
 /** onRequest of /v1: identifies the request, or answers it (401, 403, 429) before its body. */
@@ -20,6 +21,7 @@ export async function identifyCaller(
     headers: request.headers,
     remoteAddress: request.raw.socket.remoteAddress,
   })
+  traceOf(request).identification = id
   if (id.refusal) {
     const headers = closeIfUploading(request, { ...id.refusal.headers })
     await reply.code(id.refusal.status).headers(headers).send(id.refusal.body)
@@ -68,6 +70,7 @@ export async function sendAdmission(
   reply: FastifyReply,
   admission: Admission,
 ): Promise<void> {
+  traceOf(request).decision = admission.state.decision
   const headers = closeIfUploading(request, admissionHeaders(admission))
   await reply.code(admission.status).headers(headers).send(admission.body)
 }

@@ -87,7 +87,7 @@ export function systemRoutes(deps: RouteDeps): AdminRoute[] {
         return {
           version: deps.version,
           time: new Date().toISOString(),
-          tiers: deps.tiers === null ? null : [...deps.tiers],
+          tiers: deps.tiers === null ? null : [...deps.tiers()],
           database: await service.databaseStatus(),
           store: store ?? null,
         }
