@@ -72,13 +72,17 @@ export interface TokenEstimator {
   estimate(body: Record<string, unknown>): number
 }
 
-/** The gateway's prompt-token estimate for a chat request (src/gateway/tokens.ts). */
+/** The gateway's prompt-token estimate for a chat request (src/gateway/dialects/openai-prompt.ts). */
 export async function loadTokenEstimator(model: string): Promise<Loaded<TokenEstimator>> {
   const found = await importFirst(['gateway/tokens.js'])
   if (typeof found === 'string') return { ok: false, reason: found }
-  const { encoderFor, encodingForModel, chatPromptTokens } = found.mod as {
+  const prompt = await importFirst(['gateway/dialects/openai-prompt.js', 'gateway/tokens.js'])
+  if (typeof prompt === 'string') return { ok: false, reason: prompt }
+  const { encoderFor, encodingForModel } = found.mod as {
     encoderFor?: (encoding: string) => Promise<unknown>
     encodingForModel?: (model: string) => string
+  }
+  const { chatPromptTokens } = prompt.mod as {
     chatPromptTokens?: (encoder: unknown, body: Record<string, unknown>) => number
   }
   if (
@@ -92,6 +96,6 @@ export async function loadTokenEstimator(model: string): Promise<Loaded<TokenEst
   return {
     ok: true,
     value: { estimate: (body) => chatPromptTokens(encoder, body) },
-    from: `${found.from} chatPromptTokens`,
+    from: `${prompt.from} chatPromptTokens`,
   }
 }

@@ -1,7 +1,17 @@
+export {
+  type ComposedDecision,
+  ComposedReservation,
+  type ComposeOptions,
+  Composite,
+  compose,
+  type Level,
+} from './compose.js'
 export type { BlockParams } from './core/block.js'
 export { SluiceInputError } from './core/errors.js'
 export {
+  type CalendarLimit,
   type ConcurrencyLimit,
+  calendar,
   concurrency,
   type FixedWindowLimit,
   fixedWindow,

@@ -1,13 +1,6 @@
 import type { BlockParams } from './core/block.js'
 import { describe, requirePositiveInteger, SluiceInputError } from './core/errors.js'
-import {
-  concurrency,
-  fixedWindow,
-  type LimitDefinition,
-  slidingLog,
-  slidingWindow,
-  tokenBucket,
-} from './core/limits.js'
+import { algorithmOf, isLimitKind, type LimitDefinition } from './core/limits.js'
 
 export interface BlockOptions {
   /** Denials within `withinMs` that start a block (default 10). */
@@ -19,33 +12,21 @@ export interface BlockOptions {
   forgetMs?: number
 }
 
-export /** Rebuilds a limit through its factory so that hand-made objects get the same checks. */
-function normalizeLimit(name: string, def: unknown): LimitDefinition {
+/** Rebuilds a limit through its algorithm's factory so that hand-made objects get the same checks. */
+export function normalizeLimit(name: string, def: unknown): LimitDefinition {
   if (typeof def !== 'object' || def === null) {
     throw new SluiceInputError(
       `limits.${name} must be made with tokenBucket(), slidingWindow(), …, got ${describe(def)}`,
     )
   }
   const kind = (def as { kind?: unknown }).kind
-  const d = def as never
+  if (!isLimitKind(kind)) throw new SluiceInputError(`limits.${name} has unknown kind ${describe(kind)}`)
   try {
-    switch (kind) {
-      case 'tokenBucket':
-        return tokenBucket(d)
-      case 'fixedWindow':
-        return fixedWindow(d)
-      case 'slidingWindow':
-        return slidingWindow(d)
-      case 'slidingLog':
-        return slidingLog(d)
-      case 'concurrency':
-        return concurrency(d)
-    }
+    return algorithmOf(kind).normalize(def)
   } catch (error) {
     if (error instanceof SluiceInputError) throw new SluiceInputError(`limits.${name}: ${error.message}`)
     throw error
   }
-  throw new SluiceInputError(`limits.${name} has unknown kind ${describe(kind)}`)
 }
 
 export function blockParams(option: BlockOptions | boolean | undefined): BlockParams | undefined {

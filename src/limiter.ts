@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import type { BlockParams } from './core/block.js'
 import { describe, requireCost, SluiceInputError } from './core/errors.js'
 import {
+  algorithmOf,
   capacityOf,
   type LimitDefinition,
   type Unit,
@@ -105,7 +106,8 @@ interface SyncStore extends Store {
 }
 let opCounter = 0
 
-function nextOpId(): string {
+/** @internal A fresh op id (the name of the log entries and leases an op writes). */
+export function nextOpId(): string {
   opCounter = (opCounter + 1) % Number.MAX_SAFE_INTEGER
   return `${OP_TAG}.${opCounter.toString(36)}`
 }
@@ -207,7 +209,7 @@ export class Limiter {
       .update(names.map((name, i) => `${name}:${definitions[i]!.kind}`).join(','))
       .digest('hex')
       .slice(0, 8)
-    this.needsOpId = definitions.some((d) => d.kind === 'slidingLog' || d.kind === 'concurrency')
+    this.needsOpId = definitions.some((d) => algorithmOf(d.kind).needsOpId)
     this.defaultCosts = Object.freeze(
       definitions.map((d) => (d.unit === 'requests' || d.unit === 'concurrent' ? 1 : 0)),
     ) as number[]
@@ -269,11 +271,16 @@ export class Limiter {
     return this.decide('unblock', subject, undefined)
   }
 
-  /** The store keys of a subject. */
-  keysFor(subject: string): SubjectKeys {
-    let keys = this.keyCache.get(subject)
+  /**
+   * The store keys of a subject. With a `hashTag` (compose()), every key of the subject is in
+   * that tag's Redis Cluster slot: `prefix{tag}policy:subject…` instead of `prefix{policy:subject}…`
+   * — other keys, so a subject always decided with a tag must always be decided with the same one.
+   */
+  keysFor(subject: string, hashTag?: string): SubjectKeys {
+    const cacheKey = hashTag === undefined ? subject : `${hashTag}\u0000${subject}`
+    let keys = this.keyCache.get(cacheKey)
     if (keys === undefined) {
-      const base = this.baseKey(subject)
+      const base = this.baseKey(subject, hashTag)
       keys = {
         state: `${base}#${this.layout}`,
         limits: this.names.map((n) => `${base}:${n}`),
@@ -283,7 +290,7 @@ export class Limiter {
       }
       // Reusing the same strings saves building and hashing them again on every call.
       if (this.keyCache.size >= KEY_CACHE_SIZE) this.keyCache.clear()
-      this.keyCache.set(subject, keys)
+      this.keyCache.set(cacheKey, keys)
     }
     return keys
   }
@@ -298,7 +305,22 @@ export class Limiter {
     release: boolean,
     fallback?: 'open' | 'local',
   ): Promise<Decision> {
-    const keys = this.keysFor(subject)
+    const op = this.adjustOp(subject, id, deltas, charged, chargedAt, release, fallback)
+    return promised(() => this.execute(op, subject, deltas, false))
+  }
+
+  /** @internal The op that settles (or cancels) a reservation; used by Reservation and compose(). */
+  adjustOp(
+    subject: string,
+    id: string,
+    deltas: number[],
+    charged: number[],
+    chargedAt: number,
+    release: boolean,
+    fallback?: 'open' | 'local',
+    hashTag?: string,
+  ): StoreOp {
+    const keys = this.keysFor(subject, hashTag)
     const op: StoreOp = {
       mode: 'adjust',
       id,
@@ -312,7 +334,12 @@ export class Limiter {
       release,
     }
     if (fallback !== undefined) op.fallback = fallback
-    return promised(() => this.execute(op, subject, deltas, false))
+    return op
+  }
+
+  /** @internal Whether costs in `unit` mean anything to this policy (its limits', the well-known, `units`). */
+  knowsUnit(unit: string): boolean {
+    return this.units.has(unit)
   }
 
   /** @internal Per-limit costs from a Costs object, validated. */
@@ -352,7 +379,13 @@ export class Limiter {
 
   /** The decision, at once from a synchronous store, else as a promise. May throw. */
   private runNow(mode: OpMode, subject: string, costs: number[], id: string): Decision | Promise<Decision> {
-    const keys = this.keysFor(subject)
+    const op = this.opFor(mode, subject, costs, id)
+    return this.execute(op, subject, costs, mode === 'consume' || mode === 'reserve')
+  }
+
+  /** @internal The op of a decision; used by compose(). Needs an op id where needsOpId says. */
+  opFor(mode: OpMode, subject: string, costs: number[], id: string, hashTag?: string): StoreOp {
+    const keys = this.keysFor(subject, hashTag)
     const charging = mode === 'consume' || mode === 'reserve'
     const op: StoreOp = {
       mode,
@@ -366,7 +399,7 @@ export class Limiter {
     if (charging && this.alertAt !== undefined) op.alert = { threshold: this.alertAt, keys: keys.alerts }
     if (mode === 'reset') op.alert = { threshold: 0, keys: keys.alerts }
     if (this.block) op.block = { params: this.block, key: keys.block, strikesKey: keys.strikes }
-    return this.execute(op, subject, costs, charging)
+    return op
   }
 
   private execute(
@@ -381,7 +414,7 @@ export class Limiter {
     return this.store.execute(op).then((r) => this.toDecision(subject, r, costs, charging))
   }
 
-  private baseKey(subject: string): string {
+  private baseKey(subject: string, hashTag?: string): string {
     if (typeof subject !== 'string' || subject === '') {
       throw new SluiceInputError(`subject must be a non-empty string, got ${describe(subject)}`)
     }
@@ -389,10 +422,12 @@ export class Limiter {
       this.hashSubjects || !PLAIN_SUBJECT.test(subject)
         ? `h-${createHash('sha256').update(subject).digest('base64url').slice(0, 27)}`
         : subject
+    if (hashTag !== undefined) return `${this.prefix}{${hashTag}}${this.policy}:${id}`
     return `${this.prefix}{${this.policy}:${id}}`
   }
 
-  private toDecision(subject: string, r: StoreResult, costs: number[], charging: boolean): Decision {
+  /** @internal A store result as this policy's decision; used by compose(). */
+  toDecision(subject: string, r: StoreResult, costs: number[], charging: boolean): Decision {
     const limits: LimitStatus[] = []
     let alerts: LimitStatus[] = NO_ALERTS
     let retry = 0

@@ -1,3 +1,4 @@
+import { isInFlight } from './core/limits.js'
 import type { Costs, Decision, Limiter, LimitStatus } from './limiter.js'
 
 /** A charge made on an estimate, to be settled with the actual costs or cancelled. */
@@ -62,7 +63,7 @@ export class Reservation {
       return this.final
     }
     const definitions = this.limiter.definitions
-    const deltas = actual.map((c, i) => (definitions[i]!.kind === 'concurrency' ? 0 : c - this.charged[i]!))
+    const deltas = actual.map((c, i) => (isInFlight(definitions[i]!.kind) ? 0 : c - this.charged[i]!))
     this.final = this.limiter.adjust(
       this.subject,
       this.id,

@@ -1,11 +1,10 @@
-import type { Decision, Reservation } from '../limiter.js'
+import type { Costs, Decision, Limiter, Reservation } from '../limiter.js'
 import type { EncodingName } from './config/schema.js'
 import { sharedCounter, type TokenCounter } from './counting.js'
+import type { Estimate, ReportedUsage, RouteKind } from './dialects/types.js'
 import type { Ledger, LedgerRecord } from './ledger.js'
-import type { PriceTable } from './prices.js'
-import type { Estimate } from './requests.js'
+import type { CostBreakdown, PriceTable } from './prices.js'
 import type { RequestTrace } from './trace.js'
-import type { ReportedUsage, RouteKind } from './usage.js'
 
 /** How a call ended, as far as accounting cares. */
 export type CallEnd =
@@ -41,12 +40,26 @@ export interface AccountingOptions {
   counter?: TokenCounter
 }
 
+/**
+ * Units a token limit may count instead of every token: input not read from a cache (plain and
+ * cache writes), output (reasoning included) and cache reads. A call is charged in them only when
+ * its tier has a limit in that unit (a limiter refuses units it does not know).
+ */
+export const TOKEN_KIND_UNITS = ['input_tokens', 'output_tokens', 'cached_tokens'] as const
+type TokenKindUnit = (typeof TOKEN_KIND_UNITS)[number]
+
 /** What a call is charged once it ended. */
-export interface Settlement {
+export interface Settlement extends CostBreakdown {
   promptTokens: number
   completionTokens: number
+  /** Of the prompt: read from the provider's cache. */
+  cachedTokens: number
+  /** Of the prompt: written to a 5-minute / 1-hour cache. */
+  cacheWriteTokens: number
+  cacheWrite1hTokens: number
+  /** Of the completion: reasoning tokens. */
+  reasoningTokens: number
   tokens: number
-  usd: number
   source: LedgerRecord['source']
   outcome: string
   refunded: boolean
@@ -96,16 +109,31 @@ export class Accounting {
 
   /** USD for token counts of a model (12 significant digits: the same number in the store and the ledger). */
   cost(model: string, promptTokens: number, completionTokens: number): number {
-    return Number(this.options.prices.cost(model, { promptTokens, completionTokens }).toPrecision(12))
+    return this.options.prices.cost(model, { promptTokens, completionTokens })
   }
 
-  /** What to reserve for a call: one request, the estimated tokens and their price. */
-  reservationCosts(model: string, estimate: Estimate): { requests: number; tokens: number; usd: number } {
-    return {
+  /**
+   * What to reserve for a call: one request, the estimated tokens and their price (no cache assumed:
+   * the most the prompt can cost); with `limiter`, also the token kinds its limits count.
+   */
+  reservationCosts(
+    model: string,
+    estimate: Estimate,
+    limiter?: Pick<Limiter, 'definitions'>,
+  ): { requests: number; tokens: number; usd: number } & Costs {
+    const costs: { requests: number; tokens: number; usd: number } & Costs = {
       requests: 1,
       tokens: estimate.promptTokens + estimate.outputTokens,
       usd: this.cost(model, estimate.promptTokens, estimate.outputTokens),
     }
+    if (limiter !== undefined) {
+      for (const d of limiter.definitions) {
+        if (d.unit === 'input_tokens') costs.input_tokens = estimate.promptTokens
+        else if (d.unit === 'output_tokens') costs.output_tokens = estimate.outputTokens
+        else if (d.unit === 'cached_tokens') costs.cached_tokens = 0
+      }
+    }
+    return costs
   }
 
   track(reservation: Reservation | undefined, info: ChargeInfo): Charge {
@@ -143,7 +171,7 @@ export class Accounting {
     try {
       if (charge.reservation?.allowed) {
         if (settlement.refunded) await charge.reservation.cancel()
-        else await charge.reservation.settle({ tokens: settlement.tokens, usd: settlement.usd })
+        else await charge.reservation.settle(settleCosts(charge.reservation.decision, settlement))
       }
     } catch (error) {
       this.options.onSettleError?.(error, charge)
@@ -165,7 +193,15 @@ export class Accounting {
       source: settlement.source,
       promptTokens: settlement.promptTokens,
       completionTokens: settlement.completionTokens,
+      cachedTokens: settlement.cachedTokens,
+      cacheWriteTokens: settlement.cacheWriteTokens,
+      cacheWrite1hTokens: settlement.cacheWrite1hTokens,
+      reasoningTokens: settlement.reasoningTokens,
       tokens: settlement.tokens,
+      inputUsd: settlement.inputUsd,
+      cachedUsd: settlement.cachedUsd,
+      cacheWriteUsd: settlement.cacheWriteUsd,
+      outputUsd: settlement.outputUsd,
       usd: settlement.usd,
     })
     this.options.onSettled?.(charge, settlement, end)
@@ -174,43 +210,71 @@ export class Accounting {
 
   private async price(info: ChargeInfo, end: CallEnd): Promise<Settlement> {
     const outcome = end.kind === 'answered' ? 'ok' : end.kind === 'aborted' ? 'aborted' : end.outcome
+    const usage = end.usage
     let promptTokens: number
     let completionTokens: number
     let source: Settlement['source']
-    if (end.usage) {
-      promptTokens = end.usage.promptTokens
-      completionTokens = end.usage.completionTokens
+    if (usage && !usage.partial) {
+      promptTokens = usage.promptTokens
+      completionTokens = usage.completionTokens
       source = 'upstream'
     } else {
-      promptTokens = info.estimate.promptTokens
+      promptTokens = usage?.promptTokens ?? info.estimate.promptTokens
       // Bounded like the prompt: a long answer is counted off the event loop, or by its upper bound.
-      completionTokens = end.text === '' ? 0 : (await this.counter.countText(info.encoding, end.text)).tokens
-      source = 'counted'
+      const counted = end.text === '' ? 0 : (await this.counter.countText(info.encoding, end.text)).tokens
+      // A stream cut before its final usage: the upstream's count so far, or the text, whichever is more.
+      completionTokens = Math.max(usage?.completionTokens ?? 0, counted)
+      source = usage ? 'upstream' : 'counted'
     }
-    const nothingGenerated = !end.usage && completionTokens === 0
+    const nothingGenerated = !usage && completionTokens === 0
     if (end.kind === 'failed' && nothingGenerated) {
       if (this.options.onUpstreamError === 'refundAll') {
-        return {
-          promptTokens: 0,
-          completionTokens: 0,
-          tokens: 0,
-          usd: 0,
-          source: 'none',
-          outcome,
-          refunded: true,
-        }
+        return { ...NOTHING, source: 'none', outcome, refunded: true }
       }
       source = 'estimate'
     }
-    const usd = this.cost(info.model, promptTokens, completionTokens)
-    return {
+    const counts = {
       promptTokens,
       completionTokens,
+      cachedTokens: usage?.cachedTokens ?? 0,
+      cacheWriteTokens: usage?.cacheWriteTokens ?? 0,
+      cacheWrite1hTokens: usage?.cacheWrite1hTokens ?? 0,
+      reasoningTokens: usage?.reasoningTokens ?? 0,
+    }
+    return {
+      ...counts,
+      ...this.options.prices.breakdown(info.model, counts),
       tokens: promptTokens + completionTokens,
-      usd,
       source,
       outcome,
       refunded: false,
     }
   }
+}
+
+const NOTHING = {
+  promptTokens: 0,
+  completionTokens: 0,
+  cachedTokens: 0,
+  cacheWriteTokens: 0,
+  cacheWrite1hTokens: 0,
+  reasoningTokens: 0,
+  tokens: 0,
+  inputUsd: 0,
+  cachedUsd: 0,
+  cacheWriteUsd: 0,
+  outputUsd: 0,
+  usd: 0,
+}
+
+/** The settled costs, in the token kinds the reservation's limits count (see TOKEN_KIND_UNITS). */
+function settleCosts(decision: Decision, s: Settlement): Costs {
+  const costs: Costs = { tokens: s.tokens, usd: s.usd }
+  for (const limit of decision.limits) {
+    const unit = limit.unit as TokenKindUnit
+    if (unit === 'input_tokens') costs.input_tokens = s.promptTokens - s.cachedTokens
+    else if (unit === 'output_tokens') costs.output_tokens = s.completionTokens
+    else if (unit === 'cached_tokens') costs.cached_tokens = s.cachedTokens
+  }
+  return costs
 }

@@ -19,7 +19,7 @@ import type { GuardedStore } from '../store/guarded.js'
 import type { Charge, Settlement } from './accounting.js'
 import { ConfigError } from './config/load.js'
 import type { GatewayConfig } from './config/schema.js'
-import { ROUTES } from './requests.js'
+import { DIALECTS } from './dialects/index.js'
 import { peekTrace, type RequestTrace } from './trace.js'
 
 export type DatabaseConfig = Exclude<GatewayConfig['database'], false | undefined>
@@ -136,7 +136,7 @@ export async function mountControl(
   return offGuard
 }
 
-const ROUTE_KINDS = new Map(ROUTES.map((r) => [r.url, r.kind]))
+const ROUTE_KINDS = new Map<string, string>(DIALECTS.flatMap((d) => d.routes).map((r) => [r.url, r.kind]))
 
 function who(trace: RequestTrace | undefined): Partial<LedgerEntry> {
   const identity = trace?.identification?.identity

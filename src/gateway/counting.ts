@@ -1,6 +1,6 @@
 import type { EncodingName } from './config/schema.js'
 import { CountPool } from './count-pool.js'
-import { countParts, encoderFor, type PromptParts } from './tokens.js'
+import { countParts, encoderFor, type PromptParts, scaled } from './tokens.js'
 
 /**
  * The longest token of every encoding the gateway uses, in UTF-8 bytes (128 in o200k_base,
@@ -14,16 +14,16 @@ export const LONGEST_TOKEN_BYTES = 128
  * so the bound holds for any text, and costs nothing to compute.
  */
 export function lowerBound(parts: PromptParts): number {
-  let total = parts.fixed
+  let total = 0
   for (const text of parts.texts) total += Math.ceil(text.length / LONGEST_TOKEN_BYTES)
-  return total
+  return parts.fixed + scaled(total, parts.scale)
 }
 
 /** The most tokens the parts can count as: every token is at least one byte. */
 export function upperBound(parts: PromptParts): number {
-  let total = parts.fixed
+  let total = 0
   for (const text of parts.texts) total += Buffer.byteLength(text, 'utf8')
-  return total
+  return parts.fixed + scaled(total, parts.scale)
 }
 
 export function textLength(parts: PromptParts): number {
@@ -79,7 +79,7 @@ export class TokenCounter {
     }
     if (chars <= this.exactChars) {
       const counted = await this.pool.count(encoding, parts.texts, chars, this.deadlineMs)
-      if (counted !== undefined) return { tokens: parts.fixed + counted, exact: true }
+      if (counted !== undefined) return { tokens: parts.fixed + scaled(counted, parts.scale), exact: true }
     }
     return { tokens: upperBound(parts), exact: false }
   }

@@ -36,10 +36,23 @@ export interface LedgerRecord {
   fallback?: 'open' | 'local'
   /** Where the counts come from: the upstream's usage, counting the text, or the estimate. */
   source: 'upstream' | 'counted' | 'estimate' | 'none'
+  /** Every input token (cached and cache-written ones included). */
   promptTokens: number
+  /** Every output token (reasoning included). */
   completionTokens: number
+  /** Of the prompt: read from the provider's cache, written to a 5-minute / 1-hour cache. */
+  cachedTokens?: number
+  cacheWriteTokens?: number
+  cacheWrite1hTokens?: number
+  /** Of the completion: reasoning tokens. */
+  reasoningTokens?: number
   /** Prompt + completion tokens charged (0 when refunded). */
   tokens: number
+  /** What each kind of token cost: input neither cached nor cache-written, cache reads, cache writes, output. */
+  inputUsd?: number
+  cachedUsd?: number
+  cacheWriteUsd?: number
+  outputUsd?: number
   /** What the call cost at the price table (0 when refunded). */
   usd: number
 }

@@ -1,15 +1,17 @@
 import { once } from 'node:events'
 import type { FastifyBaseLogger, FastifyReply } from 'fastify'
 import type { CallEnd, Charge } from './accounting.js'
+import type { Dialect, ValidRequest } from './dialects/types.js'
 import { SseSplitter } from './sse.js'
 import { CallAbort, clientHeadersFrom, type Upstream } from './upstream.js'
-import { type RouteKind, readUsage, StreamTracker, textOfResponse } from './usage.js'
 
 export interface ProxyCall {
   reply: FastifyReply
   log: FastifyBaseLogger
   upstream: Upstream
-  kind: RouteKind
+  /** The API the call speaks: where its usage is, how its errors look. */
+  dialect: Dialect
+  request: ValidRequest
   method: 'GET' | 'POST'
   /** Path after the upstream's base URL. */
   path: string
@@ -52,7 +54,8 @@ function isEventStream(contentType: string | string[] | undefined): boolean {
  * that saw the end of one call sees its real cost in the next call's headers.
  */
 export async function proxyCall(call: ProxyCall): Promise<void> {
-  const { reply, charge, upstream } = call
+  const { reply, charge, upstream, dialect } = call
+  dialect.decorateHeaders?.(call.headers, Date.now(), charge.decision)
   const raw = reply.raw
   const controller = new CallAbort()
   let clientGone = false
@@ -74,6 +77,7 @@ export async function proxyCall(call: ProxyCall): Promise<void> {
       body: call.body,
       stream: call.stream,
       signal: controller,
+      dialect,
       clientHeaders: call.clientHeaders,
     })
   } catch (error) {
@@ -87,7 +91,15 @@ export async function proxyCall(call: ProxyCall): Promise<void> {
     await reply
       .code(failure.status)
       .headers(call.headers)
-      .send({ error: { message: failure.message, type: 'upstream_error', param: null, code: failure.code } })
+      .send(
+        dialect.errorBody({
+          status: failure.status,
+          message: failure.message,
+          type: 'upstream_error',
+          param: null,
+          code: failure.code,
+        }),
+      )
     return
   }
 
@@ -108,7 +120,7 @@ export async function proxyCall(call: ProxyCall): Promise<void> {
     if (!raw.write(data)) await Promise.race([once(raw, 'drain'), once(raw, 'close')])
   }
 
-  const tracker = streaming ? new StreamTracker(call.kind, call.stripUsage) : undefined
+  const tracker = streaming ? dialect.streamTracker(call.request, call.stripUsage) : undefined
   const splitter = streaming ? new SseSplitter() : undefined
   if (tracker) charge.progress = tracker
   const collected: Buffer[] = []
@@ -154,6 +166,9 @@ export async function proxyCall(call: ProxyCall): Promise<void> {
       : { kind: 'failed', status: failure.status, text: '', outcome: 'cut' }
   } else if (status >= 400) {
     end = { kind: 'failed', status, text: '', outcome: 'upstream_error' }
+  } else if (tracker?.failed) {
+    // The stream ended on an error event (e.g. Anthropic's overloaded_error): charged what it reported.
+    end = { kind: 'failed', status, usage: tracker.usage, text: tracker.text, outcome: 'upstream_error' }
   } else if (tracker) {
     end = { kind: 'answered', status, usage: tracker.usage, text: tracker.text }
   } else {
@@ -163,9 +178,9 @@ export async function proxyCall(call: ProxyCall): Promise<void> {
     } catch {
       json = undefined
     }
-    const usage = json === undefined ? undefined : readUsage((json as { usage?: unknown }).usage)
+    const usage = json === undefined ? undefined : dialect.usageOf(json)
     // The text is counted only when the upstream reports no usage.
-    end = { kind: 'answered', status, usage, text: usage === undefined ? textOfResponse(json) : '' }
+    end = { kind: 'answered', status, usage, text: usage === undefined ? dialect.textOf(json) : '' }
   }
   try {
     await charge.finish(end)
@@ -174,16 +189,20 @@ export async function proxyCall(call: ProxyCall): Promise<void> {
     if (end.kind === 'failed' && end.outcome === 'cut' && streaming) raw.destroy()
     else if (end.kind === 'failed' && end.outcome === 'cut') {
       const timedOut = end.status === 504
-      writeJson(raw, end.status, call.headers, {
-        error: {
+      writeJson(
+        raw,
+        end.status,
+        call.headers,
+        dialect.errorBody({
+          status: end.status,
           message: timedOut
             ? `The upstream "${upstream.name}" stopped sending its answer (timeout).`
             : `The upstream "${upstream.name}" dropped the connection before its answer was complete.`,
           type: 'upstream_error',
           param: null,
           code: timedOut ? 'upstream_timeout' : 'upstream_cut',
-        },
-      })
+        }),
+      )
     } else if (!clientGone) {
       if (body === undefined) raw.end()
       else {

@@ -7,9 +7,10 @@
 import Fastify, { LogController } from 'fastify'
 import { OversizeStrikes, RefusedBeforeParsing } from './admission.js'
 import { sharedCounter } from './counting.js'
+import { DIALECTS } from './dialects/index.js'
+import { shapeErrors } from './dialects/shape.js'
 import { boundedJsonParser } from './json-body.js'
 import { requestLogger } from './request-logger.js'
-import { ROUTES } from './requests.js'
 import { handleCall } from './routes/call.js'
 import type { Gate, ServerDeps } from './routes/context.js'
 import { handleError } from './routes/errors.js'
@@ -22,7 +23,7 @@ export { FALLBACK_HEADER, type ServerDeps } from './routes/context.js'
 /** Bodies longer than this (in characters) are checked against known denials again before parsing. */
 const RECHECK_BEFORE_PARSING = 64 * 1024
 
-/** The Fastify app of the gateway: OpenAI routes behind identity, limits and accounting. */
+/** The Fastify app of the gateway: every dialect's routes behind identity, limits and accounting. */
 export function buildServer(deps: ServerDeps) {
   const { config } = deps
   const gate: Gate = {
@@ -48,6 +49,8 @@ export function buildServer(deps: ServerDeps) {
     return503OnClosing: false,
   })
 
+  // Errors are written in one shape; each dialect's requests get them in its own (dialects/shape.ts).
+  app.addHook('preSerialization', shapeErrors)
   app.addHook('onRequest', (request, reply) => refuseWhileDraining(gate, request, reply))
 
   // Bodies are JSON whatever the Content-Type says (curl -d sends form encoding, fetch text/plain).
@@ -73,12 +76,14 @@ export function buildServer(deps: ServerDeps) {
 
   app.register(async (v1) => {
     v1.addHook('onRequest', (request, reply) => identifyCaller(gate, request, reply))
-    for (const route of ROUTES) {
-      v1.route({
-        method: route.method,
-        url: route.url,
-        handler: (request, reply) => handleCall(gate, request, reply, route.kind, route.upstreamPath),
-      })
+    for (const dialect of DIALECTS) {
+      for (const route of dialect.routes) {
+        v1.route({
+          method: route.method,
+          url: route.url,
+          handler: (request, reply) => handleCall(gate, request, reply, dialect, route),
+        })
+      }
     }
   })
 

@@ -83,7 +83,7 @@ export function startupWarnings(config: GatewayConfig, env: Env): string[] {
   }
   for (const name of usedUpstreams(config)) {
     const upstream = config.upstreams[name]
-    if (upstream?.type !== 'openai') continue
+    if (upstream === undefined || upstream.type === 'mock') continue
     const key = env[upstream.apiKeyEnv]
     if (key === undefined || key.trim() === '') {
       warnings.push(

@@ -1,11 +1,5 @@
-import {
-  concurrency,
-  fixedWindow,
-  type LimitDefinition,
-  slidingLog,
-  slidingWindow,
-  tokenBucket,
-} from '../core/limits.js'
+import { CONFIG_LEASE_MS } from '../core/algorithms/concurrency.js'
+import { concurrency, type LimitDefinition, limitFromConfig } from '../core/limits.js'
 import { defaultTiers, type Tier } from '../http/tiers.js'
 import type { LimitConfig, TierConfig } from './config/schema.js'
 
@@ -18,34 +12,11 @@ export const DEFAULT_CONCURRENCY: Readonly<Record<string, number>> = {
 }
 
 /** A lease outlives any sane call; it only matters when an instance dies holding one. */
-const DEFAULT_LEASE_MS = 10 * 60_000
+const DEFAULT_LEASE_MS = CONFIG_LEASE_MS
 
 export const DEFAULT_TIER_NAMES: readonly string[] = Object.keys(defaultTiers())
 
-/** Builds a LimitDefinition from its YAML form with the core factories (which validate again). */
-export function limitFromConfig(config: LimitConfig): LimitDefinition {
-  switch (config.kind) {
-    case 'tokenBucket':
-      return tokenBucket({
-        capacity: config.capacity,
-        refillPerSecond: config.refillPerSecond ?? config.capacity / (config.per! / 1000),
-        unit: config.unit ?? 'requests',
-      })
-    case 'fixedWindow':
-      return fixedWindow({ limit: config.limit, windowMs: config.window, unit: config.unit ?? 'requests' })
-    case 'slidingWindow':
-      return slidingWindow({
-        limit: config.limit,
-        windowMs: config.window,
-        unit: config.unit ?? 'requests',
-        exact: config.exact ?? false,
-      })
-    case 'slidingLog':
-      return slidingLog({ limit: config.limit, windowMs: config.window, unit: config.unit ?? 'requests' })
-    case 'concurrency':
-      return concurrency({ limit: config.limit, leaseMs: config.lease ?? DEFAULT_LEASE_MS })
-  }
-}
+export { limitFromConfig }
 
 /** Applies a limits map from config over existing limits: by name, `null` removes. */
 export function mergeLimits(

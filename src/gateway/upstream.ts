@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events'
 import { type Dispatcher, Pool } from 'undici'
 import type { EncodingName, UpstreamConfig } from './config/schema.js'
+import type { Dialect } from './dialects/types.js'
 import { type MockUpstream, startMockUpstream } from './mock/server.js'
 
 /** Response headers never passed from the upstream to the client. */
@@ -106,7 +107,9 @@ export interface ForwardRequest {
   body?: string
   stream: boolean
   signal: CallAbort
-  /** Client headers to pass on (only x-mock-* reach the mock; nothing else is forwarded). */
+  /** The call's API: it authenticates the gateway upstream and names the client headers passed on. */
+  dialect: Dialect
+  /** Client headers: the dialect picks what goes on (x-mock-* reach the mock too), never the client's key. */
   clientHeaders: Record<string, string | string[] | undefined>
 }
 
@@ -118,7 +121,8 @@ export class Upstream {
     readonly baseUrl: string,
     private readonly pool: Pool,
     private readonly basePath: string,
-    private readonly authorization: string | undefined,
+    /** The operator's key for this upstream (from the environment), when it has one. */
+    private readonly key: string | undefined,
     /** The in-process mock, when this upstream is one. */
     readonly mock: MockUpstream | undefined,
   ) {}
@@ -131,7 +135,7 @@ export class Upstream {
   ): Promise<Upstream> {
     let mock: MockUpstream | undefined
     let baseUrl: string
-    let authorization: string | undefined
+    let key: string | undefined
     if (config.type === 'mock') {
       mock = await startMockUpstream({
         latencyMs: config.latency,
@@ -143,8 +147,8 @@ export class Upstream {
       baseUrl = mock.url
     } else {
       baseUrl = config.baseUrl.replace(/\/+$/, '')
-      const key = env[config.apiKeyEnv]
-      if (key !== undefined && key !== '') authorization = `Bearer ${key}`
+      const value = env[config.apiKeyEnv]
+      if (value !== undefined && value !== '') key = value
     }
     const url = new URL(baseUrl)
     const pool = new Pool(url.origin, {
@@ -154,17 +158,22 @@ export class Upstream {
       connect: { timeout: config.connectTimeout },
       keepAliveTimeout: 30_000,
     })
-    return new Upstream(name, config, baseUrl, pool, url.pathname.replace(/\/+$/, ''), authorization, mock)
+    return new Upstream(name, config, baseUrl, pool, url.pathname.replace(/\/+$/, ''), key, mock)
   }
 
   /** Whether the gateway may add stream_options.include_usage to streams it forwards here. */
   get injectStreamUsage(): boolean {
-    return this.config.type === 'mock' || this.config.injectStreamUsage
+    return this.config.type === 'mock' || (this.config.type === 'openai' && this.config.injectStreamUsage)
+  }
+
+  /** Whether this upstream speaks a dialect (the mock speaks all of them). */
+  speaks(dialect: Dialect): boolean {
+    return this.config.type === 'mock' || this.config.type === dialect.name
   }
 
   /** Has credentials (or needs none: a mock or a server that was not given a key variable). */
   get hasKey(): boolean {
-    return this.authorization !== undefined
+    return this.key !== undefined
   }
 
   /** Sends a request; throws UpstreamError when no response arrives (the caller's abort rethrows as is). */
@@ -175,8 +184,8 @@ export class Upstream {
       'user-agent': 'sluice-gateway',
     }
     if (req.body !== undefined) headers['content-type'] = 'application/json'
-    if (this.config.type === 'openai') Object.assign(headers, this.config.headers)
-    if (this.authorization) headers.authorization = this.authorization
+    if (this.config.type !== 'mock') Object.assign(headers, this.config.headers)
+    Object.assign(headers, req.dialect.upstreamHeaders(this.key, req.clientHeaders))
     if (this.mock) {
       for (const [name, value] of Object.entries(req.clientHeaders)) {
         if (name.startsWith('x-mock-') && typeof value === 'string') headers[name] = value

@@ -1,3 +1,4 @@
+import { isInFlight } from '../core/limits.js'
 import type { Decision, LimitStatus } from '../limiter.js'
 import { quotaOf, quotaUnit, remainingOf, resetMsOf, windowOf } from './quota.js'
 
@@ -61,8 +62,8 @@ function tighter(l: LimitStatus, best: LimitStatus, deniedBy: string | undefined
   if (l.name === deniedBy) return true
   if (l.allowed !== best.allowed) return !l.allowed
   // Calls in flight come and go within a request; a rate limit says more about what is left.
-  const lInFlight = l.kind === 'concurrency'
-  if (lInFlight !== (best.kind === 'concurrency')) return !lInFlight
+  const lInFlight = isInFlight(l.kind)
+  if (lInFlight !== isInFlight(best.kind)) return !lInFlight
   const a = share(l)
   const b = share(best)
   return a < b || (a === b && l.resetMs > best.resetMs)

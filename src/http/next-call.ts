@@ -1,3 +1,4 @@
+import { isInFlight } from '../core/limits.js'
 import type { Decision } from '../limiter.js'
 import type { HeaderGroups } from './headers.js'
 import { nextUnitMs, remainingOf } from './quota.js'
@@ -17,7 +18,7 @@ export function needsNextCall(
   if (!decision.allowed || decision.fallback === 'open') return false
   if (!groups.ietf && !groups.legacy && !groups.openai) return false
   for (const l of decision.limits) {
-    if (l.kind === 'concurrency' || l.remaining >= 1) continue
+    if (isInFlight(l.kind) || l.remaining >= 1) continue
     if (remainingOf(l) === 0 && nextUnitMs(l, concurrencyRetryCapMs) === undefined) return true
   }
   return false

@@ -1,3 +1,4 @@
+import { algorithmOf } from '../core/limits.js'
 import type { LimitStatus } from '../limiter.js'
 
 /**
@@ -40,23 +41,24 @@ export function windowOf(l: LimitStatus): number {
 
 /**
  * Milliseconds until one more quota unit of a limit that has none left is available, when the
- * limit's figures tell it: a fixed window refills at its end; a token bucket's `resetMs` is the
+ * limit's figures tell it (its algorithm's `refill`): a window or period refills at its end; a token bucket's `resetMs` is the
  * exact time until it is full, so one unit comes back that time minus the refill of all the
  * others; an in-flight slot is told as the capped wait of a concurrency denial. Otherwise
  * (sliding windows and logs) undefined: it depends on when the charges in the window were made.
  */
 export function nextUnitMs(l: LimitStatus, concurrencyRetryCapMs: number): number | undefined {
-  switch (l.kind) {
-    case 'fixedWindow':
+  const refill = algorithmOf(l.kind).refill
+  switch (refill) {
+    case 'windowEnd':
       return l.resetMs
-    case 'concurrency':
+    case 'release':
       return Math.min(l.resetMs, concurrencyRetryCapMs)
-    case 'tokenBucket': {
+    case 'continuous': {
       const fullMs = l.windowSeconds * 1000
       const unitMs = fullMs / (l.limit * quotaScale(l))
       return Math.max(0, l.resetMs - (fullMs - unitMs))
     }
-    default:
+    case 'sliding':
       return undefined
   }
 }

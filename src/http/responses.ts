@@ -1,3 +1,4 @@
+import { algorithmOf } from '../core/limits.js'
 import type { Costs, Decision, LimitStatus } from '../limiter.js'
 import { formatDuration } from './headers.js'
 import { remainingOf } from './quota.js'
@@ -34,12 +35,13 @@ function amountOf(unit: string, x: number): string {
 export function describeLimit(l: LimitStatus): string {
   const amount = amountOf(l.unit, l.limit)
   const window = formatDuration(l.windowSeconds * 1000)
-  switch (l.kind) {
-    case 'tokenBucket':
+  switch (algorithmOf(l.kind).refill) {
+    case 'continuous':
       return `${amount} at once, refilled over ${window}`
-    case 'concurrency':
+    case 'release':
       return amount
-    default:
+    case 'windowEnd':
+    case 'sliding':
       return `${amount} per ${window}`
   }
 }

@@ -1,3 +1,4 @@
+import { isInFlight } from '../core/limits.js'
 import type { Decision } from '../limiter.js'
 
 /**
@@ -17,10 +18,10 @@ export function advertisedRetryMs(decision: Decision, concurrencyRetryCapMs: num
   const retry = decision.retryAfterMs
   if (decision.blocked || !Number.isFinite(retry)) return retry
   const by = decision.limits.find((l) => l.name === decision.deniedBy)
-  if (by?.kind !== 'concurrency') return retry
+  if (by === undefined || !isInFlight(by.kind)) return retry
   let floor = concurrencyRetryCapMs
   for (const l of decision.limits) {
-    if (!l.allowed && l.kind !== 'concurrency') floor = Math.max(floor, l.resetMs)
+    if (!l.allowed && !isInFlight(l.kind)) floor = Math.max(floor, l.resetMs)
   }
   return Math.max(1, Math.min(retry, floor))
 }

@@ -1,5 +1,5 @@
 import { requirePositiveInteger } from '../core/errors.js'
-import { capacityOf, type LimitDefinition, windowSecondsOf } from '../core/limits.js'
+import { capacityOf, isInFlight, type LimitDefinition, windowSecondsOf } from '../core/limits.js'
 import type { Store, StoreOp, StoreResult } from './types.js'
 
 /**
@@ -136,7 +136,7 @@ export class BlockedKeyCache {
     if (op.block === undefined) {
       for (let i = 0; i < result.limits.length; i++) {
         const l = result.limits[i]!
-        if (l.allowed || op.limits[i]!.kind === 'concurrency') continue
+        if (l.allowed || isInFlight(op.limits[i]!.kind)) continue
         if (!(l.retryAfterMs > 0) || !Number.isFinite(l.retryAfterMs)) continue
         denials.push({ index: i, cost: op.costs[i]!, until: sentAt + l.retryAfterMs })
       }
@@ -253,6 +253,14 @@ export class CachedStore implements Store {
   ) {}
 
   execute(op: StoreOp): Promise<StoreResult> {
+    // A group (compose()) is decided by the store: a cached denial of one part says nothing of
+    // the others' results. What it gives back still makes the parts' cached denials stale.
+    if (op.linked !== undefined) {
+      const parts = [op, ...op.linked]
+      if (parts.some(givesBack))
+        for (const part of parts) if (part.keys[0]) this.cache.invalidate(part.keys[0])
+      return this.inner.execute(op)
+    }
     const hit = this.cache.check(op)
     if (hit !== undefined) return Promise.resolve(hit)
     const key = op.keys[0]

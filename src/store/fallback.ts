@@ -1,23 +1,11 @@
-import { capacityOf, type LimitDefinition } from '../core/limits.js'
+import { algorithmOf, capacityOf, type LimitDefinition } from '../core/limits.js'
 import type { StoreOp, StoreResult } from './types.js'
 
 /** What the outage policies answer with, when the store cannot. */
 
-/** A limit with its capacity and refill divided among `instances`. */
+/** A limit with its capacity (and refill) divided among `instances`. */
 export function scaleLimit(limit: LimitDefinition, instances: number): LimitDefinition {
-  switch (limit.kind) {
-    case 'tokenBucket':
-      return {
-        ...limit,
-        capacity: limit.capacity / instances,
-        refillPerSecond: limit.refillPerSecond / instances,
-        intervalMs: limit.intervalMs * instances,
-      }
-    case 'concurrency':
-      return { ...limit, limit: Math.max(1, Math.floor(limit.limit / instances)) }
-    default:
-      return { ...limit, limit: limit.limit / instances }
-  }
+  return algorithmOf(limit.kind).scale(limit, instances)
 }
 
 /** What `open` answers: allowed, nothing checked, nothing charged. */
@@ -35,5 +23,6 @@ export function openResult(op: StoreOp): StoreResult {
       alerted: false,
     })),
     fallback: 'open',
+    ...(op.linked === undefined ? {} : { linked: op.linked.map(openResult) }),
   }
 }

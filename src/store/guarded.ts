@@ -210,7 +210,7 @@ class StoreGuard {
     if (failMode === 'open') return Promise.resolve(openResult(op))
     if (op.mode === 'adjust') {
       // A reservation the store charged: its settlement cannot be applied here. Report local state.
-      return Promise.resolve(this.runLocal({ ...op, mode: 'peek', costs: op.costs.map(() => 0) }))
+      return Promise.resolve(this.runLocal(peekOf(op)))
     }
     return Promise.resolve(this.runLocal(op))
   }
@@ -227,6 +227,7 @@ class StoreGuard {
       limits = op.limits.map((l) => scaleLimit(l, this.instances))
       this.scaled.set(op.limits, limits)
     }
+    if (op.linked !== undefined) return { ...op, limits, linked: op.linked.map((part) => this.scaleOp(part)) }
     return { ...op, limits }
   }
 
@@ -456,4 +457,11 @@ export function requireFailMode(value: unknown): FailMode {
 
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error)
+}
+
+/** The op as a peek: the same subjects, charging nothing. */
+function peekOf(op: StoreOp): StoreOp {
+  const peek: StoreOp = { ...op, mode: 'peek', costs: op.costs.map(() => 0) }
+  if (op.linked !== undefined) peek.linked = op.linked.map(peekOf)
+  return peek
 }

@@ -1,3 +1,4 @@
+import { isInFlight } from '../core/limits.js'
 import type { StoreOp, StoreResult } from './types.js'
 
 /**
@@ -9,12 +10,20 @@ import type { StoreOp, StoreResult } from './types.js'
  */
 export function refundOf(op: StoreOp, late: StoreResult): StoreOp | undefined {
   if (!late.allowed || (op.mode !== 'consume' && op.mode !== 'reserve')) return undefined
+  if (op.linked !== undefined) {
+    // A group: every part it charged, refunded together.
+    const parts = [op, ...op.linked]
+      .map((part) => refundOf({ ...part, linked: undefined }, { ...late, linked: undefined }))
+      .filter((part): part is StoreOp => part !== undefined)
+    if (parts.length === 0) return undefined
+    return parts.length === 1 ? parts[0] : { ...parts[0]!, linked: parts.slice(1) }
+  }
   const n = op.limits.length
   const costs: number[] = new Array(n)
   let charged = false
   let lease = false
   for (let i = 0; i < n; i++) {
-    if (op.limits[i]!.kind === 'concurrency') {
+    if (isInFlight(op.limits[i]!.kind)) {
       costs[i] = 0
       // Only a reservation holds a lease; consume needs a free slot but takes none.
       if (op.mode === 'reserve' && op.costs[i]! > 0) lease = true

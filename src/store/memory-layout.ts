@@ -1,6 +1,9 @@
-import type { FixedWindowState } from '../core/fixed-window.js'
-import type { LimitDefinition } from '../core/limits.js'
-import type { SlidingWindowState } from '../core/sliding-window.js'
+import {
+  type Algorithm,
+  algorithmOf,
+  type LimitDefinition,
+  type PackedState,
+} from '../core/algorithms/index.js'
 
 /**
  * How MemoryStore lays a subject's state out in memory, and what each entry costs.
@@ -13,52 +16,15 @@ import type { SlidingWindowState } from '../core/sliding-window.js'
  * beside its numbers (Mixed), so that one lookup finds all of a subject's state.
  */
 
-type Kind = LimitDefinition['kind']
-
-/** A kind whose state is a fixed handful of numbers: how many, and how they map to its state. */
-interface Codec {
-  slots: number
-  read(a: number[], at: number): unknown
-  write(a: number[], at: number, state: unknown): void
-}
-
-const CODECS: Partial<Record<Kind, Codec>> = {
-  tokenBucket: {
-    slots: 1,
-    read: (a, at) => (a[at] === 0 ? undefined : a[at]),
-    write: (a, at, tat) => {
-      a[at] = (tat as number | undefined) ?? 0
-    },
-  },
-  fixedWindow: {
-    slots: 2,
-    read: (a, at) =>
-      a[at] === 0 && a[at + 1] === 0 ? undefined : ({ start: a[at]!, count: a[at + 1]! } as FixedWindowState),
-    write: (a, at, state) => {
-      const s = state as FixedWindowState | undefined
-      a[at] = s?.start ?? 0
-      a[at + 1] = s?.count ?? 0
-    },
-  },
-  slidingWindow: {
-    slots: 3,
-    read: (a, at) =>
-      a[at] === 0 && a[at + 1] === 0 && a[at + 2] === 0
-        ? undefined
-        : ({ start: a[at]!, curr: a[at + 1]!, prev: a[at + 2]! } as SlidingWindowState),
-    write: (a, at, state) => {
-      const s = state as SlidingWindowState | undefined
-      a[at] = s?.start ?? 0
-      a[at + 1] = s?.curr ?? 0
-      a[at + 2] = s?.prev ?? 0
-    },
-  },
-}
+// biome-ignore lint/suspicious/noExplicitAny: a policy mixes algorithms of every state type
+type AnyAlgorithm = Algorithm<LimitDefinition, any, any>
 
 export interface Layout {
+  /** Per limit: its algorithm (read once per policy, not once per call). */
+  algorithms: AnyAlgorithm[]
   /** Per limit: where its numbers start in the packed array, or -1 when it lives under its own key. */
   offsets: number[]
-  codecs: (Codec | undefined)[]
+  codecs: (PackedState<unknown> | undefined)[]
   /** Length of the packed array (expiry included); 1 when every limit lives under its own key. */
   length: number
 }
@@ -71,14 +37,17 @@ export function layoutOf(limits: readonly LimitDefinition[]): Layout {
   if (layout === undefined) {
     let at = 1
     const offsets: number[] = []
-    const codecs: (Codec | undefined)[] = []
+    const codecs: (PackedState<unknown> | undefined)[] = []
+    const algorithms: AnyAlgorithm[] = []
     for (const limit of limits) {
-      const codec = CODECS[limit.kind]
+      const algorithm = algorithmOf(limit.kind)
+      const codec = algorithm.packed
+      algorithms.push(algorithm)
       codecs.push(codec)
       offsets.push(codec === undefined ? -1 : at)
-      at += codec?.slots ?? 0
+      at += codec?.width ?? 0
     }
-    layout = { offsets, codecs, length: at }
+    layout = { algorithms, offsets, codecs, length: at }
     layouts.set(limits, layout)
   }
   return layout

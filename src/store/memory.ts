@@ -1,3 +1,4 @@
+import type { AdjustContext, CheckContext } from '../core/algorithms/types.js'
 import {
   type BlockState,
   blockedForMs,
@@ -6,43 +7,13 @@ import {
   strike,
   strikeTtlMs,
 } from '../core/block.js'
-import { type ConcurrencyState, concurrencyCheck, concurrencyRelease } from '../core/concurrency.js'
 import { requirePositiveInteger } from '../core/errors.js'
-import {
-  type FixedWindowState,
-  fixedWindowCheck,
-  fixedWindowForce,
-  fixedWindowRefund,
-} from '../core/fixed-window.js'
-import { gcraCheck, gcraForce, gcraRefund } from '../core/gcra.js'
-import { type LimitDefinition, type TokenBucketLimit, windowSecondsOf } from '../core/limits.js'
+import type { LimitDefinition } from '../core/limits.js'
 import { promised } from '../core/promised.js'
-import {
-  type SlidingLogState,
-  slidingLogCheck,
-  slidingLogForce,
-  slidingLogRefund,
-} from '../core/sliding-log.js'
-import {
-  type SlidingWindowState,
-  slidingWindowCheck,
-  slidingWindowForce,
-  slidingWindowRefund,
-} from '../core/sliding-window.js'
 import type { Step } from '../core/step.js'
 import { crossedThreshold } from '../core/threshold.js'
-import {
-  Boxed,
-  boxBytes,
-  expiryOf,
-  extraBytes,
-  type Layout,
-  layoutOf,
-  Mixed,
-  packedBytes,
-  type Slot,
-  valueBytes,
-} from './memory-layout.js'
+import { MemoryEntries, SWEEP_BATCH } from './memory-entries.js'
+import { expiryOf, extraBytes, type Layout, layoutOf, Mixed, packedBytes } from './memory-layout.js'
 import type { LimitResult, Store, StoreOp, StoreResult } from './types.js'
 
 export interface MemoryStoreOptions {
@@ -63,50 +34,33 @@ export interface MemoryStoreOptions {
 
 export const DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 
-const SWEEP_BATCH = 10_000
-const EVICTION_SAMPLE = 16
-
 const TIME_ORIGIN = performance.timeOrigin
 const monotonicNow = () => TIME_ORIGIN + performance.now()
-
-/**
- * A string built by concatenation is a tree of its parts until it is flattened; kept as a Map key
- * it would hold every part (over 100 bytes a subject). Reading a character flattens it in place.
- */
-function flat(key: string): string {
-  key.charCodeAt(0)
-  return key
-}
 
 /**
  * The embedded store: state in a Map in this process, each op applied synchronously, bounded by
  * an estimate of the heap it takes (see memory-layout.ts).
  */
-export class MemoryStore implements Store {
-  readonly maxBytes: number
-  readonly maxKeys: number
-  private readonly entries = new Map<string, Slot>()
-  private readonly now: () => number
+export class MemoryStore extends MemoryEntries implements Store {
   private readonly timer: NodeJS.Timeout | undefined
-  private sweepCursor: MapIterator<[string, Slot]> | undefined
   private readonly steps: Step<unknown>[] = []
-  private accounted = 0
+  private readonly evaluation = newEvaluation()
+  private readonly checkContext: CheckContext = { id: '', hold: false }
+  private readonly adjustContext: AdjustContext = { id: '', chargedAt: 0, charged: 0, release: false }
   /** The layout of the last policy seen (one Limiter's ops share one limits array). */
   private lastLimits: readonly LimitDefinition[] | undefined
   private lastLayout: Layout | undefined
-  /** Keys evicted because maxBytes or maxKeys was reached. */
-  evictions = 0
 
   constructor(options: MemoryStoreOptions = {}) {
-    this.maxBytes =
+    super(
       options.maxBytes === undefined
         ? DEFAULT_MAX_BYTES
-        : requirePositiveInteger(options.maxBytes, 'MemoryStore maxBytes')
-    this.maxKeys =
+        : requirePositiveInteger(options.maxBytes, 'MemoryStore maxBytes'),
       options.maxKeys === undefined
         ? Number.POSITIVE_INFINITY
-        : requirePositiveInteger(options.maxKeys, 'MemoryStore maxKeys')
-    this.now = options.now ?? monotonicNow
+        : requirePositiveInteger(options.maxKeys, 'MemoryStore maxKeys'),
+      options.now ?? monotonicNow,
+    )
     const interval =
       options.sweepIntervalMs === undefined
         ? 10_000
@@ -139,18 +93,6 @@ export class MemoryStore implements Store {
     return Promise.resolve()
   }
 
-  /** @internal Each live entry (memory-snapshot.ts writes them to a file). */
-  forEachEntry(visit: (key: string, slot: Slot) => void): void {
-    const now = this.now()
-    for (const [key, slot] of this.entries) if (expiryOf(slot) > now) visit(key, slot)
-  }
-
-  /** @internal Puts back an entry read from a snapshot (memory-snapshot.ts), within the bounds. */
-  restoreEntry(key: string, slot: Slot, bytes: number): void {
-    this.delete(key)
-    this.insert(key, slot, bytes, this.now())
-  }
-
   /** Remaining time to live of a key in ms, or undefined when it does not exist (for tests and inspection). */
   ttlMs(key: string): number | undefined {
     const now = this.now()
@@ -160,7 +102,55 @@ export class MemoryStore implements Store {
 
   executeSync(op: StoreOp): StoreResult {
     const now = this.now()
+    if (op.linked !== undefined && op.linked.length > 0) return this.executeGroup(op, now)
     const { mode } = op
+    if (mode === 'reset' || mode === 'unblock') return this.forget(op, now)
+    // Scratch space reused across calls: executeSync never runs re-entrantly.
+    const ev = this.evaluation
+    const steps = this.steps
+    this.evaluate(op, now, ev, steps)
+    const allowed = mode === 'adjust' || (ev.allowed && ev.blockedMs === 0)
+    return this.commit(op, now, ev, steps, allowed)
+  }
+
+  /** Decides an op and its linked parts together: all admitted and charged, or none charged. */
+  private executeGroup(op: StoreOp, now: number): StoreResult {
+    const parts = [op, ...op.linked!]
+    if (op.mode === 'reset' || op.mode === 'unblock') {
+      const results = parts.map((part) => this.forget(part, now))
+      return { ...results[0]!, linked: results.slice(1) }
+    }
+    const evaluations = parts.map((part) => {
+      const ev = newEvaluation()
+      const steps: Step<unknown>[] = []
+      this.evaluate(part, now, ev, steps)
+      return { ev, steps }
+    })
+    const allowed = op.mode === 'adjust' || evaluations.every(({ ev }) => ev.allowed && ev.blockedMs === 0)
+    const results = parts.map((part, k) =>
+      this.commit(part, now, evaluations[k]!.ev, evaluations[k]!.steps, allowed),
+    )
+    return { ...results[0]!, linked: results.slice(1) }
+  }
+
+  /** reset and unblock: forget what they forget, then say what a peek would. */
+  private forget(op: StoreOp, now: number): StoreResult {
+    if (op.mode === 'reset') {
+      this.delete(op.stateKey)
+      for (const key of op.alert?.keys ?? []) this.delete(key)
+    }
+    if (op.block) {
+      this.delete(op.block.key)
+      this.delete(op.block.strikesKey)
+    }
+    const peek: StoreOp = { ...op, mode: 'peek', costs: op.costs.map(() => 0) }
+    const ev = this.evaluation
+    this.evaluate(peek, now, ev, this.steps)
+    return this.commit(peek, now, ev, this.steps, ev.allowed && ev.blockedMs === 0)
+  }
+
+  /** Runs each limit's algorithm on the subject's state (changing nothing): fills `steps` and `ev`. */
+  private evaluate(op: StoreOp, now: number, ev: Evaluation, steps: Step<unknown>[]): void {
     const n = op.limits.length
     let layout = this.lastLayout!
     if (op.limits !== this.lastLimits) {
@@ -168,18 +158,6 @@ export class MemoryStore implements Store {
       this.lastLimits = op.limits
       this.lastLayout = layout
     }
-    if (mode === 'reset' || mode === 'unblock') {
-      if (mode === 'reset') {
-        this.delete(op.stateKey)
-        for (const key of op.alert?.keys ?? []) this.delete(key)
-      }
-      if (op.block) {
-        this.delete(op.block.key)
-        this.delete(op.block.strikesKey)
-      }
-      return this.executeSync({ ...op, mode: 'peek', costs: op.costs.map(() => 0) })
-    }
-
     const found = this.entries.get(op.stateKey)
     let packed: number[] | undefined
     let mixed: Mixed | undefined
@@ -197,35 +175,61 @@ export class MemoryStore implements Store {
         packed = mixed = undefined
       }
     }
-    // Scratch space reused across calls: executeSync never runs re-entrantly.
-    const steps = this.steps
+    const adjusting = op.mode === 'adjust'
+    const check = this.checkContext
+    const adjust = this.adjustContext
+    if (adjusting) {
+      adjust.id = op.id
+      adjust.chargedAt = op.chargedAt ?? now
+      adjust.release = op.release === true
+    } else {
+      check.id = op.id
+      check.hold = op.mode === 'reserve'
+    }
     let allowed = true
     for (let i = 0; i < n; i++) {
       const at = layout.offsets[i]!
-      const s =
-        at < 0
-          ? this.step(op, i, mixed?.extra[i], now)
-          : packed === undefined
-            ? this.step(op, i, undefined, now)
-            : op.limits[i]!.kind === 'tokenBucket' && op.mode !== 'adjust'
-              ? this.bucket(op, i, packed[at]!, now)
-              : this.step(op, i, layout.codecs[i]!.read(packed, at), now)
+      const state =
+        at < 0 ? mixed?.extra[i] : packed === undefined ? undefined : layout.codecs[i]!.read(packed, at)
+      const algorithm = layout.algorithms[i]!
+      let s: Step<unknown>
+      if (adjusting) {
+        adjust.charged = op.charged?.[i] ?? 0
+        s = algorithm.adjust(state, now, op.costs[i]!, op.limits[i]!, adjust)
+      } else s = algorithm.check(state, now, op.costs[i]!, op.limits[i]!, check)
       steps[i] = s
       if (!s.allowed) allowed = false
     }
-    if (mode === 'adjust') allowed = true
-
     const block =
-      op.block && mode !== 'adjust' ? (this.read(op.block.key, now) as BlockState | undefined) : undefined
-    const blockedMs = blockedForMs(block, now)
-    if (blockedMs > 0) allowed = false
+      op.block && !adjusting ? (this.read(op.block.key, now) as BlockState | undefined) : undefined
+    ev.layout = layout
+    ev.packed = packed
+    ev.mixed = mixed
+    ev.block = block
+    ev.blockedMs = blockedForMs(block, now)
+    ev.allowed = allowed || adjusting
+  }
 
+  /**
+   * Writes what an admitted op charged (`allowed`: the decision, of its group when linked), or
+   * counts the denial toward a block; then reports its limits.
+   */
+  private commit(
+    op: StoreOp,
+    now: number,
+    ev: Evaluation,
+    steps: readonly Step<unknown>[],
+    allowed: boolean,
+  ): StoreResult {
+    const { mode } = op
+    const n = op.limits.length
+    const blockedMs = ev.blockedMs
     /** > 0 when this denial started a block: its length. */
     let newBlockMs = 0
     if (allowed && mode !== 'peek') {
-      this.writeStates(op, layout, packed, mixed, steps, now)
+      this.writeStates(op, ev.layout!, ev.packed, ev.mixed, steps, now)
     } else if (!allowed && blockedMs === 0 && op.block && (mode === 'consume' || mode === 'reserve')) {
-      if (countsAsStrike(op, steps, n)) newBlockMs = this.recordStrike(op.block, block, now)
+      if (countsAsStrike(ev.layout!, steps, n)) newBlockMs = this.recordStrike(op.block, ev.block, now)
     }
 
     const limits: LimitResult[] = new Array(n)
@@ -239,7 +243,9 @@ export class MemoryStore implements Store {
         alerted: false,
       }
     }
-    if (allowed && op.alert && (mode === 'consume' || mode === 'reserve')) this.markAlerts(op, limits, now)
+    if (allowed && op.alert && (mode === 'consume' || mode === 'reserve')) {
+      this.markAlerts(op, ev.layout!, limits, now)
+    }
     if (newBlockMs > 0) return { now, allowed, blockedMs: newBlockMs, blockedNow: true, limits }
     return { now, allowed, blockedMs, blockedNow: false, limits }
   }
@@ -303,64 +309,16 @@ export class MemoryStore implements Store {
     this.put(op.stateKey, new Mixed(nums, extra!, base, bytes), bytes, held, now)
   }
 
-  /**
-   * Puts `slot` under `key`, which holds `held` bytes now (a state of this layout) or nothing of
-   * this layout (undefined: whatever else it holds is deleted first).
-   */
-  private put(key: string, slot: Slot, bytes: number, held: number | undefined, now: number): void {
-    if (held === undefined) {
-      this.delete(key)
-      this.insert(key, slot, bytes, now)
-      return
-    }
-    this.grow(key, bytes - held, now)
-    this.entries.set(key, slot)
-  }
-
-  /** Accounts for `key` taking `delta` more bytes, making room elsewhere when that goes past maxBytes. */
-  private grow(key: string, delta: number, now: number): void {
-    if (delta > 0 && this.accounted + delta > this.maxBytes) this.makeRoom(delta, now, key)
-    this.accounted += delta
-  }
-
-  private bucket(op: StoreOp, i: number, tat: number, now: number): Step<unknown> {
-    return gcraCheck(tat === 0 ? undefined : tat, now, op.costs[i]!, op.limits[i] as TokenBucketLimit)
-  }
-
-  private step(op: StoreOp, i: number, state: unknown, now: number): Step<unknown> {
-    const limit = op.limits[i]!
-    const cost = op.costs[i]!
-    if (op.mode === 'adjust') return adjustStep(limit, state, now, cost, op)
-    switch (limit.kind) {
-      case 'tokenBucket':
-        return gcraCheck(state as number | undefined, now, cost, limit)
-      case 'fixedWindow':
-        return fixedWindowCheck(state as FixedWindowState | undefined, now, cost, limit)
-      case 'slidingWindow':
-        return slidingWindowCheck(state as SlidingWindowState | undefined, now, cost, limit)
-      case 'slidingLog':
-        return slidingLogCheck(state as SlidingLogState | undefined, now, cost, op.id, limit)
-      case 'concurrency':
-        return concurrencyCheck(
-          state as ConcurrencyState | undefined,
-          now,
-          cost,
-          op.mode === 'reserve' ? op.id : undefined,
-          limit,
-        )
-    }
-  }
-
-  private markAlerts(op: StoreOp, limits: LimitResult[], now: number): void {
+  private markAlerts(op: StoreOp, layout: Layout, limits: LimitResult[], now: number): void {
     const alert = op.alert!
     for (let i = 0; i < limits.length; i++) {
       const limit = op.limits[i]!
+      const algorithm = layout.algorithms[i]!
       const r = limits[i]!
-      const capacity = limit.kind === 'tokenBucket' ? limit.capacity : limit.limit
-      if (!crossedThreshold(capacity, r.remaining, op.costs[i]!, alert.threshold)) continue
+      if (!crossedThreshold(algorithm.capacity(limit), r.remaining, op.costs[i]!, alert.threshold)) continue
       const marker = alert.keys[i]!
       if (this.live(marker, now) !== undefined) continue
-      const ttlMs = windowSecondsOf(limit) * 1000
+      const ttlMs = algorithm.alertMs?.(limit) ?? algorithm.windowSeconds(limit) * 1000
       if (ttlMs > 0) this.insert(marker, [now + ttlMs], packedBytes(marker, 1), now)
       r.alerted = true
     }
@@ -382,104 +340,6 @@ export class MemoryStore implements Store {
     this.writeBoxed(block.key, b, blockTtlMs(b, now, block.params), now)
     return b.until - now
   }
-
-  /** The boxed value of a key (a log, leases, a block or strikes), unless expired. */
-  private read(key: string, now: number): unknown {
-    const slot = this.live(key, now)
-    return slot instanceof Boxed ? slot.value : undefined
-  }
-
-  /** The slot of a key unless it has expired (then it is deleted). */
-  private live(key: string, now: number): Slot | undefined {
-    const slot = this.entries.get(key)
-    if (slot === undefined) return undefined
-    if (expiryOf(slot) <= now) {
-      this.delete(key)
-      return undefined
-    }
-    return slot
-  }
-
-  /** Stores a value until it is full again; a state that is full already is the same as no key. */
-  private writeBoxed(key: string, value: unknown, ttlMs: number, now: number): void {
-    if (!(ttlMs > 0) || value === undefined) {
-      this.delete(key)
-      return
-    }
-    const bytes = valueBytes(value)
-    const slot = this.entries.get(key)
-    if (slot instanceof Boxed) {
-      this.accounted += bytes - slot.valueBytes
-      slot.value = value
-      slot.expiresAt = now + ttlMs
-      slot.valueBytes = bytes
-      return
-    }
-    if (slot !== undefined) this.delete(key)
-    const box = boxBytes(key)
-    this.insert(key, new Boxed(value, now + ttlMs, box, bytes), box + bytes, now)
-  }
-
-  /** Adds a key that is not there, first making room under maxBytes and maxKeys. */
-  private insert(key: string, slot: Slot, bytes: number, now: number): void {
-    if (this.entries.size >= this.maxKeys || this.accounted + bytes > this.maxBytes) {
-      this.makeRoom(bytes, now)
-    }
-    this.entries.set(flat(key), slot)
-    this.accounted += bytes
-  }
-
-  private delete(key: string): void {
-    const slot = this.entries.get(key)
-    if (slot === undefined) return
-    this.entries.delete(key)
-    this.accounted -= slotBytes(key, slot)
-  }
-
-  /**
-   * Sweeps, then evicts, until `bytes` more fit under maxBytes and (unless `keep` is growing in
-   * place) a key more under maxKeys. `keep` itself is never evicted.
-   */
-  private makeRoom(bytes: number, now: number, keep?: string): void {
-    const keys = keep === undefined ? 0 : 1
-    const full = () => this.entries.size + 1 - keys > this.maxKeys || this.accounted + bytes > this.maxBytes
-    this.sweep(1_000, now)
-    while (full() && this.entries.size > keys) {
-      let victim: string | undefined
-      let soonest = Number.POSITIVE_INFINITY
-      let seen = 0
-      for (const [key, slot] of this.entries) {
-        const expiry = expiryOf(slot)
-        if (expiry < soonest && key !== keep) {
-          soonest = expiry
-          victim = key
-        }
-        if (++seen >= EVICTION_SAMPLE) break
-      }
-      this.delete(victim!)
-      this.evictions++
-    }
-  }
-
-  /** Deletes expired keys, looking at up to `budget` keys from where the last sweep stopped. */
-  sweep(budget: number, now = this.now()): void {
-    this.sweepCursor ??= this.entries.entries()
-    for (let i = 0; i < budget; i++) {
-      const next = this.sweepCursor.next()
-      if (next.done) {
-        this.sweepCursor = undefined
-        return
-      }
-      const [key, slot] = next.value
-      if (expiryOf(slot) <= now) this.delete(key)
-    }
-  }
-}
-
-function slotBytes(key: string, slot: Slot): number {
-  if (slot instanceof Boxed) return slot.boxBytes + slot.valueBytes
-  if (slot instanceof Mixed) return slot.bytes
-  return packedBytes(key, slot.length)
 }
 
 /**
@@ -487,44 +347,34 @@ function slotBytes(key: string, slot: Slot): number {
  * cost can never fit (a client error), nor when only calls in flight were at their limit (a
  * client politely waiting for its own streams is not abusive).
  */
-function countsAsStrike(op: StoreOp, steps: readonly Step<unknown>[], n: number): boolean {
+function countsAsStrike(layout: Layout, steps: readonly Step<unknown>[], n: number): boolean {
   let rateDenied = false
   for (let i = 0; i < n; i++) {
     const s = steps[i]!
     if (s.retryAfterMs === Number.POSITIVE_INFINITY) return false
-    if (!s.allowed && op.limits[i]!.kind !== 'concurrency') rateDenied = true
+    if (!s.allowed && !layout.algorithms[i]!.inFlight) rateDenied = true
   }
   return rateDenied
 }
 
-function adjustStep(
-  limit: LimitDefinition,
-  state: unknown,
-  now: number,
-  delta: number,
-  op: StoreOp,
-): Step<unknown> {
-  const chargedAt = op.chargedAt ?? now
-  switch (limit.kind) {
-    case 'tokenBucket':
-      return delta >= 0
-        ? gcraForce(state as number | undefined, now, delta, limit)
-        : gcraRefund(state as number | undefined, now, -delta, limit)
-    case 'fixedWindow':
-      return delta >= 0
-        ? fixedWindowForce(state as FixedWindowState | undefined, now, delta, limit)
-        : fixedWindowRefund(state as FixedWindowState | undefined, now, -delta, chargedAt, limit)
-    case 'slidingWindow':
-      return delta >= 0
-        ? slidingWindowForce(state as SlidingWindowState | undefined, now, delta, limit)
-        : slidingWindowRefund(state as SlidingWindowState | undefined, now, -delta, chargedAt, limit)
-    case 'slidingLog':
-      return delta >= 0
-        ? slidingLogForce(state as SlidingLogState | undefined, now, delta, `${op.id}+`, limit)
-        : slidingLogRefund(state as SlidingLogState | undefined, now, -delta, op.id, limit)
-    case 'concurrency':
-      return op.release
-        ? concurrencyRelease(state as ConcurrencyState | undefined, now, op.id, limit)
-        : concurrencyCheck(state as ConcurrencyState | undefined, now, 0, undefined, limit)
+/** What evaluate() learnt of an op's subject, for commit(). */
+interface Evaluation {
+  layout: Layout | undefined
+  packed: number[] | undefined
+  mixed: Mixed | undefined
+  block: BlockState | undefined
+  blockedMs: number
+  /** Every limit admits (always true for an adjustment); a block is apart (blockedMs). */
+  allowed: boolean
+}
+
+function newEvaluation(): Evaluation {
+  return {
+    layout: undefined,
+    packed: undefined,
+    mixed: undefined,
+    block: undefined,
+    blockedMs: 0,
+    allowed: true,
   }
 }

@@ -1,5 +1,5 @@
+import type { LimitDefinition } from '../core/algorithms/index.js'
 import type { BlockParams } from '../core/block.js'
-import type { LimitDefinition } from '../core/limits.js'
 
 /**
  * consume: check every limit and charge all or nothing.
@@ -42,6 +42,12 @@ export interface StoreOp {
   alert?: { threshold: number; keys: readonly string[] }
   /** Count denials and block repeat offenders. */
   block?: { params: BlockParams; key: string; strikesKey: string }
+  /**
+   * Ops of other subjects decided together with this one, all or nothing (compose()): every part
+   * is checked, and all are charged only when every part admits (a denial by one charges none).
+   * Each has this op's mode and id. On Redis Cluster every part's keys must be in this op's slot.
+   */
+  linked?: readonly StoreOp[]
 }
 
 export interface LimitResult {
@@ -67,6 +73,11 @@ export interface StoreResult {
    * unchecked; 'local' decided in this process against its share of each limit.
    */
   fallback?: 'open' | 'local'
+  /**
+   * The results of the op's linked parts, in order. `allowed` is the whole group's in each; each
+   * part's own limits say which of them refused.
+   */
+  linked?: StoreResult[]
 }
 
 export interface Store {

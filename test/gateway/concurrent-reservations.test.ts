@@ -1,6 +1,7 @@
 import { request } from 'undici'
 import { afterAll, describe, expect, it } from 'vitest'
-import { chatPromptTokens, encoderFor } from '../../src/gateway/tokens.js'
+import { chatPromptTokens } from '../../src/gateway/dialects/openai-prompt.js'
+import { encoderFor } from '../../src/gateway/tokens.js'
 import { newKey, STORE_KINDS, startTestGateway, stopRedis } from './helpers.js'
 
 afterAll(stopRedis)

@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { Accounting } from '../../src/gateway/accounting.js'
+import { Accounting, TOKEN_KIND_UNITS } from '../../src/gateway/accounting.js'
 import { ConfigError, loadConfig, parseConfig } from '../../src/gateway/config/load.js'
 import { CHARGED_UNITS } from '../../src/gateway/config/schema.js'
 import { parseDuration, parseSize } from '../../src/gateway/config/values.js'
@@ -12,6 +12,7 @@ import { PriceTable } from '../../src/gateway/prices.js'
 import { startupWarnings } from '../../src/gateway/startup.js'
 import { gatewayTiers } from '../../src/gateway/tiers.js'
 import { IpResolver } from '../../src/http/ip.js'
+import type { Limiter } from '../../src/limiter.js'
 
 function issuesOf(fn: () => unknown): string[] {
   try {
@@ -248,8 +249,8 @@ describe('config', () => {
       }),
     )
     expect(issues.sort()).toEqual([
-      'auth.keys.0.limits.t.unit: no route ever charges the unit "token", so this limit would never apply; the gateway charges requests, tokens, usd, concurrent',
-      'tiers.service.limits.budget.unit: no route ever charges the unit "dollars", so this limit would never apply; the gateway charges requests, tokens, usd, concurrent',
+      'auth.keys.0.limits.t.unit: no route ever charges the unit "token", so this limit would never apply; the gateway charges requests, tokens, usd, concurrent, input_tokens, output_tokens, cached_tokens',
+      'tiers.service.limits.budget.unit: no route ever charges the unit "dollars", so this limit would never apply; the gateway charges requests, tokens, usd, concurrent, input_tokens, output_tokens, cached_tokens',
     ])
     for (const unit of CHARGED_UNITS) {
       expect(() =>
@@ -266,8 +267,12 @@ describe('config', () => {
       ledger: undefined,
       onUpstreamError: 'chargePrompt',
     })
+    // Token kinds are charged to a tier that limits them (a limiter refuses units it does not know).
+    const limitsEveryKind = {
+      definitions: TOKEN_KIND_UNITS.map((unit) => ({ unit })) as unknown as Limiter['definitions'],
+    }
     const charged = Object.keys(
-      accounting.reservationCosts('gpt-4o-mini', { promptTokens: 10, outputTokens: 10 } as never),
+      accounting.reservationCosts('gpt-4o-mini', { promptTokens: 10, outputTokens: 10 }, limitsEveryKind),
     )
     // A concurrency limit takes one slot per call (the limiter's default for "concurrent").
     expect([...charged, 'concurrent'].sort()).toEqual([...CHARGED_UNITS].sort())

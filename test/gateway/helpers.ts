@@ -41,6 +41,7 @@ export interface TestGateway extends Gateway {
 export async function startTestGateway(
   kind: StoreKind,
   config: GatewayConfigInput = {},
+  env: Record<string, string> = {},
 ): Promise<TestGateway> {
   const store: Store =
     kind === 'memory' ? new MemoryStore() : new RedisStore({ url: (await sharedRedis()).url })
@@ -53,7 +54,7 @@ export async function startTestGateway(
       ...config,
       ledger: { path: ledgerPath, ...config.ledger },
     },
-    { logger: process.env.SLUICE_TEST_LOG ? undefined : false, store, env: {} },
+    { logger: process.env.SLUICE_TEST_LOG ? undefined : false, store, env },
   )
   const close = gateway.close
   return Object.assign(gateway, {

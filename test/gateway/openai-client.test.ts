@@ -1,4 +1,4 @@
-import OpenAI, { RateLimitError } from 'openai'
+import OpenAI, { NotFoundError, RateLimitError } from 'openai'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { newKey, STORE_KINDS, startTestGateway, stopRedis, type TestGateway } from './helpers.js'
 
@@ -114,6 +114,16 @@ describe.each(STORE_KINDS)('the official openai client through the gateway (%s s
   it('lists models', async () => {
     const models = await client.models.list()
     expect(models.data.map((m) => m.id)).toContain('gpt-4o-mini')
+  })
+
+  it('retrieves one model with models.retrieve, and an unknown one is a NotFoundError', async () => {
+    const model = await client.models.retrieve('gpt-4o-mini')
+    expect(model).toMatchObject({ id: 'gpt-4o-mini', object: 'model' })
+    const error = await client.models.retrieve('no-such-model').then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+    expect(error).toBeInstanceOf(NotFoundError)
   })
 
   it('gives RateLimitError with the rate-limit headers once the limit is spent', async () => {

@@ -1,8 +1,14 @@
 import { describe, expect, it } from 'vitest'
+import { estimateRequest as estimateWith, openai } from '../../src/gateway/dialects/index.js'
+import { chatPromptTokens, inputTokens } from '../../src/gateway/dialects/openai-prompt.js'
+import type { ValidRequest } from '../../src/gateway/dialects/types.js'
 import { completionPieces } from '../../src/gateway/mock/generate.js'
 import { PriceTable } from '../../src/gateway/prices.js'
-import { estimateRequest, validateRequest } from '../../src/gateway/requests.js'
-import { chatPromptTokens, encoderFor, encodingForModel, inputTokens } from '../../src/gateway/tokens.js'
+import { type Encoder, encoderFor, encodingForModel } from '../../src/gateway/tokens.js'
+
+const validateRequest = (kind: string, body: unknown) => openai.validate(kind, body)
+const estimateRequest = (req: ValidRequest, enc: Encoder, defaultOutputTokens: number) =>
+  estimateWith(openai, req, enc, defaultOutputTokens)
 
 describe('token estimation', () => {
   it('picks the encoding by model name, with o200k_base for unknown models', () => {

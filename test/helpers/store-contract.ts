@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { ALGORITHMS } from '../../src/core/algorithms/index.js'
 import {
   concurrency,
   fixedWindow,
@@ -11,6 +12,8 @@ import {
   tokenBucket,
 } from '../../src/index.js'
 import { sleep } from './sleep.js'
+import { calendarContract } from './store-contract-calendar.js'
+import { composeContract } from './store-contract-compose.js'
 import type { StoreHarness, StoreUnderTest } from './store-harness.js'
 
 let policyCounter = 0
@@ -19,12 +22,12 @@ const freshPolicy = () => `contract-${process.pid}-${++policyCounter}`
 /** A refill so slow that no test lasts long enough to see a unit come back. */
 const NEGLIGIBLE = 1e-6
 
-const KINDS: Record<string, (limit: number) => LimitDefinition> = {
-  tokenBucket: (n) => tokenBucket({ capacity: n, refillPerSecond: NEGLIGIBLE }),
-  fixedWindow: (n) => fixedWindow({ limit: n, windowMs: 3_600_000 }),
-  slidingWindow: (n) => slidingWindow({ limit: n, windowMs: 3_600_000 }),
-  slidingLog: (n) => slidingLog({ limit: n, windowMs: 3_600_000 }),
-}
+/** Every registered algorithm with a sample runs the per-kind tests: a new one cannot skip them. */
+const KINDS: Record<string, (limit: number) => LimitDefinition> = Object.fromEntries(
+  Object.values(ALGORITHMS)
+    .filter((a) => a.sample !== null)
+    .map((a) => [a.kind, a.sample as (limit: number) => LimitDefinition]),
+)
 
 /**
  * The one behaviour suite every store must pass unchanged. Time is the store's own clock, so
@@ -444,5 +447,8 @@ export function storeContract(harness: StoreHarness): void {
       expect(d.subject).toBe(secret)
       expect(d.limits[0]!.remaining).toBe(4)
     })
+
+    composeContract(() => s)
+    calendarContract(() => s)
   })
 }

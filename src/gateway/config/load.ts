@@ -42,6 +42,16 @@ export const BUILTIN_UPSTREAMS: Record<string, UpstreamConfig> = {
     headersTimeout: 300_000,
     bodyTimeout: 300_000,
   },
+  anthropic: {
+    type: 'anthropic',
+    baseUrl: 'https://api.anthropic.com/v1',
+    apiKeyEnv: 'ANTHROPIC_API_KEY',
+    headers: {},
+    connections: 128,
+    connectTimeout: 10_000,
+    headersTimeout: 300_000,
+    bodyTimeout: 300_000,
+  },
 }
 
 type Env = Record<string, string | undefined>

@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { adminConfigSchema } from '../../control/admin/config.js'
 import { describe } from '../../core/errors.js'
+import { type LimitConfig, limitConfigSchemas } from '../../core/limits.js'
 import { trustProxyProblem } from './trust-proxy.js'
 import { parseDuration, parseSize } from './values.js'
 
@@ -52,7 +53,16 @@ const nonNegative = z.number().nonnegative().finite()
  * a concurrency limit counts calls in flight). A limit in any other unit would never be charged,
  * so it would never limit anything: a typo such as "dollars" is refused.
  */
-export const CHARGED_UNITS = ['requests', 'tokens', 'usd', 'concurrent'] as const
+export const CHARGED_UNITS = [
+  'requests',
+  'tokens',
+  'usd',
+  'concurrent',
+  // What a token limit may count instead of every token (accounting.ts: TOKEN_KIND_UNITS).
+  'input_tokens',
+  'output_tokens',
+  'cached_tokens',
+] as const
 const unit = z
   .string()
   .refine((u) => (CHARGED_UNITS as readonly string[]).includes(u), {
@@ -62,33 +72,23 @@ const unit = z
   .optional()
 const limitName = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'expected 1-64 letters, digits, "_" or "-"')
 
-/** One limit as written in YAML; converted to a LimitDefinition by the core factories (tiers.ts). */
+/**
+ * One limit as written in YAML: each algorithm's own schema (its `config` in
+ * src/core/algorithms/), told apart by `kind`; converted to a LimitDefinition by the same
+ * description (limitFromConfig).
+ */
+const [firstLimitSchema, ...otherLimitSchemas] = limitConfigSchemas({
+  z,
+  unit,
+  positive,
+  positiveInt,
+  duration,
+})
 export const limitSchema = z.discriminatedUnion('kind', [
-  z
-    .strictObject({
-      kind: z.literal('tokenBucket'),
-      unit,
-      capacity: positive,
-      /** Units added back per second… */
-      refillPerSecond: positive.optional(),
-      /** …or the time to refill from empty to full (e.g. 1h for "capacity per hour"). */
-      per: duration.optional(),
-    })
-    .refine((l) => (l.refillPerSecond === undefined) !== (l.per === undefined), {
-      message: 'a tokenBucket needs exactly one of refillPerSecond or per',
-    }),
-  z.strictObject({ kind: z.literal('fixedWindow'), unit, limit: positive, window: duration }),
-  z.strictObject({
-    kind: z.literal('slidingWindow'),
-    unit,
-    limit: positive,
-    window: duration,
-    exact: z.boolean().optional(),
-  }),
-  z.strictObject({ kind: z.literal('slidingLog'), unit, limit: positive, window: duration }),
-  z.strictObject({ kind: z.literal('concurrency'), limit: positiveInt, lease: duration.optional() }),
-])
-export type LimitConfig = z.output<typeof limitSchema>
+  firstLimitSchema!,
+  ...otherLimitSchemas,
+] as never) as z.ZodType<LimitConfig, unknown>
+export type { LimitConfig }
 
 const limitsMap = z.record(limitName, limitSchema.nullable())
 
@@ -230,9 +230,30 @@ const openaiUpstreamSchema = z.strictObject({
   ...connection,
 })
 
-const upstreamSchema = z.discriminatedUnion('type', [mockUpstreamSchema, openaiUpstreamSchema])
+const anthropicUpstreamSchema = z.strictObject({
+  type: z.literal('anthropic'),
+  /** Base URL up to and including /v1, e.g. https://api.anthropic.com/v1. */
+  baseUrl: z
+    .url({
+      protocol: /^https?$/,
+      error: 'expected an http(s) URL such as https://api.anthropic.com/v1',
+    })
+    .default('https://api.anthropic.com/v1'),
+  /** Environment variable holding the upstream API key (read at start-up), sent as x-api-key. */
+  apiKeyEnv: z.string().min(1).default('ANTHROPIC_API_KEY'),
+  /** Extra headers sent upstream. */
+  headers: z.record(z.string(), z.string()).default({}),
+  ...connection,
+})
+
+const upstreamSchema = z.discriminatedUnion('type', [
+  mockUpstreamSchema,
+  openaiUpstreamSchema,
+  anthropicUpstreamSchema,
+])
 export type MockUpstreamConfig = z.output<typeof mockUpstreamSchema>
 export type OpenAIUpstreamConfig = z.output<typeof openaiUpstreamSchema>
+export type AnthropicUpstreamConfig = z.output<typeof anthropicUpstreamSchema>
 export type UpstreamConfig = z.output<typeof upstreamSchema>
 
 const modelSchema = z.strictObject({
@@ -248,8 +269,14 @@ export type ModelConfig = z.output<typeof modelSchema>
 const priceSchema = z.strictObject({
   /** USD per 1M input (prompt) tokens. */
   input: nonNegative,
-  /** USD per 1M output (completion) tokens. */
+  /** USD per 1M output (completion) tokens, reasoning tokens included. */
   output: nonNegative.default(0),
+  /** USD per 1M input tokens read from the provider's prompt cache (default: the input price). */
+  cachedInput: nonNegative.optional(),
+  /** USD per 1M input tokens written to a 5-minute cache (default: the input price). */
+  cacheWrite: nonNegative.optional(),
+  /** USD per 1M input tokens written to a 1-hour cache (default: the 5-minute write price). */
+  cacheWrite1h: nonNegative.optional(),
 })
 export type PriceConfig = z.output<typeof priceSchema>
 

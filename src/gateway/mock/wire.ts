@@ -2,13 +2,7 @@
 import { once } from 'node:events'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { sharedCounter } from '../counting.js'
-import {
-  chatPromptParts,
-  type Encoder,
-  inputParts,
-  type PromptParts,
-  responsesPromptParts,
-} from '../tokens.js'
+import type { Encoder, PromptParts } from '../tokens.js'
 
 /** What happened to one request the mock received: the ground truth accounting tests compare against. */
 export interface MockRecord {
@@ -18,6 +12,10 @@ export interface MockRecord {
   promptTokens: number
   /** Output tokens the mock sent (all of them, or up to the failure or the client's disconnect). */
   completionTokens: number
+  /** Of the prompt: read from / written to the mock's prompt cache (Anthropic's cache_control). */
+  cachedTokens?: number
+  cacheWriteTokens?: number
+  cacheWrite1hTokens?: number
   /** Whether `usage` reached the wire (final JSON or usage chunk / response.completed). */
   usageSent: boolean
   outcome: 'ok' | 'error' | 'timeout' | 'cut' | 'stalled' | 'aborted'
@@ -25,13 +23,15 @@ export interface MockRecord {
 
 /**
  * Per-request failure, asked for with the `x-mock-fail` header:
- * `500` → HTTP 500; `timeout` → never answers; `cut:N` → sends N output tokens, then drops the
+ * `500` → HTTP 500; `timeout` → never answers; `overloaded` → the provider is overloaded (OpenAI:
+ * 503; Anthropic: 529, or on a stream an `error` event after `message_start`); `cut:N` → sends N output tokens, then drops the
  * connection; `stall:N` → sends N output tokens, then waits silently until the caller goes away.
  */
 export type Failure =
   | { kind: 'none' }
   | { kind: '500' }
   | { kind: 'timeout' }
+  | { kind: 'overloaded' }
   | { kind: 'cut' | 'stall'; after: number }
 
 export function parseFailure(header: string | string[] | undefined): Failure | string {
@@ -39,13 +39,10 @@ export function parseFailure(header: string | string[] | undefined): Failure | s
   if (value === undefined || value === '') return { kind: 'none' }
   if (value === '500') return { kind: '500' }
   if (value === 'timeout') return { kind: 'timeout' }
+  if (value === 'overloaded') return { kind: 'overloaded' }
   const m = /^(cut|stall):(\d+)$/.exec(value)
   if (m) return { kind: m[1] as 'cut' | 'stall', after: Number(m[2]) }
-  return `x-mock-fail must be 500, timeout, cut:N or stall:N, got "${value}"`
-}
-
-export function errorBody(message: string, type: string, param: string | null = null) {
-  return JSON.stringify({ error: { message, type, param, code: null } })
+  return `x-mock-fail must be 500, timeout, overloaded, cut:N or stall:N, got "${value}"`
 }
 
 /** One request being answered. */
@@ -184,17 +181,4 @@ export async function endStream(call: Call, usageChunk: object | undefined): Pro
  */
 export async function countPrompt(enc: Encoder, parts: PromptParts): Promise<number> {
   return (await sharedCounter().count(enc.encoding, parts)).tokens
-}
-
-export function promptTokensFor(path: string, enc: Encoder, body: Record<string, unknown>): Promise<number> {
-  switch (path) {
-    case '/v1/chat/completions':
-      return countPrompt(enc, chatPromptParts(body))
-    case '/v1/responses':
-      return countPrompt(enc, responsesPromptParts(body))
-    case '/v1/completions':
-      return countPrompt(enc, inputParts(body.prompt))
-    default:
-      return countPrompt(enc, inputParts(body.input))
-  }
 }

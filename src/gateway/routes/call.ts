@@ -8,17 +8,10 @@ import type { Admission } from '../../http/index.js'
 import type { Decision, Limiter } from '../../limiter.js'
 import { exceedsCapacity, tokenCapacity } from '../admission.js'
 import { lowerBound } from '../counting.js'
-import { isRecord } from '../is-record.js'
+import type { Dialect, DialectRoute, Estimate, ValidRequest } from '../dialects/types.js'
+import { wrongDialect } from '../errors.js'
 import { proxyCall } from '../proxy.js'
-import {
-  type Estimate,
-  requestOutputTokens,
-  requestParts,
-  type ValidRequest,
-  validateRequest,
-} from '../requests.js'
 import { traceOf } from '../trace.js'
-import type { RouteKind } from '../usage.js'
 import { admissionHeaders, type Gate } from './context.js'
 import { sendAdmission } from './identify.js'
 
@@ -27,34 +20,30 @@ export function handleCall(
   gate: Gate,
   request: FastifyRequest,
   reply: FastifyReply,
-  kind: RouteKind,
-  upstreamPath: string,
+  dialect: Dialect,
+  api: DialectRoute,
 ): Promise<unknown> {
   const tier = gate.identities.get(request)!.identity!.tier
   const done = gate.metrics.trackInFlight(tier)
-  return gate.calls.track(serveCall(gate, request, reply, kind, upstreamPath)).finally(done)
+  return gate.calls.track(serveCall(gate, request, reply, dialect, api)).finally(done)
 }
 
 async function serveCall(
   gate: Gate,
   request: FastifyRequest,
   reply: FastifyReply,
-  kind: RouteKind,
-  upstreamPath: string,
+  dialect: Dialect,
+  api: DialectRoute,
 ) {
   const { sluice, accounting, models, upstreams } = gate
   const id = gate.identities.get(request)!
   const identity = id.identity!
-  let valid: ValidRequest
-  if (kind === 'models') {
-    valid = { kind, model: '', stream: false, body: {}, clientWantsUsage: false }
-  } else {
-    valid = validateRequest(kind, request.body)
-  }
+  const valid = dialect.validate(api.kind, request.body)
   const route = models.route(valid.model)
   const upstream = upstreams.get(route.upstream)!
+  if (!upstream.speaks(dialect)) throw wrongDialect(valid.model, upstream, dialect)
   const limiter = id.allowListed ? undefined : sluice.limiterFor(identity)
-  const { estimate, oversized } = await estimateCall(gate, valid, route, limiter)
+  const { estimate, oversized } = await estimateCall(gate, dialect, valid, route, limiter)
 
   let admission: Admission | undefined
   let headers: Record<string, string> = {}
@@ -63,7 +52,7 @@ async function serveCall(
     const escalate = oversized ? () => strike(gate, limiter, identity.subject) : undefined
     admission = await sluice.admit(
       identity,
-      accounting.reservationCosts(valid.model, estimate),
+      accounting.reservationCosts(valid.model, estimate, limiter),
       escalate && { escalate },
     )
     if (!admission.proceed) return sendAdmission(request, reply, admission)
@@ -73,35 +62,29 @@ async function serveCall(
     subject: identity.subject,
     tier: identity.tier,
     model: valid.model || '-',
-    route: kind,
+    route: api.kind,
     stream: valid.stream,
     estimate,
     encoding: route.encoding,
     trace: traceOf(request),
   })
 
-  let body = valid.body
-  let stripUsage = false
-  if (
-    valid.stream &&
-    (kind === 'chat' || kind === 'completions') &&
-    !valid.clientWantsUsage &&
-    upstream.injectStreamUsage
-  ) {
-    const options = isRecord(body.stream_options) ? body.stream_options : {}
-    body = { ...body, stream_options: { ...options, include_usage: true } }
-    stripUsage = true
-  }
+  const { body, stripUsage } = dialect.upstreamBody(valid, upstream)
+  const path =
+    typeof api.upstreamPath === 'string'
+      ? api.upstreamPath
+      : api.upstreamPath(request.params as Record<string, string>)
   traceOf(request).upstreamAt = performance.now()
   try {
     await proxyCall({
       reply,
       log: request.log,
       upstream,
-      kind,
-      method: kind === 'models' ? 'GET' : 'POST',
-      path: upstreamPath,
-      body: kind === 'models' ? undefined : JSON.stringify(body),
+      dialect,
+      request: valid,
+      method: api.method,
+      path,
+      body: api.method === 'GET' ? undefined : JSON.stringify(body),
       stream: valid.stream,
       stripUsage,
       clientHeaders: request.headers,
@@ -124,12 +107,13 @@ async function serveCall(
  */
 async function estimateCall(
   gate: Gate,
+  dialect: Dialect,
   valid: ValidRequest,
   route: ReturnType<Gate['models']['route']>,
   limiter: Limiter | undefined,
 ): Promise<{ estimate: Estimate; oversized: boolean }> {
-  const parts = requestParts(valid)
-  const outputTokens = requestOutputTokens(valid, route.defaultOutputTokens)
+  const parts = dialect.promptParts(valid)
+  const outputTokens = dialect.outputTokens(valid, route.defaultOutputTokens)
   const estimate: Estimate = { promptTokens: lowerBound(parts), outputTokens }
   const oversized =
     limiter !== undefined && exceedsCapacity(limiter, gate.accounting.reservationCosts(valid.model, estimate))

@@ -1,376 +1,107 @@
--- sluice: apply a batch of limiter ops atomically, each op all or nothing.
+-- sluice: apply a batch of limiter ops atomically, each op (or group of ops) all or nothing.
 -- The semantics mirror src/core/*.ts and src/store/memory.ts; the contract suite holds both to them.
 -- Written for speed: Redis runs this for every decision, so it reuses its tables, parses each
 -- policy and op header once per batch, reads every state key of the batch with one MGET, and
 -- keeps numbers binary both in stored state and in its reply (no decimal formatting or parsing).
--- script.ts runs it as a Redis Function (the definitions below made once per load, apply() per
--- call) or, without Functions, as a script ending in `return apply(KEYS, ARGV)`.
+-- script.ts runs it as a Redis Function (the definitions made once per load, apply() per call)
+-- or, without Functions, as a script ending in `return apply(KEYS, ARGV)`. It follows the
+-- prelude and the algorithm parts (prelude.lua, lua/*.lua).
 --
 -- ARGV: nPolicies, then per policy:
---   nLimits blockFlag [after withinMs forgetMs nDurations d1..dn] nLimits x (kind a b)
+--   nLimits blockFlag idFlag [after withinMs forgetMs nDurations d1..dn]
+--   then per limit: kind width nParams p1..pn (the algorithm's lua.params)
 -- then nOps, nBlockKeys, then per op:
 --   header [id] [chargedAt] nLimits x cost [nLimits x charged]
---   header = mode, policy index, then ':' and the alert threshold when the op reports alerts
---   ("c1", "r2:0.8"); id only when the policy has a sliding log or concurrency limit;
---   chargedAt ('' for now) and charged only in adjust modes.
+--   header = mode, '+' when the op is decided together with the next one (a group: compose()),
+--   policy index, then ':' and the alert threshold when the op reports alerts ("c1", "r+2:0.8");
+--   id only when the policy's idFlag is 1; chargedAt ('' for now) and charged only in adjust modes.
 -- KEYS: every op's state key (in op order), then the block key of every op whose policy blocks
---   (in op order), then per op: the keys of its sliding-log and concurrency limits (in limit
---   order), then nLimits alert marker keys when the op reports alerts, then the strikes key when
---   the policy blocks.
+--   (in op order), then per op: the own keys of its limits of width 0 (in limit order), then
+--   nLimits alert marker keys when the op reports alerts, then the strikes key when the policy
+--   blocks.
 -- modes: c consume, r reserve (takes a lease), a adjust, A adjust + release lease, p peek,
---   x reset, u unblock. kinds: b token bucket (GCRA; a = capacity, b = ms per unit),
---   f fixed window, s sliding window counter, l sliding log (a = limit, b = window ms),
---   c concurrency (a = limit, b = lease ms).
+--   x reset, u unblock.
 -- Reply: { results, error messages... }. results is binary: little-endian doubles (nothing to
 --   format here or parse in Node): now in ms, then per op: status (1 allowed, 0 denied, +2 when
 --   this denial started a block; -k when the op failed with the k-th error message), blockedMs,
 --   then per limit: flags (1 allowed, +2 alerted), remaining, resetMs, retryAfterMs (inf for
 --   never). Times are whole milliseconds, rounded up.
--- Stored states: one string under the state key for every token bucket and window, so that a
---   decision costs one read (in the batch's MGET) and one SET whatever the number of such limits: little-endian doubles
---   packed with `struct` (no decimal text to format or parse), per such limit in order: a token
---   bucket's TAT in ms; a fixed window's start and count; a sliding window's start, current and
---   previous counts. Zeros stand for a full limit. The state key's name carries a signature of the
---   policy's limit names and kinds (and of this layout), so a policy whose set of limits changed
---   reads a fresh key. The key lives until its slowest limit is full. Sliding logs and concurrency
---   leases are sorted sets under their own keys.
+-- Stored states: one string under the state key for every limit of width > 0, so that a decision
+--   costs one read (in the batch's MGET) and one SET whatever the number of such limits:
+--   little-endian doubles packed with `struct`, each such limit's numbers in order. Zeros stand
+--   for a full limit. The state key's name carries a signature of the policy's limit names and
+--   kinds (and of this layout), so a policy whose set of limits changed reads a fresh key. The
+--   key lives until its slowest limit is full. Limits of width 0 keep their own keys.
 
-local EPSILON_MS = 0.001
-local INF = math.huge
-local floor, ceil = math.floor, math.ceil
-local call, format, match = redis.call, string.format, string.match
-local pack, unpack_state = struct.pack, struct.unpack
-
--- Redis's clock for the batch being applied: set first thing by apply() (below).
-local now
-
--- Exact text for a stored number: integers as such (cheap, and Redis keeps them as integers).
-local function numtext(x)
-  if x == floor(x) and x > -9e15 and x < 9e15 then return format('%d', x) end
-  return format('%.17g', x)
-end
-
--- A TTL argument: whole ms, at least 1, at most ~31,000 years (a bucket that refills once an
--- aeon still gets a TTL Redis accepts), written as digits (a Lua number would become "1e+15").
-local MAX_TTL_MS = 1e15
-local function px(ms)
-  ms = ceil(ms)
-  if ms < 1 then ms = 1 elseif ms > MAX_TTL_MS then ms = MAX_TTL_MS end
-  return format('%d', ms)
-end
-
-local function fits(used, cost, limit)
-  return used + cost <= limit + limit * 1e-12
-end
-
--- Per-limit inputs and outputs of the op being applied, reused across ops.
--- P1..P3: the stored state of a token bucket or window (nil when full).
-local KIND, A, B, KEY, COST, CHARGED, MARK, P1, P2, P3 = {}, {}, {}, {}, {}, {}, {}, {}, {}, {}
-local OK, REM, RST, RTY, S1, S2, S3, CH = {}, {}, {}, {}, {}, {}, {}, {}
-
--- Each kind fills OK, REM, RST, RTY and the new state (S1..S3 or CH) for limit i.
--- how: 'c' check (and hold a lease when `hold`), 'f' force, 'r' refund, 'p' check for peek.
-
-local function bucket(i, how)
-  local T, C, cost = B[i], A[i], COST[i]
-  local base = now
-  local tat = P1[i]
-  if tat and tat > now then base = tat end
-  local nxt, ok, retry = base, true, 0
-  if how == 'f' then
-    nxt = base + cost * T
-  elseif how == 'r' then
-    nxt = base - cost * T
-    if nxt < now then nxt = now end
-  else
-    local tolerance = C * T
-    nxt = base + cost * T
-    if nxt - now > tolerance + EPSILON_MS then
-      ok = false
-      if cost * T > tolerance + EPSILON_MS then retry = INF else retry = nxt - now - tolerance end
-      nxt = base
-    end
-  end
-  local ahead = nxt - now
-  OK[i], REM[i], RTY[i], S1[i] = ok, C - ahead / T, retry, nxt
-  if ahead > 0 then RST[i] = ahead else RST[i] = 0 end
-end
-
-local function fixed(i, how, chargedAt)
-  local L, W, cost = A[i], B[i], COST[i]
-  local start = floor(now / W) * W
-  local count = 0
-  if P1[i] == start then count = P2[i] end
-  local ok, retry = true, 0
-  if how == 'f' then
-    count = count + cost
-  elseif how == 'r' then
-    if chargedAt >= start then
-      count = count - cost
-      if count < 0 then count = 0 end
-    end
-  elseif fits(count, cost, L) then
-    count = count + cost
-  else
-    ok = false
-    if fits(0, cost, L) then retry = start + W - now else retry = INF end
-  end
-  OK[i], REM[i], RTY[i], S1[i], S2[i] = ok, L - count, retry, start, count
-  if count > 0 then RST[i] = start + W - now else RST[i] = 0 end
-end
-
-local function sliding(i, how, chargedAt)
-  local L, W, cost = A[i], B[i], COST[i]
-  local start = floor(now / W) * W
-  local curr, prev = 0, 0
-  local s = P1[i]
-  if s == start then
-    curr, prev = P2[i], P3[i]
-  elseif s == start - W then
-    prev = P2[i]
-  end
-  local weight = (start + W - now) / W
-  local ok, retry = true, 0
-  if how == 'f' then
-    curr = curr + cost
-  elseif how == 'r' then
-    if chargedAt >= start then
-      curr = curr - cost
-      if curr < 0 then curr = 0 end
-    elseif chargedAt >= start - W then
-      prev = prev - cost
-      if prev < 0 then prev = 0 end
-    end
-  elseif fits(prev * weight + curr, cost, L) then
-    curr = curr + cost
-  else
-    ok = false
-    retry = INF
-    if fits(0, cost, L) then
-      local finish = start + W
-      if fits(curr, cost, L) then
-        retry = finish - W * (L - curr - cost) / prev - now
-        if retry < EPSILON_MS then retry = EPSILON_MS end
-      else
-        retry = finish + W - W * (L - cost) / curr - now
-      end
-    end
-  end
-  OK[i], REM[i], RTY[i], S1[i], S2[i], S3[i] = ok, L - (prev * weight + curr), retry, start, curr, prev
-  if curr > 0 then
-    RST[i] = start + 2 * W - now
-  elseif prev > 0 then
-    RST[i] = start + W - now
-  else
-    RST[i] = 0
-  end
-end
-
--- Sliding log: members "id|cost", score = time in ms. CH[i] = { add = member, at = score, remove = member }.
-local function log(i, how, chargedAt, id)
-  local L, W, cost = A[i], B[i], COST[i]
-  local raw = call('ZRANGEBYSCORE', KEY[i], '(' .. format('%.17g', now - W), '+inf', 'WITHSCORES')
-  local members, ats, costs, used = {}, {}, {}, 0
-  for j = 1, #raw, 2 do
-    local c = tonumber(match(raw[j], '|([^|]+)$'))
-    members[#members + 1], ats[#ats + 1], costs[#costs + 1] = raw[j], tonumber(raw[j + 1]), c
-    used = used + c
-  end
-  local newest = ats[#ats]
-  local ok, retry, change = true, 0, nil
-  if how == 'f' then
-    if cost > 0 then
-      change = { add = id .. '+|' .. numtext(cost), at = now }
-      used, newest = used + cost, now
-    end
-  elseif how == 'r' then
-    local member = id .. '|' .. numtext(CHARGED[i])
-    for j = 1, #members do
-      if members[j] == member then
-        local left = costs[j] - cost
-        if left < 0 then left = 0 end
-        change = { remove = member, at = ats[j] }
-        if left > 0 then change.add = id .. '|' .. numtext(left) end
-        used = used - (costs[j] - left)
-        newest = nil
-        for k = 1, #members do
-          if (k ~= j or left > 0) and (not newest or ats[k] > newest) then newest = ats[k] end
-        end
-        break
-      end
-    end
-  elseif fits(used, cost, L) then
-    if cost > 0 then
-      if how == 'c' then change = { add = id .. '|' .. numtext(cost), at = now } end
-      used, newest = used + cost, now
-    end
-  else
-    ok = false
-    retry = INF
-    if fits(0, cost, L) then
-      local left = used
-      for j = 1, #members do
-        left = left - costs[j]
-        if fits(left, cost, L) then
-          retry = ats[j] + W - now
-          break
-        end
-      end
-    end
-  end
-  OK[i], REM[i], RTY[i], CH[i] = ok, L - used, retry, change
-  if newest then RST[i] = newest + W - now else RST[i] = 0 end
-end
-
-local function log_write(i)
-  local key = KEY[i]
-  call('ZREMRANGEBYSCORE', key, '-inf', format('%.17g', now - B[i]))
-  local c = CH[i]
-  if c then
-    if c.remove then call('ZREM', key, c.remove) end
-    if c.add then call('ZADD', key, format('%.17g', c.at), c.add) end
-  end
-  if RST[i] > 0 and call('EXISTS', key) == 1 then
-    call('PEXPIRE', key, px(RST[i]))
-  else
-    call('DEL', key)
-  end
-end
-
--- Concurrency: members = lease ids, score = expiry in ms. CH[i] = { add = id, at = expiry } or { remove = id }.
-local function leases(i, how, chargedAt, id, hold, release)
-  local L, leaseMs, slots = A[i], B[i], COST[i]
-  local raw = call('ZRANGEBYSCORE', KEY[i], '(' .. format('%.17g', now), '+inf', 'WITHSCORES')
-  local expiries, mine, size = {}, nil, #raw / 2
-  for j = 1, #raw, 2 do
-    local e = tonumber(raw[j + 1])
-    expiries[#expiries + 1] = e
-    if raw[j] == id then mine = e end
-  end
-  local last = expiries[#expiries]
-  local ok, retry, change = true, 0, nil
-  if release then
-    if mine then
-      change = { remove = id }
-      size = size - 1
-      last = nil
-      for j = 1, #raw, 2 do
-        if raw[j] ~= id and (not last or expiries[(j + 1) / 2] > last) then last = expiries[(j + 1) / 2] end
-      end
-    end
-  elseif how == 'c' or how == 'p' then
-    if not fits(size, slots, L) then
-      ok = false
-      retry = INF
-      if fits(0, slots, L) then retry = expiries[size + slots - L] - now end
-    elseif hold and slots > 0 then
-      local expiry = now + leaseMs
-      change = { add = id, at = expiry }
-      size = size + 1
-      if not last or expiry > last then last = expiry end
-    end
-  end
-  OK[i], REM[i], RTY[i], CH[i] = ok, L - size, retry, change
-  if last and last > now then RST[i] = last - now else RST[i] = 0 end
-end
-
-local function leases_write(i)
-  local key = KEY[i]
-  call('ZREMRANGEBYSCORE', key, '-inf', format('%.17g', now))
-  local c = CH[i]
-  if c then
-    if c.remove then call('ZREM', key, c.remove) end
-    if c.add then call('ZADD', key, format('%.17g', c.at), c.add) end
-  end
-  if call('EXISTS', key) == 1 then
-    local top = call('ZRANGE', key, -1, -1, 'WITHSCORES')
-    call('PEXPIRE', key, px(tonumber(top[2]) - now))
-  end
-end
+-- Per limit of the op (or group of ops) being applied; a group's parts take consecutive ranges
+-- (first + i).
+local ALGORITHM, PARAMS, OFFSET, OWN_KEY, COST, CHARGED, MARKER = {}, {}, {}, {}, {}, {}, {}
+local ALLOWED, REMAINING, RESET_MS, RETRY_MS, CHANGE, FLAGS = {}, {}, {}, {}, {}, {}
+-- The new packed numbers of the group, by position (the part's base + the limit's offset).
+local NEXT = {}
+-- What a step knows of its op (see the prelude).
+local OP = {}
+-- The stored numbers of the state key being read: no value, one limit's, or every limit's.
+local NOTHING_STORED, ONE_STORED = {}, {}
 
 -- State and block values: read for the whole batch with one MGET (PREFETCHED, by position in
 -- KEYS), and what this batch wrote since (WRITTEN, by key; false once deleted), so that an op sees
 -- the ops before it.
-local PREFETCHED, WRITTEN, OP = {}, {}, 0
+local PREFETCHED, WRITTEN = {}, {}
 
-local KINDS = { b = bucket, f = fixed, s = sliding, l = log, c = leases }
--- Limits kept under the state key: how many doubles each stores (its S1..S3 in order); the
--- others write their own key.
-local WIDTHS = { b = 1, f = 2, s = 3 }
-local WRITERS = { l = log_write, c = leases_write }
-
-local OUT = {}
-local function write_state(stateKey, n, policy)
-  local text, longest = nil, 0
+-- Packs what the part's limits of width > 0 hold now; a full limit writes zeros.
+local PACKED_OUT = {}
+local function write_state(policy, first, base, key)
   local single = policy.single
   if single then
-    longest = RST[single]
-    if longest > 0 then text = pack(policy.format, S1[single], S2[single], S3[single]) end
-  else
-    local at = 1
-    for i = 1, n do
-      local width = WIDTHS[KIND[i]]
-      if width then
-        if RST[i] > 0 then
-          OUT[at], OUT[at + 1], OUT[at + 2] = S1[i], S2[i], S3[i]
-          if RST[i] > longest then longest = RST[i] end
-        else
-          OUT[at], OUT[at + 1], OUT[at + 2] = 0, 0, 0
-        end
-        at = at + width
-      end
+    -- One limit keeps numbers here (the common case): they start at the part's first position.
+    local reset_ms = RESET_MS[first + single]
+    if reset_ms > 0 then
+      local text = pack(policy.format, NEXT[base + 1], NEXT[base + 2], NEXT[base + 3])
+      call('SET', key, text, 'PX', px(reset_ms))
+      WRITTEN[key] = text
+    else
+      call('DEL', key)
+      WRITTEN[key] = false
     end
-    if longest > 0 then text = pack(policy.format, unpack(OUT, 1, at - 1)) end
-  end
-  if text then
-    call('SET', stateKey, text, 'PX', px(longest))
-    WRITTEN[stateKey] = text
-  else
-    call('DEL', stateKey)
-    WRITTEN[stateKey] = false
-  end
-end
-
--- Fills P1..P3 from a state value (false or nil: every limit full; a limit's zeros read as full).
--- A limit that keeps no state there, or is full, gets P1 = nil (which every reader checks first).
-local function read_state(v, n, policy)
-  if v and #v ~= policy.bytes then
-    error('state key holds ' .. #v .. ' bytes where this policy keeps ' .. policy.bytes)
-  end
-  local single = policy.single
-  if single then
-    -- struct.unpack returns the values, then the next position (which P2 or P3 may hold: unused).
-    if v then P1[single], P2[single], P3[single] = unpack_state(policy.format, v) else P1[single] = nil end
     return
   end
-  local values = v and { unpack_state(policy.format, v) }
-  local at = 1
-  for i = 1, n do
-    local width = WIDTHS[KIND[i]]
-    if width and values then
-      P1[i], P2[i], P3[i] = values[at], values[at + 1], values[at + 2]
-      at = at + width
-    else
-      P1[i] = nil
+  local longest = 0
+  for i = first + 1, first + policy.n do
+    local at = OFFSET[i]
+    if at > 0 then
+      local width = ALGORITHM[i].width
+      if RESET_MS[i] > 0 then
+        for k = 0, width - 1 do PACKED_OUT[at + k] = NEXT[base + at + k] end
+        if RESET_MS[i] > longest then longest = RESET_MS[i] end
+      else
+        for k = 0, width - 1 do PACKED_OUT[at + k] = 0 end
+      end
     end
+  end
+  if longest > 0 then
+    local text = pack(policy.format, unpack(PACKED_OUT, 1, policy.width))
+    call('SET', key, text, 'PX', px(longest))
+    WRITTEN[key] = text
+  else
+    call('DEL', key)
+    WRITTEN[key] = false
   end
 end
 
-local function window_ms(i)
-  if KIND[i] == 'b' then return A[i] * B[i] end
-  return B[i]
-end
-
--- Applies one op to limits 1..n; returns status, blockedMs, and FLAGS filled per limit.
-local FLAGS = {}
-local function run_op(mode, id, chargedAt, n, alert, block, stateKey, policy)
+-- Runs the algorithms of one part (an op: its limits at positions first + 1..n, its packed numbers
+-- from base + 1): fills the per-limit results; returns whether its limits allow it, its block (ms
+-- left and level), and the mode it was decided in (a reset or unblock is then a peek). The parts
+-- of an op travel as arguments: a table per op would cost more than the decision.
+local function evaluate(index, mode, policy, first, base, state_key, block, id, charged_at)
+  local n = policy.n
   if mode == 'x' or mode == 'u' then
     if mode == 'x' then
-      call('DEL', stateKey)
-      WRITTEN[stateKey] = false
-      for i = 1, n do
-        if KEY[i] then call('DEL', KEY[i]) end
-        if MARK[i] then call('DEL', MARK[i]) end
+      call('DEL', state_key)
+      WRITTEN[state_key] = false
+      for i = first + 1, first + n do
+        if OWN_KEY[i] then call('DEL', OWN_KEY[i]) end
+        if MARKER[i] then call('DEL', MARKER[i]) end
       end
     end
     if block then
@@ -378,103 +109,180 @@ local function run_op(mode, id, chargedAt, n, alert, block, stateKey, policy)
       WRITTEN[block.key] = false
     end
     mode = 'p'
-    for i = 1, n do COST[i] = 0 end
+    for i = first + 1, first + n do COST[i] = 0 end
   end
 
   local adjusting = mode == 'a' or mode == 'A'
-  local allowed = true
-  local scalars = policy.scalars
-  if scalars then
-    local v = WRITTEN[stateKey]
-    if v == nil then v = PREFETCHED[OP] end
-    read_state(v, n, policy)
+  -- Only logs, leases and adjustments read the op (a check of numbers under the state key does not).
+  if adjusting or policy.own_keys or policy.ids then
+    OP.id, OP.charged_at = id, charged_at
+    OP.hold, OP.peek, OP.release = mode == 'r', mode == 'p', mode == 'A'
   end
-  for i = 1, n do
-    local kind = KIND[i]
-    if adjusting then
-      if kind == 'c' then
-        leases(i, 'c', chargedAt, id, false, mode == 'A')
-      elseif COST[i] >= 0 then
-        KINDS[kind](i, 'f', chargedAt, id)
-      else
-        COST[i] = -COST[i]
-        KINDS[kind](i, 'r', chargedAt, id)
+  -- The stored numbers of the state key (none: every limit full), read in place (a call less).
+  local stored = NOTHING_STORED
+  if policy.packed then
+    local v = WRITTEN[state_key]
+    if v == nil then v = PREFETCHED[index] end
+    if v then
+      if #v ~= policy.bytes then
+        error('state key holds ' .. #v .. ' bytes where this policy keeps ' .. policy.bytes)
       end
-    else
-      KINDS[kind](i, mode == 'p' and 'p' or 'c', chargedAt, id, mode == 'r', false)
-      if not OK[i] then allowed = false end
+      if policy.single then
+        -- struct.unpack returns the values, then the next position (which lands in an unused slot).
+        ONE_STORED[1], ONE_STORED[2], ONE_STORED[3], ONE_STORED[4] = unpack_state(policy.format, v)
+        stored = ONE_STORED
+      else
+        stored = { unpack_state(policy.format, v) }
+      end
     end
   end
+  local allowed = true
+  for i = first + 1, first + n do
+    local algorithm, at = ALGORITHM[i], OFFSET[i]
+    local step = algorithm.check
+    if adjusting then
+      step = algorithm.adjust
+      OP.charged = CHARGED[i]
+    end
+    local ok, remaining, reset_ms, retry_ms, a, b, c
+    if at > 0 then
+      ok, remaining, reset_ms, retry_ms, a, b, c =
+        step(PARAMS[i], COST[i], OP, stored[at], stored[at + 1], stored[at + 2])
+      NEXT[base + at], NEXT[base + at + 1], NEXT[base + at + 2] = a, b, c
+    else
+      OP.key = OWN_KEY[i]
+      ok, remaining, reset_ms, retry_ms, a = step(PARAMS[i], COST[i], OP)
+      CHANGE[i] = a
+    end
+    ALLOWED[i], REMAINING[i], RESET_MS[i], RETRY_MS[i] = ok, remaining, reset_ms, retry_ms
+    if not ok then allowed = false end
+  end
+  if adjusting then return true, 0, 0, mode end
 
-  local blockedMs, blockedNow, blockLevel = 0, false, 0
-  if block and not adjusting then
+  local blocked_ms, level = 0, 0
+  if block then
     local v = WRITTEN[block.key]
     if v == nil then v = PREFETCHED[block.at] end
     if v then
-      local u, lv = match(v, '^([^:]+):(.+)$')
-      u = tonumber(u)
-      blockLevel = tonumber(lv)
-      if u > now then blockedMs = u - now end
+      local until_ms, lv = match(v, '^([^:]+):(.+)$')
+      until_ms = tonumber(until_ms)
+      level = tonumber(lv)
+      if until_ms > now then blocked_ms = until_ms - now end
     end
   end
-  if blockedMs > 0 then allowed = false end
+  return allowed, blocked_ms, level, mode
+end
 
+-- A denial counts toward a block when waiting would help and a rate limit denied (see
+-- countsAsStrike in memory.ts); the `after`-th within the window starts the next block.
+-- Returns the length of the block it started, or 0.
+local function strike(block, first, n, level)
+  local counts = false
+  for i = first + 1, first + n do
+    if RETRY_MS[i] == INF then return 0 end
+    if not ALLOWED[i] and not ALGORITHM[i].in_flight then counts = true end
+  end
+  if not counts then return 0 end
+  local count, since = 0, now
+  local v = call('GET', block.strikes)
+  if v then
+    local c, s = match(v, '^([^:]+):(.+)$')
+    s = tonumber(s)
+    if s + block.within > now then count, since = tonumber(c), s end
+  end
+  count = count + 1
+  if count < block.after then
+    call('SET', block.strikes, format('%d', count) .. ':' .. format('%.17g', since), 'PX', px(since + block.within - now))
+    return 0
+  end
+  call('DEL', block.strikes)
+  local next_level = math.min(level + 1, #block.durations)
+  local duration = block.durations[next_level]
+  local value = format('%.17g', now + duration) .. ':' .. next_level
+  call('SET', block.key, value, 'PX', px(duration + block.forget))
+  WRITTEN[block.key] = value
+  return duration
+end
+
+-- Writes what an admitted part charged (or counts the denial of a part its own limits refused),
+-- then sets its limits' flags; returns its status and blockedMs.
+local function commit(mode, policy, first, base, state_key, block, alert, allowed, own_allowed, blocked_ms, level)
+  local n = policy.n
+  local adjusting = mode == 'a' or mode == 'A'
+  local blocked_now = false
   if adjusting or (allowed and mode ~= 'p') then
-    if scalars then write_state(stateKey, n, policy) end
-    for i = 1, n do
-      local write = WRITERS[KIND[i]]
-      if write then write(i) end
-    end
-  elseif not allowed and blockedMs == 0 and block and (mode == 'c' or mode == 'r') then
-    -- Strikes count denials by a rate limit that waiting would help (see countsAsStrike in memory.ts).
-    local strike = false
-    for i = 1, n do
-      if RTY[i] == INF then
-        strike = false
-        break
-      end
-      if not OK[i] and KIND[i] ~= 'c' then strike = true end
-    end
-    if strike then
-      local count, since = 0, now
-      local v = call('GET', block.strikes)
-      if v then
-        local c, s = match(v, '^([^:]+):(.+)$')
-        s = tonumber(s)
-        if s + block.within > now then count, since = tonumber(c), s end
-      end
-      count = count + 1
-      if count < block.after then
-        call('SET', block.strikes, format('%d', count) .. ':' .. format('%.17g', since), 'PX', px(since + block.within - now))
-      else
-        call('DEL', block.strikes)
-        local level = math.min(blockLevel + 1, #block.durations)
-        local duration = block.durations[level]
-        local value = format('%.17g', now + duration) .. ':' .. level
-        call('SET', block.key, value, 'PX', px(duration + block.forget))
-        WRITTEN[block.key] = value
-        blockedNow = true
-        blockedMs = duration
+    if policy.packed then write_state(policy, first, base, state_key) end
+    if policy.own_keys then
+      for i = first + 1, first + n do
+        if OFFSET[i] == 0 then ALGORITHM[i].write(PARAMS[i], OWN_KEY[i], CHANGE[i], RESET_MS[i]) end
       end
     end
+  elseif not own_allowed and blocked_ms == 0 and block and (mode == 'c' or mode == 'r') then
+    local started = strike(block, first, n, level)
+    if started > 0 then blocked_now, blocked_ms = true, started end
   end
-
-  for i = 1, n do
+  for i = first + 1, first + n do
     local flags = 0
-    if OK[i] then flags = 1 end
+    if ALLOWED[i] then flags = 1 end
     if allowed and alert and alert > 0 and (mode == 'c' or mode == 'r') and COST[i] > 0 then
-      local mark = A[i] * alert
-      local left = REM[i]
-      if A[i] - (left + COST[i]) < mark and A[i] - left >= mark then
-        if call('SET', MARK[i], '1', 'PX', px(window_ms(i)), 'NX') then flags = flags + 2 end
+      local p = PARAMS[i]
+      local mark, left = p.capacity * alert, REMAINING[i]
+      if p.capacity - (left + COST[i]) < mark and p.capacity - left >= mark then
+        if call('SET', MARKER[i], '1', 'PX', px(p.window_ms), 'NX') then flags = flags + 2 end
       end
     end
     FLAGS[i] = flags
   end
   local status = 0
   if allowed then status = 1 end
-  if blockedNow then status = status + 2 end
-  return status, ceil(blockedMs)
+  if blocked_now then status = status + 2 end
+  return status, ceil(blocked_ms)
+end
+
+-- One op alone (the common case), or the parts of a group kept by part number k: an op and the
+-- ops decided with it.
+local STATUS, BLOCKED_OUT = {}, {}
+local function run_one(index, mode, policy, alert, state_key, block, id, charged_at)
+  local ok, blocked_ms, level
+  ok, blocked_ms, level, mode = evaluate(index, mode, policy, 0, 0, state_key, block, id, charged_at)
+  local allowed = ok and blocked_ms == 0
+  if mode == 'a' or mode == 'A' then allowed = true end
+  STATUS[1], BLOCKED_OUT[1] = commit(mode, policy, 0, 0, state_key, block, alert, allowed, ok, blocked_ms, level)
+end
+
+local PART_INDEX, PART_MODE, PART_POLICY, PART_ALERT, PART_FIRST, PART_BASE = {}, {}, {}, {}, {}, {}
+local PART_KEY, PART_BLOCK, PART_ID, PART_CHARGED_AT = {}, {}, {}, {}
+local OWN, BLOCKED, LEVEL = {}, {}, {}
+-- Decides parts 1..count together: every part admitted, or none charged.
+local function run_group(count)
+  local allowed = true
+  for k = 1, count do
+    local ok, blocked_ms, level, mode = evaluate(PART_INDEX[k], PART_MODE[k], PART_POLICY[k], PART_FIRST[k],
+      PART_BASE[k], PART_KEY[k], PART_BLOCK[k], PART_ID[k], PART_CHARGED_AT[k])
+    PART_MODE[k] = mode
+    if blocked_ms > 0 then ok = false end
+    OWN[k], BLOCKED[k], LEVEL[k] = ok, blocked_ms, level
+    if not ok then allowed = false end
+  end
+  for k = 1, count do
+    local mode = PART_MODE[k]
+    if mode == 'a' or mode == 'A' then allowed = true end
+    STATUS[k], BLOCKED_OUT[k] = commit(mode, PART_POLICY[k], PART_FIRST[k], PART_BASE[k], PART_KEY[k],
+      PART_BLOCK[k], PART_ALERT[k], allowed, OWN[k], BLOCKED[k], LEVEL[k])
+  end
+end
+
+-- A block's settings and the keys of the op (or part k) that uses it, in a table kept per k.
+local BLOCK_SLOTS = {}
+local function block_of(k, block, key, at, strikes)
+  local b = BLOCK_SLOTS[k]
+  if not b then
+    b = {}
+    BLOCK_SLOTS[k] = b
+  end
+  b.key, b.at, b.strikes = key, at, strikes
+  b.after, b.within, b.forget, b.durations = block.after, block.within, block.forget, block.durations
+  return b
 end
 
 -- Applies one batch: KEYS and ARGV as described at the top. The definitions above are made once
@@ -483,39 +291,49 @@ end
 local function apply(KEYS, ARGV)
   local t = call('TIME')
   now = (tonumber(t[1]) * 1000000 + tonumber(t[2])) / 1000
-  PREFETCHED, WRITTEN, OP = {}, {}, 0
+  PREFETCHED, WRITTEN = {}, {}
 
   -- Policies: limit definitions and block settings shared by the ops of this batch.
-  local ai = 2
+  local arg_at = 2
   local policies = {}
   for p = 1, tonumber(ARGV[1]) do
-    local n, hasBlock = tonumber(ARGV[ai]), ARGV[ai + 1] == '1'
-    ai = ai + 2
-    local policy = { n = n, kinds = {}, a = {}, b = {}, scalars = false }
-    if hasBlock then
-      local block = { after = tonumber(ARGV[ai]), within = tonumber(ARGV[ai + 1]), forget = tonumber(ARGV[ai + 2]), durations = {} }
-      local nd = tonumber(ARGV[ai + 3])
-      for d = 1, nd do block.durations[d] = tonumber(ARGV[ai + 3 + d]) end
-      ai = ai + 4 + nd
+    local n, has_block, ids = tonumber(ARGV[arg_at]), ARGV[arg_at + 1] == '1', ARGV[arg_at + 2] == '1'
+    arg_at = arg_at + 3
+    local policy = { n = n, algorithms = {}, params = {}, offsets = {}, ids = ids, packed = false }
+    if has_block then
+      local block = { after = tonumber(ARGV[arg_at]), within = tonumber(ARGV[arg_at + 1]), forget = tonumber(ARGV[arg_at + 2]), durations = {} }
+      local ndurations = tonumber(ARGV[arg_at + 3])
+      for d = 1, ndurations do block.durations[d] = tonumber(ARGV[arg_at + 3 + d]) end
+      arg_at = arg_at + 4 + ndurations
       policy.block = block
     end
     local width = 0
     for i = 1, n do
-      local kind = ARGV[ai]
-      policy.kinds[i], policy.a[i], policy.b[i] = kind, tonumber(ARGV[ai + 1]), tonumber(ARGV[ai + 2])
-      if kind == 'l' or kind == 'c' then policy.ids = true end
-      if WIDTHS[kind] then
-        if policy.scalars then policy.single = nil else policy.scalars, policy.single = true, i end
-        width = width + WIDTHS[kind]
+      local kind, kind_width, count = ARGV[arg_at], tonumber(ARGV[arg_at + 1]), tonumber(ARGV[arg_at + 2])
+      local algorithm = ALGORITHMS[kind]
+      if not algorithm then error('this library has no limit algorithm ' .. kind) end
+      if algorithm.width ~= kind_width then
+        error('limit algorithm ' .. kind .. ' keeps ' .. algorithm.width .. ' numbers in Lua but ' .. kind_width .. ' in its description')
       end
-      ai = ai + 3
+      local values = {}
+      for v = 1, count do values[v] = tonumber(ARGV[arg_at + 2 + v]) end
+      arg_at = arg_at + 3 + count
+      policy.algorithms[i], policy.params[i] = algorithm, algorithm.params(values)
+      if kind_width > 0 then
+        policy.offsets[i] = width + 1
+        if policy.packed then policy.single = nil else policy.packed, policy.single = true, i end
+        width = width + kind_width
+      else
+        policy.offsets[i] = 0
+        policy.own_keys = true
+      end
     end
     policy.width, policy.bytes, policy.format = width, 8 * width, '<' .. string.rep('d', width)
     policies[p] = policy
   end
 
-  local nops, nblocks = tonumber(ARGV[ai]), tonumber(ARGV[ai + 1])
-  ai = ai + 2
+  local nops, nblocks = tonumber(ARGV[arg_at]), tonumber(ARGV[arg_at + 1])
+  arg_at = arg_at + 2
   -- The state keys and block keys of the whole batch in one MGET, a thousand at a time (Lua's
   -- unpack limit).
   for from = 1, nops + nblocks, 1000 do
@@ -531,104 +349,129 @@ local function apply(KEYS, ARGV)
   -- Op headers: parsed once per batch.
   local CLASSES = {}
   local function class_of(header)
-    local c = CLASSES[header]
-    if c then return c end
-    local mode, p, alert = match(header, '^(%a)(%d+):?(.*)$')
-    c = { mode = mode, policy = policies[tonumber(p)], alert = tonumber(alert), markers = alert ~= '' }
+    local mode, joined, p, alert = match(header, '^(%a)(%+?)(%d+):?(.*)$')
+    local c = { mode = mode, joined = joined == '+', policy = policies[tonumber(p)], alert = tonumber(alert), markers = alert ~= '' }
     CLASSES[header] = c
     return c
   end
 
   -- Every number of the results, in order; packed once at the end.
-  local RV, nv, errors = { now }, 1, {}
-  local ki = nops + nblocks + 1
-  local bi = nops + 1
-  local current = nil
-  for op = 1, nops do
-    OP = op
-    local header = ARGV[ai]
+  local RESULTS, nresults, errors = { now }, 1, {}
+  local key_at = nops + nblocks + 1
+  local block_at = nops + 1
+  local count, first, packed_base = 0, 0, 0
+  -- The policy whose limits fill positions 1..n now.
+  local loaded = nil
+  for index = 1, nops do
+    local header = ARGV[arg_at]
     local class = CLASSES[header] or class_of(header)
-    local mode, policy, alert = class.mode, class.policy, class.alert
-    ai = ai + 1
+    local mode, policy = class.mode, class.policy
+    arg_at = arg_at + 1
+    count = count + 1
     local id = ''
     if policy.ids then
-      id = ARGV[ai]
-      ai = ai + 1
+      id = ARGV[arg_at]
+      arg_at = arg_at + 1
     end
-    local chargedAt = now
+    local charged_at = now
     local adjusting = mode == 'a' or mode == 'A'
     if adjusting then
-      chargedAt = tonumber(ARGV[ai]) or now
-      ai = ai + 1
+      charged_at = tonumber(ARGV[arg_at]) or now
+      arg_at = arg_at + 1
     end
     local n = policy.n
-    if policy ~= current then
-      local kinds, pa, pb = policy.kinds, policy.a, policy.b
-      for i = 1, n do KIND[i], A[i], B[i] = kinds[i], pa[i], pb[i] end
-      current = policy
+    local offsets = policy.offsets
+    -- The policy's limits at positions first + 1..n (kept from the op before when they are there).
+    if first > 0 or loaded ~= policy then
+      local algorithms, params = policy.algorithms, policy.params
+      for i = 1, n do
+        local g = first + i
+        ALGORITHM[g], PARAMS[g], OFFSET[g] = algorithms[i], params[i], offsets[i]
+      end
+      if first == 0 then loaded = policy else loaded = nil end
     end
-    local stateKey = KEYS[op]
     for i = 1, n do
-      local text = ARGV[ai]
+      local g = first + i
+      local text = ARGV[arg_at]
       local cost = NUMBERS[text]
       if not cost then
         cost = tonumber(text)
         NUMBERS[text] = cost
       end
-      COST[i] = cost
-      ai = ai + 1
-      local kind = KIND[i]
-      if kind == 'l' or kind == 'c' then
-        KEY[i] = KEYS[ki]
-        ki = ki + 1
+      COST[g] = cost
+      arg_at = arg_at + 1
+      if offsets[i] == 0 then
+        OWN_KEY[g] = KEYS[key_at]
+        key_at = key_at + 1
       else
-        KEY[i] = nil
+        OWN_KEY[g] = nil
       end
     end
     if adjusting then
       for i = 1, n do
-        CHARGED[i] = tonumber(ARGV[ai])
-        ai = ai + 1
+        CHARGED[first + i] = tonumber(ARGV[arg_at])
+        arg_at = arg_at + 1
       end
     end
     for i = 1, n do
       if class.markers then
-        MARK[i] = KEYS[ki]
-        ki = ki + 1
+        MARKER[first + i] = KEYS[key_at]
+        key_at = key_at + 1
       else
-        MARK[i] = nil
+        MARKER[first + i] = nil
       end
     end
     local block = policy.block
     if block then
-      block.key, block.at, block.strikes = KEYS[bi], bi, KEYS[ki]
-      bi = bi + 1
-      ki = ki + 1
+      block = block_of(count, block, KEYS[block_at], block_at, KEYS[key_at])
+      block_at = block_at + 1
+      key_at = key_at + 1
     end
-    local ok, status, blockedMs = pcall(run_op, mode, id, chargedAt, n, alert, block, stateKey, policy)
-    if ok then
-      RV[nv + 1], RV[nv + 2] = status, blockedMs
-      nv = nv + 2
-      for i = 1, n do
-        RV[nv + 1], RV[nv + 2], RV[nv + 3], RV[nv + 4] = FLAGS[i], REM[i], ceil(RST[i]), ceil(RTY[i])
-        nv = nv + 4
-      end
+
+    local ok, message
+    if count == 1 and not class.joined then
+      ok, message = pcall(run_one, index, mode, policy, class.alert, KEYS[index], block, id, charged_at)
     else
-      local message = status
-      if type(message) == 'table' then message = message.err or 'error' end
-      errors[#errors + 1] = tostring(message)
-      RV[nv + 1] = -#errors
-      for i = 2, 2 + 4 * n do RV[nv + i] = 0 end
-      nv = nv + 2 + 4 * n
+      PART_INDEX[count], PART_MODE[count], PART_POLICY[count], PART_ALERT[count] = index, mode, policy, class.alert
+      PART_FIRST[count], PART_BASE[count], PART_KEY[count] = first, packed_base, KEYS[index]
+      PART_BLOCK[count], PART_ID[count], PART_CHARGED_AT[count] = block, id, charged_at
+      if not class.joined then ok, message = pcall(run_group, count) end
+    end
+    first, packed_base = first + n, packed_base + policy.width
+
+    if not class.joined then
+      local at = 0
+      for k = 1, count do
+        local limits = (count == 1) and policy.n or PART_POLICY[k].n
+        if ok then
+          RESULTS[nresults + 1], RESULTS[nresults + 2] = STATUS[k], BLOCKED_OUT[k]
+          nresults = nresults + 2
+          for i = at + 1, at + limits do
+            RESULTS[nresults + 1], RESULTS[nresults + 2], RESULTS[nresults + 3], RESULTS[nresults + 4] = FLAGS[i], REMAINING[i], ceil(RESET_MS[i]), ceil(RETRY_MS[i])
+            nresults = nresults + 4
+          end
+        else
+          if k == 1 then
+            if type(message) == 'table' then message = message.err or 'error' end
+            errors[#errors + 1] = tostring(message)
+          end
+          RESULTS[nresults + 1] = -#errors
+          for i = 2, 2 + 4 * limits do RESULTS[nresults + i] = 0 end
+          nresults = nresults + 2 + 4 * limits
+        end
+        at = at + limits
+      end
+      count, first, packed_base = 0, 0, 0
     end
   end
+  if count > 0 then error('the last op of the batch says it is decided with a next one') end
 
   -- struct.pack takes its values on the Lua stack: a few thousand at a time.
   local chunks = {}
-  for from = 1, nv, 4000 do
+  for from = 1, nresults, 4000 do
     local to = from + 3999
-    if to > nv then to = nv end
-    chunks[#chunks + 1] = pack('<' .. string.rep('d', to - from + 1), unpack(RV, from, to))
+    if to > nresults then to = nresults end
+    chunks[#chunks + 1] = pack('<' .. string.rep('d', to - from + 1), unpack(RESULTS, from, to))
   end
   return { table.concat(chunks), unpack(errors) }
 end

@@ -1,5 +1,5 @@
+import { algorithmOf, type LimitDefinition } from '../../core/algorithms/index.js'
 import type { BlockParams } from '../../core/block.js'
-import type { LimitDefinition } from '../../core/limits.js'
 import type { LimitResult, StoreOp, StoreResult } from '../types.js'
 
 /** The layout apply.lua reads; see the comment at its top. */
@@ -12,25 +12,6 @@ const MODE_CODES = {
   reset: 'x',
   unblock: 'u',
 } as const
-
-const KIND_CODES = {
-  tokenBucket: 'b',
-  fixedWindow: 'f',
-  slidingWindow: 's',
-  slidingLog: 'l',
-  concurrency: 'c',
-} as const
-
-function limitParams(limit: LimitDefinition): [number, number] {
-  switch (limit.kind) {
-    case 'tokenBucket':
-      return [limit.capacity, limit.intervalMs]
-    case 'concurrency':
-      return [limit.limit, limit.leaseMs]
-    default:
-      return [limit.limit, limit.windowMs]
-  }
-}
 
 export class StoreScriptError extends Error {
   override name = 'StoreScriptError'
@@ -61,39 +42,40 @@ interface EncodedPolicy {
  * an op is a header naming its mode, policy and alert threshold (which the script parses once per
  * batch), then only the fields its mode and policy use.
  */
-export function encodeBatch(ops: readonly StoreOp[]): EncodedBatch {
+export function encodeBatch(ops: readonly StoreOp[], joined?: readonly boolean[]): EncodedBatch {
   const policyArgs: (string | number)[] = [0]
   const policies: EncodedPolicy[] = []
   const opArgs: (string | number)[] = [ops.length, 0]
   const keys: string[] = new Array(ops.length)
   let j = 0
   for (const op of ops) {
+    const joinedNext = joined?.[j] === true
     const block = op.block?.params
     let index = policies.findIndex((p) => p.limits === op.limits && p.block === block)
     if (index < 0) {
       index = policies.length
-      policies.push({
-        limits: op.limits,
-        block,
-        ids: op.limits.some((l) => l.kind === 'slidingLog' || l.kind === 'concurrency'),
-        headers: new Map(),
-      })
-      policyArgs.push(op.limits.length)
-      if (block)
+      const ids = op.limits.some((l) => algorithmOf(l.kind).needsOpId)
+      policies.push({ limits: op.limits, block, ids, headers: new Map() })
+      policyArgs.push(op.limits.length, block ? '1' : '0', ids ? '1' : '0')
+      if (block) {
         policyArgs.push(
-          '1',
           block.after,
           block.withinMs,
           block.forgetMs,
           block.durationsMs.length,
           ...block.durationsMs,
         )
-      else policyArgs.push('0')
-      for (const limit of op.limits) policyArgs.push(KIND_CODES[limit.kind], ...limitParams(limit))
+      }
+      for (const limit of op.limits) {
+        const algorithm = algorithmOf(limit.kind)
+        const params = algorithm.lua.params(limit)
+        policyArgs.push(limit.kind, algorithm.packed?.width ?? 0, params.length, ...params)
+      }
     }
     const policy = policies[index]!
     const adjusting = op.mode === 'adjust'
-    const mode = adjusting && op.release ? 'A' : MODE_CODES[op.mode]
+    // '+': decided together with the next op (the op's next part).
+    const mode = `${adjusting && op.release ? 'A' : MODE_CODES[op.mode]}${joinedNext ? '+' : ''}`
     const threshold = op.alert?.threshold
     let cached = policy.headers.get(mode)
     if (cached === undefined || cached.threshold !== threshold) {
@@ -120,8 +102,7 @@ export function encodeBatch(ops: readonly StoreOp[]): EncodedBatch {
   for (const op of ops) {
     const n = op.limits.length
     for (let i = 0; i < n; i++) {
-      const kind = op.limits[i]!.kind
-      if (kind === 'slidingLog' || kind === 'concurrency') keys.push(op.keys[i]!)
+      if (algorithmOf(op.limits[i]!.kind).packed === undefined) keys.push(op.keys[i]!)
     }
     if (op.alert) for (let i = 0; i < n; i++) keys.push(op.alert.keys[i]!)
     if (op.block) keys.push(op.block.strikesKey)
@@ -164,6 +145,46 @@ export function decodeBatch(reply: readonly unknown[], ops: readonly StoreOp[]):
       at += 32
     }
     out[j] = { now, allowed: (status & 1) === 1, blockedMs, blockedNow: (status & 2) === 2, limits }
+  }
+  return out
+}
+
+/**
+ * The parts the script decides, in order: each op, then the ops decided with it (StoreOp.linked),
+ * every part but the last of an op marked as joined to the next.
+ */
+export function flattenOps(ops: readonly StoreOp[]): { parts: readonly StoreOp[]; joined?: boolean[] } {
+  if (!ops.some((op) => op.linked !== undefined)) return { parts: ops }
+  const parts: StoreOp[] = []
+  const joined: boolean[] = []
+  for (const op of ops) {
+    parts.push(op)
+    joined.push(op.linked !== undefined && op.linked.length > 0)
+    if (op.linked === undefined) continue
+    for (let k = 0; k < op.linked.length; k++) {
+      parts.push(op.linked[k]!)
+      joined.push(k < op.linked.length - 1)
+    }
+  }
+  return { parts, joined }
+}
+
+/** The results of the flattened parts, back as one result (with its linked results) per op. */
+export function regroup(ops: readonly StoreOp[], results: (StoreResult | Error)[]): (StoreResult | Error)[] {
+  if (results.length === ops.length) return results
+  const out: (StoreResult | Error)[] = new Array(ops.length)
+  let at = 0
+  for (let j = 0; j < ops.length; j++) {
+    const head = results[at++]!
+    const linked = ops[j]!.linked
+    if (linked === undefined) {
+      out[j] = head
+      continue
+    }
+    const rest = results.slice(at, at + linked.length)
+    at += linked.length
+    const failed = [head, ...rest].find((r) => r instanceof Error)
+    out[j] = failed ?? { ...(head as StoreResult), linked: rest as StoreResult[] }
   }
   return out
 }

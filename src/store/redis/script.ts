@@ -1,12 +1,20 @@
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
+import { algorithms } from '../../core/algorithms/index.js'
 
 /**
- * The batch script's definitions and its `apply(KEYS, ARGV)`, read once from the .lua file beside
- * this module (in src/ and in dist/). It is run two ways: as a Redis Function (loaded once per
- * node, so its definitions are made once) and, where Functions are not available, as a script.
+ * The batch script, assembled once from .lua files beside this module (in src/ and in dist/):
+ * the prelude, every registered algorithm's part (lua/<its file>, see src/core/algorithms/), then
+ * the batch driver with its `apply(KEYS, ARGV)`. It is run two ways: as a Redis Function (loaded
+ * once per node, so its definitions are made once) and, where Functions are not available, as a
+ * script.
  */
-const APPLY_SOURCE = readFileSync(new URL('./apply.lua', import.meta.url), 'utf8')
+const read = (path: string) => readFileSync(new URL(path, import.meta.url), 'utf8')
+
+const PARTS = algorithms().map(
+  (a) => `ALGORITHMS['${a.kind}'] = (function()\n${read(`./lua/${a.lua.file}`)}\nend)()\n`,
+)
+const APPLY_SOURCE = [read('./prelude.lua'), ...PARTS, read('./apply.lua')].join('\n')
 
 /** Names the library and function after the script's text, so that versions never mix. */
 const VERSION = createHash('sha1').update(APPLY_SOURCE).digest('hex').slice(0, 12)

@@ -4,7 +4,7 @@ import { describe, requirePositiveInteger, SluiceInputError } from '../../core/e
 import { StoreUnavailableError } from '../errors.js'
 import type { Store, StoreOp, StoreResult } from '../types.js'
 import { isIORedis, isNodeRedis, type RedisClient, type RedisConnection, within } from './connection.js'
-import { decodeBatch, encodeBatch } from './encode.js'
+import { decodeBatch, encodeBatch, flattenOps, regroup } from './encode.js'
 import { IORedisConnection } from './ioredis.js'
 import { NodeRedisConnection } from './node-redis.js'
 import { clusterClientOptions, redisClientOptions } from './options.js'
@@ -180,6 +180,14 @@ export class RedisStore implements Store {
     const bySlot = new Map<number, Pending[]>()
     for (const p of queue) {
       const slot = calculateSlot(p.op.keys[0] ?? p.op.id)
+      if (p.op.linked?.some((part) => calculateSlot(part.keys[0] ?? part.stateKey) !== slot)) {
+        p.reject(
+          new SluiceInputError(
+            'the subjects of one composed decision must share a Redis Cluster hash slot: give compose() a hashTag (e.g. the team)',
+          ),
+        )
+        continue
+      }
       let group = bySlot.get(slot)
       if (group === undefined) {
         group = []
@@ -279,12 +287,13 @@ export class RedisStore implements Store {
       return
     }
     const ops = batch.map((p) => p.op)
-    const { keys, args } = encodeBatch(ops)
+    const { parts, joined } = flattenOps(ops)
+    const { keys, args } = encodeBatch(parts, joined)
     this.apply(keys, args).then(
       (reply) => {
         let results: (StoreResult | Error)[]
         try {
-          results = decodeBatch(reply, ops)
+          results = regroup(ops, decodeBatch(reply, parts))
         } catch (error) {
           // A reply this store cannot read fails its ops; none may be left waiting.
           for (const p of batch) p.reject(error)

@@ -1,25 +1,33 @@
-import { isRecord } from './is-record.js'
-import { parseSseEvent, withData } from './sse.js'
-
-/** Token counts the upstream reported. */
-export interface ReportedUsage {
-  promptTokens: number
-  completionTokens: number
-}
-
-export type RouteKind = 'chat' | 'completions' | 'embeddings' | 'responses' | 'models'
+/** Where OpenAI answers report usage and text: JSON bodies, chunk streams and Responses API events. */
+import { parseSseEvent, withData } from '../sse.js'
+import { isRecord, type ReportedUsage, type RouteKind, type StreamTracker } from './types.js'
 
 function count(value: unknown): number | undefined {
   return typeof value === 'number' && Number.isFinite(value) && value >= 0 ? value : undefined
 }
 
-/** Reads an OpenAI `usage` object (chat/completions/embeddings, or the Responses API's names). */
+/**
+ * Reads an OpenAI `usage` object (chat/completions/embeddings, or the Responses API's names).
+ * Cached tokens are part of the prompt count and reasoning tokens part of the completion count,
+ * as OpenAI bills them: they are split out, never added again.
+ */
 export function readUsage(usage: unknown): ReportedUsage | undefined {
   if (!isRecord(usage)) return undefined
   const prompt = count(usage.prompt_tokens) ?? count(usage.input_tokens)
   if (prompt === undefined) return undefined
   const completion = count(usage.completion_tokens) ?? count(usage.output_tokens) ?? 0
-  return { promptTokens: prompt, completionTokens: completion }
+  const reported: ReportedUsage = { promptTokens: prompt, completionTokens: completion }
+  const input = isRecord(usage.prompt_tokens_details)
+    ? usage.prompt_tokens_details
+    : usage.input_tokens_details
+  const cached = isRecord(input) ? count(input.cached_tokens) : undefined
+  if (cached) reported.cachedTokens = Math.min(cached, prompt)
+  const output = isRecord(usage.completion_tokens_details)
+    ? usage.completion_tokens_details
+    : usage.output_tokens_details
+  const reasoning = isRecord(output) ? count(output.reasoning_tokens) : undefined
+  if (reasoning) reported.reasoningTokens = Math.min(reasoning, completion)
+  return reported
 }
 
 /** Generated text in a non-streamed answer, for counting when the upstream reports no usage. */
@@ -56,7 +64,7 @@ export function textOfResponse(body: unknown): string {
  * Follows one streamed answer event by event: collects the usage the upstream reports, the text it
  * generated (for counting when no usage comes), and rewrites what the client did not ask for.
  */
-export class StreamTracker {
+export class OpenAIStreamTracker implements StreamTracker {
   usage: ReportedUsage | undefined
   /** Generated text seen so far. */
   text = ''

@@ -1,44 +1,9 @@
-import { describe } from '../core/errors.js'
-import { type GatewayError, invalidRequest } from './errors.js'
-import { isRecord } from './is-record.js'
-import {
-  chatPromptParts,
-  countParts,
-  type Encoder,
-  inputParts,
-  type PromptParts,
-  promptCount,
-  responsesPromptParts,
-} from './tokens.js'
-import type { RouteKind } from './usage.js'
+/** Validation of OpenAI request bodies, with OpenAI's own error messages and codes. */
+import { describe } from '../../core/errors.js'
+import { type GatewayError, invalidRequest } from '../errors.js'
+import { isRecord, type RouteKind, type ValidRequest } from './types.js'
 
-/** The routes the gateway serves and where each goes upstream. */
-export const ROUTES: ReadonlyArray<{
-  method: 'GET' | 'POST'
-  url: string
-  kind: RouteKind
-  upstreamPath: string
-}> = [
-  { method: 'POST', url: '/v1/chat/completions', kind: 'chat', upstreamPath: '/chat/completions' },
-  { method: 'POST', url: '/v1/completions', kind: 'completions', upstreamPath: '/completions' },
-  { method: 'POST', url: '/v1/embeddings', kind: 'embeddings', upstreamPath: '/embeddings' },
-  { method: 'POST', url: '/v1/responses', kind: 'responses', upstreamPath: '/responses' },
-  { method: 'GET', url: '/v1/models', kind: 'models', upstreamPath: '/models' },
-]
-
-/** OpenAI's default max_tokens for the legacy completions endpoint. */
-const COMPLETIONS_DEFAULT_MAX_TOKENS = 16
 const MAX_MODEL_NAME = 256
-
-/** A request that passed validation. */
-export interface ValidRequest {
-  kind: RouteKind
-  model: string
-  stream: boolean
-  body: Record<string, unknown>
-  /** The client asked for stream_options.include_usage itself. */
-  clientWantsUsage: boolean
-}
 
 function missing(param: string): GatewayError {
   return invalidRequest(`Missing required parameter: '${param}'.`, param, 'missing_required_parameter')
@@ -97,7 +62,7 @@ function checkTextInput(body: Record<string, unknown>, param: string): void {
 }
 
 /** Validates an OpenAI-style request body for a route; throws a 400 GatewayError naming the bad field. */
-export function validateRequest(kind: RouteKind, body: unknown): ValidRequest {
+export function validateOpenAIRequest(kind: RouteKind, body: unknown): ValidRequest {
   if (!isRecord(body)) {
     throw invalidRequest(
       `The request body must be a JSON object, got ${Array.isArray(body) ? 'an array' : body === null ? 'null' : typeof body}.`,
@@ -177,60 +142,5 @@ export function validateRequest(kind: RouteKind, body: unknown): ValidRequest {
     stream: stream === true,
     body,
     clientWantsUsage: isRecord(options) && options.include_usage === true,
-  }
-}
-
-export interface Estimate {
-  promptTokens: number
-  /** The most completion tokens the request can produce (or the expected length when unbounded). */
-  outputTokens: number
-}
-
-function numberOr(value: unknown, fallback: number): number {
-  return typeof value === 'number' && Number.isFinite(value) ? value : fallback
-}
-
-/** What a request's prompt is made of (nothing counted yet). */
-export function requestParts(req: ValidRequest): PromptParts {
-  const b = req.body
-  switch (req.kind) {
-    case 'chat':
-      return chatPromptParts(b)
-    case 'completions':
-      return inputParts(b.prompt)
-    case 'embeddings':
-      return inputParts(b.input)
-    case 'responses':
-      return responsesPromptParts(b)
-    case 'models':
-      return { fixed: 0, texts: [] }
-  }
-}
-
-/** The most completion tokens the request can produce (or the expected length when unbounded). */
-export function requestOutputTokens(req: ValidRequest, defaultOutputTokens: number): number {
-  const b = req.body
-  switch (req.kind) {
-    case 'chat': {
-      const perChoice = numberOr(b.max_completion_tokens, numberOr(b.max_tokens, defaultOutputTokens))
-      return perChoice * numberOr(b.n, 1)
-    }
-    case 'completions': {
-      const perChoice = numberOr(b.max_tokens, COMPLETIONS_DEFAULT_MAX_TOKENS)
-      return perChoice * Math.max(numberOr(b.n, 1), numberOr(b.best_of, 1)) * promptCount(b.prompt)
-    }
-    case 'responses':
-      return numberOr(b.max_output_tokens, defaultOutputTokens)
-    case 'embeddings':
-    case 'models':
-      return 0
-  }
-}
-
-/** Prompt tokens counted on this thread with the model's encoding, plus the output the request may produce. */
-export function estimateRequest(req: ValidRequest, enc: Encoder, defaultOutputTokens: number): Estimate {
-  return {
-    promptTokens: countParts(enc, requestParts(req)),
-    outputTokens: requestOutputTokens(req, defaultOutputTokens),
   }
 }
