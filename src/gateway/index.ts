@@ -167,7 +167,7 @@ export async function startGateway(
   const plane =
     config.database === undefined || config.database === false
       ? undefined
-      : await openGatewayControl(config.database, logger)
+      : await openGatewayControl(config.database, logger, config.prefix)
   const stores: GatewayStore = options.store ? givenStore(options.store) : openStore(config, logger)
   const store = stores.store
   const metrics = options.metrics ?? new SluiceMetrics({ processMetrics: config.metrics.process })

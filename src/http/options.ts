@@ -1,3 +1,5 @@
+import type { Identity } from './identity.js'
+import type { LevelsOf } from './levels.js'
 import { pino } from 'pino'
 import { describe, requirePositiveInteger, SluiceInputError } from '../core/errors.js'
 import type { BlockOptions, Costs } from '../limiter.js'
@@ -111,6 +113,11 @@ export interface SluiceOptions<Req = unknown> {
   maxRetryWaitMs?: number
   /** Requests for which this returns true are not limited (e.g. health checks). */
   skip?: (req: Req) => boolean
+  /**
+   * Levels decided with an identity's own limits in one atomic step, all or nothing (a key's
+   * team, its end user): see src/http/levels.ts. Undefined for an identity: its own limits alone.
+   */
+  levels?: LevelsOf<Identity>
   /** Counts every decision of check() (and 503s when the store is unavailable) in Prometheus metrics. */
   metrics?: SluiceMetrics
 }

@@ -469,6 +469,11 @@ export const configSchema = z.strictObject({
          * while the new read runs, so no request waits on the database for a known key.
          */
         keyTtl: duration.default(10_000),
+        /**
+         * The calendar of key, team and user budgets (day, week, month): UTC by default, or a fixed
+         * offset such as "+05:30" or "-08:00" (zone names are refused: a day must last 24 hours).
+         */
+        budgetUtcOffset: z.union([z.string().min(1), z.number().int()]).default(0),
       }),
     ])
     .optional(),
