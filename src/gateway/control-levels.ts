@@ -41,6 +41,12 @@ export interface ControlLevelsOptions {
   control: Control
   prefix: string | undefined
   utcOffset: string | number
+  /**
+   * The store is a Redis Cluster: the levels of a request of a team then share the hash tag
+   * `team:<id>` (one slot, one atomic script). Elsewhere no tag is needed, and none is used, so a
+   * key's counters, blocks, `inspect` and `unblock` are the same with or without a team.
+   */
+  clustered: boolean
   logger: Logger
 }
 
@@ -66,13 +72,13 @@ export class ControlLevels {
   }
 
   /**
-   * The levels of an identity besides its own: the team of its key and the key's end user when
-   * they have limits or budgets. The keys of all levels share the hash tag `team:<id>` when the key
-   * has a team (one Redis Cluster slot per team), else `user:<id>`.
+   * The levels of an identity besides its own: the team of its key, and the end user it names (the
+   * key's user, or a user named by a trusted proxy), when they have limits or budgets. On a Redis Cluster the keys of all levels share the hash tag
+   * `team:<id>` when the key has a team (one slot per team), else `user:<id>`.
    */
   levelsOf(identity: Identity, store: Store): ExtraLevels | undefined | Promise<ExtraLevels | undefined> {
     const team = identity.key?.team
-    const user = identity.kind === 'key' ? identity.userId : undefined
+    const user = identity.userId
     if (team === undefined && user === undefined) return undefined
     const teamRecord = team === undefined ? null : this.record('team', team)
     const userRecord = user === undefined ? null : this.record('user', user)
@@ -107,6 +113,7 @@ export class ControlLevels {
     const userLimiter = user === undefined ? null : this.limiterOf(store, 'user', user, userRecord)
     if (userLimiter !== null) levels.push({ name: 'user', limiter: userLimiter, subject: `user:${user}` })
     if (levels.length === 0) return undefined
+    if (!this.o.clustered) return { levels }
     return { levels, hashTag: team !== undefined ? `team:${team}` : `user:${user}` }
   }
 

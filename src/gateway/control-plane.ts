@@ -41,7 +41,7 @@ export interface GatewayControl {
 export async function openGatewayControl(
   database: DatabaseConfig,
   logger: Logger,
-  prefix?: string,
+  store: { prefix?: string; clustered?: boolean } = {},
 ): Promise<GatewayControl> {
   const log = logger.child({ component: 'control' })
   const url = database.url ?? DEFAULT_SQLITE_PATH
@@ -65,7 +65,13 @@ export async function openGatewayControl(
   await cache
     .warm()
     .catch((error: unknown) => log.warn({ err: error }, 'control plane: loading key ids failed'))
-  const levels = new ControlLevels({ control, prefix, utcOffset: database.budgetUtcOffset, logger: log })
+  const levels = new ControlLevels({
+    control,
+    prefix: store.prefix,
+    clustered: store.clustered === true,
+    utcOffset: database.budgetUtcOffset,
+    logger: log,
+  })
   const events = new AdminEventFeed()
   const latency = new LatencyRecorder()
   let pruning: NodeJS.Timeout | undefined
