@@ -139,6 +139,7 @@ const KNOWN_OPTIONS = new Set<string>([
   'apiKeyHeaders',
   'authenticate',
   'trustedUserHeader',
+  'levels',
   'trustProxy',
   'forwardedHeader',
   'ipv4Subnet',
