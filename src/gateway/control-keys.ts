@@ -4,11 +4,11 @@
  * KeyCache, so a known key is answered from memory and the request never waits on the database).
  */
 import type { Logger } from 'pino'
+import type { Budgets } from '../control/budgets.js'
 import { type KeyCache, KeyLookupUnavailableError } from '../control/key-cache.js'
 import type { KeyInfo } from '../control/key-records.js'
 import type { LimitOverrides } from '../control/validate.js'
 import { calendar, type LimitDefinition } from '../core/limits.js'
-import type { Budgets } from '../control/budgets.js'
 import { type KeyConfig, type KeyRecord, MemoryKeyRegistry } from '../http/keys.js'
 import { StoreUnavailableError } from '../store/errors.js'
 import { limitSchema } from './config/schema.js'

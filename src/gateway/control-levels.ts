@@ -25,7 +25,11 @@ interface LevelRecord {
 }
 
 /** A level's limits: its overrides (sluice.yaml's limit form; null entries mean nothing here) and budgets. */
-function levelLimits(record: LevelRecord, id: string, utcOffset: string | number): Record<string, LimitDefinition> {
+function levelLimits(
+  record: LevelRecord,
+  id: string,
+  utcOffset: string | number,
+): Record<string, LimitDefinition> {
   const out: Record<string, LimitDefinition> = {}
   if (record.limits !== null) {
     for (const [name, limit] of Object.entries(overridesFromConfig(record.limits, id))) {
@@ -162,7 +166,10 @@ export class ControlLevels {
         })
       }
     } catch (error) {
-      this.o.logger.error({ err: error, [kind]: id }, `${kind} ${id}: its limits cannot be used; they are left out`)
+      this.o.logger.error(
+        { err: error, [kind]: id },
+        `${kind} ${id}: its limits cannot be used; they are left out`,
+      )
     }
     perStore.set(store, limiter)
     return limiter

@@ -170,7 +170,8 @@ export async function startGateway(
       : await openGatewayControl(config.database, logger, {
           prefix: config.prefix,
           // The levels of a request share a hash slot on a Redis Cluster (docs/admin.md).
-          clustered: options.store === undefined && config.store.type === 'redis' && config.store.nodes !== undefined,
+          clustered:
+            options.store === undefined && config.store.type === 'redis' && config.store.nodes !== undefined,
         })
   const stores: GatewayStore = options.store ? givenStore(options.store) : openStore(config, logger)
   const store = stores.store

@@ -4,7 +4,7 @@
  * admission step (graduation, headers, 429 bodies, settling) works unchanged. A level's limits are
  * named `<level>.<limit>` in that decision (e.g. `team.budget_usd`), so a refusal names both.
  */
-import { Composite, type ComposedDecision, type ComposedReservation } from '../compose.js'
+import { type ComposedDecision, type ComposedReservation, Composite } from '../compose.js'
 import type { Costs, Decision, Limiter, LimitStatus } from '../limiter.js'
 import { Reservation } from '../reservation.js'
 

@@ -26,7 +26,8 @@ async function admin(url: string, method: string, path: string, body?: unknown) 
     body: body === undefined ? undefined : JSON.stringify(body),
   })
   const answer = { status: response.status, body: (await response.json()) as Record<string, unknown> }
-  if (answer.status >= 400) throw new Error(`${method} ${path}: ${answer.status} ${JSON.stringify(answer.body)}`)
+  if (answer.status >= 400)
+    throw new Error(`${method} ${path}: ${answer.status} ${JSON.stringify(answer.body)}`)
   return answer.body
 }
 
@@ -108,7 +109,10 @@ describe.each(['memory', 'redis'] as const)('team and user levels of database ke
 
     await gw.settled()
     await gw.control!.control.ledger.flush()
-    const rows = (await admin(gw.url, 'GET', `/ledger?key=${b.id}&limit=100`)).items as Record<string, unknown>[]
+    const rows = (await admin(gw.url, 'GET', `/ledger?key=${b.id}&limit=100`)).items as Record<
+      string,
+      unknown
+    >[]
     expect(rows.map((r) => [r.status, r.reason ?? null]).sort()).toEqual(
       [
         [200, null],
@@ -173,10 +177,15 @@ describe('a spent team budget across a restart of an embedded gateway (SQLite + 
     let gw: Gateway = await start()
     let keys: string[]
     try {
-      await admin(gw.url, 'POST', '/teams', { id: 'restart', budgets: { usd: { limit: 200, period: 'day' } } })
+      await admin(gw.url, 'POST', '/teams', {
+        id: 'restart',
+        budgets: { usd: { limit: 200, period: 'day' } },
+      })
       keys = [
-        (await admin(gw.url, 'POST', '/keys', { name: 'r1', tier: 'service', team: 'restart' })).key as string,
-        (await admin(gw.url, 'POST', '/keys', { name: 'r2', tier: 'service', team: 'restart' })).key as string,
+        (await admin(gw.url, 'POST', '/keys', { name: 'r1', tier: 'service', team: 'restart' }))
+          .key as string,
+        (await admin(gw.url, 'POST', '/keys', { name: 'r2', tier: 'service', team: 'restart' }))
+          .key as string,
       ]
       let served = 0
       for (let i = 0; i < 50 && (await call(gw.url, keys[0]!)).ok; i++) served++
