@@ -122,6 +122,36 @@ describe.each(['memory', 'redis'] as const)('team and user levels of database ke
     )
   })
 
+  it("refuses on a key's own budget, charging its team nothing", async () => {
+    const team = `own-${kind}`
+    const M = 12
+    await admin(gw.url, 'POST', '/teams', {
+      id: team,
+      limits: { calls: { kind: 'fixedWindow', limit: M, window: '1h' } },
+    })
+    const spender = await admin(gw.url, 'POST', '/keys', {
+      name: 'spender',
+      tier: 'service',
+      team,
+      budgets: { usd: { limit: 100, period: 'day' } },
+    })
+    const other = await admin(gw.url, 'POST', '/keys', { name: 'other', tier: 'service', team })
+    let served = 0
+    let refusal: RateLimitError | undefined
+    for (let i = 0; i < M && refusal === undefined; i++) {
+      const outcome = await call(gw.url, spender.key as string)
+      if (outcome.ok) served++
+      else refusal = outcome.error
+    }
+    expect(refusal?.message).toContain('"budget_usd"')
+    expect(served).toBeGreaterThan(0)
+    expect(served).toBeLessThan(M - 1)
+    // The team counted the served calls only: the other key has exactly the rest.
+    let rest = 0
+    while ((await call(gw.url, other.key as string, 1)).ok && rest <= M) rest++
+    expect(rest).toBe(M - served)
+  })
+
   it('admits exactly N of 200 concurrent calls across two keys of a team with a limit of N', async () => {
     const team = `limit-${kind}`
     const N = 37
