@@ -152,7 +152,7 @@ export async function mountControl(
   return offGuard
 }
 
-const ROUTE_KINDS = new Map(DIALECTS.flatMap((d) => d.routes.map((r) => [r.url, r.kind] as const)))
+const ROUTE_KINDS = new Map<string, string>(DIALECTS.flatMap((d) => d.routes).map((r) => [r.url, r.kind]))
 
 function who(trace: RequestTrace | undefined): Partial<LedgerEntry> {
   const identity = trace?.identification?.identity

@@ -127,6 +127,18 @@ export class MemoryEntries {
     }
   }
 
+  /** @internal Each live entry (memory-snapshot.ts writes them to a file). */
+  forEachEntry(visit: (key: string, slot: Slot) => void): void {
+    const now = this.now()
+    for (const [key, slot] of this.entries) if (expiryOf(slot) > now) visit(key, slot)
+  }
+
+  /** @internal Puts back an entry read from a snapshot (memory-snapshot.ts), within the bounds. */
+  restoreEntry(key: string, slot: Slot, bytes: number): void {
+    this.delete(key)
+    this.insert(key, slot, bytes, this.now())
+  }
+
   /** Deletes expired keys, looking at up to `budget` keys from where the last sweep stopped. */
   sweep(budget: number, now = this.now()): void {
     this.sweepCursor ??= this.entries.entries()

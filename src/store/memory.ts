@@ -13,15 +13,7 @@ import { promised } from '../core/promised.js'
 import type { Step } from '../core/step.js'
 import { crossedThreshold } from '../core/threshold.js'
 import { MemoryEntries, SWEEP_BATCH } from './memory-entries.js'
-import {
-  expiryOf,
-  extraBytes,
-  type Layout,
-  layoutOf,
-  Mixed,
-  packedBytes,
-  type Slot,
-} from './memory-layout.js'
+import { expiryOf, extraBytes, type Layout, layoutOf, Mixed, packedBytes } from './memory-layout.js'
 import type { LimitResult, Store, StoreOp, StoreResult } from './types.js'
 
 export interface MemoryStoreOptions {
@@ -99,18 +91,6 @@ export class MemoryStore extends MemoryEntries implements Store {
     this.entries.clear()
     this.accounted = 0
     return Promise.resolve()
-  }
-
-  /** @internal Each live entry (memory-snapshot.ts writes them to a file). */
-  forEachEntry(visit: (key: string, slot: Slot) => void): void {
-    const now = this.now()
-    for (const [key, slot] of this.entries) if (expiryOf(slot) > now) visit(key, slot)
-  }
-
-  /** @internal Puts back an entry read from a snapshot (memory-snapshot.ts), within the bounds. */
-  restoreEntry(key: string, slot: Slot, bytes: number): void {
-    this.delete(key)
-    this.insert(key, slot, bytes, this.now())
   }
 
   /** Remaining time to live of a key in ms, or undefined when it does not exist (for tests and inspection). */
