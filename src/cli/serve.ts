@@ -31,6 +31,7 @@ function serveConfig(values: Record<string, unknown>, io: CliIo): { config: Gate
       ledger: true,
       retention: 90 * 86_400_000,
       keyTtl: 10_000,
+      budgetUtcOffset: 0,
       ...(config.database || {}),
       url: database,
     }

@@ -4,10 +4,11 @@
  * KeyCache, so a known key is answered from memory and the request never waits on the database).
  */
 import type { Logger } from 'pino'
+import type { Budgets } from '../control/budgets.js'
 import { type KeyCache, KeyLookupUnavailableError } from '../control/key-cache.js'
 import type { KeyInfo } from '../control/key-records.js'
 import type { LimitOverrides } from '../control/validate.js'
-import type { LimitDefinition } from '../core/limits.js'
+import { calendar, type LimitDefinition } from '../core/limits.js'
 import { type KeyConfig, type KeyRecord, MemoryKeyRegistry } from '../http/keys.js'
 import { StoreUnavailableError } from '../store/errors.js'
 import { limitSchema } from './config/schema.js'
@@ -33,6 +34,17 @@ export function overridesFromConfig(limits: LimitOverrides, keyId: string): Over
   return out
 }
 
+/** The calendar limits of budgets, named `budget_usd` and `budget_tokens`. */
+export function budgetLimits(
+  budgets: Budgets | null | undefined,
+  utcOffset: string | number,
+): Record<string, LimitDefinition> {
+  const out: Record<string, LimitDefinition> = {}
+  if (budgets?.usd) out.budget_usd = calendar({ ...budgets.usd, utcOffset, unit: 'usd' })
+  if (budgets?.tokens) out.budget_tokens = calendar({ ...budgets.tokens, utcOffset, unit: 'tokens' })
+  return out
+}
+
 export class ControlKeyRegistry extends MemoryKeyRegistry {
   private cache: KeyCache | undefined
   /** One record per cached KeyInfo: the core caches a key's limiter by its limits object. */
@@ -41,7 +53,12 @@ export class ControlKeyRegistry extends MemoryKeyRegistry {
 
   constructor(
     entries: readonly KeyConfig[],
-    private readonly options: { tierExists: (tier: string) => boolean; logger: Logger },
+    private readonly options: {
+      tierExists: (tier: string) => boolean
+      logger: Logger
+      /** The calendar of the keys' budgets (database.budgetUtcOffset). */
+      utcOffset: string | number
+    },
   ) {
     super(entries)
   }
@@ -79,11 +96,14 @@ export class ControlKeyRegistry extends MemoryKeyRegistry {
     if (this.options.tierExists(info.tier)) {
       record = { id: info.id, tier: info.tier, name: info.name }
       if (info.user !== null) record.user = info.user
-      // The seam for team limits: the team rides on the record into the identity, where the
-      // key's, its team's and its user's limits are to be decided together.
+      // The team rides on the record into the identity: ControlLevels adds its level.
       if (info.team !== null) record.team = info.team
-      if (info.limits !== null) {
-        record.limits = overridesFromConfig(info.limits, info.id) as Record<string, LimitDefinition>
+      if (info.limits !== null || info.budgets !== null) {
+        // A key's budgets are calendar limits of its own level, beside its overrides.
+        record.limits = {
+          ...(info.limits === null ? {} : overridesFromConfig(info.limits, info.id)),
+          ...budgetLimits(info.budgets, this.options.utcOffset),
+        } as Record<string, LimitDefinition>
       }
     } else if (!this.warned.has(info.id)) {
       if (this.warned.size > 1000) this.warned.clear()

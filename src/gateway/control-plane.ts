@@ -19,6 +19,7 @@ import type { GuardedStore } from '../store/guarded.js'
 import type { Charge, Settlement } from './accounting.js'
 import { ConfigError } from './config/load.js'
 import type { GatewayConfig } from './config/schema.js'
+import { ControlLevels } from './control-levels.js'
 import { DIALECTS } from './dialects/index.js'
 import { peekTrace, type RequestTrace } from './trace.js'
 
@@ -29,13 +30,19 @@ export interface GatewayControl {
   readonly cache: KeyCache
   readonly events: AdminEventFeed
   readonly latency: LatencyRecorder
+  /** Team and end-user levels decided with a database key's own limits. */
+  readonly levels: ControlLevels
   /** Writes one ledger row per request (database.ledger). */
   readonly ledger: boolean
   close(): Promise<void>
 }
 
 /** Opens (and migrates) the database; a failure is a ConfigError with one clear line. */
-export async function openGatewayControl(database: DatabaseConfig, logger: Logger): Promise<GatewayControl> {
+export async function openGatewayControl(
+  database: DatabaseConfig,
+  logger: Logger,
+  store: { prefix?: string; clustered?: boolean } = {},
+): Promise<GatewayControl> {
   const log = logger.child({ component: 'control' })
   const url = database.url ?? DEFAULT_SQLITE_PATH
   let control: Control
@@ -58,6 +65,13 @@ export async function openGatewayControl(database: DatabaseConfig, logger: Logge
   await cache
     .warm()
     .catch((error: unknown) => log.warn({ err: error }, 'control plane: loading key ids failed'))
+  const levels = new ControlLevels({
+    control,
+    prefix: store.prefix,
+    clustered: store.clustered === true,
+    utcOffset: database.budgetUtcOffset,
+    logger: log,
+  })
   const events = new AdminEventFeed()
   const latency = new LatencyRecorder()
   let pruning: NodeJS.Timeout | undefined
@@ -81,9 +95,11 @@ export async function openGatewayControl(database: DatabaseConfig, logger: Logge
     cache,
     events,
     latency,
+    levels,
     ledger: database.ledger,
     async close() {
       clearInterval(pruning)
+      levels.close()
       await control.close()
     },
   }

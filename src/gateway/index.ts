@@ -167,7 +167,12 @@ export async function startGateway(
   const plane =
     config.database === undefined || config.database === false
       ? undefined
-      : await openGatewayControl(config.database, logger)
+      : await openGatewayControl(config.database, logger, {
+          prefix: config.prefix,
+          // The levels of a request share a hash slot on a Redis Cluster (docs/admin.md).
+          clustered:
+            options.store === undefined && config.store.type === 'redis' && config.store.nodes !== undefined,
+        })
   const stores: GatewayStore = options.store ? givenStore(options.store) : openStore(config, logger)
   const store = stores.store
   const metrics = options.metrics ?? new SluiceMetrics({ processMetrics: config.metrics.process })

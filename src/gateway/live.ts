@@ -71,12 +71,16 @@ export function buildSluice(config: GatewayConfig, deps: LiveDeps): Sluice {
   })
   let sluice: Sluice | undefined
   if (plane !== undefined) {
+    const utcOffset = config.database === false ? 0 : (config.database?.budgetUtcOffset ?? 0)
     const registry = new ControlKeyRegistry(options.keys as KeyConfig[], {
       tierExists: (tier) => sluice !== undefined && Object.hasOwn(sluice.tiers, tier),
       logger: deps.logger,
+      utcOffset,
     })
     registry.attach(plane.cache)
     options.keys = registry
+    const levels = plane.levels
+    options.levels = (identity) => levels.levelsOf(identity, sluice!.limiterFor(identity).store)
   }
   sluice = new Sluice(options)
   return sluice

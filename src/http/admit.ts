@@ -13,6 +13,7 @@ import type { Answers } from './answers.js'
 import type { Graduator } from './graduation.js'
 import type { HeaderGroups } from './headers.js'
 import type { Identity } from './identity.js'
+import { type LevelsOf, reserveLevels } from './levels.js'
 import { needsNextCall } from './next-call.js'
 import type { LimiterEntry, Policies } from './policies.js'
 import { type CheckResult, RequestState } from './state.js'
@@ -38,6 +39,8 @@ export interface AdmitterOptions {
   headerGroups: Readonly<HeaderGroups>
   concurrencyRetryCapMs: number
   metrics: SluiceMetrics | undefined
+  /** Levels decided with an identity's own limits in one atomic step (a key's team, its user). */
+  levels?: LevelsOf<Identity> | undefined
 }
 
 export class Admitter {
@@ -58,13 +61,22 @@ export class Admitter {
     let reserved: Reservation | Promise<Reservation>
     let charged = costs instanceof Promise ? undefined : costs
     try {
+      const extra = this.o.levels?.(identity)
       reserved =
-        costs instanceof Promise
-          ? costs.then((c) => {
+        extra !== undefined
+          ? Promise.all([costs, extra]).then(([c, levels]) => {
               charged = c
-              return entry.limiter.reserve(identity.subject, c)
+              if (levels === undefined || levels.levels.length === 0) {
+                return entry.limiter.reserve(identity.subject, c)
+              }
+              return reserveLevels(entry.limiter, identity.subject, levels, c)
             })
-          : entry.limiter.reserveNow(identity.subject, costs)
+          : costs instanceof Promise
+            ? costs.then((c) => {
+                charged = c
+                return entry.limiter.reserve(identity.subject, c)
+              })
+            : entry.limiter.reserveNow(identity.subject, costs)
     } catch (error) {
       return this.unavailable(error, identity)
     }

@@ -109,6 +109,7 @@ export class Sluice<Req = RequestLike> {
     const staticCosts = typeof cost === 'function' ? undefined : this.checkCost(cost, 'cost')
     checkMetrics(o.metrics)
     checkFunction(o.skip, 'skip')
+    checkFunction(o.levels, 'levels')
     const logger = resolveLogger(o.logger)
     const webhook = resolveWebhook(o.webhook)
 
@@ -135,6 +136,7 @@ export class Sluice<Req = RequestLike> {
       headerGroups,
       concurrencyRetryCapMs,
       metrics,
+      levels: o.levels,
     })
     const { identifier, admitter } = this
     this.checker = new Checker<Req>({ identifier, admitter, cost, staticCosts, skip: o.skip })

@@ -35,8 +35,8 @@ export interface KeyRecord {
   /** A revoked key is refused with 401 exactly like an unknown one. */
   revoked?: boolean
   /**
-   * The team that owns the key (keys from the control plane). Not yet part of the decision: team
-   * and end-user limits join the key's in one atomic decision where the identity is limited.
+   * The team that owns the key (keys from the control plane). The gateway decides the team's
+   * limits with the key's in one atomic step (the `levels` option, src/http/levels.ts).
    */
   team?: string
 }

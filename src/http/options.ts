@@ -5,8 +5,10 @@ import type { SluiceMetrics } from '../metrics.js'
 import type { Store } from '../store/types.js'
 import type { SluiceLogger } from './events.js'
 import type { HeaderGroups } from './headers.js'
+import type { Identity } from './identity.js'
 import { IpSet, type TrustProxy } from './ip.js'
 import { type KeyConfig, type KeyRegistry, MemoryKeyRegistry } from './keys.js'
+import type { LevelsOf } from './levels.js'
 import { defaultTiers, type Tier, validateTiers } from './tiers.js'
 import { resolveWebhook, type WebhookOptions } from './webhook.js'
 
@@ -111,6 +113,11 @@ export interface SluiceOptions<Req = unknown> {
   maxRetryWaitMs?: number
   /** Requests for which this returns true are not limited (e.g. health checks). */
   skip?: (req: Req) => boolean
+  /**
+   * Levels decided with an identity's own limits in one atomic step, all or nothing (a key's
+   * team, its end user): see src/http/levels.ts. Undefined for an identity: its own limits alone.
+   */
+  levels?: LevelsOf<Identity>
   /** Counts every decision of check() (and 503s when the store is unavailable) in Prometheus metrics. */
   metrics?: SluiceMetrics
 }
@@ -132,6 +139,7 @@ const KNOWN_OPTIONS = new Set<string>([
   'apiKeyHeaders',
   'authenticate',
   'trustedUserHeader',
+  'levels',
   'trustProxy',
   'forwardedHeader',
   'ipv4Subnet',

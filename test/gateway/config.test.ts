@@ -67,6 +67,15 @@ describe('config', () => {
     expect(text).toMatch(/^surprise: unknown option/m)
   })
 
+  it('takes the calendar of database budgets as a fixed UTC offset, refusing a zone name', () => {
+    expect(parseConfig({ database: { budgetUtcOffset: '+05:30' } }).database).toMatchObject({
+      budgetUtcOffset: '+05:30',
+    })
+    expect(parseConfig({ database: {} }).database).toMatchObject({ budgetUtcOffset: 0 })
+    const issues = issuesOf(() => parseConfig({ database: { budgetUtcOffset: 'Europe/Paris' } }))
+    expect(issues.join('\n')).toMatch(/database\.budgetUtcOffset: .*fixed UTC offset/)
+  })
+
   it('rejects a limit kind it does not know, naming it', () => {
     const issues = issuesOf(() =>
       parseConfig({ tiers: { service: { limits: { x: { kind: 'leakyBucket', limit: 1 } } } } }),

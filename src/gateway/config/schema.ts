@@ -2,6 +2,7 @@ import { z } from 'zod'
 import { adminConfigSchema } from '../../control/admin/config.js'
 import { describe } from '../../core/errors.js'
 import { type LimitConfig, limitConfigSchemas } from '../../core/limits.js'
+import { parseUtcOffset } from '../../core/period.js'
 import { trustProxyProblem } from './trust-proxy.js'
 import { parseDuration, parseSize } from './values.js'
 
@@ -110,6 +111,15 @@ const blockSchema = z.union([
 export type BlockConfig = z.output<typeof blockSchema>
 
 /** What a tier does while Redis cannot answer in time (see docs/operations.md). */
+function isUtcOffset(value: string | number): boolean {
+  try {
+    parseUtcOffset(value)
+    return true
+  } catch {
+    return false
+  }
+}
+
 const failMode = z.enum(['open', 'closed', 'local'])
 
 const tierSchema = z.strictObject({
@@ -469,6 +479,14 @@ export const configSchema = z.strictObject({
          * while the new read runs, so no request waits on the database for a known key.
          */
         keyTtl: duration.default(10_000),
+        /**
+         * The calendar of key, team and user budgets (day, week, month): UTC by default, or a fixed
+         * offset such as "+05:30" or "-08:00" (zone names are refused: a day must last 24 hours).
+         */
+        budgetUtcOffset: z
+          .union([z.string().min(1), z.number().int()])
+          .refine(isUtcOffset, 'must be a fixed UTC offset such as "+05:30" or "-08:00" (not a zone name)')
+          .default(0),
       }),
     ])
     .optional(),

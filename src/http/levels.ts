@@ -1,0 +1,93 @@
+/**
+ * Levels above the identity's own limits (a key's team, its end user): decided with them in one
+ * atomic step (compose()), all or nothing, and read back as one Decision so that the rest of the
+ * admission step (graduation, headers, 429 bodies, settling) works unchanged. A level's limits are
+ * named `<level>.<limit>` in that decision (e.g. `team.budget_usd`), so a refusal names both.
+ */
+import { type ComposedDecision, type ComposedReservation, Composite } from '../compose.js'
+import type { Costs, Decision, Limiter, LimitStatus } from '../limiter.js'
+import { Reservation } from '../reservation.js'
+
+/** One level besides the identity's own: what it is called in decisions, its policy and subject. */
+export interface ExtraLevel {
+  /** Prefixes its limits' names in decisions and headers: `team`, `user`. */
+  name: string
+  limiter: Limiter
+  subject: string
+}
+
+export interface ExtraLevels {
+  levels: readonly ExtraLevel[]
+  /** The Redis Cluster hash tag every level's keys share (e.g. `team:research`). */
+  hashTag?: string
+}
+
+/** Given an identity, the levels decided with its own limits (undefined: its own limits alone). */
+export type LevelsOf<I> = (identity: I) => ExtraLevels | undefined | Promise<ExtraLevels | undefined>
+
+/** The composed decision as one Decision of the identity's own policy and subject. */
+export function mergedDecision(composed: ComposedDecision, names: readonly string[]): Decision {
+  const own = composed.levels[0]!
+  const limits: LimitStatus[] = [...own.limits]
+  const alerts: LimitStatus[] = [...own.alerts]
+  for (let i = 1; i < composed.levels.length; i++) {
+    const level = composed.levels[i]!
+    for (const l of level.limits) limits.push({ ...l, name: `${names[i]}.${l.name}` })
+    for (const l of level.alerts) alerts.push({ ...l, name: `${names[i]}.${l.name}` })
+  }
+  const denier = composed.deniedLevel
+  let deniedBy = composed.deniedBy
+  if (denier !== undefined && denier > 0 && deniedBy !== undefined) deniedBy = `${names[denier]}.${deniedBy}`
+  return {
+    ...own,
+    allowed: composed.allowed,
+    retryAfterMs: composed.retryAfterMs,
+    deniedBy: composed.allowed ? undefined : deniedBy,
+    blocked: composed.blocked,
+    blockedNow: composed.levels.some((d) => d.blockedNow),
+    verified: composed.verified,
+    fallback: composed.fallback,
+    limits,
+    alerts,
+    now: composed.now,
+  }
+}
+
+/** A composed reservation seen as a Reservation of the identity's own limiter (settle, cancel). */
+export class LevelsReservation extends Reservation {
+  constructor(
+    limiter: Limiter,
+    subject: string,
+    private readonly composed: ComposedReservation,
+    private readonly names: readonly string[],
+  ) {
+    super(limiter, subject, composed.id, composed.charged[0]!, mergedDecision(composed.decision, names))
+  }
+
+  override get finished(): boolean {
+    return this.composed.finished
+  }
+
+  override settle(actual?: Costs): Promise<Decision> {
+    return this.composed.settle(actual).then((d) => mergedDecision(d, this.names))
+  }
+
+  override cancel(): Promise<Decision> {
+    return this.composed.cancel().then((d) => mergedDecision(d, this.names))
+  }
+}
+
+/** Reserves `costs` on the identity's own limits and every extra level at once. */
+export function reserveLevels(
+  limiter: Limiter,
+  subject: string,
+  extra: ExtraLevels,
+  costs: Costs,
+): Promise<Reservation> {
+  const names = ['', ...extra.levels.map((l) => l.name)]
+  const composite = new Composite(
+    [{ limiter, subject }, ...extra.levels.map((l) => ({ limiter: l.limiter, subject: l.subject }))],
+    extra.hashTag === undefined ? {} : { hashTag: extra.hashTag },
+  )
+  return composite.reserve(costs).then((r) => new LevelsReservation(limiter, subject, r, names))
+}
