@@ -111,6 +111,8 @@ export async function mountControl(
     sluice: Sluice
     guard: GuardedStore | undefined
     storeStatus: () => Promise<Record<string, unknown>>
+    /** The dashboard's build folder (default: the package's). */
+    dashboardRoot?: string | undefined
   },
 ): Promise<() => void> {
   const { sluice } = deps
@@ -132,6 +134,7 @@ export async function mountControl(
       )
       return client?.ip ?? request.raw.socket.remoteAddress ?? 'unknown'
     },
+    ...(deps.dashboardRoot !== undefined && { dashboard: { root: deps.dashboardRoot } }),
   })
   return offGuard
 }
