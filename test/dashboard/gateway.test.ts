@@ -171,6 +171,9 @@ describe('the dashboard over sluice serve', () => {
     expect(await rows.locator('tbody tr').filter({ hasText: 'gpt-4o-mini' }).count()).toBe(CALLS)
     expect(await rows.getByRole('row').filter({ hasText: 'rate limited' }).textContent()).toContain('calls')
     const calls = page.getByRole('meter', { name: 'calls (fixedWindow)' })
+    // Only the tier the key is charged in: not every tier that counts keys.
+    const left = page.getByRole('region', { name: 'Left now' })
+    expect(await left.locator('.tier-line').allTextContents()).toEqual([expect.stringMatching(/^Tier trial/)])
     await expect
       .poll(() => calls.getAttribute('aria-valuetext'), { timeout: 20_000 })
       .toMatch(new RegExp(`^0 of ${CALLS} requests left`))
@@ -204,6 +207,30 @@ describe('the dashboard over sluice serve', () => {
     expect(overview.problems).toEqual([])
   })
 
+  it("shows a key's own limit overrides in its live bars", async () => {
+    const control = gateway.control!.control
+    const key = await control.keys.create(
+      {
+        name: 'one-a-day',
+        tier: 'trial',
+        limits: { calls: { kind: 'fixedWindow', limit: 1, window: '1d' } },
+      },
+      { actor: 'test:setup' },
+    )
+    const client = new OpenAI({ apiKey: key.key, baseURL: `${gateway.url}/v1`, maxRetries: 0 })
+    const { response } = await client.chat.completions
+      .create({ model: 'gpt-4o-mini', messages, max_tokens: 5 })
+      .withResponse()
+    expect(response.headers.get('x-ratelimit-remaining-requests')).toBe('0')
+    const { page, problems } = await open(`/dashboard/#/keys/${key.id}`, { signedIn: true })
+    await page.getByRole('heading', { level: 1, name: /one-a-day/ }).waitFor()
+    const calls = page.getByRole('meter', { name: 'calls (fixedWindow)' })
+    await expect.poll(() => calls.getAttribute('aria-valuetext')).toMatch(/^0 of 1 requests? left/)
+    // The tier's other limits, not overridden, are still shown.
+    await page.getByRole('meter', { name: 'tokens (fixedWindow)' }).waitFor()
+    expect(problems).toEqual([])
+  })
+
   it('makes the screenshots of the overview and of a key at 1280×800', async () => {
     // An hour of history in the gateway's own ledger, beside the calls above, so that the plots
     // have something to draw; the live bars are the gateway's own limiter.
@@ -218,7 +245,10 @@ describe('the dashboard over sluice serve', () => {
       { actor: 'test:setup' },
     )
     const now = Date.now()
-    const row = (m: number, extra: Partial<LedgerEntry>): LedgerEntry => ({
+    const row = (
+      m: number,
+      extra: Pick<LedgerEntry, 'status' | 'outcome'> & Partial<LedgerEntry>,
+    ): LedgerEntry => ({
       keyId: key.id,
       team: 'research',
       tier: 'service',
