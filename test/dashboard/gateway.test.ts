@@ -286,6 +286,7 @@ describe('the dashboard over sluice serve', () => {
     for (let i = 0; i < 6; i++) {
       await client.chat.completions.create({ model: 'gpt-4o-mini', messages, max_tokens: 200 })
     }
+    await control.lastUsed.flush()
 
     const { page, problems } = await open('/dashboard/', { signedIn: true, width: 1280, height: 800 })
     await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor()
