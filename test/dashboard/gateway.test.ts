@@ -45,8 +45,6 @@ describe('the dashboard over sluice serve', () => {
   const contexts: BrowserContext[] = []
   const open = (path: string, o: OpenOptions = {}): Promise<Watched> =>
     openPage(browser, contexts, `${gateway.url}${path}`, o.signedIn ? TOKEN : undefined, o)
-  let secret = ''
-  let keyId = ''
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'sluice-dashboard-gateway-'))
@@ -134,11 +132,11 @@ describe('the dashboard over sluice serve', () => {
     await dialog.getByLabel('Dollar budget period').selectOption('day')
     await dialog.getByRole('button', { name: 'Create key' }).click()
     const shown = page.getByRole('dialog', { name: 'Key ci-bot created' })
-    secret = await shown.getByLabel('API key').inputValue()
+    const secret = await shown.getByLabel('API key').inputValue()
     expect(secret).toMatch(/^sk-sluice-[a-z2-7]{10}-/)
     await shown.getByRole('button', { name: 'I have stored it' }).click()
     await page.getByRole('heading', { level: 1, name: /ci-bot/ }).waitFor()
-    keyId = /#\/keys\/([^/?]+)/.exec(page.url())![1]!
+    const keyId = /#\/keys\/([^/?]+)/.exec(page.url())![1]!
     expect(await page.content()).not.toContain(secret)
     await mark(page)
 
@@ -200,6 +198,7 @@ describe('the dashboard over sluice serve', () => {
     await expect(
       client.chat.completions.create({ model: 'gpt-4o-mini', messages, max_tokens: 20 }),
     ).rejects.toBeInstanceOf(AuthenticationError)
+    expect((await gateway.control!.control.keys.get(keyId)).status).toBe('revoked')
 
     expect(foreign(requests, gateway.url)).toEqual([])
     expect(foreign(overview.requests, gateway.url)).toEqual([])
