@@ -12,13 +12,17 @@ import { AdminEventFeed } from '../control/admin/events.js'
 import { LatencyRecorder } from '../control/admin/latency.js'
 import { type Control, openControl } from '../control/control.js'
 import { DEFAULT_SQLITE_PATH } from '../control/db.js'
+import { ControlInputError, NotFoundError } from '../control/errors.js'
 import type { KeyCache } from '../control/key-cache.js'
 import type { LedgerEntry } from '../control/ledger-rows.js'
 import type { Sluice } from '../http/index.js'
+import type { KeyRecord } from '../http/keys.js'
+import type { Decision } from '../limiter.js'
 import type { GuardedStore } from '../store/guarded.js'
 import type { Charge, Settlement } from './accounting.js'
 import { ConfigError } from './config/load.js'
 import type { GatewayConfig } from './config/schema.js'
+import { overridesFromConfig } from './control-keys.js'
 import { ControlLevels } from './control-levels.js'
 import { DIALECTS } from './dialects/index.js'
 import { peekTrace, type RequestTrace } from './trace.js'
@@ -127,6 +131,8 @@ export async function mountControl(
     sluice: Sluice
     guard: GuardedStore | undefined
     storeStatus: () => Promise<Record<string, unknown>>
+    /** The dashboard's build folder (default: the package's). */
+    dashboardRoot?: string | undefined
   },
 ): Promise<() => void> {
   const { sluice } = deps
@@ -136,7 +142,7 @@ export async function mountControl(
     auth: adminAuthFrom(deps.env, deps.config.admin),
     tiers: (tier) => Object.hasOwn(sluice.tiers, tier),
     tierNames: () => Object.keys(sluice.tiers),
-    subjects: { inspect: (s) => sluice.inspect(s), unblock: (s) => sluice.unblock(s) },
+    subjects: { inspect: (s) => inspectSubject(plane.control, sluice, s), unblock: (s) => sluice.unblock(s) },
     storeStatus: deps.storeStatus,
     events: plane.events,
     latency: () => plane.latency.snapshot(),
@@ -148,8 +154,46 @@ export async function mountControl(
       )
       return client?.ip ?? request.raw.socket.remoteAddress ?? 'unknown'
     },
+    ...(deps.dashboardRoot !== undefined && { dashboard: { root: deps.dashboardRoot } }),
   })
   return offGuard
+}
+
+/**
+ * A subject's live state for the admin API and the dashboard. A database key is shown as its calls
+ * are charged: in its own tier only, with its own limit overrides merged over the tier's (the
+ * limiter the gateway uses for it); any other subject in every tier that counts its kind.
+ */
+export async function inspectSubject(
+  control: Control,
+  sluice: Sluice,
+  subject: string,
+): Promise<Record<string, Decision>> {
+  if (!subject.startsWith('key:')) return sluice.inspect(subject)
+  const id = subject.slice('key:'.length)
+  let info: Awaited<ReturnType<Control['keys']['get']>>
+  try {
+    info = await control.keys.get(id)
+  } catch (error) {
+    // Not a database key (a key of sluice.yaml, or no key at all): as the HTTP core sees it.
+    if (error instanceof NotFoundError || error instanceof ControlInputError) return sluice.inspect(subject)
+    throw error
+  }
+  const tier = sluice.tiers[info.tier]
+  if (tier === undefined || tier.scope !== 'key') return {}
+  const key: KeyRecord = { id, tier: info.tier, name: info.name }
+  if (info.limits !== null) key.limits = overridesFromConfig(info.limits, id) as KeyRecord['limits']
+  const limiter = sluice.limiterFor({
+    kind: 'key',
+    subject,
+    tier: info.tier,
+    scope: 'key',
+    ip: undefined,
+    ipGroup: undefined,
+    keyId: id,
+    key,
+  })
+  return { [info.tier]: await limiter.peek(subject, { requests: 0 }) }
 }
 
 const ROUTE_KINDS = new Map<string, string>(DIALECTS.flatMap((d) => d.routes).map((r) => [r.url, r.kind]))

@@ -45,6 +45,8 @@ export interface GatewayOptions {
   store?: Store
   /** Count in this registry (default: a new SluiceMetrics, served on /metrics). */
   metrics?: SluiceMetrics
+  /** Serve the dashboard from this build folder (default: the package's build, dist/dashboard). */
+  dashboardRoot?: string
 }
 
 export type { GatewayControl } from './control-plane.js'
@@ -315,6 +317,7 @@ export async function startGateway(
         sluice,
         guard: stores.guard,
         storeStatus: async () => (await stores.readiness()).body as Record<string, unknown>,
+        dashboardRoot: options.dashboardRoot,
       })
       let offEvents = connectEvents(plane, live.current)
       live.onSwap((next) => {

@@ -58,10 +58,16 @@ export interface DashboardFixture {
   hook: { url: string; status: number; received: number }
   latency: LatencyRecorder
   browser: Browser
-  open(path?: string, options?: { width?: number; height?: number; signedIn?: boolean }): Promise<Watched>
+  open(path?: string, options?: OpenOptions): Promise<Watched>
   /** Appends ledger rows as the gateway will, and waits until they are written. */
   record(rows: LedgerEntry[]): Promise<void>
   close(): Promise<void>
+}
+
+export interface OpenOptions {
+  width?: number
+  height?: number
+  signedIn?: boolean
 }
 
 async function resolveChromium(): Promise<string> {
@@ -69,6 +75,46 @@ async function resolveChromium(): Promise<string> {
   if (configured) return configured
   const { execFileSync } = await import('node:child_process')
   return execFileSync('sh', ['-c', 'command -v chromium'], { encoding: 'utf8' }).trim()
+}
+
+/** Debian's Chromium with the flags of the issue. */
+export async function launchChromium(): Promise<Browser> {
+  return chromium.launch({ executablePath: await resolveChromium(), args: CHROMIUM_FLAGS, headless: true })
+}
+
+/**
+ * Opens `url` in a new context of `browser` (kept in `contexts` to close), recording console errors,
+ * page errors and requests; with `token`, the tab starts signed in (the token where the sign-in
+ * form leaves it: this tab's sessionStorage).
+ */
+export async function openPage(
+  browser: Browser,
+  contexts: BrowserContext[],
+  url: string,
+  token: string | undefined,
+  o: { width?: number; height?: number } = {},
+): Promise<Watched> {
+  const context = await browser.newContext({
+    viewport: { width: o.width ?? 1280, height: o.height ?? 800 },
+    permissions: ['clipboard-read', 'clipboard-write'],
+    reducedMotion: 'reduce',
+  })
+  contexts.push(context)
+  const page = await context.newPage()
+  const problems: string[] = []
+  const requests: string[] = []
+  page.on('console', (message) => {
+    if (message.type() === 'error') problems.push(`console: ${message.text()} (${message.location().url})`)
+  })
+  page.on('pageerror', (error) => problems.push(`page error: ${error.message}`))
+  page.on('request', (request) => requests.push(request.url()))
+  if (token !== undefined) {
+    await context.addInitScript({
+      content: `sessionStorage.setItem('sluice.adminToken', ${JSON.stringify(token)})`,
+    })
+  }
+  await page.goto(url)
+  return { page, context, problems, requests }
 }
 
 export async function startDashboard(options: { adminToken?: boolean } = {}): Promise<DashboardFixture> {
@@ -128,11 +174,7 @@ export async function startDashboard(options: { adminToken?: boolean } = {}): Pr
   })
   await app.listen({ host: '127.0.0.1', port: 0 })
   const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
-  const browser = await chromium.launch({
-    executablePath: await resolveChromium(),
-    args: CHROMIUM_FLAGS,
-    headless: true,
-  })
+  const browser = await launchChromium()
   const contexts: BrowserContext[] = []
 
   return {
@@ -145,30 +187,8 @@ export async function startDashboard(options: { adminToken?: boolean } = {}): Pr
     hook,
     latency,
     browser,
-    async open(path = '/dashboard/', o = {}) {
-      const context = await browser.newContext({
-        viewport: { width: o.width ?? 1280, height: o.height ?? 800 },
-        permissions: ['clipboard-read', 'clipboard-write'],
-        reducedMotion: 'reduce',
-      })
-      contexts.push(context)
-      const page = await context.newPage()
-      const problems: string[] = []
-      const requests: string[] = []
-      page.on('console', (message) => {
-        if (message.type() === 'error')
-          problems.push(`console: ${message.text()} (${message.location().url})`)
-      })
-      page.on('pageerror', (error) => problems.push(`page error: ${error.message}`))
-      page.on('request', (request) => requests.push(request.url()))
-      if (o.signedIn) {
-        // The token where the sign-in form leaves it: this tab's sessionStorage.
-        await context.addInitScript({
-          content: `sessionStorage.setItem('sluice.adminToken', ${JSON.stringify(token)})`,
-        })
-      }
-      await page.goto(`${url}${path}`)
-      return { page, context, problems, requests }
+    open(path = '/dashboard/', o = {}) {
+      return openPage(browser, contexts, `${url}${path}`, o.signedIn ? token : undefined, o)
     },
     async record(rows) {
       for (const row of rows) control.ledger.append(row)

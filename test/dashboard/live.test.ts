@@ -3,19 +3,15 @@
  * plane's ledger writer (served calls, 429s naming their limit, 401s — as the gateway will write
  * them) show up in the overview and on the key's page, live limits move, and events pushed into
  * the feed (a real alert from the HTTP core, a store outage) appear in the alerts feed with their
- * webhook's delivery. Also makes the screenshots of docs/ (SLUICE_DASHBOARD_SCREENSHOTS=1).
+ * webhook's delivery. The screenshots of docs/ are
+ * made from a run of the real gateway (gateway.test.ts).
  */
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import type { Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { IssuedKey } from '../../src/control/index.js'
 import { type DashboardFixture, refused, served, startDashboard, unauthenticated } from './harness.js'
 
 const MINUTE = 60_000
-const DOCS = fileURLToPath(new URL('../../docs/', import.meta.url))
 
 /** The text of the stat tile labelled `label`. */
 const stat = (page: Page, label: string) =>
@@ -31,11 +27,8 @@ const stillSame = (page: Page) => page.evaluate('window.__notReloaded === true')
 describe('the dashboard: live usage, refusals and alerts', () => {
   let f: DashboardFixture
   let key: IssuedKey
-  let shots: string
   beforeAll(async () => {
     f = await startDashboard()
-    shots =
-      process.env.SLUICE_DASHBOARD_SCREENSHOTS === '1' ? DOCS : mkdtempSync(join(tmpdir(), 'sluice-shots-'))
     await f.control.teams.create(
       { id: 'research', name: 'Research', budgets: { usd: { limit: 20, period: 'month' } } },
       { actor: 'test:setup' },
@@ -47,7 +40,6 @@ describe('the dashboard: live usage, refusals and alerts', () => {
   })
   afterAll(async () => {
     await f?.close()
-    if (shots !== DOCS) rmSync(shots, { recursive: true, force: true })
   })
 
   it('usage and refusals appear in the overview and on the key page without a reload', async () => {
@@ -152,30 +144,6 @@ describe('the dashboard: live usage, refusals and alerts', () => {
       .getByRole('region', { name: 'Latest alerts' })
       .getByRole('link', { name: `key:${key.id}` })
       .waitFor()
-    expect(problems).toEqual([])
-  })
-
-  it('makes the screenshots of the overview and of a key at 1280×800', async () => {
-    const now = Date.now()
-    const rows = []
-    for (let m = 1; m < 60; m++) {
-      const calls = 3 + Math.round(2 * Math.sin(m / 7)) + (m % 3)
-      rows.push(...served(key.id, calls, { team: 'research', time: now - m * MINUTE }))
-      if (m % 11 === 0) {
-        rows.push(...refused(key.id, 3, 'tokens', { team: 'research', time: now - m * MINUTE }))
-      }
-    }
-    await f.record(rows)
-    for (let i = 0; i < 200; i++) f.latency.record(0.4 + (i % 17) / 10)
-    await f.limiter.consume(`key:${key.id}`, { requests: 37, tokens: 6400 })
-    const { page, problems } = await f.open('/dashboard/', { signedIn: true, width: 1280, height: 800 })
-    await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor()
-    await page.getByRole('link', { name: 'research' }).waitFor()
-    await page.screenshot({ path: join(shots, 'dashboard-overview.png') })
-    await page.goto(`${f.url}/dashboard/#/keys/${key.id}`)
-    await page.getByRole('meter', { name: 'Dollars this day' }).waitFor()
-    await page.getByRole('region', { name: 'Recent requests (table)', exact: true }).waitFor()
-    await page.screenshot({ path: join(shots, 'dashboard-key.png') })
     expect(problems).toEqual([])
   })
 })

@@ -137,6 +137,21 @@ describe('the gateway over the control plane with an admin token (SQLite)', () =
     await expect(
       client.chat.completions.create({ model: 'gpt-4o-mini', messages, max_tokens: 5 }),
     ).rejects.toBeInstanceOf(RateLimitError)
+    // The admin API (and the dashboard's bars) show the key as it is charged: its own tier only,
+    // with its override, not the tier's capacity of 2 nor every tier that counts keys.
+    const state = await admin(gw, 'GET', `/subjects/${encodeURIComponent(`key:${created.body.id}`)}`)
+    expect(state.status).toBe(200)
+    const tiers = state.body.tiers as {
+      tier: string
+      limits: { name: string; limit: number; remaining: number }[]
+    }[]
+    expect(tiers.map((t) => t.tier)).toEqual(['tight'])
+    expect(tiers[0]!.limits).toEqual([expect.objectContaining({ name: 'burst', limit: 1, remaining: 0 })])
+    // A key of sluice.yaml is not in the database: every tier that counts keys, as before.
+    const yaml = await admin(gw, 'GET', `/subjects/${encodeURIComponent('key:from-yaml')}`)
+    expect((yaml.body.tiers as { tier: string }[]).map((t) => t.tier)).toEqual(
+      expect.arrayContaining(['service', 'tight', 'metered']),
+    )
   })
 
   it('accepts both secrets during a rotation grace and only the new one after', async () => {
