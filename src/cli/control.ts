@@ -6,6 +6,7 @@
 import { existsSync } from 'node:fs'
 import { userInfo } from 'node:os'
 import { isAbsolute, resolve } from 'node:path'
+import { USAGE_GROUPS } from '../control/admin/schemas/usage-audit.js'
 import { type Actor, AdminService } from '../control/admin/service.js'
 import { type Control, openControl } from '../control/control.js'
 import { DEFAULT_SQLITE_PATH, isPostgresUrl, openDatabase, redactUrl } from '../control/db.js'
@@ -293,19 +294,8 @@ export async function teamsCommand(
   })
 }
 
-const DB_GROUPS = [
-  'key',
-  'team',
-  'user',
-  'model',
-  'tier',
-  'day',
-  'status',
-  'outcome',
-  'route',
-  'upstream',
-  'reason',
-]
+/** The admin API's groupings: the CLI and the API group the same ledger the same way. */
+const DB_GROUPS: readonly string[] = USAGE_GROUPS
 
 /** `sluice usage` over the database's ledger: totals since `--since`, grouped by `--by`. */
 export async function databaseUsage(
