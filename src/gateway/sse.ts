@@ -1,3 +1,4 @@
+import { isRecord } from './is-record.js'
 /** Splits a server-sent-events byte stream into whole events, as they complete. */
 export class SseSplitter {
   private readonly decoder = new TextDecoder()
@@ -54,4 +55,15 @@ export function parseSseEvent(raw: string): SseEvent {
 export function withData(event: SseEvent, data: string): string {
   const other = event.raw.split('\n').filter((line) => !line.startsWith('data:'))
   return [...other, `data: ${data}`].join('\n')
+}
+
+/** An event's data as a JSON object, or undefined when it is not one (a stream passes it on as it is). */
+export function jsonObject(data: string): Record<string, unknown> | undefined {
+  let value: unknown
+  try {
+    value = JSON.parse(data)
+  } catch {
+    return undefined
+  }
+  return isRecord(value) ? value : undefined
 }

@@ -1,5 +1,5 @@
 /** Where Anthropic Messages answers report usage and text: the message JSON and the stream's events. */
-import { parseSseEvent } from '../sse.js'
+import { jsonObject, parseSseEvent } from '../sse.js'
 import { isRecord, type ReportedUsage, type StreamTracker } from './types.js'
 
 function count(value: unknown): number | undefined {
@@ -73,13 +73,8 @@ export class AnthropicStreamTracker implements StreamTracker {
   onEvent(raw: string): string {
     const event = parseSseEvent(raw)
     if (event.data === undefined) return raw
-    let payload: unknown
-    try {
-      payload = JSON.parse(event.data)
-    } catch {
-      return raw
-    }
-    if (!isRecord(payload)) return raw
+    const payload = jsonObject(event.data)
+    if (payload === undefined) return raw
     switch (payload.type) {
       case 'message_start': {
         const message = isRecord(payload.message) ? payload.message : undefined

@@ -1,5 +1,5 @@
 /** Where OpenAI answers report usage and text: JSON bodies, chunk streams and Responses API events. */
-import { parseSseEvent, withData } from '../sse.js'
+import { jsonObject, parseSseEvent, withData } from '../sse.js'
 import { isRecord, type ReportedUsage, type RouteKind, type StreamTracker } from './types.js'
 
 function count(value: unknown): number | undefined {
@@ -88,13 +88,8 @@ export class OpenAIStreamTracker implements StreamTracker {
       this.complete = true
       return raw
     }
-    let payload: unknown
-    try {
-      payload = JSON.parse(event.data)
-    } catch {
-      return raw
-    }
-    if (!isRecord(payload)) return raw
+    const payload = jsonObject(event.data)
+    if (payload === undefined) return raw
     return this.kind === 'responses' ? this.onResponsesEvent(payload, raw) : this.onChunk(payload, event, raw)
   }
 
