@@ -113,9 +113,9 @@ export class Sluice<Req = RequestLike> {
     const logger = resolveLogger(o.logger)
     const webhook = resolveWebhook(o.webhook)
 
-    const { events, anonymousTier, userTier, warnAt, headerGroups } = this
+    const { events, anonymousTier, userTier, warnAt, headerGroups, concurrencyRetryCapMs, maxRetryWaitMs } =
+      this
     this.identifier = new Identifier<Req>({ ...who, policies, anonymousTier, userTier, events, logger })
-    const concurrencyRetryCapMs = this.concurrencyRetryCapMs
     this.graduator = new Graduator({
       events,
       logger,
@@ -125,7 +125,6 @@ export class Sluice<Req = RequestLike> {
       concurrencyRetryCapMs,
       isShadow,
     })
-    const maxRetryWaitMs = this.maxRetryWaitMs
     this.answers = new Answers({ headerGroups, concurrencyRetryCapMs, maxRetryWaitMs, isShadow })
     const { graduator, answers } = this
     const metrics = o.metrics

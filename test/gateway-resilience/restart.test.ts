@@ -7,9 +7,9 @@ import OpenAI, { RateLimitError } from 'openai'
 import { describe, expect, it } from 'vitest'
 import type { GatewayConfigInput } from '../../src/gateway/config/schema.js'
 import { generateApiKey, hashApiKey } from '../../src/http/index.js'
+import { sleep } from '../helpers/sleep.js'
 import { startServe, tempDir } from './serve-process.js'
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
 const key = generateApiKey()
 
 function configWith(snapshotInterval: string): GatewayConfigInput {
