@@ -88,7 +88,8 @@ export class ControlKeyRegistry extends MemoryKeyRegistry {
     return this.recordOf(found)
   }
 
-  private recordOf(info: KeyInfo | undefined): KeyRecord | undefined {
+  /** The record the gateway charges a database key on (also what the admin API inspects). */
+  recordOf(info: KeyInfo | undefined): KeyRecord | undefined {
     if (info === undefined) return undefined
     const known = this.fromDatabase.get(info)
     if (known !== undefined) return known ?? undefined

@@ -16,13 +16,12 @@ import { ControlInputError, NotFoundError } from '../control/errors.js'
 import type { KeyCache } from '../control/key-cache.js'
 import type { LedgerEntry } from '../control/ledger-rows.js'
 import type { Sluice } from '../http/index.js'
-import type { KeyRecord } from '../http/keys.js'
 import type { Decision } from '../limiter.js'
 import type { GuardedStore } from '../store/guarded.js'
 import type { Charge, Settlement } from './accounting.js'
 import { ConfigError } from './config/load.js'
 import type { GatewayConfig } from './config/schema.js'
-import { overridesFromConfig } from './control-keys.js'
+import { ControlKeyRegistry } from './control-keys.js'
 import { ControlLevels } from './control-levels.js'
 import { DIALECTS } from './dialects/index.js'
 import { peekTrace, type RequestTrace } from './trace.js'
@@ -181,8 +180,9 @@ export async function inspectSubject(
   }
   const tier = sluice.tiers[info.tier]
   if (tier === undefined || tier.scope !== 'key') return {}
-  const key: KeyRecord = { id, tier: info.tier, name: info.name }
-  if (info.limits !== null) key.limits = overridesFromConfig(info.limits, id) as KeyRecord['limits']
+  // The record the request path builds (overrides and budgets), so the limiter is the one charged.
+  const key = sluice.keys instanceof ControlKeyRegistry ? sluice.keys.recordOf(info) : undefined
+  if (key === undefined) return {}
   const limiter = sluice.limiterFor({
     kind: 'key',
     subject,
