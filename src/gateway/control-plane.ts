@@ -224,9 +224,17 @@ export function settledRow(charge: Charge, settlement: Settlement, status: numbe
     limited: charge.limited,
     source: settlement.source,
     promptTokens: settlement.promptTokens,
+    cachedTokens: settlement.cachedTokens,
+    cacheWriteTokens: settlement.cacheWriteTokens,
+    cacheWrite1hTokens: settlement.cacheWrite1hTokens,
     completionTokens: settlement.completionTokens,
+    reasoningTokens: settlement.reasoningTokens,
     tokens: settlement.tokens,
     usd: settlement.usd,
+    usdInput: settlement.inputUsd,
+    usdCached: settlement.cachedUsd,
+    usdCacheWrite: settlement.cacheWriteUsd,
+    usdOutput: settlement.outputUsd,
   }
   const fallback = charge.decision?.fallback
   if (fallback !== undefined) row.fallback = fallback
