@@ -92,7 +92,6 @@ describe('the database ledger keeps each token kind and its USD (upstream usage 
       promptTokens: 1200,
       completionTokens: 300,
       cachedTokens: 1024,
-      reasoningTokens: 256,
     })
     expect(priced.cachedUsd).toBeGreaterThan(0)
     expect(rows[0]).toMatchObject({
