@@ -51,8 +51,18 @@ export function deploymentIssues(config: {
   upstreams: Record<string, unknown>
   deployments: Record<string, DeploymentConfig[]>
   fallbacks: Record<string, string>
+  store?: { type: string; nodes?: unknown }
 }): string[] {
   const issues: string[] = []
+  if (
+    config.store?.type === 'redis' &&
+    config.store.nodes !== undefined &&
+    Object.keys(config.deployments).length > 0
+  ) {
+    issues.push(
+      'deployments: need one Redis (store.url), not a Redis Cluster: a deployment is decided in one atomic step with every tenant that uses it, so their keys cannot share one slot',
+    )
+  }
   const have = Object.keys(config.upstreams).join(', ')
   const names = new Map<string, string>()
   for (const [model, list] of Object.entries(config.deployments)) {
