@@ -80,6 +80,8 @@ export interface Gateway {
   /** The control plane (database keys, ledger rows, admin API), when `database` is configured. */
   control: GatewayControl | undefined
   upstreams: ReadonlyMap<string, Upstream>
+  /** The deployments of models configured with `deployments` (undefined: none). */
+  deployments: Deployments | undefined
   /** The built-in mock upstream, when the config routes anything to it. */
   mock: MockUpstream | undefined
   /** The demo key made at start-up when no key is configured (service tier), else undefined. */
@@ -399,6 +401,7 @@ export async function startGateway(
       ledger,
       control: plane,
       upstreams,
+      deployments,
       mock: [...upstreams.values()].find((u) => u.mock !== undefined)?.mock,
       demoKey: demo?.key,
       demoKeyFromEnv: demo?.fromEnv ?? false,

@@ -68,7 +68,8 @@ export async function routeCall(
     routing,
     onAnswer: (bodyFor) => async (answer) => {
       const d = routing.deployment
-      observe(gate, d.name, answer)
+      // Written before the answer goes on: a client that saw it finds every instance knowing it.
+      await observe(gate, d.name, answer)
       const failedEarly = answer.failure !== undefined || answer.status === 429 || answer.status >= 500
       if (!failedEarly || moved) return undefined
       moved = true
@@ -85,7 +86,7 @@ export async function routeCall(
 }
 
 /** Counts an answer and writes what its headers say of the provider account on the board. */
-function observe(gate: Gate, name: string, answer: UpstreamAnswer): void {
+async function observe(gate: Gate, name: string, answer: UpstreamAnswer): Promise<void> {
   const metrics = gate.deploymentMetrics
   metrics?.requests.inc({ deployment: name, status: String(answer.failure ? 0 : answer.status) })
   if (answer.headers === undefined) return
@@ -106,7 +107,7 @@ function observe(gate: Gate, name: string, answer: UpstreamAnswer): void {
     )
   }
   if (isEmptyUpdate(update)) return
-  gate.deployments!.board.write(name, update).catch((error: unknown) => {
+  await gate.deployments!.board.write(name, update).catch((error: unknown) => {
     gate.logger.warn({ err: error, deployment: name }, "could not write a deployment's headroom to the store")
   })
 }
