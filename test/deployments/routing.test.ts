@@ -84,3 +84,106 @@ describe.each(STORE_KINDS)('deployments (%s store)', (kind) => {
     }
   })
 })
+
+describe('fallbacks', () => {
+  it('a refused connection moves the call to the other deployment; the ledger names both', async () => {
+    const gw = await startTestGateway('memory', {
+      upstreams: {
+        down: { type: 'openai', baseUrl: 'http://127.0.0.1:9/v1', connectTimeout: '2s' },
+        b: { type: 'mock' },
+      },
+      deployments: {
+        m: [
+          { name: 'dep-down', upstream: 'down', weight: 1000 },
+          { name: 'dep-b', upstream: 'b', weight: 0.001 },
+        ],
+      },
+    })
+    try {
+      const res = await chat(gw)
+      expect(res.status).toBe(200)
+      await gw.settled()
+      const [row] = await gw.ledgerRecords()
+      expect(row).toMatchObject({ deployment: 'dep-b', failedDeployments: ['dep-down'], status: 200 })
+      expect(received(gw, 'b')).toHaveLength(1)
+    } finally {
+      await gw.close()
+    }
+  })
+
+  it('a stream is never retried once its first byte went out', async () => {
+    const gw = await startTestGateway('memory', {
+      upstreams: { a: { type: 'mock' }, b: { type: 'mock' } },
+      deployments: {
+        m: [
+          { name: 'dep-a', upstream: 'a', weight: 1000 },
+          { name: 'dep-b', upstream: 'b', weight: 0.001 },
+        ],
+      },
+    })
+    try {
+      const res = await fetch(`${gw.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-mock-fail': 'cut:2' },
+        body: JSON.stringify({ model: 'm', stream: true, messages: [{ role: 'user', content: 'hello' }] }),
+      })
+      expect(res.status).toBe(200)
+      await res.text().catch(() => '')
+      await gw.settled()
+      expect(received(gw, 'a').map((r) => r.outcome)).toEqual(['cut'])
+      expect(received(gw, 'b')).toHaveLength(0)
+      const [row] = await gw.ledgerRecords()
+      expect(row).toMatchObject({ deployment: 'dep-a', outcome: 'cut' })
+      expect(row!.failedDeployments).toBeUndefined()
+    } finally {
+      await gw.close()
+    }
+  })
+
+  it('moves to the fallback model when every deployment of the model failed; when all cool down, a 503 of the service', async () => {
+    const gw = await startTestGateway('memory', {
+      upstreams: { a: { type: 'mock' }, c: { type: 'mock' } },
+      deployments: {
+        m: [{ name: 'dep-a', upstream: 'a' }],
+        small: [{ name: 'dep-small', upstream: 'c', model: 'small-v2' }],
+      },
+      fallbacks: { m: 'small' },
+    })
+    try {
+      gw.upstreams.get('a')!.mock!.account.refuse(5, 600_000)
+      expect((await chat(gw)).status).toBe(200)
+      expect(received(gw, 'c').map((r) => r.model)).toEqual(['small-v2'])
+      // dep-a now cools down: the next call goes straight to the fallback's deployment.
+      expect((await chat(gw)).status).toBe(200)
+      expect(received(gw, 'a')).toHaveLength(1)
+      // With the fallback cooling down too, and dep-a the model's only deployment: a 503 of the service.
+      gw.upstreams.get('c')!.mock!.account.refuse(5, 600_000)
+      await chat(gw, 'small')
+      const res = await chat(gw)
+      expect(res.status).toBe(503)
+      expect(Number(res.headers.get('retry-after'))).toBeGreaterThanOrEqual(1)
+      expect(Number(res.headers.get('retry-after'))).toBeLessThanOrEqual(5)
+      expect(((await res.json()) as { error: { type: string } }).error.type).toBe('service_capacity')
+    } finally {
+      await gw.close()
+    }
+  })
+
+  it('room(): whether a deployment has room now, and when one will (for callers that wait)', async () => {
+    const gw = await startTestGateway('memory', twoMocks([1, 1]))
+    try {
+      const room = () => gw.deployments!.room('m', { requests: 1, tokens: 10 }, gw.store)
+      expect(await room()).toEqual({ now: true, retryAfterMs: 0 })
+      expect((await chat(gw)).status).toBe(200)
+      expect((await room())?.now).toBe(true)
+      expect((await chat(gw)).status).toBe(200)
+      const full = await room()
+      expect(full?.now).toBe(false)
+      expect(full!.retryAfterMs).toBeGreaterThan(0)
+      expect(full!.retryAfterMs).toBeLessThanOrEqual(60_000)
+      expect(await gw.deployments!.room('not-deployed', { requests: 1 }, gw.store)).toBeUndefined()
+    } finally {
+      await gw.close()
+    }
+  })
+})

@@ -168,7 +168,7 @@ export class Deployments {
   }
 
   /**
-   * Whether a call of `costs` for `model` has a deployment with room now and, if not, in how many
+   * Whether a call of `costs` for `model` has a deployment (of it, or of its fallback model) with room now and, if not, in how many
    * milliseconds one will (Infinity: none ever can, the call is larger than every deployment's
    * limits). Charges nothing. Undefined for a model without deployments.
    */
@@ -179,7 +179,10 @@ export class Deployments {
   ): Promise<{ now: boolean; retryAfterMs: number } | undefined> {
     if (this.byModel.get(model) === undefined) return undefined
     let soonest = Number.POSITIVE_INFINITY
-    for (const c of await this.candidates(model)) {
+    const fallback = this.fallbackOf(model)
+    const candidates = await this.candidates(model)
+    if (fallback !== undefined) candidates.push(...(await this.candidates(fallback)))
+    for (const c of candidates) {
       const limiter = this.limiterOf(c.deployment, store, c.entry)
       let wait = c.waitMs
       if (limiter !== undefined) {

@@ -97,7 +97,22 @@ const deploymentRefused = (d: Decision) => !d.blocked && d.deniedBy?.startsWith(
 
 /** Admits a call on the first deployment of its model with room, with the tenant's limits, atomically. */
 export async function admitRouted(r: RouteRequest): Promise<RouteOutcome> {
-  const candidates = (await r.deployments.candidates(r.model)).filter((c) => r.usable(c.deployment))
+  const first = await admitModel(r, r.model)
+  const fallback = r.deployments.fallbackOf(r.model)
+  if (first.kind !== 'full' || fallback === undefined) return first
+  // Every deployment of the model is full or cooling down: its fallback model's may have room.
+  const second = await admitModel(r, fallback)
+  if (second.kind !== 'full') return second
+  return {
+    kind: 'full',
+    retryAfterMs: Math.min(first.retryAfterMs, second.retryAfterMs),
+    outage: first.outage && second.outage,
+    tried: [...first.tried, ...second.tried],
+  }
+}
+
+async function admitModel(r: RouteRequest, model: string): Promise<RouteOutcome> {
+  const candidates = (await r.deployments.candidates(model)).filter((c) => r.usable(c.deployment))
   let soonest = Number.POSITIVE_INFINITY
   let cooling = 0
   const tried: string[] = []
