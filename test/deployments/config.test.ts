@@ -66,6 +66,16 @@ describe('deployments config', () => {
     expect(issues.some((i) => i.startsWith('fallbacks.other: "other" has no deployments'))).toBe(true)
   })
 
+  it('refuses deployments on a Redis Cluster (one atomic step needs one slot)', () => {
+    const issues = issuesOf(() =>
+      parseConfig({
+        store: { type: 'redis', nodes: ['redis://127.0.0.1:7000'] },
+        deployments: { m: [{ upstream: 'mock' }] },
+      }),
+    )
+    expect(issues.some((i) => i.startsWith('deployments: need one Redis'))).toBe(true)
+  })
+
   it('the commented example in sluice.example.yaml is a valid config once uncommented', () => {
     const text = readFileSync('sluice.example.yaml', 'utf8')
     const block = text
