@@ -32,7 +32,7 @@ export interface ChargeInfo {
 
 /** How a call served by a deployment is settled, and what the ledger says of it. */
 export interface RoutedCharge {
-  readonly deployment: { readonly name: string }
+  readonly deployment: { readonly name: string; readonly upstream: string }
   readonly failed: readonly string[]
   /** Settles the tenant's reservation (when limited) and the deployment's; null refunds both. */
   settle(tenant: Reservation | undefined, costs: Costs | null): Promise<void>
