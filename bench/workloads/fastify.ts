@@ -13,6 +13,7 @@ const NAMES: Record<FastifyVariant, string> = {
   'bare-headers': "bare Fastify sending sluice's headers as constants",
   'sluice-memory': 'sluice plugin, MemoryStore',
   'sluice-memory-ietf': 'sluice plugin, MemoryStore, IETF headers only',
+  'sluice-memory-legacy': "sluice plugin, MemoryStore, the peer's headers only (X-RateLimit-*)",
   'sluice-redis': 'sluice plugin, RedisStore',
   'peer-memory': '@fastify/rate-limit, memory',
   'peer-redis': '@fastify/rate-limit, Redis',
@@ -33,7 +34,17 @@ async function run(ctx: BenchContext): Promise<Section> {
   const plugin = await loadFastifyPlugin()
   const variants: FastifyVariant[] = ['bare', 'peer-memory', 'peer-redis']
   // bare-headers builds its headers with sluice's HTTP layer, there when the plugin is.
-  if (plugin.ok) variants.splice(1, 0, 'bare-headers', 'sluice-memory', 'sluice-memory-ietf', 'sluice-redis')
+  if (plugin.ok) {
+    variants.splice(
+      1,
+      0,
+      'bare-headers',
+      'sluice-memory',
+      'sluice-memory-ietf',
+      'sluice-memory-legacy',
+      'sluice-redis',
+    )
+  }
   let headerCount = 0
   const acc = new Map<FastifyVariant, Acc>(variants.map((v) => [v, { rates: [], p50: [], p99: [], bad: 0 }]))
 
@@ -83,16 +94,22 @@ async function run(ctx: BenchContext): Promise<Section> {
     const peer = measure(`peer-${store}`)
     const sluice = plugin.ok ? measure(`sluice-${store}`) : undefined
     const lean = plugin.ok && store === 'memory' ? measure('sluice-memory-ietf') : undefined
+    const legacy = plugin.ok && store === 'memory' ? measure('sluice-memory-legacy') : undefined
     const floor = plugin.ok && store === 'memory' ? measure('bare-headers') : undefined
-    const bad = [sluice, peer, lean, floor].filter((m) => m && (m.extra?.nonOkResponses ?? 0) > 0)
+    const bad = [sluice, peer, lean, legacy, floor].filter((m) => m && (m.extra?.nonOkResponses ?? 0) > 0)
     const parts = [
       `of bare: sluice ${sluice ? pct(sluice) : 'n/a'}, peer ${pct(peer)} (bare ${formatRate(bare.opsPerSec)} req/s, p50/p99 ${bare.p50Ms}/${bare.p99Ms} ms)`,
       ...(lean
         ? [`sluice with the IETF headers only: ${formatRate(lean.opsPerSec)} req/s, ${pct(lean)} of bare`]
         : []),
-      ...(floor
+      ...(legacy
         ? [
-            `bare Fastify sending the same ${headerCount} headers as constants: ${formatRate(floor.opsPerSec)} req/s, ${pct(floor)} of bare`,
+            `sluice with the peer's headers only: ${formatRate(legacy.opsPerSec)} req/s, ${pairedRatio(legacy, peer).toFixed(2)}× the peer`,
+          ]
+        : []),
+      ...(floor && sluice
+        ? [
+            `bare Fastify sending the same ${headerCount} headers as constants: ${formatRate(floor.opsPerSec)} req/s, ${pct(floor)} of bare; sluice ${(pairedRatio(sluice, floor) * 100).toFixed(0)} % of it`,
           ]
         : []),
       ...bad.map((m) => `${m!.name}: ${m!.extra!.nonOkResponses} non-2xx/errors`),
@@ -108,7 +125,7 @@ async function run(ctx: BenchContext): Promise<Section> {
         ...(floor ? { references: [floor] } : {}),
       },
     )
-    if (lean) row.others = [lean]
+    if (lean && legacy) row.others = [lean, legacy]
     rows.push(row)
   }
   return {

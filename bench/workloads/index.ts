@@ -1,7 +1,7 @@
 import type { Workload } from '../harness/types.js'
 import { blockedKey, blockedKeySerial } from './blocked-key.js'
 import { fastifyOverhead } from './fastify.js'
-import { gatewayOverhead, gatewaySerial } from './gateway.js'
+import { gateway32, gatewayOverhead, gatewaySerial } from './gateway.js'
 import { memoryOneLimit, memoryPolicy } from './memory-decisions.js'
 import { memoryPerKey } from './memory-per-key.js'
 import { redisOneLimit, redisPolicy } from './redis-decisions.js'
@@ -19,6 +19,7 @@ export const WORKLOADS: Workload[] = [
   blockedKeySerial,
   fastifyOverhead,
   gatewayOverhead,
+  gateway32,
   gatewaySerial,
   tokenEstimation,
   redisScaling,
