@@ -5,7 +5,15 @@ import { once } from 'node:events'
 export type ToWorker = { type: 'run'; phase: 'warmup' | 'measure'; durationMs: number } | { type: 'stop' }
 export type FromWorker =
   | { type: 'ready'; info?: Record<string, unknown> }
-  | { type: 'done'; ops: number; allowed: number; elapsedMs: number; latencies: Float64Array }
+  | {
+      type: 'done'
+      ops: number
+      allowed: number
+      elapsedMs: number
+      latencies: Float64Array
+      /** Every operation that ended during the run, those after the deadline too (what the store did). */
+      completed?: number
+    }
   | { type: 'result'; value: unknown }
   | { type: 'error'; message: string }
 

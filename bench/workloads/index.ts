@@ -4,6 +4,7 @@ import { fastifyOverhead } from './fastify.js'
 import { gateway32, gatewayOverhead, gatewaySerial } from './gateway.js'
 import { memoryOneLimit, memoryPolicy } from './memory-decisions.js'
 import { memoryPerKey } from './memory-per-key.js'
+import { redisCluster } from './redis-cluster.js'
 import { redisOneLimit, redisPolicy } from './redis-decisions.js'
 import { redisMemory } from './redis-memory.js'
 import { redisScaling } from './redis-scaling.js'
@@ -23,6 +24,7 @@ export const WORKLOADS: Workload[] = [
   gatewaySerial,
   tokenEstimation,
   redisScaling,
+  redisCluster,
   memoryPerKey,
   redisMemory,
 ]
