@@ -8,7 +8,7 @@
  */
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -16,7 +16,7 @@ import { join } from 'node:path'
 import Fastify from 'fastify'
 import { Pool } from 'undici'
 import { loadMockUpstream, loadStartGateway } from '../adapters.js'
-import { send, serve, workerConfig } from '../harness/child.js'
+import { readCpuWith, send, serve, workerConfig } from '../harness/child.js'
 
 interface Config {
   role: 'mock' | 'gateway' | 'passthrough' | 'portkey'
@@ -146,6 +146,11 @@ async function startPortkey(): Promise<{ url: string; close: () => Promise<void>
       await new Promise((r) => setTimeout(r, 100))
     }
   }
+  // Its CPU time is the child's: utime + stime from /proc (clock ticks, 100 per second on Linux).
+  readCpuWith(() => {
+    const fields = readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
+    return (Number(fields[11]) + Number(fields[12])) * 10_000
+  })
   return {
     url: base,
     close: async () => {

@@ -21,6 +21,8 @@ const NAMES: Record<FastifyVariant, string> = {
 
 interface Acc {
   rates: number[]
+  /** Server CPU per request (µs) of each round. */
+  cpu: number[]
   p50: number[]
   p99: number[]
   bad: number
@@ -46,7 +48,9 @@ async function run(ctx: BenchContext): Promise<Section> {
     )
   }
   let headerCount = 0
-  const acc = new Map<FastifyVariant, Acc>(variants.map((v) => [v, { rates: [], p50: [], p99: [], bad: 0 }]))
+  const acc = new Map<FastifyVariant, Acc>(
+    variants.map((v) => [v, { rates: [], cpu: [], p50: [], p99: [], bad: 0 }]),
+  )
 
   for (let round = 0; round < options.rounds; round++) {
     const order = round % 2 === 0 ? variants : [...variants].reverse()
@@ -60,14 +64,17 @@ async function run(ctx: BenchContext): Promise<Section> {
         progress(`${label}: warm-up ${warmupMs} ms`)
         await load(url, options.inFlight, warmupMs)
         progress(`${label}: ${options.inFlight} connections for ${options.durationMs} ms (autocannon)`)
+        const cpuBefore = await worker.cpuMicros()
         const r = await load(url, options.inFlight, options.durationMs)
+        const cpu = ((await worker.cpuMicros()) - cpuBefore) / Math.max(1, r.ok)
         const a = acc.get(variant)!
         a.rates.push(r.requestsPerSec)
+        a.cpu.push(cpu)
         a.p50.push(r.p50Ms)
         a.p99.push(r.p99Ms)
         a.bad += r.bad
         progress(
-          `${label}: ${formatRate(r.requestsPerSec)} req/s, p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms` +
+          `${label}: ${formatRate(r.requestsPerSec)} req/s, p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms, server CPU ${cpu.toFixed(1)} µs/req` +
             (r.bad ? `, ${r.bad} non-2xx/errors` : ''),
         )
       } finally {
@@ -84,10 +91,15 @@ async function run(ctx: BenchContext): Promise<Section> {
       roundsOpsPerSec: a.rates,
       p50Ms: median(a.p50),
       p99Ms: median(a.p99),
-      extra: { nonOkResponses: a.bad, ...(v === 'bare-headers' ? { headers: headerCount } : {}) },
+      extra: {
+        nonOkResponses: a.bad,
+        serverCpuUsPerReq: median(a.cpu),
+        ...(v === 'bare-headers' ? { headers: headerCount } : {}),
+      },
     }
   }
   const bare = measure('bare')
+  const cpuOf = (m: Measure) => m.extra?.serverCpuUsPerReq ?? Number.NaN
   const pct = (m: Measure) => `${(pairedRatio(m, bare) * 100).toFixed(0)} %`
   const rows: ThroughputRow[] = []
   for (const store of ['memory', 'redis'] as const) {
@@ -112,6 +124,18 @@ async function run(ctx: BenchContext): Promise<Section> {
             `bare Fastify sending the same ${headerCount} headers as constants: ${formatRate(floor.opsPerSec)} req/s, ${pct(floor)} of bare; sluice ${(pairedRatio(sluice, floor) * 100).toFixed(0)} % of it`,
           ]
         : []),
+      `server CPU per request (µs, median of rounds): ${[
+        ['bare', bare],
+        ...(floor ? [['constant headers', floor]] : []),
+        ['sluice', sluice],
+        ...(legacy ? [["sluice, peer's headers", legacy]] : []),
+        ['peer', peer],
+      ]
+        .filter((e): e is [string, Measure] => e[1] !== undefined)
+        .map(([n, m]) => `${n} ${cpuOf(m).toFixed(1)}`)
+        .join(
+          ', ',
+        )}${floor && sluice ? ` — sluice's own ${(((cpuOf(sluice) - cpuOf(floor)) / cpuOf(floor)) * 100).toFixed(1)} % over the constant headers` : ''}${legacy ? `; sluice (peer's headers) ÷ peer by CPU: ${(cpuOf(peer) / cpuOf(legacy)).toFixed(2)}×` : ''}${store === 'redis' && sluice ? `; sluice ÷ peer by CPU: ${(cpuOf(peer) / cpuOf(sluice)).toFixed(2)}×` : ''}`,
       ...bad.map((m) => `${m!.name}: ${m!.extra!.nonOkResponses} non-2xx/errors`),
     ]
     const row = throughputRow(

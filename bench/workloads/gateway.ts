@@ -2,11 +2,11 @@ import { createRequire } from 'node:module'
 import { Pool } from 'undici'
 import { loadMockUpstream, loadStartGateway } from '../adapters.js'
 import { Worker } from '../harness/child.js'
-import { type Contender, contest } from '../harness/contest.js'
+import { type Contender, contest, type Instance } from '../harness/contest.js'
 import type { Operation } from '../harness/drive.js'
 import { formatRate } from '../harness/progress.js'
 import { allowedNote, pairedRatio, throughputRow } from '../harness/rows.js'
-import type { BenchContext, Section, Workload } from '../harness/types.js'
+import type { BenchContext, Measure, Section, Workload } from '../harness/types.js'
 
 const WORKER = new URL('../workers/gateway-server.ts', import.meta.url)
 /** Requests in flight: 16 and 32 for throughput under load; 1 for the latency the gateway adds alone. */
@@ -43,6 +43,19 @@ function poolFor(url: string, base: string, connections: number): { pool: Pool; 
   }
 }
 
+/** CPU time of the server under test per request of the measured period (µs), read around it. */
+function serverCpu(worker: Worker): Pick<Instance, 'beforeMeasure' | 'afterMeasure'> {
+  let before = 0
+  return {
+    async beforeMeasure() {
+      before = await worker.cpuMicros()
+    },
+    async afterMeasure(result) {
+      return { serverCpuUsPerReq: ((await worker.cpuMicros()) - before) / result.ops }
+    },
+  }
+}
+
 /** Portkey's gateway is a devDependency; without it the rows run without that contender. */
 function portkeyAvailable(): { ok: true } | { ok: false; reason: string } {
   try {
@@ -71,6 +84,7 @@ async function run(ctx: BenchContext, id: GatewayRow): Promise<Section> {
       const { pool, path } = poolFor(mockUrl, new URL(mockUrl).pathname.replace(/\/$/, ''), inFlight)
       return {
         op: chatOp(pool, path),
+        ...serverCpu(upstream),
         teardown: async () => {
           await pool.close()
           await upstream.stop()
@@ -91,6 +105,7 @@ async function run(ctx: BenchContext, id: GatewayRow): Promise<Section> {
       const { pool, path } = poolFor(front.info.url as string, '/v1', inFlight)
       return {
         op: chatOp(pool, path, headersFor?.(upstream.info.url as string)),
+        ...serverCpu(front),
         teardown: async () => {
           await pool.close()
           await front.stop()
@@ -128,12 +143,17 @@ async function run(ctx: BenchContext, id: GatewayRow): Promise<Section> {
   const bareHop = measures[2]!
   const portkeyMeasure = peer.ok ? measures[3] : undefined
   const ms = (x: number) => x.toFixed(3)
+  const cpuOf = (m: Measure) => m.extra?.serverCpuUsPerReq ?? Number.NaN
+  const cpu = (m: Measure) => cpuOf(m).toFixed(0)
+  /** a's CPU per request as a share of b's: the throughput b would reach where a reaches 100 %. */
+  const cpuShare = (a: Measure, b: Measure) => ((100 * cpuOf(a)) / cpuOf(b)).toFixed(0)
   const rows = gateway.ok
     ? [0, 1].map((i) => {
         const m = measures[i]!
         const odd = allowedNote([m, bareHop, mockDirect, ...(portkeyMeasure ? [portkeyMeasure] : [])], 'all')
         const notes = [
           `${(pairedRatio(m, bareHop) * 100).toFixed(0)} % of the pass-through proxy (${formatRate(bareHop.opsPerSec)} req/s)`,
+          `server CPU per request ${cpu(m)} µs vs the pass-through's ${cpu(bareHop)} µs (${cpuShare(bareHop, m)} %)${portkeyMeasure ? ` and Portkey's ${cpu(portkeyMeasure)} µs (${(cpuOf(portkeyMeasure) / cpuOf(m)).toFixed(1)}×)` : ''}`,
           `adds ${ms(m.p50Ms - bareHop.p50Ms)} ms at p50, ${ms(m.p99Ms - bareHop.p99Ms)} ms at p99 over the pass-through`,
           `over the mock called directly (${formatRate(mockDirect.opsPerSec)} req/s): sluice adds ${ms(m.p50Ms - mockDirect.p50Ms)} / ${ms(m.p99Ms - mockDirect.p99Ms)} ms, the pass-through ${ms(bareHop.p50Ms - mockDirect.p50Ms)} / ${ms(bareHop.p99Ms - mockDirect.p99Ms)} ms`,
           ...(portkeyMeasure
