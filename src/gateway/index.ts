@@ -29,6 +29,7 @@ import { createGatewayLogger } from './logger.js'
 import type { MockUpstream } from './mock/server.js'
 import { type Persistence, startPersistence } from './persistence.js'
 import { LEDGER_UNAVAILABLE_BODY, readinessWithLedger, refusesCalls } from './readiness.js'
+import { ledgerReplay } from './replay.js'
 import { buildServer } from './server.js'
 import { demoKeyFor, startupWarnings } from './startup.js'
 import { type GatewayStore, givenStore, type OutagePolicy, openStore } from './store.js'
@@ -274,8 +275,7 @@ export async function startGateway(
         store,
         path: config.snapshot.path,
         intervalMs: config.snapshot.interval,
-        sluice,
-        control: plane?.control,
+        replay: plane && ledgerReplay(plane, sluice, logger),
         logger,
       })
     }
