@@ -132,8 +132,10 @@ export class Admitter {
         (error: unknown) => this.unavailable(error, identity),
       )
     }
+    if (!needsNextCall(decision, this.o.headerGroups, this.o.concurrencyRetryCapMs)) {
+      return this.outcome(identity, reservation, decision, entry, costs, undefined)
+    }
     const next = (ms?: number) => this.outcome(identity, reservation, decision, entry, costs, ms)
-    if (!needsNextCall(decision, this.o.headerGroups, this.o.concurrencyRetryCapMs)) return next()
     // A peek that fails only costs the reset headers.
     return this.nextCallMs(identity, decision, costs).then(next, () => next())
   }
