@@ -22,12 +22,12 @@ import {
   refusalRow,
   settledRow,
 } from './control-plane.js'
-import { MemoryBoard, RedisBoard } from './deployments/board.js'
-import { DeploymentMetrics } from './deployments/metrics.js'
-import { Deployments } from './deployments/router.js'
+import { openDeployments } from './deployments/open.js'
+import type { Deployments } from './deployments/router.js'
 import { sluiceOptions } from './http-options.js'
 import { InFlightCalls } from './in-flight.js'
 import { Ledger, LedgerPathError } from './ledger.js'
+import { reportLedger } from './ledger-report.js'
 import { buildSluice, LiveParts } from './live.js'
 import { createGatewayLogger } from './logger.js'
 import type { MockUpstream } from './mock/server.js'
@@ -249,16 +249,13 @@ export async function startGateway(
       )
     },
   })
-  // The deployments' board lives in Redis when the limits do, so that every instance follows it.
-  const redis = options.store instanceof RedisStore ? options.store : stores.redis
-  const deployments =
-    Object.keys(config.deployments).length === 0
-      ? undefined
-      : new Deployments(
-          config,
-          redis !== undefined ? new RedisBoard(redis.client, config.prefix) : new MemoryBoard(),
-        )
-  const deploymentMetrics = deployments === undefined ? undefined : new DeploymentMetrics(metrics.registry)
+  const routed = openDeployments(
+    config,
+    options.store instanceof RedisStore ? options.store : stores.redis,
+    metrics.registry,
+  )
+  const deployments = routed?.deployments
+  const deploymentMetrics = routed?.metrics
   const lifecycle = { closing: false }
   let persistence: Persistence | undefined
 
@@ -461,47 +458,6 @@ async function openLedger(ledger: Ledger): Promise<void> {
     }
     throw error
   }
-}
-
-function formatBytes(bytes: number): string {
-  return bytes >= 1024 * 1024 ? `${Math.round(bytes / (1024 * 1024))} MB` : `${Math.round(bytes / 1024)} KB`
-}
-
-/** One log line per ledger transition (failing, writing again, losing records), never one per call. */
-function reportLedger(ledger: Ledger, config: GatewayConfig, logger: Logger): void {
-  const log = logger.child({ component: 'ledger' })
-  const path = ledger.options.path
-  const refuse = config.ledger.onFailure === 'refuse'
-  let losing = false
-  ledger.observe({
-    failing: (error, buffered) => {
-      log.error(
-        { path, code: (error as NodeJS.ErrnoException).code, buffered },
-        `usage ledger cannot write: ${error.message}. Records wait in memory (up to ${formatBytes(config.ledger.buffer)}) and calls are ${refuse ? 'refused with 503' : 'still served'} until it can (see /readyz)`,
-      )
-    },
-    recovered: ({ downMs, written, dropped }) => {
-      losing = false
-      log.info(
-        { path, downMs, written, dropped },
-        `usage ledger writes again after ${downMs}ms: ${written} waiting records written${dropped > 0 ? `, ${dropped} lost while the buffer was full` : ''}`,
-      )
-    },
-    dropped: () => {
-      if (losing) return
-      losing = true
-      log.error(
-        { path },
-        'usage ledger is losing records: its buffer is full (or it closed before it could write them); they are counted in sluice_ledger_dropped_records_total',
-      )
-    },
-    repaired: () => {
-      log.warn(
-        { path },
-        'usage ledger: closed a torn last line left by an earlier write; sluice usage reports it as skipped',
-      )
-    },
-  })
 }
 
 export { ConfigError, loadConfig, parseConfig } from './config/load.js'

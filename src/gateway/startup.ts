@@ -64,6 +64,9 @@ export function patternsOf(config: GatewayConfig, upstream: string): string[] {
   const patterns = Object.entries(config.models)
     .filter(([, m]) => m.upstream === upstream)
     .map(([p]) => p)
+  for (const [model, list] of Object.entries(config.deployments)) {
+    if (list.some((d) => d.upstream === upstream)) patterns.push(`${model} (deployment)`)
+  }
   if (upstream === config.defaultUpstream) patterns.push('every other model')
   return patterns
 }

@@ -187,3 +187,32 @@ describe('fallbacks', () => {
     }
   })
 })
+
+describe('the banner and start-up warnings', () => {
+  it("names each model's deployments, and the models behind a deployment's upstream", async () => {
+    const { routeLines } = await import('../../src/gateway/banner.js')
+    const { startupWarnings } = await import('../../src/gateway/startup.js')
+    const config: GatewayConfigInput = {
+      upstreams: {
+        a: { type: 'mock' },
+        azure: { type: 'openai', baseUrl: 'http://127.0.0.1:9/v1', apiKeyEnv: 'AZ_KEY' },
+      },
+      deployments: {
+        m: [
+          { name: 'dep-a', upstream: 'a' },
+          { upstream: 'azure', model: 'gpt4o-east' },
+        ],
+      },
+    }
+    const gw = await startTestGateway('memory', config)
+    try {
+      const lines = routeLines(gw.config, gw.upstreams).join('\n')
+      expect(lines).toMatch(/m → deployments dep-a \(a\), azure\/gpt4o-east \(azure\)/)
+      expect(startupWarnings(gw.config, {}).join('\n')).toMatch(
+        /upstreams\.azure: \$AZ_KEY is not set, so calls routed to "azure" \(m \(deployment\)\)/,
+      )
+    } finally {
+      await gw.close()
+    }
+  })
+})
