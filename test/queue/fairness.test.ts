@@ -3,6 +3,8 @@
  * separate processes (docs/queueing.md has the figures). Durations are shorter than the issue's
  * 20 s by default (SLUICE_QUEUE_SECONDS sets them); waits are printed, never asserted.
  */
+import { fork } from 'node:child_process'
+import { once } from 'node:events'
 import { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Limiter } from '../../src/limiter.js'
@@ -14,6 +16,7 @@ import {
   type TenantReport,
 } from '../fixtures/queue-protocol.js'
 import { type RedisServer, startRedis } from '../helpers/redis-server.js'
+import { sleep } from '../helpers/sleep.js'
 import { runWorkerScript } from '../helpers/workers.js'
 
 const WORKER = new URL('../fixtures/queue-worker.ts', import.meta.url).pathname
@@ -179,5 +182,62 @@ describe('fair queueing across two instances on one Redis', () => {
       base.perSecond,
     )
     expect(await countedByRedis(jobs[0]!)).toBe(admitted)
+  })
+})
+
+describe('an instance that dies with requests waiting', () => {
+  it('frees their places when their leases run out; nothing is admitted twice', async () => {
+    const leaseMs = 1000
+    const job: QueueJob = {
+      redisUrl: server.url,
+      policy: 'fair-kill',
+      subject: 'deployment',
+      burst: 1,
+      perSecond: 10,
+      maxWaitMs: 60_000,
+      leaseMs,
+      durationMs: 60_000,
+      streamAdmissions: true,
+      tenants: [{ flow: 'tenant', weight: 1, inFlight: 50 }],
+    }
+    const store = new RedisStore({ client: admin })
+    const limiter = new Limiter({ store, policy: job.policy, limits: queueLimits(job) })
+    // The capacity owes 60 calls (6 s at 10/s): nobody is admitted while the doomed instance queues.
+    const debt = await limiter.reserve(job.subject)
+    await debt.settle({ requests: 61 })
+    const queue = limiter.keysFor(job.subject).queue
+    const doomed = fork(WORKER, [JSON.stringify(job)], {
+      execArgv: ['--import', 'tsx'],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    })
+    const doomedAdmissions: number[] = []
+    doomed.on('message', (m) => {
+      if (typeof m === 'object' && m !== null && 'admittedAt' in m)
+        doomedAdmissions.push(Number(m.admittedAt))
+    })
+    await once(doomed, 'message')
+    doomed.send('go')
+    while ((await store.queues.length(queue)) < 50) await sleep(10)
+    // Five calls of the same tenant on this instance: their tickets are behind the 50.
+    const survivors = Array.from({ length: 5 }, () =>
+      limiter.consume(job.subject, undefined, { maxWaitMs: 30_000, flow: 'tenant', leaseMs }),
+    )
+    while ((await store.queues.length(queue)) < 55) await sleep(10)
+    doomed.kill('SIGKILL')
+    const killedAt = performance.now()
+    await once(doomed, 'exit')
+    while ((await store.queues.length(queue)) > 5) await sleep(10)
+    const freedAfter = performance.now() - killedAt
+    const decisions = await Promise.all(survivors)
+    console.log(
+      `[queue] killed instance: its 50 tickets left the queue ${freedAfter.toFixed(0)} ms after the kill (lease ${leaseMs} ms); ` +
+        `${decisions.filter((d) => d.allowed).length} of 5 survivors admitted, waits ${decisions.map((d) => d.waitedMs).join(', ')} ms`,
+    )
+    expect(decisions.every((d) => d.allowed)).toBe(true)
+    expect(doomedAdmissions).toEqual([])
+    const counted = (await limiter.peek(job.subject, { requests: 0 })).limits[1]!.remaining
+    // The debt's reservation settled at 61, the survivors five: nothing else was admitted.
+    expect(1e9 - counted).toBe(61 + 5)
+    expect(await store.queues.length(queue)).toBe(0)
   })
 })
