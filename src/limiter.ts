@@ -228,7 +228,7 @@ export class Limiter {
    */
   consume(subject: string, costs?: Costs, options?: WaitOptions): Promise<Decision> {
     if (options === undefined) return this.decide('consume', subject, costs)
-    return promised(() => consumeWaiting(this, subject, costs, options, nextOpId()))
+    return promised(() => consumeWaiting(this, subject, costs, options, this.needsOpId ? nextOpId() : '-'))
   }
 
   /**

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { describe, SluiceInputError } from './core/errors.js'
 import type { LimitStatus } from './limiter.js'
 import { memoryQueuesOf as memoryQueues } from './store/memory-queue.js'
-import type { QueueBackend, QueueingStore } from './store/queue-types.js'
+import type { GateResult, QueueBackend, QueueingStore } from './store/queue-types.js'
 import type { Store, StoreOp, StoreResult } from './store/types.js'
 import { LocalLines, type LocalWaiter } from './waiting-local.js'
 
@@ -142,7 +142,7 @@ const WAITER_TAG = randomBytes(6).toString('base64url')
 let waiterCount = 0
 const lines = new LocalLines()
 
-function abortError(signal: AbortSignal): unknown {
+export function abortError(signal: AbortSignal): unknown {
   return signal.reason ?? new DOMException('The wait was aborted', 'AbortError')
 }
 
@@ -150,12 +150,16 @@ function abortError(signal: AbortSignal): unknown {
  * Decides `attempt` waiting in fair order as `wait` allows. Rejects when the signal aborts, or
  * with the store's error (the ticket is then given back where the store still answers).
  */
-export async function decideWaiting<D>(attempt: Attempt<D>, wait: ResolvedWait): Promise<Waited<D>> {
+export async function decideWaiting<D>(
+  attempt: Attempt<D>,
+  wait: ResolvedWait,
+  tried?: GateResult,
+): Promise<Waited<D>> {
   const { backend, key } = attempt
   if (wait.signal?.aborted) throw abortError(wait.signal)
   const started = performance.now()
   const deadline = started + wait.maxWaitMs
-  const first = await backend.gate(attempt.op, { key, ticket: undefined, leaseMs: wait.leaseMs })
+  const first = tried ?? (await backend.first(attempt.op, key))
   let last: D
   let delay: number
   if (first.kind === 'ran') {

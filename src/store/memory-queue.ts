@@ -28,6 +28,12 @@ export class MemoryQueues implements QueueBackend {
     private readonly now: () => number,
   ) {}
 
+  first(op: StoreOp, key: string): GateResult {
+    // Nobody waits (the common case): the op alone, without reading the clock.
+    if (!this.queues.has(key)) return { kind: 'ran', result: this.store.executeSync(op) }
+    return this.gateSync(op, { key, ticket: undefined, leaseMs: 0 })
+  }
+
   gate(op: StoreOp, request: GateRequest): Promise<GateResult> {
     try {
       return Promise.resolve(this.gateSync(op, request))

@@ -40,6 +40,11 @@ export type TicketResult =
   | { queued: false; reason: 'flow-full' | 'queue-full'; size: number }
 
 export interface QueueBackend {
+  /**
+   * A request's first try, holding no ticket: runs `op` unless somebody waits in the queue
+   * `key`, in one atomic step (at once where the store decides synchronously).
+   */
+  first(op: StoreOp, key: string): GateResult | Promise<GateResult>
   /** Runs `op` if it is the request's turn, in one atomic step with that verdict. */
   gate(op: StoreOp, request: GateRequest): Promise<GateResult>
   enqueue(key: string, request: TicketRequest): Promise<TicketResult>

@@ -13,6 +13,9 @@
 -- ARGV[1] is 'gate' (what tells this entry from apply's), ARGV[2] the action:
 --   try <ticket or ''> <leaseMs> <apply's ARGV...>   KEYS: Q[1..3], then apply's KEYS
 --     -> { 'ran', <apply's reply...> } | { 'wait', size } | { 'gone' }
+--   batch <n>, then per try: <nKeys> <nArgs> <ticket> <leaseMs> <apply's ARGV...>; KEYS: per try,
+--     its Q[1..3] and apply's KEYS -> one reply of try per try, in order ({ 'error', message }
+--     for a try that failed)
 --   enqueue <waiter> <flow> <weight> <leaseMs> <maxPerFlow> <maxTotal>
 --     -> { 1, ticket, size, finish } | { 0, 'queue-full' | 'flow-full', size }
 --   leave <ticket> -> { size }
@@ -97,11 +100,53 @@ local function q_turn(Q, id, lease)
   return 'try'
 end
 
-local function gate(KEYS, ARGV)
+local function q_try(Q, id, lease, keys, args)
+  q_purge(Q)
+  local turn = q_turn(Q, id, lease)
+  if turn == 'gone' then return { 'gone' } end
+  if turn == 'wait' then return { 'wait', call('ZCARD', Q[1]) } end
+  local reply = apply(keys, args)
+  if id ~= '' then
+    -- The op's status is the second double of apply's reply (after the time): 1 admitted.
+    local _, status = unpack_state('<dd', reply[1])
+    if status > 0 and status % 2 == 1 then q_serve(Q, id) end
+  end
+  local out = { 'ran' }
+  for j = 1, #reply do out[j + 1] = reply[j] end
+  return out
+end
+
+local function clock()
   local t = call('TIME')
-  now = (tonumber(t[1]) * 1000000 + tonumber(t[2])) / 1000
-  local Q = { KEYS[1], KEYS[2], KEYS[3] }
+  return (tonumber(t[1]) * 1000000 + tonumber(t[2])) / 1000
+end
+
+local function gate(KEYS, ARGV)
   local action = ARGV[2]
+  if action == 'batch' then
+    local replies, key_at, arg_at = {}, 1, 4
+    for k = 1, tonumber(ARGV[3]) do
+      local nkeys, nargs = tonumber(ARGV[arg_at]), tonumber(ARGV[arg_at + 1])
+      local id, lease = ARGV[arg_at + 2], tonumber(ARGV[arg_at + 3])
+      local Q = { KEYS[key_at], KEYS[key_at + 1], KEYS[key_at + 2] }
+      local keys = { unpack(KEYS, key_at + 3, key_at + nkeys - 1) }
+      local args = { unpack(ARGV, arg_at + 4, arg_at + 3 + nargs) }
+      now = clock()
+      local ok, reply = pcall(q_try, Q, id, lease, keys, args)
+      if not ok then
+        if type(reply) == 'table' then reply = reply.err or 'error' end
+        reply = { 'error', tostring(reply) }
+      end
+      replies[k] = reply
+      key_at, arg_at = key_at + nkeys, arg_at + 4 + nargs
+    end
+    return replies
+  end
+  now = clock()
+  local Q = { KEYS[1], KEYS[2], KEYS[3] }
+  if action == 'try' then
+    return q_try(Q, ARGV[3], tonumber(ARGV[4]), { unpack(KEYS, 4) }, { unpack(ARGV, 5) })
+  end
   q_purge(Q)
   if action == 'enqueue' then return q_enqueue(Q, ARGV) end
   if action == 'leave' then
@@ -110,18 +155,5 @@ local function gate(KEYS, ARGV)
     return { call('ZCARD', Q[1]) }
   end
   if action == 'length' then return { call('ZCARD', Q[1]) } end
-  if action ~= 'try' then error('unknown queue action ' .. tostring(action)) end
-  local id, lease = ARGV[3], tonumber(ARGV[4])
-  local turn = q_turn(Q, id, lease)
-  if turn == 'gone' then return { 'gone' } end
-  if turn == 'wait' then return { 'wait', call('ZCARD', Q[1]) } end
-  local reply = apply({ unpack(KEYS, 4) }, { unpack(ARGV, 5) })
-  if id ~= '' then
-    -- The op's status is the second double of apply's reply (after the time): 1 or 3 admitted.
-    local _, status = unpack_state('<dd', reply[1])
-    if status > 0 and status % 2 == 1 then q_serve(Q, id) end
-  end
-  local out = { 'ran' }
-  for j = 1, #reply do out[j + 1] = reply[j] end
-  return out
+  error('unknown queue action ' .. tostring(action))
 end
