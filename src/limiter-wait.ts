@@ -1,16 +1,16 @@
 import type { Costs, Decision, Limiter } from './limiter.js'
 import { Reservation } from './reservation.js'
 import type { GateResult, QueueBackend } from './store/queue-types.js'
+import { queuesOf } from './store/queues.js'
 import type { StoreOp } from './store/types.js'
 import {
   type Attempt,
   abortError,
   decideWaiting,
-  queuesOf,
   type ResolvedWait,
   resolveWait,
-  type WaitOptions,
   type Waited,
+  type WaitOptions,
   waitable,
 } from './waiting.js'
 

@@ -1,9 +1,11 @@
 import { randomBytes } from 'node:crypto'
 import { describe, SluiceInputError } from './core/errors.js'
 import type { LimitStatus } from './limiter.js'
-import { memoryQueuesOf as memoryQueues } from './store/memory-queue.js'
-import type { GateResult, QueueBackend, QueueingStore } from './store/queue-types.js'
-import type { Store, StoreOp, StoreResult } from './store/types.js'
+import type { GateResult, QueueBackend, TicketRequest, TicketResult } from './store/queue-types.js'
+
+export { queuesOf } from './store/queues.js'
+
+import type { StoreOp, StoreResult } from './store/types.js'
 import { LocalLines, type LocalWaiter } from './waiting-local.js'
 
 /**
@@ -29,6 +31,8 @@ export interface WaitOptions {
   maxQueued?: number
   /** How often the first waiter of this process polls while another instance's waiter is ahead (default 10 ms). */
   pollMs?: number
+  /** Told true when the request takes a ticket, false when it leaves the queue (for metrics). */
+  onQueue?: (waiting: boolean) => void
 }
 
 export interface ResolvedWait {
@@ -40,6 +44,7 @@ export interface ResolvedWait {
   maxQueuedPerFlow: number
   maxQueued: number
   pollMs: number
+  onQueue: ((waiting: boolean) => void) | undefined
 }
 
 const positive = (value: unknown, name: string, fallback: number, integer = false): number => {
@@ -85,20 +90,13 @@ export function resolveWait(options: WaitOptions | undefined): ResolvedWait | un
     maxQueuedPerFlow: positive(options.maxQueuedPerFlow, 'maxQueuedPerFlow', 100, true),
     maxQueued: positive(options.maxQueued, 'maxQueued', 1000, true),
     pollMs: positive(options.pollMs, 'pollMs', 10, true),
+    onQueue: options.onQueue,
+  }
+  if (resolved.onQueue !== undefined && typeof resolved.onQueue !== 'function') {
+    throw new SluiceInputError(`onQueue must be a function, got ${describe(resolved.onQueue)}`)
   }
   if (resolved.maxWaitMs === 0 && signal === undefined) return undefined
   return resolved
-}
-
-/** The store's queues, or a clear error for a store that keeps none. */
-export function queuesOf(store: Store): QueueBackend {
-  const queues = (store as Partial<QueueingStore>).queues
-  if (queues !== undefined) return queues
-  const sync = store as Partial<{ executeSync(op: StoreOp): StoreResult }>
-  if (typeof sync.executeSync === 'function') return memoryQueues(store as never)
-  throw new SluiceInputError(
-    'maxWaitMs needs a store that keeps queues (MemoryStore, RedisStore, or a GuardedStore around one)',
-  )
 }
 
 /** A refusal waiting can help: a rate limit (not a budget, a block, or a cost that never fits). */
@@ -189,9 +187,32 @@ export async function decideWaiting<D>(
     maxPerFlow: wait.maxQueuedPerFlow,
     maxTotal: wait.maxQueued,
   }
-  let ticket = await backend.enqueue(key, request)
+  const ticket = await backend.enqueue(key, request)
   if (!ticket.queued) return { decision: last, waitedMs: 0, queued: false }
-  let me: LocalWaiter = lines.join(backend, key, ticket.ticket, ticket.finish)
+  const me: LocalWaiter = lines.join(backend, key, ticket.ticket, ticket.finish)
+  wait.onQueue?.(true)
+  try {
+    return await waitTurn(attempt, wait, request, me, last, delay, started, deadline)
+  } finally {
+    wait.onQueue?.(false)
+  }
+}
+
+async function waitTurn<D>(
+  attempt: Attempt<D>,
+  wait: ResolvedWait,
+  request: TicketRequest,
+  first: LocalWaiter,
+  refusal: D,
+  firstDelay: number,
+  started: number,
+  deadline: number,
+): Promise<Waited<D>> {
+  const { backend, key } = attempt
+  let me = first
+  let last = refusal
+  let delay = firstDelay
+  let ticket: TicketResult
   const renewEvery = Math.max(1, Math.floor(wait.leaseMs / 3))
   try {
     for (;;) {
