@@ -42,7 +42,8 @@ export type TicketResult =
 export interface QueueBackend {
   /**
    * A request's first try, holding no ticket: runs `op` unless somebody waits in the queue
-   * `key`, in one atomic step (at once where the store decides synchronously).
+   * `key`, in one atomic step (at once where the store decides synchronously). May set the op's
+   * `guard`: pass an op made for this request.
    */
   first(op: StoreOp, key: string): GateResult | Promise<GateResult>
   /** Runs `op` if it is the request's turn, in one atomic step with that verdict. */

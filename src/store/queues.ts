@@ -23,11 +23,13 @@ export function guardedQueues(guarded: Store, primary: Store): QueueBackend {
   // A store deciding in this process has no outage to guard against, and decides its own queues.
   if (typeof (primary as Partial<{ executeSync: unknown }>).executeSync === 'function') return inner
   return {
-    first: (op, key) =>
-      guarded
-        .execute({ ...op, guard: key })
-        .then((result) => (result.waiting ? { kind: 'wait', size: -1 } : { kind: 'ran', result })),
-    gate: (op, request) => inner.gate(op, request),
+    first: (op, key) => {
+      op.guard = key
+      return guarded
+        .execute(op)
+        .then((result) => (result.waiting ? { kind: 'wait', size: -1 } : { kind: 'ran', result }))
+    },
+    gate: (op, request) => inner.gate(op.guard === undefined ? op : { ...op, guard: undefined }, request),
     enqueue: (key, request) => inner.enqueue(key, request),
     leave: (key, ticket) => inner.leave(key, ticket),
     length: (key) => inner.length(key),

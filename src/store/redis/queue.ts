@@ -27,6 +27,11 @@ export function queueKeys(key: string): string[] {
 
 const text = (value: unknown): string => (Buffer.isBuffer(value) ? value.toString() : String(value))
 
+/** A guarded first try's result: not decided when others wait. */
+function readFirst(result: StoreResult): GateResult {
+  return result.waiting ? { kind: 'wait', size: -1 } : { kind: 'ran', result }
+}
+
 /** One try's reply (lua/queue.lua) as its result. */
 function readTry(reply: unknown[], parts: StoreOp[]): GateResult {
   if (!Array.isArray(reply)) throw new StoreScriptError('Redis queue step replied without a result')
@@ -57,16 +62,18 @@ export class RedisQueues implements QueueBackend {
    * decided only when nobody waits (apply.lua's guarded modes).
    */
   first(op: StoreOp, key: string): Promise<GateResult> {
-    return this.store
-      .execute({ ...op, guard: key })
-      .then((result): GateResult => (result.waiting ? { kind: 'wait', size: -1 } : { kind: 'ran', result }))
+    // The op is the caller's own, made for this request: guarded in place rather than copied.
+    op.guard = key
+    return this.store.execute(op).then(readFirst)
   }
 
   /**
    * Tries issued in the same event-loop turn share one script call per hash slot (as ops do in
    * RedisStore), each still decided alone with its queue's verdict.
    */
-  gate(op: StoreOp, request: GateRequest): Promise<GateResult> {
+  gate(given: StoreOp, request: GateRequest): Promise<GateResult> {
+    // A ticket holder's op is not guarded: the queue's own verdict decides whether it runs.
+    const op = given.guard === undefined ? given : { ...given, guard: undefined }
     const parts = op.linked === undefined ? [op] : [op, ...op.linked]
     const joined = op.linked === undefined ? undefined : parts.map((_, i) => i < parts.length - 1)
     const batch = encodeBatch(parts, joined)
