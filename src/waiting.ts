@@ -218,7 +218,8 @@ async function waitTurn<D>(
     for (;;) {
       const left = deadline - performance.now()
       if (left <= 0) break
-      await me.sleep(Math.min(me.isFirst() ? delay : renewEvery, left), wait.signal)
+      // Every waiter, the head too, tries again within a third of its lease: each try renews it.
+      await me.sleep(Math.min(me.isFirst() ? Math.min(delay, renewEvery) : renewEvery, left), wait.signal)
       if (wait.signal?.aborted) throw abortError(wait.signal)
       if (performance.now() >= deadline) break
       const r = await backend.gate(attempt.op, { key, ticket: me.ticket, leaseMs: wait.leaseMs })

@@ -30,12 +30,11 @@ describe.each(stores)('waiting in a queue (%s)', (_name, makeStore) => {
     new Limiter({ store: makeStore(), policy: `wait${++policyCount}`, limits })
 
   it('admits a request refused by a rate limit once it fits, within maxWaitMs', async () => {
-    const limiter = limiterOf({ burst: tokenBucket({ capacity: 2, refillPerSecond: 20 }) })
-    expect((await limiter.consume('s')).allowed).toBe(true)
+    const limiter = limiterOf({ burst: tokenBucket({ capacity: 1, refillPerSecond: 1 }) })
     expect((await limiter.consume('s')).allowed).toBe(true)
     const refused = await limiter.consume('s')
     expect(refused.allowed).toBe(false)
-    const waited = await limiter.consume('s', undefined, { maxWaitMs: 2000 })
+    const waited = await limiter.consume('s', undefined, { maxWaitMs: 3000 })
     expect(waited.allowed).toBe(true)
     expect(waited.waitedMs).toBeGreaterThanOrEqual(0)
     // It took the one token that refilled, and left none.
@@ -124,6 +123,20 @@ describe.each(stores)('waiting in a queue (%s)', (_name, makeStore) => {
     const results = await Promise.all([first, second])
     // One token refills within the wait: exactly one of the two waiters gets it.
     expect(results.filter((d) => d.allowed)).toHaveLength(1)
+  })
+
+  it('keeps the head in its place while it waits longer than its lease for the capacity', async () => {
+    const limiter = limiterOf({ burst: tokenBucket({ capacity: 1, refillPerSecond: 1 / 1.5 }) })
+    await limiter.consume('s')
+    const options = { maxWaitMs: 2500, leaseMs: 300 }
+    const first = limiter.consume('s', undefined, { ...options, flow: 'a' })
+    const queue = limiter.keysFor('s').queue
+    const queues = queuesOf(limiter.store)
+    while ((await queues.length(queue)) === 0) await new Promise((r) => setTimeout(r, 5))
+    const second = limiter.consume('s', undefined, { ...options, flow: 'b' })
+    // One token refills in 1.5 s, the next 1.5 s later: the head (first) gets it, the second none.
+    expect((await first).allowed).toBe(true)
+    expect((await second).allowed).toBe(false)
   })
 
   it('waits for a reservation as well, and settles it', async () => {
