@@ -92,6 +92,19 @@ function isUtcOffset(value: string | number): boolean {
 
 const failMode = z.enum(['open', 'closed', 'local'])
 
+/** Waiting in fair order instead of a 429 (docs/queueing.md). */
+const queueSchema = z.strictObject({
+  /** Longest wait, e.g. "2s": a refusal by a rate limit that passes within it waits. */
+  maxWait: duration,
+  /** Most requests of the tier waiting on one capacity (default 1000) and of one subject (default 100). */
+  maxQueued: positiveInt.optional(),
+  maxQueuedPerSubject: positiveInt.optional(),
+  /** The tier's share when several wait on one capacity (default 1). */
+  weight: positive.optional(),
+  /** A waiting ticket's lease (default 3s): a dead instance's waiters leave after it. */
+  lease: duration.optional(),
+})
+
 const tierSchema = z.strictObject({
   /** Whom the tier counts; required for a tier that is not one of the defaults. */
   scope: z.enum(['ip', 'user', 'key']).optional(),
@@ -102,6 +115,8 @@ const tierSchema = z.strictObject({
   /** Count and log, but let every request of this tier through. */
   shadow: z.boolean().optional(),
   block: blockSchema.optional(),
+  /** Off unless given (for every tier, the anonymous one included). */
+  queue: queueSchema.optional(),
 })
 export type TierConfig = z.output<typeof tierSchema>
 
