@@ -21,6 +21,7 @@ import {
   refusalRow,
   settledRow,
 } from './control-plane.js'
+import { connectDetections, detectorStoreFor, whoOf } from './detections.js'
 import { sluiceOptions } from './http-options.js'
 import { InFlightCalls } from './in-flight.js'
 import { Ledger, LedgerPathError } from './ledger.js'
@@ -191,6 +192,7 @@ export async function startGateway(
     env,
     calls,
     metrics,
+    detectorStore: detectorStoreFor(config, stores),
   }
   // Tiers, keys, models, prices and upstreams: replaced by reload() (SIGHUP) while serving.
   const live = new LiveParts(config, buildSluice(config, liveDeps), liveDeps)
@@ -220,6 +222,14 @@ export async function startGateway(
     },
     onSettled: (charge, settlement, end) => {
       if (plane !== undefined) recordSettled(plane, charge, settlement, end.status, logger)
+      if (charge.reservation !== undefined && !settlement.refunded) {
+        const who = whoOf(charge.info.subject, charge.info.tier)
+        live.current.detectors?.record(
+          who,
+          { tokens: settlement.tokens, usd: settlement.usd },
+          charge.decision,
+        )
+      }
       if (charge.limited) {
         metrics.recordCharge(charge.info.tier, { tokens: settlement.tokens, usd: settlement.usd })
       }
@@ -320,9 +330,12 @@ export async function startGateway(
         dashboardRoot: options.dashboardRoot,
       })
       let offEvents = connectEvents(plane, live.current)
+      let offDetections = connectDetections(plane, live.current, logger)
       live.onSwap((next) => {
         offEvents()
         offEvents = connectEvents(plane, next)
+        offDetections()
+        offDetections = connectDetections(plane, next, logger)
       })
     }
     // Fastify logs "Server listening at …" at info: the CLI prints its banner instead, so that

@@ -3,6 +3,7 @@ import { adminConfigSchema } from '../../control/admin/config.js'
 import { describe } from '../../core/errors.js'
 import { type LimitConfig, limitConfigSchemas } from '../../core/limits.js'
 import { parseUtcOffset } from '../../core/period.js'
+import { detectorsSchema } from './detectors-schema.js'
 import { duration, durationOrZero, positive, positiveInt, size } from './primitives.js'
 import { trustProxyProblem } from './trust-proxy.js'
 import { modelSchema, priceSchema, upstreamSchema } from './upstreams-schema.js'
@@ -259,7 +260,7 @@ export const configSchema = z.strictObject({
             retries: z.number().int().nonnegative().optional(),
             backoff: duration.optional(),
             headers: z.record(z.string(), z.string()).optional(),
-            events: z.array(z.enum(['alert', 'block'])).optional(),
+            events: z.array(z.enum(['alert', 'block', 'detection'])).optional(),
           }),
         ])
         .optional(),
@@ -271,6 +272,8 @@ export const configSchema = z.strictObject({
       maxRetryWait: duration.optional(),
     })
     .default({}),
+  /** Abuse detectors (docs/abuse.md): off unless given. */
+  detectors: detectorsSchema.optional(),
   /** Rate-limit header groups: true (all), false (none) or { ietf, legacy, openai }. */
   headers: z
     .union([
