@@ -23,12 +23,10 @@ const detectionSchema = z.record(z.string(), z.unknown()).meta({
     '`tier`, `shadow`, `value`, `threshold`, `addresses` (shared keys, failed keys), `message`, `at`.',
 })
 
-export const detectionListSchema = z
-  .strictObject({ items: z.array(detectionSchema) })
-  .meta({
-    id: 'DetectionList',
-    description: 'The newest detections kept by the detector store (every instance).',
-  })
+export const detectionListSchema = z.strictObject({ items: z.array(detectionSchema) }).meta({
+  id: 'DetectionList',
+  description: 'The newest detections kept by the detector store (every instance).',
+})
 
 const flagSchema = z.strictObject({
   level: z.enum(['alert', 'throttle', 'block']),
