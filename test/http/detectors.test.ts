@@ -29,7 +29,7 @@ const kinds: [string, () => Store][] = [
 describe.each(kinds)('sluice/express with detectors (%s store)', (kind, makeStore) => {
   it('throttles a prompt loop after the configured count, with the reason in the body', async () => {
     const store = makeStore()
-    const limit = sluice<express.Request>({
+    const limit = sluice({
       store,
       prefix: `mw-${kind}-${process.pid}:`,
       tiers: {
