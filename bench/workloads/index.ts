@@ -1,5 +1,6 @@
 import type { Workload } from '../harness/types.js'
 import { blockedKey, blockedKeySerial } from './blocked-key.js'
+import { detectorsOverhead } from './detectors.js'
 import { fastifyOverhead } from './fastify.js'
 import { gatewayOverhead, gatewaySerial } from './gateway.js'
 import { memoryOneLimit, memoryPolicy } from './memory-decisions.js'
@@ -20,6 +21,7 @@ export const WORKLOADS: Workload[] = [
   fastifyOverhead,
   gatewayOverhead,
   gatewaySerial,
+  detectorsOverhead,
   tokenEstimation,
   redisScaling,
   memoryPerKey,

@@ -32,7 +32,7 @@ function shingles(normalised: string, size: number, max: number): string[] {
   if (words.length <= size) return [normalised]
   const out: string[] = []
   for (let i = 0; i + size <= words.length && out.length < max; i++) {
-    out.push(words.slice(i, i + size).join(' '))
+    out.push(`${words[i]} ${words[i + 1]} ${words[i + 2]}`)
   }
   return out
 }
@@ -47,8 +47,8 @@ export function simHash(normalised: string): { hi: number; lo: number } {
     const a = fnv1a(s)
     const b = fnv1a(s, 0x5bd1e995)
     for (let bit = 0; bit < 32; bit++) {
-      votes[bit]! += (a >>> bit) & 1 ? 1 : -1
-      votes[bit + 32]! += (b >>> bit) & 1 ? 1 : -1
+      votes[bit]! += ((a >>> bit) & 1) * 2 - 1
+      votes[bit + 32]! += ((b >>> bit) & 1) * 2 - 1
     }
   }
   let hi = 0
@@ -62,12 +62,9 @@ export function simHash(normalised: string): { hi: number; lo: number } {
 
 function popcount32(x: number): number {
   let v = x >>> 0
-  let n = 0
-  while (v !== 0) {
-    v &= v - 1
-    n++
-  }
-  return n
+  v -= (v >>> 1) & 0x55555555
+  v = (v & 0x33333333) + ((v >>> 2) & 0x33333333)
+  return Math.imul((v + (v >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24
 }
 
 /** Bits in which two SimHashes differ (0..64). */
@@ -75,7 +72,7 @@ export function hamming(a: { hi: number; lo: number }, b: { hi: number; lo: numb
   return popcount32((a.hi ^ b.hi) >>> 0) + popcount32((a.lo ^ b.lo) >>> 0)
 }
 
-/** Both fingerprints of a prompt, and the prompt's normalised length (for documentation and tests). */
+/** Both fingerprints of a prompt. */
 export function fingerprint(text: string): { hash: string; hi: number; lo: number } {
   const n = normalisePrompt(text)
   return { hash: promptHash(n), ...simHash(n) }

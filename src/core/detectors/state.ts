@@ -118,15 +118,21 @@ export function observeLoop(
   max: number,
   distance: number,
 ): { exact: number; near: number } {
-  const kept = [entry, ...state.loop].slice(0, max)
+  const loop = state.loop
+  loop.unshift(entry)
+  if (loop.length > max) loop.length = max
   const since = now - windowMs
-  state.loop = kept.filter((e) => e.at > since)
   let exact = 0
   let near = 0
-  for (const e of state.loop) {
+  let live = 0
+  // Newest first: the first entry out of the window ends the live ones.
+  for (; live < loop.length; live++) {
+    const e = loop[live]!
+    if (e.at <= since) break
     if (e.hash === entry.hash) exact++
     if (distance > 0 && hamming(e, entry) <= distance) near++
   }
+  loop.length = live
   return { exact, near }
 }
 
