@@ -171,4 +171,21 @@ describe('redis keys', () => {
     for (const k of keys) bytes += Number(await client.call('MEMORY', 'USAGE', k))
     expect(bytes).toBeLessThan(4096)
   })
+
+  it('a subject with full default state holds a bounded number of bytes', async () => {
+    const prefix = `full${process.pid}:`
+    const store = new RedisDetectorStore({ client, prefix })
+    const s = resolveDetectors({ spend: { floorPerMinute: 1e12 } }).base
+    for (let i = 0; i < 300; i++) {
+      const prompt = `Question ${i}: what is ${i * 7} plus ${i}? explain it step by step`
+      await store.check('key:full', checkStep(s, { prompt, address: `2001:db8:${i}::/64`, isKey: true })!)
+      await store.record('key:full', recordStep(s, { tokens: 100, usd: 0.001 }, 0.5)!)
+    }
+    expect(await client.llen(`${prefix}det:{key:full}:l`)).toBe(91)
+    expect(await client.hlen(`${prefix}det:{key:full}:a`)).toBe(21)
+    let bytes = 0
+    for (const k of await client.keys(`${prefix}*`))
+      bytes += Number(await client.call('MEMORY', 'USAGE', k, 'SAMPLES', '0'))
+    expect(bytes).toBeLessThan(8192)
+  })
 })
