@@ -2,7 +2,10 @@
  * Gateway throughput with an API key from the control database (served by the in-process key
  * cache) against one from sluice.yaml, on the same gateway (SQLite control database on, a ledger
  * row per request for both), in front of a mock upstream in its own process; 16 requests in flight.
- * Rounds alternate between the two keys; the table shows the median of the rounds. Then the one
+ * Each round runs both keys back to back, in alternating order (yaml then database, then database
+ * then yaml…) so that a drift of the machine's load favours neither; the table shows the median of
+ * the rounds and the median of the rounds' ratios, with the load average before and after (the
+ * machine may be shared: a ratio measured under a high load says little). Then the one
  * step that differs, the identity step (key → tier and limits), in this process: `identify()` per
  * second for each key, in 20 interleaved rounds of 250 ms (less at the mercy of a loaded machine
  * than the HTTP rows).
@@ -10,7 +13,7 @@
  *   npx tsx bench/gateway-keys.ts [--rounds 5] [--seconds 5]
  */
 import { mkdtempSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { startGateway } from '../src/gateway/index.js'
@@ -30,6 +33,11 @@ const { values } = parseArgs({ options: { rounds: { type: 'string' }, seconds: {
 const rounds = Number(values.rounds ?? 5)
 const seconds = Number(values.seconds ?? 5)
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
+const loadAverage = () =>
+  loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ')
+const loadBefore = loadAverage()
 
 const upstream = await Worker.start(WORKER, { role: 'mock' })
 const gateway = await Worker.start(WORKER, {
@@ -49,7 +57,9 @@ try {
     results[name] = { rps: [], p50: [], p99: [], bad: 0 }
   }
   for (let round = 1; round <= rounds; round++) {
-    for (const [name, key] of Object.entries(keys)) {
+    const order = Object.entries(keys)
+    if (round % 2 === 0) order.reverse()
+    for (const [name, key] of order) {
       const headers = { 'content-type': 'application/json', authorization: `Bearer ${key}` }
       const r = await load(url, 16, seconds * 1000, { method: 'POST', body: BODY, headers })
       const row = results[name]!
@@ -64,7 +74,9 @@ try {
   await gateway.stop()
   await upstream.stop()
 }
+const loadAfter = loadAverage()
 const yaml = median(results['sluice.yaml key']!.rps)
+const ratios = results['database key']!.rps.map((rps, i) => rps / results['sluice.yaml key']!.rps[i]!)
 console.log(
   `| key from        | req/s (median of ${rounds}) | p50 ms | p99 ms | non-2xx | vs sluice.yaml key |`,
 )
@@ -75,6 +87,12 @@ for (const [name, row] of Object.entries(results)) {
     `| ${name.padEnd(15)} | ${rps.toFixed(0).padStart(18)} | ${median(row.p50)} | ${median(row.p99)} | ${row.bad} | ${((rps / yaml) * 100).toFixed(1)} % |`,
   )
 }
+
+console.log('')
+console.log(
+  `database key / sluice.yaml key per round: ${ratios.map((r) => `${(r * 100).toFixed(1)} %`).join(', ')}; median ${(median(ratios) * 100).toFixed(1)} %`,
+)
+console.log(`load average (1, 5, 15 min) before: ${loadBefore}; after: ${loadAfter}; ${cpus().length} cores`)
 
 // The identity step alone, in this process.
 const dir = mkdtempSync(join(tmpdir(), 'sluice-bench-keys-'))
@@ -108,11 +126,14 @@ const timed = async (key: string, ms: number) => {
 await timed(YAML_KEY, 500)
 await timed(dbKey, 500)
 for (let round = 0; round < 20; round++) {
+  // Alternating which goes first, as above.
+  if (round % 2 === 1) identifyRates['database key']!.push(await timed(dbKey, 250))
   identifyRates['sluice.yaml key']!.push(await timed(YAML_KEY, 250))
-  identifyRates['database key']!.push(await timed(dbKey, 250))
+  if (round % 2 === 0) identifyRates['database key']!.push(await timed(dbKey, 250))
 }
 await inProcess.close()
 const yamlIdentify = median(identifyRates['sluice.yaml key']!)
+const identifyRatios = identifyRates['database key']!.map((r, i) => r / identifyRates['sluice.yaml key']![i]!)
 console.log('')
 console.log('| key from        | identify() per second (median of 20) | vs sluice.yaml key |')
 console.log('| --------------- | ------------------------------------ | ------------------ |')
@@ -122,3 +143,6 @@ for (const [name, rates] of Object.entries(identifyRates)) {
     `| ${name.padEnd(15)} | ${rate.toFixed(0).padStart(36)} | ${((rate / yamlIdentify) * 100).toFixed(1)} % |`,
   )
 }
+console.log(
+  `median of the 20 rounds' ratios: ${(median(identifyRatios) * 100).toFixed(1)} %; per request, a database key costs ${((1 / median(identifyRates['database key']!) - 1 / yamlIdentify) * 1e6).toFixed(2)} µs more; load average now ${loadAverage()}`,
+)

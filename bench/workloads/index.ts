@@ -2,9 +2,10 @@ import type { Workload } from '../harness/types.js'
 import { blockedKey, blockedKeySerial } from './blocked-key.js'
 import { detectorsOverhead } from './detectors.js'
 import { fastifyOverhead } from './fastify.js'
-import { gatewayOverhead, gatewaySerial } from './gateway.js'
+import { gateway32, gatewayOverhead, gatewaySerial } from './gateway.js'
 import { memoryOneLimit, memoryPolicy } from './memory-decisions.js'
 import { memoryPerKey } from './memory-per-key.js'
+import { redisCluster } from './redis-cluster.js'
 import { redisOneLimit, redisPolicy } from './redis-decisions.js'
 import { redisMemory } from './redis-memory.js'
 import { redisScaling } from './redis-scaling.js'
@@ -20,10 +21,12 @@ export const WORKLOADS: Workload[] = [
   blockedKeySerial,
   fastifyOverhead,
   gatewayOverhead,
+  gateway32,
   gatewaySerial,
   detectorsOverhead,
   tokenEstimation,
   redisScaling,
+  redisCluster,
   memoryPerKey,
   redisMemory,
 ]

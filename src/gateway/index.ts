@@ -9,6 +9,7 @@ import type { BlockedKeyCache } from '../store/blocked-cache.js'
 import { StoreUnavailableError } from '../store/errors.js'
 import type { GuardedStore } from '../store/guarded.js'
 import { MemoryStore } from '../store/memory.js'
+import { RedisStore } from '../store/redis/store.js'
 import type { Store } from '../store/types.js'
 import { Accounting, type Charge, type Settlement } from './accounting.js'
 import { ConfigError, parseConfig } from './config/load.js'
@@ -21,6 +22,9 @@ import {
   refusalRow,
   settledRow,
 } from './control-plane.js'
+import { MemoryBoard, RedisBoard } from './deployments/board.js'
+import { DeploymentMetrics } from './deployments/metrics.js'
+import { Deployments } from './deployments/router.js'
 import { connectDetections, detectorStoreFor, whoOf } from './detections.js'
 import { sluiceOptions } from './http-options.js'
 import { InFlightCalls } from './in-flight.js'
@@ -30,6 +34,7 @@ import { createGatewayLogger } from './logger.js'
 import type { MockUpstream } from './mock/server.js'
 import { type Persistence, startPersistence } from './persistence.js'
 import { LEDGER_UNAVAILABLE_BODY, readinessWithLedger, refusesCalls } from './readiness.js'
+import { ledgerReplay } from './replay.js'
 import { buildServer } from './server.js'
 import { demoKeyFor, startupWarnings } from './startup.js'
 import { type GatewayStore, givenStore, type OutagePolicy, openStore } from './store.js'
@@ -77,6 +82,8 @@ export interface Gateway {
   /** The control plane (database keys, ledger rows, admin API), when `database` is configured. */
   control: GatewayControl | undefined
   upstreams: ReadonlyMap<string, Upstream>
+  /** The deployments of models configured with `deployments` (undefined: none). */
+  deployments: Deployments | undefined
   /** The built-in mock upstream, when the config routes anything to it. */
   mock: MockUpstream | undefined
   /** The demo key made at start-up when no key is configured (service tier), else undefined. */
@@ -230,6 +237,10 @@ export async function startGateway(
           charge.decision,
         )
       }
+      const routing = charge.info.routing
+      if (routing !== undefined && !settlement.refunded) {
+        deploymentMetrics?.tokens.inc({ deployment: routing.deployment.name }, settlement.tokens)
+      }
       if (charge.limited) {
         metrics.recordCharge(charge.info.tier, { tokens: settlement.tokens, usd: settlement.usd })
       }
@@ -248,6 +259,16 @@ export async function startGateway(
       )
     },
   })
+  // The deployments' board lives in Redis when the limits do, so that every instance follows it.
+  const redis = options.store instanceof RedisStore ? options.store : stores.redis
+  const deployments =
+    Object.keys(config.deployments).length === 0
+      ? undefined
+      : new Deployments(
+          config,
+          redis !== undefined ? new RedisBoard(redis.client, config.prefix) : new MemoryBoard(),
+        )
+  const deploymentMetrics = deployments === undefined ? undefined : new DeploymentMetrics(metrics.registry)
   const lifecycle = { closing: false }
   let persistence: Persistence | undefined
 
@@ -284,8 +305,7 @@ export async function startGateway(
         store,
         path: config.snapshot.path,
         intervalMs: config.snapshot.interval,
-        sluice,
-        control: plane?.control,
+        replay: plane && ledgerReplay(plane, sluice, logger),
         logger,
       })
     }
@@ -303,6 +323,8 @@ export async function startGateway(
       metrics,
       calls,
       lifecycle,
+      deployments,
+      deploymentMetrics,
     })
     if (ledger && onFailure === 'refuse') {
       app.addHook('onRequest', async (request, reply) => {
@@ -392,6 +414,7 @@ export async function startGateway(
       ledger,
       control: plane,
       upstreams,
+      deployments,
       mock: [...upstreams.values()].find((u) => u.mock !== undefined)?.mock,
       demoKey: demo?.key,
       demoKeyFromEnv: demo?.fromEnv ?? false,

@@ -55,6 +55,7 @@ export function usedUpstreams(config: GatewayConfig): string[] {
   const names = new Set([config.defaultUpstream])
   for (const model of Object.values(config.models))
     if (model.upstream !== undefined) names.add(model.upstream)
+  for (const list of Object.values(config.deployments)) for (const d of list) names.add(d.upstream)
   return [...names]
 }
 

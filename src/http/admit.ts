@@ -13,7 +13,7 @@ import type { Answers } from './answers.js'
 import type { Graduator } from './graduation.js'
 import type { HeaderGroups } from './headers.js'
 import type { Identity } from './identity.js'
-import { type LevelsOf, reserveLevels } from './levels.js'
+import { type ExtraLevel, type LevelsOf, reserveLevels } from './levels.js'
 import { needsNextCall } from './next-call.js'
 import type { LimiterEntry, Policies } from './policies.js'
 import { type CheckResult, RequestState } from './state.js'
@@ -30,6 +30,17 @@ export interface AdmitOptions {
    * gateway counts a request larger than a limit can ever hold as a strike toward a block).
    */
   escalate?: (decision: Decision) => Promise<Decision | undefined>
+  /**
+   * Levels of this call alone, decided with the identity's own (and its `levels`) in the same
+   * atomic step: the gateway's deployment serving the call.
+   */
+  levels?: readonly ExtraLevel[]
+  /**
+   * A denial this says is not the identity's to answer (a deployment level refused alone) is
+   * given back as it is — not graduated, not counted, no 429 made — for the caller to try
+   * elsewhere: `proceed` false, `status` 0, the decision in `state`.
+   */
+  passOn?: (decision: Decision) => boolean
 }
 
 export interface AdmitterOptions {
@@ -62,21 +73,28 @@ export class Admitter {
     let charged = costs instanceof Promise ? undefined : costs
     try {
       const extra = this.o.levels?.(identity)
+      const own = options?.levels
       reserved =
-        extra !== undefined
+        own !== undefined && own.length > 0
           ? Promise.all([costs, extra]).then(([c, levels]) => {
               charged = c
-              if (levels === undefined || levels.levels.length === 0) {
-                return entry.limiter.reserve(identity.subject, c)
-              }
-              return reserveLevels(entry.limiter, identity.subject, levels, c)
+              const all = { ...levels, levels: [...(levels?.levels ?? []), ...own] }
+              return reserveLevels(entry.limiter, identity.subject, all, c)
             })
-          : costs instanceof Promise
-            ? costs.then((c) => {
+          : extra !== undefined
+            ? Promise.all([costs, extra]).then(([c, levels]) => {
                 charged = c
-                return entry.limiter.reserve(identity.subject, c)
+                if (levels === undefined || levels.levels.length === 0) {
+                  return entry.limiter.reserve(identity.subject, c)
+                }
+                return reserveLevels(entry.limiter, identity.subject, levels, c)
               })
-            : entry.limiter.reserveNow(identity.subject, costs)
+            : costs instanceof Promise
+              ? costs.then((c) => {
+                  charged = c
+                  return entry.limiter.reserve(identity.subject, c)
+                })
+              : entry.limiter.reserveNow(identity.subject, costs)
     } catch (error) {
       return this.unavailable(error, identity)
     }
@@ -102,14 +120,22 @@ export class Admitter {
     entry: LimiterEntry = this.o.policies.entry(identity),
   ): Admission | Promise<Admission> {
     const decision = reservation.decision
+    if (!decision.allowed && options?.passOn?.(decision) === true) {
+      const state = new RequestState(identity)
+      state.reservation = reservation
+      state.decision = decision
+      return { proceed: false, status: 0, headers: {}, body: undefined, state }
+    }
     if (!decision.allowed && options?.escalate !== undefined) {
       return options.escalate(decision).then(
         (d) => this.outcome(identity, reservation, d ?? decision, entry, costs, undefined),
         (error: unknown) => this.unavailable(error, identity),
       )
     }
+    if (!needsNextCall(decision, this.o.headerGroups, this.o.concurrencyRetryCapMs)) {
+      return this.outcome(identity, reservation, decision, entry, costs, undefined)
+    }
     const next = (ms?: number) => this.outcome(identity, reservation, decision, entry, costs, ms)
-    if (!needsNextCall(decision, this.o.headerGroups, this.o.concurrencyRetryCapMs)) return next()
     // A peek that fails only costs the reset headers.
     return this.nextCallMs(identity, decision, costs).then(next, () => next())
   }

@@ -3,11 +3,13 @@ import { adminConfigSchema } from '../../control/admin/config.js'
 import { describe } from '../../core/errors.js'
 import { type LimitConfig, limitConfigSchemas } from '../../core/limits.js'
 import { parseUtcOffset } from '../../core/period.js'
+import { deploymentsSchema, fallbacksSchema } from './deployments-schema.js'
 import { detectorsSchema } from './detectors-schema.js'
 import { duration, durationOrZero, positive, positiveInt, size } from './primitives.js'
 import { trustProxyProblem } from './trust-proxy.js'
 import { modelSchema, priceSchema, upstreamSchema } from './upstreams-schema.js'
 
+export type { DeploymentConfig } from './deployments-schema.js'
 export type {
   AnthropicUpstreamConfig,
   MockUpstreamConfig,
@@ -301,6 +303,10 @@ export const configSchema = z.strictObject({
   defaultUpstream: z.string().min(1).default('mock'),
   /** Per model name or glob ("gpt-4o*", "llama*"): upstream, encoding, expected output. */
   models: z.record(z.string().min(1), modelSchema).default({}),
+  /** Per model name: the deployments serving it, with the provider accounts' limits (docs/gateway.md). */
+  deployments: deploymentsSchema,
+  /** Per model name: the model tried when every deployment of it failed before answering or is full. */
+  fallbacks: fallbacksSchema,
   /** USD per 1M tokens per model name or glob, merged over the built-in table. */
   prices: z.record(z.string().min(1), priceSchema).default({}),
   accounting: z
