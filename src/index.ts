@@ -7,6 +7,12 @@ export {
   type Level,
 } from './compose.js'
 export type { BlockParams } from './core/block.js'
+export {
+  type DetectorName,
+  type DetectorsInput,
+  fingerprint,
+  resolveDetectors,
+} from './core/detectors/index.js'
 export { SluiceInputError } from './core/errors.js'
 export {
   type CalendarLimit,
@@ -42,6 +48,9 @@ export {
   type InvalidationBus,
 } from './store/blocked-cache.js'
 export type { BreakerState } from './store/breaker.js'
+export { MemoryDetectorStore, type MemoryDetectorStoreOptions } from './store/detectors/memory.js'
+export { RedisDetectorStore, type RedisDetectorStoreOptions } from './store/detectors/redis.js'
+export type { DetectionRecord, DetectorStore, SubjectView } from './store/detectors/types.js'
 export { StoreTimeoutError, StoreUnavailableError } from './store/errors.js'
 export {
   FAIL_MODES,

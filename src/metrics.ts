@@ -47,6 +47,8 @@ export class SluiceMetrics {
   readonly charged: Counter<'tier' | 'unit'>
   readonly alerts: Counter<'tier' | 'limit'>
   readonly blocks: Counter<'tier'>
+  readonly detections: Counter<'detector' | 'level' | 'shadow'>
+  readonly detectorErrors: Counter
   readonly inFlight: Gauge<'tier'>
   readonly queueWaiting: Gauge<'tier'>
   readonly queueWait: Histogram<'tier'>
@@ -102,6 +104,17 @@ export class SluiceMetrics {
       name: `${prefix}blocks_total`,
       help: 'Subjects blocked for repeated denials',
       labelNames: ['tier'],
+      registers,
+    })
+    this.detections = new Counter({
+      name: `${prefix}detections_total`,
+      help: 'Abuse detections (a detector raised its level for a subject, once across instances)',
+      labelNames: ['detector', 'level', 'shadow'],
+      registers,
+    })
+    this.detectorErrors = new Counter({
+      name: `${prefix}detector_store_errors_total`,
+      help: 'Detector steps the store failed (the request went on unobserved)',
       registers,
     })
     this.inFlight = new Gauge({
@@ -174,6 +187,15 @@ export class SluiceMetrics {
       },
     })
     if (options.processMetrics === true) collectDefaultMetrics({ register: this.registry, prefix })
+  }
+
+  /** Counts an abuse detection. */
+  recordDetection(detector: string, level: string, shadow: boolean): void {
+    this.detections.inc({ detector, level, shadow: String(shadow) })
+  }
+
+  recordDetectorError(): void {
+    this.detectorErrors.inc()
   }
 
   /** Counts a decision (consume, reserve or settle) with its alerts and any block it started. */

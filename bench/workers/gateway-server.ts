@@ -28,6 +28,8 @@ interface Config {
   apiKey?: string
   /** gateway: open a control database (SQLite) and issue a key there too (answered as `databaseKey`). */
   database?: boolean
+  /** gateway: the abuse detectors on, with these options (`detectors` in sluice.yaml). */
+  detectors?: Record<string, unknown>
 }
 
 const config = workerConfig<Config>()
@@ -85,6 +87,7 @@ if (config.role === 'mock') {
       defaultUpstream: 'bench',
       ledger: { path: join(ledgerDir, 'usage.jsonl') },
       ...(config.database && { database: { url: join(ledgerDir, 'sluice.db') } }),
+      ...(config.detectors && { detectors: config.detectors }),
       log: { level: 'warn' },
     },
     { env: { SLUICE_DEMO_KEY: config.apiKey, BENCH_UPSTREAM_KEY: 'unused' } },

@@ -1,5 +1,6 @@
 import type { Workload } from '../harness/types.js'
 import { blockedKey, blockedKeySerial } from './blocked-key.js'
+import { detectorsOverhead } from './detectors.js'
 import { fastifyOverhead } from './fastify.js'
 import { gateway32, gatewayOverhead, gatewaySerial } from './gateway.js'
 import { memoryOneLimit, memoryPolicy } from './memory-decisions.js'
@@ -25,6 +26,7 @@ export const WORKLOADS: Workload[] = [
   gatewayOverhead,
   gateway32,
   gatewaySerial,
+  detectorsOverhead,
   tokenEstimation,
   redisScaling,
   redisCluster,

@@ -140,7 +140,7 @@ export interface LedgerPage {
 export interface AdminEvent {
   id: string
   time: string
-  type: 'alert' | 'block' | 'budget' | 'store' | 'webhook'
+  type: 'alert' | 'block' | 'budget' | 'store' | 'webhook' | 'detection'
   severity: 'info' | 'warning' | 'critical'
   subject: string | null
   tier: string | null

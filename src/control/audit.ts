@@ -15,6 +15,10 @@ export type AuditAction =
   | 'user.set'
   | 'user.delete'
   | 'subject.unblock'
+  /** An abuse detector raised its level (actor "sluice"), or an operator cleared or allow-listed a subject. */
+  | 'detection.raise'
+  | 'detection.clear'
+  | 'detection.allow'
 
 export interface AuditEntry {
   id: number

@@ -2,7 +2,9 @@ import type { KeyConfig, SluiceLogger, SluiceOptions } from '../http/index.js'
 import type { TierQueue } from '../http/tiers.js'
 import type { BlockOptions } from '../limiter.js'
 import type { SluiceMetrics } from '../metrics.js'
+import type { DetectorStore } from '../store/detectors/types.js'
 import type { Store } from '../store/types.js'
+import { detectorsInput } from './config/detectors-schema.js'
 import type { BlockConfig, GatewayConfig, TierConfig } from './config/schema.js'
 import { gatewayTiers, limitFromConfig } from './tiers.js'
 
@@ -44,6 +46,8 @@ export function sluiceOptions(
     extraKeys?: KeyConfig[]
     /** Counts every admission (allowed, refused, unavailable) once. */
     metrics?: SluiceMetrics
+    /** Where the detectors keep their state (outlives reloads). */
+    detectorStore?: DetectorStore
   },
 ): SluiceOptions {
   const { auth, graduated } = config
@@ -68,6 +72,12 @@ export function sluiceOptions(
     logger: deps.logger,
   }
   if (deps.metrics !== undefined) options.metrics = deps.metrics
+  if (config.detectors !== undefined) {
+    options.detectors = {
+      ...detectorsInput(config.detectors),
+      ...(deps.detectorStore !== undefined && { store: deps.detectorStore }),
+    }
+  }
   if (auth.apiKeyHeaders !== undefined) options.apiKeyHeaders = auth.apiKeyHeaders
   if (auth.trustProxy !== undefined) options.trustProxy = auth.trustProxy
   if (auth.forwardedHeader !== undefined) options.forwardedHeader = auth.forwardedHeader

@@ -24,6 +24,7 @@ import {
 } from './control-plane.js'
 import { openDeployments } from './deployments/open.js'
 import type { Deployments } from './deployments/router.js'
+import { connectDetections, detectorStoreFor, whoOf } from './detections.js'
 import { sluiceOptions } from './http-options.js'
 import { InFlightCalls } from './in-flight.js'
 import { Ledger, LedgerPathError } from './ledger.js'
@@ -198,6 +199,7 @@ export async function startGateway(
     env,
     calls,
     metrics,
+    detectorStore: detectorStoreFor(config, stores),
   }
   // Tiers, keys, models, prices and upstreams: replaced by reload() (SIGHUP) while serving.
   const live = new LiveParts(config, buildSluice(config, liveDeps), liveDeps)
@@ -227,6 +229,14 @@ export async function startGateway(
     },
     onSettled: (charge, settlement, end) => {
       if (plane !== undefined) recordSettled(plane, charge, settlement, end.status, logger)
+      if (charge.reservation !== undefined && !settlement.refunded) {
+        const who = whoOf(charge.info.subject, charge.info.tier)
+        live.current.detectors?.record(
+          who,
+          { tokens: settlement.tokens, usd: settlement.usd },
+          charge.decision,
+        )
+      }
       const routing = charge.info.routing
       if (routing !== undefined && !settlement.refunded) {
         deploymentMetrics?.tokens.inc({ deployment: routing.deployment.name }, settlement.tokens)
@@ -339,9 +349,12 @@ export async function startGateway(
         dashboardRoot: options.dashboardRoot,
       })
       let offEvents = connectEvents(plane, live.current)
+      let offDetections = connectDetections(plane, live.current, logger)
       live.onSwap((next) => {
         offEvents()
         offEvents = connectEvents(plane, next)
+        offDetections()
+        offDetections = connectDetections(plane, next, logger)
       })
     }
     // Fastify logs "Server listening at …" at info: the CLI prints its banner instead, so that

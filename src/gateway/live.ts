@@ -10,6 +10,7 @@ import type { Logger } from 'pino'
 import { Counter } from 'prom-client'
 import { type KeyConfig, Sluice } from '../http/index.js'
 import type { SluiceMetrics } from '../metrics.js'
+import type { DetectorStore } from '../store/detectors/types.js'
 import type { GatewayConfig } from './config/schema.js'
 import { ControlKeyRegistry } from './control-keys.js'
 import type { GatewayControl } from './control-plane.js'
@@ -56,6 +57,8 @@ export interface LiveDeps {
   env: Record<string, string | undefined>
   /** The HTTP core counts its decisions here. */
   metrics: SluiceMetrics
+  /** The detectors' state, kept across reloads. */
+  detectorStore?: DetectorStore | undefined
 }
 
 /** Builds the HTTP core of a config (its keys from sluice.yaml, then the database's through the cache). */
@@ -68,6 +71,7 @@ export function buildSluice(config: GatewayConfig, deps: LiveDeps): Sluice {
     logger: deps.quiet ? false : deps.logger.child({ component: 'limits' }),
     extraKeys: deps.extraKeys,
     metrics: deps.metrics,
+    ...(deps.detectorStore !== undefined && { detectorStore: deps.detectorStore }),
   })
   let sluice: Sluice | undefined
   if (plane !== undefined) {

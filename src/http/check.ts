@@ -3,8 +3,9 @@
  * the allow list → price it (`cost`) → admit (admit.ts). What every framework adapter calls.
  */
 import type { Costs } from '../limiter.js'
-import type { Admitter } from './admit.js'
-import type { Identification, Identifier } from './identity.js'
+import type { Admission, Admitter } from './admit.js'
+import type { DetectionRefusal, Detectors } from './detect.js'
+import type { Identification, Identifier, Identity } from './identity.js'
 import { type CostSpec, toCosts } from './options.js'
 import type { RequestLike } from './request.js'
 import { type CheckResult, RequestState } from './state.js'
@@ -16,6 +17,7 @@ export interface CheckerOptions<Req> {
   cost: CostSpec<Req>
   staticCosts: Costs | undefined
   skip: ((req: Req) => boolean) | undefined
+  detectors?: Detectors<Req> | undefined
 }
 
 export class Checker<Req> {
@@ -63,8 +65,25 @@ export class Checker<Req> {
         : typeof cost === 'function'
           ? costsFor(cost, hookArg)
           : toCosts(cost, 'cost')
-    return this.o.admitter.admit(identity!, costs)
+    const detectors = this.o.detectors
+    if (detectors === undefined) return this.o.admitter.admit(identity!, costs)
+    return detectors.check(identity!, detectors.promptOf(hookArg)).then(async (refusal) => {
+      if (refusal !== undefined) return refused(identity!, refusal)
+      const admission: Admission = await this.o.admitter.admit(identity!, costs)
+      if (admission.proceed) {
+        const c = await costs
+        detectors.record(identity!, { tokens: c.tokens ?? 0, usd: c.usd ?? 0 }, admission.state.decision)
+      }
+      return admission
+    })
   }
+}
+
+/** The answer to a request a detector refuses (docs/abuse.md). */
+export function refused(identity: Identity, refusal: DetectionRefusal): CheckResult {
+  const state = new RequestState(identity)
+  state.level = refusal.status === 403 ? 'block' : 'throttle'
+  return { proceed: false, status: refusal.status, headers: refusal.headers, body: refusal.body, state }
 }
 
 function costsFor<Req>(cost: CostSpec<Req>, req: Req): Costs | Promise<Costs> {

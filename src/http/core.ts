@@ -14,6 +14,7 @@ import type { Store } from '../store/types.js'
 import { type Admission, type AdmitOptions, Admitter } from './admit.js'
 import { type Answer, Answers } from './answers.js'
 import { Checker } from './check.js'
+import { Detectors } from './detect.js'
 import type { SluiceEvents } from './events.js'
 import { type Graduation, Graduator } from './graduation.js'
 import type { HeaderGroups } from './headers.js'
@@ -66,6 +67,8 @@ export class Sluice<Req = RequestLike> {
   readonly maxRetryWaitMs: number
   /** The per-IP failed-auth limiter (policy "_auth"), when on. */
   readonly failedAuth: Limiter | undefined
+  /** The abuse detectors, when the `detectors` option is given. */
+  readonly detectors: Detectors<Req> | undefined
 
   private readonly ownsStore: boolean
   private readonly policies: Policies
@@ -137,8 +140,24 @@ export class Sluice<Req = RequestLike> {
       metrics,
       levels: o.levels,
     })
+    this.detectors =
+      o.detectors === undefined
+        ? undefined
+        : new Detectors<Req>(o.detectors, {
+            store,
+            prefix: o.prefix,
+            events,
+            logger,
+            webhook,
+            metrics,
+            isShadow,
+          })
+    const detectors = this.detectors
+    if (detectors !== undefined) {
+      this.events.on('authFailure', (e) => detectors.failure(e.ip))
+    }
     const { identifier, admitter } = this
-    this.checker = new Checker<Req>({ identifier, admitter, cost, staticCosts, skip: o.skip })
+    this.checker = new Checker<Req>({ identifier, admitter, cost, staticCosts, skip: o.skip, detectors })
   }
 
   // ---------------------------------------------------------------- the whole pipeline (adapters)
@@ -267,9 +286,10 @@ export class Sluice<Req = RequestLike> {
     return this.graduator.graduate(identity, decision)
   }
 
-  /** Waits for webhook deliveries in progress. */
-  flush(): Promise<void> {
-    return this.graduator.flush()
+  /** Waits for webhook deliveries (and detector steps) in progress. */
+  async flush(): Promise<void> {
+    await this.detectors?.flush()
+    await this.graduator.flush()
   }
 
   /** Flushes webhooks and closes the store if this instance made it (the default MemoryStore). */

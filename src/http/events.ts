@@ -1,3 +1,4 @@
+import type { DetectionLevel, DetectorName } from '../core/detectors/options.js'
 import type { Unit } from '../core/limits.js'
 import type { Decision, LimitStatus } from '../limiter.js'
 
@@ -74,11 +75,28 @@ export interface DenyEvent {
   reason: 'deny_list'
 }
 
+/** A detector raised its level for a subject (once across instances sharing the store). */
+export interface DetectionEvent {
+  event: 'sluice.detection'
+  detector: DetectorName
+  level: DetectionLevel
+  subject: string
+  tier: string
+  /** Shadow mode: reported, never acted on. */
+  shadow: boolean
+  value: number
+  threshold: number
+  /** Shared keys and failed keys: the addresses seen. */
+  addresses?: string[]
+  message: string
+  at: string
+}
+
 export interface WebhookErrorEvent {
   url: string
   attempts: number
   error: string
-  payload: AlertEvent | BlockEvent
+  payload: AlertEvent | BlockEvent | DetectionEvent
 }
 
 export interface SluiceEvents {
@@ -89,6 +107,7 @@ export interface SluiceEvents {
   authFailure: [AuthFailureEvent]
   deny: [DenyEvent]
   webhookError: [WebhookErrorEvent]
+  detection: [DetectionEvent]
 }
 
 /** The logging calls sluice makes; a pino logger fits. */

@@ -5,11 +5,13 @@
 export type { Admission, AdmitOptions } from './admit.js'
 export type { Answer } from './answers.js'
 export { createSluice, Sluice } from './core.js'
+export type { DetectionRefusal, Detectors, DetectorsOptions } from './detect.js'
 export type {
   AlertEvent,
   AuthFailureEvent,
   BlockEvent,
   DenyEvent,
+  DetectionEvent,
   IdentityKind,
   ShadowEvent,
   SluiceEvents,

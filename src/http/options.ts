@@ -3,6 +3,7 @@ import { describe, requirePositiveInteger, SluiceInputError } from '../core/erro
 import type { BlockOptions, Costs } from '../limiter.js'
 import type { SluiceMetrics } from '../metrics.js'
 import type { Store } from '../store/types.js'
+import type { DetectorsOptions } from './detect.js'
 import type { SluiceLogger } from './events.js'
 import type { HeaderGroups } from './headers.js'
 import type { Identity } from './identity.js'
@@ -98,6 +99,11 @@ export interface SluiceOptions<Req = unknown> {
   shadow?: boolean
   /** POST alert events (and optionally block events) to this URL, in the background. */
   webhook?: WebhookOptions | string
+  /**
+   * Abuse detectors (prompt loops, spend spikes, shared keys, slow scraping, failed-key bursts):
+   * off unless given; `{}` turns every one on with its defaults (docs/abuse.md).
+   */
+  detectors?: DetectorsOptions<Req>
   /** Where alert, block and shadow lines go (default: pino to stderr); false: nowhere. */
   logger?: SluiceLogger | false
   /**
@@ -159,6 +165,7 @@ const KNOWN_OPTIONS = new Set<string>([
   'maxRetryWaitMs',
   'skip',
   'metrics',
+  'detectors',
 ])
 
 const HEADER_NAME = /^[a-z0-9!#$%&'*+.^_`|~-]+$/

@@ -11,8 +11,8 @@ export interface WebhookOptions {
   backoffMs?: number
   /** Extra request headers, e.g. an Authorization for the receiver. */
   headers?: Record<string, string>
-  /** Which events to send (default ["alert"]). */
-  events?: readonly ('alert' | 'block')[]
+  /** Which events to send (default ["alert", "detection"]). */
+  events?: readonly ('alert' | 'block' | 'detection')[]
 }
 
 export interface ResolvedWebhook {
@@ -21,7 +21,7 @@ export interface ResolvedWebhook {
   retries: number
   backoffMs: number
   headers: Record<string, string>
-  events: ReadonlySet<'alert' | 'block'>
+  events: ReadonlySet<'alert' | 'block' | 'detection'>
 }
 
 function whole(value: unknown, fallback: number, min: number, what: string): number {
@@ -55,9 +55,11 @@ export function resolveWebhook(option: WebhookOptions | string | undefined): Res
   ) {
     throw new SluiceInputError(`webhook.headers must map names to strings, got ${describe(o.headers)}`)
   }
-  const events = o.events ?? ['alert']
-  if (!Array.isArray(events) || events.some((e) => e !== 'alert' && e !== 'block')) {
-    throw new SluiceInputError(`webhook.events must list "alert" and/or "block", got ${describe(o.events)}`)
+  const events = o.events ?? ['alert', 'detection']
+  if (!Array.isArray(events) || events.some((e) => e !== 'alert' && e !== 'block' && e !== 'detection')) {
+    throw new SluiceInputError(
+      `webhook.events must list "alert", "block" and/or "detection", got ${describe(o.events)}`,
+    )
   }
   return {
     url: url.href,

@@ -1,4 +1,4 @@
-/** The alerts feed as it happens: 80 % alerts, blocks, spent budgets, store outages, webhook deliveries. */
+/** The alerts feed as it happens: 80 % alerts, blocks, spent budgets, store outages, webhook deliveries, abuse detections. */
 import { useEffect, useState } from 'preact/hooks'
 import { count } from '../format'
 import { markSeen, useFeed } from '../stream'
@@ -14,6 +14,7 @@ const TYPES = [
   { value: 'budget', text: 'Budgets spent' },
   { value: 'store', text: 'Store outages' },
   { value: 'webhook', text: 'Webhook deliveries' },
+  { value: 'detection', text: 'Abuse detections' },
 ]
 
 export function Alerts() {

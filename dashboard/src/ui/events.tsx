@@ -11,6 +11,7 @@ const TYPE_TEXT: Record<AdminEvent['type'], string> = {
   budget: 'budget spent',
   store: 'store',
   webhook: 'webhook',
+  detection: 'abuse',
 }
 const SEVERITY_TONE = { info: 'info', warning: 'warn', critical: 'bad' } as const
 

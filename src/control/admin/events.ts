@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto'
 import { ControlInputError } from '../errors.js'
 
-export const ADMIN_EVENT_TYPES = ['alert', 'block', 'budget', 'store', 'webhook'] as const
+export const ADMIN_EVENT_TYPES = ['alert', 'block', 'budget', 'store', 'webhook', 'detection'] as const
 export type AdminEventType = (typeof ADMIN_EVENT_TYPES)[number]
 export const ADMIN_EVENT_SEVERITIES = ['info', 'warning', 'critical'] as const
 export type AdminEventSeverity = (typeof ADMIN_EVENT_SEVERITIES)[number]

@@ -166,9 +166,11 @@ export function buildOpenApi(routes: readonly AdminRoute[], info: { version: str
         'audit log under `admin-api:<x-sluice-actor header, or "admin">`.',
     },
     security: [{ adminToken: [] }],
-    tags: ['keys', 'teams', 'users', 'usage', 'audit', 'subjects', 'events', 'system'].map((name) => ({
-      name,
-    })),
+    tags: ['keys', 'teams', 'users', 'usage', 'audit', 'subjects', 'events', 'detections', 'system'].map(
+      (name) => ({
+        name,
+      }),
+    ),
     paths,
     components: {
       securitySchemes: { adminToken: { type: 'http', scheme: 'bearer', description: 'The admin token.' } },

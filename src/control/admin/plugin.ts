@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { DetectorStore } from '../../store/detectors/types.js'
 import type { Control } from '../control.js'
 import { ControlInputError } from '../errors.js'
 import {
@@ -14,7 +15,15 @@ import { AdminHttpError, httpErrorOf, loggableError, notFound } from './errors.j
 import type { AdminEventFeed } from './events.js'
 import type { LatencySnapshot } from './latency.js'
 import { buildOpenApi } from './openapi.js'
-import { ADMIN_PREFIX, type AdminRoute, type AdminSubjects, pathMatcher, type RouteDeps } from './route.js'
+import {
+  ADMIN_PREFIX,
+  type AdminRoute,
+  type AdminSubjects,
+  notImplemented,
+  pathMatcher,
+  type RouteDeps,
+} from './route.js'
+import { detectionRoutes } from './routes/detections.js'
 import { eventRoutes } from './routes/events.js'
 import { insightRoutes } from './routes/insights.js'
 import { keyRoutes } from './routes/keys.js'
@@ -63,6 +72,8 @@ export interface AdminApiOptions {
   eventStreams?: EventStreamOptions
   /** The latency the gateway adds (a LatencyRecorder's `snapshot`), for /latency. Absent: 501. */
   latency?: () => LatencySnapshot | Promise<LatencySnapshot>
+  /** The abuse detectors' store, for /detections (list, inspect, clear, allow). Absent: 501. */
+  detections?: () => DetectorStore | undefined
   /** Reported by /status and openapi.json (default: this package's version). */
   version?: string
   /** Largest request body, in bytes (default 64 KiB; larger → 413). */
@@ -196,6 +207,7 @@ export function adminRoutes(deps: RouteDeps): AdminRoute[] {
     ...usageRoutes(deps),
     ...insightRoutes(deps),
     ...eventRoutes(deps),
+    ...detectionRoutes(deps),
     ...systemRoutes(deps),
   ]
 }
@@ -256,6 +268,7 @@ export async function adminApi(fastify: FastifyInstance, options: AdminApiOption
         tiers: tierNamesOf(options),
         events: options.events && streams ? { feed: options.events, streams } : undefined,
         latency: options.latency,
+        detections: detectionsOf(options),
         document: () => document,
       })
       document = buildOpenApi(routes, { version: options.version ?? sluiceVersion() })
@@ -284,6 +297,17 @@ export async function adminApi(fastify: FastifyInstance, options: AdminApiOption
     },
     { prefix: ADMIN_PREFIX },
   )
+}
+
+function detectionsOf(options: AdminApiOptions): (() => DetectorStore) | undefined {
+  const get = options.detections
+  if (get === undefined) return undefined
+  return () => {
+    const store = get()
+    if (store === undefined)
+      throw notImplemented('detections', 'abuse detectors (`detectors` in sluice.yaml)')
+    return store
+  }
 }
 
 function tierNamesOf(options: AdminApiOptions): (() => readonly string[]) | null {

@@ -1,6 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { z } from 'zod'
 import type { Decision } from '../../limiter.js'
+import type { DetectorStore } from '../../store/detectors/types.js'
 import { AdminHttpError } from './errors.js'
 import type { AdminEventFeed } from './events.js'
 import type { LatencySnapshot } from './latency.js'
@@ -82,6 +83,8 @@ export interface RouteDeps {
   events: { feed: AdminEventFeed; streams: EventStreams } | undefined
   /** The latency the gateway adds (undefined: /latency answers 501). */
   latency: (() => LatencySnapshot | Promise<LatencySnapshot>) | undefined
+  /** The abuse detectors' store now (undefined: the detections routes answer 501). */
+  detections?: (() => DetectorStore) | undefined
   /** The OpenAPI document (built once every route is known). */
   document(): Record<string, unknown>
 }

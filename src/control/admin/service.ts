@@ -313,6 +313,20 @@ export class AdminService {
   }
 
   /** Records an unblock of live limiter state (made by the gateway's limiter) in the audit log. */
+  /** An audit row for an operator's action on a subject's detections. */
+  async recordSubjectAction(
+    action: 'detection.clear' | 'detection.allow',
+    subject: string,
+    by: Actor,
+    after: Record<string, unknown>,
+  ): Promise<void> {
+    await insertAudit(
+      this.control.database.db,
+      { actor: this.actorOf(by), action, targetKind: 'subject', targetId: subject, before: null, after },
+      Date.now(),
+    )
+  }
+
   async recordUnblock(subject: string, by: Actor): Promise<void> {
     const actor = this.actorOf(by)
     const target = parseInput(subjectParamSchema, subject, 'subject')

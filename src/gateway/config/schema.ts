@@ -4,6 +4,7 @@ import { describe } from '../../core/errors.js'
 import { type LimitConfig, limitConfigSchemas } from '../../core/limits.js'
 import { parseUtcOffset } from '../../core/period.js'
 import { deploymentsSchema, fallbacksSchema } from './deployments-schema.js'
+import { detectorsSchema } from './detectors-schema.js'
 import { duration, durationOrZero, positive, positiveInt, size } from './primitives.js'
 import { trustProxyProblem } from './trust-proxy.js'
 import { modelSchema, priceSchema, upstreamSchema } from './upstreams-schema.js'
@@ -276,7 +277,7 @@ export const configSchema = z.strictObject({
             retries: z.number().int().nonnegative().optional(),
             backoff: duration.optional(),
             headers: z.record(z.string(), z.string()).optional(),
-            events: z.array(z.enum(['alert', 'block'])).optional(),
+            events: z.array(z.enum(['alert', 'block', 'detection'])).optional(),
           }),
         ])
         .optional(),
@@ -288,6 +289,8 @@ export const configSchema = z.strictObject({
       maxRetryWait: duration.optional(),
     })
     .default({}),
+  /** Abuse detectors (docs/abuse.md): off unless given. */
+  detectors: detectorsSchema.optional(),
   /** Rate-limit header groups: true (all), false (none) or { ietf, legacy, openai }. */
   headers: z
     .union([

@@ -8,6 +8,7 @@ import type { Admission } from '../../http/index.js'
 import type { Decision, Limiter } from '../../limiter.js'
 import { exceedsCapacity, tokenCapacity } from '../admission.js'
 import { lowerBound } from '../counting.js'
+import { promptOf } from '../detections.js'
 import type { Dialect, DialectRoute, Estimate, ValidRequest } from '../dialects/types.js'
 import { wrongDialect } from '../errors.js'
 import { proxyCall } from '../proxy.js'
@@ -54,6 +55,12 @@ async function serveCall(
 
   let admission: Admission | undefined
   let headers: Record<string, string> = {}
+  if (limiter !== undefined && sluice.detectors !== undefined) {
+    const refusal = await sluice.detectors.check(identity, promptOf(dialect, valid))
+    if (refusal !== undefined) {
+      return reply.code(refusal.status).headers(refusal.headers).send(refusal.body)
+    }
+  }
   let routed: DeployedCall | undefined
   if (deployed !== undefined) {
     const escalate = oversized && limiter ? () => strike(gate, limiter, identity.subject) : undefined

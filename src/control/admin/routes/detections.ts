@@ -1,0 +1,118 @@
+/** /detections: what the abuse detectors found, and an operator's clear and allow-list. */
+import type { DetectorName } from '../../../core/detectors/options.js'
+import { parseInput } from '../parse.js'
+import { type AdminRoute, notImplemented, type RouteDeps } from '../route.js'
+import {
+  allowDetectionSchema,
+  clearDetectionSchema,
+  detectionActionSchema,
+  detectionListSchema,
+  detectionQuerySchema,
+  detectionSubjectSchema,
+  detectorStateSchema,
+} from '../schemas/detections.js'
+
+const LEVELS = ['none', 'alert', 'throttle', 'block'] as const
+const NO_DETECTORS = 'abuse detectors (`detectors` in sluice.yaml)'
+const subjectParam = { subject: detectionSubjectSchema }
+
+export function detectionRoutes(deps: RouteDeps): AdminRoute[] {
+  const store = () => {
+    if (deps.detections === undefined) throw notImplemented('detections', NO_DETECTORS)
+    return deps.detections()
+  }
+  return [
+    {
+      method: 'GET',
+      path: '/detections',
+      operationId: 'listDetections',
+      tag: 'detections',
+      summary:
+        'Abuse detections, newest first (prompt loops, spend spikes, shared keys, scraping, failed keys)',
+      query: detectionQuerySchema,
+      response: detectionListSchema,
+      errors: [400, 501],
+      async handle({ query }) {
+        const s = store()
+        const q = parseInput(detectionQuerySchema, query ?? {}, 'query')
+        const limit = q.limit ?? 100
+        const items = await s.recent(q.subject === undefined ? limit : 1000)
+        return {
+          items:
+            q.subject === undefined ? items : items.filter((i) => i.subject === q.subject).slice(0, limit),
+        }
+      },
+    },
+    {
+      method: 'GET',
+      path: '/detections/:subject',
+      operationId: 'inspectDetections',
+      tag: 'detections',
+      summary: "A subject's standing flags, spend baseline, addresses seen and allow-listing",
+      params: subjectParam,
+      response: detectorStateSchema,
+      errors: [400, 501],
+      async handle({ params }) {
+        const s = store()
+        const subject = parseInput(detectionSubjectSchema, params.subject, 'subject')
+        const v = await s.inspect(subject)
+        const flags: Record<string, { level: (typeof LEVELS)[number]; until: string | null }> = {}
+        for (const [name, f] of Object.entries(v.flags)) {
+          flags[name] = {
+            level: LEVELS[f.lv] ?? 'block',
+            until: f.until === 0 ? null : new Date(f.until).toISOString(),
+          }
+        }
+        const allowListed = v.allow === 0 ? false : v.allow === -1 ? true : new Date(v.allow).toISOString()
+        return { subject, flags, baseline: v.baseline, addresses: v.addresses, allowListed }
+      },
+    },
+    {
+      method: 'POST',
+      path: '/detections/:subject/clear',
+      operationId: 'clearDetections',
+      tag: 'detections',
+      summary: "Lower a subject's flags (all, or one detector's) and forget what that detector counted",
+      params: subjectParam,
+      body: clearDetectionSchema,
+      bodyRequired: false,
+      response: detectionActionSchema,
+      errors: [400, 501],
+      async handle({ params, body, actor }) {
+        const s = store()
+        const subject = parseInput(detectionSubjectSchema, params.subject, 'subject')
+        const b = parseInput(clearDetectionSchema, body ?? {}, 'body')
+        const by = actor()
+        await s.clear(
+          subject === 'gateway' ? 'gateway' : subject,
+          subject === 'gateway' ? 'stuffing' : (b.detector as DetectorName | undefined),
+        )
+        await deps.service.recordSubjectAction('detection.clear', subject, by, {
+          detector: b.detector ?? null,
+        })
+        return { subject, done: true as const }
+      },
+    },
+    {
+      method: 'POST',
+      path: '/detections/:subject/allow',
+      operationId: 'allowDetections',
+      tag: 'detections',
+      summary: 'Allow-list a subject with the detectors (for good, for a while, or lift it with 0)',
+      params: subjectParam,
+      body: allowDetectionSchema,
+      bodyRequired: false,
+      response: detectionActionSchema,
+      errors: [400, 501],
+      async handle({ params, body, actor }) {
+        const s = store()
+        const subject = parseInput(detectionSubjectSchema, params.subject, 'subject')
+        const b = parseInput(allowDetectionSchema, body ?? {}, 'body')
+        const by = actor()
+        await s.allow(subject, b.forMs)
+        await deps.service.recordSubjectAction('detection.allow', subject, by, { forMs: b.forMs ?? null })
+        return { subject, done: true as const }
+      },
+    },
+  ]
+}

@@ -1,0 +1,231 @@
+/**
+ * The detectors' two steps for one subject, and the gateway-wide failed-key step, as pure
+ * functions of the state and `now`: `check` before a request is admitted (loops, shared keys, and
+ * whether a standing flag refuses it), `record` once its cost is known (spend velocity, slow
+ * scraping). The inputs are plain numbers and strings: the same ones the Redis scripts take.
+ */
+import { BLOCK, type DetectorName, THROTTLE } from './options.js'
+import {
+  flagAt,
+  holdGate,
+  levelOf,
+  observeAddress,
+  observeLoop,
+  observeScrape,
+  raise,
+  recordSpend,
+  type SpendParams,
+  type SubjectState,
+  throttleGate,
+} from './state.js'
+
+export interface LoopStep {
+  hash: string
+  hi: number
+  lo: number
+  windowMs: number
+  max: number
+  distance: number
+  nearFactor: number
+  alertAt: number
+  throttleAt: number
+  blockAt: number
+  blockMs: number
+}
+
+export interface AddressStep {
+  address: string
+  windowMs: number
+  cap: number
+  alertAt: number
+  blockAt: number
+  blockMs: number
+}
+
+export interface CheckStep {
+  loop?: LoopStep
+  address?: AddressStep
+  /** The throttle's rate for a subject a loop throttles. */
+  throttlePerMinute: number
+  /** The spend detector's parameters, for the hold of a subject it holds. */
+  spend?: SpendParams
+  /** Detectors whose flags refuse requests (the others are in shadow mode: they report only). */
+  enforce: readonly DetectorName[]
+}
+
+/** A detector that raised its level on this request: reported once, by this caller only. */
+export interface Raised {
+  detector: DetectorName
+  level: number
+  /** What it measured (identical prompts, addresses, spend per bucket, buckets at the limit…). */
+  value: number
+  /** The threshold that value crossed. */
+  threshold: number
+  /** For a shared key: the addresses seen in the window. */
+  addresses?: string[]
+}
+
+export interface Refused {
+  detector: DetectorName
+  level: number
+  /** Until the flag ends or the next minute/bucket; Infinity when only an operator can end it. */
+  retryAfterMs: number
+}
+
+export interface CheckOutcome {
+  raised: Raised[]
+  refused: Refused | undefined
+  /** The subject is allow-listed: nothing was observed. */
+  allowed: boolean
+}
+
+export function isAllowed(state: SubjectState, now: number): boolean {
+  return state.allow === -1 || state.allow > now
+}
+
+function holdFor(level: number, windowMs: number, blockMs: number): number {
+  return level === BLOCK ? blockMs : windowMs
+}
+
+/** Observes a request about to be admitted, raises flags, and says whether a standing flag refuses it. */
+export function checkSubject(state: SubjectState, step: CheckStep, now: number): CheckOutcome {
+  if (isAllowed(state, now)) return { raised: [], refused: undefined, allowed: true }
+  const raised: Raised[] = []
+  const l = step.loop
+  if (l !== undefined) {
+    const { exact, near } = observeLoop(
+      state,
+      { at: now, hash: l.hash, hi: l.hi, lo: l.lo },
+      now,
+      l.windowMs,
+      l.max,
+      l.distance,
+    )
+    const byExact = levelOf(exact, l.alertAt, l.throttleAt, l.blockAt)
+    const byNear = l.distance > 0 ? levelOf(near, l.alertAt, l.throttleAt, l.blockAt, l.nearFactor) : 0
+    const level = Math.max(byExact, byNear)
+    if (raise(state, 'loop', level, now, holdFor(level, l.windowMs, l.blockMs))) {
+      const value = byExact >= byNear ? exact : near
+      const thresholds = [0, l.alertAt, l.throttleAt, l.blockAt]
+      const scale = byExact >= byNear ? 1 : l.nearFactor
+      raised.push({ detector: 'loop', level, value, threshold: Math.ceil(thresholds[level]! * scale) })
+    }
+  }
+  const a = step.address
+  if (a !== undefined) {
+    const n = observeAddress(state, a.address, now, a.windowMs, a.cap)
+    const level = levelOf(n, a.alertAt, 0, a.blockAt)
+    if (raise(state, 'sharedKey', level, now, holdFor(level, a.windowMs, a.blockMs))) {
+      raised.push({
+        detector: 'sharedKey',
+        level,
+        value: n,
+        threshold: level === BLOCK ? a.blockAt : a.alertAt,
+        addresses: [...state.addrs.keys()],
+      })
+    }
+  }
+  return { raised, refused: gate(state, step, now), allowed: false }
+}
+
+/** The refusal a standing flag owes this request, if any: a block, a loop's throttle, a spend hold. */
+function gate(state: SubjectState, step: CheckStep, now: number): Refused | undefined {
+  let throttled = false
+  let held = false
+  for (const name of step.enforce) {
+    const f = flagAt(state, name, now)
+    if (f.lv === BLOCK) {
+      return {
+        detector: name,
+        level: BLOCK,
+        retryAfterMs: f.until === 0 ? Number.POSITIVE_INFINITY : f.until - now,
+      }
+    }
+    if (f.lv === THROTTLE && name === 'loop') throttled = true
+    if (f.lv === THROTTLE && name === 'spend') held = true
+  }
+  if (throttled) {
+    const wait = throttleGate(state, now, step.throttlePerMinute)
+    if (wait > 0) return { detector: 'loop', level: THROTTLE, retryAfterMs: wait }
+  }
+  if (held && step.spend !== undefined) {
+    const wait = holdGate(state.spend, now, step.spend)
+    if (wait > 0) return { detector: 'spend', level: THROTTLE, retryAfterMs: wait }
+  }
+  return undefined
+}
+
+export interface RecordStep {
+  spend?: SpendParams & { amount: number; hold: boolean }
+  scrape?: { used: number; bucketMs: number; share: number; forBuckets: number }
+}
+
+/** Records what an admitted request cost (spend velocity) and how close to its limit it was (scraping). */
+export function recordSubject(state: SubjectState, step: RecordStep, now: number): Raised[] {
+  if (isAllowed(state, now)) return []
+  const raised: Raised[] = []
+  const sp = step.spend
+  if (sp !== undefined) {
+    const r = recordSpend(state.spend, sp.amount, now, sp)
+    if (r.sustained) {
+      const level = sp.hold ? THROTTLE : 1
+      if (raise(state, 'spend', level, now, sp.hold ? 0 : sp.sustain * sp.bucketMs)) {
+        raised.push({ detector: 'spend', level, value: r.rate, threshold: sp.factor * r.baseline })
+      }
+    }
+  }
+  const sc = step.scrape
+  if (sc !== undefined) {
+    const buckets = observeScrape(state.scrape, sc.used, now, sc.bucketMs, sc.share)
+    if (buckets >= sc.forBuckets && raise(state, 'scraping', 1, now, sc.forBuckets * sc.bucketMs)) {
+      raised.push({ detector: 'scraping', level: 1, value: buckets, threshold: sc.forBuckets })
+    }
+  }
+  return raised
+}
+
+// ------------------------------------------------------------------ failed keys, gateway-wide
+
+export interface StuffingState {
+  /** Window index, failures in it, distinct addresses in it (at most `cap`), and whether it was reported. */
+  w: number
+  n: number
+  addrs: Set<string>
+  reported: number
+}
+
+export function emptyStuffing(): StuffingState {
+  return { w: -1, n: 0, addrs: new Set(), reported: 0 }
+}
+
+export interface StuffingStep {
+  address: string
+  windowMs: number
+  alertAt: number
+  addressesAt: number
+}
+
+/** Counts one failed key; raises one alert per window once failures or distinct addresses reach their threshold. */
+export function observeFailure(s: StuffingState, step: StuffingStep, now: number): Raised | undefined {
+  const w = Math.floor(now / step.windowMs)
+  if (w !== s.w) {
+    s.w = w
+    s.n = 0
+    s.addrs = new Set()
+    s.reported = 0
+  }
+  s.n++
+  const cap = Math.max(step.addressesAt, 1)
+  if (s.addrs.size < cap) s.addrs.add(step.address)
+  const byCount = s.n >= step.alertAt
+  const byAddresses = step.addressesAt > 0 && s.addrs.size >= step.addressesAt
+  if (s.reported === 1 || !(byCount || byAddresses)) return undefined
+  s.reported = 1
+  return {
+    detector: 'stuffing',
+    level: 1,
+    value: byCount ? s.n : s.addrs.size,
+    threshold: byCount ? step.alertAt : step.addressesAt,
+    addresses: [...s.addrs],
+  }
+}

@@ -1,0 +1,266 @@
+/**
+ * One subject's detector state and the steps that change it, as pure functions of the state, the
+ * input and `now`. The memory store runs these; the Redis store runs the same steps in Lua
+ * (src/store/detectors/lua/), and one contract suite checks both.
+ *
+ * Bounded per subject: at most `maxLoopEntries` fingerprints, at most `addressCap` addresses and
+ * a few numbers (see docs/abuse.md for the bytes).
+ */
+import { BLOCK, type DetectorName, MAX_ENTRIES, THROTTLE } from './options.js'
+import { hamming } from './sketch.js'
+
+/** A detector's standing for a subject: level 0..3, until when (0 = until an operator clears it). */
+export interface Flag {
+  lv: number
+  until: number
+}
+
+export interface LoopEntry {
+  at: number
+  hash: string
+  hi: number
+  lo: number
+}
+
+export interface SpendState {
+  /** Baseline spend per bucket (decayed average). */
+  b: number
+  /** Current bucket index (-1: none yet), its spend, and how many buckets before it in a row were spikes. */
+  m: number
+  s: number
+  h: number
+}
+
+export interface ScrapeState {
+  /** Current bucket, whether it saw the subject at the limit, and how many buckets before it in a row did. */
+  m: number
+  hi: number
+  c: number
+}
+
+export interface SubjectState {
+  loop: LoopEntry[]
+  addrs: Map<string, number>
+  flags: Partial<Record<DetectorName, Flag>>
+  /** The throttle's per-minute counter: minute index and requests in it. */
+  rm: number
+  rn: number
+  spend: SpendState
+  scrape: ScrapeState
+  /** Allow-listed until (0: not; -1: for good). */
+  allow: number
+}
+
+export function emptyState(): SubjectState {
+  return {
+    loop: [],
+    addrs: new Map(),
+    flags: {},
+    rm: -1,
+    rn: 0,
+    spend: { b: 0, m: -1, s: 0, h: 0 },
+    scrape: { m: -1, hi: 0, c: 0 },
+    allow: 0,
+  }
+}
+
+/** The flag as it stands at `now` (an expired one reads as level 0). */
+export function flagAt(state: SubjectState, name: DetectorName, now: number): Flag {
+  const f = state.flags[name]
+  if (f === undefined || f.lv === 0 || (f.until > 0 && now >= f.until)) return { lv: 0, until: 0 }
+  return f
+}
+
+/**
+ * Raises a detector's flag to `level` (never lowers it before it expires); a raised or standing
+ * flag lasts `holdMs` from now (0 = until cleared). Returns whether the level went up — the one
+ * moment an event is reported, once across instances.
+ */
+export function raise(
+  state: SubjectState,
+  name: DetectorName,
+  level: number,
+  now: number,
+  holdMs: number,
+): boolean {
+  if (level <= 0) return false
+  const f = flagAt(state, name, now)
+  const until = holdMs > 0 ? now + holdMs : 0
+  if (level > f.lv) {
+    state.flags[name] = { lv: level, until }
+    return true
+  }
+  if (level === f.lv && f.until > 0)
+    state.flags[name] = { lv: f.lv, until: until === 0 ? 0 : Math.max(f.until, until) }
+  return false
+}
+
+/** The level a count reaches against alert / throttle / block thresholds (0 = off), each × `scale`. */
+export function levelOf(n: number, alertAt: number, throttleAt: number, blockAt: number, scale = 1): number {
+  if (blockAt > 0 && n >= blockAt * scale) return BLOCK
+  if (throttleAt > 0 && n >= throttleAt * scale) return THROTTLE
+  if (n >= alertAt * scale) return 1
+  return 0
+}
+
+// ------------------------------------------------------------------ prompt loops
+
+/**
+ * Adds a fingerprint (newest first, at most `max` kept) and counts, among the kept ones seen in
+ * the last `windowMs` (this one included), the identical and the near-identical (SimHash within
+ * `distance` bits; 0 = none counted).
+ */
+export function observeLoop(
+  state: SubjectState,
+  entry: LoopEntry,
+  now: number,
+  windowMs: number,
+  max: number,
+  distance: number,
+): { exact: number; near: number } {
+  const loop = state.loop
+  loop.unshift(entry)
+  if (loop.length > max) loop.length = max
+  const since = now - windowMs
+  let exact = 0
+  let near = 0
+  let live = 0
+  // Newest first: the first entry out of the window ends the live ones.
+  for (; live < loop.length; live++) {
+    const e = loop[live]!
+    if (e.at <= since) break
+    if (e.hash === entry.hash) exact++
+    if (distance > 0 && hamming(e, entry) <= distance) near++
+  }
+  loop.length = live
+  return { exact, near }
+}
+
+/** Fingerprints kept for a loop detector: enough to count to its highest threshold. */
+export function loopCapacity(o: {
+  alertAt: number
+  throttleAt: number
+  blockAt: number
+  nearFactor: number
+}): number {
+  const top = Math.max(o.alertAt, o.throttleAt, o.blockAt)
+  return Math.min(MAX_ENTRIES, Math.ceil(top * o.nearFactor) + 1)
+}
+
+// ------------------------------------------------------------------ shared keys
+
+/**
+ * Notes an address (a /64 for IPv6) seen now, forgetting those not seen in `windowMs`; at most
+ * `cap` are kept (a full set takes no new address: the count is then at least `cap`).
+ */
+export function observeAddress(
+  state: SubjectState,
+  address: string,
+  now: number,
+  windowMs: number,
+  cap: number,
+): number {
+  const since = now - windowMs
+  for (const [a, at] of state.addrs) if (at <= since) state.addrs.delete(a)
+  if (state.addrs.has(address) || state.addrs.size < cap) state.addrs.set(address, now)
+  return state.addrs.size
+}
+
+/** Addresses kept per key: one more than its highest threshold. */
+export function addressCapacity(o: { alertAt: number; blockAt: number }): number {
+  return Math.min(MAX_ENTRIES, Math.max(o.alertAt, o.blockAt) + 1)
+}
+
+// ------------------------------------------------------------------ the throttle
+
+/**
+ * Whether a throttled subject may make one more request this minute (`perMinute`), counting it
+ * when it may; else how long until the next minute.
+ */
+export function throttleGate(state: SubjectState, now: number, perMinute: number): number {
+  const minute = Math.floor(now / 60_000)
+  if (state.rm !== minute) {
+    state.rm = minute
+    state.rn = 0
+  }
+  if (state.rn < perMinute) {
+    state.rn++
+    return 0
+  }
+  return (minute + 1) * 60_000 - now
+}
+
+// ------------------------------------------------------------------ spend velocity
+
+export interface SpendParams {
+  factor: number
+  bucketMs: number
+  /** Buckets in a row a spike must last (sustainMs / bucketMs, rounded up). */
+  sustain: number
+  /** Per bucket: the baseline's decay (1 − alpha) and its floor. */
+  keep: number
+  floor: number
+}
+
+/** Moves the spend state to the bucket of `now`: the finished bucket joins the baseline unless it was a spike. */
+export function rollSpend(s: SpendState, now: number, p: SpendParams): void {
+  const bucket = Math.floor(now / p.bucketMs)
+  if (s.m < 0) {
+    s.m = bucket
+    s.s = 0
+    s.h = 0
+    return
+  }
+  if (bucket <= s.m) return
+  const wasSpike = s.s >= p.factor * Math.max(s.b, p.floor)
+  if (!wasSpike) s.b = s.b * p.keep + s.s * (1 - p.keep)
+  const gap = bucket - s.m - 1
+  if (gap > 0) s.b *= p.keep ** gap
+  s.h = wasSpike && gap === 0 ? s.h + 1 : 0
+  s.m = bucket
+  s.s = 0
+}
+
+/** Adds spend now; says whether this bucket is a spike and the spike has lasted `sustain` buckets. */
+export function recordSpend(
+  s: SpendState,
+  amount: number,
+  now: number,
+  p: SpendParams,
+): { rate: number; baseline: number; sustained: boolean } {
+  rollSpend(s, now, p)
+  s.s += amount
+  const baseline = Math.max(s.b, p.floor)
+  const sustained = s.s >= p.factor * baseline && s.h + 1 >= p.sustain
+  return { rate: s.s, baseline, sustained }
+}
+
+/** A held subject may spend up to its baseline per bucket: 0 when it may go on, else ms until the next bucket. */
+export function holdGate(s: SpendState, now: number, p: SpendParams): number {
+  rollSpend(s, now, p)
+  if (s.s < Math.max(s.b, p.floor)) return 0
+  return (s.m + 1) * p.bucketMs - now
+}
+
+// ------------------------------------------------------------------ slow scraping
+
+/**
+ * Notes the subject's share of its most used limit; returns for how many buckets in a row
+ * (this one included) it has been at `share` or above, 0 when this bucket has not been.
+ */
+export function observeScrape(
+  c: ScrapeState,
+  used: number,
+  now: number,
+  bucketMs: number,
+  share: number,
+): number {
+  const bucket = Math.floor(now / bucketMs)
+  if (bucket !== c.m) {
+    c.c = c.m >= 0 && bucket === c.m + 1 && c.hi === 1 ? c.c + 1 : 0
+    c.m = bucket
+    c.hi = 0
+  }
+  if (used >= share) c.hi = 1
+  return c.hi === 1 ? c.c + 1 : 0
+}

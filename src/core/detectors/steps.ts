@@ -1,0 +1,103 @@
+/** From a subject's detector options and what a request showed, the steps its store runs (engine.ts). */
+import type { CheckStep, RecordStep } from './engine.js'
+import { type DetectorName, type DetectorSet, MINUTE, type SpendOptions } from './options.js'
+import { fingerprint } from './sketch.js'
+import { addressCapacity, loopCapacity, type SpendParams } from './state.js'
+
+export function spendParams(o: SpendOptions): SpendParams {
+  return {
+    factor: o.factor,
+    bucketMs: o.bucketMs,
+    sustain: Math.ceil(o.sustainMs / o.bucketMs),
+    keep: 0.5 ** (o.bucketMs / o.halfLifeMs),
+    floor: (o.floorPerMinute * o.bucketMs) / MINUTE,
+  }
+}
+
+export interface RequestFacts {
+  /** The prompt's text (the gateway's messages, or what the app's `prompt` hook returns). */
+  prompt?: string | undefined
+  /** The caller's address bucket (an IPv6 /64), counted for keys only. */
+  address?: string | undefined
+  /** The subject is an API key (shared-key detection applies to keys). */
+  isKey: boolean
+}
+
+/** The check step for a request; undefined when no detector looks at it. */
+export function checkStep(set: DetectorSet, facts: RequestFacts): CheckStep | undefined {
+  const step: CheckStep = { throttlePerMinute: 0, enforce: enforced(set) }
+  const loop = set.loop
+  if (loop !== false && facts.prompt !== undefined && facts.prompt !== '') {
+    step.loop = {
+      ...fingerprint(facts.prompt),
+      windowMs: loop.windowMs,
+      max: loopCapacity(loop),
+      distance: loop.nearDistance,
+      nearFactor: loop.nearFactor,
+      alertAt: loop.alertAt,
+      throttleAt: loop.throttleAt,
+      blockAt: loop.blockAt,
+      blockMs: loop.blockMs,
+    }
+    step.throttlePerMinute = loop.throttlePerMinute
+  }
+  const shared = set.sharedKey
+  if (shared !== false && facts.isKey && facts.address !== undefined) {
+    step.address = {
+      address: facts.address,
+      windowMs: shared.windowMs,
+      cap: addressCapacity(shared),
+      alertAt: shared.alertAt,
+      blockAt: shared.blockAt,
+      blockMs: shared.blockMs,
+    }
+  }
+  if (set.spend !== false) step.spend = spendParams(set.spend)
+  if (
+    step.loop === undefined &&
+    step.address === undefined &&
+    step.spend === undefined &&
+    step.enforce.length === 0
+  ) {
+    return undefined
+  }
+  return step
+}
+
+/** Detectors of the set that act (on, and not in shadow mode). */
+export function enforced(set: DetectorSet): DetectorName[] {
+  const out: DetectorName[] = []
+  for (const name of ['loop', 'spend', 'sharedKey', 'scraping'] as const) {
+    const o = set[name]
+    if (o !== false && !o.shadow) out.push(name)
+  }
+  return out
+}
+
+/**
+ * The record step for a request's cost (`tokens`, `usd`) and the share of its most used limit
+ * (0..1); undefined when neither detector is on.
+ */
+export function recordStep(
+  set: DetectorSet,
+  cost: { tokens: number; usd: number },
+  used: number | undefined,
+): RecordStep | undefined {
+  const step: RecordStep = {}
+  const spend = set.spend
+  if (spend !== false) {
+    const amount = spend.unit === 'usd' ? cost.usd : cost.tokens
+    if (Number.isFinite(amount) && amount >= 0)
+      step.spend = { ...spendParams(spend), amount, hold: spend.hold }
+  }
+  const scraping = set.scraping
+  if (scraping !== false && used !== undefined) {
+    step.scrape = {
+      used,
+      bucketMs: scraping.bucketMs,
+      share: scraping.share,
+      forBuckets: Math.ceil(scraping.forMs / scraping.bucketMs),
+    }
+  }
+  return step.spend === undefined && step.scrape === undefined ? undefined : step
+}

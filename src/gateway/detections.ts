@@ -1,0 +1,83 @@
+/**
+ * The gateway's side of the abuse detectors: one detector store for the process (it outlives
+ * reloads: Redis when the limits are in Redis, else memory), the prompt a call is judged by, and
+ * detections into the admin events feed and the audit log.
+ */
+import type { Logger } from 'pino'
+import { insertAudit } from '../control/audit.js'
+import type { DetectionEvent, Sluice } from '../http/index.js'
+import { MemoryDetectorStore } from '../store/detectors/memory.js'
+import { RedisDetectorStore } from '../store/detectors/redis.js'
+import type { DetectorStore } from '../store/detectors/types.js'
+import { RedisStore } from '../store/redis/store.js'
+import type { GatewayConfig } from './config/schema.js'
+import type { GatewayControl } from './control-plane.js'
+import type { Dialect, ValidRequest } from './dialects/types.js'
+import type { GatewayStore } from './store.js'
+
+/** The detector store of a gateway, or undefined when no detector is configured. */
+export function detectorStoreFor(config: GatewayConfig, stores: GatewayStore): DetectorStore | undefined {
+  if (config.detectors === undefined) return undefined
+  const redis = stores.redis ?? (stores.store instanceof RedisStore ? stores.store : undefined)
+  if (redis !== undefined) return new RedisDetectorStore({ client: redis.client, prefix: config.prefix })
+  return new MemoryDetectorStore()
+}
+
+/** What a call's prompt is, for loop detection: its model and the text of its prompt. */
+export function promptOf(dialect: Dialect, valid: ValidRequest): string {
+  return `${valid.model}\n${dialect.promptParts(valid).texts.join('\n')}`
+}
+
+/** The subject's identity fields as the accounting knows them (subject and tier). */
+export function whoOf(subject: string, tier: string) {
+  const kind = subject.startsWith('key:') ? 'key' : subject.startsWith('user:') ? 'user' : 'ip'
+  return { subject, tier, kind, keyId: kind === 'key' ? subject.slice(4) : undefined } as const
+}
+
+/** Detections into the events feed and the audit log (one row each, actor "sluice"); returns the disconnect. */
+export function connectDetections(plane: GatewayControl, sluice: Sluice, logger: Logger): () => void {
+  const onDetection = (e: DetectionEvent) => {
+    try {
+      plane.events.publish({
+        type: 'detection',
+        severity: e.level === 'alert' || e.shadow ? 'warning' : 'critical',
+        subject: e.subject,
+        tier: e.tier,
+        message: e.message,
+        data: {
+          detector: e.detector,
+          level: e.level,
+          shadow: e.shadow,
+          value: e.value,
+          threshold: e.threshold,
+          ...(e.addresses !== undefined && { addresses: e.addresses.slice(0, 50) }),
+        },
+        time: Date.parse(e.at),
+      })
+    } catch (error) {
+      logger.warn({ err: error }, 'a detection could not be published to the events feed')
+    }
+    void insertAudit(
+      plane.control.database.db,
+      {
+        actor: 'sluice',
+        action: 'detection.raise',
+        targetKind: 'subject',
+        targetId: e.subject,
+        before: null,
+        after: {
+          detector: e.detector,
+          level: e.level,
+          shadow: e.shadow,
+          value: e.value,
+          threshold: e.threshold,
+        },
+      },
+      Date.parse(e.at),
+    ).catch((error: unknown) =>
+      logger.warn({ err: error }, 'a detection could not be written to the audit log'),
+    )
+  }
+  sluice.events.on('detection', onDetection)
+  return () => sluice.events.off('detection', onDetection)
+}

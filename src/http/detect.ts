@@ -1,0 +1,321 @@
+/**
+ * The abuse detectors in the request path (src/core/detectors/ decides, a DetectorStore keeps
+ * the state): before admission, a prompt loop, a shared key or a standing flag may refuse the
+ * request; after it, its cost and its share of its limits feed spend velocity and slow scraping;
+ * failed keys feed the gateway-wide stuffing count. Each raised level is one `detection` event —
+ * emitted, logged, counted, posted to the webhook and kept for operators — reported by the one
+ * instance whose store step raised it.
+ */
+import type { EventEmitter } from 'node:events'
+import {
+  checkStep,
+  type DetectionLevel,
+  type DetectorName,
+  type DetectorSet,
+  type DetectorsInput,
+  detectorSetFor,
+  LEVEL_NAMES,
+  type Raised,
+  type Refused,
+  type ResolvedDetectors,
+  recordStep,
+  resolveDetectors,
+} from '../core/detectors/index.js'
+import { describe, SluiceInputError } from '../core/errors.js'
+import type { Decision } from '../limiter.js'
+import type { SluiceMetrics } from '../metrics.js'
+import { MemoryDetectorStore } from '../store/detectors/memory.js'
+import { RedisDetectorStore } from '../store/detectors/redis.js'
+import type { DetectorStore } from '../store/detectors/types.js'
+import { RedisStore } from '../store/redis/store.js'
+import type { Store } from '../store/types.js'
+import type { DetectionEvent, SluiceEvents, SluiceLogger } from './events.js'
+import { addRetryHeaders, formatDuration } from './headers.js'
+import type { Identity } from './identity.js'
+import type { ErrorBody } from './responses.js'
+import { type ResolvedWebhook, WebhookSender } from './webhook.js'
+
+/** The `detectors` option: which detectors, their thresholds, where their state lives. */
+export interface DetectorsOptions<Req = unknown> extends DetectorsInput {
+  /** Where detector state lives (default: Redis when `store` is a RedisStore, else this process). */
+  store?: DetectorStore
+  /** The prompt of a request, for loop detection (the gateway reads it from the body itself). */
+  prompt?: (req: Req) => string | undefined
+}
+
+/** What a refused request is answered. */
+export interface DetectionRefusal {
+  status: 403 | 429
+  headers: Record<string, string>
+  body: ErrorBody
+  detector: DetectorName
+}
+
+const CODES: Record<DetectorName, string> = {
+  loop: 'prompt_loop',
+  spend: 'spend_spike',
+  sharedKey: 'shared_key',
+  scraping: 'scraping',
+  stuffing: 'credential_stuffing',
+}
+
+export interface DetectorsDeps {
+  store: Store
+  prefix: string | undefined
+  events: EventEmitter<SluiceEvents>
+  logger: SluiceLogger | undefined
+  webhook: ResolvedWebhook | undefined
+  metrics: SluiceMetrics | undefined
+  isShadow: (tier: string) => boolean
+}
+
+/** The detectors of one Sluice. */
+export class Detectors<Req = unknown> {
+  readonly options: ResolvedDetectors
+  readonly store: DetectorStore
+  private readonly prompt: ((req: Req) => string | undefined) | undefined
+  private readonly sets = new Map<string, DetectorSet>()
+  private readonly webhook: WebhookSender<DetectionEvent> | undefined
+  private readonly pending = new Set<Promise<unknown>>()
+
+  constructor(
+    input: DetectorsOptions<Req>,
+    private readonly deps: DetectorsDeps,
+  ) {
+    if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+      throw new SluiceInputError(`detectors must be an object, got ${describe(input)}`)
+    }
+    const { store, prompt, ...rest } = input
+    if (prompt !== undefined && typeof prompt !== 'function') {
+      throw new SluiceInputError(`detectors.prompt must be a function, got ${describe(prompt)}`)
+    }
+    if (store !== undefined && (typeof store !== 'object' || typeof store?.check !== 'function')) {
+      throw new SluiceInputError(`detectors.store must be a DetectorStore, got ${describe(store)}`)
+    }
+    this.options = resolveDetectors(rest, 'detectors')
+    this.prompt = prompt
+    this.store =
+      store ??
+      (deps.store instanceof RedisStore
+        ? new RedisDetectorStore({ client: deps.store.client, prefix: deps.prefix ?? 'sluice:' })
+        : new MemoryDetectorStore())
+    const hook = deps.webhook
+    this.webhook =
+      hook?.events.has('detection') === true
+        ? new WebhookSender<DetectionEvent>(hook, (attempts, error, payload) => {
+            deps.events.emit('webhookError', { url: hook.url, attempts, error, payload })
+            deps.logger?.warn({ url: hook.url, attempts, error }, 'sluice webhook delivery failed')
+          })
+        : undefined
+  }
+
+  /** The detectors of a subject: its key's, else its tier's, else the base set. */
+  setFor(tier: string, keyId: string | undefined): DetectorSet {
+    const id = `${tier}\n${keyId ?? ''}`
+    let set = this.sets.get(id)
+    if (set === undefined) {
+      set = detectorSetFor(this.options, tier, keyId)
+      if (this.sets.size > 10_000) this.sets.clear()
+      this.sets.set(id, set)
+    }
+    return set
+  }
+
+  /** The prompt the app's `prompt` hook finds in a request. */
+  promptOf(req: Req): string | undefined {
+    return this.prompt?.(req)
+  }
+
+  /**
+   * Before admission: observes the request and answers a refusal when a standing flag owes one
+   * (never in shadow mode). Detection never stops a request because the store failed: it is
+   * logged and the request goes on to its limits.
+   */
+  async check(identity: Identity, prompt: string | undefined): Promise<DetectionRefusal | undefined> {
+    const set = this.setFor(identity.tier, identity.keyId)
+    const tierShadow = this.deps.isShadow(identity.tier)
+    const step = checkStep(set, {
+      prompt,
+      address: identity.ipGroup ?? identity.ip,
+      isKey: identity.kind === 'key',
+    })
+    if (step === undefined) return undefined
+    if (tierShadow) step.enforce = []
+    let outcome: Awaited<ReturnType<DetectorStore['check']>>
+    try {
+      outcome = await this.store.check(identity.subject, step)
+    } catch (error) {
+      this.storeFailed(error)
+      return undefined
+    }
+    for (const r of outcome.raised) this.report(identity, r, set)
+    return outcome.refused === undefined ? undefined : this.refusal(outcome.refused)
+  }
+
+  /**
+   * After admission: feeds spend velocity (tokens, usd) and slow scraping (the decision's most
+   * used limit). In the background: never awaited by a request.
+   */
+  record(
+    identity: Pick<Identity, 'subject' | 'tier' | 'keyId' | 'kind'>,
+    cost: { tokens: number; usd: number },
+    decision: Decision | undefined,
+  ): void {
+    const set = this.setFor(identity.tier, identity.keyId)
+    const step = recordStep(set, cost, decision === undefined ? undefined : usedShare(decision))
+    if (step === undefined) return
+    this.background(
+      Promise.resolve(this.store.record(identity.subject, step)).then(
+        (raised) => {
+          for (const r of raised) this.report(identity, r, set)
+        },
+        (error: unknown) => this.storeFailed(error),
+      ),
+    )
+  }
+
+  /** A failed key from `address`: the gateway-wide stuffing count. In the background. */
+  failure(address: string): void {
+    const o = this.options.stuffing
+    if (o === false) return
+    this.background(
+      this.store
+        .failure({ address, windowMs: o.windowMs, alertAt: o.alertAt, addressesAt: o.addressesAt })
+        .then(
+          (r) => {
+            if (r !== undefined) this.report({ subject: 'gateway', tier: '-' }, r, undefined, o.shadow)
+          },
+          (error: unknown) => this.storeFailed(error),
+        ),
+    )
+  }
+
+  /** Waits for background steps and webhook deliveries in progress. */
+  async flush(): Promise<void> {
+    while (this.pending.size > 0) await Promise.allSettled([...this.pending])
+    await this.webhook?.flush()
+  }
+
+  private background(p: Promise<unknown>): void {
+    this.pending.add(p)
+    void p.finally(() => this.pending.delete(p))
+  }
+
+  private lastFailure = 0
+  private storeFailed(error: unknown): void {
+    this.deps.metrics?.recordDetectorError()
+    // One line a minute at most: an outage of the store is reported by the store's own guard.
+    const now = Date.now()
+    if (now - this.lastFailure < 60_000) return
+    this.lastFailure = now
+    this.deps.logger?.warn(
+      { err: String(error) },
+      'sluice detectors: the store failed; requests go on unobserved',
+    )
+  }
+
+  private report(
+    who: { subject: string; tier: string },
+    r: Raised,
+    set: DetectorSet | undefined,
+    shadowOverride?: boolean,
+  ): void {
+    const o = set?.[r.detector as keyof DetectorSet]
+    const shadow =
+      shadowOverride ?? (this.deps.isShadow(who.tier) || (o !== undefined && o !== false && o.shadow))
+    const level = LEVEL_NAMES[r.level] as DetectionLevel
+    const event: DetectionEvent = {
+      event: 'sluice.detection',
+      detector: r.detector,
+      level,
+      subject: who.subject,
+      tier: who.tier,
+      shadow,
+      value: r.value,
+      threshold: r.threshold,
+      ...(r.addresses !== undefined && { addresses: r.addresses }),
+      message: messageOf(who.subject, r, level, shadow),
+      at: new Date().toISOString(),
+    }
+    this.deps.events.emit('detection', event)
+    this.deps.metrics?.recordDetection(r.detector, level, shadow)
+    this.deps.logger?.warn(
+      {
+        subject: event.subject,
+        tier: event.tier,
+        detector: event.detector,
+        level,
+        shadow,
+        value: r.value,
+        threshold: r.threshold,
+        addresses: r.addresses,
+      },
+      `sluice detection: ${event.message}`,
+    )
+    this.webhook?.send(event)
+    this.background(this.store.log({ ...event }).catch((error: unknown) => this.storeFailed(error)))
+  }
+
+  private refusal(refused: Refused): DetectionRefusal {
+    const forGood = !Number.isFinite(refused.retryAfterMs)
+    const headers: Record<string, string> = {}
+    // The client's automatic retry would send the same request the detector objects to.
+    addRetryHeaders(headers, refused.retryAfterMs, false)
+    const wait = forGood ? 'until an operator clears it' : `for ${formatDuration(refused.retryAfterMs)}`
+    const why: Record<DetectorName, string> = {
+      loop:
+        refused.level === 3
+          ? `This API key or client sent the same prompt too many times in a row and is blocked ${wait}.`
+          : `This API key or client is sending the same prompt over and over (a loop?) and is throttled: try again ${wait} with a different request.`,
+      spend: `Spending by this API key or client rose far above its usual rate and is held to that rate until an operator clears it; the next share is available ${wait}.`,
+      sharedKey: `This API key is being used from more addresses than expected (shared or leaked?) and is blocked ${wait}.`,
+      scraping: `This API key or client is refused ${wait}.`,
+      stuffing: `Refused ${wait}.`,
+    }
+    return {
+      status: forGood ? 403 : 429,
+      headers,
+      body: {
+        error: {
+          message: why[refused.detector],
+          type: 'abuse_detected',
+          param: null,
+          code: CODES[refused.detector],
+        },
+      },
+      detector: refused.detector,
+    }
+  }
+}
+
+/** The share used of the decision's most used limit (0..1). */
+function usedShare(decision: Decision): number {
+  let used = 0
+  for (const l of decision.limits) {
+    if (l.limit > 0 && l.kind !== 'concurrency') used = Math.max(used, (l.limit - l.remaining) / l.limit)
+  }
+  return Math.min(1, used)
+}
+
+function messageOf(subject: string, r: Raised, level: DetectionLevel, shadow: boolean): string {
+  const act = shadow
+    ? `would ${level}`
+    : level === 'alert'
+      ? 'alert'
+      : level === 'throttle'
+        ? 'throttled'
+        : 'blocked'
+  const n = Number.isInteger(r.value) ? String(r.value) : r.value.toFixed(4)
+  switch (r.detector) {
+    case 'loop':
+      return `${subject} sent the same prompt ${n} times (threshold ${r.threshold}): ${act}`
+    case 'spend':
+      return `${subject} spent ${n} in one interval, over ${r.threshold.toFixed(2)} (its baseline × factor): ${act}`
+    case 'sharedKey':
+      return `${subject} was used from ${n} addresses (threshold ${r.threshold}): ${act}; addresses ${(r.addresses ?? []).slice(0, 20).join(', ')}`
+    case 'scraping':
+      return `${subject} stayed at its limit for ${n} intervals in a row: ${act}`
+    case 'stuffing':
+      return `failed API keys: ${n} (threshold ${r.threshold}) across ${(r.addresses ?? []).length} addresses: ${act}`
+  }
+}

@@ -1,0 +1,257 @@
+/**
+ * Detector state in Redis: each step one Lua script (lua/*.lua) run with Redis TIME, so that
+ * instances sharing the Redis share one state and a level is raised — and reported — by exactly
+ * one of them. A subject's keys share its hash tag (one slot on a cluster) and expire.
+ */
+import { createHash } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import type {
+  CheckOutcome,
+  CheckStep,
+  DetectorName,
+  Flag,
+  Raised,
+  RecordStep,
+  StuffingStep,
+} from '../../core/detectors/index.js'
+import { requirePositiveInteger } from '../../core/errors.js'
+import { isIORedis, isNodeRedis, type RedisClient } from '../redis/connection.js'
+import {
+  DEFAULT_MAX_LOG,
+  DEFAULT_TTL_MS,
+  type DetectionRecord,
+  type DetectorStore,
+  type SubjectView,
+} from './types.js'
+
+const read = (file: string) => readFileSync(new URL(`./lua/${file}`, import.meta.url), 'utf8')
+const COMMON = read('common.lua')
+
+class Script {
+  readonly source: string
+  readonly sha: string
+  constructor(file: string) {
+    this.source = `${COMMON}\n${read(file)}`
+    this.sha = createHash('sha1').update(this.source).digest('hex')
+  }
+}
+const CHECK = new Script('check.lua')
+const RECORD = new Script('record.lua')
+const FAILURE = new Script('failure.lua')
+
+type Arg = string | number
+
+export interface RedisDetectorStoreOptions {
+  /** An ioredis client (Redis or Cluster) or a node-redis client; left open by close(). */
+  client: RedisClient
+  /** Key prefix (the gateway's `prefix`). */
+  prefix?: string
+  ttlMs?: number
+  maxLog?: number
+}
+
+const FLAGS: readonly DetectorName[] = ['loop', 'spend', 'sharedKey', 'scraping']
+
+export class RedisDetectorStore implements DetectorStore {
+  private readonly client: RedisClient
+  private readonly prefix: string
+  private readonly ttlMs: number
+  private readonly maxLog: number
+
+  constructor(o: RedisDetectorStoreOptions) {
+    if (!isIORedis(o.client) && !isNodeRedis(o.client)) {
+      throw new TypeError('RedisDetectorStore client must be an ioredis or node-redis client')
+    }
+    this.client = o.client
+    this.prefix = o.prefix ?? 'sluice:'
+    this.ttlMs = o.ttlMs === undefined ? DEFAULT_TTL_MS : requirePositiveInteger(o.ttlMs, 'ttlMs')
+    this.maxLog = o.maxLog === undefined ? DEFAULT_MAX_LOG : requirePositiveInteger(o.maxLog, 'maxLog')
+  }
+
+  private command(args: Arg[]): Promise<unknown> {
+    const c = this.client as unknown as {
+      call?: (...a: Arg[]) => Promise<unknown>
+      sendCommand?: (a: string[]) => Promise<unknown>
+    }
+    if (isIORedis(this.client)) return c.call!(...args)
+    return c.sendCommand!(args.map(String))
+  }
+
+  private async run(script: Script, keys: string[], args: Arg[]): Promise<unknown[]> {
+    try {
+      return (await this.command(['EVALSHA', script.sha, keys.length, ...keys, ...args])) as unknown[]
+    } catch (error) {
+      if (!String((error as Error).message).includes('NOSCRIPT')) throw error
+      return (await this.command(['EVAL', script.source, keys.length, ...keys, ...args])) as unknown[]
+    }
+  }
+
+  /** The subject's keys: its hash, loop list, address hash and allow key, under one hash tag. */
+  keys(subject: string): { state: string; loop: string; addrs: string; allow: string } {
+    const base = `${this.prefix}det:{${subject.replace(/[{}]/g, '_')}}`
+    return { state: base, loop: `${base}:l`, addrs: `${base}:a`, allow: `${base}:allow` }
+  }
+
+  async now(): Promise<number> {
+    const [s, us] = (await this.command(['TIME'])) as [string, string]
+    return Number(s) * 1000 + Math.floor(Number(us) / 1000)
+  }
+
+  async check(subject: string, step: CheckStep): Promise<CheckOutcome> {
+    const k = this.keys(subject)
+    const l = step.loop
+    const a = step.address
+    const sp = step.spend
+    const args: Arg[] = [
+      this.ttlMs,
+      step.enforce.join(','),
+      step.throttlePerMinute,
+      ...(l === undefined
+        ? ['0', '', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+        : [
+            '1',
+            l.hash,
+            l.hi,
+            l.lo,
+            l.windowMs,
+            l.max,
+            l.distance,
+            l.nearFactor,
+            l.alertAt,
+            l.throttleAt,
+            l.blockAt,
+            l.blockMs,
+          ]),
+      ...(a === undefined
+        ? ['0', '', 0, 0, 0, 0, 0]
+        : ['1', a.address, a.windowMs, a.cap, a.alertAt, a.blockAt, a.blockMs]),
+      ...(sp === undefined
+        ? ['0', 0, 0, 0, 0, 0]
+        : ['1', sp.factor, sp.bucketMs, sp.sustain, sp.keep, sp.floor]),
+    ]
+    const r = await this.run(CHECK, [k.state, k.loop, k.addrs, k.allow], args)
+    const refusedBy = String(r[2])
+    const retry = Number(r[4])
+    return {
+      allowed: Number(r[1]) === 1,
+      refused:
+        refusedBy === ''
+          ? undefined
+          : {
+              detector: refusedBy as DetectorName,
+              level: Number(r[3]),
+              retryAfterMs: retry === -1 ? Number.POSITIVE_INFINITY : retry,
+            },
+      raised: raisedOf(r.slice(5)),
+    }
+  }
+
+  async record(subject: string, step: RecordStep): Promise<Raised[]> {
+    const k = this.keys(subject)
+    const sp = step.spend
+    const sc = step.scrape
+    const args: Arg[] = [
+      this.ttlMs,
+      ...(sp === undefined
+        ? ['0', 0, 0, 0, 0, 0, 0, '0']
+        : ['1', sp.factor, sp.bucketMs, sp.sustain, sp.keep, sp.floor, sp.amount, sp.hold ? '1' : '0']),
+      ...(sc === undefined ? ['0', 0, 0, 0, 0] : ['1', sc.used, sc.bucketMs, sc.share, sc.forBuckets]),
+    ]
+    return raisedOf(await this.run(RECORD, [k.state, k.allow], args))
+  }
+
+  async failure(step: StuffingStep): Promise<Raised | undefined> {
+    const base = `${this.prefix}det:{stuffing}`
+    const r = await this.run(
+      FAILURE,
+      [base, `${base}:a`],
+      [step.address, step.windowMs, step.alertAt, step.addressesAt],
+    )
+    return raisedOf(r)[0]
+  }
+
+  async clear(subject: string, detector?: DetectorName): Promise<void> {
+    if (detector === 'stuffing') {
+      const base = `${this.prefix}det:{stuffing}`
+      await this.command(['DEL', base, `${base}:a`])
+      return
+    }
+    const k = this.keys(subject)
+    for (const name of detector === undefined ? FLAGS : [detector]) {
+      await this.command(['HDEL', k.state, `${name}.lv`, `${name}.u`])
+      if (name === 'loop') {
+        await this.command(['DEL', k.loop])
+        await this.command(['HDEL', k.state, 'rm', 'rn'])
+      } else if (name === 'sharedKey') await this.command(['DEL', k.addrs])
+      else if (name === 'spend') await this.command(['HSET', k.state, 'sh', 0])
+      else if (name === 'scraping') await this.command(['HDEL', k.state, 'cm', 'chi', 'cc'])
+    }
+  }
+
+  async allow(subject: string, forMs?: number): Promise<void> {
+    const key = this.keys(subject).allow
+    if (forMs === 0) await this.command(['DEL', key])
+    else if (forMs === undefined) await this.command(['SET', key, -1])
+    else await this.command(['SET', key, (await this.now()) + forMs, 'PX', forMs])
+  }
+
+  async seed(subject: string, perBucket: number): Promise<void> {
+    const key = this.keys(subject).state
+    await this.command(['HSET', key, 'sb', perBucket])
+    await this.command(['PEXPIRE', key, this.ttlMs])
+  }
+
+  async inspect(subject: string): Promise<SubjectView> {
+    const k = this.keys(subject)
+    const now = await this.now()
+    const pairs = (await this.command(['HGETALL', k.state])) as string[] | Record<string, string>
+    const h: Record<string, string> = {}
+    if (Array.isArray(pairs)) for (let i = 0; i < pairs.length; i += 2) h[pairs[i]!] = pairs[i + 1]!
+    else Object.assign(h, pairs)
+    const flags: SubjectView['flags'] = {}
+    for (const name of FLAGS) {
+      const f: Flag = { lv: Number(h[`${name}.lv`] ?? 0), until: Number(h[`${name}.u`] ?? 0) }
+      if (f.lv > 0 && (f.until === 0 || f.until > now)) flags[name] = f
+    }
+    const addrs = (await this.command(['HKEYS', k.addrs])) as string[]
+    const allow = (await this.command(['GET', k.allow])) as string | null
+    return {
+      subject,
+      flags,
+      baseline: Number(h.sb ?? 0),
+      addresses: addrs,
+      allow: allow === null ? 0 : Number(allow),
+    }
+  }
+
+  async log(record: DetectionRecord): Promise<void> {
+    const key = `${this.prefix}det:log`
+    await this.command(['LPUSH', key, JSON.stringify(record)])
+    await this.command(['LTRIM', key, 0, this.maxLog - 1])
+  }
+
+  async recent(limit: number): Promise<DetectionRecord[]> {
+    const rows = (await this.command(['LRANGE', `${this.prefix}det:log`, 0, limit - 1])) as string[]
+    return rows.map((r) => JSON.parse(String(r)) as DetectionRecord)
+  }
+
+  async close(): Promise<void> {}
+}
+
+/** Raised detections from a script's reply: five items each. */
+function raisedOf(items: unknown[]): Raised[] {
+  const out: Raised[] = []
+  for (let i = 0; i + 4 < items.length; i += 5) {
+    const r: Raised = {
+      detector: String(items[i]) as DetectorName,
+      level: Number(items[i + 1]),
+      value: Number(items[i + 2]),
+      threshold: Number(items[i + 3]),
+    }
+    const addresses = String(items[i + 4])
+    if (addresses !== '') r.addresses = addresses.split(',')
+    else if (r.detector === 'sharedKey' || r.detector === 'stuffing') r.addresses = []
+    out.push(r)
+  }
+  return out
+}

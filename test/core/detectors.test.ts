@@ -1,0 +1,210 @@
+import { describe, expect, it } from 'vitest'
+import {
+  BLOCK,
+  checkStep,
+  checkSubject,
+  detectorSetFor,
+  emptyState,
+  emptyStuffing,
+  fingerprint,
+  hamming,
+  LOOP_DEFAULTS,
+  observeFailure,
+  recordStep,
+  recordSubject,
+  resolveDetectors,
+  THROTTLE,
+} from '../../src/core/detectors/index.js'
+import { SluiceInputError } from '../../src/core/errors.js'
+
+const T0 = 1_700_000_000_000
+const set = (input = {}) => resolveDetectors(input).base
+
+describe('fingerprints', () => {
+  it('the same prompt modulo case and spaces hashes the same; a different one does not', () => {
+    expect(fingerprint('Hello   World').hash).toBe(fingerprint(' hello world ').hash)
+    expect(fingerprint('hello world').hash).not.toBe(fingerprint('hello there').hash)
+  })
+  it('near-identical prompts are few SimHash bits apart, unrelated ones many', () => {
+    const base =
+      'please summarise the following quarterly report for the board and list the three main risks you see in it'
+    const a = fingerprint(`${base} attempt 1`)
+    const b = fingerprint(`${base} attempt 2`)
+    const c = fingerprint(
+      'write a haiku about autumn leaves falling on a quiet pond in the early morning light',
+    )
+    expect(hamming(a, b)).toBeLessThanOrEqual(6)
+    expect(hamming(a, c)).toBeGreaterThan(12)
+  })
+})
+
+describe('prompt loops', () => {
+  it('alerts and throttles at the configured count, blocks later; a throttled subject keeps its rate', () => {
+    const s = set({ loop: { alertAt: 5, throttleAt: 5, blockAt: 8, throttlePerMinute: 1 }, spend: false })
+    const state = emptyState()
+    const step = checkStep(s, { prompt: 'do it again', isKey: false })!
+    const outcomes = []
+    for (let i = 0; i < 8; i++) outcomes.push(checkSubject(state, step, T0 + i))
+    expect(outcomes.slice(0, 4).every((o) => o.raised.length === 0 && o.refused === undefined)).toBe(true)
+    expect(outcomes[4]!.raised).toEqual([{ detector: 'loop', level: THROTTLE, value: 5, threshold: 5 }])
+    // The throttle lets one request a minute through: the fifth (its first), then refuses.
+    expect(outcomes[4]!.refused).toBeUndefined()
+    expect(outcomes[5]!.refused?.detector).toBe('loop')
+    expect(outcomes[7]!.raised[0]?.level).toBe(BLOCK)
+    expect(outcomes[7]!.refused).toMatchObject({ level: BLOCK })
+  })
+  it('varied prompts raise nothing; state stays bounded', () => {
+    const s = set({ spend: false })
+    const state = emptyState()
+    for (let i = 0; i < 500; i++) {
+      const o = checkSubject(
+        state,
+        checkStep(s, { prompt: `question ${i}: what is ${i * 7} plus ${i}?`, isKey: false })!,
+        T0 + i * 100,
+      )
+      expect(o.raised).toEqual([])
+    }
+    expect(state.loop.length).toBeLessThanOrEqual(
+      Math.ceil(LOOP_DEFAULTS.blockAt * LOOP_DEFAULTS.nearFactor) + 1,
+    )
+  })
+  it('prompts outside the window are forgotten', () => {
+    const s = set({ loop: { alertAt: 3, throttleAt: 0, blockAt: 0, windowMs: 1000 }, spend: false })
+    const state = emptyState()
+    const step = checkStep(s, { prompt: 'same', isKey: false })!
+    for (let i = 0; i < 10; i++) expect(checkSubject(state, step, T0 + i * 600).raised).toEqual([])
+  })
+  it('shadow mode reports but never refuses', () => {
+    const s = set({ loop: { alertAt: 2, throttleAt: 2, blockAt: 3, shadow: true }, spend: false })
+    const state = emptyState()
+    const step = checkStep(s, { prompt: 'x', isKey: false })!
+    const outs = [0, 1, 2, 3, 4].map((i) => checkSubject(state, step, T0 + i))
+    expect(outs.flatMap((o) => o.raised).map((r) => r.level)).toEqual([THROTTLE, BLOCK])
+    expect(outs.every((o) => o.refused === undefined)).toBe(true)
+  })
+})
+
+describe('shared keys', () => {
+  it('one alert when a key reaches the count of distinct addresses, a block when configured', () => {
+    const s = set({ sharedKey: { alertAt: 10, blockAt: 20 }, spend: false, loop: false })
+    const state = emptyState()
+    const raised = []
+    for (let i = 0; i < 50; i++) {
+      const o = checkSubject(state, checkStep(s, { address: `10.0.0.${i}`, isKey: true })!, T0 + i)
+      raised.push(...o.raised)
+      if (i >= 19) expect(o.refused?.retryAfterMs).toBe(Number.POSITIVE_INFINITY)
+    }
+    expect(raised.map((r) => [r.level, r.value])).toEqual([
+      [1, 10],
+      [BLOCK, 20],
+    ])
+    expect(raised[0]!.addresses).toHaveLength(10)
+    expect(state.addrs.size).toBeLessThanOrEqual(21)
+  })
+  it('a key from three addresses raises nothing', () => {
+    const s = set()
+    const state = emptyState()
+    for (let i = 0; i < 300; i++) {
+      const o = checkSubject(state, checkStep(s, { address: `10.0.0.${i % 3}`, isKey: true })!, T0 + i * 1000)
+      expect(o.raised).toEqual([])
+    }
+  })
+})
+
+describe('spend velocity', () => {
+  const o = {
+    spend: { bucketMs: 1000, sustainMs: 2000, floorPerMinute: 60, factor: 10, halfLifeMs: 86_400_000 },
+    loop: false,
+  }
+  it('a sustained spike over the baseline holds the subject to its baseline', () => {
+    const s = set(o)
+    const state = emptyState()
+    state.spend.b = 100 // seeded: 100 tokens per second
+    const check = checkStep(s, { isKey: false })!
+    // Steady at the baseline for a minute: nothing.
+    for (let t = 0; t < 60; t++) {
+      expect(recordSubject(state, recordStep(s, { tokens: 100, usd: 0 }, 0.1)!, T0 + t * 1000)).toEqual([])
+    }
+    // 10× for two seconds.
+    const raised = []
+    for (let t = 60_000; t < 62_000; t += 100) {
+      raised.push(...recordSubject(state, recordStep(s, { tokens: 100, usd: 0 }, 0.1)!, T0 + t))
+    }
+    expect(raised).toHaveLength(1)
+    expect(raised[0]).toMatchObject({ detector: 'spend', level: THROTTLE })
+    // Held: refused once the bucket's spend reaches the baseline, free again next bucket.
+    const at = T0 + 63_000
+    expect(checkSubject(state, check, at).refused).toBeUndefined()
+    recordSubject(state, recordStep(s, { tokens: 100, usd: 0 }, 0.1)!, at)
+    expect(checkSubject(state, check, at + 10).refused).toMatchObject({
+      detector: 'spend',
+      retryAfterMs: 990,
+    })
+  })
+  it('steady spend with a little noise raises nothing', () => {
+    const s = set(o)
+    const state = emptyState()
+    for (let t = 0; t < 600; t++) {
+      expect(
+        recordSubject(state, recordStep(s, { tokens: 5 + (t % 3), usd: 0 }, 0.2)!, T0 + t * 1000),
+      ).toEqual([])
+    }
+  })
+})
+
+describe('slow scraping', () => {
+  it('alerts once a subject stayed at 90 % of a limit for the configured time', () => {
+    const s = set({ scraping: { forMs: 10_000, bucketMs: 1000 }, spend: false })
+    const state = emptyState()
+    const raised = []
+    for (let t = 0; t < 20; t++)
+      raised.push(...recordSubject(state, recordStep(s, { tokens: 0, usd: 0 }, 0.95)!, T0 + t * 1000))
+    expect(raised).toEqual([{ detector: 'scraping', level: 1, value: 10, threshold: 10 }])
+  })
+  it('one bucket below the share starts the count again', () => {
+    const s = set({ scraping: { forMs: 10_000, bucketMs: 1000 }, spend: false })
+    const state = emptyState()
+    for (let t = 0; t < 30; t++) {
+      const used = t % 8 === 7 ? 0.5 : 0.95
+      expect(recordSubject(state, recordStep(s, { tokens: 0, usd: 0 }, used)!, T0 + t * 1000)).toEqual([])
+    }
+  })
+})
+
+describe('credential stuffing', () => {
+  it('one alert per window when failed keys come from many addresses', () => {
+    const st = emptyStuffing()
+    const raised = []
+    for (let i = 0; i < 60; i++) {
+      const r = observeFailure(
+        st,
+        { address: `10.1.0.${i}`, windowMs: 60_000, alertAt: 100, addressesAt: 20 },
+        T0 + i,
+      )
+      if (r) raised.push(r)
+    }
+    expect(raised).toHaveLength(1)
+    expect(raised[0]).toMatchObject({ detector: 'stuffing', value: 20, threshold: 20 })
+  })
+})
+
+describe('options', () => {
+  it('names the bad option', () => {
+    expect(() => resolveDetectors({ loop: { alertAt: -1 } })).toThrow(/detectors\.loop\.alertAt/)
+    expect(() => resolveDetectors({ loop: { alertat: 3 } as never })).toThrow(/no option "alertat"/)
+    expect(() => resolveDetectors({ spend: { unit: 'eur' as never } })).toThrow(SluiceInputError)
+    expect(() => resolveDetectors({ tiers: { free: { nope: {} } as never } })).toThrow(/no detector "nope"/)
+  })
+  it('tiers and keys merge over the base; shadow applies to all', () => {
+    const r = resolveDetectors({
+      shadow: true,
+      loop: { alertAt: 7 },
+      tiers: { free: { loop: { alertAt: 3 } } },
+      keys: { k1: { loop: false } },
+    })
+    expect(r.base.loop).toMatchObject({ alertAt: 7, shadow: true })
+    expect(detectorSetFor(r, 'free', undefined).loop).toMatchObject({ alertAt: 3, shadow: true })
+    expect(detectorSetFor(r, 'free', 'k1').loop).toBe(false)
+    expect(detectorSetFor(r, 'other', 'k2').loop).toMatchObject({ alertAt: 7 })
+  })
+})
