@@ -4,6 +4,7 @@ import { fastifyOverhead } from './fastify.js'
 import { gateway32, gatewayOverhead, gatewaySerial } from './gateway.js'
 import { memoryOneLimit, memoryPolicy } from './memory-decisions.js'
 import { memoryPerKey } from './memory-per-key.js'
+import { queueMemory, queueRedis } from './queue.js'
 import { redisCluster } from './redis-cluster.js'
 import { redisOneLimit, redisPolicy } from './redis-decisions.js'
 import { redisMemory } from './redis-memory.js'
@@ -16,6 +17,8 @@ export const WORKLOADS: Workload[] = [
   memoryPolicy,
   redisOneLimit,
   redisPolicy,
+  queueMemory,
+  queueRedis,
   blockedKey,
   blockedKeySerial,
   fastifyOverhead,

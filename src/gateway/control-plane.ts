@@ -240,6 +240,13 @@ export function settledRow(charge: Charge, settlement: Settlement, status: numbe
   }
   const fallback = charge.decision?.fallback
   if (fallback !== undefined) row.fallback = fallback
+  const routing = info.routing
+  if (routing !== undefined) {
+    row.deployment = routing.deployment.name
+    row.upstream = routing.deployment.upstream
+    // The deployments that failed the call before the one that served it.
+    if (routing.failed.length > 0) row.reason = `moved from ${routing.failed.join(', ')}`
+  }
   if (trace !== undefined) row.latencyMs = Math.round(performance.now() - trace.startedAt)
   return row
 }
