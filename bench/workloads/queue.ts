@@ -53,6 +53,7 @@ async function run(ctx: BenchContext, redis: boolean) {
 export const queueMemory: Workload = {
   id: 'queue-memory',
   title: 'MemoryStore decisions/s with a queue (nobody waiting) vs the same limit without',
+  needsRedis: false,
   run: (ctx) => run(ctx, false),
 }
 

@@ -67,7 +67,7 @@ describe.each(stores)('waiting in a queue (%s)', (_name, makeStore) => {
       store: makeStore(),
       policy: `wait${++policyCount}`,
       limits: { burst: tokenBucket({ capacity: 1, refillPerSecond: 0.5 }) },
-      block: { after: 1, within: '1m', durations: ['1h'] },
+      block: { after: 1, withinMs: 60_000, durationsMs: [3_600_000] },
     })
     await blocking.consume('s')
     expect((await blocking.consume('s')).blocked).toBe(true)
