@@ -103,6 +103,19 @@ export interface SubjectKeys {
 /** A store that can decide synchronously (MemoryStore): one promise per call instead of two. */
 interface SyncStore extends Store {
   executeSync(op: StoreOp): StoreResult
+  /** executeSync into a result the store reuses, valid until its next op (read at once). */
+  executeShared?(op: StoreOp): StoreResult
+}
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] }
+
+/** What a limit's status says of it whatever the call: worked out once per policy. */
+interface LimitFacts {
+  name: string
+  unit: Unit
+  kind: LimitDefinition['kind']
+  limit: number
+  windowSeconds: number
 }
 let opCounter = 0
 
@@ -140,6 +153,11 @@ export class Limiter {
   /** The per-limit costs of a call that names none (shared: nothing downstream changes it). */
   private readonly defaultCosts: number[]
   private readonly syncStore: SyncStore | undefined
+  /** The sync store's executeShared, when it has one. */
+  private readonly sharedStore: Required<SyncStore> | undefined
+  private readonly facts: readonly LimitFacts[]
+  /** The op runNow fills for a store with executeShared. */
+  private readonly scratchOp: Mutable<StoreOp>
   /** Only log and concurrency limits need an op id on consume (log entry / lease names). */
   private readonly needsOpId: boolean
 
@@ -204,6 +222,28 @@ export class Limiter {
     this.hashSubjects = options.hashSubjects === true
     const sync = options.store as Partial<SyncStore>
     this.syncStore = typeof sync.executeSync === 'function' ? (sync as SyncStore) : undefined
+    this.sharedStore =
+      this.syncStore !== undefined && typeof sync.executeShared === 'function'
+        ? (sync as Required<SyncStore>)
+        : undefined
+    this.scratchOp = {
+      mode: 'consume',
+      id: '-',
+      stateKey: '',
+      keys: [],
+      names,
+      limits: definitions,
+      costs: [],
+      alert: undefined,
+      block: undefined,
+    }
+    this.facts = definitions.map((d, i) => ({
+      name: names[i]!,
+      unit: d.unit,
+      kind: d.kind,
+      limit: capacityOf(d),
+      windowSeconds: windowSecondsOf(d),
+    }))
     this.layout = createHash('sha1')
       .update(STATE_FORMAT)
       .update(names.map((name, i) => `${name}:${definitions[i]!.kind}`).join(','))
@@ -369,7 +409,13 @@ export class Limiter {
   }
 
   private decide(mode: OpMode, subject: string, costs: Costs | undefined): Promise<Decision> {
-    return promised(() => this.decideNow(mode, subject, costs))
+    if (this.syncStore === undefined) return promised(() => this.decideNow(mode, subject, costs))
+    // The decision is made at once: one promise for it, no closure.
+    try {
+      return Promise.resolve(this.decideNow(mode, subject, costs) as Decision)
+    } catch (error) {
+      return Promise.reject(error)
+    }
   }
 
   /** A decision without a lease: an op id only where a sliding log or lease needs one. May throw. */
@@ -379,6 +425,22 @@ export class Limiter {
 
   /** The decision, at once from a synchronous store, else as a promise. May throw. */
   private runNow(mode: OpMode, subject: string, costs: number[], id: string): Decision | Promise<Decision> {
+    const charging = mode === 'consume' || mode === 'reserve'
+    if (this.sharedStore !== undefined) {
+      // The store reads the op at once and keeps none of it: one op object per limiter will do.
+      const keys = this.keysFor(subject)
+      const op = this.scratchOp
+      op.mode = mode
+      op.id = id
+      op.stateKey = keys.state
+      op.keys = keys.limits
+      op.costs = costs
+      op.alert =
+        charging && this.alertAt !== undefined ? { threshold: this.alertAt, keys: keys.alerts } : undefined
+      op.block = this.block && { params: this.block, key: keys.block, strikesKey: keys.strikes }
+      if (mode === 'reset') op.alert = { threshold: 0, keys: keys.alerts }
+      return this.toDecision(subject, this.sharedStore.executeShared(op), costs, charging)
+    }
     const op = this.opFor(mode, subject, costs, id)
     return this.execute(op, subject, costs, mode === 'consume' || mode === 'reserve')
   }
@@ -408,6 +470,9 @@ export class Limiter {
     costs: number[],
     charging: boolean,
   ): Decision | Promise<Decision> {
+    if (this.sharedStore !== undefined) {
+      return this.toDecision(subject, this.sharedStore.executeShared(op), costs, charging)
+    }
     if (this.syncStore !== undefined) {
       return this.toDecision(subject, this.syncStore.executeSync(op), costs, charging)
     }
@@ -428,24 +493,26 @@ export class Limiter {
 
   /** @internal A store result as this policy's decision; used by compose(). */
   toDecision(subject: string, r: StoreResult, costs: number[], charging: boolean): Decision {
-    const limits: LimitStatus[] = []
+    const facts = this.facts
+    const n = facts.length
+    const limits: LimitStatus[] = new Array(n)
     let alerts: LimitStatus[] = NO_ALERTS
     let retry = 0
     let deniedBy: string | undefined
-    for (let i = 0; i < this.definitions.length; i++) {
-      const d = this.definitions[i]!
+    for (let i = 0; i < n; i++) {
+      const f = facts[i]!
       const l = r.limits[i]!
       const status: LimitStatus = {
-        name: this.names[i]!,
-        unit: d.unit,
-        kind: d.kind,
-        limit: capacityOf(d),
-        remaining: roundRemaining(d.unit, l.remaining),
+        name: f.name,
+        unit: f.unit,
+        kind: f.kind,
+        limit: f.limit,
+        remaining: roundRemaining(f.unit, l.remaining),
         resetMs: Math.ceil(l.resetMs),
-        windowSeconds: windowSecondsOf(d),
+        windowSeconds: f.windowSeconds,
         allowed: l.allowed,
       }
-      limits.push(status)
+      limits[i] = status
       if (l.alerted && charging && costs[i]! > 0) {
         if (alerts === NO_ALERTS) alerts = []
         alerts.push(status)
