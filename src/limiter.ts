@@ -10,10 +10,12 @@ import {
   windowSecondsOf,
 } from './core/limits.js'
 import { promised } from './core/promised.js'
+import { type Decision, decisionOf, type LimitFacts, type LimitStatus, limitFacts } from './decision.js'
 import { type BlockOptions, blockParams, normalizeLimit } from './limiter-options.js'
 import { Reservation } from './reservation.js'
 import type { OpMode, Store, StoreOp, StoreResult } from './store/types.js'
 
+export type { Decision, LimitStatus } from './decision.js'
 export type { BlockOptions } from './limiter-options.js'
 export { Reservation } from './reservation.js'
 
@@ -44,48 +46,11 @@ export interface LimiterOptions {
   hashSubjects?: boolean
 }
 
-export interface LimitStatus {
-  name: string
-  unit: Unit
-  kind: LimitDefinition['kind']
-  limit: number
-  remaining: number
-  /** Milliseconds until the limit is full again. */
-  resetMs: number
-  windowSeconds: number
-  allowed: boolean
-}
-
-export interface Decision {
-  allowed: boolean
-  /** 0 when allowed; whole milliseconds until a retry can pass; Infinity when it never can. */
-  retryAfterMs: number
-  /** The limit that denied (the one with the longest wait), or "block". */
-  deniedBy: string | undefined
-  /** Denied because the subject is blocked for repeated denials. */
-  blocked: boolean
-  /** This denial started a block. */
-  blockedNow: boolean
-  /** False when the store could not answer in time and the outage policy decided (see `fallback`). */
-  verified: boolean
-  /** How an unverified decision was made: 'open' (let through unchecked) or 'local' (this process's share). */
-  fallback: 'open' | 'local' | undefined
-  limits: LimitStatus[]
-  /** Limits this call moved across `alertAt`, reported once per subject, limit and window. */
-  alerts: LimitStatus[]
-  policy: string
-  subject: string
-  /** The store's clock when it decided (ms since the epoch). */
-  now: number
-}
-
 const NAME = /^[A-Za-z0-9_-]{1,64}$/
 const POLICY = /^[A-Za-z0-9_.-]{1,64}$/
 const PLAIN_SUBJECT = /^[A-Za-z0-9_.:@/+=-]{1,100}$/
 const OP_TAG = randomBytes(6).toString('base64url')
 const KEY_CACHE_SIZE = 10_000
-/** Shared by every decision without alerts, to spare an allocation per call. */
-const NO_ALERTS: LimitStatus[] = Object.freeze([]) as unknown as LimitStatus[]
 
 export interface SubjectKeys {
   /**
@@ -109,25 +74,12 @@ interface SyncStore extends Store {
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] }
 
-/** What a limit's status says of it whatever the call: worked out once per policy. */
-interface LimitFacts {
-  name: string
-  unit: Unit
-  kind: LimitDefinition['kind']
-  limit: number
-  windowSeconds: number
-}
 let opCounter = 0
 
 /** @internal A fresh op id (the name of the log entries and leases an op writes). */
 export function nextOpId(): string {
   opCounter = (opCounter + 1) % Number.MAX_SAFE_INTEGER
   return `${OP_TAG}.${opCounter.toString(36)}`
-}
-
-function roundRemaining(unit: Unit, x: number): number {
-  if (!(x > 0)) return 0
-  return unit === 'usd' ? Math.floor(x * 1e6 + 1e-6) / 1e6 : Math.floor(x + 1e-9)
 }
 
 /**
@@ -237,13 +189,7 @@ export class Limiter {
       alert: undefined,
       block: undefined,
     }
-    this.facts = definitions.map((d, i) => ({
-      name: names[i]!,
-      unit: d.unit,
-      kind: d.kind,
-      limit: capacityOf(d),
-      windowSeconds: windowSecondsOf(d),
-    }))
+    this.facts = limitFacts(names, definitions)
     this.layout = createHash('sha1')
       .update(STATE_FORMAT)
       .update(names.map((name, i) => `${name}:${definitions[i]!.kind}`).join(','))
@@ -492,54 +438,7 @@ export class Limiter {
   }
 
   /** @internal A store result as this policy's decision; used by compose(). */
-  toDecision(subject: string, r: StoreResult, costs: number[], charging: boolean): Decision {
-    const facts = this.facts
-    const n = facts.length
-    const limits: LimitStatus[] = new Array(n)
-    let alerts: LimitStatus[] = NO_ALERTS
-    let retry = 0
-    let deniedBy: string | undefined
-    for (let i = 0; i < n; i++) {
-      const f = facts[i]!
-      const l = r.limits[i]!
-      const status: LimitStatus = {
-        name: f.name,
-        unit: f.unit,
-        kind: f.kind,
-        limit: f.limit,
-        remaining: roundRemaining(f.unit, l.remaining),
-        resetMs: Math.ceil(l.resetMs),
-        windowSeconds: f.windowSeconds,
-        allowed: l.allowed,
-      }
-      limits[i] = status
-      if (l.alerted && charging && costs[i]! > 0) {
-        if (alerts === NO_ALERTS) alerts = []
-        alerts.push(status)
-      }
-      if (!l.allowed && l.retryAfterMs >= retry) {
-        retry = l.retryAfterMs
-        deniedBy = status.name
-      }
-    }
-    const blocked = r.blockedMs > 0
-    if (blocked) {
-      retry = Math.max(retry, r.blockedMs)
-      deniedBy = 'block'
-    }
-    return {
-      allowed: r.allowed,
-      retryAfterMs: r.allowed ? 0 : Math.max(1, Math.ceil(retry)),
-      deniedBy: r.allowed ? undefined : deniedBy,
-      blocked,
-      blockedNow: r.blockedNow,
-      verified: r.fallback === undefined,
-      fallback: r.fallback,
-      limits,
-      alerts,
-      policy: this.policy,
-      subject,
-      now: r.now,
-    }
+  toDecision(subject: string, r: StoreResult, costs: readonly number[], charging: boolean): Decision {
+    return decisionOf(this.facts, this.policy, subject, r, costs, charging)
   }
 }

@@ -117,7 +117,11 @@ export class MemoryStore extends MemoryEntries implements Store {
     const now = this.now()
     if (op.linked !== undefined && op.linked.length > 0) return this.executeGroup(op, now)
     const n = op.limits.length
-    const shared = this.shared[n] ?? (this.shared[n] = newResult(n))
+    let shared = this.shared[n]
+    if (shared === undefined) {
+      shared = newResult(n)
+      this.shared[n] = shared
+    }
     return this.executeOne(op, now, shared)
   }
 
