@@ -9,11 +9,13 @@
  * Rows are appended in bursts of 500 per event-loop turn, as a busy gateway would, while the
  * writer flushes in the background; the clock stops when flush() has committed the last row. The
  * appends outrun the writer, so the buffer is sized to hold them all (by default it holds 100,000
- * and drops, counting, beyond that).
+ * and drops, counting, beyond that). Beside the rate, rows per second of this process's CPU time
+ * and the load average: on a shared machine the rate says how busy the machine was as much as how
+ * fast the writer is.
  */
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
-import { cpus, tmpdir } from 'node:os'
+import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import pg from 'pg'
@@ -31,6 +33,9 @@ const ROUNDS = Number(arg('rounds', '3'))
 const ONLY = arg('only', '')
 const PG_URL = process.env.SLUICE_BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
 const BURST = 500
+const loadBefore = loadavg()
+  .map((l) => l.toFixed(2))
+  .join(' ')
 
 function row(i: number): LedgerEntry {
   return {
@@ -61,6 +66,8 @@ function row(i: number): LedgerEntry {
 
 interface Result {
   rowsPerSecond: number
+  /** Rows per second of this process's CPU time (appending and writing; not the PostgreSQL server's). */
+  rowsPerCpuSecond: number
   maxLoopDelayMs: number
   p99LoopDelayMs: number
   /** One batch of the default size, written alone: how long it takes (p50, p99, max). */
@@ -89,12 +96,14 @@ async function measure(url: string): Promise<Result> {
   const delay = monitorEventLoopDelay({ resolution: 1 })
   delay.enable()
   const start = performance.now()
+  const cpu = process.cpuUsage()
   for (let i = 0; i < ROWS; i++) {
     control.ledger.append(row(i))
     if (i % BURST === BURST - 1) await new Promise((r) => setImmediate(r))
   }
   await control.ledger.flush()
   const seconds = (performance.now() - start) / 1000
+  const used = process.cpuUsage(cpu)
   delay.disable()
   const stats = control.ledger.stats()
   const count = await control.usage.totals()
@@ -107,6 +116,7 @@ async function measure(url: string): Promise<Result> {
   }
   return {
     rowsPerSecond: ROWS / seconds,
+    rowsPerCpuSecond: ROWS / ((used.user + used.system) / 1e6),
     maxLoopDelayMs: delay.max / 1e6,
     p99LoopDelayMs: delay.percentile(99) / 1e6,
     batch,
@@ -120,7 +130,7 @@ async function run(name: string, url: string): Promise<string> {
   for (let r = 0; r < ROUNDS; r++) {
     const result = await measure(url)
     process.stderr.write(
-      `  ${name} round ${r + 1}: ${Math.round(result.rowsPerSecond).toLocaleString('en-US')} rows/s\n`,
+      `  ${name} round ${r + 1}: ${Math.round(result.rowsPerSecond).toLocaleString('en-US')} rows/s, ${Math.round(result.rowsPerCpuSecond).toLocaleString('en-US')} per CPU second\n`,
     )
     results.push(result)
   }
@@ -128,6 +138,7 @@ async function run(name: string, url: string): Promise<string> {
   const m = (pick: (r: Result) => number) => median(results.map(pick)).toFixed(1)
   return (
     `| ${name.padEnd(10)} | ${fmt(median(results.map((r) => r.rowsPerSecond))).padStart(9)} | ` +
+    `${fmt(median(results.map((r) => r.rowsPerCpuSecond))).padStart(13)} | ` +
     `${m((r) => r.p99LoopDelayMs)} / ${m((r) => r.maxLoopDelayMs)} | ${results[0]!.batch.rows} rows: ` +
     `${m((r) => r.batch.p50)} / ${m((r) => r.batch.p99)} / ${m((r) => r.batch.max)} |`
   )
@@ -158,7 +169,12 @@ if (ONLY === '' || ONLY === 'postgres') {
 }
 process.stdout.write(
   `ledger writes: ${ROWS.toLocaleString('en-US')} rows × ${ROUNDS} rounds (median), ${cpus().length} × ${cpus()[0]?.model}, Node ${process.version}\n\n` +
-    '| database   |    rows/s | event-loop delay p99 / max ms | one batch alone, p50 / p99 / max ms |\n' +
-    '|------------|-----------|-------------------------------|-------------------------------------|\n' +
-    `${lines.join('\n')}\n`,
+    '| database   |    rows/s | rows/CPU s ¹ | event-loop delay p99 / max ms | one batch alone, p50 / p99 / max ms |\n' +
+    '|------------|-----------|---------------|-------------------------------|-------------------------------------|\n' +
+    `${lines.join('\n')}\n\n` +
+    "¹ rows per second of this process's CPU time (appending and writing): what one free core would\n" +
+    "  reach on SQLite; on PostgreSQL the server's own CPU is not in it.\n" +
+    `load average (1, 5, 15 min) before: ${loadBefore}; after: ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}\n`,
 )

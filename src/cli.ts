@@ -25,7 +25,8 @@ Usage:
   sluice keys create --tier <tier> --name <name> [--team <id>] [--user <id>] [--expires <time>]
                      [--limits <json>] [--budgets <json>] [--metadata <json>] [--json]
   sluice keys create --yaml --tier <tier> --name <name> [--id <id>]   (a line for sluice.yaml instead)
-  sluice keys list [--team <id>] [--tier <tier>] [--status active|revoked|expired] [--search <text>] [--json]
+  sluice keys list [--team <id>] [--tier <tier>] [--status active|revoked|expired] [--search <text>]
+                   [--source database|sluice.yaml] [--json]
   sluice keys show|revoke <id>
   sluice keys update <id> [--tier …] [--name …] [--team …|none] [--expires …|none] [--limits …] [--budgets …]
   sluice keys rotate <id> [--grace 1h]
@@ -83,6 +84,7 @@ export async function main(argv: string[], io: CliIo = processIo()): Promise<num
         grace: { type: 'string' },
         status: { type: 'string' },
         search: { type: 'string' },
+        source: { type: 'string' },
         limit: { type: 'string' },
         force: { type: 'boolean' },
         strict: { type: 'boolean' },

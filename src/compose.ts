@@ -223,6 +223,26 @@ export class ComposedReservation {
     return this.finish(costs)
   }
 
+  /**
+   * settle() with costs of each level's own: `null` refunds that level's whole charge (a level
+   * the call no longer uses, such as a deployment it moved away from). One atomic step, like settle().
+   */
+  settleEach(actual: readonly (Costs | null)[]): Promise<ComposedDecision> {
+    if (this.final) return this.final
+    let costs: number[][]
+    try {
+      if (actual.length !== this.composite.levels.length) {
+        throw new SluiceInputError(
+          `settleEach() needs ${this.composite.levels.length} levels' costs, got ${actual.length}`,
+        )
+      }
+      costs = actual.map((a, i) => (a === null ? this.charged[i]!.map(() => 0) : this.actualCosts(a)[i]!))
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    return this.finish(costs)
+  }
+
   /** Refunds the whole reservation on every level and releases the leases. */
   cancel(): Promise<ComposedDecision> {
     if (this.final) return this.final

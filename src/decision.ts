@@ -39,6 +39,8 @@ export interface Decision {
   subject: string
   /** The store's clock when it decided (ms since the epoch). */
   now: number
+  /** Set when the call waited in a queue (WaitOptions): how long, in ms. */
+  waitedMs?: number
 }
 
 /** Shared by every decision without alerts, to spare an allocation per call. */

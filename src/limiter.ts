@@ -12,12 +12,15 @@ import {
 import { promised } from './core/promised.js'
 import { type Decision, decisionOf, type LimitFacts, type LimitStatus, limitFacts } from './decision.js'
 import { type BlockOptions, blockParams, normalizeLimit } from './limiter-options.js'
+import { consumeWaiting, reserveWaiting } from './limiter-wait.js'
 import { Reservation } from './reservation.js'
 import type { OpMode, Store, StoreOp, StoreResult } from './store/types.js'
+import type { WaitOptions } from './waiting.js'
 
 export type { Decision, LimitStatus } from './decision.js'
 export type { BlockOptions } from './limiter-options.js'
 export { Reservation } from './reservation.js'
+export type { WaitOptions } from './waiting.js'
 
 /**
  * Part of every state key's name: changes whenever the way a store lays out a subject's state
@@ -63,6 +66,8 @@ export interface SubjectKeys {
   alerts: string[]
   block: string
   strikes: string
+  /** The subject's queue of waiting requests (WaitOptions), its keys named from this one. */
+  queue: string
 }
 
 /** A store that can decide synchronously (MemoryStore): one promise per call instead of two. */
@@ -201,9 +206,13 @@ export class Limiter {
     ) as number[]
   }
 
-  /** Checks every limit and charges them all, or nothing when any would be exceeded. */
-  consume(subject: string, costs?: Costs): Promise<Decision> {
-    return this.decide('consume', subject, costs)
+  /**
+   * Checks every limit and charges them all, or nothing when any would be exceeded. With
+   * `maxWaitMs`, a refusal by a rate limit that would pass within it waits in fair order instead.
+   */
+  consume(subject: string, costs?: Costs, options?: WaitOptions): Promise<Decision> {
+    if (options === undefined) return this.decide('consume', subject, costs)
+    return promised(() => consumeWaiting(this, subject, costs, options, this.needsOpId ? nextOpId() : '-'))
   }
 
   /**
@@ -229,7 +238,9 @@ export class Limiter {
    * Charges an estimate now and takes a concurrency lease; settle() with the actual costs later,
    * or cancel(). A denied reservation holds nothing and its settle/cancel do nothing.
    */
-  reserve(subject: string, estimate?: Costs): Promise<Reservation> {
+  reserve(subject: string, estimate?: Costs, options?: WaitOptions): Promise<Reservation> {
+    if (options !== undefined)
+      return promised(() => reserveWaiting(this, subject, estimate, options, nextOpId()))
     return promised(() => this.reserveNow(subject, estimate))
   }
 
@@ -273,6 +284,7 @@ export class Limiter {
         alerts: this.names.map((n) => `${base}:${n}:alerted`),
         block: `${base}!block`,
         strikes: `${base}!strikes`,
+        queue: `${base}!queue`,
       }
       // Reusing the same strings saves building and hashing them again on every call.
       if (this.keyCache.size >= KEY_CACHE_SIZE) this.keyCache.clear()

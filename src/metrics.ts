@@ -48,6 +48,8 @@ export class SluiceMetrics {
   readonly alerts: Counter<'tier' | 'limit'>
   readonly blocks: Counter<'tier'>
   readonly inFlight: Gauge<'tier'>
+  readonly queueWaiting: Gauge<'tier'>
+  readonly queueWait: Histogram<'tier'>
   readonly storeDuration: Histogram<'outcome'>
   readonly storeUp: Gauge
   readonly storeTransitions: Counter<'to'>
@@ -106,6 +108,19 @@ export class SluiceMetrics {
       name: `${prefix}in_flight_requests`,
       help: 'Requests being served',
       labelNames: ['tier'],
+      registers,
+    })
+    this.queueWaiting = new Gauge({
+      name: `${prefix}queue_waiting_requests`,
+      help: 'Requests of this process waiting in a queue (docs/queueing.md)',
+      labelNames: ['tier'],
+      registers,
+    })
+    this.queueWait = new Histogram({
+      name: `${prefix}queue_wait_seconds`,
+      help: 'How long requests waited in a queue (admitted at the end or refused at maxWait)',
+      labelNames: ['tier'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers,
     })
     this.storeDuration = new Histogram({
@@ -169,6 +184,17 @@ export class SluiceMetrics {
     this.decisions.inc({ tier, limit, outcome, source })
     for (const a of decision.alerts) this.alerts.inc({ tier, limit: a.name })
     if (decision.blockedNow) this.blocks.inc({ tier })
+  }
+
+  /** A request of `tier` took a ticket in a queue (true) or left it (false). */
+  recordQueued(tier: string, waiting: boolean): void {
+    if (waiting) this.queueWaiting.inc({ tier })
+    else this.queueWaiting.dec({ tier })
+  }
+
+  /** An admitted request of `tier` waited `ms` in a queue. */
+  recordQueueWait(tier: string, ms: number): void {
+    this.queueWait.observe({ tier }, ms / 1000)
   }
 
   /** Counts a request refused because the store was unavailable and the tier fails closed. */

@@ -2,10 +2,21 @@ import { type ChildProcess, fork } from 'node:child_process'
 import { once } from 'node:events'
 
 /** Messages between the bench and a worker process (structured clone, so typed arrays pass as they are). */
-export type ToWorker = { type: 'run'; phase: 'warmup' | 'measure'; durationMs: number } | { type: 'stop' }
+export type ToWorker =
+  | { type: 'run'; phase: 'warmup' | 'measure'; durationMs: number }
+  | { type: 'cpu' }
+  | { type: 'stop' }
 export type FromWorker =
   | { type: 'ready'; info?: Record<string, unknown> }
-  | { type: 'done'; ops: number; allowed: number; elapsedMs: number; latencies: Float64Array }
+  | {
+      type: 'done'
+      ops: number
+      allowed: number
+      elapsedMs: number
+      latencies: Float64Array
+      /** Every operation that ended during the run, those after the deadline too (what the store did). */
+      completed?: number
+    }
   | { type: 'result'; value: unknown }
   | { type: 'error'; message: string }
 
@@ -60,6 +71,17 @@ export class Worker {
     return m
   }
 
+  /**
+   * CPU time the worker's server has used so far, in µs (user + system; answered by serve()): read
+   * before and after a measured period, it gives CPU per request, which a busy machine blurs far
+   * less than requests per second.
+   */
+  async cpuMicros(): Promise<number> {
+    const m = await this.request({ type: 'cpu' })
+    if (m.type !== 'result' || typeof m.value !== 'number') throw new Error('worker gave no CPU time')
+    return m.value
+  }
+
   async stop(): Promise<void> {
     if (this.process.exitCode !== null || this.process.signalCode !== null) return
     const exited = once(this.process, 'exit')
@@ -85,11 +107,25 @@ export function send(message: FromWorker): void {
   process.send?.(message)
 }
 
+let cpuReader = (): number => {
+  const u = process.cpuUsage()
+  return u.user + u.system
+}
+
+/** Where the worker's server runs in another process (e.g. a server it spawned): its CPU time, µs. */
+export function readCpuWith(reader: () => number): void {
+  cpuReader = reader
+}
+
 export function serve(
   handler: (m: ToWorker) => Promise<FromWorker | undefined>,
   teardown: () => Promise<void>,
 ) {
   process.on('message', (m: ToWorker) => {
+    if (m.type === 'cpu') {
+      send({ type: 'result', value: cpuReader() })
+      return
+    }
     if (m.type === 'stop') {
       teardown().then(
         () => process.exit(0),

@@ -18,6 +18,7 @@ export type FastifyVariant =
   | 'bare-headers'
   | 'sluice-memory'
   | 'sluice-memory-ietf'
+  | 'sluice-memory-legacy'
   | 'sluice-redis'
   | 'peer-memory'
   | 'peer-redis'
@@ -73,10 +74,13 @@ if (variant === 'bare-headers') {
       plugin.value as never,
       {
         store,
-        // The lean variant: only the IETF draft's two headers, as `headers` lets a user choose.
+        // The lean variants, as `headers` lets a user choose: only the IETF draft's two headers, or
+        // only the peer's set (X-RateLimit-Limit/-Remaining/-Reset).
         ...(variant === 'sluice-memory-ietf'
           ? { headers: { ietf: true, legacy: false, openai: false } }
-          : {}),
+          : variant === 'sluice-memory-legacy'
+            ? { headers: { ietf: false, legacy: true, openai: false } }
+            : {}),
         tiers: TIERS,
       } as never,
     )

@@ -3,18 +3,23 @@
  * gateway (`startGateway`) in front of a mock upstream that runs in another process, reached as an
  * OpenAI-compatible upstream (as a real deployment reaches its model server), or a bare pass-through
  * proxy (Fastify + undici, no limits, no accounting) in front of the mock: what one extra process hop
- * costs on this machine whatever it does.
+ * costs on this machine whatever it does; or Portkey's OSS gateway (`@portkey-ai/gateway`, its own
+ * Node server started from its package) in front of the mock, reached as a custom OpenAI host.
  */
-import { mkdtempSync, rmSync } from 'node:fs'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Fastify from 'fastify'
 import { Pool } from 'undici'
 import { loadMockUpstream, loadStartGateway } from '../adapters.js'
-import { send, serve, workerConfig } from '../harness/child.js'
+import { readCpuWith, send, serve, workerConfig } from '../harness/child.js'
 
 interface Config {
-  role: 'mock' | 'gateway' | 'passthrough'
+  role: 'mock' | 'gateway' | 'passthrough' | 'portkey'
   /** gateway, passthrough: the mock's base URL (with /v1). */
   upstreamUrl?: string
   store?: 'memory' | 'redis'
@@ -39,7 +44,8 @@ if (config.role === 'mock') {
 } else if (config.role === 'passthrough') {
   const upstream = new URL(config.upstreamUrl!)
   const base = upstream.pathname.replace(/\/$/, '')
-  const pool = new Pool(upstream.origin, { connections: 16, keepAliveTimeout: 30_000 })
+  // As many upstream connections as the gateway's default for an upstream (128).
+  const pool = new Pool(upstream.origin, { connections: 128, keepAliveTimeout: 30_000 })
   const app = Fastify({ logger: false })
   app.post('/v1/chat/completions', async (request, reply) => {
     const res = await pool.request({
@@ -56,6 +62,8 @@ if (config.role === 'mock') {
     await app.close()
     await pool.close()
   }
+} else if (config.role === 'portkey') {
+  ;({ url, close } = await startPortkey())
 } else {
   const start = await loadStartGateway()
   if (!start.ok) throw new Error(start.reason)
@@ -98,6 +106,59 @@ if (config.role === 'mock') {
   close = async () => {
     await gateway.close()
     rmSync(ledgerDir, { recursive: true, force: true })
+  }
+}
+
+/** A free TCP port on 127.0.0.1 (Portkey's server takes `--port=N` and cannot report port 0). */
+async function freePort(): Promise<number> {
+  const server = createServer()
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const { port } = server.address() as { port: number }
+  server.close()
+  await once(server, 'close')
+  return port
+}
+
+/**
+ * Portkey's gateway as its package starts it (`build/start-server.js`, headless: no log UI), in a
+ * child process; ready when its port answers.
+ */
+async function startPortkey(): Promise<{ url: string; close: () => Promise<void> }> {
+  const script = createRequire(import.meta.url).resolve('@portkey-ai/gateway/build/start-server.js')
+  const port = await freePort()
+  const child = spawn(process.execPath, [script, `--port=${port}`, '--headless'], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+    env: { ...process.env, NODE_ENV: 'production' },
+  })
+  const base = `http://127.0.0.1:${port}`
+  const deadline = Date.now() + 30_000
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`Portkey's gateway exited with code ${child.exitCode}`)
+    try {
+      await fetch(base, { signal: AbortSignal.timeout(1_000) })
+      break
+    } catch {
+      if (Date.now() > deadline) {
+        child.kill('SIGKILL')
+        throw new Error(`Portkey's gateway did not answer on ${base} within 30 s`)
+      }
+      await new Promise((r) => setTimeout(r, 100))
+    }
+  }
+  // Its CPU time is the child's: utime + stime from /proc (clock ticks, 100 per second on Linux).
+  readCpuWith(() => {
+    const fields = readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
+    return (Number(fields[11]) + Number(fields[12])) * 10_000
+  })
+  return {
+    url: base,
+    close: async () => {
+      if (child.exitCode !== null) return
+      const exited = once(child, 'exit')
+      child.kill('SIGTERM')
+      await exited
+    },
   }
 }
 

@@ -6,28 +6,47 @@ import { newClient } from '../harness/redis.js'
 
 interface Config {
   url: string
+  /** Instead of `url`: the nodes of a Redis Cluster (sluice only; the store makes its Cluster client). */
+  nodes?: string[]
   contender: 'sluice' | 'peer'
   inFlight: number
   keys: number
 }
 
 const config = workerConfig<Config>()
-const client = newClient(config.url)
-await client.ping()
+const client = config.nodes ? undefined : newClient(config.url)
+await client?.ping()
 const subjectOf = subjects(config.keys)
 let store: RedisStore | undefined
 let op: Operation
-if (config.contender === 'sluice') {
+if (config.nodes) {
+  if (config.contender !== 'sluice') throw new Error('a Redis Cluster is measured for sluice only')
+  store = new RedisStore({ nodes: config.nodes })
+  await store.whenReady()
+  op = sluiceOp(sluiceOneLimit(store), subjectOf)
+} else if (config.contender === 'sluice') {
+  if (!client) throw new Error('no client')
   store = new RedisStore({ client })
   op = sluiceOp(sluiceOneLimit(store), subjectOf)
 } else {
+  if (!client) throw new Error('no client')
   op = peerOp(peerRedisOneLimit(client), subjectOf)
+}
+
+// Counts every operation that ends, those the drive no longer counts after its deadline too: the
+// work the store did, for per-decision costs read from Redis.
+let completed = 0
+const counted: Operation = async (key) => {
+  const ok = await op(key)
+  completed++
+  return ok
 }
 
 serve(
   async (m) => {
     if (m.type !== 'run') return undefined
-    const r = await drive(op, {
+    completed = 0
+    const r = await drive(counted, {
       inFlight: config.inFlight,
       keys: config.keys,
       sampleEvery: 1,
@@ -39,11 +58,12 @@ serve(
       allowed: r.allowed,
       elapsedMs: r.elapsedMs,
       latencies: m.phase === 'measure' ? r.latencies.toArray() : new Float64Array(0),
+      completed,
     }
   },
   async () => {
     await store?.close()
-    await client.quit()
+    await client?.quit()
   },
 )
 send({ type: 'ready' })

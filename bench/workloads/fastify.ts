@@ -13,6 +13,7 @@ const NAMES: Record<FastifyVariant, string> = {
   'bare-headers': "bare Fastify sending sluice's headers as constants",
   'sluice-memory': 'sluice plugin, MemoryStore',
   'sluice-memory-ietf': 'sluice plugin, MemoryStore, IETF headers only',
+  'sluice-memory-legacy': "sluice plugin, MemoryStore, the peer's headers only (X-RateLimit-*)",
   'sluice-redis': 'sluice plugin, RedisStore',
   'peer-memory': '@fastify/rate-limit, memory',
   'peer-redis': '@fastify/rate-limit, Redis',
@@ -20,6 +21,8 @@ const NAMES: Record<FastifyVariant, string> = {
 
 interface Acc {
   rates: number[]
+  /** Server CPU per request (µs) of each round. */
+  cpu: number[]
   p50: number[]
   p99: number[]
   bad: number
@@ -33,9 +36,21 @@ async function run(ctx: BenchContext): Promise<Section> {
   const plugin = await loadFastifyPlugin()
   const variants: FastifyVariant[] = ['bare', 'peer-memory', 'peer-redis']
   // bare-headers builds its headers with sluice's HTTP layer, there when the plugin is.
-  if (plugin.ok) variants.splice(1, 0, 'bare-headers', 'sluice-memory', 'sluice-memory-ietf', 'sluice-redis')
+  if (plugin.ok) {
+    variants.splice(
+      1,
+      0,
+      'bare-headers',
+      'sluice-memory',
+      'sluice-memory-ietf',
+      'sluice-memory-legacy',
+      'sluice-redis',
+    )
+  }
   let headerCount = 0
-  const acc = new Map<FastifyVariant, Acc>(variants.map((v) => [v, { rates: [], p50: [], p99: [], bad: 0 }]))
+  const acc = new Map<FastifyVariant, Acc>(
+    variants.map((v) => [v, { rates: [], cpu: [], p50: [], p99: [], bad: 0 }]),
+  )
 
   for (let round = 0; round < options.rounds; round++) {
     const order = round % 2 === 0 ? variants : [...variants].reverse()
@@ -49,14 +64,17 @@ async function run(ctx: BenchContext): Promise<Section> {
         progress(`${label}: warm-up ${warmupMs} ms`)
         await load(url, options.inFlight, warmupMs)
         progress(`${label}: ${options.inFlight} connections for ${options.durationMs} ms (autocannon)`)
+        const cpuBefore = await worker.cpuMicros()
         const r = await load(url, options.inFlight, options.durationMs)
+        const cpu = ((await worker.cpuMicros()) - cpuBefore) / Math.max(1, r.ok)
         const a = acc.get(variant)!
         a.rates.push(r.requestsPerSec)
+        a.cpu.push(cpu)
         a.p50.push(r.p50Ms)
         a.p99.push(r.p99Ms)
         a.bad += r.bad
         progress(
-          `${label}: ${formatRate(r.requestsPerSec)} req/s, p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms` +
+          `${label}: ${formatRate(r.requestsPerSec)} req/s, p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms, server CPU ${cpu.toFixed(1)} µs/req` +
             (r.bad ? `, ${r.bad} non-2xx/errors` : ''),
         )
       } finally {
@@ -73,28 +91,51 @@ async function run(ctx: BenchContext): Promise<Section> {
       roundsOpsPerSec: a.rates,
       p50Ms: median(a.p50),
       p99Ms: median(a.p99),
-      extra: { nonOkResponses: a.bad, ...(v === 'bare-headers' ? { headers: headerCount } : {}) },
+      extra: {
+        nonOkResponses: a.bad,
+        serverCpuUsPerReq: median(a.cpu),
+        ...(v === 'bare-headers' ? { headers: headerCount } : {}),
+      },
     }
   }
   const bare = measure('bare')
+  const cpuOf = (m: Measure) => m.extra?.serverCpuUsPerReq ?? Number.NaN
   const pct = (m: Measure) => `${(pairedRatio(m, bare) * 100).toFixed(0)} %`
   const rows: ThroughputRow[] = []
   for (const store of ['memory', 'redis'] as const) {
     const peer = measure(`peer-${store}`)
     const sluice = plugin.ok ? measure(`sluice-${store}`) : undefined
     const lean = plugin.ok && store === 'memory' ? measure('sluice-memory-ietf') : undefined
+    const legacy = plugin.ok && store === 'memory' ? measure('sluice-memory-legacy') : undefined
     const floor = plugin.ok && store === 'memory' ? measure('bare-headers') : undefined
-    const bad = [sluice, peer, lean, floor].filter((m) => m && (m.extra?.nonOkResponses ?? 0) > 0)
+    const bad = [sluice, peer, lean, legacy, floor].filter((m) => m && (m.extra?.nonOkResponses ?? 0) > 0)
     const parts = [
       `of bare: sluice ${sluice ? pct(sluice) : 'n/a'}, peer ${pct(peer)} (bare ${formatRate(bare.opsPerSec)} req/s, p50/p99 ${bare.p50Ms}/${bare.p99Ms} ms)`,
       ...(lean
         ? [`sluice with the IETF headers only: ${formatRate(lean.opsPerSec)} req/s, ${pct(lean)} of bare`]
         : []),
-      ...(floor
+      ...(legacy
         ? [
-            `bare Fastify sending the same ${headerCount} headers as constants: ${formatRate(floor.opsPerSec)} req/s, ${pct(floor)} of bare`,
+            `sluice with the peer's headers only: ${formatRate(legacy.opsPerSec)} req/s, ${pairedRatio(legacy, peer).toFixed(2)}× the peer`,
           ]
         : []),
+      ...(floor && sluice
+        ? [
+            `bare Fastify sending the same ${headerCount} headers as constants: ${formatRate(floor.opsPerSec)} req/s, ${pct(floor)} of bare; sluice ${(pairedRatio(sluice, floor) * 100).toFixed(0)} % of it`,
+          ]
+        : []),
+      `server CPU per request (µs, median of rounds): ${[
+        ['bare', bare],
+        ...(floor ? [['constant headers', floor]] : []),
+        ['sluice', sluice],
+        ...(legacy ? [["sluice, peer's headers", legacy]] : []),
+        ['peer', peer],
+      ]
+        .filter((e): e is [string, Measure] => e[1] !== undefined)
+        .map(([n, m]) => `${n} ${cpuOf(m).toFixed(1)}`)
+        .join(
+          ', ',
+        )}${floor && sluice ? ` — sluice's own ${(((cpuOf(sluice) - cpuOf(floor)) / cpuOf(floor)) * 100).toFixed(1)} % over the constant headers` : ''}${legacy ? `; sluice (peer's headers) ÷ peer by CPU: ${(cpuOf(peer) / cpuOf(legacy)).toFixed(2)}×` : ''}${store === 'redis' && sluice ? `; sluice ÷ peer by CPU: ${(cpuOf(peer) / cpuOf(sluice)).toFixed(2)}×` : ''}`,
       ...bad.map((m) => `${m!.name}: ${m!.extra!.nonOkResponses} non-2xx/errors`),
     ]
     const row = throughputRow(
@@ -108,7 +149,7 @@ async function run(ctx: BenchContext): Promise<Section> {
         ...(floor ? { references: [floor] } : {}),
       },
     )
-    if (lean) row.others = [lean]
+    if (lean && legacy) row.others = [lean, legacy]
     rows.push(row)
   }
   return {

@@ -1,15 +1,16 @@
+import { createRequire } from 'node:module'
 import { Pool } from 'undici'
 import { loadMockUpstream, loadStartGateway } from '../adapters.js'
 import { Worker } from '../harness/child.js'
-import { type Contender, contest } from '../harness/contest.js'
+import { type Contender, contest, type Instance } from '../harness/contest.js'
 import type { Operation } from '../harness/drive.js'
 import { formatRate } from '../harness/progress.js'
-import { allowedNote, throughputRow } from '../harness/rows.js'
-import type { BenchContext, Section, Workload } from '../harness/types.js'
+import { allowedNote, pairedRatio, throughputRow } from '../harness/rows.js'
+import type { BenchContext, Measure, Section, Workload } from '../harness/types.js'
 
 const WORKER = new URL('../workers/gateway-server.ts', import.meta.url)
-/** Requests in flight: 16 for throughput under load; 1 for the latency the gateway adds alone. */
-const LOADS = { gateway: 16, 'gateway-serial': 1 } as const
+/** Requests in flight: 16 and 32 for throughput under load; 1 for the latency the gateway adds alone. */
+const LOADS = { gateway: 16, 'gateway-32': 32, 'gateway-serial': 1 } as const
 type GatewayRow = keyof typeof LOADS
 const BODY = JSON.stringify({
   model: 'gpt-4o-mini',
@@ -24,8 +25,8 @@ const BODY = JSON.stringify({
 const API_KEY = 'sk-sluice-vhn9jUn3oaGiugXwZvmQGnaWd8IWwMPqPJBk1trVA1U'
 
 /** POST a small chat completion and read the whole answer; allowed means HTTP 200. */
-function chatOp(pool: Pool, path: string): Operation {
-  const headers = { 'content-type': 'application/json', authorization: `Bearer ${API_KEY}` }
+function chatOp(pool: Pool, path: string, extraHeaders: Record<string, string> = {}): Operation {
+  const headers = { 'content-type': 'application/json', authorization: `Bearer ${API_KEY}`, ...extraHeaders }
   return async () => {
     const res = await pool.request({ method: 'POST', path, headers, body: BODY })
     await res.body.text()
@@ -39,6 +40,32 @@ function poolFor(url: string, base: string, connections: number): { pool: Pool; 
   return {
     pool: new Pool(u.origin, { connections, pipelining: 1 }),
     path: `${base}/chat/completions`,
+  }
+}
+
+/** CPU time of the server under test per request of the measured period (µs), read around it. */
+function serverCpu(worker: Worker): Pick<Instance, 'beforeMeasure' | 'afterMeasure'> {
+  let before = 0
+  return {
+    async beforeMeasure() {
+      before = await worker.cpuMicros()
+    },
+    async afterMeasure(result) {
+      return { serverCpuUsPerReq: ((await worker.cpuMicros()) - before) / result.ops }
+    },
+  }
+}
+
+/** Portkey's gateway is a devDependency; without it the rows run without that contender. */
+function portkeyAvailable(): { ok: true } | { ok: false; reason: string } {
+  try {
+    createRequire(import.meta.url).resolve('@portkey-ai/gateway/build/start-server.js')
+    return { ok: true }
+  } catch (error) {
+    return {
+      ok: false,
+      reason: `@portkey-ai/gateway is not installed (${(error as Error).message.split('\n')[0]})`,
+    }
   }
 }
 
@@ -57,6 +84,7 @@ async function run(ctx: BenchContext, id: GatewayRow): Promise<Section> {
       const { pool, path } = poolFor(mockUrl, new URL(mockUrl).pathname.replace(/\/$/, ''), inFlight)
       return {
         op: chatOp(pool, path),
+        ...serverCpu(upstream),
         teardown: async () => {
           await pool.close()
           await upstream.stop()
@@ -65,14 +93,19 @@ async function run(ctx: BenchContext, id: GatewayRow): Promise<Section> {
     },
   }
   /** A server process (`role` of the worker) in front of its own mock upstream process. */
-  const inFrontOfMock = (name: string, config: Record<string, unknown>): Contender => ({
+  const inFrontOfMock = (
+    name: string,
+    config: Record<string, unknown>,
+    headersFor?: (upstreamUrl: string) => Record<string, string>,
+  ): Contender => ({
     name,
     async setup() {
       const upstream = await Worker.start(WORKER, { role: 'mock' })
       const front = await Worker.start(WORKER, { ...config, upstreamUrl: upstream.info.url })
       const { pool, path } = poolFor(front.info.url as string, '/v1', inFlight)
       return {
-        op: chatOp(pool, path),
+        op: chatOp(pool, path, headersFor?.(upstream.info.url as string)),
+        ...serverCpu(front),
         teardown: async () => {
           await pool.close()
           await front.stop()
@@ -89,8 +122,16 @@ async function run(ctx: BenchContext, id: GatewayRow): Promise<Section> {
       apiKey: API_KEY,
     })
   const hop = inFrontOfMock('bare pass-through proxy', { role: 'passthrough' })
+  // Portkey routes by request headers: the provider's dialect and, for a self-hosted server, its URL.
+  const portkey = inFrontOfMock("Portkey's gateway", { role: 'portkey' }, (upstreamUrl) => ({
+    'x-portkey-provider': 'openai',
+    'x-portkey-custom-host': upstreamUrl.replace(/\/$/, ''),
+  }))
+  const peer = portkeyAvailable()
 
-  const contenders = gateway.ok ? [through('memory'), through('redis'), hop, direct] : [direct]
+  const contenders = gateway.ok
+    ? [through('memory'), through('redis'), hop, ...(peer.ok ? [portkey] : []), direct]
+    : [direct]
   const measures = await contest(ctx, {
     id,
     contenders,
@@ -98,30 +139,44 @@ async function run(ctx: BenchContext, id: GatewayRow): Promise<Section> {
     minWarmupMs: 2_000,
     reset: () => redis.flush(),
   })
-  const baseline = measures[measures.length - 1]!
+  const mockDirect = measures[measures.length - 1]!
+  const bareHop = measures[2]!
+  const portkeyMeasure = peer.ok ? measures[3] : undefined
+  const ms = (x: number) => x.toFixed(3)
+  const cpuOf = (m: Measure) => m.extra?.serverCpuUsPerReq ?? Number.NaN
+  const cpu = (m: Measure) => cpuOf(m).toFixed(0)
+  /** a's CPU per request as a share of b's: the throughput b would reach where a reaches 100 %. */
+  const cpuShare = (a: Measure, b: Measure) => ((100 * cpuOf(a)) / cpuOf(b)).toFixed(0)
   const rows = gateway.ok
     ? [0, 1].map((i) => {
         const m = measures[i]!
-        const odd = allowedNote([m, baseline], 'all')
-        const bareHop = measures[2]!
-        const added =
-          `adds ${(m.p50Ms - baseline.p50Ms).toFixed(3)} ms at p50, ${(m.p99Ms - baseline.p99Ms).toFixed(3)} ms at p99; ` +
-          `a bare pass-through proxy (Fastify + undici, no limits) adds ${(bareHop.p50Ms - baseline.p50Ms).toFixed(3)} / ${(bareHop.p99Ms - baseline.p99Ms).toFixed(3)} ms (${formatRate(bareHop.opsPerSec)} req/s)`
+        const odd = allowedNote([m, bareHop, mockDirect, ...(portkeyMeasure ? [portkeyMeasure] : [])], 'all')
+        const notes = [
+          `${(pairedRatio(m, bareHop) * 100).toFixed(0)} % of the pass-through proxy (${formatRate(bareHop.opsPerSec)} req/s)`,
+          `server CPU per request ${cpu(m)} µs vs the pass-through's ${cpu(bareHop)} µs (${cpuShare(bareHop, m)} %)${portkeyMeasure ? ` and Portkey's ${cpu(portkeyMeasure)} µs (${(cpuOf(portkeyMeasure) / cpuOf(m)).toFixed(1)}×)` : ''}`,
+          `adds ${ms(m.p50Ms - bareHop.p50Ms)} ms at p50, ${ms(m.p99Ms - bareHop.p99Ms)} ms at p99 over the pass-through`,
+          `over the mock called directly (${formatRate(mockDirect.opsPerSec)} req/s): sluice adds ${ms(m.p50Ms - mockDirect.p50Ms)} / ${ms(m.p99Ms - mockDirect.p99Ms)} ms, the pass-through ${ms(bareHop.p50Ms - mockDirect.p50Ms)} / ${ms(bareHop.p99Ms - mockDirect.p99Ms)} ms`,
+          ...(portkeyMeasure
+            ? [`Portkey p50/p99 ${ms(portkeyMeasure.p50Ms)} / ${ms(portkeyMeasure.p99Ms)} ms`]
+            : [`Portkey: ${(peer as { reason: string }).reason}`]),
+          odd,
+        ]
         return throughputRow(
-          `gateway-${i === 0 ? 'memory' : 'redis'}`,
-          `${m.name} → mock, ${inFlight} in flight`,
-          [m],
+          `${id}-${i === 0 ? 'memory' : 'redis'}`,
+          `gateway, ${i === 0 ? 'MemoryStore' : 'RedisStore'} → mock, ${inFlight} in flight`,
+          [m, portkeyMeasure],
           {
             unit: 'requests/s',
-            baseline,
-            note: [added, odd].filter(Boolean).join('; '),
+            baseline: bareHop,
+            references: [mockDirect],
+            note: notes.filter(Boolean).join('; '),
           },
         )
       })
     : [
         throughputRow(id, `gateway → mock, ${inFlight} in flight`, [undefined], {
           unit: 'requests/s',
-          baseline,
+          baseline: mockDirect,
         }),
       ]
   return {
@@ -141,6 +196,13 @@ export const gatewayOverhead: Workload = {
   title: 'gateway (startGateway) to its mock upstream vs the mock directly, memory and Redis, 16 in flight',
   needsRedis: true,
   run: (ctx) => run(ctx, 'gateway'),
+}
+
+export const gateway32: Workload = {
+  id: 'gateway-32',
+  title: 'gateway (startGateway) vs a pass-through proxy and Portkey, memory and Redis, 32 in flight',
+  needsRedis: true,
+  run: (ctx) => run(ctx, 'gateway-32'),
 }
 
 export const gatewaySerial: Workload = {

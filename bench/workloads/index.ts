@@ -1,9 +1,11 @@
 import type { Workload } from '../harness/types.js'
 import { blockedKey, blockedKeySerial } from './blocked-key.js'
 import { fastifyOverhead } from './fastify.js'
-import { gatewayOverhead, gatewaySerial } from './gateway.js'
+import { gateway32, gatewayOverhead, gatewaySerial } from './gateway.js'
 import { memoryOneLimit, memoryPolicy } from './memory-decisions.js'
 import { memoryPerKey } from './memory-per-key.js'
+import { queueMemory, queueRedis } from './queue.js'
+import { redisCluster } from './redis-cluster.js'
 import { redisOneLimit, redisPolicy } from './redis-decisions.js'
 import { redisMemory } from './redis-memory.js'
 import { redisScaling } from './redis-scaling.js'
@@ -15,13 +17,17 @@ export const WORKLOADS: Workload[] = [
   memoryPolicy,
   redisOneLimit,
   redisPolicy,
+  queueMemory,
+  queueRedis,
   blockedKey,
   blockedKeySerial,
   fastifyOverhead,
   gatewayOverhead,
+  gateway32,
   gatewaySerial,
   tokenEstimation,
   redisScaling,
+  redisCluster,
   memoryPerKey,
   redisMemory,
 ]

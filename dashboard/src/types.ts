@@ -25,9 +25,13 @@ export interface Key {
   expiresAt: string | null
   revokedAt: string | null
   previousSecretValidUntil: string | null
-  createdAt: string
-  updatedAt: string
+  /** Null for a key of sluice.yaml. */
+  createdAt: string | null
+  updatedAt: string | null
   lastUsedAt: string | null
+  /** Where the key is managed: a key of sluice.yaml is read-only here (change it in the file). */
+  source: 'database' | 'sluice.yaml'
+  readOnly: boolean
 }
 export interface IssuedKey extends Key {
   key: string

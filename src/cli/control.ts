@@ -15,6 +15,7 @@ import { migrateToLatest } from '../control/migrations/index.js'
 import type { GatewayConfig } from '../gateway/config/schema.js'
 import { escapeControls } from '../gateway/format.js'
 import { gatewayTiers } from '../gateway/tiers.js'
+import { keyIdOf } from '../http/keys.js'
 import { type CliIo, ConfigError, configFrom, UsageError } from './io.js'
 
 /** The control database's URL for a config, a SQLite path made absolute against `cwd`; undefined: off. */
@@ -65,7 +66,11 @@ async function withService<T>(
   } catch (error) {
     throw new ConfigError([`database: cannot open ${redactUrl(url)}: ${oneLine(error)}`], path)
   }
-  const service = new AdminService({ control, tiers: Object.keys(gatewayTiers(config.tiers)) })
+  const service = new AdminService({
+    control,
+    tiers: Object.keys(gatewayTiers(config.tiers)),
+    configKeys: () => config.auth.keys.map((k) => ({ ...k, id: k.id ?? keyIdOf(k.hash) })),
+  })
   try {
     return await work(service, config)
   } catch (error) {
@@ -171,7 +176,7 @@ export async function keysCommand(
   io: CliIo,
 ): Promise<number> {
   const sub = positionals[1]
-  return withService(values, io, async (service, config) => {
+  return withService(values, io, async (service) => {
     switch (sub) {
       case 'create': {
         if (!values.tier) throw new UsageError('keys create needs --tier (e.g. --tier service)')
@@ -189,31 +194,17 @@ export async function keysCommand(
       }
       case 'list': {
         const query: Record<string, unknown> = {}
-        for (const name of ['team', 'tier', 'user', 'status', 'search', 'limit']) {
+        for (const name of ['team', 'tier', 'user', 'status', 'search', 'source', 'limit']) {
           if (values[name] !== undefined) query[name] = values[name]
         }
         const page = await service.listKeys(query)
-        const fromYaml = config.auth.keys.map((k) => ({
-          id: k.id ?? k.hash.slice(0, 16),
-          name: k.name ?? '-',
-          tier: k.tier,
-          team: null,
-          status: k.revoked ? 'revoked' : 'active',
-          source: 'sluice.yaml',
-          readOnly: true,
-        }))
-        if (values.json) {
-          return print(io, {
-            ...page,
-            items: page.items.map((k) => ({ ...k, source: 'database', readOnly: false })),
-            config: fromYaml,
-          })
-        }
+        if (values.json) return print(io, page)
         io.out(
           `${'id'.padEnd(16)} ${'name'.padEnd(24)} ${'tier'.padEnd(14)} ${'team'.padEnd(14)} ${'status'.padEnd(8)} source`,
         )
-        for (const key of page.items) io.out(keyLine(key, 'database'))
-        for (const key of fromYaml) io.out(keyLine(key, 'sluice.yaml (read-only)'))
+        for (const key of page.items) {
+          io.out(keyLine(key, key.readOnly ? `${key.source} (read-only)` : key.source))
+        }
         if (page.total > page.items.length)
           io.out(`… ${page.total - page.items.length} more (--limit, --search)`)
         return 0

@@ -1,6 +1,6 @@
 import type { ChangeEvent, ChangeFeed } from './changes.js'
 import { withDeadline } from './deadline.js'
-import { parseKey, secretMatches } from './key-format.js'
+import { MAX_KEY_LENGTH, parseKey, secretMatches } from './key-format.js'
 import { type KeyCredentials, type KeyInfo, secretOpens } from './key-records.js'
 
 /** Where the cache reads keys: KeyStore in production. */
@@ -65,6 +65,12 @@ interface Entry {
   fetchedAt: number
 }
 
+interface Opened {
+  credentials: KeyCredentials
+  /** Which of the record's secrets it is: the previous one works only during the rotation grace. */
+  secret: 'current' | 'previous'
+}
+
 /**
  * The hot path's view of the keys: a lookup by presented key string answers from memory (at once,
  * without a promise) when the key is cached, and reads the database only for a key not seen
@@ -79,7 +85,12 @@ export class KeyCache {
   private readonly entries = new Map<string, Entry>()
   private readonly negative = new Map<string, number>()
   private readonly inflight = new Map<string, Promise<KeyCredentials | undefined>>()
-  private readonly verified = new WeakMap<KeyCredentials, Map<string, 'current' | 'previous'>>()
+  /**
+   * Presented keys whose secret matched, with the record they matched and which secret: a later
+   * request with the same key string and the same cached record skips parsing and hashing (a map
+   * lookup, as a key of sluice.yaml costs). Matches only; at most `maxEntries`.
+   */
+  private readonly opened = new Map<string, Opened>()
   private known: Set<string> | undefined
   private knownLoading: Promise<void> | undefined
   /** Ids announced while the known set was loading: the load may have missed them. */
@@ -122,13 +133,28 @@ export class KeyCache {
    * KeyLookupUnavailableError when the database is needed and cannot answer.
    */
   lookup(presented: string): KeyInfo | undefined | Promise<KeyInfo | undefined> {
+    // The common case: this very key string opened the record that is cached now.
+    const seen =
+      typeof presented === 'string' && presented.length <= MAX_KEY_LENGTH
+        ? this.opened.get(presented)
+        : undefined
+    if (seen !== undefined) {
+      const cached = this.entries.get(seen.credentials.info.id)
+      if (cached !== undefined && cached.credentials === seen.credentials) {
+        const now = this.clock()
+        if (now - cached.fetchedAt < this.ttlMs) {
+          this.counters.hits++
+          return this.opens(seen, now)
+        }
+      }
+    }
     const parsed = parseKey(presented)
     if (parsed === undefined) return undefined
     const now = this.clock()
     const entry = this.entries.get(parsed.id)
     if (entry !== undefined && now - entry.fetchedAt < this.ttlMs) {
       this.counters.hits++
-      return this.open(entry.credentials, parsed.secret, now)
+      return this.open(entry.credentials, presented, parsed.secret, now)
     }
     if (
       entry !== undefined &&
@@ -140,7 +166,7 @@ export class KeyCache {
         this.counters.errors++
         this.options.onError?.(error)
       })
-      return this.open(entry.credentials, parsed.secret, now)
+      return this.open(entry.credentials, presented, parsed.secret, now)
     }
     const negativeUntil = this.negative.get(parsed.id)
     if (negativeUntil !== undefined) {
@@ -157,14 +183,16 @@ export class KeyCache {
     }
     return this.fetch(parsed.id).then(
       (credentials) =>
-        credentials === undefined ? undefined : this.open(credentials, parsed.secret, this.clock()),
+        credentials === undefined
+          ? undefined
+          : this.open(credentials, presented, parsed.secret, this.clock()),
       (error) => {
         this.counters.errors++
         const stale = this.entries.get(parsed.id)
         const staleLimit = this.ttlMs + (this.options.staleIfErrorMs ?? 300_000)
         if (stale !== undefined && this.clock() - stale.fetchedAt < staleLimit) {
           this.options.onError?.(error)
-          return this.open(stale.credentials, parsed.secret, this.clock())
+          return this.open(stale.credentials, presented, parsed.secret, this.clock())
         }
         if (this.known !== undefined && !this.known.has(parsed.id)) return undefined
         throw new KeyLookupUnavailableError('the key database did not answer', { cause: error })
@@ -185,6 +213,7 @@ export class KeyCache {
   /** Forgets everything, and reloads the known ids. */
   clear(): void {
     this.entries.clear()
+    this.opened.clear()
     this.negative.clear()
     this.inflight.clear()
     void this.reloadKnown().catch(() => {})
@@ -210,26 +239,38 @@ export class KeyCache {
   }
 
   /**
-   * Whether `secret` opens the key now. A secret that matched once is remembered with the record
-   * it matched (a few per record, matches only): the next requests with it cost a map lookup
-   * instead of a SHA-256. A new record (a change, a reload) starts with none remembered; the
-   * status, expiry and rotation grace are checked every time.
+   * Whether `secret` (of the key string `presented`) opens the key now. A key string that matched
+   * once is remembered with the record it matched (matches only): the next requests with it cost
+   * a map lookup instead of a SHA-256. A new record (a change, a reload) starts with none
+   * remembered; the status, expiry and rotation grace are checked every time.
    */
-  private open(credentials: KeyCredentials, secret: string, now: number): KeyInfo | undefined {
+  private open(
+    credentials: KeyCredentials,
+    presented: string,
+    secret: string,
+    now: number,
+  ): KeyInfo | undefined {
+    const seen = this.opened.get(presented)
+    if (seen !== undefined && seen.credentials === credentials) return this.opens(seen, now)
+    if (!secretOpens(credentials, secret, now)) return undefined
+    if (this.opened.size >= this.maxEntries) this.opened.clear()
+    const opened: Opened = {
+      credentials,
+      secret: secretMatches(secret, credentials.secretHash) ? 'current' : 'previous',
+    }
+    this.opened.set(presented, opened)
+    return this.opens(opened, now)
+  }
+
+  /** A key string known to match `credentials`: whether the record lets it in now. */
+  private opens({ credentials, secret }: Opened, now: number): KeyInfo | undefined {
     if (credentials.revokedAt !== null) return undefined
     if (credentials.expiresAt !== null && now >= credentials.expiresAt) return undefined
-    const inGrace = credentials.previousExpiresAt !== null && now < credentials.previousExpiresAt
-    const known = this.verified.get(credentials)?.get(secret)
-    if (known === 'previous' ? !inGrace : known !== 'current') {
-      if (known !== undefined || !secretOpens(credentials, secret, now)) return undefined
-      let memo = this.verified.get(credentials)
-      if (memo === undefined) {
-        memo = new Map()
-        this.verified.set(credentials, memo)
-      }
-      if (memo.size >= 4) memo.clear()
-      memo.set(secret, secretMatches(secret, credentials.secretHash) ? 'current' : 'previous')
-    }
+    if (
+      secret === 'previous' &&
+      !(credentials.previousExpiresAt !== null && now < credentials.previousExpiresAt)
+    )
+      return undefined
     this.options.onUsed?.(credentials.info.id, now)
     return credentials.info
   }

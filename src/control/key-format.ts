@@ -13,7 +13,8 @@ const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567'
 const PUBLIC_ID = /^[a-z2-7]{10}$/
 /** Accepts longer secrets than it issues (room to grow), never shorter than 192 bits. */
 const SECRET = /^[A-Za-z0-9_-]{32,128}$/
-const MAX_KEY_LENGTH = API_KEY_PREFIX.length + PUBLIC_ID_LENGTH + 1 + 128
+/** The longest key string parseKey reads. */
+export const MAX_KEY_LENGTH = API_KEY_PREFIX.length + PUBLIC_ID_LENGTH + 1 + 128
 
 export interface ParsedKey {
   id: string

@@ -30,6 +30,7 @@ const COLUMNS: readonly (readonly [Column, string])[] = [
   ['prompt_tokens', 'bigint'],
   ['cached_tokens', 'bigint'],
   ['cache_write_tokens', 'bigint'],
+  ['cache_write_1h_tokens', 'bigint'],
   ['completion_tokens', 'bigint'],
   ['reasoning_tokens', 'bigint'],
   ['tokens', 'bigint'],
@@ -77,8 +78,8 @@ function sqliteInsert(database: Database): LedgerInsert {
 }
 
 /**
- * PostgreSQL: one `INSERT … SELECT * FROM unnest($1::bigint[], $2::text[], …)` per batch — 30
- * parameters whatever the batch size (a multi-row VALUES would need 30 per row, against a limit of
+ * PostgreSQL: one `INSERT … SELECT * FROM unnest($1::bigint[], $2::text[], …)` per batch — 31
+ * parameters whatever the batch size (a multi-row VALUES would need 31 per row, against a limit of
  * 65,535, and cost far more to plan). Autocommit: the one statement is the transaction.
  */
 function postgresInsert(database: Database): LedgerInsert {

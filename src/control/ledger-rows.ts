@@ -60,8 +60,10 @@ export interface LedgerEntry {
   promptTokens?: number
   /** Input tokens read from the provider's prompt cache (part of promptTokens). */
   cachedTokens?: number
-  /** Input tokens written to the prompt cache (part of promptTokens). */
+  /** Input tokens written to the 5-minute prompt cache (part of promptTokens). */
   cacheWriteTokens?: number
+  /** Input tokens written to the 1-hour prompt cache (part of promptTokens; priced apart by Anthropic). */
+  cacheWrite1hTokens?: number
   completionTokens?: number
   /** Output tokens spent on reasoning (part of completionTokens). */
   reasoningTokens?: number
@@ -69,9 +71,13 @@ export interface LedgerEntry {
   tokens?: number
   /** USD charged (0 when refunded); the parts below add up to it when the price table splits it. */
   usd?: number
+  /** Of `usd`: input neither read from nor written to a cache. */
   usdInput?: number
+  /** Of `usd`: cache reads. */
   usdCached?: number
+  /** Of `usd`: cache writes, 5-minute and 1-hour. */
   usdCacheWrite?: number
+  /** Of `usd`: output, reasoning included. */
   usdOutput?: number
   latencyMs?: number
   /** Admitted by the outage policy while the store was down. */
@@ -177,6 +183,7 @@ export function ledgerInsertOf(entry: LedgerEntry, now: number): Insertable<Ledg
     prompt_tokens: promptTokens,
     cached_tokens: count(entry.cachedTokens, 'cachedTokens'),
     cache_write_tokens: count(entry.cacheWriteTokens, 'cacheWriteTokens'),
+    cache_write_1h_tokens: count(entry.cacheWrite1hTokens, 'cacheWrite1hTokens'),
     completion_tokens: completionTokens,
     reasoning_tokens: count(entry.reasoningTokens, 'reasoningTokens'),
     tokens: entry.tokens === undefined ? promptTokens + completionTokens : count(entry.tokens, 'tokens'),
@@ -213,6 +220,7 @@ export function ledgerRowOf(r: Selectable<LedgerTable>): LedgerRow {
     promptTokens: Number(r.prompt_tokens),
     cachedTokens: Number(r.cached_tokens),
     cacheWriteTokens: Number(r.cache_write_tokens),
+    cacheWrite1hTokens: Number(r.cache_write_1h_tokens),
     completionTokens: Number(r.completion_tokens),
     reasoningTokens: Number(r.reasoning_tokens),
     tokens: Number(r.tokens),

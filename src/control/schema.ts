@@ -94,7 +94,10 @@ export interface LedgerTable {
   source: string | null
   prompt_tokens: number
   cached_tokens: number
+  /** Written to the 5-minute cache. */
   cache_write_tokens: number
+  /** Written to the 1-hour cache (since migration 0003). */
+  cache_write_1h_tokens: number
   completion_tokens: number
   reasoning_tokens: number
   tokens: number

@@ -68,7 +68,10 @@ export interface UsageTotals {
   failed: number
   promptTokens: number
   cachedTokens: number
+  /** Written to the 5-minute cache. */
   cacheWriteTokens: number
+  /** Written to the 1-hour cache. */
+  cacheWrite1hTokens: number
   completionTokens: number
   reasoningTokens: number
   /** Tokens charged to limits. */
@@ -185,6 +188,7 @@ export class UsageQueries {
       sql<number>`coalesce(sum(prompt_tokens), 0)`.as('prompt_tokens'),
       sql<number>`coalesce(sum(cached_tokens), 0)`.as('cached_tokens'),
       sql<number>`coalesce(sum(cache_write_tokens), 0)`.as('cache_write_tokens'),
+      sql<number>`coalesce(sum(cache_write_1h_tokens), 0)`.as('cache_write_1h_tokens'),
       sql<number>`coalesce(sum(completion_tokens), 0)`.as('completion_tokens'),
       sql<number>`coalesce(sum(reasoning_tokens), 0)`.as('reasoning_tokens'),
       sql<number>`coalesce(sum(tokens), 0)`.as('tokens'),
@@ -220,6 +224,7 @@ export class UsageQueries {
           promptTokens: Number(r.prompt_tokens),
           cachedTokens: Number(r.cached_tokens),
           cacheWriteTokens: Number(r.cache_write_tokens),
+          cacheWrite1hTokens: Number(r.cache_write_1h_tokens),
           completionTokens: Number(r.completion_tokens),
           reasoningTokens: Number(r.reasoning_tokens),
           tokens: Number(r.tokens),

@@ -26,6 +26,16 @@ export interface ChargeInfo {
   encoding: EncodingName
   /** What the request path learned about the request (who, when), for the ledger. */
   trace?: RequestTrace
+  /** The deployment serving the call: settles its limits with the tenant's (deployments/routing.ts). */
+  routing?: RoutedCharge
+}
+
+/** How a call served by a deployment is settled, and what the ledger says of it. */
+export interface RoutedCharge {
+  readonly deployment: { readonly name: string; readonly upstream: string }
+  readonly failed: readonly string[]
+  /** Settles the tenant's reservation (when limited) and the deployment's; null refunds both. */
+  settle(tenant: Reservation | undefined, costs: Costs | null): Promise<void>
 }
 
 export interface AccountingOptions {
@@ -169,9 +179,17 @@ export class Accounting {
       settlement = await this.price(info, { ...end, usage: undefined, text: '' })
     }
     try {
-      if (charge.reservation?.allowed) {
-        if (settlement.refunded) await charge.reservation.cancel()
-        else await charge.reservation.settle(settleCosts(charge.reservation.decision, settlement))
+      const reservation = charge.reservation?.allowed ? charge.reservation : undefined
+      if (info.routing !== undefined) {
+        const costs = settlement.refunded
+          ? null
+          : reservation !== undefined
+            ? settleCosts(reservation.decision, settlement)
+            : { tokens: settlement.tokens, usd: settlement.usd }
+        await info.routing.settle(reservation, costs)
+      } else if (reservation !== undefined) {
+        if (settlement.refunded) await reservation.cancel()
+        else await reservation.settle(settleCosts(reservation.decision, settlement))
       }
     } catch (error) {
       this.options.onSettleError?.(error, charge)
@@ -190,6 +208,9 @@ export class Accounting {
       outcome: settlement.outcome,
       limited: charge.limited,
       ...(fallback !== undefined && { fallback }),
+      ...(info.routing !== undefined && { deployment: info.routing.deployment.name }),
+      ...(info.routing !== undefined &&
+        info.routing.failed.length > 0 && { failedDeployments: [...info.routing.failed] }),
       source: settlement.source,
       promptTokens: settlement.promptTokens,
       completionTokens: settlement.completionTokens,

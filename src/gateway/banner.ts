@@ -39,7 +39,13 @@ export function routeLines(config: GatewayConfig, upstreams: ReadonlyMap<string,
   for (const [pattern, model] of routed) {
     lines.push(`${pattern} → ${describeUpstream(upstreams.get(model.upstream!)!)}`)
   }
-  const rest = patternsOf(config, config.defaultUpstream).filter((p) => p !== 'every other model')
+  for (const [model, list] of Object.entries(config.deployments)) {
+    const names = list.map((d) => `${d.name ?? `${d.upstream}/${d.model ?? model}`} (${d.upstream})`)
+    lines.push(`${model} → deployments ${names.join(', ')}`)
+  }
+  const rest = patternsOf(config, config.defaultUpstream).filter(
+    (p) => p !== 'every other model' && !p.endsWith(' (deployment)'),
+  )
   const others = rest.length > 0 ? `${rest.join(', ')} and every other model` : 'every other model'
   lines.push(`${others} → ${describeUpstream(upstreams.get(config.defaultUpstream)!)}`)
   return [`upstreams: ${lines[0]}`, ...lines.slice(1).map((l) => `           ${l}`)]

@@ -15,7 +15,7 @@ import { DEFAULT_SQLITE_PATH } from '../control/db.js'
 import { ControlInputError, NotFoundError } from '../control/errors.js'
 import type { KeyCache } from '../control/key-cache.js'
 import type { LedgerEntry } from '../control/ledger-rows.js'
-import type { Sluice } from '../http/index.js'
+import { MemoryKeyRegistry, type Sluice } from '../http/index.js'
 import type { Decision } from '../limiter.js'
 import type { GuardedStore } from '../store/guarded.js'
 import type { Charge, Settlement } from './accounting.js'
@@ -141,6 +141,8 @@ export async function mountControl(
     auth: adminAuthFrom(deps.env, deps.config.admin),
     tiers: (tier) => Object.hasOwn(sluice.tiers, tier),
     tierNames: () => Object.keys(sluice.tiers),
+    // The keys of the file as the core serving now has them (a reload changes them).
+    configKeys: () => (sluice.keys instanceof MemoryKeyRegistry ? sluice.keys.records() : []),
     subjects: { inspect: (s) => inspectSubject(plane.control, sluice, s), unblock: (s) => sluice.unblock(s) },
     storeStatus: deps.storeStatus,
     events: plane.events,
@@ -224,12 +226,27 @@ export function settledRow(charge: Charge, settlement: Settlement, status: numbe
     limited: charge.limited,
     source: settlement.source,
     promptTokens: settlement.promptTokens,
+    cachedTokens: settlement.cachedTokens,
+    cacheWriteTokens: settlement.cacheWriteTokens,
+    cacheWrite1hTokens: settlement.cacheWrite1hTokens,
     completionTokens: settlement.completionTokens,
+    reasoningTokens: settlement.reasoningTokens,
     tokens: settlement.tokens,
     usd: settlement.usd,
+    usdInput: settlement.inputUsd,
+    usdCached: settlement.cachedUsd,
+    usdCacheWrite: settlement.cacheWriteUsd,
+    usdOutput: settlement.outputUsd,
   }
   const fallback = charge.decision?.fallback
   if (fallback !== undefined) row.fallback = fallback
+  const routing = info.routing
+  if (routing !== undefined) {
+    row.deployment = routing.deployment.name
+    row.upstream = routing.deployment.upstream
+    // The deployments that failed the call before the one that served it.
+    if (routing.failed.length > 0) row.reason = `moved from ${routing.failed.join(', ')}`
+  }
   if (trace !== undefined) row.latencyMs = Math.round(performance.now() - trace.startedAt)
   return row
 }

@@ -1,8 +1,9 @@
 import type { KeyConfig, SluiceLogger, SluiceOptions } from '../http/index.js'
+import type { TierQueue } from '../http/tiers.js'
 import type { BlockOptions } from '../limiter.js'
 import type { SluiceMetrics } from '../metrics.js'
 import type { Store } from '../store/types.js'
-import type { BlockConfig, GatewayConfig } from './config/schema.js'
+import type { BlockConfig, GatewayConfig, TierConfig } from './config/schema.js'
 import { gatewayTiers, limitFromConfig } from './tiers.js'
 
 function blockOptions(block: BlockConfig | undefined): BlockOptions | boolean | undefined {
@@ -54,6 +55,7 @@ export function sluiceOptions(
   for (const [name, tier] of Object.entries(config.tiers)) {
     const t = tiers[name]!
     if (tier.shadow !== undefined) t.shadow = tier.shadow
+    if (tier.queue !== undefined) t.queue = tierQueue(tier.queue)
     const block = blockOptions(tier.block)
     if (block !== undefined) t.block = block
   }
@@ -106,4 +108,14 @@ export function sluiceOptions(
           }
   }
   return options
+}
+
+/** A tier's `queue` of sluice.yaml as the wait options of its admissions. */
+function tierQueue(queue: NonNullable<TierConfig['queue']>): TierQueue {
+  const out: TierQueue = { maxWaitMs: queue.maxWait }
+  if (queue.maxQueued !== undefined) out.maxQueued = queue.maxQueued
+  if (queue.maxQueuedPerSubject !== undefined) out.maxQueuedPerFlow = queue.maxQueuedPerSubject
+  if (queue.weight !== undefined) out.weight = queue.weight
+  if (queue.lease !== undefined) out.leaseMs = queue.lease
+  return out
 }

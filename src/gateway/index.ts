@@ -9,6 +9,7 @@ import type { BlockedKeyCache } from '../store/blocked-cache.js'
 import { StoreUnavailableError } from '../store/errors.js'
 import type { GuardedStore } from '../store/guarded.js'
 import { MemoryStore } from '../store/memory.js'
+import { RedisStore } from '../store/redis/store.js'
 import type { Store } from '../store/types.js'
 import { Accounting, type Charge, type Settlement } from './accounting.js'
 import { ConfigError, parseConfig } from './config/load.js'
@@ -21,14 +22,18 @@ import {
   refusalRow,
   settledRow,
 } from './control-plane.js'
+import { openDeployments } from './deployments/open.js'
+import type { Deployments } from './deployments/router.js'
 import { sluiceOptions } from './http-options.js'
 import { InFlightCalls } from './in-flight.js'
 import { Ledger, LedgerPathError } from './ledger.js'
+import { reportLedger } from './ledger-report.js'
 import { buildSluice, LiveParts } from './live.js'
 import { createGatewayLogger } from './logger.js'
 import type { MockUpstream } from './mock/server.js'
 import { type Persistence, startPersistence } from './persistence.js'
 import { LEDGER_UNAVAILABLE_BODY, readinessWithLedger, refusesCalls } from './readiness.js'
+import { ledgerReplay } from './replay.js'
 import { buildServer } from './server.js'
 import { demoKeyFor, startupWarnings } from './startup.js'
 import { type GatewayStore, givenStore, type OutagePolicy, openStore } from './store.js'
@@ -76,6 +81,8 @@ export interface Gateway {
   /** The control plane (database keys, ledger rows, admin API), when `database` is configured. */
   control: GatewayControl | undefined
   upstreams: ReadonlyMap<string, Upstream>
+  /** The deployments of models configured with `deployments` (undefined: none). */
+  deployments: Deployments | undefined
   /** The built-in mock upstream, when the config routes anything to it. */
   mock: MockUpstream | undefined
   /** The demo key made at start-up when no key is configured (service tier), else undefined. */
@@ -220,6 +227,10 @@ export async function startGateway(
     },
     onSettled: (charge, settlement, end) => {
       if (plane !== undefined) recordSettled(plane, charge, settlement, end.status, logger)
+      const routing = charge.info.routing
+      if (routing !== undefined && !settlement.refunded) {
+        deploymentMetrics?.tokens.inc({ deployment: routing.deployment.name }, settlement.tokens)
+      }
       if (charge.limited) {
         metrics.recordCharge(charge.info.tier, { tokens: settlement.tokens, usd: settlement.usd })
       }
@@ -238,6 +249,13 @@ export async function startGateway(
       )
     },
   })
+  const routed = openDeployments(
+    config,
+    options.store instanceof RedisStore ? options.store : stores.redis,
+    metrics.registry,
+  )
+  const deployments = routed?.deployments
+  const deploymentMetrics = routed?.metrics
   const lifecycle = { closing: false }
   let persistence: Persistence | undefined
 
@@ -274,8 +292,7 @@ export async function startGateway(
         store,
         path: config.snapshot.path,
         intervalMs: config.snapshot.interval,
-        sluice,
-        control: plane?.control,
+        replay: plane && ledgerReplay(plane, sluice, logger),
         logger,
       })
     }
@@ -293,6 +310,8 @@ export async function startGateway(
       metrics,
       calls,
       lifecycle,
+      deployments,
+      deploymentMetrics,
     })
     if (ledger && onFailure === 'refuse') {
       app.addHook('onRequest', async (request, reply) => {
@@ -379,6 +398,7 @@ export async function startGateway(
       ledger,
       control: plane,
       upstreams,
+      deployments,
       mock: [...upstreams.values()].find((u) => u.mock !== undefined)?.mock,
       demoKey: demo?.key,
       demoKeyFromEnv: demo?.fromEnv ?? false,
@@ -438,47 +458,6 @@ async function openLedger(ledger: Ledger): Promise<void> {
     }
     throw error
   }
-}
-
-function formatBytes(bytes: number): string {
-  return bytes >= 1024 * 1024 ? `${Math.round(bytes / (1024 * 1024))} MB` : `${Math.round(bytes / 1024)} KB`
-}
-
-/** One log line per ledger transition (failing, writing again, losing records), never one per call. */
-function reportLedger(ledger: Ledger, config: GatewayConfig, logger: Logger): void {
-  const log = logger.child({ component: 'ledger' })
-  const path = ledger.options.path
-  const refuse = config.ledger.onFailure === 'refuse'
-  let losing = false
-  ledger.observe({
-    failing: (error, buffered) => {
-      log.error(
-        { path, code: (error as NodeJS.ErrnoException).code, buffered },
-        `usage ledger cannot write: ${error.message}. Records wait in memory (up to ${formatBytes(config.ledger.buffer)}) and calls are ${refuse ? 'refused with 503' : 'still served'} until it can (see /readyz)`,
-      )
-    },
-    recovered: ({ downMs, written, dropped }) => {
-      losing = false
-      log.info(
-        { path, downMs, written, dropped },
-        `usage ledger writes again after ${downMs}ms: ${written} waiting records written${dropped > 0 ? `, ${dropped} lost while the buffer was full` : ''}`,
-      )
-    },
-    dropped: () => {
-      if (losing) return
-      losing = true
-      log.error(
-        { path },
-        'usage ledger is losing records: its buffer is full (or it closed before it could write them); they are counted in sluice_ledger_dropped_records_total',
-      )
-    },
-    repaired: () => {
-      log.warn(
-        { path },
-        'usage ledger: closed a torn last line left by an earlier write; sluice usage reports it as skipped',
-      )
-    },
-  })
 }
 
 export { ConfigError, loadConfig, parseConfig } from './config/load.js'

@@ -34,6 +34,10 @@ export interface LedgerRecord {
    * (nothing was charged to the limits) or 'local' (charged to this instance's share only).
    */
   fallback?: 'open' | 'local'
+  /** The deployment that served the call (models with `deployments`). */
+  deployment?: string
+  /** Deployments that failed the call before any output, before the one that served it. */
+  failedDeployments?: string[]
   /** Where the counts come from: the upstream's usage, counting the text, or the estimate. */
   source: 'upstream' | 'counted' | 'estimate' | 'none'
   /** Every input token (cached and cache-written ones included). */

@@ -235,6 +235,8 @@ const RESTART_ONLY = [
   'shutdown',
   'log',
   'admin',
+  'deployments',
+  'fallbacks',
 ] as const
 
 function restartOnly(before: GatewayConfig, after: GatewayConfig): string[] {

@@ -3,7 +3,20 @@ import type { FastifyBaseLogger, FastifyReply } from 'fastify'
 import type { CallEnd, Charge } from './accounting.js'
 import type { Dialect, ValidRequest } from './dialects/types.js'
 import { SseSplitter } from './sse.js'
-import { CallAbort, clientHeadersFrom, type Upstream } from './upstream.js'
+import { CallAbort, clientHeadersFrom, type Upstream, type UpstreamError } from './upstream.js'
+
+/** Where a call is sent: an upstream and the body it gets. */
+export interface UpstreamTarget {
+  upstream: Upstream
+  body: string | undefined
+}
+
+/** An upstream's answer as far as its status and headers (or its failure to answer at all). */
+export interface UpstreamAnswer {
+  status: number
+  headers: Record<string, string | string[] | undefined> | undefined
+  failure: UpstreamError | undefined
+}
 
 export interface ProxyCall {
   reply: FastifyReply
@@ -25,6 +38,12 @@ export interface ProxyCall {
   /** Rate-limit headers for the response. */
   headers: Record<string, string>
   charge: Charge
+  /**
+   * Told of every upstream answer before any of it reaches the client (its status and headers, or
+   * its failure); a target it resolves to is where the call is sent instead, this answer dropped
+   * (a fallback). Never asked once a byte went to the client.
+   */
+  onAnswer?: (answer: UpstreamAnswer) => Promise<UpstreamTarget | undefined>
 }
 
 /** Answers with a JSON body of the gateway's own on a response whose headers have not gone out. */
@@ -54,7 +73,9 @@ function isEventStream(contentType: string | string[] | undefined): boolean {
  * that saw the end of one call sees its real cost in the next call's headers.
  */
 export async function proxyCall(call: ProxyCall): Promise<void> {
-  const { reply, charge, upstream, dialect } = call
+  const { reply, charge, dialect } = call
+  let upstream = call.upstream
+  let body = call.body
   dialect.decorateHeaders?.(call.headers, Date.now(), charge.decision)
   const raw = reply.raw
   const controller = new CallAbort()
@@ -69,24 +90,48 @@ export async function proxyCall(call: ProxyCall): Promise<void> {
   // Cut while it waited for its reservation (shutdown): 'close' has fired already.
   if (raw.destroyed) onClose()
 
-  let response: Awaited<ReturnType<Upstream['request']>>
-  try {
-    response = await upstream.request({
-      method: call.method,
-      path: call.path,
-      body: call.body,
-      stream: call.stream,
-      signal: controller,
-      dialect,
-      clientHeaders: call.clientHeaders,
-    })
-  } catch (error) {
-    if (clientGone) {
-      await charge.finish({ kind: 'aborted', status: 499, text: '' })
-      return
+  let response: Awaited<ReturnType<Upstream['request']>> | undefined
+  let failure: UpstreamError | undefined
+  for (;;) {
+    failure = undefined
+    try {
+      response = await upstream.request({
+        method: call.method,
+        path: call.path,
+        body,
+        stream: call.stream,
+        signal: controller,
+        dialect,
+        clientHeaders: call.clientHeaders,
+      })
+    } catch (error) {
+      if (clientGone) {
+        await charge.finish({ kind: 'aborted', status: 499, text: '' })
+        return
+      }
+      failure = upstream.failure(error)
+      call.log.warn({ upstream: upstream.name, code: failure.code }, failure.message)
     }
-    const failure = upstream.failure(error)
-    call.log.warn({ upstream: upstream.name, code: failure.code }, failure.message)
+    if (call.onAnswer === undefined || clientGone) break
+    const answer: UpstreamAnswer = {
+      status: response?.statusCode ?? failure!.status,
+      headers: response?.headers,
+      failure,
+    }
+    const next = await call.onAnswer(answer)
+    if (next === undefined) break
+    // Dropped: the call goes to the next target; what this one sent is read and thrown away.
+    if (failure === undefined) await response!.body.dump().catch(() => {})
+    response = undefined
+    upstream = next.upstream
+    body = next.body
+  }
+  if (clientGone && response === undefined && failure === undefined) {
+    await charge.finish({ kind: 'aborted', status: 499, text: '' })
+    return
+  }
+  if (failure !== undefined || response === undefined) {
+    failure ??= upstream.failure(new Error('no answer'))
     await charge.finish({ kind: 'failed', status: failure.status, text: '', outcome: 'upstream_error' })
     await reply
       .code(failure.status)
@@ -150,7 +195,7 @@ export async function proxyCall(call: ProxyCall): Promise<void> {
     broken = error
   }
 
-  const body = streaming ? undefined : Buffer.concat(collected)
+  const answerBody = streaming ? undefined : Buffer.concat(collected)
   let end: CallEnd
   if (clientGone) {
     end = { kind: 'aborted', status, usage: tracker?.usage, text: tracker?.text ?? '' }
@@ -174,7 +219,7 @@ export async function proxyCall(call: ProxyCall): Promise<void> {
   } else {
     let json: unknown
     try {
-      json = JSON.parse(body!.toString('utf8'))
+      json = JSON.parse(answerBody!.toString('utf8'))
     } catch {
       json = undefined
     }
@@ -204,11 +249,11 @@ export async function proxyCall(call: ProxyCall): Promise<void> {
         }),
       )
     } else if (!clientGone) {
-      if (body === undefined) raw.end()
+      if (answerBody === undefined) raw.end()
       else {
-        headers['content-length'] = String(body.length)
+        headers['content-length'] = String(answerBody.length)
         raw.writeHead(status, headers)
-        raw.end(body)
+        raw.end(answerBody)
       }
     }
   }

@@ -55,6 +55,7 @@ export function usedUpstreams(config: GatewayConfig): string[] {
   const names = new Set([config.defaultUpstream])
   for (const model of Object.values(config.models))
     if (model.upstream !== undefined) names.add(model.upstream)
+  for (const list of Object.values(config.deployments)) for (const d of list) names.add(d.upstream)
   return [...names]
 }
 
@@ -63,6 +64,9 @@ export function patternsOf(config: GatewayConfig, upstream: string): string[] {
   const patterns = Object.entries(config.models)
     .filter(([, m]) => m.upstream === upstream)
     .map(([p]) => p)
+  for (const [model, list] of Object.entries(config.deployments)) {
+    if (list.some((d) => d.upstream === upstream)) patterns.push(`${model} (deployment)`)
+  }
   if (upstream === config.defaultUpstream) patterns.push('every other model')
   return patterns
 }

@@ -52,15 +52,39 @@ async function loadCounter(encoding: EncodingName): Promise<CountFn> {
 
 const encoders = new Map<EncodingName, Promise<Encoder>>()
 
+/**
+ * Counts of texts seen lately, per encoder: a conversation sends its whole history again on each
+ * turn, and system prompts repeat on every call, so most texts of a prompt were counted before.
+ * Only texts up to COUNT_CACHE_CHARS (the ones counted on the event loop) are kept, at most
+ * COUNT_CACHE_ENTRIES of them (a few MB at worst); the cache is emptied when full.
+ */
+export const COUNT_CACHE_ENTRIES = 1_024
+export const COUNT_CACHE_CHARS = 4_096
+
+function cachedCounter(count: (text: string) => number): (text: string) => number {
+  const counts = new Map<string, number>()
+  return (text) => {
+    if (text.length > COUNT_CACHE_CHARS) return count(text)
+    let n = counts.get(text)
+    if (n === undefined) {
+      n = count(text)
+      if (counts.size >= COUNT_CACHE_ENTRIES) counts.clear()
+      counts.set(text, n)
+    }
+    return n
+  }
+}
+
 /** The encoder for an encoding, loaded once (each vocabulary costs ~100 ms and some MB to load). */
 export function encoderFor(encoding: EncodingName): Promise<Encoder> {
   let encoder = encoders.get(encoding)
   if (!encoder) {
     encoder = loadCounter(encoding).then((countTokens) => {
       const countPiece = (text: string) => countTokens(text, AS_TEXT)
+      const count = cachedCounter((text) => countInRuns(countPiece, text))
       return {
         encoding,
-        count: (text: string) => (text === '' ? 0 : countInRuns(countPiece, text)),
+        count: (text: string) => (text === '' ? 0 : count(text)),
       }
     })
     encoders.set(encoding, encoder)

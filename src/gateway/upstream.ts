@@ -143,6 +143,7 @@ export class Upstream {
         completionTokens: config.completionTokens,
         embeddingDimensions: config.embeddingDimensions,
         encodingFor,
+        ...(config.rateLimits !== undefined && { rateLimits: config.rateLimits }),
       })
       baseUrl = mock.url
     } else {

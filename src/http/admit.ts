@@ -6,14 +6,14 @@
  * gateway's accounting settles `state.reservation`), or releaseState() with the estimate when the
  * response ends (the adapters).
  */
-import type { Costs, Decision, Reservation } from '../limiter.js'
+import type { Costs, Decision, Reservation, WaitOptions } from '../limiter.js'
 import type { SluiceMetrics } from '../metrics.js'
 import { StoreUnavailableError } from '../store/errors.js'
 import type { Answers } from './answers.js'
 import type { Graduator } from './graduation.js'
 import type { HeaderGroups } from './headers.js'
 import type { Identity } from './identity.js'
-import { type LevelsOf, reserveLevels } from './levels.js'
+import { type ExtraLevel, type LevelsOf, reserveLevels } from './levels.js'
 import { needsNextCall } from './next-call.js'
 import type { LimiterEntry, Policies } from './policies.js'
 import { type CheckResult, RequestState } from './state.js'
@@ -30,6 +30,19 @@ export interface AdmitOptions {
    * gateway counts a request larger than a limit can ever hold as a strike toward a block).
    */
   escalate?: (decision: Decision) => Promise<Decision | undefined>
+  /** Ends a wait in the tier's queue (docs/queueing.md) when the client goes away. */
+  signal?: AbortSignal
+  /**
+   * Levels of this call alone, decided with the identity's own (and its `levels`) in the same
+   * atomic step: the gateway's deployment serving the call.
+   */
+  levels?: readonly ExtraLevel[]
+  /**
+   * A denial this says is not the identity's to answer (a deployment level refused alone) is
+   * given back as it is — not graduated, not counted, no 429 made — for the caller to try
+   * elsewhere: `proceed` false, `status` 0, the decision in `state`.
+   */
+  passOn?: (decision: Decision) => boolean
 }
 
 export interface AdmitterOptions {
@@ -62,21 +75,33 @@ export class Admitter {
     let charged = costs instanceof Promise ? undefined : costs
     try {
       const extra = this.o.levels?.(identity)
+      const own = options?.levels
       reserved =
-        extra !== undefined
+        own !== undefined && own.length > 0
           ? Promise.all([costs, extra]).then(([c, levels]) => {
               charged = c
-              if (levels === undefined || levels.levels.length === 0) {
-                return entry.limiter.reserve(identity.subject, c)
-              }
-              return reserveLevels(entry.limiter, identity.subject, levels, c)
+              const all = { ...levels, levels: [...(levels?.levels ?? []), ...own] }
+              return reserveLevels(entry.limiter, identity.subject, all, c)
             })
-          : costs instanceof Promise
-            ? costs.then((c) => {
+          : extra !== undefined
+            ? Promise.all([costs, extra]).then(([c, levels]) => {
                 charged = c
-                return entry.limiter.reserve(identity.subject, c)
+                if (levels === undefined || levels.levels.length === 0) {
+                  return entry.limiter.reserve(identity.subject, c, this.waitOf(entry, identity, options))
+                }
+                return reserveLevels(entry.limiter, identity.subject, levels, c)
               })
-            : entry.limiter.reserveNow(identity.subject, costs)
+            : entry.queue !== undefined
+              ? Promise.resolve(costs).then((c) => {
+                  charged = c
+                  return entry.limiter.reserve(identity.subject, c, this.waitOf(entry, identity, options))
+                })
+              : costs instanceof Promise
+                ? costs.then((c) => {
+                    charged = c
+                    return entry.limiter.reserve(identity.subject, c)
+                  })
+                : entry.limiter.reserveNow(identity.subject, costs)
     } catch (error) {
       return this.unavailable(error, identity)
     }
@@ -102,14 +127,22 @@ export class Admitter {
     entry: LimiterEntry = this.o.policies.entry(identity),
   ): Admission | Promise<Admission> {
     const decision = reservation.decision
+    if (!decision.allowed && options?.passOn?.(decision) === true) {
+      const state = new RequestState(identity)
+      state.reservation = reservation
+      state.decision = decision
+      return { proceed: false, status: 0, headers: {}, body: undefined, state }
+    }
     if (!decision.allowed && options?.escalate !== undefined) {
       return options.escalate(decision).then(
         (d) => this.outcome(identity, reservation, d ?? decision, entry, costs, undefined),
         (error: unknown) => this.unavailable(error, identity),
       )
     }
+    if (!needsNextCall(decision, this.o.headerGroups, this.o.concurrencyRetryCapMs)) {
+      return this.outcome(identity, reservation, decision, entry, costs, undefined)
+    }
     const next = (ms?: number) => this.outcome(identity, reservation, decision, entry, costs, ms)
-    if (!needsNextCall(decision, this.o.headerGroups, this.o.concurrencyRetryCapMs)) return next()
     // A peek that fails only costs the reset headers.
     return this.nextCallMs(identity, decision, costs).then(next, () => next())
   }
@@ -130,6 +163,23 @@ export class Admitter {
       .then((p) => (p.allowed ? 0 : p.retryAfterMs))
   }
 
+  /**
+   * The wait of a tier with a queue: its options, the request's signal, metrics of who waits;
+   * undefined (no wait) for a tier without one.
+   */
+  private waitOf(
+    entry: LimiterEntry,
+    identity: Identity,
+    options: AdmitOptions | undefined,
+  ): WaitOptions | undefined {
+    if (entry.queue === undefined) return undefined
+    const metrics = this.o.metrics
+    const wait: WaitOptions = { ...entry.queue }
+    if (options?.signal !== undefined) wait.signal = options.signal
+    if (metrics !== undefined) wait.onQueue = (waiting) => metrics.recordQueued(identity.tier, waiting)
+    return wait
+  }
+
   /** The 503 admission when the store is unavailable and the tier fails closed; other errors are thrown. */
   unavailable(error: unknown, identity: Identity | undefined): Admission {
     if (!(error instanceof StoreUnavailableError)) throw error
@@ -147,6 +197,7 @@ export class Admitter {
     next: number | undefined,
   ): Admission {
     this.o.metrics?.recordDecision(decision, identity.tier)
+    if (decision.waitedMs !== undefined) this.o.metrics?.recordQueueWait(identity.tier, decision.waitedMs)
     const state = new RequestState(identity)
     state.reservation = reservation
     state.decision = decision
@@ -158,6 +209,7 @@ export class Admitter {
     const answers = this.o.answers
     if (reservation.allowed) {
       const headers = answers.headersFor(decision, g.warning, undefined, next)
+      if (decision.waitedMs !== undefined) headers['x-sluice-queue-ms'] = String(decision.waitedMs)
       return { proceed: true, status: 200, headers, body: undefined, state }
     }
     if (this.o.policies.isShadow(identity.tier)) {

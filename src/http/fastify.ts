@@ -12,10 +12,10 @@
  */
 import type { FastifyInstance, FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify'
 import { describe, SluiceInputError } from '../core/errors.js'
-import { checkThen, coreFrom, type SluiceInput } from './adapter.js'
+import { coreFrom, type SluiceInput } from './adapter.js'
 import type { Sluice } from './core.js'
 import type { CostSpec } from './options.js'
-import { type RateLimitState, releaseState } from './state.js'
+import { type CheckResult, type RateLimitState, releaseState } from './state.js'
 
 /** Per route, in `config.sluice`: false to leave the route unlimited, or its own cost. */
 export type SluiceRouteConfig = false | { cost?: CostSpec<FastifyRequest> }
@@ -39,32 +39,48 @@ const REGISTER_OPTIONS = ['logLevel', 'logSerializers']
 
 type Hook = (request: FastifyRequest, reply: FastifyReply, next: (error?: Error) => void) => void
 
-/** The onRequest hook of one route, its cost fixed when the route was declared. */
+/** Answers a checked request: its headers always, then the refusal or on to the route. */
+function answer(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  next: (error?: Error) => void,
+  result: CheckResult,
+): void {
+  const state = result.state
+  request.sluice = state
+  reply.headers(result.headers)
+  if (!result.proceed) {
+    reply.code(result.status).send(result.body)
+    return
+  }
+  if (state.holdsLease) reply.raw.once('close', () => void releaseState(state))
+  next()
+}
+
+/**
+ * The onRequest hook of one route, its cost fixed when the route was declared. A check that can
+ * decide at once (a MemoryStore) is answered without a promise or a closure per request.
+ */
 function routeHook(core: Sluice<FastifyRequest>, cost: CostSpec<FastifyRequest> | undefined): Hook {
   return (request, reply, next) => {
-    checkThen(
-      core,
-      {
-        method: request.method,
-        url: request.url,
-        headers: request.headers,
-        remoteAddress: request.raw.socket.remoteAddress,
-      },
-      request,
-      cost,
-      (result) => {
-        const state = result.state
-        request.sluice = state
-        reply.headers(result.headers)
-        if (!result.proceed) {
-          reply.code(result.status).send(result.body)
-          return
-        }
-        if (state.holdsLease) reply.raw.once('close', () => void releaseState(state))
-        next()
-      },
-      next,
-    )
+    let result: CheckResult | Promise<CheckResult>
+    try {
+      result = core.checkNow(
+        {
+          method: request.method,
+          url: request.url,
+          headers: request.headers,
+          remoteAddress: request.raw.socket.remoteAddress,
+        },
+        request,
+        cost,
+      )
+    } catch (error) {
+      next(error as Error)
+      return
+    }
+    if (result instanceof Promise) result.then((r) => answer(request, reply, next, r), next)
+    else answer(request, reply, next, result)
   }
 }
 

@@ -233,11 +233,26 @@ function addOpenAIGroup(
   hints: ResetHints | undefined,
 ): void {
   const r = remainingOf(l)
-  out[`x-ratelimit-limit-${unit}`] = String(quotaOf(l))
-  out[`x-ratelimit-remaining-${unit}`] = String(r)
+  const names = OPENAI_NAMES[unit]
+  out[names.limit] = String(quotaOf(l))
+  out[names.remaining] = String(r)
   const wait = resetMs(l, r, decision, retryAfterMs, hints)
-  if (wait !== undefined) out[`x-ratelimit-reset-${unit}`] = formatDuration(wait)
+  if (wait !== undefined) out[names.reset] = formatDuration(wait)
 }
+
+/** The OpenAI-style header names per unit, built once rather than on every response. */
+const OPENAI_NAMES = {
+  requests: {
+    limit: 'x-ratelimit-limit-requests',
+    remaining: 'x-ratelimit-remaining-requests',
+    reset: 'x-ratelimit-reset-requests',
+  },
+  tokens: {
+    limit: 'x-ratelimit-limit-tokens',
+    remaining: 'x-ratelimit-remaining-tokens',
+    reset: 'x-ratelimit-reset-tokens',
+  },
+} as const
 
 /**
  * Adds `Retry-After` (whole seconds, ≥ 1) and `retry-after-ms` for a denial, or — when waiting

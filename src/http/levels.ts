@@ -14,6 +14,12 @@ export interface ExtraLevel {
   name: string
   limiter: Limiter
   subject: string
+  /**
+   * Left out of the decision's limits (so of the client's headers): a level that is not the
+   * client's own quota, such as the capacity of the deployment serving the call. A refusal by it
+   * still names it (`deployment.requests`).
+   */
+  hidden?: boolean
 }
 
 export interface ExtraLevels {
@@ -26,11 +32,16 @@ export interface ExtraLevels {
 export type LevelsOf<I> = (identity: I) => ExtraLevels | undefined | Promise<ExtraLevels | undefined>
 
 /** The composed decision as one Decision of the identity's own policy and subject. */
-export function mergedDecision(composed: ComposedDecision, names: readonly string[]): Decision {
+export function mergedDecision(
+  composed: ComposedDecision,
+  names: readonly string[],
+  hidden?: ReadonlySet<number>,
+): Decision {
   const own = composed.levels[0]!
   const limits: LimitStatus[] = [...own.limits]
   const alerts: LimitStatus[] = [...own.alerts]
   for (let i = 1; i < composed.levels.length; i++) {
+    if (hidden?.has(i)) continue
     const level = composed.levels[i]!
     for (const l of level.limits) limits.push({ ...l, name: `${names[i]}.${l.name}` })
     for (const l of level.alerts) alerts.push({ ...l, name: `${names[i]}.${l.name}` })
@@ -58,10 +69,17 @@ export class LevelsReservation extends Reservation {
   constructor(
     limiter: Limiter,
     subject: string,
-    private readonly composed: ComposedReservation,
-    private readonly names: readonly string[],
+    readonly composed: ComposedReservation,
+    readonly names: readonly string[],
+    private readonly hidden?: ReadonlySet<number>,
   ) {
-    super(limiter, subject, composed.id, composed.charged[0]!, mergedDecision(composed.decision, names))
+    super(
+      limiter,
+      subject,
+      composed.id,
+      composed.charged[0]!,
+      mergedDecision(composed.decision, names, hidden),
+    )
   }
 
   override get finished(): boolean {
@@ -69,11 +87,11 @@ export class LevelsReservation extends Reservation {
   }
 
   override settle(actual?: Costs): Promise<Decision> {
-    return this.composed.settle(actual).then((d) => mergedDecision(d, this.names))
+    return this.composed.settle(actual).then((d) => mergedDecision(d, this.names, this.hidden))
   }
 
   override cancel(): Promise<Decision> {
-    return this.composed.cancel().then((d) => mergedDecision(d, this.names))
+    return this.composed.cancel().then((d) => mergedDecision(d, this.names, this.hidden))
   }
 }
 
@@ -85,9 +103,15 @@ export function reserveLevels(
   costs: Costs,
 ): Promise<Reservation> {
   const names = ['', ...extra.levels.map((l) => l.name)]
+  const hidden = new Set<number>()
+  extra.levels.forEach((l, i) => {
+    if (l.hidden === true) hidden.add(i + 1)
+  })
   const composite = new Composite(
     [{ limiter, subject }, ...extra.levels.map((l) => ({ limiter: l.limiter, subject: l.subject }))],
     extra.hashTag === undefined ? {} : { hashTag: extra.hashTag },
   )
-  return composite.reserve(costs).then((r) => new LevelsReservation(limiter, subject, r, names))
+  return composite
+    .reserve(costs)
+    .then((r) => new LevelsReservation(limiter, subject, r, names, hidden.size > 0 ? hidden : undefined))
 }

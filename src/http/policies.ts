@@ -7,7 +7,7 @@ import type { LimitDefinition } from '../core/limits.js'
 import { type BlockOptions, type Costs, type Decision, Limiter } from '../limiter.js'
 import type { Store } from '../store/types.js'
 import type { KeyRecord } from './keys.js'
-import type { Tier, TierScope } from './tiers.js'
+import type { Tier, TierQueue, TierScope } from './tiers.js'
 
 /** A tier ready to count: its limiter, and whether a response must end to free a slot of it. */
 export interface ResolvedTier {
@@ -16,12 +16,14 @@ export interface ResolvedTier {
   shadow: boolean
   limiter: Limiter
   hasConcurrency: boolean
+  queue?: TierQueue | undefined
 }
 
-/** The limiter that counts an identity, and whether it holds concurrency slots. */
+/** The limiter that counts an identity, whether it holds concurrency slots, and its tier's queue. */
 export interface LimiterEntry {
   limiter: Limiter
   hasConcurrency: boolean
+  queue?: TierQueue | undefined
 }
 
 export interface PoliciesOptions {
@@ -153,6 +155,7 @@ export class Policies {
       shadow: tier.shadow ?? this.options.shadow,
       limiter,
       hasConcurrency: hasConcurrency(limiter),
+      queue: tier.queue,
     }
     this.resolved.set(name, resolved)
     return resolved
@@ -173,7 +176,12 @@ export class Policies {
         throw new SluiceInputError(`key ${record.id} limits: ${error.message}`)
       throw error
     }
-    const entry = { limits: record.limits!, limiter, hasConcurrency: hasConcurrency(limiter) }
+    const entry = {
+      limits: record.limits!,
+      limiter,
+      hasConcurrency: hasConcurrency(limiter),
+      queue: tier.queue,
+    }
     if (this.keyLimiters.size >= KEY_LIMITERS_MAX) this.keyLimiters.clear()
     this.keyLimiters.set(cacheKey, entry)
     return entry

@@ -2,6 +2,7 @@ import { describe, SluiceInputError } from '../core/errors.js'
 import { type LimitDefinition, slidingLog, slidingWindow, tokenBucket } from '../core/limits.js'
 import type { BlockOptions } from '../limiter.js'
 import type { Store } from '../store/types.js'
+import { resolveWait, type WaitOptions } from '../waiting.js'
 
 /** Who a tier counts: each IP (or IPv6 /64), each authenticated user, or each API key. */
 export type TierScope = 'ip' | 'user' | 'key'
@@ -16,7 +17,18 @@ export interface Tier {
   block?: BlockOptions | boolean
   /** Where this tier's counts live (default: the core's `store`), e.g. a store with its own outage policy. */
   store?: Store
+  /**
+   * Wait in fair order instead of a 429 (docs/queueing.md): a refusal by a rate limit that would
+   * pass within `maxWaitMs` waits for it. Off unless given; `weight` is the tier's share when
+   * tiers wait on one capacity.
+   */
+  queue?: TierQueue
 }
+
+export type TierQueue = Pick<
+  WaitOptions,
+  'maxWaitMs' | 'maxQueued' | 'maxQueuedPerFlow' | 'weight' | 'leaseMs' | 'pollMs'
+>
 
 const HOUR_MS = 3_600_000
 
@@ -102,6 +114,14 @@ export function validateTiers(tiers: unknown, what = 'tiers'): Record<string, Ti
       throw new SluiceInputError(
         `${path}.store must be a MemoryStore, RedisStore or other Store, got ${describe(t.store)}`,
       )
+    }
+    if (t.queue !== undefined) {
+      try {
+        resolveWait(t.queue)
+      } catch (error) {
+        if (error instanceof SluiceInputError) throw new SluiceInputError(`${path}.queue: ${error.message}`)
+        throw error
+      }
     }
     if (t.shadow !== undefined && typeof t.shadow !== 'boolean') {
       throw new SluiceInputError(`${path}.shadow must be true or false, got ${describe(t.shadow)}`)

@@ -5,6 +5,8 @@ import { StoreTimeoutError, StoreUnavailableError } from './errors.js'
 import { openResult, scaleLimit } from './fallback.js'
 import { type RefundOutcome, refundOf } from './late-refunds.js'
 import { MemoryStore } from './memory.js'
+import type { QueueBackend } from './queue-types.js'
+import { guardedQueues } from './queues.js'
 import { StoreScriptError } from './redis/encode.js'
 import type { OpMode, Store, StoreOp, StoreResult } from './types.js'
 
@@ -365,6 +367,7 @@ class StoreGuard {
 export class GuardedStore implements Store {
   readonly failMode: FailMode
   private readonly guard: StoreGuard
+  private fairQueues: QueueBackend | undefined
 
   constructor(options: GuardedStoreOptions) {
     if (typeof options !== 'object' || options === null) {
@@ -387,6 +390,12 @@ export class GuardedStore implements Store {
   /** The guarded store. */
   get store(): Store {
     return this.guard.primary
+  }
+
+  /** The primary's queues (docs/queueing.md); a request's first try goes through this guard. */
+  get queues(): QueueBackend {
+    this.fairQueues ??= guardedQueues(this, this.guard.primary)
+    return this.fairQueues
   }
 
   /** The store `local` mode decides in. */

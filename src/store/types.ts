@@ -43,6 +43,12 @@ export interface StoreOp {
   /** Count denials and block repeat offenders. */
   block?: { params: BlockParams; key: string; strikesKey: string }
   /**
+   * consume / reserve: decide only when this key does not exist — a queue with requests waiting
+   * (src/waiting.ts) — and otherwise answer `waiting` without deciding. Honoured by RedisStore;
+   * a MemoryStore's queues decide their ops themselves (memory-queue.ts).
+   */
+  guard?: string
+  /**
    * Ops of other subjects decided together with this one, all or nothing (compose()): every part
    * is checked, and all are charged only when every part admits (a denial by one charges none).
    * Each has this op's mode and id. On Redis Cluster every part's keys must be in this op's slot.
@@ -73,6 +79,8 @@ export interface StoreResult {
    * unchecked; 'local' decided in this process against its share of each limit.
    */
   fallback?: 'open' | 'local'
+  /** The op's guard key existed: others wait, the op was not decided (nothing charged). */
+  waiting?: boolean
   /**
    * The results of the op's linked parts, in order. `allowed` is the whole group's in each; each
    * part's own limits say which of them refused.

@@ -115,6 +115,35 @@ describe('KeyCache', () => {
     expect(cache.stats().entries).toBe(0)
   })
 
+  it('remembers a key string that opened a record only with that record: rotation and grace apply', async () => {
+    const s = source()
+    const f = feed()
+    let now = 1_000_000
+    const cache = new KeyCache(s.src, f, { clock: () => now, ttlMs: 3_600_000 })
+    const k = s.add()
+    expect((await cache.lookup(k.key))?.id).toBe(k.id)
+    // The same string again is not hashed again: it opens the record it opened, whatever its hash now.
+    const cached = await s.src.credentials(k.id)
+    const hash = cached!.secretHash
+    cached!.secretHash = '0'.repeat(64)
+    expect((cache.lookup(k.key) as KeyInfo | undefined)?.id).toBe(k.id)
+    cached!.secretHash = hash
+    // Rotated with a grace: a new record; the old string works as the previous secret until the grace ends.
+    const secret = generateSecret()
+    s.set(k.id, { secretHash: hashSecret(secret), previousSecretHash: hash, previousExpiresAt: now + 1000 })
+    f.emit({ kind: 'key', id: k.id })
+    const fresh = formatKey(k.id, secret)
+    expect((await cache.lookup(k.key))?.id).toBe(k.id)
+    expect((await cache.lookup(fresh))?.id).toBe(k.id)
+    now += 1000
+    expect(cache.lookup(k.key)).toBeUndefined()
+    expect((cache.lookup(fresh) as KeyInfo | undefined)?.id).toBe(k.id)
+    // Revoked while cached: the remembered string is refused at once.
+    s.set(k.id, { revokedAt: now })
+    f.emit({ kind: 'key', id: k.id })
+    expect(await cache.lookup(fresh)).toBeUndefined()
+  })
+
   it('costs the database at most the miss budget under a spray of random ids, and stays bounded', async () => {
     const s = source()
     let now = 1_000_000

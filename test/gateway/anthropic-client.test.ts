@@ -9,6 +9,7 @@ describe('the official @anthropic-ai/sdk through the gateway (mock upstream)', (
   const roomy = newKey('roomy', 'roomy-1')
   const tight = newKey('tight', 'tight-1')
   const retrying = newKey('tight', 'tight-2')
+  const gated = newKey('gated', 'gated-1')
   const model = 'claude-sonnet-4-6'
   const messages = [{ role: 'user' as const, content: 'Tell me about rivers and gates.' }]
 
@@ -23,13 +24,23 @@ describe('the official @anthropic-ai/sdk through the gateway (mock upstream)', (
             output: { kind: 'tokenBucket', unit: 'output_tokens', capacity: 80_000, per: '1m' },
           },
         },
+        // Two calls a window, and token kinds that only count (fixed windows: remaining is exact).
+        gated: {
+          scope: 'key',
+          limits: {
+            calls: { kind: 'fixedWindow', limit: 2, window: '3650d' },
+            input: { kind: 'fixedWindow', unit: 'input_tokens', limit: 400_000, window: '3650d' },
+            output: { kind: 'fixedWindow', unit: 'output_tokens', limit: 80_000, window: '3650d' },
+          },
+          block: false,
+        },
         tight: {
           scope: 'key',
           limits: { burst: { kind: 'tokenBucket', capacity: 2, refillPerSecond: 1 } },
           block: false,
         },
       },
-      auth: { keys: [roomy.entry, tight.entry, retrying.entry] },
+      auth: { keys: [roomy.entry, tight.entry, retrying.entry, gated.entry] },
     })
     // The SDK's base URL is the host: it adds /v1/messages itself (ANTHROPIC_BASE_URL works the same).
     client = new Anthropic({ apiKey: roomy.key, baseURL: gw.url, maxRetries: 0 })
@@ -183,6 +194,40 @@ describe('the official @anthropic-ai/sdk through the gateway (mock upstream)', (
     expect(e.headers?.get('anthropic-ratelimit-requests-remaining')).toBe('0')
     expect(e.headers?.get('anthropic-ratelimit-requests-reset')).toMatch(/Z$/)
     expect(e.headers?.get('ratelimit')).toMatch(/^"burst";r=0;t=\d+$/)
+  })
+
+  it('sends the input- and output-token headers on a 429 too, as a success reports them', async () => {
+    const limited = new Anthropic({ apiKey: gated.key, baseURL: gw.url, maxRetries: 0 })
+    let input = 0
+    let output = 0
+    let success: Headers | undefined
+    for (let i = 0; i < 2; i++) {
+      const { data, response } = await limited.messages
+        .create({ model, max_tokens: 10, messages })
+        .withResponse()
+      input += data.usage.input_tokens
+      output += data.usage.output_tokens
+      success = response.headers
+    }
+    expect(success!.get('anthropic-ratelimit-input-tokens-limit')).toBe('400000')
+    const error = await limited.messages.create({ model, max_tokens: 10, messages }).then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+    expect(error).toBeInstanceOf(RateLimitError)
+    const h = (error as RateLimitError).headers!
+    expect(h.get('anthropic-ratelimit-requests-remaining')).toBe('0')
+    // Denied means not charged: what is left is the limit less the two settled calls' real usage.
+    expect(h.get('anthropic-ratelimit-input-tokens-limit')).toBe('400000')
+    expect(h.get('anthropic-ratelimit-input-tokens-remaining')).toBe(String(400_000 - input))
+    expect(h.get('anthropic-ratelimit-output-tokens-limit')).toBe('80000')
+    expect(h.get('anthropic-ratelimit-output-tokens-remaining')).toBe(String(80_000 - output))
+    // The same window as the successes reported.
+    for (const name of ['input', 'output']) {
+      const reset = h.get(`anthropic-ratelimit-${name}-tokens-reset`)
+      expect(reset).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/)
+      expect(reset).toBe(success!.get(`anthropic-ratelimit-${name}-tokens-reset`))
+    }
   })
 
   it("lets the SDK's own retry wait as told and then succeed", async () => {

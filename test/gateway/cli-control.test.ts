@@ -65,7 +65,29 @@ describe('sluice keys | teams | usage | migrate on the control database', () => 
     expect(list.out).toMatch(new RegExp(`${id}\\s+ci-bot\\s+service\\s+research\\s+active\\s+database`))
     expect(list.out).toMatch(/from-yaml .*sluice\.yaml \(read-only\)/)
     const listed = JSON.parse((await run(d, 'keys', 'list', '--json')).out)
-    expect(listed.config[0]).toMatchObject({ id: 'from-yaml', readOnly: true })
+    expect(listed.total).toBe(2)
+    expect(listed.items.map((k: { id: string; source: string }) => [k.id, k.source])).toEqual([
+      [id, 'database'],
+      ['from-yaml', 'sluice.yaml'],
+    ])
+    expect(listed.items[1]).toMatchObject({ tier: 'service', readOnly: true, status: 'active' })
+    const onlyYaml = JSON.parse((await run(d, 'keys', 'list', '--source', 'sluice.yaml', '--json')).out)
+    expect(onlyYaml.items.map((k: { id: string }) => k.id)).toEqual(['from-yaml'])
+    // The file's key is shown, and refused for every change with a line that says where it lives.
+    expect(JSON.parse((await run(d, 'keys', 'show', 'from-yaml')).out)).toMatchObject({
+      id: 'from-yaml',
+      source: 'sluice.yaml',
+      readOnly: true,
+    })
+    for (const args of [
+      ['revoke', 'from-yaml'],
+      ['rotate', 'from-yaml'],
+      ['update', 'from-yaml', '--tier', 'premium'],
+    ]) {
+      const refused = await run(d, 'keys', ...args)
+      expect(refused.code, args.join(' ')).toBe(2)
+      expect(refused.err).toContain('managed in sluice.yaml')
+    }
 
     const shown = JSON.parse((await run(d, 'keys', 'show', id)).out)
     expect(shown).toMatchObject({ id, name: 'ci-bot', team: 'research', status: 'active' })

@@ -122,6 +122,28 @@ describe('the gateway over the control plane with an admin token (SQLite)', () =
     expect(answer.choices.length).toBe(1)
   })
 
+  it('lists and shows sluice.yaml keys read-only through the admin API, and refuses changes to them', async () => {
+    const listed = await admin(gw, 'GET', '/keys?source=sluice.yaml')
+    expect(listed.status).toBe(200)
+    expect(listed.body.items).toEqual([
+      expect.objectContaining({ id: 'from-yaml', tier: 'service', source: 'sluice.yaml', readOnly: true }),
+    ])
+    const all = await admin(gw, 'GET', '/keys?limit=1000')
+    const items = all.body.items as { id: string; source: string }[]
+    expect(items.at(-1)).toMatchObject({ id: 'from-yaml', source: 'sluice.yaml' })
+    expect(all.body.total).toBe(items.length)
+    expect((await admin(gw, 'GET', '/keys/from-yaml')).body).toMatchObject({
+      id: 'from-yaml',
+      readOnly: true,
+    })
+    const revoke = await admin(gw, 'POST', '/keys/from-yaml/revoke')
+    expect(revoke.status).toBe(409)
+    expect(JSON.stringify(revoke.body)).toContain('managed in sluice.yaml')
+    // Still served.
+    const client = new OpenAI({ apiKey: yamlKey.key, baseURL: `${gw.url}/v1`, maxRetries: 0 })
+    expect((await client.models.list()).data.length).toBeGreaterThan(0)
+  })
+
   it('applies the key tier and its limit overrides', async () => {
     const created = await admin(gw, 'POST', '/keys', {
       name: 'one-only',

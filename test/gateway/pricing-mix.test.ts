@@ -1,11 +1,16 @@
+import { createHash } from 'node:crypto'
 import { type Dispatcher, request } from 'undici'
-import { afterAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { LedgerRow } from '../../src/control/ledger-rows.js'
+import type { UsageTotals } from '../../src/control/usage.js'
 import { summarize } from '../../src/gateway/ledger-reader.js'
 import type { MockRecord } from '../../src/gateway/mock/server.js'
 import { PriceTable } from '../../src/gateway/prices.js'
+import { postgresHarness, sqliteHarness } from '../control/harness.js'
 import { newKey, startTestGateway, type TestGateway } from './helpers.js'
 
 const TEN_YEARS = '3650d'
+const TOKEN = 'test-admin-token-0123456789abcdef'
 const prices = new PriceTable()
 
 /** A tier that only counts: limit − remaining is exactly what was charged. */
@@ -148,37 +153,87 @@ async function send(gw: TestGateway, key: string, call: Call): Promise<number> {
   }
 }
 
-/** What each call should cost by the mock's own records, priced by the table. */
+/** What each call should cost by the mock's own records, priced by the table, in total and per kind. */
 function expected(records: MockRecord[]) {
-  let tokens = 0
-  let usd = 0
-  let cached = 0
-  let input = 0
+  const t = {
+    tokens: 0,
+    prompt: 0,
+    completion: 0,
+    cached: 0,
+    cacheWrite: 0,
+    cacheWrite1h: 0,
+    input: 0,
+    usd: 0,
+    inputUsd: 0,
+    cachedUsd: 0,
+    cacheWriteUsd: 0,
+    outputUsd: 0,
+  }
   for (const r of records) {
-    tokens += r.promptTokens + r.completionTokens
-    cached += r.cachedTokens ?? 0
-    input += r.promptTokens - (r.cachedTokens ?? 0)
-    usd += prices.breakdown(r.model, {
+    t.tokens += r.promptTokens + r.completionTokens
+    t.prompt += r.promptTokens
+    t.completion += r.completionTokens
+    t.cached += r.cachedTokens ?? 0
+    t.cacheWrite += r.cacheWriteTokens ?? 0
+    t.cacheWrite1h += r.cacheWrite1hTokens ?? 0
+    t.input += r.promptTokens - (r.cachedTokens ?? 0)
+    const b = prices.breakdown(r.model, {
       promptTokens: r.promptTokens,
       completionTokens: r.completionTokens,
       cachedTokens: r.cachedTokens,
       cacheWriteTokens: r.cacheWriteTokens,
       cacheWrite1hTokens: r.cacheWrite1hTokens,
-    }).usd
+    })
+    t.usd += b.usd
+    t.inputUsd += b.inputUsd
+    t.cachedUsd += b.cachedUsd
+    t.cacheWriteUsd += b.cacheWriteUsd
+    t.outputUsd += b.outputUsd
   }
-  return { tokens, usd, cached, input }
+  return t
 }
 
-describe('prices per token kind, both dialects', () => {
-  let gw: TestGateway | undefined
-  afterAll(() => gw?.close())
+async function adminGet(gw: TestGateway, path: string): Promise<Record<string, unknown>> {
+  const res = await fetch(`${gw.url}/admin/v1${path}`, { headers: { authorization: `Bearer ${TOKEN}` } })
+  const body = (await res.json()) as Record<string, unknown>
+  if (res.status !== 200) throw new Error(`GET ${path}: ${res.status} ${JSON.stringify(body)}`)
+  return body
+}
 
-  it('200 mixed calls: tokens and USD charged = the upstream usage priced by the table = the ledger replayed', async () => {
+/** Every row of the database ledger, through the admin API's pages. */
+async function adminLedger(gw: TestGateway): Promise<LedgerRow[]> {
+  const rows: LedgerRow[] = []
+  let cursor: string | undefined
+  do {
+    const page = await adminGet(gw, `/ledger?limit=1000${cursor ? `&cursor=${cursor}` : ''}`)
+    rows.push(...(page.items as LedgerRow[]))
+    cursor = page.next as string | undefined
+  } while (cursor !== undefined)
+  return rows
+}
+
+const DATABASES = [
+  ['SQLite', sqliteHarness],
+  ['PostgreSQL', postgresHarness],
+] as const
+
+describe.each(DATABASES)('prices per token kind, both dialects (database ledger on %s)', (_name, make) => {
+  const harness = make()
+  let gw: TestGateway | undefined
+  beforeAll(() => harness.setup())
+  afterAll(async () => {
+    await gw?.close()
+    await harness.teardown()
+  })
+
+  it('200 mixed calls: tokens and USD charged = the upstream usage priced by the table = both ledgers', async () => {
     const { key, entry } = newKey('meter', 'meter-1')
     gw = await startTestGateway('memory', {
       tiers: { meter: meterTier },
       auth: { keys: [entry] },
       upstreams: { mock: { type: 'mock', headersTimeout: '5s' } },
+      database: { url: harness.url() },
+      admin: { tokenHash: createHash('sha256').update(TOKEN).digest('hex') },
     })
     const calls = 200
     let next = 0
@@ -234,5 +289,56 @@ describe('prices per token kind, both dialects', () => {
     expect(replay).toHaveLength(1)
     expect(replay[0]).toMatchObject({ requests: calls, tokens: truth.tokens })
     expect(replay[0]!.usd).toBeCloseTo(truth.usd, 9)
+
+    // The database ledger holds every kind too: its totals (admin API /usage) are the upstream's usage.
+    await gw.control!.control.ledger.flush()
+    const report = await adminGet(gw, '/usage')
+    const [total] = report.items as UsageTotals[]
+    expect(total).toMatchObject({
+      requests: calls,
+      promptTokens: truth.prompt,
+      completionTokens: truth.completion,
+      cachedTokens: truth.cached,
+      cacheWriteTokens: truth.cacheWrite,
+      cacheWrite1hTokens: truth.cacheWrite1h,
+      reasoningTokens: records.reduce((s, r) => s + (r.reasoningTokens ?? 0), 0),
+      tokens: truth.tokens,
+    })
+    expect(total!.usd).toBeCloseTo(truth.usd, 9)
+    expect(total!.usdInput).toBeCloseTo(truth.inputUsd, 9)
+    expect(total!.usdCached).toBeCloseTo(truth.cachedUsd, 9)
+    expect(total!.usdCacheWrite).toBeCloseTo(truth.cacheWriteUsd, 9)
+    expect(total!.usdOutput).toBeCloseTo(truth.outputUsd, 9)
+    // Every kind is there in earnest: cache reads, both writes, each USD part.
+    for (const kind of [truth.cached, truth.cacheWrite, truth.cacheWrite1h]) expect(kind).toBeGreaterThan(0)
+    for (const usd of [truth.inputUsd, truth.cachedUsd, truth.cacheWriteUsd, truth.outputUsd])
+      expect(usd).toBeGreaterThan(0)
+    // Row by row (admin API /ledger): one per call, and each row's USD parts add up to its total.
+    const rows = await adminLedger(gw)
+    expect(rows).toHaveLength(calls)
+    for (const r of rows) {
+      expect(r.usdInput + r.usdCached + r.usdCacheWrite + r.usdOutput).toBeCloseTo(r.usd, 12)
+      expect(r.cachedTokens + r.cacheWriteTokens + r.cacheWrite1hTokens).toBeLessThanOrEqual(r.promptTokens)
+    }
+    // The same rows as the file ledger, kind by kind.
+    const sig = (r: {
+      route: string | null
+      outcome: string
+      promptTokens: number
+      cachedTokens?: number
+      cacheWriteTokens?: number
+      cacheWrite1hTokens?: number
+      completionTokens: number
+    }) =>
+      [
+        r.route,
+        r.outcome,
+        r.promptTokens,
+        r.cachedTokens ?? 0,
+        r.cacheWriteTokens ?? 0,
+        r.cacheWrite1hTokens ?? 0,
+        r.completionTokens,
+      ].join(' ')
+    expect(rows.map(sig).sort()).toEqual(records.map(sig).sort())
   })
 })

@@ -3,8 +3,14 @@ import { estimateRequest as estimateWith, openai } from '../../src/gateway/diale
 import { chatPromptTokens, inputTokens } from '../../src/gateway/dialects/openai-prompt.js'
 import type { ValidRequest } from '../../src/gateway/dialects/types.js'
 import { completionPieces } from '../../src/gateway/mock/generate.js'
-import { PriceTable } from '../../src/gateway/prices.js'
-import { type Encoder, encoderFor, encodingForModel } from '../../src/gateway/tokens.js'
+import { PriceTable, round } from '../../src/gateway/prices.js'
+import {
+  COUNT_CACHE_CHARS,
+  COUNT_CACHE_ENTRIES,
+  type Encoder,
+  encoderFor,
+  encodingForModel,
+} from '../../src/gateway/tokens.js'
 
 const validateRequest = (kind: string, body: unknown) => openai.validate(kind, body)
 const estimateRequest = (req: ValidRequest, enc: Encoder, defaultOutputTokens: number) =>
@@ -114,5 +120,40 @@ describe('token estimation', () => {
     expect(catchAll.cost('local-model', { promptTokens: 1e6, completionTokens: 1e6 })).toBeCloseTo(4)
     expect(catchAll.cost('gpt-4o', { promptTokens: 1e6, completionTokens: 0 })).toBeCloseTo(2.5)
     expect(catchAll.cost('openai/gpt-4o', { promptTokens: 1e6, completionTokens: 0 })).toBeCloseTo(2.5)
+  })
+
+  it('counts a text seen before the same as the first time, per encoding, also once the cache was emptied', async () => {
+    const o200k = await encoderFor('o200k_base')
+    const cl100k = await encoderFor('cl100k_base')
+    const { countTokens: direct200k } = await import('gpt-tokenizer/encoding/o200k_base')
+    const { countTokens: direct100k } = await import('gpt-tokenizer/encoding/cl100k_base')
+    // Counts that differ between the two encodings: a cache shared by encodings would mix them up.
+    const text = 'Привет, мир! こんにちは世界 — 你好，世界'
+    const noSpecial = { disallowedSpecial: new Set<string>() }
+    expect(direct200k(text, noSpecial)).not.toBe(direct100k(text, noSpecial))
+    for (let pass = 0; pass < 2; pass++) {
+      expect(o200k.count(text)).toBe(direct200k(text, noSpecial))
+      expect(cl100k.count(text)).toBe(direct100k(text, noSpecial))
+    }
+    // More distinct texts than the cache holds, then the first ones again.
+    const texts = Array.from(
+      { length: COUNT_CACHE_ENTRIES + 10 },
+      (_, i) => `text ${i} ${'word '.repeat(i % 7)}`,
+    )
+    const first = texts.map((t) => o200k.count(t))
+    expect(texts.map((t) => o200k.count(t))).toEqual(first)
+    expect(first).toEqual(texts.map((t) => direct200k(t, noSpecial)))
+    // A text too long for the cache is counted each time, the same.
+    const long = 'lorem ipsum '.repeat(Math.ceil(COUNT_CACHE_CHARS / 12) + 1)
+    expect(o200k.count(long)).toBe(direct200k(long, noSpecial))
+    expect(o200k.count(long)).toBe(direct200k(long, noSpecial))
+  })
+
+  it('rounds dollar amounts to 12 significant digits the same way when an amount comes again', () => {
+    const amounts = Array.from({ length: 5_000 }, (_, i) => ((i * 7919) % 100_003) * 0.15e-6 + i * 1e-13)
+    amounts.push(0, -0, 0.1 + 0.2, 1 / 3, 2.5e-7 * 3, 123456789.12345679)
+    for (let pass = 0; pass < 2; pass++) {
+      for (const x of amounts) expect(round(x)).toBe(Number(x.toPrecision(12)))
+    }
   })
 })

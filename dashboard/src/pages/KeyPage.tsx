@@ -93,22 +93,29 @@ export function KeyPage(props: { id: string }) {
               Unblock
             </button>
           )}
-          <button type="button" onClick={() => setDialog('edit')} disabled={meta.data === undefined}>
-            Edit
-          </button>
-          <button type="button" onClick={() => setDialog('rotate')} disabled={k.status === 'revoked'}>
-            Rotate
-          </button>
-          <button
-            type="button"
-            class="danger"
-            onClick={() => setDialog('revoke')}
-            disabled={k.status === 'revoked'}
-          >
-            Revoke
-          </button>
+          {!k.readOnly && (
+            <>
+              <button type="button" onClick={() => setDialog('edit')} disabled={meta.data === undefined}>
+                Edit
+              </button>
+              <button type="button" onClick={() => setDialog('rotate')} disabled={k.status === 'revoked'}>
+                Rotate
+              </button>
+              <button
+                type="button"
+                class="danger"
+                onClick={() => setDialog('revoke')}
+                disabled={k.status === 'revoked'}
+              >
+                Revoke
+              </button>
+            </>
+          )}
         </div>
       </div>
+      {k.readOnly && (
+        <p class="muted">This key is managed in sluice.yaml: change it in the file and reload the gateway.</p>
+      )}
       <ErrorNote error={key.error} what="Refresh" />
       <div class="grid-2">
         <Section title="Details">

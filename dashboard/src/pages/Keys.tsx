@@ -203,6 +203,7 @@ export function Keys() {
                       <td>
                         <Badge tone={STATUS_TONE[k.status]}>{k.status}</Badge>
                         {blocked && <Badge tone="bad">blocked</Badge>}
+                        {k.readOnly && <Badge tone="muted">sluice.yaml</Badge>}
                       </td>
                       <td class="cell-bars">{live ? <LimitBars tiers={live.tiers} compact /> : '—'}</td>
                       <td class="cell-bars">

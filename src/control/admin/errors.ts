@@ -1,5 +1,6 @@
 import { StoreUnavailableError } from '../../store/errors.js'
 import { ConflictError, ControlInputError, NotFoundError } from '../errors.js'
+import { ReadOnlyKeyError } from './config-keys.js'
 
 /** The one JSON error shape every admin answer that is not a success uses (OpenAI's). */
 export interface AdminErrorBody {
@@ -89,6 +90,12 @@ export function httpErrorOf(error: unknown): { answer: AdminHttpError; internal:
     }
   }
   if (error instanceof NotFoundError) return { answer: notFound(error.message), internal: false }
+  if (error instanceof ReadOnlyKeyError) {
+    return {
+      answer: new AdminHttpError(409, error.message, 'conflict_error', 'read_only_key', 'id'),
+      internal: false,
+    }
+  }
   if (error instanceof ConflictError) {
     return { answer: new AdminHttpError(409, error.message, 'conflict_error', 'conflict'), internal: false }
   }

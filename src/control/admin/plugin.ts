@@ -37,6 +37,8 @@ export interface AdminApiOptions {
   tiers?: AdminServiceOptions['tiers']
   /** With a check as `tiers`: the names /status shows (e.g. a gateway's tiers after a reload). */
   tierNames?: () => readonly string[]
+  /** The keys of sluice.yaml now: listed and shown read-only beside the database's (config-keys.ts). */
+  configKeys?: AdminServiceOptions['configKeys']
   /**
    * Counts wrong or missing tokens per client address and locks the address out (429). Default:
    * in-process, 10 failures per 10 minutes (`{ limit, windowMs }` changes those). With several
@@ -243,7 +245,11 @@ export async function adminApi(fastify: FastifyInstance, options: AdminApiOption
       // Open streams never end by themselves: end them before the server waits for its connections.
       if (streams) scope.addHook('preClose', async () => streams.closeAll())
       const routes = adminRoutes({
-        service: new AdminService({ control: options.control, tiers: options.tiers }),
+        service: new AdminService({
+          control: options.control,
+          tiers: options.tiers,
+          ...(options.configKeys !== undefined && { configKeys: options.configKeys }),
+        }),
         subjects: options.subjects,
         storeStatus: options.storeStatus,
         version: options.version ?? sluiceVersion(),

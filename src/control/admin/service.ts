@@ -5,13 +5,23 @@ import { type AuditPage, insertAudit } from '../audit.js'
 import type { Control } from '../control.js'
 import { withDeadline } from '../deadline.js'
 import { ControlInputError } from '../errors.js'
-import type { IssuedKey, KeyInfo } from '../key-records.js'
+import type { IssuedKey } from '../key-records.js'
 import type { LedgerWriterStats } from '../ledger.js'
 import { appliedMigrations } from '../migrations/index.js'
 import type { Team } from '../teams.js'
 import type { LedgerPage, Spend, UsageSeries, UsageTotals } from '../usage.js'
 import type { EndUser } from '../users.js'
 import { isoTime, timeInput } from '../validate.js'
+import {
+  type ConfigKeyEntry,
+  type ConfigKeyInfo,
+  configKeyInfo,
+  configKeyMatches,
+  type DatabaseKey,
+  databaseKey,
+  type ListedKey,
+  ReadOnlyKeyError,
+} from './config-keys.js'
 import { parseInput } from './parse.js'
 import { printable } from './schemas/common.js'
 import { seriesQuerySchema, spendQuerySchema } from './schemas/insights.js'
@@ -39,6 +49,11 @@ export interface AdminServiceOptions {
    * (only for tools without a config; the gateway and the CLI pass the config's tiers).
    */
   tiers?: readonly string[] | ((tier: string) => boolean)
+  /**
+   * The keys of sluice.yaml now (config-keys.ts): listed and shown beside the database's, marked
+   * read-only; a change to one is refused (409). Absent: none.
+   */
+  configKeys?: () => Iterable<ConfigKeyEntry>
 }
 
 export interface Page<T> {
@@ -94,9 +109,11 @@ export class AdminService {
   readonly control: Control
   private readonly tierCheck: ((tier: string) => boolean) | undefined
   private readonly tierNames: readonly string[] | undefined
+  private readonly configKeys: () => Iterable<ConfigKeyEntry>
 
   constructor(options: AdminServiceOptions) {
     this.control = options.control
+    this.configKeys = options.configKeys ?? (() => [])
     const tiers = options.tiers
     if (Array.isArray(tiers)) {
       this.tierNames = [...tiers]
@@ -109,40 +126,92 @@ export class AdminService {
   // ------------------------------------------------------------------ keys
 
   /** Issues a key. The answer's `key` is the only time its secret is shown. */
-  async createKey(input: unknown, by: Actor): Promise<IssuedKey> {
+  async createKey(input: unknown, by: Actor): Promise<IssuedKey & DatabaseKey> {
     const actor = this.actorOf(by)
     const body = parseInput(keyCreateSchema, input, 'body')
     this.checkTier(body.tier)
-    return this.control.keys.create({ ...body, limits: rawField(input, 'limits') }, { actor })
+    return databaseKey(
+      await this.control.keys.create({ ...body, limits: rawField(input, 'limits') }, { actor }),
+    )
   }
 
-  async listKeys(query: unknown = {}): Promise<Page<KeyInfo>> {
+  /**
+   * The database's keys, then sluice.yaml's (read-only), filtered alike and paged as one list:
+   * `total` counts both. The file's keys keep its order (by name when sorted by name).
+   */
+  async listKeys(query: unknown = {}): Promise<Page<ListedKey>> {
     const q = parseInput(keyListQuerySchema, query ?? {}, 'query')
-    const page = await this.control.keys.list(q)
-    return { ...page, limit: q.limit ?? 100, offset: q.offset ?? 0 }
+    const limit = q.limit ?? 100
+    const offset = q.offset ?? 0
+    const { source, ...dbQuery } = q
+    const fromFile = source === 'database' ? [] : this.listConfigKeys(q)
+    if (source === 'sluice.yaml') {
+      return { items: fromFile.slice(offset, offset + limit), total: fromFile.length, limit, offset }
+    }
+    const page = await this.control.keys.list(dbQuery)
+    const items: ListedKey[] = page.items.map(databaseKey)
+    if (items.length < limit) {
+      const start = Math.max(0, offset - page.total)
+      items.push(...fromFile.slice(start, start + limit - items.length))
+    }
+    return { items, total: page.total + fromFile.length, limit, offset }
   }
 
-  getKey(id: string): Promise<KeyInfo> {
-    return this.control.keys.get(id)
+  async getKey(id: string): Promise<ListedKey> {
+    const fromFile = this.configKey(id)
+    if (fromFile !== undefined) return fromFile
+    return databaseKey(await this.control.keys.get(id))
   }
 
-  async updateKey(id: string, patch: unknown, by: Actor): Promise<KeyInfo> {
+  async updateKey(id: string, patch: unknown, by: Actor): Promise<DatabaseKey> {
     const actor = this.actorOf(by)
+    this.refuseConfigKey(id, 'changed')
     const body = parseInput(keyUpdateSchema, patch, 'body')
     if (body.tier !== undefined) this.checkTier(body.tier)
-    return this.control.keys.update(id, { ...body, limits: rawField(patch, 'limits') }, { actor })
+    return databaseKey(
+      await this.control.keys.update(id, { ...body, limits: rawField(patch, 'limits') }, { actor }),
+    )
   }
 
   /** Revokes at once (401 on every gateway within about a second). Revoking twice changes nothing. */
-  revokeKey(id: string, by: Actor): Promise<KeyInfo> {
-    return this.control.keys.revoke(id, { actor: this.actorOf(by) })
+  async revokeKey(id: string, by: Actor): Promise<DatabaseKey> {
+    const actor = this.actorOf(by)
+    this.refuseConfigKey(id, 'revoked')
+    return databaseKey(await this.control.keys.revoke(id, { actor }))
   }
 
   /** A new secret; the old one keeps working for `grace` ("1h", or ms; default 0). */
-  async rotateKey(id: string, options: unknown, by: Actor): Promise<IssuedKey> {
+  async rotateKey(id: string, options: unknown, by: Actor): Promise<IssuedKey & DatabaseKey> {
     const actor = this.actorOf(by)
+    this.refuseConfigKey(id, 'rotated')
     const body = parseInput(keyRotateSchema, options ?? {}, 'body')
-    return this.control.keys.rotate(id, { actor, graceMs: body.grace ?? 0 })
+    return databaseKey(await this.control.keys.rotate(id, { actor, graceMs: body.grace ?? 0 }))
+  }
+
+  private listConfigKeys(q: {
+    sort?: string | undefined
+    order?: 'asc' | 'desc' | undefined
+    team?: string | undefined
+    tier?: string | undefined
+    user?: string | undefined
+    status?: 'active' | 'revoked' | 'expired' | undefined
+    search?: string | undefined
+  }): ConfigKeyInfo[] {
+    const keys = [...this.configKeys()].map(configKeyInfo).filter((k) => configKeyMatches(k, q))
+    if (q.sort === 'name') {
+      const sign = q.order === 'desc' ? -1 : 1
+      keys.sort((a, b) => sign * (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+    }
+    return keys
+  }
+
+  private configKey(id: string): ConfigKeyInfo | undefined {
+    for (const entry of this.configKeys()) if (entry.id === id) return configKeyInfo(entry)
+    return undefined
+  }
+
+  private refuseConfigKey(id: string, action: string): void {
+    if (this.configKey(id) !== undefined) throw new ReadOnlyKeyError(id, action)
   }
 
   // ------------------------------------------------------------------ teams

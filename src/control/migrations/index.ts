@@ -2,6 +2,7 @@ import { type Migration, type MigrationProvider, type MigrationResultSet, Migrat
 import type { Database, Dialect } from '../db.js'
 import { registryMigration } from './0001-registry.js'
 import { ledgerMigration } from './0002-ledger.js'
+import { ledgerCache1hMigration } from './0003-ledger-cache-1h.js'
 
 /**
  * Every schema version, oldest first, in code: nothing is read from disk at run time, so the
@@ -12,6 +13,7 @@ function migrations(dialect: Dialect): Record<string, Migration> {
   return {
     '0001_registry': registryMigration(dialect),
     '0002_ledger': ledgerMigration(dialect),
+    '0003_ledger_cache_1h': ledgerCache1hMigration(),
   }
 }
 

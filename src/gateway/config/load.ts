@@ -5,6 +5,7 @@ import type { z } from 'zod'
 import { describe } from '../../core/errors.js'
 import { isRecord } from '../is-record.js'
 import { DEFAULT_TIER_NAMES, emptyTiers, gatewayTiers } from '../tiers.js'
+import { deploymentIssues } from './deployments-schema.js'
 import { configSchema, type GatewayConfig, type GatewayConfigInput, type UpstreamConfig } from './schema.js'
 
 /** A config that cannot be used; `issues` name each bad path ("tiers.free.limits.tokens.capacity: …"). */
@@ -212,6 +213,7 @@ function crossCheck(config: GatewayConfig): string[] {
       )
     }
   }
+  issues.push(...deploymentIssues(config))
   const tierNames = new Set([...DEFAULT_TIER_NAMES, ...Object.keys(config.tiers)])
   for (const [name, tier] of Object.entries(config.tiers)) {
     if (!DEFAULT_TIER_NAMES.includes(name) && tier.scope === undefined) {

@@ -3,10 +3,12 @@ import { adminConfigSchema } from '../../control/admin/config.js'
 import { describe } from '../../core/errors.js'
 import { type LimitConfig, limitConfigSchemas } from '../../core/limits.js'
 import { parseUtcOffset } from '../../core/period.js'
+import { deploymentsSchema, fallbacksSchema } from './deployments-schema.js'
 import { duration, durationOrZero, positive, positiveInt, size } from './primitives.js'
 import { trustProxyProblem } from './trust-proxy.js'
 import { modelSchema, priceSchema, upstreamSchema } from './upstreams-schema.js'
 
+export type { DeploymentConfig } from './deployments-schema.js'
 export type {
   AnthropicUpstreamConfig,
   MockUpstreamConfig,
@@ -90,6 +92,19 @@ function isUtcOffset(value: string | number): boolean {
 
 const failMode = z.enum(['open', 'closed', 'local'])
 
+/** Waiting in fair order instead of a 429 (docs/queueing.md). */
+const queueSchema = z.strictObject({
+  /** Longest wait, e.g. "2s": a refusal by a rate limit that passes within it waits. */
+  maxWait: duration,
+  /** Most requests of the tier waiting on one capacity (default 1000) and of one subject (default 100). */
+  maxQueued: positiveInt.optional(),
+  maxQueuedPerSubject: positiveInt.optional(),
+  /** The tier's share when several wait on one capacity (default 1). */
+  weight: positive.optional(),
+  /** A waiting ticket's lease (default 3s): a dead instance's waiters leave after it. */
+  lease: duration.optional(),
+})
+
 const tierSchema = z.strictObject({
   /** Whom the tier counts; required for a tier that is not one of the defaults. */
   scope: z.enum(['ip', 'user', 'key']).optional(),
@@ -100,6 +115,8 @@ const tierSchema = z.strictObject({
   /** Count and log, but let every request of this tier through. */
   shadow: z.boolean().optional(),
   block: blockSchema.optional(),
+  /** Off unless given (for every tier, the anonymous one included). */
+  queue: queueSchema.optional(),
 })
 export type TierConfig = z.output<typeof tierSchema>
 
@@ -298,6 +315,10 @@ export const configSchema = z.strictObject({
   defaultUpstream: z.string().min(1).default('mock'),
   /** Per model name or glob ("gpt-4o*", "llama*"): upstream, encoding, expected output. */
   models: z.record(z.string().min(1), modelSchema).default({}),
+  /** Per model name: the deployments serving it, with the provider accounts' limits (docs/gateway.md). */
+  deployments: deploymentsSchema,
+  /** Per model name: the model tried when every deployment of it failed before answering or is full. */
+  fallbacks: fallbacksSchema,
   /** USD per 1M tokens per model name or glob, merged over the built-in table. */
   prices: z.record(z.string().min(1), priceSchema).default({}),
   accounting: z

@@ -35,6 +35,11 @@ const mockUpstreamSchema = z.strictObject({
     .refine((r) => r.min <= r.max, { message: 'min must not exceed max' })
     .default({ min: 16, max: 96 }),
   embeddingDimensions: positiveInt.default(256),
+  /**
+   * The mock's own provider account, per minute: it answers with the provider's rate-limit
+   * headers and 429s, as OpenAI and Anthropic do (to try deployments and fallbacks offline).
+   */
+  rateLimits: z.strictObject({ requests: positiveInt.optional(), tokens: positiveInt.optional() }).optional(),
 })
 
 const openaiUpstreamSchema = z.strictObject({

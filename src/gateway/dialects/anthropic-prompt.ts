@@ -1,14 +1,89 @@
 /**
- * What an Anthropic Messages request's prompt is made of. No tokenizer for Claude ships, so texts
- * are counted with o200k_base and scaled by CLAUDE_TOKEN_SCALE: an assumption chosen to err high
- * (Claude's tokenizers cut English into more pieces than o200k_base does), never a measurement.
+ * What an Anthropic Messages request's prompt is made of. No tokenizer for current Claude models
+ * ships, so texts are counted with o200k_base, scaled by a factor per tokenizer generation, plus a
+ * number of tokens per character outside ASCII by script (o200k_base packs most scripts into far
+ * fewer tokens than Claude's tokenizers do). The figures are calibrated against the tokenizer
+ * Anthropic published and against published Claude measurements, and chosen to err high: see
+ * docs/gateway.md ("How the Claude estimate is calibrated") and scripts/claude-token-scale.ts.
  * The reservation it makes is settled with the upstream's `usage`, so only the hold is approximate.
  */
 import type { PromptParts } from '../tokens.js'
 import { isRecord } from './types.js'
 
-/** Claude tokens per o200k_base token assumed for estimates (conservative: see the file's comment). */
-export const CLAUDE_TOKEN_SCALE = 1.3
+/** Claude tokens per o200k_base token for models on Claude 3's tokenizer (Claude 3 to Opus 4.6). */
+export const CLAUDE_TOKEN_SCALE = 1.45
+/**
+ * The same for the tokenizer of Opus 4.7 on (up to 1.35× as many tokens, Anthropic says; up to
+ * 1.47× measured), and for any model not known to use Claude 3's: erring high.
+ */
+export const CLAUDE_NEW_TOKEN_SCALE = 1.8
+/** Model ids known to use Claude 3's tokenizer: claude-3*, and Opus, Sonnet and Haiku 4 up to 4.6. */
+const CLAUDE_3_TOKENIZER =
+  /^claude-(?:3(?:[-@]|$)|(?:opus|sonnet|haiku)-4(?:-[0-6](?:[-@]|$)|-20\d{6}|[@]|$))/
+
+/** The factor over o200k_base counts for a model (the newer tokenizer's for an unknown one). */
+export function claudeTokenScale(model: unknown): number {
+  return typeof model === 'string' && CLAUDE_3_TOKENIZER.test(model)
+    ? CLAUDE_TOKEN_SCALE
+    : CLAUDE_NEW_TOKEN_SCALE
+}
+
+/** Tokens added per UTF-16 unit outside ASCII, by block (fitted on the corpus, then rounded up). */
+export const CLAUDE_SCRIPT_TOKENS = {
+  /** U+0080–U+036F and U+1E00–U+1FFF: accented Latin (Vietnamese, Polish, German…), Greek Extended. */
+  latin: 1.3,
+  /** U+0370–U+08FF: Greek, Cyrillic, Armenian, Hebrew, Arabic, Syriac. */
+  alphabets: 0.8,
+  /** U+0900–U+1DFF: Indic scripts, Thai, Lao, Tibetan, Myanmar, Georgian, Hangul Jamo, Ethiopic… */
+  abugidas: 1.3,
+  /** U+3000–U+D7FF: CJK punctuation and ideographs, kana, Hangul syllables. */
+  cjk: 0.55,
+  /** Everything else outside ASCII: symbols, punctuation, emoji (two units each). */
+  other: 0.25,
+} as const
+
+/**
+ * A request's texts outside ASCII are scanned exactly up to this many UTF-16 units in all (about
+ * 4 ms here); beyond, every unit outside ASCII is charged as the dearest block (a bound from the
+ * UTF-8 length, at no cost), so that a huge prompt cannot hold the event loop for long.
+ */
+export const SCRIPT_SCAN_UNITS = 1 << 20
+const DEAREST = Math.max(...Object.values(CLAUDE_SCRIPT_TOKENS))
+
+/**
+ * The tokens CLAUDE_SCRIPT_TOKENS adds for a text, scanning at most `scanUnits` of it (0 at once
+ * for ASCII: one native length check).
+ */
+export function scriptTokens(text: string, scanUnits: number = SCRIPT_SCAN_UNITS): number {
+  const bytes = Buffer.byteLength(text, 'utf8')
+  if (bytes === text.length) return 0
+  const end = Math.min(text.length, scanUnits)
+  let latin = 0
+  let alphabets = 0
+  let abugidas = 0
+  let cjk = 0
+  let other = 0
+  for (let i = 0; i < end; i++) {
+    const c = text.charCodeAt(i)
+    if (c < 0x80) continue
+    if (c < 0x370 || (c >= 0x1e00 && c < 0x2000)) latin++
+    else if (c < 0x900) alphabets++
+    else if (c < 0x1e00) abugidas++
+    else if (c >= 0x3000 && c < 0xd800) cjk++
+    else other++
+  }
+  const w = CLAUDE_SCRIPT_TOKENS
+  let total =
+    latin * w.latin + alphabets * w.alphabets + abugidas * w.abugidas + cjk * w.cjk + other * w.other
+  if (end < text.length) {
+    // Each unit outside ASCII takes at least one more UTF-8 byte than units: a bound on their number.
+    const restUnits = text.length - end
+    const restExtra = bytes - Buffer.byteLength(text.slice(0, end), 'utf8') - restUnits
+    total += DEAREST * Math.min(restUnits, restExtra)
+  }
+  return Math.ceil(total)
+}
+
 /** Framing per message (role markers), and for the turn the answer starts. */
 const TOKENS_PER_MESSAGE = 5
 const REPLY_PRIMING = 5
@@ -93,7 +168,9 @@ function imageBlockTokens(block: Record<string, unknown>): number {
 
 /** Collects a prompt's parts in cache order (tools, system, messages), noting where cache_control marks end. */
 export class AnthropicParts {
-  readonly parts: PromptParts = { fixed: REPLY_PRIMING, texts: [], scale: CLAUDE_TOKEN_SCALE }
+  readonly parts: PromptParts = { fixed: REPLY_PRIMING, texts: [], scale: CLAUDE_NEW_TOKEN_SCALE }
+  /** Units outside ASCII this request may still scan (SCRIPT_SCAN_UNITS in all). */
+  private scanLeft = SCRIPT_SCAN_UNITS
   /** The prompt up to the last block marked with cache_control, and that mark's TTL. */
   cachePrefix: { fixed: number; texts: number; ttl: '5m' | '1h' } | undefined
 
@@ -103,20 +180,29 @@ export class AnthropicParts {
     this.cachePrefix = { fixed: this.parts.fixed, texts: this.parts.texts.length, ttl }
   }
 
+  /** A text to count, and the tokens its characters outside ASCII add (with the text, in prefix order). */
+  private add(text: string): void {
+    this.parts.texts.push(text)
+    const scan = Math.min(text.length, this.scanLeft)
+    const tokens = scriptTokens(text, scan)
+    if (tokens > 0) this.scanLeft -= scan
+    this.parts.fixed += tokens
+  }
+
   private json(value: unknown): void {
-    if (value !== undefined && value !== null) this.parts.texts.push(JSON.stringify(value))
+    if (value !== undefined && value !== null) this.add(JSON.stringify(value))
   }
 
   /** One content block (text, image, document, tool use and result, thinking). */
   block(block: unknown): void {
     if (typeof block === 'string') {
-      this.parts.texts.push(block)
+      this.add(block)
       return
     }
     if (!isRecord(block)) return
     switch (block.type) {
       case 'text':
-        if (typeof block.text === 'string') this.parts.texts.push(block.text)
+        if (typeof block.text === 'string') this.add(block.text)
         break
       case 'image':
         this.parts.fixed += imageBlockTokens(block)
@@ -125,7 +211,7 @@ export class AnthropicParts {
         const source = block.source
         // A PDF is billed per page (its text and an image of it); unparsed, each decoded byte counts as a token.
         if (isRecord(source) && typeof source.data === 'string') {
-          if (source.type === 'text') this.parts.texts.push(source.data)
+          if (source.type === 'text') this.add(source.data)
           else this.parts.fixed += Math.ceil((source.data.length * 3) / 4)
         } else if (isRecord(source) && source.type === 'content') this.content(source.content)
         else this.parts.fixed += IMAGE_MAX_TOKENS
@@ -133,14 +219,14 @@ export class AnthropicParts {
       }
       case 'tool_use':
       case 'server_tool_use':
-        if (typeof block.name === 'string') this.parts.texts.push(block.name)
+        if (typeof block.name === 'string') this.add(block.name)
         this.json(block.input)
         break
       case 'tool_result':
         this.content(block.content)
         break
       case 'thinking':
-        if (typeof block.thinking === 'string') this.parts.texts.push(block.thinking)
+        if (typeof block.thinking === 'string') this.add(block.thinking)
         break
       default:
         // Blocks this gateway does not know are counted as their JSON: more than they cost, never less.
@@ -150,12 +236,13 @@ export class AnthropicParts {
   }
 
   content(content: unknown): void {
-    if (typeof content === 'string') this.parts.texts.push(content)
+    if (typeof content === 'string') this.add(content)
     else if (Array.isArray(content)) for (const block of content) this.block(block)
   }
 
   /** The whole request body: tools, then system, then messages. */
   body(body: Record<string, unknown>): this {
+    this.parts.scale = claudeTokenScale(body.model)
     if (Array.isArray(body.tools) && body.tools.length > 0) {
       this.parts.fixed += TOOL_USE_SYSTEM_TOKENS
       for (const tool of body.tools) {

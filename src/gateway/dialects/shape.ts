@@ -5,6 +5,7 @@
  * the client's API would write it.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify'
+import { peekTrace } from '../trace.js'
 import { dialectFor, openai } from './index.js'
 import { type ErrorInfo, isRecord } from './types.js'
 
@@ -38,7 +39,8 @@ export async function shapeErrors(
   if (dialect.decorateHeaders !== undefined) {
     const headers = reply.getHeaders() as Record<string, string>
     const added: Record<string, string> = { ...headers }
-    dialect.decorateHeaders(added, Date.now())
+    // A refusal's decision (the limits as they stand, nothing charged) gives the per-kind headers too.
+    dialect.decorateHeaders(added, Date.now(), peekTrace(request)?.decision)
     for (const name in added) if (headers[name] === undefined) reply.header(name, added[name])
   }
   if (reply.statusCode < 400) return payload

@@ -8,6 +8,7 @@ import { encoderFor, encodingForModel } from '../tokens.js'
 import { anthropicMock } from './anthropic.js'
 import type { MockContext, MockDialect } from './dialect.js'
 import { hash32 } from './generate.js'
+import { MockAccount, type MockRateLimits } from './limits.js'
 import { openaiMock } from './openai.js'
 import {
   type Call,
@@ -34,13 +35,26 @@ export interface MockUpstreamOptions {
   embeddingDimensions?: number
   /** Encoding used to count tokens for `usage` (default: by model name, as the gateway does). */
   encodingFor?: (model: string) => EncodingName
+  /** The mock's own provider account: requests and tokens per minute, with the provider's headers and 429s. */
+  rateLimits?: MockRateLimits
 }
 
 export interface MockUpstream {
   /** Base URL including /v1, as an upstream `baseUrl`. */
   url: string
   records: MockRecord[]
+  /** The mock's provider account: its limits (setLimits), forced 429s (refuse) and the 429s sent. */
+  account: MockAccount
   close(): Promise<void>
+}
+
+/** The most output a request asks for (providers count it against the token limit up front). */
+function outputMaximum(body: Record<string, unknown>): number {
+  for (const name of ['max_completion_tokens', 'max_tokens', 'max_output_tokens']) {
+    const v = body[name]
+    if (typeof v === 'number' && Number.isFinite(v) && v > 0) return v
+  }
+  return 0
 }
 
 export async function startMockUpstream(options: MockUpstreamOptions = {}): Promise<MockUpstream> {
@@ -50,6 +64,7 @@ export async function startMockUpstream(options: MockUpstreamOptions = {}): Prom
   const dimensions = options.embeddingDimensions ?? 256
   const encodingFor = options.encodingFor ?? encodingForModel
   const records: MockRecord[] = []
+  const account = new MockAccount(options.rateLimits)
   let sequence = 0
   const created = Math.floor(Date.now() / 1000)
 
@@ -101,7 +116,8 @@ export async function startMockUpstream(options: MockUpstreamOptions = {}): Prom
     generate,
   }
   // Most specific first: the last one answers every path no other claims.
-  const dialects: MockDialect[] = [anthropicMock(ctx), openaiMock(ctx)]
+  const anthropic = anthropicMock(ctx)
+  const dialects: MockDialect[] = [anthropic, openaiMock(ctx)]
   const dialectOf = (path: string) => dialects.find((d) => d.owns(path)) ?? dialects[dialects.length - 1]!
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -159,6 +175,17 @@ export async function startMockUpstream(options: MockUpstreamOptions = {}): Prom
       closed: () => closed,
       flushed: Promise.resolve(),
     }
+    const verdict = account.check(
+      dialect === anthropic ? 'anthropic' : 'openai',
+      account.countsTokens ? (await dialect.promptTokens(path, enc, body)) + outputMaximum(body) : 0,
+    )
+    for (const [name, value] of Object.entries(verdict.headers)) res.setHeader(name, value)
+    if (!verdict.allowed) {
+      record.outcome = 'rate_limited'
+      res.writeHead(verdict.status, { 'content-type': 'application/json' })
+      res.end(verdict.body)
+      return
+    }
     if (latencyMs > 0) await sleep(latencyMs)
     if (failure.kind === '500') {
       record.promptTokens = await dialect.promptTokens(path, enc, body)
@@ -201,6 +228,7 @@ export async function startMockUpstream(options: MockUpstreamOptions = {}): Prom
   return {
     url: `http://${host}:${port}/v1`,
     records,
+    account,
     close: async () => {
       server.closeAllConnections()
       await new Promise<void>((resolve) => server.close(() => resolve()))

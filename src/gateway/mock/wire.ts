@@ -18,7 +18,8 @@ export interface MockRecord {
   cacheWrite1hTokens?: number
   /** Whether `usage` reached the wire (final JSON or usage chunk / response.completed). */
   usageSent: boolean
-  outcome: 'ok' | 'error' | 'timeout' | 'cut' | 'stalled' | 'aborted'
+  /** rate_limited: refused with a 429 by the mock's own account limits (MockUpstreamOptions.rateLimits). */
+  outcome: 'ok' | 'error' | 'timeout' | 'cut' | 'stalled' | 'aborted' | 'rate_limited'
 }
 
 /**

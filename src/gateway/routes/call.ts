@@ -12,7 +12,9 @@ import type { Dialect, DialectRoute, Estimate, ValidRequest } from '../dialects/
 import { wrongDialect } from '../errors.js'
 import { proxyCall } from '../proxy.js'
 import { traceOf } from '../trace.js'
+import { clientGone } from './client-gone.js'
 import { admissionHeaders, type Gate } from './context.js'
+import { type DeployedCall, routeCall } from './deployed.js'
 import { sendAdmission } from './identify.js'
 
 /** The handler of a /v1 route: serves the call, counted in flight until it ends. */
@@ -40,20 +42,34 @@ async function serveCall(
   const identity = id.identity!
   const valid = dialect.validate(api.kind, request.body)
   const route = models.route(valid.model)
-  const upstream = upstreams.get(route.upstream)!
-  if (!upstream.speaks(dialect)) throw wrongDialect(valid.model, upstream, dialect)
   const limiter = id.allowListed ? undefined : sluice.limiterFor(identity)
+  const deployed = gate.deployments?.of(valid.model)
+  let upstream = upstreams.get(deployed?.[0]?.upstream ?? route.upstream)!
+  if (!upstream.speaks(dialect)) {
+    const speaking = deployed?.find((d) => upstreams.get(d.upstream)!.speaks(dialect))
+    if (speaking === undefined) throw wrongDialect(valid.model, upstream, dialect)
+    upstream = upstreams.get(speaking.upstream)!
+  }
   const { estimate, oversized } = await estimateCall(gate, dialect, valid, route, limiter)
 
   let admission: Admission | undefined
   let headers: Record<string, string> = {}
-  if (limiter !== undefined) {
+  let routed: DeployedCall | undefined
+  if (deployed !== undefined) {
+    const escalate = oversized && limiter ? () => strike(gate, limiter, identity.subject) : undefined
+    const outcome = await routeCall(gate, request, reply, dialect, valid, estimate, limiter, escalate)
+    if (outcome === undefined) return reply
+    routed = outcome
+    admission = outcome.admission
+    if (admission !== undefined) headers = admissionHeaders(admission)
+    upstream = upstreams.get(outcome.routing.deployment.upstream)!
+  } else if (limiter !== undefined) {
     // Sent again and again, an oversized body is abuse: its denial counts toward a block.
     const escalate = oversized ? () => strike(gate, limiter, identity.subject) : undefined
     admission = await sluice.admit(
       identity,
       accounting.reservationCosts(valid.model, estimate, limiter),
-      escalate && { escalate },
+      escalate ? { escalate, signal: clientGone(reply) } : { signal: clientGone(reply) },
     )
     if (!admission.proceed) return sendAdmission(request, reply, admission)
     headers = admissionHeaders(admission)
@@ -67,9 +83,14 @@ async function serveCall(
     estimate,
     encoding: route.encoding,
     trace: traceOf(request),
+    ...(routed !== undefined && { routing: routed.routing }),
   })
 
   const { body, stripUsage } = dialect.upstreamBody(valid, upstream)
+  const bodyFor = (model: string | undefined) =>
+    api.method === 'GET'
+      ? undefined
+      : JSON.stringify(model === undefined || model === valid.model ? body : { ...body, model })
   const path =
     typeof api.upstreamPath === 'string'
       ? api.upstreamPath
@@ -84,12 +105,13 @@ async function serveCall(
       request: valid,
       method: api.method,
       path,
-      body: api.method === 'GET' ? undefined : JSON.stringify(body),
+      body: bodyFor(routed?.routing.deployment.providerModel),
       stream: valid.stream,
       stripUsage,
       clientHeaders: request.headers,
       headers,
       charge,
+      ...(routed !== undefined && { onAnswer: routed.onAnswer(bodyFor) }),
     })
   } finally {
     // Whatever went wrong, the reservation is settled (charging the prompt) and never leaks.

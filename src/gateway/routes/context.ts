@@ -8,6 +8,8 @@ import type { Accounting } from '../accounting.js'
 import type { OversizeStrikes } from '../admission.js'
 import type { GatewayConfig } from '../config/schema.js'
 import type { TokenCounter } from '../counting.js'
+import type { DeploymentMetrics } from '../deployments/metrics.js'
+import type { Deployments } from '../deployments/router.js'
 import type { InFlightCalls } from '../in-flight.js'
 import type { ModelTable } from '../models.js'
 import type { GatewayStore } from '../store.js'
@@ -27,6 +29,9 @@ export interface ServerDeps {
   calls: InFlightCalls
   /** Set when shutdown begins: new calls get 503, /readyz says so. */
   lifecycle: { closing: boolean }
+  /** Models served by deployments (config `deployments`), and their counters. */
+  deployments?: Deployments | undefined
+  deploymentMetrics?: DeploymentMetrics | undefined
 }
 
 /** One gateway app's shared state, handed to every route handler. */

@@ -20,7 +20,8 @@
 --   nLimits alert marker keys when the op reports alerts, then the strikes key when the policy
 --   blocks.
 -- modes: c consume, r reserve (takes a lease), a adjust, A adjust + release lease, p peek,
---   x reset, u unblock.
+--   x reset, u unblock; C and R: c and r guarded by a queue key (the op's last key; lua/queue.lua):
+--   when it exists, the op (or its group) is not decided and its status is 4.
 -- Reply: { results, error messages... }. results is binary: little-endian doubles (nothing to
 --   format here or parse in Node): now in ms, then per op: status (1 allowed, 0 denied, +2 when
 --   this denial started a block; -k when the op failed with the k-th error message), blockedMs,
@@ -272,6 +273,13 @@ local function run_group(count)
   end
 end
 
+-- A guarded op (or group) whose queue key exists: every part answers status 4, nothing decided.
+local GUARD, WAITING = nil, false
+local function waiting(count, limits)
+  for k = 1, count do STATUS[k], BLOCKED_OUT[k] = 4, 0 end
+  for i = 1, limits do FLAGS[i], REMAINING[i], RESET_MS[i], RETRY_MS[i] = 0, 0, 0, 0 end
+end
+
 -- A block's settings and the keys of the op (or part k) that uses it, in a table kept per k.
 local BLOCK_SLOTS = {}
 local function block_of(k, block, key, at, strikes)
@@ -350,7 +358,9 @@ local function apply(KEYS, ARGV)
   local CLASSES = {}
   local function class_of(header)
     local mode, joined, p, alert = match(header, '^(%a)(%+?)(%d+):?(.*)$')
-    local c = { mode = mode, joined = joined == '+', policy = policies[tonumber(p)], alert = tonumber(alert), markers = alert ~= '' }
+    local guarded = mode == 'C' or mode == 'R'
+    if guarded then mode = string.lower(mode) end
+    local c = { mode = mode, joined = joined == '+', policy = policies[tonumber(p)], alert = tonumber(alert), markers = alert ~= '', guarded = guarded }
     CLASSES[header] = c
     return c
   end
@@ -428,8 +438,18 @@ local function apply(KEYS, ARGV)
       key_at = key_at + 1
     end
 
+    if class.guarded then
+      GUARD = KEYS[key_at]
+      key_at = key_at + 1
+    end
     local ok, message
-    if count == 1 and not class.joined then
+    if count == 1 and GUARD and call('EXISTS', GUARD) == 1 then
+      GUARD, WAITING = nil, true
+    end
+    if WAITING then
+      ok = true
+      if not class.joined then waiting(count, first + n) end
+    elseif count == 1 and not class.joined then
       ok, message = pcall(run_one, index, mode, policy, class.alert, KEYS[index], block, id, charged_at)
     else
       PART_INDEX[count], PART_MODE[count], PART_POLICY[count], PART_ALERT[count] = index, mode, policy, class.alert
@@ -462,6 +482,7 @@ local function apply(KEYS, ARGV)
         at = at + limits
       end
       count, first, packed_base = 0, 0, 0
+      GUARD, WAITING = nil, false
     end
   end
   if count > 0 then error('the last op of the batch says it is decided with a next one') end

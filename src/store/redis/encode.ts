@@ -75,7 +75,10 @@ export function encodeBatch(ops: readonly StoreOp[], joined?: readonly boolean[]
     const policy = policies[index]!
     const adjusting = op.mode === 'adjust'
     // '+': decided together with the next op (the op's next part).
-    const mode = `${adjusting && op.release ? 'A' : MODE_CODES[op.mode]}${joinedNext ? '+' : ''}`
+    // Upper case: a consume or reserve guarded by a queue key (StoreOp.guard).
+    const code = adjusting && op.release ? 'A' : MODE_CODES[op.mode]
+    const guarded = op.guard !== undefined && (code === 'c' || code === 'r')
+    const mode = `${guarded ? code.toUpperCase() : code}${joinedNext ? '+' : ''}`
     const threshold = op.alert?.threshold
     let cached = policy.headers.get(mode)
     if (cached === undefined || cached.threshold !== threshold) {
@@ -106,6 +109,7 @@ export function encodeBatch(ops: readonly StoreOp[], joined?: readonly boolean[]
     }
     if (op.alert) for (let i = 0; i < n; i++) keys.push(op.alert.keys[i]!)
     if (op.block) keys.push(op.block.strikesKey)
+    if (op.guard !== undefined && (op.mode === 'consume' || op.mode === 'reserve')) keys.push(op.guard)
   }
   policyArgs[0] = policies.length
   for (const a of opArgs) policyArgs.push(a)
@@ -144,7 +148,15 @@ export function decodeBatch(reply: readonly unknown[], ops: readonly StoreOp[]):
       }
       at += 32
     }
-    out[j] = { now, allowed: (status & 1) === 1, blockedMs, blockedNow: (status & 2) === 2, limits }
+    const result: StoreResult = {
+      now,
+      allowed: (status & 1) === 1,
+      blockedMs,
+      blockedNow: (status & 2) === 2,
+      limits,
+    }
+    if (status === 4) result.waiting = true
+    out[j] = result
   }
   return out
 }

@@ -14,16 +14,24 @@ const read = (path: string) => readFileSync(new URL(path, import.meta.url), 'utf
 const PARTS = algorithms().map(
   (a) => `ALGORITHMS['${a.kind}'] = (function()\n${read(`./lua/${a.lua.file}`)}\nend)()\n`,
 )
-const APPLY_SOURCE = [read('./prelude.lua'), ...PARTS, read('./apply.lua')].join('\n')
+const APPLY_SOURCE = [read('./prelude.lua'), ...PARTS, read('./apply.lua'), read('./lua/queue.lua')].join(
+  '\n',
+)
 
 /** Names the library and function after the script's text, so that versions never mix. */
 const VERSION = createHash('sha1').update(APPLY_SOURCE).digest('hex').slice(0, 12)
 
-/** The script for EVAL/EVALSHA: the definitions, then one batch. */
-export const APPLY_LUA = `${APPLY_SOURCE}\nreturn apply(KEYS, ARGV)\n`
+/**
+ * The script for EVAL/EVALSHA: the definitions, then one batch, or a queue's step when the first
+ * argument says 'gate' (lua/queue.lua; a batch's first argument is a number).
+ */
+export const APPLY_LUA = `${APPLY_SOURCE}\nif ARGV[1] == 'gate' then return gate(KEYS, ARGV) end\nreturn apply(KEYS, ARGV)\n`
 
 /** The function FCALL calls. */
 export const APPLY_FUNCTION = `sluice_apply_${VERSION}`
+
+/** The function of a queue's steps (lua/queue.lua), in the same library. */
+export const GATE_FUNCTION = `sluice_gate_${VERSION}`
 
 /**
  * The library for FUNCTION LOAD. While a library loads, Redis offers little more than
@@ -34,12 +42,16 @@ export const APPLY_LIBRARY = [
   `#!lua name=sluice_${VERSION}`,
   'local function define()',
   APPLY_SOURCE,
-  'return apply',
+  'return apply, gate',
   'end',
-  'local apply',
+  'local apply, gate',
   `redis.register_function('${APPLY_FUNCTION}', function(keys, args)`,
-  '  if not apply then apply = define() end',
+  '  if not apply then apply, gate = define() end',
   '  return apply(keys, args)',
+  'end)',
+  `redis.register_function('${GATE_FUNCTION}', function(keys, args)`,
+  '  if not apply then apply, gate = define() end',
+  '  return gate(keys, args)',
   'end)',
   '',
 ].join('\n')

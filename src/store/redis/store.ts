@@ -2,13 +2,15 @@ import calculateSlot from 'cluster-key-slot'
 import { Cluster, Redis } from 'ioredis'
 import { describe, requirePositiveInteger, SluiceInputError } from '../../core/errors.js'
 import { StoreUnavailableError } from '../errors.js'
+import type { QueueBackend, QueueingStore } from '../queue-types.js'
 import type { Store, StoreOp, StoreResult } from '../types.js'
 import { isIORedis, isNodeRedis, type RedisClient, type RedisConnection, within } from './connection.js'
 import { decodeBatch, encodeBatch, flattenOps, regroup } from './encode.js'
 import { IORedisConnection } from './ioredis.js'
 import { NodeRedisConnection } from './node-redis.js'
 import { clusterClientOptions, redisClientOptions } from './options.js'
-import { APPLY_FUNCTION, APPLY_LIBRARY, APPLY_LUA } from './script.js'
+import { RedisQueues } from './queue.js'
+import { APPLY_FUNCTION, APPLY_LIBRARY, APPLY_LUA, GATE_FUNCTION } from './script.js'
 
 export { clusterClientOptions, nodeRedisClientOptions, redisClientOptions } from './options.js'
 
@@ -64,7 +66,7 @@ const NO_FUNCTIONS = /unknown command|unknown subcommand|NOPERM.*'(fcall|functio
  * share one clock; ops issued in the same event-loop turn are coalesced into one script call per
  * hash slot, each op still checked and charged all or nothing.
  */
-export class RedisStore implements Store {
+export class RedisStore implements Store, QueueingStore {
   /** The client in use: the one given, or the ioredis client the store made. */
   readonly client: RedisClient
   private readonly connection: RedisConnection
@@ -78,6 +80,7 @@ export class RedisStore implements Store {
   /** False once the Redis showed it has no Functions (or may not use them): scripts from then on. */
   private functions = true
   private loading: Promise<void> | undefined
+  private fairQueues: RedisQueues | undefined
 
   constructor(options: RedisStoreOptions) {
     if (typeof options !== 'object' || options === null) {
@@ -125,6 +128,12 @@ export class RedisStore implements Store {
     this.isCluster = this.connection.isCluster
     this.maxBatch =
       options.maxBatch === undefined ? 128 : requirePositiveInteger(options.maxBatch, 'RedisStore maxBatch')
+  }
+
+  /** Fair queues on this Redis (docs/queueing.md), shared by every instance that uses it. */
+  get queues(): QueueBackend {
+    this.fairQueues ??= new RedisQueues(this)
+    return this.fairQueues
   }
 
   execute(op: StoreOp): Promise<StoreResult> {
@@ -236,9 +245,14 @@ export class RedisStore implements Store {
    * simply made again); as a script (EVALSHA) on a Redis without Functions (before 7.0, or an ACL
    * that allows scripts only).
    */
-  private apply(keys: string[], args: (string | number)[], retried = false): Promise<unknown[]> {
+  private apply(
+    keys: string[],
+    args: (string | number)[],
+    retried = false,
+    fn = APPLY_FUNCTION,
+  ): Promise<unknown[]> {
     if (this.functions === false) return this.connection.evalScript(APPLY_LUA, keys, args)
-    return this.connection.fcall(APPLY_FUNCTION, keys, args).catch(async (error: unknown) => {
+    return this.connection.fcall(fn, keys, args).catch(async (error: unknown) => {
       if (retried) throw error
       const message = error instanceof Error ? error.message : String(error)
       if (/function not found/i.test(message)) {
@@ -251,8 +265,18 @@ export class RedisStore implements Store {
       // The library is loaded (or scripts will do): once more, unless the connection went away
       // meanwhile (the client would run the call after reconnecting, long after it was answered).
       this.connect()
-      return this.apply(keys, args, true)
+      return this.apply(keys, args, true, fn)
     })
+  }
+
+  /**
+   * @internal One step of a queue (lua/queue.lua: its args start with 'gate'), alone in its call:
+   * used by RedisQueues (queue.ts). Fails fast while the connection is down, as ops do.
+   */
+  async gate(keys: string[], args: (string | number)[]): Promise<unknown[]> {
+    const connecting = this.connect()
+    if (connecting !== undefined) await connecting
+    return this.apply(keys, args, false, GATE_FUNCTION)
   }
 
   /** Loads the library on the Redis, or on every master of a cluster (replicas copy it). */

@@ -167,6 +167,44 @@ export function changesMigrationsContract(harness: ControlHarness): void {
       await c.close()
     })
 
+    it('adds the 1-hour cache-write count to a ledger that has rows: old rows read 0, new rows keep it', async () => {
+      const url = await harness.freshUrl()
+      const old = openDatabase({ url })
+      await migrateTo(old, '0002_ledger')
+      // A row as the 0002 schema wrote it (no 1-hour column yet).
+      await sql`insert into ledger (time, stream, status, outcome, limited, prompt_tokens, cached_tokens,
+        cache_write_tokens, completion_tokens, reasoning_tokens, tokens, usd, usd_input, usd_cached,
+        usd_cache_write, usd_output, latency_ms)
+        values (1000, 0, 200, 'ok', 1, 50, 10, 20, 5, 0, 55, 0.5, 0.1, 0.1, 0.2, 0.1, 3)`.execute(old.db)
+      await old.close()
+
+      const c = await openControl({ url })
+      expect(await appliedMigrations(c.database)).toEqual([...MIGRATION_NAMES])
+      c.ledger.append({
+        time: 2000,
+        status: 200,
+        outcome: 'ok',
+        promptTokens: 90,
+        cacheWriteTokens: 20,
+        cacheWrite1hTokens: 30,
+        completionTokens: 5,
+      })
+      await c.ledger.flush()
+      const rows = (await c.usage.rows({ from: 0, to: 3000 })).items
+      expect(rows.map((r) => [r.time, r.cacheWriteTokens, r.cacheWrite1hTokens])).toEqual([
+        [new Date(2000).toISOString(), 20, 30],
+        [new Date(1000).toISOString(), 20, 0],
+      ])
+      const [total] = await c.usage.totals({ from: 0, to: 3000 })
+      expect(total).toMatchObject({
+        requests: 2,
+        cacheWriteTokens: 40,
+        cacheWrite1hTokens: 30,
+        promptTokens: 140,
+      })
+      await c.close()
+    })
+
     it('refuses a database migrated by a newer version, naming the problem', async () => {
       const url = await harness.freshUrl()
       const c = await openControl({ url })

@@ -47,6 +47,7 @@ export function ledgerContract(harness: ControlHarness): void {
         promptTokens: 1200,
         cachedTokens: 1000,
         cacheWriteTokens: 100,
+        cacheWrite1hTokens: 40,
         completionTokens: 300,
         reasoningTokens: 120,
         tokens: 1500,
@@ -90,6 +91,7 @@ export function ledgerContract(harness: ControlHarness): void {
       const bad: [Partial<LedgerEntry>, string][] = [
         [{ status: 200, outcome: 'ok', promptTokens: -1 }, 'ledger.promptTokens'],
         [{ status: 200, outcome: 'ok', completionTokens: 1.5 }, 'ledger.completionTokens'],
+        [{ status: 200, outcome: 'ok', cacheWrite1hTokens: -3 }, 'ledger.cacheWrite1hTokens'],
         [{ status: 200, outcome: 'ok', usd: Number.NaN }, 'ledger.usd'],
         [{ status: 200, outcome: 'Not OK' }, 'ledger.outcome'],
         [{ status: 99_999, outcome: 'ok' }, 'ledger.status'],

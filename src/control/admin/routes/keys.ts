@@ -1,5 +1,5 @@
 import type { AdminRoute, RouteDeps } from '../route.js'
-import { keyIdSchema } from '../schemas/common.js'
+import { keyRefSchema } from '../schemas/common.js'
 import {
   issuedKeySchema,
   keyCreateSchema,
@@ -8,9 +8,10 @@ import {
   keyRotateSchema,
   keySchema,
   keyUpdateSchema,
+  listedKeySchema,
 } from '../schemas/keys.js'
 
-const id = { id: keyIdSchema }
+const id = { id: keyRefSchema }
 
 export function keyRoutes({ service }: RouteDeps): AdminRoute[] {
   return [
@@ -33,7 +34,8 @@ export function keyRoutes({ service }: RouteDeps): AdminRoute[] {
       operationId: 'listKeys',
       tag: 'keys',
       summary: 'List keys',
-      description: 'Filter by team, tier, user or status; search in name and id; sort; page by offset.',
+      description:
+        'Filter by team, tier, user, status or source; search in name and id; sort; page by offset. The database\'s keys come first, then the keys of sluice.yaml (read-only, `source: "sluice.yaml"`).',
       query: keyListQuerySchema,
       response: keyPageSchema,
       errors: [400],
@@ -45,8 +47,9 @@ export function keyRoutes({ service }: RouteDeps): AdminRoute[] {
       operationId: 'getKey',
       tag: 'keys',
       summary: 'Show a key (never its secret)',
+      description: 'A key of the database, or of sluice.yaml (read-only).',
       params: id,
-      response: keySchema,
+      response: listedKeySchema,
       errors: [404],
       handle: ({ params }) => service.getKey(params.id!),
     },
@@ -56,7 +59,8 @@ export function keyRoutes({ service }: RouteDeps): AdminRoute[] {
       operationId: 'updateKey',
       tag: 'keys',
       summary: 'Change a key',
-      description: 'Name, tier, team, user, limits, budgets, expiry, metadata; null clears.',
+      description:
+        'Name, tier, team, user, limits, budgets, expiry, metadata; null clears. A key of sluice.yaml: 409 `read_only_key`.',
       params: id,
       body: keyUpdateSchema,
       response: keySchema,
@@ -70,10 +74,10 @@ export function keyRoutes({ service }: RouteDeps): AdminRoute[] {
       tag: 'keys',
       summary: 'Revoke a key',
       description:
-        'At once and for good (401 on every gateway within about a second). Revoking twice changes nothing.',
+        'At once and for good (401 on every gateway within about a second). Revoking twice changes nothing. A key of sluice.yaml: 409 `read_only_key`.',
       params: id,
       response: keySchema,
-      errors: [404],
+      errors: [404, 409],
       handle: ({ params, actor }) => service.revokeKey(params.id!, actor()),
     },
     {
@@ -82,7 +86,8 @@ export function keyRoutes({ service }: RouteDeps): AdminRoute[] {
       operationId: 'rotateKey',
       tag: 'keys',
       summary: 'Rotate a key: issue a new secret, with a grace for the old one',
-      description: 'Answers the whole new key this one time. A revoked key cannot be rotated (409).',
+      description:
+        'Answers the whole new key this one time. A revoked key cannot be rotated (409), nor a key of sluice.yaml (409 `read_only_key`).',
       params: id,
       body: keyRotateSchema,
       bodyRequired: false,

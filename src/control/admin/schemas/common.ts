@@ -25,6 +25,17 @@ export const keyIdSchema = z
   .regex(/^[a-z2-7]{10}$/, 'must be a key id: 10 characters a-z, 2-7')
   .describe("The key's public id (`sk-sluice-<id>-…`): what logs, the ledger and metrics name.")
 
+export const configKeyIdSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be a key id: 1-64 letters, digits, "_", "-" or "."')
+  .describe("A key of sluice.yaml's id (`auth.keys[].id`, else the first 16 hex digits of its hash).")
+
+/** A key's id in a URL: a database key's, or a key of sluice.yaml's. */
+export const keyRefSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be a key id')
+  .describe("A key's id: a database key's (10 characters a-z, 2-7), or the id of a key of sluice.yaml.")
+
 export const teamIdSchema = z
   .string()
   .regex(

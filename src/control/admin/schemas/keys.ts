@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import {
   budgetsSchema,
+  configKeyIdSchema,
   graceSchema,
   isoTimeSchema,
   keyIdSchema,
@@ -80,6 +81,10 @@ export const keyListQuerySchema = z.strictObject({
     .optional()
     .describe('Only the keys in this state.'),
   search: printable(200, 'search term').optional().describe('Part of the name or the id, case-insensitive.'),
+  source: z
+    .enum(['database', 'sluice.yaml'], { error: 'must be database or sluice.yaml' })
+    .optional()
+    .describe("Only the database's keys, or only sluice.yaml's (read-only); default both."),
   sort: z
     .enum(['created', 'name', 'lastUsed', 'expires'], { error: 'must be created, name, lastUsed or expires' })
     .optional()
@@ -111,8 +116,42 @@ export const keySchema = z
     createdAt: isoTimeSchema,
     updatedAt: isoTimeSchema,
     lastUsedAt: isoTimeSchema.nullable().describe('Recorded every few seconds, not to the millisecond.'),
+    source: z.literal('database').describe('Where the key is managed: the database (this API).'),
+    readOnly: z.literal(false),
   })
   .meta({ id: 'Key', description: 'A virtual key as the API shows it: never its secret nor any hash.' })
+
+export const configKeySchema = z
+  .strictObject({
+    id: configKeyIdSchema,
+    name: z.string().describe('Its `name` in the file, else its id.'),
+    tier: z.string(),
+    team: z.null(),
+    user: z.string().nullable(),
+    limits: z.null().describe('Its limit overrides, if any, are in the file.'),
+    budgets: z.null(),
+    metadata: z.null(),
+    status: z.enum(['active', 'revoked']),
+    expiresAt: z.null(),
+    revokedAt: z.null(),
+    previousSecretValidUntil: z.null(),
+    createdAt: z.null(),
+    updatedAt: z.null(),
+    lastUsedAt: z.null(),
+    source: z.literal('sluice.yaml').describe('Where the key is managed: sluice.yaml (`auth.keys`).'),
+    readOnly: z
+      .literal(true)
+      .describe('Update, revoke and rotate answer 409 `read_only_key`: change it in the file and reload.'),
+  })
+  .meta({
+    id: 'ConfigKey',
+    description:
+      "A key of sluice.yaml, listed beside the database's: read-only, with what the file says of it.",
+  })
+
+export const listedKeySchema = z
+  .discriminatedUnion('source', [keySchema, configKeySchema])
+  .meta({ id: 'ListedKey', description: 'A key of the database or of sluice.yaml (`source`).' })
 
 export const issuedKeySchema = keySchema
   .extend({
@@ -124,8 +163,8 @@ export const issuedKeySchema = keySchema
 
 export const keyPageSchema = z
   .strictObject({
-    items: z.array(keySchema),
-    total: z.number().int().describe('Keys matching the filters, over all pages.'),
+    items: z.array(listedKeySchema).describe("The database's keys first, then sluice.yaml's."),
+    total: z.number().int().describe('Keys matching the filters (both sources), over all pages.'),
     limit: z.number().int(),
     offset: z.number().int(),
   })

@@ -1,0 +1,208 @@
+import { Redis } from 'ioredis'
+import { type RedisClusterServer, startRedisCluster } from '../../test/helpers/redis-cluster.js'
+import { Worker } from '../harness/child.js'
+import { describeMeasure } from '../harness/contest.js'
+import { LatencySamples, median, percentiles } from '../harness/latency.js'
+import { formatRate, progress } from '../harness/progress.js'
+import { throughputRow } from '../harness/rows.js'
+import type { BenchContext, Measure, Section, Workload } from '../harness/types.js'
+
+/** Client processes, the same for one node and for the cluster. */
+const PROCESSES = 3
+const WORKER = new URL('../workers/redis-client.ts', import.meta.url)
+const SCRIPT_COMMANDS = ['evalsha', 'eval', 'fcall', 'fcall_ro', 'evalsha_ro', 'eval_ro']
+
+/** What one Redis node did over the measured period. */
+interface NodeCost {
+  cpuSeconds: number
+  scriptCalls: number
+}
+
+function cpuSeconds(info: string): number {
+  const user = Number(/^used_cpu_user:([\d.]+)/m.exec(info)?.[1])
+  const sys = Number(/^used_cpu_sys:([\d.]+)/m.exec(info)?.[1])
+  return user + sys
+}
+
+function scriptCalls(info: string): number {
+  let n = 0
+  for (const m of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) {
+    if (SCRIPT_COMMANDS.includes(m[1]!)) n += Number(m[2])
+  }
+  return n
+}
+
+/** Admin connections to a set of nodes: flush them, and read their CPU and script calls. */
+class Nodes {
+  private readonly admins: Redis[]
+  constructor(readonly urls: string[]) {
+    this.admins = urls.map((u) => new Redis(u))
+  }
+  async flush(): Promise<void> {
+    await Promise.all(
+      this.admins.map(async (a) => {
+        await a.flushall()
+        await a.config('RESETSTAT')
+      }),
+    )
+  }
+  async snapshot(): Promise<NodeCost[]> {
+    return Promise.all(
+      this.admins.map(async (a) => ({
+        cpuSeconds: cpuSeconds(await a.info('cpu')),
+        scriptCalls: scriptCalls(await a.info('commandstats')),
+      })),
+    )
+  }
+  close(): void {
+    for (const a of this.admins) a.disconnect()
+  }
+}
+
+/** One turn: PROCESSES client processes warmed up, then measured over the same period. */
+async function turn(ctx: BenchContext, nodes: Nodes, cluster: boolean, label: string) {
+  const { options } = ctx
+  await nodes.flush()
+  const config = cluster ? { nodes: nodes.urls } : { url: nodes.urls[0] }
+  const workers = await Promise.all(
+    Array.from({ length: PROCESSES }, () =>
+      Worker.start(WORKER, {
+        ...config,
+        contender: 'sluice',
+        inFlight: options.inFlight,
+        keys: options.keys,
+      }),
+    ),
+  )
+  try {
+    progress(`${label}: warm-up ${options.warmupMs} ms`)
+    await Promise.all(
+      workers.map((w) => w.request({ type: 'run', phase: 'warmup', durationMs: options.warmupMs })),
+    )
+    const before = await nodes.snapshot()
+    progress(`${label}: measuring ${options.durationMs} ms`)
+    const answers = await Promise.all(
+      workers.map((w) => w.request({ type: 'run', phase: 'measure', durationMs: options.durationMs })),
+    )
+    const after = await nodes.snapshot()
+    let rate = 0
+    let ops = 0
+    const latencies = new LatencySamples()
+    for (const a of answers) {
+      if (a.type !== 'done') throw new Error(`unexpected worker answer ${a.type}`)
+      rate += (a.ops * 1000) / a.elapsedMs
+      ops += a.completed ?? a.ops
+      latencies.addAll(a.latencies)
+    }
+    // Per node, per decision made by all processes together (those that ended after the deadline
+    // too: Redis did their work in the same period).
+    const perNode = after.map((x, i) => ({
+      cpuUs: ((x.cpuSeconds - before[i]!.cpuSeconds) * 1e6) / ops,
+      scripts: (x.scriptCalls - before[i]!.scriptCalls) / ops,
+    }))
+    return { rate, latencies, perNode }
+  } finally {
+    await Promise.all(workers.map((w) => w.stop()))
+  }
+}
+
+async function run(ctx: BenchContext): Promise<Section> {
+  const redis = await ctx.redis()
+  let cluster: RedisClusterServer
+  try {
+    cluster = await startRedisCluster()
+  } catch (error) {
+    return {
+      unavailable: [
+        { id: 'redis-cluster', workload: 'RedisStore on a 3-node Redis Cluster', reason: String(error) },
+      ],
+    }
+  }
+  const single = new Nodes([redis.url])
+  const three = new Nodes(cluster.nodes.map((n) => n.url))
+  const acc = {
+    one: {
+      rates: [] as number[],
+      latencies: new LatencySamples(),
+      perNode: [] as { cpuUs: number; scripts: number }[][],
+    },
+    cluster: {
+      rates: [] as number[],
+      latencies: new LatencySamples(),
+      perNode: [] as { cpuUs: number; scripts: number }[][],
+    },
+  }
+  try {
+    for (let round = 0; round < ctx.options.rounds; round++) {
+      const order: ('one' | 'cluster')[] = round % 2 === 0 ? ['one', 'cluster'] : ['cluster', 'one']
+      for (const which of order) {
+        const label = `redis-cluster · ${which === 'one' ? 'one node' : '3-node cluster'} · ${PROCESSES} processes · round ${round + 1}/${ctx.options.rounds}`
+        const r = await turn(ctx, which === 'one' ? single : three, which === 'cluster', label)
+        acc[which].rates.push(r.rate)
+        acc[which].latencies.addAll(r.latencies.toArray())
+        acc[which].perNode.push(r.perNode)
+        const cpu = r.perNode.map((n) => n.cpuUs.toFixed(2)).join(' + ')
+        progress(
+          `${label}: ${describeMeasure({ opsPerSec: r.rate, ...percentiles(r.latencies) })}, Redis CPU µs/decision ${cpu}`,
+        )
+      }
+    }
+  } finally {
+    single.close()
+    three.close()
+    await cluster.stop()
+  }
+
+  const measure = (which: 'one' | 'cluster', name: string): Measure => {
+    const a = acc[which]
+    const nodes = a.perNode[0]!.length
+    const extra: Record<string, number> = {}
+    for (let i = 0; i < nodes; i++) {
+      extra[`node${i + 1}RedisCpuUsPerOp`] = median(a.perNode.map((p) => p[i]!.cpuUs))
+      extra[`node${i + 1}ScriptCallsPerOp`] = median(a.perNode.map((p) => p[i]!.scripts))
+    }
+    return { name, opsPerSec: median(a.rates), roundsOpsPerSec: a.rates, ...percentiles(a.latencies), extra }
+  }
+  const one = measure('one', `one Redis node, ${PROCESSES} client processes`)
+  const three3 = measure('cluster', `3-node Redis Cluster, ${PROCESSES} client processes`)
+  const cpuOf = (m: Measure, n: number) =>
+    Array.from({ length: n }, (_, i) => m.extra![`node${i + 1}RedisCpuUsPerOp`]!)
+  const scriptsOf = (m: Measure, n: number) =>
+    Array.from({ length: n }, (_, i) => m.extra![`node${i + 1}ScriptCallsPerOp`]!)
+  const oneCpu = cpuOf(one, 1)[0]!
+  const clusterCpu = cpuOf(three3, 3)
+  // Projection: each redis-server runs commands on one core; the busiest node saturates first.
+  const capacityOne = 1e6 / oneCpu
+  const capacityCluster = 1e6 / Math.max(...clusterCpu)
+  const fmt = (xs: number[]) => xs.map((x) => x.toFixed(2)).join(' / ')
+  const note = [
+    `Redis CPU per decision (measured): one node ${oneCpu.toFixed(2)} µs; cluster nodes ${fmt(clusterCpu)} µs (sum ${clusterCpu.reduce((s, x) => s + x, 0).toFixed(2)})`,
+    `script calls per decision: one node ${scriptsOf(one, 1)[0]!.toPrecision(2)}, cluster ${scriptsOf(
+      three3,
+      3,
+    )
+      .reduce((s, x) => s + x, 0)
+      .toPrecision(2)}`,
+    `projected with a core per Redis node and enough client cores (1 s of CPU per node per second): one node ${formatRate(capacityOne)}/s, cluster ${formatRate(capacityCluster)}/s = ${(capacityCluster / capacityOne).toFixed(2)}×`,
+  ].join('; ')
+  return {
+    rows: [
+      throughputRow(
+        'redis-cluster',
+        `RedisStore, one limit, 3-node cluster vs one node, ${PROCESSES} processes`,
+        [three3],
+        {
+          baseline: one,
+          note,
+        },
+      ),
+    ],
+  }
+}
+
+export const redisCluster: Workload = {
+  id: 'redis-cluster',
+  title: `RedisStore decisions/s on a 3-node Redis Cluster vs one node, ${PROCESSES} client processes each`,
+  needsRedis: true,
+  run,
+}

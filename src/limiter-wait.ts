@@ -1,0 +1,107 @@
+import type { Costs, Decision, Limiter } from './limiter.js'
+import { Reservation } from './reservation.js'
+import type { GateResult, QueueBackend } from './store/queue-types.js'
+import { queuesOf } from './store/queues.js'
+import type { StoreOp } from './store/types.js'
+import {
+  type Attempt,
+  abortError,
+  decideWaiting,
+  type ResolvedWait,
+  resolveWait,
+  type Waited,
+  type WaitOptions,
+  waitable,
+} from './waiting.js'
+
+interface Try {
+  limiter: Limiter
+  subject: string
+  costs: number[]
+  backend: QueueBackend
+  key: string
+  op: StoreOp
+}
+
+/** A Limiter's decision as one attempt of a wait (waiting.ts): the queue is the subject's own. */
+function attemptOf({ limiter, subject, costs, backend, key, op }: Try): Attempt<Decision> {
+  return {
+    backend,
+    key,
+    flow: subject,
+    op,
+    peek: () =>
+      limiter.store
+        .execute(limiter.opFor('peek', subject, costs, op.id))
+        .then((r) => limiter.toDecision(subject, r, costs, false)),
+    read: (r) => limiter.toDecision(subject, r, costs, true),
+    canWait: (d) => waitable(d, d.limits),
+    allowed: (d) => d.allowed,
+    retryAfterMs: (d) => d.retryAfterMs,
+    refusal: (d) => ({ ...d, allowed: false, retryAfterMs: 1, deniedBy: 'queue' }),
+  }
+}
+
+/**
+ * The first try decides alone when nobody waits and it passes (or waiting cannot help): at once
+ * with a MemoryStore, in the same batch as every other op with a RedisStore. Otherwise the wait.
+ */
+function decide(
+  limiter: Limiter,
+  mode: 'consume' | 'reserve',
+  subject: string,
+  costs: number[],
+  wait: ResolvedWait,
+  id: string,
+): Decision | Promise<Decision> {
+  if (wait.signal?.aborted) return Promise.reject(abortError(wait.signal))
+  const backend = queuesOf(limiter.store)
+  const key = limiter.keysFor(subject).queue
+  const t: Try = { limiter, subject, costs, backend, key, op: limiter.opFor(mode, subject, costs, id) }
+  const tried = backend.first(t.op, key)
+  // No closure made per call here: this is every uncontended call's path.
+  if (tried instanceof Promise) return tried.then((g) => afterFirst(t, wait, g))
+  return afterFirst(t, wait, tried)
+}
+
+function afterFirst(t: Try, wait: ResolvedWait, tried: GateResult): Decision | Promise<Decision> {
+  if (tried.kind === 'ran') {
+    const d = t.limiter.toDecision(t.subject, tried.result, t.costs, true)
+    if (d.allowed || !waitable(d, d.limits) || d.retryAfterMs > wait.maxWaitMs) return d
+  }
+  return decideWaiting(attemptOf(t), wait, tried).then(withWait)
+}
+
+function withWait(waited: Waited<Decision>): Decision {
+  return waited.queued ? { ...waited.decision, waitedMs: Math.round(waited.waitedMs) } : waited.decision
+}
+
+/** Limiter.consume with wait options (see WaitOptions). */
+export function consumeWaiting(
+  limiter: Limiter,
+  subject: string,
+  costs: Costs | undefined,
+  options: WaitOptions,
+  id: string,
+): Decision | Promise<Decision> {
+  const wait = resolveWait(options)
+  if (wait === undefined) return limiter.consume(subject, costs)
+  return decide(limiter, 'consume', subject, limiter.costsFor(costs), wait, id)
+}
+
+/** Limiter.reserve with wait options (see WaitOptions). */
+export function reserveWaiting(
+  limiter: Limiter,
+  subject: string,
+  estimate: Costs | undefined,
+  options: WaitOptions,
+  id: string,
+): Reservation | Promise<Reservation> {
+  const wait = resolveWait(options)
+  if (wait === undefined) return limiter.reserve(subject, estimate)
+  const costs = limiter.costsFor(estimate)
+  const decision = decide(limiter, 'reserve', subject, costs, wait, id)
+  if (decision instanceof Promise)
+    return decision.then((d) => new Reservation(limiter, subject, id, costs, d))
+  return new Reservation(limiter, subject, id, costs, decision)
+}
