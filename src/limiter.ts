@@ -10,12 +10,14 @@ import {
   windowSecondsOf,
 } from './core/limits.js'
 import { promised } from './core/promised.js'
+import { type Decision, decisionOf, type LimitFacts, type LimitStatus, limitFacts } from './decision.js'
 import { type BlockOptions, blockParams, normalizeLimit } from './limiter-options.js'
 import { consumeWaiting, reserveWaiting } from './limiter-wait.js'
 import { Reservation } from './reservation.js'
 import type { OpMode, Store, StoreOp, StoreResult } from './store/types.js'
 import type { WaitOptions } from './waiting.js'
 
+export type { Decision, LimitStatus } from './decision.js'
 export type { BlockOptions } from './limiter-options.js'
 export { Reservation } from './reservation.js'
 export type { WaitOptions } from './waiting.js'
@@ -47,50 +49,11 @@ export interface LimiterOptions {
   hashSubjects?: boolean
 }
 
-export interface LimitStatus {
-  name: string
-  unit: Unit
-  kind: LimitDefinition['kind']
-  limit: number
-  remaining: number
-  /** Milliseconds until the limit is full again. */
-  resetMs: number
-  windowSeconds: number
-  allowed: boolean
-}
-
-export interface Decision {
-  allowed: boolean
-  /** 0 when allowed; whole milliseconds until a retry can pass; Infinity when it never can. */
-  retryAfterMs: number
-  /** The limit that denied (the one with the longest wait), or "block". */
-  deniedBy: string | undefined
-  /** Denied because the subject is blocked for repeated denials. */
-  blocked: boolean
-  /** This denial started a block. */
-  blockedNow: boolean
-  /** False when the store could not answer in time and the outage policy decided (see `fallback`). */
-  verified: boolean
-  /** How an unverified decision was made: 'open' (let through unchecked) or 'local' (this process's share). */
-  fallback: 'open' | 'local' | undefined
-  limits: LimitStatus[]
-  /** Limits this call moved across `alertAt`, reported once per subject, limit and window. */
-  alerts: LimitStatus[]
-  policy: string
-  subject: string
-  /** The store's clock when it decided (ms since the epoch). */
-  now: number
-  /** Set when the call waited in a queue (WaitOptions): how long, in ms. */
-  waitedMs?: number
-}
-
 const NAME = /^[A-Za-z0-9_-]{1,64}$/
 const POLICY = /^[A-Za-z0-9_.-]{1,64}$/
 const PLAIN_SUBJECT = /^[A-Za-z0-9_.:@/+=-]{1,100}$/
 const OP_TAG = randomBytes(6).toString('base64url')
 const KEY_CACHE_SIZE = 10_000
-/** Shared by every decision without alerts, to spare an allocation per call. */
-const NO_ALERTS: LimitStatus[] = Object.freeze([]) as unknown as LimitStatus[]
 
 export interface SubjectKeys {
   /**
@@ -110,18 +73,18 @@ export interface SubjectKeys {
 /** A store that can decide synchronously (MemoryStore): one promise per call instead of two. */
 interface SyncStore extends Store {
   executeSync(op: StoreOp): StoreResult
+  /** executeSync into a result the store reuses, valid until its next op (read at once). */
+  executeShared?(op: StoreOp): StoreResult
 }
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] }
+
 let opCounter = 0
 
 /** @internal A fresh op id (the name of the log entries and leases an op writes). */
 export function nextOpId(): string {
   opCounter = (opCounter + 1) % Number.MAX_SAFE_INTEGER
   return `${OP_TAG}.${opCounter.toString(36)}`
-}
-
-function roundRemaining(unit: Unit, x: number): number {
-  if (!(x > 0)) return 0
-  return unit === 'usd' ? Math.floor(x * 1e6 + 1e-6) / 1e6 : Math.floor(x + 1e-9)
 }
 
 /**
@@ -147,6 +110,11 @@ export class Limiter {
   /** The per-limit costs of a call that names none (shared: nothing downstream changes it). */
   private readonly defaultCosts: number[]
   private readonly syncStore: SyncStore | undefined
+  /** The sync store's executeShared, when it has one. */
+  private readonly sharedStore: Required<SyncStore> | undefined
+  private readonly facts: readonly LimitFacts[]
+  /** The op runNow fills for a store with executeShared. */
+  private readonly scratchOp: Mutable<StoreOp>
   /** Only log and concurrency limits need an op id on consume (log entry / lease names). */
   private readonly needsOpId: boolean
 
@@ -211,6 +179,22 @@ export class Limiter {
     this.hashSubjects = options.hashSubjects === true
     const sync = options.store as Partial<SyncStore>
     this.syncStore = typeof sync.executeSync === 'function' ? (sync as SyncStore) : undefined
+    this.sharedStore =
+      this.syncStore !== undefined && typeof sync.executeShared === 'function'
+        ? (sync as Required<SyncStore>)
+        : undefined
+    this.scratchOp = {
+      mode: 'consume',
+      id: '-',
+      stateKey: '',
+      keys: [],
+      names,
+      limits: definitions,
+      costs: [],
+      alert: undefined,
+      block: undefined,
+    }
+    this.facts = limitFacts(names, definitions)
     this.layout = createHash('sha1')
       .update(STATE_FORMAT)
       .update(names.map((name, i) => `${name}:${definitions[i]!.kind}`).join(','))
@@ -383,7 +367,13 @@ export class Limiter {
   }
 
   private decide(mode: OpMode, subject: string, costs: Costs | undefined): Promise<Decision> {
-    return promised(() => this.decideNow(mode, subject, costs))
+    if (this.syncStore === undefined) return promised(() => this.decideNow(mode, subject, costs))
+    // The decision is made at once: one promise for it, no closure.
+    try {
+      return Promise.resolve(this.decideNow(mode, subject, costs) as Decision)
+    } catch (error) {
+      return Promise.reject(error)
+    }
   }
 
   /** A decision without a lease: an op id only where a sliding log or lease needs one. May throw. */
@@ -393,6 +383,22 @@ export class Limiter {
 
   /** The decision, at once from a synchronous store, else as a promise. May throw. */
   private runNow(mode: OpMode, subject: string, costs: number[], id: string): Decision | Promise<Decision> {
+    const charging = mode === 'consume' || mode === 'reserve'
+    if (this.sharedStore !== undefined) {
+      // The store reads the op at once and keeps none of it: one op object per limiter will do.
+      const keys = this.keysFor(subject)
+      const op = this.scratchOp
+      op.mode = mode
+      op.id = id
+      op.stateKey = keys.state
+      op.keys = keys.limits
+      op.costs = costs
+      op.alert =
+        charging && this.alertAt !== undefined ? { threshold: this.alertAt, keys: keys.alerts } : undefined
+      op.block = this.block && { params: this.block, key: keys.block, strikesKey: keys.strikes }
+      if (mode === 'reset') op.alert = { threshold: 0, keys: keys.alerts }
+      return this.toDecision(subject, this.sharedStore.executeShared(op), costs, charging)
+    }
     const op = this.opFor(mode, subject, costs, id)
     return this.execute(op, subject, costs, mode === 'consume' || mode === 'reserve')
   }
@@ -422,6 +428,9 @@ export class Limiter {
     costs: number[],
     charging: boolean,
   ): Decision | Promise<Decision> {
+    if (this.sharedStore !== undefined) {
+      return this.toDecision(subject, this.sharedStore.executeShared(op), costs, charging)
+    }
     if (this.syncStore !== undefined) {
       return this.toDecision(subject, this.syncStore.executeSync(op), costs, charging)
     }
@@ -441,52 +450,7 @@ export class Limiter {
   }
 
   /** @internal A store result as this policy's decision; used by compose(). */
-  toDecision(subject: string, r: StoreResult, costs: number[], charging: boolean): Decision {
-    const limits: LimitStatus[] = []
-    let alerts: LimitStatus[] = NO_ALERTS
-    let retry = 0
-    let deniedBy: string | undefined
-    for (let i = 0; i < this.definitions.length; i++) {
-      const d = this.definitions[i]!
-      const l = r.limits[i]!
-      const status: LimitStatus = {
-        name: this.names[i]!,
-        unit: d.unit,
-        kind: d.kind,
-        limit: capacityOf(d),
-        remaining: roundRemaining(d.unit, l.remaining),
-        resetMs: Math.ceil(l.resetMs),
-        windowSeconds: windowSecondsOf(d),
-        allowed: l.allowed,
-      }
-      limits.push(status)
-      if (l.alerted && charging && costs[i]! > 0) {
-        if (alerts === NO_ALERTS) alerts = []
-        alerts.push(status)
-      }
-      if (!l.allowed && l.retryAfterMs >= retry) {
-        retry = l.retryAfterMs
-        deniedBy = status.name
-      }
-    }
-    const blocked = r.blockedMs > 0
-    if (blocked) {
-      retry = Math.max(retry, r.blockedMs)
-      deniedBy = 'block'
-    }
-    return {
-      allowed: r.allowed,
-      retryAfterMs: r.allowed ? 0 : Math.max(1, Math.ceil(retry)),
-      deniedBy: r.allowed ? undefined : deniedBy,
-      blocked,
-      blockedNow: r.blockedNow,
-      verified: r.fallback === undefined,
-      fallback: r.fallback,
-      limits,
-      alerts,
-      policy: this.policy,
-      subject,
-      now: r.now,
-    }
+  toDecision(subject: string, r: StoreResult, costs: readonly number[], charging: boolean): Decision {
+    return decisionOf(this.facts, this.policy, subject, r, costs, charging)
   }
 }

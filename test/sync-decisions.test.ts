@@ -45,6 +45,50 @@ describe('consumeSync', () => {
     expect(seen.some((d) => d.blocked)).toBe(true)
   })
 
+  it('keeps every decision and store result as it was made, whatever calls come after', async () => {
+    // The limiter reads a result the MemoryStore reuses from call to call: nothing a caller holds
+    // may change with the next call, and the same calls through executeSync decide the same.
+    let now = 1_700_000_000_000
+    const clock = () => now
+    const store = new MemoryStore({ now: clock })
+    const fast = new Limiter({ store, policy: 'p', limits, block: true, alertAt: 0.5 })
+    const plain = new Limiter({
+      store: asyncOnly(new MemoryStore({ now: clock })),
+      policy: 'p',
+      limits,
+      block: true,
+      alertAt: 0.5,
+    })
+    const held: { decision: Decision; copy: Decision }[] = []
+    for (let i = 0; i < 30; i++) {
+      const subject = `user-${i % 3}`
+      const costs = { requests: 1 + (i % 2) }
+      const decision = i % 4 === 3 ? await fast.peek(subject, costs) : fast.consumeSync(subject, costs)
+      const expected = i % 4 === 3 ? await plain.peek(subject, costs) : await plain.consume(subject, costs)
+      expect(decision).toEqual(expected)
+      held.push({ decision, copy: structuredClone(decision) })
+      now += 300
+    }
+    for (const { decision, copy } of held) expect(decision).toEqual(copy)
+    expect(held.some(({ decision }) => decision.alerts.length > 0)).toBe(true)
+    expect(held.some(({ decision }) => !decision.allowed)).toBe(true)
+
+    const op = {
+      mode: 'consume' as const,
+      id: '-',
+      stateKey: 'k#x',
+      keys: ['k:burst', 'k:hourly'],
+      names: fast.names,
+      limits: fast.definitions,
+      costs: [1, 1],
+    }
+    const first = store.executeSync(op)
+    const snapshot = structuredClone(first)
+    fast.consumeSync('user-9')
+    store.executeSync(op)
+    expect(first).toEqual(snapshot)
+  })
+
   it('refuses a store that cannot decide synchronously, and bad costs, by throwing', () => {
     const remote = new Limiter({ store: asyncOnly(new MemoryStore()), policy: 'remote', limits })
     expect(() => remote.consumeSync('u')).toThrow(SluiceInputError)

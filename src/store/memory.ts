@@ -45,6 +45,8 @@ export class MemoryStore extends MemoryEntries implements Store {
   private readonly timer: NodeJS.Timeout | undefined
   private readonly steps: Step<unknown>[] = []
   private readonly evaluation = newEvaluation()
+  /** executeShared's results, by number of limits. */
+  private readonly shared: StoreResult[] = []
   private readonly checkContext: CheckContext = { id: '', hold: false }
   private readonly adjustContext: AdjustContext = { id: '', chargedAt: 0, charged: 0, release: false }
   /** The layout of the last policy seen (one Limiter's ops share one limits array). */
@@ -103,21 +105,43 @@ export class MemoryStore extends MemoryEntries implements Store {
   executeSync(op: StoreOp): StoreResult {
     const now = this.now()
     if (op.linked !== undefined && op.linked.length > 0) return this.executeGroup(op, now)
+    return this.executeOne(op, now, newResult(op.limits.length))
+  }
+
+  /**
+   * @internal executeSync into a result this store reuses: valid until the store's next op, for a
+   * caller that reads it at once (the Limiter turning it into a decision). Spares an allocation
+   * per limit and per call on the hot path.
+   */
+  executeShared(op: StoreOp): StoreResult {
+    const now = this.now()
+    if (op.linked !== undefined && op.linked.length > 0) return this.executeGroup(op, now)
+    const n = op.limits.length
+    let shared = this.shared[n]
+    if (shared === undefined) {
+      shared = newResult(n)
+      this.shared[n] = shared
+    }
+    return this.executeOne(op, now, shared)
+  }
+
+  /** One op without linked parts, its result written into `out`. */
+  private executeOne(op: StoreOp, now: number, out: StoreResult): StoreResult {
     const { mode } = op
-    if (mode === 'reset' || mode === 'unblock') return this.forget(op, now)
+    if (mode === 'reset' || mode === 'unblock') return this.forget(op, now, out)
     // Scratch space reused across calls: executeSync never runs re-entrantly.
     const ev = this.evaluation
     const steps = this.steps
     this.evaluate(op, now, ev, steps)
     const allowed = mode === 'adjust' || (ev.allowed && ev.blockedMs === 0)
-    return this.commit(op, now, ev, steps, allowed)
+    return this.commit(op, now, ev, steps, allowed, out)
   }
 
   /** Decides an op and its linked parts together: all admitted and charged, or none charged. */
   private executeGroup(op: StoreOp, now: number): StoreResult {
     const parts = [op, ...op.linked!]
     if (op.mode === 'reset' || op.mode === 'unblock') {
-      const results = parts.map((part) => this.forget(part, now))
+      const results = parts.map((part) => this.forget(part, now, newResult(part.limits.length)))
       return { ...results[0]!, linked: results.slice(1) }
     }
     const evaluations = parts.map((part) => {
@@ -128,13 +152,20 @@ export class MemoryStore extends MemoryEntries implements Store {
     })
     const allowed = op.mode === 'adjust' || evaluations.every(({ ev }) => ev.allowed && ev.blockedMs === 0)
     const results = parts.map((part, k) =>
-      this.commit(part, now, evaluations[k]!.ev, evaluations[k]!.steps, allowed),
+      this.commit(
+        part,
+        now,
+        evaluations[k]!.ev,
+        evaluations[k]!.steps,
+        allowed,
+        newResult(part.limits.length),
+      ),
     )
     return { ...results[0]!, linked: results.slice(1) }
   }
 
   /** reset and unblock: forget what they forget, then say what a peek would. */
-  private forget(op: StoreOp, now: number): StoreResult {
+  private forget(op: StoreOp, now: number, out: StoreResult): StoreResult {
     if (op.mode === 'reset') {
       this.delete(op.stateKey)
       for (const key of op.alert?.keys ?? []) this.delete(key)
@@ -146,7 +177,7 @@ export class MemoryStore extends MemoryEntries implements Store {
     const peek: StoreOp = { ...op, mode: 'peek', costs: op.costs.map(() => 0) }
     const ev = this.evaluation
     this.evaluate(peek, now, ev, this.steps)
-    return this.commit(peek, now, ev, this.steps, ev.allowed && ev.blockedMs === 0)
+    return this.commit(peek, now, ev, this.steps, ev.allowed && ev.blockedMs === 0, out)
   }
 
   /** Runs each limit's algorithm on the subject's state (changing nothing): fills `steps` and `ev`. */
@@ -220,6 +251,7 @@ export class MemoryStore extends MemoryEntries implements Store {
     ev: Evaluation,
     steps: readonly Step<unknown>[],
     allowed: boolean,
+    out: StoreResult,
   ): StoreResult {
     const { mode } = op
     const n = op.limits.length
@@ -232,22 +264,24 @@ export class MemoryStore extends MemoryEntries implements Store {
       if (countsAsStrike(ev.layout!, steps, n)) newBlockMs = this.recordStrike(op.block, ev.block, now)
     }
 
-    const limits: LimitResult[] = new Array(n)
+    const limits = out.limits
     for (let i = 0; i < n; i++) {
       const s = steps[i]!
-      limits[i] = {
-        allowed: s.allowed,
-        remaining: s.remaining,
-        resetMs: s.resetMs,
-        retryAfterMs: s.retryAfterMs,
-        alerted: false,
-      }
+      const r = limits[i]!
+      r.allowed = s.allowed
+      r.remaining = s.remaining
+      r.resetMs = s.resetMs
+      r.retryAfterMs = s.retryAfterMs
+      r.alerted = false
     }
     if (allowed && op.alert && (mode === 'consume' || mode === 'reserve')) {
       this.markAlerts(op, ev.layout!, limits, now)
     }
-    if (newBlockMs > 0) return { now, allowed, blockedMs: newBlockMs, blockedNow: true, limits }
-    return { now, allowed, blockedMs, blockedNow: false, limits }
+    out.now = now
+    out.allowed = allowed
+    out.blockedMs = newBlockMs > 0 ? newBlockMs : blockedMs
+    out.blockedNow = newBlockMs > 0
+    return out
   }
 
   /**
@@ -366,6 +400,15 @@ interface Evaluation {
   blockedMs: number
   /** Every limit admits (always true for an adjustment); a block is apart (blockedMs). */
   allowed: boolean
+}
+
+/** A result for `n` limits, to be filled by commit(). */
+function newResult(n: number): StoreResult {
+  const limits: LimitResult[] = new Array(n)
+  for (let i = 0; i < n; i++) {
+    limits[i] = { allowed: false, remaining: 0, resetMs: 0, retryAfterMs: 0, alerted: false }
+  }
+  return { now: 0, allowed: false, blockedMs: 0, blockedNow: false, limits }
 }
 
 function newEvaluation(): Evaluation {
