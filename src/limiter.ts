@@ -1,16 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto'
 import type { BlockParams } from './core/block.js'
 import { describe, requireCost, SluiceInputError } from './core/errors.js'
-import {
-  algorithmOf,
-  capacityOf,
-  type LimitDefinition,
-  type Unit,
-  WELL_KNOWN_UNITS,
-  windowSecondsOf,
-} from './core/limits.js'
+import { algorithmOf, type LimitDefinition, type Unit, WELL_KNOWN_UNITS } from './core/limits.js'
 import { promised } from './core/promised.js'
-import { type Decision, decisionOf, type LimitFacts, type LimitStatus, limitFacts } from './decision.js'
+import { type Decision, decisionOf, type LimitFacts, limitFacts } from './decision.js'
 import { type BlockOptions, blockParams, normalizeLimit } from './limiter-options.js'
 import { consumeWaiting, reserveWaiting } from './limiter-wait.js'
 import { Reservation } from './reservation.js'
