@@ -29,11 +29,21 @@ export function normalizeLimit(name: string, def: unknown): LimitDefinition {
   }
 }
 
+const BLOCK_OPTION_NAMES = new Set(['after', 'withinMs', 'durationsMs', 'forgetMs'])
+
 export function blockParams(option: BlockOptions | boolean | undefined): BlockParams | undefined {
   if (option === undefined || option === false) return undefined
   const o: BlockOptions = option === true ? {} : option
   if (typeof o !== 'object' || o === null)
     throw new SluiceInputError(`block must be an object, got ${describe(o)}`)
+  // A misspelt option (say `within: '1m'`) would otherwise fall back to its default unseen.
+  for (const name of Object.keys(o)) {
+    if (!BLOCK_OPTION_NAMES.has(name)) {
+      throw new SluiceInputError(
+        `block.${name} is not an option (known: ${[...BLOCK_OPTION_NAMES].join(', ')})`,
+      )
+    }
+  }
   const durationsMs = o.durationsMs ?? [60_000, 300_000, 900_000, 3_600_000]
   if (!Array.isArray(durationsMs) || durationsMs.length === 0) {
     throw new SluiceInputError(`block.durationsMs must be a non-empty array, got ${describe(durationsMs)}`)

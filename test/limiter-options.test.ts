@@ -81,6 +81,17 @@ describe('bad options are refused when created, naming the bad value', () => {
         }),
       /durationsMs/,
     ],
+    [
+      'a block option under a name the limiter does not know',
+      () =>
+        new Limiter({
+          store,
+          policy: 'p',
+          limits: { a: fixedWindow({ limit: 1, windowMs: 1 }) },
+          block: { after: 1, within: '1m' } as never,
+        }),
+      /block\.within is not an option/,
+    ],
     ['RedisStore without client', () => new RedisStore({} as never), /RedisStore/],
     ['RedisStore with a bad url', () => new RedisStore({ url: 'http://x' }), /url.*http:\/\/x/],
   ]
