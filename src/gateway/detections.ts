@@ -6,10 +6,8 @@
 import type { Logger } from 'pino'
 import { insertAudit } from '../control/audit.js'
 import type { DetectionEvent, Sluice } from '../http/index.js'
-import { MemoryDetectorStore } from '../store/detectors/memory.js'
-import { RedisDetectorStore } from '../store/detectors/redis.js'
+import { detectorStoreFor as storeFor } from '../store/detectors/for-store.js'
 import type { DetectorStore } from '../store/detectors/types.js'
-import { RedisStore } from '../store/redis/store.js'
 import type { GatewayConfig } from './config/schema.js'
 import type { GatewayControl } from './control-plane.js'
 import type { Dialect, ValidRequest } from './dialects/types.js'
@@ -18,9 +16,8 @@ import type { GatewayStore } from './store.js'
 /** The detector store of a gateway, or undefined when no detector is configured. */
 export function detectorStoreFor(config: GatewayConfig, stores: GatewayStore): DetectorStore | undefined {
   if (config.detectors === undefined) return undefined
-  const redis = stores.redis ?? (stores.store instanceof RedisStore ? stores.store : undefined)
-  if (redis !== undefined) return new RedisDetectorStore({ client: redis.client, prefix: config.prefix })
-  return new MemoryDetectorStore()
+  // Behind an outage guard the limits' RedisStore is `stores.redis`, not the store itself.
+  return storeFor(stores.redis ?? stores.store, config.prefix)
 }
 
 /** What a call's prompt is, for loop detection: its model and the text of its prompt. */

@@ -24,10 +24,8 @@ import {
 import { describe, SluiceInputError } from '../core/errors.js'
 import type { Decision } from '../limiter.js'
 import type { SluiceMetrics } from '../metrics.js'
-import { MemoryDetectorStore } from '../store/detectors/memory.js'
-import { RedisDetectorStore } from '../store/detectors/redis.js'
+import { detectorStoreFor } from '../store/detectors/for-store.js'
 import type { DetectorStore } from '../store/detectors/types.js'
-import { RedisStore } from '../store/redis/store.js'
 import type { Store } from '../store/types.js'
 import type { DetectionEvent, SluiceEvents, SluiceLogger } from './events.js'
 import { addRetryHeaders, formatDuration } from './headers.js'
@@ -94,11 +92,7 @@ export class Detectors<Req = unknown> {
     }
     this.options = resolveDetectors(rest, 'detectors')
     this.prompt = prompt
-    this.store =
-      store ??
-      (deps.store instanceof RedisStore
-        ? new RedisDetectorStore({ client: deps.store.client, prefix: deps.prefix ?? 'sluice:' })
-        : new MemoryDetectorStore())
+    this.store = store ?? detectorStoreFor(deps.store, deps.prefix ?? 'sluice:')
     const hook = deps.webhook
     this.webhook =
       hook?.events.has('detection') === true
