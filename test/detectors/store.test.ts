@@ -87,6 +87,50 @@ describe.each(kinds)('%s detector store', (_kind, make) => {
     ).toBeUndefined()
   })
 
+  it('a threshold learned from each key: usually 3 addresses alerts once at a jump to 15, usually 30 does not', async () => {
+    const store = make()
+    const W = 300
+    const s = set({
+      sharedKey: { alertAt: 100, windowMs: W, factor: 3, minAddresses: 8, warmup: 3 },
+      loop: false,
+      spend: false,
+    })
+    const use = (subject: string, addresses: string[]) =>
+      Promise.all(addresses.map((address) => store.check(subject, checkStep(s, { address, isKey: true })!)))
+    const range = (n: number, net: string) => Array.from({ length: n }, (_, i) => `${net}.${i}`)
+    // Four windows of history (the store's clock), each key from its usual addresses.
+    const raised = []
+    for (let w = 0; w < 4; w++) {
+      const now = await store.now()
+      await new Promise((r) => setTimeout(r, W - (now % W) + 20))
+      for (const o of [
+        ...(await use('key:few', range(3, '192.0.2'))),
+        ...(await use('key:many', range(30, '198.51.100'))),
+      ])
+        raised.push(...o.raised)
+    }
+    expect(raised).toEqual([])
+    const few = await store.inspect('key:few')
+    expect(few.usualAddresses).toBeGreaterThan(2)
+    expect(few.usualAddresses).toBeLessThanOrEqual(3)
+    expect((await store.inspect('key:many')).usualAddresses).toBeGreaterThan(20)
+    // The jump: 15 new addresses at once for both keys.
+    const jump = [
+      ...(await use('key:few', range(15, '203.0.113'))),
+      ...(await use('key:many', range(15, '203.0.114'))),
+    ]
+    const alerts = jump.flatMap((o) => o.raised)
+    expect(alerts).toHaveLength(1)
+    expect(alerts[0]).toMatchObject({ detector: 'sharedKey', level: 1 })
+    expect(alerts[0]!.threshold).toBeGreaterThanOrEqual(8)
+    expect(alerts[0]!.threshold).toBeLessThanOrEqual(9)
+    expect(alerts[0]!.value).toBe(alerts[0]!.threshold)
+    expect(jump.every((o) => o.refused === undefined)).toBe(true)
+    // Clearing the key forgets its history too (a new normal is learned afresh).
+    await store.clear('key:few', 'sharedKey')
+    expect((await store.inspect('key:few')).usualAddresses).toBe(0)
+  })
+
   it('a seeded baseline: a sustained spike holds the subject to its baseline until cleared', async () => {
     const store = make()
     const s = set({

@@ -8,6 +8,8 @@ import { BLOCK, type DetectorName, THROTTLE } from './options.js'
 import {
   flagAt,
   holdGate,
+  type LearnParams,
+  learnAddresses,
   levelOf,
   observeAddress,
   observeLoop,
@@ -40,6 +42,8 @@ export interface AddressStep {
   alertAt: number
   blockAt: number
   blockMs: number
+  /** The learned threshold's parameters (factor 0: off). */
+  learn: LearnParams
 }
 
 export interface CheckStep {
@@ -114,13 +118,17 @@ export function checkSubject(state: SubjectState, step: CheckStep, now: number):
   const a = step.address
   if (a !== undefined) {
     const n = observeAddress(state, a.address, now, a.windowMs, a.cap)
-    const level = levelOf(n, a.alertAt, 0, a.blockAt)
+    const learned = learnAddresses(state.hist, n, now, a.learn)
+    let level = levelOf(n, a.alertAt, 0, a.blockAt)
+    const byHistory = level === 0 && learned > 0 && n >= learned
+    if (byHistory) level = 1
+    if (level > 0) state.hist.x = 1
     if (raise(state, 'sharedKey', level, now, holdFor(level, a.windowMs, a.blockMs))) {
       raised.push({
         detector: 'sharedKey',
         level,
         value: n,
-        threshold: level === BLOCK ? a.blockAt : a.alertAt,
+        threshold: level === BLOCK ? a.blockAt : byHistory ? learned : a.alertAt,
         addresses: [...state.addrs.keys()],
       })
     }

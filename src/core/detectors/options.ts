@@ -63,6 +63,17 @@ export interface SharedKeyOptions {
   blockAt: number
   /** How long such a block lasts (default 0 = until an operator clears it). */
   blockMs: number
+  /**
+   * Learned threshold: an alert also when a window's addresses reach `factor` × the key's usual
+   * count (its baseline), never below `minAddresses` (default 3; 0 = learning off).
+   */
+  factor: number
+  /** The learned threshold is never below this (default 8). */
+  minAddresses: number
+  /** Windows in which the key was used before its baseline counts (default 6). */
+  warmup: number
+  /** The baseline (a decayed average over windows the key was used in) halves its memory over this (default 7 days). */
+  halfLifeMs: number
   shadow: boolean
 }
 
@@ -136,6 +147,10 @@ export const SHARED_KEY_DEFAULTS: SharedKeyOptions = {
   alertAt: 20,
   blockAt: 0,
   blockMs: 0,
+  factor: 3,
+  minAddresses: 8,
+  warmup: 6,
+  halfLifeMs: 7 * 1440 * MINUTE,
   shadow: false,
 }
 export const SCRAPING_DEFAULTS: ScrapingOptions = {
@@ -208,6 +223,12 @@ const factor: Check = (v, what) => {
   }
   return v
 }
+const factorOrOff: Check = (v, what) => {
+  if (typeof v !== 'number' || !Number.isFinite(v) || (v !== 0 && v < 1)) {
+    throw new SluiceInputError(`${what} must be 0 (off) or a number of at least 1, got ${describe(v)}`)
+  }
+  return v
+}
 const unit: Check = (v, what) => {
   if (v !== 'tokens' && v !== 'usd')
     throw new SluiceInputError(`${what} must be "tokens" or "usd", got ${describe(v)}`)
@@ -236,7 +257,17 @@ const CHECKS: { [K in keyof typeof DEFAULTS]: Record<keyof (typeof DEFAULTS)[K],
     hold: bool,
     shadow: bool,
   },
-  sharedKey: { windowMs: ms, alertAt: positiveCount, blockAt: count, blockMs: msOrZero, shadow: bool },
+  sharedKey: {
+    windowMs: ms,
+    alertAt: positiveCount,
+    blockAt: count,
+    blockMs: msOrZero,
+    factor: factorOrOff,
+    minAddresses: positiveCount,
+    warmup: count,
+    halfLifeMs: ms,
+    shadow: bool,
+  },
   scraping: { share, forMs: ms, bucketMs: ms, shadow: bool },
   stuffing: { windowMs: ms, alertAt: positiveCount, addressesAt: count, shadow: bool },
 }

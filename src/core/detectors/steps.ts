@@ -50,6 +50,13 @@ export function checkStep(set: DetectorSet, facts: RequestFacts): CheckStep | un
       alertAt: shared.alertAt,
       blockAt: shared.blockAt,
       blockMs: shared.blockMs,
+      learn: {
+        windowMs: shared.windowMs,
+        factor: shared.factor,
+        minAddresses: shared.minAddresses,
+        warmup: shared.warmup,
+        keep: 0.5 ** (shared.windowMs / shared.halfLifeMs),
+      },
     }
   }
   if (set.spend !== false) step.spend = spendParams(set.spend)

@@ -34,6 +34,10 @@ const sharedKey = z.strictObject({
   alertAt: count.optional(),
   blockAt: count.optional(),
   blockFor: durationOrZero.optional(),
+  factor: z.number().optional(),
+  minAddresses: count.optional(),
+  warmup: count.optional(),
+  halfLife: duration.optional(),
   shadow: z.boolean().optional(),
 })
 const scraping = z.strictObject({

@@ -128,6 +128,9 @@ export class RedisDetectorStore implements DetectorStore {
       ...(sp === undefined
         ? ['0', 0, 0, 0, 0, 0]
         : ['1', sp.factor, sp.bucketMs, sp.sustain, sp.keep, sp.floor]),
+      ...(a === undefined
+        ? [0, 0, 0, 0]
+        : [a.learn.factor, a.learn.minAddresses, a.learn.warmup, a.learn.keep]),
     ]
     const r = await this.run(CHECK, [k.state, k.loop, k.addrs, k.allow], args)
     const refusedBy = String(r[2])
@@ -182,8 +185,10 @@ export class RedisDetectorStore implements DetectorStore {
       if (name === 'loop') {
         await this.command(['DEL', k.loop])
         await this.command(['HDEL', k.state, 'rm', 'rn'])
-      } else if (name === 'sharedKey') await this.command(['DEL', k.addrs])
-      else if (name === 'spend') await this.command(['HSET', k.state, 'sh', 0])
+      } else if (name === 'sharedKey') {
+        await this.command(['DEL', k.addrs])
+        await this.command(['HDEL', k.state, 'he', 'hp', 'hx', 'hb', 'hn'])
+      } else if (name === 'spend') await this.command(['HSET', k.state, 'sh', 0])
       else if (name === 'scraping') await this.command(['HDEL', k.state, 'cm', 'chi', 'cc'])
     }
   }
@@ -220,6 +225,7 @@ export class RedisDetectorStore implements DetectorStore {
       flags,
       baseline: Number(h.sb ?? 0),
       addresses: addrs,
+      usualAddresses: Number(h.hb ?? 0),
       allow: allow === null ? 0 : Number(allow),
     }
   }

@@ -83,12 +83,32 @@ if ARGV[16] == '1' then
     end
   end
   redis.call('PEXPIRE', A, window)
+  -- the key's history (state.ts learnAddresses): fields he, hp, hx (window, peak, alerted), hb, hn (baseline, windows)
+  local factor, min_addresses, warmup, keep = tonumber(ARGV[29]), tonumber(ARGV[30]), tonumber(ARGV[31]), tonumber(ARGV[32])
+  local w = math.floor(now / window)
+  local he, hp, hx, hb, hn = num('he', -1), num('hp', 0), num('hx', 0), num('hb', 0), num('hn', 0)
+  if w ~= he then
+    if he >= 0 and hp > 0 and hx == 0 then
+      hn = math.min(hn + 1, 1000000)
+      hb = hb + (hp - hb) * math.max(1 / hn, 1 - keep)
+    end
+    he, hp, hx = w, 0, 0
+  end
+  if size > hp then hp = size end
+  local learned = 0
+  if factor > 0 and hn >= warmup and hn > 0 then
+    learned = math.max(min_addresses, math.ceil(factor * hb - 1e-9))
+  end
   local level = level_of(size, alert_at, 0, block_at, 1)
+  local by_history = level == 0 and learned > 0 and size >= learned
+  if by_history then level = 1 end
+  if level > 0 then hx = 1 end
+  redis.call('HSET', S, 'he', he, 'hp', hp, 'hx', hx, 'hb', fmt(hb), 'hn', hn)
   local hold = window
   if level == 3 then hold = block_ms end
   if raise('sharedKey', level, hold) then
     local threshold = alert_at
-    if level == 3 then threshold = block_at end
+    if level == 3 then threshold = block_at elseif by_history then threshold = learned end
     push('sharedKey', level, size, threshold, table.concat(kept, ','))
   end
 end
