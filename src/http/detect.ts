@@ -168,19 +168,32 @@ export class Detectors<Req = unknown> {
     )
   }
 
-  /** A failed key from `address`: the gateway-wide stuffing count. In the background. */
-  failure(address: string): void {
+  /**
+   * A failed key from `address`, with its prefix when it has one: the gateway-wide stuffing count
+   * and the count per key prefix. In the background.
+   */
+  failure(address: string, prefix?: string): void {
     const o = this.options.stuffing
     if (o === false) return
+    const step = {
+      address,
+      prefix,
+      windowMs: o.windowMs,
+      alertAt: o.alertAt,
+      addressesAt: o.addressesAt,
+      prefixAddressesAt: o.prefixAddressesAt,
+      maxPrefixes: o.maxPrefixes,
+    }
     this.background(
-      this.store
-        .failure({ address, windowMs: o.windowMs, alertAt: o.alertAt, addressesAt: o.addressesAt })
-        .then(
-          (r) => {
-            if (r !== undefined) this.report({ subject: 'gateway', tier: '-' }, r, undefined, o.shadow)
-          },
-          (error: unknown) => this.storeFailed(error),
-        ),
+      this.store.failure(step).then(
+        (raised) => {
+          for (const r of raised) {
+            const subject = r.prefix === undefined ? 'gateway' : `key-prefix:${r.prefix}`
+            this.report({ subject, tier: '-' }, r, undefined, o.shadow)
+          }
+        },
+        (error: unknown) => this.storeFailed(error),
+      ),
     )
   }
 
@@ -228,6 +241,7 @@ export class Detectors<Req = unknown> {
       value: r.value,
       threshold: r.threshold,
       ...(r.addresses !== undefined && { addresses: r.addresses }),
+      ...(r.prefix !== undefined && { prefix: r.prefix }),
       message: messageOf(who.subject, r, level, shadow),
       at: new Date().toISOString(),
     }
@@ -310,6 +324,9 @@ function messageOf(subject: string, r: Raised, level: DetectionLevel, shadow: bo
     case 'scraping':
       return `${subject} stayed at its limit for ${n} intervals in a row: ${act}`
     case 'stuffing':
+      if (r.prefix !== undefined) {
+        return `failed API keys with the prefix ${r.prefix} from ${n} addresses (threshold ${r.threshold}): ${act}; addresses ${(r.addresses ?? []).slice(0, 20).join(', ')}`
+      }
       return `failed API keys: ${n} (threshold ${r.threshold}) across ${(r.addresses ?? []).length} addresses: ${act}`
   }
 }

@@ -261,10 +261,17 @@ describe('credential stuffing', () => {
     for (let i = 0; i < 60; i++) {
       const r = observeFailure(
         st,
-        { address: `10.1.0.${i}`, windowMs: 60_000, alertAt: 100, addressesAt: 20 },
+        {
+          address: `10.1.0.${i}`,
+          windowMs: 60_000,
+          alertAt: 100,
+          addressesAt: 20,
+          prefixAddressesAt: 0,
+          maxPrefixes: 1,
+        },
         T0 + i,
       )
-      if (r) raised.push(r)
+      raised.push(...r)
     }
     expect(raised).toHaveLength(1)
     expect(raised[0]).toMatchObject({ detector: 'stuffing', value: 20, threshold: 20 })

@@ -29,6 +29,15 @@ const kinds: [string, () => DetectorStore][] = [
 ]
 
 const set = (input = {}) => resolveDetectors(input).base
+/** A failed-key step with the gateway-wide count out of reach. */
+const failed = {
+  address: '',
+  windowMs: 3_600_000,
+  alertAt: 1000,
+  addressesAt: 0,
+  prefixAddressesAt: 10,
+  maxPrefixes: 100,
+}
 
 describe.each(kinds)('%s detector store', (_kind, make) => {
   it('a loop of identical prompts: alert/throttle at the count, then the throttle refuses', async () => {
@@ -181,12 +190,60 @@ describe.each(kinds)('%s detector store', (_kind, make) => {
     const store = make()
     const outs = await Promise.all(
       Array.from({ length: 40 }, (_, i) =>
-        store.failure({ address: `198.51.100.${i}`, windowMs: 3_600_000, alertAt: 1000, addressesAt: 25 }),
+        store.failure({ ...failed, address: `198.51.100.${i}`, alertAt: 1000, addressesAt: 25 }),
       ),
     )
-    const raised = outs.filter((o) => o !== undefined)
+    const raised = outs.flat()
     expect(raised).toHaveLength(1)
     expect(raised[0]).toMatchObject({ detector: 'stuffing', value: 25, threshold: 25 })
+  })
+
+  it('failed keys per key prefix: one alert per prefix per window, naming it; scattered prefixes none', async () => {
+    const store = make()
+    const outs = await Promise.all([
+      // 30 failures sharing one prefix, from 30 addresses.
+      ...Array.from({ length: 30 }, (_, i) =>
+        store.failure({ ...failed, address: `198.51.100.${i}`, prefix: 'abcdefghij' }),
+      ),
+      // 30 failures from 30 addresses, each with its own prefix.
+      ...Array.from({ length: 30 }, (_, i) =>
+        store.failure({
+          ...failed,
+          address: `203.0.113.${i}`,
+          prefix: `scattered${String(i).padStart(2, '0')}`,
+        }),
+      ),
+    ])
+    const raised = outs.flat()
+    expect(raised).toHaveLength(1)
+    expect(raised[0]).toMatchObject({
+      detector: 'stuffing',
+      level: 1,
+      value: 10,
+      threshold: 10,
+      prefix: 'abcdefghij',
+    })
+    expect(raised[0]!.addresses).toHaveLength(10)
+    expect(raised[0]!.addresses!.every((a) => a.startsWith('198.51.100.'))).toBe(true)
+  })
+
+  it('failed keys per key prefix: at most maxPrefixes prefixes are counted per window', async () => {
+    const store = make()
+    const raised = []
+    for (const prefix of ['first00000', 'second0000', 'third00000']) {
+      for (let i = 0; i < 3; i++) {
+        raised.push(
+          ...(await store.failure({
+            ...failed,
+            address: `192.0.2.${i}`,
+            prefix,
+            prefixAddressesAt: 3,
+            maxPrefixes: 2,
+          })),
+        )
+      }
+    }
+    expect(raised.map((r) => r.prefix)).toEqual(['first00000', 'second0000'])
   })
 
   it('keeps detections for operators, newest first, bounded', async () => {

@@ -67,6 +67,8 @@ export interface Raised {
   threshold: number
   /** For a shared key: the addresses seen in the window. */
   addresses?: string[]
+  /** For failed keys sharing a prefix: that prefix. */
+  prefix?: string
 }
 
 export interface Refused {
@@ -200,10 +202,12 @@ export interface StuffingState {
   n: number
   addrs: Set<string>
   reported: number
+  /** Per key prefix this window (at most `maxPrefixes`): distinct addresses and whether it was reported. */
+  prefixes: Map<string, { addrs: Set<string>; reported: number }>
 }
 
 export function emptyStuffing(): StuffingState {
-  return { w: -1, n: 0, addrs: new Set(), reported: 0 }
+  return { w: -1, n: 0, addrs: new Set(), reported: 0, prefixes: new Map() }
 }
 
 export interface StuffingStep {
@@ -211,29 +215,66 @@ export interface StuffingStep {
   windowMs: number
   alertAt: number
   addressesAt: number
+  /** The failed key's prefix (its public id), when it has one. */
+  prefix?: string | undefined
+  /** Distinct addresses failing with one prefix in the window that raise an alert (0 = off). */
+  prefixAddressesAt: number
+  /** Prefixes counted per window; failures with further ones count gateway-wide only. */
+  maxPrefixes: number
 }
 
-/** Counts one failed key; raises one alert per window once failures or distinct addresses reach their threshold. */
-export function observeFailure(s: StuffingState, step: StuffingStep, now: number): Raised | undefined {
+/**
+ * Counts one failed key; raises one alert per window once failures or distinct addresses reach
+ * their threshold, and one per key prefix per window once that many addresses failed with it.
+ */
+export function observeFailure(s: StuffingState, step: StuffingStep, now: number): Raised[] {
   const w = Math.floor(now / step.windowMs)
   if (w !== s.w) {
     s.w = w
     s.n = 0
     s.addrs = new Set()
     s.reported = 0
+    s.prefixes = new Map()
   }
+  const out: Raised[] = []
   s.n++
   const cap = Math.max(step.addressesAt, 1)
   if (s.addrs.size < cap) s.addrs.add(step.address)
   const byCount = s.n >= step.alertAt
   const byAddresses = step.addressesAt > 0 && s.addrs.size >= step.addressesAt
-  if (s.reported === 1 || !(byCount || byAddresses)) return undefined
-  s.reported = 1
+  if (s.reported === 0 && (byCount || byAddresses)) {
+    s.reported = 1
+    out.push({
+      detector: 'stuffing',
+      level: 1,
+      value: byCount ? s.n : s.addrs.size,
+      threshold: byCount ? step.alertAt : step.addressesAt,
+      addresses: [...s.addrs],
+    })
+  }
+  const r = observePrefix(s, step)
+  if (r !== undefined) out.push(r)
+  return out
+}
+
+function observePrefix(s: StuffingState, step: StuffingStep): Raised | undefined {
+  const at = step.prefixAddressesAt
+  if (step.prefix === undefined || at <= 0) return undefined
+  let p = s.prefixes.get(step.prefix)
+  if (p === undefined) {
+    if (s.prefixes.size >= step.maxPrefixes) return undefined
+    p = { addrs: new Set(), reported: 0 }
+    s.prefixes.set(step.prefix, p)
+  }
+  if (p.addrs.size < at) p.addrs.add(step.address)
+  if (p.reported === 1 || p.addrs.size < at) return undefined
+  p.reported = 1
   return {
     detector: 'stuffing',
     level: 1,
-    value: byCount ? s.n : s.addrs.size,
-    threshold: byCount ? step.alertAt : step.addressesAt,
-    addresses: [...s.addrs],
+    value: p.addrs.size,
+    threshold: at,
+    addresses: [...p.addrs],
+    prefix: step.prefix,
   }
 }

@@ -94,6 +94,10 @@ export interface StuffingOptions {
   alertAt: number
   /** Distinct addresses sending failed keys in the window that raise an alert (default 20). */
   addressesAt: number
+  /** Distinct addresses failing with one key prefix in the window that raise an alert (default 10; 0 = off). */
+  prefixAddressesAt: number
+  /** Key prefixes counted per window (default 1,000): a bound on the state. */
+  maxPrefixes: number
   shadow: boolean
 }
 
@@ -163,6 +167,8 @@ export const STUFFING_DEFAULTS: StuffingOptions = {
   windowMs: MINUTE,
   alertAt: 100,
   addressesAt: 20,
+  prefixAddressesAt: 10,
+  maxPrefixes: 1000,
   shadow: false,
 }
 const DEFAULTS = {
@@ -269,7 +275,14 @@ const CHECKS: { [K in keyof typeof DEFAULTS]: Record<keyof (typeof DEFAULTS)[K],
     shadow: bool,
   },
   scraping: { share, forMs: ms, bucketMs: ms, shadow: bool },
-  stuffing: { windowMs: ms, alertAt: positiveCount, addressesAt: count, shadow: bool },
+  stuffing: {
+    windowMs: ms,
+    alertAt: positiveCount,
+    addressesAt: count,
+    prefixAddressesAt: count,
+    maxPrefixes: positiveCount,
+    shadow: bool,
+  },
 }
 
 /**

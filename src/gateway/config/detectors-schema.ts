@@ -50,6 +50,8 @@ const stuffing = z.strictObject({
   window: duration.optional(),
   alertAt: count.optional(),
   addressesAt: count.optional(),
+  prefixAddressesAt: count.optional(),
+  maxPrefixes: count.optional(),
   shadow: z.boolean().optional(),
 })
 const onOff = <T extends z.ZodType>(s: T) => z.union([z.boolean(), s]).optional()

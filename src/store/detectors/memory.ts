@@ -106,7 +106,7 @@ export class MemoryDetectorStore implements DetectorStore {
     return recordSubject(this.state(subject, now), step, now)
   }
 
-  async failure(step: StuffingStep): Promise<Raised | undefined> {
+  async failure(step: StuffingStep): Promise<Raised[]> {
     return observeFailure(this.stuffing, step, this.clock())
   }
 

@@ -163,14 +163,23 @@ export class RedisDetectorStore implements DetectorStore {
     return raisedOf(await this.run(RECORD, [k.state, k.allow], args))
   }
 
-  async failure(step: StuffingStep): Promise<Raised | undefined> {
+  async failure(step: StuffingStep): Promise<Raised[]> {
     const base = `${this.prefix}det:{stuffing}`
+    const prefix = step.prefix ?? ''
     const r = await this.run(
       FAILURE,
-      [base, `${base}:a`],
-      [step.address, step.windowMs, step.alertAt, step.addressesAt],
+      [base, `${base}:a`, `${base}:p:${prefix}`],
+      [
+        step.address,
+        step.windowMs,
+        step.alertAt,
+        step.addressesAt,
+        prefix,
+        step.prefixAddressesAt,
+        step.maxPrefixes,
+      ],
     )
-    return raisedOf(r)[0]
+    return raisedOf(r, 6)
   }
 
   async clear(subject: string, detector?: DetectorName): Promise<void> {
@@ -244,10 +253,10 @@ export class RedisDetectorStore implements DetectorStore {
   async close(): Promise<void> {}
 }
 
-/** Raised detections from a script's reply: five items each. */
-function raisedOf(items: unknown[]): Raised[] {
+/** Raised detections from a script's reply: five items each (six with a key prefix). */
+function raisedOf(items: unknown[], width = 5): Raised[] {
   const out: Raised[] = []
-  for (let i = 0; i + 4 < items.length; i += 5) {
+  for (let i = 0; i + width - 1 < items.length; i += width) {
     const r: Raised = {
       detector: String(items[i]) as DetectorName,
       level: Number(items[i + 1]),
@@ -257,6 +266,7 @@ function raisedOf(items: unknown[]): Raised[] {
     const addresses = String(items[i + 4])
     if (addresses !== '') r.addresses = addresses.split(',')
     else if (r.detector === 'sharedKey' || r.detector === 'stuffing') r.addresses = []
+    if (width > 5 && String(items[i + 5]) !== '') r.prefix = String(items[i + 5])
     out.push(r)
   }
   return out
