@@ -277,7 +277,7 @@ export class Detectors<Req = unknown> {
           : `This API key or client is sending the same prompt over and over (a loop?) and is throttled: try again ${wait} with a different request.`,
       spend: `Spending by this API key or client rose far above its usual rate and is held to that rate until an operator clears it; the next share is available ${wait}.`,
       sharedKey: `This API key is being used from more addresses than expected (shared or leaked?) and is blocked ${wait}.`,
-      scraping: `This API key or client is refused ${wait}.`,
+      scraping: `This API key or client has kept at its rate limit for a long time (scraping?) and is held below it: try again ${wait}.`,
       stuffing: `Refused ${wait}.`,
     }
     return {

@@ -18,6 +18,7 @@ import {
   recordSpend,
   type SpendParams,
   type SubjectState,
+  scrapeGate,
   throttleGate,
 } from './state.js'
 
@@ -53,6 +54,8 @@ export interface CheckStep {
   throttlePerMinute: number
   /** The spend detector's parameters, for the hold of a subject it holds. */
   spend?: SpendParams
+  /** The scraping detector's bucket, for the throttle of a subject it throttles. */
+  scrapeBucketMs?: number
   /** Detectors whose flags refuse requests (the others are in shadow mode: they report only). */
   enforce: readonly DetectorName[]
 }
@@ -153,6 +156,10 @@ function gate(state: SubjectState, step: CheckStep, now: number): Refused | unde
     }
     if (f.lv === THROTTLE && name === 'loop') throttled = true
     if (f.lv === THROTTLE && name === 'spend') held = true
+    if (f.lv === THROTTLE && name === 'scraping' && step.scrapeBucketMs !== undefined) {
+      const wait = scrapeGate(state.scrape, now, step.scrapeBucketMs)
+      if (wait > 0) return { detector: 'scraping', level: THROTTLE, retryAfterMs: wait }
+    }
   }
   if (throttled) {
     const wait = throttleGate(state, now, step.throttlePerMinute)
@@ -167,7 +174,7 @@ function gate(state: SubjectState, step: CheckStep, now: number): Refused | unde
 
 export interface RecordStep {
   spend?: SpendParams & { amount: number; hold: boolean }
-  scrape?: { used: number; bucketMs: number; share: number; forBuckets: number }
+  scrape?: { used: number; bucketMs: number; share: number; forBuckets: number; throttle: boolean }
 }
 
 /** Records what an admitted request cost (spend velocity) and how close to its limit it was (scraping). */
@@ -187,8 +194,9 @@ export function recordSubject(state: SubjectState, step: RecordStep, now: number
   const sc = step.scrape
   if (sc !== undefined) {
     const buckets = observeScrape(state.scrape, sc.used, now, sc.bucketMs, sc.share)
-    if (buckets >= sc.forBuckets && raise(state, 'scraping', 1, now, sc.forBuckets * sc.bucketMs)) {
-      raised.push({ detector: 'scraping', level: 1, value: buckets, threshold: sc.forBuckets })
+    const level = sc.throttle ? THROTTLE : 1
+    if (buckets >= sc.forBuckets && raise(state, 'scraping', level, now, sc.forBuckets * sc.bucketMs)) {
+      raised.push({ detector: 'scraping', level, value: buckets, threshold: sc.forBuckets })
     }
   }
   return raised

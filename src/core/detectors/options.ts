@@ -84,6 +84,11 @@ export interface ScrapingOptions {
   forMs: number
   /** Sampling interval: every one must see the subject at the limit (default 1 minute). */
   bucketMs: number
+  /**
+   * `alert` (default), or `throttle`: also hold the subject below `share` — once a request in a
+   * bucket finds it there, the rest of that bucket is refused — for as long as it keeps at it.
+   */
+  action: 'alert' | 'throttle'
   shadow: boolean
 }
 
@@ -161,6 +166,7 @@ export const SCRAPING_DEFAULTS: ScrapingOptions = {
   share: 0.9,
   forMs: 120 * MINUTE,
   bucketMs: MINUTE,
+  action: 'alert',
   shadow: false,
 }
 export const STUFFING_DEFAULTS: StuffingOptions = {
@@ -235,6 +241,11 @@ const factorOrOff: Check = (v, what) => {
   }
   return v
 }
+const action: Check = (v, what) => {
+  if (v !== 'alert' && v !== 'throttle')
+    throw new SluiceInputError(`${what} must be "alert" or "throttle", got ${describe(v)}`)
+  return v
+}
 const unit: Check = (v, what) => {
   if (v !== 'tokens' && v !== 'usd')
     throw new SluiceInputError(`${what} must be "tokens" or "usd", got ${describe(v)}`)
@@ -274,7 +285,7 @@ const CHECKS: { [K in keyof typeof DEFAULTS]: Record<keyof (typeof DEFAULTS)[K],
     halfLifeMs: ms,
     shadow: bool,
   },
-  scraping: { share, forMs: ms, bucketMs: ms, shadow: bool },
+  scraping: { share, forMs: ms, bucketMs: ms, action, shadow: bool },
   stuffing: {
     windowMs: ms,
     alertAt: positiveCount,

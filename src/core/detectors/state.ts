@@ -313,3 +313,10 @@ export function observeScrape(
   if (used >= share) c.hi = 1
   return c.hi === 1 ? c.c + 1 : 0
 }
+
+/** A subject the scraping detector throttles: refused for the rest of a bucket that already found it at the limit. */
+export function scrapeGate(c: ScrapeState, now: number, bucketMs: number): number {
+  const bucket = Math.floor(now / bucketMs)
+  if (c.m !== bucket || c.hi !== 1) return 0
+  return (bucket + 1) * bucketMs - now
+}

@@ -60,6 +60,8 @@ export function checkStep(set: DetectorSet, facts: RequestFacts): CheckStep | un
     }
   }
   if (set.spend !== false) step.spend = spendParams(set.spend)
+  if (set.scraping !== false && set.scraping.action === 'throttle')
+    step.scrapeBucketMs = set.scraping.bucketMs
   if (
     step.loop === undefined &&
     step.address === undefined &&
@@ -104,6 +106,7 @@ export function recordStep(
       bucketMs: scraping.bucketMs,
       share: scraping.share,
       forBuckets: Math.ceil(scraping.forMs / scraping.bucketMs),
+      throttle: scraping.action === 'throttle',
     }
   }
   return step.spend === undefined && step.scrape === undefined ? undefined : step

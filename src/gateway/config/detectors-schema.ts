@@ -44,6 +44,7 @@ const scraping = z.strictObject({
   share: z.number().optional(),
   for: duration.optional(),
   bucket: duration.optional(),
+  action: z.enum(['alert', 'throttle']).optional(),
   shadow: z.boolean().optional(),
 })
 const stuffing = z.strictObject({

@@ -131,6 +131,7 @@ export class RedisDetectorStore implements DetectorStore {
       ...(a === undefined
         ? [0, 0, 0, 0]
         : [a.learn.factor, a.learn.minAddresses, a.learn.warmup, a.learn.keep]),
+      step.scrapeBucketMs ?? 0,
     ]
     const r = await this.run(CHECK, [k.state, k.loop, k.addrs, k.allow], args)
     const refusedBy = String(r[2])
@@ -158,7 +159,9 @@ export class RedisDetectorStore implements DetectorStore {
       ...(sp === undefined
         ? ['0', 0, 0, 0, 0, 0, 0, '0']
         : ['1', sp.factor, sp.bucketMs, sp.sustain, sp.keep, sp.floor, sp.amount, sp.hold ? '1' : '0']),
-      ...(sc === undefined ? ['0', 0, 0, 0, 0] : ['1', sc.used, sc.bucketMs, sc.share, sc.forBuckets]),
+      ...(sc === undefined
+        ? ['0', 0, 0, 0, 0, '0']
+        : ['1', sc.used, sc.bucketMs, sc.share, sc.forBuckets, sc.throttle ? '1' : '0']),
     ]
     return raisedOf(await this.run(RECORD, [k.state, k.allow], args))
   }

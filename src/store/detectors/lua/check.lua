@@ -124,6 +124,15 @@ for name in string.gmatch(ARGV[2], '[^,]+') do
   end
   if lv == 2 and name == 'loop' then throttled = true end
   if lv == 2 and name == 'spend' then held = true end
+  -- a scraping throttle (state.ts scrapeGate): the rest of a bucket that found the subject at the limit
+  local scrape_bucket_ms = tonumber(ARGV[33])
+  if lv == 2 and name == 'scraping' and scrape_bucket_ms > 0 then
+    local bucket = math.floor(now / scrape_bucket_ms)
+    if num('cm', -1) == bucket and num('chi', 0) == 1 then
+      out[3], out[4], out[5] = 'scraping', 2, (bucket + 1) * scrape_bucket_ms - now
+      break
+    end
+  end
 end
 if out[3] == '' and throttled then
   local minute = math.floor(now / 60000)
