@@ -242,7 +242,7 @@ export class Detectors<Req = unknown> {
       threshold: r.threshold,
       ...(r.addresses !== undefined && { addresses: r.addresses }),
       ...(r.prefix !== undefined && { prefix: r.prefix }),
-      message: messageOf(who.subject, r, level, shadow),
+      message: messageOf(who.subject, r, level, shadow, learnedBy(r, set)),
       at: new Date().toISOString(),
     }
     this.deps.events.emit('detection', event)
@@ -305,7 +305,21 @@ function usedShare(decision: Decision): number {
   return Math.min(1, used)
 }
 
-function messageOf(subject: string, r: Raised, level: DetectionLevel, shadow: boolean): string {
+/** Whether a shared-key alert came from the key's learned threshold rather than the fixed one. */
+function learnedBy(r: Raised, set: DetectorSet | undefined): boolean {
+  const o = set?.sharedKey
+  return (
+    r.detector === 'sharedKey' && r.level === 1 && o !== undefined && o !== false && r.threshold < o.alertAt
+  )
+}
+
+function messageOf(
+  subject: string,
+  r: Raised,
+  level: DetectionLevel,
+  shadow: boolean,
+  learned = false,
+): string {
   const act = shadow
     ? `would ${level}`
     : level === 'alert'
@@ -320,7 +334,7 @@ function messageOf(subject: string, r: Raised, level: DetectionLevel, shadow: bo
     case 'spend':
       return `${subject} spent ${n} in one interval, over ${r.threshold.toFixed(2)} (its baseline × factor): ${act}`
     case 'sharedKey':
-      return `${subject} was used from ${n} addresses (threshold ${r.threshold}): ${act}; addresses ${(r.addresses ?? []).slice(0, 20).join(', ')}`
+      return `${subject} was used from ${n} addresses (threshold ${r.threshold}${learned ? ', learned from its history' : ''}): ${act}; addresses ${(r.addresses ?? []).slice(0, 20).join(', ')}`
     case 'scraping':
       return `${subject} stayed at its limit for ${n} intervals in a row: ${act}`
     case 'stuffing':

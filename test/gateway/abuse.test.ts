@@ -293,6 +293,7 @@ describe('a shared-key threshold learned from each key, two gateway instances on
         ['key:usual-few', 'sharedKey', 'alert'],
       ])
       expect(all[0]!.threshold).toBeLessThanOrEqual(9)
+      expect(all[0]!.message).toMatch(/learned from its history/)
       expect(all[0]!.addresses!.length).toBe(all[0]!.value)
       expect((await store.inspect('key:usual-many')).usualAddresses).toBeGreaterThan(20)
     } finally {
