@@ -64,7 +64,7 @@ export const detectorStateSchema = z
 export const clearDetectionSchema = z
   .strictObject({
     detector: z
-      .enum(DETECTORS as [string, ...string[]])
+      .enum(DETECTORS as [string, ...string[]], { error: `must be one of ${DETECTORS.join(', ')}` })
       .optional()
       .describe('Only this detector (default: all).'),
   })
