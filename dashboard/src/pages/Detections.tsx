@@ -96,7 +96,7 @@ export function Detections() {
           ]}
         />
         <div class="field">
-          <label for="detection-subject">Subject</label>
+          <label for="detection-subject">Subject (exact)</label>
           <input
             id="detection-subject"
             type="search"
