@@ -246,6 +246,11 @@ export class Sluice<Req = RequestLike> {
     return this.policies.entry(identity).limiter
   }
 
+  /** Whether a refusal of this identity may wait in a queue (its tier's or its key's settings). */
+  waits(identity: Identity): boolean {
+    return this.policies.entry(identity).queue !== undefined
+  }
+
   /** The Limiter of a tier by name (for inspection, reset and unblock). */
   tierLimiter(tier: string): Limiter {
     return this.policies.tierLimiter(tier)
