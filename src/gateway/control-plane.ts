@@ -147,6 +147,7 @@ export async function mountControl(
     storeStatus: deps.storeStatus,
     events: plane.events,
     latency: () => plane.latency.snapshot(),
+    queues: () => sluice.queues(),
     detections: () => sluice.detectors?.store,
     clientIp: (request) => {
       const forwarded = sluice.ip.trustsProxies ? request.headers[sluice.ip.header] : undefined
