@@ -16,6 +16,7 @@ import type { Identity } from './identity.js'
 import { type ExtraLevel, type LevelsOf, reserveLevels } from './levels.js'
 import { needsNextCall } from './next-call.js'
 import type { LimiterEntry, Policies } from './policies.js'
+import type { QueueWaits } from './queue-waits.js'
 import { type CheckResult, RequestState } from './state.js'
 
 /**
@@ -54,6 +55,8 @@ export interface AdmitterOptions {
   metrics: SluiceMetrics | undefined
   /** Levels decided with an identity's own limits in one atomic step (a key's team, its user). */
   levels?: LevelsOf<Identity> | undefined
+  /** The waits this process saw end, for the admin API's view of queues. */
+  waits?: QueueWaits | undefined
 }
 
 export class Admitter {
@@ -197,7 +200,10 @@ export class Admitter {
     next: number | undefined,
   ): Admission {
     this.o.metrics?.recordDecision(decision, identity.tier)
-    if (decision.waitedMs !== undefined) this.o.metrics?.recordQueueWait(identity.tier, decision.waitedMs)
+    if (decision.waitedMs !== undefined) {
+      this.o.metrics?.recordQueueWait(identity.tier, decision.waitedMs)
+      this.o.waits?.record(identity.tier, decision.waitedMs, reservation.allowed)
+    }
     const state = new RequestState(identity)
     state.reservation = reservation
     state.decision = decision

@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { describe, SluiceInputError } from '../core/errors.js'
 import type { LimitDefinition } from '../core/limits.js'
+import type { TierQueue } from './tiers.js'
 
 /** Every key sluice issues starts with this, so secret scanners can find leaked ones. */
 export const API_KEY_PREFIX = 'sk-sluice-'
@@ -43,6 +44,11 @@ export interface KeyRecord {
   tier: string
   /** Replaces (by name) or adds limits of the tier for this key only. */
   limits?: Record<string, LimitDefinition>
+  /**
+   * Queue settings over the tier's `queue`, field by field (docs/queueing.md); `maxWaitMs: 0`
+   * turns waiting off for this key.
+   */
+  queue?: Partial<TierQueue>
   /** For tiers counted per user: the user this key belongs to (otherwise the key counts alone). */
   user?: string
   name?: string

@@ -54,6 +54,8 @@ export async function knownRefusal(gate: Gate, id: Identification): Promise<Admi
   const { sluice } = gate
   const identity = id.identity
   if (identity === undefined || id.allowListed || sluice.isShadow(identity.tier)) return undefined
+  // A request that may wait is decided by the admission step, which waits instead of refusing.
+  if (sluice.waits(identity)) return undefined
   const limiter = sluice.limiterFor(identity)
   if (!(await knownDenied(limiter, identity.subject))) return undefined
   const reservation = await limiter.reserve(identity.subject, CHEAPEST_CALL)
