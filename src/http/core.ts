@@ -227,6 +227,16 @@ export class Sluice<Req = RequestLike> {
     return promised(() => this.admitter.admit(identity, costs, options))
   }
 
+  /** Whether an identity's tier honours the x-sluice-priority header (`queue.priorities`). */
+  allowsPriority(identity: Identity): boolean {
+    return this.admitter.allowsPriority(identity)
+  }
+
+  /** Whether an identity's tier waits in a queue instead of a 429 (its `queue`). */
+  waits(identity: Identity): boolean {
+    return this.policies.entry(identity).queue !== undefined
+  }
+
   /** What to answer for a reservation made elsewhere (counted, graduated, headers or 429). */
   decide(identity: Identity, reservation: Reservation, costs?: Costs): Promise<Admission> {
     return promised(() => this.admitter.decide(identity, reservation, costs))
