@@ -86,12 +86,23 @@ describe.each(STORE_KINDS)('waiting on a deployment shared by tenants (%s store)
       auth: { keys: [tenant.entry] },
       prices: { 'gpt-4o-mini': { input: 1_000_000, output: 1_000_000 } },
       upstreams: { mock: { type: 'openai', baseUrl: mock.url } },
-      deployments: { 'gpt-4o-mini': [{ name: 'paid', upstream: 'mock', limits: { usdPerDay: 50 } }] },
+      deployments: {
+        'gpt-4o-mini': [
+          { name: 'paid', upstream: 'mock', limits: { usdPerDay: 50, requests: 1, window: '1s' } },
+        ],
+      },
     })
     try {
       const c = client(gw, tenant.key)
+      // The deployment's rate limit is waited for …
+      await c.chat.completions.create({ model: 'gpt-4o-mini', messages, max_tokens: 5 })
+      const { response } = await c.chat.completions
+        .create({ model: 'gpt-4o-mini', messages, max_tokens: 5 })
+        .withResponse()
+      expect(response.headers.get('x-sluice-queue-ms')).not.toBeNull()
+      // … its budget, once spent, is answered at once.
       const statuses: number[] = []
-      for (let i = 0; i < 10 && statuses.at(-1) !== 429; i++) {
+      for (let i = 0; i < 20 && statuses.at(-1) !== 429; i++) {
         try {
           await c.chat.completions.create({ model: 'gpt-4o-mini', messages, max_tokens: 5 })
           statuses.push(200)
@@ -159,7 +170,11 @@ describe.each(STORE_KINDS)('the x-sluice-priority header (%s store)', (kind) => 
     }
   })
 
-  it('rejects a bad queue.priorities in sluice.yaml naming the field', async () => {
+  it('takes queue.priorities in sluice.yaml, and rejects a bad one naming the field', async () => {
+    const gw = await startTestGateway(kind, {
+      tiers: { t: { scope: 'key', limits: roomy, queue: { maxWait: '1s', priorities: true } } },
+    })
+    await gw.close()
     await expect(
       startTestGateway(kind, {
         tiers: { t: { scope: 'key', limits: roomy, queue: { maxWait: '1s', priorities: 'yes' } } },

@@ -227,8 +227,8 @@ describe.each(stores)('composed levels wait (%s)', (_name, makeStore) => {
     await Promise.all([...normal, high])
     // n1 may already have been the head trying when the high one came; the high one passes the rest.
     expect(order.indexOf('high')).toBeLessThanOrEqual(1)
-    await expect(limiter.consume('s', undefined, { maxWaitMs: 10, priority: 'urgent' as never })).rejects.toThrow(
-      /priority must be "high", "normal" or "low"/,
-    )
+    await expect(
+      limiter.consume('s', undefined, { maxWaitMs: 10, priority: 'urgent' as never }),
+    ).rejects.toThrow(/priority must be "high", "normal" or "low"/)
   })
 })
