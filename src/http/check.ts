@@ -3,6 +3,7 @@
  * the allow list → price it (`cost`) → admit (admit.ts). What every framework adapter calls.
  */
 import type { Costs } from '../limiter.js'
+import type { Priority } from '../waiting.js'
 import type { Admission, Admitter } from './admit.js'
 import type { DetectionRefusal, Detectors } from './detect.js'
 import type { Identification, Identifier, Identity } from './identity.js'
@@ -62,9 +63,13 @@ export class Checker<Req> {
       return { proceed: true, status: 200, headers: {}, body: undefined, state }
     }
     const admitter = this.o.admitter
-    const read = readPriority(headerOf(req.headers, PRIORITY_HEADER), admitter.allowsPriority(identity!))
-    if (read.error !== undefined) return badPriority(identity!, read.error)
-    const options = read.priority === undefined ? undefined : { priority: read.priority }
+    let options: { priority: Priority } | undefined
+    // The header is read only for a tier that honours it: no lookup on every other request.
+    if (admitter.allowsPriority(identity!)) {
+      const read = readPriority(headerOf(req.headers, PRIORITY_HEADER), true)
+      if (read.error !== undefined) return badPriority(identity!, read.error)
+      if (read.priority !== undefined) options = { priority: read.priority }
+    }
     const costs =
       cost === undefined
         ? (this.o.staticCosts ?? costsFor(this.o.cost, hookArg))
