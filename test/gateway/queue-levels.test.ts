@@ -88,7 +88,7 @@ describe.each(STORE_KINDS)('waiting on a deployment shared by tenants (%s store)
       upstreams: { mock: { type: 'openai', baseUrl: mock.url } },
       deployments: {
         'gpt-4o-mini': [
-          { name: 'paid', upstream: 'mock', limits: { usdPerDay: 50, requests: 1, window: '1s' } },
+          { name: 'paid', upstream: 'mock', limits: { usdPerDay: 50, requests: 1, window: '3s' } },
         ],
       },
     })
@@ -122,7 +122,7 @@ describe.each(STORE_KINDS)('waiting on a deployment shared by tenants (%s store)
 describe.each(STORE_KINDS)('the x-sluice-priority header (%s store)', (kind) => {
   const tier = (priorities: boolean) => ({
     scope: 'key' as const,
-    limits: { burst: { kind: 'tokenBucket' as const, capacity: 1, refillPerSecond: 3 } },
+    limits: { burst: { kind: 'tokenBucket' as const, capacity: 1, refillPerSecond: 1 } },
     queue: { maxWait: '30s', ...(priorities && { priorities: true }) },
     block: false,
   })

@@ -10,7 +10,7 @@ import { queuesOf } from '../../src/waiting.js'
 
 const tierOf = (priorities: boolean) => ({
   scope: 'ip' as const,
-  limits: { burst: tokenBucket({ capacity: 1, refillPerSecond: 4 }) },
+  limits: { burst: tokenBucket({ capacity: 1, refillPerSecond: 1 }) },
   queue: { maxWaitMs: 20_000, priorities },
 })
 

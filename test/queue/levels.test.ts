@@ -59,7 +59,10 @@ describe.each(stores)('composed levels wait (%s)', (_name, makeStore) => {
     const decisions: ComposedDecision[] = await Promise.all(calls)
     // Every call admitted (a team limit refused them, and it frees every second) …
     expect(decisions.every((d) => d.allowed)).toBe(true)
-    expect(decisions.filter((d) => d.waitedMs !== undefined).length).toBeGreaterThanOrEqual(12 - PER_WINDOW)
+    // (At least 12 - 2 × 4: the first tries may straddle a window's end.)
+    expect(decisions.filter((d) => d.waitedMs !== undefined).length).toBeGreaterThanOrEqual(
+      12 - 2 * PER_WINDOW,
+    )
     // … never more than the team's limit in one of its windows (the store's own clock) …
     const perWindow = new Map<number, number>()
     for (const d of decisions) {
@@ -210,7 +213,7 @@ describe.each(stores)('composed levels wait (%s)', (_name, makeStore) => {
 
   it('admits a high-priority request ahead of normal ones of its flow waiting on the same capacity', async () => {
     const store = makeStore()
-    const limiter = limiterOf(store, { burst: tokenBucket({ capacity: 1, refillPerSecond: 4 }) })
+    const limiter = limiterOf(store, { burst: tokenBucket({ capacity: 1, refillPerSecond: 2 }) })
     await limiter.consume('s')
     const order: string[] = []
     const wait = (name: string, priority?: 'high' | 'low') =>
