@@ -9,6 +9,7 @@
 import type { Costs, Decision, Reservation, WaitOptions } from '../limiter.js'
 import type { SluiceMetrics } from '../metrics.js'
 import { StoreUnavailableError } from '../store/errors.js'
+import type { Priority } from '../waiting.js'
 import type { Answers } from './answers.js'
 import type { Graduator } from './graduation.js'
 import type { HeaderGroups } from './headers.js'
@@ -44,6 +45,8 @@ export interface AdmitOptions {
    * elsewhere: `proceed` false, `status` 0, the decision in `state`.
    */
   passOn?: (decision: Decision) => boolean
+  /** The request's place among waiters (its priority header), for a tier whose queue allows it. */
+  priority?: Priority | undefined
 }
 
 export interface AdmitterOptions {
@@ -84,7 +87,13 @@ export class Admitter {
           ? Promise.all([costs, extra]).then(([c, levels]) => {
               charged = c
               const all = { ...levels, levels: [...(levels?.levels ?? []), ...own] }
-              return reserveLevels(entry.limiter, identity.subject, all, c)
+              return reserveLevels(
+                entry.limiter,
+                identity.subject,
+                all,
+                c,
+                this.waitOf(entry, identity, options),
+              )
             })
           : extra !== undefined
             ? Promise.all([costs, extra]).then(([c, levels]) => {
@@ -92,7 +101,13 @@ export class Admitter {
                 if (levels === undefined || levels.levels.length === 0) {
                   return entry.limiter.reserve(identity.subject, c, this.waitOf(entry, identity, options))
                 }
-                return reserveLevels(entry.limiter, identity.subject, levels, c)
+                return reserveLevels(
+                  entry.limiter,
+                  identity.subject,
+                  levels,
+                  c,
+                  this.waitOf(entry, identity, options),
+                )
               })
             : entry.queue !== undefined
               ? Promise.resolve(costs).then((c) => {
@@ -166,6 +181,11 @@ export class Admitter {
       .then((p) => (p.allowed ? 0 : p.retryAfterMs))
   }
 
+  /** Whether an identity's tier honours the priority header (its queue's `priorities`). */
+  allowsPriority(identity: Identity): boolean {
+    return this.o.policies.entry(identity).queue?.priorities === true
+  }
+
   /**
    * The wait of a tier with a queue: its options, the request's signal, metrics of who waits;
    * undefined (no wait) for a tier without one.
@@ -177,7 +197,9 @@ export class Admitter {
   ): WaitOptions | undefined {
     if (entry.queue === undefined) return undefined
     const metrics = this.o.metrics
-    const wait: WaitOptions = { ...entry.queue }
+    const { priorities, ...queue } = entry.queue
+    const wait: WaitOptions = queue
+    if (priorities === true && options?.priority !== undefined) wait.priority = options.priority
     if (options?.signal !== undefined) wait.signal = options.signal
     if (metrics !== undefined) wait.onQueue = (waiting) => metrics.recordQueued(identity.tier, waiting)
     return wait

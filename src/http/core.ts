@@ -232,6 +232,11 @@ export class Sluice<Req = RequestLike> {
     return promised(() => this.admitter.admit(identity, costs, options))
   }
 
+  /** Whether an identity's tier honours the x-sluice-priority header (`queue.priorities`). */
+  allowsPriority(identity: Identity): boolean {
+    return this.admitter.allowsPriority(identity)
+  }
+
   /** What to answer for a reservation made elsewhere (counted, graduated, headers or 429). */
   decide(identity: Identity, reservation: Reservation, costs?: Costs): Promise<Admission> {
     return promised(() => this.admitter.decide(identity, reservation, costs))

@@ -38,7 +38,16 @@ export class MemoryQueues implements QueueBackend {
 
   first(op: StoreOp, key: string): GateResult {
     // Nobody waits (the common case): the op alone, without reading the clock.
-    if (!this.queues.has(key)) return { kind: 'ran', result: this.store.executeSync(op) }
+    if (op.linked === undefined) {
+      if (!this.queues.has(key)) return { kind: 'ran', result: this.store.executeSync(op) }
+      return this.gateSync(op, { key, ticket: undefined, leaseMs: 0 })
+    }
+    // A composed op: its levels' queues (their parts' guards) must all be empty too.
+    for (const part of op.linked) {
+      if (part.guard === undefined || !this.queues.has(part.guard)) continue
+      const state = this.live(part.guard, this.now())
+      if (state !== undefined) return { kind: 'wait', size: state.tickets.size }
+    }
     return this.gateSync(op, { key, ticket: undefined, leaseMs: 0 })
   }
 

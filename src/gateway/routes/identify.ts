@@ -5,6 +5,7 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Admission, Identification } from '../../http/index.js'
+import { waitable } from '../../waiting.js'
 import { CHEAPEST_CALL, knownDenied } from '../admission.js'
 import { traceOf } from '../trace.js'
 import { admissionHeaders, closeIfUploading, type Gate } from './context.js'
@@ -54,8 +55,6 @@ export async function knownRefusal(gate: Gate, id: Identification): Promise<Admi
   const { sluice } = gate
   const identity = id.identity
   if (identity === undefined || id.allowListed || sluice.isShadow(identity.tier)) return undefined
-  // A request that may wait is decided by the admission step, which waits instead of refusing.
-  if (sluice.waits(identity)) return undefined
   const limiter = sluice.limiterFor(identity)
   if (!(await knownDenied(limiter, identity.subject))) return undefined
   const reservation = await limiter.reserve(identity.subject, CHEAPEST_CALL)
@@ -63,6 +62,9 @@ export async function knownRefusal(gate: Gate, id: Identification): Promise<Admi
     await reservation.cancel()
     return undefined
   }
+  // A tier with a queue waits on a rate limit instead (docs/queueing.md): its admission decides.
+  const d = reservation.decision
+  if (sluice.waits(identity) && waitable(d, d.limits)) return undefined
   return sluice.decide(identity, reservation)
 }
 
