@@ -13,7 +13,7 @@ import type { Dialect, DialectRoute, Estimate, ValidRequest } from '../dialects/
 import { wrongDialect } from '../errors.js'
 import { proxyCall } from '../proxy.js'
 import { traceOf } from '../trace.js'
-import { clientGone } from './client-gone.js'
+import { admitOptions } from './client-gone.js'
 import { admissionHeaders, type Gate } from './context.js'
 import { type DeployedCall, routeCall } from './deployed.js'
 import { sendAdmission } from './identify.js'
@@ -76,7 +76,7 @@ async function serveCall(
     admission = await sluice.admit(
       identity,
       accounting.reservationCosts(valid.model, estimate, limiter),
-      escalate ? { escalate, signal: clientGone(reply) } : { signal: clientGone(reply) },
+      admitOptions(reply, escalate),
     )
     if (!admission.proceed) return sendAdmission(request, reply, admission)
     headers = admissionHeaders(admission)
