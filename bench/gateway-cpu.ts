@@ -6,9 +6,10 @@
  * undici, and reads the gateway process's CPU time (user + system) around them.
  *
  * With `--base <dir>` (another checkout of sluice, e.g. `git archive main | tar -x -C /tmp/base`
- * with its node_modules linked), that checkout's gateway runs too, and the two take turns in every
- * round (order flipped each round) so a change in the machine's load favours neither; the bare
- * Fastify + undici pass-through proxy of the `gateway` row runs in each round as the ceiling.
+ * with its node_modules linked), that checkout's gateway runs too; the bare Fastify + undici
+ * pass-through proxy of the `gateway` row runs as the ceiling. In each round every server gets the
+ * same number of calls at the same time (16 in flight each), so a change in the machine's load
+ * during a round falls on all of them alike; the table gives medians and per-round ratios.
  *
  *   npx tsx bench/gateway-cpu.ts [--rounds 5] [--requests 4000] [--base /tmp/base]
  */
@@ -81,13 +82,18 @@ try {
   for (const c of contenders) await drive(c.pool, Math.min(requests, 3000)) // warm-up (JIT, pools)
   const loadBefore = loadAverage()
   for (let round = 1; round <= rounds; round++) {
-    const order = round % 2 === 0 ? [...contenders].reverse() : contenders
-    for (const c of order) {
-      const before = await c.worker.cpuMicros()
-      await drive(c.pool, requests)
-      c.cpuUs.push(((await c.worker.cpuMicros()) - before) / requests)
-      process.stderr.write(`round ${round}/${rounds} ${c.name}: ${c.cpuUs.at(-1)!.toFixed(0)} µs/request\n`)
-    }
+    // All servers at once, each with its own lanes: whatever else the machine does in this round
+    // (a shared machine's load moves CPU per request by ±20 % between rounds) falls on each alike.
+    await Promise.all(
+      contenders.map(async (c) => {
+        const before = await c.worker.cpuMicros()
+        await drive(c.pool, requests)
+        c.cpuUs.push(((await c.worker.cpuMicros()) - before) / requests)
+      }),
+    )
+    process.stderr.write(
+      `round ${round}/${rounds}: ${contenders.map((c) => `${c.name} ${c.cpuUs.at(-1)!.toFixed(0)} µs/request`).join(', ')}\n`,
+    )
   }
   console.log(`| server | CPU µs per request, median of ${rounds} | rounds |`)
   console.log('| --- | --- | --- |')
