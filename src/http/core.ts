@@ -154,7 +154,7 @@ export class Sluice<Req = RequestLike> {
           })
     const detectors = this.detectors
     if (detectors !== undefined) {
-      this.events.on('authFailure', (e) => detectors.failure(e.ip))
+      this.events.on('authFailure', (e) => detectors.failure(e.ip, e.keyPrefix))
     }
     const { identifier, admitter } = this
     this.checker = new Checker<Req>({ identifier, admitter, cost, staticCosts, skip: o.skip, detectors })

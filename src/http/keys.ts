@@ -13,6 +13,20 @@ export function generateApiKey(): string {
   return API_KEY_PREFIX + randomBytes(32).toString('base64url')
 }
 
+/** Characters of a key (after `sk-sluice-`) that make its prefix: a database key's public id. */
+export const KEY_PREFIX_LENGTH = 10
+
+/**
+ * The prefix of a presented key, grouping failed keys that share it: the first
+ * KEY_PREFIX_LENGTH characters after `sk-sluice-` (a database key's public id), or of the key.
+ * Undefined for a key too short to keep most of it unshown (shorter than 3× the prefix).
+ */
+export function keyPrefixOf(key: string): string | undefined {
+  const rest = key.startsWith(API_KEY_PREFIX) ? key.slice(API_KEY_PREFIX.length) : key
+  if (rest.length < 3 * KEY_PREFIX_LENGTH) return undefined
+  return rest.slice(0, KEY_PREFIX_LENGTH)
+}
+
 /** The SHA-256 of a key as 64 lowercase hex digits: what registries store and look up. */
 export function hashApiKey(key: string): string {
   if (typeof key !== 'string' || key === '') {
