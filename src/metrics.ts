@@ -65,6 +65,10 @@ export class SluiceMetrics {
   private readonly caches = new Set<BlockedKeyCache>()
   private readonly ledgers = new Set<WatchableLedger>()
   private readonly prefix: string
+  /** Counts of the per-request metrics, added to prom-client's at collection (see Pending). */
+  private readonly pendingDecisions = new Pending<'tier' | 'limit' | 'outcome' | 'source'>()
+  private readonly pendingCharged = new Pending<'tier' | 'unit'>()
+  private readonly pendingInFlight = new Pending<'tier'>()
 
   constructor(options: SluiceMetricsOptions = {}) {
     if (typeof options !== 'object' || options === null) {
@@ -81,18 +85,25 @@ export class SluiceMetrics {
     this.registry = options.registry ?? new Registry()
     const registers = [this.registry]
     const caches = this.caches
+    const { pendingDecisions, pendingCharged, pendingInFlight } = this
 
     this.decisions = new Counter({
       name: `${prefix}decisions_total`,
       help: 'Limiter decisions by tier, the limit that denied ("none" when allowed), outcome and source',
       labelNames: ['tier', 'limit', 'outcome', 'source'],
       registers,
+      collect() {
+        pendingDecisions.flushTo(this)
+      },
     })
     this.charged = new Counter({
       name: `${prefix}charged_total`,
       help: 'Units charged (tokens, usd, requests …) by tier',
       labelNames: ['tier', 'unit'],
       registers,
+      collect() {
+        pendingCharged.flushTo(this)
+      },
     })
     this.alerts = new Counter({
       name: `${prefix}alerts_total`,
@@ -122,6 +133,9 @@ export class SluiceMetrics {
       help: 'Requests being served',
       labelNames: ['tier'],
       registers,
+      collect() {
+        pendingInFlight.flushTo(this)
+      },
     })
     this.queueWaiting = new Gauge({
       name: `${prefix}queue_waiting_requests`,
@@ -203,7 +217,12 @@ export class SluiceMetrics {
     const source: Source = decision.fallback ?? 'store'
     const outcome = decision.allowed ? 'allowed' : decision.blocked ? 'blocked' : 'denied'
     const limit = decision.allowed ? 'none' : (decision.deniedBy ?? 'none')
-    this.decisions.inc({ tier, limit, outcome, source })
+    this.pendingDecisions.add(`${tier}\u0000${limit}\u0000${outcome}\u0000${source}`, 1, () => ({
+      tier,
+      limit,
+      outcome,
+      source,
+    }))
     for (const a of decision.alerts) this.alerts.inc({ tier, limit: a.name })
     if (decision.blockedNow) this.blocks.inc({ tier })
   }
@@ -228,19 +247,21 @@ export class SluiceMetrics {
   recordCharge(tier: string, costs: Costs): void {
     for (const [unit, amount] of Object.entries(costs)) {
       if (typeof amount === 'number' && amount > 0 && Number.isFinite(amount)) {
-        this.charged.inc({ tier, unit }, amount)
+        this.pendingCharged.add(`${tier}\u0000${unit}`, amount, () => ({ tier, unit }))
       }
     }
   }
 
   /** Counts a request in flight; call the returned function once when it ends. */
   trackInFlight(tier: string): () => void {
-    this.inFlight.inc({ tier })
+    const pending = this.pendingInFlight
+    const labels = () => ({ tier })
+    pending.add(tier, 1, labels)
     let done = false
     return () => {
       if (done) return
       done = true
-      this.inFlight.dec({ tier })
+      pending.add(tier, -1, labels)
     }
   }
 
@@ -332,5 +353,29 @@ export class SluiceMetrics {
   /** The text exposition for a /metrics endpoint, and its content type. */
   async render(): Promise<{ contentType: string; body: string }> {
     return { contentType: this.registry.contentType, body: await this.registry.metrics() }
+  }
+}
+
+/**
+ * Changes to a labelled metric made on every request, summed in a map and added to prom-client's
+ * metric when it is collected (its `get()` and every scrape collect first): prom-client hashes the
+ * labels and looks the value up on each `inc`, which showed in the gateway's per-request profile.
+ */
+class Pending<L extends string> {
+  private readonly entries = new Map<string, { labels: Record<L, string>; delta: number }>()
+
+  add(key: string, delta: number, labels: () => Record<L, string>): void {
+    const entry = this.entries.get(key)
+    if (entry !== undefined) entry.delta += delta
+    else this.entries.set(key, { labels: labels(), delta })
+  }
+
+  flushTo(metric: Counter<L> | Gauge<L>): void {
+    for (const entry of this.entries.values()) {
+      // A gauge may go down; a label set seen once stays exported (at 0), as with inc/dec.
+      if (entry.delta < 0) (metric as Gauge<L>).dec(entry.labels, -entry.delta)
+      else metric.inc(entry.labels, entry.delta)
+    }
+    this.entries.clear()
   }
 }

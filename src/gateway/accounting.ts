@@ -196,36 +196,8 @@ export class Accounting {
     } finally {
       this.open.delete(charge)
     }
-    const fallback = charge.decision?.fallback
-    this.options.ledger?.append({
-      time: new Date().toISOString(),
-      subject: info.subject,
-      tier: info.tier,
-      model: info.model,
-      route: info.route,
-      stream: info.stream,
-      status: end.status,
-      outcome: settlement.outcome,
-      limited: charge.limited,
-      ...(fallback !== undefined && { fallback }),
-      ...(charge.decision?.waitedMs !== undefined && { queueMs: charge.decision.waitedMs }),
-      ...(info.routing !== undefined && { deployment: info.routing.deployment.name }),
-      ...(info.routing !== undefined &&
-        info.routing.failed.length > 0 && { failedDeployments: [...info.routing.failed] }),
-      source: settlement.source,
-      promptTokens: settlement.promptTokens,
-      completionTokens: settlement.completionTokens,
-      cachedTokens: settlement.cachedTokens,
-      cacheWriteTokens: settlement.cacheWriteTokens,
-      cacheWrite1hTokens: settlement.cacheWrite1hTokens,
-      reasoningTokens: settlement.reasoningTokens,
-      tokens: settlement.tokens,
-      inputUsd: settlement.inputUsd,
-      cachedUsd: settlement.cachedUsd,
-      cacheWriteUsd: settlement.cacheWriteUsd,
-      outputUsd: settlement.outputUsd,
-      usd: settlement.usd,
-    })
+    const ledger = this.options.ledger
+    if (ledger !== undefined) ledger.append(ledgerRecord(charge, end, settlement))
     this.options.onSettled?.(charge, settlement, end)
     return settlement
   }
@@ -263,9 +235,20 @@ export class Accounting {
       cacheWrite1hTokens: usage?.cacheWrite1hTokens ?? 0,
       reasoningTokens: usage?.reasoningTokens ?? 0,
     }
+    const usd = this.options.prices.breakdown(info.model, counts)
+    // Written out rather than spread: two spreads per call showed as the hottest line of settling.
     return {
-      ...counts,
-      ...this.options.prices.breakdown(info.model, counts),
+      promptTokens,
+      completionTokens,
+      cachedTokens: counts.cachedTokens,
+      cacheWriteTokens: counts.cacheWriteTokens,
+      cacheWrite1hTokens: counts.cacheWrite1hTokens,
+      reasoningTokens: counts.reasoningTokens,
+      inputUsd: usd.inputUsd,
+      cachedUsd: usd.cachedUsd,
+      cacheWriteUsd: usd.cacheWriteUsd,
+      outputUsd: usd.outputUsd,
+      usd: usd.usd,
       tokens: promptTokens + completionTokens,
       source,
       outcome,
@@ -299,4 +282,46 @@ function settleCosts(decision: Decision, s: Settlement): Costs {
     else if (unit === 'cached_tokens') costs.cached_tokens = s.cachedTokens
   }
   return costs
+}
+
+/**
+ * A settled call's ledger row. Its optional fields are added in place, in the row's order, instead
+ * of spread in (each spread built an object per call).
+ */
+function ledgerRecord(charge: Charge, end: CallEnd, s: Settlement): LedgerRecord {
+  const { info } = charge
+  const record: LedgerRecord = {
+    time: new Date().toISOString(),
+    subject: info.subject,
+    tier: info.tier,
+    model: info.model,
+    route: info.route,
+    stream: info.stream,
+    status: end.status,
+    outcome: s.outcome,
+    limited: charge.limited,
+  } as LedgerRecord
+  const fallback = charge.decision?.fallback
+  if (fallback !== undefined) record.fallback = fallback
+  const queueMs = charge.decision?.waitedMs
+  if (queueMs !== undefined) record.queueMs = queueMs
+  const routing = info.routing
+  if (routing !== undefined) {
+    record.deployment = routing.deployment.name
+    if (routing.failed.length > 0) record.failedDeployments = [...routing.failed]
+  }
+  record.source = s.source
+  record.promptTokens = s.promptTokens
+  record.completionTokens = s.completionTokens
+  record.cachedTokens = s.cachedTokens
+  record.cacheWriteTokens = s.cacheWriteTokens
+  record.cacheWrite1hTokens = s.cacheWrite1hTokens
+  record.reasoningTokens = s.reasoningTokens
+  record.tokens = s.tokens
+  record.inputUsd = s.inputUsd
+  record.cachedUsd = s.cachedUsd
+  record.cacheWriteUsd = s.cacheWriteUsd
+  record.outputUsd = s.outputUsd
+  record.usd = s.usd
+  return record
 }

@@ -244,19 +244,22 @@ export async function startGateway(
       if (charge.limited) {
         metrics.recordCharge(charge.info.tier, { tokens: settlement.tokens, usd: settlement.usd })
       }
-      logger.debug(
-        {
-          subject: charge.info.subject,
-          tier: charge.info.tier,
-          model: charge.info.model,
-          route: charge.info.route,
-          outcome: settlement.outcome,
-          tokens: settlement.tokens,
-          usd: settlement.usd,
-          fallback: charge.decision?.fallback,
-        },
-        'call settled',
-      )
+      // The fields are gathered only when they will be written (a call's last step, every call).
+      if (logger.isLevelEnabled('debug')) {
+        logger.debug(
+          {
+            subject: charge.info.subject,
+            tier: charge.info.tier,
+            model: charge.info.model,
+            route: charge.info.route,
+            outcome: settlement.outcome,
+            tokens: settlement.tokens,
+            usd: settlement.usd,
+            fallback: charge.decision?.fallback,
+          },
+          'call settled',
+        )
+      }
     },
   })
   const routed = openDeployments(

@@ -33,13 +33,14 @@ function standIn<T extends object>(box: { current: T }): T {
         bound = new Map()
         boundFor = target
       }
+      // A method bound once is answered without looking it up on the target again (several
+      // reads per call go through here).
+      let fn = bound.get(prop)
+      if (fn !== undefined) return fn
       const value = Reflect.get(target, prop, target) as unknown
       if (typeof value !== 'function') return value
-      let fn = bound.get(prop)
-      if (fn === undefined) {
-        fn = (value as (...args: unknown[]) => unknown).bind(target)
-        bound.set(prop, fn)
-      }
+      fn = (value as (...args: unknown[]) => unknown).bind(target)
+      bound.set(prop, fn)
       return fn
     },
     has: (_target, prop) => Reflect.has(box.current, prop),

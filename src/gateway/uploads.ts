@@ -90,7 +90,8 @@ export class UploadGuard {
     const sending = (this.perAddress.get(upload.address) ?? 1) - 1
     if (sending > 0) this.perAddress.set(upload.address, sending)
     else this.perAddress.delete(upload.address)
-    if (this.uploads.size === 0) this.stopSweeping()
+    // The sweeper stops at its next tick when there is nothing left to watch, not here: under
+    // load the last body in often ends many times a second, and each stop meant a new timer.
   }
 
   close(): void {
@@ -101,6 +102,10 @@ export class UploadGuard {
 
   /** Checks every body in progress (once a second). */
   sweep(): void {
+    if (this.uploads.size === 0) {
+      this.stopSweeping()
+      return
+    }
     const now = this.now()
     for (const [req, upload] of this.uploads) {
       const received = req.socket ? req.socket.bytesRead - upload.baseline : upload.received

@@ -14,7 +14,7 @@ import type { Dialect, DialectRoute, Estimate, ValidRequest } from '../dialects/
 import { invalidRequest, wrongDialect } from '../errors.js'
 import { proxyCall } from '../proxy.js'
 import { traceOf } from '../trace.js'
-import { clientGone } from './client-gone.js'
+import { admitOptions, clientGone } from './client-gone.js'
 import { admissionHeaders, type Gate } from './context.js'
 import { type DeployedCall, routeCall } from './deployed.js'
 import { sendAdmission } from './identify.js'
@@ -84,11 +84,11 @@ async function serveCall(
   } else if (limiter !== undefined) {
     // Sent again and again, an oversized body is abuse: its denial counts toward a block.
     const escalate = oversized ? () => strike(gate, limiter, identity.subject) : undefined
-    admission = await sluice.admit(identity, accounting.reservationCosts(valid.model, estimate, limiter), {
-      ...(escalate && { escalate }),
-      signal: clientGone(reply),
-      priority,
-    })
+    admission = await sluice.admit(
+      identity,
+      accounting.reservationCosts(valid.model, estimate, limiter),
+      admitOptions(reply, escalate, priority),
+    )
     if (!admission.proceed) return sendAdmission(request, reply, admission)
     headers = admissionHeaders(admission)
   }
