@@ -7,7 +7,7 @@ import { type Decision, decisionOf, type LimitFacts, limitFacts } from './decisi
 import { type BlockOptions, blockParams, normalizeLimit } from './limiter-options.js'
 import { consumeWaiting, reserveWaiting } from './limiter-wait.js'
 import { Reservation } from './reservation.js'
-import type { OpMode, Store, StoreOp, StoreResult } from './store/types.js'
+import type { OpMode, StateHint, Store, StoreOp, StoreResult } from './store/types.js'
 import type { WaitOptions } from './waiting.js'
 
 export type { Decision, LimitStatus } from './decision.js'
@@ -61,6 +61,8 @@ export interface SubjectKeys {
   strikes: string
   /** The subject's queue of waiting requests (WaitOptions), its keys named from this one. */
   queue: string
+  /** @internal Where a MemoryStore found the state key last (see StateHint). */
+  hint: StateHint
 }
 
 /** A store that can decide synchronously (MemoryStore): one promise per call instead of two. */
@@ -186,6 +188,7 @@ export class Limiter {
       costs: [],
       alert: undefined,
       block: undefined,
+      stateHint: undefined,
     }
     this.facts = limitFacts(names, definitions)
     this.layout = createHash('sha1')
@@ -278,6 +281,7 @@ export class Limiter {
         block: `${base}!block`,
         strikes: `${base}!strikes`,
         queue: `${base}!queue`,
+        hint: { owner: undefined, generation: 0, slot: undefined },
       }
       // Reusing the same strings saves building and hashing them again on every call.
       if (this.keyCache.size >= KEY_CACHE_SIZE) this.keyCache.clear()
@@ -384,6 +388,7 @@ export class Limiter {
       op.mode = mode
       op.id = id
       op.stateKey = keys.state
+      op.stateHint = keys.hint
       op.keys = keys.limits
       op.costs = costs
       op.alert =
