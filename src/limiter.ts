@@ -342,25 +342,30 @@ export class Limiter {
     if (costs !== undefined && (typeof costs !== 'object' || costs === null)) {
       throw new SluiceInputError(`costs must be an object such as { tokens: 100 }, got ${describe(costs)}`)
     }
-    if (costs !== undefined) {
-      for (const unit in costs) {
-        if (!this.units.has(unit)) {
-          throw new SluiceInputError(
-            `unknown unit ${describe(unit)} in costs for policy "${this.policy}" (known: ${[...this.units].join(', ')})`,
-          )
-        }
-        const value = requireCost(costs[unit], `costs.${unit}`)
-        if (unit === 'concurrent' && value !== 0 && value !== 1) {
-          throw new SluiceInputError(`costs.concurrent must be 0 or 1, got ${describe(value)}`)
-        }
+    if (costs === undefined) return this.defaultCosts
+    for (const unit in costs) {
+      if (!this.units.has(unit)) {
+        throw new SluiceInputError(
+          `unknown unit ${describe(unit)} in costs for policy "${this.policy}" (known: ${[...this.units].join(', ')})`,
+        )
+      }
+      const value = costs[unit]
+      // The error's label is built only for a bad cost: a template per unit per call was a hot spot.
+      if (!(typeof value === 'number' && value >= 0 && value < Number.POSITIVE_INFINITY)) {
+        requireCost(value, `costs.${unit}`)
+      }
+      if (unit === 'concurrent' && value !== 0 && value !== 1) {
+        throw new SluiceInputError(`costs.concurrent must be 0 or 1, got ${describe(value)}`)
       }
     }
-    if (costs === undefined) return this.defaultCosts
-    return this.definitions.map((d) => {
-      const given = costs[d.unit]
-      if (given !== undefined) return given
-      return d.unit === 'requests' || d.unit === 'concurrent' ? 1 : 0
-    })
+    const definitions = this.definitions
+    const n = definitions.length
+    const perLimit: number[] = new Array(n)
+    for (let i = 0; i < n; i++) {
+      const given = costs[definitions[i]!.unit]
+      perLimit[i] = given !== undefined ? given : this.defaultCosts[i]!
+    }
+    return perLimit
   }
 
   private decide(mode: OpMode, subject: string, costs: Costs | undefined): Promise<Decision> {
