@@ -7,6 +7,7 @@ import { useEffect, useState } from 'preact/hooks'
 import './layout.css'
 import './components.css'
 import { Alerts } from './pages/Alerts'
+import { Detections } from './pages/Detections'
 import { KeyPage } from './pages/KeyPage'
 import { Keys } from './pages/Keys'
 import { Overview } from './pages/Overview'
@@ -59,6 +60,11 @@ function Nav(props: { route: Route }) {
               )}
             </a>
           </li>
+          <li>
+            <a href={href.detections()} aria-current={current(['detections'])}>
+              Detections
+            </a>
+          </li>
         </ul>
       </nav>
       <button type="button" class="signout" onClick={() => signOut()}>
@@ -83,6 +89,8 @@ function Page(props: { route: Route }) {
       return <TeamPage id={r.id} key={r.id} />
     case 'alerts':
       return <Alerts />
+    case 'detections':
+      return <Detections />
     default:
       return (
         <>

@@ -8,6 +8,7 @@ export type Route =
   | { page: 'teams' }
   | { page: 'team'; id: string }
   | { page: 'alerts' }
+  | { page: 'detections' }
   | { page: 'missing'; path: string }
 
 export function parseRoute(hash: string): Route {
@@ -28,6 +29,7 @@ export function parseRoute(hash: string): Route {
   if (parts[0] === 'teams' && parts.length === 1) return { page: 'teams' }
   if (parts[0] === 'teams' && parts.length === 2) return { page: 'team', id: parts[1]! }
   if (parts[0] === 'alerts' && parts.length === 1) return { page: 'alerts' }
+  if (parts[0] === 'detections' && parts.length === 1) return { page: 'detections' }
   return { page: 'missing', path }
 }
 
@@ -38,6 +40,7 @@ export const href = {
   teams: () => '#/teams',
   team: (id: string) => `#/teams/${encodeURIComponent(id)}`,
   alerts: () => '#/alerts',
+  detections: () => '#/detections',
 }
 
 /** `key:<id>` → the key's page; other subjects have none. */

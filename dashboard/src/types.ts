@@ -178,3 +178,28 @@ export interface Status {
   }
   store: Record<string, unknown> | null
 }
+
+/**
+ * A detection as /admin/v1/detections lists it. Rendered field by field without knowing the
+ * detector: a new kind shows with no change here.
+ */
+export interface Detection {
+  detector: string
+  level: string
+  subject: string
+  tier?: string | null
+  shadow?: boolean
+  value?: number
+  threshold?: number
+  addresses?: string[]
+  message?: string
+  at: string
+  state: 'active' | 'cleared' | 'expired'
+  until: string | null
+  cleared: { at: string; by: string } | null
+  allowListed: boolean | string
+}
+export interface DetectionList {
+  items: Detection[]
+  total: number
+}

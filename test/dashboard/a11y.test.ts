@@ -92,6 +92,7 @@ describe('the dashboard: keyboard, labels, narrow screens', () => {
       ['teams', '/dashboard/#/teams', 'Teams'],
       ['team', '/dashboard/#/teams/ops', 'Operations'],
       ['alerts', '/dashboard/#/alerts', 'Alerts'],
+      ['detections', '/dashboard/#/detections', 'Detections'],
     ] as const
 
   beforeAll(async () => {
@@ -114,6 +115,20 @@ describe('the dashboard: keyboard, labels, narrow screens', () => {
       type: 'alert',
       subject: `key:${key.id}`,
       message: `key:${key.id} used 81% of its "tokens" limit`,
+    })
+    // A detection with a long message and many addresses: its table must fit a phone (scrolling in its box).
+    await f.detectors.log({
+      event: 'sluice.detection',
+      detector: 'sharedKey',
+      level: 'alert',
+      subject: `key:${key.id}`,
+      tier: 'service',
+      shadow: false,
+      value: 6,
+      threshold: 5,
+      addresses: Array.from({ length: 6 }, (_, i) => `2001:db8:${i}::/64`),
+      message: `key:${key.id} was used from 6 addresses (threshold 5): alert; addresses ${'2001:db8::/64 '.repeat(6)}`,
+      at: new Date().toISOString(),
     })
   })
   afterAll(async () => {
@@ -148,16 +163,17 @@ describe('the dashboard: keyboard, labels, narrow screens', () => {
     await page.getByRole('heading', { level: 1, name: 'Keys' }).waitFor()
     await page.getByRole('link', { name: 'a11y-key' }).waitFor()
     const { names, before } = (await page.evaluate(TABBABLE)) as { names: string[]; before: number }
-    expect(names.slice(0, 7)).toEqual([
+    expect(names.slice(0, 8)).toEqual([
       'button:Skip to content',
       'a:sluice',
       'a:Overview',
       'a:Keys',
       'a:Teams',
       'a:Alerts',
+      'a:Detections',
       'button:Sign out',
     ])
-    expect(before).toBe(7)
+    expect(before).toBe(8)
     // Focus is on the page's heading (a page focuses its h1 when it opens): Tab goes on from there
     // through the content in document order, leaves the page, and comes back from the top.
     expect(await page.evaluate('document.activeElement.tagName')).toBe('H1')

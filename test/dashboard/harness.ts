@@ -22,6 +22,7 @@ import { type Control, type LedgerEntry, openControl } from '../../src/control/i
 import { slidingWindow, tokenBucket } from '../../src/core/limits.js'
 import { Sluice } from '../../src/http/index.js'
 import { type Decision, Limiter } from '../../src/limiter.js'
+import { MemoryDetectorStore } from '../../src/store/detectors/memory.js'
 import { MemoryStore } from '../../src/store/memory.js'
 import { dashboardBuild } from './build.js'
 
@@ -57,6 +58,8 @@ export interface DashboardFixture {
   /** The webhook receiver of that core: `status` is what it answers (default 204). */
   hook: { url: string; status: number; received: number }
   latency: LatencyRecorder
+  /** The abuse detectors' store the detections page reads (log records into it to show them). */
+  detectors: MemoryDetectorStore
   browser: Browser
   open(path?: string, options?: OpenOptions): Promise<Watched>
   /** Appends ledger rows as the gateway will, and waits until they are written. */
@@ -124,6 +127,7 @@ export async function startDashboard(options: { adminToken?: boolean } = {}): Pr
   const { token } = generateAdminToken()
   const feed = new AdminEventFeed()
   const latency = new LatencyRecorder()
+  const detectors = new MemoryDetectorStore()
   const store = new MemoryStore()
   const limiter = new Limiter({
     store,
@@ -170,6 +174,7 @@ export async function startDashboard(options: { adminToken?: boolean } = {}): Pr
         await limiter.unblock(subject)
       },
     },
+    detections: () => detectors,
     dashboard: { root },
   })
   await app.listen({ host: '127.0.0.1', port: 0 })
@@ -186,6 +191,7 @@ export async function startDashboard(options: { adminToken?: boolean } = {}): Pr
     sluice,
     hook,
     latency,
+    detectors,
     browser,
     open(path = '/dashboard/', o = {}) {
       return openPage(browser, contexts, `${url}${path}`, o.signedIn ? token : undefined, o)
@@ -202,6 +208,7 @@ export async function startDashboard(options: { adminToken?: boolean } = {}): Pr
       await new Promise((resolve) => hookServer.close(resolve))
       await app.close()
       await store.close()
+      await detectors.close()
       await control.close()
       rmSync(dir, { recursive: true, force: true })
     },

@@ -1,5 +1,6 @@
 /** /detections: what the abuse detectors found, and an operator's clear and allow-list. */
 import type { DetectorName } from '../../../core/detectors/options.js'
+import { type ClearRow, withState } from '../detection-state.js'
 import { parseInput } from '../parse.js'
 import { type AdminRoute, notImplemented, type RouteDeps } from '../route.js'
 import {
@@ -13,6 +14,8 @@ import {
 } from '../schemas/detections.js'
 
 const LEVELS = ['none', 'alert', 'throttle', 'block'] as const
+/** Operators' clears read for the list's state: more than this many since the oldest detection shown is not expected. */
+const MAX_CLEARS = 1000
 const NO_DETECTORS = 'abuse detectors (`detectors` in sluice.yaml)'
 const subjectParam = { subject: detectionSubjectSchema }
 
@@ -36,11 +39,21 @@ export function detectionRoutes(deps: RouteDeps): AdminRoute[] {
         const s = store()
         const q = parseInput(detectionQuerySchema, query ?? {}, 'query')
         const limit = q.limit ?? 100
-        const items = await s.recent(q.subject === undefined ? limit : 1000)
-        return {
-          items:
-            q.subject === undefined ? items : items.filter((i) => i.subject === q.subject).slice(0, limit),
-        }
+        const offset = q.offset ?? 0
+        const kept = (await s.recent(1000)).filter(
+          (i) =>
+            (q.subject === undefined || i.subject === q.subject) &&
+            (q.detector === undefined || i.detector === q.detector) &&
+            (q.shadow === undefined || (i.shadow === true) === q.shadow),
+        )
+        // The state needs the flags (a store read per subject): for every match when filtered by it, else the page's.
+        const considered = q.state === undefined ? kept.slice(offset, offset + limit) : kept
+        const oldest = considered.reduce((t, i) => Math.min(t, Date.parse(i.at)), Number.POSITIVE_INFINITY)
+        const clears = Number.isFinite(oldest) ? await clearsSince(deps, oldest) : []
+        const stated = await withState(considered, s, clears)
+        if (q.state === undefined) return { items: stated, total: kept.length }
+        const matching = stated.filter((i) => i.state === q.state)
+        return { items: matching.slice(offset, offset + limit), total: matching.length }
       },
     },
     {
@@ -115,4 +128,22 @@ export function detectionRoutes(deps: RouteDeps): AdminRoute[] {
       },
     },
   ]
+}
+
+/** The operators' clears (audit rows) since `from`, for the list's state. */
+async function clearsSince(deps: RouteDeps, from: number): Promise<ClearRow[]> {
+  const page = await deps.service.audit({
+    action: 'detection.clear',
+    from: new Date(from).toISOString(),
+    limit: MAX_CLEARS,
+  })
+  return page.items.map((a) => {
+    const detector = (a.after as { detector?: unknown } | null)?.detector
+    return {
+      subject: a.targetId,
+      detector: typeof detector === 'string' ? detector : null,
+      at: Date.parse(a.time),
+      by: a.actor,
+    }
+  })
 }

@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { DETECTORS } from '../../../core/detectors/options.js'
-import { printable } from './common.js'
+import { DETECTION_STATES } from '../detection-state.js'
+import { boolQuery, intQuery, printable } from './common.js'
 
 export const detectionSubjectSchema = printable(300, 'subject')
   .regex(
@@ -13,20 +14,35 @@ export const detectionSubjectSchema = printable(300, 'subject')
 
 export const detectionQuerySchema = z.strictObject({
   limit: z.coerce.number().int().min(1).max(1000).optional().describe('Newest first; 1..1000 (default 100).'),
+  offset: intQuery(0, 999).optional().describe('Matching detections to skip (default 0).'),
   subject: printable(300, 'subject').optional().describe('Only detections of this subject.'),
+  detector: printable(64, 'detector').optional().describe('Only detections of this detector (its kind).'),
+  state: z
+    .enum(DETECTION_STATES)
+    .optional()
+    .describe('Only active ones (the flag stands), cleared by an operator, or expired.'),
+  shadow: boolQuery.optional().describe('Only shadow-mode detections (true) or acting ones (false).'),
 })
 
 const detectionSchema = z.record(z.string(), z.unknown()).meta({
   id: 'Detection',
   description:
     'A detection as the detectors reported it: `detector`, `level` (alert, throttle, block), `subject`, ' +
-    '`tier`, `shadow`, `value`, `threshold`, `addresses` (shared keys, failed keys), `message`, `at`.',
+    '`tier`, `shadow`, `value`, `threshold`, `addresses` (shared keys, failed keys), `message`, `at`; and ' +
+    'where it stands now: `state` (active, cleared, expired), `until` (while active: when the flag ends, ' +
+    'null: when an operator clears it), `cleared` ({ at, by } or null), `allowListed` (the subject: ' +
+    'false, true or until when).',
 })
 
-export const detectionListSchema = z.strictObject({ items: z.array(detectionSchema) }).meta({
-  id: 'DetectionList',
-  description: 'The newest detections kept by the detector store (every instance).',
-})
+export const detectionListSchema = z
+  .strictObject({
+    items: z.array(detectionSchema),
+    total: z.number().int().describe('Kept detections matching the filters (at most 1,000 are kept).'),
+  })
+  .meta({
+    id: 'DetectionList',
+    description: 'The newest detections kept by the detector store (every instance), a page of them.',
+  })
 
 const flagSchema = z.strictObject({
   level: z.enum(['alert', 'throttle', 'block']),
@@ -48,7 +64,7 @@ export const detectorStateSchema = z
 export const clearDetectionSchema = z
   .strictObject({
     detector: z
-      .enum(DETECTORS as [string, ...string[]])
+      .enum(DETECTORS as [string, ...string[]], { error: `must be one of ${DETECTORS.join(', ')}` })
       .optional()
       .describe('Only this detector (default: all).'),
   })

@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import type { AuditAction } from '../../audit.js'
 import { cursorPage, intQuery, isoTimeSchema, printable, timeQuerySchema } from './common.js'
 
 const ledgerFilter = {
@@ -53,6 +54,7 @@ export const usageQuerySchema = z.strictObject({
 
 export const ledgerQuerySchema = z.strictObject({ ...ledgerFilter, ...cursorPage })
 
+// Every action the audit log writes, so that each can be filtered on (`satisfies` keeps the two in step).
 const AUDIT_ACTIONS = [
   'key.create',
   'key.update',
@@ -64,7 +66,10 @@ const AUDIT_ACTIONS = [
   'user.set',
   'user.delete',
   'subject.unblock',
-] as const
+  'detection.raise',
+  'detection.clear',
+  'detection.allow',
+] as const satisfies readonly AuditAction[]
 
 export const auditQuerySchema = z.strictObject({
   actor: printable(200, 'actor').optional().describe('Only the changes of this actor, e.g. admin-api:alice.'),
