@@ -1,14 +1,15 @@
 #!/usr/bin/env node
-/**
- * sluice's command line: serve the gateway, check a config, create keys, inspect or unblock a
- * subject in the store, summarise the usage ledger, run the mock upstream alone.
- */
 import { readFileSync, realpathSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { checkConfigCommand, mockCommand, keysCommand as yamlKeysCommand } from './cli/commands.js'
 import { keysCommand, migrateCommand, teamsCommand } from './cli/control.js'
 import { type CliIo, ConfigError, processIo, UsageError } from './cli/io.js'
+/**
+ * sluice's command line: serve the gateway, check a config, create keys, inspect or unblock a
+ * subject in the store, summarise the usage ledger, run the mock upstream alone.
+ */
+import { queuesCommand } from './cli/queues.js'
 import { serve } from './cli/serve.js'
 import { inspectCommand, unblockCommand } from './cli/subjects.js'
 import { NoLedgerError, usageCommand } from './cli/usage.js'
@@ -23,17 +24,18 @@ Usage:
   sluice check-config [--config sluice.yaml] [--strict]
   sluice migrate [--config sluice.yaml]
   sluice keys create --tier <tier> --name <name> [--team <id>] [--user <id>] [--expires <time>]
-                     [--limits <json>] [--budgets <json>] [--metadata <json>] [--json]
+                     [--limits <json>] [--queue <json>] [--budgets <json>] [--metadata <json>] [--json]
   sluice keys create --yaml --tier <tier> --name <name> [--id <id>]   (a line for sluice.yaml instead)
   sluice keys list [--team <id>] [--tier <tier>] [--status active|revoked|expired] [--search <text>]
                    [--source database|sluice.yaml] [--json]
   sluice keys show|revoke <id>
-  sluice keys update <id> [--tier …] [--name …] [--team …|none] [--expires …|none] [--limits …] [--budgets …]
+  sluice keys update <id> [--tier …] [--name …] [--team …|none] [--expires …|none] [--limits …] [--queue …|none] [--budgets …]
   sluice keys rotate <id> [--grace 1h]
   sluice teams create <id> [--name <name>] [--limits <json>] [--budgets <json>]
   sluice teams list | show <id> | update <id> [...] | delete <id> [--force]
   sluice inspect <subject> [--config sluice.yaml] [--json]
   sluice unblock <subject> [--config sluice.yaml]
+  sluice queues [--config sluice.yaml] [--json]   (requests waiting in the tiers' queues now)
   sluice usage [--since 1h] [--by key|team|user|model|tier|day|outcome|reason] [--json]
   sluice usage --ledger <usage.jsonl> [--since 1h] [--by subject|tier|model|route|outcome] [--json]
   sluice mock [--port 0] [--latency 0ms] [--tokens-per-second 0]
@@ -79,6 +81,7 @@ export async function main(argv: string[], io: CliIo = processIo()): Promise<num
         user: { type: 'string' },
         expires: { type: 'string' },
         limits: { type: 'string' },
+        queue: { type: 'string' },
         budgets: { type: 'string' },
         metadata: { type: 'string' },
         grace: { type: 'string' },
@@ -126,6 +129,8 @@ export async function main(argv: string[], io: CliIo = processIo()): Promise<num
         return await inspectCommand(values, positionals, io)
       case 'unblock':
         return await unblockCommand(values, positionals, io)
+      case 'queues':
+        return await queuesCommand(values, io)
       case 'usage':
         return await usageCommand(values, io)
       case 'mock':

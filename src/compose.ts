@@ -1,13 +1,20 @@
+import { decideComposedWaiting } from './compose-wait.js'
 import { describe, SluiceInputError } from './core/errors.js'
 import { isInFlight } from './core/limits.js'
 import { promised } from './core/promised.js'
 import { type Costs, type Decision, type Limiter, nextOpId } from './limiter.js'
 import type { OpMode, StoreOp, StoreResult } from './store/types.js'
+import { resolveWait, type WaitOptions } from './waiting.js'
 
 /** One level of a composed decision: a policy and the subject it counts (a key, a team, a user). */
 export interface Level {
   limiter: Limiter
   subject: string
+  /**
+   * false: a refusal by this level never waits (with `maxWaitMs`), it is answered at once — for
+   * a capacity the caller would rather try elsewhere first (the gateway's deployments).
+   */
+  queue?: false
 }
 
 export interface ComposeOptions {
@@ -35,6 +42,8 @@ export interface ComposedDecision {
   /** One decision per level, in order: its limits as they are after this decision. */
   levels: Decision[]
   now: number
+  /** Set when the call took a place in a queue (consume/reserve with maxWaitMs): how long it waited. */
+  waitedMs?: number
 }
 
 const HASH_TAG = /^[^{}\s]{1,200}$/
@@ -91,9 +100,17 @@ export class Composite {
     this.hashTag = tag
   }
 
-  /** Checks every level and charges them all, or none when any would be exceeded. */
-  consume(costs?: Costs): Promise<ComposedDecision> {
-    return promised(() => this.run('consume', costs, nextOpId()).then((r) => r.decision))
+  /**
+   * Checks every level and charges them all, or none when any would be exceeded. With
+   * `maxWaitMs`, a refusal by a rate limit of any level waits in fair order in that level's queue.
+   */
+  consume(costs?: Costs, options?: WaitOptions): Promise<ComposedDecision> {
+    return promised(() => {
+      const wait = resolveWait(options)
+      const id = nextOpId()
+      if (wait !== undefined) return decideComposedWaiting(this, 'consume', this.costsOf(costs), wait, id)
+      return this.run('consume', costs, id).then((r) => r.decision)
+    })
   }
 
   /** What consume would decide, charging nothing. */
@@ -105,9 +122,16 @@ export class Composite {
    * Charges an estimate on every level (and takes their concurrency leases), or nothing; settle()
    * with the actual costs later, or cancel(). As Limiter.reserve, for all levels at once.
    */
-  reserve(estimate?: Costs): Promise<ComposedReservation> {
+  reserve(estimate?: Costs, options?: WaitOptions): Promise<ComposedReservation> {
     return promised(() => {
       const id = nextOpId()
+      const wait = resolveWait(options)
+      if (wait !== undefined) {
+        const costs = this.costsOf(estimate)
+        return decideComposedWaiting(this, 'reserve', costs, wait, id).then(
+          (decision) => new ComposedReservation(this, id, costs, decision),
+        )
+      }
       return this.run('reserve', estimate, id).then(
         ({ decision, costs }) => new ComposedReservation(this, id, costs, decision),
       )
@@ -134,7 +158,11 @@ export class Composite {
 
   /** @internal Sends one op per level, linked, and reads back each level's decision. */
   execute(ops: StoreOp[], costs: number[][], charging: boolean): Promise<ComposedDecision> {
-    const head: StoreOp = { ...ops[0]!, linked: ops.slice(1) }
+    return this.executeOp({ ...ops[0]!, linked: ops.slice(1) }, costs, charging)
+  }
+
+  /** @internal Sends the levels' ops already linked to the first one. */
+  executeOp(head: StoreOp, costs: number[][], charging: boolean): Promise<ComposedDecision> {
     return this.levels[0]!.limiter.store.execute(head).then((result) =>
       this.decisionOf(result, costs, charging),
     )
@@ -151,7 +179,8 @@ export class Composite {
     }))
   }
 
-  private decisionOf(result: StoreResult, costs: number[][], charging: boolean): ComposedDecision {
+  /** @internal The store's answer to the levels' linked ops as a composed decision. */
+  decisionOf(result: StoreResult, costs: number[][], charging: boolean): ComposedDecision {
     const results = [result, ...(result.linked ?? [])]
     if (results.length !== this.levels.length) {
       throw new Error(`the store answered ${results.length} of ${this.levels.length} levels of a composed op`)

@@ -141,6 +141,8 @@ function fieldsOf(
 
 const KEY_TEXTS = ['name', 'tier', 'team', 'user', 'expires']
 const JSONS = ['limits', 'budgets', 'metadata']
+/** A key also takes queue settings over its tier's (docs/queueing.md). */
+const KEY_JSONS = [...JSONS, 'queue']
 
 function needId(positionals: string[], what: string): string {
   const id = positionals[2]
@@ -182,7 +184,7 @@ export async function keysCommand(
         if (!values.tier) throw new UsageError('keys create needs --tier (e.g. --tier service)')
         if (!values.name)
           throw new UsageError('keys create needs --name (who the key is for, e.g. --name ci-bot)')
-        const issued = await service.createKey(fieldsOf(values, KEY_TEXTS, JSONS), actor())
+        const issued = await service.createKey(fieldsOf(values, KEY_TEXTS, KEY_JSONS), actor())
         if (values.json) return print(io, issued)
         io.out(
           escapeControls(
@@ -216,7 +218,7 @@ export async function keysCommand(
           io,
           await service.updateKey(
             needId(positionals, 'keys update'),
-            fieldsOf(values, KEY_TEXTS, JSONS),
+            fieldsOf(values, KEY_TEXTS, KEY_JSONS),
             actor(),
           ),
         )

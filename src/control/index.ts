@@ -40,6 +40,7 @@ export {
   type KeySource,
 } from './key-cache.js'
 export { formatKey, isPublicId, type ParsedKey, parseKey, secretMatches } from './key-format.js'
+export type { KeyQueue } from './key-queue.js'
 export {
   type IssuedKey,
   type KeyCredentials,

@@ -1,6 +1,7 @@
 import type { Selectable } from 'kysely'
 import type { Budgets } from './budgets.js'
 import { secretMatches } from './key-format.js'
+import type { KeyQueue } from './key-queue.js'
 import type { KeysTable } from './schema.js'
 import { isoTime, type JsonObject, type LimitOverrides, parseJson } from './validate.js'
 
@@ -17,6 +18,8 @@ export interface KeyInfo {
   /** The end user this key belongs to (for tiers counted per user), if any. */
   user: string | null
   limits: LimitOverrides | null
+  /** Queue settings over the tier's (docs/queueing.md); null: the tier's. */
+  queue: KeyQueue | null
   budgets: Budgets | null
   metadata: JsonObject | null
   status: KeyStatus
@@ -66,6 +69,7 @@ export function keyInfoOf(row: Selectable<KeysTable>, now: number): KeyInfo {
     team: row.team_id,
     user: row.user_id,
     limits: parseJson<LimitOverrides>(row.limits),
+    queue: parseJson<KeyQueue>(row.queue),
     budgets: parseJson<Budgets>(row.budgets),
     metadata: parseJson<JsonObject>(row.metadata),
     status: statusOf(row, now),

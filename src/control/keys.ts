@@ -10,6 +10,7 @@ import {
   isPublicId,
   parseKey,
 } from './key-format.js'
+import { keyQueueText } from './key-queue.js'
 import {
   credentialsOf,
   type IssuedKey,
@@ -41,6 +42,8 @@ export interface KeyInput {
   team?: string | null
   user?: string | null
   limits?: unknown
+  /** Queue settings over the tier's (KeyQueue); null: the tier's. */
+  queue?: unknown
   budgets?: unknown
   /** ISO 8601, epoch ms or a Date; after it the key is `expired`. */
   expiresAt?: string | number | Date | null
@@ -112,6 +115,7 @@ export class KeyStore {
         previous_secret_hash: null,
         previous_expires_at: null,
         limits: fields.limits ?? null,
+        queue: fields.queue ?? null,
         budgets: fields.budgets ?? null,
         metadata: fields.metadata ?? null,
         expires_at: fields.expires_at ?? null,
@@ -340,7 +344,7 @@ export class KeyStore {
 
   /** The columns a create or a patch sets, checked; `full` requires name and tier. */
   private checkFields(input: KeyPatch, full: boolean): Partial<Selectable<KeysTable>> {
-    const known = ['name', 'tier', 'team', 'user', 'limits', 'budgets', 'expiresAt', 'metadata']
+    const known = ['name', 'tier', 'team', 'user', 'limits', 'queue', 'budgets', 'expiresAt', 'metadata']
     for (const field of Object.keys(input)) {
       if (!known.includes(field))
         throw new ControlInputError(field.slice(0, 64), `is not a key field (${known.join(', ')})`)
@@ -356,6 +360,8 @@ export class KeyStore {
     if (user !== undefined) set.user_id = user
     const limits = limitsText(input.limits, 'limits', this.ctx.validation.limits)
     if (limits !== undefined) set.limits = limits
+    const queue = keyQueueText(input.queue, 'queue')
+    if (queue !== undefined) set.queue = queue
     const budgets = budgetsText(input.budgets, 'budgets')
     if (budgets !== undefined) set.budgets = budgets
     const expires = timeInput(input.expiresAt, 'expiresAt')

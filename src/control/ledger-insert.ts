@@ -41,6 +41,7 @@ const COLUMNS: readonly (readonly [Column, string])[] = [
   ['usd_output', 'double precision'],
   ['latency_ms', 'double precision'],
   ['fallback', 'text'],
+  ['queue_ms', 'integer'],
 ]
 
 /** Rows per transaction that suit each database (see the writers below). */
@@ -78,8 +79,8 @@ function sqliteInsert(database: Database): LedgerInsert {
 }
 
 /**
- * PostgreSQL: one `INSERT … SELECT * FROM unnest($1::bigint[], $2::text[], …)` per batch — 31
- * parameters whatever the batch size (a multi-row VALUES would need 31 per row, against a limit of
+ * PostgreSQL: one `INSERT … SELECT * FROM unnest($1::bigint[], $2::text[], …)` per batch — 32
+ * parameters whatever the batch size (a multi-row VALUES would need 32 per row, against a limit of
  * 65,535, and cost far more to plan). Autocommit: the one statement is the transaction.
  */
 function postgresInsert(database: Database): LedgerInsert {

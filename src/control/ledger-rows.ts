@@ -82,12 +82,14 @@ export interface LedgerEntry {
   latencyMs?: number
   /** Admitted by the outage policy while the store was down. */
   fallback?: 'open' | 'local'
+  /** How long the request waited in a queue (docs/queueing.md); absent when it did not wait. */
+  queueMs?: number
 }
 
 /** A stored row, as usage queries return it. */
 export interface LedgerRow
   extends Required<
-    Omit<LedgerEntry, 'time' | 'fallback' | 'source' | 'requestId' | 'reason' | OptionalText>
+    Omit<LedgerEntry, 'time' | 'fallback' | 'source' | 'requestId' | 'reason' | 'queueMs' | OptionalText>
   > {
   id: number
   time: string
@@ -104,6 +106,8 @@ export interface LedgerRow
   reason: string | null
   source: string | null
   fallback: string | null
+  /** Milliseconds waited in a queue; null when the request did not wait. */
+  queueMs: number | null
 }
 type OptionalText =
   | 'keyId'
@@ -194,6 +198,7 @@ export function ledgerInsertOf(entry: LedgerEntry, now: number): Insertable<Ledg
     usd_output: amount(entry.usdOutput, 'usdOutput'),
     latency_ms: amount(entry.latencyMs, 'latencyMs'),
     fallback: text(entry.fallback, 'fallback'),
+    queue_ms: entry.queueMs === undefined ? null : Math.round(amount(entry.queueMs, 'queueMs')),
   }
 }
 
@@ -231,5 +236,6 @@ export function ledgerRowOf(r: Selectable<LedgerTable>): LedgerRow {
     usdOutput: Number(r.usd_output),
     latencyMs: Number(r.latency_ms),
     fallback: r.fallback,
+    queueMs: r.queue_ms === null ? null : Number(r.queue_ms),
   }
 }

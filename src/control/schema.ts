@@ -37,6 +37,8 @@ export interface KeysTable {
   previous_secret_hash: string | null
   previous_expires_at: number | null
   limits: string | null
+  /** Queue settings over the tier's, JSON (since migration 0004); null: the tier's. */
+  queue: string | null
   budgets: string | null
   metadata: string | null
   expires_at: number | null
@@ -108,4 +110,6 @@ export interface LedgerTable {
   usd_output: number
   latency_ms: number
   fallback: string | null
+  /** How long the request waited in a queue (since migration 0004); null when it did not wait. */
+  queue_ms: number | null
 }

@@ -81,6 +81,9 @@ export interface UsageTotals {
   usdCached: number
   usdCacheWrite: number
   usdOutput: number
+  /** Requests that waited in a queue (docs/queueing.md), and their waits summed (ms). */
+  queued: number
+  queueMs: number
 }
 
 export interface LedgerQuery extends LedgerFilter {
@@ -197,6 +200,8 @@ export class UsageQueries {
       sql<number>`coalesce(sum(usd_cached), 0)`.as('usd_cached'),
       sql<number>`coalesce(sum(usd_cache_write), 0)`.as('usd_cache_write'),
       sql<number>`coalesce(sum(usd_output), 0)`.as('usd_output'),
+      sql<number>`count(queue_ms)`.as('queued'),
+      sql<number>`coalesce(sum(queue_ms), 0)`.as('queue_ms'),
     ])
     if (groupBy !== undefined) {
       q = q.groupBy(sql`1` as never)
@@ -233,6 +238,8 @@ export class UsageQueries {
           usdCached: Number(r.usd_cached),
           usdCacheWrite: Number(r.usd_cache_write),
           usdOutput: Number(r.usd_output),
+          queued: Number(r.queued),
+          queueMs: Number(r.queue_ms),
         }
       })
   }

@@ -23,6 +23,8 @@ export interface Ticket {
   seq: number
   /** Lease expiry (ms since the epoch, the store's clock). */
   expiresAt: number
+  /** When it was taken (the store's clock): how long its waiter has waited. */
+  arrivedAt: number
 }
 
 export interface FairQueueState {
@@ -112,6 +114,7 @@ export function enqueue(state: FairQueueState, now: number, p: EnqueueParams): E
     finish: start + 1 / p.weight,
     seq: state.seq,
     expiresAt: now + p.leaseMs,
+    arrivedAt: now,
   }
   state.tickets.set(ticket.id, ticket)
   if (flow === undefined) state.flows.set(p.flow, { last: ticket.finish, count: 1 })
@@ -142,6 +145,15 @@ export function serve(state: FairQueueState, id: string): void {
 export function leave(state: FairQueueState, id: string): void {
   const ticket = state.tickets.get(id)
   if (ticket !== undefined) drop(state, ticket)
+}
+
+/** Tickets waiting (live ones only: purge first) and the arrival of the oldest (undefined when none). */
+export function waitingOf(state: FairQueueState): { waiting: number; oldestArrival: number | undefined } {
+  let oldest: number | undefined
+  for (const ticket of state.tickets.values()) {
+    if (oldest === undefined || ticket.arrivedAt < oldest) oldest = ticket.arrivedAt
+  }
+  return { waiting: state.tickets.size, oldestArrival: oldest }
 }
 
 /** When the queue's state can be forgotten: the latest lease expiry (or now when empty). */

@@ -208,6 +208,7 @@ export class Accounting {
       outcome: settlement.outcome,
       limited: charge.limited,
       ...(fallback !== undefined && { fallback }),
+      ...(charge.decision?.waitedMs !== undefined && { queueMs: charge.decision.waitedMs }),
       ...(info.routing !== undefined && { deployment: info.routing.deployment.name }),
       ...(info.routing !== undefined &&
         info.routing.failed.length > 0 && { failedDeployments: [...info.routing.failed] }),

@@ -6,10 +6,12 @@
 import type { Logger } from 'pino'
 import type { Budgets } from '../control/budgets.js'
 import { type KeyCache, KeyLookupUnavailableError } from '../control/key-cache.js'
+import type { KeyQueue } from '../control/key-queue.js'
 import type { KeyInfo } from '../control/key-records.js'
 import type { LimitOverrides } from '../control/validate.js'
 import { calendar, type LimitDefinition } from '../core/limits.js'
 import { type KeyConfig, type KeyRecord, MemoryKeyRegistry } from '../http/keys.js'
+import type { TierQueue } from '../http/tiers.js'
 import { StoreUnavailableError } from '../store/errors.js'
 import { limitSchema } from './config/schema.js'
 import { limitFromConfig } from './tiers.js'
@@ -99,6 +101,7 @@ export class ControlKeyRegistry extends MemoryKeyRegistry {
       if (info.user !== null) record.user = info.user
       // The team rides on the record into the identity: ControlLevels adds its level.
       if (info.team !== null) record.team = info.team
+      if (info.queue !== null) record.queue = queueOf(info.queue)
       if (info.limits !== null || info.budgets !== null) {
         // A key's budgets are calendar limits of its own level, beside its overrides.
         record.limits = {
@@ -117,6 +120,16 @@ export class ControlKeyRegistry extends MemoryKeyRegistry {
     this.fromDatabase.set(info, record)
     return record ?? undefined
   }
+}
+
+/** A database key's queue settings as the admission step reads them (milliseconds, flow = subject). */
+function queueOf(queue: KeyQueue): Partial<TierQueue> {
+  const out: Partial<TierQueue> = {}
+  if (queue.maxWait !== undefined) out.maxWaitMs = queue.maxWait
+  if (queue.maxQueued !== undefined) out.maxQueued = queue.maxQueued
+  if (queue.maxQueuedPerSubject !== undefined) out.maxQueuedPerFlow = queue.maxQueuedPerSubject
+  if (queue.weight !== undefined) out.weight = queue.weight
+  return out
 }
 
 function unavailable(error: unknown): unknown {

@@ -147,6 +147,7 @@ export async function mountControl(
     storeStatus: deps.storeStatus,
     events: plane.events,
     latency: () => plane.latency.snapshot(),
+    queues: () => sluice.queues(),
     detections: () => sluice.detectors?.store,
     clientIp: (request) => {
       const forwarded = sluice.ip.trustsProxies ? request.headers[sluice.ip.header] : undefined
@@ -241,6 +242,8 @@ export function settledRow(charge: Charge, settlement: Settlement, status: numbe
   }
   const fallback = charge.decision?.fallback
   if (fallback !== undefined) row.fallback = fallback
+  const waited = charge.decision?.waitedMs
+  if (waited !== undefined) row.queueMs = waited
   const routing = info.routing
   if (routing !== undefined) {
     row.deployment = routing.deployment.name
@@ -284,6 +287,9 @@ export function refusalRow(request: FastifyRequest, reply: FastifyReply): Ledger
     limited: false,
   }
   row.requestId = String(request.id)
+  // A refusal after waiting in a queue (its wait ran out): how long it waited.
+  const waited = trace?.decision?.waitedMs
+  if (waited !== undefined) row.queueMs = waited
   if (trace !== undefined) row.latencyMs = Math.round(performance.now() - trace.startedAt)
   return row
 }

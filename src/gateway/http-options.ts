@@ -127,5 +127,6 @@ function tierQueue(queue: NonNullable<TierConfig['queue']>): TierQueue {
   if (queue.maxQueuedPerSubject !== undefined) out.maxQueuedPerFlow = queue.maxQueuedPerSubject
   if (queue.weight !== undefined) out.weight = queue.weight
   if (queue.lease !== undefined) out.leaseMs = queue.lease
+  if (queue.priorities !== undefined) out.priorities = queue.priorities
   return out
 }

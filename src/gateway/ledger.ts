@@ -34,6 +34,8 @@ export interface LedgerRecord {
    * (nothing was charged to the limits) or 'local' (charged to this instance's share only).
    */
   fallback?: 'open' | 'local'
+  /** How long the call waited in its tier's queue before it was admitted (docs/queueing.md); absent when it did not wait. */
+  queueMs?: number
   /** The deployment that served the call (models with `deployments`). */
   deployment?: string
   /** Deployments that failed the call before any output, before the one that served it. */

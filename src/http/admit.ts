@@ -9,6 +9,7 @@
 import type { Costs, Decision, Reservation, WaitOptions } from '../limiter.js'
 import type { SluiceMetrics } from '../metrics.js'
 import { StoreUnavailableError } from '../store/errors.js'
+import type { Priority } from '../waiting.js'
 import type { Answers } from './answers.js'
 import type { Graduator } from './graduation.js'
 import type { HeaderGroups } from './headers.js'
@@ -16,6 +17,7 @@ import type { Identity } from './identity.js'
 import { type ExtraLevel, type LevelsOf, reserveLevels } from './levels.js'
 import { needsNextCall } from './next-call.js'
 import type { LimiterEntry, Policies } from './policies.js'
+import type { QueueWaits } from './queue-waits.js'
 import { type CheckResult, RequestState } from './state.js'
 
 /**
@@ -43,6 +45,8 @@ export interface AdmitOptions {
    * elsewhere: `proceed` false, `status` 0, the decision in `state`.
    */
   passOn?: (decision: Decision) => boolean
+  /** The request's place among waiters (its priority header), for a tier whose queue allows it. */
+  priority?: Priority | undefined
 }
 
 export interface AdmitterOptions {
@@ -54,6 +58,8 @@ export interface AdmitterOptions {
   metrics: SluiceMetrics | undefined
   /** Levels decided with an identity's own limits in one atomic step (a key's team, its user). */
   levels?: LevelsOf<Identity> | undefined
+  /** The waits this process saw end, for the admin API's view of queues. */
+  waits?: QueueWaits | undefined
 }
 
 export class Admitter {
@@ -81,7 +87,13 @@ export class Admitter {
           ? Promise.all([costs, extra]).then(([c, levels]) => {
               charged = c
               const all = { ...levels, levels: [...(levels?.levels ?? []), ...own] }
-              return reserveLevels(entry.limiter, identity.subject, all, c)
+              return reserveLevels(
+                entry.limiter,
+                identity.subject,
+                all,
+                c,
+                this.waitOf(entry, identity, options),
+              )
             })
           : extra !== undefined
             ? Promise.all([costs, extra]).then(([c, levels]) => {
@@ -89,7 +101,13 @@ export class Admitter {
                 if (levels === undefined || levels.levels.length === 0) {
                   return entry.limiter.reserve(identity.subject, c, this.waitOf(entry, identity, options))
                 }
-                return reserveLevels(entry.limiter, identity.subject, levels, c)
+                return reserveLevels(
+                  entry.limiter,
+                  identity.subject,
+                  levels,
+                  c,
+                  this.waitOf(entry, identity, options),
+                )
               })
             : entry.queue !== undefined
               ? Promise.resolve(costs).then((c) => {
@@ -163,6 +181,11 @@ export class Admitter {
       .then((p) => (p.allowed ? 0 : p.retryAfterMs))
   }
 
+  /** Whether an identity's tier honours the priority header (its queue's `priorities`). */
+  allowsPriority(identity: Identity): boolean {
+    return this.o.policies.entry(identity).queue?.priorities === true
+  }
+
   /**
    * The wait of a tier with a queue: its options, the request's signal, metrics of who waits;
    * undefined (no wait) for a tier without one.
@@ -174,7 +197,9 @@ export class Admitter {
   ): WaitOptions | undefined {
     if (entry.queue === undefined) return undefined
     const metrics = this.o.metrics
-    const wait: WaitOptions = { ...entry.queue }
+    const { priorities, ...queue } = entry.queue
+    const wait: WaitOptions = queue
+    if (priorities === true && options?.priority !== undefined) wait.priority = options.priority
     if (options?.signal !== undefined) wait.signal = options.signal
     if (metrics !== undefined) wait.onQueue = (waiting) => metrics.recordQueued(identity.tier, waiting)
     return wait
@@ -197,7 +222,10 @@ export class Admitter {
     next: number | undefined,
   ): Admission {
     this.o.metrics?.recordDecision(decision, identity.tier)
-    if (decision.waitedMs !== undefined) this.o.metrics?.recordQueueWait(identity.tier, decision.waitedMs)
+    if (decision.waitedMs !== undefined) {
+      this.o.metrics?.recordQueueWait(identity.tier, decision.waitedMs)
+      this.o.waits?.record(identity.tier, decision.waitedMs, reservation.allowed)
+    }
     const state = new RequestState(identity)
     state.reservation = reservation
     state.decision = decision

@@ -3,11 +3,13 @@
  * the allow list → price it (`cost`) → admit (admit.ts). What every framework adapter calls.
  */
 import type { Costs } from '../limiter.js'
+import type { Priority } from '../waiting.js'
 import type { Admission, Admitter } from './admit.js'
 import type { DetectionRefusal, Detectors } from './detect.js'
 import type { Identification, Identifier, Identity } from './identity.js'
 import { type CostSpec, toCosts } from './options.js'
-import type { RequestLike } from './request.js'
+import { PRIORITY_HEADER, readPriority } from './priority.js'
+import { headerOf, type RequestLike } from './request.js'
 import { type CheckResult, RequestState } from './state.js'
 
 export interface CheckerOptions<Req> {
@@ -34,16 +36,17 @@ export class Checker<Req> {
     const id = this.o.identifier.identify(req, hookArg)
     if (id instanceof Promise) {
       return id.then(
-        (i) => this.limit(i, hookArg, cost),
+        (i) => this.limit(i, req, hookArg, cost),
         (error: unknown) => this.o.admitter.unavailable(error, undefined),
       )
     }
-    return this.limit(id, hookArg, cost)
+    return this.limit(id, req, hookArg, cost)
   }
 
   /** Answers a refusal or an allow-listed identity; admits the rest at their costs. */
   private limit(
     id: Identification,
+    req: RequestLike,
     hookArg: Req,
     cost: CostSpec<Req> | undefined,
   ): CheckResult | Promise<CheckResult> {
@@ -59,6 +62,14 @@ export class Checker<Req> {
       state.allowListed = true
       return { proceed: true, status: 200, headers: {}, body: undefined, state }
     }
+    const admitter = this.o.admitter
+    let options: { priority: Priority } | undefined
+    // The header is read only for a tier that honours it: no lookup on every other request.
+    if (admitter.allowsPriority(identity!)) {
+      const read = readPriority(headerOf(req.headers, PRIORITY_HEADER), true)
+      if (read.error !== undefined) return badPriority(identity!, read.error)
+      if (read.priority !== undefined) options = { priority: read.priority }
+    }
     const costs =
       cost === undefined
         ? (this.o.staticCosts ?? costsFor(this.o.cost, hookArg))
@@ -66,10 +77,10 @@ export class Checker<Req> {
           ? costsFor(cost, hookArg)
           : toCosts(cost, 'cost')
     const detectors = this.o.detectors
-    if (detectors === undefined) return this.o.admitter.admit(identity!, costs)
+    if (detectors === undefined) return admitter.admit(identity!, costs, options)
     return detectors.check(identity!, detectors.promptOf(hookArg)).then(async (refusal) => {
       if (refusal !== undefined) return refused(identity!, refusal)
-      const admission: Admission = await this.o.admitter.admit(identity!, costs)
+      const admission: Admission = await admitter.admit(identity!, costs, options)
       if (admission.proceed) {
         const c = await costs
         detectors.record(identity!, { tokens: c.tokens ?? 0, usd: c.usd ?? 0 }, admission.state.decision)
@@ -77,6 +88,13 @@ export class Checker<Req> {
       return admission
     })
   }
+}
+
+/** The 400 for a bad priority header from a tier that allows one (docs/queueing.md). */
+function badPriority(identity: Identity, message: string): CheckResult {
+  const body = { error: { message, type: 'invalid_request_error', param: null, code: 'invalid_priority' } }
+  const headers = { 'content-type': 'application/json' }
+  return { proceed: false, status: 400, headers, body, state: new RequestState(identity) }
 }
 
 /** The answer to a request a detector refuses (docs/abuse.md). */

@@ -40,6 +40,8 @@ import {
   toCosts,
 } from './options.js'
 import { Policies } from './policies.js'
+import { type QueuesReport, queuesReport } from './queue-report.js'
+import { QueueWaits } from './queue-waits.js'
 import type { RequestLike } from './request.js'
 import { DEFAULT_MAX_RETRY_WAIT_MS } from './retry.js'
 import type { CheckResult } from './state.js'
@@ -76,6 +78,8 @@ export class Sluice<Req = RequestLike> {
   private readonly graduator: Graduator
   private readonly answers: Answers
   private readonly admitter: Admitter
+  /** The waits this process saw end (the admin API's /queues). */
+  readonly queueWaits = new QueueWaits()
   private readonly checker: Checker<Req>
 
   constructor(options: SluiceOptions<Req> = {}) {
@@ -139,6 +143,7 @@ export class Sluice<Req = RequestLike> {
       concurrencyRetryCapMs,
       metrics,
       levels: o.levels,
+      waits: this.queueWaits,
     })
     this.detectors =
       o.detectors === undefined
@@ -154,7 +159,7 @@ export class Sluice<Req = RequestLike> {
           })
     const detectors = this.detectors
     if (detectors !== undefined) {
-      this.events.on('authFailure', (e) => detectors.failure(e.ip))
+      this.events.on('authFailure', (e) => detectors.failure(e.ip, e.keyPrefix))
     }
     const { identifier, admitter } = this
     this.checker = new Checker<Req>({ identifier, admitter, cost, staticCosts, skip: o.skip, detectors })
@@ -227,6 +232,11 @@ export class Sluice<Req = RequestLike> {
     return promised(() => this.admitter.admit(identity, costs, options))
   }
 
+  /** Whether an identity's tier honours the x-sluice-priority header (`queue.priorities`). */
+  allowsPriority(identity: Identity): boolean {
+    return this.admitter.allowsPriority(identity)
+  }
+
   /** What to answer for a reservation made elsewhere (counted, graduated, headers or 429). */
   decide(identity: Identity, reservation: Reservation, costs?: Costs): Promise<Admission> {
     return promised(() => this.admitter.decide(identity, reservation, costs))
@@ -244,6 +254,16 @@ export class Sluice<Req = RequestLike> {
    */
   limiterFor(identity: Identity): Limiter {
     return this.policies.entry(identity).limiter
+  }
+
+  /** Whether a refusal of this identity may wait in a queue (its tier's or its key's settings). */
+  waits(identity: Identity): boolean {
+    return this.policies.entry(identity).queue !== undefined
+  }
+
+  /** Every tier's queues now: waiting (every instance's on Redis) and this process's recent waits. */
+  queues(): Promise<QueuesReport> {
+    return queuesReport(this.policies.all(), this.store, this.queueWaits)
   }
 
   /** The Limiter of a tier by name (for inspection, reset and unblock). */

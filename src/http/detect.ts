@@ -168,19 +168,32 @@ export class Detectors<Req = unknown> {
     )
   }
 
-  /** A failed key from `address`: the gateway-wide stuffing count. In the background. */
-  failure(address: string): void {
+  /**
+   * A failed key from `address`, with its prefix when it has one: the gateway-wide stuffing count
+   * and the count per key prefix. In the background.
+   */
+  failure(address: string, prefix?: string): void {
     const o = this.options.stuffing
     if (o === false) return
+    const step = {
+      address,
+      prefix,
+      windowMs: o.windowMs,
+      alertAt: o.alertAt,
+      addressesAt: o.addressesAt,
+      prefixAddressesAt: o.prefixAddressesAt,
+      maxPrefixes: o.maxPrefixes,
+    }
     this.background(
-      this.store
-        .failure({ address, windowMs: o.windowMs, alertAt: o.alertAt, addressesAt: o.addressesAt })
-        .then(
-          (r) => {
-            if (r !== undefined) this.report({ subject: 'gateway', tier: '-' }, r, undefined, o.shadow)
-          },
-          (error: unknown) => this.storeFailed(error),
-        ),
+      this.store.failure(step).then(
+        (raised) => {
+          for (const r of raised) {
+            const subject = r.prefix === undefined ? 'gateway' : `key-prefix:${r.prefix}`
+            this.report({ subject, tier: '-' }, r, undefined, o.shadow)
+          }
+        },
+        (error: unknown) => this.storeFailed(error),
+      ),
     )
   }
 
@@ -228,7 +241,8 @@ export class Detectors<Req = unknown> {
       value: r.value,
       threshold: r.threshold,
       ...(r.addresses !== undefined && { addresses: r.addresses }),
-      message: messageOf(who.subject, r, level, shadow),
+      ...(r.prefix !== undefined && { prefix: r.prefix }),
+      message: messageOf(who.subject, r, level, shadow, learnedBy(r, set)),
       at: new Date().toISOString(),
     }
     this.deps.events.emit('detection', event)
@@ -263,7 +277,7 @@ export class Detectors<Req = unknown> {
           : `This API key or client is sending the same prompt over and over (a loop?) and is throttled: try again ${wait} with a different request.`,
       spend: `Spending by this API key or client rose far above its usual rate and is held to that rate until an operator clears it; the next share is available ${wait}.`,
       sharedKey: `This API key is being used from more addresses than expected (shared or leaked?) and is blocked ${wait}.`,
-      scraping: `This API key or client is refused ${wait}.`,
+      scraping: `This API key or client has kept at its rate limit for a long time (scraping?) and is held below it: try again ${wait}.`,
       stuffing: `Refused ${wait}.`,
     }
     return {
@@ -291,7 +305,21 @@ function usedShare(decision: Decision): number {
   return Math.min(1, used)
 }
 
-function messageOf(subject: string, r: Raised, level: DetectionLevel, shadow: boolean): string {
+/** Whether a shared-key alert came from the key's learned threshold rather than the fixed one. */
+function learnedBy(r: Raised, set: DetectorSet | undefined): boolean {
+  const o = set?.sharedKey
+  return (
+    r.detector === 'sharedKey' && r.level === 1 && o !== undefined && o !== false && r.threshold < o.alertAt
+  )
+}
+
+function messageOf(
+  subject: string,
+  r: Raised,
+  level: DetectionLevel,
+  shadow: boolean,
+  learned = false,
+): string {
   const act = shadow
     ? `would ${level}`
     : level === 'alert'
@@ -306,10 +334,13 @@ function messageOf(subject: string, r: Raised, level: DetectionLevel, shadow: bo
     case 'spend':
       return `${subject} spent ${n} in one interval, over ${r.threshold.toFixed(2)} (its baseline × factor): ${act}`
     case 'sharedKey':
-      return `${subject} was used from ${n} addresses (threshold ${r.threshold}): ${act}; addresses ${(r.addresses ?? []).slice(0, 20).join(', ')}`
+      return `${subject} was used from ${n} addresses (threshold ${r.threshold}${learned ? ', learned from its history' : ''}): ${act}; addresses ${(r.addresses ?? []).slice(0, 20).join(', ')}`
     case 'scraping':
       return `${subject} stayed at its limit for ${n} intervals in a row: ${act}`
     case 'stuffing':
+      if (r.prefix !== undefined) {
+        return `failed API keys with the prefix ${r.prefix} from ${n} addresses (threshold ${r.threshold}): ${act}; addresses ${(r.addresses ?? []).slice(0, 20).join(', ')}`
+      }
       return `failed API keys: ${n} (threshold ${r.threshold}) across ${(r.addresses ?? []).length} addresses: ${act}`
   }
 }

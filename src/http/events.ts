@@ -66,6 +66,8 @@ export interface AuthFailureEvent {
   group: string
   /** The address is over its failed-auth limit (answered 429 rather than 401). */
   lockedOut: boolean
+  /** The failed key's prefix (keyPrefixOf), when it is long enough to have one. Never the key. */
+  keyPrefix?: string
 }
 
 /** A request from a deny-listed key, user or address was refused with 403. */
@@ -88,6 +90,8 @@ export interface DetectionEvent {
   threshold: number
   /** Shared keys and failed keys: the addresses seen. */
   addresses?: string[]
+  /** Failed keys sharing a prefix (subject `key-prefix:<prefix>`): that prefix. */
+  prefix?: string
   message: string
   at: string
 }

@@ -13,7 +13,7 @@ import { MALFORMED_KEY, readApiKey } from './api-key.js'
 import type { IdentityKind, SluiceEvents, SluiceLogger } from './events.js'
 import { addRetryHeaders } from './headers.js'
 import { type ClientIp, IpResolver } from './ip.js'
-import { hashApiKey, type KeyRecord, type KeyRegistry, MemoryKeyRegistry } from './keys.js'
+import { hashApiKey, type KeyRecord, type KeyRegistry, keyPrefixOf, MemoryKeyRegistry } from './keys.js'
 import {
   type AuthResult,
   checkFunction,
@@ -198,10 +198,12 @@ export class Identifier<Req> {
     if (!valid) {
       const failure = failedAuth && (await failedAuth.consume(ipSubject))
       const lockedOut = failure !== undefined && !failure.allowed
+      const prefix = key === MALFORMED_KEY ? undefined : keyPrefixOf(key)
       this.o.events.emit('authFailure', {
         ip: client?.ip ?? 'unknown',
         group: client?.group ?? 'unknown',
         lockedOut,
+        ...(prefix !== undefined && { keyPrefix: prefix }),
       })
       if (lockedOut) return { identity: undefined, refusal: lockout(failure), allowListed: false }
       return {

@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { describe, SluiceInputError } from '../core/errors.js'
 import type { LimitDefinition } from '../core/limits.js'
+import type { TierQueue } from './tiers.js'
 
 /** Every key sluice issues starts with this, so secret scanners can find leaked ones. */
 export const API_KEY_PREFIX = 'sk-sluice-'
@@ -11,6 +12,20 @@ export const API_KEY_PREFIX = 'sk-sluice-'
  */
 export function generateApiKey(): string {
   return API_KEY_PREFIX + randomBytes(32).toString('base64url')
+}
+
+/** Characters of a key (after `sk-sluice-`) that make its prefix: a database key's public id. */
+export const KEY_PREFIX_LENGTH = 10
+
+/**
+ * The prefix of a presented key, grouping failed keys that share it: the first
+ * KEY_PREFIX_LENGTH characters after `sk-sluice-` (a database key's public id), or of the key.
+ * Undefined for a key too short to keep most of it unshown (shorter than 3× the prefix).
+ */
+export function keyPrefixOf(key: string): string | undefined {
+  const rest = key.startsWith(API_KEY_PREFIX) ? key.slice(API_KEY_PREFIX.length) : key
+  if (rest.length < 3 * KEY_PREFIX_LENGTH) return undefined
+  return rest.slice(0, KEY_PREFIX_LENGTH)
 }
 
 /** The SHA-256 of a key as 64 lowercase hex digits: what registries store and look up. */
@@ -29,6 +44,11 @@ export interface KeyRecord {
   tier: string
   /** Replaces (by name) or adds limits of the tier for this key only. */
   limits?: Record<string, LimitDefinition>
+  /**
+   * Queue settings over the tier's `queue`, field by field (docs/queueing.md); `maxWaitMs: 0`
+   * turns waiting off for this key.
+   */
+  queue?: Partial<TierQueue>
   /** For tiers counted per user: the user this key belongs to (otherwise the key counts alone). */
   user?: string
   name?: string

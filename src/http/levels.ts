@@ -5,7 +5,7 @@
  * named `<level>.<limit>` in that decision (e.g. `team.budget_usd`), so a refusal names both.
  */
 import { type ComposedDecision, type ComposedReservation, Composite } from '../compose.js'
-import type { Costs, Decision, Limiter, LimitStatus } from '../limiter.js'
+import type { Costs, Decision, Limiter, LimitStatus, WaitOptions } from '../limiter.js'
 import { Reservation } from '../reservation.js'
 
 /** One level besides the identity's own: what it is called in decisions, its policy and subject. */
@@ -20,6 +20,8 @@ export interface ExtraLevel {
    * still names it (`deployment.requests`).
    */
   hidden?: boolean
+  /** false: a refusal by this level is answered at once even when the tier waits (a deployment, before the others are tried). */
+  queue?: false
 }
 
 export interface ExtraLevels {
@@ -61,6 +63,7 @@ export function mergedDecision(
     limits,
     alerts,
     now: composed.now,
+    ...(composed.waitedMs !== undefined && { waitedMs: composed.waitedMs }),
   }
 }
 
@@ -95,12 +98,16 @@ export class LevelsReservation extends Reservation {
   }
 }
 
-/** Reserves `costs` on the identity's own limits and every extra level at once. */
+/**
+ * Reserves `costs` on the identity's own limits and every extra level at once; with `wait`, a
+ * refusal by a rate limit of any level waits in that level's queue (docs/queueing.md).
+ */
 export function reserveLevels(
   limiter: Limiter,
   subject: string,
   extra: ExtraLevels,
   costs: Costs,
+  wait?: WaitOptions,
 ): Promise<Reservation> {
   const names = ['', ...extra.levels.map((l) => l.name)]
   const hidden = new Set<number>()
@@ -108,10 +115,17 @@ export function reserveLevels(
     if (l.hidden === true) hidden.add(i + 1)
   })
   const composite = new Composite(
-    [{ limiter, subject }, ...extra.levels.map((l) => ({ limiter: l.limiter, subject: l.subject }))],
+    [
+      { limiter, subject },
+      ...extra.levels.map((l) => ({
+        limiter: l.limiter,
+        subject: l.subject,
+        ...(l.queue === false && { queue: false as const }),
+      })),
+    ],
     extra.hashTag === undefined ? {} : { hashTag: extra.hashTag },
   )
   return composite
-    .reserve(costs)
+    .reserve(costs, wait)
     .then((r) => new LevelsReservation(limiter, subject, r, names, hidden.size > 0 ? hidden : undefined))
 }

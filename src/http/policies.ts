@@ -43,6 +43,8 @@ const KEY_LIMITERS_MAX = 10_000
 export class Policies {
   private readonly resolved = new Map<string, ResolvedTier>()
   private readonly keyLimiters = new Map<string, LimiterEntry & { limits: object }>()
+  /** The entry of each key record with queue settings of its own (records are made once per key version). */
+  private readonly keyQueues = new WeakMap<KeyRecord, LimiterEntry>()
 
   constructor(private readonly options: PoliciesOptions) {
     for (const name of Object.keys(options.tiers)) this.resolve(name)
@@ -97,8 +99,24 @@ export class Policies {
   entry(identity: { tier: string; key?: KeyRecord }): LimiterEntry {
     const tier = this.resolved.get(identity.tier)
     if (tier === undefined) throw new SluiceInputError(`unknown tier ${describe(identity.tier)}`)
-    if (identity.key?.limits !== undefined) return this.keyLimiter(identity.key, tier)
-    return tier
+    const key = identity.key
+    if (key === undefined) return tier
+    const entry = key.limits !== undefined ? this.keyLimiter(key, tier) : tier
+    return key.queue === undefined ? entry : this.keyQueue(key, key.queue, entry)
+  }
+
+  /** The entry with the key's queue settings over the tier's; a wait of 0 (or none at all): no queue. */
+  private keyQueue(key: KeyRecord, queue: Partial<TierQueue>, entry: LimiterEntry): LimiterEntry {
+    const cached = this.keyQueues.get(key)
+    if (cached !== undefined && cached.limiter === entry.limiter) return cached
+    const merged = { ...entry.queue, ...queue }
+    const own: LimiterEntry = {
+      limiter: entry.limiter,
+      hasConcurrency: entry.hasConcurrency,
+      queue: merged.maxWaitMs === undefined || merged.maxWaitMs === 0 ? undefined : (merged as TierQueue),
+    }
+    this.keyQueues.set(key, own)
+    return own
   }
 
   /** Checks costs against every tier's limits (units they do not know throw), naming them `what`. */

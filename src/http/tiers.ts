@@ -28,7 +28,10 @@ export interface Tier {
 export type TierQueue = Pick<
   WaitOptions,
   'maxWaitMs' | 'maxQueued' | 'maxQueuedPerFlow' | 'weight' | 'leaseMs' | 'pollMs'
->
+> & {
+  /** Honour the request's priority header (x-sluice-priority, docs/queueing.md); ignored otherwise. */
+  priorities?: boolean
+}
 
 const HOUR_MS = 3_600_000
 
@@ -116,6 +119,12 @@ export function validateTiers(tiers: unknown, what = 'tiers'): Record<string, Ti
       )
     }
     if (t.queue !== undefined) {
+      const priorities = (t.queue as Partial<TierQueue> | null)?.priorities
+      if (priorities !== undefined && typeof priorities !== 'boolean') {
+        throw new SluiceInputError(
+          `${path}.queue.priorities must be true or false, got ${describe(priorities)}`,
+        )
+      }
       try {
         resolveWait(t.queue)
       } catch (error) {

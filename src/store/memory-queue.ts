@@ -7,8 +7,16 @@ import {
   purge,
   renew,
   serve,
+  waitingOf,
 } from '../core/fair-queue.js'
-import type { GateRequest, GateResult, QueueBackend, TicketRequest, TicketResult } from './queue-types.js'
+import type {
+  GateRequest,
+  GateResult,
+  QueueBackend,
+  QueueView,
+  TicketRequest,
+  TicketResult,
+} from './queue-types.js'
 import type { StoreOp, StoreResult } from './types.js'
 
 /** What MemoryQueues needs of its store: decide an op at once, on the store's clock. */
@@ -30,7 +38,16 @@ export class MemoryQueues implements QueueBackend {
 
   first(op: StoreOp, key: string): GateResult {
     // Nobody waits (the common case): the op alone, without reading the clock.
-    if (!this.queues.has(key)) return { kind: 'ran', result: this.store.executeSync(op) }
+    if (op.linked === undefined) {
+      if (!this.queues.has(key)) return { kind: 'ran', result: this.store.executeSync(op) }
+      return this.gateSync(op, { key, ticket: undefined, leaseMs: 0 })
+    }
+    // A composed op: its levels' queues (their parts' guards) must all be empty too.
+    for (const part of op.linked) {
+      if (part.guard === undefined || !this.queues.has(part.guard)) continue
+      const state = this.live(part.guard, this.now())
+      if (state !== undefined) return { kind: 'wait', size: state.tickets.size }
+    }
     return this.gateSync(op, { key, ticket: undefined, leaseMs: 0 })
   }
 
@@ -86,6 +103,26 @@ export class MemoryQueues implements QueueBackend {
 
   length(key: string): Promise<number> {
     return Promise.resolve(this.live(key, this.now())?.tickets.size ?? 0)
+  }
+
+  keys(prefix: string, limit: number): Promise<string[]> {
+    const out: string[] = []
+    for (const key of this.queues.keys()) {
+      if (out.length >= limit) break
+      if (key.startsWith(prefix)) out.push(key)
+    }
+    return Promise.resolve(out)
+  }
+
+  inspect(key: string): Promise<QueueView> {
+    const now = this.now()
+    const state = this.live(key, now)
+    if (state === undefined) return Promise.resolve({ waiting: 0, oldestWaitMs: undefined })
+    const { waiting, oldestArrival } = waitingOf(state)
+    return Promise.resolve({
+      waiting,
+      oldestWaitMs: oldestArrival === undefined ? undefined : Math.max(0, now - oldestArrival),
+    })
   }
 
   /** The queue under `key` with its expired tickets dropped (an empty one is forgotten). */

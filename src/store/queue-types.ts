@@ -53,6 +53,19 @@ export interface QueueBackend {
   leave(key: string, ticket: string): Promise<number>
   /** Tickets waiting in a queue. */
   length(key: string): Promise<number>
+  /**
+   * The names of the queues that may hold tickets, starting with `prefix`, at most `limit` (the
+   * admin API's view): every instance's where the store is shared (Redis: a SCAN of every master).
+   */
+  keys?(prefix: string, limit: number): Promise<string[]>
+  /** Tickets waiting in a queue now, and how long the oldest has waited (the store's clock). */
+  inspect?(key: string): Promise<QueueView>
+}
+
+export interface QueueView {
+  waiting: number
+  /** How long the oldest ticket has waited, ms; undefined when none waits. */
+  oldestWaitMs: number | undefined
 }
 
 /** A store that keeps queues (RedisStore, MemoryStore through memory-queue.ts, GuardedStore's primary). */

@@ -33,5 +33,7 @@ export function guardedQueues(guarded: Store, primary: Store): QueueBackend {
     enqueue: (key, request) => inner.enqueue(key, request),
     leave: (key, ticket) => inner.leave(key, ticket),
     length: (key) => inner.length(key),
+    ...(inner.keys !== undefined && { keys: inner.keys.bind(inner) }),
+    ...(inner.inspect !== undefined && { inspect: inner.inspect.bind(inner) }),
   }
 }

@@ -111,6 +111,89 @@ describe('shared keys', () => {
   })
 })
 
+describe('shared keys: the threshold learned from a key’s history', () => {
+  const W = 60_000
+  const s = set({
+    sharedKey: { alertAt: 100, windowMs: W, factor: 3, minAddresses: 8, warmup: 6 },
+    spend: false,
+    loop: false,
+  })
+  /** `windows` windows in which the key is used from `per` addresses, then one with `jump`. */
+  function run(per: number, windows: number, jump: number) {
+    const state = emptyState()
+    const raised = []
+    let t = T0 - (T0 % W)
+    for (let w = 0; w < windows; w++, t += W) {
+      for (let i = 0; i < per; i++) {
+        raised.push(
+          ...checkSubject(state, checkStep(s, { address: `10.${per}.0.${i}`, isKey: true })!, t + i).raised,
+        )
+      }
+    }
+    const before = raised.length
+    for (let i = 0; i < jump; i++) {
+      raised.push(
+        ...checkSubject(state, checkStep(s, { address: `10.9.${per}.${i}`, isKey: true })!, t + i).raised,
+      )
+    }
+    return { state, before, raised }
+  }
+
+  it('a key usually seen from 3 addresses alerts at a jump to 15; one usually seen from 30 does not', () => {
+    const small = run(3, 10, 15)
+    expect(small.before).toBe(0)
+    expect(small.state.hist.b).toBeCloseTo(3, 9)
+    // 3 × 3 = 9 addresses (above minAddresses 8): one alert, at the 9th, naming them.
+    expect(small.raised.map((r) => [r.detector, r.level, r.value, r.threshold])).toEqual([
+      ['sharedKey', 1, 9, 9],
+    ])
+    expect(small.raised[0]!.addresses).toHaveLength(9)
+    const large = run(30, 10, 15)
+    expect(large.raised).toEqual([])
+    expect(large.state.hist.b).toBeCloseTo(30, 9)
+  })
+
+  it('no learned threshold during the warm-up, and never below minAddresses', () => {
+    // Five windows of history (warm-up 6): the jump to 15 passes unseen (alertAt is 100).
+    expect(run(3, 5, 15).raised).toEqual([])
+    // A key seen from one address: 3 × 1 = 3, but the floor is 8.
+    const one = run(1, 10, 15)
+    expect(one.raised.map((r) => [r.value, r.threshold])).toEqual([[8, 8]])
+  })
+
+  it('a window that alerted does not teach the baseline; factor 0 turns learning off', () => {
+    const state = emptyState()
+    let t = T0 - (T0 % W)
+    for (let w = 0; w < 12; w++, t += W) {
+      // Six normal windows, then six leaked ones: each alerts, none is learned.
+      const per = w < 6 ? 3 : 20
+      for (let i = 0; i < per; i++)
+        checkSubject(state, checkStep(s, { address: `10.0.${w}.${i}`, isKey: true })!, t + i)
+    }
+    expect(state.hist.b).toBeCloseTo(3, 9)
+    const off = set({ sharedKey: { alertAt: 100, windowMs: W, factor: 0 }, spend: false, loop: false })
+    const quiet = emptyState()
+    t = T0 - (T0 % W)
+    const raised = []
+    for (let w = 0; w < 12; w++, t += W) {
+      const per = w < 10 ? 3 : 20
+      for (let i = 0; i < per; i++) {
+        raised.push(
+          ...checkSubject(quiet, checkStep(off, { address: `10.0.${w}.${i}`, isKey: true })!, t + i).raised,
+        )
+      }
+    }
+    expect(raised).toEqual([])
+  })
+
+  it('refuses a bad learning option, naming it', () => {
+    expect(() => set({ sharedKey: { factor: 0.5 } })).toThrow(
+      /detectors.sharedKey.factor must be 0 \(off\) or a number of at least 1/,
+    )
+    expect(() => set({ sharedKey: { minAddresses: 0 } })).toThrow(/detectors.sharedKey.minAddresses/)
+  })
+})
+
 describe('spend velocity', () => {
   const o = {
     spend: { bucketMs: 1000, sustainMs: 2000, floorPerMinute: 60, factor: 10, halfLifeMs: 86_400_000 },
@@ -178,10 +261,17 @@ describe('credential stuffing', () => {
     for (let i = 0; i < 60; i++) {
       const r = observeFailure(
         st,
-        { address: `10.1.0.${i}`, windowMs: 60_000, alertAt: 100, addressesAt: 20 },
+        {
+          address: `10.1.0.${i}`,
+          windowMs: 60_000,
+          alertAt: 100,
+          addressesAt: 20,
+          prefixAddressesAt: 0,
+          maxPrefixes: 1,
+        },
         T0 + i,
       )
-      if (r) raised.push(r)
+      raised.push(...r)
     }
     expect(raised).toHaveLength(1)
     expect(raised[0]).toMatchObject({ detector: 'stuffing', value: 20, threshold: 20 })

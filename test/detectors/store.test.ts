@@ -29,6 +29,15 @@ const kinds: [string, () => DetectorStore][] = [
 ]
 
 const set = (input = {}) => resolveDetectors(input).base
+/** A failed-key step with the gateway-wide count out of reach. */
+const failed = {
+  address: '',
+  windowMs: 3_600_000,
+  alertAt: 1000,
+  addressesAt: 0,
+  prefixAddressesAt: 10,
+  maxPrefixes: 100,
+}
 
 describe.each(kinds)('%s detector store', (_kind, make) => {
   it('a loop of identical prompts: alert/throttle at the count, then the throttle refuses', async () => {
@@ -87,6 +96,50 @@ describe.each(kinds)('%s detector store', (_kind, make) => {
     ).toBeUndefined()
   })
 
+  it('a threshold learned from each key: usually 3 addresses alerts once at a jump to 15, usually 30 does not', async () => {
+    const store = make()
+    const W = 300
+    const s = set({
+      sharedKey: { alertAt: 100, windowMs: W, factor: 3, minAddresses: 8, warmup: 3 },
+      loop: false,
+      spend: false,
+    })
+    const use = (subject: string, addresses: string[]) =>
+      Promise.all(addresses.map((address) => store.check(subject, checkStep(s, { address, isKey: true })!)))
+    const range = (n: number, net: string) => Array.from({ length: n }, (_, i) => `${net}.${i}`)
+    // Four windows of history (the store's clock), each key from its usual addresses.
+    const raised = []
+    for (let w = 0; w < 4; w++) {
+      const now = await store.now()
+      await new Promise((r) => setTimeout(r, W - (now % W) + 20))
+      for (const o of [
+        ...(await use('key:few', range(3, '192.0.2'))),
+        ...(await use('key:many', range(30, '198.51.100'))),
+      ])
+        raised.push(...o.raised)
+    }
+    expect(raised).toEqual([])
+    const few = await store.inspect('key:few')
+    expect(few.usualAddresses).toBeGreaterThan(2)
+    expect(few.usualAddresses).toBeLessThanOrEqual(3)
+    expect((await store.inspect('key:many')).usualAddresses).toBeGreaterThan(20)
+    // The jump: 15 new addresses at once for both keys.
+    const jump = [
+      ...(await use('key:few', range(15, '203.0.113'))),
+      ...(await use('key:many', range(15, '203.0.114'))),
+    ]
+    const alerts = jump.flatMap((o) => o.raised)
+    expect(alerts).toHaveLength(1)
+    expect(alerts[0]).toMatchObject({ detector: 'sharedKey', level: 1 })
+    expect(alerts[0]!.threshold).toBeGreaterThanOrEqual(8)
+    expect(alerts[0]!.threshold).toBeLessThanOrEqual(9)
+    expect(alerts[0]!.value).toBe(alerts[0]!.threshold)
+    expect(jump.every((o) => o.refused === undefined)).toBe(true)
+    // Clearing the key forgets its history too (a new normal is learned afresh).
+    await store.clear('key:few', 'sharedKey')
+    expect((await store.inspect('key:few')).usualAddresses).toBe(0)
+  })
+
   it('a seeded baseline: a sustained spike holds the subject to its baseline until cleared', async () => {
     const store = make()
     const s = set({
@@ -137,12 +190,60 @@ describe.each(kinds)('%s detector store', (_kind, make) => {
     const store = make()
     const outs = await Promise.all(
       Array.from({ length: 40 }, (_, i) =>
-        store.failure({ address: `198.51.100.${i}`, windowMs: 3_600_000, alertAt: 1000, addressesAt: 25 }),
+        store.failure({ ...failed, address: `198.51.100.${i}`, alertAt: 1000, addressesAt: 25 }),
       ),
     )
-    const raised = outs.filter((o) => o !== undefined)
+    const raised = outs.flat()
     expect(raised).toHaveLength(1)
     expect(raised[0]).toMatchObject({ detector: 'stuffing', value: 25, threshold: 25 })
+  })
+
+  it('failed keys per key prefix: one alert per prefix per window, naming it; scattered prefixes none', async () => {
+    const store = make()
+    const outs = await Promise.all([
+      // 30 failures sharing one prefix, from 30 addresses.
+      ...Array.from({ length: 30 }, (_, i) =>
+        store.failure({ ...failed, address: `198.51.100.${i}`, prefix: 'abcdefghij' }),
+      ),
+      // 30 failures from 30 addresses, each with its own prefix.
+      ...Array.from({ length: 30 }, (_, i) =>
+        store.failure({
+          ...failed,
+          address: `203.0.113.${i}`,
+          prefix: `scattered${String(i).padStart(2, '0')}`,
+        }),
+      ),
+    ])
+    const raised = outs.flat()
+    expect(raised).toHaveLength(1)
+    expect(raised[0]).toMatchObject({
+      detector: 'stuffing',
+      level: 1,
+      value: 10,
+      threshold: 10,
+      prefix: 'abcdefghij',
+    })
+    expect(raised[0]!.addresses).toHaveLength(10)
+    expect(raised[0]!.addresses!.every((a) => a.startsWith('198.51.100.'))).toBe(true)
+  })
+
+  it('failed keys per key prefix: at most maxPrefixes prefixes are counted per window', async () => {
+    const store = make()
+    const raised = []
+    for (const prefix of ['first00000', 'second0000', 'third00000']) {
+      for (let i = 0; i < 3; i++) {
+        raised.push(
+          ...(await store.failure({
+            ...failed,
+            address: `192.0.2.${i}`,
+            prefix,
+            prefixAddressesAt: 3,
+            maxPrefixes: 2,
+          })),
+        )
+      }
+    }
+    expect(raised.map((r) => r.prefix)).toEqual(['first00000', 'second0000'])
   })
 
   it('keeps detections for operators, newest first, bounded', async () => {

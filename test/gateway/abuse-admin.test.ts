@@ -104,4 +104,21 @@ describe('detections in the admin API', () => {
     const items = list.body.items as Record<string, unknown>[]
     expect(items.map((i) => [i.detector, i.value])).toEqual([['stuffing', 5]])
   })
+
+  it('failed keys sharing a prefix: listed and inspected under key-prefix:<prefix>', async () => {
+    for (let i = 0; i < 10; i++) {
+      const guess = `sk-sluice-qrstuvwxyz-${'A'.repeat(40)}${i}`
+      const wrong = new OpenAI({ apiKey: guess, baseURL: `${gw.url}/v1`, maxRetries: 0 })
+      await expect(chat(wrong, 'hi', { 'x-forwarded-for': `198.51.100.${i + 1}` })).rejects.toBeInstanceOf(
+        AuthenticationError,
+      )
+    }
+    await gw.sluice.flush()
+    const list = await admin(gw, 'GET', '/detections?subject=key-prefix%3Aqrstuvwxyz')
+    const items = list.body.items as Record<string, unknown>[]
+    expect(items.map((i) => [i.detector, i.prefix, i.value])).toEqual([['stuffing', 'qrstuvwxyz', 10]])
+    const state = await admin(gw, 'GET', '/detections/key-prefix%3Aqrstuvwxyz')
+    expect(state.status).toBe(200)
+    expect(state.body).toMatchObject({ subject: 'key-prefix:qrstuvwxyz', usualAddresses: 0 })
+  })
 })

@@ -248,3 +248,56 @@ describe('one key from 50 addresses, two gateway instances on one Redis', () => 
     }
   })
 })
+
+describe('a shared-key threshold learned from each key, two gateway instances on one Redis', () => {
+  it('a key usually used from 3 addresses raises exactly one alert at a jump to 15; one usually used from 30 none', async () => {
+    const few = newKey('service', 'usual-few')
+    const many = newKey('service', 'usual-many')
+    const cfg = config([few.entry, many.entry], {
+      prefix: `usual-${process.pid}:`,
+      detectors: {
+        ...detectors,
+        loop: false,
+        sharedKey: { alertAt: 100, window: '1s', factor: 3, minAddresses: 8, warmup: 3 },
+      },
+    })
+    await sharedRedis()
+    const gws = [await startTestGateway('redis', cfg), await startTestGateway('redis', cfg)]
+    try {
+      const seen = gws.map(watch)
+      const clientsOf = (key: string) =>
+        gws.map((gw) => new OpenAI({ apiKey: key, baseURL: `${gw.url}/v1`, maxRetries: 0 }))
+      const fewClients = clientsOf(few.key)
+      const manyClients = clientsOf(many.key)
+      const use = (clients: OpenAI[], addresses: string[]) =>
+        Promise.all(
+          addresses.map((address, i) =>
+            chat(clients[i % 2]!, `q ${address}`, { 'x-forwarded-for': address }),
+          ),
+        )
+      const range = (n: number, net: string) => Array.from({ length: n }, (_, i) => `${net}.${i + 1}`)
+      const store = gws[0]!.sluice.detectors!.store
+      // Four windows of history: each key from its usual addresses, on both instances.
+      for (let w = 0; w < 4; w++) {
+        const now = await store.now()
+        await new Promise((r) => setTimeout(r, 1000 - (now % 1000) + 20))
+        await Promise.all([use(fewClients, range(3, '192.0.2')), use(manyClients, range(30, '198.51.100'))])
+      }
+      for (const gw of gws) await gw.sluice.flush()
+      expect(seen.flat()).toEqual([])
+      // The jump: 15 new addresses for each key, spread over both instances.
+      await Promise.all([use(fewClients, range(15, '203.0.113')), use(manyClients, range(15, '233.252.0'))])
+      for (const gw of gws) await gw.sluice.flush()
+      const all = seen.flat()
+      expect(all.map((d) => [d.subject, d.detector, d.level])).toEqual([
+        ['key:usual-few', 'sharedKey', 'alert'],
+      ])
+      expect(all[0]!.threshold).toBeLessThanOrEqual(9)
+      expect(all[0]!.message).toMatch(/learned from its history/)
+      expect(all[0]!.addresses!.length).toBe(all[0]!.value)
+      expect((await store.inspect('key:usual-many')).usualAddresses).toBeGreaterThan(20)
+    } finally {
+      for (const gw of gws) await gw.close()
+    }
+  })
+})

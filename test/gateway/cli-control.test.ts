@@ -163,6 +163,32 @@ describe('sluice keys | teams | usage | migrate on the control database', () => 
     expect(teams.items.map((t: { id: string }) => t.id)).toEqual(['research'])
   }, 60_000)
 
+  it("sets, shows and clears a key's queue settings, and names a bad one", async () => {
+    const d = mkdtempSync(join(tmpdir(), 'sluice-cli-queue-'))
+    writeFileSync(join(d, 'sluice.yaml'), 'port: 0\nledger: { path: false }\ndatabase: { url: sluice.db }\n')
+    const created = await run(
+      d,
+      'keys',
+      'create',
+      '--tier',
+      'service',
+      '--name',
+      'waits',
+      '--queue',
+      '{"maxWait":"2s","weight":4}',
+      '--json',
+    )
+    expect(created.code).toBe(0)
+    const key = JSON.parse(created.out) as { id: string; queue: unknown }
+    expect(key.queue).toEqual({ maxWait: 2000, weight: 4 })
+    const cleared = await run(d, 'keys', 'update', key.id, '--queue', 'none', '--json')
+    expect(cleared.code).toBe(0)
+    expect((JSON.parse(cleared.out) as { queue: unknown }).queue).toBeNull()
+    const bad = await run(d, 'keys', 'update', key.id, '--queue', '{"maxWait":"soon"}')
+    expect(bad.code).not.toBe(0)
+    expect(bad.err).toContain('queue.maxWait')
+  })
+
   it('says in one line when the database cannot be opened', async () => {
     const d = mkdtempSync(join(tmpdir(), 'sluice-cli-db-'))
     writeFileSync(join(d, 'sluice.yaml'), 'database: { url: "postgres://nobody@127.0.0.1:1/none" }\n')

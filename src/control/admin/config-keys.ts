@@ -64,6 +64,7 @@ export function configKeyInfo(entry: ConfigKeyEntry): ConfigKeyInfo {
     team: null,
     user: entry.user ?? null,
     limits: null,
+    queue: null,
     budgets: null,
     metadata: null,
     status: entry.revoked ? 'revoked' : 'active',

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { QueuesReport } from '../../http/queue-report.js'
 import type { DetectorStore } from '../../store/detectors/types.js'
 import type { Control } from '../control.js'
 import { ControlInputError } from '../errors.js'
@@ -27,6 +28,7 @@ import { detectionRoutes } from './routes/detections.js'
 import { eventRoutes } from './routes/events.js'
 import { insightRoutes } from './routes/insights.js'
 import { keyRoutes } from './routes/keys.js'
+import { queueRoutes } from './routes/queues.js'
 import { systemRoutes } from './routes/system.js'
 import { teamRoutes } from './routes/teams.js'
 import { usageRoutes } from './routes/usage.js'
@@ -70,6 +72,8 @@ export interface AdminApiOptions {
   events?: AdminEventFeed
   /** The server-sent events streams: keep-alive interval, readers at once, how far one may lag. */
   eventStreams?: EventStreamOptions
+  /** The fair queues' view (the HTTP core's `queues()`), for /queues. Absent: 501. */
+  queues?: () => Promise<QueuesReport>
   /** The latency the gateway adds (a LatencyRecorder's `snapshot`), for /latency. Absent: 501. */
   latency?: () => LatencySnapshot | Promise<LatencySnapshot>
   /** The abuse detectors' store, for /detections (list, inspect, clear, allow). Absent: 501. */
@@ -208,6 +212,7 @@ export function adminRoutes(deps: RouteDeps): AdminRoute[] {
     ...insightRoutes(deps),
     ...eventRoutes(deps),
     ...detectionRoutes(deps),
+    ...queueRoutes(deps),
     ...systemRoutes(deps),
   ]
 }
@@ -268,6 +273,7 @@ export async function adminApi(fastify: FastifyInstance, options: AdminApiOption
         tiers: tierNamesOf(options),
         events: options.events && streams ? { feed: options.events, streams } : undefined,
         latency: options.latency,
+        queues: options.queues,
         detections: detectionsOf(options),
         document: () => document,
       })

@@ -1,5 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { z } from 'zod'
+import type { QueuesReport } from '../../http/queue-report.js'
 import type { Decision } from '../../limiter.js'
 import type { DetectorStore } from '../../store/detectors/types.js'
 import { AdminHttpError } from './errors.js'
@@ -83,6 +84,8 @@ export interface RouteDeps {
   events: { feed: AdminEventFeed; streams: EventStreams } | undefined
   /** The latency the gateway adds (undefined: /latency answers 501). */
   latency: (() => LatencySnapshot | Promise<LatencySnapshot>) | undefined
+  /** The fair queues' view (undefined: /queues answers 501). */
+  queues?: (() => Promise<QueuesReport>) | undefined
   /** The abuse detectors' store now (undefined: the detections routes answer 501). */
   detections?: (() => DetectorStore) | undefined
   /** The OpenAPI document (built once every route is known). */

@@ -3,6 +3,7 @@ import type { Database, Dialect } from '../db.js'
 import { registryMigration } from './0001-registry.js'
 import { ledgerMigration } from './0002-ledger.js'
 import { ledgerCache1hMigration } from './0003-ledger-cache-1h.js'
+import { queueMigration } from './0004-queue.js'
 
 /**
  * Every schema version, oldest first, in code: nothing is read from disk at run time, so the
@@ -14,6 +15,7 @@ function migrations(dialect: Dialect): Record<string, Migration> {
     '0001_registry': registryMigration(dialect),
     '0002_ledger': ledgerMigration(dialect),
     '0003_ledger_cache_1h': ledgerCache1hMigration(),
+    '0004_queue': queueMigration(),
   }
 }
 

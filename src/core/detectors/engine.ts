@@ -8,6 +8,8 @@ import { BLOCK, type DetectorName, THROTTLE } from './options.js'
 import {
   flagAt,
   holdGate,
+  type LearnParams,
+  learnAddresses,
   levelOf,
   observeAddress,
   observeLoop,
@@ -16,6 +18,7 @@ import {
   recordSpend,
   type SpendParams,
   type SubjectState,
+  scrapeGate,
   throttleGate,
 } from './state.js'
 
@@ -40,6 +43,8 @@ export interface AddressStep {
   alertAt: number
   blockAt: number
   blockMs: number
+  /** The learned threshold's parameters (factor 0: off). */
+  learn: LearnParams
 }
 
 export interface CheckStep {
@@ -49,6 +54,8 @@ export interface CheckStep {
   throttlePerMinute: number
   /** The spend detector's parameters, for the hold of a subject it holds. */
   spend?: SpendParams
+  /** The scraping detector's bucket, for the throttle of a subject it throttles. */
+  scrapeBucketMs?: number
   /** Detectors whose flags refuse requests (the others are in shadow mode: they report only). */
   enforce: readonly DetectorName[]
 }
@@ -63,6 +70,8 @@ export interface Raised {
   threshold: number
   /** For a shared key: the addresses seen in the window. */
   addresses?: string[]
+  /** For failed keys sharing a prefix: that prefix. */
+  prefix?: string
 }
 
 export interface Refused {
@@ -114,13 +123,17 @@ export function checkSubject(state: SubjectState, step: CheckStep, now: number):
   const a = step.address
   if (a !== undefined) {
     const n = observeAddress(state, a.address, now, a.windowMs, a.cap)
-    const level = levelOf(n, a.alertAt, 0, a.blockAt)
+    const learned = learnAddresses(state.hist, n, now, a.learn)
+    let level = levelOf(n, a.alertAt, 0, a.blockAt)
+    const byHistory = level === 0 && learned > 0 && n >= learned
+    if (byHistory) level = 1
+    if (level > 0) state.hist.x = 1
     if (raise(state, 'sharedKey', level, now, holdFor(level, a.windowMs, a.blockMs))) {
       raised.push({
         detector: 'sharedKey',
         level,
         value: n,
-        threshold: level === BLOCK ? a.blockAt : a.alertAt,
+        threshold: level === BLOCK ? a.blockAt : byHistory ? learned : a.alertAt,
         addresses: [...state.addrs.keys()],
       })
     }
@@ -143,6 +156,10 @@ function gate(state: SubjectState, step: CheckStep, now: number): Refused | unde
     }
     if (f.lv === THROTTLE && name === 'loop') throttled = true
     if (f.lv === THROTTLE && name === 'spend') held = true
+    if (f.lv === THROTTLE && name === 'scraping' && step.scrapeBucketMs !== undefined) {
+      const wait = scrapeGate(state.scrape, now, step.scrapeBucketMs)
+      if (wait > 0) return { detector: 'scraping', level: THROTTLE, retryAfterMs: wait }
+    }
   }
   if (throttled) {
     const wait = throttleGate(state, now, step.throttlePerMinute)
@@ -157,7 +174,7 @@ function gate(state: SubjectState, step: CheckStep, now: number): Refused | unde
 
 export interface RecordStep {
   spend?: SpendParams & { amount: number; hold: boolean }
-  scrape?: { used: number; bucketMs: number; share: number; forBuckets: number }
+  scrape?: { used: number; bucketMs: number; share: number; forBuckets: number; throttle: boolean }
 }
 
 /** Records what an admitted request cost (spend velocity) and how close to its limit it was (scraping). */
@@ -177,8 +194,9 @@ export function recordSubject(state: SubjectState, step: RecordStep, now: number
   const sc = step.scrape
   if (sc !== undefined) {
     const buckets = observeScrape(state.scrape, sc.used, now, sc.bucketMs, sc.share)
-    if (buckets >= sc.forBuckets && raise(state, 'scraping', 1, now, sc.forBuckets * sc.bucketMs)) {
-      raised.push({ detector: 'scraping', level: 1, value: buckets, threshold: sc.forBuckets })
+    const level = sc.throttle ? THROTTLE : 1
+    if (buckets >= sc.forBuckets && raise(state, 'scraping', level, now, sc.forBuckets * sc.bucketMs)) {
+      raised.push({ detector: 'scraping', level, value: buckets, threshold: sc.forBuckets })
     }
   }
   return raised
@@ -192,10 +210,12 @@ export interface StuffingState {
   n: number
   addrs: Set<string>
   reported: number
+  /** Per key prefix this window (at most `maxPrefixes`): distinct addresses and whether it was reported. */
+  prefixes: Map<string, { addrs: Set<string>; reported: number }>
 }
 
 export function emptyStuffing(): StuffingState {
-  return { w: -1, n: 0, addrs: new Set(), reported: 0 }
+  return { w: -1, n: 0, addrs: new Set(), reported: 0, prefixes: new Map() }
 }
 
 export interface StuffingStep {
@@ -203,29 +223,66 @@ export interface StuffingStep {
   windowMs: number
   alertAt: number
   addressesAt: number
+  /** The failed key's prefix (its public id), when it has one. */
+  prefix?: string | undefined
+  /** Distinct addresses failing with one prefix in the window that raise an alert (0 = off). */
+  prefixAddressesAt: number
+  /** Prefixes counted per window; failures with further ones count gateway-wide only. */
+  maxPrefixes: number
 }
 
-/** Counts one failed key; raises one alert per window once failures or distinct addresses reach their threshold. */
-export function observeFailure(s: StuffingState, step: StuffingStep, now: number): Raised | undefined {
+/**
+ * Counts one failed key; raises one alert per window once failures or distinct addresses reach
+ * their threshold, and one per key prefix per window once that many addresses failed with it.
+ */
+export function observeFailure(s: StuffingState, step: StuffingStep, now: number): Raised[] {
   const w = Math.floor(now / step.windowMs)
   if (w !== s.w) {
     s.w = w
     s.n = 0
     s.addrs = new Set()
     s.reported = 0
+    s.prefixes = new Map()
   }
+  const out: Raised[] = []
   s.n++
   const cap = Math.max(step.addressesAt, 1)
   if (s.addrs.size < cap) s.addrs.add(step.address)
   const byCount = s.n >= step.alertAt
   const byAddresses = step.addressesAt > 0 && s.addrs.size >= step.addressesAt
-  if (s.reported === 1 || !(byCount || byAddresses)) return undefined
-  s.reported = 1
+  if (s.reported === 0 && (byCount || byAddresses)) {
+    s.reported = 1
+    out.push({
+      detector: 'stuffing',
+      level: 1,
+      value: byCount ? s.n : s.addrs.size,
+      threshold: byCount ? step.alertAt : step.addressesAt,
+      addresses: [...s.addrs],
+    })
+  }
+  const r = observePrefix(s, step)
+  if (r !== undefined) out.push(r)
+  return out
+}
+
+function observePrefix(s: StuffingState, step: StuffingStep): Raised | undefined {
+  const at = step.prefixAddressesAt
+  if (step.prefix === undefined || at <= 0) return undefined
+  let p = s.prefixes.get(step.prefix)
+  if (p === undefined) {
+    if (s.prefixes.size >= step.maxPrefixes) return undefined
+    p = { addrs: new Set(), reported: 0 }
+    s.prefixes.set(step.prefix, p)
+  }
+  if (p.addrs.size < at) p.addrs.add(step.address)
+  if (p.reported === 1 || p.addrs.size < at) return undefined
+  p.reported = 1
   return {
     detector: 'stuffing',
     level: 1,
-    value: byCount ? s.n : s.addrs.size,
-    threshold: byCount ? step.alertAt : step.addressesAt,
-    addresses: [...s.addrs],
+    value: p.addrs.size,
+    threshold: at,
+    addresses: [...p.addrs],
+    prefix: step.prefix,
   }
 }

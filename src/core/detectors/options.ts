@@ -63,6 +63,17 @@ export interface SharedKeyOptions {
   blockAt: number
   /** How long such a block lasts (default 0 = until an operator clears it). */
   blockMs: number
+  /**
+   * Learned threshold: an alert also when a window's addresses reach `factor` × the key's usual
+   * count (its baseline), never below `minAddresses` (default 3; 0 = learning off).
+   */
+  factor: number
+  /** The learned threshold is never below this (default 8). */
+  minAddresses: number
+  /** Windows in which the key was used before its baseline counts (default 6). */
+  warmup: number
+  /** The baseline (a decayed average over windows the key was used in) halves its memory over this (default 7 days). */
+  halfLifeMs: number
   shadow: boolean
 }
 
@@ -73,6 +84,11 @@ export interface ScrapingOptions {
   forMs: number
   /** Sampling interval: every one must see the subject at the limit (default 1 minute). */
   bucketMs: number
+  /**
+   * `alert` (default), or `throttle`: also hold the subject below `share` — once a request in a
+   * bucket finds it there, the rest of that bucket is refused — for as long as it keeps at it.
+   */
+  action: 'alert' | 'throttle'
   shadow: boolean
 }
 
@@ -83,6 +99,10 @@ export interface StuffingOptions {
   alertAt: number
   /** Distinct addresses sending failed keys in the window that raise an alert (default 20). */
   addressesAt: number
+  /** Distinct addresses failing with one key prefix in the window that raise an alert (default 10; 0 = off). */
+  prefixAddressesAt: number
+  /** Key prefixes counted per window (default 1,000): a bound on the state. */
+  maxPrefixes: number
   shadow: boolean
 }
 
@@ -136,18 +156,25 @@ export const SHARED_KEY_DEFAULTS: SharedKeyOptions = {
   alertAt: 20,
   blockAt: 0,
   blockMs: 0,
+  factor: 3,
+  minAddresses: 8,
+  warmup: 6,
+  halfLifeMs: 7 * 1440 * MINUTE,
   shadow: false,
 }
 export const SCRAPING_DEFAULTS: ScrapingOptions = {
   share: 0.9,
   forMs: 120 * MINUTE,
   bucketMs: MINUTE,
+  action: 'alert',
   shadow: false,
 }
 export const STUFFING_DEFAULTS: StuffingOptions = {
   windowMs: MINUTE,
   alertAt: 100,
   addressesAt: 20,
+  prefixAddressesAt: 10,
+  maxPrefixes: 1000,
   shadow: false,
 }
 const DEFAULTS = {
@@ -208,6 +235,17 @@ const factor: Check = (v, what) => {
   }
   return v
 }
+const factorOrOff: Check = (v, what) => {
+  if (typeof v !== 'number' || !Number.isFinite(v) || (v !== 0 && v < 1)) {
+    throw new SluiceInputError(`${what} must be 0 (off) or a number of at least 1, got ${describe(v)}`)
+  }
+  return v
+}
+const action: Check = (v, what) => {
+  if (v !== 'alert' && v !== 'throttle')
+    throw new SluiceInputError(`${what} must be "alert" or "throttle", got ${describe(v)}`)
+  return v
+}
 const unit: Check = (v, what) => {
   if (v !== 'tokens' && v !== 'usd')
     throw new SluiceInputError(`${what} must be "tokens" or "usd", got ${describe(v)}`)
@@ -236,9 +274,26 @@ const CHECKS: { [K in keyof typeof DEFAULTS]: Record<keyof (typeof DEFAULTS)[K],
     hold: bool,
     shadow: bool,
   },
-  sharedKey: { windowMs: ms, alertAt: positiveCount, blockAt: count, blockMs: msOrZero, shadow: bool },
-  scraping: { share, forMs: ms, bucketMs: ms, shadow: bool },
-  stuffing: { windowMs: ms, alertAt: positiveCount, addressesAt: count, shadow: bool },
+  sharedKey: {
+    windowMs: ms,
+    alertAt: positiveCount,
+    blockAt: count,
+    blockMs: msOrZero,
+    factor: factorOrOff,
+    minAddresses: positiveCount,
+    warmup: count,
+    halfLifeMs: ms,
+    shadow: bool,
+  },
+  scraping: { share, forMs: ms, bucketMs: ms, action, shadow: bool },
+  stuffing: {
+    windowMs: ms,
+    alertAt: positiveCount,
+    addressesAt: count,
+    prefixAddressesAt: count,
+    maxPrefixes: positiveCount,
+    shadow: bool,
+  },
 }
 
 /**

@@ -38,9 +38,21 @@ export interface ScrapeState {
   c: number
 }
 
+/** A key's usual number of addresses per window, learned from the windows it was used in. */
+export interface AddressHistory {
+  /** Current window index (-1: none yet), the most addresses seen in it, and whether it alerted. */
+  e: number
+  p: number
+  x: number
+  /** The baseline (decayed average of finished windows' peaks) and how many windows taught it. */
+  b: number
+  n: number
+}
+
 export interface SubjectState {
   loop: LoopEntry[]
   addrs: Map<string, number>
+  hist: AddressHistory
   flags: Partial<Record<DetectorName, Flag>>
   /** The throttle's per-minute counter: minute index and requests in it. */
   rm: number
@@ -55,6 +67,7 @@ export function emptyState(): SubjectState {
   return {
     loop: [],
     addrs: new Map(),
+    hist: emptyHistory(),
     flags: {},
     rm: -1,
     rn: 0,
@@ -166,6 +179,42 @@ export function observeAddress(
   return state.addrs.size
 }
 
+export function emptyHistory(): AddressHistory {
+  return { e: -1, p: 0, x: 0, b: 0, n: 0 }
+}
+
+export interface LearnParams {
+  windowMs: number
+  /** 0 = learning off. */
+  factor: number
+  minAddresses: number
+  warmup: number
+  /** Per window the key is used in: the baseline's decay (0.5 ** (window / halfLife)). */
+  keep: number
+}
+
+/**
+ * Moves the history to the window of `now` — a finished window that did not alert teaches the
+ * baseline its peak (a plain mean over the first windows, then a decayed average), so a leak
+ * never becomes the key's normal — and notes `count`. Returns the learned threshold, 0 while
+ * warming up or when learning is off.
+ */
+export function learnAddresses(h: AddressHistory, count: number, now: number, p: LearnParams): number {
+  const w = Math.floor(now / p.windowMs)
+  if (w !== h.e) {
+    if (h.e >= 0 && h.p > 0 && h.x === 0) {
+      h.n = Math.min(h.n + 1, 1_000_000)
+      h.b += (h.p - h.b) * Math.max(1 / h.n, 1 - p.keep)
+    }
+    h.e = w
+    h.p = 0
+    h.x = 0
+  }
+  if (count > h.p) h.p = count
+  if (p.factor <= 0 || h.n < p.warmup || h.n === 0) return 0
+  return Math.max(p.minAddresses, Math.ceil(p.factor * h.b - 1e-9))
+}
+
 /** Addresses kept per key: one more than its highest threshold. */
 export function addressCapacity(o: { alertAt: number; blockAt: number }): number {
   return Math.min(MAX_ENTRIES, Math.max(o.alertAt, o.blockAt) + 1)
@@ -263,4 +312,11 @@ export function observeScrape(
   }
   if (used >= share) c.hi = 1
   return c.hi === 1 ? c.c + 1 : 0
+}
+
+/** A subject the scraping detector throttles: refused for the rest of a bucket that already found it at the limit. */
+export function scrapeGate(c: ScrapeState, now: number, bucketMs: number): number {
+  const bucket = Math.floor(now / bucketMs)
+  if (c.m !== bucket || c.hi !== 1) return 0
+  return (bucket + 1) * bucketMs - now
 }

@@ -50,9 +50,18 @@ export function checkStep(set: DetectorSet, facts: RequestFacts): CheckStep | un
       alertAt: shared.alertAt,
       blockAt: shared.blockAt,
       blockMs: shared.blockMs,
+      learn: {
+        windowMs: shared.windowMs,
+        factor: shared.factor,
+        minAddresses: shared.minAddresses,
+        warmup: shared.warmup,
+        keep: 0.5 ** (shared.windowMs / shared.halfLifeMs),
+      },
     }
   }
   if (set.spend !== false) step.spend = spendParams(set.spend)
+  if (set.scraping !== false && set.scraping.action === 'throttle')
+    step.scrapeBucketMs = set.scraping.bucketMs
   if (
     step.loop === undefined &&
     step.address === undefined &&
@@ -97,6 +106,7 @@ export function recordStep(
       bucketMs: scraping.bucketMs,
       share: scraping.share,
       forBuckets: Math.ceil(scraping.forMs / scraping.bucketMs),
+      throttle: scraping.action === 'throttle',
     }
   }
   return step.spend === undefined && step.scrape === undefined ? undefined : step

@@ -34,18 +34,25 @@ const sharedKey = z.strictObject({
   alertAt: count.optional(),
   blockAt: count.optional(),
   blockFor: durationOrZero.optional(),
+  factor: z.number().optional(),
+  minAddresses: count.optional(),
+  warmup: count.optional(),
+  halfLife: duration.optional(),
   shadow: z.boolean().optional(),
 })
 const scraping = z.strictObject({
   share: z.number().optional(),
   for: duration.optional(),
   bucket: duration.optional(),
+  action: z.enum(['alert', 'throttle']).optional(),
   shadow: z.boolean().optional(),
 })
 const stuffing = z.strictObject({
   window: duration.optional(),
   alertAt: count.optional(),
   addressesAt: count.optional(),
+  prefixAddressesAt: count.optional(),
+  maxPrefixes: count.optional(),
   shadow: z.boolean().optional(),
 })
 const onOff = <T extends z.ZodType>(s: T) => z.union([z.boolean(), s]).optional()

@@ -104,6 +104,8 @@ const queueSchema = z.strictObject({
   weight: positive.optional(),
   /** A waiting ticket's lease (default 3s): a dead instance's waiters leave after it. */
   lease: duration.optional(),
+  /** Honour the x-sluice-priority header (high | normal | low) of this tier's requests (default false). */
+  priorities: z.boolean().optional(),
 })
 
 const tierSchema = z.strictObject({

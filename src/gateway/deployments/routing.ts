@@ -8,6 +8,7 @@ import type { Admission, Identity, Sluice } from '../../http/index.js'
 import { LevelsReservation } from '../../http/levels.js'
 import type { Costs, Decision, Limiter, Reservation } from '../../limiter.js'
 import type { Store } from '../../store/types.js'
+import type { Priority } from '../../waiting.js'
 import type { Candidate, Deployment, Deployments } from './router.js'
 
 /** The deployment serving a call, and how its charge is settled. */
@@ -90,31 +91,65 @@ export interface RouteRequest {
   /** Only deployments this accepts (their upstream speaks the call's API). */
   usable: (d: Deployment) => boolean
   escalate?: ((decision: Decision) => Promise<Decision | undefined>) | undefined
+  /** The request's priority among waiters (its tier allows the header). */
+  priority?: Priority | undefined
+  /** Ends a wait in a queue when the client goes away. */
+  signal?: AbortSignal | undefined
 }
 
 /** A denial by the deployment's level alone: the tenant had room, so another deployment may. */
 const deploymentRefused = (d: Decision) => !d.blocked && d.deniedBy?.startsWith('deployment.') === true
 
-/** Admits a call on the first deployment of its model with room, with the tenant's limits, atomically. */
+/** No deployment had room; `soonest` the one tried whose limits free first (where to wait). */
+type Full = Extract<RouteOutcome, { kind: 'full' }> & {
+  soonest?: { candidate: Candidate; retryAfterMs: number }
+}
+
+const sooner = (a: Full['soonest'], b: Full['soonest']) =>
+  a === undefined || (b !== undefined && b.retryAfterMs < a.retryAfterMs) ? b : a
+
+/**
+ * Admits a call on the first deployment of its model with room, with the tenant's limits,
+ * atomically. When none has room and the tenant's tier waits (docs/queueing.md), the call waits
+ * in the queue of the deployment tried whose limits free first, in fair order among tenants.
+ */
 export async function admitRouted(r: RouteRequest): Promise<RouteOutcome> {
   const first = await admitModel(r, r.model)
   const fallback = r.deployments.fallbackOf(r.model)
-  if (first.kind !== 'full' || fallback === undefined) return first
-  // Every deployment of the model is full or cooling down: its fallback model's may have room.
-  const second = await admitModel(r, fallback)
-  if (second.kind !== 'full') return second
-  return {
-    kind: 'full',
-    retryAfterMs: Math.min(first.retryAfterMs, second.retryAfterMs),
-    outage: first.outage && second.outage,
-    tried: [...first.tried, ...second.tried],
+  let full: Full
+  if (first.kind !== 'full') return first
+  if (fallback === undefined) full = first
+  else {
+    // Every deployment of the model is full or cooling down: its fallback model's may have room.
+    const second = await admitModel(r, fallback)
+    if (second.kind !== 'full') return second
+    full = {
+      kind: 'full',
+      retryAfterMs: Math.min(first.retryAfterMs, second.retryAfterMs),
+      outage: first.outage && second.outage,
+      tried: [...first.tried, ...second.tried],
+      soonest: sooner(first.soonest, second.soonest),
+    }
   }
+  const soonest = full.soonest
+  if (soonest === undefined || r.limiter === undefined || !r.sluice.waits(r.identity)) return strip(full)
+  const waited = await admitOn(r, soonest.candidate, true)
+  return waited.kind === 'full' ? strip({ ...full, retryAfterMs: waited.retryAfterMs }) : waited
 }
 
-async function admitModel(r: RouteRequest, model: string): Promise<RouteOutcome> {
+function strip(full: Full): RouteOutcome {
+  const { soonest: _, ...outcome } = full
+  return outcome
+}
+
+async function admitModel(
+  r: RouteRequest,
+  model: string,
+): Promise<Exclude<RouteOutcome, { kind: 'full' }> | Full> {
   const candidates = (await r.deployments.candidates(model)).filter((c) => r.usable(c.deployment))
   let soonest = Number.POSITIVE_INFINITY
   let cooling = 0
+  let waitOn: Full['soonest']
   const tried: string[] = []
   for (const c of candidates) {
     if (c.waitMs > 0) {
@@ -123,19 +158,25 @@ async function admitModel(r: RouteRequest, model: string): Promise<RouteOutcome>
       continue
     }
     tried.push(c.deployment.name)
-    const outcome = await admitOn(r, c)
+    const outcome = await admitOn(r, c, false)
     if (outcome.kind !== 'full') return outcome
     soonest = Math.min(soonest, outcome.retryAfterMs)
+    waitOn = sooner(waitOn, { candidate: c, retryAfterMs: outcome.retryAfterMs })
   }
   return {
     kind: 'full',
     retryAfterMs: soonest,
     outage: candidates.length > 0 && cooling === candidates.length,
     tried,
+    soonest: waitOn,
   }
 }
 
-async function admitOn(r: RouteRequest, c: Candidate): Promise<RouteOutcome> {
+/**
+ * Admits on one deployment. `waiting` false: a refusal by the deployment alone is answered at
+ * once (another may have room); true: it waits in the deployment's queue as the tier allows.
+ */
+async function admitOn(r: RouteRequest, c: Candidate, waiting: boolean): Promise<RouteOutcome> {
   const store = storeOf(r)
   const level = store === undefined ? undefined : r.deployments.levelOf(c.deployment, store, c.entry)
   if (r.limiter === undefined) {
@@ -152,7 +193,12 @@ async function admitOn(r: RouteRequest, c: Candidate): Promise<RouteOutcome> {
   }
   const admission = await r.sluice.admit(r.identity, r.costs, {
     ...(r.escalate !== undefined && { escalate: r.escalate }),
-    ...(level !== undefined && { levels: [level], passOn: deploymentRefused }),
+    ...(r.signal !== undefined && { signal: r.signal }),
+    priority: r.priority,
+    ...(level !== undefined && {
+      levels: [waiting ? level : { ...level, queue: false as const }],
+      passOn: deploymentRefused,
+    }),
   })
   if (admission.status === 0) {
     return { kind: 'full', retryAfterMs: admission.state.decision!.retryAfterMs, outage: false, tried: [] }

@@ -5,12 +5,13 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Admission } from '../../http/index.js'
+import { PRIORITY_HEADER, readPriority } from '../../http/priority.js'
 import type { Decision, Limiter } from '../../limiter.js'
 import { exceedsCapacity, tokenCapacity } from '../admission.js'
 import { lowerBound } from '../counting.js'
 import { promptOf } from '../detections.js'
 import type { Dialect, DialectRoute, Estimate, ValidRequest } from '../dialects/types.js'
-import { wrongDialect } from '../errors.js'
+import { invalidRequest, wrongDialect } from '../errors.js'
 import { proxyCall } from '../proxy.js'
 import { traceOf } from '../trace.js'
 import { clientGone } from './client-gone.js'
@@ -52,6 +53,12 @@ async function serveCall(
     upstream = upstreams.get(speaking.upstream)!
   }
   const { estimate, oversized } = await estimateCall(gate, dialect, valid, route, limiter)
+  const read = readPriority(
+    request.headers[PRIORITY_HEADER],
+    limiter !== undefined && sluice.allowsPriority(identity),
+  )
+  if (read.error !== undefined) throw invalidRequest(read.error, PRIORITY_HEADER, 'invalid_priority')
+  const priority = read.priority
 
   let admission: Admission | undefined
   let headers: Record<string, string> = {}
@@ -64,7 +71,11 @@ async function serveCall(
   let routed: DeployedCall | undefined
   if (deployed !== undefined) {
     const escalate = oversized && limiter ? () => strike(gate, limiter, identity.subject) : undefined
-    const outcome = await routeCall(gate, request, reply, dialect, valid, estimate, limiter, escalate)
+    const outcome = await routeCall(gate, request, reply, dialect, valid, estimate, limiter, {
+      escalate,
+      priority,
+      signal: clientGone(reply),
+    })
     if (outcome === undefined) return reply
     routed = outcome
     admission = outcome.admission
@@ -73,11 +84,11 @@ async function serveCall(
   } else if (limiter !== undefined) {
     // Sent again and again, an oversized body is abuse: its denial counts toward a block.
     const escalate = oversized ? () => strike(gate, limiter, identity.subject) : undefined
-    admission = await sluice.admit(
-      identity,
-      accounting.reservationCosts(valid.model, estimate, limiter),
-      escalate ? { escalate, signal: clientGone(reply) } : { signal: clientGone(reply) },
-    )
+    admission = await sluice.admit(identity, accounting.reservationCosts(valid.model, estimate, limiter), {
+      ...(escalate && { escalate }),
+      signal: clientGone(reply),
+      priority,
+    })
     if (!admission.proceed) return sendAdmission(request, reply, admission)
     headers = admissionHeaders(admission)
   }

@@ -7,6 +7,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Admission } from '../../http/index.js'
 import type { Decision, Limiter } from '../../limiter.js'
+import type { Priority } from '../../waiting.js'
 import { boardUpdateOf, isEmptyUpdate, isRefusal, readHeadroom } from '../deployments/headroom.js'
 import type { Deployment } from '../deployments/router.js'
 import { admitRouted, moveRouted, type Routing } from '../deployments/routing.js'
@@ -34,7 +35,11 @@ export async function routeCall(
   valid: ValidRequest,
   estimate: Estimate,
   limiter: Limiter | undefined,
-  escalate: ((decision: Decision) => Promise<Decision | undefined>) | undefined,
+  options: {
+    escalate: ((decision: Decision) => Promise<Decision | undefined>) | undefined
+    priority: Priority | undefined
+    signal: AbortSignal
+  },
 ): Promise<DeployedCall | undefined> {
   const deployments = gate.deployments!
   const identity = gate.identities.get(request)!.identity!
@@ -48,7 +53,7 @@ export async function routeCall(
     model: valid.model,
     costs,
     usable,
-    escalate,
+    ...options,
   })
   const metrics = gate.deploymentMetrics
   if (outcome.kind === 'refused') {

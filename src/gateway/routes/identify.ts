@@ -5,6 +5,7 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Admission, Identification } from '../../http/index.js'
+import { waitable } from '../../waiting.js'
 import { CHEAPEST_CALL, knownDenied } from '../admission.js'
 import { traceOf } from '../trace.js'
 import { admissionHeaders, closeIfUploading, type Gate } from './context.js'
@@ -61,6 +62,9 @@ export async function knownRefusal(gate: Gate, id: Identification): Promise<Admi
     await reservation.cancel()
     return undefined
   }
+  // A tier with a queue waits on a rate limit instead (docs/queueing.md): its admission decides.
+  const d = reservation.decision
+  if (sluice.waits(identity) && waitable(d, d.limits)) return undefined
   return sluice.decide(identity, reservation)
 }
 

@@ -7,6 +7,7 @@ import {
   type CheckStep,
   checkSubject,
   type DetectorName,
+  emptyHistory,
   emptyState,
   emptyStuffing,
   observeFailure,
@@ -105,7 +106,7 @@ export class MemoryDetectorStore implements DetectorStore {
     return recordSubject(this.state(subject, now), step, now)
   }
 
-  async failure(step: StuffingStep): Promise<Raised | undefined> {
+  async failure(step: StuffingStep): Promise<Raised[]> {
     return observeFailure(this.stuffing, step, this.clock())
   }
 
@@ -125,8 +126,10 @@ export class MemoryDetectorStore implements DetectorStore {
         s.loop = []
         s.rm = -1
         s.rn = 0
-      } else if (name === 'sharedKey') s.addrs.clear()
-      else if (name === 'spend') s.spend.h = 0
+      } else if (name === 'sharedKey') {
+        s.addrs.clear()
+        s.hist = emptyHistory()
+      } else if (name === 'spend') s.spend.h = 0
       else if (name === 'scraping') s.scrape = { m: -1, hi: 0, c: 0 }
     }
   }
@@ -153,6 +156,7 @@ export class MemoryDetectorStore implements DetectorStore {
       flags,
       baseline: s.spend.b,
       addresses: [...s.addrs.keys()],
+      usualAddresses: s.hist.b,
       allow: this.allowedUntil(subject, now),
     }
   }

@@ -128,6 +128,10 @@ export class RedisDetectorStore implements DetectorStore {
       ...(sp === undefined
         ? ['0', 0, 0, 0, 0, 0]
         : ['1', sp.factor, sp.bucketMs, sp.sustain, sp.keep, sp.floor]),
+      ...(a === undefined
+        ? [0, 0, 0, 0]
+        : [a.learn.factor, a.learn.minAddresses, a.learn.warmup, a.learn.keep]),
+      step.scrapeBucketMs ?? 0,
     ]
     const r = await this.run(CHECK, [k.state, k.loop, k.addrs, k.allow], args)
     const refusedBy = String(r[2])
@@ -155,19 +159,30 @@ export class RedisDetectorStore implements DetectorStore {
       ...(sp === undefined
         ? ['0', 0, 0, 0, 0, 0, 0, '0']
         : ['1', sp.factor, sp.bucketMs, sp.sustain, sp.keep, sp.floor, sp.amount, sp.hold ? '1' : '0']),
-      ...(sc === undefined ? ['0', 0, 0, 0, 0] : ['1', sc.used, sc.bucketMs, sc.share, sc.forBuckets]),
+      ...(sc === undefined
+        ? ['0', 0, 0, 0, 0, '0']
+        : ['1', sc.used, sc.bucketMs, sc.share, sc.forBuckets, sc.throttle ? '1' : '0']),
     ]
     return raisedOf(await this.run(RECORD, [k.state, k.allow], args))
   }
 
-  async failure(step: StuffingStep): Promise<Raised | undefined> {
+  async failure(step: StuffingStep): Promise<Raised[]> {
     const base = `${this.prefix}det:{stuffing}`
+    const prefix = step.prefix ?? ''
     const r = await this.run(
       FAILURE,
-      [base, `${base}:a`],
-      [step.address, step.windowMs, step.alertAt, step.addressesAt],
+      [base, `${base}:a`, `${base}:p:${prefix}`],
+      [
+        step.address,
+        step.windowMs,
+        step.alertAt,
+        step.addressesAt,
+        prefix,
+        step.prefixAddressesAt,
+        step.maxPrefixes,
+      ],
     )
-    return raisedOf(r)[0]
+    return raisedOf(r, 6)
   }
 
   async clear(subject: string, detector?: DetectorName): Promise<void> {
@@ -182,8 +197,10 @@ export class RedisDetectorStore implements DetectorStore {
       if (name === 'loop') {
         await this.command(['DEL', k.loop])
         await this.command(['HDEL', k.state, 'rm', 'rn'])
-      } else if (name === 'sharedKey') await this.command(['DEL', k.addrs])
-      else if (name === 'spend') await this.command(['HSET', k.state, 'sh', 0])
+      } else if (name === 'sharedKey') {
+        await this.command(['DEL', k.addrs])
+        await this.command(['HDEL', k.state, 'he', 'hp', 'hx', 'hb', 'hn'])
+      } else if (name === 'spend') await this.command(['HSET', k.state, 'sh', 0])
       else if (name === 'scraping') await this.command(['HDEL', k.state, 'cm', 'chi', 'cc'])
     }
   }
@@ -220,6 +237,7 @@ export class RedisDetectorStore implements DetectorStore {
       flags,
       baseline: Number(h.sb ?? 0),
       addresses: addrs,
+      usualAddresses: Number(h.hb ?? 0),
       allow: allow === null ? 0 : Number(allow),
     }
   }
@@ -238,10 +256,10 @@ export class RedisDetectorStore implements DetectorStore {
   async close(): Promise<void> {}
 }
 
-/** Raised detections from a script's reply: five items each. */
-function raisedOf(items: unknown[]): Raised[] {
+/** Raised detections from a script's reply: five items each (six with a key prefix). */
+function raisedOf(items: unknown[], width = 5): Raised[] {
   const out: Raised[] = []
-  for (let i = 0; i + 4 < items.length; i += 5) {
+  for (let i = 0; i + width - 1 < items.length; i += width) {
     const r: Raised = {
       detector: String(items[i]) as DetectorName,
       level: Number(items[i + 1]),
@@ -251,6 +269,7 @@ function raisedOf(items: unknown[]): Raised[] {
     const addresses = String(items[i + 4])
     if (addresses !== '') r.addresses = addresses.split(',')
     else if (r.detector === 'sharedKey' || r.detector === 'stuffing') r.addresses = []
+    if (width > 5 && String(items[i + 5]) !== '') r.prefix = String(items[i + 5])
     out.push(r)
   }
   return out

@@ -22,6 +22,8 @@ export interface SubjectView {
   baseline: number
   /** Addresses seen in the shared-key window. */
   addresses: string[]
+  /** The key's learned usual number of addresses per window (0 before any history). */
+  usualAddresses: number
   /** Allow-listed until (0: not; -1: for good). */
   allow: number
 }
@@ -34,8 +36,8 @@ export interface DetectorStore {
   check(subject: string, step: CheckStep): CheckOutcome | Promise<CheckOutcome>
   /** After admission: record what it cost and how close to its limit it was. */
   record(subject: string, step: RecordStep): Raised[] | Promise<Raised[]>
-  /** A failed key from `step.address` (gateway-wide). */
-  failure(step: StuffingStep): Promise<Raised | undefined>
+  /** A failed key from `step.address` (gateway-wide, and per key prefix). */
+  failure(step: StuffingStep): Promise<Raised[]>
   /** Lowers a subject's flags (one detector's, or all) and forgets what that detector counted. */
   clear(subject: string, detector?: DetectorName): Promise<void>
   /** Allow-lists a subject for `forMs` (undefined: for good; 0: lifts the allow-listing). */

@@ -443,8 +443,10 @@ local function apply(KEYS, ARGV)
       key_at = key_at + 1
     end
     local ok, message
-    if count == 1 and GUARD and call('EXISTS', GUARD) == 1 then
-      GUARD, WAITING = nil, true
+    -- Every part's guard (a composed op's levels' queues): any that exists stops the group.
+    if GUARD then
+      if not WAITING and call('EXISTS', GUARD) == 1 then WAITING = true end
+      GUARD = nil
     end
     if WAITING then
       ok = true

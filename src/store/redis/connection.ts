@@ -73,6 +73,8 @@ export interface RedisConnection {
   evalScript(script: string, keys: readonly string[], args: Args): Promise<unknown[]>
   /** FUNCTION LOAD REPLACE on the Redis, or on every master of a cluster. */
   loadLibrary(source: string): Promise<void>
+  /** Key names matching a glob pattern (SCAN; on a cluster, of every master), at most `limit`. */
+  scanKeys(pattern: string, limit: number): Promise<string[]>
   /** PING; on a cluster, every master answers and reports cluster_state:ok. */
   ping(): Promise<void>
   publish(channel: string, message: string): Promise<void>

@@ -32,6 +32,23 @@ interface IORedisApi {
   [command: string]: unknown
 }
 
+/** Collects the keys a SCAN over one node finds into `out`, until `limit` or the end. */
+export async function scanNode(
+  scan: (cursor: string) => Promise<unknown>,
+  out: Set<string>,
+  limit: number,
+): Promise<void> {
+  let cursor = '0'
+  do {
+    const reply = (await scan(cursor)) as [unknown, unknown[]]
+    cursor = String(reply[0])
+    for (const key of reply[1]) {
+      if (out.size >= limit) return
+      out.add(String(key))
+    }
+  } while (cursor !== '0')
+}
+
 /** The script command sluice defines on an ioredis client for the EVALSHA fallback. */
 const SCRIPT_COMMAND = 'sluiceApply'
 
@@ -95,6 +112,15 @@ export class IORedisConnection implements RedisConnection {
   async loadLibrary(source: string): Promise<void> {
     const nodes = this.isCluster ? this.api.nodes('master') : [this.api]
     await Promise.all(nodes.map((node) => node.call('FUNCTION', 'LOAD', 'REPLACE', source)))
+  }
+
+  async scanKeys(pattern: string, limit: number): Promise<string[]> {
+    const nodes = this.isCluster ? this.api.nodes('master') : [this.api]
+    const out = new Set<string>()
+    for (const node of nodes) {
+      await scanNode((cursor) => node.call('SCAN', cursor, 'MATCH', pattern, 'COUNT', 1000), out, limit)
+    }
+    return [...out]
   }
 
   async ping(): Promise<void> {

@@ -11,6 +11,7 @@ import {
   type Subscription,
   within,
 } from './connection.js'
+import { scanNode } from './ioredis.js'
 
 /** RESP type code of a bulk string (node-redis' RESP_TYPES.BLOB_STRING): mapped to Buffer. */
 const BLOB_STRING = 36
@@ -152,6 +153,18 @@ export class NodeRedisConnection implements RedisConnection {
   async loadLibrary(source: string): Promise<void> {
     const nodes = await this.masters()
     await Promise.all(nodes.map((n) => n.client.sendCommand(['FUNCTION', 'LOAD', 'REPLACE', source])))
+  }
+
+  async scanKeys(pattern: string, limit: number): Promise<string[]> {
+    const out = new Set<string>()
+    for (const { client } of await this.masters()) {
+      await scanNode(
+        (cursor) => client.sendCommand(['SCAN', cursor, 'MATCH', pattern, 'COUNT', '1000']),
+        out,
+        limit,
+      )
+    }
+    return [...out]
   }
 
   async ping(): Promise<void> {

@@ -1,5 +1,12 @@
 import calculateSlot from 'cluster-key-slot'
-import type { GateRequest, GateResult, QueueBackend, TicketRequest, TicketResult } from '../queue-types.js'
+import type {
+  GateRequest,
+  GateResult,
+  QueueBackend,
+  QueueView,
+  TicketRequest,
+  TicketResult,
+} from '../queue-types.js'
 import type { StoreOp, StoreResult } from '../types.js'
 import { decodeBatch, encodeBatch, StoreScriptError } from './encode.js'
 
@@ -18,6 +25,13 @@ const MAX_BATCH = 128
 export interface GateCaller {
   execute(op: StoreOp): Promise<StoreResult>
   gate(keys: string[], args: (string | number)[]): Promise<unknown[]>
+  /** Key names matching a glob pattern, on every master, at most `limit`. */
+  scanKeys(pattern: string, limit: number): Promise<string[]>
+}
+
+/** `text` as a SCAN MATCH pattern that matches it literally. */
+function globLiteral(text: string): string {
+  return text.replace(/[*?[\]\\]/g, (c) => `\\${c}`)
 }
 
 /** The three keys of the queue named `key` (lua/queue.lua): one hash tag, the key's own. */
@@ -162,5 +176,16 @@ export class RedisQueues implements QueueBackend {
   async length(key: string): Promise<number> {
     const reply = await this.store.gate(queueKeys(key), ['gate', 'length'])
     return Number(reply[0])
+  }
+
+  /** The tickets sorted set of each queue (the key itself ends with `!queue`; its two others do not). */
+  keys(prefix: string, limit: number): Promise<string[]> {
+    return this.store.scanKeys(`${globLiteral(prefix)}*!queue`, limit)
+  }
+
+  async inspect(key: string): Promise<QueueView> {
+    const reply = await this.store.gate(queueKeys(key), ['gate', 'inspect'])
+    const oldest = Number(reply[1])
+    return { waiting: Number(reply[0]), oldestWaitMs: oldest < 0 ? undefined : oldest }
   }
 }

@@ -279,6 +279,13 @@ export class RedisStore implements Store, QueueingStore {
     return this.apply(keys, args, false, GATE_FUNCTION)
   }
 
+  /** @internal Key names matching a glob pattern, on every master (RedisQueues' admin view). */
+  async scanKeys(pattern: string, limit: number): Promise<string[]> {
+    const connecting = this.connect()
+    if (connecting !== undefined) await connecting
+    return this.connection.scanKeys(pattern, limit)
+  }
+
   /** Loads the library on the Redis, or on every master of a cluster (replicas copy it). */
   private loadLibrary(): Promise<void> {
     this.loading ??= this.connection

@@ -205,6 +205,28 @@ export function changesMigrationsContract(harness: ControlHarness): void {
       await c.close()
     })
 
+    it('adds the queue wait to a ledger and queue settings to keys that have rows: old ones read null', async () => {
+      const url = await harness.freshUrl()
+      const old = openDatabase({ url })
+      await migrateTo(old, '0003_ledger_cache_1h')
+      await sql`insert into ledger (time, stream, status, outcome, limited, prompt_tokens, cached_tokens,
+        cache_write_tokens, completion_tokens, reasoning_tokens, tokens, usd, usd_input, usd_cached,
+        usd_cache_write, usd_output, latency_ms)
+        values (1000, 0, 200, 'ok', 1, 50, 0, 0, 5, 0, 55, 0.5, 0, 0, 0, 0, 3)`.execute(old.db)
+      await old.close()
+
+      const c = await openControl({ url })
+      expect(await appliedMigrations(c.database)).toEqual([...MIGRATION_NAMES])
+      c.ledger.append({ time: 2000, status: 200, outcome: 'ok', queueMs: 250 })
+      await c.ledger.flush()
+      const rows = (await c.usage.rows({ from: 0, to: 3000 })).items
+      expect(rows.map((r) => r.queueMs)).toEqual([250, null])
+      const key = await c.keys.create({ name: 'q', tier: 'service', queue: { maxWait: '2s' } }, ACTOR)
+      expect(key.queue).toEqual({ maxWait: 2000 })
+      expect((await c.keys.create({ name: 'plain', tier: 'service' }, ACTOR)).queue).toBeNull()
+      await c.close()
+    })
+
     it('refuses a database migrated by a newer version, naming the problem', async () => {
       const url = await harness.freshUrl()
       const c = await openControl({ url })

@@ -58,6 +58,7 @@ export function ledgerContract(harness: ControlHarness): void {
         usdOutput: 0.0006,
         latencyMs: 812.5,
         fallback: 'local',
+        queueMs: 640,
       }
       c.ledger.append(full)
       c.ledger.append({
@@ -83,6 +84,7 @@ export function ledgerContract(harness: ControlHarness): void {
         usd: 0,
         stream: false,
         limited: true,
+        queueMs: null,
       })
     })
 
@@ -97,6 +99,7 @@ export function ledgerContract(harness: ControlHarness): void {
         [{ status: 99_999, outcome: 'ok' }, 'ledger.status'],
         [{ status: 200, outcome: 'ok', time: -5 }, 'ledger.time'],
         [{ status: 200, outcome: 'ok', model: 42 as never }, 'ledger.model'],
+        [{ status: 200, outcome: 'ok', queueMs: -1 }, 'ledger.queueMs'],
       ]
       for (const [entry, field] of bad) {
         expect(() => c.ledger.append({ time: t0, ...entry } as LedgerEntry)).toThrow(ControlInputError)

@@ -52,6 +52,7 @@ export function usageContract(harness: ControlHarness): void {
           usd: 2,
           usdInput: 1.5,
           usdOutput: 0.5,
+          queueMs: 120,
         },
         {
           time: t0 + 2,
@@ -62,6 +63,7 @@ export function usageContract(harness: ControlHarness): void {
           status: 429,
           outcome: 'rate_limited',
           reason: 'hourly',
+          queueMs: 2000,
         },
         {
           time: t0 + 3 * 3_600_000,
@@ -99,6 +101,8 @@ export function usageContract(harness: ControlHarness): void {
           usdCached: 0,
           usdCacheWrite: 0,
           usdOutput: 0.5,
+          queued: 2,
+          queueMs: 2120,
         },
       ])
       const pick = async (

@@ -77,7 +77,14 @@ export function detectionRoutes(deps: RouteDeps): AdminRoute[] {
           }
         }
         const allowListed = v.allow === 0 ? false : v.allow === -1 ? true : new Date(v.allow).toISOString()
-        return { subject, flags, baseline: v.baseline, addresses: v.addresses, allowListed }
+        return {
+          subject,
+          flags,
+          baseline: v.baseline,
+          addresses: v.addresses,
+          usualAddresses: v.usualAddresses,
+          allowListed,
+        }
       },
     },
     {

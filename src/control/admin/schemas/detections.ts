@@ -5,11 +5,11 @@ import { boolQuery, intQuery, printable } from './common.js'
 
 export const detectionSubjectSchema = printable(300, 'subject')
   .regex(
-    /^((key|user|ip):.|gateway$)/,
-    'must be a subject such as key:<id>, user:<id>, ip:<address> or gateway',
+    /^((key|user|ip|key-prefix):.|gateway$)/,
+    'must be a subject such as key:<id>, user:<id>, ip:<address>, key-prefix:<prefix> or gateway',
   )
   .describe(
-    'A subject as detectors see it: `key:<id>`, `user:<id>`, `ip:<address>`, or `gateway` (failed keys).',
+    'A subject as detectors see it: `key:<id>`, `user:<id>`, `ip:<address>`, or, for failed keys, `gateway` and `key-prefix:<prefix>`.',
   )
 
 export const detectionQuerySchema = z.strictObject({
@@ -28,7 +28,8 @@ const detectionSchema = z.record(z.string(), z.unknown()).meta({
   id: 'Detection',
   description:
     'A detection as the detectors reported it: `detector`, `level` (alert, throttle, block), `subject`, ' +
-    '`tier`, `shadow`, `value`, `threshold`, `addresses` (shared keys, failed keys), `message`, `at`; and ' +
+    '`tier`, `shadow`, `value`, `threshold`, `addresses` (shared keys, failed keys), `prefix` (failed keys sharing a key ' +
+    'prefix), `message`, `at`; and ' +
     'where it stands now: `state` (active, cleared, expired), `until` (while active: when the flag ends, ' +
     'null: when an operator clears it), `cleared` ({ at, by } or null), `allowListed` (the subject: ' +
     'false, true or until when).',
@@ -55,6 +56,9 @@ export const detectorStateSchema = z
     flags: z.record(z.string(), flagSchema).describe('Standing flags by detector.'),
     baseline: z.number().describe('Spend baseline per bucket (tokens or USD, as the spend detector counts).'),
     addresses: z.array(z.string()).describe('Addresses (IPv6: /64) seen in the shared-key window.'),
+    usualAddresses: z
+      .number()
+      .describe("The key's learned usual number of distinct addresses per window (0 before any history)."),
     allowListed: z
       .union([z.boolean(), z.string()])
       .describe('false, true (for good) or until when (ISO 8601).'),

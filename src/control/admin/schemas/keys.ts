@@ -15,12 +15,49 @@ import {
   userIdSchema,
 } from './common.js'
 
+/** A key's queue settings as given (maxWait as a duration or milliseconds); KeyStore checks the values. */
+const keyQueueInputSchema = z
+  .strictObject({
+    maxWait: z
+      .union([z.number(), z.string()], { error: 'must be a duration such as "2s" or milliseconds' })
+      .optional()
+      .describe('Longest wait: "2s", "500ms" or milliseconds (at most 1h); 0 turns waiting off for the key.'),
+    maxQueued: z.number().optional().describe('Most requests waiting on one capacity (whole number ≥ 1).'),
+    maxQueuedPerSubject: z
+      .number()
+      .optional()
+      .describe("Most of this key's requests waiting on one capacity (whole number ≥ 1)."),
+    weight: z
+      .number()
+      .optional()
+      .describe('Its share when several wait on one capacity (above 0, at most 1000).'),
+  })
+  .meta({
+    id: 'KeyQueueInput',
+    description:
+      "Queue settings over the tier's `queue` (docs/queueing.md): each field given replaces the tier's; null: the tier's.",
+    examples: [{ maxWait: '2s', weight: 4 }, { maxWait: 0 }],
+  })
+
+const keyQueueSchema = z
+  .strictObject({
+    maxWait: z.number().optional().describe('Longest wait in milliseconds (0: the key never waits).'),
+    maxQueued: z.number().int().optional(),
+    maxQueuedPerSubject: z.number().int().optional(),
+    weight: z.number().optional(),
+  })
+  .meta({
+    id: 'KeyQueue',
+    description: "The key's queue settings over its tier's (maxWait in milliseconds).",
+  })
+
 const keyFields = {
   name: printable(200, 'name').describe('What the key is for, e.g. "ci-bot".'),
   tier: tierNameSchema,
   team: teamIdSchema.nullable().describe('The team that owns the key (it must exist); null for none.'),
   user: userIdSchema.nullable().describe('The end user the key belongs to (for tiers counted per user).'),
   limits: limitOverridesSchema.nullable(),
+  queue: keyQueueInputSchema.nullable(),
   budgets: budgetsSchema.nullable(),
   expiresAt: timeInputSchema.nullable().describe('After this time the key is `expired` (401); null: never.'),
   metadata: metadataSchema.nullable(),
@@ -33,6 +70,7 @@ export const keyCreateSchema = z
     team: keyFields.team.optional(),
     user: keyFields.user.optional(),
     limits: keyFields.limits.optional(),
+    queue: keyFields.queue.optional(),
     budgets: keyFields.budgets.optional(),
     expiresAt: keyFields.expiresAt.optional(),
     metadata: keyFields.metadata.optional(),
@@ -53,6 +91,7 @@ export const keyUpdateSchema = z
     team: keyFields.team.optional(),
     user: keyFields.user.optional(),
     limits: keyFields.limits.optional(),
+    queue: keyFields.queue.optional(),
     budgets: keyFields.budgets.optional(),
     expiresAt: keyFields.expiresAt.optional(),
     metadata: keyFields.metadata.optional(),
@@ -105,6 +144,7 @@ export const keySchema = z
     team: z.string().nullable(),
     user: z.string().nullable(),
     limits: limitOverridesSchema.nullable(),
+    queue: keyQueueSchema.nullable(),
     budgets: budgetsSchema.nullable(),
     metadata: metadataSchema.nullable(),
     status: z.enum(['active', 'revoked', 'expired']).describe('`expired` is derived from expiresAt.'),
@@ -129,6 +169,7 @@ export const configKeySchema = z
     team: z.null(),
     user: z.string().nullable(),
     limits: z.null().describe('Its limit overrides, if any, are in the file.'),
+    queue: z.null(),
     budgets: z.null(),
     metadata: z.null(),
     status: z.enum(['active', 'revoked']),

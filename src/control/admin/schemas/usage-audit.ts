@@ -110,6 +110,8 @@ export const usageTotalsSchema = z
     usdCached: usd.describe('Of usd: cache reads.'),
     usdCacheWrite: usd.describe('Of usd: cache writes (5-minute and 1-hour).'),
     usdOutput: usd.describe('Of usd: output, reasoning included.'),
+    queued: count.describe('Requests that waited in a queue (docs/queueing.md).'),
+    queueMs: count.describe('Their waits summed, in milliseconds (average: queueMs / queued).'),
   })
   .meta({ id: 'UsageTotals', description: 'Totals of one group.' })
 
@@ -158,6 +160,11 @@ export const ledgerRowSchema = z
     usdOutput: usd.describe('Of usd: output, reasoning included.'),
     latencyMs: z.number(),
     fallback: text,
+    queueMs: z
+      .number()
+      .int()
+      .nullable()
+      .describe('How long the request waited in a queue (docs/queueing.md); null when it did not wait.'),
   })
   .meta({ id: 'LedgerRow', description: 'One request, as the gateway recorded it.' })
 

@@ -83,12 +83,32 @@ if ARGV[16] == '1' then
     end
   end
   redis.call('PEXPIRE', A, window)
+  -- the key's history (state.ts learnAddresses): fields he, hp, hx (window, peak, alerted), hb, hn (baseline, windows)
+  local factor, min_addresses, warmup, keep = tonumber(ARGV[29]), tonumber(ARGV[30]), tonumber(ARGV[31]), tonumber(ARGV[32])
+  local w = math.floor(now / window)
+  local he, hp, hx, hb, hn = num('he', -1), num('hp', 0), num('hx', 0), num('hb', 0), num('hn', 0)
+  if w ~= he then
+    if he >= 0 and hp > 0 and hx == 0 then
+      hn = math.min(hn + 1, 1000000)
+      hb = hb + (hp - hb) * math.max(1 / hn, 1 - keep)
+    end
+    he, hp, hx = w, 0, 0
+  end
+  if size > hp then hp = size end
+  local learned = 0
+  if factor > 0 and hn >= warmup and hn > 0 then
+    learned = math.max(min_addresses, math.ceil(factor * hb - 1e-9))
+  end
   local level = level_of(size, alert_at, 0, block_at, 1)
+  local by_history = level == 0 and learned > 0 and size >= learned
+  if by_history then level = 1 end
+  if level > 0 then hx = 1 end
+  redis.call('HSET', S, 'he', he, 'hp', hp, 'hx', hx, 'hb', fmt(hb), 'hn', hn)
   local hold = window
   if level == 3 then hold = block_ms end
   if raise('sharedKey', level, hold) then
     local threshold = alert_at
-    if level == 3 then threshold = block_at end
+    if level == 3 then threshold = block_at elseif by_history then threshold = learned end
     push('sharedKey', level, size, threshold, table.concat(kept, ','))
   end
 end
@@ -104,6 +124,15 @@ for name in string.gmatch(ARGV[2], '[^,]+') do
   end
   if lv == 2 and name == 'loop' then throttled = true end
   if lv == 2 and name == 'spend' then held = true end
+  -- a scraping throttle (state.ts scrapeGate): the rest of a bucket that found the subject at the limit
+  local scrape_bucket_ms = tonumber(ARGV[33])
+  if lv == 2 and name == 'scraping' and scrape_bucket_ms > 0 then
+    local bucket = math.floor(now / scrape_bucket_ms)
+    if num('cm', -1) == bucket and num('chi', 0) == 1 then
+      out[3], out[4], out[5] = 'scraping', 2, (bucket + 1) * scrape_bucket_ms - now
+      break
+    end
+  end
 end
 if out[3] == '' and throttled then
   local minute = math.floor(now / 60000)

@@ -39,8 +39,10 @@ if ARGV[10] == '1' then
   redis.call('HSET', S, 'cm', m, 'chi', hi, 'cc', c)
   local buckets = 0
   if hi == 1 then buckets = c + 1 end
-  if buckets >= for_buckets and raise('scraping', 1, for_buckets * bucket_ms) then
-    push('scraping', 1, fmt(buckets), fmt(for_buckets), '')
+  local level = 1
+  if ARGV[15] == '1' then level = 2 end
+  if buckets >= for_buckets and raise('scraping', level, for_buckets * bucket_ms) then
+    push('scraping', level, fmt(buckets), fmt(for_buckets), '')
   end
 end
 redis.call('PEXPIRE', S, ttl)

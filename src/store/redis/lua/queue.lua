@@ -6,7 +6,7 @@
 --   Q[1] tickets, a sorted set: member "<seq, 12 digits>:<waiter id>", score the finish tag
 --   Q[2] leases, a sorted set: the same members, score the lease expiry (ms, Redis time)
 --   Q[3] a hash: v virtual time, s arrival counter, f:<flow> last finish tag, n:<flow> tickets
---        held, t:<ticket> "<flow>\n<start tag>"
+--        held, t:<ticket> "<flow>\n<start tag>", a:<ticket> its arrival (ms, Redis time)
 -- Every change sets the three keys to live until the last lease expires; a queue with no ticket
 -- is deleted (it starts afresh).
 --
@@ -20,6 +20,7 @@
 --     -> { 1, ticket, size, finish } | { 0, 'queue-full' | 'flow-full', size }
 --   leave <ticket> -> { size }
 --   length -> { size }
+--   inspect -> { size, ms the oldest ticket has waited (-1 when none) }   (the admin API's view)
 
 local function q_expire(Q)
   local last = call('ZRANGE', Q[2], -1, -1, 'WITHSCORES')
@@ -44,7 +45,7 @@ local function q_drop(Q, id)
   call('ZREM', Q[1], id)
   call('ZREM', Q[2], id)
   if not record then return end
-  call('HDEL', Q[3], 't:' .. id)
+  call('HDEL', Q[3], 't:' .. id, 'a:' .. id)
   local flow = match(record, '^(.-)\n')
   if call('HINCRBY', Q[3], 'n:' .. flow, -1) <= 0 then
     call('HDEL', Q[3], 'n:' .. flow)
@@ -80,7 +81,8 @@ local function q_enqueue(Q, ARGV)
   local id = format('%012d', seq) .. ':' .. waiter
   call('ZADD', Q[1], format('%.17g', finish), id)
   call('ZADD', Q[2], format('%.17g', now + lease), id)
-  call('HSET', Q[3], 't:' .. id, flow .. '\n' .. format('%.17g', start), 'f:' .. flow, format('%.17g', finish))
+  call('HSET', Q[3], 't:' .. id, flow .. '\n' .. format('%.17g', start), 'f:' .. flow, format('%.17g', finish),
+    'a:' .. id, format('%.17g', now))
   call('HINCRBY', Q[3], 'n:' .. flow, 1)
   q_expire(Q)
   return { 1, id, size + 1, format('%.17g', finish) }
@@ -155,5 +157,16 @@ local function gate(KEYS, ARGV)
     return { call('ZCARD', Q[1]) }
   end
   if action == 'length' then return { call('ZCARD', Q[1]) } end
+  if action == 'inspect' then
+    -- Ticket ids start with their zero-padded arrival number: the smallest is the oldest.
+    local ids = call('ZRANGE', Q[1], 0, -1)
+    local oldest = nil
+    for j = 1, #ids do
+      if oldest == nil or ids[j] < oldest then oldest = ids[j] end
+    end
+    if oldest == nil then return { 0, -1 } end
+    local arrived = tonumber(call('HGET', Q[3], 'a:' .. oldest) or now)
+    return { #ids, math.floor(now - arrived) }
+  end
   error('unknown queue action ' .. tostring(action))
 end
