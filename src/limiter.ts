@@ -7,7 +7,7 @@ import { type Decision, decisionOf, type LimitFacts, limitFacts } from './decisi
 import { type BlockOptions, blockParams, normalizeLimit } from './limiter-options.js'
 import { consumeWaiting, reserveWaiting } from './limiter-wait.js'
 import { Reservation } from './reservation.js'
-import type { OpMode, Store, StoreOp, StoreResult } from './store/types.js'
+import type { OpMode, StateHint, Store, StoreOp, StoreResult } from './store/types.js'
 import type { WaitOptions } from './waiting.js'
 
 export type { Decision, LimitStatus } from './decision.js'
@@ -61,6 +61,8 @@ export interface SubjectKeys {
   strikes: string
   /** The subject's queue of waiting requests (WaitOptions), its keys named from this one. */
   queue: string
+  /** @internal Where a MemoryStore found the state key last (see StateHint). */
+  hint: StateHint
 }
 
 /** A store that can decide synchronously (MemoryStore): one promise per call instead of two. */
@@ -186,6 +188,7 @@ export class Limiter {
       costs: [],
       alert: undefined,
       block: undefined,
+      stateHint: undefined,
     }
     this.facts = limitFacts(names, definitions)
     this.layout = createHash('sha1')
@@ -278,6 +281,7 @@ export class Limiter {
         block: `${base}!block`,
         strikes: `${base}!strikes`,
         queue: `${base}!queue`,
+        hint: { owner: undefined, generation: 0, slot: undefined },
       }
       // Reusing the same strings saves building and hashing them again on every call.
       if (this.keyCache.size >= KEY_CACHE_SIZE) this.keyCache.clear()
@@ -338,25 +342,30 @@ export class Limiter {
     if (costs !== undefined && (typeof costs !== 'object' || costs === null)) {
       throw new SluiceInputError(`costs must be an object such as { tokens: 100 }, got ${describe(costs)}`)
     }
-    if (costs !== undefined) {
-      for (const unit in costs) {
-        if (!this.units.has(unit)) {
-          throw new SluiceInputError(
-            `unknown unit ${describe(unit)} in costs for policy "${this.policy}" (known: ${[...this.units].join(', ')})`,
-          )
-        }
-        const value = requireCost(costs[unit], `costs.${unit}`)
-        if (unit === 'concurrent' && value !== 0 && value !== 1) {
-          throw new SluiceInputError(`costs.concurrent must be 0 or 1, got ${describe(value)}`)
-        }
+    if (costs === undefined) return this.defaultCosts
+    for (const unit in costs) {
+      if (!this.units.has(unit)) {
+        throw new SluiceInputError(
+          `unknown unit ${describe(unit)} in costs for policy "${this.policy}" (known: ${[...this.units].join(', ')})`,
+        )
+      }
+      const value = costs[unit]
+      // The error's label is built only for a bad cost: a template per unit per call was a hot spot.
+      if (!(typeof value === 'number' && value >= 0 && value < Number.POSITIVE_INFINITY)) {
+        requireCost(value, `costs.${unit}`)
+      }
+      if (unit === 'concurrent' && value !== 0 && value !== 1) {
+        throw new SluiceInputError(`costs.concurrent must be 0 or 1, got ${describe(value)}`)
       }
     }
-    if (costs === undefined) return this.defaultCosts
-    return this.definitions.map((d) => {
-      const given = costs[d.unit]
-      if (given !== undefined) return given
-      return d.unit === 'requests' || d.unit === 'concurrent' ? 1 : 0
-    })
+    const definitions = this.definitions
+    const n = definitions.length
+    const perLimit: number[] = new Array(n)
+    for (let i = 0; i < n; i++) {
+      const given = costs[definitions[i]!.unit]
+      perLimit[i] = given !== undefined ? given : this.defaultCosts[i]!
+    }
+    return perLimit
   }
 
   private decide(mode: OpMode, subject: string, costs: Costs | undefined): Promise<Decision> {
@@ -384,6 +393,7 @@ export class Limiter {
       op.mode = mode
       op.id = id
       op.stateKey = keys.state
+      op.stateHint = keys.hint
       op.keys = keys.limits
       op.costs = costs
       op.alert =

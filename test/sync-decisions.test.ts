@@ -94,7 +94,13 @@ describe('consumeSync', () => {
     expect(() => remote.consumeSync('u')).toThrow(SluiceInputError)
     expect(() => remote.consumeSync('u')).toThrow(/consumeSync.*MemoryStore.*consume\(\)/)
     const local = new Limiter({ store: new MemoryStore(), policy: 'local', limits })
-    expect(() => local.consumeSync('u', { tokens: -1 })).toThrow(/costs\.tokens/)
+    for (const bad of [-1, Number.NaN, Number.POSITIVE_INFINITY, '5', null]) {
+      expect(() => local.consumeSync('u', { tokens: bad as number })).toThrow(/costs\.tokens/)
+    }
+    // Nothing was charged by the refused calls.
+    expect(local.consumeSync('u', { tokens: 0 }).limits.map((l) => l.remaining)).toEqual(
+      local.consumeSync('fresh', { tokens: 0 }).limits.map((l) => l.remaining),
+    )
     expect(() => local.consumeSync('')).toThrow(/subject/)
   })
 })

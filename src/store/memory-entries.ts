@@ -19,6 +19,12 @@ function flat(key: string): string {
 export class MemoryEntries {
   protected readonly entries = new Map<string, Slot>()
   protected accounted = 0
+  /**
+   * Changes whenever a key is added, removed or given another slot (not when a slot's numbers
+   * change in place): a slot found at one generation is still its key's slot while the generation
+   * is the same, so the store can skip the lookup (StateHint).
+   */
+  protected generation = 0
   private sweepCursor: MapIterator<[string, Slot]> | undefined
   /** Keys evicted because maxBytes or maxKeys was reached. */
   evictions = 0
@@ -41,6 +47,7 @@ export class MemoryEntries {
     }
     this.grow(key, bytes - held, now)
     this.entries.set(key, slot)
+    this.generation++
   }
 
   /** Accounts for `key` taking `delta` more bytes, making room elsewhere when that goes past maxBytes. */
@@ -92,6 +99,7 @@ export class MemoryEntries {
       this.makeRoom(bytes, now)
     }
     this.entries.set(flat(key), slot)
+    this.generation++
     this.accounted += bytes
   }
 
@@ -99,6 +107,7 @@ export class MemoryEntries {
     const slot = this.entries.get(key)
     if (slot === undefined) return
     this.entries.delete(key)
+    this.generation++
     this.accounted -= slotBytes(key, slot)
   }
 
