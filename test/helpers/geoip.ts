@@ -1,13 +1,37 @@
 /**
- * The GeoLite2 Country database the `geolite2` dev dependency ships, and public addresses in
- * different countries read from it (the database decides, so tests do not hard-code countries).
+ * A real GeoLite2 Country database for tests, and public addresses in different countries read
+ * from it (the database decides, so tests do not hard-code countries).
+ *
+ * The database is the one in the tarball of the npm package `geolite2` 4.0.1. It is not a
+ * devDependency: its postinstall script exits 1 without a MaxMind licence key, which fails `npm
+ * install` / `npm ci` for the whole project. The tarball is fetched once with `npm pack` (which runs
+ * no scripts) into node_modules/.cache and the one file taken from it.
  */
+import { execFileSync } from 'node:child_process'
+import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { type CountryLookup, openGeoIp } from '../../src/http/geoip.js'
 
-export const GEOLITE2_COUNTRY = fileURLToPath(
-  new URL('../../node_modules/geolite2/dbs/GeoLite2-Country.mmdb', import.meta.url),
-)
+const CACHE = fileURLToPath(new URL('../../node_modules/.cache/geolite2-4.0.1/', import.meta.url))
+export const GEOLITE2_COUNTRY = join(CACHE, 'GeoLite2-Country.mmdb')
+
+/** Fetches the database once (concurrent test files each unpack to a directory of their own, then rename). */
+function ensureDatabase(): void {
+  if (existsSync(GEOLITE2_COUNTRY)) return
+  mkdirSync(CACHE, { recursive: true })
+  const tmp = mkdtempSync(join(CACHE, 'fetch-'))
+  try {
+    const file = execFileSync('npm', ['pack', 'geolite2@4.0.1', '--silent', '--pack-destination', tmp], {
+      encoding: 'utf8',
+    }).trim()
+    execFileSync('tar', ['xzf', join(tmp, file), '-C', tmp, 'package/dbs/GeoLite2-Country.mmdb'])
+    renameSync(join(tmp, 'package/dbs/GeoLite2-Country.mmdb'), GEOLITE2_COUNTRY)
+  } finally {
+    rmSync(tmp, { recursive: true, force: true })
+  }
+}
+ensureDatabase()
 
 /** Addresses of long-lived networks (registries, universities, DNS operators) on several continents. */
 const CANDIDATES = [
