@@ -17,6 +17,8 @@ export const USAGE = `Usage: npm run bench -- [options]
   --json <file>        also write every figure as JSON to <file>
   --duration <s>       measured seconds per contender and round (default 4, quick 1)
   --warmup <s>         warm-up seconds before each measurement (default 1, quick 0.3)
+  --server-warmup <s>  server rows (gateway, detectors): one warm-up per server process, kept
+                       for every round (default 45, quick 1)
   --rounds <n>         rounds per row, contenders alternating order (default 3, quick 1)
   --in-flight <n>      operations in flight (default 256)
   --keys <n>           distinct keys (default 1000)
@@ -59,6 +61,7 @@ export function parseCli(argv: string[]): CliArgs {
       quick,
       warmupMs: positive(v.warmup, 'warmup', quick ? 0.3 : 1, false) * 1000,
       durationMs: positive(v.duration, 'duration', quick ? 1 : 4, false) * 1000,
+      serverWarmupMs: positive(v['server-warmup'], 'server-warmup', quick ? 1 : 45, false) * 1000,
       rounds: positive(v.rounds, 'rounds', quick ? 1 : 3, true),
       inFlight: positive(v['in-flight'], 'in-flight', 256, true),
       keys: positive(v.keys, 'keys', 1000, true),
@@ -83,6 +86,7 @@ function parse(argv: string[]) {
       json: { type: 'string' },
       duration: { type: 'string' },
       warmup: { type: 'string' },
+      'server-warmup': { type: 'string' },
       rounds: { type: 'string' },
       'in-flight': { type: 'string' },
       keys: { type: 'string' },

@@ -27,8 +27,15 @@ export interface ContestSpec {
   sampleEvery?: number
   /** A floor under the run's warm-up, for rows whose fresh server processes load code lazily. */
   minWarmupMs?: number
-  /** Before each contender's turn, e.g. FLUSHALL. */
+  /** Before each contender's turn, e.g. FLUSHALL (with `keepServers`, only before its first). */
   reset?: () => Promise<void>
+  /**
+   * Server rows: set each contender up once, warm it up once for this long (ms), and measure it
+   * in every round without starting it again. A Node server keeps getting faster for a minute or
+   * more as V8 optimizes its code, so a fresh process per round measured its warm-up, not its
+   * speed — and penalized the server with the most code (the gateway) most.
+   */
+  keepServers?: { warmupMs: number }
 }
 
 /** Gives the garbage of the previous contender no chance to be collected during the next one's turn. */
@@ -63,40 +70,52 @@ export async function contest(ctx: BenchContext, spec: ContestSpec): Promise<Mea
     extras: new Map<string, number[]>(),
   }))
 
-  for (let round = 0; round < options.rounds; round++) {
-    const order = spec.contenders.map((_, i) => i)
-    if (round % 2 === 1) order.reverse()
-    for (const index of order) {
-      const contender = spec.contenders[index]!
-      const acc = perContender[index]!
-      const label = `${spec.id} · ${contender.name} · round ${round + 1}/${options.rounds}`
-      await spec.reset?.()
-      collectGarbage()
-      const instance = await contender.setup()
-      try {
-        progress(`${label}: warm-up ${warmupMs} ms`)
-        await drive(instance.op, { inFlight, keys, sampleEvery, durationMs: warmupMs })
-        await instance.beforeMeasure?.()
-        const result = await drive(instance.op, {
-          inFlight,
-          keys,
-          sampleEvery,
-          durationMs: options.durationMs,
-          onProgress: (ops, ms) => progress(`${label}: ${formatRate((ops * 1000) / ms)} ops/s so far`),
-        })
-        const extra = (await instance.afterMeasure?.(result)) ?? {}
-        const rate = (result.ops * 1000) / result.elapsedMs
-        acc.rates.push(rate)
-        acc.latencies.addAll(result.latencies.toArray())
-        acc.ops += result.ops
-        acc.allowed += result.allowed
-        for (const [k, v] of Object.entries(extra)) acc.extras.set(k, [...(acc.extras.get(k) ?? []), v])
-        const p = percentiles(result.latencies)
-        progress(`${label}: ${describeMeasure({ opsPerSec: rate, ...p })}`)
-      } finally {
-        await instance.teardown()
+  const kept = new Map<number, Instance>()
+  try {
+    for (let round = 0; round < options.rounds; round++) {
+      const order = spec.contenders.map((_, i) => i)
+      if (round % 2 === 1) order.reverse()
+      for (const index of order) {
+        const contender = spec.contenders[index]!
+        const acc = perContender[index]!
+        const label = `${spec.id} · ${contender.name} · round ${round + 1}/${options.rounds}`
+        let instance = kept.get(index)
+        const fresh = instance === undefined
+        if (instance === undefined) {
+          await spec.reset?.()
+          collectGarbage()
+          instance = await contender.setup()
+          if (spec.keepServers !== undefined) kept.set(index, instance)
+        }
+        try {
+          const turnWarmupMs =
+            spec.keepServers !== undefined && fresh ? Math.max(warmupMs, spec.keepServers.warmupMs) : warmupMs
+          progress(`${label}: warm-up ${turnWarmupMs} ms`)
+          await drive(instance.op, { inFlight, keys, sampleEvery, durationMs: turnWarmupMs })
+          await instance.beforeMeasure?.()
+          const result = await drive(instance.op, {
+            inFlight,
+            keys,
+            sampleEvery,
+            durationMs: options.durationMs,
+            onProgress: (ops, ms) => progress(`${label}: ${formatRate((ops * 1000) / ms)} ops/s so far`),
+          })
+          const extra = (await instance.afterMeasure?.(result)) ?? {}
+          const rate = (result.ops * 1000) / result.elapsedMs
+          acc.rates.push(rate)
+          acc.latencies.addAll(result.latencies.toArray())
+          acc.ops += result.ops
+          acc.allowed += result.allowed
+          for (const [k, v] of Object.entries(extra)) acc.extras.set(k, [...(acc.extras.get(k) ?? []), v])
+          const p = percentiles(result.latencies)
+          progress(`${label}: ${describeMeasure({ opsPerSec: rate, ...p })}`)
+        } finally {
+          if (spec.keepServers === undefined) await instance.teardown()
+        }
       }
     }
+  } finally {
+    for (const instance of kept.values()) await instance.teardown()
   }
 
   return spec.contenders.map((contender, i) => {

@@ -70,6 +70,8 @@ export interface BenchOptions {
   quick: boolean
   warmupMs: number
   durationMs: number
+  /** Server rows: the one warm-up of each server process, which then serves every round. */
+  serverWarmupMs: number
   rounds: number
   inFlight: number
   keys: number

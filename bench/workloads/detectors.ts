@@ -71,7 +71,7 @@ async function run(ctx: BenchContext): Promise<Section> {
     id: 'detectors',
     contenders,
     inFlight: IN_FLIGHT,
-    minWarmupMs: 2_000,
+    keepServers: { warmupMs: ctx.options.serverWarmupMs },
     reset: () => redis.flush(),
   })
   const rows = (['memory', 'redis'] as const).map((store, i) => {

@@ -136,7 +136,7 @@ async function run(ctx: BenchContext, id: GatewayRow): Promise<Section> {
     id,
     contenders,
     inFlight,
-    minWarmupMs: 2_000,
+    keepServers: { warmupMs: ctx.options.serverWarmupMs },
     reset: () => redis.flush(),
   })
   const mockDirect = measures[measures.length - 1]!
