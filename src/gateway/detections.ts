@@ -3,11 +3,15 @@
  * reloads: Redis when the limits are in Redis, else memory), the prompt a call is judged by, and
  * detections into the admin events feed and the audit log.
  */
+import { accessSync, constants } from 'node:fs'
 import type { Logger } from 'pino'
 import { insertAudit } from '../control/audit.js'
+import { SluiceInputError } from '../core/errors.js'
+import { type CountryLookup, openGeoIp } from '../http/geoip.js'
 import type { DetectionEvent, Sluice } from '../http/index.js'
 import { detectorStoreFor as storeFor } from '../store/detectors/for-store.js'
 import type { DetectorStore } from '../store/detectors/types.js'
+import { ConfigError } from './config/load.js'
 import type { GatewayConfig } from './config/schema.js'
 import type { GatewayControl } from './control-plane.js'
 import type { Dialect, ValidRequest } from './dialects/types.js'
@@ -18,6 +22,32 @@ export function detectorStoreFor(config: GatewayConfig, stores: GatewayStore): D
   if (config.detectors === undefined) return undefined
   // Behind an outage guard the limits' RedisStore is `stores.redis`, not the store itself.
   return storeFor(stores.redis ?? stores.store, config.prefix)
+}
+
+/** The countries of `geoip.database`, read once at start; a file that cannot be used is a ConfigError naming it. */
+export function openGeoIpFor(config: GatewayConfig): CountryLookup | undefined {
+  if (config.geoip === undefined) return undefined
+  try {
+    return openGeoIp(config.geoip.database, 'geoip.database')
+  } catch (error) {
+    if (error instanceof SluiceInputError) throw new ConfigError([error.message])
+    throw error
+  }
+}
+
+/**
+ * For `check-config` and reloads: whether `geoip.database` can be read, without reading it; and a
+ * stand-in lookup to build the HTTP core with.
+ */
+export function checkGeoIp(config: GatewayConfig): CountryLookup | undefined {
+  if (config.geoip === undefined) return undefined
+  const path = config.geoip.database
+  try {
+    accessSync(path, constants.R_OK)
+  } catch (error) {
+    throw new ConfigError([`geoip.database: cannot read ${path} (${(error as Error).message})`])
+  }
+  return { country: () => undefined }
 }
 
 /** What a call's prompt is, for loop detection: its model and the text of its prompt. */
@@ -48,6 +78,7 @@ export function connectDetections(plane: GatewayControl, sluice: Sluice, logger:
           value: e.value,
           threshold: e.threshold,
           ...(e.addresses !== undefined && { addresses: e.addresses.slice(0, 50) }),
+          ...(e.countries !== undefined && { countries: e.countries }),
         },
         time: Date.parse(e.at),
       })

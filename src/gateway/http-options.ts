@@ -1,3 +1,4 @@
+import type { CountryLookup } from '../http/geoip.js'
 import type { KeyConfig, SluiceLogger, SluiceOptions } from '../http/index.js'
 import type { TierQueue } from '../http/tiers.js'
 import type { BlockOptions } from '../limiter.js'
@@ -48,6 +49,8 @@ export function sluiceOptions(
     metrics?: SluiceMetrics
     /** Where the detectors keep their state (outlives reloads). */
     detectorStore?: DetectorStore
+    /** The countries of `geoip.database`, opened once at start (outlives reloads). */
+    geoip?: CountryLookup
   },
 ): SluiceOptions {
   const { auth, graduated } = config
@@ -76,6 +79,7 @@ export function sluiceOptions(
     options.detectors = {
       ...detectorsInput(config.detectors),
       ...(deps.detectorStore !== undefined && { store: deps.detectorStore }),
+      ...(config.geoip !== undefined && { geoip: deps.geoip ?? { database: config.geoip.database } }),
     }
   }
   if (auth.apiKeyHeaders !== undefined) options.apiKeyHeaders = auth.apiKeyHeaders

@@ -24,7 +24,7 @@ import {
 } from './control-plane.js'
 import { openDeployments } from './deployments/open.js'
 import type { Deployments } from './deployments/router.js'
-import { connectDetections, detectorStoreFor, whoOf } from './detections.js'
+import { checkGeoIp, connectDetections, detectorStoreFor, openGeoIpFor, whoOf } from './detections.js'
 import { sluiceOptions } from './http-options.js'
 import { InFlightCalls } from './in-flight.js'
 import { Ledger, LedgerPathError } from './ledger.js'
@@ -143,7 +143,8 @@ function within(promise: Promise<unknown>, ms: number, cut?: Promise<void>): Pro
 export function checkConfig(config: GatewayConfig): void {
   const store = new MemoryStore({ sweepIntervalMs: 3_600_000 })
   try {
-    new Sluice(sluiceOptions(config, { store, logger: false }))
+    const geoip = checkGeoIp(config)
+    new Sluice(sluiceOptions(config, { store, logger: false, ...(geoip !== undefined && { geoip }) }))
   } catch (error) {
     if (error instanceof SluiceInputError) throw new ConfigError([error.message])
     throw error
@@ -173,6 +174,8 @@ export async function startGateway(
           ...(options.logDestination !== undefined && { destination: options.logDestination }),
           secrets: demo ? [demo.key] : [],
         }))
+  // Read once, before anything opens: a database file that cannot be used is one clear line.
+  const geoip = openGeoIpFor(config)
   // The database first: a start-up failure there is one clear line, with nothing else to undo.
   const plane =
     config.database === undefined || config.database === false
@@ -200,6 +203,7 @@ export async function startGateway(
     calls,
     metrics,
     detectorStore: detectorStoreFor(config, stores),
+    geoip,
   }
   // Tiers, keys, models, prices and upstreams: replaced by reload() (SIGHUP) while serving.
   const live = new LiveParts(config, buildSluice(config, liveDeps), liveDeps)

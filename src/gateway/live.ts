@@ -3,11 +3,13 @@
  * sluice.yaml, graduated response), the model routes, the prices and the upstreams. The request
  * path holds stand-ins that forward to the current part, so a call that started before a reload
  * finishes with the parts it started with (its limiter, its reservation, its upstream) and the
- * next one gets the new ones. Listening address, store, database and ledger need a restart.
+ * next one gets the new ones. Listening address, store, database, ledger and GeoIP database need a
+ * restart.
  */
 
 import type { Logger } from 'pino'
 import { Counter } from 'prom-client'
+import type { CountryLookup } from '../http/geoip.js'
 import { type KeyConfig, Sluice } from '../http/index.js'
 import type { SluiceMetrics } from '../metrics.js'
 import type { DetectorStore } from '../store/detectors/types.js'
@@ -60,6 +62,8 @@ export interface LiveDeps {
   metrics: SluiceMetrics
   /** The detectors' state, kept across reloads. */
   detectorStore?: DetectorStore | undefined
+  /** The GeoIP database opened at start, kept across reloads. */
+  geoip?: CountryLookup | undefined
 }
 
 /** Builds the HTTP core of a config (its keys from sluice.yaml, then the database's through the cache). */
@@ -73,6 +77,7 @@ export function buildSluice(config: GatewayConfig, deps: LiveDeps): Sluice {
     extraKeys: deps.extraKeys,
     metrics: deps.metrics,
     ...(deps.detectorStore !== undefined && { detectorStore: deps.detectorStore }),
+    ...(deps.geoip !== undefined && { geoip: deps.geoip }),
   })
   let sluice: Sluice | undefined
   if (plane !== undefined) {
@@ -240,6 +245,7 @@ const RESTART_ONLY = [
   'shutdown',
   'log',
   'admin',
+  'geoip',
   'deployments',
   'fallbacks',
 ] as const

@@ -8,7 +8,9 @@
  */
 import type { EventEmitter } from 'node:events'
 import {
+  anyCountsCountries,
   checkStep,
+  countsCountries,
   type DetectionLevel,
   type DetectorName,
   type DetectorSet,
@@ -28,6 +30,7 @@ import { detectorStoreFor } from '../store/detectors/for-store.js'
 import type { DetectorStore } from '../store/detectors/types.js'
 import type { Store } from '../store/types.js'
 import type { DetectionEvent, SluiceEvents, SluiceLogger } from './events.js'
+import { type CountryLookup, type GeoIpOption, geoIpOf } from './geoip.js'
 import { addRetryHeaders, formatDuration } from './headers.js'
 import type { Identity } from './identity.js'
 import type { ErrorBody } from './responses.js'
@@ -39,6 +42,11 @@ export interface DetectorsOptions<Req = unknown> extends DetectorsInput {
   store?: DetectorStore
   /** The prompt of a request, for loop detection (the gateway reads it from the body itself). */
   prompt?: (req: Req) => string | undefined
+  /**
+   * Countries of client addresses, for `sharedKey.countriesAt`: a MaxMind DB file (opened once,
+   * here) or a lookup already opened (src/http/geoip.ts).
+   */
+  geoip?: GeoIpOption
 }
 
 /** What a refused request is answered. */
@@ -72,6 +80,7 @@ export class Detectors<Req = unknown> {
   readonly options: ResolvedDetectors
   readonly store: DetectorStore
   private readonly prompt: ((req: Req) => string | undefined) | undefined
+  private readonly geoip: CountryLookup | undefined
   private readonly sets = new Map<string, DetectorSet>()
   private readonly webhook: WebhookSender<DetectionEvent> | undefined
   private readonly pending = new Set<Promise<unknown>>()
@@ -83,7 +92,7 @@ export class Detectors<Req = unknown> {
     if (typeof input !== 'object' || input === null || Array.isArray(input)) {
       throw new SluiceInputError(`detectors must be an object, got ${describe(input)}`)
     }
-    const { store, prompt, ...rest } = input
+    const { store, prompt, geoip, ...rest } = input
     if (prompt !== undefined && typeof prompt !== 'function') {
       throw new SluiceInputError(`detectors.prompt must be a function, got ${describe(prompt)}`)
     }
@@ -91,6 +100,12 @@ export class Detectors<Req = unknown> {
       throw new SluiceInputError(`detectors.store must be a DetectorStore, got ${describe(store)}`)
     }
     this.options = resolveDetectors(rest, 'detectors')
+    if (geoip === undefined && anyCountsCountries(this.options)) {
+      throw new SluiceInputError(
+        'detectors.sharedKey.countriesAt and blockCountriesAt need a GeoIP database: set detectors.geoip (geoip.database in sluice.yaml)',
+      )
+    }
+    this.geoip = geoip === undefined ? undefined : geoIpOf(geoip, 'detectors.geoip')
     this.prompt = prompt
     this.store = store ?? detectorStoreFor(deps.store, deps.prefix ?? 'sluice:')
     const hook = deps.webhook
@@ -128,10 +143,17 @@ export class Detectors<Req = unknown> {
   async check(identity: Identity, prompt: string | undefined): Promise<DetectionRefusal | undefined> {
     const set = this.setFor(identity.tier, identity.keyId)
     const tierShadow = this.deps.isShadow(identity.tier)
+    const isKey = identity.kind === 'key'
+    // The country is looked up (in memory) only for keys whose shared-key detector counts countries.
+    const country =
+      isKey && this.geoip !== undefined && identity.ip !== undefined && countsCountries(set)
+        ? (this.geoip.country(identity.ip) ?? '')
+        : undefined
     const step = checkStep(set, {
       prompt,
       address: identity.ipGroup ?? identity.ip,
-      isKey: identity.kind === 'key',
+      isKey,
+      country,
     })
     if (step === undefined) return undefined
     if (tierShadow) step.enforce = []
@@ -241,6 +263,7 @@ export class Detectors<Req = unknown> {
       value: r.value,
       threshold: r.threshold,
       ...(r.addresses !== undefined && { addresses: r.addresses }),
+      ...(r.countries !== undefined && { countries: r.countries }),
       ...(r.prefix !== undefined && { prefix: r.prefix }),
       message: messageOf(who.subject, r, level, shadow, learnedBy(r, set)),
       at: new Date().toISOString(),
@@ -257,6 +280,7 @@ export class Detectors<Req = unknown> {
         value: r.value,
         threshold: r.threshold,
         addresses: r.addresses,
+        ...(r.countries !== undefined && { countries: r.countries }),
       },
       `sluice detection: ${event.message}`,
     )
@@ -276,7 +300,7 @@ export class Detectors<Req = unknown> {
           ? `This API key or client sent the same prompt too many times in a row and is blocked ${wait}.`
           : `This API key or client is sending the same prompt over and over (a loop?) and is throttled: try again ${wait} with a different request.`,
       spend: `Spending by this API key or client rose far above its usual rate and is held to that rate until an operator clears it; the next share is available ${wait}.`,
-      sharedKey: `This API key is being used from more addresses than expected (shared or leaked?) and is blocked ${wait}.`,
+      sharedKey: `This API key is being used from more addresses or countries than expected (shared or leaked?) and is blocked ${wait}.`,
       scraping: `This API key or client has kept at its rate limit for a long time (scraping?) and is held below it: try again ${wait}.`,
       stuffing: `Refused ${wait}.`,
     }
@@ -309,7 +333,12 @@ function usedShare(decision: Decision): number {
 function learnedBy(r: Raised, set: DetectorSet | undefined): boolean {
   const o = set?.sharedKey
   return (
-    r.detector === 'sharedKey' && r.level === 1 && o !== undefined && o !== false && r.threshold < o.alertAt
+    r.detector === 'sharedKey' &&
+    r.by !== 'countries' &&
+    r.level === 1 &&
+    o !== undefined &&
+    o !== false &&
+    r.threshold < o.alertAt
   )
 }
 
@@ -333,8 +362,14 @@ function messageOf(
       return `${subject} sent the same prompt ${n} times (threshold ${r.threshold}): ${act}`
     case 'spend':
       return `${subject} spent ${n} in one interval, over ${r.threshold.toFixed(2)} (its baseline × factor): ${act}`
-    case 'sharedKey':
-      return `${subject} was used from ${n} addresses (threshold ${r.threshold}${learned ? ', learned from its history' : ''}): ${act}; addresses ${(r.addresses ?? []).slice(0, 20).join(', ')}`
+    case 'sharedKey': {
+      const addresses = `addresses ${(r.addresses ?? []).slice(0, 20).join(', ')}`
+      const countries = r.countries === undefined ? '' : `; countries ${r.countries.join(', ')}`
+      if (r.by === 'countries') {
+        return `${subject} was used from ${n} countries (threshold ${r.threshold}): ${act}${countries}; ${addresses}`
+      }
+      return `${subject} was used from ${n} addresses (threshold ${r.threshold}${learned ? ', learned from its history' : ''}): ${act}; ${addresses}${countries}`
+    }
     case 'scraping':
       return `${subject} stayed at its limit for ${n} intervals in a row: ${act}`
     case 'stuffing':

@@ -90,6 +90,8 @@ export interface DetectionEvent {
   threshold: number
   /** Shared keys and failed keys: the addresses seen. */
   addresses?: string[]
+  /** Shared keys whose countries are counted (a GeoIP database is configured): the countries seen (ISO codes). */
+  countries?: string[]
   /** Failed keys sharing a prefix (subject `key-prefix:<prefix>`): that prefix. */
   prefix?: string
   message: string

@@ -6,12 +6,14 @@
  */
 import { BLOCK, type DetectorName, THROTTLE } from './options.js'
 import {
+  countryLevel,
   flagAt,
   holdGate,
   type LearnParams,
   learnAddresses,
   levelOf,
   observeAddress,
+  observeCountry,
   observeLoop,
   observeScrape,
   raise,
@@ -45,6 +47,17 @@ export interface AddressStep {
   blockMs: number
   /** The learned threshold's parameters (factor 0: off). */
   learn: LearnParams
+  /** Countries, when the detector counts them (a GeoIP database is configured). */
+  country?: CountryStep
+}
+
+export interface CountryStep {
+  /** The caller's country (ISO 3166 code), or '' when its address has none. */
+  code: string
+  cap: number
+  /** Thresholds, 0 = off. */
+  alertAt: number
+  blockAt: number
 }
 
 export interface CheckStep {
@@ -70,6 +83,10 @@ export interface Raised {
   threshold: number
   /** For a shared key: the addresses seen in the window. */
   addresses?: string[]
+  /** For a shared key whose countries are counted: the countries seen in the window. */
+  countries?: string[]
+  /** For a shared key whose countries are counted: which count crossed its threshold. */
+  by?: 'addresses' | 'countries'
   /** For failed keys sharing a prefix: that prefix. */
   prefix?: string
 }
@@ -127,15 +144,34 @@ export function checkSubject(state: SubjectState, step: CheckStep, now: number):
     let level = levelOf(n, a.alertAt, 0, a.blockAt)
     const byHistory = level === 0 && learned > 0 && n >= learned
     if (byHistory) level = 1
+    const c = a.country
+    const nc = c === undefined ? 0 : observeCountry(state, c.code, now, a.windowMs, c.cap)
+    const byCountryLevel = c === undefined ? 0 : countryLevel(nc, c.alertAt, c.blockAt)
+    const byCountries = byCountryLevel > level
+    if (byCountries) level = byCountryLevel
+    // A window that alerted, for either count, never teaches the key's usual number of addresses.
     if (level > 0) state.hist.x = 1
     if (raise(state, 'sharedKey', level, now, holdFor(level, a.windowMs, a.blockMs))) {
-      raised.push({
+      const r: Raised = {
         detector: 'sharedKey',
         level,
-        value: n,
-        threshold: level === BLOCK ? a.blockAt : byHistory ? learned : a.alertAt,
+        value: byCountries ? nc : n,
+        threshold: byCountries
+          ? level === BLOCK
+            ? c!.blockAt
+            : c!.alertAt
+          : level === BLOCK
+            ? a.blockAt
+            : byHistory
+              ? learned
+              : a.alertAt,
         addresses: [...state.addrs.keys()],
-      })
+      }
+      if (c !== undefined) {
+        r.countries = [...state.countries.keys()]
+        r.by = byCountries ? 'countries' : 'addresses'
+      }
+      raised.push(r)
     }
   }
   return { raised, refused: gate(state, step, now), allowed: false }

@@ -74,6 +74,10 @@ export interface SharedKeyOptions {
   warmup: number
   /** The baseline (a decayed average over windows the key was used in) halves its memory over this (default 7 days). */
   halfLifeMs: number
+  /** Distinct countries (GeoIP, `geoip.database`) in the window that raise an alert (default 0 = off). */
+  countriesAt: number
+  /** Distinct countries in the window that block the key (default 0 = never). */
+  blockCountriesAt: number
   shadow: boolean
 }
 
@@ -160,6 +164,8 @@ export const SHARED_KEY_DEFAULTS: SharedKeyOptions = {
   minAddresses: 8,
   warmup: 6,
   halfLifeMs: 7 * 1440 * MINUTE,
+  countriesAt: 0,
+  blockCountriesAt: 0,
   shadow: false,
 }
 export const SCRAPING_DEFAULTS: ScrapingOptions = {
@@ -283,6 +289,8 @@ const CHECKS: { [K in keyof typeof DEFAULTS]: Record<keyof (typeof DEFAULTS)[K],
     minAddresses: positiveCount,
     warmup: count,
     halfLifeMs: ms,
+    countriesAt: count,
+    blockCountriesAt: count,
     shadow: bool,
   },
   scraping: { share, forMs: ms, bucketMs: ms, action, shadow: bool },
@@ -391,6 +399,22 @@ export function resolveDetectors(input: DetectorsInput | undefined, what = 'dete
     out.keys[key] = k
   }
   return out
+}
+
+/** Whether the set counts a key's countries (it then needs a GeoIP database). */
+export function countsCountries(set: DetectorSet): boolean {
+  const o = set.sharedKey
+  return o !== false && (o.countriesAt > 0 || o.blockCountriesAt > 0)
+}
+
+/** Whether any set of `r` (base, tiers, keys) counts countries. */
+export function anyCountsCountries(r: ResolvedDetectors): boolean {
+  if (countsCountries(r.base)) return true
+  if (Object.values(r.tiers).some(countsCountries)) return true
+  return Object.values(r.keys).some((k) => {
+    const o = k.sharedKey
+    return typeof o === 'object' && ((o.countriesAt ?? 0) > 0 || (o.blockCountriesAt ?? 0) > 0)
+  })
 }
 
 /** The detector set of one subject: its key's, else its tier's, else the base. */

@@ -3,8 +3,8 @@
  * input and `now`. The memory store runs these; the Redis store runs the same steps in Lua
  * (src/store/detectors/lua/), and one contract suite checks both.
  *
- * Bounded per subject: at most `maxLoopEntries` fingerprints, at most `addressCap` addresses and
- * a few numbers (see docs/abuse.md for the bytes).
+ * Bounded per subject: at most `maxLoopEntries` fingerprints, at most `addressCap` addresses, at
+ * most `countryCap` countries and a few numbers (see docs/abuse.md for the bytes).
  */
 import { BLOCK, type DetectorName, MAX_ENTRIES, THROTTLE } from './options.js'
 import { hamming } from './sketch.js'
@@ -52,6 +52,8 @@ export interface AddressHistory {
 export interface SubjectState {
   loop: LoopEntry[]
   addrs: Map<string, number>
+  /** A key's countries (ISO codes) in the shared-key window, each with when it was last seen. */
+  countries: Map<string, number>
   hist: AddressHistory
   flags: Partial<Record<DetectorName, Flag>>
   /** The throttle's per-minute counter: minute index and requests in it. */
@@ -67,6 +69,7 @@ export function emptyState(): SubjectState {
   return {
     loop: [],
     addrs: new Map(),
+    countries: new Map(),
     hist: emptyHistory(),
     flags: {},
     rm: -1,
@@ -177,6 +180,37 @@ export function observeAddress(
   for (const [a, at] of state.addrs) if (at <= since) state.addrs.delete(a)
   if (state.addrs.has(address) || state.addrs.size < cap) state.addrs.set(address, now)
   return state.addrs.size
+}
+
+/**
+ * Notes a country seen now (`''`: the address has none — private or not in the database — and
+ * counts nothing), forgetting those not seen in `windowMs`; at most `cap` are kept.
+ */
+export function observeCountry(
+  state: SubjectState,
+  country: string,
+  now: number,
+  windowMs: number,
+  cap: number,
+): number {
+  const since = now - windowMs
+  for (const [c, at] of state.countries) if (at <= since) state.countries.delete(c)
+  if (country !== '' && (state.countries.has(country) || state.countries.size < cap)) {
+    state.countries.set(country, now)
+  }
+  return state.countries.size
+}
+
+/** Countries kept per key: one more than its highest country threshold. */
+export function countryCapacity(o: { countriesAt: number; blockCountriesAt: number }): number {
+  return Math.min(MAX_ENTRIES, Math.max(o.countriesAt, o.blockCountriesAt) + 1)
+}
+
+/** The level a key's country count reaches (thresholds 0 = off). */
+export function countryLevel(n: number, alertAt: number, blockAt: number): number {
+  if (blockAt > 0 && n >= blockAt) return BLOCK
+  if (alertAt > 0 && n >= alertAt) return 1
+  return 0
 }
 
 export function emptyHistory(): AddressHistory {

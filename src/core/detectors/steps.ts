@@ -1,8 +1,8 @@
 /** From a subject's detector options and what a request showed, the steps its store runs (engine.ts). */
 import type { CheckStep, RecordStep } from './engine.js'
-import { type DetectorName, type DetectorSet, MINUTE, type SpendOptions } from './options.js'
+import { countsCountries, type DetectorName, type DetectorSet, MINUTE, type SpendOptions } from './options.js'
 import { fingerprint } from './sketch.js'
-import { addressCapacity, loopCapacity, type SpendParams } from './state.js'
+import { addressCapacity, countryCapacity, loopCapacity, type SpendParams } from './state.js'
 
 export function spendParams(o: SpendOptions): SpendParams {
   return {
@@ -21,6 +21,8 @@ export interface RequestFacts {
   address?: string | undefined
   /** The subject is an API key (shared-key detection applies to keys). */
   isKey: boolean
+  /** The caller's country (ISO code; '' when its address has none), when the set counts countries. */
+  country?: string | undefined
 }
 
 /** The check step for a request; undefined when no detector looks at it. */
@@ -57,6 +59,14 @@ export function checkStep(set: DetectorSet, facts: RequestFacts): CheckStep | un
         warmup: shared.warmup,
         keep: 0.5 ** (shared.windowMs / shared.halfLifeMs),
       },
+    }
+    if (countsCountries(set)) {
+      step.address.country = {
+        code: facts.country ?? '',
+        cap: countryCapacity(shared),
+        alertAt: shared.countriesAt,
+        blockAt: shared.blockCountriesAt,
+      }
     }
   }
   if (set.spend !== false) step.spend = spendParams(set.spend)

@@ -38,6 +38,9 @@ const sharedKey = z.strictObject({
   minAddresses: count.optional(),
   warmup: count.optional(),
   halfLife: duration.optional(),
+  /** Distinct countries in the window (needs `geoip.database`). */
+  countriesAt: count.optional(),
+  blockCountriesAt: count.optional(),
   shadow: z.boolean().optional(),
 })
 const scraping = z.strictObject({

@@ -293,6 +293,8 @@ export const configSchema = z.strictObject({
     .default({}),
   /** Abuse detectors (docs/abuse.md): off unless given. */
   detectors: detectorsSchema.optional(),
+  /** A MaxMind DB file (.mmdb, Country or City) for `sharedKey.countriesAt`; read once at start. */
+  geoip: z.strictObject({ database: z.string().min(1) }).optional(),
   /** Rate-limit header groups: true (all), false (none) or { ietf, legacy, openai }. */
   headers: z
     .union([

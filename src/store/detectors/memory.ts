@@ -128,6 +128,7 @@ export class MemoryDetectorStore implements DetectorStore {
         s.rn = 0
       } else if (name === 'sharedKey') {
         s.addrs.clear()
+        s.countries.clear()
         s.hist = emptyHistory()
       } else if (name === 'spend') s.spend.h = 0
       else if (name === 'scraping') s.scrape = { m: -1, hi: 0, c: 0 }
@@ -156,6 +157,7 @@ export class MemoryDetectorStore implements DetectorStore {
       flags,
       baseline: s.spend.b,
       addresses: [...s.addrs.keys()],
+      countries: [...s.countries.keys()],
       usualAddresses: s.hist.b,
       allow: this.allowedUntil(subject, now),
     }

@@ -86,10 +86,16 @@ export class RedisDetectorStore implements DetectorStore {
     }
   }
 
-  /** The subject's keys: its hash, loop list, address hash and allow key, under one hash tag. */
-  keys(subject: string): { state: string; loop: string; addrs: string; allow: string } {
+  /** The subject's keys: its hash, loop list, address and country hashes, allow key, under one hash tag. */
+  keys(subject: string): { state: string; loop: string; addrs: string; countries: string; allow: string } {
     const base = `${this.prefix}det:{${subject.replace(/[{}]/g, '_')}}`
-    return { state: base, loop: `${base}:l`, addrs: `${base}:a`, allow: `${base}:allow` }
+    return {
+      state: base,
+      loop: `${base}:l`,
+      addrs: `${base}:a`,
+      countries: `${base}:c`,
+      allow: `${base}:allow`,
+    }
   }
 
   async now(): Promise<number> {
@@ -132,8 +138,11 @@ export class RedisDetectorStore implements DetectorStore {
         ? [0, 0, 0, 0]
         : [a.learn.factor, a.learn.minAddresses, a.learn.warmup, a.learn.keep]),
       step.scrapeBucketMs ?? 0,
+      ...(a?.country === undefined
+        ? ['0', '', 0, 0, 0]
+        : ['1', a.country.code, a.country.cap, a.country.alertAt, a.country.blockAt]),
     ]
-    const r = await this.run(CHECK, [k.state, k.loop, k.addrs, k.allow], args)
+    const r = await this.run(CHECK, [k.state, k.loop, k.addrs, k.allow, k.countries], args)
     const refusedBy = String(r[2])
     const retry = Number(r[4])
     return {
@@ -146,7 +155,7 @@ export class RedisDetectorStore implements DetectorStore {
               level: Number(r[3]),
               retryAfterMs: retry === -1 ? Number.POSITIVE_INFINITY : retry,
             },
-      raised: raisedOf(r.slice(5)),
+      raised: raisedOf(r.slice(5), ['countries', 'by']),
     }
   }
 
@@ -182,7 +191,7 @@ export class RedisDetectorStore implements DetectorStore {
         step.maxPrefixes,
       ],
     )
-    return raisedOf(r, 6)
+    return raisedOf(r, ['prefix'])
   }
 
   async clear(subject: string, detector?: DetectorName): Promise<void> {
@@ -198,7 +207,7 @@ export class RedisDetectorStore implements DetectorStore {
         await this.command(['DEL', k.loop])
         await this.command(['HDEL', k.state, 'rm', 'rn'])
       } else if (name === 'sharedKey') {
-        await this.command(['DEL', k.addrs])
+        await this.command(['DEL', k.addrs, k.countries])
         await this.command(['HDEL', k.state, 'he', 'hp', 'hx', 'hb', 'hn'])
       } else if (name === 'spend') await this.command(['HSET', k.state, 'sh', 0])
       else if (name === 'scraping') await this.command(['HDEL', k.state, 'cm', 'chi', 'cc'])
@@ -231,12 +240,14 @@ export class RedisDetectorStore implements DetectorStore {
       if (f.lv > 0 && (f.until === 0 || f.until > now)) flags[name] = f
     }
     const addrs = (await this.command(['HKEYS', k.addrs])) as string[]
+    const countries = (await this.command(['HKEYS', k.countries])) as string[]
     const allow = (await this.command(['GET', k.allow])) as string | null
     return {
       subject,
       flags,
       baseline: Number(h.sb ?? 0),
       addresses: addrs,
+      countries,
       usualAddresses: Number(h.hb ?? 0),
       allow: allow === null ? 0 : Number(allow),
     }
@@ -256,9 +267,14 @@ export class RedisDetectorStore implements DetectorStore {
   async close(): Promise<void> {}
 }
 
-/** Raised detections from a script's reply: five items each (six with a key prefix). */
-function raisedOf(items: unknown[], width = 5): Raised[] {
+/**
+ * Raised detections from a script's reply: detector, level, value, threshold, addresses, then the
+ * `extra` items — a key prefix (failed keys), or a shared key's countries and which count crossed
+ * ('' when countries are not counted).
+ */
+function raisedOf(items: unknown[], extra: readonly ('prefix' | 'countries' | 'by')[] = []): Raised[] {
   const out: Raised[] = []
+  const width = 5 + extra.length
   for (let i = 0; i + width - 1 < items.length; i += width) {
     const r: Raised = {
       detector: String(items[i]) as DetectorName,
@@ -269,7 +285,12 @@ function raisedOf(items: unknown[], width = 5): Raised[] {
     const addresses = String(items[i + 4])
     if (addresses !== '') r.addresses = addresses.split(',')
     else if (r.detector === 'sharedKey' || r.detector === 'stuffing') r.addresses = []
-    if (width > 5 && String(items[i + 5]) !== '') r.prefix = String(items[i + 5])
+    const more = Object.fromEntries(extra.map((name, j) => [name, String(items[i + 5 + j])]))
+    if (more.prefix !== undefined && more.prefix !== '') r.prefix = more.prefix
+    if (more.by === 'addresses' || more.by === 'countries') {
+      r.by = more.by
+      r.countries = more.countries === '' || more.countries === undefined ? [] : more.countries.split(',')
+    }
     out.push(r)
   }
   return out

@@ -22,6 +22,8 @@ export interface SubjectView {
   baseline: number
   /** Addresses seen in the shared-key window. */
   addresses: string[]
+  /** Countries (ISO codes) seen in the shared-key window, when they are counted. */
+  countries: string[]
   /** The key's learned usual number of addresses per window (0 before any history). */
   usualAddresses: number
   /** Allow-listed until (0: not; -1: for good). */

@@ -82,6 +82,7 @@ export function detectionRoutes(deps: RouteDeps): AdminRoute[] {
           flags,
           baseline: v.baseline,
           addresses: v.addresses,
+          countries: v.countries,
           usualAddresses: v.usualAddresses,
           allowListed,
         }

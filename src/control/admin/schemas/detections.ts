@@ -28,7 +28,7 @@ const detectionSchema = z.record(z.string(), z.unknown()).meta({
   id: 'Detection',
   description:
     'A detection as the detectors reported it: `detector`, `level` (alert, throttle, block), `subject`, ' +
-    '`tier`, `shadow`, `value`, `threshold`, `addresses` (shared keys, failed keys), `prefix` (failed keys sharing a key ' +
+    '`tier`, `shadow`, `value`, `threshold`, `addresses` (shared keys, failed keys), `countries` (shared keys, where a GeoIP database is configured), `prefix` (failed keys sharing a key ' +
     'prefix), `message`, `at`; and ' +
     'where it stands now: `state` (active, cleared, expired), `until` (while active: when the flag ends, ' +
     'null: when an operator clears it), `cleared` ({ at, by } or null), `allowListed` (the subject: ' +
@@ -56,6 +56,11 @@ export const detectorStateSchema = z
     flags: z.record(z.string(), flagSchema).describe('Standing flags by detector.'),
     baseline: z.number().describe('Spend baseline per bucket (tokens or USD, as the spend detector counts).'),
     addresses: z.array(z.string()).describe('Addresses (IPv6: /64) seen in the shared-key window.'),
+    countries: z
+      .array(z.string())
+      .describe(
+        'Countries (ISO 3166 codes) seen in the shared-key window, where a GeoIP database is configured.',
+      ),
     usualAddresses: z
       .number()
       .describe("The key's learned usual number of distinct addresses per window (0 before any history)."),

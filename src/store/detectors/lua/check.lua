@@ -1,17 +1,21 @@
--- checkSubject (src/core/detectors/engine.ts). KEYS: subject hash, loop list, address hash, allow key.
+-- checkSubject (src/core/detectors/engine.ts). KEYS: subject hash, loop list, address hash, allow key,
+-- country hash.
 -- Returns { now, allowListed, refusedDetector, refusedLevel, retryAfterMs (-1: until cleared), raised… }
--- where each raised is detector, level, value, threshold, addresses (comma-separated).
-local L, A = KEYS[2], KEYS[3]
+-- where each raised is detector, level, value, threshold, addresses (comma-separated), countries
+-- (comma-separated) and which count crossed ('addresses' or 'countries'; '' when countries are not counted).
+local L, A, C = KEYS[2], KEYS[3], KEYS[5]
 local ttl = tonumber(ARGV[1])
 if allowed(KEYS[4]) then return { now, 1, '', 0, 0 } end
 
 local out = { now, 0, '', 0, 0 }
-local function push(detector, level, value, threshold, addresses)
+local function push(detector, level, value, threshold, addresses, countries, by)
   out[#out + 1] = detector
   out[#out + 1] = level
   out[#out + 1] = fmt(value)
   out[#out + 1] = fmt(threshold)
   out[#out + 1] = addresses
+  out[#out + 1] = countries or ''
+  out[#out + 1] = by or ''
 end
 
 local function pop32(x)
@@ -102,14 +106,55 @@ if ARGV[16] == '1' then
   local level = level_of(size, alert_at, 0, block_at, 1)
   local by_history = level == 0 and learned > 0 and size >= learned
   if by_history then level = 1 end
+  -- countries (state.ts observeCountry, countryLevel): hash C of country -> last seen, at most cap
+  local counted = ARGV[34] == '1'
+  local countries, by_countries = {}, false
+  local country_alert_at, country_block_at = 0, 0
+  if counted then
+    local country, country_cap = ARGV[35], tonumber(ARGV[36])
+    country_alert_at, country_block_at = tonumber(ARGV[37]), tonumber(ARGV[38])
+    local seen, known_country = redis.call('HGETALL', C), false
+    for i = 1, #seen, 2 do
+      if tonumber(seen[i + 1]) <= since then
+        redis.call('HDEL', C, seen[i])
+      else
+        countries[#countries + 1] = seen[i]
+        if seen[i] == country then known_country = true end
+      end
+    end
+    if country ~= '' and (known_country or #countries < country_cap) then
+      redis.call('HSET', C, country, now)
+      if not known_country then countries[#countries + 1] = country end
+    end
+    if #countries > 0 then redis.call('PEXPIRE', C, window) end
+    local by_country = 0
+    if country_block_at > 0 and #countries >= country_block_at then
+      by_country = 3
+    elseif country_alert_at > 0 and #countries >= country_alert_at then
+      by_country = 1
+    end
+    if by_country > level then level, by_countries = by_country, true end
+  end
   if level > 0 then hx = 1 end
   redis.call('HSET', S, 'he', he, 'hp', hp, 'hx', hx, 'hb', fmt(hb), 'hn', hn)
   local hold = window
   if level == 3 then hold = block_ms end
   if raise('sharedKey', level, hold) then
-    local threshold = alert_at
-    if level == 3 then threshold = block_at elseif by_history then threshold = learned end
-    push('sharedKey', level, size, threshold, table.concat(kept, ','))
+    local value, threshold = size, alert_at
+    if by_countries then
+      value, threshold = #countries, country_alert_at
+      if level == 3 then threshold = country_block_at end
+    elseif level == 3 then
+      threshold = block_at
+    elseif by_history then
+      threshold = learned
+    end
+    local by = ''
+    if counted then
+      by = 'addresses'
+      if by_countries then by = 'countries' end
+    end
+    push('sharedKey', level, value, threshold, table.concat(kept, ','), table.concat(countries, ','), by)
   end
 end
 
