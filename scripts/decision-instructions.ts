@@ -27,6 +27,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const ROWS: [string, string][] = [
   ['sluice, one limit (lanes)', 'sluice-1'],
   ['RateLimiterMemory (lanes)', 'peer-1'],
+  ['sluice, one limit + queue nobody waits in (lanes)', 'sluice-1-queue'],
   ['sluice, policy of 3 limits (lanes)', 'sluice-3'],
   ['3× RateLimiterMemory in a row (lanes)', 'peer-3'],
   ['no-op, a resolved promise (lanes)', 'noop'],

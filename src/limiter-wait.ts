@@ -55,8 +55,16 @@ function decide(
   id: string,
 ): Decision | Promise<Decision> {
   if (wait.signal?.aborted) return Promise.reject(abortError(wait.signal))
-  const backend = queuesOf(limiter.store)
+  const backend = limiter.queues()
   const key = limiter.keysFor(subject).queue
+  if (limiter.decidesAtOnce && backend.idle?.(key) === true) {
+    // Nobody waits and the store decides at once (a MemoryStore): the plain decision, with its
+    // reused op and result; only a refusal worth waiting for builds the wait's own op.
+    const d = limiter.runNow(mode, subject, costs, id) as Decision
+    if (d.allowed || !waitable(d, d.limits) || d.retryAfterMs > wait.maxWaitMs) return d
+    const t: Try = { limiter, subject, costs, backend, key, op: limiter.opFor(mode, subject, costs, id) }
+    return decideWaiting(attemptOf(t), wait, { kind: 'decided', decision: d }).then(withWait)
+  }
   const t: Try = { limiter, subject, costs, backend, key, op: limiter.opFor(mode, subject, costs, id) }
   const tried = backend.first(t.op, key)
   // No closure made per call here: this is every uncontended call's path.

@@ -7,6 +7,8 @@ import { type Decision, decisionOf, type LimitFacts, limitFacts } from './decisi
 import { type BlockOptions, blockParams, normalizeLimit } from './limiter-options.js'
 import { consumeWaiting, reserveWaiting } from './limiter-wait.js'
 import { Reservation } from './reservation.js'
+import type { QueueBackend } from './store/queue-types.js'
+import { queuesOf } from './store/queues.js'
 import type { OpMode, StateHint, Store, StoreOp, StoreResult } from './store/types.js'
 import type { WaitOptions } from './waiting.js'
 
@@ -112,6 +114,8 @@ export class Limiter {
   private readonly scratchOp: Mutable<StoreOp>
   /** Only log and concurrency limits need an op id on consume (log entry / lease names). */
   private readonly needsOpId: boolean
+  /** The store's queues (docs/queueing.md), looked up on the first call that may wait. */
+  private queueBackend: QueueBackend | undefined
 
   constructor(options: LimiterOptions) {
     if (typeof options !== 'object' || options === null) {
@@ -208,7 +212,13 @@ export class Limiter {
    */
   consume(subject: string, costs?: Costs, options?: WaitOptions): Promise<Decision> {
     if (options === undefined) return this.decide('consume', subject, costs)
-    return promised(() => consumeWaiting(this, subject, costs, options, this.needsOpId ? nextOpId() : '-'))
+    // No closure per call: an uncontended queue should cost what the decision costs.
+    try {
+      const decision = consumeWaiting(this, subject, costs, options, this.needsOpId ? nextOpId() : '-')
+      return decision instanceof Promise ? decision : Promise.resolve(decision)
+    } catch (error) {
+      return Promise.reject(error)
+    }
   }
 
   /**
@@ -383,8 +393,19 @@ export class Limiter {
     return this.runNow(mode, subject, this.costsFor(costs), this.needsOpId ? nextOpId() : '-')
   }
 
-  /** The decision, at once from a synchronous store, else as a promise. May throw. */
-  private runNow(mode: OpMode, subject: string, costs: number[], id: string): Decision | Promise<Decision> {
+  /** @internal The store's queues, or a clear error for a store that keeps none. */
+  queues(): QueueBackend {
+    if (this.queueBackend === undefined) this.queueBackend = queuesOf(this.store)
+    return this.queueBackend
+  }
+
+  /** @internal Whether decisions come back at once (a MemoryStore), not as promises. */
+  get decidesAtOnce(): boolean {
+    return this.syncStore !== undefined
+  }
+
+  /** @internal The decision, at once from a synchronous store, else as a promise. May throw. */
+  runNow(mode: OpMode, subject: string, costs: number[], id: string): Decision | Promise<Decision> {
     const charging = mode === 'consume' || mode === 'reserve'
     if (this.sharedStore !== undefined) {
       // The store reads the op at once and keeps none of it: one op object per limiter will do.

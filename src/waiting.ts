@@ -184,7 +184,7 @@ export function abortError(signal: AbortSignal): unknown {
 export async function decideWaiting<D>(
   attempt: Attempt<D>,
   wait: ResolvedWait,
-  tried?: GateResult,
+  tried?: GateResult | { kind: 'decided'; decision: D },
 ): Promise<Waited<D>> {
   const { backend } = attempt
   if (wait.signal?.aborted) throw abortError(wait.signal)
@@ -194,8 +194,8 @@ export async function decideWaiting<D>(
   let last: D
   let delay: number
   let passes = false
-  if (first.kind === 'ran') {
-    last = attempt.read(first.result)
+  if (first.kind === 'ran' || first.kind === 'decided') {
+    last = first.kind === 'ran' ? attempt.read(first.result) : first.decision
     if (attempt.allowed(last) || !attempt.canWait(last) || attempt.retryAfterMs(last) > wait.maxWaitMs) {
       return { decision: last, waitedMs: 0, queued: false }
     }

@@ -26,6 +26,7 @@ const KEYS = 1_000
 const SAMPLE_EVERY = 16
 const subjectOf = subjects(KEYS)
 const TRUE = Promise.resolve(true)
+const allowedOf = (d: { allowed: boolean }) => d.allowed
 
 type Runner = { kind: 'lanes'; op: Operation } | { kind: 'loop'; op: (k: number) => boolean }
 
@@ -36,6 +37,11 @@ export const SUBJECTS: Record<string, () => Runner> = {
   'sluice-3': () => ({ kind: 'lanes', op: sluiceOp(sluicePolicy(store()), subjectOf, POLICY_COSTS) }),
   'peer-1': () => ({ kind: 'lanes', op: peerOp(peerMemoryOneLimit(), subjectOf) }),
   'peer-3': () => ({ kind: 'lanes', op: peerPolicyOp(peerMemoryPolicy(), subjectOf) }),
+  'sluice-1-queue': () => {
+    const limiter = sluiceOneLimit(store())
+    const wait = { maxWaitMs: 1000 }
+    return { kind: 'lanes', op: (k) => limiter.consume(subjectOf[k]!, undefined, wait).then(allowedOf) }
+  },
   noop: () => ({ kind: 'lanes', op: () => TRUE }),
   'sluice-1-sync': () => {
     const limiter = sluiceOneLimit(store())

@@ -51,6 +51,10 @@ export class MemoryQueues implements QueueBackend {
     return this.gateSync(op, { key, ticket: undefined, leaseMs: 0 })
   }
 
+  idle(key: string): boolean {
+    return !this.queues.has(key)
+  }
+
   gate(op: StoreOp, request: GateRequest): Promise<GateResult> {
     try {
       return Promise.resolve(this.gateSync(op, request))

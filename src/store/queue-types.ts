@@ -46,6 +46,11 @@ export interface QueueBackend {
    * `guard`: pass an op made for this request.
    */
   first(op: StoreOp, key: string): GateResult | Promise<GateResult>
+  /**
+   * True when nobody waits in the queue `key`, known at once (queues kept in this process only):
+   * the caller may then decide as without a queue.
+   */
+  idle?(key: string): boolean
   /** Runs `op` if it is the request's turn, in one atomic step with that verdict. */
   gate(op: StoreOp, request: GateRequest): Promise<GateResult>
   enqueue(key: string, request: TicketRequest): Promise<TicketResult>
