@@ -1,7 +1,6 @@
 import type { Costs, Decision, Limiter } from './limiter.js'
 import { Reservation } from './reservation.js'
 import type { GateResult, QueueBackend } from './store/queue-types.js'
-import { queuesOf } from './store/queues.js'
 import type { StoreOp } from './store/types.js'
 import {
   type Attempt,
