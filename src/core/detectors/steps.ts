@@ -30,8 +30,12 @@ export function checkStep(set: DetectorSet, facts: RequestFacts): CheckStep | un
   const step: CheckStep = { throttlePerMinute: 0, enforce: enforced(set) }
   const loop = set.loop
   if (loop !== false && facts.prompt !== undefined && facts.prompt !== '') {
+    // Fields named one by one: spreading the fingerprint took ~10 µs a request (V8's slow path).
+    const f = fingerprint(facts.prompt)
     step.loop = {
-      ...fingerprint(facts.prompt),
+      hash: f.hash,
+      hi: f.hi,
+      lo: f.lo,
       windowMs: loop.windowMs,
       max: loopCapacity(loop),
       distance: loop.nearDistance,

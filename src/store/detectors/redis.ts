@@ -1,7 +1,8 @@
 /**
- * Detector state in Redis: each step one Lua script (lua/*.lua) run with Redis TIME, so that
- * instances sharing the Redis share one state and a level is raised — and reported — by exactly
- * one of them. A subject's keys share its hash tag (one slot on a cluster) and expire.
+ * Detector state in Redis: each step runs in Lua (lua/*.lua) with Redis TIME, so that instances
+ * sharing the Redis share one state and a level is raised — and reported — by exactly one of
+ * them. The check and record steps of one event-loop turn share one script call (batch.ts). A
+ * subject's keys share its hash tag (one slot on a cluster) and expire.
  */
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
@@ -15,7 +16,14 @@ import type {
   StuffingStep,
 } from '../../core/detectors/index.js'
 import { requirePositiveInteger } from '../../core/errors.js'
-import { isIORedis, isNodeRedis, type RedisClient } from '../redis/connection.js'
+import {
+  isIORedis,
+  isIORedisCluster,
+  isNodeRedis,
+  isNodeRedisCluster,
+  type RedisClient,
+} from '../redis/connection.js'
+import { StepBatcher } from './batch.js'
 import {
   DEFAULT_MAX_LOG,
   DEFAULT_TTL_MS,
@@ -25,19 +33,18 @@ import {
 } from './types.js'
 
 const read = (file: string) => readFileSync(new URL(`./lua/${file}`, import.meta.url), 'utf8')
-const COMMON = read('common.lua')
 
 class Script {
   readonly source: string
   readonly sha: string
-  constructor(file: string) {
-    this.source = `${COMMON}\n${read(file)}`
+  constructor(files: string[]) {
+    this.source = files.map(read).join('\n')
     this.sha = createHash('sha1').update(this.source).digest('hex')
   }
 }
-const CHECK = new Script('check.lua')
-const RECORD = new Script('record.lua')
-const FAILURE = new Script('failure.lua')
+/** The check and record steps of one turn (batch.ts). */
+const STEPS = new Script(['common.lua', 'subject.lua', 'check.lua', 'record.lua', 'batch.lua'])
+const FAILURE = new Script(['common.lua', 'failure.lua'])
 
 type Arg = string | number
 
@@ -57,6 +64,7 @@ export class RedisDetectorStore implements DetectorStore {
   private readonly prefix: string
   private readonly ttlMs: number
   private readonly maxLog: number
+  private readonly batcher: StepBatcher
 
   constructor(o: RedisDetectorStoreOptions) {
     if (!isIORedis(o.client) && !isNodeRedis(o.client)) {
@@ -66,6 +74,8 @@ export class RedisDetectorStore implements DetectorStore {
     this.prefix = o.prefix ?? 'sluice:'
     this.ttlMs = o.ttlMs === undefined ? DEFAULT_TTL_MS : requirePositiveInteger(o.ttlMs, 'ttlMs')
     this.maxLog = o.maxLog === undefined ? DEFAULT_MAX_LOG : requirePositiveInteger(o.maxLog, 'maxLog')
+    const cluster = isIORedis(o.client) ? isIORedisCluster(o.client) : isNodeRedisCluster(o.client)
+    this.batcher = new StepBatcher((keys, args) => this.run(STEPS, keys, args), cluster)
   }
 
   private command(args: Arg[]): Promise<unknown> {
@@ -86,12 +96,15 @@ export class RedisDetectorStore implements DetectorStore {
     }
   }
 
-  /** The subject's keys: its hash, loop list, address and country hashes, allow key, under one hash tag. */
+  /**
+   * The subject's keys: its hash, loop fingerprints (one string), address and country hashes,
+   * allow key, under one hash tag.
+   */
   keys(subject: string): { state: string; loop: string; addrs: string; countries: string; allow: string } {
     const base = `${this.prefix}det:{${subject.replace(/[{}]/g, '_')}}`
     return {
       state: base,
-      loop: `${base}:l`,
+      loop: `${base}:f`,
       addrs: `${base}:a`,
       countries: `${base}:c`,
       allow: `${base}:allow`,
@@ -142,7 +155,7 @@ export class RedisDetectorStore implements DetectorStore {
         ? ['0', '', 0, 0, 0]
         : ['1', a.country.code, a.country.cap, a.country.alertAt, a.country.blockAt]),
     ]
-    const r = await this.run(CHECK, [k.state, k.loop, k.addrs, k.allow, k.countries], args)
+    const r = await this.batcher.step('c', [k.state, k.loop, k.addrs, k.allow, k.countries], args)
     const refusedBy = String(r[2])
     const retry = Number(r[4])
     return {
@@ -172,7 +185,7 @@ export class RedisDetectorStore implements DetectorStore {
         ? ['0', 0, 0, 0, 0, '0']
         : ['1', sc.used, sc.bucketMs, sc.share, sc.forBuckets, sc.throttle ? '1' : '0']),
     ]
-    return raisedOf(await this.run(RECORD, [k.state, k.allow], args))
+    return raisedOf(await this.batcher.step('r', [k.state, k.allow], args))
   }
 
   async failure(step: StuffingStep): Promise<Raised[]> {
@@ -208,7 +221,7 @@ export class RedisDetectorStore implements DetectorStore {
         await this.command(['HDEL', k.state, 'rm', 'rn'])
       } else if (name === 'sharedKey') {
         await this.command(['DEL', k.addrs, k.countries])
-        await this.command(['HDEL', k.state, 'he', 'hp', 'hx', 'hb', 'hn'])
+        await this.command(['HDEL', k.state, 'he', 'hp', 'hx', 'hb', 'hn', 'ao', 'co'])
       } else if (name === 'spend') await this.command(['HSET', k.state, 'sh', 0])
       else if (name === 'scraping') await this.command(['HDEL', k.state, 'cm', 'chi', 'cc'])
     }
