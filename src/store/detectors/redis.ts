@@ -7,12 +7,17 @@
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import type {
+  AddressParams,
   CheckOutcome,
   CheckStep,
+  CountryParams,
   DetectorName,
   Flag,
+  LoopParams,
   Raised,
   RecordStep,
+  ScrapeParams,
+  SpendParams,
   StuffingStep,
 } from '../../core/detectors/index.js'
 import { requirePositiveInteger } from '../../core/errors.js'
@@ -120,40 +125,22 @@ export class RedisDetectorStore implements DetectorStore {
     const k = this.keys(subject)
     const l = step.loop
     const a = step.address
-    const sp = step.spend
+    const c = a?.country
+    // As lua/check.lua reads them; each detector's parameters one string, encoded once per set.
     const args: Arg[] = [
       this.ttlMs,
       step.enforce.join(','),
       step.throttlePerMinute,
-      ...(l === undefined
-        ? ['0', '', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
-        : [
-            '1',
-            l.hash,
-            l.hi,
-            l.lo,
-            l.windowMs,
-            l.max,
-            l.distance,
-            l.nearFactor,
-            l.alertAt,
-            l.throttleAt,
-            l.blockAt,
-            l.blockMs,
-          ]),
-      ...(a === undefined
-        ? ['0', '', 0, 0, 0, 0, 0]
-        : ['1', a.address, a.windowMs, a.cap, a.alertAt, a.blockAt, a.blockMs]),
-      ...(sp === undefined
-        ? ['0', 0, 0, 0, 0, 0]
-        : ['1', sp.factor, sp.bucketMs, sp.sustain, sp.keep, sp.floor]),
-      ...(a === undefined
-        ? [0, 0, 0, 0]
-        : [a.learn.factor, a.learn.minAddresses, a.learn.warmup, a.learn.keep]),
+      l === undefined ? '' : encoded(l.params, loopArgs),
+      l?.hash ?? '',
+      l?.hi ?? 0,
+      l?.lo ?? 0,
+      a === undefined ? '' : encoded(a.params, addressArgs),
+      a?.address ?? '',
+      step.spend === undefined ? '' : encoded(step.spend, spendArgs),
       step.scrapeBucketMs ?? 0,
-      ...(a?.country === undefined
-        ? ['0', '', 0, 0, 0]
-        : ['1', a.country.code, a.country.cap, a.country.alertAt, a.country.blockAt]),
+      c === undefined ? '' : encoded(c.params, countryArgs),
+      c?.code ?? '',
     ]
     const r = await this.batcher.step('c', [k.state, k.loop, k.addrs, k.allow, k.countries], args)
     const refusedBy = String(r[2])
@@ -176,14 +163,14 @@ export class RedisDetectorStore implements DetectorStore {
     const k = this.keys(subject)
     const sp = step.spend
     const sc = step.scrape
+    // As lua/record.lua reads them.
     const args: Arg[] = [
       this.ttlMs,
-      ...(sp === undefined
-        ? ['0', 0, 0, 0, 0, 0, 0, '0']
-        : ['1', sp.factor, sp.bucketMs, sp.sustain, sp.keep, sp.floor, sp.amount, sp.hold ? '1' : '0']),
-      ...(sc === undefined
-        ? ['0', 0, 0, 0, 0, '0']
-        : ['1', sc.used, sc.bucketMs, sc.share, sc.forBuckets, sc.throttle ? '1' : '0']),
+      sp === undefined ? '' : encoded(sp.params, spendArgs),
+      sp?.amount ?? 0,
+      sp?.hold === true ? '1' : '0',
+      sc === undefined ? '' : encoded(sc.params, scrapeArgs),
+      sc?.used ?? 0,
     ]
     return raisedOf(await this.batcher.step('r', [k.state, k.allow], args))
   }
@@ -278,6 +265,43 @@ export class RedisDetectorStore implements DetectorStore {
   }
 
   async close(): Promise<void> {}
+}
+
+/** A detector's parameters as the scripts read them (lua/subject.lua `params`): numbers, in order. */
+const loopArgs = (p: LoopParams) => [
+  p.windowMs,
+  p.max,
+  p.distance,
+  p.nearFactor,
+  p.alertAt,
+  p.throttleAt,
+  p.blockAt,
+  p.blockMs,
+]
+const addressArgs = (p: AddressParams) => [
+  p.windowMs,
+  p.cap,
+  p.alertAt,
+  p.blockAt,
+  p.blockMs,
+  p.learn.factor,
+  p.learn.minAddresses,
+  p.learn.warmup,
+  p.learn.keep,
+]
+const countryArgs = (p: CountryParams) => [p.cap, p.alertAt, p.blockAt]
+const spendArgs = (p: SpendParams) => [p.factor, p.bucketMs, p.sustain, p.keep, p.floor]
+const scrapeArgs = (p: ScrapeParams) => [p.bucketMs, p.share, p.forBuckets, p.throttle ? 1 : 0]
+
+const encodings = new WeakMap<object, string>()
+/** `params` as one comma-separated string, made once per parameters object (steps.ts shares them). */
+function encoded<P extends object>(params: P, args: (p: P) => number[]): string {
+  let text = encodings.get(params)
+  if (text === undefined) {
+    text = args(params).map(String).join(',')
+    encodings.set(params, text)
+  }
+  return text
 }
 
 /**

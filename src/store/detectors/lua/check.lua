@@ -1,6 +1,11 @@
 -- checkSubject (src/core/detectors/engine.ts) for one subject, a step of batch.lua.
 -- keys: subject hash, loop fingerprints, address hash, allow key, country hash.
--- a: the step's arguments (src/store/detectors/redis.ts checkArgs).
+-- a: ttl, enforced detectors (comma-separated), the throttle's rate per minute, then each part ''
+-- when off: loop parameters (windowMs, max, distance, nearFactor, alertAt, throttleAt, blockAt,
+-- blockMs), the prompt's hash, hi, lo; address parameters (windowMs, cap, alertAt, blockAt,
+-- blockMs, factor, minAddresses, warmup, keep), the address; spend parameters (factor, bucketMs,
+-- sustain, keep, floor); the scraping bucket (0: no throttle); country parameters (cap, alertAt,
+-- blockAt), the country (src/store/detectors/redis.ts check).
 -- Returns { now, allowListed, refusedDetector, refusedLevel, retryAfterMs (-1: until cleared), raised… }
 -- where each raised is detector, level, value, threshold, addresses (comma-separated), countries
 -- (comma-separated) and which count crossed ('addresses' or 'countries'; '' when countries are not counted).
@@ -122,10 +127,11 @@ local function check_step(keys, a)
   end
 
   -- prompt loops
-  if a[4] == '1' then
+  if a[4] ~= '' then
     local hash, hi, lo = a[5], tonumber(a[6]), tonumber(a[7])
-    local window, max, distance, near_factor = tonumber(a[8]), tonumber(a[9]), tonumber(a[10]), tonumber(a[11])
-    local alert_at, throttle_at, block_at, block_ms = tonumber(a[12]), tonumber(a[13]), tonumber(a[14]), tonumber(a[15])
+    local p = params(a[4])
+    local window, max, distance, near_factor = p[1], p[2], p[3], p[4]
+    local alert_at, throttle_at, block_at, block_ms = p[5], p[6], p[7], p[8]
     local exact, near = observe_loop(L, hash, hi, lo, window, max, distance)
     local by_exact = level_of(exact, alert_at, throttle_at, block_at, 1)
     local by_near = 0
@@ -142,13 +148,14 @@ local function check_step(keys, a)
   end
 
   -- shared keys
-  if a[16] == '1' then
-    local address, window, cap = a[17], tonumber(a[18]), tonumber(a[19])
-    local alert_at, block_at, block_ms = tonumber(a[20]), tonumber(a[21]), tonumber(a[22])
+  if a[8] ~= '' then
+    local p = params(a[8])
+    local address, window, cap = a[9], p[1], p[2]
+    local alert_at, block_at, block_ms = p[3], p[4], p[5]
     local since = now - window
     local size = observe_seen(A, address, since, window, cap, 'ao')
     -- the key's history (state.ts learnAddresses): fields he, hp, hx (window, peak, alerted), hb, hn (baseline, windows)
-    local factor, min_addresses, warmup, keep = tonumber(a[29]), tonumber(a[30]), tonumber(a[31]), tonumber(a[32])
+    local factor, min_addresses, warmup, keep = p[6], p[7], p[8], p[9]
     local w = math.floor(now / window)
     local he, hp, hx, hb, hn = num('he', -1), num('hp', 0), num('hx', 0), num('hb', 0), num('hn', 0)
     if w ~= he then
@@ -167,12 +174,13 @@ local function check_step(keys, a)
     local by_history = level == 0 and learned > 0 and size >= learned
     if by_history then level = 1 end
     -- countries (state.ts observeCountry, countryLevel): hash C of country -> last seen, at most cap
-    local counted = a[34] == '1'
+    local counted = a[12] ~= ''
     local countries, by_countries = 0, false
     local country_alert_at, country_block_at = 0, 0
     if counted then
-      country_alert_at, country_block_at = tonumber(a[37]), tonumber(a[38])
-      countries = observe_seen(C, a[35], since, window, tonumber(a[36]), 'co')
+      local cp = params(a[12])
+      country_alert_at, country_block_at = cp[2], cp[3]
+      countries = observe_seen(C, a[13], since, window, cp[1], 'co')
       local by_country = 0
       if country_block_at > 0 and countries >= country_block_at then
         by_country = 3
@@ -221,7 +229,7 @@ local function check_step(keys, a)
     if lv == 2 and name == 'loop' then throttled = true end
     if lv == 2 and name == 'spend' then held = true end
     -- a scraping throttle (state.ts scrapeGate): the rest of a bucket that found the subject at the limit
-    local scrape_bucket_ms = tonumber(a[33])
+    local scrape_bucket_ms = tonumber(a[11])
     if lv == 2 and name == 'scraping' and scrape_bucket_ms > 0 then
       local bucket = math.floor(now / scrape_bucket_ms)
       if num('cm', -1) == bucket and num('chi', 0) == 1 then
@@ -242,8 +250,9 @@ local function check_step(keys, a)
       out[3], out[4], out[5] = 'loop', 2, (minute + 1) * 60000 - now
     end
   end
-  if out[3] == '' and held and a[23] == '1' then
-    local factor, bucket_ms, keep, floor_ = tonumber(a[24]), tonumber(a[25]), tonumber(a[27]), tonumber(a[28])
+  if out[3] == '' and held and a[10] ~= '' then
+    local p = params(a[10])
+    local factor, bucket_ms, keep, floor_ = p[1], p[2], p[4], p[5]
     local b, m, s, h = roll_spend(factor, bucket_ms, keep, floor_)
     save_spend(b, m, s, h)
     if s >= math.max(b, floor_) then out[3], out[4], out[5] = 'spend', 2, (m + 1) * bucket_ms - now end

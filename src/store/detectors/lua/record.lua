@@ -1,5 +1,7 @@
 -- recordSubject (src/core/detectors/engine.ts) for one subject, a step of batch.lua.
--- keys: subject hash, allow key. a: the step's arguments (src/store/detectors/redis.ts recordArgs).
+-- keys: subject hash, allow key. a: ttl, spend parameters (factor, bucketMs, sustain, keep, floor;
+-- '' when off), the amount, whether to hold ('1'), scraping parameters (bucketMs, share,
+-- forBuckets, throttle 1/0; '' when off), the share used (src/store/detectors/redis.ts record).
 -- Returns raised detections, five items each: detector, level, value, threshold, ''.
 local function record_step(keys, a)
   local ttl = tonumber(a[1])
@@ -14,9 +16,10 @@ local function record_step(keys, a)
     out[#out + 1] = ''
   end
 
-  if a[2] == '1' then
-    local factor, bucket_ms, sustain, keep, floor_ = tonumber(a[3]), tonumber(a[4]), tonumber(a[5]), tonumber(a[6]), tonumber(a[7])
-    local amount, hold = tonumber(a[8]), a[9] == '1'
+  if a[2] ~= '' then
+    local p = params(a[2])
+    local factor, bucket_ms, sustain, keep, floor_ = p[1], p[2], p[3], p[4], p[5]
+    local amount, hold = tonumber(a[3]), a[4] == '1'
     local b, m, s, h = roll_spend(factor, bucket_ms, keep, floor_)
     s = s + amount
     save_spend(b, m, s, h)
@@ -30,8 +33,9 @@ local function record_step(keys, a)
     end
   end
 
-  if a[10] == '1' then
-    local used, bucket_ms, share, for_buckets = tonumber(a[11]), tonumber(a[12]), tonumber(a[13]), tonumber(a[14])
+  if a[5] ~= '' then
+    local p = params(a[5])
+    local used, bucket_ms, share, for_buckets = tonumber(a[6]), p[1], p[2], p[3]
     local bucket = math.floor(now / bucket_ms)
     local m, hi, c = num('cm', -1), num('chi', 0), num('cc', 0)
     if bucket ~= m then
@@ -45,7 +49,7 @@ local function record_step(keys, a)
     local buckets = 0
     if hi == 1 then buckets = c + 1 end
     local level = 1
-    if a[15] == '1' then level = 2 end
+    if p[4] == 1 then level = 2 end
     if buckets >= for_buckets and raise('scraping', level, for_buckets * bucket_ms) then
       push('scraping', level, fmt(buckets), fmt(for_buckets))
     end

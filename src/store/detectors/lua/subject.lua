@@ -9,6 +9,19 @@ local FIELDS = {
 }
 local S, H, changed
 
+-- A detector's parameters: one comma-separated string of numbers, the same for every request of
+-- a detector set, parsed once per script call.
+local parsed = {}
+local function params(text)
+  local p = parsed[text]
+  if not p then
+    p = {}
+    for x in string.gmatch(text, '[^,]+') do p[#p + 1] = tonumber(x) end
+    parsed[text] = p
+  end
+  return p
+end
+
 local function load(key)
   S, H, changed = key, {}, {}
   local v = redis.call('HMGET', key, unpack(FIELDS))
