@@ -1,0 +1,185 @@
+/**
+ * The Redis detector store sends the check and record steps of one event-loop turn as one script
+ * call (per hash slot on a cluster): each step still decided alone, a level raised exactly once
+ * across callers and across instances, a failing step rejecting only its own caller. And the
+ * shortcuts of its scripts (addresses read only when one may have expired, fingerprints in one
+ * string) forget what is out of the window as the memory store does.
+ */
+import { type Cluster, Redis } from 'ioredis'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { BLOCK, checkStep, recordStep, resolveDetectors, THROTTLE } from '../../src/core/detectors/index.js'
+import { MemoryDetectorStore } from '../../src/store/detectors/memory.js'
+import { RedisDetectorStore } from '../../src/store/detectors/redis.js'
+import type { DetectorStore } from '../../src/store/detectors/types.js'
+import { type RedisClusterServer, startRedisCluster } from '../helpers/redis-cluster.js'
+import { type RedisServer, startRedis } from '../helpers/redis-server.js'
+import { sleep } from '../helpers/sleep.js'
+
+let redis: RedisServer
+let n = 0
+const clients: Redis[] = []
+beforeAll(async () => {
+  redis = await startRedis()
+})
+afterAll(async () => {
+  for (const c of clients) c.disconnect()
+  await redis.stop()
+})
+
+/** A client of its own whose script calls (EVALSHA / EVAL) are counted. */
+function countedClient(): { client: Redis; scriptCalls: () => number } {
+  const client = new Redis(redis.url)
+  clients.push(client)
+  let calls = 0
+  const call = client.call.bind(client) as (...args: unknown[]) => Promise<unknown>
+  ;(client as unknown as { call: typeof call }).call = (...args: unknown[]) => {
+    if (args[0] === 'EVALSHA' || args[0] === 'EVAL') calls++
+    return call(...args)
+  }
+  return { client, scriptCalls: () => calls }
+}
+
+const set = (input = {}) => resolveDetectors(input).base
+const loops = set({ loop: { alertAt: 10, throttleAt: 20, blockAt: 40, throttlePerMinute: 1 }, spend: false })
+
+describe('Redis detector store: steps of one turn in one script call', () => {
+  it('60 checks of one subject in one turn: one script call, each level raised exactly once', async () => {
+    const { client, scriptCalls } = countedClient()
+    const store = new RedisDetectorStore({ client, prefix: `b${++n}:` })
+    await store.check('key:warm', checkStep(loops, { prompt: 'warm up', isKey: false })!)
+    const before = scriptCalls()
+    const step = checkStep(loops, { prompt: 'the same prompt again', isKey: false })!
+    const outs = await Promise.all(Array.from({ length: 60 }, () => store.check('key:loop', step)))
+    expect(scriptCalls() - before).toBe(1)
+    // In order, as if one at a time: the 10th alerts, the 20th throttles, the 40th blocks.
+    const raised = outs.map((o, i) => [i + 1, o.raised.map((r) => r.level)] as const)
+    expect(raised.filter(([, levels]) => levels.length > 0)).toEqual([
+      [10, [1]],
+      [20, [THROTTLE]],
+      [40, [BLOCK]],
+    ])
+    // From the block on, every one is refused; the 21st..39th are throttled (one a minute passes).
+    expect(outs.slice(39).every((o) => o.refused?.level === BLOCK)).toBe(true)
+    expect(outs.slice(20, 39).filter((o) => o.refused === undefined).length).toBeLessThanOrEqual(2)
+  })
+
+  it('two instances on one Redis, interleaved in the same turns: one alert, one throttle, one block', async () => {
+    const prefix = `b${++n}:`
+    const a = new RedisDetectorStore({ client: countedClient().client, prefix })
+    const b = new RedisDetectorStore({ client: countedClient().client, prefix })
+    const step = checkStep(loops, { prompt: 'shared loop', isKey: false })!
+    const outs = await Promise.all(
+      Array.from({ length: 80 }, (_, i) => (i % 2 === 0 ? a : b).check('key:both', step)),
+    )
+    const levels = outs.flatMap((o) => o.raised.map((r) => r.level)).sort()
+    expect(levels).toEqual([1, THROTTLE, BLOCK])
+  })
+
+  it('a step that fails rejects only its own caller; the others in its script call go on', async () => {
+    const { client, scriptCalls } = countedClient()
+    const prefix = `b${++n}:`
+    const store = new RedisDetectorStore({ client, prefix })
+    const s = set({ spend: { floorPerMinute: 1e12 } })
+    // key:bad's fingerprints key holds a list, key:broken's state a string: their steps fail.
+    await client.lpush(store.keys('key:bad').loop, 'not a string')
+    await client.set(store.keys('key:broken').state, 'not a hash')
+    const before = scriptCalls()
+    const check = (subject: string) =>
+      store.check(subject, checkStep(s, { prompt: `hello ${subject}`, address: '192.0.2.1', isKey: true })!)
+    const record = (subject: string) => store.record(subject, recordStep(s, { tokens: 10, usd: 0 }, 0.5)!)
+    const results = await Promise.allSettled([
+      check('key:good'),
+      check('key:bad'),
+      record('key:bad'),
+      record('key:broken'),
+      check('key:good'),
+      record('key:good'),
+    ])
+    expect(scriptCalls() - before).toBe(1)
+    expect(results.map((r) => r.status)).toEqual([
+      'fulfilled',
+      'rejected',
+      'fulfilled',
+      'rejected',
+      'fulfilled',
+      'fulfilled',
+    ])
+    expect(String((results[1] as PromiseRejectedResult).reason)).toMatch(/WRONGTYPE/)
+    expect(String((results[3] as PromiseRejectedResult).reason)).toMatch(/WRONGTYPE/)
+    // The good subject's steps took effect: two addresses-worth of checks, one record.
+    const view = await store.inspect('key:good')
+    expect(view.addresses).toEqual(['192.0.2.1'])
+  })
+})
+
+describe('Redis detector store on a cluster', () => {
+  let cluster: RedisClusterServer
+  let client: Cluster
+  beforeAll(async () => {
+    cluster = await startRedisCluster()
+    client = cluster.client()
+    if (client.status !== 'ready') await new Promise((resolve) => client.once('ready', resolve))
+  }, 60_000)
+  afterAll(async () => {
+    await client?.quit()
+    await cluster?.stop()
+  })
+
+  it('steps of many subjects in one turn go per hash slot, each decided', async () => {
+    const store = new RedisDetectorStore({ client, prefix: 'cl:' })
+    const s = set({ loop: { alertAt: 3, throttleAt: 0, blockAt: 0 }, spend: { floorPerMinute: 1e12 } })
+    const subjects = Array.from({ length: 12 }, (_, i) => `key:k${i}`)
+    const outs = await Promise.all(
+      subjects.flatMap((subject) => [
+        ...Array.from({ length: 3 }, () =>
+          store.check(subject, checkStep(s, { prompt: 'again', address: '192.0.2.7', isKey: true })!),
+        ),
+        store.record(subject, recordStep(s, { tokens: 5, usd: 0 }, 0.1)!).then(() => undefined),
+      ]),
+    )
+    const alerts = outs.flatMap((o) => o?.raised ?? [])
+    expect(alerts).toHaveLength(subjects.length)
+    expect(alerts.every((r) => r.detector === 'loop' && r.level === 1)).toBe(true)
+    for (const subject of subjects) {
+      expect((await store.inspect(subject)).flags.loop?.lv).toBe(1)
+    }
+  })
+})
+
+const kinds: [string, () => DetectorStore][] = [
+  ['memory', () => new MemoryDetectorStore()],
+  ['redis', () => new RedisDetectorStore({ client: countedClient().client, prefix: `w${++n}:` })],
+]
+
+describe.each(kinds)('%s detector store: what leaves the window is forgotten', (_kind, make) => {
+  it('identical prompts older than the loop window no longer count', async () => {
+    const store = make()
+    const s = set({ loop: { windowMs: 300, alertAt: 3, throttleAt: 0, blockAt: 0 }, spend: false })
+    const step = checkStep(s, { prompt: 'ping', isKey: false })!
+    const raised = []
+    for (let i = 0; i < 2; i++) raised.push(...(await store.check('key:w', step)).raised)
+    await sleep(400)
+    for (let i = 0; i < 2; i++) raised.push(...(await store.check('key:w', step)).raised)
+    expect(raised).toEqual([])
+    raised.push(...(await store.check('key:w', step)).raised)
+    expect(raised).toMatchObject([{ detector: 'loop', level: 1, value: 3 }])
+  })
+
+  it('addresses not seen in the shared-key window are forgotten, those seen again kept', async () => {
+    const store = make()
+    const s = set({ sharedKey: { windowMs: 300, alertAt: 4, factor: 0 }, loop: false, spend: false })
+    const use = (address: string) => store.check('key:a', checkStep(s, { address, isKey: true })!)
+    for (const address of ['192.0.2.1', '192.0.2.2', '192.0.2.3']) await use(address)
+    await sleep(200)
+    await use('192.0.2.3')
+    await sleep(200)
+    // .1 and .2 were last seen over 300 ms ago; .3 200 ms ago.
+    const raised = [...(await use('192.0.2.4')).raised, ...(await use('192.0.2.5')).raised]
+    expect(raised).toEqual([])
+    expect((await store.inspect('key:a')).addresses.sort()).toEqual(['192.0.2.3', '192.0.2.4', '192.0.2.5'])
+    // A fourth address within the window alerts, naming the four.
+    const alert = (await use('192.0.2.6')).raised
+    expect(alert).toMatchObject([{ detector: 'sharedKey', level: 1, value: 4 }])
+    expect(alert[0]!.addresses!.sort()).toEqual(['192.0.2.3', '192.0.2.4', '192.0.2.5', '192.0.2.6'])
+  })
+})
