@@ -183,3 +183,77 @@ describe.each(kinds)('%s detector store: what leaves the window is forgotten', (
     expect(alert[0]!.addresses!.sort()).toEqual(['192.0.2.3', '192.0.2.4', '192.0.2.5', '192.0.2.6'])
   })
 })
+
+describe('memory and Redis stores count near-identical prompts alike', () => {
+  // Long enough that one changed word moves the SimHash by 1 to 5 bits.
+  const templates = [
+    'please summarise the following quarterly report for the board and list the three main risks you see in it then suggest what the finance team should do next quarter about each of them and how the board should follow the plan',
+    'write a long poem about autumn leaves falling on a quiet pond in the early morning light while the village wakes up and the baker opens his shop and children walk to school along the river under the old bridge',
+  ]
+  // Prompts from two templates with one word changed (near-identical), unrelated ones between.
+  const prompts = Array.from({ length: 90 }, (_, i) =>
+    i % 5 === 4
+      ? `unrelated question number ${i} about topic ${i * 7}`
+      : `${templates[i % 2]} attempt ${i % 8}`,
+  )
+
+  it.each([3, 6, 12])('nearDistance %i: the same detections, in the same order', async (nearDistance) => {
+    const s = set({
+      loop: {
+        alertAt: 8,
+        throttleAt: 16,
+        blockAt: 30,
+        nearDistance,
+        nearFactor: 1.5,
+        throttlePerMinute: 100,
+      },
+      spend: false,
+    })
+    const run = async (store: DetectorStore) => {
+      const seen = []
+      for (const prompt of prompts) {
+        const o = await store.check('key:near', checkStep(s, { prompt, isKey: false })!)
+        seen.push({ raised: o.raised, refused: o.refused?.detector })
+      }
+      return seen
+    }
+    const memory = await run(new MemoryDetectorStore())
+    const redisSeen = await run(
+      new RedisDetectorStore({ client: countedClient().client, prefix: `nd${++n}:` }),
+    )
+    // Some levels come from near-identical prompts (their threshold × 1.5), not only identical ones.
+    expect(memory.flatMap((o) => o.raised).some((r) => r.threshold === 12)).toBe(true)
+    expect(redisSeen).toEqual(memory)
+  })
+})
+
+describe.each(kinds)('%s detector store: SimHashes within 3 bits', (_kind, make) => {
+  // Quarters: hi's low and high 16 bits, lo's low and high 16 bits.
+  const flips = [
+    [0x1, 0],
+    [0x10000, 0],
+    [0, 0x1],
+    [0, 0x10000],
+  ] as const
+  it.each([0, 1, 2, 3])('agreeing on quarter %i only, count as near-identical', async (q) => {
+    const store = make()
+    const s = set({ loop: { alertAt: 4, throttleAt: 0, blockAt: 0, nearDistance: 3 }, spend: false })
+    const step = checkStep(s, { prompt: 'x', isKey: false })!
+    const at = (hash: string, hi: number, lo: number) => ({ ...step, loop: { ...step.loop!, hash, hi, lo } })
+    const hi = 0x12345678
+    const lo = 0x9abcdef0
+    // One bit flipped in each quarter but q: 3 bits from the first.
+    let vhi = hi
+    let vlo = lo
+    for (const [i, [fh, fl]] of flips.entries()) {
+      if (i === q) continue
+      vhi = (vhi ^ fh) >>> 0
+      vlo = (vlo ^ fl) >>> 0
+    }
+    const raised = [...(await store.check('key:q', at('aaaaaaaa00000000', hi, lo))).raised]
+    for (let i = 0; i < 5; i++)
+      raised.push(...(await store.check('key:q', at(`bbbbbbbb0000000${i}`, vhi, vlo))).raised)
+    // The sixth is near 6 (itself, four like it, and the first): the near threshold 4 × 1.5.
+    expect(raised).toEqual([{ detector: 'loop', level: 1, value: 6, threshold: 6 }])
+  })
+})

@@ -38,36 +38,71 @@ local function share_a_byte(a1, a2, a3, a4, b1, b2, b3, b4)
   return false
 end
 
+-- The index (0-based) of each entry of `ring` whose bytes at `offset` are `bytes`, to `found`.
+-- string.find scans in C; a match across entries (not at the offset) is skipped.
+local function entries_with(ring, bytes, offset, found)
+  local from = 1
+  while true do
+    local at = string.find(ring, bytes, from, true)
+    if not at then return end
+    if (at - 1) % ENTRY_BYTES == offset then found((at - 1 - offset) / ENTRY_BYTES) end
+    from = at + 1
+  end
+end
+
+local function entry_at(ring, i)
+  return (struct.unpack('<d', ring, i * ENTRY_BYTES + 1))
+end
+
 -- state.ts observeLoop: the subject's fingerprints, newest first, in one string of fixed-size
 -- entries (at most max, those older than the window dropped). Counts the identical and the
 -- near-identical (SimHash within distance bits) in the window, this one included.
--- Within 3 bits two SimHashes agree on one of their four quarters at least (within 7, on one of
--- their eight bytes): bits are counted only for the few entries that do.
+-- Times never rise along the string (an entry is never dated before the newest one, should Redis
+-- TIME step back), so the window's end is found by bisection. Identical prompts are found by
+-- their hash's bytes; within 3 bits two SimHashes agree on one of their four quarters at least
+-- (within 7, on one of their eight bytes), so bits are counted only for entries that do.
 local function observe_loop(L, hash, hi, lo, window, max, distance)
   local h1, h2 = tonumber(string.sub(hash, 1, 8), 16), tonumber(string.sub(hash, 9, 16), 16)
   local q1, q3 = hi % 65536, lo % 65536
   local q2, q4 = (hi - q1) / 65536, (lo - q3) / 65536
   local old = redis.call('GET', L) or ''
   if #old % ENTRY_BYTES ~= 0 then old = '' end
-  local ring = struct.pack(ENTRY, now, h1, h2, q1, q2, q3, q4) .. string.sub(old, 1, (max - 1) * ENTRY_BYTES)
-  local n = #ring / ENTRY_BYTES
+  local at = now
+  if #old > 0 then at = math.max(now, entry_at(old, 0)) end
+  local entry = struct.pack(ENTRY, at, h1, h2, q1, q2, q3, q4)
+  local ring = entry .. string.sub(old, 1, (max - 1) * ENTRY_BYTES)
   local since = now - window
-  local exact, near, live = 0, 0, 0
-  for i = 0, n - 1 do
-    local at, e1, e2, p1, p2, p3, p4 = struct.unpack(ENTRY, ring, i * ENTRY_BYTES + 1)
-    if at <= since then break end
-    live = i + 1
-    if e1 == h1 and e2 == h2 then exact = exact + 1 end
-    if distance > 0 then
-      local candidate = p1 == q1 or p2 == q2 or p3 == q3 or p4 == q4
-      if not candidate and distance > 3 then
-        candidate = distance > 7 or share_a_byte(p1, p2, p3, p4, q1, q2, q3, q4)
-      end
-      if candidate and near_bits(p1, p2, p3, p4, q1, q2, q3, q4, distance) then near = near + 1 end
+  local live, out = 0, #ring / ENTRY_BYTES
+  while live < out do
+    local mid = math.floor((live + out) / 2)
+    if entry_at(ring, mid) <= since then out = mid else live = mid + 1 end
+  end
+  if live * ENTRY_BYTES < #ring then ring = string.sub(ring, 1, live * ENTRY_BYTES) end
+  redis.call('SET', L, ring, 'PX', window)
+
+  local exact, near = 0, 0
+  entries_with(ring, string.sub(entry, 9, 16), 8, function()
+    exact = exact + 1
+  end)
+  if distance == 0 then return exact, near end
+  local candidates = {}
+  local function candidate(i)
+    candidates[i] = true
+  end
+  if distance <= 3 then
+    for j = 0, 3 do
+      entries_with(ring, string.sub(entry, 17 + 2 * j, 18 + 2 * j), 16 + 2 * j, candidate)
+    end
+  else
+    for i = 0, live - 1 do
+      local _, _, _, p1, p2, p3, p4 = struct.unpack(ENTRY, ring, i * ENTRY_BYTES + 1)
+      if distance > 7 or share_a_byte(p1, p2, p3, p4, q1, q2, q3, q4) then candidates[i] = true end
     end
   end
-  if live < n then ring = string.sub(ring, 1, live * ENTRY_BYTES) end
-  redis.call('SET', L, ring, 'PX', window)
+  for i in pairs(candidates) do
+    local _, _, _, p1, p2, p3, p4 = struct.unpack(ENTRY, ring, i * ENTRY_BYTES + 1)
+    if near_bits(p1, p2, p3, p4, q1, q2, q3, q4, distance) then near = near + 1 end
+  end
   return exact, near
 end
 
