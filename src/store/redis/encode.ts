@@ -17,8 +17,16 @@ export class StoreScriptError extends Error {
   override name = 'StoreScriptError'
 }
 
+/**
+ * The string lua/queue.lua keeps beside a queue while anyone waits in it (same hash tag, same
+ * expiry): a guarded op reads it in the batch's MGET instead of asking for the queue itself.
+ */
+export function queueMarkerKey(queueKey: string): string {
+  return `${queueKey}:on`
+}
+
 export interface EncodedBatch {
-  /** Every op's state key (in op order), then the block keys, then the ops' other keys. */
+  /** Every op's state key (in op order), then the block keys, the guard keys, then the ops' other keys. */
   keys: string[]
   /** Policies first, then ops. */
   args: (string | number)[]
@@ -45,7 +53,7 @@ interface EncodedPolicy {
 export function encodeBatch(ops: readonly StoreOp[], joined?: readonly boolean[]): EncodedBatch {
   const policyArgs: (string | number)[] = [0]
   const policies: EncodedPolicy[] = []
-  const opArgs: (string | number)[] = [ops.length, 0]
+  const opArgs: (string | number)[] = [ops.length, 0, 0]
   const keys: string[] = new Array(ops.length)
   let j = 0
   for (const op of ops) {
@@ -102,6 +110,14 @@ export function encodeBatch(ops: readonly StoreOp[], joined?: readonly boolean[]
     }
   }
   opArgs[1] = blocks
+  let guards = 0
+  for (const op of ops) {
+    if (op.guard !== undefined && (op.mode === 'consume' || op.mode === 'reserve')) {
+      keys.push(queueMarkerKey(op.guard))
+      guards++
+    }
+  }
+  opArgs[2] = guards
   for (const op of ops) {
     const n = op.limits.length
     for (let i = 0; i < n; i++) {
@@ -109,7 +125,6 @@ export function encodeBatch(ops: readonly StoreOp[], joined?: readonly boolean[]
     }
     if (op.alert) for (let i = 0; i < n; i++) keys.push(op.alert.keys[i]!)
     if (op.block) keys.push(op.block.strikesKey)
-    if (op.guard !== undefined && (op.mode === 'consume' || op.mode === 'reserve')) keys.push(op.guard)
   }
   policyArgs[0] = policies.length
   for (const a of opArgs) policyArgs.push(a)

@@ -8,7 +8,7 @@ import type {
   TicketResult,
 } from '../queue-types.js'
 import type { StoreOp, StoreResult } from '../types.js'
-import { decodeBatch, encodeBatch, StoreScriptError } from './encode.js'
+import { decodeBatch, encodeBatch, queueMarkerKey, StoreScriptError } from './encode.js'
 
 interface PendingTry {
   parts: StoreOp[]
@@ -34,9 +34,9 @@ function globLiteral(text: string): string {
   return text.replace(/[*?[\]\\]/g, (c) => `\\${c}`)
 }
 
-/** The three keys of the queue named `key` (lua/queue.lua): one hash tag, the key's own. */
+/** The four keys of the queue named `key` (lua/queue.lua): one hash tag, the key's own. */
 export function queueKeys(key: string): string[] {
-  return [key, `${key}:lease`, `${key}:meta`]
+  return [key, `${key}:lease`, `${key}:meta`, queueMarkerKey(key)]
 }
 
 const text = (value: unknown): string => (Buffer.isBuffer(value) ? value.toString() : String(value))

@@ -5,7 +5,7 @@ import { algorithms } from '../../core/algorithms/index.js'
 /**
  * The batch script, assembled once from .lua files beside this module (in src/ and in dist/):
  * the prelude, every registered algorithm's part (lua/<its file>, see src/core/algorithms/), then
- * the batch driver with its `apply(KEYS, ARGV)`. It is run two ways: as a Redis Function (loaded
+ * the decision steps (decide.lua) and the batch driver with its `apply(KEYS, ARGV)`. It is run two ways: as a Redis Function (loaded
  * once per node, so its definitions are made once) and, where Functions are not available, as a
  * script.
  */
@@ -14,9 +14,13 @@ const read = (path: string) => readFileSync(new URL(path, import.meta.url), 'utf
 const PARTS = algorithms().map(
   (a) => `ALGORITHMS['${a.kind}'] = (function()\n${read(`./lua/${a.lua.file}`)}\nend)()\n`,
 )
-const APPLY_SOURCE = [read('./prelude.lua'), ...PARTS, read('./apply.lua'), read('./lua/queue.lua')].join(
-  '\n',
-)
+const APPLY_SOURCE = [
+  read('./prelude.lua'),
+  ...PARTS,
+  read('./decide.lua'),
+  read('./apply.lua'),
+  read('./lua/queue.lua'),
+].join('\n')
 
 /** Names the library and function after the script's text, so that versions never mix. */
 const VERSION = createHash('sha1').update(APPLY_SOURCE).digest('hex').slice(0, 12)
