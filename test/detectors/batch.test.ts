@@ -257,3 +257,38 @@ describe.each(kinds)('%s detector store: SimHashes within 3 bits', (_kind, make)
     expect(raised).toEqual([{ detector: 'loop', level: 1, value: 6, threshold: 6 }])
   })
 })
+
+describe('Redis detector store: a record waits for the next check', () => {
+  it('and goes with it, in order: the check sees what the record raised', async () => {
+    const { client, scriptCalls } = countedClient()
+    const store = new RedisDetectorStore({ client, prefix: `r${++n}:`, recordLingerMs: 2000 })
+    const s = set({
+      spend: { bucketMs: 60_000, sustainMs: 60_000, floorPerMinute: 10, factor: 10 },
+      loop: false,
+    })
+    await store.seed('key:s', 100)
+    const before = scriptCalls()
+    const recorded = store.record('key:s', recordStep(s, { tokens: 2000, usd: 0 }, 0.1)!)
+    // A later turn: the record has not gone yet.
+    await new Promise((resolve) => setImmediate(resolve))
+    await new Promise((resolve) => setImmediate(resolve))
+    const [raised, outcome] = await Promise.all([
+      recorded,
+      store.check('key:s', checkStep(s, { isKey: true })!),
+    ])
+    expect(scriptCalls() - before).toBe(1)
+    // One script call, one clock: 2,000 tokens is 20× the baseline of 100, held at once.
+    expect(raised).toMatchObject([{ detector: 'spend', level: THROTTLE }])
+    expect(outcome.refused?.detector).toBe('spend')
+  })
+
+  it('alone, it goes once it has waited', async () => {
+    const { client, scriptCalls } = countedClient()
+    const store = new RedisDetectorStore({ client, prefix: `r${++n}:`, recordLingerMs: 20 })
+    const s = set({ loop: false })
+    const before = scriptCalls()
+    expect(await store.record('key:r', recordStep(s, { tokens: 5, usd: 0 }, 0.1)!)).toEqual([])
+    expect(scriptCalls() - before).toBe(1)
+    expect(() => new RedisDetectorStore({ client, recordLingerMs: -1 })).toThrow(/recordLingerMs/)
+  })
+})

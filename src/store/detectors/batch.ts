@@ -4,11 +4,17 @@
  * hash tag), at most MAX_BATCH steps a call. Each step is still decided alone and atomically, in
  * the order it was issued; its reply goes back to its caller, and a step that fails rejects only
  * its own caller.
+ *
+ * A record step (after a request, never awaited by one) waits up to `lingerMs` for a check to go
+ * with: a gateway with one request at a time then makes one round trip a request, not two. Order
+ * is kept, so a check issued after a record still sees it.
  */
 import calculateSlot from 'cluster-key-slot'
 
 /** Steps per script call at most: a long script holds up every other client of the Redis. */
 export const MAX_BATCH = 128
+/** How long record steps wait for a check step to share a script call with (default). */
+export const RECORD_LINGER_MS = 5
 
 export type StepKind = 'c' | 'r'
 type Arg = string | number
@@ -24,6 +30,7 @@ interface Pending {
 export class StepBatcher {
   private pending: Pending[] = []
   private scheduled = false
+  private lingering: NodeJS.Timeout | undefined
 
   /**
    * `run` sends one script call (KEYS, ARGV); `cluster`: group the steps by hash slot (a single
@@ -32,21 +39,27 @@ export class StepBatcher {
   constructor(
     private readonly run: (keys: string[], args: Arg[]) => Promise<unknown[]>,
     private readonly cluster: boolean,
+    private readonly lingerMs = RECORD_LINGER_MS,
   ) {}
 
   /** One step; its keys all in one hash slot. Resolves with the step's own reply. */
   step(kind: StepKind, keys: string[], args: Arg[]): Promise<unknown[]> {
     return new Promise((resolve, reject) => {
       this.pending.push({ kind, keys, args, resolve, reject })
-      if (!this.scheduled) {
+      if (this.scheduled) return
+      if (kind === 'c' || this.pending.length >= MAX_BATCH || this.lingerMs === 0) {
         this.scheduled = true
         setImmediate(() => this.flush())
+      } else {
+        this.lingering ??= setTimeout(() => this.flush(), this.lingerMs)
       }
     })
   }
 
   private flush(): void {
     this.scheduled = false
+    clearTimeout(this.lingering)
+    this.lingering = undefined
     const pending = this.pending
     this.pending = []
     if (!this.cluster) {

@@ -28,7 +28,7 @@ import {
   isNodeRedisCluster,
   type RedisClient,
 } from '../redis/connection.js'
-import { StepBatcher } from './batch.js'
+import { RECORD_LINGER_MS, StepBatcher } from './batch.js'
 import {
   DEFAULT_MAX_LOG,
   DEFAULT_TTL_MS,
@@ -60,6 +60,11 @@ export interface RedisDetectorStoreOptions {
   prefix?: string
   ttlMs?: number
   maxLog?: number
+  /**
+   * How long a record step (after a request) waits for a check step to share a script call with
+   * (default 5 ms; 0: the next turn).
+   */
+  recordLingerMs?: number
 }
 
 const FLAGS: readonly DetectorName[] = ['loop', 'spend', 'sharedKey', 'scraping']
@@ -80,7 +85,11 @@ export class RedisDetectorStore implements DetectorStore {
     this.ttlMs = o.ttlMs === undefined ? DEFAULT_TTL_MS : requirePositiveInteger(o.ttlMs, 'ttlMs')
     this.maxLog = o.maxLog === undefined ? DEFAULT_MAX_LOG : requirePositiveInteger(o.maxLog, 'maxLog')
     const cluster = isIORedis(o.client) ? isIORedisCluster(o.client) : isNodeRedisCluster(o.client)
-    this.batcher = new StepBatcher((keys, args) => this.run(STEPS, keys, args), cluster)
+    const linger =
+      o.recordLingerMs === undefined || o.recordLingerMs === 0
+        ? (o.recordLingerMs ?? RECORD_LINGER_MS)
+        : requirePositiveInteger(o.recordLingerMs, 'recordLingerMs')
+    this.batcher = new StepBatcher((keys, args) => this.run(STEPS, keys, args), cluster, linger)
   }
 
   private command(args: Arg[]): Promise<unknown> {
