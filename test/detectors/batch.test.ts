@@ -110,6 +110,35 @@ describe('Redis detector store: steps of one turn in one script call', () => {
     const view = await store.inspect('key:good')
     expect(view.addresses).toEqual(['192.0.2.1'])
   })
+
+  it('after a step that failed, the next step of its subject in the same call reads what Redis holds', async () => {
+    const { client } = countedClient()
+    const store = new RedisDetectorStore({ client, prefix: `b${++n}:` })
+    const s = set({ loop: { alertAt: 1, throttleAt: 0, blockAt: 0 }, spend: false })
+    // The addresses key holds a string: the first check raises the loop alert, then fails on it.
+    await client.set(store.keys('key:x').addrs, 'not a hash')
+    const [failed, next] = await Promise.allSettled([
+      store.check('key:x', checkStep(s, { prompt: 'p', address: '192.0.2.1', isKey: true })!),
+      store.check('key:x', checkStep(s, { prompt: 'p', isKey: false })!),
+    ])
+    expect(failed.status).toBe('rejected')
+    // The failed step's alert was never written: the next one raises (and reports) it.
+    expect(next.status === 'fulfilled' && next.value.raised).toMatchObject([{ detector: 'loop', level: 1 }])
+    expect(await client.hget(store.keys('key:x').state, 'loop.lv')).toBe('1')
+  })
+  it("a subject's hash made by a later step of the call still expires", async () => {
+    const { client } = countedClient()
+    const store = new RedisDetectorStore({ client, prefix: `b${++n}:`, ttlMs: 60_000 })
+    const s = set({ loop: false, spend: { floorPerMinute: 1e12 } })
+    // The check writes nothing (no hash yet to expire); the record then makes the hash.
+    await Promise.all([
+      store.check('key:new', checkStep(s, { isKey: false })!),
+      store.record('key:new', recordStep(s, { tokens: 5, usd: 0 }, 0.1)!),
+    ])
+    const ttl = await client.pttl(store.keys('key:new').state)
+    expect(ttl).toBeGreaterThan(0)
+    expect(ttl).toBeLessThanOrEqual(60_000)
+  })
 })
 
 describe('Redis detector store on a cluster', () => {

@@ -13,6 +13,7 @@ for s = 1, tonumber(ARGV[1]) do
   local a = { unpack(ARGV, i + 3, i + 2 + nargs) }
   local ok, reply = pcall(step, keys, a)
   if not ok then
+    forget()
     if type(reply) == 'table' then reply = reply.err or 'error' end
     reply = { 'error', tostring(reply) }
   end

@@ -14,9 +14,13 @@ local function level_of(n, alert_at, throttle_at, block_at, scale)
   return 0
 end
 
+-- Whether the subject is allow-listed (read once per script call: no script writes it).
+local allow_listed = {}
 local function allowed(allow_key)
-  local a = redis.call('GET', allow_key)
-  if not a then return false end
-  a = tonumber(a)
-  return a == -1 or a > now
+  local known = allow_listed[allow_key]
+  if known ~= nil then return known end
+  local a = tonumber(redis.call('GET', allow_key) or '0')
+  known = a == -1 or a > now
+  allow_listed[allow_key] = known
+  return known
 end

@@ -1,4 +1,5 @@
--- One subject's hash for a check or record step: read with one HMGET when the step starts, the
+-- One subject's hash for a check or record step: read with one HMGET when the step starts (not
+-- again for the next step of the same subject in this script call, nothing else writes it), the
 -- fields it changes written with one HSET when it ends (save), as in src/core/detectors/state.ts
 -- (raise, flagAt, rollSpend). Fields: <detector>.lv/.u (flags); he hp hx hb hn (the shared-key
 -- history) and ao (a lower bound of the oldest address's last sighting; co for countries); rm rn
@@ -22,12 +23,23 @@ local function params(text)
   return p
 end
 
+-- Hashes given their expiry in this script call: time stands still in a script, so the same ttl
+-- again would change nothing (scripts never delete a subject's hash).
+local expires = {}
+
 local function load(key)
-  S, H, changed = key, {}, {}
+  changed = {}
+  if key == S then return end
+  S, H = key, {}
   local v = redis.call('HMGET', key, unpack(FIELDS))
   for i = 1, #FIELDS do
     if v[i] then H[FIELDS[i]] = tonumber(v[i]) end
   end
+end
+
+-- After a step that failed: what it changed may not have been written.
+local function forget()
+  S, H = nil, nil
 end
 
 local function num(field, default)
@@ -56,7 +68,8 @@ local function save(ttl)
     end
     redis.call('HSET', S, unpack(args))
   end
-  redis.call('PEXPIRE', S, ttl)
+  -- (0: the hash does not exist yet; a later step may make it.)
+  if expires[S] ~= ttl and redis.call('PEXPIRE', S, ttl) == 1 then expires[S] = ttl end
 end
 
 local function flag_at(name)
