@@ -321,3 +321,25 @@ describe('Redis detector store: a record waits for the next check', () => {
     expect(() => new RedisDetectorStore({ client, recordLingerMs: -1 })).toThrow(/recordLingerMs/)
   })
 })
+
+describe.each(kinds)(
+  '%s detector store: one key from a few addresses, many requests at once',
+  (_kind, make) => {
+    it('each address counted once; the alert on the request of the fourth, naming four', async () => {
+      const store = make()
+      const s = set({ sharedKey: { alertAt: 4, factor: 0 }, loop: false, spend: false })
+      const order = ['a', 'b', 'a', 'c', 'a', 'b', 'd', 'a', 'e', 'd'].map(
+        (x) => `198.51.100.${x.charCodeAt(0)}`,
+      )
+      const outs = await Promise.all(
+        order.map((address) => store.check('key:few', checkStep(s, { address, isKey: true })!)),
+      )
+      const raised = outs.map((o, i) => [i, o.raised] as const).filter(([, r]) => r.length > 0)
+      expect(raised.map(([i]) => i)).toEqual([6])
+      expect(raised[0]![1]).toMatchObject([{ detector: 'sharedKey', level: 1, value: 4, threshold: 4 }])
+      expect(raised[0]![1][0]!.addresses).toHaveLength(4)
+      // The cap (alertAt + 1 = 5) takes the fifth, e.
+      expect((await store.inspect('key:few')).addresses).toHaveLength(5)
+    })
+  },
+)

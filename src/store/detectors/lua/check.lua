@@ -106,25 +106,32 @@ local function observe_loop(L, hash, hi, lo, window, max, distance)
   return exact, near
 end
 
+-- Members stamped with `now` in this script call, and their hash's size, per hash: the same
+-- member again changes nothing while time stands still (addresses, countries).
+local stamped = {}
+
 -- state.ts observeAddress / observeCountry: a hash of member -> last seen, those not seen in the
 -- window forgotten, at most cap kept (member '' adds nothing). The field `oldest` of the subject
 -- keeps a lower bound of the oldest sighting: while it is in the window nothing can be forgotten
 -- and the hash is not read. Returns the count.
 local function observe_seen(key, member, since, window, cap, oldest)
-  local size
+  local done = stamped[key]
+  if done and done.members[member] then return done.size end
+  local size, stored = 0, false
   if num(oldest, 0) > since then
     size = redis.call('HLEN', key)
     if member ~= '' then
       if size < cap then
         size = size + redis.call('HSET', key, member, now)
+        stored = true
       elseif redis.call('HEXISTS', key, member) == 1 then
         redis.call('HSET', key, member, now)
+        stored = true
       end
     end
   else
     local all = redis.call('HGETALL', key)
     local known, low = false, now
-    size = 0
     for i = 1, #all, 2 do
       local at = tonumber(all[i + 1])
       if at <= since then
@@ -136,11 +143,18 @@ local function observe_seen(key, member, since, window, cap, oldest)
     end
     if member ~= '' and (known or size < cap) then
       redis.call('HSET', key, member, now)
+      stored = true
       if not known then size = size + 1 end
     end
     put(oldest, low)
   end
   if size > 0 then redis.call('PEXPIRE', key, window) end
+  if not done then
+    done = { members = {} }
+    stamped[key] = done
+  end
+  done.size = size
+  if stored then done.members[member] = true end
   return size
 end
 
