@@ -8,9 +8,9 @@ import {
   decideWaiting,
   type ResolvedWait,
   resolveWait,
-  type Waited,
   type WaitOptions,
   waitable,
+  withWait,
 } from './waiting.js'
 
 interface Try {
@@ -95,10 +95,6 @@ function waitFor(
   tried: GateResult | { kind: 'decided'; decision: Decision },
 ): Promise<Decision> {
   return decideWaiting(attemptOf(t), wait, tried).then(withWait)
-}
-
-function withWait(waited: Waited<Decision>): Decision {
-  return waited.queued ? { ...waited.decision, waitedMs: Math.round(waited.waitedMs) } : waited.decision
 }
 
 /** Limiter.consume with wait options (see WaitOptions). */
