@@ -10,7 +10,7 @@ import { Limiter, tokenBucket } from '../src/index.js'
 import { RedisStore } from '../src/store/redis/store.js'
 
 const url = process.argv[2] ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
-const DECISIONS = 2000
+const DECISIONS = 20_000
 const admin = new Redis(url)
 const store = new RedisStore({ url })
 // A bucket that never refuses: the uncontended path only.
@@ -32,10 +32,16 @@ async function perDecision(options: { maxWaitMs: number } | undefined, inFlight:
     }),
   )
   const out: Record<string, number> = {}
+  let usec = 0
   for (const line of (await admin.info('commandstats')).split('\n')) {
-    const m = /^cmdstat_([^:]+):calls=(\d+)/.exec(line)
-    if (m !== null && !m[1]!.startsWith('config') && m[1] !== 'info') out[m[1]!] = Number(m[2]) / DECISIONS
+    const m = /^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/.exec(line)
+    if (m === null || m[1]!.startsWith('config') || m[1] === 'info') continue
+    out[m[1]!] = Number(m[2]) / DECISIONS
+    // A script's time includes the commands it calls (which are counted too): scripts only.
+    if (/^(fcall|evalsha|eval)$/.test(m[1]!)) usec += Number(m[3])
   }
+  // Redis's own CPU time in the script calls, per decision.
+  out['µs of Redis CPU'] = usec / DECISIONS
   return out
 }
 

@@ -11,9 +11,11 @@
  * subject: warm-up + `count` decisions, and warm-up + none. The difference divided by `count` is
  * the instructions per decision (start-up, compilation of the warm-up and exit cancel out; what
  * V8 compiles or collects during the counted decisions is theirs). Needs valgrind on the PATH.
+ * The redis-* subjects count only the Node process; they need a Redis nothing else uses at
+ * SLUICE_BENCH_REDIS_URL (flushed by nobody: their keys are the bench's own).
  */
 import { execFile } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { cpSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -31,6 +33,8 @@ const ROWS: [string, string][] = [
   ['sluice, policy of 3 limits (lanes)', 'sluice-3'],
   ['3× RateLimiterMemory in a row (lanes)', 'peer-3'],
   ['no-op, a resolved promise (lanes)', 'noop'],
+  ['Node side of a RedisStore decision, one limit (lanes)', 'redis-1'],
+  ['Node side of a RedisStore decision + queue nobody waits in (lanes)', 'redis-1-queue'],
   ['sluice consumeSync, one limit (loop)', 'sluice-1-sync'],
   ['sluice consumeSync, policy of 3 (loop)', 'sluice-3-sync'],
 ]
@@ -91,6 +95,11 @@ async function main(): Promise<void> {
       banner: {
         js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
       },
+    })
+    // The bundle reads RedisStore's scripts beside itself, as the module does in src/ and dist/.
+    cpSync(join(root, 'src/store/redis'), dir, {
+      recursive: true,
+      filter: (path) => !path.endsWith('.ts'),
     })
     console.log(`instructions per decision: ${count} decisions after ${warmup} of warm-up, minus none\n`)
     console.log('| subject | instructions per decision |')

@@ -3,7 +3,7 @@ import type { Decision } from './limiter.js'
 import type { QueueBackend } from './store/queue-types.js'
 import { queuesOf } from './store/queues.js'
 import type { StoreOp } from './store/types.js'
-import { type Attempt, abortError, decideWaiting, type ResolvedWait, waitable } from './waiting.js'
+import { type Attempt, abortError, decideWaiting, type ResolvedWait, waitable, withWait } from './waiting.js'
 
 /**
  * A composed decision waiting in fair order (docs/queueing.md): every level's capacity has its
@@ -97,6 +97,5 @@ export async function decideComposedWaiting(
     const d = attempt.read(tried.result)
     if (d.allowed || !canWait(composite, d) || d.retryAfterMs > wait.maxWaitMs) return d
   }
-  const waited = await decideWaiting(attempt, wait, tried)
-  return waited.queued ? { ...waited.decision, waitedMs: Math.round(waited.waitedMs) } : waited.decision
+  return withWait(await decideWaiting(attempt, wait, tried))
 }

@@ -169,6 +169,11 @@ export interface Waited<D> {
   queued: boolean
 }
 
+/** The decision, saying how long it waited (whole ms) when it held a ticket. */
+export function withWait<D extends { waitedMs?: number }>(waited: Waited<D>): D {
+  return waited.queued ? { ...waited.decision, waitedMs: Math.round(waited.waitedMs) } : waited.decision
+}
+
 const WAITER_TAG = randomBytes(6).toString('base64url')
 let waiterCount = 0
 const lines = new LocalLines()

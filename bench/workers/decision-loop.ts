@@ -7,6 +7,7 @@
  * so that two runs with different counts differ by exactly those decisions.
  */
 import { MemoryStore } from '../../src/store/memory.js'
+import { RedisStore } from '../../src/store/redis/store.js'
 import type { Operation } from '../harness/drive.js'
 import { LatencySamples } from '../harness/latency.js'
 import {
@@ -31,6 +32,8 @@ const allowedOf = (d: { allowed: boolean }) => d.allowed
 type Runner = { kind: 'lanes'; op: Operation } | { kind: 'loop'; op: (k: number) => boolean }
 
 const store = () => new MemoryStore({ sweepIntervalMs: 3_600_000 })
+const redisStore = () =>
+  new RedisStore({ url: process.env.SLUICE_BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379' })
 
 export const SUBJECTS: Record<string, () => Runner> = {
   'sluice-1': () => ({ kind: 'lanes', op: sluiceOp(sluiceOneLimit(store()), subjectOf) }),
@@ -39,6 +42,13 @@ export const SUBJECTS: Record<string, () => Runner> = {
   'peer-3': () => ({ kind: 'lanes', op: peerPolicyOp(peerMemoryPolicy(), subjectOf) }),
   'sluice-1-queue': () => {
     const limiter = sluiceOneLimit(store())
+    const wait = { maxWaitMs: 1000 }
+    return { kind: 'lanes', op: (k) => limiter.consume(subjectOf[k]!, undefined, wait).then(allowedOf) }
+  },
+  // The Node side of a RedisStore decision (the Redis at SLUICE_BENCH_REDIS_URL decides).
+  'redis-1': () => ({ kind: 'lanes', op: sluiceOp(sluiceOneLimit(redisStore()), subjectOf) }),
+  'redis-1-queue': () => {
+    const limiter = sluiceOneLimit(redisStore())
     const wait = { maxWaitMs: 1000 }
     return { kind: 'lanes', op: (k) => limiter.consume(subjectOf[k]!, undefined, wait).then(allowedOf) }
   },
@@ -116,6 +126,8 @@ async function main(): Promise<void> {
     console.error(`decision-loop ${name}: ${warmAllowed + allowed} of ${warmup + count} allowed`)
     process.exit(1)
   }
+  // A Redis subject's connection would keep the process alive.
+  process.exit(0)
 }
 
 await main()

@@ -51,6 +51,11 @@ export interface QueueBackend {
    * the caller may then decide as without a queue.
    */
   idle?(key: string): boolean
+  /**
+   * first() as the op's own result, `waiting` set when it was not decided because others wait:
+   * one promise step less per uncontended call (stores that decide in another process).
+   */
+  firstResult?(op: StoreOp, key: string): Promise<StoreResult>
   /** Runs `op` if it is the request's turn, in one atomic step with that verdict. */
   gate(op: StoreOp, request: GateRequest): Promise<GateResult>
   enqueue(key: string, request: TicketRequest): Promise<TicketResult>

@@ -29,6 +29,10 @@ export function guardedQueues(guarded: Store, primary: Store): QueueBackend {
         .execute(op)
         .then((result) => (result.waiting ? { kind: 'wait', size: -1 } : { kind: 'ran', result }))
     },
+    firstResult: (op, key) => {
+      op.guard = key
+      return guarded.execute(op)
+    },
     gate: (op, request) => inner.gate(op.guard === undefined ? op : { ...op, guard: undefined }, request),
     enqueue: (key, request) => inner.enqueue(key, request),
     leave: (key, ticket) => inner.leave(key, ticket),

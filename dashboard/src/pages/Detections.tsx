@@ -5,10 +5,9 @@
  */
 import { useEffect, useState } from 'preact/hooks'
 import { ApiError, get } from '../api'
-import { count } from '../format'
 import { usePoll } from '../live'
 import type { Detection, DetectionList } from '../types'
-import { ErrorNote, Loading, PageTitle, TableWrap } from '../ui/common'
+import { ErrorNote, Loading, Pager, PageTitle, TableWrap } from '../ui/common'
 import { AllowDialog, clearDetection, DetectionRow } from '../ui/detections'
 import { Select } from '../ui/fields'
 
@@ -159,25 +158,13 @@ export function Detections() {
               </tbody>
             </table>
           </TableWrap>
-          <nav class="pager" aria-label="Pages of detections">
-            <button
-              type="button"
-              disabled={offset === 0}
-              onClick={() => setOffset(Math.max(0, offset - PAGE))}
-            >
-              Previous
-            </button>
-            <span>
-              {offset + 1}–{Math.min(offset + PAGE, data.total)} of {count(data.total)}
-            </span>
-            <button
-              type="button"
-              disabled={offset + PAGE >= data.total}
-              onClick={() => setOffset(offset + PAGE)}
-            >
-              Next
-            </button>
-          </nav>
+          <Pager
+            label="Pages of detections"
+            offset={offset}
+            size={PAGE}
+            total={data.total}
+            onOffset={setOffset}
+          />
         </>
       )}
       {allowing !== undefined && (

@@ -5,7 +5,7 @@ import { ago, fullTime } from '../format'
 import { usePoll } from '../live'
 import { href, navigate } from '../router'
 import type { IssuedKey, Key, Page, Spend, Status, SubjectState, Team } from '../types'
-import { Badge, ErrorNote, Loading, PageTitle, TableWrap } from '../ui/common'
+import { Badge, ErrorNote, Loading, Pager, PageTitle, TableWrap } from '../ui/common'
 import { Select } from '../ui/fields'
 import { KeyForm } from '../ui/forms'
 import { BudgetBars, LimitBars, periodsOf } from '../ui/limits'
@@ -217,25 +217,13 @@ export function Keys() {
               </tbody>
             </table>
           </TableWrap>
-          <nav class="pager" aria-label="Pages of keys">
-            <button
-              type="button"
-              disabled={offset === 0}
-              onClick={() => setOffset(Math.max(0, offset - PAGE))}
-            >
-              Previous
-            </button>
-            <span>
-              {offset + 1}–{Math.min(offset + PAGE, data.page.total)} of {data.page.total}
-            </span>
-            <button
-              type="button"
-              disabled={offset + PAGE >= data.page.total}
-              onClick={() => setOffset(offset + PAGE)}
-            >
-              Next
-            </button>
-          </nav>
+          <Pager
+            label="Pages of keys"
+            offset={offset}
+            size={PAGE}
+            total={data.page.total}
+            onOffset={setOffset}
+          />
         </>
       )}
       {creating && meta.data && (

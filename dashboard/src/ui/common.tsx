@@ -2,6 +2,7 @@
 import type { ComponentChildren } from 'preact'
 import { useEffect, useRef } from 'preact/hooks'
 import { ApiError } from '../api'
+import { count } from '../format'
 
 export function Section(props: {
   title: string
@@ -154,5 +155,33 @@ export function Toggle<T extends string>(props: {
         </button>
       ))}
     </div>
+  )
+}
+
+/** Previous / Next over a list served `size` rows at a time from `offset`. */
+export function Pager(props: {
+  label: string
+  offset: number
+  size: number
+  total: number
+  onOffset: (offset: number) => void
+}) {
+  const { offset, size, total } = props
+  return (
+    <nav class="pager" aria-label={props.label}>
+      <button
+        type="button"
+        disabled={offset === 0}
+        onClick={() => props.onOffset(Math.max(0, offset - size))}
+      >
+        Previous
+      </button>
+      <span>
+        {offset + 1}–{Math.min(offset + size, total)} of {count(total)}
+      </span>
+      <button type="button" disabled={offset + size >= total} onClick={() => props.onOffset(offset + size)}>
+        Next
+      </button>
+    </nav>
   )
 }

@@ -22,8 +22,18 @@ export class StoreScriptError extends Error {
  * expiry): a guarded op reads it in the batch's MGET instead of asking for the queue itself.
  */
 export function queueMarkerKey(queueKey: string): string {
-  return `${queueKey}:on`
+  let marker = markers.get(queueKey)
+  if (marker === undefined) {
+    // One flat string per queue, reused: a new one per op would be built and copied each call.
+    marker = `${queueKey}:on`
+    if (markers.size >= MARKER_CACHE_SIZE) markers.clear()
+    markers.set(queueKey, marker)
+  }
+  return marker
 }
+
+const MARKER_CACHE_SIZE = 10_000
+const markers = new Map<string, string>()
 
 export interface EncodedBatch {
   /** Every op's state key (in op order), then the block keys, the guard keys, then the ops' other keys. */

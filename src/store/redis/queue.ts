@@ -76,9 +76,13 @@ export class RedisQueues implements QueueBackend {
    * decided only when nobody waits (apply.lua's guarded modes).
    */
   first(op: StoreOp, key: string): Promise<GateResult> {
+    return this.firstResult(op, key).then(readFirst)
+  }
+
+  firstResult(op: StoreOp, key: string): Promise<StoreResult> {
     // The op is the caller's own, made for this request: guarded in place rather than copied.
     op.guard = key
-    return this.store.execute(op).then(readFirst)
+    return this.store.execute(op)
   }
 
   /**
