@@ -24,10 +24,11 @@ import {
   throttleGate,
 } from './state.js'
 
-export interface LoopStep {
-  hash: string
-  hi: number
-  lo: number
+/**
+ * A loop detector's parameters: the same object for every request of one detector set
+ * (steps.ts), so that a store can encode it once.
+ */
+export interface LoopParams {
   windowMs: number
   max: number
   distance: number
@@ -38,8 +39,15 @@ export interface LoopStep {
   blockMs: number
 }
 
-export interface AddressStep {
-  address: string
+export interface LoopStep {
+  hash: string
+  hi: number
+  lo: number
+  params: LoopParams
+}
+
+/** A shared-key detector's parameters, one object per detector set (as LoopParams). */
+export interface AddressParams {
   windowMs: number
   cap: number
   alertAt: number
@@ -47,17 +55,27 @@ export interface AddressStep {
   blockMs: number
   /** The learned threshold's parameters (factor 0: off). */
   learn: LearnParams
+}
+
+export interface AddressStep {
+  address: string
+  params: AddressParams
   /** Countries, when the detector counts them (a GeoIP database is configured). */
   country?: CountryStep
+}
+
+/** Country thresholds, one object per detector set. */
+export interface CountryParams {
+  cap: number
+  /** Thresholds, 0 = off. */
+  alertAt: number
+  blockAt: number
 }
 
 export interface CountryStep {
   /** The caller's country (ISO 3166 code), or '' when its address has none. */
   code: string
-  cap: number
-  /** Thresholds, 0 = off. */
-  alertAt: number
-  blockAt: number
+  params: CountryParams
 }
 
 export interface CheckStep {
@@ -117,11 +135,12 @@ function holdFor(level: number, windowMs: number, blockMs: number): number {
 export function checkSubject(state: SubjectState, step: CheckStep, now: number): CheckOutcome {
   if (isAllowed(state, now)) return { raised: [], refused: undefined, allowed: true }
   const raised: Raised[] = []
-  const l = step.loop
-  if (l !== undefined) {
+  const loop = step.loop
+  if (loop !== undefined) {
+    const l = loop.params
     const { exact, near } = observeLoop(
       state,
-      { at: now, hash: l.hash, hi: l.hi, lo: l.lo },
+      { at: now, hash: loop.hash, hi: loop.hi, lo: loop.lo },
       now,
       l.windowMs,
       l.max,
@@ -137,15 +156,17 @@ export function checkSubject(state: SubjectState, step: CheckStep, now: number):
       raised.push({ detector: 'loop', level, value, threshold: Math.ceil(thresholds[level]! * scale) })
     }
   }
-  const a = step.address
-  if (a !== undefined) {
-    const n = observeAddress(state, a.address, now, a.windowMs, a.cap)
+  const address = step.address
+  if (address !== undefined) {
+    const a = address.params
+    const n = observeAddress(state, address.address, now, a.windowMs, a.cap)
     const learned = learnAddresses(state.hist, n, now, a.learn)
     let level = levelOf(n, a.alertAt, 0, a.blockAt)
     const byHistory = level === 0 && learned > 0 && n >= learned
     if (byHistory) level = 1
-    const c = a.country
-    const nc = c === undefined ? 0 : observeCountry(state, c.code, now, a.windowMs, c.cap)
+    const country = address.country
+    const c = country?.params
+    const nc = c === undefined ? 0 : observeCountry(state, country!.code, now, a.windowMs, c.cap)
     const byCountryLevel = c === undefined ? 0 : countryLevel(nc, c.alertAt, c.blockAt)
     const byCountries = byCountryLevel > level
     if (byCountries) level = byCountryLevel
@@ -208,28 +229,38 @@ function gate(state: SubjectState, step: CheckStep, now: number): Refused | unde
   return undefined
 }
 
+/** A scraping detector's parameters, one object per detector set. */
+export interface ScrapeParams {
+  bucketMs: number
+  share: number
+  forBuckets: number
+  throttle: boolean
+}
+
 export interface RecordStep {
-  spend?: SpendParams & { amount: number; hold: boolean }
-  scrape?: { used: number; bucketMs: number; share: number; forBuckets: number; throttle: boolean }
+  spend?: { params: SpendParams; amount: number; hold: boolean }
+  scrape?: { used: number; params: ScrapeParams }
 }
 
 /** Records what an admitted request cost (spend velocity) and how close to its limit it was (scraping). */
 export function recordSubject(state: SubjectState, step: RecordStep, now: number): Raised[] {
   if (isAllowed(state, now)) return []
   const raised: Raised[] = []
-  const sp = step.spend
-  if (sp !== undefined) {
-    const r = recordSpend(state.spend, sp.amount, now, sp)
+  const spend = step.spend
+  if (spend !== undefined) {
+    const sp = spend.params
+    const r = recordSpend(state.spend, spend.amount, now, sp)
     if (r.sustained) {
-      const level = sp.hold ? THROTTLE : 1
-      if (raise(state, 'spend', level, now, sp.hold ? 0 : sp.sustain * sp.bucketMs)) {
+      const level = spend.hold ? THROTTLE : 1
+      if (raise(state, 'spend', level, now, spend.hold ? 0 : sp.sustain * sp.bucketMs)) {
         raised.push({ detector: 'spend', level, value: r.rate, threshold: sp.factor * r.baseline })
       }
     }
   }
-  const sc = step.scrape
-  if (sc !== undefined) {
-    const buckets = observeScrape(state.scrape, sc.used, now, sc.bucketMs, sc.share)
+  const scrape = step.scrape
+  if (scrape !== undefined) {
+    const sc = scrape.params
+    const buckets = observeScrape(state.scrape, scrape.used, now, sc.bucketMs, sc.share)
     const level = sc.throttle ? THROTTLE : 1
     if (buckets >= sc.forBuckets && raise(state, 'scraping', level, now, sc.forBuckets * sc.bucketMs)) {
       raised.push({ detector: 'scraping', level, value: buckets, threshold: sc.forBuckets })

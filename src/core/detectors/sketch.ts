@@ -75,5 +75,6 @@ export function hamming(a: { hi: number; lo: number }, b: { hi: number; lo: numb
 /** Both fingerprints of a prompt. */
 export function fingerprint(text: string): { hash: string; hi: number; lo: number } {
   const n = normalisePrompt(text)
-  return { hash: promptHash(n), ...simHash(n) }
+  const { hi, lo } = simHash(n)
+  return { hash: promptHash(n), hi, lo }
 }

@@ -1,21 +1,34 @@
 /**
- * Detector state in Redis: each step one Lua script (lua/*.lua) run with Redis TIME, so that
- * instances sharing the Redis share one state and a level is raised — and reported — by exactly
- * one of them. A subject's keys share its hash tag (one slot on a cluster) and expire.
+ * Detector state in Redis: each step runs in Lua (lua/*.lua) with Redis TIME, so that instances
+ * sharing the Redis share one state and a level is raised — and reported — by exactly one of
+ * them. The check and record steps of one event-loop turn share one script call (batch.ts). A
+ * subject's keys share its hash tag (one slot on a cluster) and expire.
  */
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import type {
+  AddressParams,
   CheckOutcome,
   CheckStep,
+  CountryParams,
   DetectorName,
   Flag,
+  LoopParams,
   Raised,
   RecordStep,
+  ScrapeParams,
+  SpendParams,
   StuffingStep,
 } from '../../core/detectors/index.js'
 import { requirePositiveInteger } from '../../core/errors.js'
-import { isIORedis, isNodeRedis, type RedisClient } from '../redis/connection.js'
+import {
+  isIORedis,
+  isIORedisCluster,
+  isNodeRedis,
+  isNodeRedisCluster,
+  type RedisClient,
+} from '../redis/connection.js'
+import { RECORD_LINGER_MS, StepBatcher } from './batch.js'
 import {
   DEFAULT_MAX_LOG,
   DEFAULT_TTL_MS,
@@ -25,19 +38,18 @@ import {
 } from './types.js'
 
 const read = (file: string) => readFileSync(new URL(`./lua/${file}`, import.meta.url), 'utf8')
-const COMMON = read('common.lua')
 
 class Script {
   readonly source: string
   readonly sha: string
-  constructor(file: string) {
-    this.source = `${COMMON}\n${read(file)}`
+  constructor(files: string[]) {
+    this.source = files.map(read).join('\n')
     this.sha = createHash('sha1').update(this.source).digest('hex')
   }
 }
-const CHECK = new Script('check.lua')
-const RECORD = new Script('record.lua')
-const FAILURE = new Script('failure.lua')
+/** The check and record steps of one turn (batch.ts). */
+const STEPS = new Script(['common.lua', 'subject.lua', 'check.lua', 'record.lua', 'batch.lua'])
+const FAILURE = new Script(['common.lua', 'failure.lua'])
 
 type Arg = string | number
 
@@ -48,6 +60,11 @@ export interface RedisDetectorStoreOptions {
   prefix?: string
   ttlMs?: number
   maxLog?: number
+  /**
+   * How long a record step (after a request) waits for a check step to share a script call with
+   * (default 5 ms; 0: the next turn).
+   */
+  recordLingerMs?: number
 }
 
 const FLAGS: readonly DetectorName[] = ['loop', 'spend', 'sharedKey', 'scraping']
@@ -57,6 +74,7 @@ export class RedisDetectorStore implements DetectorStore {
   private readonly prefix: string
   private readonly ttlMs: number
   private readonly maxLog: number
+  private readonly batcher: StepBatcher
 
   constructor(o: RedisDetectorStoreOptions) {
     if (!isIORedis(o.client) && !isNodeRedis(o.client)) {
@@ -66,6 +84,12 @@ export class RedisDetectorStore implements DetectorStore {
     this.prefix = o.prefix ?? 'sluice:'
     this.ttlMs = o.ttlMs === undefined ? DEFAULT_TTL_MS : requirePositiveInteger(o.ttlMs, 'ttlMs')
     this.maxLog = o.maxLog === undefined ? DEFAULT_MAX_LOG : requirePositiveInteger(o.maxLog, 'maxLog')
+    const cluster = isIORedis(o.client) ? isIORedisCluster(o.client) : isNodeRedisCluster(o.client)
+    const linger =
+      o.recordLingerMs === undefined || o.recordLingerMs === 0
+        ? (o.recordLingerMs ?? RECORD_LINGER_MS)
+        : requirePositiveInteger(o.recordLingerMs, 'recordLingerMs')
+    this.batcher = new StepBatcher((keys, args) => this.run(STEPS, keys, args), cluster, linger)
   }
 
   private command(args: Arg[]): Promise<unknown> {
@@ -86,12 +110,15 @@ export class RedisDetectorStore implements DetectorStore {
     }
   }
 
-  /** The subject's keys: its hash, loop list, address and country hashes, allow key, under one hash tag. */
+  /**
+   * The subject's keys: its hash, loop fingerprints (one string), address and country hashes,
+   * allow key, under one hash tag.
+   */
   keys(subject: string): { state: string; loop: string; addrs: string; countries: string; allow: string } {
     const base = `${this.prefix}det:{${subject.replace(/[{}]/g, '_')}}`
     return {
       state: base,
-      loop: `${base}:l`,
+      loop: `${base}:f`,
       addrs: `${base}:a`,
       countries: `${base}:c`,
       allow: `${base}:allow`,
@@ -107,42 +134,24 @@ export class RedisDetectorStore implements DetectorStore {
     const k = this.keys(subject)
     const l = step.loop
     const a = step.address
-    const sp = step.spend
+    const c = a?.country
+    // As lua/check.lua reads them; each detector's parameters one string, encoded once per set.
     const args: Arg[] = [
       this.ttlMs,
       step.enforce.join(','),
       step.throttlePerMinute,
-      ...(l === undefined
-        ? ['0', '', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
-        : [
-            '1',
-            l.hash,
-            l.hi,
-            l.lo,
-            l.windowMs,
-            l.max,
-            l.distance,
-            l.nearFactor,
-            l.alertAt,
-            l.throttleAt,
-            l.blockAt,
-            l.blockMs,
-          ]),
-      ...(a === undefined
-        ? ['0', '', 0, 0, 0, 0, 0]
-        : ['1', a.address, a.windowMs, a.cap, a.alertAt, a.blockAt, a.blockMs]),
-      ...(sp === undefined
-        ? ['0', 0, 0, 0, 0, 0]
-        : ['1', sp.factor, sp.bucketMs, sp.sustain, sp.keep, sp.floor]),
-      ...(a === undefined
-        ? [0, 0, 0, 0]
-        : [a.learn.factor, a.learn.minAddresses, a.learn.warmup, a.learn.keep]),
+      l === undefined ? '' : encoded(l.params, loopArgs),
+      l?.hash ?? '',
+      l?.hi ?? 0,
+      l?.lo ?? 0,
+      a === undefined ? '' : encoded(a.params, addressArgs),
+      a?.address ?? '',
+      step.spend === undefined ? '' : encoded(step.spend, spendArgs),
       step.scrapeBucketMs ?? 0,
-      ...(a?.country === undefined
-        ? ['0', '', 0, 0, 0]
-        : ['1', a.country.code, a.country.cap, a.country.alertAt, a.country.blockAt]),
+      c === undefined ? '' : encoded(c.params, countryArgs),
+      c?.code ?? '',
     ]
-    const r = await this.run(CHECK, [k.state, k.loop, k.addrs, k.allow, k.countries], args)
+    const r = await this.batcher.step('c', [k.state, k.loop, k.addrs, k.allow, k.countries], args)
     const refusedBy = String(r[2])
     const retry = Number(r[4])
     return {
@@ -163,16 +172,16 @@ export class RedisDetectorStore implements DetectorStore {
     const k = this.keys(subject)
     const sp = step.spend
     const sc = step.scrape
+    // As lua/record.lua reads them.
     const args: Arg[] = [
       this.ttlMs,
-      ...(sp === undefined
-        ? ['0', 0, 0, 0, 0, 0, 0, '0']
-        : ['1', sp.factor, sp.bucketMs, sp.sustain, sp.keep, sp.floor, sp.amount, sp.hold ? '1' : '0']),
-      ...(sc === undefined
-        ? ['0', 0, 0, 0, 0, '0']
-        : ['1', sc.used, sc.bucketMs, sc.share, sc.forBuckets, sc.throttle ? '1' : '0']),
+      sp === undefined ? '' : encoded(sp.params, spendArgs),
+      sp?.amount ?? 0,
+      sp?.hold === true ? '1' : '0',
+      sc === undefined ? '' : encoded(sc.params, scrapeArgs),
+      sc?.used ?? 0,
     ]
-    return raisedOf(await this.run(RECORD, [k.state, k.allow], args))
+    return raisedOf(await this.batcher.step('r', [k.state, k.allow], args))
   }
 
   async failure(step: StuffingStep): Promise<Raised[]> {
@@ -208,7 +217,7 @@ export class RedisDetectorStore implements DetectorStore {
         await this.command(['HDEL', k.state, 'rm', 'rn'])
       } else if (name === 'sharedKey') {
         await this.command(['DEL', k.addrs, k.countries])
-        await this.command(['HDEL', k.state, 'he', 'hp', 'hx', 'hb', 'hn'])
+        await this.command(['HDEL', k.state, 'he', 'hp', 'hx', 'hb', 'hn', 'ao', 'co'])
       } else if (name === 'spend') await this.command(['HSET', k.state, 'sh', 0])
       else if (name === 'scraping') await this.command(['HDEL', k.state, 'cm', 'chi', 'cc'])
     }
@@ -265,6 +274,43 @@ export class RedisDetectorStore implements DetectorStore {
   }
 
   async close(): Promise<void> {}
+}
+
+/** A detector's parameters as the scripts read them (lua/subject.lua `params`): numbers, in order. */
+const loopArgs = (p: LoopParams) => [
+  p.windowMs,
+  p.max,
+  p.distance,
+  p.nearFactor,
+  p.alertAt,
+  p.throttleAt,
+  p.blockAt,
+  p.blockMs,
+]
+const addressArgs = (p: AddressParams) => [
+  p.windowMs,
+  p.cap,
+  p.alertAt,
+  p.blockAt,
+  p.blockMs,
+  p.learn.factor,
+  p.learn.minAddresses,
+  p.learn.warmup,
+  p.learn.keep,
+]
+const countryArgs = (p: CountryParams) => [p.cap, p.alertAt, p.blockAt]
+const spendArgs = (p: SpendParams) => [p.factor, p.bucketMs, p.sustain, p.keep, p.floor]
+const scrapeArgs = (p: ScrapeParams) => [p.bucketMs, p.share, p.forBuckets, p.throttle ? 1 : 0]
+
+const encodings = new WeakMap<object, string>()
+/** `params` as one comma-separated string, made once per parameters object (steps.ts shares them). */
+function encoded<P extends object>(params: P, args: (p: P) => number[]): string {
+  let text = encodings.get(params)
+  if (text === undefined) {
+    text = args(params).map(String).join(',')
+    encodings.set(params, text)
+  }
+  return text
 }
 
 /**

@@ -1,200 +1,311 @@
--- checkSubject (src/core/detectors/engine.ts). KEYS: subject hash, loop list, address hash, allow key,
--- country hash.
+-- checkSubject (src/core/detectors/engine.ts) for one subject, a step of batch.lua.
+-- keys: subject hash, loop fingerprints, address hash, allow key, country hash.
+-- a: ttl, enforced detectors (comma-separated), the throttle's rate per minute, then each part ''
+-- when off: loop parameters (windowMs, max, distance, nearFactor, alertAt, throttleAt, blockAt,
+-- blockMs), the prompt's hash, hi, lo; address parameters (windowMs, cap, alertAt, blockAt,
+-- blockMs, factor, minAddresses, warmup, keep), the address; spend parameters (factor, bucketMs,
+-- sustain, keep, floor); the scraping bucket (0: no throttle); country parameters (cap, alertAt,
+-- blockAt), the country (src/store/detectors/redis.ts check).
 -- Returns { now, allowListed, refusedDetector, refusedLevel, retryAfterMs (-1: until cleared), raised… }
 -- where each raised is detector, level, value, threshold, addresses (comma-separated), countries
 -- (comma-separated) and which count crossed ('addresses' or 'countries'; '' when countries are not counted).
-local L, A, C = KEYS[2], KEYS[3], KEYS[5]
-local ttl = tonumber(ARGV[1])
-if allowed(KEYS[4]) then return { now, 1, '', 0, 0 } end
+local band, bxor = bit.band, bit.bxor
 
-local out = { now, 0, '', 0, 0 }
-local function push(detector, level, value, threshold, addresses, countries, by)
-  out[#out + 1] = detector
-  out[#out + 1] = level
-  out[#out + 1] = fmt(value)
-  out[#out + 1] = fmt(threshold)
-  out[#out + 1] = addresses
-  out[#out + 1] = countries or ''
-  out[#out + 1] = by or ''
-end
+-- One fingerprint in the loop string: when (ms), the prompt's hash (two 32-bit halves), its
+-- SimHash in four 16-bit quarters (hi's low, hi's high, lo's low, lo's high): 24 bytes.
+local ENTRY, ENTRY_BYTES = '<dI4I4I2I2I2I2', 24
 
-local function pop32(x)
-  local n = 0
-  for i = 0, 31 do
-    if bit.band(bit.rshift(x, i), 1) == 1 then n = n + 1 end
+-- Bits in which two SimHashes (their quarters) differ, when at most `distance`; else false.
+-- Counted one set bit at a time: far-apart ones stop after distance + 1 steps.
+local function near_bits(a1, a2, a3, a4, b1, b2, b3, b4, distance)
+  local left = distance
+  for _, x in ipairs({ bxor(a1 + a2 * 65536, b1 + b2 * 65536), bxor(a3 + a4 * 65536, b3 + b4 * 65536) }) do
+    while x ~= 0 and left >= 0 do
+      x, left = band(x, x - 1), left - 1
+    end
+    if left < 0 then return false end
   end
-  return n
+  return true
 end
 
--- prompt loops
-if ARGV[4] == '1' then
-  local hash, hi, lo = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
-  local window, max, distance, near_factor = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
-  local alert_at, throttle_at, block_at, block_ms = tonumber(ARGV[12]), tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[15])
-  redis.call('LPUSH', L, now .. '|' .. hash .. '|' .. hi .. '|' .. lo)
-  redis.call('LTRIM', L, 0, max - 1)
-  local entries = redis.call('LRANGE', L, 0, -1)
+-- Within 7 bits, two SimHashes agree on one of their eight bytes at least.
+local function share_a_byte(a1, a2, a3, a4, b1, b2, b3, b4)
+  local a, b = { a1, a2, a3, a4 }, { b1, b2, b3, b4 }
+  for i = 1, 4 do
+    local x, y = a[i], b[i]
+    if x % 256 == y % 256 or math.floor(x / 256) == math.floor(y / 256) then return true end
+  end
+  return false
+end
+
+-- The index (0-based) of each entry of `ring` whose bytes at `offset` are `bytes`, to `found`.
+-- string.find scans in C; a match across entries (not at the offset) is skipped.
+local function entries_with(ring, bytes, offset, found)
+  local from = 1
+  while true do
+    local at = string.find(ring, bytes, from, true)
+    if not at then return end
+    if (at - 1) % ENTRY_BYTES == offset then found((at - 1 - offset) / ENTRY_BYTES) end
+    from = at + 1
+  end
+end
+
+local function entry_at(ring, i)
+  return (struct.unpack('<d', ring, i * ENTRY_BYTES + 1))
+end
+
+-- state.ts observeLoop: the subject's fingerprints, newest first, in one string of fixed-size
+-- entries (at most max, those older than the window dropped). Counts the identical and the
+-- near-identical (SimHash within distance bits) in the window, this one included.
+-- Times never rise along the string (an entry is never dated before the newest one, should Redis
+-- TIME step back), so the window's end is found by bisection. Identical prompts are found by
+-- their hash's bytes; within 3 bits two SimHashes agree on one of their four quarters at least
+-- (within 7, on one of their eight bytes), so bits are counted only for entries that do.
+local function observe_loop(L, hash, hi, lo, window, max, distance)
+  local h1, h2 = tonumber(string.sub(hash, 1, 8), 16), tonumber(string.sub(hash, 9, 16), 16)
+  local q1, q3 = hi % 65536, lo % 65536
+  local q2, q4 = (hi - q1) / 65536, (lo - q3) / 65536
+  local old = redis.call('GET', L) or ''
+  if #old % ENTRY_BYTES ~= 0 then old = '' end
+  local at = now
+  if #old > 0 then at = math.max(now, entry_at(old, 0)) end
+  local entry = struct.pack(ENTRY, at, h1, h2, q1, q2, q3, q4)
+  local ring = entry .. string.sub(old, 1, (max - 1) * ENTRY_BYTES)
   local since = now - window
-  local exact, near, live = 0, 0, 0
-  for i = 1, #entries do
-    local at, h, ehi, elo = string.match(entries[i], '^(%d+)|([^|]+)|(%d+)|(%d+)$')
-    if tonumber(at) <= since then break end
-    live = i
-    if h == hash then exact = exact + 1 end
-    if distance > 0 then
-      local d = pop32(bit.bxor(tonumber(ehi), hi)) + pop32(bit.bxor(tonumber(elo), lo))
-      if d <= distance then near = near + 1 end
+  local live, out = 0, #ring / ENTRY_BYTES
+  while live < out do
+    local mid = math.floor((live + out) / 2)
+    if entry_at(ring, mid) <= since then out = mid else live = mid + 1 end
+  end
+  if live * ENTRY_BYTES < #ring then ring = string.sub(ring, 1, live * ENTRY_BYTES) end
+  redis.call('SET', L, ring, 'PX', window)
+
+  local exact, near = 0, 0
+  entries_with(ring, string.sub(entry, 9, 16), 8, function()
+    exact = exact + 1
+  end)
+  if distance == 0 then return exact, near end
+  local candidates = {}
+  local function candidate(i)
+    candidates[i] = true
+  end
+  if distance <= 3 then
+    for j = 0, 3 do
+      entries_with(ring, string.sub(entry, 17 + 2 * j, 18 + 2 * j), 16 + 2 * j, candidate)
+    end
+  else
+    for i = 0, live - 1 do
+      local _, _, _, p1, p2, p3, p4 = struct.unpack(ENTRY, ring, i * ENTRY_BYTES + 1)
+      if distance > 7 or share_a_byte(p1, p2, p3, p4, q1, q2, q3, q4) then candidates[i] = true end
     end
   end
-  if live < #entries then redis.call('LTRIM', L, 0, live - 1) end
-  redis.call('PEXPIRE', L, window)
-  local by_exact = level_of(exact, alert_at, throttle_at, block_at, 1)
-  local by_near = 0
-  if distance > 0 then by_near = level_of(near, alert_at, throttle_at, block_at, near_factor) end
-  local level = math.max(by_exact, by_near)
-  local hold = window
-  if level == 3 then hold = block_ms end
-  if raise('loop', level, hold) then
-    local thresholds = { alert_at, throttle_at, block_at }
-    local value, scale = exact, 1
-    if by_exact < by_near then value, scale = near, near_factor end
-    push('loop', level, value, math.ceil(thresholds[level] * scale), '')
+  for i in pairs(candidates) do
+    local _, _, _, p1, p2, p3, p4 = struct.unpack(ENTRY, ring, i * ENTRY_BYTES + 1)
+    if near_bits(p1, p2, p3, p4, q1, q2, q3, q4, distance) then near = near + 1 end
   end
+  return exact, near
 end
 
--- shared keys
-if ARGV[16] == '1' then
-  local address, window, cap = ARGV[17], tonumber(ARGV[18]), tonumber(ARGV[19])
-  local alert_at, block_at, block_ms = tonumber(ARGV[20]), tonumber(ARGV[21]), tonumber(ARGV[22])
-  local since = now - window
-  local all = redis.call('HGETALL', A)
-  local size, known = 0, false
-  local kept = {}
-  for i = 1, #all, 2 do
-    if tonumber(all[i + 1]) <= since then
-      redis.call('HDEL', A, all[i])
-    else
-      size = size + 1
-      kept[#kept + 1] = all[i]
-      if all[i] == address then known = true end
-    end
-  end
-  if known or size < cap then
-    redis.call('HSET', A, address, now)
-    if not known then
-      size = size + 1
-      kept[#kept + 1] = address
-    end
-  end
-  redis.call('PEXPIRE', A, window)
-  -- the key's history (state.ts learnAddresses): fields he, hp, hx (window, peak, alerted), hb, hn (baseline, windows)
-  local factor, min_addresses, warmup, keep = tonumber(ARGV[29]), tonumber(ARGV[30]), tonumber(ARGV[31]), tonumber(ARGV[32])
-  local w = math.floor(now / window)
-  local he, hp, hx, hb, hn = num('he', -1), num('hp', 0), num('hx', 0), num('hb', 0), num('hn', 0)
-  if w ~= he then
-    if he >= 0 and hp > 0 and hx == 0 then
-      hn = math.min(hn + 1, 1000000)
-      hb = hb + (hp - hb) * math.max(1 / hn, 1 - keep)
-    end
-    he, hp, hx = w, 0, 0
-  end
-  if size > hp then hp = size end
-  local learned = 0
-  if factor > 0 and hn >= warmup and hn > 0 then
-    learned = math.max(min_addresses, math.ceil(factor * hb - 1e-9))
-  end
-  local level = level_of(size, alert_at, 0, block_at, 1)
-  local by_history = level == 0 and learned > 0 and size >= learned
-  if by_history then level = 1 end
-  -- countries (state.ts observeCountry, countryLevel): hash C of country -> last seen, at most cap
-  local counted = ARGV[34] == '1'
-  local countries, by_countries = {}, false
-  local country_alert_at, country_block_at = 0, 0
-  if counted then
-    local country, country_cap = ARGV[35], tonumber(ARGV[36])
-    country_alert_at, country_block_at = tonumber(ARGV[37]), tonumber(ARGV[38])
-    local seen, known_country = redis.call('HGETALL', C), false
-    for i = 1, #seen, 2 do
-      if tonumber(seen[i + 1]) <= since then
-        redis.call('HDEL', C, seen[i])
-      else
-        countries[#countries + 1] = seen[i]
-        if seen[i] == country then known_country = true end
+-- Members stamped with `now` in this script call, and their hash's size, per hash: the same
+-- member again changes nothing while time stands still (addresses, countries).
+local stamped = {}
+
+-- state.ts observeAddress / observeCountry: a hash of member -> last seen, those not seen in the
+-- window forgotten, at most cap kept (member '' adds nothing). The field `oldest` of the subject
+-- keeps a lower bound of the oldest sighting: while it is in the window nothing can be forgotten
+-- and the hash is not read. Returns the count.
+local function observe_seen(key, member, since, window, cap, oldest)
+  local done = stamped[key]
+  if done and done.members[member] then return done.size end
+  local size, stored = 0, false
+  if num(oldest, 0) > since then
+    size = redis.call('HLEN', key)
+    if member ~= '' then
+      if size < cap then
+        size = size + redis.call('HSET', key, member, now)
+        stored = true
+      elseif redis.call('HEXISTS', key, member) == 1 then
+        redis.call('HSET', key, member, now)
+        stored = true
       end
     end
-    if country ~= '' and (known_country or #countries < country_cap) then
-      redis.call('HSET', C, country, now)
-      if not known_country then countries[#countries + 1] = country end
+  else
+    local all = redis.call('HGETALL', key)
+    local known, low = false, now
+    for i = 1, #all, 2 do
+      local at = tonumber(all[i + 1])
+      if at <= since then
+        redis.call('HDEL', key, all[i])
+      else
+        size = size + 1
+        if all[i] == member then known = true elseif at < low then low = at end
+      end
     end
-    if #countries > 0 then redis.call('PEXPIRE', C, window) end
-    local by_country = 0
-    if country_block_at > 0 and #countries >= country_block_at then
-      by_country = 3
-    elseif country_alert_at > 0 and #countries >= country_alert_at then
-      by_country = 1
+    if member ~= '' and (known or size < cap) then
+      redis.call('HSET', key, member, now)
+      stored = true
+      if not known then size = size + 1 end
     end
-    if by_country > level then level, by_countries = by_country, true end
+    put(oldest, low)
   end
-  if level > 0 then hx = 1 end
-  redis.call('HSET', S, 'he', he, 'hp', hp, 'hx', hx, 'hb', fmt(hb), 'hn', hn)
-  local hold = window
-  if level == 3 then hold = block_ms end
-  if raise('sharedKey', level, hold) then
-    local value, threshold = size, alert_at
-    if by_countries then
-      value, threshold = #countries, country_alert_at
-      if level == 3 then threshold = country_block_at end
-    elseif level == 3 then
-      threshold = block_at
-    elseif by_history then
-      threshold = learned
-    end
-    local by = ''
-    if counted then
-      by = 'addresses'
-      if by_countries then by = 'countries' end
-    end
-    push('sharedKey', level, value, threshold, table.concat(kept, ','), table.concat(countries, ','), by)
+  if size > 0 then redis.call('PEXPIRE', key, window) end
+  if not done then
+    done = { members = {} }
+    stamped[key] = done
   end
+  done.size = size
+  if stored then done.members[member] = true end
+  return size
 end
 
--- the gate: a block, a loop's throttle, a spend hold (detectors in ARGV[2] only)
-local throttled, held = false, false
-for name in string.gmatch(ARGV[2], '[^,]+') do
-  local lv, u = flag_at(name)
-  if lv == 3 then
-    out[3], out[4] = name, 3
-    if u == 0 then out[5] = -1 else out[5] = u - now end
-    break
+local function check_step(keys, a)
+  local L, A, C = keys[2], keys[3], keys[5]
+  local ttl = tonumber(a[1])
+  if allowed(keys[4]) then return { now, 1, '', 0, 0 } end
+  load(keys[1])
+
+  local out = { now, 0, '', 0, 0 }
+  local function push(detector, level, value, threshold, addresses, countries, by)
+    out[#out + 1] = detector
+    out[#out + 1] = level
+    out[#out + 1] = fmt(value)
+    out[#out + 1] = fmt(threshold)
+    out[#out + 1] = addresses
+    out[#out + 1] = countries or ''
+    out[#out + 1] = by or ''
   end
-  if lv == 2 and name == 'loop' then throttled = true end
-  if lv == 2 and name == 'spend' then held = true end
-  -- a scraping throttle (state.ts scrapeGate): the rest of a bucket that found the subject at the limit
-  local scrape_bucket_ms = tonumber(ARGV[33])
-  if lv == 2 and name == 'scraping' and scrape_bucket_ms > 0 then
-    local bucket = math.floor(now / scrape_bucket_ms)
-    if num('cm', -1) == bucket and num('chi', 0) == 1 then
-      out[3], out[4], out[5] = 'scraping', 2, (bucket + 1) * scrape_bucket_ms - now
-      break
+
+  -- prompt loops
+  if a[4] ~= '' then
+    local hash, hi, lo = a[5], tonumber(a[6]), tonumber(a[7])
+    local p = params(a[4])
+    local window, max, distance, near_factor = p[1], p[2], p[3], p[4]
+    local alert_at, throttle_at, block_at, block_ms = p[5], p[6], p[7], p[8]
+    local exact, near = observe_loop(L, hash, hi, lo, window, max, distance)
+    local by_exact = level_of(exact, alert_at, throttle_at, block_at, 1)
+    local by_near = 0
+    if distance > 0 then by_near = level_of(near, alert_at, throttle_at, block_at, near_factor) end
+    local level = math.max(by_exact, by_near)
+    local hold = window
+    if level == 3 then hold = block_ms end
+    if raise('loop', level, hold) then
+      local thresholds = { alert_at, throttle_at, block_at }
+      local value, scale = exact, 1
+      if by_exact < by_near then value, scale = near, near_factor end
+      push('loop', level, value, math.ceil(thresholds[level] * scale), '')
     end
   end
-end
-if out[3] == '' and throttled then
-  local minute = math.floor(now / 60000)
-  local rm, rn = num('rm', -1), num('rn', 0)
-  if rm ~= minute then rm, rn = minute, 0 end
-  if rn < tonumber(ARGV[3]) then
-    redis.call('HSET', S, 'rm', rm, 'rn', rn + 1)
-  else
-    redis.call('HSET', S, 'rm', rm, 'rn', rn)
-    out[3], out[4], out[5] = 'loop', 2, (minute + 1) * 60000 - now
+
+  -- shared keys
+  if a[8] ~= '' then
+    local p = params(a[8])
+    local address, window, cap = a[9], p[1], p[2]
+    local alert_at, block_at, block_ms = p[3], p[4], p[5]
+    local since = now - window
+    local size = observe_seen(A, address, since, window, cap, 'ao')
+    -- the key's history (state.ts learnAddresses): fields he, hp, hx (window, peak, alerted), hb, hn (baseline, windows)
+    local factor, min_addresses, warmup, keep = p[6], p[7], p[8], p[9]
+    local w = math.floor(now / window)
+    local he, hp, hx, hb, hn = num('he', -1), num('hp', 0), num('hx', 0), num('hb', 0), num('hn', 0)
+    if w ~= he then
+      if he >= 0 and hp > 0 and hx == 0 then
+        hn = math.min(hn + 1, 1000000)
+        hb = hb + (hp - hb) * math.max(1 / hn, 1 - keep)
+      end
+      he, hp, hx = w, 0, 0
+    end
+    if size > hp then hp = size end
+    local learned = 0
+    if factor > 0 and hn >= warmup and hn > 0 then
+      learned = math.max(min_addresses, math.ceil(factor * hb - 1e-9))
+    end
+    local level = level_of(size, alert_at, 0, block_at, 1)
+    local by_history = level == 0 and learned > 0 and size >= learned
+    if by_history then level = 1 end
+    -- countries (state.ts observeCountry, countryLevel): hash C of country -> last seen, at most cap
+    local counted = a[12] ~= ''
+    local countries, by_countries = 0, false
+    local country_alert_at, country_block_at = 0, 0
+    if counted then
+      local cp = params(a[12])
+      country_alert_at, country_block_at = cp[2], cp[3]
+      countries = observe_seen(C, a[13], since, window, cp[1], 'co')
+      local by_country = 0
+      if country_block_at > 0 and countries >= country_block_at then
+        by_country = 3
+      elseif country_alert_at > 0 and countries >= country_alert_at then
+        by_country = 1
+      end
+      if by_country > level then level, by_countries = by_country, true end
+    end
+    if level > 0 then hx = 1 end
+    put('he', he)
+    put('hp', hp)
+    put('hx', hx)
+    put('hb', hb)
+    put('hn', hn)
+    local hold = window
+    if level == 3 then hold = block_ms end
+    if raise('sharedKey', level, hold) then
+      local value, threshold = size, alert_at
+      if by_countries then
+        value, threshold = countries, country_alert_at
+        if level == 3 then threshold = country_block_at end
+      elseif level == 3 then
+        threshold = block_at
+      elseif by_history then
+        threshold = learned
+      end
+      local by, named = '', ''
+      if counted then
+        by = 'addresses'
+        if by_countries then by = 'countries' end
+        named = table.concat(redis.call('HKEYS', C), ',')
+      end
+      push('sharedKey', level, value, threshold, table.concat(redis.call('HKEYS', A), ','), named, by)
+    end
   end
+
+  -- the gate: a block, a loop's throttle, a spend hold (detectors in a[2] only)
+  local throttled, held = false, false
+  for name in string.gmatch(a[2], '[^,]+') do
+    local lv, u = flag_at(name)
+    if lv == 3 then
+      out[3], out[4] = name, 3
+      if u == 0 then out[5] = -1 else out[5] = u - now end
+      break
+    end
+    if lv == 2 and name == 'loop' then throttled = true end
+    if lv == 2 and name == 'spend' then held = true end
+    -- a scraping throttle (state.ts scrapeGate): the rest of a bucket that found the subject at the limit
+    local scrape_bucket_ms = tonumber(a[11])
+    if lv == 2 and name == 'scraping' and scrape_bucket_ms > 0 then
+      local bucket = math.floor(now / scrape_bucket_ms)
+      if num('cm', -1) == bucket and num('chi', 0) == 1 then
+        out[3], out[4], out[5] = 'scraping', 2, (bucket + 1) * scrape_bucket_ms - now
+        break
+      end
+    end
+  end
+  if out[3] == '' and throttled then
+    local minute = math.floor(now / 60000)
+    local rm, rn = num('rm', -1), num('rn', 0)
+    if rm ~= minute then rm, rn = minute, 0 end
+    put('rm', rm)
+    if rn < tonumber(a[3]) then
+      put('rn', rn + 1)
+    else
+      put('rn', rn)
+      out[3], out[4], out[5] = 'loop', 2, (minute + 1) * 60000 - now
+    end
+  end
+  if out[3] == '' and held and a[10] ~= '' then
+    local p = params(a[10])
+    local factor, bucket_ms, keep, floor_ = p[1], p[2], p[4], p[5]
+    local b, m, s, h = roll_spend(factor, bucket_ms, keep, floor_)
+    save_spend(b, m, s, h)
+    if s >= math.max(b, floor_) then out[3], out[4], out[5] = 'spend', 2, (m + 1) * bucket_ms - now end
+  end
+  save(ttl)
+  return out
 end
-if out[3] == '' and held and ARGV[23] == '1' then
-  local factor, bucket_ms, keep, floor_ = tonumber(ARGV[24]), tonumber(ARGV[25]), tonumber(ARGV[27]), tonumber(ARGV[28])
-  local b, m, s, h = roll_spend(factor, bucket_ms, keep, floor_)
-  save_spend(b, m, s, h)
-  if s >= math.max(b, floor_) then out[3], out[4], out[5] = 'spend', 2, (m + 1) * bucket_ms - now end
-end
-if redis.call('EXISTS', S) == 1 then redis.call('PEXPIRE', S, ttl) end
-return out

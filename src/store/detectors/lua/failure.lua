@@ -2,7 +2,12 @@
 -- KEYS: state hash, address set, the prefix's address set (any key name when there is no prefix).
 -- ARGV: address, windowMs, alertAt, addressesAt, prefix ('' = none), prefixAddressesAt, maxPrefixes.
 -- Returns raised detections, six items each: 'stuffing', 1, value, threshold, addresses, prefix.
-local A, P = KEYS[2], KEYS[3]
+local S, A, P = KEYS[1], KEYS[2], KEYS[3]
+local function num(field, default)
+  local v = redis.call('HGET', S, field)
+  if v then return tonumber(v) end
+  return default
+end
 local address, window, alert_at, addresses_at = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local prefix, prefix_at, max_prefixes = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
 local w = math.floor(now / window)

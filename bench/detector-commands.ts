@@ -1,0 +1,110 @@
+/**
+ * What the abuse detectors cost Redis per gateway call, counted rather than timed (a loaded
+ * machine makes timings noise): Redis commands and script calls per call, from `INFO
+ * commandstats` after `CONFIG RESETSTAT`, for the gateway of the `detectors` bench row (one key,
+ * varied prompts, a spend floor no call reaches) with the detectors off and on.
+ *
+ *   npx tsx bench/detector-commands.ts redis://127.0.0.1:6379     (use a Redis nothing else uses)
+ */
+import { Redis } from 'ioredis'
+import { Pool } from 'undici'
+import { startGateway } from '../src/gateway/index.js'
+import { startMockUpstream } from '../src/gateway/mock/server.js'
+
+const url = process.argv[2] ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
+const CALLS = Number(process.env.CALLS ?? 2000)
+const API_KEY = 'sk-sluice-vhn9jUn3oaGiugXwZvmQGnaWd8IWwMPqPJBk1trVA1U'
+const admin = new Redis(url)
+const upstream = await startMockUpstream({ port: 0 })
+const huge = {
+  hourly: { kind: 'slidingWindow', limit: 1e9, window: '1h' },
+  tokens: { kind: 'tokenBucket', unit: 'tokens', capacity: 1e12, refillPerSecond: 1 },
+  burst: { kind: 'tokenBucket', capacity: 1e9, refillPerSecond: 1 },
+}
+
+interface Counts {
+  /** Commands per call, by name (those scripts run included). */
+  commands: Record<string, number>
+  /** Redis CPU per call (µs) in scripts, by script command (EVALSHA: detectors; FCALL: limits). */
+  usec: Record<string, number>
+  /** CPU per call (µs) of redis-server, and of this process (gateway, mock upstream and client). */
+  redisCpu: number
+  nodeCpu: number
+}
+
+async function redisCpuUs(): Promise<number> {
+  const info = await admin.info('cpu')
+  const field = (name: string) => Number(new RegExp(`${name}:([\\d.]+)`).exec(info)![1])
+  return (field('used_cpu_user') + field('used_cpu_sys')) * 1e6
+}
+
+async function perCall(detectors: boolean, inFlight: number): Promise<Counts> {
+  await admin.flushall()
+  const gateway = await startGateway(
+    {
+      host: '127.0.0.1',
+      port: 0,
+      store: { type: 'redis', url },
+      tiers: { service: { limits: huge } },
+      upstreams: { bench: { type: 'openai', baseUrl: upstream.url, apiKeyEnv: 'BENCH_UPSTREAM_KEY' } },
+      defaultUpstream: 'bench',
+      ...(detectors && { detectors: { spend: { floorPerMinute: 1e12 } } }),
+      log: { level: 'warn' },
+    } as never,
+    { env: { SLUICE_DEMO_KEY: API_KEY, BENCH_UPSTREAM_KEY: 'unused' } },
+  )
+  const pool = new Pool(new URL(gateway.url).origin, { connections: inFlight, pipelining: 1 })
+  const headers = { 'content-type': 'application/json', authorization: `Bearer ${API_KEY}` }
+  let next = 0
+  const call = async () => {
+    const n = next++
+    const body = JSON.stringify({
+      model: 'gpt-4o-mini',
+      messages: [{ role: 'user', content: `Question ${n}: say hello in ${n % 97} words, please.` }],
+      max_tokens: 16,
+    })
+    const res = await pool.request({ method: 'POST', path: '/v1/chat/completions', headers, body })
+    await res.body.text()
+    if (res.statusCode !== 200) throw new Error(`status ${res.statusCode}`)
+  }
+  await call() // warm-up: scripts loaded, connections open
+  await new Promise((r) => setTimeout(r, 100)) // the warm-up's background record step
+  await admin.config('RESETSTAT')
+  const redisBefore = await redisCpuUs()
+  const nodeBefore = process.cpuUsage()
+  next = 0
+  await Promise.all(
+    Array.from({ length: inFlight }, async () => {
+      while (next < CALLS) await call()
+    }),
+  )
+  const node = process.cpuUsage(nodeBefore)
+  const redisCpu = ((await redisCpuUs()) - redisBefore) / CALLS
+  await pool.close()
+  await gateway.close()
+  const commands: Record<string, number> = {}
+  const usec: Record<string, number> = {}
+  for (const line of (await admin.info('commandstats')).split('\n')) {
+    const m = /^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/.exec(line)
+    if (m === null || m[1]!.startsWith('config') || m[1] === 'info') continue
+    commands[m[1]!] = Number(m[2]) / CALLS
+    if (/^(evalsha|eval|fcall)$/.test(m[1]!)) usec[m[1]!] = Number(m[3]) / CALLS
+  }
+  return { commands, usec, redisCpu, nodeCpu: (node.user + node.system) / CALLS }
+}
+
+// ONLY=on or ONLY=off runs one of them, at 16 in flight (for --cpu-prof).
+const only = process.env.ONLY
+for (const inFlight of only === undefined ? [1, 16] : [16]) {
+  for (const detectors of only === undefined ? [false, true] : [only === 'on']) {
+    const { commands, usec, redisCpu, nodeCpu } = await perCall(detectors, inFlight)
+    const total = Object.values(commands).reduce((a, b) => a + b, 0)
+    const shown = Object.entries(commands).map(([c, n]) => `${c} ${n.toFixed(3)}`)
+    const cpu = Object.entries(usec).map(([c, n]) => `${c} ${n.toFixed(1)} µs`)
+    console.log(
+      `${String(inFlight).padStart(2)} in flight, detectors ${detectors ? 'on ' : 'off'} per call: ${total.toFixed(3)} commands (${shown.join(', ')}); script time ${cpu.join(', ')}; CPU redis-server ${redisCpu.toFixed(0)} µs, node ${nodeCpu.toFixed(0)} µs`,
+    )
+  }
+}
+await upstream.close()
+admin.disconnect()

@@ -1,0 +1,108 @@
+/**
+ * Detector steps issued in the same event-loop turn go to Redis as one script call (lua/batch.lua)
+ * instead of one round trip each: on a cluster, one call per hash slot (a subject's keys share its
+ * hash tag), at most MAX_BATCH steps a call. Each step is still decided alone and atomically, in
+ * the order it was issued; its reply goes back to its caller, and a step that fails rejects only
+ * its own caller.
+ *
+ * A record step (after a request, never awaited by one) waits up to `lingerMs` for a check to go
+ * with: a gateway with one request at a time then makes one round trip a request, not two. Order
+ * is kept, so a check issued after a record still sees it.
+ */
+import calculateSlot from 'cluster-key-slot'
+
+/** Steps per script call at most: a long script holds up every other client of the Redis. */
+export const MAX_BATCH = 128
+/** How long record steps wait for a check step to share a script call with (default). */
+export const RECORD_LINGER_MS = 5
+
+export type StepKind = 'c' | 'r'
+type Arg = string | number
+
+interface Pending {
+  kind: StepKind
+  keys: string[]
+  args: Arg[]
+  resolve: (reply: unknown[]) => void
+  reject: (error: unknown) => void
+}
+
+export class StepBatcher {
+  private pending: Pending[] = []
+  private scheduled = false
+  private lingering: NodeJS.Timeout | undefined
+
+  /**
+   * `run` sends one script call (KEYS, ARGV); `cluster`: group the steps by hash slot (a single
+   * Redis takes every subject in one call).
+   */
+  constructor(
+    private readonly run: (keys: string[], args: Arg[]) => Promise<unknown[]>,
+    private readonly cluster: boolean,
+    private readonly lingerMs = RECORD_LINGER_MS,
+  ) {}
+
+  /** One step; its keys all in one hash slot. Resolves with the step's own reply. */
+  step(kind: StepKind, keys: string[], args: Arg[]): Promise<unknown[]> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ kind, keys, args, resolve, reject })
+      if (this.scheduled) return
+      if (kind === 'c' || this.pending.length >= MAX_BATCH || this.lingerMs === 0) {
+        this.scheduled = true
+        setImmediate(() => this.flush())
+      } else {
+        this.lingering ??= setTimeout(() => this.flush(), this.lingerMs)
+      }
+    })
+  }
+
+  private flush(): void {
+    this.scheduled = false
+    clearTimeout(this.lingering)
+    this.lingering = undefined
+    const pending = this.pending
+    this.pending = []
+    if (!this.cluster) {
+      for (let i = 0; i < pending.length; i += MAX_BATCH) this.send(pending.slice(i, i + MAX_BATCH))
+      return
+    }
+    const bySlot = new Map<number, Pending[]>()
+    for (const p of pending) {
+      const slot = calculateSlot(p.keys[0]!)
+      let group = bySlot.get(slot)
+      if (group === undefined) {
+        group = []
+        bySlot.set(slot, group)
+      }
+      group.push(p)
+      if (group.length >= MAX_BATCH) {
+        this.send(group)
+        bySlot.delete(slot)
+      }
+    }
+    for (const group of bySlot.values()) this.send(group)
+  }
+
+  private send(group: Pending[]): void {
+    const keys: string[] = []
+    const args: Arg[] = [group.length]
+    for (const p of group) {
+      for (const k of p.keys) keys.push(k)
+      args.push(p.kind, p.keys.length, p.args.length)
+      for (const a of p.args) args.push(a)
+    }
+    this.run(keys, args).then(
+      (replies) => {
+        for (let i = 0; i < group.length; i++) {
+          const reply = replies[i]
+          if (!Array.isArray(reply)) group[i]!.reject(new Error('the detector batch script gave no reply'))
+          else if (reply[0] === 'error') group[i]!.reject(new Error(String(reply[1])))
+          else group[i]!.resolve(reply)
+        }
+      },
+      (error: unknown) => {
+        for (const p of group) p.reject(error)
+      },
+    )
+  }
+}

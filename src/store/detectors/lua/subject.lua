@@ -1,0 +1,124 @@
+-- One subject's hash for a check or record step: read with one HMGET when the step starts (not
+-- again for the next step of the same subject in this script call, nothing else writes it), the
+-- fields it changes written with one HSET when it ends (save), as in src/core/detectors/state.ts
+-- (raise, flagAt, rollSpend). Fields: <detector>.lv/.u (flags); he hp hx hb hn (the shared-key
+-- history) and ao (a lower bound of the oldest address's last sighting; co for countries); rm rn
+-- (the loop throttle's minute); sb sm ss sh (spend); cm chi cc (scraping).
+local FIELDS = {
+  'loop.lv', 'loop.u', 'spend.lv', 'spend.u', 'sharedKey.lv', 'sharedKey.u', 'scraping.lv', 'scraping.u',
+  'he', 'hp', 'hx', 'hb', 'hn', 'ao', 'co', 'rm', 'rn', 'sb', 'sm', 'ss', 'sh', 'cm', 'chi', 'cc',
+}
+local S, H, changed
+
+-- A detector's parameters: one comma-separated string of numbers, the same for every request of
+-- a detector set, parsed once per script call.
+local parsed = {}
+local function params(text)
+  local p = parsed[text]
+  if not p then
+    p = {}
+    for x in string.gmatch(text, '[^,]+') do p[#p + 1] = tonumber(x) end
+    parsed[text] = p
+  end
+  return p
+end
+
+-- Hashes given their expiry in this script call: time stands still in a script, so the same ttl
+-- again would change nothing (scripts never delete a subject's hash).
+local expires = {}
+
+local function load(key)
+  changed = {}
+  if key == S then return end
+  S, H = key, {}
+  local v = redis.call('HMGET', key, unpack(FIELDS))
+  for i = 1, #FIELDS do
+    if v[i] then H[FIELDS[i]] = tonumber(v[i]) end
+  end
+end
+
+-- After a step that failed: what it changed may not have been written.
+local function forget()
+  S, H = nil, nil
+end
+
+local function num(field, default)
+  local v = H[field]
+  if v == nil then return default end
+  return v
+end
+
+local function put(field, value)
+  if H[field] ~= value then
+    H[field] = value
+    changed[#changed + 1] = field
+  end
+end
+
+-- Writes what the step changed (each field once, its last value) and keeps the hash for ttl.
+local function save(ttl)
+  if #changed > 0 then
+    local args, seen = {}, {}
+    for _, field in ipairs(changed) do
+      if not seen[field] then
+        seen[field] = true
+        args[#args + 1] = field
+        args[#args + 1] = fmt(H[field])
+      end
+    end
+    redis.call('HSET', S, unpack(args))
+  end
+  -- (0: the hash does not exist yet; a later step may make it.)
+  if expires[S] ~= ttl and redis.call('PEXPIRE', S, ttl) == 1 then expires[S] = ttl end
+end
+
+local function flag_at(name)
+  local lv = num(name .. '.lv', 0)
+  local u = num(name .. '.u', 0)
+  if lv == 0 or (u > 0 and now >= u) then return 0, 0 end
+  return lv, u
+end
+
+local function raise(name, level, hold_ms)
+  if level <= 0 then return false end
+  local lv, u = flag_at(name)
+  local until_ = 0
+  if hold_ms > 0 then until_ = now + hold_ms end
+  if level > lv then
+    put(name .. '.lv', level)
+    put(name .. '.u', until_)
+    return true
+  end
+  if level == lv and u > 0 then
+    if until_ == 0 then
+      put(name .. '.u', 0)
+    elseif until_ > u then
+      put(name .. '.u', until_)
+    end
+  end
+  return false
+end
+
+-- spend velocity (state.ts rollSpend), fields sb (baseline), sm (bucket), ss (spend), sh (spikes in a row)
+local function roll_spend(factor, bucket_ms, keep, floor_)
+  local bucket = math.floor(now / bucket_ms)
+  local b, m, s, h = num('sb', 0), num('sm', -1), num('ss', 0), num('sh', 0)
+  if m < 0 then
+    m, s, h = bucket, 0, 0
+  elseif bucket > m then
+    local was_spike = s >= factor * math.max(b, floor_)
+    if not was_spike then b = b * keep + s * (1 - keep) end
+    local gap = bucket - m - 1
+    if gap > 0 then b = b * (keep ^ gap) end
+    if was_spike and gap == 0 then h = h + 1 else h = 0 end
+    m, s = bucket, 0
+  end
+  return b, m, s, h
+end
+
+local function save_spend(b, m, s, h)
+  put('sb', b)
+  put('sm', m)
+  put('ss', s)
+  put('sh', h)
+end
