@@ -5,6 +5,7 @@ import type { StoreOp, StoreResult } from './store/types.js'
 import {
   type Attempt,
   abortError,
+  checkWait,
   decideWaiting,
   type ResolvedWait,
   resolveWait,
@@ -20,6 +21,9 @@ interface Try {
   backend: QueueBackend
   key: string
   op: StoreOp
+  /** The caller's wait options (checked), resolved only when the request waits. */
+  options: WaitOptions
+  maxWaitMs: number
 }
 
 /** A Limiter's decision as one attempt of a wait (waiting.ts): the queue is the subject's own. */
@@ -50,50 +54,67 @@ function decide(
   mode: 'consume' | 'reserve',
   subject: string,
   costs: number[],
-  wait: ResolvedWait,
+  options: WaitOptions,
+  maxWaitMs: number,
   id: string,
 ): Decision | Promise<Decision> {
-  if (wait.signal?.aborted) return Promise.reject(abortError(wait.signal))
+  const signal = options.signal
+  if (signal?.aborted) return Promise.reject(abortError(signal))
   const backend = limiter.queues()
-  const key = limiter.keysFor(subject).queue
-  if (limiter.decidesAtOnce && backend.idle?.(key) === true) {
+  // No queue of the store holds anyone (checked first: no key to look up) or not this one.
+  const idle = backend.idle
+  if (
+    limiter.decidesAtOnce &&
+    idle !== undefined &&
+    (idle.call(backend) || idle.call(backend, limiter.keysFor(subject).queue))
+  ) {
     // Nobody waits and the store decides at once (a MemoryStore): the plain decision, with its
     // reused op and result; only a refusal worth waiting for builds the wait's own op.
     const d = limiter.runNow(mode, subject, costs, id) as Decision
-    if (d.allowed || !waitable(d, d.limits) || d.retryAfterMs > wait.maxWaitMs) return d
-    const t: Try = { limiter, subject, costs, backend, key, op: limiter.opFor(mode, subject, costs, id) }
-    return waitFor(t, wait, { kind: 'decided', decision: d })
+    if (d.allowed || !waitable(d, d.limits) || d.retryAfterMs > maxWaitMs) return d
+    const key = limiter.keysFor(subject).queue
+    const op = limiter.opFor(mode, subject, costs, id)
+    return waitFor(
+      { limiter, subject, costs, backend, key, op, options, maxWaitMs },
+      { kind: 'decided', decision: d },
+    )
   }
-  const t: Try = { limiter, subject, costs, backend, key, op: limiter.opFor(mode, subject, costs, id) }
+  const key = limiter.keysFor(subject).queue
+  const t: Try = {
+    limiter,
+    subject,
+    costs,
+    backend,
+    key,
+    op: limiter.opFor(mode, subject, costs, id),
+    options,
+    maxWaitMs,
+  }
   if (backend.firstResult !== undefined) {
     // No GateResult and one promise step: this is every uncontended call's path on Redis.
-    return backend
-      .firstResult(t.op, key)
-      .then((r) => (r.waiting ? waitFor(t, wait, HELD) : afterRan(t, wait, r)))
+    return backend.firstResult(t.op, key).then((r) => (r.waiting ? waitFor(t, HELD) : afterRan(t, r)))
   }
   const tried = backend.first(t.op, key)
-  if (tried instanceof Promise) return tried.then((g) => afterFirst(t, wait, g))
-  return afterFirst(t, wait, tried)
+  if (tried instanceof Promise) return tried.then((g) => afterFirst(t, g))
+  return afterFirst(t, tried)
 }
 
 const HELD: GateResult = { kind: 'wait', size: -1 }
 
-function afterFirst(t: Try, wait: ResolvedWait, tried: GateResult): Decision | Promise<Decision> {
-  return tried.kind === 'ran' ? afterRan(t, wait, tried.result) : waitFor(t, wait, tried)
+function afterFirst(t: Try, tried: GateResult): Decision | Promise<Decision> {
+  return tried.kind === 'ran' ? afterRan(t, tried.result) : waitFor(t, tried)
 }
 
 /** The first try ran: its decision, or the wait when it was refused and waiting may help. */
-function afterRan(t: Try, wait: ResolvedWait, result: StoreResult): Decision | Promise<Decision> {
+function afterRan(t: Try, result: StoreResult): Decision | Promise<Decision> {
   const d = t.limiter.toDecision(t.subject, result, t.costs, true)
-  if (d.allowed || !waitable(d, d.limits) || d.retryAfterMs > wait.maxWaitMs) return d
-  return waitFor(t, wait, { kind: 'decided', decision: d })
+  if (d.allowed || !waitable(d, d.limits) || d.retryAfterMs > t.maxWaitMs) return d
+  return waitFor(t, { kind: 'decided', decision: d })
 }
 
-function waitFor(
-  t: Try,
-  wait: ResolvedWait,
-  tried: GateResult | { kind: 'decided'; decision: Decision },
-): Promise<Decision> {
+/** The wait itself, its options resolved only now: an uncontended call never builds them. */
+function waitFor(t: Try, tried: GateResult | { kind: 'decided'; decision: Decision }): Promise<Decision> {
+  const wait = resolveWait(t.options) as ResolvedWait
   return decideWaiting(attemptOf(t), wait, tried).then(withWait)
 }
 
@@ -105,9 +126,9 @@ export function consumeWaiting(
   options: WaitOptions,
   id: string,
 ): Decision | Promise<Decision> {
-  const wait = resolveWait(options)
-  if (wait === undefined) return limiter.consume(subject, costs)
-  return decide(limiter, 'consume', subject, limiter.costsFor(costs), wait, id)
+  const maxWaitMs = checkWait(options)
+  if (maxWaitMs === undefined) return limiter.consume(subject, costs)
+  return decide(limiter, 'consume', subject, limiter.costsFor(costs), options, maxWaitMs, id)
 }
 
 /** Limiter.reserve with wait options (see WaitOptions). */
@@ -118,10 +139,10 @@ export function reserveWaiting(
   options: WaitOptions,
   id: string,
 ): Reservation | Promise<Reservation> {
-  const wait = resolveWait(options)
-  if (wait === undefined) return limiter.reserve(subject, estimate)
+  const maxWaitMs = checkWait(options)
+  if (maxWaitMs === undefined) return limiter.reserve(subject, estimate)
   const costs = limiter.costsFor(estimate)
-  const decision = decide(limiter, 'reserve', subject, costs, wait, id)
+  const decision = decide(limiter, 'reserve', subject, costs, options, maxWaitMs, id)
   if (decision instanceof Promise)
     return decision.then((d) => new Reservation(limiter, subject, id, costs, d))
   return new Reservation(limiter, subject, id, costs, decision)

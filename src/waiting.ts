@@ -83,8 +83,11 @@ const positive = (value: unknown, name: string, fallback: number, integer = fals
   return value
 }
 
-/** The wait options checked, or undefined when the call does not wait. */
-export function resolveWait(options: WaitOptions | undefined): ResolvedWait | undefined {
+/**
+ * Checks wait options, building nothing (every queued call's path): the longest wait in ms, or
+ * undefined when the call does not wait. Throws SluiceInputError naming a bad option.
+ */
+export function checkWait(options: WaitOptions | undefined): number | undefined {
   if (options === undefined) return undefined
   if (typeof options !== 'object' || options === null) {
     throw new SluiceInputError(
@@ -102,28 +105,39 @@ export function resolveWait(options: WaitOptions | undefined): ResolvedWait | un
   if (options.flow !== undefined && (typeof options.flow !== 'string' || options.flow === '')) {
     throw new SluiceInputError(`flow must be a non-empty string, got ${describe(options.flow)}`)
   }
-  const resolved: ResolvedWait = {
-    maxWaitMs: max ?? 0,
-    signal,
-    flow: options.flow,
-    weight: positive(options.weight, 'weight', 1),
-    leaseMs: positive(options.leaseMs, 'leaseMs', 3000, true),
-    maxQueuedPerFlow: positive(options.maxQueuedPerFlow, 'maxQueuedPerFlow', 100, true),
-    maxQueued: positive(options.maxQueued, 'maxQueued', 1000, true),
-    pollMs: positive(options.pollMs, 'pollMs', 10, true),
-    onQueue: options.onQueue,
-    priority: options.priority ?? 'normal',
+  positive(options.weight, 'weight', 1)
+  positive(options.leaseMs, 'leaseMs', 3000, true)
+  positive(options.maxQueuedPerFlow, 'maxQueuedPerFlow', 100, true)
+  positive(options.maxQueued, 'maxQueued', 1000, true)
+  positive(options.pollMs, 'pollMs', 10, true)
+  const priority = options.priority
+  if (priority !== undefined && priority !== 'high' && priority !== 'normal' && priority !== 'low') {
+    throw new SluiceInputError(`priority must be "high", "normal" or "low", got ${describe(priority)}`)
   }
-  if (!PRIORITIES.includes(resolved.priority)) {
-    throw new SluiceInputError(
-      `priority must be "high", "normal" or "low", got ${describe(options.priority)}`,
-    )
+  if (options.onQueue !== undefined && typeof options.onQueue !== 'function') {
+    throw new SluiceInputError(`onQueue must be a function, got ${describe(options.onQueue)}`)
   }
-  if (resolved.onQueue !== undefined && typeof resolved.onQueue !== 'function') {
-    throw new SluiceInputError(`onQueue must be a function, got ${describe(resolved.onQueue)}`)
+  const maxWaitMs = max ?? 0
+  return maxWaitMs === 0 && signal === undefined ? undefined : maxWaitMs
+}
+
+/** The wait options checked, with their defaults, or undefined when the call does not wait. */
+export function resolveWait(options: WaitOptions | undefined): ResolvedWait | undefined {
+  const maxWaitMs = checkWait(options)
+  if (maxWaitMs === undefined) return undefined
+  const o = options as WaitOptions
+  return {
+    maxWaitMs,
+    signal: o.signal,
+    flow: o.flow,
+    weight: positive(o.weight, 'weight', 1),
+    leaseMs: positive(o.leaseMs, 'leaseMs', 3000, true),
+    maxQueuedPerFlow: positive(o.maxQueuedPerFlow, 'maxQueuedPerFlow', 100, true),
+    maxQueued: positive(o.maxQueued, 'maxQueued', 1000, true),
+    pollMs: positive(o.pollMs, 'pollMs', 10, true),
+    onQueue: o.onQueue,
+    priority: o.priority ?? 'normal',
   }
-  if (resolved.maxWaitMs === 0 && signal === undefined) return undefined
-  return resolved
 }
 
 /** A refusal waiting can help: a rate limit (not a budget, a block, or a cost that never fits). */

@@ -51,8 +51,8 @@ export class MemoryQueues implements QueueBackend {
     return this.gateSync(op, { key, ticket: undefined, leaseMs: 0 })
   }
 
-  idle(key: string): boolean {
-    return !this.queues.has(key)
+  idle(key?: string): boolean {
+    return key === undefined ? this.queues.size === 0 : !this.queues.has(key)
   }
 
   gate(op: StoreOp, request: GateRequest): Promise<GateResult> {

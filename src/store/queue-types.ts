@@ -47,10 +47,10 @@ export interface QueueBackend {
    */
   first(op: StoreOp, key: string): GateResult | Promise<GateResult>
   /**
-   * True when nobody waits in the queue `key`, known at once (queues kept in this process only):
-   * the caller may then decide as without a queue.
+   * True when nobody waits in the queue `key` (no key: in any queue of this store), known at once
+   * (queues kept in this process only): the caller may then decide as without a queue.
    */
-  idle?(key: string): boolean
+  idle?(key?: string): boolean
   /**
    * first() as the op's own result, `waiting` set when it was not decided because others wait:
    * one promise step less per uncontended call (stores that decide in another process).
