@@ -10,10 +10,10 @@ import { Redis } from 'ioredis'
 import { Pool } from 'undici'
 import { startGateway } from '../src/gateway/index.js'
 import { startMockUpstream } from '../src/gateway/mock/server.js'
+import { API_KEY, chatRequest } from './workloads/detectors.js'
 
 const url = process.argv[2] ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
 const CALLS = Number(process.env.CALLS ?? 2000)
-const API_KEY = 'sk-sluice-vhn9jUn3oaGiugXwZvmQGnaWd8IWwMPqPJBk1trVA1U'
 const admin = new Redis(url)
 const upstream = await startMockUpstream({ port: 0 })
 const huge = {
@@ -54,16 +54,9 @@ async function perCall(detectors: boolean, inFlight: number): Promise<Counts> {
     { env: { SLUICE_DEMO_KEY: API_KEY, BENCH_UPSTREAM_KEY: 'unused' } },
   )
   const pool = new Pool(new URL(gateway.url).origin, { connections: inFlight, pipelining: 1 })
-  const headers = { 'content-type': 'application/json', authorization: `Bearer ${API_KEY}` }
   let next = 0
   const call = async () => {
-    const n = next++
-    const body = JSON.stringify({
-      model: 'gpt-4o-mini',
-      messages: [{ role: 'user', content: `Question ${n}: say hello in ${n % 97} words, please.` }],
-      max_tokens: 16,
-    })
-    const res = await pool.request({ method: 'POST', path: '/v1/chat/completions', headers, body })
+    const res = await pool.request(chatRequest(next++))
     await res.body.text()
     if (res.statusCode !== 200) throw new Error(`status ${res.statusCode}`)
   }

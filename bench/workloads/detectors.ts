@@ -13,20 +13,27 @@ import type { BenchContext, Section, Workload } from '../harness/types.js'
 
 const WORKER = new URL('../workers/gateway-server.ts', import.meta.url)
 const IN_FLIGHT = 16
-const API_KEY = 'sk-sluice-vhn9jUn3oaGiugXwZvmQGnaWd8IWwMPqPJBk1trVA1U'
+export const API_KEY = 'sk-sluice-vhn9jUn3oaGiugXwZvmQGnaWd8IWwMPqPJBk1trVA1U'
+
+/** The n-th call of the detectors' workload: varied prompts, so that no loop fires. */
+export function chatRequest(n: number) {
+  return {
+    method: 'POST' as const,
+    path: '/v1/chat/completions',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${API_KEY}` },
+    body: JSON.stringify({
+      model: 'gpt-4o-mini',
+      messages: [{ role: 'user', content: `Question ${n}: say hello in ${n % 97} words, please.` }],
+      max_tokens: 16,
+    }),
+  }
+}
 const DETECTORS = { spend: { floorPerMinute: 1e12 } }
 
 let counter = 0
 function chatOp(pool: Pool): Operation {
-  const headers = { 'content-type': 'application/json', authorization: `Bearer ${API_KEY}` }
   return async () => {
-    const n = counter++
-    const body = JSON.stringify({
-      model: 'gpt-4o-mini',
-      messages: [{ role: 'user', content: `Question ${n}: say hello in ${n % 97} words, please.` }],
-      max_tokens: 16,
-    })
-    const res = await pool.request({ method: 'POST', path: '/v1/chat/completions', headers, body })
+    const res = await pool.request(chatRequest(counter++))
     await res.body.text()
     return res.statusCode === 200
   }

@@ -9,7 +9,7 @@
  * with: a gateway with one request at a time then makes one round trip a request, not two. Order
  * is kept, so a check issued after a record still sees it.
  */
-import calculateSlot from 'cluster-key-slot'
+import { sendBySlot } from '../redis/slot-groups.js'
 
 /** Steps per script call at most: a long script holds up every other client of the Redis. */
 export const MAX_BATCH = 128
@@ -66,21 +66,7 @@ export class StepBatcher {
       for (let i = 0; i < pending.length; i += MAX_BATCH) this.send(pending.slice(i, i + MAX_BATCH))
       return
     }
-    const bySlot = new Map<number, Pending[]>()
-    for (const p of pending) {
-      const slot = calculateSlot(p.keys[0]!)
-      let group = bySlot.get(slot)
-      if (group === undefined) {
-        group = []
-        bySlot.set(slot, group)
-      }
-      group.push(p)
-      if (group.length >= MAX_BATCH) {
-        this.send(group)
-        bySlot.delete(slot)
-      }
-    }
-    for (const group of bySlot.values()) this.send(group)
+    sendBySlot(pending, MAX_BATCH, (group) => this.send(group))
   }
 
   private send(group: Pending[]): void {

@@ -1,4 +1,3 @@
-import calculateSlot from 'cluster-key-slot'
 import type {
   GateRequest,
   GateResult,
@@ -9,6 +8,7 @@ import type {
 } from '../queue-types.js'
 import type { StoreOp, StoreResult } from '../types.js'
 import { decodeBatch, encodeBatch, queueMarkerKey, StoreScriptError } from './encode.js'
+import { sendBySlot } from './slot-groups.js'
 
 interface PendingTry {
   parts: StoreOp[]
@@ -114,21 +114,7 @@ export class RedisQueues implements QueueBackend {
     this.scheduled = false
     const pending = this.pending
     this.pending = []
-    const bySlot = new Map<number, PendingTry[]>()
-    for (const p of pending) {
-      const slot = calculateSlot(p.keys[0]!)
-      let group = bySlot.get(slot)
-      if (group === undefined) {
-        group = []
-        bySlot.set(slot, group)
-      }
-      group.push(p)
-      if (group.length >= MAX_BATCH) {
-        this.send(group)
-        bySlot.delete(slot)
-      }
-    }
-    for (const group of bySlot.values()) this.send(group)
+    sendBySlot(pending, MAX_BATCH, (group) => this.send(group))
   }
 
   private send(group: PendingTry[]): void {
