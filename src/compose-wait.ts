@@ -1,7 +1,6 @@
 import type { ComposedDecision, Composite } from './compose.js'
 import type { Decision } from './limiter.js'
 import type { QueueBackend } from './store/queue-types.js'
-import { queuesOf } from './store/queues.js'
 import type { StoreOp } from './store/types.js'
 import { type Attempt, abortError, decideWaiting, type ResolvedWait, waitable, withWait } from './waiting.js'
 
@@ -58,7 +57,7 @@ export async function decideComposedWaiting(
 ): Promise<ComposedDecision> {
   if (wait.signal?.aborted) throw abortError(wait.signal)
   const { levels, hashTag } = composite
-  const backend = queuesOf(levels[0]!.limiter.store)
+  const backend = levels[0]!.limiter.queues()
   const keys = levels.map(({ limiter, subject }) => limiter.keysFor(subject, hashTag).queue)
   const opsOf = (m: 'consume' | 'reserve' | 'peek', guarded: boolean): StoreOp => {
     const ops = levels.map(({ limiter, subject }, i) => {

@@ -71,16 +71,33 @@ function decide(
     // Nobody waits and the store decides at once (a MemoryStore): the plain decision, with its
     // reused op and result; only a refusal worth waiting for builds the wait's own op.
     const d = limiter.runNow(mode, subject, costs, id) as Decision
-    if (d.allowed || !waitable(d, d.limits) || d.retryAfterMs > maxWaitMs) return d
-    const key = limiter.keysFor(subject).queue
-    const op = limiter.opFor(mode, subject, costs, id)
-    return waitFor(
-      { limiter, subject, costs, backend, key, op, options, maxWaitMs },
-      { kind: 'decided', decision: d },
-    )
+    if (answersNow(d, maxWaitMs)) return d
+    const t = tryOf(limiter, mode, subject, costs, id, backend, options, maxWaitMs)
+    return waitFor(t, { kind: 'decided', decision: d })
   }
+  const t = tryOf(limiter, mode, subject, costs, id, backend, options, maxWaitMs)
+  if (backend.firstResult !== undefined) {
+    // No GateResult and one promise step: this is every uncontended call's path on Redis.
+    return backend.firstResult(t.op, t.key).then((r) => (r.waiting ? waitFor(t, HELD) : afterRan(t, r)))
+  }
+  const tried = backend.first(t.op, t.key)
+  if (tried instanceof Promise) return tried.then((g) => afterFirst(t, g))
+  return afterFirst(t, tried)
+}
+
+/** The request's own op and queue, for a first try that may wait. */
+function tryOf(
+  limiter: Limiter,
+  mode: 'consume' | 'reserve',
+  subject: string,
+  costs: number[],
+  id: string,
+  backend: QueueBackend,
+  options: WaitOptions,
+  maxWaitMs: number,
+): Try {
   const key = limiter.keysFor(subject).queue
-  const t: Try = {
+  return {
     limiter,
     subject,
     costs,
@@ -90,13 +107,11 @@ function decide(
     options,
     maxWaitMs,
   }
-  if (backend.firstResult !== undefined) {
-    // No GateResult and one promise step: this is every uncontended call's path on Redis.
-    return backend.firstResult(t.op, key).then((r) => (r.waiting ? waitFor(t, HELD) : afterRan(t, r)))
-  }
-  const tried = backend.first(t.op, key)
-  if (tried instanceof Promise) return tried.then((g) => afterFirst(t, g))
-  return afterFirst(t, tried)
+}
+
+/** The first try's decision is the answer: it passed, or waiting cannot help or takes too long. */
+function answersNow(d: Decision, maxWaitMs: number): boolean {
+  return d.allowed || !waitable(d, d.limits) || d.retryAfterMs > maxWaitMs
 }
 
 const HELD: GateResult = { kind: 'wait', size: -1 }
@@ -108,7 +123,7 @@ function afterFirst(t: Try, tried: GateResult): Decision | Promise<Decision> {
 /** The first try ran: its decision, or the wait when it was refused and waiting may help. */
 function afterRan(t: Try, result: StoreResult): Decision | Promise<Decision> {
   const d = t.limiter.toDecision(t.subject, result, t.costs, true)
-  if (d.allowed || !waitable(d, d.limits) || d.retryAfterMs > t.maxWaitMs) return d
+  if (answersNow(d, t.maxWaitMs)) return d
   return waitFor(t, { kind: 'decided', decision: d })
 }
 

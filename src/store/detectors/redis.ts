@@ -85,10 +85,13 @@ export class RedisDetectorStore implements DetectorStore {
     this.ttlMs = o.ttlMs === undefined ? DEFAULT_TTL_MS : requirePositiveInteger(o.ttlMs, 'ttlMs')
     this.maxLog = o.maxLog === undefined ? DEFAULT_MAX_LOG : requirePositiveInteger(o.maxLog, 'maxLog')
     const cluster = isIORedis(o.client) ? isIORedisCluster(o.client) : isNodeRedisCluster(o.client)
+    // 0 is allowed (the next turn), unlike the other durations.
     const linger =
-      o.recordLingerMs === undefined || o.recordLingerMs === 0
-        ? (o.recordLingerMs ?? RECORD_LINGER_MS)
-        : requirePositiveInteger(o.recordLingerMs, 'recordLingerMs')
+      o.recordLingerMs === undefined
+        ? RECORD_LINGER_MS
+        : o.recordLingerMs === 0
+          ? 0
+          : requirePositiveInteger(o.recordLingerMs, 'recordLingerMs')
     this.batcher = new StepBatcher((keys, args) => this.run(STEPS, keys, args), cluster, linger)
   }
 

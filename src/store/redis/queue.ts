@@ -6,6 +6,7 @@ import type {
   TicketRequest,
   TicketResult,
 } from '../queue-types.js'
+import { firstGate } from '../queues.js'
 import type { StoreOp, StoreResult } from '../types.js'
 import { decodeBatch, encodeBatch, queueMarkerKey, StoreScriptError } from './encode.js'
 import { sendBySlot } from './slot-groups.js'
@@ -41,11 +42,6 @@ export function queueKeys(key: string): string[] {
 
 const text = (value: unknown): string => (Buffer.isBuffer(value) ? value.toString() : String(value))
 
-/** A guarded first try's result: not decided when others wait. */
-function readFirst(result: StoreResult): GateResult {
-  return result.waiting ? { kind: 'wait', size: -1 } : { kind: 'ran', result }
-}
-
 /** One try's reply (lua/queue.lua) as its result. */
 function readTry(reply: unknown[], parts: StoreOp[]): GateResult {
   if (!Array.isArray(reply)) throw new StoreScriptError('Redis queue step replied without a result')
@@ -76,7 +72,7 @@ export class RedisQueues implements QueueBackend {
    * decided only when nobody waits (apply.lua's guarded modes).
    */
   first(op: StoreOp, key: string): Promise<GateResult> {
-    return this.firstResult(op, key).then(readFirst)
+    return this.firstResult(op, key).then(firstGate)
   }
 
   firstResult(op: StoreOp, key: string): Promise<StoreResult> {
