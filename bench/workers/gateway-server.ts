@@ -24,6 +24,8 @@ interface Config {
   upstreamUrl?: string
   store?: 'memory' | 'redis'
   redisUrl?: string
+  /** gateway, Redis store: its `timeout` (ms; the gateway's default, 100, when not given). */
+  storeTimeoutMs?: number
   /** gateway: the demo key (service tier) the load generator sends. */
   apiKey?: string
   /** gateway: open a control database (SQLite) and issue a key there too (answered as `databaseKey`). */
@@ -81,7 +83,10 @@ if (config.role === 'mock') {
     {
       host: '127.0.0.1',
       port: 0,
-      store: config.store === 'redis' ? { type: 'redis', url: config.redisUrl } : { type: 'memory' },
+      store:
+        config.store === 'redis'
+          ? { type: 'redis', url: config.redisUrl, timeout: config.storeTimeoutMs }
+          : { type: 'memory' },
       tiers: { service: { limits: huge } },
       upstreams: { bench: { type: 'openai', baseUrl: config.upstreamUrl, apiKeyEnv: 'BENCH_UPSTREAM_KEY' } },
       defaultUpstream: 'bench',
