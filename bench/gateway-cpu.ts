@@ -14,11 +14,13 @@
  * `--store redis://host:port` runs the gateways on a RedisStore there (use a Redis nothing else
  * uses: it is flushed first) instead of the memory store, and this tree's gateway on the memory
  * store in the same rounds (the difference per round is what the Redis store costs); `--in-flight N` sends N calls at a time
- * (16 by default; 1 is the `gateway-serial` row's load); `--cpu-prof <dir>` starts this tree's
+ * (16 by default; 1 is the `gateway-serial` row's load); with `--store`, `--split` adds this tree's
+ * gateway given a bare RedisStore (no outage policy, blocked-key cache or store metrics) and given
+ * a memory store that waits for one Redis PING per op (the round trips alone); `--cpu-prof <dir>` starts this tree's
  * gateway with `--cpu-prof --cpu-prof-dir <dir>` (the profile is written when it stops).
  *
  *   npx tsx bench/gateway-cpu.ts [--rounds 5] [--requests 4000] [--base /tmp/base]
- *     [--store redis://127.0.0.1:6379] [--in-flight 16] [--cpu-prof /tmp/prof]
+ *     [--store redis://127.0.0.1:6379 [--split]] [--in-flight 16] [--cpu-prof /tmp/prof]
  */
 import { readFileSync } from 'node:fs'
 import { cpus, loadavg } from 'node:os'
@@ -35,6 +37,7 @@ const { values } = parseArgs({
     store: { type: 'string' },
     'in-flight': { type: 'string' },
     'cpu-prof': { type: 'string' },
+    split: { type: 'boolean' },
   },
 })
 const rounds = Number(values.rounds ?? 5)
@@ -132,6 +135,11 @@ try {
   }
   // With Redis, this tree's gateway on the memory store runs in the same rounds: the Redis store's
   // own cost is the per-round difference.
+  if (redisUrl !== undefined && values.split) {
+    const bare = { role: 'gateway', apiKey: KEY, redisUrl }
+    await add('gateway (this tree, bare RedisStore given)', here, { ...bare, given: 'redis' })
+    await add('gateway (this tree, memory store + a Redis PING per op)', here, { ...bare, given: 'ping' })
+  }
   if (redisUrl !== undefined) {
     await add('gateway (this tree, memory store)', here, { role: 'gateway', apiKey: KEY, store: 'memory' })
   }

@@ -79,7 +79,7 @@ describe('a concurrency limit on Redis', () => {
     const second = await l.reserve('alice')
     expect(await admin.zcard(key)).toBe(2)
     // After a release the TTL is still the last live lease's.
-    const scores = (await admin.zrange(key, 0, -1, 'WITHSCORES')).filter((_, i) => i % 2 === 1)
+    const scores = (await admin.zrange(key, '0', '-1', 'WITHSCORES')).filter((_, i) => i % 2 === 1)
     await second.settle({ requests: 1 })
     const [time] = await admin.time()
     const left = Number(scores[0]) - Number(time) * 1000
