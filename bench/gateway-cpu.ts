@@ -182,7 +182,7 @@ try {
     console.log(`\nthis tree / base per round: ${ratios}`)
   }
   if (redisUrl !== undefined) {
-    const memory = contenders.find((c) => c.name.includes('memory store'))!
+    const memory = contenders.find((c) => c.name === 'gateway (this tree, memory store)')!
     const diffs = perRound(now!, memory, (x, y) => `${(x - y).toFixed(0)}`)
     console.log(`\nthis tree, Redis store minus memory store per round (µs per request): ${diffs}`)
   }
