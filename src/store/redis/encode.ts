@@ -13,6 +13,16 @@ const MODE_CODES = {
   unblock: 'u',
 } as const
 
+/** A mode's header letter: [code][guarded][joined with the next op]; only c and r are guarded. */
+const MODES: Record<string, readonly [readonly [string, string], readonly [string, string]]> = {}
+for (const code of [...Object.values(MODE_CODES), 'A']) {
+  const guarded = code === 'c' || code === 'r' ? code.toUpperCase() : code
+  MODES[code] = [
+    [code, `${code}+`],
+    [guarded, `${guarded}+`],
+  ]
+}
+
 export class StoreScriptError extends Error {
   override name = 'StoreScriptError'
 }
@@ -95,8 +105,8 @@ export function encodeBatch(ops: readonly StoreOp[], joined?: readonly boolean[]
     // '+': decided together with the next op (the op's next part).
     // Upper case: a consume or reserve guarded by a queue key (StoreOp.guard).
     const code = adjusting && op.release ? 'A' : MODE_CODES[op.mode]
-    const guarded = op.guard !== undefined && (code === 'c' || code === 'r')
-    const mode = `${guarded ? code.toUpperCase() : code}${joinedNext ? '+' : ''}`
+    // Constant strings: a mode built per op would be a new string to hash in the header map.
+    const mode = MODES[code]![op.guard !== undefined ? 1 : 0][joinedNext ? 1 : 0]
     const threshold = op.alert?.threshold
     let cached = policy.headers.get(mode)
     if (cached === undefined || cached.threshold !== threshold) {
