@@ -118,6 +118,23 @@ describe('the busy string on one Redis', () => {
     expect((await queues.first(l.opFor('consume', 'carol', [1], 'op-3'), key)).kind).toBe('ran')
   })
 
+  it('is rewritten when a lease outruns its entry, not at every change of the queue', async () => {
+    const queues = queuesOf(store)
+    const key = limiter().keysFor('hank').queue
+    const first = await queues.enqueue(key, { ...TICKET, waiter: 'w1', leaseMs: 5_000 })
+    const listed = await admin.get(QUEUES_BUSY_KEY)
+    // A second ticket whose lease ends a little later: within the entry's slack, nothing to write.
+    const second = await queues.enqueue(key, { ...TICKET, waiter: 'w2', leaseMs: 5_100 })
+    expect(await admin.get(QUEUES_BUSY_KEY)).toBe(listed)
+    // One whose lease ends far later moves the entry's end.
+    const third = await queues.enqueue(key, { ...TICKET, waiter: 'w3', leaseMs: 60_000 })
+    const moved = await admin.get(QUEUES_BUSY_KEY)
+    expect(moved).not.toBe(listed)
+    expect(Number(moved?.split('\n')[2])).toBeGreaterThan(Number(listed?.split('\n')[2]) + 50_000)
+    for (const t of [first, second, third]) if (t.queued) await queues.leave(key, t.ticket)
+    expect(await admin.exists(QUEUES_BUSY_KEY)).toBe(0)
+  })
+
   it('ignores an entry whose leases ended (an instance that died with its waiters)', async () => {
     const queues = queuesOf(store)
     const l = limiter()
