@@ -14,7 +14,11 @@ import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Fastify from 'fastify'
+import { Redis } from 'ioredis'
 import { Pool } from 'undici'
+import { MemoryStore } from '../../src/store/memory.js'
+import { RedisStore } from '../../src/store/redis/store.js'
+import type { Store, StoreOp } from '../../src/store/types.js'
 import { loadMockUpstream, loadStartGateway } from '../adapters.js'
 import { readCpuWith, send, serve, workerConfig } from '../harness/child.js'
 
@@ -24,6 +28,15 @@ interface Config {
   upstreamUrl?: string
   store?: 'memory' | 'redis'
   redisUrl?: string
+  /** gateway, Redis store: its `timeout` (ms; the gateway's default, 100, when not given). */
+  storeTimeoutMs?: number
+  /**
+   * gateway: a store handed to `startGateway` instead of the configured one (no outage policy,
+   * blocked-key cache or store metrics around it), to split what the Redis store costs:
+   * `redis` a bare RedisStore on `redisUrl`; `ping` a MemoryStore that first waits for one Redis
+   * PING per op (the round trip alone, without the script call's payload).
+   */
+  given?: 'redis' | 'ping'
   /** gateway: the demo key (service tier) the load generator sends. */
   apiKey?: string
   /** gateway: open a control database (SQLite) and issue a key there too (answered as `databaseKey`). */
@@ -77,11 +90,28 @@ if (config.role === 'mock') {
     tokens: { kind: 'tokenBucket', unit: 'tokens', capacity: 1e12, refillPerSecond: 1 },
     burst: { kind: 'tokenBucket', capacity: 1e9, refillPerSecond: 1 },
   }
+  let given: Store | undefined
+  if (config.given === 'redis') given = new RedisStore({ url: config.redisUrl! })
+  if (config.given === 'ping') {
+    const memory = new MemoryStore()
+    const redis = new Redis(config.redisUrl!)
+    given = {
+      execute: (op: StoreOp) => redis.ping().then(() => memory.execute(op)),
+      ping: async () => {},
+      close: async () => {
+        redis.disconnect()
+        await memory.close()
+      },
+    }
+  }
   const gateway = (await (start.value as (input: unknown, options: unknown) => Promise<unknown>)(
     {
       host: '127.0.0.1',
       port: 0,
-      store: config.store === 'redis' ? { type: 'redis', url: config.redisUrl } : { type: 'memory' },
+      store:
+        config.store === 'redis'
+          ? { type: 'redis', url: config.redisUrl, timeout: config.storeTimeoutMs }
+          : { type: 'memory' },
       tiers: { service: { limits: huge } },
       upstreams: { bench: { type: 'openai', baseUrl: config.upstreamUrl, apiKeyEnv: 'BENCH_UPSTREAM_KEY' } },
       defaultUpstream: 'bench',
@@ -90,7 +120,10 @@ if (config.role === 'mock') {
       ...(config.detectors && { detectors: config.detectors }),
       log: { level: 'warn' },
     },
-    { env: { SLUICE_DEMO_KEY: config.apiKey, BENCH_UPSTREAM_KEY: 'unused' } },
+    {
+      env: { SLUICE_DEMO_KEY: config.apiKey, BENCH_UPSTREAM_KEY: 'unused' },
+      ...(given !== undefined && { store: given }),
+    },
   )) as {
     url: string
     close(): Promise<void>
@@ -108,6 +141,7 @@ if (config.role === 'mock') {
   }
   close = async () => {
     await gateway.close()
+    await given?.close()
     rmSync(ledgerDir, { recursive: true, force: true })
   }
 }

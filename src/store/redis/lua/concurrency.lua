@@ -63,16 +63,16 @@ function leases.adjust(p, _, op)
   return result(p, true, 0, size, last, change)
 end
 
+-- The key lives until its last lease expires: `reset_ms` (from check or adjust) is already that
+-- lease's expiry less now, counted over the same live leases this writes, and 0 when none is left
+-- (the key is then empty, so gone). Reading it back (EXISTS, ZRANGE) cost two commands per call.
 function leases.write(p, key, change, reset_ms)
   call('ZREMRANGEBYSCORE', key, '-inf', format('%.17g', now))
   if change then
     if change.remove then call('ZREM', key, change.remove) end
     if change.add then call('ZADD', key, format('%.17g', change.at), change.add) end
   end
-  if call('EXISTS', key) == 1 then
-    local top = call('ZRANGE', key, -1, -1, 'WITHSCORES')
-    call('PEXPIRE', key, px(tonumber(top[2]) - now))
-  end
+  if reset_ms > 0 then call('PEXPIRE', key, px(reset_ms)) end
 end
 
 return leases

@@ -1,0 +1,92 @@
+/**
+ * What a concurrency limit costs Redis, counted: a reservation and its settlement write the
+ * limit's sorted set and set its TTL from what the script already knows (the last live lease's
+ * expiry), without reading the key back (EXISTS, ZRANGE: the gateway showed 2 EXISTS per call).
+ * And the TTL must still be that of the last live lease, the key gone once no lease is left.
+ */
+import { Redis } from 'ioredis'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { concurrency, Limiter, tokenBucket } from '../src/index.js'
+import { RedisStore } from '../src/store/redis/store.js'
+import { type RedisServer, startRedis } from './helpers/redis-server.js'
+
+let server: RedisServer
+let admin: Redis
+let store: RedisStore
+beforeAll(async () => {
+  server = await startRedis()
+  admin = new Redis(server.url)
+  store = new RedisStore({ url: server.url })
+})
+afterAll(async () => {
+  await store?.close()
+  admin?.disconnect()
+  await server?.stop()
+})
+
+/** Commands by name, from INFO commandstats after CONFIG RESETSTAT. */
+async function commandsOf(run: () => Promise<unknown>): Promise<Record<string, number>> {
+  await admin.config('RESETSTAT')
+  await run()
+  const out: Record<string, number> = {}
+  for (const line of (await admin.info('commandstats')).split('\n')) {
+    const m = /^cmdstat_([^:]+):calls=(\d+)/.exec(line)
+    if (m !== null && !m[1]!.startsWith('config') && m[1] !== 'info') out[m[1]!] = Number(m[2])
+  }
+  return out
+}
+
+const LEASE_MS = 600_000
+
+function limiter(policy: string): Limiter {
+  return new Limiter({
+    store,
+    policy,
+    limits: {
+      burst: tokenBucket({ capacity: 1e9, refillPerSecond: 1e9 }),
+      inflight: concurrency({ limit: 100, leaseMs: LEASE_MS }),
+    },
+  })
+}
+
+describe('a concurrency limit on Redis', () => {
+  it('reserves and settles without reading its key back (no EXISTS, no ZRANGE)', async () => {
+    const l = limiter('concurrency-commands')
+    await (await l.reserve('warm-up')).settle({ requests: 1 })
+    const counts = await commandsOf(async () => {
+      for (let i = 0; i < 20; i++) {
+        const r = await l.reserve(`s${i % 4}`)
+        expect(r.decision.allowed).toBe(true)
+        await r.settle({ requests: 1 })
+      }
+    })
+    expect(counts.fcall ?? counts.evalsha).toBe(40)
+    expect(counts.exists ?? 0).toBe(0)
+    expect(counts.zrange ?? 0).toBe(0)
+    // Each write still trims, changes the set and sets the TTL while a lease is left.
+    expect(counts.zremrangebyscore).toBe(40)
+    expect(counts.zadd).toBe(20)
+    expect(counts.zrem).toBe(20)
+  })
+
+  it('keeps the key until its last live lease expires, and drops it with the last lease', async () => {
+    const l = limiter('concurrency-ttl')
+    const key = l.keysFor('alice').limits[1]!
+    const first = await l.reserve('alice')
+    const pttl = await admin.pttl(key)
+    expect(pttl).toBeGreaterThan(LEASE_MS - 5_000)
+    expect(pttl).toBeLessThanOrEqual(LEASE_MS)
+    const second = await l.reserve('alice')
+    expect(await admin.zcard(key)).toBe(2)
+    // After a release the TTL is still the last live lease's.
+    const scores = (await admin.zrange(key, '0', '-1', 'WITHSCORES')).filter((_, i) => i % 2 === 1)
+    await second.settle({ requests: 1 })
+    const [time] = await admin.time()
+    const left = Number(scores[0]) - Number(time) * 1000
+    const after = await admin.pttl(key)
+    expect(Math.abs(after - left)).toBeLessThan(2_000)
+    expect(await admin.zcard(key)).toBe(1)
+    await first.settle({ requests: 1 })
+    expect(await admin.exists(key)).toBe(0)
+  })
+})
