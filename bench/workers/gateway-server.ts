@@ -24,6 +24,8 @@ interface Config {
   upstreamUrl?: string
   store?: 'memory' | 'redis'
   redisUrl?: string
+  /** gateway: the store keys' prefix (two gateways on one Redis that must not share limits). */
+  prefix?: string
   /** gateway: the demo key (service tier) the load generator sends. */
   apiKey?: string
   /** gateway: open a control database (SQLite) and issue a key there too (answered as `databaseKey`). */
@@ -82,6 +84,7 @@ if (config.role === 'mock') {
       host: '127.0.0.1',
       port: 0,
       store: config.store === 'redis' ? { type: 'redis', url: config.redisUrl } : { type: 'memory' },
+      ...(config.prefix !== undefined && { prefix: config.prefix }),
       tiers: { service: { limits: huge } },
       upstreams: { bench: { type: 'openai', baseUrl: config.upstreamUrl, apiKeyEnv: 'BENCH_UPSTREAM_KEY' } },
       defaultUpstream: 'bench',
