@@ -161,23 +161,28 @@ export class Detectors<Req = unknown> {
     })
     if (step === undefined) return NOTHING
     if (tierShadow) step.enforce = []
-    const answered = (outcome: CheckOutcome): DetectionRefusal | undefined => {
-      for (const r of outcome.raised) this.report(identity, r, set)
-      return outcome.refused === undefined ? undefined : this.refusal(outcome.refused)
-    }
-    const failed = (error: unknown) => {
-      this.storeFailed(error)
-      return undefined
-    }
     let outcome: CheckOutcome | Promise<CheckOutcome>
     try {
       outcome = this.store.check(identity.subject, step)
     } catch (error) {
-      return Promise.resolve(failed(error))
+      this.storeFailed(error)
+      return NOTHING
     }
     // A store that answers at once (memory) costs no promise of its own and no extra turn.
-    if (!isThenable(outcome)) return Promise.resolve(answered(outcome))
-    return Promise.resolve(outcome).then(answered, failed)
+    if (!isThenable(outcome)) return Promise.resolve(this.answered(identity, set, outcome))
+    return Promise.resolve(outcome).then(
+      (o) => this.answered(identity, set, o),
+      (error: unknown) => {
+        this.storeFailed(error)
+        return undefined
+      },
+    )
+  }
+
+  /** A check's outcome: its raised levels reported, the refusal it owes. */
+  private answered(identity: Identity, set: DetectorSet, o: CheckOutcome): DetectionRefusal | undefined {
+    for (const r of o.raised) this.report(identity, r, set)
+    return o.refused === undefined ? undefined : this.refusal(o.refused)
   }
 
   /**
