@@ -139,6 +139,37 @@ describe('Redis detector store: steps of one turn in one script call', () => {
     expect(ttl).toBeGreaterThan(0)
     expect(ttl).toBeLessThanOrEqual(60_000)
   })
+  it('the checks of one subject in one call read and write its fingerprints once, each seeing the ones before', async () => {
+    const { client, scriptCalls } = countedClient()
+    const store = new RedisDetectorStore({ client, prefix: `b${++n}:` })
+    const s = set({ loop: { alertAt: 20, throttleAt: 0, blockAt: 0 }, spend: false })
+    await store.check('key:f', checkStep(s, { prompt: 'warm up', isKey: false })!)
+    const commands = async () => {
+      const info = await client.info('commandstats')
+      const calls = (name: string) => Number(new RegExp(`cmdstat_${name}:calls=(\\d+)`).exec(info)?.[1] ?? 0)
+      return { get: calls('get'), set: calls('set') }
+    }
+    await client.config('RESETSTAT')
+    const before = scriptCalls()
+    const outs = await Promise.all(
+      Array.from({ length: 12 }, () =>
+        store.check('key:f', checkStep(s, { prompt: 'again', isKey: false })!),
+      ),
+    )
+    expect(scriptCalls() - before).toBe(1)
+    // One GET of the fingerprints and one of the allow key; one SET of the fingerprints.
+    expect(await commands()).toEqual({ get: 2, set: 1 })
+    expect(outs.every((o) => o.raised.length === 0)).toBe(true)
+    // 1 + 12 fingerprints of 24 bytes, kept for the loop window.
+    const key = store.keys('key:f').loop
+    expect(await client.strlen(key)).toBe(13 * 24)
+    expect(await client.pttl(key)).toBeGreaterThan(0)
+    // The next ones count those 12: the 20th identical prompt alerts.
+    const more = await Promise.all(
+      Array.from({ length: 8 }, () => store.check('key:f', checkStep(s, { prompt: 'again', isKey: false })!)),
+    )
+    expect(more.flatMap((o) => o.raised)).toMatchObject([{ detector: 'loop', level: 1, value: 20 }])
+  })
 })
 
 describe('Redis detector store on a cluster', () => {
