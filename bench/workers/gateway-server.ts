@@ -24,6 +24,8 @@ interface Config {
   upstreamUrl?: string
   store?: 'memory' | 'redis'
   redisUrl?: string
+  /** gateway: how long a Redis call may take before the outage policy answers (default 100 ms). */
+  redisTimeout?: string
   /** gateway: the store keys' prefix (two gateways on one Redis that must not share limits). */
   prefix?: string
   /** gateway: the demo key (service tier) the load generator sends. */
@@ -83,7 +85,14 @@ if (config.role === 'mock') {
     {
       host: '127.0.0.1',
       port: 0,
-      store: config.store === 'redis' ? { type: 'redis', url: config.redisUrl } : { type: 'memory' },
+      store:
+        config.store === 'redis'
+          ? {
+              type: 'redis',
+              url: config.redisUrl,
+              ...(config.redisTimeout && { timeout: config.redisTimeout }),
+            }
+          : { type: 'memory' },
       ...(config.prefix !== undefined && { prefix: config.prefix }),
       tiers: { service: { limits: huge } },
       upstreams: { bench: { type: 'openai', baseUrl: config.upstreamUrl, apiKeyEnv: 'BENCH_UPSTREAM_KEY' } },
