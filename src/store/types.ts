@@ -43,9 +43,11 @@ export interface StoreOp {
   /** Count denials and block repeat offenders. */
   block?: { params: BlockParams; key: string; strikesKey: string }
   /**
-   * consume / reserve: decide only when this key does not exist — a queue with requests waiting
-   * (src/waiting.ts) — and otherwise answer `waiting` without deciding. Honoured by RedisStore;
-   * a MemoryStore's queues decide their ops themselves (memory-queue.ts).
+   * consume / reserve: decide only when this queue holds no ticket — a queue with requests
+   * waiting (src/waiting.ts) — and otherwise answer `waiting` without deciding. Honoured by
+   * RedisStore; a MemoryStore's queues decide their ops themselves (memory-queue.ts). Always the
+   * queue of the op's own subject: `<base>!queue` beside the state key `<base>#<layout>` (on one
+   * Redis the script finds the queue by that name, lua/busy.lua).
    */
   guard?: string
   /**

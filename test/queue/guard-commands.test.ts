@@ -1,14 +1,17 @@
 /**
  * What a queue nobody waits in costs Redis, counted: a decision with `maxWaitMs` must send Redis
  * exactly the commands of the same decision without it (the queue's guard is read in the
- * batch's MGET, from the marker lua/queue.lua keeps while anyone waits). And the marker must
- * really stop newcomers while someone waits, and vanish when the queue empties.
+ * batch's MGET: on one Redis from the busy string lua/busy.lua keeps, on a cluster from the
+ * marker lua/queue.lua keeps while anyone waits). And the guard must really stop newcomers while
+ * someone waits, and vanish when the queue empties.
  */
 import { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Limiter, tokenBucket } from '../../src/index.js'
 import { queuesOf } from '../../src/store/queues.js'
+import { QUEUES_BUSY_KEY } from '../../src/store/redis/encode.js'
 import { RedisStore } from '../../src/store/redis/store.js'
+import { type RedisClusterServer, startRedisCluster } from '../helpers/redis-cluster.js'
 import { type RedisServer, startRedis } from '../helpers/redis-server.js'
 
 let server: RedisServer
@@ -83,5 +86,116 @@ describe('a queue nobody waits in, on Redis', () => {
     expect(await admin.exists(`${key}:on`, key, `${key}:lease`, `${key}:meta`)).toBe(0)
     const ran = await queues.first(limiter.opFor('consume', 'alice', [1], 'op-2'), key)
     expect(ran.kind).toBe('ran')
+  })
+})
+
+const TICKET = { flow: 'bob', weight: 1, leaseMs: 30_000, maxPerFlow: 10, maxTotal: 10 }
+
+describe('the busy string on one Redis', () => {
+  const limiter = () =>
+    new Limiter({
+      store,
+      policy: 'busy',
+      limits: { burst: tokenBucket({ capacity: 100, refillPerSecond: 1 }) },
+    })
+
+  it('is what holds a newcomer back: one key for the batch, not the queue marker', async () => {
+    const queues = queuesOf(store)
+    const l = limiter()
+    const key = l.keysFor('carol').queue
+    const ticket = await queues.enqueue(key, { ...TICKET, waiter: 'w1' })
+    if (!ticket.queued) throw new Error('not queued')
+    expect(await admin.get(QUEUES_BUSY_KEY)).toContain(`\n${key}\n`)
+    // Without the marker the busy string still holds the newcomer back...
+    await admin.del(`${key}:on`)
+    expect((await queues.first(l.opFor('consume', 'carol', [1], 'op-1'), key)).kind).toBe('wait')
+    // ...and a subject whose name starts with this one's is not held by it.
+    expect(
+      (await queues.first(l.opFor('consume', 'carol2', [1], 'op-2'), l.keysFor('carol2').queue)).kind,
+    ).toBe('ran')
+    expect(await queues.leave(key, ticket.ticket)).toBe(0)
+    expect(await admin.exists(QUEUES_BUSY_KEY)).toBe(0)
+    expect((await queues.first(l.opFor('consume', 'carol', [1], 'op-3'), key)).kind).toBe('ran')
+  })
+
+  it('is rewritten when a lease outruns its entry, not at every change of the queue', async () => {
+    const queues = queuesOf(store)
+    const key = limiter().keysFor('hank').queue
+    const first = await queues.enqueue(key, { ...TICKET, waiter: 'w1', leaseMs: 5_000 })
+    const listed = await admin.get(QUEUES_BUSY_KEY)
+    // A second ticket whose lease ends a little later: within the entry's slack, nothing to write.
+    const second = await queues.enqueue(key, { ...TICKET, waiter: 'w2', leaseMs: 5_100 })
+    expect(await admin.get(QUEUES_BUSY_KEY)).toBe(listed)
+    // One whose lease ends far later moves the entry's end.
+    const third = await queues.enqueue(key, { ...TICKET, waiter: 'w3', leaseMs: 60_000 })
+    const moved = await admin.get(QUEUES_BUSY_KEY)
+    expect(moved).not.toBe(listed)
+    expect(Number(moved?.split('\n')[2])).toBeGreaterThan(Number(listed?.split('\n')[2]) + 50_000)
+    for (const t of [first, second, third]) if (t.queued) await queues.leave(key, t.ticket)
+    expect(await admin.exists(QUEUES_BUSY_KEY)).toBe(0)
+  })
+
+  it('ignores an entry whose leases ended (an instance that died with its waiters)', async () => {
+    const queues = queuesOf(store)
+    const l = limiter()
+    const key = l.keysFor('dave').queue
+    await admin.set(QUEUES_BUSY_KEY, `\n${key}\n1000`, 'PX', 60_000)
+    expect((await queues.first(l.opFor('consume', 'dave', [1], 'op-1'), key)).kind).toBe('ran')
+    await admin.set(QUEUES_BUSY_KEY, `\n${key}\n${Date.now() + 60_000}`, 'PX', 60_000)
+    expect((await queues.first(l.opFor('consume', 'dave', [1], 'op-2'), key)).kind).toBe('wait')
+    await admin.del(QUEUES_BUSY_KEY)
+  })
+
+  it('past 256 queues at once, holds every newcomer for its queue, which lets it pass when empty', async () => {
+    const queues = queuesOf(store)
+    const l = limiter()
+    const tickets: [string, string][] = []
+    for (let i = 0; i < 257; i++) {
+      const key = l.keysFor(`many-${i}`).queue
+      const t = await queues.enqueue(key, { ...TICKET, waiter: `w${i}` })
+      if (!t.queued) throw new Error('not queued')
+      tickets.push([key, t.ticket])
+    }
+    expect((await admin.get(QUEUES_BUSY_KEY))?.startsWith('\n*\n')).toBe(true)
+    const idle = l.keysFor('erin').queue
+    expect((await queues.first(l.opFor('consume', 'erin', [1], 'op-1'), idle)).kind).toBe('wait')
+    // Through its queue, which holds nobody: admitted at once.
+    const d = await l.consume('erin', undefined, { maxWaitMs: 1000 })
+    expect(d.allowed).toBe(true)
+    for (const [key, ticket] of tickets) await queues.leave(key, ticket)
+    expect(await admin.exists(...tickets.flatMap(([key]) => [key, `${key}:on`]))).toBe(0)
+    await admin.del(QUEUES_BUSY_KEY)
+  })
+})
+
+describe('a queue on a Redis Cluster', () => {
+  let cluster: RedisClusterServer
+  let clusterStore: RedisStore
+  beforeAll(async () => {
+    cluster = await startRedisCluster()
+    clusterStore = new RedisStore({ nodes: cluster.nodes.map((n) => `redis://127.0.0.1:${n.port}`) })
+    await clusterStore.whenReady()
+  }, 60_000)
+  afterAll(async () => {
+    await clusterStore?.close()
+    await cluster?.stop()
+  })
+
+  it("holds a newcomer back by the queue's own marker, and lets it pass when the queue empties", async () => {
+    const queues = queuesOf(clusterStore)
+    const l = new Limiter({
+      store: clusterStore,
+      policy: 'cluster-guard',
+      limits: { burst: tokenBucket({ capacity: 100, refillPerSecond: 1 }) },
+    })
+    const key = l.keysFor('frank').queue
+    const ticket = await queues.enqueue(key, { ...TICKET, waiter: 'w1' })
+    if (!ticket.queued) throw new Error('not queued')
+    expect((await queues.first(l.opFor('consume', 'frank', [1], 'op-1'), key)).kind).toBe('wait')
+    expect((await queues.first(l.opFor('consume', 'gina', [1], 'op-2'), l.keysFor('gina').queue)).kind).toBe(
+      'ran',
+    )
+    expect(await queues.leave(key, ticket.ticket)).toBe(0)
+    expect((await queues.first(l.opFor('consume', 'frank', [1], 'op-3'), key)).kind).toBe('ran')
   })
 })

@@ -75,6 +75,8 @@ export class RedisDetectorStore implements DetectorStore {
   private readonly ttlMs: number
   private readonly maxLog: number
   private readonly batcher: StepBatcher
+  /** A node-redis cluster client: each command names the key it is routed by. */
+  private readonly nodeCluster: boolean
 
   constructor(o: RedisDetectorStoreOptions) {
     if (!isIORedis(o.client) && !isNodeRedis(o.client)) {
@@ -85,6 +87,7 @@ export class RedisDetectorStore implements DetectorStore {
     this.ttlMs = o.ttlMs === undefined ? DEFAULT_TTL_MS : requirePositiveInteger(o.ttlMs, 'ttlMs')
     this.maxLog = o.maxLog === undefined ? DEFAULT_MAX_LOG : requirePositiveInteger(o.maxLog, 'maxLog')
     const cluster = isIORedis(o.client) ? isIORedisCluster(o.client) : isNodeRedisCluster(o.client)
+    this.nodeCluster = cluster && !isIORedis(o.client)
     // 0 is allowed (the next turn), unlike the other durations.
     const linger =
       o.recordLingerMs === undefined
@@ -98,9 +101,12 @@ export class RedisDetectorStore implements DetectorStore {
   private command(args: Arg[]): Promise<unknown> {
     const c = this.client as unknown as {
       call?: (...a: Arg[]) => Promise<unknown>
-      sendCommand?: (a: string[]) => Promise<unknown>
+      sendCommand?: (...a: unknown[]) => Promise<unknown>
     }
     if (isIORedis(this.client)) return c.call!(...args)
+    // A node-redis cluster client routes by the key it is given first; a single client takes
+    // the command alone. ioredis finds the key itself.
+    if (this.nodeCluster) return c.sendCommand!(firstKey(args), false, args.map(String))
     return c.sendCommand!(args.map(String))
   }
 
@@ -343,4 +349,12 @@ function raisedOf(items: unknown[], extra: readonly ('prefix' | 'countries' | 'b
     out.push(r)
   }
   return out
+}
+
+/** The key a command is routed by on a cluster: a script's first key, else the first argument. */
+function firstKey(args: Arg[]): string | undefined {
+  const name = String(args[0]).toUpperCase()
+  if (name === 'EVALSHA' || name === 'EVAL') return Number(args[2]) > 0 ? String(args[3]) : undefined
+  if (name === 'TIME') return undefined
+  return String(args[1])
 }

@@ -10,19 +10,21 @@
 -- ARGV: nPolicies, then per policy:
 --   nLimits blockFlag idFlag [after withinMs forgetMs nDurations d1..dn]
 --   then per limit: kind width nParams p1..pn (the algorithm's lua.params)
--- then nOps, nBlockKeys, nGuardKeys, then per op:
+-- then nOps, nBlockKeys, nGuardKeys (-1: one, the busy string of lua/busy.lua), then per op:
 --   header [id] [chargedAt] nLimits x cost [nLimits x charged]
 --   header = mode, '+' when the op is decided together with the next one (a group: compose()),
 --   policy index, then ':' and the alert threshold when the op reports alerts ("c1", "r+2:0.8");
 --   id only when the policy's idFlag is 1; chargedAt ('' for now) and charged only in adjust modes.
 -- KEYS: every op's state key (in op order), then the block key of every op whose policy blocks
---   (in op order), then the guard key of every guarded op (in op order), then per op: the own keys of its limits of width 0 (in limit order), then
+--   (in op order), then the guard key of every guarded op (in op order) or the busy string, then per op: the own keys of its limits of width 0 (in limit order), then
 --   nLimits alert marker keys when the op reports alerts, then the strikes key when the policy
 --   blocks.
 -- modes: c consume, r reserve (takes a lease), a adjust, A adjust + release lease, p peek,
---   x reset, u unblock; C and R: c and r guarded by a queue's marker key (lua/queue.lua keeps it
---   while anyone waits): when it exists, the op (or its group) is not decided and its status is 4.
---   Markers are strings read in the batch's one MGET: a guard costs no command of its own.
+--   x reset, u unblock; C and R: c and r guarded by their queue: when it holds tickets, the op
+--   (or its group) is not decided and its status is 4. On one Redis the batch names one key, the
+--   busy string listing the queues that hold tickets (lua/busy.lua); on a cluster each guarded op
+--   names its queue's marker key (lua/queue.lua keeps it while anyone waits). Both are strings
+--   read in the batch's one MGET: a guard costs no command of its own.
 -- Reply: { results, error messages... }. results is binary: little-endian doubles (nothing to
 --   format here or parse in Node): now in ms, then per op: status (1 allowed, 0 denied, +2 when
 --   this denial started a block; -k when the op failed with the k-th error message), blockedMs,
@@ -85,6 +87,9 @@ local function apply(KEYS, ARGV)
 
   local nops, nblocks, nguards = tonumber(ARGV[arg_at]), tonumber(ARGV[arg_at + 1]), tonumber(ARGV[arg_at + 2])
   arg_at = arg_at + 3
+  -- nguards -1: one guard key for the whole batch, the busy string (lua/busy.lua).
+  local listed = nguards < 0
+  if listed then nguards = 1 end
   -- The state, block and guard keys of the whole batch in one MGET, a thousand at a time (Lua's
   -- unpack limit).
   local prefetch = nops + nblocks + nguards
@@ -114,6 +119,7 @@ local function apply(KEYS, ARGV)
   local key_at = prefetch + 1
   local block_at = nops + 1
   local guard_at = nops + nblocks + 1
+  local busy = listed and PREFETCHED[guard_at]
   local count, first, packed_base = 0, 0, 0
   -- The policy whose limits fill positions 1..n now.
   local loaded = nil
@@ -186,8 +192,12 @@ local function apply(KEYS, ARGV)
     local ok, message
     -- Every part's guard (a composed op's levels' queues): any marker that exists stops the group.
     if class.guarded then
-      if PREFETCHED[guard_at] then WAITING = true end
-      guard_at = guard_at + 1
+      if listed then
+        if busy and busy_holds(busy, KEYS[index]) then WAITING = true end
+      else
+        if PREFETCHED[guard_at] then WAITING = true end
+        guard_at = guard_at + 1
+      end
     end
     if WAITING then
       ok = true

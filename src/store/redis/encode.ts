@@ -13,6 +13,16 @@ const MODE_CODES = {
   unblock: 'u',
 } as const
 
+/** A mode's header letter: [code][guarded][joined with the next op]; only c and r are guarded. */
+const MODES: Record<string, readonly [readonly [string, string], readonly [string, string]]> = {}
+for (const code of [...Object.values(MODE_CODES), 'A']) {
+  const guarded = code === 'c' || code === 'r' ? code.toUpperCase() : code
+  MODES[code] = [
+    [code, `${code}+`],
+    [guarded, `${guarded}+`],
+  ]
+}
+
 export class StoreScriptError extends Error {
   override name = 'StoreScriptError'
 }
@@ -31,6 +41,12 @@ export function queueMarkerKey(queueKey: string): string {
   }
   return marker
 }
+
+/**
+ * The string lua/busy.lua keeps on one Redis: the queues that hold tickets, read by a batch of
+ * guarded ops in place of one marker key each. Not on a Redis Cluster (one key has one slot).
+ */
+export const QUEUES_BUSY_KEY = 'sluice:queues:busy'
 
 const MARKER_CACHE_SIZE = 10_000
 const markers = new Map<string, string>()
@@ -60,12 +76,17 @@ interface EncodedPolicy {
  * an op is a header naming its mode, policy and alert threshold (which the script parses once per
  * batch), then only the fields its mode and policy use.
  */
-export function encodeBatch(ops: readonly StoreOp[], joined?: readonly boolean[]): EncodedBatch {
+export function encodeBatch(
+  ops: readonly StoreOp[],
+  joined?: readonly boolean[],
+  busyKey?: string,
+): EncodedBatch {
   const policyArgs: (string | number)[] = [0]
   const policies: EncodedPolicy[] = []
   const opArgs: (string | number)[] = [ops.length, 0, 0]
   const keys: string[] = new Array(ops.length)
   let j = 0
+  let guarded = false
   for (const op of ops) {
     const joinedNext = joined?.[j] === true
     const block = op.block?.params
@@ -95,8 +116,10 @@ export function encodeBatch(ops: readonly StoreOp[], joined?: readonly boolean[]
     // '+': decided together with the next op (the op's next part).
     // Upper case: a consume or reserve guarded by a queue key (StoreOp.guard).
     const code = adjusting && op.release ? 'A' : MODE_CODES[op.mode]
-    const guarded = op.guard !== undefined && (code === 'c' || code === 'r')
-    const mode = `${guarded ? code.toUpperCase() : code}${joinedNext ? '+' : ''}`
+    // Constant strings: a mode built per op would be a new string to hash in the header map.
+    const guard = op.guard !== undefined && (code === 'c' || code === 'r')
+    if (guard) guarded = true
+    const mode = MODES[code]![guard ? 1 : 0][joinedNext ? 1 : 0]
     const threshold = op.alert?.threshold
     let cached = policy.headers.get(mode)
     if (cached === undefined || cached.threshold !== threshold) {
@@ -120,14 +143,20 @@ export function encodeBatch(ops: readonly StoreOp[], joined?: readonly boolean[]
     }
   }
   opArgs[1] = blocks
-  let guards = 0
-  for (const op of ops) {
-    if (op.guard !== undefined && (op.mode === 'consume' || op.mode === 'reserve')) {
-      keys.push(queueMarkerKey(op.guard))
-      guards++
+  if (guarded && busyKey !== undefined) {
+    // One key for the batch: the list of queues that hold tickets (lua/busy.lua).
+    keys.push(busyKey)
+    opArgs[2] = -1
+  } else if (guarded) {
+    let guards = 0
+    for (const op of ops) {
+      if (op.guard !== undefined && (op.mode === 'consume' || op.mode === 'reserve')) {
+        keys.push(queueMarkerKey(op.guard))
+        guards++
+      }
     }
+    opArgs[2] = guards
   }
-  opArgs[2] = guards
   for (const op of ops) {
     const n = op.limits.length
     for (let i = 0; i < n; i++) {

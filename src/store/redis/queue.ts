@@ -35,9 +35,13 @@ function globLiteral(text: string): string {
   return text.replace(/[*?[\]\\]/g, (c) => `\\${c}`)
 }
 
-/** The four keys of the queue named `key` (lua/queue.lua): one hash tag, the key's own. */
-export function queueKeys(key: string): string[] {
-  return [key, `${key}:lease`, `${key}:meta`, queueMarkerKey(key)]
+/**
+ * The five keys of the queue named `key` (lua/queue.lua): four under the key's own hash tag, then
+ * the busy string on one Redis (`busyKey`), or the marker again on a cluster.
+ */
+export function queueKeys(key: string, busyKey: string | undefined): string[] {
+  const marker = queueMarkerKey(key)
+  return [key, `${key}:lease`, `${key}:meta`, marker, busyKey ?? marker]
 }
 
 const text = (value: unknown): string => (Buffer.isBuffer(value) ? value.toString() : String(value))
@@ -65,7 +69,11 @@ export class RedisQueues implements QueueBackend {
   private pending: PendingTry[] = []
   private scheduled = false
 
-  constructor(private readonly store: GateCaller) {}
+  /** `busyKey`: the busy string of lua/busy.lua on one Redis; undefined on a cluster. */
+  constructor(
+    private readonly store: GateCaller,
+    private readonly busyKey: string | undefined,
+  ) {}
 
   /**
    * The first try is an ordinary op, batched with every other, guarded by the queue's key: it is
@@ -94,7 +102,7 @@ export class RedisQueues implements QueueBackend {
     return new Promise((resolve, reject) => {
       this.pending.push({
         parts,
-        keys: [...queueKeys(request.key), ...batch.keys],
+        keys: [...queueKeys(request.key, this.busyKey), ...batch.keys],
         args: [request.ticket ?? '', request.leaseMs, ...batch.args],
         resolve,
         reject,
@@ -137,7 +145,7 @@ export class RedisQueues implements QueueBackend {
   }
 
   async enqueue(key: string, r: TicketRequest): Promise<TicketResult> {
-    const reply = await this.store.gate(queueKeys(key), [
+    const reply = await this.store.gate(queueKeys(key, this.busyKey), [
       'gate',
       'enqueue',
       r.waiter,
@@ -155,12 +163,12 @@ export class RedisQueues implements QueueBackend {
   }
 
   async leave(key: string, ticket: string): Promise<number> {
-    const reply = await this.store.gate(queueKeys(key), ['gate', 'leave', ticket])
+    const reply = await this.store.gate(queueKeys(key, this.busyKey), ['gate', 'leave', ticket])
     return Number(reply[0])
   }
 
   async length(key: string): Promise<number> {
-    const reply = await this.store.gate(queueKeys(key), ['gate', 'length'])
+    const reply = await this.store.gate(queueKeys(key, this.busyKey), ['gate', 'length'])
     return Number(reply[0])
   }
 
@@ -170,7 +178,7 @@ export class RedisQueues implements QueueBackend {
   }
 
   async inspect(key: string): Promise<QueueView> {
-    const reply = await this.store.gate(queueKeys(key), ['gate', 'inspect'])
+    const reply = await this.store.gate(queueKeys(key, this.busyKey), ['gate', 'inspect'])
     const oldest = Number(reply[1])
     return { waiting: Number(reply[0]), oldestWaitMs: oldest < 0 ? undefined : oldest }
   }

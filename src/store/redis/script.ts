@@ -18,6 +18,7 @@ const APPLY_SOURCE = [
   read('./prelude.lua'),
   ...PARTS,
   read('./decide.lua'),
+  read('./lua/busy.lua'),
   read('./apply.lua'),
   read('./lua/queue.lua'),
 ].join('\n')

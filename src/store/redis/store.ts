@@ -5,7 +5,7 @@ import { StoreUnavailableError } from '../errors.js'
 import type { QueueBackend, QueueingStore } from '../queue-types.js'
 import type { Store, StoreOp, StoreResult } from '../types.js'
 import { isIORedis, isNodeRedis, type RedisClient, type RedisConnection, within } from './connection.js'
-import { decodeBatch, encodeBatch, flattenOps, regroup } from './encode.js'
+import { decodeBatch, encodeBatch, flattenOps, QUEUES_BUSY_KEY, regroup } from './encode.js'
 import { IORedisConnection } from './ioredis.js'
 import { NodeRedisConnection } from './node-redis.js'
 import { clusterClientOptions, redisClientOptions } from './options.js'
@@ -73,6 +73,8 @@ export class RedisStore implements Store, QueueingStore {
   private readonly ownsClient: boolean
   private readonly maxBatch: number
   private readonly isCluster: boolean
+  /** The busy string of guarded ops (lua/busy.lua): on one Redis only. */
+  private readonly busyKey: string | undefined
   private queue: Pending[] = []
   private scheduled = false
   private connectedOnce: boolean
@@ -126,13 +128,14 @@ export class RedisStore implements Store, QueueingStore {
       })
     }
     this.isCluster = this.connection.isCluster
+    this.busyKey = this.isCluster ? undefined : QUEUES_BUSY_KEY
     this.maxBatch =
       options.maxBatch === undefined ? 128 : requirePositiveInteger(options.maxBatch, 'RedisStore maxBatch')
   }
 
   /** Fair queues on this Redis (docs/queueing.md), shared by every instance that uses it. */
   get queues(): QueueBackend {
-    this.fairQueues ??= new RedisQueues(this)
+    this.fairQueues ??= new RedisQueues(this, this.busyKey)
     return this.fairQueues
   }
 
@@ -319,7 +322,7 @@ export class RedisStore implements Store, QueueingStore {
     }
     const ops = batch.map((p) => p.op)
     const { parts, joined } = flattenOps(ops)
-    const { keys, args } = encodeBatch(parts, joined)
+    const { keys, args } = encodeBatch(parts, joined, this.busyKey)
     this.apply(keys, args).then(
       (reply) => {
         let results: (StoreResult | Error)[]

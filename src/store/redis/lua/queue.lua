@@ -7,16 +7,19 @@
 --   Q[2] leases, a sorted set: the same members, score the lease expiry (ms, Redis time)
 --   Q[3] a hash: v virtual time, s arrival counter, f:<flow> last finish tag, n:<flow> tickets
 --        held, t:<ticket> "<flow>\n<start tag>", a:<ticket> its arrival (ms, Redis time)
---   Q[4] a marker string, there while the queue holds tickets: a guarded op reads it in
---        apply's MGET (a zset cannot be read there), so a first try costs no command of its own
--- Every change sets the four keys to live until the last lease expires; a queue with no ticket
--- is deleted (it starts afresh).
+--   Q[4] a marker string, there while the queue holds tickets: on a Redis Cluster a guarded op
+--        reads it in apply's MGET (a zset cannot be read there), so a first try costs no command
+--        of its own (kept on one Redis too, for instances of an earlier version)
+--   Q[5] the busy string (lua/busy.lua) on one Redis, where a guarded op reads whether its queue
+--        holds tickets; on a cluster Q[4] again, which says there is none
+-- Every change sets the four keys to live until the last lease expires (and the queue's entry in
+-- the busy string to end then); a queue with no ticket is deleted (it starts afresh).
 --
 -- ARGV[1] is 'gate' (what tells this entry from apply's), ARGV[2] the action:
---   try <ticket or ''> <leaseMs> <apply's ARGV...>   KEYS: Q[1..4], then apply's KEYS
+--   try <ticket or ''> <leaseMs> <apply's ARGV...>   KEYS: Q[1..5], then apply's KEYS
 --     -> { 'ran', <apply's reply...> } | { 'wait', size } | { 'gone' }
 --   batch <n>, then per try: <nKeys> <nArgs> <ticket> <leaseMs> <apply's ARGV...>; KEYS: per try,
---     its Q[1..4] and apply's KEYS -> one reply of try per try, in order ({ 'error', message }
+--     its Q[1..5] and apply's KEYS -> one reply of try per try, in order ({ 'error', message }
 --     for a try that failed)
 --   enqueue <waiter> <flow> <weight> <leaseMs> <maxPerFlow> <maxTotal>
 --     -> { 1, ticket, size, finish } | { 0, 'queue-full' | 'flow-full', size }
@@ -28,13 +31,16 @@ local function q_expire(Q)
   local last = call('ZRANGE', Q[2], -1, -1, 'WITHSCORES')
   if #last == 0 then
     call('DEL', Q[1], Q[2], Q[3], Q[4])
+    if Q[5] ~= Q[4] then busy_set(Q[5], Q[1], nil) end
     return
   end
-  local ttl = px(tonumber(last[2]) - now)
+  local ends = tonumber(last[2])
+  local ttl = px(ends - now)
   call('PEXPIRE', Q[1], ttl)
   call('PEXPIRE', Q[2], ttl)
   call('PEXPIRE', Q[3], ttl)
   call('SET', Q[4], '1', 'PX', ttl)
+  if Q[5] ~= Q[4] then busy_set(Q[5], Q[1], ends) end
 end
 
 local function q_number(Q, field)
@@ -133,8 +139,8 @@ local function gate(KEYS, ARGV)
     for k = 1, tonumber(ARGV[3]) do
       local nkeys, nargs = tonumber(ARGV[arg_at]), tonumber(ARGV[arg_at + 1])
       local id, lease = ARGV[arg_at + 2], tonumber(ARGV[arg_at + 3])
-      local Q = { KEYS[key_at], KEYS[key_at + 1], KEYS[key_at + 2], KEYS[key_at + 3] }
-      local keys = { unpack(KEYS, key_at + 4, key_at + nkeys - 1) }
+      local Q = { KEYS[key_at], KEYS[key_at + 1], KEYS[key_at + 2], KEYS[key_at + 3], KEYS[key_at + 4] }
+      local keys = { unpack(KEYS, key_at + 5, key_at + nkeys - 1) }
       local args = { unpack(ARGV, arg_at + 4, arg_at + 3 + nargs) }
       now = clock()
       local ok, reply = pcall(q_try, Q, id, lease, keys, args)
@@ -148,9 +154,9 @@ local function gate(KEYS, ARGV)
     return replies
   end
   now = clock()
-  local Q = { KEYS[1], KEYS[2], KEYS[3], KEYS[4] }
+  local Q = { KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5] }
   if action == 'try' then
-    return q_try(Q, ARGV[3], tonumber(ARGV[4]), { unpack(KEYS, 5) }, { unpack(ARGV, 5) })
+    return q_try(Q, ARGV[3], tonumber(ARGV[4]), { unpack(KEYS, 6) }, { unpack(ARGV, 5) })
   end
   q_purge(Q)
   if action == 'enqueue' then return q_enqueue(Q, ARGV) end
