@@ -49,6 +49,9 @@ export interface AddressHistory {
   n: number
 }
 
+/** The numbers of an empty ring, shared (never written: the first add resizes). */
+const NO_NUMBERS = new Float64Array(0)
+
 /**
  * A subject's loop fingerprints, newest first, at most `capacity` (a ring: adding one moves
  * nothing, and the numbers lie in one typed array, which observeLoop scans per request). Each
@@ -60,7 +63,7 @@ export class LoopEntries {
   /** The newest one's slot. */
   private head = -1
   /** Per slot: its time, SimHash hi, SimHash lo, the hash's digest. */
-  private nums = new Float64Array(0)
+  private nums = NO_NUMBERS
   private hashes: string[] = []
 
   get capacity(): number {
