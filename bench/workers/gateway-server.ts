@@ -37,6 +37,8 @@ interface Config {
    * PING per op (the round trip alone, without the script call's payload).
    */
   given?: 'redis' | 'ping'
+  /** gateway: the store keys' prefix (two gateways on one Redis that must not share limits). */
+  prefix?: string
   /** gateway: the demo key (service tier) the load generator sends. */
   apiKey?: string
   /** gateway: open a control database (SQLite) and issue a key there too (answered as `databaseKey`). */
@@ -112,6 +114,7 @@ if (config.role === 'mock') {
         config.store === 'redis'
           ? { type: 'redis', url: config.redisUrl, timeout: config.storeTimeoutMs }
           : { type: 'memory' },
+      ...(config.prefix !== undefined && { prefix: config.prefix }),
       tiers: { service: { limits: huge } },
       upstreams: { bench: { type: 'openai', baseUrl: config.upstreamUrl, apiKeyEnv: 'BENCH_UPSTREAM_KEY' } },
       defaultUpstream: 'bench',

@@ -28,7 +28,7 @@ export function chatRequest(n: number) {
     }),
   }
 }
-const DETECTORS = { spend: { floorPerMinute: 1e12 } }
+export const DETECTORS = { spend: { floorPerMinute: 1e12 } }
 
 let counter = 0
 function chatOp(pool: Pool): Operation {

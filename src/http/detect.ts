@@ -9,6 +9,7 @@
 import type { EventEmitter } from 'node:events'
 import {
   anyCountsCountries,
+  type CheckOutcome,
   checkStep,
   countsCountries,
   type DetectionLevel,
@@ -56,6 +57,9 @@ export interface DetectionRefusal {
   body: ErrorBody
   detector: DetectorName
 }
+
+/** What check() answers when no detector looks at a request. */
+const NOTHING: Promise<undefined> = Promise.resolve(undefined)
 
 const CODES: Record<DetectorName, string> = {
   loop: 'prompt_loop',
@@ -140,7 +144,7 @@ export class Detectors<Req = unknown> {
    * (never in shadow mode). Detection never stops a request because the store failed: it is
    * logged and the request goes on to its limits.
    */
-  async check(identity: Identity, prompt: string | undefined): Promise<DetectionRefusal | undefined> {
+  check(identity: Identity, prompt: string | undefined): Promise<DetectionRefusal | undefined> {
     const set = this.setFor(identity.tier, identity.keyId)
     const tierShadow = this.deps.isShadow(identity.tier)
     const isKey = identity.kind === 'key'
@@ -155,17 +159,30 @@ export class Detectors<Req = unknown> {
       isKey,
       country,
     })
-    if (step === undefined) return undefined
+    if (step === undefined) return NOTHING
     if (tierShadow) step.enforce = []
-    let outcome: Awaited<ReturnType<DetectorStore['check']>>
+    let outcome: CheckOutcome | Promise<CheckOutcome>
     try {
-      outcome = await this.store.check(identity.subject, step)
+      outcome = this.store.check(identity.subject, step)
     } catch (error) {
       this.storeFailed(error)
-      return undefined
+      return NOTHING
     }
-    for (const r of outcome.raised) this.report(identity, r, set)
-    return outcome.refused === undefined ? undefined : this.refusal(outcome.refused)
+    // A store that answers at once (memory) costs no promise of its own and no extra turn.
+    if (!isThenable(outcome)) return Promise.resolve(this.answered(identity, set, outcome))
+    return Promise.resolve(outcome).then(
+      (o) => this.answered(identity, set, o),
+      (error: unknown) => {
+        this.storeFailed(error)
+        return undefined
+      },
+    )
+  }
+
+  /** A check's outcome: its raised levels reported, the refusal it owes. */
+  private answered(identity: Identity, set: DetectorSet, o: CheckOutcome): DetectionRefusal | undefined {
+    for (const r of o.raised) this.report(identity, r, set)
+    return o.refused === undefined ? undefined : this.refusal(o.refused)
   }
 
   /**
@@ -180,10 +197,22 @@ export class Detectors<Req = unknown> {
     const set = this.setFor(identity.tier, identity.keyId)
     const step = recordStep(set, cost, decision === undefined ? undefined : usedShare(decision))
     if (step === undefined) return
+    let raised: Raised[] | Promise<Raised[]>
+    try {
+      raised = this.store.record(identity.subject, step)
+    } catch (error) {
+      this.storeFailed(error)
+      return
+    }
+    // A store that answers at once (memory): reported now, nothing left in the background.
+    if (!isThenable(raised)) {
+      for (const r of raised) this.report(identity, r, set)
+      return
+    }
     this.background(
-      Promise.resolve(this.store.record(identity.subject, step)).then(
-        (raised) => {
-          for (const r of raised) this.report(identity, r, set)
+      Promise.resolve(raised).then(
+        (all) => {
+          for (const r of all) this.report(identity, r, set)
         },
         (error: unknown) => this.storeFailed(error),
       ),
@@ -318,6 +347,11 @@ export class Detectors<Req = unknown> {
       detector: refused.detector,
     }
   }
+}
+
+/** Whether a store answered with a promise (or any thenable) rather than at once. */
+function isThenable<T>(x: T | PromiseLike<T>): x is PromiseLike<T> {
+  return typeof (x as { then?: unknown }).then === 'function'
 }
 
 /** The share used of the decision's most used limit (0..1). */

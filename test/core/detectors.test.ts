@@ -10,6 +10,7 @@ import {
   hamming,
   LOOP_DEFAULTS,
   observeFailure,
+  observeLoop,
   recordStep,
   recordSubject,
   resolveDetectors,
@@ -296,5 +297,36 @@ describe('options', () => {
     expect(detectorSetFor(r, 'free', undefined).loop).toMatchObject({ alertAt: 3, shadow: true })
     expect(detectorSetFor(r, 'free', 'k1').loop).toBe(false)
     expect(detectorSetFor(r, 'other', 'k2').loop).toMatchObject({ alertAt: 7 })
+  })
+})
+
+describe('the loop fingerprints (a ring)', () => {
+  it('counts as a newest-first list cut to max and to the window would, also when max changes', () => {
+    const state = emptyState()
+    const list: { at: number; hash: string; hi: number; lo: number }[] = []
+    const next = (() => {
+      let x = 7
+      return (below: number) => {
+        x = (Math.imul(x, 1103515245) + 12345) >>> 0
+        return (x >>> 8) % below
+      }
+    })()
+    for (let i = 0; i < 400; i++) {
+      const max = [5, 3, 9, 1, 6][Math.floor(i / 80)]!
+      const now = T0 + i * 10 + next(3) * 5
+      const e = { at: now, hash: `h${next(4)}`, hi: next(8), lo: next(2) }
+      const windowMs = 40 + next(60)
+      // The list the ring stands for.
+      list.unshift(e)
+      if (list.length > max) list.length = max
+      let live = 0
+      while (live < list.length && list[live]!.at > now - windowMs) live++
+      list.length = live
+      const exact = list.filter((x) => x.hash === e.hash).length
+      const near = list.filter((x) => hamming(x, e) <= 1).length
+      expect(observeLoop(state, e, now, windowMs, max, 1)).toEqual({ exact, near })
+      expect(state.loop.length).toBe(list.length)
+      for (let j = 0; j < list.length; j++) expect(state.loop.at(j)).toEqual(list[j])
+    }
   })
 })

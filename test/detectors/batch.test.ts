@@ -139,6 +139,70 @@ describe('Redis detector store: steps of one turn in one script call', () => {
     expect(ttl).toBeGreaterThan(0)
     expect(ttl).toBeLessThanOrEqual(60_000)
   })
+  it('the steps of one subject in one call write its hash once; a failing step keeps what those before it wrote', async () => {
+    const { client, scriptCalls } = countedClient()
+    const store = new RedisDetectorStore({ client, prefix: `b${++n}:` })
+    const s = set({ loop: { alertAt: 3, throttleAt: 0, blockAt: 0 }, spend: { floorPerMinute: 1e12 } })
+    await store.check('key:warm', checkStep(s, { prompt: 'warm up', isKey: false })!)
+    await client.config('RESETSTAT')
+    const before = scriptCalls()
+    const outs = await Promise.all([
+      ...Array.from({ length: 4 }, () =>
+        store.check('key:h', checkStep(s, { prompt: 'same', isKey: false })!),
+      ),
+      store.record('key:h', recordStep(s, { tokens: 7, usd: 0 }, 0.1)!).then(() => undefined),
+      store.record('key:h', recordStep(s, { tokens: 5, usd: 0 }, 0.1)!).then(() => undefined),
+    ])
+    expect(scriptCalls() - before).toBe(1)
+    const info = await client.info('commandstats')
+    expect(/cmdstat_hset:calls=(\d+)/.exec(info)?.[1]).toBe('1')
+    expect(outs.flatMap((o) => o?.raised ?? [])).toMatchObject([{ detector: 'loop', level: 1, value: 3 }])
+    const state = store.keys('key:h').state
+    expect(await client.hmget(state, 'loop.lv', 'ss')).toEqual(['1', '12'])
+    expect(await client.pttl(state)).toBeGreaterThan(0)
+
+    // The second check fails (its addresses key holds a string): the first one's alert is written.
+    await client.set(store.keys('key:g').addrs, 'not a hash')
+    const one = set({ loop: { alertAt: 1, throttleAt: 0, blockAt: 0 }, spend: false })
+    const [first, failed] = await Promise.allSettled([
+      store.check('key:g', checkStep(one, { prompt: 'p', isKey: false })!),
+      store.check('key:g', checkStep(one, { prompt: 'q', address: '192.0.2.1', isKey: true })!),
+    ])
+    expect(first.status === 'fulfilled' && first.value.raised).toMatchObject([{ detector: 'loop', level: 1 }])
+    expect(failed.status).toBe('rejected')
+    expect(await client.hget(store.keys('key:g').state, 'loop.lv')).toBe('1')
+  })
+  it('the checks of one subject in one call read and write its fingerprints once, each seeing the ones before', async () => {
+    const { client, scriptCalls } = countedClient()
+    const store = new RedisDetectorStore({ client, prefix: `b${++n}:` })
+    const s = set({ loop: { alertAt: 20, throttleAt: 0, blockAt: 0 }, spend: false })
+    await store.check('key:f', checkStep(s, { prompt: 'warm up', isKey: false })!)
+    const commands = async () => {
+      const info = await client.info('commandstats')
+      const calls = (name: string) => Number(new RegExp(`cmdstat_${name}:calls=(\\d+)`).exec(info)?.[1] ?? 0)
+      return { get: calls('get'), set: calls('set') }
+    }
+    await client.config('RESETSTAT')
+    const before = scriptCalls()
+    const outs = await Promise.all(
+      Array.from({ length: 12 }, () =>
+        store.check('key:f', checkStep(s, { prompt: 'again', isKey: false })!),
+      ),
+    )
+    expect(scriptCalls() - before).toBe(1)
+    // One GET of the fingerprints and one of the allow key; one SET of the fingerprints.
+    expect(await commands()).toEqual({ get: 2, set: 1 })
+    expect(outs.every((o) => o.raised.length === 0)).toBe(true)
+    // 1 + 12 fingerprints of 24 bytes, kept for the loop window.
+    const key = store.keys('key:f').loop
+    expect(await client.strlen(key)).toBe(13 * 24)
+    expect(await client.pttl(key)).toBeGreaterThan(0)
+    // The next ones count those 12: the 20th identical prompt alerts.
+    const more = await Promise.all(
+      Array.from({ length: 8 }, () => store.check('key:f', checkStep(s, { prompt: 'again', isKey: false })!)),
+    )
+    expect(more.flatMap((o) => o.raised)).toMatchObject([{ detector: 'loop', level: 1, value: 20 }])
+  })
 })
 
 describe('Redis detector store on a cluster', () => {

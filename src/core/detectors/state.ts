@@ -7,7 +7,7 @@
  * most `countryCap` countries and a few numbers (see docs/abuse.md for the bytes).
  */
 import { BLOCK, type DetectorName, MAX_ENTRIES, THROTTLE } from './options.js'
-import { hamming } from './sketch.js'
+import { bitsApart, fnv1a } from './sketch.js'
 
 /** A detector's standing for a subject: level 0..3, until when (0 = until an operator clears it). */
 export interface Flag {
@@ -49,8 +49,90 @@ export interface AddressHistory {
   n: number
 }
 
+/** The numbers of an empty ring, shared (never written: the first add resizes). */
+const NO_NUMBERS = new Float64Array(0)
+
+/**
+ * A subject's loop fingerprints, newest first, at most `capacity` (a ring: adding one moves
+ * nothing, and the numbers lie in one typed array, which observeLoop scans per request). Each
+ * hash comes with a 32-bit digest of it: hashes are compared only when their digests are equal.
+ */
+export class LoopEntries {
+  /** Fingerprints kept. */
+  length = 0
+  /** The newest one's slot. */
+  private head = -1
+  /** Per slot: its time, SimHash hi, SimHash lo, the hash's digest. */
+  private nums = NO_NUMBERS
+  private hashes: string[] = []
+
+  get capacity(): number {
+    return this.hashes.length
+  }
+
+  /** The `i`-th newest (0: the newest). */
+  at(i: number): LoopEntry {
+    const slot = this.slot(i)
+    const n = this.nums
+    return { at: n[4 * slot]!, hash: this.hashes[slot]!, hi: n[4 * slot + 1]!, lo: n[4 * slot + 2]! }
+  }
+
+  private slot(i: number): number {
+    const s = this.head - i
+    return s < 0 ? s + this.capacity : s
+  }
+
+  /** Adds the newest entry, keeping at most `max` (the oldest go). */
+  add(e: LoopEntry, max: number): void {
+    if (max !== this.capacity) this.resize(max)
+    const slot = this.head + 1 === max ? 0 : this.head + 1
+    this.head = slot
+    this.nums[4 * slot] = e.at
+    this.nums[4 * slot + 1] = e.hi
+    this.nums[4 * slot + 2] = e.lo
+    this.nums[4 * slot + 3] = fnv1a(e.hash)
+    this.hashes[slot] = e.hash
+    if (this.length < max) this.length++
+  }
+
+  private resize(max: number): void {
+    const keep = Math.min(this.length, max)
+    const kept = Array.from({ length: keep }, (_, i) => this.at(keep - 1 - i))
+    this.nums = new Float64Array(4 * max)
+    this.hashes = new Array<string>(max).fill('')
+    this.head = -1
+    this.length = 0
+    for (const e of kept) this.add(e, max)
+  }
+
+  /**
+   * Among the entries from the newest on while they are later than `since`: how many have the
+   * hash `hash`, and how many a SimHash within `distance` bits of (`hi`, `lo`) (0: none counted).
+   * The older ones are forgotten.
+   */
+  count(since: number, hash: string, hi: number, lo: number, distance: number) {
+    const n = this.nums
+    const hashes = this.hashes
+    const cap = hashes.length
+    let exact = 0
+    let near = 0
+    let live = 0
+    const digest = fnv1a(hash)
+    let slot = this.head
+    for (; live < this.length; live++) {
+      const i = 4 * slot
+      if (n[i]! <= since) break
+      if (n[i + 3] === digest && hashes[slot] === hash) exact++
+      if (distance > 0 && bitsApart(n[i + 1]!, n[i + 2]!, hi, lo) <= distance) near++
+      slot = slot === 0 ? cap - 1 : slot - 1
+    }
+    this.length = live
+    return { exact, near }
+  }
+}
+
 export interface SubjectState {
-  loop: LoopEntry[]
+  loop: LoopEntries
   addrs: Map<string, number>
   /** A key's countries (ISO codes) in the shared-key window, each with when it was last seen. */
   countries: Map<string, number>
@@ -67,7 +149,7 @@ export interface SubjectState {
 
 export function emptyState(): SubjectState {
   return {
-    loop: [],
+    loop: new LoopEntries(),
     addrs: new Map(),
     countries: new Map(),
     hist: emptyHistory(),
@@ -134,22 +216,9 @@ export function observeLoop(
   max: number,
   distance: number,
 ): { exact: number; near: number } {
-  const loop = state.loop
-  loop.unshift(entry)
-  if (loop.length > max) loop.length = max
-  const since = now - windowMs
-  let exact = 0
-  let near = 0
-  let live = 0
+  state.loop.add(entry, max)
   // Newest first: the first entry out of the window ends the live ones.
-  for (; live < loop.length; live++) {
-    const e = loop[live]!
-    if (e.at <= since) break
-    if (e.hash === entry.hash) exact++
-    if (distance > 0 && hamming(e, entry) <= distance) near++
-  }
-  loop.length = live
-  return { exact, near }
+  return state.loop.count(now - windowMs, entry.hash, entry.hi, entry.lo, distance)
 }
 
 /** Fingerprints kept for a loop detector: enough to count to its highest threshold. */

@@ -10,6 +10,7 @@ import {
   emptyHistory,
   emptyState,
   emptyStuffing,
+  LoopEntries,
   observeFailure,
   type Raised,
   type RecordStep,
@@ -123,7 +124,7 @@ export class MemoryDetectorStore implements DetectorStore {
       : [detector]) {
       delete s.flags[name]
       if (name === 'loop') {
-        s.loop = []
+        s.loop = new LoopEntries()
         s.rm = -1
         s.rn = 0
       } else if (name === 'sharedKey') {

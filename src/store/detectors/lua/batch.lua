@@ -4,6 +4,8 @@
 -- { 'error', message } and the others go on.
 -- ARGV: count, then per step: kind ('c' check, 'r' record), its number of keys, its number of
 -- arguments, its arguments. KEYS: each step's keys in turn. Reply: one reply per step, in order.
+-- The subject hash last changed (subject.lua) and the loop strings the steps changed (check.lua)
+-- are written after the last step.
 local STEPS = { c = check_step, r = record_step }
 local replies = {}
 local k, i = 0, 2
@@ -20,4 +22,6 @@ for s = 1, tonumber(ARGV[1]) do
   replies[s] = reply
   k, i = k + nkeys, i + 3 + nargs
 end
+flush()
+write_loops()
 return replies

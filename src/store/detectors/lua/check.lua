@@ -50,6 +50,31 @@ local function entries_with(ring, bytes, offset, found)
   end
 end
 
+-- The loop strings of this script call, read once and written once when its steps are done
+-- (write_loops, batch.lua), each with its last step's window as its expiry: a batch's checks of
+-- one subject read and write its string once, not once each.
+local loops, loop_order = {}, {}
+
+local function loop_string(L)
+  local l = loops[L]
+  if l then return l.ring end
+  local old = redis.call('GET', L) or ''
+  if #old % ENTRY_BYTES ~= 0 then old = '' end
+  return old
+end
+
+local function keep_loop(L, ring, window)
+  if not loops[L] then loop_order[#loop_order + 1] = L end
+  loops[L] = { ring = ring, window = window }
+end
+
+local function write_loops()
+  for _, L in ipairs(loop_order) do
+    local l = loops[L]
+    redis.call('SET', L, l.ring, 'PX', l.window)
+  end
+end
+
 local function entry_at(ring, i)
   return (struct.unpack('<d', ring, i * ENTRY_BYTES + 1))
 end
@@ -65,8 +90,7 @@ local function observe_loop(L, hash, hi, lo, window, max, distance)
   local h1, h2 = tonumber(string.sub(hash, 1, 8), 16), tonumber(string.sub(hash, 9, 16), 16)
   local q1, q3 = hi % 65536, lo % 65536
   local q2, q4 = (hi - q1) / 65536, (lo - q3) / 65536
-  local old = redis.call('GET', L) or ''
-  if #old % ENTRY_BYTES ~= 0 then old = '' end
+  local old = loop_string(L)
   local at = now
   if #old > 0 then at = math.max(now, entry_at(old, 0)) end
   local entry = struct.pack(ENTRY, at, h1, h2, q1, q2, q3, q4)
@@ -78,7 +102,7 @@ local function observe_loop(L, hash, hi, lo, window, max, distance)
     if entry_at(ring, mid) <= since then out = mid else live = mid + 1 end
   end
   if live * ENTRY_BYTES < #ring then ring = string.sub(ring, 1, live * ENTRY_BYTES) end
-  redis.call('SET', L, ring, 'PX', window)
+  keep_loop(L, ring, window)
 
   local exact, near = 0, 0
   entries_with(ring, string.sub(entry, 9, 16), 8, function()

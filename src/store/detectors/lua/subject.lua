@@ -1,6 +1,7 @@
 -- One subject's hash for a check or record step: read with one HMGET when the step starts (not
 -- again for the next step of the same subject in this script call, nothing else writes it), the
--- fields it changes written with one HSET when it ends (save), as in src/core/detectors/state.ts
+-- fields its steps change written with one HSET when the call moves on to another subject or
+-- ends (flush: once per subject and call, not once per step), as in src/core/detectors/state.ts
 -- (raise, flagAt, rollSpend). Fields: <detector>.lv/.u (flags); he hp hx hb hn (the shared-key
 -- history) and ao (a lower bound of the oldest address's last sighting; co for countries); rm rn
 -- (the loop throttle's minute); sb sm ss sh (spend); cm chi cc (scraping).
@@ -27,9 +28,28 @@ end
 -- again would change nothing (scripts never delete a subject's hash).
 local expires = {}
 
+-- What the finished steps of S changed and have not written yet (field -> value), and their ttl.
+local pending, pending_fields, pending_ttl = {}, {}, nil
+
+-- Writes what the finished steps of S changed and keeps the hash for their ttl.
+local function flush()
+  if S == nil then return end
+  local args = {}
+  for _, field in ipairs(pending_fields) do
+    args[#args + 1] = field
+    args[#args + 1] = fmt(pending[field])
+  end
+  local ttl = pending_ttl
+  pending, pending_fields, pending_ttl = {}, {}, nil
+  if #args > 0 then redis.call('HSET', S, unpack(args)) end
+  -- (0: the hash does not exist yet; a later step may make it.)
+  if ttl and expires[S] ~= ttl and redis.call('PEXPIRE', S, ttl) == 1 then expires[S] = ttl end
+end
+
 local function load(key)
   changed = {}
   if key == S then return end
+  flush()
   S, H = key, {}
   local v = redis.call('HMGET', key, unpack(FIELDS))
   for i = 1, #FIELDS do
@@ -37,8 +57,10 @@ local function load(key)
   end
 end
 
--- After a step that failed: what it changed may not have been written.
+-- After a step that failed: what the steps before it changed is written, what it changed is not
+-- (the next step of its subject reads the hash again).
 local function forget()
+  flush()
   S, H = nil, nil
 end
 
@@ -55,21 +77,13 @@ local function put(field, value)
   end
 end
 
--- Writes what the step changed (each field once, its last value) and keeps the hash for ttl.
+-- A step done: what it changed is written by the next flush, the hash kept for ttl.
 local function save(ttl)
-  if #changed > 0 then
-    local args, seen = {}, {}
-    for _, field in ipairs(changed) do
-      if not seen[field] then
-        seen[field] = true
-        args[#args + 1] = field
-        args[#args + 1] = fmt(H[field])
-      end
-    end
-    redis.call('HSET', S, unpack(args))
+  for _, field in ipairs(changed) do
+    if pending[field] == nil then pending_fields[#pending_fields + 1] = field end
+    pending[field] = H[field]
   end
-  -- (0: the hash does not exist yet; a later step may make it.)
-  if expires[S] ~= ttl and redis.call('PEXPIRE', S, ttl) == 1 then expires[S] = ttl end
+  pending_ttl = ttl
 end
 
 local function flag_at(name)
