@@ -13,10 +13,12 @@
  *
  * On Redis both gateways use the given Redis (use one nothing else uses), each with its own prefix.
  */
-import { cpus, loadavg } from 'node:os'
+import { cpus } from 'node:os'
 import { parseArgs } from 'node:util'
 import { Pool } from 'undici'
 import { Worker } from './harness/child.js'
+import { median } from './harness/latency.js'
+import { loadAverages } from './harness/machine.js'
 import { API_KEY, chatRequest, DETECTORS } from './workloads/detectors.js'
 
 const { values } = parseArgs({
@@ -32,11 +34,6 @@ const store = values.store ?? 'memory'
 const rounds = Number(values.rounds ?? 5)
 const requests = Number(values.requests ?? 4000)
 const IN_FLIGHT = 16
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
-const loadAverage = () =>
-  loadavg()
-    .map((l) => l.toFixed(2))
-    .join(' ')
 
 /** Sends `count` calls, IN_FLIGHT at a time; throws on any answer but 200 (the figures would lie). */
 async function drive(pool: Pool, count: number): Promise<void> {
@@ -89,7 +86,7 @@ try {
       sides.push({ name: `${tree}detectors ${on ? 'on' : 'off'}`, worker, pool, cpuUs: [] })
     }
   for (const s of sides) await drive(s.pool, Math.min(requests, 3000)) // warm-up (JIT, pools)
-  const loadBefore = loadAverage()
+  const loadBefore = loadAverages()
   for (let round = 1; round <= rounds; round++) {
     await Promise.all(
       sides.map(async (s) => {
@@ -119,7 +116,7 @@ try {
     )
   }
   console.log(
-    `${requests} requests per round, ${IN_FLIGHT} in flight each; load average before ${loadBefore}, after ${loadAverage()}; ${cpus().length} cores`,
+    `${requests} requests per round, ${IN_FLIGHT} in flight each; load average before ${loadBefore}, after ${loadAverages()}; ${cpus().length} cores`,
   )
 } finally {
   for (const s of sides) {

@@ -23,11 +23,13 @@
  *     [--store redis://127.0.0.1:6379 [--split]] [--in-flight 16] [--cpu-prof /tmp/prof]
  */
 import { readFileSync } from 'node:fs'
-import { cpus, loadavg } from 'node:os'
+import { cpus } from 'node:os'
 import { parseArgs } from 'node:util'
 import { Pool } from 'undici'
 import { generateApiKey } from '../src/http/keys.js'
 import { Worker } from './harness/child.js'
+import { median } from './harness/latency.js'
+import { loadAverages } from './harness/machine.js'
 
 const { values } = parseArgs({
   options: {
@@ -51,11 +53,6 @@ const BODY = JSON.stringify({
   max_tokens: 16,
 })
 const HEADERS = { 'content-type': 'application/json', authorization: `Bearer ${KEY}` }
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
-const loadAverage = () =>
-  loadavg()
-    .map((l) => l.toFixed(2))
-    .join(' ')
 
 /** Sends `count` calls, IN_FLIGHT at a time; throws on any answer but 200 (the figures would lie). */
 async function drive(pool: Pool, count: number): Promise<void> {
@@ -145,7 +142,7 @@ try {
   }
   await add('pass-through proxy', here, { role: 'passthrough' })
   for (const c of contenders) await drive(c.pool, Math.min(requests, 3000)) // warm-up (JIT, pools)
-  const loadBefore = loadAverage()
+  const loadBefore = loadAverages()
   for (let round = 1; round <= rounds; round++) {
     // All servers at once, each with its own lanes: whatever else the machine does in this round
     // (a shared machine's load moves CPU per request by ±20 % between rounds) falls on each alike.
@@ -187,7 +184,7 @@ try {
     console.log(`\nthis tree, Redis store minus memory store per round (µs per request): ${diffs}`)
   }
   console.log(
-    `${requests} requests per turn, ${IN_FLIGHT} in flight, ${redisUrl === undefined ? 'memory store' : `Redis store (${redisUrl})`}; load average before ${loadBefore}, after ${loadAverage()}; ${cpus().length} cores`,
+    `${requests} requests per turn, ${IN_FLIGHT} in flight, ${redisUrl === undefined ? 'memory store' : `Redis store (${redisUrl})`}; load average before ${loadBefore}, after ${loadAverages()}; ${cpus().length} cores`,
   )
 } finally {
   for (const c of contenders) {

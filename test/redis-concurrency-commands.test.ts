@@ -8,6 +8,7 @@ import { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { concurrency, Limiter, tokenBucket } from '../src/index.js'
 import { RedisStore } from '../src/store/redis/store.js'
+import { commandsOf } from './helpers/command-stats.js'
 import { type RedisServer, startRedis } from './helpers/redis-server.js'
 
 let server: RedisServer
@@ -23,18 +24,6 @@ afterAll(async () => {
   admin?.disconnect()
   await server?.stop()
 })
-
-/** Commands by name, from INFO commandstats after CONFIG RESETSTAT. */
-async function commandsOf(run: () => Promise<unknown>): Promise<Record<string, number>> {
-  await admin.config('RESETSTAT')
-  await run()
-  const out: Record<string, number> = {}
-  for (const line of (await admin.info('commandstats')).split('\n')) {
-    const m = /^cmdstat_([^:]+):calls=(\d+)/.exec(line)
-    if (m !== null && !m[1]!.startsWith('config') && m[1] !== 'info') out[m[1]!] = Number(m[2])
-  }
-  return out
-}
 
 const LEASE_MS = 600_000
 
@@ -53,7 +42,7 @@ describe('a concurrency limit on Redis', () => {
   it('reserves and settles without reading its key back (no EXISTS, no ZRANGE)', async () => {
     const l = limiter('concurrency-commands')
     await (await l.reserve('warm-up')).settle({ requests: 1 })
-    const counts = await commandsOf(async () => {
+    const counts = await commandsOf(admin, async () => {
       for (let i = 0; i < 20; i++) {
         const r = await l.reserve(`s${i % 4}`)
         expect(r.decision.allowed).toBe(true)

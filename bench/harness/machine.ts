@@ -29,3 +29,10 @@ export function machineLine(m: Machine): string {
   const redis = m.redis ? `, redis-server ${m.redis}` : ''
   return `${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.os}, Node ${m.node}${redis}, ${load}`
 }
+
+/** The 1-, 5- and 15-minute load averages, as a line's figures ("0.92 1.57 3.21"). */
+export function loadAverages(): string {
+  return loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ')
+}

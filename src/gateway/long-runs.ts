@@ -4,26 +4,10 @@
  * cutting every run of either kind after MAX_RUN characters bounds each piece, and counting becomes
  * linear in the text. Text without such runs is counted whole, exactly as before.
  */
+import { isSpace } from '../core/whitespace.js'
 
 /** Longest run of whitespace, or of anything else, that the tokenizer sees in one piece. */
 export const MAX_RUN = 128
-
-/** Whitespace as the tokenizers' `\s` sees it. */
-function isSpace(c: number): boolean {
-  if (c <= 32) return c === 32 || (c >= 9 && c <= 13)
-  if (c < 0xa0) return false
-  return (
-    c === 0xa0 ||
-    c === 0x1680 ||
-    (c >= 0x2000 && c <= 0x200a) ||
-    c === 0x2028 ||
-    c === 0x2029 ||
-    c === 0x202f ||
-    c === 0x205f ||
-    c === 0x3000 ||
-    c === 0xfeff
-  )
-}
 
 function isLowSurrogate(c: number): boolean {
   return c >= 0xdc00 && c <= 0xdfff

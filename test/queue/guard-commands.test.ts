@@ -11,6 +11,7 @@ import { Limiter, tokenBucket } from '../../src/index.js'
 import { queuesOf } from '../../src/store/queues.js'
 import { QUEUES_BUSY_KEY } from '../../src/store/redis/encode.js'
 import { RedisStore } from '../../src/store/redis/store.js'
+import { commandsOf } from '../helpers/command-stats.js'
 import { type RedisClusterServer, startRedisCluster } from '../helpers/redis-cluster.js'
 import { type RedisServer, startRedis } from '../helpers/redis-server.js'
 
@@ -28,18 +29,6 @@ afterAll(async () => {
   await server?.stop()
 })
 
-/** Commands per decision by name, from INFO commandstats after CONFIG RESETSTAT. */
-async function commandsOf(run: () => Promise<unknown>): Promise<Record<string, number>> {
-  await admin.config('RESETSTAT')
-  await run()
-  const out: Record<string, number> = {}
-  for (const line of (await admin.info('commandstats')).split('\n')) {
-    const m = /^cmdstat_([^:]+):calls=(\d+)/.exec(line)
-    if (m !== null && !m[1]!.startsWith('config') && m[1] !== 'info') out[m[1]!] = Number(m[2])
-  }
-  return out
-}
-
 describe('a queue nobody waits in, on Redis', () => {
   it('sends the same commands as the same decision without a queue', async () => {
     const limiter = new Limiter({
@@ -54,8 +43,8 @@ describe('a queue nobody waits in, on Redis', () => {
         expect(d.allowed).toBe(true)
       }
     }
-    const plain = await commandsOf(() => decisions())
-    const queued = await commandsOf(() => decisions({ maxWaitMs: 1000 }))
+    const plain = await commandsOf(admin, () => decisions())
+    const queued = await commandsOf(admin, () => decisions({ maxWaitMs: 1000 }))
     expect(plain.fcall ?? plain.evalsha).toBe(50)
     expect(queued).toEqual(plain)
   })

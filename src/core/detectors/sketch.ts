@@ -3,6 +3,7 @@
  * request again) and a 64-bit SimHash over word shingles (nearly the same request), kept as two
  * unsigned 32-bit halves so that Redis Lua (32-bit `bit` operations) compares them the same way.
  */
+import { isSpace } from '../whitespace.js'
 
 /** Lower case, whitespace collapsed, trimmed: what "the same prompt" means. */
 export function normalisePrompt(text: string): string {
@@ -99,25 +100,6 @@ export function hamming(a: { hi: number; lo: number }, b: { hi: number; lo: numb
 /** hamming() of two SimHashes given by their halves. */
 export function bitsApart(aHi: number, aLo: number, bHi: number, bLo: number): number {
   return popcount32((aHi ^ bHi) >>> 0) + popcount32((aLo ^ bLo) >>> 0)
-}
-
-/**
- * Whether a UTF-16 code unit is what `\s` matches (and `trim` removes): ECMAScript WhiteSpace
- * (tab, VT, FF, space, NBSP, ZWNBSP, the Zs category) and LineTerminator (LF, CR, LS, PS).
- */
-function isSpace(c: number): boolean {
-  if (c < 128) return c === 32 || (c >= 9 && c <= 13)
-  return (
-    c === 0xa0 ||
-    c === 0x1680 ||
-    (c >= 0x2000 && c <= 0x200a) ||
-    c === 0x2028 ||
-    c === 0x2029 ||
-    c === 0x202f ||
-    c === 0x205f ||
-    c === 0x3000 ||
-    c === 0xfeff
-  )
 }
 
 /** Words whose bounds fingerprint() keeps: those of the first MAX_SHINGLES shingles. */
