@@ -16,6 +16,7 @@ import {
 import pg from 'pg'
 import { ControlInputError } from './errors.js'
 import type { Tables } from './schema.js'
+import { retryWhileBusy } from './sqlite-busy.js'
 
 /** Where the embedded database lives when no URL is given. */
 export const DEFAULT_SQLITE_PATH = '.sluice/sluice.db'
@@ -189,10 +190,12 @@ function openSqlite(path: string, options: DatabaseOptions): Database {
   if (path === '') throw new ControlInputError('database', 'needs a file path after "sqlite:"')
   const memory = path === ':memory:'
   if (!memory) mkdirSync(dirname(resolve(path)), { recursive: true })
-  const sqlite = new Sqlite(path, { timeout: options.queryTimeoutMs ?? 5000 })
+  const timeoutMs = options.queryTimeoutMs ?? 5000
+  const sqlite = new Sqlite(path, { timeout: timeoutMs })
   try {
     // WAL: readers never block the writer (the ledger flush) and a commit is one sequential write.
-    if (!memory) sqlite.pragma('journal_mode = WAL')
+    // Switching to it may be refused at once while another process opens the file too.
+    if (!memory) retryWhileBusy(() => sqlite.pragma('journal_mode = WAL'), timeoutMs)
     sqlite.pragma('synchronous = NORMAL')
     sqlite.pragma('foreign_keys = ON')
   } catch (error) {
