@@ -87,6 +87,8 @@ export function encodeBatch(
   const keys: string[] = new Array(ops.length)
   let j = 0
   let guarded = false
+  // On a cluster (no busy string): each guarded op's queue marker, in op order.
+  const guardKeys: string[] = []
   for (const op of ops) {
     const joinedNext = joined?.[j] === true
     const block = op.block?.params
@@ -118,7 +120,10 @@ export function encodeBatch(
     const code = adjusting && op.release ? 'A' : MODE_CODES[op.mode]
     // Constant strings: a mode built per op would be a new string to hash in the header map.
     const guard = op.guard !== undefined && (code === 'c' || code === 'r')
-    if (guard) guarded = true
+    if (guard) {
+      guarded = true
+      if (busyKey === undefined) guardKeys.push(queueMarkerKey(op.guard!))
+    }
     const mode = MODES[code]![guard ? 1 : 0][joinedNext ? 1 : 0]
     const threshold = op.alert?.threshold
     let cached = policy.headers.get(mode)
@@ -147,15 +152,9 @@ export function encodeBatch(
     // One key for the batch: the list of queues that hold tickets (lua/busy.lua).
     keys.push(busyKey)
     opArgs[2] = -1
-  } else if (guarded) {
-    let guards = 0
-    for (const op of ops) {
-      if (op.guard !== undefined && (op.mode === 'consume' || op.mode === 'reserve')) {
-        keys.push(queueMarkerKey(op.guard))
-        guards++
-      }
-    }
-    opArgs[2] = guards
+  } else {
+    for (const marker of guardKeys) keys.push(marker)
+    opArgs[2] = guardKeys.length
   }
   for (const op of ops) {
     const n = op.limits.length
