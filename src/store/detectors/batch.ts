@@ -62,11 +62,7 @@ export class StepBatcher {
     this.lingering = undefined
     const pending = this.pending
     this.pending = []
-    if (!this.cluster) {
-      for (let i = 0; i < pending.length; i += MAX_BATCH) this.send(pending.slice(i, i + MAX_BATCH))
-      return
-    }
-    sendBySlot(pending, MAX_BATCH, (group) => this.send(group))
+    sendBySlot(pending, MAX_BATCH, this.cluster, (group) => this.send(group))
   }
 
   private send(group: Pending[]): void {

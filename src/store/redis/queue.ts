@@ -8,7 +8,7 @@ import type {
 } from '../queue-types.js'
 import { firstGate } from '../queues.js'
 import type { StoreOp, StoreResult } from '../types.js'
-import { decodeBatch, encodeBatch, queueMarkerKey, StoreScriptError } from './encode.js'
+import { decodeBatch, encodeBatch, QUEUES_BUSY_KEY, queueMarkerKey, StoreScriptError } from './encode.js'
 import { sendBySlot } from './slot-groups.js'
 
 interface PendingTry {
@@ -69,11 +69,15 @@ export class RedisQueues implements QueueBackend {
   private pending: PendingTry[] = []
   private scheduled = false
 
-  /** `busyKey`: the busy string of lua/busy.lua on one Redis; undefined on a cluster. */
+  /** The busy string of lua/busy.lua on one Redis; undefined on a cluster. */
+  private readonly busyKey: string | undefined
+
   constructor(
     private readonly store: GateCaller,
-    private readonly busyKey: string | undefined,
-  ) {}
+    private readonly cluster: boolean,
+  ) {
+    this.busyKey = cluster ? undefined : QUEUES_BUSY_KEY
+  }
 
   /**
    * The first try is an ordinary op, batched with every other, guarded by the queue's key: it is
@@ -118,7 +122,7 @@ export class RedisQueues implements QueueBackend {
     this.scheduled = false
     const pending = this.pending
     this.pending = []
-    sendBySlot(pending, MAX_BATCH, (group) => this.send(group))
+    sendBySlot(pending, MAX_BATCH, this.cluster, (group) => this.send(group))
   }
 
   private send(group: PendingTry[]): void {

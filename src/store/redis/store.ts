@@ -135,7 +135,7 @@ export class RedisStore implements Store, QueueingStore {
 
   /** Fair queues on this Redis (docs/queueing.md), shared by every instance that uses it. */
   get queues(): QueueBackend {
-    this.fairQueues ??= new RedisQueues(this, this.busyKey)
+    this.fairQueues ??= new RedisQueues(this, this.isCluster)
     return this.fairQueues
   }
 
