@@ -82,15 +82,15 @@ export class LoopEntries {
     return s < 0 ? s + this.capacity : s
   }
 
-  /** Adds the newest entry, keeping at most `max` (the oldest go). */
-  add(e: LoopEntry, max: number): void {
+  /** Adds the newest entry, keeping at most `max` (the oldest go); `digest` is fnv1a(e.hash). */
+  add(e: LoopEntry, max: number, digest = fnv1a(e.hash)): void {
     if (max !== this.capacity) this.resize(max)
     const slot = this.head + 1 === max ? 0 : this.head + 1
     this.head = slot
     this.nums[4 * slot] = e.at
     this.nums[4 * slot + 1] = e.hi
     this.nums[4 * slot + 2] = e.lo
-    this.nums[4 * slot + 3] = fnv1a(e.hash)
+    this.nums[4 * slot + 3] = digest
     this.hashes[slot] = e.hash
     if (this.length < max) this.length++
   }
@@ -107,17 +107,16 @@ export class LoopEntries {
 
   /**
    * Among the entries from the newest on while they are later than `since`: how many have the
-   * hash `hash`, and how many a SimHash within `distance` bits of (`hi`, `lo`) (0: none counted).
-   * The older ones are forgotten.
+   * hash `hash` (whose fnv1a is `digest`), and how many a SimHash within `distance` bits of
+   * (`hi`, `lo`) (0: none counted). The older ones are forgotten.
    */
-  count(since: number, hash: string, hi: number, lo: number, distance: number) {
+  count(since: number, hash: string, digest: number, hi: number, lo: number, distance: number) {
     const n = this.nums
     const hashes = this.hashes
     const cap = hashes.length
     let exact = 0
     let near = 0
     let live = 0
-    const digest = fnv1a(hash)
     let slot = this.head
     for (; live < this.length; live++) {
       const i = 4 * slot
@@ -216,9 +215,11 @@ export function observeLoop(
   max: number,
   distance: number,
 ): { exact: number; near: number } {
-  state.loop.add(entry, max)
+  // The hash's digest once: the new entry keeps it, and the count compares by it.
+  const digest = fnv1a(entry.hash)
+  state.loop.add(entry, max, digest)
   // Newest first: the first entry out of the window ends the live ones.
-  return state.loop.count(now - windowMs, entry.hash, entry.hi, entry.lo, distance)
+  return state.loop.count(now - windowMs, entry.hash, digest, entry.hi, entry.lo, distance)
 }
 
 /** Fingerprints kept for a loop detector: enough to count to its highest threshold. */
