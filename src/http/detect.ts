@@ -169,8 +169,8 @@ export class Detectors<Req = unknown> {
       return NOTHING
     }
     // A store that answers at once (memory) costs no promise of its own and no extra turn.
-    if (!isThenable(outcome)) return Promise.resolve(this.answered(identity, set, outcome))
-    return Promise.resolve(outcome).then(
+    if (!(outcome instanceof Promise)) return Promise.resolve(this.answered(identity, set, outcome))
+    return outcome.then(
       (o) => this.answered(identity, set, o),
       (error: unknown) => {
         this.storeFailed(error)
@@ -205,12 +205,12 @@ export class Detectors<Req = unknown> {
       return
     }
     // A store that answers at once (memory): reported now, nothing left in the background.
-    if (!isThenable(raised)) {
+    if (!(raised instanceof Promise)) {
       for (const r of raised) this.report(identity, r, set)
       return
     }
     this.background(
-      Promise.resolve(raised).then(
+      raised.then(
         (all) => {
           for (const r of all) this.report(identity, r, set)
         },
@@ -347,11 +347,6 @@ export class Detectors<Req = unknown> {
       detector: refused.detector,
     }
   }
-}
-
-/** Whether a store answered with a promise (or any thenable) rather than at once. */
-function isThenable<T>(x: T | PromiseLike<T>): x is PromiseLike<T> {
-  return typeof (x as { then?: unknown }).then === 'function'
 }
 
 /** The share used of the decision's most used limit (0..1). */
