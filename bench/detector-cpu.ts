@@ -16,6 +16,7 @@
 import { cpus } from 'node:os'
 import { parseArgs } from 'node:util'
 import { Pool } from 'undici'
+import { sendCalls } from './harness/calls.js'
 import { Worker } from './harness/child.js'
 import { median } from './harness/latency.js'
 import { loadAverages } from './harness/machine.js'
@@ -34,19 +35,7 @@ const store = values.store ?? 'memory'
 const rounds = Number(values.rounds ?? 5)
 const requests = Number(values.requests ?? 4000)
 const IN_FLIGHT = 16
-
-/** Sends `count` calls, IN_FLIGHT at a time; throws on any answer but 200 (the figures would lie). */
-async function drive(pool: Pool, count: number): Promise<void> {
-  let next = 0
-  const lane = async () => {
-    while (next < count) {
-      const r = await pool.request(chatRequest(next++))
-      await r.body.text()
-      if (r.statusCode !== 200) throw new Error(`status ${r.statusCode}`)
-    }
-  }
-  await Promise.all(Array.from({ length: IN_FLIGHT }, lane))
-}
+const drive = (pool: Pool, count: number) => sendCalls(pool, count, IN_FLIGHT, chatRequest)
 
 const here = new URL('./workers/gateway-server.ts', import.meta.url)
 const trees: [string, URL][] = [['', here]]

@@ -27,6 +27,7 @@ import { cpus } from 'node:os'
 import { parseArgs } from 'node:util'
 import { Pool } from 'undici'
 import { generateApiKey } from '../src/http/keys.js'
+import { sendCalls } from './harness/calls.js'
 import { Worker } from './harness/child.js'
 import { median } from './harness/latency.js'
 import { loadAverages } from './harness/machine.js'
@@ -54,23 +55,9 @@ const BODY = JSON.stringify({
 })
 const HEADERS = { 'content-type': 'application/json', authorization: `Bearer ${KEY}` }
 
-/** Sends `count` calls, IN_FLIGHT at a time; throws on any answer but 200 (the figures would lie). */
-async function drive(pool: Pool, count: number): Promise<void> {
-  let left = count
-  const lane = async () => {
-    while (left-- > 0) {
-      const r = await pool.request({
-        method: 'POST',
-        path: '/v1/chat/completions',
-        headers: HEADERS,
-        body: BODY,
-      })
-      const text = await r.body.text()
-      if (r.statusCode !== 200) throw new Error(`status ${r.statusCode}: ${text.slice(0, 300)}`)
-    }
-  }
-  await Promise.all(Array.from({ length: IN_FLIGHT }, lane))
-}
+/** The bench's one chat call. */
+const CALL = { method: 'POST' as const, path: '/v1/chat/completions', headers: HEADERS, body: BODY }
+const drive = (pool: Pool, count: number) => sendCalls(pool, count, IN_FLIGHT, () => CALL)
 
 const here = new URL('./workers/gateway-server.ts', import.meta.url)
 const mock = await Worker.start(here, { role: 'mock' })
