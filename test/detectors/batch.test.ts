@@ -26,15 +26,22 @@ afterAll(async () => {
   await redis.stop()
 })
 
-/** A client of its own whose script calls (EVALSHA / EVAL) are counted. */
+/**
+ * A client of its own whose script calls that ran (FCALL, or EVALSHA / EVAL; not one refused for
+ * a library or script not loaded yet) are counted.
+ */
 function countedClient(): { client: Redis; scriptCalls: () => number } {
   const client = new Redis(redis.url)
   clients.push(client)
   let calls = 0
   const call = client.call.bind(client) as (...args: unknown[]) => Promise<unknown>
   ;(client as unknown as { call: typeof call }).call = (...args: unknown[]) => {
-    if (args[0] === 'EVALSHA' || args[0] === 'EVAL') calls++
-    return call(...args)
+    const reply = call(...args)
+    if (!['FCALL', 'EVALSHA', 'EVAL'].includes(String(args[0]))) return reply
+    return reply.then((r) => {
+      calls++
+      return r
+    })
   }
   return { client, scriptCalls: () => calls }
 }

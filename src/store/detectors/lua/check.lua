@@ -53,7 +53,7 @@ end
 -- The loop strings of this script call, read once and written once when its steps are done
 -- (write_loops, batch.lua), each with its last step's window as its expiry: a batch's checks of
 -- one subject read and write its string once, not once each.
-local loops, loop_order = {}, {}
+local loops, loop_order
 
 local function loop_string(L)
   local l = loops[L]
@@ -132,7 +132,12 @@ end
 
 -- Members stamped with `now` in this script call, and their hash's size, per hash: the same
 -- member again changes nothing while time stands still (addresses, countries).
-local stamped = {}
+local stamped
+
+-- At the start of a call: no loop string read, no member stamped.
+local function start_checks()
+  loops, loop_order, stamped = {}, {}, {}
+end
 
 -- state.ts observeAddress / observeCountry: a hash of member -> last seen, those not seen in the
 -- window forgotten, at most cap kept (member '' adds nothing). The field `oldest` of the subject

@@ -1,7 +1,8 @@
 -- Shared by the detector scripts: Redis TIME (once per script call: every step of a batch sees
 -- the same now) and thresholds, as in src/core/detectors/state.ts (levelOf).
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- The definitions are made once per library load when the scripts run as a Redis Function
+-- (src/store/detectors/redis.ts), so what belongs to one call is set by start_call, at its start.
+local now, allow_listed
 
 local function fmt(x)
   return string.format('%.17g', x)
@@ -15,7 +16,6 @@ local function level_of(n, alert_at, throttle_at, block_at, scale)
 end
 
 -- Whether the subject is allow-listed (read once per script call: no script writes it).
-local allow_listed = {}
 local function allowed(allow_key)
   local known = allow_listed[allow_key]
   if known ~= nil then return known end
@@ -23,4 +23,10 @@ local function allowed(allow_key)
   known = a == -1 or a > now
   allow_listed[allow_key] = known
   return known
+end
+
+local function start_call()
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  allow_listed = {}
 end

@@ -12,24 +12,33 @@ local FIELDS = {
 local S, H, changed
 
 -- A detector's parameters: one comma-separated string of numbers, the same for every request of
--- a detector set, parsed once per script call.
-local parsed = {}
+-- a detector set, parsed once and kept by its text (across calls while the library stays loaded;
+-- at most PARSED_MAX texts, all forgotten when one more comes: detector sets are few).
+local PARSED_MAX = 64
+local parsed, parsed_count = {}, 0
 local function params(text)
   local p = parsed[text]
   if not p then
     p = {}
     for x in string.gmatch(text, '[^,]+') do p[#p + 1] = tonumber(x) end
-    parsed[text] = p
+    if parsed_count >= PARSED_MAX then parsed, parsed_count = {}, 0 end
+    parsed[text], parsed_count = p, parsed_count + 1
   end
   return p
 end
 
 -- Hashes given their expiry in this script call: time stands still in a script, so the same ttl
 -- again would change nothing (scripts never delete a subject's hash).
-local expires = {}
+local expires
 
 -- What the finished steps of S changed and have not written yet (field -> value), and their ttl.
-local pending, pending_fields, pending_ttl = {}, {}, nil
+local pending, pending_fields, pending_ttl
+
+-- At the start of a call: no subject read, nothing pending.
+local function start_subjects()
+  S, H, changed = nil, nil, nil
+  expires, pending, pending_fields, pending_ttl = {}, {}, {}, nil
+end
 
 -- Writes what the finished steps of S changed and keeps the hash for their ttl.
 local function flush()
