@@ -13,8 +13,8 @@ local function steps(KEYS, ARGV)
   start_checks()
   local replies = {}
   local k, i = 0, 2
-  for s = 1, tonumber(ARGV[1]) do
-    local step, nkeys, nargs = STEPS[ARGV[i]], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+  for s = 1, number(ARGV[1]) do
+    local step, nkeys, nargs = STEPS[ARGV[i]], number(ARGV[i + 1]), number(ARGV[i + 2])
     local keys = { unpack(KEYS, k + 1, k + nkeys) }
     local a = { unpack(ARGV, i + 3, i + 2 + nargs) }
     local ok, reply = pcall(step, keys, a)

@@ -189,7 +189,7 @@ end
 
 local function check_step(keys, a)
   local L, A, C = keys[2], keys[3], keys[5]
-  local ttl = tonumber(a[1])
+  local ttl = number(a[1])
   if allowed(keys[4]) then return { now, 1, '', 0, 0 } end
   load(keys[1])
 
@@ -297,6 +297,7 @@ local function check_step(keys, a)
 
   -- the gate: a block, a loop's throttle, a spend hold (detectors in a[2] only)
   local throttled, held = false, false
+  local scrape_bucket_ms = number(a[11])
   for name in string.gmatch(a[2], '[^,]+') do
     local lv, u = flag_at(name)
     if lv == 3 then
@@ -307,7 +308,6 @@ local function check_step(keys, a)
     if lv == 2 and name == 'loop' then throttled = true end
     if lv == 2 and name == 'spend' then held = true end
     -- a scraping throttle (state.ts scrapeGate): the rest of a bucket that found the subject at the limit
-    local scrape_bucket_ms = tonumber(a[11])
     if lv == 2 and name == 'scraping' and scrape_bucket_ms > 0 then
       local bucket = math.floor(now / scrape_bucket_ms)
       if num('cm', -1) == bucket and num('chi', 0) == 1 then
@@ -321,7 +321,7 @@ local function check_step(keys, a)
     local rm, rn = num('rm', -1), num('rn', 0)
     if rm ~= minute then rm, rn = minute, 0 end
     put('rm', rm)
-    if rn < tonumber(a[3]) then
+    if rn < number(a[3]) then
       put('rn', rn + 1)
     else
       put('rn', rn)

@@ -1,4 +1,4 @@
--- One subject's hash for a check or record step: read with one HMGET when the step starts (not
+-- One subject's hash for a check or record step: read with one HGETALL when the step starts (not
 -- again for the next step of the same subject in this script call, nothing else writes it), the
 -- fields its steps change written with one HSET when the call moves on to another subject or
 -- ends (flush: once per subject and call, not once per step), as in src/core/detectors/state.ts
@@ -9,6 +9,10 @@ local FIELDS = {
   'loop.lv', 'loop.u', 'spend.lv', 'spend.u', 'sharedKey.lv', 'sharedKey.u', 'scraping.lv', 'scraping.u',
   'he', 'hp', 'hx', 'hb', 'hn', 'ao', 'co', 'rm', 'rn', 'sb', 'sm', 'ss', 'sh', 'cm', 'chi', 'cc',
 }
+local KNOWN = {}
+for _, field in ipairs(FIELDS) do
+  KNOWN[field] = true
+end
 local S, H, changed
 
 -- A detector's parameters: one comma-separated string of numbers, the same for every request of
@@ -60,9 +64,10 @@ local function load(key)
   if key == S then return end
   flush()
   S, H = key, {}
-  local v = redis.call('HMGET', key, unpack(FIELDS))
-  for i = 1, #FIELDS do
-    if v[i] then H[FIELDS[i]] = tonumber(v[i]) end
+  -- HGETALL, not HMGET of every field: one argument, not 24, and only the fields there are.
+  local v = redis.call('HGETALL', key)
+  for i = 1, #v, 2 do
+    if KNOWN[v[i]] then H[v[i]] = number(v[i + 1]) end
   end
 end
 
