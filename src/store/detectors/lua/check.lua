@@ -97,6 +97,8 @@ local function observe_loop(L, hash, hi, lo, window, max, distance)
   local ring = entry .. string.sub(old, 1, (max - 1) * ENTRY_BYTES)
   local since = now - window
   local live, out = 0, #ring / ENTRY_BYTES
+  -- Mostly the oldest entry is still in the window: one read, not a bisection's.
+  if entry_at(ring, out - 1) > since then live = out end
   while live < out do
     local mid = math.floor((live + out) / 2)
     if entry_at(ring, mid) <= since then out = mid else live = mid + 1 end
