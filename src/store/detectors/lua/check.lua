@@ -50,28 +50,42 @@ local function entries_with(ring, bytes, offset, found)
   end
 end
 
--- The loop strings of this script call, read once and written once when its steps are done
--- (write_loops, batch.lua), each with its last step's window as its expiry: a batch's checks of
--- one subject read and write its string once, not once each.
+-- The loop strings of this script call (L -> { ring, pending, added, reset, window, max }): the
+-- string as read (GET), this call's entries kept aside (a Lua string costs Redis ~10 instructions
+-- a byte to make, so a 2 KB ring is not rebuilt on every check) and appended to it only when a
+-- later check of the subject reads it; written once when the steps are done (write_loops).
 local loops, loop_order
 
-local function loop_string(L)
+local function loop_of(L)
   local l = loops[L]
-  if l then return l.ring end
-  local old = redis.call('GET', L) or ''
-  if #old % ENTRY_BYTES ~= 0 then old = '' end
-  return old
+  if l then
+    if #l.pending > 0 then
+      l.ring = l.ring .. table.concat(l.pending)
+      l.pending = {}
+    end
+    return l
+  end
+  local ring, reset = redis.call('GET', L) or '', false
+  if #ring % ENTRY_BYTES ~= 0 then ring, reset = '', true end
+  l = { ring = ring, pending = {}, added = {}, reset = reset }
+  loops[L] = l
+  loop_order[#loop_order + 1] = L
+  return l
 end
 
-local function keep_loop(L, ring, window)
-  if not loops[L] then loop_order[#loop_order + 1] = L end
-  loops[L] = { ring = ring, window = window }
-end
-
+-- This call's entries APPENDed (with the last step's window as the expiry), or, when the string
+-- would hold more than max + max / 4 entries (or could not be read), its newest max SET anew.
 local function write_loops()
   for _, L in ipairs(loop_order) do
     local l = loops[L]
-    redis.call('SET', L, l.ring, 'PX', l.window)
+    if l.reset or #l.ring / ENTRY_BYTES + #l.pending > l.max + math.floor(l.max / 4) then
+      local ring = l.ring .. table.concat(l.pending)
+      local keep = math.min(l.max, #ring / ENTRY_BYTES)
+      redis.call('SET', L, string.sub(ring, #ring - keep * ENTRY_BYTES + 1), 'PX', l.window)
+    else
+      redis.call('APPEND', L, table.concat(l.added))
+      redis.call('PEXPIRE', L, l.window)
+    end
   end
 end
 
@@ -79,48 +93,56 @@ local function entry_at(ring, i)
   return (struct.unpack('<d', ring, i * ENTRY_BYTES + 1))
 end
 
--- state.ts observeLoop: the subject's fingerprints, newest first, in one string of fixed-size
--- entries (at most max, those older than the window dropped). Counts the identical and the
--- near-identical (SimHash within distance bits) in the window, this one included.
--- Times never rise along the string (an entry is never dated before the newest one, should Redis
--- TIME step back), so the window's end is found by bisection. Identical prompts are found by
+-- state.ts observeLoop: the subject's fingerprints, oldest first, in one string of fixed-size
+-- entries; counted are this one and the newest max - 1 before it in the window (older ones stay
+-- in the string until it is trimmed, uncounted). Counts the identical and the near-identical
+-- (SimHash within distance bits) in the window, this one included.
+-- Times never fall along the string (an entry is never dated before the newest one, should Redis
+-- TIME step back), so the window's start is found by bisection. Identical prompts are found by
 -- their hash's bytes; within 3 bits two SimHashes agree on one of their four quarters at least
 -- (within 7, on one of their eight bytes), so bits are counted only for entries that do.
 local function observe_loop(L, hash, hi, lo, window, max, distance)
   local h1, h2 = tonumber(string.sub(hash, 1, 8), 16), tonumber(string.sub(hash, 9, 16), 16)
   local q1, q3 = hi % 65536, lo % 65536
   local q2, q4 = (hi - q1) / 65536, (lo - q3) / 65536
-  local old = loop_string(L)
+  local l = loop_of(L)
+  local ring = l.ring
+  local n = #ring / ENTRY_BYTES
   local at = now
-  if #old > 0 then at = math.max(now, entry_at(old, 0)) end
+  if n > 0 then at = math.max(now, entry_at(ring, n - 1)) end
   local entry = struct.pack(ENTRY, at, h1, h2, q1, q2, q3, q4)
-  local ring = entry .. string.sub(old, 1, (max - 1) * ENTRY_BYTES)
+  l.pending[#l.pending + 1] = entry
+  l.added[#l.added + 1] = entry
+  l.window, l.max = window, max
+  -- The entries of `ring` counted: [first, n), the newest max - 1 in the window. Mostly the
+  -- oldest of them is in the window: one read, not a bisection's.
   local since = now - window
-  local live, out = 0, #ring / ENTRY_BYTES
-  -- Mostly the oldest entry is still in the window: one read, not a bisection's.
-  if entry_at(ring, out - 1) > since then live = out end
-  while live < out do
-    local mid = math.floor((live + out) / 2)
-    if entry_at(ring, mid) <= since then out = mid else live = mid + 1 end
+  local first = math.max(0, n - (max - 1))
+  if first < n and entry_at(ring, first) <= since then
+    local low, high = first + 1, n
+    while low < high do
+      local mid = math.floor((low + high) / 2)
+      if entry_at(ring, mid) <= since then low = mid + 1 else high = mid end
+    end
+    first = low
   end
-  if live * ENTRY_BYTES < #ring then ring = string.sub(ring, 1, live * ENTRY_BYTES) end
-  keep_loop(L, ring, window)
 
-  local exact, near = 0, 0
-  entries_with(ring, string.sub(entry, 9, 16), 8, function()
-    exact = exact + 1
+  local exact, near = 1, 0
+  entries_with(ring, string.sub(entry, 9, 16), 8, function(i)
+    if i >= first then exact = exact + 1 end
   end)
   if distance == 0 then return exact, near end
+  near = 1 -- this one
   local candidates = {}
   local function candidate(i)
-    candidates[i] = true
+    if i >= first then candidates[i] = true end
   end
   if distance <= 3 then
     for j = 0, 3 do
       entries_with(ring, string.sub(entry, 17 + 2 * j, 18 + 2 * j), 16 + 2 * j, candidate)
     end
   else
-    for i = 0, live - 1 do
+    for i = first, n - 1 do
       local _, _, _, p1, p2, p3, p4 = struct.unpack(ENTRY, ring, i * ENTRY_BYTES + 1)
       if distance > 7 or share_a_byte(p1, p2, p3, p4, q1, q2, q3, q4) then candidates[i] = true end
     end
