@@ -107,7 +107,7 @@ describe('a concurrency limit on Redis', () => {
 
   it('with 16 leases held, a reservation and a settlement read no score, and report the latest expiry', async () => {
     const l = limiter('concurrency-many')
-    const held: Awaited<ReturnType<Limiter["reserve"]>>[] = []
+    const held: Awaited<ReturnType<Limiter['reserve']>>[] = []
     for (let i = 0; i < 16; i++) held.push(await l.reserve('carol'))
     const counts = await commandsOf(admin, async () => {
       const r = await l.reserve('carol')
