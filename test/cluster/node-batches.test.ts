@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { fixedWindow, Limiter } from '../../src/index.js'
 import { RedisStore } from '../../src/store/redis/store.js'
 import { commandCallsIn, type RedisClusterServer, startRedisCluster } from '../helpers/redis-cluster.js'
+import { CLIENT_KINDS, clusterClient } from '../helpers/store-clients.js'
 
 const SUBJECTS = 600
 const CAPACITY = 3
@@ -97,4 +98,22 @@ describe('node batches on a 3-node Redis Cluster', () => {
     // The node batches really were refused (then sent again slot by slot).
     expect(failed).toBeGreaterThan(0)
   })
+
+  it.each(CLIENT_KINDS)(
+    'a %s cluster client names the master of each slot, so its ops go in node batches',
+    async (kind) => {
+      const made = await clusterClient(
+        kind,
+        cluster.nodes.map((n) => n.port),
+      )
+      const store = new RedisStore({ client: made.client })
+      await store.whenReady()
+      await resetStats(store)
+      const admitted = await admittedPerSubject(store, `kind-${kind.replace(/\W/g, '-')}`)
+      await store.close()
+      await made.close()
+      expect(admitted.filter((n) => n !== CAPACITY)).toEqual([])
+      expect((await scriptCalls()).calls).toBeLessThan((SUBJECTS * (CAPACITY + 2)) / 10)
+    },
+  )
 })
