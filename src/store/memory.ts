@@ -255,8 +255,14 @@ export class MemoryStore extends MemoryEntries implements Store {
     let allowed = true
     for (let i = 0; i < n; i++) {
       const at = layout.offsets[i]!
-      const state =
-        at < 0 ? mixed?.extra[i] : packed === undefined ? undefined : layout.codecs[i]!.read(packed, at)
+      let state: unknown
+      if (at < 0) state = mixed?.extra[i]
+      else if (packed !== undefined) {
+        if (layout.plain[i]) {
+          const value = packed[at]!
+          state = value === 0 ? undefined : value
+        } else state = layout.codecs[i]!.read(packed, at)
+      }
       const algorithm = layout.algorithms[i]!
       let s: Step<unknown>
       if (adjusting) {
@@ -353,7 +359,8 @@ export class MemoryStore extends MemoryEntries implements Store {
         if (state === undefined) continue
         nums = new Array<number>(layout.length).fill(0)
       }
-      layout.codecs[i]!.write(nums, at, state)
+      if (layout.plain[i]) nums[at] = state === undefined ? 0 : (state as number)
+      else layout.codecs[i]!.write(nums, at, state)
     }
     if (longest === 0) {
       if (packed !== undefined) this.delete(op.stateKey)
