@@ -111,6 +111,8 @@ export class Limiter {
    * optimized code reads a frozen array's elements through a generic IC (~80 instructions a call).
    */
   private readonly passingCosts: number[]
+  /** The per-limit costs a MemoryStore decision reads, rewritten by each call that names costs. */
+  private readonly scratchCosts: number[]
   /** Each limit's unit, in order (costsFor matches the given units to them). */
   private readonly limitUnits: readonly string[]
   private readonly syncStore: SyncStore | undefined
@@ -211,6 +213,7 @@ export class Limiter {
     this.limitUnits = definitions.map((d) => d.unit)
     this.passingCosts = definitions.map((d) => (d.unit === 'requests' || d.unit === 'concurrent' ? 1 : 0))
     this.defaultCosts = Object.freeze([...this.passingCosts]) as number[]
+    this.scratchCosts = [...this.passingCosts]
   }
 
   /**
@@ -354,8 +357,11 @@ export class Limiter {
     return this.units.has(unit)
   }
 
-  /** @internal Per-limit costs from a Costs object, validated. */
-  costsFor(costs: Costs | undefined): number[] {
+  /**
+   * @internal Per-limit costs from a Costs object, validated; written into `into` when given (a
+   * caller that keeps none of them), else into a new array.
+   */
+  costsFor(costs: Costs | undefined, into?: number[]): number[] {
     if (costs !== undefined && (typeof costs !== 'object' || costs === null)) {
       throw new SluiceInputError(`costs must be an object such as { tokens: 100 }, got ${describe(costs)}`)
     }
@@ -367,7 +373,7 @@ export class Limiter {
     const n = units.length
     const defaults = this.passingCosts
     // A loop, not slice(): V8 calls a builtin for the copy (~100 instructions).
-    const perLimit: number[] = new Array(n)
+    const perLimit: number[] = into ?? new Array(n)
     for (let i = 0; i < n; i++) perLimit[i] = defaults[i]!
     for (const unit in costs) {
       const value = costs[unit]
@@ -406,9 +412,11 @@ export class Limiter {
 
   /** A decision without a lease: an op id only where a sliding log or lease needs one. May throw. */
   private decideNow(mode: OpMode, subject: string, costs: Costs | undefined): Decision | Promise<Decision> {
-    // Only our own store sees the unfrozen array (it reads the op at once and keeps nothing).
-    const perLimit =
-      costs === undefined && this.sharedStore !== undefined ? this.passingCosts : this.costsFor(costs)
+    // Only our own store sees these arrays (it reads the op at once and keeps nothing). A reused
+    // array, not a new one: the op (old) would take a new (young) one through a write barrier.
+    let perLimit: number[]
+    if (this.sharedStore === undefined) perLimit = this.costsFor(costs)
+    else perLimit = costs === undefined ? this.passingCosts : this.costsFor(costs, this.scratchCosts)
     return this.runNow(mode, subject, perLimit, this.needsOpId ? nextOpId() : '-')
   }
 
