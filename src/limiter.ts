@@ -106,10 +106,7 @@ export class Limiter {
   private readonly layout: string
   /** The per-limit costs of a call that names none (shared: nothing downstream changes it). */
   private readonly defaultCosts: number[]
-  /**
-   * The same costs, not frozen, for a MemoryStore's consume and peek, which keep none of them: V8's
-   * optimized code reads a frozen array's elements through a generic IC (~80 instructions a call).
-   */
+  /** The same, not frozen (V8 reads a frozen array through a generic IC), for MemoryStore decisions. */
   private readonly passingCosts: number[]
   /** The per-limit costs a MemoryStore decision reads, rewritten by each call that names costs. */
   private readonly scratchCosts: number[]
@@ -357,18 +354,14 @@ export class Limiter {
     return this.units.has(unit)
   }
 
-  /**
-   * @internal Per-limit costs from a Costs object, validated; written into `into` when given (a
-   * caller that keeps none of them), else into a new array.
-   */
+  /** @internal Per-limit costs from a Costs object, validated; into `into` when given, else a new array. */
   costsFor(costs: Costs | undefined, into?: number[]): number[] {
     if (costs !== undefined && (typeof costs !== 'object' || costs === null)) {
       throw new SluiceInputError(`costs must be an object such as { tokens: 100 }, got ${describe(costs)}`)
     }
     if (costs === undefined) return this.defaultCosts
-    // One pass over the given units, matched to the limits by ===: reading costs[limit's unit]
-    // per limit was a megamorphic keyed load each, and a Set lookup per unit another ~75
-    // instructions (the Set is asked only for a unit no limit counts).
+    // One pass over the given units, matched to the limits' by === (not costs[unit] per limit, a
+    // megamorphic load each); the Set is asked only about a unit no limit counts.
     const units = this.limitUnits
     const n = units.length
     const defaults = this.passingCosts
@@ -412,8 +405,8 @@ export class Limiter {
 
   /** A decision without a lease: an op id only where a sliding log or lease needs one. May throw. */
   private decideNow(mode: OpMode, subject: string, costs: Costs | undefined): Decision | Promise<Decision> {
-    // Only our own store sees these arrays (it reads the op at once and keeps nothing). A reused
-    // array, not a new one: the op (old) would take a new (young) one through a write barrier.
+    // Only our own store sees these arrays (it reads the op at once, keeps nothing): a reused one
+    // spares the write barrier a new array paid on entering the (old) scratch op.
     let perLimit: number[]
     if (this.sharedStore === undefined) perLimit = this.costsFor(costs)
     else perLimit = costs === undefined ? this.passingCosts : this.costsFor(costs, this.scratchCosts)
