@@ -27,19 +27,19 @@ afterAll(async () => {
 
 const LEASE_MS = 600_000
 
-function limiter(policy: string): Limiter {
+function limiter(policy: string, leaseMs = LEASE_MS): Limiter {
   return new Limiter({
     store,
     policy,
     limits: {
       burst: tokenBucket({ capacity: 1e9, refillPerSecond: 1e9 }),
-      inflight: concurrency({ limit: 100, leaseMs: LEASE_MS }),
+      inflight: concurrency({ limit: 100, leaseMs }),
     },
   })
 }
 
 describe('a concurrency limit on Redis', () => {
-  it('reserves and settles without reading its key back (no EXISTS, no ZRANGE)', async () => {
+  it('reserves and settles reading its key once (one ZRANGE, no EXISTS, no read back)', async () => {
     const l = limiter('concurrency-commands')
     await (await l.reserve('warm-up')).settle({ requests: 1 })
     const counts = await commandsOf(admin, async () => {
@@ -51,9 +51,11 @@ describe('a concurrency limit on Redis', () => {
     })
     expect(counts.fcall ?? counts.evalsha).toBe(40)
     expect(counts.exists ?? 0).toBe(0)
-    expect(counts.zrange ?? 0).toBe(0)
-    // Each write still trims, changes the set and sets the TTL while a lease is left.
-    expect(counts.zremrangebyscore).toBe(40)
+    expect(counts.zrange).toBe(40)
+    expect(counts.zrangebyscore ?? 0).toBe(0)
+    // Each write changes the set and sets the TTL while a lease is left; with no lease expired
+    // there is nothing to trim, and no trim is sent.
+    expect(counts.zremrangebyscore ?? 0).toBe(0)
     expect(counts.zadd).toBe(20)
     expect(counts.zrem).toBe(20)
   })
@@ -77,5 +79,26 @@ describe('a concurrency limit on Redis', () => {
     expect(await admin.zcard(key)).toBe(1)
     await first.settle({ requests: 1 })
     expect(await admin.exists(key)).toBe(0)
+  })
+
+  it('trims leases that expired unsettled at the next write, and only then', async () => {
+    // Two limiters of one policy whose leases differ in length share the key: a short lease
+    // expires while a long one keeps the key alive.
+    const short = limiter('concurrency-trim', 50)
+    const long = limiter('concurrency-trim')
+    const key = short.keysFor('bob').limits[1]!
+    expect(long.keysFor('bob').limits[1]).toBe(key)
+    await short.reserve('bob')
+    await long.reserve('bob')
+    expect(await admin.zcard(key)).toBe(2)
+    // The short lease expires, never settled (a crashed caller).
+    await new Promise((resolve) => setTimeout(resolve, 120))
+    const counts = await commandsOf(admin, async () => {
+      const r = await long.reserve('bob')
+      // The expired lease counts for nothing.
+      expect(r.decision.limits.find((s) => s.name === 'inflight')?.remaining).toBe(98)
+    })
+    expect(counts.zremrangebyscore).toBe(1)
+    expect(await admin.zcard(key)).toBe(2)
   })
 })

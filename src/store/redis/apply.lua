@@ -7,9 +7,11 @@
 -- or, without Functions, as a script ending in `return apply(KEYS, ARGV)`. It follows the
 -- prelude and the algorithm parts (prelude.lua, lua/*.lua).
 --
--- ARGV: nPolicies, then per policy:
+-- ARGV: nPolicies, then each policy as one argument, its fields separated by spaces:
 --   nLimits blockFlag idFlag [after withinMs forgetMs nDurations d1..dn]
 --   then per limit: kind width nParams p1..pn (the algorithm's lua.params)
+--   A policy is parsed the first time its text arrives and kept (POLICIES, by its text) while the
+--   library stays loaded: the same Limiter sends the same text on every call.
 -- then nOps, nBlockKeys, nGuardKeys (-1: one, the busy string of lua/busy.lua), then per op:
 --   header [id] [chargedAt] nLimits x cost [nLimits x charged]
 --   header = mode, '+' when the op is decided together with the next one (a group: compose()),
@@ -37,6 +39,56 @@
 --   kinds (and of this layout), so a policy whose set of limits changed reads a fresh key. The
 --   key lives until its slowest limit is full. Limits of width 0 keep their own keys.
 
+-- Parsed policies by their text (see ARGV above), and how many: a set of policies that keeps
+-- changing (a caller building limits per request) empties it rather than growing it.
+local POLICIES, npolicies_kept = {}, 0
+local MAX_POLICIES_KEPT = 1000
+
+-- Parses a policy's text (limit definitions and block settings) and keeps it.
+local function policy_of(text)
+  local fields, nfields = {}, 0
+  for field in string.gmatch(text, '%S+') do
+    nfields = nfields + 1
+    fields[nfields] = field
+  end
+  local n, has_block, ids = tonumber(fields[1]), fields[2] == '1', fields[3] == '1'
+  local at = 4
+  local policy = { n = n, algorithms = {}, params = {}, offsets = {}, ids = ids, packed = false }
+  if has_block then
+    local block = { after = tonumber(fields[at]), within = tonumber(fields[at + 1]), forget = tonumber(fields[at + 2]), durations = {} }
+    local ndurations = tonumber(fields[at + 3])
+    for d = 1, ndurations do block.durations[d] = tonumber(fields[at + 3 + d]) end
+    at = at + 4 + ndurations
+    policy.block = block
+  end
+  local width = 0
+  for i = 1, n do
+    local kind, kind_width, count = fields[at], tonumber(fields[at + 1]), tonumber(fields[at + 2])
+    local algorithm = ALGORITHMS[kind]
+    if not algorithm then error('this library has no limit algorithm ' .. tostring(kind)) end
+    if algorithm.width ~= kind_width then
+      error('limit algorithm ' .. kind .. ' keeps ' .. algorithm.width .. ' numbers in Lua but ' .. tostring(kind_width) .. ' in its description')
+    end
+    local values = {}
+    for v = 1, count do values[v] = tonumber(fields[at + 2 + v]) end
+    at = at + 3 + count
+    policy.algorithms[i], policy.params[i] = algorithm, algorithm.params(values)
+    if kind_width > 0 then
+      policy.offsets[i] = width + 1
+      if policy.packed then policy.single = nil else policy.packed, policy.single = true, i end
+      width = width + kind_width
+    else
+      policy.offsets[i] = 0
+      policy.own_keys = true
+    end
+  end
+  if at ~= nfields + 1 then error('policy has ' .. nfields .. ' fields where its limits name ' .. (at - 1)) end
+  policy.width, policy.bytes, policy.format = width, 8 * width, '<' .. string.rep('d', width)
+  if npolicies_kept >= MAX_POLICIES_KEPT then POLICIES, npolicies_kept = {}, 0 end
+  POLICIES[text], npolicies_kept = policy, npolicies_kept + 1
+  return policy
+end
+
 -- Applies one batch: KEYS and ARGV as described at the top. The definitions above are made once
 -- per call of the script (EVALSHA) or once per load of the library (FCALL); everything a batch
 -- reads or writes is reset here.
@@ -46,44 +98,14 @@ local function apply(KEYS, ARGV)
   now = (tonumber(t[1]) * 1000000 + tonumber(t[2])) / 1000
   PREFETCHED, WRITTEN = {}, {}
 
-  -- Policies: limit definitions and block settings shared by the ops of this batch.
-  local arg_at = 2
+  -- Policies: each one argument, parsed once and kept while the library stays loaded.
+  local npolicies = tonumber(ARGV[1])
   local policies = {}
-  for p = 1, tonumber(ARGV[1]) do
-    local n, has_block, ids = tonumber(ARGV[arg_at]), ARGV[arg_at + 1] == '1', ARGV[arg_at + 2] == '1'
-    arg_at = arg_at + 3
-    local policy = { n = n, algorithms = {}, params = {}, offsets = {}, ids = ids, packed = false }
-    if has_block then
-      local block = { after = tonumber(ARGV[arg_at]), within = tonumber(ARGV[arg_at + 1]), forget = tonumber(ARGV[arg_at + 2]), durations = {} }
-      local ndurations = tonumber(ARGV[arg_at + 3])
-      for d = 1, ndurations do block.durations[d] = tonumber(ARGV[arg_at + 3 + d]) end
-      arg_at = arg_at + 4 + ndurations
-      policy.block = block
-    end
-    local width = 0
-    for i = 1, n do
-      local kind, kind_width, count = ARGV[arg_at], tonumber(ARGV[arg_at + 1]), tonumber(ARGV[arg_at + 2])
-      local algorithm = ALGORITHMS[kind]
-      if not algorithm then error('this library has no limit algorithm ' .. kind) end
-      if algorithm.width ~= kind_width then
-        error('limit algorithm ' .. kind .. ' keeps ' .. algorithm.width .. ' numbers in Lua but ' .. kind_width .. ' in its description')
-      end
-      local values = {}
-      for v = 1, count do values[v] = tonumber(ARGV[arg_at + 2 + v]) end
-      arg_at = arg_at + 3 + count
-      policy.algorithms[i], policy.params[i] = algorithm, algorithm.params(values)
-      if kind_width > 0 then
-        policy.offsets[i] = width + 1
-        if policy.packed then policy.single = nil else policy.packed, policy.single = true, i end
-        width = width + kind_width
-      else
-        policy.offsets[i] = 0
-        policy.own_keys = true
-      end
-    end
-    policy.width, policy.bytes, policy.format = width, 8 * width, '<' .. string.rep('d', width)
-    policies[p] = policy
+  for p = 1, npolicies do
+    local text = ARGV[p + 1]
+    policies[p] = POLICIES[text] or policy_of(text)
   end
+  local arg_at = npolicies + 2
 
   local nops, nblocks, nguards = tonumber(ARGV[arg_at]), tonumber(ARGV[arg_at + 1]), tonumber(ARGV[arg_at + 2])
   arg_at = arg_at + 3

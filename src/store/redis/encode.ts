@@ -70,6 +70,44 @@ interface EncodedPolicy {
   headers: Map<string, { threshold: number | undefined; header: string }>
 }
 
+/** A policy as the script reads it: one argument (see apply.lua's ARGV), and whether its ops carry ids. */
+interface PolicyShape {
+  text: string
+  ids: boolean
+}
+
+/**
+ * Each policy's text, built once per Limiter (its limits array and block settings are kept as
+ * they are): the script parses a text the first time it sees it and looks it up after that.
+ */
+const shapes = new WeakMap<readonly LimitDefinition[], Map<BlockParams | undefined, PolicyShape>>()
+
+function policyShape(limits: readonly LimitDefinition[], block: BlockParams | undefined): PolicyShape {
+  let byBlock = shapes.get(limits)
+  if (byBlock === undefined) {
+    byBlock = new Map()
+    shapes.set(limits, byBlock)
+  }
+  let shape = byBlock.get(block)
+  if (shape === undefined) {
+    const ids = limits.some((l) => algorithmOf(l.kind).needsOpId)
+    const fields: (string | number)[] = [limits.length, block ? 1 : 0, ids ? 1 : 0]
+    if (block) {
+      fields.push(block.after, block.withinMs, block.forgetMs, block.durationsMs.length, ...block.durationsMs)
+    }
+    for (const limit of limits) {
+      const algorithm = algorithmOf(limit.kind)
+      const params = algorithm.lua.params(limit)
+      fields.push(limit.kind, algorithm.packed?.width ?? 0, params.length, ...params)
+    }
+    shape = { text: fields.join(' '), ids }
+    // A caller that builds new block settings per op for the same limits: kept bounded.
+    if (byBlock.size >= 16) byBlock.clear()
+    byBlock.set(block, shape)
+  }
+  return shape
+}
+
 /**
  * Encodes ops for one script call. Ops of the same policy (same limit definitions and block
  * settings, as one Limiter sends) share one policy entry, so the script parses each policy once;
@@ -95,23 +133,9 @@ export function encodeBatch(
     let index = policies.findIndex((p) => p.limits === op.limits && p.block === block)
     if (index < 0) {
       index = policies.length
-      const ids = op.limits.some((l) => algorithmOf(l.kind).needsOpId)
-      policies.push({ limits: op.limits, block, ids, headers: new Map() })
-      policyArgs.push(op.limits.length, block ? '1' : '0', ids ? '1' : '0')
-      if (block) {
-        policyArgs.push(
-          block.after,
-          block.withinMs,
-          block.forgetMs,
-          block.durationsMs.length,
-          ...block.durationsMs,
-        )
-      }
-      for (const limit of op.limits) {
-        const algorithm = algorithmOf(limit.kind)
-        const params = algorithm.lua.params(limit)
-        policyArgs.push(limit.kind, algorithm.packed?.width ?? 0, params.length, ...params)
-      }
+      const shape = policyShape(op.limits, block)
+      policies.push({ limits: op.limits, block, ids: shape.ids, headers: new Map() })
+      policyArgs.push(shape.text)
     }
     const policy = policies[index]!
     const adjusting = op.mode === 'adjust'
