@@ -89,11 +89,39 @@ local function policy_of(text)
   return policy
 end
 
+-- Op headers (see ARGV above) parsed, by their text; they name their policy by its place in the
+-- batch, so a few dozen texts cover every batch and are kept like policies.
+local HEADERS, nheaders_kept = {}, 0
+-- Numbers by their text, kept the same way: costs and settlements repeat (1 request, the same
+-- estimate, the usual usage), and Lua's tonumber (strtod) costs as much as a dozen lookups here.
+local NUMBERS, nnumbers_kept = {}, 0
+local MAX_NUMBERS_KEPT = 10000
+local function number_of(text)
+  local x = tonumber(text)
+  if x then
+    if nnumbers_kept >= MAX_NUMBERS_KEPT then NUMBERS, nnumbers_kept = {}, 0 end
+    NUMBERS[text], nnumbers_kept = x, nnumbers_kept + 1
+  end
+  return x
+end
+-- struct.pack formats by the number of doubles (at most 4,000: see the end of apply).
+local FORMATS = {}
+local function header_of(header)
+  local mode, joined, p, alert = match(header, '^(%a)(%+?)(%d+):?(.*)$')
+  if not mode then error('op header ' .. header .. ' is not one') end
+  local guarded = mode == 'C' or mode == 'R'
+  if guarded then mode = string.lower(mode) end
+  local c = { mode = mode, joined = joined == '+', policy = tonumber(p), alert = tonumber(alert), markers = alert ~= '', guarded = guarded }
+  if nheaders_kept >= MAX_POLICIES_KEPT then HEADERS, nheaders_kept = {}, 0 end
+  HEADERS[header], nheaders_kept = c, nheaders_kept + 1
+  return c
+end
+
 -- Applies one batch: KEYS and ARGV as described at the top. The definitions above are made once
 -- per call of the script (EVALSHA) or once per load of the library (FCALL); everything a batch
 -- reads or writes is reset here.
 -- The definitions (tables, evaluate, commit, run_one, run_group, waiting) are in decide.lua.
-local function apply(KEYS, ARGV)
+local function apply(KEYS, ARGV, one_by_one)
   local t = call('TIME')
   now = (tonumber(t[1]) * 1000000 + tonumber(t[2])) / 1000
   PREFETCHED, WRITTEN = {}, {}
@@ -113,27 +141,19 @@ local function apply(KEYS, ARGV)
   local listed = nguards < 0
   if listed then nguards = 1 end
   -- The state, block and guard keys of the whole batch in one MGET, a thousand at a time (Lua's
-  -- unpack limit).
+  -- unpack limit). A batch of a cluster node's ops over several hash slots (one_by_one: see
+  -- script.ts) reads them one GET each, as an MGET may only name one slot; either way every key
+  -- is read before anything is written, so a key this node does not serve fails the call whole.
   local prefetch = nops + nblocks + nguards
-  for from = 1, prefetch, 1000 do
-    local to = from + 999
-    if to > prefetch then to = prefetch end
-    local values = call('MGET', unpack(KEYS, from, to))
-    for k = 1, #values do PREFETCHED[from + k - 1] = values[k] end
-  end
-
-  -- Costs repeat (1 request, the same estimate): each distinct text is parsed once per batch.
-  local NUMBERS = {}
-
-  -- Op headers: parsed once per batch.
-  local CLASSES = {}
-  local function class_of(header)
-    local mode, joined, p, alert = match(header, '^(%a)(%+?)(%d+):?(.*)$')
-    local guarded = mode == 'C' or mode == 'R'
-    if guarded then mode = string.lower(mode) end
-    local c = { mode = mode, joined = joined == '+', policy = policies[tonumber(p)], alert = tonumber(alert), markers = alert ~= '', guarded = guarded }
-    CLASSES[header] = c
-    return c
+  if one_by_one then
+    for k = 1, prefetch do PREFETCHED[k] = call('GET', KEYS[k]) end
+  else
+    for from = 1, prefetch, 1000 do
+      local to = from + 999
+      if to > prefetch then to = prefetch end
+      local values = call('MGET', unpack(KEYS, from, to))
+      for k = 1, #values do PREFETCHED[from + k - 1] = values[k] end
+    end
   end
 
   -- Every number of the results, in order; packed once at the end.
@@ -147,8 +167,9 @@ local function apply(KEYS, ARGV)
   local loaded = nil
   for index = 1, nops do
     local header = ARGV[arg_at]
-    local class = CLASSES[header] or class_of(header)
-    local mode, policy = class.mode, class.policy
+    local class = HEADERS[header] or header_of(header)
+    local mode, policy = class.mode, policies[class.policy]
+    if not policy then error('op header ' .. header .. ' names a policy the batch does not carry') end
     arg_at = arg_at + 1
     count = count + 1
     local id = ''
@@ -176,12 +197,7 @@ local function apply(KEYS, ARGV)
     for i = 1, n do
       local g = first + i
       local text = ARGV[arg_at]
-      local cost = NUMBERS[text]
-      if not cost then
-        cost = tonumber(text)
-        NUMBERS[text] = cost
-      end
-      COST[g] = cost
+      COST[g] = NUMBERS[text] or number_of(text)
       arg_at = arg_at + 1
       if offsets[i] == 0 then
         OWN_KEY[g] = KEYS[key_at]
@@ -192,7 +208,8 @@ local function apply(KEYS, ARGV)
     end
     if adjusting then
       for i = 1, n do
-        CHARGED[first + i] = tonumber(ARGV[arg_at])
+        local text = ARGV[arg_at]
+        CHARGED[first + i] = NUMBERS[text] or number_of(text)
         arg_at = arg_at + 1
       end
     end
@@ -267,7 +284,13 @@ local function apply(KEYS, ARGV)
   for from = 1, nresults, 4000 do
     local to = from + 3999
     if to > nresults then to = nresults end
-    chunks[#chunks + 1] = pack('<' .. string.rep('d', to - from + 1), unpack(RESULTS, from, to))
+    local width = to - from + 1
+    local format_of = FORMATS[width]
+    if not format_of then
+      format_of = '<' .. string.rep('d', width)
+      FORMATS[width] = format_of
+    end
+    chunks[#chunks + 1] = pack(format_of, unpack(RESULTS, from, to))
   end
   return { table.concat(chunks), unpack(errors) }
 end
