@@ -1,37 +1,15 @@
-/**
- * What a concurrency limit costs Redis, counted: a reservation and its settlement write the
- * limit's sorted set and set its TTL from what the script already knows (the last live lease's
- * expiry), without reading the key back (EXISTS: the gateway showed 2 EXISTS per call), and read
- * the set by counts and ranks rather than by its scores (each score is a double Redis formats and
- * the script parses: over 16 leases, a third of a reservation's work). And the TTL must still be
- * that of the last live lease, the key gone once no lease is left.
- */
-import { Redis } from 'ioredis'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { concurrency, Limiter, tokenBucket } from '../src/index.js'
-import { RedisStore } from '../src/store/redis/store.js'
 import { commandsOf } from './helpers/command-stats.js'
-import { type RedisServer, startRedis } from './helpers/redis-server.js'
+import { redisStoreFixture } from './helpers/redis-store-fixture.js'
 
-let server: RedisServer
-let admin: Redis
-let store: RedisStore
-beforeAll(async () => {
-  server = await startRedis()
-  admin = new Redis(server.url)
-  store = new RedisStore({ url: server.url })
-})
-afterAll(async () => {
-  await store?.close()
-  admin?.disconnect()
-  await server?.stop()
-})
+const redis = redisStoreFixture()
 
 const LEASE_MS = 600_000
 
 function limiter(policy: string, leaseMs = LEASE_MS): Limiter {
   return new Limiter({
-    store,
+    store: redis.store,
     policy,
     limits: {
       burst: tokenBucket({ capacity: 1e9, refillPerSecond: 1e9 }),
@@ -44,7 +22,7 @@ describe('a concurrency limit on Redis', () => {
   it('reserves and settles by counts and ranks: no score read (no ZRANGE … WITHSCORES), no EXISTS', async () => {
     const l = limiter('concurrency-commands')
     await (await l.reserve('warm-up')).settle({ requests: 1 })
-    const counts = await commandsOf(admin, async () => {
+    const counts = await commandsOf(redis.admin, async () => {
       for (let i = 0; i < 20; i++) {
         const r = await l.reserve(`s${i % 4}`)
         expect(r.decision.allowed).toBe(true)
@@ -67,21 +45,21 @@ describe('a concurrency limit on Redis', () => {
     const l = limiter('concurrency-ttl')
     const key = l.keysFor('alice').limits[1]!
     const first = await l.reserve('alice')
-    const pttl = await admin.pttl(key)
+    const pttl = await redis.admin.pttl(key)
     expect(pttl).toBeGreaterThan(LEASE_MS - 5_000)
     expect(pttl).toBeLessThanOrEqual(LEASE_MS)
     const second = await l.reserve('alice')
-    expect(await admin.zcard(key)).toBe(2)
+    expect(await redis.admin.zcard(key)).toBe(2)
     // After a release the TTL is still the last live lease's.
-    const scores = (await admin.zrange(key, '0', '-1', 'WITHSCORES')).filter((_, i) => i % 2 === 1)
+    const scores = (await redis.admin.zrange(key, '0', '-1', 'WITHSCORES')).filter((_, i) => i % 2 === 1)
     await second.settle({ requests: 1 })
-    const [time] = await admin.time()
+    const [time] = await redis.admin.time()
     const left = Number(scores[0]) - Number(time) * 1000
-    const after = await admin.pttl(key)
+    const after = await redis.admin.pttl(key)
     expect(Math.abs(after - left)).toBeLessThan(2_000)
-    expect(await admin.zcard(key)).toBe(1)
+    expect(await redis.admin.zcard(key)).toBe(1)
     await first.settle({ requests: 1 })
-    expect(await admin.exists(key)).toBe(0)
+    expect(await redis.admin.exists(key)).toBe(0)
   })
 
   it('trims leases that expired unsettled at the next write, and only then', async () => {
@@ -93,23 +71,23 @@ describe('a concurrency limit on Redis', () => {
     expect(long.keysFor('bob').limits[1]).toBe(key)
     await short.reserve('bob')
     await long.reserve('bob')
-    expect(await admin.zcard(key)).toBe(2)
+    expect(await redis.admin.zcard(key)).toBe(2)
     // The short lease expires, never settled (a crashed caller).
     await new Promise((resolve) => setTimeout(resolve, 120))
-    const counts = await commandsOf(admin, async () => {
+    const counts = await commandsOf(redis.admin, async () => {
       const r = await long.reserve('bob')
       // The expired lease counts for nothing.
       expect(r.decision.limits.find((s) => s.name === 'inflight')?.remaining).toBe(98)
     })
     expect(counts.zremrangebyscore).toBe(1)
-    expect(await admin.zcard(key)).toBe(2)
+    expect(await redis.admin.zcard(key)).toBe(2)
   })
 
   it('with 16 leases held, a reservation and a settlement read no score, and report the latest expiry', async () => {
     const l = limiter('concurrency-many')
-    const held: Awaited<ReturnType<Limiter["reserve"]>>[] = []
+    const held: Awaited<ReturnType<Limiter['reserve']>>[] = []
     for (let i = 0; i < 16; i++) held.push(await l.reserve('carol'))
-    const counts = await commandsOf(admin, async () => {
+    const counts = await commandsOf(redis.admin, async () => {
       const r = await l.reserve('carol')
       const inflight = r.decision.limits.find((s) => s.name === 'inflight')!
       expect(inflight.remaining).toBe(100 - 17)
@@ -126,17 +104,17 @@ describe('a concurrency limit on Redis', () => {
 
   it('a reservation denied for lack of room reports when the soonest live lease frees one', async () => {
     const l = new Limiter({
-      store,
+      store: redis.store,
       policy: 'concurrency-full',
       limits: { inflight: concurrency({ limit: 2, leaseMs: LEASE_MS }) },
     })
     const key = l.keysFor('erin').limits[0]!
     await l.reserve('erin')
     await l.reserve('erin')
-    const [soonest] = (await admin.zrange(key, '0', '0', 'WITHSCORES')).slice(1)
+    const [soonest] = (await redis.admin.zrange(key, '0', '0', 'WITHSCORES')).slice(1)
     const denied = await l.reserve('erin')
     expect(denied.decision.allowed).toBe(false)
-    const [seconds, micros] = await admin.time()
+    const [seconds, micros] = await redis.admin.time()
     const expected = Number(soonest) - (Number(seconds) * 1000 + Number(micros) / 1000)
     expect(Math.abs(denied.decision.retryAfterMs - expected)).toBeLessThan(2_000)
     expect(denied.decision.retryAfterMs).toBeLessThanOrEqual(LEASE_MS)

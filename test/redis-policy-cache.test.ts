@@ -1,30 +1,9 @@
-/**
- * The batch script keeps each policy it has parsed, by the policy's text (apply.lua: POLICIES),
- * for as long as the library stays loaded. What must hold: a policy is told from another by every
- * number it carries (two limiters of one name and other capacities never share a parse), a caller
- * that keeps sending new policies is still decided exactly once the kept set is emptied, and a
- * malformed policy fails its batch with a message instead of being kept.
- */
-import { Redis } from 'ioredis'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { fixedWindow, Limiter, tokenBucket } from '../src/index.js'
 import { APPLY_FUNCTION } from '../src/store/redis/script.js'
-import { RedisStore } from '../src/store/redis/store.js'
-import { type RedisServer, startRedis } from './helpers/redis-server.js'
+import { redisStoreFixture } from './helpers/redis-store-fixture.js'
 
-let server: RedisServer
-let admin: Redis
-let store: RedisStore
-beforeAll(async () => {
-  server = await startRedis()
-  admin = new Redis(server.url)
-  store = new RedisStore({ url: server.url })
-})
-afterAll(async () => {
-  await store?.close()
-  admin?.disconnect()
-  await server?.stop()
-})
+const redis = redisStoreFixture()
 
 async function admitted(limiter: Limiter, subject: string, calls: number): Promise<number> {
   let n = 0
@@ -35,12 +14,12 @@ async function admitted(limiter: Limiter, subject: string, calls: number): Promi
 describe('policies kept by the script between calls', () => {
   it('two limiters of one name and other capacities are each held to their own', async () => {
     const small = new Limiter({
-      store,
+      store: redis.store,
       policy: 'kept',
       limits: { hourly: fixedWindow({ limit: 3, windowMs: 3_600_000 }) },
     })
     const large = new Limiter({
-      store,
+      store: redis.store,
       policy: 'kept',
       limits: { hourly: fixedWindow({ limit: 7, windowMs: 3_600_000 }) },
     })
@@ -55,7 +34,7 @@ describe('policies kept by the script between calls', () => {
 
   it('a caller sending 1,200 different policies (more than are kept) is decided exactly throughout', async () => {
     const first = new Limiter({
-      store,
+      store: redis.store,
       policy: 'churn-0',
       limits: { burst: tokenBucket({ capacity: 2, refillPerSecond: 0.001 }) },
     })
@@ -63,7 +42,7 @@ describe('policies kept by the script between calls', () => {
     for (let i = 1; i <= 1_200; i++) {
       const capacity = (i % 3) + 1
       const limiter = new Limiter({
-        store,
+        store: redis.store,
         policy: `churn-${i}`,
         limits: { burst: tokenBucket({ capacity, refillPerSecond: 0.001 + i / 1e6 }) },
       })
@@ -72,7 +51,7 @@ describe('policies kept by the script between calls', () => {
     // The first policy, long since dropped from the kept set, still holds its state and capacity.
     expect(await admitted(first, 's', 1)).toBe(0)
     const again = new Limiter({
-      store,
+      store: redis.store,
       policy: 'churn-0',
       limits: { burst: tokenBucket({ capacity: 2, refillPerSecond: 0.001 }) },
     })
@@ -82,12 +61,12 @@ describe('policies kept by the script between calls', () => {
   it('a malformed policy fails its call with a message and is not kept', async () => {
     // Loaded by a decision first, then called by hand with policy texts no Limiter sends.
     await new Limiter({
-      store,
+      store: redis.store,
       policy: 'load',
       limits: { h: fixedWindow({ limit: 1, windowMs: 3_600_000 }) },
     }).consume('x')
     const call = (policy: string) =>
-      admin.call(
+      redis.admin.call(
         'FCALL',
         APPLY_FUNCTION,
         1,
@@ -107,7 +86,7 @@ describe('policies kept by the script between calls', () => {
     // Still refused the second time: a failed parse is not kept.
     await expect(call('1 0 0 noSuchKind 1 2 5 1000')).rejects.toThrow(/no limit algorithm noSuchKind/)
     // The well-formed text decides.
-    const reply = (await admin.callBuffer(
+    const reply = (await redis.admin.callBuffer(
       'FCALL',
       APPLY_FUNCTION,
       1,

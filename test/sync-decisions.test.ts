@@ -103,6 +103,27 @@ describe('consumeSync', () => {
     )
     expect(() => local.consumeSync('')).toThrow(/subject/)
   })
+
+  it('charges each call its own costs: a unit named once counts for every limit in it, and only that call', () => {
+    const now = 1_700_000_000_000
+    const l = new Limiter({
+      store: new MemoryStore({ now: () => now }),
+      policy: 'costs',
+      limits: {
+        calls: tokenBucket({ capacity: 10, refillPerSecond: 1e-6 }),
+        tokensA: tokenBucket({ capacity: 1_000, refillPerSecond: 1e-6, unit: 'tokens' }),
+        tokensB: slidingWindow({ limit: 1_000, windowMs: 3_600_000, unit: 'tokens' }),
+      },
+    })
+    const remaining = (d: Decision) => d.limits.map((s) => s.remaining)
+    expect(remaining(l.consumeSync('u', { tokens: 300 }))).toEqual([9, 700, 700])
+    // A call without tokens after one with them: the default cost (0 tokens, 1 request), not the last call's.
+    expect(remaining(l.consumeSync('u', { requests: 2 }))).toEqual([7, 700, 700])
+    expect(remaining(l.consumeSync('u'))).toEqual([6, 700, 700])
+    // A refused cost leaves nothing behind for the next call either.
+    expect(() => l.consumeSync('u', { tokens: 5, usd: -1 })).toThrow(/costs\.usd/)
+    expect(remaining(l.consumeSync('u', {}))).toEqual([5, 700, 700])
+  })
 })
 
 describe('Sluice.checkNow', () => {

@@ -25,6 +25,8 @@ export interface Layout {
   /** Per limit: where its numbers start in the packed array, or -1 when it lives under its own key. */
   offsets: number[]
   codecs: (PackedState<unknown> | undefined)[]
+  /** Per limit: its codec is `plain` (one number, 0 for none), read and written in place. */
+  plain: boolean[]
   /** Length of the packed array (expiry included); 1 when every limit lives under its own key. */
   length: number
 }
@@ -39,15 +41,17 @@ export function layoutOf(limits: readonly LimitDefinition[]): Layout {
     const offsets: number[] = []
     const codecs: (PackedState<unknown> | undefined)[] = []
     const algorithms: AnyAlgorithm[] = []
+    const plain: boolean[] = []
     for (const limit of limits) {
       const algorithm = algorithmOf(limit.kind)
       const codec = algorithm.packed
       algorithms.push(algorithm)
       codecs.push(codec)
+      plain.push(codec?.plain === true && codec.width === 1)
       offsets.push(codec === undefined ? -1 : at)
       at += codec?.width ?? 0
     }
-    layout = { algorithms, offsets, codecs, length: at }
+    layout = { algorithms, offsets, codecs, plain, length: at }
     layouts.set(limits, layout)
   }
   return layout

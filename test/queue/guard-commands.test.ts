@@ -1,11 +1,3 @@
-/**
- * What a queue nobody waits in costs Redis, counted: a decision with `maxWaitMs` must send Redis
- * exactly the commands of the same decision without it (the queue's guard is read in the
- * batch's MGET: on one Redis from the busy string lua/busy.lua keeps, on a cluster from the
- * marker lua/queue.lua keeps while anyone waits). And the guard must really stop newcomers while
- * someone waits, and vanish when the queue empties.
- */
-import { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Limiter, tokenBucket } from '../../src/index.js'
 import { queuesOf } from '../../src/store/queues.js'
@@ -13,26 +5,14 @@ import { QUEUES_BUSY_KEY } from '../../src/store/redis/encode.js'
 import { RedisStore } from '../../src/store/redis/store.js'
 import { commandsOf } from '../helpers/command-stats.js'
 import { type RedisClusterServer, startRedisCluster } from '../helpers/redis-cluster.js'
-import { type RedisServer, startRedis } from '../helpers/redis-server.js'
+import { redisStoreFixture } from '../helpers/redis-store-fixture.js'
 
-let server: RedisServer
-let admin: Redis
-let store: RedisStore
-beforeAll(async () => {
-  server = await startRedis()
-  admin = new Redis(server.url)
-  store = new RedisStore({ url: server.url })
-})
-afterAll(async () => {
-  await store?.close()
-  admin?.disconnect()
-  await server?.stop()
-})
+const redis = redisStoreFixture()
 
 describe('a queue nobody waits in, on Redis', () => {
   it('sends the same commands as the same decision without a queue', async () => {
     const limiter = new Limiter({
-      store,
+      store: redis.store,
       policy: 'guard-commands',
       limits: { burst: tokenBucket({ capacity: 1e9, refillPerSecond: 1e9 }) },
     })
@@ -43,16 +23,16 @@ describe('a queue nobody waits in, on Redis', () => {
         expect(d.allowed).toBe(true)
       }
     }
-    const plain = await commandsOf(admin, () => decisions())
-    const queued = await commandsOf(admin, () => decisions({ maxWaitMs: 1000 }))
+    const plain = await commandsOf(redis.admin, () => decisions())
+    const queued = await commandsOf(redis.admin, () => decisions({ maxWaitMs: 1000 }))
     expect(plain.fcall ?? plain.evalsha).toBe(50)
     expect(queued).toEqual(plain)
   })
 
   it('keeps a marker while anyone waits: a newcomer is held back, and the marker goes with the last ticket', async () => {
-    const queues = queuesOf(store)
+    const queues = queuesOf(redis.store)
     const limiter = new Limiter({
-      store,
+      store: redis.store,
       policy: 'guard-marker',
       limits: { burst: tokenBucket({ capacity: 100, refillPerSecond: 1 }) },
     })
@@ -66,13 +46,13 @@ describe('a queue nobody waits in, on Redis', () => {
       maxTotal: 10,
     })
     expect(ticket.queued).toBe(true)
-    expect(await admin.exists(`${key}:on`)).toBe(1)
+    expect(await redis.admin.exists(`${key}:on`)).toBe(1)
     // Room in the bucket, but someone waits: the first try is not decided.
     const held = await queues.first(limiter.opFor('consume', 'alice', [1], 'op-1'), key)
     expect(held.kind).toBe('wait')
     if (!ticket.queued) return
     expect(await queues.leave(key, ticket.ticket)).toBe(0)
-    expect(await admin.exists(`${key}:on`, key, `${key}:lease`, `${key}:meta`)).toBe(0)
+    expect(await redis.admin.exists(`${key}:on`, key, `${key}:lease`, `${key}:meta`)).toBe(0)
     const ran = await queues.first(limiter.opFor('consume', 'alice', [1], 'op-2'), key)
     expect(ran.kind).toBe('ran')
   })
@@ -83,60 +63,60 @@ const TICKET = { flow: 'bob', weight: 1, leaseMs: 30_000, maxPerFlow: 10, maxTot
 describe('the busy string on one Redis', () => {
   const limiter = () =>
     new Limiter({
-      store,
+      store: redis.store,
       policy: 'busy',
       limits: { burst: tokenBucket({ capacity: 100, refillPerSecond: 1 }) },
     })
 
   it('is what holds a newcomer back: one key for the batch, not the queue marker', async () => {
-    const queues = queuesOf(store)
+    const queues = queuesOf(redis.store)
     const l = limiter()
     const key = l.keysFor('carol').queue
     const ticket = await queues.enqueue(key, { ...TICKET, waiter: 'w1' })
     if (!ticket.queued) throw new Error('not queued')
-    expect(await admin.get(QUEUES_BUSY_KEY)).toContain(`\n${key}\n`)
+    expect(await redis.admin.get(QUEUES_BUSY_KEY)).toContain(`\n${key}\n`)
     // Without the marker the busy string still holds the newcomer back...
-    await admin.del(`${key}:on`)
+    await redis.admin.del(`${key}:on`)
     expect((await queues.first(l.opFor('consume', 'carol', [1], 'op-1'), key)).kind).toBe('wait')
     // ...and a subject whose name starts with this one's is not held by it.
     expect(
       (await queues.first(l.opFor('consume', 'carol2', [1], 'op-2'), l.keysFor('carol2').queue)).kind,
     ).toBe('ran')
     expect(await queues.leave(key, ticket.ticket)).toBe(0)
-    expect(await admin.exists(QUEUES_BUSY_KEY)).toBe(0)
+    expect(await redis.admin.exists(QUEUES_BUSY_KEY)).toBe(0)
     expect((await queues.first(l.opFor('consume', 'carol', [1], 'op-3'), key)).kind).toBe('ran')
   })
 
   it('is rewritten when a lease outruns its entry, not at every change of the queue', async () => {
-    const queues = queuesOf(store)
+    const queues = queuesOf(redis.store)
     const key = limiter().keysFor('hank').queue
     const first = await queues.enqueue(key, { ...TICKET, waiter: 'w1', leaseMs: 5_000 })
-    const listed = await admin.get(QUEUES_BUSY_KEY)
+    const listed = await redis.admin.get(QUEUES_BUSY_KEY)
     // A second ticket whose lease ends a little later: within the entry's slack, nothing to write.
     const second = await queues.enqueue(key, { ...TICKET, waiter: 'w2', leaseMs: 5_100 })
-    expect(await admin.get(QUEUES_BUSY_KEY)).toBe(listed)
+    expect(await redis.admin.get(QUEUES_BUSY_KEY)).toBe(listed)
     // One whose lease ends far later moves the entry's end.
     const third = await queues.enqueue(key, { ...TICKET, waiter: 'w3', leaseMs: 60_000 })
-    const moved = await admin.get(QUEUES_BUSY_KEY)
+    const moved = await redis.admin.get(QUEUES_BUSY_KEY)
     expect(moved).not.toBe(listed)
     expect(Number(moved?.split('\n')[2])).toBeGreaterThan(Number(listed?.split('\n')[2]) + 50_000)
     for (const t of [first, second, third]) if (t.queued) await queues.leave(key, t.ticket)
-    expect(await admin.exists(QUEUES_BUSY_KEY)).toBe(0)
+    expect(await redis.admin.exists(QUEUES_BUSY_KEY)).toBe(0)
   })
 
   it('ignores an entry whose leases ended (an instance that died with its waiters)', async () => {
-    const queues = queuesOf(store)
+    const queues = queuesOf(redis.store)
     const l = limiter()
     const key = l.keysFor('dave').queue
-    await admin.set(QUEUES_BUSY_KEY, `\n${key}\n1000`, 'PX', 60_000)
+    await redis.admin.set(QUEUES_BUSY_KEY, `\n${key}\n1000`, 'PX', 60_000)
     expect((await queues.first(l.opFor('consume', 'dave', [1], 'op-1'), key)).kind).toBe('ran')
-    await admin.set(QUEUES_BUSY_KEY, `\n${key}\n${Date.now() + 60_000}`, 'PX', 60_000)
+    await redis.admin.set(QUEUES_BUSY_KEY, `\n${key}\n${Date.now() + 60_000}`, 'PX', 60_000)
     expect((await queues.first(l.opFor('consume', 'dave', [1], 'op-2'), key)).kind).toBe('wait')
-    await admin.del(QUEUES_BUSY_KEY)
+    await redis.admin.del(QUEUES_BUSY_KEY)
   })
 
   it('past 256 queues at once, holds every newcomer for its queue, which lets it pass when empty', async () => {
-    const queues = queuesOf(store)
+    const queues = queuesOf(redis.store)
     const l = limiter()
     const tickets: [string, string][] = []
     for (let i = 0; i < 257; i++) {
@@ -145,15 +125,15 @@ describe('the busy string on one Redis', () => {
       if (!t.queued) throw new Error('not queued')
       tickets.push([key, t.ticket])
     }
-    expect((await admin.get(QUEUES_BUSY_KEY))?.startsWith('\n*\n')).toBe(true)
+    expect((await redis.admin.get(QUEUES_BUSY_KEY))?.startsWith('\n*\n')).toBe(true)
     const idle = l.keysFor('erin').queue
     expect((await queues.first(l.opFor('consume', 'erin', [1], 'op-1'), idle)).kind).toBe('wait')
     // Through its queue, which holds nobody: admitted at once.
     const d = await l.consume('erin', undefined, { maxWaitMs: 1000 })
     expect(d.allowed).toBe(true)
     for (const [key, ticket] of tickets) await queues.leave(key, ticket)
-    expect(await admin.exists(...tickets.flatMap(([key]) => [key, `${key}:on`]))).toBe(0)
-    await admin.del(QUEUES_BUSY_KEY)
+    expect(await redis.admin.exists(...tickets.flatMap(([key]) => [key, `${key}:on`]))).toBe(0)
+    await redis.admin.del(QUEUES_BUSY_KEY)
   })
 })
 

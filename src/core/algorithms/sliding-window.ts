@@ -66,10 +66,15 @@ export const slidingWindowAlgorithm: Algorithm<
       a[at] === 0 && a[at + 1] === 0 && a[at + 2] === 0
         ? undefined
         : { start: a[at]!, curr: a[at + 1]!, prev: a[at + 2]! },
+    // One test of `s`, not an optional chain per number (MemoryStore calls this on every charge).
     write: (a, at, s) => {
-      a[at] = s?.start ?? 0
-      a[at + 1] = s?.curr ?? 0
-      a[at + 2] = s?.prev ?? 0
+      if (s === undefined) {
+        a[at] = a[at + 1] = a[at + 2] = 0
+      } else {
+        a[at] = s.start
+        a[at + 1] = s.curr
+        a[at + 2] = s.prev
+      }
     },
   },
   lua: { file: 'sliding-window.lua', params: (d) => [d.limit, d.windowMs] },

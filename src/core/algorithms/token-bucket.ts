@@ -70,6 +70,7 @@ export const tokenBucketAlgorithm: Algorithm<
     delta >= 0 ? gcraForce(tat, now, delta, d) : gcraRefund(tat, now, -delta, d),
   packed: {
     width: 1,
+    plain: true,
     read: (a, at) => (a[at] === 0 ? undefined : a[at]),
     write: (a, at, tat) => {
       a[at] = tat ?? 0

@@ -38,6 +38,11 @@ export interface AdjustContext {
 export interface PackedState<S> {
   /** How many numbers. */
   width: number
+  /**
+   * The state is one number kept as is, 0 standing for none (a token bucket's TAT): a store may
+   * read and write it in place of calling read/write (MemoryStore does, sparing two calls).
+   */
+  plain?: boolean
   read(nums: readonly number[], at: number): S | undefined
   write(nums: number[], at: number, state: S | undefined): void
 }

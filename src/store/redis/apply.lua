@@ -121,7 +121,7 @@ end
 -- per call of the script (EVALSHA) or once per load of the library (FCALL); everything a batch
 -- reads or writes is reset here.
 -- The definitions (tables, evaluate, commit, run_one, run_group, waiting) are in decide.lua.
-local function apply(KEYS, ARGV)
+local function apply(KEYS, ARGV, one_by_one)
   local t = call('TIME')
   now = (tonumber(t[1]) * 1000000 + tonumber(t[2])) / 1000
   PREFETCHED, WRITTEN = {}, {}
@@ -141,13 +141,19 @@ local function apply(KEYS, ARGV)
   local listed = nguards < 0
   if listed then nguards = 1 end
   -- The state, block and guard keys of the whole batch in one MGET, a thousand at a time (Lua's
-  -- unpack limit).
+  -- unpack limit). A batch of a cluster node's ops over several hash slots (one_by_one: see
+  -- script.ts) reads them one GET each, as an MGET may only name one slot; either way every key
+  -- is read before anything is written, so a key this node does not serve fails the call whole.
   local prefetch = nops + nblocks + nguards
-  for from = 1, prefetch, 1000 do
-    local to = from + 999
-    if to > prefetch then to = prefetch end
-    local values = call('MGET', unpack(KEYS, from, to))
-    for k = 1, #values do PREFETCHED[from + k - 1] = values[k] end
+  if one_by_one then
+    for k = 1, prefetch do PREFETCHED[k] = call('GET', KEYS[k]) end
+  else
+    for from = 1, prefetch, 1000 do
+      local to = from + 999
+      if to > prefetch then to = prefetch end
+      local values = call('MGET', unpack(KEYS, from, to))
+      for k = 1, #values do PREFETCHED[from + k - 1] = values[k] end
+    end
   end
 
   -- Every number of the results, in order; packed once at the end.

@@ -67,6 +67,11 @@ export interface RedisConnection {
   onDown(listener: () => void): () => void
   /** Starts connecting a client that waits to be used first (ioredis lazyConnect). */
   connect(): void
+  /**
+   * On a cluster, the master serving hash slot `slot` as this client last learnt ("host:port"),
+   * undefined where it does not know; always undefined on one Redis.
+   */
+  nodeOfSlot(slot: number): string | undefined
   /** FCALL `fn` with `keys` and `args` (routed by the first key on a cluster); binary replies. */
   fcall(fn: string, keys: readonly string[], args: Args): Promise<unknown[]>
   /** The same as a script: EVALSHA, sending the script again when Redis does not have it. */

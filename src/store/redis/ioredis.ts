@@ -98,6 +98,12 @@ export class IORedisConnection implements RedisConnection {
     if (this.api.status === 'wait') this.api.connect().catch(() => {})
   }
 
+  nodeOfSlot(slot: number): string | undefined {
+    if (!this.isCluster) return undefined
+    // ioredis keeps, per slot, the node keys of its master then its replicas.
+    return (this.api as unknown as { slots?: (string[] | undefined)[] }).slots?.[slot]?.[0]
+  }
+
   fcall(fn: string, keys: readonly string[], args: Args): Promise<unknown[]> {
     return this.api.callBuffer('FCALL', fn, keys.length, ...keys, ...args) as Promise<unknown[]>
   }

@@ -116,6 +116,13 @@ export class NodeRedisConnection implements RedisConnection {
     return this.single!.sendCommand(command, BINARY)
   }
 
+  nodeOfSlot(slot: number): string | undefined {
+    // node-redis keeps, per slot, its shard: the master and its address.
+    const shards = (this.cluster as unknown as { slots?: ({ master?: { address?: string } } | undefined)[] })
+      ?.slots
+    return shards?.[slot]?.master?.address
+  }
+
   fcall(fn: string, keys: readonly string[], args: Args): Promise<unknown[]> {
     return this.send(keys, strings(['FCALL', fn, String(keys.length)], keys, args)) as Promise<unknown[]>
   }

@@ -35,6 +35,14 @@ export const APPLY_LUA = `${APPLY_SOURCE}\nif ARGV[1] == 'gate' then return gate
 /** The function FCALL calls. */
 export const APPLY_FUNCTION = `sluice_apply_${VERSION}`
 
+/**
+ * The batch function for a Redis Cluster node's ops over several hash slots: its one declared key
+ * routes the call to the node, its arguments are the batch's key count, its keys, then the batch's
+ * arguments. The flag lets it touch keys of every slot the node serves (Redis still refuses a key
+ * the node does not serve, which fails the call before it writes anything: see apply.lua).
+ */
+export const NODE_FUNCTION = `sluice_apply_node_${VERSION}`
+
 /** The function of a queue's steps (lua/queue.lua), in the same library. */
 export const GATE_FUNCTION = `sluice_gate_${VERSION}`
 
@@ -54,6 +62,18 @@ export const APPLY_LIBRARY = [
   '  if not apply then apply, gate = define() end',
   '  return apply(keys, args)',
   'end)',
+  'redis.register_function{',
+  `  function_name = '${NODE_FUNCTION}',`,
+  "  flags = { 'allow-cross-slot-keys' },",
+  '  callback = function(_, args)',
+  '    if not apply then apply, gate = define() end',
+  '    local n = tonumber(args[1])',
+  '    local keys, rest = {}, {}',
+  '    for i = 1, n do keys[i] = args[i + 1] end',
+  '    for i = n + 2, #args do rest[i - n - 1] = args[i] end',
+  '    return apply(keys, rest, true)',
+  '  end,',
+  '}',
   `redis.register_function('${GATE_FUNCTION}', function(keys, args)`,
   '  if not apply then apply, gate = define() end',
   '  return gate(keys, args)',

@@ -10,7 +10,7 @@ import { IORedisConnection } from './ioredis.js'
 import { NodeRedisConnection } from './node-redis.js'
 import { clusterClientOptions, redisClientOptions } from './options.js'
 import { RedisQueues } from './queue.js'
-import { APPLY_FUNCTION, APPLY_LIBRARY, APPLY_LUA, GATE_FUNCTION } from './script.js'
+import { APPLY_FUNCTION, APPLY_LIBRARY, APPLY_LUA, GATE_FUNCTION, NODE_FUNCTION } from './script.js'
 
 export { clusterClientOptions, nodeRedisClientOptions, redisClientOptions } from './options.js'
 
@@ -211,6 +211,46 @@ export class RedisStore implements Store, QueueingStore {
         bySlot.delete(slot)
       }
     }
+    this.sendByNode(bySlot)
+  }
+
+  /**
+   * Sends a cluster's groups of one hash slot each, merged per master where the client knows which
+   * master serves the slot (one call per node and batch through NODE_FUNCTION rather than one per
+   * slot: with many subjects nearly every op has a slot of its own); one call per slot otherwise.
+   */
+  private sendByNode(bySlot: Map<number, Pending[]>): void {
+    const byNode = new Map<string, { batch: Pending[]; slots: number }>()
+    for (const [slot, group] of bySlot) {
+      const node = this.functions === false ? undefined : this.connection.nodeOfSlot(slot)
+      if (node === undefined) {
+        this.send(group)
+        continue
+      }
+      let merged = byNode.get(node)
+      if (merged !== undefined && merged.batch.length + group.length > this.maxBatch) {
+        this.send(merged.batch, merged.slots > 1)
+        merged = undefined
+      }
+      if (merged === undefined) {
+        merged = { batch: [], slots: 0 }
+        byNode.set(node, merged)
+      }
+      for (const p of group) merged.batch.push(p)
+      merged.slots++
+    }
+    for (const { batch, slots } of byNode.values()) this.send(batch, slots > 1)
+  }
+
+  /** A node batch the node refused (it no longer serves one of the slots): one call per slot. */
+  private resendBySlot(batch: Pending[]): void {
+    const bySlot = new Map<number, Pending[]>()
+    for (const p of batch) {
+      const slot = calculateSlot(p.op.keys[0] ?? p.op.id)
+      const group = bySlot.get(slot)
+      if (group === undefined) bySlot.set(slot, [p])
+      else group.push(p)
+    }
     for (const group of bySlot.values()) this.send(group)
   }
 
@@ -254,7 +294,12 @@ export class RedisStore implements Store, QueueingStore {
     retried = false,
     fn = APPLY_FUNCTION,
   ): Promise<unknown[]> {
-    if (this.functions === false) return this.connection.evalScript(APPLY_LUA, keys, args)
+    if (this.functions === false) {
+      // A node batch exists only as a Function: its ops go again one slot at a time.
+      if (fn === NODE_FUNCTION)
+        return Promise.reject(new NodeBatchRefused('Redis Functions are not available'))
+      return this.connection.evalScript(APPLY_LUA, keys, args)
+    }
     return this.connection.fcall(fn, keys, args).catch(async (error: unknown) => {
       if (retried) throw error
       const message = error instanceof Error ? error.message : String(error)
@@ -303,7 +348,8 @@ export class RedisStore implements Store, QueueingStore {
     return this.loading
   }
 
-  private send(batch: Pending[]): void {
+  /** Sends one batch: as one call over several hash slots of one cluster node when `nodeWide`. */
+  private send(batch: Pending[], nodeWide = false): void {
     let connecting: Promise<void> | undefined
     try {
       connecting = this.connect()
@@ -313,7 +359,7 @@ export class RedisStore implements Store, QueueingStore {
     }
     if (connecting !== undefined) {
       connecting.then(
-        () => this.send(batch),
+        () => this.send(batch, nodeWide),
         (error: unknown) => {
           for (const p of batch) p.reject(error)
         },
@@ -323,7 +369,10 @@ export class RedisStore implements Store, QueueingStore {
     const ops = batch.map((p) => p.op)
     const { parts, joined } = flattenOps(ops)
     const { keys, args } = encodeBatch(parts, joined, this.busyKey)
-    this.apply(keys, args).then(
+    const call = nodeWide
+      ? this.apply([keys[0]!], [keys.length, ...keys, ...args], false, NODE_FUNCTION)
+      : this.apply(keys, args)
+    call.then(
       (reply) => {
         let results: (StoreResult | Error)[]
         try {
@@ -340,11 +389,27 @@ export class RedisStore implements Store, QueueingStore {
         }
       },
       (error: unknown) => {
+        // Refused before it wrote anything (apply.lua reads every key first): sent again by slot.
+        if (
+          nodeWide &&
+          (error instanceof NodeBatchRefused || NOT_THIS_NODE.test(String((error as Error)?.message)))
+        ) {
+          this.resendBySlot(batch)
+          return
+        }
         for (const p of batch) p.reject(error)
       },
     )
   }
 }
+
+/** A node batch that cannot run as one (no Functions): its ops are sent one slot at a time. */
+class NodeBatchRefused extends Error {
+  override name = 'NodeBatchRefused'
+}
+
+/** What a cluster node answers a node batch naming a key of a slot it does not serve (now). */
+const NOT_THIS_NODE = /non local key|CROSSSLOT|TRYAGAIN|^MOVED |^ASK |CLUSTERDOWN/
 
 /** Names what was given instead of URLs, without printing a password a URL may carry. */
 function describeUrls(value: unknown): string {
