@@ -38,36 +38,31 @@ local function share_a_byte(a1, a2, a3, a4, b1, b2, b3, b4)
   return false
 end
 
--- The index (0-based) of each entry of `ring` whose bytes at `offset` are `bytes`, to `found`.
--- string.find scans in C; a match across entries (not at the offset) is skipped.
-local function entries_with(ring, bytes, offset, found)
-  local from = 1
+-- `base` + the index (0-based) of each entry of `ring` from `first` on whose bytes at `offset`
+-- are `bytes`, to `found`. string.find scans in C; a match across entries (not at the offset) is
+-- skipped.
+local function entries_with(ring, first, base, bytes, offset, found)
+  local from = first * ENTRY_BYTES + 1
   while true do
     local at = string.find(ring, bytes, from, true)
     if not at then return end
-    if (at - 1) % ENTRY_BYTES == offset then found((at - 1 - offset) / ENTRY_BYTES) end
+    if (at - 1) % ENTRY_BYTES == offset then found(base + (at - 1 - offset) / ENTRY_BYTES) end
     from = at + 1
   end
 end
 
--- The loop strings of this script call (L -> { ring, pending, added, reset, window, max }): the
--- string as read (GET), this call's entries kept aside (a Lua string costs Redis ~10 instructions
--- a byte to make, so a 2 KB ring is not rebuilt on every check) and appended to it only when a
--- later check of the subject reads it; written once when the steps are done (write_loops).
+-- The loop strings of this script call (L -> { ring, added, reset, window, max }): the string
+-- as read (GET) and, apart, the entries this call added. A Lua string costs Redis ~11
+-- instructions a byte to make, so the 2 KB ring is neither rebuilt on every check nor joined to
+-- what a batch's checks of the subject added; written once when the steps are done (write_loops).
 local loops, loop_order
 
 local function loop_of(L)
   local l = loops[L]
-  if l then
-    if #l.pending > 0 then
-      l.ring = l.ring .. table.concat(l.pending)
-      l.pending = {}
-    end
-    return l
-  end
+  if l then return l end
   local ring, reset = redis.call('GET', L) or '', false
   if #ring % ENTRY_BYTES ~= 0 then ring, reset = '', true end
-  l = { ring = ring, pending = {}, added = {}, reset = reset }
+  l = { ring = ring, added = '', reset = reset }
   loops[L] = l
   loop_order[#loop_order + 1] = L
   return l
@@ -78,12 +73,12 @@ end
 local function write_loops()
   for _, L in ipairs(loop_order) do
     local l = loops[L]
-    if l.reset or #l.ring / ENTRY_BYTES + #l.pending > l.max + math.floor(l.max / 4) then
-      local ring = l.ring .. table.concat(l.pending)
+    if l.reset or (#l.ring + #l.added) / ENTRY_BYTES > l.max + math.floor(l.max / 4) then
+      local ring = l.ring .. l.added
       local keep = math.min(l.max, #ring / ENTRY_BYTES)
       redis.call('SET', L, string.sub(ring, #ring - keep * ENTRY_BYTES + 1), 'PX', l.window)
     else
-      redis.call('APPEND', L, table.concat(l.added))
+      redis.call('APPEND', L, l.added)
       redis.call('PEXPIRE', L, l.window)
     end
   end
@@ -94,61 +89,81 @@ local function entry_at(ring, i)
 end
 
 -- state.ts observeLoop: the subject's fingerprints, oldest first, in one string of fixed-size
--- entries; counted are this one and the newest max - 1 before it in the window (older ones stay
--- in the string until it is trimmed, uncounted). Counts the identical and the near-identical
--- (SimHash within distance bits) in the window, this one included.
+-- entries (`ring`, then this call's `added`); counted are this one and the newest max - 1 before
+-- it in the window (older ones stay in the string until it is cut, uncounted). Counts the
+-- identical and the near-identical (SimHash within distance bits) in the window, this one included.
 -- Times never fall along the string (an entry is never dated before the newest one, should Redis
--- TIME step back), so the window's start is found by bisection. Identical prompts are found by
--- their hash's bytes; within 3 bits two SimHashes agree on one of their four quarters at least
--- (within 7, on one of their eight bytes), so bits are counted only for entries that do.
+-- TIME step back; this call's entries are dated now or later, in any window), so the window's
+-- start is found by bisection. Identical prompts are found by their hash's bytes; within 3 bits
+-- two SimHashes agree on one of their four quarters at least (within 7, on one of their eight
+-- bytes), so bits are counted only for entries that do.
 local function observe_loop(L, hash, hi, lo, window, max, distance)
   local h1, h2 = tonumber(string.sub(hash, 1, 8), 16), tonumber(string.sub(hash, 9, 16), 16)
   local q1, q3 = hi % 65536, lo % 65536
   local q2, q4 = (hi - q1) / 65536, (lo - q3) / 65536
   local l = loop_of(L)
-  local ring = l.ring
-  local n = #ring / ENTRY_BYTES
+  local ring, added = l.ring, l.added
+  local n, p = #ring / ENTRY_BYTES, #added / ENTRY_BYTES
   local at = now
-  if n > 0 then at = math.max(now, entry_at(ring, n - 1)) end
+  if p > 0 then
+    at = math.max(now, entry_at(added, p - 1))
+  elseif n > 0 then
+    at = math.max(now, entry_at(ring, n - 1))
+  end
   local entry = struct.pack(ENTRY, at, h1, h2, q1, q2, q3, q4)
-  l.pending[#l.pending + 1] = entry
-  l.added[#l.added + 1] = entry
+  l.added = added .. entry
   l.window, l.max = window, max
-  -- The entries of `ring` counted: [first, n), the newest max - 1 in the window. Mostly the
-  -- oldest of them is in the window: one read, not a bisection's.
+  -- Counted: ring's entries from first, added's from first_added. Mostly the oldest of them is in
+  -- the window: one read, not a bisection's.
   local since = now - window
-  local first = math.max(0, n - (max - 1))
-  if first < n and entry_at(ring, first) <= since then
-    local low, high = first + 1, n
-    while low < high do
-      local mid = math.floor((low + high) / 2)
-      if entry_at(ring, mid) <= since then low = mid + 1 else high = mid end
+  local first, first_added = n + p - (max - 1), 0
+  if first >= n then
+    first, first_added = n, first - n
+  else
+    first = math.max(0, first)
+    if first < n and entry_at(ring, first) <= since then
+      local low, high = first + 1, n
+      while low < high do
+        local mid = math.floor((low + high) / 2)
+        if entry_at(ring, mid) <= since then low = mid + 1 else high = mid end
+      end
+      first = low
     end
-    first = low
+  end
+  -- Each counted entry with `bytes` at `offset`, by its place in ring then added.
+  local function each_with(bytes, offset, found)
+    entries_with(ring, first, 0, bytes, offset, found)
+    if p > 0 then entries_with(added, first_added, n, bytes, offset, found) end
+  end
+  local function unpack_at(i)
+    if i < n then return struct.unpack(ENTRY, ring, i * ENTRY_BYTES + 1) end
+    return struct.unpack(ENTRY, added, (i - n) * ENTRY_BYTES + 1)
   end
 
   local exact, near = 1, 0
-  entries_with(ring, string.sub(entry, 9, 16), 8, function(i)
-    if i >= first then exact = exact + 1 end
+  each_with(string.sub(entry, 9, 16), 8, function()
+    exact = exact + 1
   end)
   if distance == 0 then return exact, near end
   near = 1 -- this one
   local candidates = {}
   local function candidate(i)
-    if i >= first then candidates[i] = true end
+    candidates[i] = true
   end
   if distance <= 3 then
     for j = 0, 3 do
-      entries_with(ring, string.sub(entry, 17 + 2 * j, 18 + 2 * j), 16 + 2 * j, candidate)
+      each_with(string.sub(entry, 17 + 2 * j, 18 + 2 * j), 16 + 2 * j, candidate)
     end
   else
-    for i = first, n - 1 do
-      local _, _, _, p1, p2, p3, p4 = struct.unpack(ENTRY, ring, i * ENTRY_BYTES + 1)
-      if distance > 7 or share_a_byte(p1, p2, p3, p4, q1, q2, q3, q4) then candidates[i] = true end
+    for i = first, n + p - 1 do
+      if i < n or i - n >= first_added then
+        local _, _, _, p1, p2, p3, p4 = unpack_at(i)
+        if distance > 7 or share_a_byte(p1, p2, p3, p4, q1, q2, q3, q4) then candidates[i] = true end
+      end
     end
   end
   for i in pairs(candidates) do
-    local _, _, _, p1, p2, p3, p4 = struct.unpack(ENTRY, ring, i * ENTRY_BYTES + 1)
+    local _, _, _, p1, p2, p3, p4 = unpack_at(i)
     if near_bits(p1, p2, p3, p4, q1, q2, q3, q4, distance) then near = near + 1 end
   end
   return exact, near
