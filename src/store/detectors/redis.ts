@@ -4,8 +4,6 @@
  * them. The check and record steps of one event-loop turn share one script call (batch.ts). A
  * subject's keys share its hash tag (one slot on a cluster) and expire.
  */
-import { createHash } from 'node:crypto'
-import { readFileSync } from 'node:fs'
 import type {
   AddressParams,
   CheckOutcome,
@@ -29,6 +27,7 @@ import {
   type RedisClient,
 } from '../redis/connection.js'
 import { RECORD_LINGER_MS, StepBatcher } from './batch.js'
+import { DETECTOR_LIBRARY, type DetectorScript, FAILURE, STEPS } from './script.js'
 import {
   DEFAULT_MAX_LOG,
   DEFAULT_TTL_MS,
@@ -37,21 +36,18 @@ import {
   type SubjectView,
 } from './types.js'
 
-const read = (file: string) => readFileSync(new URL(`./lua/${file}`, import.meta.url), 'utf8')
-
-class Script {
-  readonly source: string
-  readonly sha: string
-  constructor(files: string[]) {
-    this.source = files.map(read).join('\n')
-    this.sha = createHash('sha1').update(this.source).digest('hex')
-  }
-}
-/** The check and record steps of one turn (batch.ts). */
-const STEPS = new Script(['common.lua', 'subject.lua', 'check.lua', 'record.lua', 'batch.lua'])
-const FAILURE = new Script(['common.lua', 'failure.lua'])
+/** What a Redis without Functions, or an ACL that forbids them, answers to FCALL or FUNCTION LOAD. */
+const NO_FUNCTIONS = /unknown command|unknown subcommand|NOPERM.*'(fcall|function)/i
 
 type Arg = string | number
+/** The parts of the cluster clients used to load the library on every master. */
+interface IORedisNodes {
+  nodes(role: 'master'): { call(...args: Arg[]): Promise<unknown> }[]
+}
+interface NodeRedisMasters {
+  masters: unknown[]
+  nodeClient(node: unknown): Promise<{ sendCommand(args: string[]): Promise<unknown> }>
+}
 
 export interface RedisDetectorStoreOptions {
   /** An ioredis client (Redis or Cluster) or a node-redis client; left open by close(). */
@@ -77,6 +73,10 @@ export class RedisDetectorStore implements DetectorStore {
   private readonly batcher: StepBatcher
   /** A node-redis cluster client: each command names the key it is routed by. */
   private readonly nodeCluster: boolean
+  private readonly cluster: boolean
+  /** False once the Redis showed it has no Functions (or may not use them): scripts from then on. */
+  private functions = true
+  private loading: Promise<void> | undefined
 
   constructor(o: RedisDetectorStoreOptions) {
     if (!isIORedis(o.client) && !isNodeRedis(o.client)) {
@@ -87,6 +87,7 @@ export class RedisDetectorStore implements DetectorStore {
     this.ttlMs = o.ttlMs === undefined ? DEFAULT_TTL_MS : requirePositiveInteger(o.ttlMs, 'ttlMs')
     this.maxLog = o.maxLog === undefined ? DEFAULT_MAX_LOG : requirePositiveInteger(o.maxLog, 'maxLog')
     const cluster = isIORedis(o.client) ? isIORedisCluster(o.client) : isNodeRedisCluster(o.client)
+    this.cluster = cluster
     this.nodeCluster = cluster && !isIORedis(o.client)
     // 0 is allowed (the next turn), unlike the other durations.
     const linger =
@@ -110,7 +111,30 @@ export class RedisDetectorStore implements DetectorStore {
     return c.sendCommand!(args.map(String))
   }
 
-  private async run(script: Script, keys: string[], args: Arg[]): Promise<unknown[]> {
+  /**
+   * One script call: as the Redis Function (FCALL), loading the library first where a node does not
+   * have it (a new node, a restart, FUNCTION FLUSH: nothing ran, so the call is simply made again);
+   * as a script (EVALSHA, then EVAL after NOSCRIPT) where Functions are missing or not allowed.
+   */
+  private async run(
+    script: DetectorScript,
+    keys: string[],
+    args: Arg[],
+    retried = false,
+  ): Promise<unknown[]> {
+    if (this.functions) {
+      try {
+        return (await this.command(['FCALL', script.fn, keys.length, ...keys, ...args])) as unknown[]
+      } catch (error) {
+        const message = String((error as Error).message)
+        if (/function not found/i.test(message) && !retried) {
+          await this.loadLibrary()
+          return this.run(script, keys, args, true)
+        }
+        if (!NO_FUNCTIONS.test(message)) throw error
+        this.functions = false
+      }
+    }
     try {
       return (await this.command(['EVALSHA', script.sha, keys.length, ...keys, ...args])) as unknown[]
     } catch (error) {
@@ -119,15 +143,45 @@ export class RedisDetectorStore implements DetectorStore {
     }
   }
 
+  /** Loads the library on the Redis, or on every master of a cluster (replicas copy it). */
+  private loadLibrary(): Promise<void> {
+    this.loading ??= this.onEveryMaster(['FUNCTION', 'LOAD', 'REPLACE', DETECTOR_LIBRARY])
+      .catch((error: unknown) => {
+        if (!NO_FUNCTIONS.test(String((error as Error).message))) throw error
+        this.functions = false
+      })
+      .finally(() => {
+        this.loading = undefined
+      })
+    return this.loading
+  }
+
+  private async onEveryMaster(args: Arg[]): Promise<void> {
+    if (!this.cluster) {
+      await this.command(args)
+      return
+    }
+    if (isIORedis(this.client)) {
+      const nodes = (this.client as unknown as IORedisNodes).nodes('master')
+      await Promise.all(nodes.map((node) => node.call(...args)))
+      return
+    }
+    const cluster = this.client as unknown as NodeRedisMasters
+    await Promise.all(
+      cluster.masters.map(async (m) => (await cluster.nodeClient(m)).sendCommand(args.map(String))),
+    )
+  }
+
   /**
-   * The subject's keys: its hash, loop fingerprints (one string), address and country hashes,
+   * The subject's keys: its hash, loop fingerprints (one string, oldest first: `:l`, not the
+   * newest-first `:f` of earlier versions, which is left to expire), address and country hashes,
    * allow key, under one hash tag.
    */
   keys(subject: string): { state: string; loop: string; addrs: string; countries: string; allow: string } {
     const base = `${this.prefix}det:{${subject.replace(/[{}]/g, '_')}}`
     return {
       state: base,
-      loop: `${base}:f`,
+      loop: `${base}:l`,
       addrs: `${base}:a`,
       countries: `${base}:c`,
       allow: `${base}:allow`,
@@ -354,7 +408,8 @@ function raisedOf(items: unknown[], extra: readonly ('prefix' | 'countries' | 'b
 /** The key a command is routed by on a cluster: a script's first key, else the first argument. */
 function firstKey(args: Arg[]): string | undefined {
   const name = String(args[0]).toUpperCase()
-  if (name === 'EVALSHA' || name === 'EVAL') return Number(args[2]) > 0 ? String(args[3]) : undefined
+  if (name === 'EVALSHA' || name === 'EVAL' || name === 'FCALL')
+    return Number(args[2]) > 0 ? String(args[3]) : undefined
   if (name === 'TIME') return undefined
   return String(args[1])
 }

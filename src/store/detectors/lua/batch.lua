@@ -5,23 +5,28 @@
 -- ARGV: count, then per step: kind ('c' check, 'r' record), its number of keys, its number of
 -- arguments, its arguments. KEYS: each step's keys in turn. Reply: one reply per step, in order.
 -- The subject hash last changed (subject.lua) and the loop strings the steps changed (check.lua)
--- are written after the last step.
+-- are written after the last step. steps(KEYS, ARGV) is the call (src/store/detectors/redis.ts).
 local STEPS = { c = check_step, r = record_step }
-local replies = {}
-local k, i = 0, 2
-for s = 1, tonumber(ARGV[1]) do
-  local step, nkeys, nargs = STEPS[ARGV[i]], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
-  local keys = { unpack(KEYS, k + 1, k + nkeys) }
-  local a = { unpack(ARGV, i + 3, i + 2 + nargs) }
-  local ok, reply = pcall(step, keys, a)
-  if not ok then
-    forget()
-    if type(reply) == 'table' then reply = reply.err or 'error' end
-    reply = { 'error', tostring(reply) }
+local function steps(KEYS, ARGV)
+  start_call()
+  start_subjects()
+  start_checks()
+  local replies = {}
+  local k, i = 0, 2
+  for s = 1, number(ARGV[1]) do
+    local step, nkeys, nargs = STEPS[ARGV[i]], number(ARGV[i + 1]), number(ARGV[i + 2])
+    local keys = { unpack(KEYS, k + 1, k + nkeys) }
+    local a = { unpack(ARGV, i + 3, i + 2 + nargs) }
+    local ok, reply = pcall(step, keys, a)
+    if not ok then
+      forget()
+      if type(reply) == 'table' then reply = reply.err or 'error' end
+      reply = { 'error', tostring(reply) }
+    end
+    replies[s] = reply
+    k, i = k + nkeys, i + 3 + nargs
   end
-  replies[s] = reply
-  k, i = k + nkeys, i + 3 + nargs
+  flush()
+  write_loops()
+  return replies
 end
-flush()
-write_loops()
-return replies

@@ -38,40 +38,49 @@ local function share_a_byte(a1, a2, a3, a4, b1, b2, b3, b4)
   return false
 end
 
--- The index (0-based) of each entry of `ring` whose bytes at `offset` are `bytes`, to `found`.
--- string.find scans in C; a match across entries (not at the offset) is skipped.
-local function entries_with(ring, bytes, offset, found)
-  local from = 1
+-- `base` + the index (0-based) of each entry of `ring` from `first` on whose bytes at `offset`
+-- are `bytes`, to `found`. string.find scans in C; a match across entries (not at the offset) is
+-- skipped.
+local function entries_with(ring, first, base, bytes, offset, found)
+  local from = first * ENTRY_BYTES + 1
   while true do
     local at = string.find(ring, bytes, from, true)
     if not at then return end
-    if (at - 1) % ENTRY_BYTES == offset then found((at - 1 - offset) / ENTRY_BYTES) end
+    if (at - 1) % ENTRY_BYTES == offset then found(base + (at - 1 - offset) / ENTRY_BYTES) end
     from = at + 1
   end
 end
 
--- The loop strings of this script call, read once and written once when its steps are done
--- (write_loops, batch.lua), each with its last step's window as its expiry: a batch's checks of
--- one subject read and write its string once, not once each.
-local loops, loop_order = {}, {}
+-- The loop strings of this script call (L -> { ring, added, reset, window, max }): the string
+-- as read (GET) and, apart, the entries this call added. A Lua string costs Redis ~11
+-- instructions a byte to make, so the 2 KB ring is neither rebuilt on every check nor joined to
+-- what a batch's checks of the subject added; written once when the steps are done (write_loops).
+local loops, loop_order
 
-local function loop_string(L)
+local function loop_of(L)
   local l = loops[L]
-  if l then return l.ring end
-  local old = redis.call('GET', L) or ''
-  if #old % ENTRY_BYTES ~= 0 then old = '' end
-  return old
+  if l then return l end
+  local ring, reset = redis.call('GET', L) or '', false
+  if #ring % ENTRY_BYTES ~= 0 then ring, reset = '', true end
+  l = { ring = ring, added = '', reset = reset }
+  loops[L] = l
+  loop_order[#loop_order + 1] = L
+  return l
 end
 
-local function keep_loop(L, ring, window)
-  if not loops[L] then loop_order[#loop_order + 1] = L end
-  loops[L] = { ring = ring, window = window }
-end
-
+-- This call's entries APPENDed (with the last step's window as the expiry), or, when the string
+-- would hold more than max + max / 4 entries (or could not be read), its newest max SET anew.
 local function write_loops()
   for _, L in ipairs(loop_order) do
     local l = loops[L]
-    redis.call('SET', L, l.ring, 'PX', l.window)
+    if l.reset or (#l.ring + #l.added) / ENTRY_BYTES > l.max + math.floor(l.max / 4) then
+      local ring = l.ring .. l.added
+      local keep = math.min(l.max, #ring / ENTRY_BYTES)
+      redis.call('SET', L, string.sub(ring, #ring - keep * ENTRY_BYTES + 1), 'PX', l.window)
+    else
+      redis.call('APPEND', L, l.added)
+      redis.call('PEXPIRE', L, l.window)
+    end
   end
 end
 
@@ -79,52 +88,82 @@ local function entry_at(ring, i)
   return (struct.unpack('<d', ring, i * ENTRY_BYTES + 1))
 end
 
--- state.ts observeLoop: the subject's fingerprints, newest first, in one string of fixed-size
--- entries (at most max, those older than the window dropped). Counts the identical and the
--- near-identical (SimHash within distance bits) in the window, this one included.
--- Times never rise along the string (an entry is never dated before the newest one, should Redis
--- TIME step back), so the window's end is found by bisection. Identical prompts are found by
--- their hash's bytes; within 3 bits two SimHashes agree on one of their four quarters at least
--- (within 7, on one of their eight bytes), so bits are counted only for entries that do.
+-- state.ts observeLoop: the subject's fingerprints, oldest first, in one string of fixed-size
+-- entries (`ring`, then this call's `added`); counted are this one and the newest max - 1 before
+-- it in the window (older ones stay in the string until it is cut, uncounted). Counts the
+-- identical and the near-identical (SimHash within distance bits) in the window, this one included.
+-- Times never fall along the string (an entry is never dated before the newest one, should Redis
+-- TIME step back; this call's entries are dated now or later, in any window), so the window's
+-- start is found by bisection. Identical prompts are found by their hash's bytes; within 3 bits
+-- two SimHashes agree on one of their four quarters at least (within 7, on one of their eight
+-- bytes), so bits are counted only for entries that do.
 local function observe_loop(L, hash, hi, lo, window, max, distance)
   local h1, h2 = tonumber(string.sub(hash, 1, 8), 16), tonumber(string.sub(hash, 9, 16), 16)
   local q1, q3 = hi % 65536, lo % 65536
   local q2, q4 = (hi - q1) / 65536, (lo - q3) / 65536
-  local old = loop_string(L)
+  local l = loop_of(L)
+  local ring, added = l.ring, l.added
+  local n, p = #ring / ENTRY_BYTES, #added / ENTRY_BYTES
   local at = now
-  if #old > 0 then at = math.max(now, entry_at(old, 0)) end
-  local entry = struct.pack(ENTRY, at, h1, h2, q1, q2, q3, q4)
-  local ring = entry .. string.sub(old, 1, (max - 1) * ENTRY_BYTES)
-  local since = now - window
-  local live, out = 0, #ring / ENTRY_BYTES
-  while live < out do
-    local mid = math.floor((live + out) / 2)
-    if entry_at(ring, mid) <= since then out = mid else live = mid + 1 end
+  if p > 0 then
+    at = math.max(now, entry_at(added, p - 1))
+  elseif n > 0 then
+    at = math.max(now, entry_at(ring, n - 1))
   end
-  if live * ENTRY_BYTES < #ring then ring = string.sub(ring, 1, live * ENTRY_BYTES) end
-  keep_loop(L, ring, window)
+  local entry = struct.pack(ENTRY, at, h1, h2, q1, q2, q3, q4)
+  l.added = added .. entry
+  l.window, l.max = window, max
+  -- Counted: ring's entries from first, added's from first_added. Mostly the oldest of them is in
+  -- the window: one read, not a bisection's.
+  local since = now - window
+  local first, first_added = n + p - (max - 1), 0
+  if first >= n then
+    first, first_added = n, first - n
+  else
+    first = math.max(0, first)
+    if first < n and entry_at(ring, first) <= since then
+      local low, high = first + 1, n
+      while low < high do
+        local mid = math.floor((low + high) / 2)
+        if entry_at(ring, mid) <= since then low = mid + 1 else high = mid end
+      end
+      first = low
+    end
+  end
+  -- Each counted entry with `bytes` at `offset`, by its place in ring then added.
+  local function each_with(bytes, offset, found)
+    entries_with(ring, first, 0, bytes, offset, found)
+    if p > 0 then entries_with(added, first_added, n, bytes, offset, found) end
+  end
+  local function unpack_at(i)
+    if i < n then return struct.unpack(ENTRY, ring, i * ENTRY_BYTES + 1) end
+    return struct.unpack(ENTRY, added, (i - n) * ENTRY_BYTES + 1)
+  end
 
-  local exact, near = 0, 0
-  entries_with(ring, string.sub(entry, 9, 16), 8, function()
+  local exact, near = 1, 0
+  each_with(string.sub(entry, 9, 16), 8, function()
     exact = exact + 1
   end)
   if distance == 0 then return exact, near end
+  near = 1 -- this one
   local candidates = {}
   local function candidate(i)
     candidates[i] = true
   end
   if distance <= 3 then
     for j = 0, 3 do
-      entries_with(ring, string.sub(entry, 17 + 2 * j, 18 + 2 * j), 16 + 2 * j, candidate)
+      each_with(string.sub(entry, 17 + 2 * j, 18 + 2 * j), 16 + 2 * j, candidate)
     end
   else
-    for i = 0, live - 1 do
-      local _, _, _, p1, p2, p3, p4 = struct.unpack(ENTRY, ring, i * ENTRY_BYTES + 1)
-      if distance > 7 or share_a_byte(p1, p2, p3, p4, q1, q2, q3, q4) then candidates[i] = true end
+    for i = first, n + p - 1 do
+      if i < n or i - n >= first_added then
+        local _, _, _, p1, p2, p3, p4 = unpack_at(i)
+        if distance > 7 or share_a_byte(p1, p2, p3, p4, q1, q2, q3, q4) then candidates[i] = true end
+      end
     end
   end
   for i in pairs(candidates) do
-    local _, _, _, p1, p2, p3, p4 = struct.unpack(ENTRY, ring, i * ENTRY_BYTES + 1)
+    local _, _, _, p1, p2, p3, p4 = unpack_at(i)
     if near_bits(p1, p2, p3, p4, q1, q2, q3, q4, distance) then near = near + 1 end
   end
   return exact, near
@@ -132,7 +171,12 @@ end
 
 -- Members stamped with `now` in this script call, and their hash's size, per hash: the same
 -- member again changes nothing while time stands still (addresses, countries).
-local stamped = {}
+local stamped
+
+-- At the start of a call: no loop string read, no member stamped.
+local function start_checks()
+  loops, loop_order, stamped = {}, {}, {}
+end
 
 -- state.ts observeAddress / observeCountry: a hash of member -> last seen, those not seen in the
 -- window forgotten, at most cap kept (member '' adds nothing). The field `oldest` of the subject
@@ -184,7 +228,7 @@ end
 
 local function check_step(keys, a)
   local L, A, C = keys[2], keys[3], keys[5]
-  local ttl = tonumber(a[1])
+  local ttl = number(a[1])
   if allowed(keys[4]) then return { now, 1, '', 0, 0 } end
   load(keys[1])
 
@@ -292,6 +336,7 @@ local function check_step(keys, a)
 
   -- the gate: a block, a loop's throttle, a spend hold (detectors in a[2] only)
   local throttled, held = false, false
+  local scrape_bucket_ms = number(a[11])
   for name in string.gmatch(a[2], '[^,]+') do
     local lv, u = flag_at(name)
     if lv == 3 then
@@ -302,7 +347,6 @@ local function check_step(keys, a)
     if lv == 2 and name == 'loop' then throttled = true end
     if lv == 2 and name == 'spend' then held = true end
     -- a scraping throttle (state.ts scrapeGate): the rest of a bucket that found the subject at the limit
-    local scrape_bucket_ms = tonumber(a[11])
     if lv == 2 and name == 'scraping' and scrape_bucket_ms > 0 then
       local bucket = math.floor(now / scrape_bucket_ms)
       if num('cm', -1) == bucket and num('chi', 0) == 1 then
@@ -316,7 +360,7 @@ local function check_step(keys, a)
     local rm, rn = num('rm', -1), num('rn', 0)
     if rm ~= minute then rm, rn = minute, 0 end
     put('rm', rm)
-    if rn < tonumber(a[3]) then
+    if rn < number(a[3]) then
       put('rn', rn + 1)
     else
       put('rn', rn)

@@ -4,7 +4,7 @@
 -- forBuckets, throttle 1/0; '' when off), the share used (src/store/detectors/redis.ts record).
 -- Returns raised detections, five items each: detector, level, value, threshold, ''.
 local function record_step(keys, a)
-  local ttl = tonumber(a[1])
+  local ttl = number(a[1])
   if allowed(keys[2]) then return {} end
   load(keys[1])
   local out = {}

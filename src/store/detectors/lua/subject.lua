@@ -1,4 +1,4 @@
--- One subject's hash for a check or record step: read with one HMGET when the step starts (not
+-- One subject's hash for a check or record step: read with one HGETALL when the step starts (not
 -- again for the next step of the same subject in this script call, nothing else writes it), the
 -- fields its steps change written with one HSET when the call moves on to another subject or
 -- ends (flush: once per subject and call, not once per step), as in src/core/detectors/state.ts
@@ -9,27 +9,40 @@ local FIELDS = {
   'loop.lv', 'loop.u', 'spend.lv', 'spend.u', 'sharedKey.lv', 'sharedKey.u', 'scraping.lv', 'scraping.u',
   'he', 'hp', 'hx', 'hb', 'hn', 'ao', 'co', 'rm', 'rn', 'sb', 'sm', 'ss', 'sh', 'cm', 'chi', 'cc',
 }
+local KNOWN = {}
+for _, field in ipairs(FIELDS) do
+  KNOWN[field] = true
+end
 local S, H, changed
 
 -- A detector's parameters: one comma-separated string of numbers, the same for every request of
--- a detector set, parsed once per script call.
-local parsed = {}
+-- a detector set, parsed once and kept by its text (across calls while the library stays loaded;
+-- at most PARSED_MAX texts, all forgotten when one more comes: detector sets are few).
+local PARSED_MAX = 64
+local parsed, parsed_count = {}, 0
 local function params(text)
   local p = parsed[text]
   if not p then
     p = {}
     for x in string.gmatch(text, '[^,]+') do p[#p + 1] = tonumber(x) end
-    parsed[text] = p
+    if parsed_count >= PARSED_MAX then parsed, parsed_count = {}, 0 end
+    parsed[text], parsed_count = p, parsed_count + 1
   end
   return p
 end
 
 -- Hashes given their expiry in this script call: time stands still in a script, so the same ttl
 -- again would change nothing (scripts never delete a subject's hash).
-local expires = {}
+local expires
 
 -- What the finished steps of S changed and have not written yet (field -> value), and their ttl.
-local pending, pending_fields, pending_ttl = {}, {}, nil
+local pending, pending_fields, pending_ttl
+
+-- At the start of a call: no subject read, nothing pending.
+local function start_subjects()
+  S, H, changed = nil, nil, nil
+  expires, pending, pending_fields, pending_ttl = {}, {}, {}, nil
+end
 
 -- Writes what the finished steps of S changed and keeps the hash for their ttl.
 local function flush()
@@ -51,9 +64,10 @@ local function load(key)
   if key == S then return end
   flush()
   S, H = key, {}
-  local v = redis.call('HMGET', key, unpack(FIELDS))
-  for i = 1, #FIELDS do
-    if v[i] then H[FIELDS[i]] = tonumber(v[i]) end
+  -- HGETALL, not HMGET of every field: one argument, not 24, and only the fields there are.
+  local v = redis.call('HGETALL', key)
+  for i = 1, #v, 2 do
+    if KNOWN[v[i]] then H[v[i]] = number(v[i + 1]) end
   end
 end
 
