@@ -4,7 +4,12 @@ import { fixedWindow, type LimitDefinition, tokenBucket } from '../src/core/limi
 import { Limiter } from '../src/limiter.js'
 import { RedisStore } from '../src/store/redis/store.js'
 import { limitsFor } from './fixtures/worker-protocol.js'
-import { type RedisServer, startRedis } from './helpers/redis-server.js'
+import {
+  type RedisServer,
+  scriptsOnlyClient,
+  startRedis,
+  startRedisWithoutFunctions,
+} from './helpers/redis-server.js'
 import { runWorkers } from './helpers/workers.js'
 
 // One redis-server for the whole file (one test restarts it; every test makes its own clients and keys).
@@ -188,14 +193,7 @@ describe('RedisStore given a reply it cannot read', () => {
 describe('RedisStore on a Redis without Functions', () => {
   it('falls back to scripts (EVALSHA) and decides exactly the same', async () => {
     // FCALL and FUNCTION renamed away: what a Redis before 7.0 answers ("unknown command").
-    const old = await startRedis([
-      '--rename-command',
-      'FCALL',
-      'sluice-test-no-fcall',
-      '--rename-command',
-      'FUNCTION',
-      'sluice-test-no-function',
-    ])
+    const old = await startRedisWithoutFunctions()
     const client = new Redis(old.url)
     const limiter = limiterOn(client, 'nofn', { bucket: tokenBucket({ capacity: 5, refillPerSecond: 1e-6 }) })
     const first = await Promise.all(Array.from({ length: 8 }, () => limiter.consume('s')))
@@ -214,20 +212,7 @@ describe('RedisStore on a Redis without Functions', () => {
   })
   it('falls back to scripts for a user whose ACL denies Functions', async () => {
     const admin = new Redis(server.url)
-    await admin.call(
-      'ACL',
-      'SETUSER',
-      'scripts-only',
-      'on',
-      'nopass',
-      '~*',
-      '&*',
-      '+@all',
-      '-fcall',
-      '-function',
-    )
-    const url = new URL(server.url)
-    const client = new Redis({ host: url.hostname, port: Number(url.port), username: 'scripts-only' })
+    const client = await scriptsOnlyClient(server, 'scripts-only')
     const limiter = limiterOn(client, 'acl', { bucket: tokenBucket({ capacity: 3, refillPerSecond: 1e-6 }) })
     const ds = await Promise.all(Array.from({ length: 5 }, () => limiter.consume('s')))
     expect(ds.map((d) => d.allowed)).toEqual([true, true, true, false, false])

@@ -7,7 +7,12 @@ import { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { checkStep, resolveDetectors } from '../../src/core/detectors/index.js'
 import { RedisDetectorStore } from '../../src/store/detectors/redis.js'
-import { type RedisServer, startRedis } from '../helpers/redis-server.js'
+import {
+  type RedisServer,
+  scriptsOnlyClient,
+  startRedis,
+  startRedisWithoutFunctions,
+} from '../helpers/redis-server.js'
 
 let server: RedisServer
 beforeAll(async () => {
@@ -119,14 +124,7 @@ describe('detector scripts as a Redis Function', () => {
 
 describe('detector scripts where Functions are not available', () => {
   it('a Redis without FCALL and FUNCTION (before 7.0): scripts (EVALSHA), the same decisions', async () => {
-    const old = await startRedis([
-      '--rename-command',
-      'FCALL',
-      'sluice-test-no-fcall',
-      '--rename-command',
-      'FUNCTION',
-      'sluice-test-no-function',
-    ])
+    const old = await startRedisWithoutFunctions()
     const client = new Redis(old.url)
     const store = new RedisDetectorStore({ client, prefix: 'old:' })
     expect(await decide(store, 'key:o')).toEqual(expected)
@@ -139,21 +137,8 @@ describe('detector scripts where Functions are not available', () => {
 
   it('a user whose ACL denies Functions: scripts, the same decisions', async () => {
     const admin = new Redis(server.url)
-    await admin.call(
-      'ACL',
-      'SETUSER',
-      'det-scripts-only',
-      'on',
-      'nopass',
-      '~*',
-      '&*',
-      '+@all',
-      '-fcall',
-      '-function',
-    )
     await admin.call('FUNCTION', 'FLUSH')
-    const url = new URL(server.url)
-    const client = new Redis({ host: url.hostname, port: Number(url.port), username: 'det-scripts-only' })
+    const client = await scriptsOnlyClient(server, 'det-scripts-only')
     const store = new RedisDetectorStore({ client, prefix: 'acl:' })
     expect(await decide(store, 'key:u')).toEqual(expected)
     expect(JSON.stringify(await admin.call('FUNCTION', 'LIST'))).not.toMatch(/sluice_det_/)

@@ -110,3 +110,24 @@ export async function startRedis(extraArgs: string[] = []): Promise<RedisServer>
     }
   }
 }
+
+/** A redis-server that answers FCALL and FUNCTION as a Redis before 7.0 does: "unknown command". */
+export function startRedisWithoutFunctions(): Promise<RedisServer> {
+  return startRedis([
+    '--rename-command',
+    'FCALL',
+    'sluice-test-no-fcall',
+    '--rename-command',
+    'FUNCTION',
+    'sluice-test-no-function',
+  ])
+}
+
+/** Creates an ACL user allowed everything but Functions, and a client logged in as it. */
+export async function scriptsOnlyClient(server: RedisServer, username: string): Promise<Redis> {
+  const admin = new Redis(server.url)
+  await admin.call('ACL', 'SETUSER', username, 'on', 'nopass', '~*', '&*', '+@all', '-fcall', '-function')
+  admin.disconnect()
+  const url = new URL(server.url)
+  return new Redis({ host: url.hostname, port: Number(url.port), username })
+}
