@@ -24,8 +24,12 @@ import {
   isIORedisCluster,
   isNodeRedis,
   isNodeRedisCluster,
+  NO_FUNCTIONS,
   type RedisClient,
+  type RedisConnection,
 } from '../redis/connection.js'
+import { IORedisConnection } from '../redis/ioredis.js'
+import { NodeRedisConnection } from '../redis/node-redis.js'
 import { RECORD_LINGER_MS, StepBatcher } from './batch.js'
 import { DETECTOR_LIBRARY, type DetectorScript, FAILURE, STEPS } from './script.js'
 import {
@@ -36,18 +40,7 @@ import {
   type SubjectView,
 } from './types.js'
 
-/** What a Redis without Functions, or an ACL that forbids them, answers to FCALL or FUNCTION LOAD. */
-const NO_FUNCTIONS = /unknown command|unknown subcommand|NOPERM.*'(fcall|function)/i
-
 type Arg = string | number
-/** The parts of the cluster clients used to load the library on every master. */
-interface IORedisNodes {
-  nodes(role: 'master'): { call(...args: Arg[]): Promise<unknown> }[]
-}
-interface NodeRedisMasters {
-  masters: unknown[]
-  nodeClient(node: unknown): Promise<{ sendCommand(args: string[]): Promise<unknown> }>
-}
 
 export interface RedisDetectorStoreOptions {
   /** An ioredis client (Redis or Cluster) or a node-redis client; left open by close(). */
@@ -73,7 +66,8 @@ export class RedisDetectorStore implements DetectorStore {
   private readonly batcher: StepBatcher
   /** A node-redis cluster client: each command names the key it is routed by. */
   private readonly nodeCluster: boolean
-  private readonly cluster: boolean
+  /** The client seen through the store's adapters: here, to load the library on every master. */
+  private readonly connection: RedisConnection
   /** False once the Redis showed it has no Functions (or may not use them): scripts from then on. */
   private functions = true
   private loading: Promise<void> | undefined
@@ -87,7 +81,9 @@ export class RedisDetectorStore implements DetectorStore {
     this.ttlMs = o.ttlMs === undefined ? DEFAULT_TTL_MS : requirePositiveInteger(o.ttlMs, 'ttlMs')
     this.maxLog = o.maxLog === undefined ? DEFAULT_MAX_LOG : requirePositiveInteger(o.maxLog, 'maxLog')
     const cluster = isIORedis(o.client) ? isIORedisCluster(o.client) : isNodeRedisCluster(o.client)
-    this.cluster = cluster
+    this.connection = isIORedis(o.client)
+      ? new IORedisConnection(o.client)
+      : new NodeRedisConnection(o.client)
     this.nodeCluster = cluster && !isIORedis(o.client)
     // 0 is allowed (the next turn), unlike the other durations.
     const linger =
@@ -145,7 +141,8 @@ export class RedisDetectorStore implements DetectorStore {
 
   /** Loads the library on the Redis, or on every master of a cluster (replicas copy it). */
   private loadLibrary(): Promise<void> {
-    this.loading ??= this.onEveryMaster(['FUNCTION', 'LOAD', 'REPLACE', DETECTOR_LIBRARY])
+    this.loading ??= this.connection
+      .loadLibrary(DETECTOR_LIBRARY)
       .catch((error: unknown) => {
         if (!NO_FUNCTIONS.test(String((error as Error).message))) throw error
         this.functions = false
@@ -154,22 +151,6 @@ export class RedisDetectorStore implements DetectorStore {
         this.loading = undefined
       })
     return this.loading
-  }
-
-  private async onEveryMaster(args: Arg[]): Promise<void> {
-    if (!this.cluster) {
-      await this.command(args)
-      return
-    }
-    if (isIORedis(this.client)) {
-      const nodes = (this.client as unknown as IORedisNodes).nodes('master')
-      await Promise.all(nodes.map((node) => node.call(...args)))
-      return
-    }
-    const cluster = this.client as unknown as NodeRedisMasters
-    await Promise.all(
-      cluster.masters.map(async (m) => (await cluster.nodeClient(m)).sendCommand(args.map(String))),
-    )
   }
 
   /**

@@ -134,6 +134,9 @@ export function isIORedisCluster(client: IORedisClient): boolean {
   return client.isCluster === true && has(client, 'nodes')
 }
 
+/** What a Redis without Functions, or an ACL that forbids them, answers to FCALL or FUNCTION LOAD. */
+export const NO_FUNCTIONS = /unknown command|unknown subcommand|NOPERM.*'(fcall|function)/i
+
 /** Races `promise` against a deadline, rejecting with `error()` when it passes. */
 export function within<T>(promise: Promise<T>, timeoutMs: number, error: () => Error): Promise<T> {
   let timer: NodeJS.Timeout | undefined

@@ -4,7 +4,14 @@ import { describe, requirePositiveInteger, SluiceInputError } from '../../core/e
 import { StoreUnavailableError } from '../errors.js'
 import type { QueueBackend, QueueingStore } from '../queue-types.js'
 import type { Store, StoreOp, StoreResult } from '../types.js'
-import { isIORedis, isNodeRedis, type RedisClient, type RedisConnection, within } from './connection.js'
+import {
+  isIORedis,
+  isNodeRedis,
+  NO_FUNCTIONS,
+  type RedisClient,
+  type RedisConnection,
+  within,
+} from './connection.js'
 import { decodeBatch, encodeBatch, flattenOps, QUEUES_BUSY_KEY, regroup } from './encode.js'
 import { IORedisConnection } from './ioredis.js'
 import { NodeRedisConnection } from './node-redis.js'
@@ -57,9 +64,6 @@ interface Pending {
   resolve: (result: StoreResult) => void
   reject: (error: unknown) => void
 }
-
-/** What a Redis without Functions, or an ACL that forbids them, answers to FCALL or FUNCTION LOAD. */
-const NO_FUNCTIONS = /unknown command|unknown subcommand|NOPERM.*'(fcall|function)/i
 
 /**
  * State in Redis. Every op runs inside one Lua script that reads Redis TIME, so all instances
