@@ -193,6 +193,14 @@ export class RedisStore implements Store, QueueingStore {
       for (let i = 0; i < queue.length; i += this.maxBatch) this.send(queue.slice(i, i + this.maxBatch))
       return
     }
+    this.sendBySlot(queue, true)
+  }
+
+  /**
+   * A cluster's ops grouped by hash slot (a group sent as soon as it is full), then the groups sent
+   * merged per master (`byNode`, see sendByNode) or one call each.
+   */
+  private sendBySlot(queue: Pending[], byNode: boolean): void {
     const bySlot = new Map<number, Pending[]>()
     for (const p of queue) {
       const slot = calculateSlot(p.op.keys[0] ?? p.op.id)
@@ -215,7 +223,8 @@ export class RedisStore implements Store, QueueingStore {
         bySlot.delete(slot)
       }
     }
-    this.sendByNode(bySlot)
+    if (byNode) this.sendByNode(bySlot)
+    else for (const group of bySlot.values()) this.send(group)
   }
 
   /**
@@ -244,18 +253,6 @@ export class RedisStore implements Store, QueueingStore {
       merged.slots++
     }
     for (const { batch, slots } of byNode.values()) this.send(batch, slots > 1)
-  }
-
-  /** A node batch the node refused (it no longer serves one of the slots): one call per slot. */
-  private resendBySlot(batch: Pending[]): void {
-    const bySlot = new Map<number, Pending[]>()
-    for (const p of batch) {
-      const slot = calculateSlot(p.op.keys[0] ?? p.op.id)
-      const group = bySlot.get(slot)
-      if (group === undefined) bySlot.set(slot, [p])
-      else group.push(p)
-    }
-    for (const group of bySlot.values()) this.send(group)
   }
 
   /**
@@ -398,7 +395,7 @@ export class RedisStore implements Store, QueueingStore {
           nodeWide &&
           (error instanceof NodeBatchRefused || NOT_THIS_NODE.test(String((error as Error)?.message)))
         ) {
-          this.resendBySlot(batch)
+          this.sendBySlot(batch, false)
           return
         }
         for (const p of batch) p.reject(error)
