@@ -39,6 +39,8 @@ describe('late results across processes: a healthy but slow Redis', () => {
       parallel: 50,
       tokens: 100,
       timeoutMs: 60,
+      // 10 bursts over ~1 s: each one lands in or out of a 150 ms stall every 300 ms.
+      pauseMs: 97,
     }
     // Redis stalls 150 ms at a time (well past the 60 ms deadline, so that calls caught in a stall
     // time out even on a loaded machine, while calls between stalls are answered in time)
