@@ -14,14 +14,16 @@ const SCRIPT_COMMANDS = ['evalsha', 'eval', 'fcall', 'fcall_ro', 'evalsha_ro', '
 
 /** What one Redis node did over the measured period. */
 interface NodeCost {
-  cpuSeconds: number
+  userSeconds: number
+  sysSeconds: number
   scriptCalls: number
 }
 
-function cpuSeconds(info: string): number {
+/** redis-server's CPU in user space and in the kernel (the network's share shows in the latter). */
+function cpuSeconds(info: string): { user: number; sys: number } {
   const user = Number(/^used_cpu_user:([\d.]+)/m.exec(info)?.[1])
   const sys = Number(/^used_cpu_sys:([\d.]+)/m.exec(info)?.[1])
-  return user + sys
+  return { user, sys }
 }
 
 function scriptCalls(info: string): number {
@@ -48,10 +50,14 @@ class Nodes {
   }
   async snapshot(): Promise<NodeCost[]> {
     return Promise.all(
-      this.admins.map(async (a) => ({
-        cpuSeconds: cpuSeconds(await a.info('cpu')),
-        scriptCalls: scriptCalls(await a.info('commandstats')),
-      })),
+      this.admins.map(async (a) => {
+        const cpu = cpuSeconds(await a.info('cpu'))
+        return {
+          userSeconds: cpu.user,
+          sysSeconds: cpu.sys,
+          scriptCalls: scriptCalls(await a.info('commandstats')),
+        }
+      }),
     )
   }
   close(): void {
@@ -97,7 +103,8 @@ async function turn(ctx: BenchContext, nodes: Nodes, cluster: boolean, label: st
     // Per node, per decision made by all processes together (those that ended after the deadline
     // too: Redis did their work in the same period).
     const perNode = after.map((x, i) => ({
-      cpuUs: ((x.cpuSeconds - before[i]!.cpuSeconds) * 1e6) / ops,
+      cpuUs: ((x.userSeconds + x.sysSeconds - before[i]!.userSeconds - before[i]!.sysSeconds) * 1e6) / ops,
+      sysUs: ((x.sysSeconds - before[i]!.sysSeconds) * 1e6) / ops,
       scripts: (x.scriptCalls - before[i]!.scriptCalls) / ops,
     }))
     return { rate, latencies, perNode }
@@ -124,12 +131,12 @@ async function run(ctx: BenchContext): Promise<Section> {
     one: {
       rates: [] as number[],
       latencies: new LatencySamples(),
-      perNode: [] as { cpuUs: number; scripts: number }[][],
+      perNode: [] as { cpuUs: number; sysUs: number; scripts: number }[][],
     },
     cluster: {
       rates: [] as number[],
       latencies: new LatencySamples(),
-      perNode: [] as { cpuUs: number; scripts: number }[][],
+      perNode: [] as { cpuUs: number; sysUs: number; scripts: number }[][],
     },
   }
   try {
@@ -142,8 +149,9 @@ async function run(ctx: BenchContext): Promise<Section> {
         acc[which].latencies.addAll(r.latencies.toArray())
         acc[which].perNode.push(r.perNode)
         const cpu = r.perNode.map((n) => n.cpuUs.toFixed(2)).join(' + ')
+        const sys = r.perNode.map((n) => n.sysUs.toFixed(2)).join(' + ')
         progress(
-          `${label}: ${describeMeasure({ opsPerSec: r.rate, ...percentiles(r.latencies) })}, Redis CPU µs/decision ${cpu}`,
+          `${label}: ${describeMeasure({ opsPerSec: r.rate, ...percentiles(r.latencies) })}, Redis CPU µs/decision ${cpu} (of which kernel ${sys})`,
         )
       }
     }
@@ -159,6 +167,7 @@ async function run(ctx: BenchContext): Promise<Section> {
     const extra: Record<string, number> = {}
     for (let i = 0; i < nodes; i++) {
       extra[`node${i + 1}RedisCpuUsPerOp`] = median(a.perNode.map((p) => p[i]!.cpuUs))
+      extra[`node${i + 1}RedisSysUsPerOp`] = median(a.perNode.map((p) => p[i]!.sysUs))
       extra[`node${i + 1}ScriptCallsPerOp`] = median(a.perNode.map((p) => p[i]!.scripts))
     }
     return { name, opsPerSec: median(a.rates), roundsOpsPerSec: a.rates, ...percentiles(a.latencies), extra }
@@ -167,6 +176,8 @@ async function run(ctx: BenchContext): Promise<Section> {
   const three3 = measure('cluster', `3-node Redis Cluster, ${PROCESSES} client processes`)
   const cpuOf = (m: Measure, n: number) =>
     Array.from({ length: n }, (_, i) => m.extra![`node${i + 1}RedisCpuUsPerOp`]!)
+  const sysOf = (m: Measure, n: number) =>
+    Array.from({ length: n }, (_, i) => m.extra![`node${i + 1}RedisSysUsPerOp`]!)
   const scriptsOf = (m: Measure, n: number) =>
     Array.from({ length: n }, (_, i) => m.extra![`node${i + 1}ScriptCallsPerOp`]!)
   const oneCpu = cpuOf(one, 1)[0]!
@@ -176,7 +187,7 @@ async function run(ctx: BenchContext): Promise<Section> {
   const capacityCluster = 1e6 / Math.max(...clusterCpu)
   const fmt = (xs: number[]) => xs.map((x) => x.toFixed(2)).join(' / ')
   const note = [
-    `Redis CPU per decision (measured): one node ${oneCpu.toFixed(2)} µs; cluster nodes ${fmt(clusterCpu)} µs (sum ${clusterCpu.reduce((s, x) => s + x, 0).toFixed(2)})`,
+    `Redis CPU per decision (measured): one node ${oneCpu.toFixed(2)} µs; cluster nodes ${fmt(clusterCpu)} µs (sum ${clusterCpu.reduce((s, x) => s + x, 0).toFixed(2)}); of which in the kernel: one node ${sysOf(one, 1)[0]!.toFixed(2)} µs, cluster nodes ${fmt(sysOf(three3, 3))} µs`,
     `script calls per decision: one node ${scriptsOf(one, 1)[0]!.toPrecision(2)}, cluster ${scriptsOf(
       three3,
       3,
