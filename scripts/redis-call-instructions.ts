@@ -63,11 +63,11 @@ async function capture(store: RedisStore, urls: string[]): Promise<string[][][]>
   const calls: string[][][] = urls.map(() => [])
   const clients = urls.map((u) => new Redis(u))
   const monitors = await Promise.all(clients.map((c) => c.monitor()))
-  monitors.forEach((m, i) =>
+  monitors.forEach((m, i) => {
     m.on('monitor', (_time: string, args: string[]) => {
       if (args[0]?.toLowerCase() === 'fcall') calls[i]!.push(args)
-    }),
-  )
+    })
+  })
   // Until every node received enough (MONITOR slows a busy machine's servers down a lot).
   const decided = (i: number) => calls[i]!.reduce((s, c) => s + decisionsOf(c), 0)
   for (let round = 0; round < 40 && urls.some((_, i) => decided(i) < take); round++) {
@@ -143,7 +143,9 @@ function first(calls: string[][]): string[][] {
 
 async function perDecision(calls: string[][], cluster: boolean, dir: string): Promise<number> {
   const decisions = calls.reduce((s, c) => s + decisionsOf(c), 0)
-  console.error(`replaying ${cluster ? 'the busiest master' : 'one Redis'}: ${calls.length} calls, ${decisions} decisions`)
+  console.error(
+    `replaying ${cluster ? 'the busiest master' : 'one Redis'}: ${calls.length} calls, ${decisions} decisions`,
+  )
   const [once1, four] = await Promise.all([replay(calls, 1, cluster, dir), replay(calls, 4, cluster, dir)])
   return (four - once1) / (3 * decisions)
 }
