@@ -1,11 +1,8 @@
 -- checkSubject (src/core/detectors/engine.ts) for one subject, a step of batch.lua.
--- keys: subject hash, loop fingerprints, address hash, allow key, country hash.
--- a: ttl, enforced detectors (comma-separated), the throttle's rate per minute, then each part ''
--- when off: loop parameters (windowMs, max, distance, nearFactor, alertAt, throttleAt, blockAt,
--- blockMs), the prompt's hash, hi, lo; address parameters (windowMs, cap, alertAt, blockAt,
--- blockMs, factor, minAddresses, warmup, keep), the address; spend parameters (factor, bucketMs,
--- sustain, keep, floor); the scraping bucket (0: no throttle); country parameters (cap, alertAt,
--- blockAt), the country (src/store/detectors/redis.ts check).
+-- The subject's keys are KEYS[k + 1] … KEYS[k + 5]: its hash, loop fingerprints, address hash,
+-- allow key, country hash. `set` is its check set (subject.lua set_of); its arguments follow
+-- ARGV[i], each only when its detector is on: the prompt's fingerprint (its hash, 16 hex digits,
+-- then its SimHash hi and lo, 8 each), the address, the country (src/store/detectors/redis.ts check).
 -- Returns { now, allowListed, refusedDetector, refusedLevel, retryAfterMs (-1: until cleared), raised… }
 -- where each raised is detector, level, value, threshold, addresses (comma-separated), countries
 -- (comma-separated) and which count crossed ('addresses' or 'countries'; '' when countries are not counted).
@@ -97,8 +94,9 @@ end
 -- start is found by bisection. Identical prompts are found by their hash's bytes; within 3 bits
 -- two SimHashes agree on one of their four quarters at least (within 7, on one of their eight
 -- bytes), so bits are counted only for entries that do.
-local function observe_loop(L, hash, hi, lo, window, max, distance)
-  local h1, h2 = tonumber(string.sub(hash, 1, 8), 16), tonumber(string.sub(hash, 9, 16), 16)
+local function observe_loop(L, fp, window, max, distance)
+  local h1, h2 = tonumber(string.sub(fp, 1, 8), 16), tonumber(string.sub(fp, 9, 16), 16)
+  local hi, lo = tonumber(string.sub(fp, 17, 24), 16), tonumber(string.sub(fp, 25, 32), 16)
   local q1, q3 = hi % 65536, lo % 65536
   local q2, q4 = (hi - q1) / 65536, (lo - q3) / 65536
   local l = loop_of(L)
@@ -226,30 +224,32 @@ local function observe_seen(key, member, since, window, cap, oldest)
   return size
 end
 
-local function check_step(keys, a)
-  local L, A, C = keys[2], keys[3], keys[5]
-  local ttl = number(a[1])
-  if allowed(keys[4]) then return { now, 1, '', 0, 0 } end
-  load(keys[1])
+-- A raised detection to a check's reply.
+local function push_check(out, detector, level, value, threshold, addresses, countries, by)
+  out[#out + 1] = detector
+  out[#out + 1] = level
+  out[#out + 1] = fmt(value)
+  out[#out + 1] = fmt(threshold)
+  out[#out + 1] = addresses
+  out[#out + 1] = countries or ''
+  out[#out + 1] = by or ''
+end
+
+local function check_step(KEYS, k, set, ARGV, i)
+  local L, A, C = KEYS[k + 2], KEYS[k + 3], KEYS[k + 5]
+  if allowed(KEYS[k + 4]) then return { now, 1, '', 0, 0 } end
+  load(KEYS[k + 1])
 
   local out = { now, 0, '', 0, 0 }
-  local function push(detector, level, value, threshold, addresses, countries, by)
-    out[#out + 1] = detector
-    out[#out + 1] = level
-    out[#out + 1] = fmt(value)
-    out[#out + 1] = fmt(threshold)
-    out[#out + 1] = addresses
-    out[#out + 1] = countries or ''
-    out[#out + 1] = by or ''
-  end
+  local push = push_check
 
   -- prompt loops
-  if a[4] ~= '' then
-    local hash, hi, lo = a[5], tonumber(a[6]), tonumber(a[7])
-    local p = params(a[4])
+  local p = set.loop
+  if p then
+    i = i + 1
     local window, max, distance, near_factor = p[1], p[2], p[3], p[4]
     local alert_at, throttle_at, block_at, block_ms = p[5], p[6], p[7], p[8]
-    local exact, near = observe_loop(L, hash, hi, lo, window, max, distance)
+    local exact, near = observe_loop(L, ARGV[i], window, max, distance)
     local by_exact = level_of(exact, alert_at, throttle_at, block_at, 1)
     local by_near = 0
     if distance > 0 then by_near = level_of(near, alert_at, throttle_at, block_at, near_factor) end
@@ -260,14 +260,15 @@ local function check_step(keys, a)
       local thresholds = { alert_at, throttle_at, block_at }
       local value, scale = exact, 1
       if by_exact < by_near then value, scale = near, near_factor end
-      push('loop', level, value, math.ceil(thresholds[level] * scale), '')
+      push(out, 'loop', level, value, math.ceil(thresholds[level] * scale), '')
     end
   end
 
   -- shared keys
-  if a[8] ~= '' then
-    local p = params(a[8])
-    local address, window, cap = a[9], p[1], p[2]
+  p = set.addr
+  if p then
+    i = i + 1
+    local address, window, cap = ARGV[i], p[1], p[2]
     local alert_at, block_at, block_ms = p[3], p[4], p[5]
     local since = now - window
     local size = observe_seen(A, address, since, window, cap, 'ao')
@@ -291,13 +292,14 @@ local function check_step(keys, a)
     local by_history = level == 0 and learned > 0 and size >= learned
     if by_history then level = 1 end
     -- countries (state.ts observeCountry, countryLevel): hash C of country -> last seen, at most cap
-    local counted = a[12] ~= ''
+    local cp = set.country
+    local counted = cp ~= nil
     local countries, by_countries = 0, false
     local country_alert_at, country_block_at = 0, 0
     if counted then
-      local cp = params(a[12])
+      i = i + 1
       country_alert_at, country_block_at = cp[2], cp[3]
-      countries = observe_seen(C, a[13], since, window, cp[1], 'co')
+      countries = observe_seen(C, ARGV[i], since, window, cp[1], 'co')
       local by_country = 0
       if country_block_at > 0 and countries >= country_block_at then
         by_country = 3
@@ -330,14 +332,14 @@ local function check_step(keys, a)
         if by_countries then by = 'countries' end
         named = table.concat(redis.call('HKEYS', C), ',')
       end
-      push('sharedKey', level, value, threshold, table.concat(redis.call('HKEYS', A), ','), named, by)
+      push(out, 'sharedKey', level, value, threshold, table.concat(redis.call('HKEYS', A), ','), named, by)
     end
   end
 
-  -- the gate: a block, a loop's throttle, a spend hold (detectors in a[2] only)
+  -- the gate: a block, a loop's throttle, a spend hold (enforced detectors only)
   local throttled, held = false, false
-  local scrape_bucket_ms = number(a[11])
-  for name in string.gmatch(a[2], '[^,]+') do
+  local scrape_bucket_ms = set.scrape_bucket
+  for _, name in ipairs(set.enforce) do
     local lv, u = flag_at(name)
     if lv == 3 then
       out[3], out[4] = name, 3
@@ -360,20 +362,20 @@ local function check_step(keys, a)
     local rm, rn = num('rm', -1), num('rn', 0)
     if rm ~= minute then rm, rn = minute, 0 end
     put('rm', rm)
-    if rn < number(a[3]) then
+    if rn < set.throttle then
       put('rn', rn + 1)
     else
       put('rn', rn)
       out[3], out[4], out[5] = 'loop', 2, (minute + 1) * 60000 - now
     end
   end
-  if out[3] == '' and held and a[10] ~= '' then
-    local p = params(a[10])
+  p = set.spend
+  if out[3] == '' and held and p then
     local factor, bucket_ms, keep, floor_ = p[1], p[2], p[4], p[5]
     local b, m, s, h = roll_spend(factor, bucket_ms, keep, floor_)
     save_spend(b, m, s, h)
     if s >= math.max(b, floor_) then out[3], out[4], out[5] = 'spend', 2, (m + 1) * bucket_ms - now end
   end
-  save(ttl)
+  save(set.ttl)
   return out
 end

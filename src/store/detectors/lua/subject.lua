@@ -15,20 +15,63 @@ for _, field in ipairs(FIELDS) do
 end
 local S, H, changed
 
--- A detector's parameters: one comma-separated string of numbers, the same for every request of
--- a detector set, parsed once and kept by its text (across calls while the library stays loaded;
--- at most PARSED_MAX texts, all forgotten when one more comes: detector sets are few).
-local PARSED_MAX = 64
-local parsed, parsed_count = {}, 0
-local function params(text)
-  local p = parsed[text]
-  if not p then
-    p = {}
-    for x in string.gmatch(text, '[^,]+') do p[#p + 1] = tonumber(x) end
-    if parsed_count >= PARSED_MAX then parsed, parsed_count = {}, 0 end
-    parsed[text], parsed_count = p, parsed_count + 1
-  end
+-- A step's detector set: the parameters of every detector it runs, one text, the same for every
+-- request of a detector set (src/store/detectors/redis.ts), parsed once and kept by its text
+-- (across calls while the library stays loaded; at most SETS_MAX texts, all forgotten when one
+-- more comes: detector sets are few). Parts are separated by '|', numbers by ','; '' is off.
+local SETS_MAX = 64
+local sets, sets_count = {}, 0
+
+local function numbers_of(text)
+  if text == '' then return nil end
+  local p = {}
+  for x in string.gmatch(text, '[^,]+') do p[#p + 1] = tonumber(x) end
   return p
+end
+
+local function parts_of(text)
+  local out, from = {}, 1
+  while true do
+    local at = string.find(text, '|', from, true)
+    if not at then
+      out[#out + 1] = string.sub(text, from)
+      return out
+    end
+    out[#out + 1] = string.sub(text, from, at - 1)
+    from = at + 1
+  end
+end
+
+-- kind 'c' (check): ttl | enforced detectors (names) | the throttle's rate per minute | loop
+-- (windowMs, max, distance, nearFactor, alertAt, throttleAt, blockAt, blockMs) | addresses
+-- (windowMs, cap, alertAt, blockAt, blockMs, factor, minAddresses, warmup, keep) | spend (factor,
+-- bucketMs, sustain, keep, floor) | the scraping bucket (0: no throttle) | countries (cap,
+-- alertAt, blockAt). kind 'r' (record): ttl | spend (factor, bucketMs, sustain, keep, floor,
+-- hold 1/0) | scraping (bucketMs, share, forBuckets, throttle 1/0).
+-- nargs: how many arguments a step of the set has after its head (check: the fingerprint when
+-- loops are on, the address when addresses are, the country when countries are; record: the
+-- amount when spend is on, the share used when scraping is).
+local function set_of(kind, text)
+  local key = kind .. text
+  local set = sets[key]
+  if set then return set end
+  local p = parts_of(text)
+  if kind == 'c' then
+    local enforce = {}
+    for name in string.gmatch(p[2], '[^,]+') do enforce[#enforce + 1] = name end
+    set = {
+      ttl = tonumber(p[1]), enforce = enforce, throttle = tonumber(p[3]), loop = numbers_of(p[4]),
+      addr = numbers_of(p[5]), spend = numbers_of(p[6]), scrape_bucket = tonumber(p[7]),
+      country = numbers_of(p[8]),
+    }
+    set.nargs = (set.loop and 1 or 0) + (set.addr and 1 or 0) + (set.country and 1 or 0)
+  else
+    set = { ttl = tonumber(p[1]), spend = numbers_of(p[2]), scrape = numbers_of(p[3]) }
+    set.nargs = (set.spend and 1 or 0) + (set.scrape and 1 or 0)
+  end
+  if sets_count >= SETS_MAX then sets, sets_count = {}, 0 end
+  sets[key], sets_count = set, sets_count + 1
+  return set
 end
 
 -- Hashes given their expiry in this script call: time stands still in a script, so the same ttl
