@@ -81,7 +81,10 @@ describe('Redis detector store: steps of one turn in one script call', () => {
     // Two subjects, 20 checks and 20 records each, in one turn.
     await Promise.all(
       Array.from({ length: 40 }, (_, i) => [
-        store.check(`key:k${i % 2}`, checkStep(both, { prompt: `p ${i}`, isKey: true, address: '10.0.0.2' })!),
+        store.check(
+          `key:k${i % 2}`,
+          checkStep(both, { prompt: `p ${i}`, isKey: true, address: '10.0.0.2' })!,
+        ),
         store.record(`key:k${i % 2}`, recordStep(both, { tokens: 10, usd: 0 }, 0.5)!),
       ]).flat(),
     )
