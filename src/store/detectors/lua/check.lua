@@ -12,17 +12,21 @@ local band, bxor = bit.band, bit.bxor
 -- SimHash in four 16-bit quarters (hi's low, hi's high, lo's low, lo's high): 24 bytes.
 local ENTRY, ENTRY_BYTES = '<dI4I4I2I2I2I2', 24
 
--- Bits in which two SimHashes (their quarters) differ, when at most `distance`; else false.
--- Counted one set bit at a time: far-apart ones stop after distance + 1 steps.
-local function near_bits(a1, a2, a3, a4, b1, b2, b3, b4, distance)
-  local left = distance
-  for _, x in ipairs({ bxor(a1 + a2 * 65536, b1 + b2 * 65536), bxor(a3 + a4 * 65536, b3 + b4 * 65536) }) do
-    while x ~= 0 and left >= 0 do
-      x, left = band(x, x - 1), left - 1
-    end
-    if left < 0 then return false end
+local sfind, ssub, pack, unpack_ = string.find, string.sub, struct.pack, struct.unpack
+local floor, max_ = math.floor, math.max
+
+-- Set bits of x, when at most `left`; else -1. One set bit at a time: far-apart ones stop early.
+local function bits_within(x, left)
+  while x ~= 0 and left >= 0 do
+    x, left = band(x, x - 1), left - 1
   end
-  return true
+  return left
+end
+
+-- Whether two SimHashes (their quarters) differ in at most `distance` bits.
+local function near_bits(a1, a2, a3, a4, b1, b2, b3, b4, distance)
+  local left = bits_within(bxor(a1 + a2 * 65536, b1 + b2 * 65536), distance)
+  return left >= 0 and bits_within(bxor(a3 + a4 * 65536, b3 + b4 * 65536), left) >= 0
 end
 
 -- Within 7 bits, two SimHashes agree on one of their eight bytes at least.
@@ -30,20 +34,23 @@ local function share_a_byte(a1, a2, a3, a4, b1, b2, b3, b4)
   local a, b = { a1, a2, a3, a4 }, { b1, b2, b3, b4 }
   for i = 1, 4 do
     local x, y = a[i], b[i]
-    if x % 256 == y % 256 or math.floor(x / 256) == math.floor(y / 256) then return true end
+    if x % 256 == y % 256 or floor(x / 256) == floor(y / 256) then return true end
   end
   return false
 end
 
--- `base` + the index (0-based) of each entry of `ring` from `first` on whose bytes at `offset`
--- are `bytes`, to `found`. string.find scans in C; a match across entries (not at the offset) is
--- skipped.
-local function entries_with(ring, first, base, bytes, offset, found)
-  local from = first * ENTRY_BYTES + 1
+-- How many entries of `ring` from `first` (0-based) on have `bytes` at `offset`; with `marks`,
+-- each one's index (`base` + its place) is marked there instead. string.find scans in C; a
+-- match across entries (not at the offset) is skipped.
+local function entries_with(ring, first, base, bytes, offset, marks)
+  local from, count = first * ENTRY_BYTES + 1, 0
   while true do
-    local at = string.find(ring, bytes, from, true)
-    if not at then return end
-    if (at - 1) % ENTRY_BYTES == offset then found(base + (at - 1 - offset) / ENTRY_BYTES) end
+    local at = sfind(ring, bytes, from, true)
+    if not at then return count end
+    if (at - 1) % ENTRY_BYTES == offset then
+      count = count + 1
+      if marks then marks[base + (at - 1 - offset) / ENTRY_BYTES] = true end
+    end
     from = at + 1
   end
 end
@@ -82,7 +89,13 @@ local function write_loops()
 end
 
 local function entry_at(ring, i)
-  return (struct.unpack('<d', ring, i * ENTRY_BYTES + 1))
+  return (unpack_('<d', ring, i * ENTRY_BYTES + 1))
+end
+
+-- The i-th counted entry (0-based): ring's n entries, then those this call added.
+local function unpack_at(ring, added, n, i)
+  if i < n then return unpack_(ENTRY, ring, i * ENTRY_BYTES + 1) end
+  return unpack_(ENTRY, added, (i - n) * ENTRY_BYTES + 1)
 end
 
 -- state.ts observeLoop: the subject's fingerprints, oldest first, in one string of fixed-size
@@ -95,8 +108,8 @@ end
 -- two SimHashes agree on one of their four quarters at least (within 7, on one of their eight
 -- bytes), so bits are counted only for entries that do.
 local function observe_loop(L, fp, window, max, distance)
-  local h1, h2 = tonumber(string.sub(fp, 1, 8), 16), tonumber(string.sub(fp, 9, 16), 16)
-  local hi, lo = tonumber(string.sub(fp, 17, 24), 16), tonumber(string.sub(fp, 25, 32), 16)
+  local h1, h2 = tonumber(ssub(fp, 1, 8), 16), tonumber(ssub(fp, 9, 16), 16)
+  local hi, lo = tonumber(ssub(fp, 17, 24), 16), tonumber(ssub(fp, 25, 32), 16)
   local q1, q3 = hi % 65536, lo % 65536
   local q2, q4 = (hi - q1) / 65536, (lo - q3) / 65536
   local l = loop_of(L)
@@ -104,11 +117,11 @@ local function observe_loop(L, fp, window, max, distance)
   local n, p = #ring / ENTRY_BYTES, #added / ENTRY_BYTES
   local at = now
   if p > 0 then
-    at = math.max(now, entry_at(added, p - 1))
+    at = max_(now, entry_at(added, p - 1))
   elseif n > 0 then
-    at = math.max(now, entry_at(ring, n - 1))
+    at = max_(now, entry_at(ring, n - 1))
   end
-  local entry = struct.pack(ENTRY, at, h1, h2, q1, q2, q3, q4)
+  local entry = pack(ENTRY, at, h1, h2, q1, q2, q3, q4)
   l.added = added .. entry
   l.window, l.max = window, max
   -- Counted: ring's entries from first, added's from first_added. Mostly the oldest of them is in
@@ -118,50 +131,40 @@ local function observe_loop(L, fp, window, max, distance)
   if first >= n then
     first, first_added = n, first - n
   else
-    first = math.max(0, first)
+    first = max_(0, first)
     if first < n and entry_at(ring, first) <= since then
       local low, high = first + 1, n
       while low < high do
-        local mid = math.floor((low + high) / 2)
+        local mid = floor((low + high) / 2)
         if entry_at(ring, mid) <= since then low = mid + 1 else high = mid end
       end
       first = low
     end
   end
-  -- Each counted entry with `bytes` at `offset`, by its place in ring then added.
-  local function each_with(bytes, offset, found)
-    entries_with(ring, first, 0, bytes, offset, found)
-    if p > 0 then entries_with(added, first_added, n, bytes, offset, found) end
-  end
-  local function unpack_at(i)
-    if i < n then return struct.unpack(ENTRY, ring, i * ENTRY_BYTES + 1) end
-    return struct.unpack(ENTRY, added, (i - n) * ENTRY_BYTES + 1)
-  end
 
-  local exact, near = 1, 0
-  each_with(string.sub(entry, 9, 16), 8, function()
-    exact = exact + 1
-  end)
-  if distance == 0 then return exact, near end
-  near = 1 -- this one
+  -- Each counted entry with the prompt's hash, by its place in ring then added; this one too.
+  local bytes = ssub(entry, 9, 16)
+  local exact = 1 + entries_with(ring, first, 0, bytes, 8)
+  if p > 0 then exact = exact + entries_with(added, first_added, n, bytes, 8) end
+  if distance == 0 then return exact, 0 end
+  local near = 1 -- this one
   local candidates = {}
-  local function candidate(i)
-    candidates[i] = true
-  end
   if distance <= 3 then
     for j = 0, 3 do
-      each_with(string.sub(entry, 17 + 2 * j, 18 + 2 * j), 16 + 2 * j, candidate)
+      bytes = ssub(entry, 17 + 2 * j, 18 + 2 * j)
+      entries_with(ring, first, 0, bytes, 16 + 2 * j, candidates)
+      if p > 0 then entries_with(added, first_added, n, bytes, 16 + 2 * j, candidates) end
     end
   else
     for i = first, n + p - 1 do
       if i < n or i - n >= first_added then
-        local _, _, _, p1, p2, p3, p4 = unpack_at(i)
+        local _, _, _, p1, p2, p3, p4 = unpack_at(ring, added, n, i)
         if distance > 7 or share_a_byte(p1, p2, p3, p4, q1, q2, q3, q4) then candidates[i] = true end
       end
     end
   end
   for i in pairs(candidates) do
-    local _, _, _, p1, p2, p3, p4 = unpack_at(i)
+    local _, _, _, p1, p2, p3, p4 = unpack_at(ring, added, n, i)
     if near_bits(p1, p2, p3, p4, q1, q2, q3, q4, distance) then near = near + 1 end
   end
   return exact, near

@@ -143,9 +143,15 @@ local function save(ttl)
   pending_ttl = ttl
 end
 
+-- Each flag's fields, named once (not joined again on every step).
+local LV, U = {}, {}
+for _, name in ipairs({ 'loop', 'spend', 'sharedKey', 'scraping' }) do
+  LV[name], U[name] = name .. '.lv', name .. '.u'
+end
+
 local function flag_at(name)
-  local lv = num(name .. '.lv', 0)
-  local u = num(name .. '.u', 0)
+  local lv = num(LV[name], 0)
+  local u = num(U[name], 0)
   if lv == 0 or (u > 0 and now >= u) then return 0, 0 end
   return lv, u
 end
@@ -156,15 +162,15 @@ local function raise(name, level, hold_ms)
   local until_ = 0
   if hold_ms > 0 then until_ = now + hold_ms end
   if level > lv then
-    put(name .. '.lv', level)
-    put(name .. '.u', until_)
+    put(LV[name], level)
+    put(U[name], until_)
     return true
   end
   if level == lv and u > 0 then
     if until_ == 0 then
-      put(name .. '.u', 0)
+      put(U[name], 0)
     elseif until_ > u then
-      put(name .. '.u', until_)
+      put(U[name], until_)
     end
   end
   return false
