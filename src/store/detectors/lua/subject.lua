@@ -20,7 +20,7 @@ local S, H, changed
 -- (across calls while the library stays loaded; at most SETS_MAX texts, all forgotten when one
 -- more comes: detector sets are few). Parts are separated by '|', numbers by ','; '' is off.
 local SETS_MAX = 64
-local sets, sets_count = {}, 0
+local sets, sets_count = { c = {}, r = {} }, 0
 
 local function numbers_of(text)
   if text == '' then return nil end
@@ -52,8 +52,7 @@ end
 -- loops are on, the address when addresses are, the country when countries are; record: the
 -- amount when spend is on, the share used when scraping is).
 local function set_of(kind, text)
-  local key = kind .. text
-  local set = sets[key]
+  local set = sets[kind][text]
   if set then return set end
   local p = parts_of(text)
   if kind == 'c' then
@@ -69,8 +68,8 @@ local function set_of(kind, text)
     set = { ttl = tonumber(p[1]), spend = numbers_of(p[2]), scrape = numbers_of(p[3]) }
     set.nargs = (set.spend and 1 or 0) + (set.scrape and 1 or 0)
   end
-  if sets_count >= SETS_MAX then sets, sets_count = {}, 0 end
-  sets[key], sets_count = set, sets_count + 1
+  if sets_count >= SETS_MAX then sets, sets_count = { c = {}, r = {} }, 0 end
+  sets[kind][text], sets_count = set, sets_count + 1
   return set
 end
 
