@@ -172,7 +172,8 @@ describe('Redis detector store: steps of one turn in one script call', () => {
     ])
     const ttl = await client.pttl(store.keys('key:new').state)
     expect(ttl).toBeGreaterThan(0)
-    expect(ttl).toBeLessThanOrEqual(60_000)
+    // ttl and at most a 64th more (lua/subject.lua renew).
+    expect(ttl).toBeLessThanOrEqual(60_000 + 937)
   })
   it('the steps of one subject in one call write its hash once; a failing step keeps what those before it wrote', async () => {
     const { client, scriptCalls } = countedClient()

@@ -277,6 +277,8 @@ export class RedisDetectorStore implements DetectorStore {
     const key = this.keys(subject).state
     await this.command(['HSET', key, 'sb', perBucket])
     await this.command(['PEXPIRE', key, this.ttlMs])
+    // The scripts push the hash's expiry on by what `xs` says (lua/subject.lua renew): no longer so.
+    await this.command(['HDEL', key, 'xs'])
   }
 
   async inspect(subject: string): Promise<SubjectView> {

@@ -72,7 +72,7 @@ local function loop_of(L)
   return l
 end
 
--- This call's entries APPENDed (with the last step's window as the expiry), or, when the string
+-- This call's entries APPENDed (and the expiry pushed on when renew says so), or, when the string
 -- would hold more than max + max / 4 entries (or could not be read), its newest max SET anew.
 local function write_loops()
   for _, L in ipairs(loop_order) do
@@ -80,10 +80,10 @@ local function write_loops()
     if l.reset or (#l.ring + #l.added) / ENTRY_BYTES > l.max + math.floor(l.max / 4) then
       local ring = l.ring .. l.added
       local keep = math.min(l.max, #ring / ENTRY_BYTES)
-      redis.call('SET', L, string.sub(ring, #ring - keep * ENTRY_BYTES + 1), 'PX', l.window)
+      redis.call('SET', L, string.sub(ring, #ring - keep * ENTRY_BYTES + 1), 'PX', l.px)
     else
       redis.call('APPEND', L, l.added)
-      redis.call('PEXPIRE', L, l.window)
+      if l.renew then redis.call('PEXPIRE', L, l.px) end
     end
   end
 end
@@ -123,7 +123,15 @@ local function observe_loop(L, fp, window, max, distance)
   end
   local entry = pack(ENTRY, at, h1, h2, q1, q2, q3, q4)
   l.added = added .. entry
-  l.window, l.max = window, max
+  l.max = max
+  -- Kept for the window: where the subject's hash is there to keep when (renew), its expiry is
+  -- pushed on now and then; else on every call, as no hash is made for it.
+  if exists then
+    local r, ms = renew('xl', window, #ring == 0)
+    l.renew, l.px = l.renew or r, ms
+  else
+    l.renew, l.px = true, window
+  end
   -- Counted: ring's entries from first, added's from first_added. Mostly the oldest of them is in
   -- the window: one read, not a bisection's.
   local since = now - window
@@ -183,12 +191,13 @@ end
 -- window forgotten, at most cap kept (member '' adds nothing). The field `oldest` of the subject
 -- keeps a lower bound of the oldest sighting: while it is in the window nothing can be forgotten
 -- and the hash is not read. Returns the count.
-local function observe_seen(key, member, since, window, cap, oldest)
+local function observe_seen(key, member, since, window, cap, oldest, keep)
   local done = stamped[key]
   if done and done.members[member] then return done.size end
-  local size, stored = 0, false
+  local size, stored, before = 0, false, 0
   if num(oldest, 0) > since then
     size = redis.call('HLEN', key)
+    before = size
     if member ~= '' then
       if size < cap then
         size = size + redis.call('HSET', key, member, now)
@@ -210,6 +219,7 @@ local function observe_seen(key, member, since, window, cap, oldest)
         if all[i] == member then known = true elseif at < low then low = at end
       end
     end
+    before = size
     if member ~= '' and (known or size < cap) then
       redis.call('HSET', key, member, now)
       stored = true
@@ -217,7 +227,11 @@ local function observe_seen(key, member, since, window, cap, oldest)
     end
     put(oldest, low)
   end
-  if size > 0 then redis.call('PEXPIRE', key, window) end
+  -- Kept for the window (renew; `keep` names its field): fresh when it was empty before.
+  if size > 0 then
+    local r, ms = renew(keep, window, before == 0)
+    if r then redis.call('PEXPIRE', key, ms) end
+  end
   if not done then
     done = { members = {} }
     stamped[key] = done
@@ -274,7 +288,7 @@ local function check_step(KEYS, k, set, ARGV, i)
     local address, window, cap = ARGV[i], p[1], p[2]
     local alert_at, block_at, block_ms = p[3], p[4], p[5]
     local since = now - window
-    local size = observe_seen(A, address, since, window, cap, 'ao')
+    local size = observe_seen(A, address, since, window, cap, 'ao', 'xa')
     -- the key's history (state.ts learnAddresses): fields he, hp, hx (window, peak, alerted), hb, hn (baseline, windows)
     local factor, min_addresses, warmup, keep = p[6], p[7], p[8], p[9]
     local w = math.floor(now / window)
@@ -302,7 +316,7 @@ local function check_step(KEYS, k, set, ARGV, i)
     if counted then
       i = i + 1
       country_alert_at, country_block_at = cp[2], cp[3]
-      countries = observe_seen(C, ARGV[i], since, window, cp[1], 'co')
+      countries = observe_seen(C, ARGV[i], since, window, cp[1], 'co', 'xc')
       local by_country = 0
       if country_block_at > 0 and countries >= country_block_at then
         by_country = 3

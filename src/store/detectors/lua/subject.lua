@@ -4,16 +4,19 @@
 -- ends (flush: once per subject and call, not once per step), as in src/core/detectors/state.ts
 -- (raise, flagAt, rollSpend). Fields: <detector>.lv/.u (flags); he hp hx hb hn (the shared-key
 -- history) and ao (a lower bound of the oldest address's last sighting; co for countries); rm rn
--- (the loop throttle's minute); sb sm ss sh (spend); cm chi cc (scraping).
+-- (the loop throttle's minute); sb sm ss sh (spend); cm chi cc (scraping); xs xl xa xc (until when
+-- the hash, the loop string, the address and country hashes are kept at least: see renew).
 local FIELDS = {
   'loop.lv', 'loop.u', 'spend.lv', 'spend.u', 'sharedKey.lv', 'sharedKey.u', 'scraping.lv', 'scraping.u',
   'he', 'hp', 'hx', 'hb', 'hn', 'ao', 'co', 'rm', 'rn', 'sb', 'sm', 'ss', 'sh', 'cm', 'chi', 'cc',
+  'xs', 'xl', 'xa', 'xc',
 }
 local KNOWN = {}
 for _, field in ipairs(FIELDS) do
   KNOWN[field] = true
 end
-local S, H, changed
+-- S: the subject's hash read (H its fields), exists: whether Redis holds it.
+local S, H, changed, exists
 
 -- A step's detector set: the parameters of every detector it runs, one text, the same for every
 -- request of a detector set (src/store/detectors/redis.ts), parsed once and kept by its text
@@ -73,17 +76,13 @@ local function set_of(kind, text)
   return set
 end
 
--- Hashes given their expiry in this script call: time stands still in a script, so the same ttl
--- again would change nothing (scripts never delete a subject's hash).
-local expires
-
 -- What the finished steps of S changed and have not written yet (field -> value), and their ttl.
 local pending, pending_fields, pending_ttl
 
 -- At the start of a call: no subject read, nothing pending.
 local function start_subjects()
-  S, H, changed = nil, nil, nil
-  expires, pending, pending_fields, pending_ttl = {}, {}, {}, nil
+  S, H, changed, exists = nil, nil, nil, false
+  pending, pending_fields, pending_ttl = {}, {}, {}, nil
 end
 
 -- Writes what the finished steps of S changed and keeps the hash for their ttl.
@@ -96,9 +95,23 @@ local function flush()
   end
   local ttl = pending_ttl
   pending, pending_fields, pending_ttl = {}, {}, nil
-  if #args > 0 then redis.call('HSET', S, unpack(args)) end
-  -- (0: the hash does not exist yet; a later step may make it.)
-  if ttl and expires[S] ~= ttl and redis.call('PEXPIRE', S, ttl) == 1 then expires[S] = ttl end
+  -- (No hash and nothing to write: none is made.)
+  local expire = false
+  if ttl and (exists or #args > 0) then
+    local until_ = H.xs
+    if not exists or until_ == nil or until_ < now + ttl then
+      until_ = now + ttl + math.floor(ttl / 64)
+      H.xs = until_
+      args[#args + 1] = 'xs'
+      args[#args + 1] = fmt(until_)
+      expire = until_ - now
+    end
+  end
+  if #args > 0 then
+    redis.call('HSET', S, unpack(args))
+    exists = true
+  end
+  if expire then redis.call('PEXPIRE', S, expire) end
 end
 
 local function load(key)
@@ -108,6 +121,7 @@ local function load(key)
   S, H = key, {}
   -- HGETALL, not HMGET of every field: one argument, not 24, and only the fields there are.
   local v = redis.call('HGETALL', key)
+  exists = #v > 0
   for i = 1, #v, 2 do
     if KNOWN[v[i]] then H[v[i]] = number(v[i + 1]) end
   end
@@ -131,6 +145,20 @@ local function put(field, value)
     H[field] = value
     changed[#changed + 1] = field
   end
+end
+
+-- A key kept `ms` after now, whose keep-until time is in field `x` of the subject's hash: its
+-- expiry is pushed on (PEXPIRE) only when that time comes within ms of now, and then to ms and a
+-- 64th of ms after now — not on every call (a redis.call costs ~6-9k instructions) — so the key
+-- lives ms to ms + ms/64 after the last step that touched it. Redis holds a key's expiry at x
+-- at least: an x from the hash is trusted only while the key is there (`fresh`: it was not, or
+-- was emptied, before this step wrote it). Returns whether to PEXPIRE it, and for how long.
+local function renew(x, ms, fresh)
+  local until_ = H[x]
+  if not fresh and until_ ~= nil and until_ >= now + ms then return false, until_ - now end
+  until_ = now + ms + math.floor(ms / 64)
+  put(x, until_)
+  return true, until_ - now
 end
 
 -- A step done: what it changed is written by the next flush, the hash kept for ttl.
