@@ -7,14 +7,24 @@
  * change in the machine's load falls on both alike; the table gives the gateway process's CPU
  * (user + system) per call, medians and the on/off ratio of each round.
  *
- *   npx tsx bench/detector-cpu.ts [--store memory|redis://127.0.0.1:6379] [--rounds 5] [--requests 4000]
+ * On Redis the request's work is split between the gateway and redis-server, so redis-server's CPU
+ * per call is read too (INFO cpu, used_cpu_user + used_cpu_sys, before and after each side's part
+ * of a round) and the table gives gateway, Redis and their sum: on a machine whose cores are the
+ * limit, the requests per second a gateway allows go as the inverse of that sum.
+ *
+ *   npx tsx bench/detector-cpu.ts [--store memory|redis://127.0.0.1:6379[,redis://…]] [--rounds 5]
+ *                                 [--requests 4000]
  *                                 [--profile <dir>]   (--cpu-prof of each gateway, in <dir>/on and <dir>/off)
  *                                 [--base <dir>]      (another checkout's gateway too, on and off, same rounds)
  *
- * On Redis both gateways use the given Redis (use one nothing else uses), each with its own prefix.
+ * On Redis, use servers nothing else uses; each gateway has its own prefix. With one Redis per side
+ * (as many URLs as sides: on, off, then base on, base off) the sides run at the same time; when
+ * sides share a Redis its CPU cannot be told apart, so each round runs them one after another (the
+ * order turned round every round).
  */
 import { cpus } from 'node:os'
 import { parseArgs } from 'node:util'
+import { Redis } from 'ioredis'
 import { Pool } from 'undici'
 import { sendCalls } from './harness/calls.js'
 import { Worker } from './harness/child.js'
@@ -32,6 +42,7 @@ const { values } = parseArgs({
   },
 })
 const store = values.store ?? 'memory'
+const redisUrls = store === 'memory' ? [] : store.split(',')
 const rounds = Number(values.rounds ?? 5)
 const requests = Number(values.requests ?? 4000)
 const IN_FLIGHT = 16
@@ -48,18 +59,31 @@ interface Side {
   name: string
   worker: Worker
   pool: Pool
+  /** Its Redis (an admin connection), when the store is Redis. */
+  redis: Redis | undefined
+  /** CPU µs per call: the gateway process's, and redis-server's (Redis only). */
   cpuUs: number[]
+  redisUs: number[]
+}
+const admins = new Map(redisUrls.map((u) => [u, new Redis(u)]))
+const shared = redisUrls.length > 0 && redisUrls.length < trees.length * 2
+/** redis-server's CPU time so far, µs (user + system). */
+async function redisCpuUs(redis: Redis): Promise<number> {
+  const info = await redis.info('cpu')
+  const field = (name: string) => Number(new RegExp(`${name}:([\\d.]+)`).exec(info)![1])
+  return (field('used_cpu_user') + field('used_cpu_sys')) * 1e6
 }
 const sides: Side[] = []
 try {
   for (const [tree, script] of trees)
     for (const on of [true, false]) {
+      const redisUrl = redisUrls.length === 0 ? undefined : redisUrls[sides.length % redisUrls.length]!
       const worker = await Worker.start(
         script,
         {
           role: 'gateway',
           store: store === 'memory' ? 'memory' : 'redis',
-          redisUrl: store === 'memory' ? undefined : store,
+          redisUrl,
           // A loaded 2-core machine can hold a Redis answer past the default 100 ms: not an outage here.
           storeTimeoutMs: 5000,
           prefix: `sluice-cpu-${tree.trim()}${on ? 'on' : 'off'}:`,
@@ -72,45 +96,65 @@ try {
           : ['--cpu-prof', `--cpu-prof-dir=${values.profile}/${tree.trim()}${on ? 'on' : 'off'}`],
       )
       const pool = new Pool(worker.info.url as string, { connections: IN_FLIGHT, pipelining: 1 })
-      sides.push({ name: `${tree}detectors ${on ? 'on' : 'off'}`, worker, pool, cpuUs: [] })
+      const redis = redisUrl === undefined ? undefined : admins.get(redisUrl)
+      const name = `${tree}detectors ${on ? 'on' : 'off'}`
+      sides.push({ name, worker, pool, redis, cpuUs: [], redisUs: [] })
     }
   for (const s of sides) await drive(s.pool, Math.min(requests, 3000)) // warm-up (JIT, pools)
   const loadBefore = loadAverages()
+  const measure = async (s: Side) => {
+    const before = await s.worker.cpuMicros()
+    const redisBefore = s.redis === undefined ? 0 : await redisCpuUs(s.redis)
+    await drive(s.pool, requests)
+    if (s.redis !== undefined) s.redisUs.push(((await redisCpuUs(s.redis)) - redisBefore) / requests)
+    s.cpuUs.push(((await s.worker.cpuMicros()) - before) / requests)
+  }
   for (let round = 1; round <= rounds; round++) {
-    await Promise.all(
-      sides.map(async (s) => {
-        const before = await s.worker.cpuMicros()
-        await drive(s.pool, requests)
-        s.cpuUs.push(((await s.worker.cpuMicros()) - before) / requests)
-      }),
-    )
+    if (!shared) await Promise.all(sides.map(measure))
+    else for (const s of round % 2 === 1 ? sides : [...sides].reverse()) await measure(s)
+    const shown = (s: Side) =>
+      s.redis === undefined
+        ? `${s.cpuUs.at(-1)!.toFixed(0)}`
+        : `${s.cpuUs.at(-1)!.toFixed(0)} + ${s.redisUs.at(-1)!.toFixed(0)}`
     process.stderr.write(
-      `round ${round}/${rounds}: ${sides.map((s) => `${s.name} ${s.cpuUs.at(-1)!.toFixed(0)} µs/request`).join(', ')}\n`,
+      `round ${round}/${rounds}: ${sides.map((s) => `${s.name} ${shown(s)} µs/request`).join(', ')}\n`,
     )
   }
+  const onRedis = redisUrls.length > 0
+  const total = (s: Side) => s.cpuUs.map((x, i) => x + (s.redisUs[i] ?? 0))
+  const cells = (xs: number[]) => [median(xs).toFixed(0), xs.map((x) => x.toFixed(0)).join(', ')]
   console.log(
-    `| gateway (${store === 'memory' ? 'MemoryStore' : 'RedisStore'}) | CPU µs per request, median of ${rounds} | rounds |`,
+    onRedis
+      ? `| RedisStore, CPU µs per request (median of ${rounds}; rounds) | gateway | | redis-server | | sum | |`
+      : `| MemoryStore, CPU µs per request (median of ${rounds}; rounds) | gateway | |`,
   )
-  console.log('| --- | --- | --- |')
+  console.log(onRedis ? '| --- | --- | --- | --- | --- | --- | --- |' : '| --- | --- | --- |')
   for (const s of sides) {
-    console.log(
-      `| ${s.name} | ${median(s.cpuUs).toFixed(0)} | ${s.cpuUs.map((x) => x.toFixed(0)).join(', ')} |`,
-    )
+    const row = onRedis ? [...cells(s.cpuUs), ...cells(s.redisUs), ...cells(total(s))] : cells(s.cpuUs)
+    console.log(`| ${s.name} | ${row.join(' | ')} |`)
+  }
+  const ratioLine = (what: string, on: number[], off: number[]) => {
+    const ratios = on.map((x, i) => x / off[i]!)
+    return `${what} on / off per round: ${ratios.map((r) => `${r.toFixed(3)}×`).join(', ')}; median ${median(ratios).toFixed(3)}×`
   }
   for (let t = 0; t < trees.length; t++) {
     const [on, off] = [sides[2 * t]!, sides[2 * t + 1]!]
-    const ratios = on.cpuUs.map((x, i) => x / off.cpuUs[i]!)
-    console.log(
-      `\n${trees[t]![0]}on / off per round: ${ratios.map((r) => `${r.toFixed(3)}×`).join(', ')}; median ${median(ratios).toFixed(3)}×`,
-    )
+    const tree = trees[t]![0]
+    console.log(`\n${ratioLine(`${tree}gateway`, on.cpuUs, off.cpuUs)}`)
+    if (onRedis) {
+      console.log(ratioLine(`${tree}redis-server`, on.redisUs, off.redisUs))
+      console.log(ratioLine(`${tree}gateway + redis-server`, total(on), total(off)))
+    }
   }
+  const how = shared ? 'one side after another (they share a Redis)' : 'at the same time'
   console.log(
-    `${requests} requests per round, ${IN_FLIGHT} in flight each; load average before ${loadBefore}, after ${loadAverages()}; ${cpus().length} cores`,
+    `${requests} requests per round, ${IN_FLIGHT} in flight each, sides ${how}; load average before ${loadBefore}, after ${loadAverages()}; ${cpus().length} cores`,
   )
 } finally {
   for (const s of sides) {
     await s.pool.close()
     await s.worker.stop()
   }
+  for (const a of admins.values()) a.disconnect()
   await mock.stop()
 }

@@ -30,20 +30,22 @@ afterAll(async () => {
  * A client of its own whose script calls that ran (FCALL, or EVALSHA / EVAL; not one refused for
  * a library or script not loaded yet) are counted.
  */
-function countedClient(): { client: Redis; scriptCalls: () => number } {
+function countedClient(): { client: Redis; scriptCalls: () => number; sent: unknown[][] } {
   const client = new Redis(redis.url)
   clients.push(client)
   let calls = 0
+  const sent: unknown[][] = []
   const call = client.call.bind(client) as (...args: unknown[]) => Promise<unknown>
   ;(client as unknown as { call: typeof call }).call = (...args: unknown[]) => {
     const reply = call(...args)
     if (!['FCALL', 'EVALSHA', 'EVAL'].includes(String(args[0]))) return reply
+    sent.push(args)
     return reply.then((r) => {
       calls++
       return r
     })
   }
-  return { client, scriptCalls: () => calls }
+  return { client, scriptCalls: () => calls, sent }
 }
 
 const set = (input = {}) => resolveDetectors(input).base
@@ -68,6 +70,32 @@ describe('Redis detector store: steps of one turn in one script call', () => {
     // From the block on, every one is refused; the 21st..39th are throttled (one a minute passes).
     expect(outs.slice(39).every((o) => o.refused?.level === BLOCK)).toBe(true)
     expect(outs.slice(20, 39).filter((o) => o.refused === undefined).length).toBeLessThanOrEqual(2)
+  })
+
+  it("each subject's keys and each detector set go once in a script call, not once a step", async () => {
+    const { client, sent } = countedClient()
+    const store = new RedisDetectorStore({ client, prefix: `b${++n}:` })
+    const both = set({ sharedKey: { alertAt: 50 } })
+    await store.check('key:warm', checkStep(both, { prompt: 'warm up', isKey: true, address: '10.0.0.1' })!)
+    sent.length = 0
+    // Two subjects, 20 checks and 20 records each, in one turn.
+    await Promise.all(
+      Array.from({ length: 40 }, (_, i) => [
+        store.check(
+          `key:k${i % 2}`,
+          checkStep(both, { prompt: `p ${i}`, isKey: true, address: '10.0.0.2' })!,
+        ),
+        store.record(`key:k${i % 2}`, recordStep(both, { tokens: 10, usd: 0 }, 0.5)!),
+      ]).flat(),
+    )
+    expect(sent).toHaveLength(1)
+    const keyCount = Number(sent[0]![2])
+    // Five keys a subject; then the number of sets, the two sets (check, record); then 80 steps:
+    // a check's head, fingerprint and address, a record's head, amount and share used.
+    expect(keyCount).toBe(10)
+    const argv = sent[0]!.slice(3 + keyCount)
+    expect(argv[0]).toBe(2)
+    expect(argv).toHaveLength(1 + 2 + 40 * 3 + 40 * 3)
   })
 
   it('two instances on one Redis, interleaved in the same turns: one alert, one throttle, one block', async () => {
@@ -144,7 +172,8 @@ describe('Redis detector store: steps of one turn in one script call', () => {
     ])
     const ttl = await client.pttl(store.keys('key:new').state)
     expect(ttl).toBeGreaterThan(0)
-    expect(ttl).toBeLessThanOrEqual(60_000)
+    // ttl and at most a 64th more (lua/subject.lua renew).
+    expect(ttl).toBeLessThanOrEqual(60_000 + 937)
   })
   it('the steps of one subject in one call write its hash once; a failing step keeps what those before it wrote', async () => {
     const { client, scriptCalls } = countedClient()

@@ -265,12 +265,63 @@ describe('redis keys', () => {
     for (const k of keys) {
       const ttl = await client.pttl(k)
       expect(ttl).toBeGreaterThan(0)
-      expect(ttl).toBeLessThanOrEqual(600_000)
+      // The longest: the addresses' window (10 minutes) and a 64th of it (lua/subject.lua renew).
+      expect(ttl).toBeLessThanOrEqual(600_000 + 9_375)
     }
     // A bounded number of bytes for the subject.
     let bytes = 0
     for (const k of keys) bytes += Number(await client.call('MEMORY', 'USAGE', k))
     expect(bytes).toBeLessThan(4096)
+  })
+
+  it('expiries are pushed on now and then, not on every call; each key lives its time and a 64th more', async () => {
+    const prefix = `renew${process.pid}:`
+    const store = new RedisDetectorStore({ client, prefix, ttlMs: 60_000 })
+    const s = set({ sharedKey: { alertAt: 50 } })
+    const step = (i: number) =>
+      Promise.all([
+        store.check('key:r', checkStep(s, { prompt: `p${i}`, address: `192.0.2.${i}`, isKey: true })!),
+        store.record('key:r', recordStep(s, { tokens: 10, usd: 0 }, 0.5)!),
+      ])
+    // The first call makes the subject's hash; the second keeps the fingerprints' time there too.
+    await step(0)
+    await step(1)
+    const k = store.keys('key:r')
+    const ttls = async () => Promise.all([k.state, k.loop, k.addrs].map((key) => client.pttl(key)))
+    const first = await ttls()
+    await client.config('RESETSTAT')
+    for (let i = 2; i <= 6; i++) await step(i)
+    const info = await client.info('commandstats')
+    // Five script calls, each wrote the subject's hash, fingerprints and an address: no PEXPIRE.
+    expect(/cmdstat_fcall:calls=(\d+)/.exec(info)?.[1]).toBe('5')
+    expect(/cmdstat_pexpire:calls=/.test(info)).toBe(false)
+    // Kept as long as the calls since asked (ttl 60 s; loop window 5 min; addresses' 10 min).
+    const later = await ttls()
+    for (const [i, ms] of [60_000, 300_000, 600_000].entries()) {
+      expect(first[i]).toBeGreaterThan(ms)
+      expect(first[i]).toBeLessThanOrEqual(ms + ms / 64)
+      expect(later[i]).toBeGreaterThan(ms - 1_000)
+    }
+  })
+
+  it('a key gone before its time is given its expiry again when it is made anew; seed() lets it be pushed on', async () => {
+    const prefix = `gone${process.pid}:`
+    const store = new RedisDetectorStore({ client, prefix, ttlMs: 60_000 })
+    const s = set({ sharedKey: { alertAt: 50 } })
+    const check = (i: number) =>
+      store.check('key:g', checkStep(s, { prompt: `p${i}`, address: '192.0.2.1', isKey: true })!)
+    await check(1)
+    const k = store.keys('key:g')
+    await client.del(k.loop, k.addrs)
+    await check(2)
+    // Both made again by this call (APPEND, HSET), with their expiry, not kept for good.
+    expect(await client.pttl(k.loop)).toBeGreaterThan(300_000 - 1_000)
+    expect(await client.pttl(k.addrs)).toBeGreaterThan(600_000 - 1_000)
+    // seed() sets the hash's expiry to ttl: the next call pushes it on again (ttl and a 64th).
+    await store.seed('key:g', 5)
+    expect(await client.pttl(k.state)).toBeLessThanOrEqual(60_000)
+    await check(3)
+    expect(await client.pttl(k.state)).toBeGreaterThan(60_000)
   })
 
   it('a subject with full default state holds a bounded number of bytes', async () => {

@@ -21,7 +21,10 @@ type Arg = string | number
 
 interface Pending {
   kind: StepKind
+  /** The subject's five keys (lua/batch.lua). */
   keys: string[]
+  /** The step's detector set, as lua/subject.lua set_of reads it. */
+  set: string
   args: Arg[]
   resolve: (reply: unknown[]) => void
   reject: (error: unknown) => void
@@ -42,10 +45,13 @@ export class StepBatcher {
     private readonly lingerMs = RECORD_LINGER_MS,
   ) {}
 
-  /** One step; its keys all in one hash slot. Resolves with the step's own reply. */
-  step(kind: StepKind, keys: string[], args: Arg[]): Promise<unknown[]> {
+  /**
+   * One step of a subject (its keys, all in one hash slot) with its detector set. Resolves with
+   * the step's own reply.
+   */
+  step(kind: StepKind, keys: string[], set: string, args: Arg[]): Promise<unknown[]> {
     return new Promise((resolve, reject) => {
-      this.pending.push({ kind, keys, args, resolve, reject })
+      this.pending.push({ kind, keys, set, args, resolve, reject })
       if (this.scheduled) return
       if (kind === 'c' || this.pending.length >= MAX_BATCH || this.lingerMs === 0) {
         this.scheduled = true
@@ -65,14 +71,31 @@ export class StepBatcher {
     sendBySlot(pending, MAX_BATCH, this.cluster, (group) => this.send(group))
   }
 
+  /**
+   * One script call (lua/batch.lua): each subject's keys and each detector set once (an argument
+   * costs Redis ~1,100 instructions), each step a head naming them and its own arguments.
+   */
   private send(group: Pending[]): void {
     const keys: string[] = []
-    const args: Arg[] = [group.length]
+    const subjects = new Map<string, number>()
+    const sets = new Map<string, number>()
+    const steps: Arg[] = []
     for (const p of group) {
-      for (const k of p.keys) keys.push(k)
-      args.push(p.kind, p.keys.length, p.args.length)
-      for (const a of p.args) args.push(a)
+      let subject = subjects.get(p.keys[0]!)
+      if (subject === undefined) {
+        subject = subjects.size + 1
+        subjects.set(p.keys[0]!, subject)
+        for (const k of p.keys) keys.push(k)
+      }
+      let set = sets.get(p.set)
+      if (set === undefined) {
+        set = sets.size + 1
+        sets.set(p.set, set)
+      }
+      steps.push(`${p.kind}${subject}.${set}`)
+      for (const a of p.args) steps.push(a)
     }
+    const args: Arg[] = [sets.size, ...sets.keys(), ...steps]
     this.run(keys, args).then(
       (replies) => {
         for (let i = 0; i < group.length; i++) {

@@ -179,23 +179,19 @@ export class RedisDetectorStore implements DetectorStore {
     const l = step.loop
     const a = step.address
     const c = a?.country
-    // As lua/check.lua reads them; each detector's parameters one string, encoded once per set.
-    const args: Arg[] = [
-      this.ttlMs,
-      step.enforce.join(','),
-      step.throttlePerMinute,
-      l === undefined ? '' : encoded(l.params, loopArgs),
-      l?.hash ?? '',
-      l?.hi ?? 0,
-      l?.lo ?? 0,
-      a === undefined ? '' : encoded(a.params, addressArgs),
-      a?.address ?? '',
-      step.spend === undefined ? '' : encoded(step.spend, spendArgs),
-      step.scrapeBucketMs ?? 0,
-      c === undefined ? '' : encoded(c.params, countryArgs),
-      c?.code ?? '',
-    ]
-    const r = await this.batcher.step('c', [k.state, k.loop, k.addrs, k.allow, k.countries], args)
+    // As lua/subject.lua set_of and lua/check.lua read them: the set (each detector's parameters
+    // encoded once per parameters object), then the request's own facts, each only when its
+    // detector looks.
+    const set = `${this.ttlMs}|${enforcedText(step.enforce)}|${step.throttlePerMinute}|${
+      l === undefined ? '' : encoded(l.params, loopArgs)
+    }|${a === undefined ? '' : encoded(a.params, addressArgs)}|${
+      step.spend === undefined ? '' : encoded(step.spend, spendArgs)
+    }|${step.scrapeBucketMs ?? 0}|${c === undefined ? '' : encoded(c.params, countryArgs)}`
+    const args: Arg[] = []
+    if (l !== undefined) args.push(l.hash + hex8(l.hi) + hex8(l.lo))
+    if (a !== undefined) args.push(a.address)
+    if (c !== undefined) args.push(c.code)
+    const r = await this.batcher.step('c', this.subjectKeys(k), set, args)
     const refusedBy = String(r[2])
     const retry = Number(r[4])
     return {
@@ -216,16 +212,19 @@ export class RedisDetectorStore implements DetectorStore {
     const k = this.keys(subject)
     const sp = step.spend
     const sc = step.scrape
-    // As lua/record.lua reads them.
-    const args: Arg[] = [
-      this.ttlMs,
-      sp === undefined ? '' : encoded(sp.params, spendArgs),
-      sp?.amount ?? 0,
-      sp?.hold === true ? '1' : '0',
-      sc === undefined ? '' : encoded(sc.params, scrapeArgs),
-      sc?.used ?? 0,
-    ]
-    return raisedOf(await this.batcher.step('r', [k.state, k.allow], args))
+    // As lua/subject.lua set_of and lua/record.lua read them.
+    const set = `${this.ttlMs}|${sp === undefined ? '' : `${encoded(sp.params, spendArgs)},${sp.hold ? 1 : 0}`}|${
+      sc === undefined ? '' : encoded(sc.params, scrapeArgs)
+    }`
+    const args: Arg[] = []
+    if (sp !== undefined) args.push(sp.amount)
+    if (sc !== undefined) args.push(sc.used)
+    return raisedOf(await this.batcher.step('r', this.subjectKeys(k), set, args))
+  }
+
+  /** A subject's keys as lua/batch.lua takes them. */
+  private subjectKeys(k: ReturnType<RedisDetectorStore['keys']>): string[] {
+    return [k.state, k.loop, k.addrs, k.allow, k.countries]
   }
 
   async failure(step: StuffingStep): Promise<Raised[]> {
@@ -278,6 +277,8 @@ export class RedisDetectorStore implements DetectorStore {
     const key = this.keys(subject).state
     await this.command(['HSET', key, 'sb', perBucket])
     await this.command(['PEXPIRE', key, this.ttlMs])
+    // The scripts push the hash's expiry on by what `xs` says (lua/subject.lua renew): no longer so.
+    await this.command(['HDEL', key, 'xs'])
   }
 
   async inspect(subject: string): Promise<SubjectView> {
@@ -345,6 +346,20 @@ const addressArgs = (p: AddressParams) => [
 const countryArgs = (p: CountryParams) => [p.cap, p.alertAt, p.blockAt]
 const spendArgs = (p: SpendParams) => [p.factor, p.bucketMs, p.sustain, p.keep, p.floor]
 const scrapeArgs = (p: ScrapeParams) => [p.bucketMs, p.share, p.forBuckets, p.throttle ? 1 : 0]
+
+const enforcedTexts = new WeakMap<readonly DetectorName[], string>()
+/** The enforced detectors' names, comma-separated, made once per list (steps.ts shares them). */
+function enforcedText(names: readonly DetectorName[]): string {
+  let text = enforcedTexts.get(names)
+  if (text === undefined) {
+    text = names.join(',')
+    enforcedTexts.set(names, text)
+  }
+  return text
+}
+
+/** A 32-bit unsigned integer as 8 hex digits. */
+const hex8 = (x: number) => x.toString(16).padStart(8, '0')
 
 const encodings = new WeakMap<object, string>()
 /** `params` as one comma-separated string, made once per parameters object (steps.ts shares them). */

@@ -1,11 +1,8 @@
 -- checkSubject (src/core/detectors/engine.ts) for one subject, a step of batch.lua.
--- keys: subject hash, loop fingerprints, address hash, allow key, country hash.
--- a: ttl, enforced detectors (comma-separated), the throttle's rate per minute, then each part ''
--- when off: loop parameters (windowMs, max, distance, nearFactor, alertAt, throttleAt, blockAt,
--- blockMs), the prompt's hash, hi, lo; address parameters (windowMs, cap, alertAt, blockAt,
--- blockMs, factor, minAddresses, warmup, keep), the address; spend parameters (factor, bucketMs,
--- sustain, keep, floor); the scraping bucket (0: no throttle); country parameters (cap, alertAt,
--- blockAt), the country (src/store/detectors/redis.ts check).
+-- The subject's keys are KEYS[k + 1] … KEYS[k + 5]: its hash, loop fingerprints, address hash,
+-- allow key, country hash. `set` is its check set (subject.lua set_of); its arguments follow
+-- ARGV[i], each only when its detector is on: the prompt's fingerprint (its hash, 16 hex digits,
+-- then its SimHash hi and lo, 8 each), the address, the country (src/store/detectors/redis.ts check).
 -- Returns { now, allowListed, refusedDetector, refusedLevel, retryAfterMs (-1: until cleared), raised… }
 -- where each raised is detector, level, value, threshold, addresses (comma-separated), countries
 -- (comma-separated) and which count crossed ('addresses' or 'countries'; '' when countries are not counted).
@@ -15,17 +12,21 @@ local band, bxor = bit.band, bit.bxor
 -- SimHash in four 16-bit quarters (hi's low, hi's high, lo's low, lo's high): 24 bytes.
 local ENTRY, ENTRY_BYTES = '<dI4I4I2I2I2I2', 24
 
--- Bits in which two SimHashes (their quarters) differ, when at most `distance`; else false.
--- Counted one set bit at a time: far-apart ones stop after distance + 1 steps.
-local function near_bits(a1, a2, a3, a4, b1, b2, b3, b4, distance)
-  local left = distance
-  for _, x in ipairs({ bxor(a1 + a2 * 65536, b1 + b2 * 65536), bxor(a3 + a4 * 65536, b3 + b4 * 65536) }) do
-    while x ~= 0 and left >= 0 do
-      x, left = band(x, x - 1), left - 1
-    end
-    if left < 0 then return false end
+local sfind, ssub, pack, unpack_ = string.find, string.sub, struct.pack, struct.unpack
+local floor, max_ = math.floor, math.max
+
+-- Set bits of x, when at most `left`; else -1. One set bit at a time: far-apart ones stop early.
+local function bits_within(x, left)
+  while x ~= 0 and left >= 0 do
+    x, left = band(x, x - 1), left - 1
   end
-  return true
+  return left
+end
+
+-- Whether two SimHashes (their quarters) differ in at most `distance` bits.
+local function near_bits(a1, a2, a3, a4, b1, b2, b3, b4, distance)
+  local left = bits_within(bxor(a1 + a2 * 65536, b1 + b2 * 65536), distance)
+  return left >= 0 and bits_within(bxor(a3 + a4 * 65536, b3 + b4 * 65536), left) >= 0
 end
 
 -- Within 7 bits, two SimHashes agree on one of their eight bytes at least.
@@ -33,20 +34,23 @@ local function share_a_byte(a1, a2, a3, a4, b1, b2, b3, b4)
   local a, b = { a1, a2, a3, a4 }, { b1, b2, b3, b4 }
   for i = 1, 4 do
     local x, y = a[i], b[i]
-    if x % 256 == y % 256 or math.floor(x / 256) == math.floor(y / 256) then return true end
+    if x % 256 == y % 256 or floor(x / 256) == floor(y / 256) then return true end
   end
   return false
 end
 
--- `base` + the index (0-based) of each entry of `ring` from `first` on whose bytes at `offset`
--- are `bytes`, to `found`. string.find scans in C; a match across entries (not at the offset) is
--- skipped.
-local function entries_with(ring, first, base, bytes, offset, found)
-  local from = first * ENTRY_BYTES + 1
+-- How many entries of `ring` from `first` (0-based) on have `bytes` at `offset`; with `marks`,
+-- each one's index (`base` + its place) is marked there instead. string.find scans in C; a
+-- match across entries (not at the offset) is skipped.
+local function entries_with(ring, first, base, bytes, offset, marks)
+  local from, count = first * ENTRY_BYTES + 1, 0
   while true do
-    local at = string.find(ring, bytes, from, true)
-    if not at then return end
-    if (at - 1) % ENTRY_BYTES == offset then found(base + (at - 1 - offset) / ENTRY_BYTES) end
+    local at = sfind(ring, bytes, from, true)
+    if not at then return count end
+    if (at - 1) % ENTRY_BYTES == offset then
+      count = count + 1
+      if marks then marks[base + (at - 1 - offset) / ENTRY_BYTES] = true end
+    end
     from = at + 1
   end
 end
@@ -68,7 +72,7 @@ local function loop_of(L)
   return l
 end
 
--- This call's entries APPENDed (with the last step's window as the expiry), or, when the string
+-- This call's entries APPENDed (and the expiry pushed on when renew says so), or, when the string
 -- would hold more than max + max / 4 entries (or could not be read), its newest max SET anew.
 local function write_loops()
   for _, L in ipairs(loop_order) do
@@ -76,16 +80,22 @@ local function write_loops()
     if l.reset or (#l.ring + #l.added) / ENTRY_BYTES > l.max + math.floor(l.max / 4) then
       local ring = l.ring .. l.added
       local keep = math.min(l.max, #ring / ENTRY_BYTES)
-      redis.call('SET', L, string.sub(ring, #ring - keep * ENTRY_BYTES + 1), 'PX', l.window)
+      redis.call('SET', L, string.sub(ring, #ring - keep * ENTRY_BYTES + 1), 'PX', l.px)
     else
       redis.call('APPEND', L, l.added)
-      redis.call('PEXPIRE', L, l.window)
+      if l.renew then redis.call('PEXPIRE', L, l.px) end
     end
   end
 end
 
 local function entry_at(ring, i)
-  return (struct.unpack('<d', ring, i * ENTRY_BYTES + 1))
+  return (unpack_('<d', ring, i * ENTRY_BYTES + 1))
+end
+
+-- The i-th counted entry (0-based): ring's n entries, then those this call added.
+local function unpack_at(ring, added, n, i)
+  if i < n then return unpack_(ENTRY, ring, i * ENTRY_BYTES + 1) end
+  return unpack_(ENTRY, added, (i - n) * ENTRY_BYTES + 1)
 end
 
 -- state.ts observeLoop: the subject's fingerprints, oldest first, in one string of fixed-size
@@ -97,8 +107,9 @@ end
 -- start is found by bisection. Identical prompts are found by their hash's bytes; within 3 bits
 -- two SimHashes agree on one of their four quarters at least (within 7, on one of their eight
 -- bytes), so bits are counted only for entries that do.
-local function observe_loop(L, hash, hi, lo, window, max, distance)
-  local h1, h2 = tonumber(string.sub(hash, 1, 8), 16), tonumber(string.sub(hash, 9, 16), 16)
+local function observe_loop(L, fp, window, max, distance)
+  local h1, h2 = tonumber(ssub(fp, 1, 8), 16), tonumber(ssub(fp, 9, 16), 16)
+  local hi, lo = tonumber(ssub(fp, 17, 24), 16), tonumber(ssub(fp, 25, 32), 16)
   local q1, q3 = hi % 65536, lo % 65536
   local q2, q4 = (hi - q1) / 65536, (lo - q3) / 65536
   local l = loop_of(L)
@@ -106,13 +117,21 @@ local function observe_loop(L, hash, hi, lo, window, max, distance)
   local n, p = #ring / ENTRY_BYTES, #added / ENTRY_BYTES
   local at = now
   if p > 0 then
-    at = math.max(now, entry_at(added, p - 1))
+    at = max_(now, entry_at(added, p - 1))
   elseif n > 0 then
-    at = math.max(now, entry_at(ring, n - 1))
+    at = max_(now, entry_at(ring, n - 1))
   end
-  local entry = struct.pack(ENTRY, at, h1, h2, q1, q2, q3, q4)
+  local entry = pack(ENTRY, at, h1, h2, q1, q2, q3, q4)
   l.added = added .. entry
-  l.window, l.max = window, max
+  l.max = max
+  -- Kept for the window: where the subject's hash is there to keep when (renew), its expiry is
+  -- pushed on now and then; else on every call, as no hash is made for it.
+  if exists then
+    local r, ms = renew('xl', window, #ring == 0)
+    l.renew, l.px = l.renew or r, ms
+  else
+    l.renew, l.px = true, window
+  end
   -- Counted: ring's entries from first, added's from first_added. Mostly the oldest of them is in
   -- the window: one read, not a bisection's.
   local since = now - window
@@ -120,50 +139,40 @@ local function observe_loop(L, hash, hi, lo, window, max, distance)
   if first >= n then
     first, first_added = n, first - n
   else
-    first = math.max(0, first)
+    first = max_(0, first)
     if first < n and entry_at(ring, first) <= since then
       local low, high = first + 1, n
       while low < high do
-        local mid = math.floor((low + high) / 2)
+        local mid = floor((low + high) / 2)
         if entry_at(ring, mid) <= since then low = mid + 1 else high = mid end
       end
       first = low
     end
   end
-  -- Each counted entry with `bytes` at `offset`, by its place in ring then added.
-  local function each_with(bytes, offset, found)
-    entries_with(ring, first, 0, bytes, offset, found)
-    if p > 0 then entries_with(added, first_added, n, bytes, offset, found) end
-  end
-  local function unpack_at(i)
-    if i < n then return struct.unpack(ENTRY, ring, i * ENTRY_BYTES + 1) end
-    return struct.unpack(ENTRY, added, (i - n) * ENTRY_BYTES + 1)
-  end
 
-  local exact, near = 1, 0
-  each_with(string.sub(entry, 9, 16), 8, function()
-    exact = exact + 1
-  end)
-  if distance == 0 then return exact, near end
-  near = 1 -- this one
+  -- Each counted entry with the prompt's hash, by its place in ring then added; this one too.
+  local bytes = ssub(entry, 9, 16)
+  local exact = 1 + entries_with(ring, first, 0, bytes, 8)
+  if p > 0 then exact = exact + entries_with(added, first_added, n, bytes, 8) end
+  if distance == 0 then return exact, 0 end
+  local near = 1 -- this one
   local candidates = {}
-  local function candidate(i)
-    candidates[i] = true
-  end
   if distance <= 3 then
     for j = 0, 3 do
-      each_with(string.sub(entry, 17 + 2 * j, 18 + 2 * j), 16 + 2 * j, candidate)
+      bytes = ssub(entry, 17 + 2 * j, 18 + 2 * j)
+      entries_with(ring, first, 0, bytes, 16 + 2 * j, candidates)
+      if p > 0 then entries_with(added, first_added, n, bytes, 16 + 2 * j, candidates) end
     end
   else
     for i = first, n + p - 1 do
       if i < n or i - n >= first_added then
-        local _, _, _, p1, p2, p3, p4 = unpack_at(i)
+        local _, _, _, p1, p2, p3, p4 = unpack_at(ring, added, n, i)
         if distance > 7 or share_a_byte(p1, p2, p3, p4, q1, q2, q3, q4) then candidates[i] = true end
       end
     end
   end
   for i in pairs(candidates) do
-    local _, _, _, p1, p2, p3, p4 = unpack_at(i)
+    local _, _, _, p1, p2, p3, p4 = unpack_at(ring, added, n, i)
     if near_bits(p1, p2, p3, p4, q1, q2, q3, q4, distance) then near = near + 1 end
   end
   return exact, near
@@ -182,12 +191,13 @@ end
 -- window forgotten, at most cap kept (member '' adds nothing). The field `oldest` of the subject
 -- keeps a lower bound of the oldest sighting: while it is in the window nothing can be forgotten
 -- and the hash is not read. Returns the count.
-local function observe_seen(key, member, since, window, cap, oldest)
+local function observe_seen(key, member, since, window, cap, oldest, keep)
   local done = stamped[key]
   if done and done.members[member] then return done.size end
-  local size, stored = 0, false
+  local size, stored, before = 0, false, 0
   if num(oldest, 0) > since then
     size = redis.call('HLEN', key)
+    before = size
     if member ~= '' then
       if size < cap then
         size = size + redis.call('HSET', key, member, now)
@@ -209,6 +219,7 @@ local function observe_seen(key, member, since, window, cap, oldest)
         if all[i] == member then known = true elseif at < low then low = at end
       end
     end
+    before = size
     if member ~= '' and (known or size < cap) then
       redis.call('HSET', key, member, now)
       stored = true
@@ -216,7 +227,11 @@ local function observe_seen(key, member, since, window, cap, oldest)
     end
     put(oldest, low)
   end
-  if size > 0 then redis.call('PEXPIRE', key, window) end
+  -- Kept for the window (renew; `keep` names its field): fresh when it was empty before.
+  if size > 0 then
+    local r, ms = renew(keep, window, before == 0)
+    if r then redis.call('PEXPIRE', key, ms) end
+  end
   if not done then
     done = { members = {} }
     stamped[key] = done
@@ -226,30 +241,32 @@ local function observe_seen(key, member, since, window, cap, oldest)
   return size
 end
 
-local function check_step(keys, a)
-  local L, A, C = keys[2], keys[3], keys[5]
-  local ttl = number(a[1])
-  if allowed(keys[4]) then return { now, 1, '', 0, 0 } end
-  load(keys[1])
+-- A raised detection to a check's reply.
+local function push_check(out, detector, level, value, threshold, addresses, countries, by)
+  out[#out + 1] = detector
+  out[#out + 1] = level
+  out[#out + 1] = fmt(value)
+  out[#out + 1] = fmt(threshold)
+  out[#out + 1] = addresses
+  out[#out + 1] = countries or ''
+  out[#out + 1] = by or ''
+end
+
+local function check_step(KEYS, k, set, ARGV, i)
+  local L, A, C = KEYS[k + 2], KEYS[k + 3], KEYS[k + 5]
+  if allowed(KEYS[k + 4]) then return { now, 1, '', 0, 0 } end
+  load(KEYS[k + 1])
 
   local out = { now, 0, '', 0, 0 }
-  local function push(detector, level, value, threshold, addresses, countries, by)
-    out[#out + 1] = detector
-    out[#out + 1] = level
-    out[#out + 1] = fmt(value)
-    out[#out + 1] = fmt(threshold)
-    out[#out + 1] = addresses
-    out[#out + 1] = countries or ''
-    out[#out + 1] = by or ''
-  end
+  local push = push_check
 
   -- prompt loops
-  if a[4] ~= '' then
-    local hash, hi, lo = a[5], tonumber(a[6]), tonumber(a[7])
-    local p = params(a[4])
+  local p = set.loop
+  if p then
+    i = i + 1
     local window, max, distance, near_factor = p[1], p[2], p[3], p[4]
     local alert_at, throttle_at, block_at, block_ms = p[5], p[6], p[7], p[8]
-    local exact, near = observe_loop(L, hash, hi, lo, window, max, distance)
+    local exact, near = observe_loop(L, ARGV[i], window, max, distance)
     local by_exact = level_of(exact, alert_at, throttle_at, block_at, 1)
     local by_near = 0
     if distance > 0 then by_near = level_of(near, alert_at, throttle_at, block_at, near_factor) end
@@ -260,17 +277,18 @@ local function check_step(keys, a)
       local thresholds = { alert_at, throttle_at, block_at }
       local value, scale = exact, 1
       if by_exact < by_near then value, scale = near, near_factor end
-      push('loop', level, value, math.ceil(thresholds[level] * scale), '')
+      push(out, 'loop', level, value, math.ceil(thresholds[level] * scale), '')
     end
   end
 
   -- shared keys
-  if a[8] ~= '' then
-    local p = params(a[8])
-    local address, window, cap = a[9], p[1], p[2]
+  p = set.addr
+  if p then
+    i = i + 1
+    local address, window, cap = ARGV[i], p[1], p[2]
     local alert_at, block_at, block_ms = p[3], p[4], p[5]
     local since = now - window
-    local size = observe_seen(A, address, since, window, cap, 'ao')
+    local size = observe_seen(A, address, since, window, cap, 'ao', 'xa')
     -- the key's history (state.ts learnAddresses): fields he, hp, hx (window, peak, alerted), hb, hn (baseline, windows)
     local factor, min_addresses, warmup, keep = p[6], p[7], p[8], p[9]
     local w = math.floor(now / window)
@@ -291,13 +309,14 @@ local function check_step(keys, a)
     local by_history = level == 0 and learned > 0 and size >= learned
     if by_history then level = 1 end
     -- countries (state.ts observeCountry, countryLevel): hash C of country -> last seen, at most cap
-    local counted = a[12] ~= ''
+    local cp = set.country
+    local counted = cp ~= nil
     local countries, by_countries = 0, false
     local country_alert_at, country_block_at = 0, 0
     if counted then
-      local cp = params(a[12])
+      i = i + 1
       country_alert_at, country_block_at = cp[2], cp[3]
-      countries = observe_seen(C, a[13], since, window, cp[1], 'co')
+      countries = observe_seen(C, ARGV[i], since, window, cp[1], 'co', 'xc')
       local by_country = 0
       if country_block_at > 0 and countries >= country_block_at then
         by_country = 3
@@ -330,14 +349,14 @@ local function check_step(keys, a)
         if by_countries then by = 'countries' end
         named = table.concat(redis.call('HKEYS', C), ',')
       end
-      push('sharedKey', level, value, threshold, table.concat(redis.call('HKEYS', A), ','), named, by)
+      push(out, 'sharedKey', level, value, threshold, table.concat(redis.call('HKEYS', A), ','), named, by)
     end
   end
 
-  -- the gate: a block, a loop's throttle, a spend hold (detectors in a[2] only)
+  -- the gate: a block, a loop's throttle, a spend hold (enforced detectors only)
   local throttled, held = false, false
-  local scrape_bucket_ms = number(a[11])
-  for name in string.gmatch(a[2], '[^,]+') do
+  local scrape_bucket_ms = set.scrape_bucket
+  for _, name in ipairs(set.enforce) do
     local lv, u = flag_at(name)
     if lv == 3 then
       out[3], out[4] = name, 3
@@ -360,20 +379,20 @@ local function check_step(keys, a)
     local rm, rn = num('rm', -1), num('rn', 0)
     if rm ~= minute then rm, rn = minute, 0 end
     put('rm', rm)
-    if rn < number(a[3]) then
+    if rn < set.throttle then
       put('rn', rn + 1)
     else
       put('rn', rn)
       out[3], out[4], out[5] = 'loop', 2, (minute + 1) * 60000 - now
     end
   end
-  if out[3] == '' and held and a[10] ~= '' then
-    local p = params(a[10])
+  p = set.spend
+  if out[3] == '' and held and p then
     local factor, bucket_ms, keep, floor_ = p[1], p[2], p[4], p[5]
     local b, m, s, h = roll_spend(factor, bucket_ms, keep, floor_)
     save_spend(b, m, s, h)
     if s >= math.max(b, floor_) then out[3], out[4], out[5] = 'spend', 2, (m + 1) * bucket_ms - now end
   end
-  save(ttl)
+  save(set.ttl)
   return out
 end

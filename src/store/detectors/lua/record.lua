@@ -1,25 +1,27 @@
 -- recordSubject (src/core/detectors/engine.ts) for one subject, a step of batch.lua.
--- keys: subject hash, allow key. a: ttl, spend parameters (factor, bucketMs, sustain, keep, floor;
--- '' when off), the amount, whether to hold ('1'), scraping parameters (bucketMs, share,
--- forBuckets, throttle 1/0; '' when off), the share used (src/store/detectors/redis.ts record).
+-- The subject's keys are KEYS[k + 1] (its hash) … KEYS[k + 5] (as check.lua); `set` its record
+-- set (subject.lua set_of); its arguments follow ARGV[i]: the amount when spend is on, the share
+-- used when scraping is (src/store/detectors/redis.ts record).
 -- Returns raised detections, five items each: detector, level, value, threshold, ''.
-local function record_step(keys, a)
-  local ttl = number(a[1])
-  if allowed(keys[2]) then return {} end
-  load(keys[1])
-  local out = {}
-  local function push(detector, level, value, threshold)
-    out[#out + 1] = detector
-    out[#out + 1] = level
-    out[#out + 1] = value
-    out[#out + 1] = threshold
-    out[#out + 1] = ''
-  end
+local function push_raised(out, detector, level, value, threshold)
+  out[#out + 1] = detector
+  out[#out + 1] = level
+  out[#out + 1] = value
+  out[#out + 1] = threshold
+  out[#out + 1] = ''
+end
 
-  if a[2] ~= '' then
-    local p = params(a[2])
+local function record_step(KEYS, k, set, ARGV, i)
+  if allowed(KEYS[k + 4]) then return {} end
+  load(KEYS[k + 1])
+  local out = {}
+  local push = push_raised
+
+  local p = set.spend
+  if p then
+    i = i + 1
     local factor, bucket_ms, sustain, keep, floor_ = p[1], p[2], p[3], p[4], p[5]
-    local amount, hold = tonumber(a[3]), a[4] == '1'
+    local amount, hold = tonumber(ARGV[i]), p[6] == 1
     local b, m, s, h = roll_spend(factor, bucket_ms, keep, floor_)
     s = s + amount
     save_spend(b, m, s, h)
@@ -28,14 +30,15 @@ local function record_step(keys, a)
       local level, hold_ms = 1, sustain * bucket_ms
       if hold then level, hold_ms = 2, 0 end
       if raise('spend', level, hold_ms) then
-        push('spend', level, fmt(s), fmt(factor * baseline))
+        push(out, 'spend', level, fmt(s), fmt(factor * baseline))
       end
     end
   end
 
-  if a[5] ~= '' then
-    local p = params(a[5])
-    local used, bucket_ms, share, for_buckets = tonumber(a[6]), p[1], p[2], p[3]
+  p = set.scrape
+  if p then
+    i = i + 1
+    local used, bucket_ms, share, for_buckets = tonumber(ARGV[i]), p[1], p[2], p[3]
     local bucket = math.floor(now / bucket_ms)
     local m, hi, c = num('cm', -1), num('chi', 0), num('cc', 0)
     if bucket ~= m then
@@ -51,9 +54,9 @@ local function record_step(keys, a)
     local level = 1
     if p[4] == 1 then level = 2 end
     if buckets >= for_buckets and raise('scraping', level, for_buckets * bucket_ms) then
-      push('scraping', level, fmt(buckets), fmt(for_buckets))
+      push(out, 'scraping', level, fmt(buckets), fmt(for_buckets))
     end
   end
-  save(ttl)
+  save(set.ttl)
   return out
 end

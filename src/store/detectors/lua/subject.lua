@@ -4,44 +4,85 @@
 -- ends (flush: once per subject and call, not once per step), as in src/core/detectors/state.ts
 -- (raise, flagAt, rollSpend). Fields: <detector>.lv/.u (flags); he hp hx hb hn (the shared-key
 -- history) and ao (a lower bound of the oldest address's last sighting; co for countries); rm rn
--- (the loop throttle's minute); sb sm ss sh (spend); cm chi cc (scraping).
+-- (the loop throttle's minute); sb sm ss sh (spend); cm chi cc (scraping); xs xl xa xc (until when
+-- the hash, the loop string, the address and country hashes are kept at least: see renew).
 local FIELDS = {
   'loop.lv', 'loop.u', 'spend.lv', 'spend.u', 'sharedKey.lv', 'sharedKey.u', 'scraping.lv', 'scraping.u',
   'he', 'hp', 'hx', 'hb', 'hn', 'ao', 'co', 'rm', 'rn', 'sb', 'sm', 'ss', 'sh', 'cm', 'chi', 'cc',
+  'xs', 'xl', 'xa', 'xc',
 }
 local KNOWN = {}
 for _, field in ipairs(FIELDS) do
   KNOWN[field] = true
 end
-local S, H, changed
+-- S: the subject's hash read (H its fields), exists: whether Redis holds it.
+local S, H, changed, exists
 
--- A detector's parameters: one comma-separated string of numbers, the same for every request of
--- a detector set, parsed once and kept by its text (across calls while the library stays loaded;
--- at most PARSED_MAX texts, all forgotten when one more comes: detector sets are few).
-local PARSED_MAX = 64
-local parsed, parsed_count = {}, 0
-local function params(text)
-  local p = parsed[text]
-  if not p then
-    p = {}
-    for x in string.gmatch(text, '[^,]+') do p[#p + 1] = tonumber(x) end
-    if parsed_count >= PARSED_MAX then parsed, parsed_count = {}, 0 end
-    parsed[text], parsed_count = p, parsed_count + 1
-  end
+-- A step's detector set: the parameters of every detector it runs, one text, the same for every
+-- request of a detector set (src/store/detectors/redis.ts), parsed once and kept by its text
+-- (across calls while the library stays loaded; at most SETS_MAX texts, all forgotten when one
+-- more comes: detector sets are few). Parts are separated by '|', numbers by ','; '' is off.
+local SETS_MAX = 64
+local sets, sets_count = { c = {}, r = {} }, 0
+
+local function numbers_of(text)
+  if text == '' then return nil end
+  local p = {}
+  for x in string.gmatch(text, '[^,]+') do p[#p + 1] = tonumber(x) end
   return p
 end
 
--- Hashes given their expiry in this script call: time stands still in a script, so the same ttl
--- again would change nothing (scripts never delete a subject's hash).
-local expires
+local function parts_of(text)
+  local out, from = {}, 1
+  while true do
+    local at = string.find(text, '|', from, true)
+    if not at then
+      out[#out + 1] = string.sub(text, from)
+      return out
+    end
+    out[#out + 1] = string.sub(text, from, at - 1)
+    from = at + 1
+  end
+end
+
+-- kind 'c' (check): ttl | enforced detectors (names) | the throttle's rate per minute | loop
+-- (windowMs, max, distance, nearFactor, alertAt, throttleAt, blockAt, blockMs) | addresses
+-- (windowMs, cap, alertAt, blockAt, blockMs, factor, minAddresses, warmup, keep) | spend (factor,
+-- bucketMs, sustain, keep, floor) | the scraping bucket (0: no throttle) | countries (cap,
+-- alertAt, blockAt). kind 'r' (record): ttl | spend (factor, bucketMs, sustain, keep, floor,
+-- hold 1/0) | scraping (bucketMs, share, forBuckets, throttle 1/0).
+-- nargs: how many arguments a step of the set has after its head (check: the fingerprint when
+-- loops are on, the address when addresses are, the country when countries are; record: the
+-- amount when spend is on, the share used when scraping is).
+local function set_of(kind, text)
+  local set = sets[kind][text]
+  if set then return set end
+  local p = parts_of(text)
+  if kind == 'c' then
+    local enforce = {}
+    for name in string.gmatch(p[2], '[^,]+') do enforce[#enforce + 1] = name end
+    set = {
+      ttl = tonumber(p[1]), enforce = enforce, throttle = tonumber(p[3]), loop = numbers_of(p[4]),
+      addr = numbers_of(p[5]), spend = numbers_of(p[6]), scrape_bucket = tonumber(p[7]),
+      country = numbers_of(p[8]),
+    }
+    set.nargs = (set.loop and 1 or 0) + (set.addr and 1 or 0) + (set.country and 1 or 0)
+  else
+    set = { ttl = tonumber(p[1]), spend = numbers_of(p[2]), scrape = numbers_of(p[3]) }
+    set.nargs = (set.spend and 1 or 0) + (set.scrape and 1 or 0)
+  end
+  if sets_count >= SETS_MAX then sets, sets_count = { c = {}, r = {} }, 0 end
+  sets[kind][text], sets_count = set, sets_count + 1
+  return set
+end
 
 -- What the finished steps of S changed and have not written yet (field -> value), and their ttl.
 local pending, pending_fields, pending_ttl
 
 -- At the start of a call: no subject read, nothing pending.
 local function start_subjects()
-  S, H, changed = nil, nil, nil
-  expires, pending, pending_fields, pending_ttl = {}, {}, {}, nil
+  S, H, changed, exists = nil, nil, nil, false
+  pending, pending_fields, pending_ttl = {}, {}, {}, nil
 end
 
 -- Writes what the finished steps of S changed and keeps the hash for their ttl.
@@ -54,9 +95,23 @@ local function flush()
   end
   local ttl = pending_ttl
   pending, pending_fields, pending_ttl = {}, {}, nil
-  if #args > 0 then redis.call('HSET', S, unpack(args)) end
-  -- (0: the hash does not exist yet; a later step may make it.)
-  if ttl and expires[S] ~= ttl and redis.call('PEXPIRE', S, ttl) == 1 then expires[S] = ttl end
+  -- (No hash and nothing to write: none is made.)
+  local expire = false
+  if ttl and (exists or #args > 0) then
+    local until_ = H.xs
+    if not exists or until_ == nil or until_ < now + ttl then
+      until_ = now + ttl + math.floor(ttl / 64)
+      H.xs = until_
+      args[#args + 1] = 'xs'
+      args[#args + 1] = fmt(until_)
+      expire = until_ - now
+    end
+  end
+  if #args > 0 then
+    redis.call('HSET', S, unpack(args))
+    exists = true
+  end
+  if expire then redis.call('PEXPIRE', S, expire) end
 end
 
 local function load(key)
@@ -66,6 +121,7 @@ local function load(key)
   S, H = key, {}
   -- HGETALL, not HMGET of every field: one argument, not 24, and only the fields there are.
   local v = redis.call('HGETALL', key)
+  exists = #v > 0
   for i = 1, #v, 2 do
     if KNOWN[v[i]] then H[v[i]] = number(v[i + 1]) end
   end
@@ -91,6 +147,20 @@ local function put(field, value)
   end
 end
 
+-- A key kept `ms` after now, whose keep-until time is in field `x` of the subject's hash: its
+-- expiry is pushed on (PEXPIRE) only when that time comes within ms of now, and then to ms and a
+-- 64th of ms after now — not on every call (a redis.call costs ~6-9k instructions) — so the key
+-- lives ms to ms + ms/64 after the last step that touched it. Redis holds a key's expiry at x
+-- at least: an x from the hash is trusted only while the key is there (`fresh`: it was not, or
+-- was emptied, before this step wrote it). Returns whether to PEXPIRE it, and for how long.
+local function renew(x, ms, fresh)
+  local until_ = H[x]
+  if not fresh and until_ ~= nil and until_ >= now + ms then return false, until_ - now end
+  until_ = now + ms + math.floor(ms / 64)
+  put(x, until_)
+  return true, until_ - now
+end
+
 -- A step done: what it changed is written by the next flush, the hash kept for ttl.
 local function save(ttl)
   for _, field in ipairs(changed) do
@@ -100,9 +170,15 @@ local function save(ttl)
   pending_ttl = ttl
 end
 
+-- Each flag's fields, named once (not joined again on every step).
+local LV, U = {}, {}
+for _, name in ipairs({ 'loop', 'spend', 'sharedKey', 'scraping' }) do
+  LV[name], U[name] = name .. '.lv', name .. '.u'
+end
+
 local function flag_at(name)
-  local lv = num(name .. '.lv', 0)
-  local u = num(name .. '.u', 0)
+  local lv = num(LV[name], 0)
+  local u = num(U[name], 0)
   if lv == 0 or (u > 0 and now >= u) then return 0, 0 end
   return lv, u
 end
@@ -113,15 +189,15 @@ local function raise(name, level, hold_ms)
   local until_ = 0
   if hold_ms > 0 then until_ = now + hold_ms end
   if level > lv then
-    put(name .. '.lv', level)
-    put(name .. '.u', until_)
+    put(LV[name], level)
+    put(U[name], until_)
     return true
   end
   if level == lv and u > 0 then
     if until_ == 0 then
-      put(name .. '.u', 0)
+      put(U[name], 0)
     elseif until_ > u then
-      put(name .. '.u', until_)
+      put(U[name], until_)
     end
   end
   return false
