@@ -11,7 +11,14 @@ const read = (file: string) => readFileSync(new URL(`./lua/${file}`, import.meta
 const source = (files: string[]) => files.map(read).join('\n')
 
 /** The check, record and failure steps of one turn (batch.ts): defines `steps(KEYS, ARGV)`. */
-const STEPS_SOURCE = source(['common.lua', 'subject.lua', 'check.lua', 'record.lua', 'failure.lua', 'batch.lua'])
+const STEPS_SOURCE = source([
+  'common.lua',
+  'subject.lua',
+  'check.lua',
+  'record.lua',
+  'failure.lua',
+  'batch.lua',
+])
 
 /** Names the library and its functions after the scripts' text, so that versions never mix. */
 const VERSION = createHash('sha1').update(STEPS_SOURCE).digest('hex').slice(0, 12)

@@ -59,7 +59,7 @@ end
 local function set_of(kind, text)
   local set = sets[kind][text]
   if set then return set end
-  local p = parts_of(text)
+  local p = kind ~= 'f' and parts_of(text)
   if kind == 'c' then
     local enforce = {}
     for name in string.gmatch(p[2], '[^,]+') do enforce[#enforce + 1] = name end
@@ -73,8 +73,13 @@ local function set_of(kind, text)
     set = { ttl = tonumber(p[1]), spend = numbers_of(p[2]), scrape = numbers_of(p[3]) }
     set.nargs = (set.spend and 1 or 0) + (set.scrape and 1 or 0)
   else
-    set = numbers_of(text) or {}
-    set.nargs = 2
+    -- By place (a part that is no number stays nil: its steps fail, not read the next part).
+    set = { nargs = 2 }
+    local j = 0
+    for x in string.gmatch(text .. ',', '([^,]*),') do
+      j = j + 1
+      set[j] = tonumber(x)
+    end
   end
   if sets_count >= SETS_MAX then sets, sets_count = { c = {}, r = {}, f = {} }, 0 end
   sets[kind][text], sets_count = set, sets_count + 1
