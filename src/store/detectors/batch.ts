@@ -1,9 +1,9 @@
 /**
  * Detector steps issued in the same event-loop turn go to Redis as one script call (lua/batch.lua)
  * instead of one round trip each: on a cluster, one call per hash slot (a subject's keys share its
- * hash tag; every failed key's step shares `{stuffing}`), at most MAX_BATCH steps a call. Each step is still decided alone and atomically, in
- * the order it was issued; its reply goes back to its caller, and a step that fails rejects only
- * its own caller.
+ * hash tag; every failed key's step shares `{stuffing}`), at most MAX_BATCH steps a call. Each
+ * step is still decided alone and atomically, in the order it was issued; its reply goes back to
+ * its caller, and a step that fails rejects only its own caller.
  *
  * A record step (after a request, never awaited by one) waits up to `lingerMs` for a check to go
  * with: a gateway with one request at a time then makes one round trip a request, not two. Order
