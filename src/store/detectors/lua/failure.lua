@@ -44,7 +44,9 @@ local function load_failures(key)
   flush_failures()
   local v = redis.call('HMGET', key, 'w', 'n', 'reported', 'np')
   FS, F_emptied = key, false
-  F = { w = tonumber(v[1]) or -1, n = tonumber(v[2]) or 0, reported = tonumber(v[3]) or 0, np = tonumber(v[4]) or 0 }
+  F = {
+    w = tonumber(v[1]) or -1, n = tonumber(v[2]) or 0, reported = tonumber(v[3]) or 0, np = tonumber(v[4]) or 0,
+  }
 end
 
 local function put_f(field, value)
