@@ -2,14 +2,20 @@
  * What the abuse detectors cost the gateway: the same gateway in front of the same mock upstream,
  * detectors off and on (every detector, prompts varied so that no loop fires and a spend floor so
  * high that no spike fires: the rows measure the observing, not the refusing), memory and Redis.
+ * Besides req/s (which swings by tens of percent between rounds on a small shared machine), each
+ * row gives the CPU a request costs the gateway process and, on Redis, redis-server: where the
+ * cores are the limit, req/s goes as the inverse of that sum (the mock upstream and the load
+ * generator cost the same either way).
  */
 import { Pool } from 'undici'
 import { loadStartGateway } from '../adapters.js'
 import { Worker } from '../harness/child.js'
 import { type Contender, contest } from '../harness/contest.js'
 import type { Operation } from '../harness/drive.js'
+import { redisCost } from '../harness/redis-cost.js'
 import { allowedNote, throughputRow } from '../harness/rows.js'
-import type { BenchContext, Section, Workload } from '../harness/types.js'
+import { readTogether, serverCpu } from '../harness/server-cpu.js'
+import type { BenchContext, Measure, Section, Workload } from '../harness/types.js'
 
 const WORKER = new URL('../workers/gateway-server.ts', import.meta.url)
 const IN_FLIGHT = 16
@@ -60,6 +66,7 @@ async function run(ctx: BenchContext): Promise<Section> {
       const pool = new Pool(u.origin, { connections: IN_FLIGHT, pipelining: 1 })
       return {
         op: chatOp(pool),
+        ...readTogether(serverCpu(front), ...(store === 'redis' ? [redisCost(redis)] : [])),
         teardown: async () => {
           await pool.close()
           await front.stop()
@@ -91,11 +98,25 @@ async function run(ctx: BenchContext): Promise<Section> {
       {
         unit: 'requests/s',
         baseline: off,
-        note: allowedNote([on, off], 'all'),
+        note: [cpuNote(on, off, store === 'redis'), allowedNote([on, off], 'all')]
+          .filter((n) => n !== undefined)
+          .join('; '),
       },
     )
   })
   return { rows }
+}
+
+/** CPU per request (µs) with the detectors on and off, and their ratio. */
+function cpuNote(on: Measure, off: Measure, redis: boolean): string {
+  const gateway = (m: Measure) => m.extra?.serverCpuUsPerReq ?? Number.NaN
+  const server = (m: Measure) => m.extra?.redisCpuUsPerOp ?? 0
+  const sum = (m: Measure) => gateway(m) + (redis ? server(m) : 0)
+  const us = (x: number) => x.toFixed(0)
+  const parts = redis
+    ? `gateway ${us(gateway(on))} vs ${us(gateway(off))}, redis-server ${us(server(on))} vs ${us(server(off))}, sum ${us(sum(on))} vs ${us(sum(off))} µs`
+    : `gateway ${us(gateway(on))} vs ${us(gateway(off))} µs`
+  return `CPU per request, on vs off (medians of rounds): ${parts} = ${(sum(on) / sum(off)).toFixed(3)}×`
 }
 
 export const detectorsOverhead: Workload = {

@@ -2,10 +2,11 @@ import { createRequire } from 'node:module'
 import { Pool } from 'undici'
 import { loadMockUpstream, loadStartGateway } from '../adapters.js'
 import { Worker } from '../harness/child.js'
-import { type Contender, contest, type Instance } from '../harness/contest.js'
+import { type Contender, contest } from '../harness/contest.js'
 import type { Operation } from '../harness/drive.js'
 import { formatRate } from '../harness/progress.js'
 import { allowedNote, pairedRatio, throughputRow } from '../harness/rows.js'
+import { serverCpu } from '../harness/server-cpu.js'
 import type { BenchContext, Measure, Section, Workload } from '../harness/types.js'
 
 const WORKER = new URL('../workers/gateway-server.ts', import.meta.url)
@@ -40,19 +41,6 @@ function poolFor(url: string, base: string, connections: number): { pool: Pool; 
   return {
     pool: new Pool(u.origin, { connections, pipelining: 1 }),
     path: `${base}/chat/completions`,
-  }
-}
-
-/** CPU time of the server under test per request of the measured period (µs), read around it. */
-function serverCpu(worker: Worker): Pick<Instance, 'beforeMeasure' | 'afterMeasure'> {
-  let before = 0
-  return {
-    async beforeMeasure() {
-      before = await worker.cpuMicros()
-    },
-    async afterMeasure(result) {
-      return { serverCpuUsPerReq: ((await worker.cpuMicros()) - before) / result.ops }
-    },
   }
 }
 
