@@ -60,4 +60,28 @@ describe.each(CLIENT_KINDS)('detector store on a cluster, %s client', (kind) => 
     await store.log({ subject: subjects[2]!, detector: 'loop', at: new Date(0).toISOString() })
     expect((await store.recent(10)).map((r) => r.subject)).toEqual([subjects[2]])
   })
+
+  it('failed keys in the same turn as checks of subjects on every node: each decided, one alert', async () => {
+    const store = new RedisDetectorStore({
+      client: made.client as never,
+      prefix: `cf${kind.replace(/\W/g, '')}:`,
+    })
+    const failed = { windowMs: 3_600_000, alertAt: 20, addressesAt: 0, prefixAddressesAt: 3, maxPrefixes: 10 }
+    const outs = await Promise.all(
+      Array.from({ length: 24 }, (_, i) => [
+        store
+          .check(`key:m${i % 6}`, checkStep(set, { prompt: 'again', isKey: false })!)
+          .then((o) => o.raised),
+        store.failure({ ...failed, address: `192.0.2.${i}`, prefix: `prefix000${i % 2}` }),
+      ]).flat(),
+    )
+    const raised = outs.flat()
+    expect(raised.filter((r) => r.detector === 'loop')).toHaveLength(6)
+    expect(
+      raised
+        .filter((r) => r.detector === 'stuffing')
+        .map((r) => r.prefix ?? 'gateway')
+        .sort(),
+    ).toEqual(['gateway', 'prefix0000', 'prefix0001'])
+  })
 })

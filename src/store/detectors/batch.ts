@@ -1,9 +1,9 @@
 /**
  * Detector steps issued in the same event-loop turn go to Redis as one script call (lua/batch.lua)
  * instead of one round trip each: on a cluster, one call per hash slot (a subject's keys share its
- * hash tag), at most MAX_BATCH steps a call. Each step is still decided alone and atomically, in
- * the order it was issued; its reply goes back to its caller, and a step that fails rejects only
- * its own caller.
+ * hash tag; every failed key's step shares `{stuffing}`), at most MAX_BATCH steps a call. Each
+ * step is still decided alone and atomically, in the order it was issued; its reply goes back to
+ * its caller, and a step that fails rejects only its own caller.
  *
  * A record step (after a request, never awaited by one) waits up to `lingerMs` for a check to go
  * with: a gateway with one request at a time then makes one round trip a request, not two. Order
@@ -16,16 +16,21 @@ export const MAX_BATCH = 128
 /** How long record steps wait for a check step to share a script call with (default). */
 export const RECORD_LINGER_MS = 5
 
-export type StepKind = 'c' | 'r'
+/** Check, record, failure (a failed key: gateway-wide, one hash slot). */
+export type StepKind = 'c' | 'r' | 'f'
 type Arg = string | number
+/** An argument that names a key of the step's own: sent as its place in KEYS, the key once a call. */
+export interface KeyArg {
+  key: string
+}
 
 interface Pending {
   kind: StepKind
-  /** The subject's five keys (lua/batch.lua). */
+  /** The subject's keys (lua/batch.lua), all in one hash slot. */
   keys: string[]
   /** The step's detector set, as lua/subject.lua set_of reads it. */
   set: string
-  args: Arg[]
+  args: (Arg | KeyArg)[]
   resolve: (reply: unknown[]) => void
   reject: (error: unknown) => void
 }
@@ -49,11 +54,11 @@ export class StepBatcher {
    * One step of a subject (its keys, all in one hash slot) with its detector set. Resolves with
    * the step's own reply.
    */
-  step(kind: StepKind, keys: string[], set: string, args: Arg[]): Promise<unknown[]> {
+  step(kind: StepKind, keys: string[], set: string, args: (Arg | KeyArg)[]): Promise<unknown[]> {
     return new Promise((resolve, reject) => {
       this.pending.push({ kind, keys, set, args, resolve, reject })
       if (this.scheduled) return
-      if (kind === 'c' || this.pending.length >= MAX_BATCH || this.lingerMs === 0) {
+      if (kind !== 'r' || this.pending.length >= MAX_BATCH || this.lingerMs === 0) {
         this.scheduled = true
         setImmediate(() => this.flush())
       } else {
@@ -73,17 +78,19 @@ export class StepBatcher {
 
   /**
    * One script call (lua/batch.lua): each subject's keys and each detector set once (an argument
-   * costs Redis ~1,100 instructions), each step a head naming them and its own arguments.
+   * costs Redis ~1,100 instructions), each step a head naming them (its subject by the place of
+   * its first key in KEYS) and its own arguments.
    */
   private send(group: Pending[]): void {
     const keys: string[] = []
     const subjects = new Map<string, number>()
+    const named = new Map<string, number>()
     const sets = new Map<string, number>()
     const steps: Arg[] = []
     for (const p of group) {
       let subject = subjects.get(p.keys[0]!)
       if (subject === undefined) {
-        subject = subjects.size + 1
+        subject = keys.length
         subjects.set(p.keys[0]!, subject)
         for (const k of p.keys) keys.push(k)
       }
@@ -93,7 +100,19 @@ export class StepBatcher {
         sets.set(p.set, set)
       }
       steps.push(`${p.kind}${subject}.${set}`)
-      for (const a of p.args) steps.push(a)
+      for (const a of p.args) {
+        if (typeof a !== 'object') {
+          steps.push(a)
+          continue
+        }
+        let place = named.get(a.key)
+        if (place === undefined) {
+          keys.push(a.key)
+          place = keys.length
+          named.set(a.key, place)
+        }
+        steps.push(place)
+      }
     }
     const args: Arg[] = [sets.size, ...sets.keys(), ...steps]
     this.run(keys, args).then(

@@ -1,7 +1,7 @@
 /**
  * Detector state in Redis: each step runs in Lua (lua/*.lua) with Redis TIME, so that instances
  * sharing the Redis share one state and a level is raised — and reported — by exactly one of
- * them. The check and record steps of one event-loop turn share one script call (batch.ts). A
+ * them. The check, record and failure steps of one event-loop turn share one script call (batch.ts). A
  * subject's keys share its hash tag (one slot on a cluster) and expire.
  */
 import type {
@@ -31,7 +31,7 @@ import {
 import { IORedisConnection } from '../redis/ioredis.js'
 import { NodeRedisConnection } from '../redis/node-redis.js'
 import { RECORD_LINGER_MS, StepBatcher } from './batch.js'
-import { DETECTOR_LIBRARY, type DetectorScript, FAILURE, STEPS } from './script.js'
+import { DETECTOR_LIBRARY, type DetectorScript, STEPS } from './script.js'
 import {
   DEFAULT_MAX_LOG,
   DEFAULT_TTL_MS,
@@ -230,19 +230,11 @@ export class RedisDetectorStore implements DetectorStore {
   async failure(step: StuffingStep): Promise<Raised[]> {
     const base = `${this.prefix}det:{stuffing}`
     const prefix = step.prefix ?? ''
-    const r = await this.run(
-      FAILURE,
-      [base, `${base}:a`, `${base}:p:${prefix}`],
-      [
-        step.address,
-        step.windowMs,
-        step.alertAt,
-        step.addressesAt,
-        prefix,
-        step.prefixAddressesAt,
-        step.maxPrefixes,
-      ],
-    )
+    // As lua/subject.lua set_of and lua/failure.lua read them; the prefix's set only when it is
+    // counted (lua/failure.lua reads the prefix from the key's name).
+    const set = `${step.windowMs},${step.alertAt},${step.addressesAt},${step.prefixAddressesAt},${step.maxPrefixes}`
+    const own = prefix !== '' && step.prefixAddressesAt > 0 ? { key: `${base}:p:${prefix}` } : 0
+    const r = await this.batcher.step('f', [base, `${base}:a`], set, [step.address, own])
     return raisedOf(r, ['prefix'])
   }
 

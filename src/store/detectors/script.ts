@@ -10,13 +10,18 @@ import { readFileSync } from 'node:fs'
 const read = (file: string) => readFileSync(new URL(`./lua/${file}`, import.meta.url), 'utf8')
 const source = (files: string[]) => files.map(read).join('\n')
 
-/** The check and record steps of one turn (batch.ts): defines `steps(KEYS, ARGV)`. */
-const STEPS_SOURCE = source(['common.lua', 'subject.lua', 'check.lua', 'record.lua', 'batch.lua'])
-/** A failed key (stuffing): defines `failure(KEYS, ARGV)`. */
-const FAILURE_SOURCE = source(['common.lua', 'failure.lua'])
+/** The check, record and failure steps of one turn (batch.ts): defines `steps(KEYS, ARGV)`. */
+const STEPS_SOURCE = source([
+  'common.lua',
+  'subject.lua',
+  'check.lua',
+  'record.lua',
+  'failure.lua',
+  'batch.lua',
+])
 
 /** Names the library and its functions after the scripts' text, so that versions never mix. */
-const VERSION = createHash('sha1').update(STEPS_SOURCE).update(FAILURE_SOURCE).digest('hex').slice(0, 12)
+const VERSION = createHash('sha1').update(STEPS_SOURCE).digest('hex').slice(0, 12)
 
 export class DetectorScript {
   readonly sha: string
@@ -34,10 +39,6 @@ export const STEPS = new DetectorScript(
   `${STEPS_SOURCE}\nreturn steps(KEYS, ARGV)\n`,
   `sluice_det_steps_${VERSION}`,
 )
-export const FAILURE = new DetectorScript(
-  `${FAILURE_SOURCE}\nreturn failure(KEYS, ARGV)\n`,
-  `sluice_det_failure_${VERSION}`,
-)
 
 /**
  * The library for FUNCTION LOAD. While a library loads Redis offers little more than
@@ -49,18 +50,10 @@ export const DETECTOR_LIBRARY = [
   STEPS_SOURCE,
   'return steps',
   'end',
-  'local function define_failure()',
-  FAILURE_SOURCE,
-  'return failure',
-  'end',
-  'local steps, failure',
+  'local steps',
   `redis.register_function('${STEPS.fn}', function(keys, args)`,
   '  if not steps then steps = define_steps() end',
   '  return steps(keys, args)',
-  'end)',
-  `redis.register_function('${FAILURE.fn}', function(keys, args)`,
-  '  if not failure then failure = define_failure() end',
-  '  return failure(keys, args)',
   'end)',
   '',
 ].join('\n')

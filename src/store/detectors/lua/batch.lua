@@ -1,25 +1,27 @@
--- The check and record steps issued in one event-loop turn, in one script call (all their keys in
--- one hash slot on a cluster: src/store/detectors/batch.ts groups them). Each step is decided
--- alone, in order, as if it were a script call of its own; a step that fails answers
+-- The check, record and failure steps issued in one event-loop turn, in one script call (all
+-- their keys in one hash slot on a cluster: src/store/detectors/batch.ts groups them). Each step
+-- is decided alone, in order, as if it were a script call of its own; a step that fails answers
 -- { 'error', message } and the others go on.
--- KEYS: five a subject (its hash, loop fingerprints, address hash, allow key, country hash), each
--- subject once. ARGV: the number of detector sets, the sets (subject.lua set_of), then per step
--- its head — kind ('c' check, 'r' record), its subject's place in KEYS and its set's place in
--- ARGV, as 'c<subject>.<set>' — and its arguments (as many as its set says). Reply: one reply per
--- step, in order. The subject hash last changed (subject.lua) and the loop strings the steps
--- changed (check.lua) are written after the last step. steps(KEYS, ARGV) is the call
--- (src/store/detectors/redis.ts).
-local STEPS = { c = check_step, r = record_step }
+-- KEYS: each subject's keys once — five for a check or record subject (its hash, loop
+-- fingerprints, address hash, allow key, country hash), two for the failed keys' (its hash and
+-- address set) — and the keys a step names by place (a failed key's prefix set). ARGV: the number
+-- of detector sets, the sets (subject.lua set_of), then per step its head — kind ('c' check, 'r'
+-- record, 'f' failure), the place of its subject's first key in KEYS less one and its set's place
+-- in ARGV, as 'c<k>.<set>' — and its arguments (as many as its set says). Reply: one reply per
+-- step, in order. The subject hash last changed (subject.lua), the loop strings the steps changed
+-- (check.lua) and the failed keys' hash (failure.lua) are written after the last step.
+-- steps(KEYS, ARGV) is the call (src/store/detectors/redis.ts).
+local STEPS = { c = check_step, r = record_step, f = failure_step }
 
--- Heads parsed once and kept by their text ({ step, first key - 1, set's argument }), at most
+-- Heads parsed once and kept by their text ({ step, kind, first key - 1, set's argument }), at most
 -- HEADS_MAX, all forgotten when one more comes.
 local HEADS_MAX = 1024
 local heads, heads_count = {}, 0
 local function head_of(text)
   local h = heads[text]
   if h then return h end
-  local kind, subject, set = string.match(text, '^(%a)(%d+)%.(%d+)$')
-  h = { STEPS[kind], kind, (tonumber(subject) - 1) * 5, tonumber(set) + 1 }
+  local kind, k, set = string.match(text, '^(%a)(%d+)%.(%d+)$')
+  h = { STEPS[kind], kind, tonumber(k), tonumber(set) + 1 }
   if heads_count >= HEADS_MAX then heads, heads_count = {}, 0 end
   heads[text], heads_count = h, heads_count + 1
   return h
@@ -29,6 +31,7 @@ local function steps(KEYS, ARGV)
   start_call()
   start_subjects()
   start_checks()
+  start_failures()
   local replies = {}
   local i, n, s = number(ARGV[1]) + 2, #ARGV, 0
   while i <= n do
@@ -36,7 +39,7 @@ local function steps(KEYS, ARGV)
     local set = set_of(h[2], ARGV[h[4]])
     local ok, reply = pcall(h[1], KEYS, h[3], set, ARGV, i)
     if not ok then
-      forget()
+      if h[2] == 'f' then forget_failures() else forget() end
       if type(reply) == 'table' then reply = reply.err or 'error' end
       reply = { 'error', tostring(reply) }
     end
@@ -46,5 +49,6 @@ local function steps(KEYS, ARGV)
   end
   flush()
   write_loops()
+  flush_failures()
   return replies
 end

@@ -23,7 +23,7 @@ local S, H, changed, exists
 -- (across calls while the library stays loaded; at most SETS_MAX texts, all forgotten when one
 -- more comes: detector sets are few). Parts are separated by '|', numbers by ','; '' is off.
 local SETS_MAX = 64
-local sets, sets_count = { c = {}, r = {} }, 0
+local sets, sets_count = { c = {}, r = {}, f = {} }, 0
 
 local function numbers_of(text)
   if text == '' then return nil end
@@ -50,14 +50,16 @@ end
 -- (windowMs, cap, alertAt, blockAt, blockMs, factor, minAddresses, warmup, keep) | spend (factor,
 -- bucketMs, sustain, keep, floor) | the scraping bucket (0: no throttle) | countries (cap,
 -- alertAt, blockAt). kind 'r' (record): ttl | spend (factor, bucketMs, sustain, keep, floor,
--- hold 1/0) | scraping (bucketMs, share, forBuckets, throttle 1/0).
+-- hold 1/0) | scraping (bucketMs, share, forBuckets, throttle 1/0). kind 'f' (a failed key,
+-- failure.lua): windowMs, alertAt, addressesAt, prefixAddressesAt, maxPrefixes.
 -- nargs: how many arguments a step of the set has after its head (check: the fingerprint when
 -- loops are on, the address when addresses are, the country when countries are; record: the
--- amount when spend is on, the share used when scraping is).
+-- amount when spend is on, the share used when scraping is; failure: the address and the prefix's
+-- set).
 local function set_of(kind, text)
   local set = sets[kind][text]
   if set then return set end
-  local p = parts_of(text)
+  local p = kind ~= 'f' and parts_of(text)
   if kind == 'c' then
     local enforce = {}
     for name in string.gmatch(p[2], '[^,]+') do enforce[#enforce + 1] = name end
@@ -67,11 +69,19 @@ local function set_of(kind, text)
       country = numbers_of(p[8]),
     }
     set.nargs = (set.loop and 1 or 0) + (set.addr and 1 or 0) + (set.country and 1 or 0)
-  else
+  elseif kind == 'r' then
     set = { ttl = tonumber(p[1]), spend = numbers_of(p[2]), scrape = numbers_of(p[3]) }
     set.nargs = (set.spend and 1 or 0) + (set.scrape and 1 or 0)
+  else
+    -- By place (a part that is no number stays nil: its steps fail, not read the next part).
+    set = { nargs = 2 }
+    local j = 0
+    for x in string.gmatch(text .. ',', '([^,]*),') do
+      j = j + 1
+      set[j] = tonumber(x)
+    end
   end
-  if sets_count >= SETS_MAX then sets, sets_count = { c = {}, r = {} }, 0 end
+  if sets_count >= SETS_MAX then sets, sets_count = { c = {}, r = {}, f = {} }, 0 end
   sets[kind][text], sets_count = set, sets_count + 1
   return set
 end
