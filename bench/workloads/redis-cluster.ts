@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises'
 import { Redis } from 'ioredis'
 import { type RedisClusterServer, startRedisCluster } from '../../test/helpers/redis-cluster.js'
 import { Worker } from '../harness/child.js'
@@ -14,14 +15,30 @@ const SCRIPT_COMMANDS = ['evalsha', 'eval', 'fcall', 'fcall_ro', 'evalsha_ro', '
 
 /** What one Redis node did over the measured period. */
 interface NodeCost {
-  cpuSeconds: number
+  userSeconds: number
+  sysSeconds: number
   scriptCalls: number
+  /** Times the process was switched out (NaN where /proc cannot be read): each its own wake-up. */
+  switches: number
 }
 
-function cpuSeconds(info: string): number {
+/** Context switches of a local redis-server, from /proc (Linux). */
+async function switchesOf(info: string): Promise<number> {
+  const pid = /^process_id:(\d+)/m.exec(info)?.[1]
+  try {
+    const status = await readFile(`/proc/${pid}/status`, 'utf8')
+    const n = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+)`, 'm').exec(status)?.[1])
+    return n('voluntary_ctxt_switches') + n('nonvoluntary_ctxt_switches')
+  } catch {
+    return Number.NaN
+  }
+}
+
+/** redis-server's CPU in user space and in the kernel (the network's share shows in the latter). */
+function cpuSeconds(info: string): { user: number; sys: number } {
   const user = Number(/^used_cpu_user:([\d.]+)/m.exec(info)?.[1])
   const sys = Number(/^used_cpu_sys:([\d.]+)/m.exec(info)?.[1])
-  return user + sys
+  return { user, sys }
 }
 
 function scriptCalls(info: string): number {
@@ -48,10 +65,15 @@ class Nodes {
   }
   async snapshot(): Promise<NodeCost[]> {
     return Promise.all(
-      this.admins.map(async (a) => ({
-        cpuSeconds: cpuSeconds(await a.info('cpu')),
-        scriptCalls: scriptCalls(await a.info('commandstats')),
-      })),
+      this.admins.map(async (a) => {
+        const cpu = cpuSeconds(await a.info('cpu'))
+        return {
+          userSeconds: cpu.user,
+          sysSeconds: cpu.sys,
+          scriptCalls: scriptCalls(await a.info('commandstats')),
+          switches: await switchesOf(await a.info('server')),
+        }
+      }),
     )
   }
   close(): void {
@@ -97,8 +119,10 @@ async function turn(ctx: BenchContext, nodes: Nodes, cluster: boolean, label: st
     // Per node, per decision made by all processes together (those that ended after the deadline
     // too: Redis did their work in the same period).
     const perNode = after.map((x, i) => ({
-      cpuUs: ((x.cpuSeconds - before[i]!.cpuSeconds) * 1e6) / ops,
+      cpuUs: ((x.userSeconds + x.sysSeconds - before[i]!.userSeconds - before[i]!.sysSeconds) * 1e6) / ops,
+      sysUs: ((x.sysSeconds - before[i]!.sysSeconds) * 1e6) / ops,
       scripts: (x.scriptCalls - before[i]!.scriptCalls) / ops,
+      switches: (x.switches - before[i]!.switches) / ops,
     }))
     return { rate, latencies, perNode }
   } finally {
@@ -124,12 +148,12 @@ async function run(ctx: BenchContext): Promise<Section> {
     one: {
       rates: [] as number[],
       latencies: new LatencySamples(),
-      perNode: [] as { cpuUs: number; scripts: number }[][],
+      perNode: [] as { cpuUs: number; sysUs: number; scripts: number; switches: number }[][],
     },
     cluster: {
       rates: [] as number[],
       latencies: new LatencySamples(),
-      perNode: [] as { cpuUs: number; scripts: number }[][],
+      perNode: [] as { cpuUs: number; sysUs: number; scripts: number; switches: number }[][],
     },
   }
   try {
@@ -142,8 +166,10 @@ async function run(ctx: BenchContext): Promise<Section> {
         acc[which].latencies.addAll(r.latencies.toArray())
         acc[which].perNode.push(r.perNode)
         const cpu = r.perNode.map((n) => n.cpuUs.toFixed(2)).join(' + ')
+        const sys = r.perNode.map((n) => n.sysUs.toFixed(2)).join(' + ')
+        const switches = r.perNode.map((n) => (n.switches * 1000).toFixed(1)).join(' + ')
         progress(
-          `${label}: ${describeMeasure({ opsPerSec: r.rate, ...percentiles(r.latencies) })}, Redis CPU µs/decision ${cpu}`,
+          `${label}: ${describeMeasure({ opsPerSec: r.rate, ...percentiles(r.latencies) })}, Redis CPU µs/decision ${cpu} (of which kernel ${sys}), context switches per 1,000 decisions ${switches}`,
         )
       }
     }
@@ -159,16 +185,20 @@ async function run(ctx: BenchContext): Promise<Section> {
     const extra: Record<string, number> = {}
     for (let i = 0; i < nodes; i++) {
       extra[`node${i + 1}RedisCpuUsPerOp`] = median(a.perNode.map((p) => p[i]!.cpuUs))
+      extra[`node${i + 1}RedisSysUsPerOp`] = median(a.perNode.map((p) => p[i]!.sysUs))
       extra[`node${i + 1}ScriptCallsPerOp`] = median(a.perNode.map((p) => p[i]!.scripts))
+      extra[`node${i + 1}SwitchesPerOp`] = median(a.perNode.map((p) => p[i]!.switches))
     }
     return { name, opsPerSec: median(a.rates), roundsOpsPerSec: a.rates, ...percentiles(a.latencies), extra }
   }
   const one = measure('one', `one Redis node, ${PROCESSES} client processes`)
   const three3 = measure('cluster', `3-node Redis Cluster, ${PROCESSES} client processes`)
-  const cpuOf = (m: Measure, n: number) =>
-    Array.from({ length: n }, (_, i) => m.extra![`node${i + 1}RedisCpuUsPerOp`]!)
-  const scriptsOf = (m: Measure, n: number) =>
-    Array.from({ length: n }, (_, i) => m.extra![`node${i + 1}ScriptCallsPerOp`]!)
+  const of = (m: Measure, n: number, name: string) =>
+    Array.from({ length: n }, (_, i) => m.extra![`node${i + 1}${name}PerOp`]!)
+  const cpuOf = (m: Measure, n: number) => of(m, n, 'RedisCpuUs')
+  const sysOf = (m: Measure, n: number) => of(m, n, 'RedisSysUs')
+  const scriptsOf = (m: Measure, n: number) => of(m, n, 'ScriptCalls')
+  const switchesOf1000 = (m: Measure, n: number) => of(m, n, 'Switches').map((x) => x * 1000)
   const oneCpu = cpuOf(one, 1)[0]!
   const clusterCpu = cpuOf(three3, 3)
   // Projection: each redis-server runs commands on one core; the busiest node saturates first.
@@ -176,13 +206,19 @@ async function run(ctx: BenchContext): Promise<Section> {
   const capacityCluster = 1e6 / Math.max(...clusterCpu)
   const fmt = (xs: number[]) => xs.map((x) => x.toFixed(2)).join(' / ')
   const note = [
-    `Redis CPU per decision (measured): one node ${oneCpu.toFixed(2)} µs; cluster nodes ${fmt(clusterCpu)} µs (sum ${clusterCpu.reduce((s, x) => s + x, 0).toFixed(2)})`,
+    `Redis CPU per decision (measured): one node ${oneCpu.toFixed(2)} µs; cluster nodes ${fmt(clusterCpu)} µs (sum ${clusterCpu.reduce((s, x) => s + x, 0).toFixed(2)}); of which in the kernel: one node ${sysOf(one, 1)[0]!.toFixed(2)} µs, cluster nodes ${fmt(sysOf(three3, 3))} µs`,
     `script calls per decision: one node ${scriptsOf(one, 1)[0]!.toPrecision(2)}, cluster ${scriptsOf(
       three3,
       3,
     )
       .reduce((s, x) => s + x, 0)
       .toPrecision(2)}`,
+    `context switches of redis-server per 1,000 decisions: one node ${switchesOf1000(one, 1)[0]!.toFixed(1)}, cluster nodes ${switchesOf1000(
+      three3,
+      3,
+    )
+      .map((x) => x.toFixed(1))
+      .join(' / ')}`,
     `projected with a core per Redis node and enough client cores (1 s of CPU per node per second): one node ${formatRate(capacityOne)}/s, cluster ${formatRate(capacityCluster)}/s = ${(capacityCluster / capacityOne).toFixed(2)}×`,
   ].join('; ')
   return {

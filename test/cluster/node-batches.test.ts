@@ -14,6 +14,9 @@ import { CLIENT_KINDS, clusterClient } from '../helpers/store-clients.js'
 
 const SUBJECTS = 600
 const CAPACITY = 3
+const HOT_SUBJECTS = 10
+const HOT_CALLS = 40
+const HOT_CAPACITY = 25
 
 describe('node batches on a 3-node Redis Cluster', () => {
   let cluster: RedisClusterServer
@@ -81,6 +84,36 @@ describe('node batches on a 3-node Redis Cluster', () => {
     expect(failed).toBe(0)
     // 5 turns of 600 ops in batches of at most 128 per node: far fewer calls than ops.
     expect(calls).toBeLessThan((SUBJECTS * (CAPACITY + 2)) / 10)
+  })
+
+  it("a hot subject's ops in one node batch read its state key once, each still decided exactly", async () => {
+    const store = new RedisStore({ nodes: cluster.nodes.map((n) => n.url) })
+    await store.whenReady()
+    await resetStats(store)
+    const limiter = new Limiter({
+      store,
+      policy: 'hot',
+      limits: { r: fixedWindow({ limit: HOT_CAPACITY, windowMs: 600_000 }) },
+    })
+    // One turn: every hot subject HOT_CALLS times, so each master gets a batch over several slots.
+    const decisions = await Promise.all(
+      Array.from({ length: HOT_SUBJECTS * HOT_CALLS }, (_, i) => limiter.consume(`hot-${i % HOT_SUBJECTS}`)),
+    )
+    await store.close()
+    const admitted = new Array<number>(HOT_SUBJECTS).fill(0)
+    decisions.forEach((d, i) => {
+      if (d.allowed) admitted[i % HOT_SUBJECTS]!++
+    })
+    expect(admitted).toEqual(new Array(HOT_SUBJECTS).fill(HOT_CAPACITY))
+    let gets = 0
+    for (const n of cluster.nodes) {
+      const c = new Redis(n.url)
+      gets += commandCallsIn(await c.info('commandstats'), ['get'])
+      c.disconnect()
+    }
+    // At most one GET per subject (none where a master got one slot: its batch reads with MGET),
+    // where reading every op's key would take HOT_SUBJECTS * HOT_CALLS.
+    expect(gets).toBeLessThanOrEqual(HOT_SUBJECTS)
   })
 
   it('a client whose slot map is wrong has its node batches refused and sent again by slot, nothing charged twice', async () => {

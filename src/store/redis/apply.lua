@@ -121,19 +121,22 @@ end
 -- per call of the script (EVALSHA) or once per load of the library (FCALL); everything a batch
 -- reads or writes is reset here.
 -- The definitions (tables, evaluate, commit, run_one, run_group, waiting) are in decide.lua.
-local function apply(KEYS, ARGV, one_by_one)
+local function apply(KEYS, ARGV, one_by_one, ko, ao)
+  -- A node batch's keys and arguments stay in the one table its call got, from ko + 1 and ao + 1
+  -- (script.ts): copying them out cost more than its GETs.
+  ko, ao = ko or 0, ao or 0
   local t = call('TIME')
   now = (tonumber(t[1]) * 1000000 + tonumber(t[2])) / 1000
   PREFETCHED, WRITTEN = {}, {}
 
   -- Policies: each one argument, parsed once and kept while the library stays loaded.
-  local npolicies = tonumber(ARGV[1])
+  local npolicies = tonumber(ARGV[ao + 1])
   local policies = {}
   for p = 1, npolicies do
-    local text = ARGV[p + 1]
+    local text = ARGV[ao + p + 1]
     policies[p] = POLICIES[text] or policy_of(text)
   end
-  local arg_at = npolicies + 2
+  local arg_at = ao + npolicies + 2
 
   local nops, nblocks, nguards = tonumber(ARGV[arg_at]), tonumber(ARGV[arg_at + 1]), tonumber(ARGV[arg_at + 2])
   arg_at = arg_at + 3
@@ -144,21 +147,31 @@ local function apply(KEYS, ARGV, one_by_one)
   -- unpack limit). A batch of a cluster node's ops over several hash slots (one_by_one: see
   -- script.ts) reads them one GET each, as an MGET may only name one slot; either way every key
   -- is read before anything is written, so a key this node does not serve fails the call whole.
+  -- A key a node batch names again right after itself (a hot subject's ops: the store groups a
+  -- batch's ops by hash slot, so they are neighbours) is read once: nothing is written before
+  -- every key is read, so both reads would answer the same.
   local prefetch = nops + nblocks + nguards
   if one_by_one then
-    for k = 1, prefetch do PREFETCHED[k] = call('GET', KEYS[k]) end
+    local last, value
+    for k = 1, prefetch do
+      local key = KEYS[ko + k]
+      if key ~= last then
+        last, value = key, call('GET', key)
+      end
+      PREFETCHED[k] = value
+    end
   else
     for from = 1, prefetch, 1000 do
       local to = from + 999
       if to > prefetch then to = prefetch end
-      local values = call('MGET', unpack(KEYS, from, to))
+      local values = call('MGET', unpack(KEYS, ko + from, ko + to))
       for k = 1, #values do PREFETCHED[from + k - 1] = values[k] end
     end
   end
 
   -- Every number of the results, in order; packed once at the end.
   local RESULTS, nresults, errors = { now }, 1, {}
-  local key_at = prefetch + 1
+  local key_at = ko + prefetch + 1
   local block_at = nops + 1
   local guard_at = nops + nblocks + 1
   local busy = listed and PREFETCHED[guard_at]
@@ -223,7 +236,7 @@ local function apply(KEYS, ARGV, one_by_one)
     end
     local block = policy.block
     if block then
-      block = block_of(count, block, KEYS[block_at], block_at, KEYS[key_at])
+      block = block_of(count, block, KEYS[ko + block_at], block_at, KEYS[key_at])
       block_at = block_at + 1
       key_at = key_at + 1
     end
@@ -232,7 +245,7 @@ local function apply(KEYS, ARGV, one_by_one)
     -- Every part's guard (a composed op's levels' queues): any marker that exists stops the group.
     if class.guarded then
       if listed then
-        if busy and busy_holds(busy, KEYS[index]) then WAITING = true end
+        if busy and busy_holds(busy, KEYS[ko + index]) then WAITING = true end
       else
         if PREFETCHED[guard_at] then WAITING = true end
         guard_at = guard_at + 1
@@ -242,10 +255,10 @@ local function apply(KEYS, ARGV, one_by_one)
       ok = true
       if not class.joined then waiting(count, first + n) end
     elseif count == 1 and not class.joined then
-      ok, message = pcall(run_one, index, mode, policy, class.alert, KEYS[index], block, id, charged_at)
+      ok, message = pcall(run_one, index, mode, policy, class.alert, KEYS[ko + index], block, id, charged_at)
     else
       PART_INDEX[count], PART_MODE[count], PART_POLICY[count], PART_ALERT[count] = index, mode, policy, class.alert
-      PART_FIRST[count], PART_BASE[count], PART_KEY[count] = first, packed_base, KEYS[index]
+      PART_FIRST[count], PART_BASE[count], PART_KEY[count] = first, packed_base, KEYS[ko + index]
       PART_BLOCK[count], PART_ID[count], PART_CHARGED_AT[count] = block, id, charged_at
       if not class.joined then ok, message = pcall(run_group, count) end
     end
