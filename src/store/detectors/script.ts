@@ -20,9 +20,6 @@ const STEPS_SOURCE = source([
   'batch.lua',
 ])
 
-/** Names the library and its functions after the scripts' text, so that versions never mix. */
-const VERSION = createHash('sha1').update(STEPS_SOURCE).digest('hex').slice(0, 12)
-
 export class DetectorScript {
   readonly sha: string
   constructor(
@@ -35,25 +32,39 @@ export class DetectorScript {
   }
 }
 
-export const STEPS = new DetectorScript(
-  `${STEPS_SOURCE}\nreturn steps(KEYS, ARGV)\n`,
-  `sluice_det_steps_${VERSION}`,
-)
+const stepsFunctionOf = (version: string) => `sluice_det_steps_${version}`
 
 /**
- * The library for FUNCTION LOAD. While a library loads Redis offers little more than
- * redis.register_function, so each script's definitions are made on its first call and kept.
+ * The library for FUNCTION LOAD, its names carrying `version`. While a library loads Redis offers
+ * little more than redis.register_function, so each script's definitions are made on its first
+ * call and kept.
  */
-export const DETECTOR_LIBRARY = [
-  `#!lua name=sluice_det_${VERSION}`,
-  'local function define_steps()',
-  STEPS_SOURCE,
-  'return steps',
-  'end',
-  'local steps',
-  `redis.register_function('${STEPS.fn}', function(keys, args)`,
-  '  if not steps then steps = define_steps() end',
-  '  return steps(keys, args)',
-  'end)',
-  '',
-].join('\n')
+function libraryOf(version: string): string {
+  return [
+    `#!lua name=sluice_det_${version}`,
+    'local function define_steps()',
+    STEPS_SOURCE,
+    'return steps',
+    'end',
+    'local steps',
+    `redis.register_function('${stepsFunctionOf(version)}', function(keys, args)`,
+    '  if not steps then steps = define_steps() end',
+    '  return steps(keys, args)',
+    'end)',
+    '',
+  ].join('\n')
+}
+
+/**
+ * The library's version: a digest of its whole text with the version left out (the Lua and the
+ * wrapper that registers it), so that any change names a new library and versions never mix.
+ */
+export const DETECTOR_LIBRARY_VERSION = createHash('sha1').update(libraryOf('')).digest('hex').slice(0, 12)
+
+export const STEPS = new DetectorScript(
+  `${STEPS_SOURCE}\nreturn steps(KEYS, ARGV)\n`,
+  stepsFunctionOf(DETECTOR_LIBRARY_VERSION),
+)
+
+/** The library for FUNCTION LOAD. */
+export const DETECTOR_LIBRARY = libraryOf(DETECTOR_LIBRARY_VERSION)

@@ -23,17 +23,66 @@ const APPLY_SOURCE = [
   read('./lua/queue.lua'),
 ].join('\n')
 
-/** Names the library and function after the script's text, so that versions never mix. */
-const VERSION = createHash('sha1').update(APPLY_SOURCE).digest('hex').slice(0, 12)
-
 /**
  * The script for EVAL/EVALSHA: the definitions, then one batch, or a queue's step when the first
  * argument says 'gate' (lua/queue.lua; a batch's first argument is a number).
  */
 export const APPLY_LUA = `${APPLY_SOURCE}\nif ARGV[1] == 'gate' then return gate(KEYS, ARGV) end\nreturn apply(KEYS, ARGV)\n`
 
+/** The functions of the library, named after its version. */
+function functionsOf(version: string) {
+  return {
+    apply: `sluice_apply_${version}`,
+    node: `sluice_apply_node_${version}`,
+    gate: `sluice_gate_${version}`,
+  }
+}
+
+/**
+ * The library for FUNCTION LOAD, its names carrying `version`. While a library loads, Redis offers
+ * little more than redis.register_function (not even `math`), so the definitions are made on the
+ * first call and kept for every later one.
+ */
+function libraryOf(version: string): string {
+  const fn = functionsOf(version)
+  return [
+    `#!lua name=sluice_${version}`,
+    'local function define()',
+    APPLY_SOURCE,
+    'return apply, gate',
+    'end',
+    'local apply, gate',
+    `redis.register_function('${fn.apply}', function(keys, args)`,
+    '  if not apply then apply, gate = define() end',
+    '  return apply(keys, args)',
+    'end)',
+    'redis.register_function{',
+    `  function_name = '${fn.node}',`,
+    "  flags = { 'allow-cross-slot-keys' },",
+    '  callback = function(_, args)',
+    '    if not apply then apply, gate = define() end',
+    '    return apply(args, args, true, 1, tonumber(args[1]) + 1)',
+    '  end,',
+    '}',
+    `redis.register_function('${fn.gate}', function(keys, args)`,
+    '  if not apply then apply, gate = define() end',
+    '  return gate(keys, args)',
+    'end)',
+    '',
+  ].join('\n')
+}
+
+/**
+ * The library's version: a digest of its whole text with the version left out — the Lua and the
+ * wrapper that registers it — so that any change names a new library and versions never mix (a
+ * server that already holds a library of that name keeps it as it is).
+ */
+export const LIBRARY_VERSION = createHash('sha1').update(libraryOf('')).digest('hex').slice(0, 12)
+
+const FUNCTIONS = functionsOf(LIBRARY_VERSION)
+
 /** The function FCALL calls. */
-export const APPLY_FUNCTION = `sluice_apply_${VERSION}`
+export const APPLY_FUNCTION = FUNCTIONS.apply
 
 /**
  * The batch function for a Redis Cluster node's ops over several hash slots: its one declared key
@@ -41,38 +90,10 @@ export const APPLY_FUNCTION = `sluice_apply_${VERSION}`
  * arguments. The flag lets it touch keys of every slot the node serves (Redis still refuses a key
  * the node does not serve, which fails the call before it writes anything: see apply.lua).
  */
-export const NODE_FUNCTION = `sluice_apply_node_${VERSION}`
+export const NODE_FUNCTION = FUNCTIONS.node
 
 /** The function of a queue's steps (lua/queue.lua), in the same library. */
-export const GATE_FUNCTION = `sluice_gate_${VERSION}`
+export const GATE_FUNCTION = FUNCTIONS.gate
 
-/**
- * The library for FUNCTION LOAD. While a library loads, Redis offers little more than
- * redis.register_function (not even `math`), so the definitions are made on the first call and
- * kept for every later one.
- */
-export const APPLY_LIBRARY = [
-  `#!lua name=sluice_${VERSION}`,
-  'local function define()',
-  APPLY_SOURCE,
-  'return apply, gate',
-  'end',
-  'local apply, gate',
-  `redis.register_function('${APPLY_FUNCTION}', function(keys, args)`,
-  '  if not apply then apply, gate = define() end',
-  '  return apply(keys, args)',
-  'end)',
-  'redis.register_function{',
-  `  function_name = '${NODE_FUNCTION}',`,
-  "  flags = { 'allow-cross-slot-keys' },",
-  '  callback = function(_, args)',
-  '    if not apply then apply, gate = define() end',
-  '    return apply(args, args, true, 1, tonumber(args[1]) + 1)',
-  '  end,',
-  '}',
-  `redis.register_function('${GATE_FUNCTION}', function(keys, args)`,
-  '  if not apply then apply, gate = define() end',
-  '  return gate(keys, args)',
-  'end)',
-  '',
-].join('\n')
+/** The library for FUNCTION LOAD. */
+export const APPLY_LIBRARY = libraryOf(LIBRARY_VERSION)
