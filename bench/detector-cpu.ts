@@ -30,6 +30,7 @@ import { sendCalls } from './harness/calls.js'
 import { Worker } from './harness/child.js'
 import { median } from './harness/latency.js'
 import { loadAverages } from './harness/machine.js'
+import { redisCpuSeconds } from './harness/redis-cost.js'
 import { API_KEY, chatRequest, DETECTORS } from './workloads/detectors.js'
 
 const { values } = parseArgs({
@@ -69,9 +70,8 @@ const admins = new Map(redisUrls.map((u) => [u, new Redis(u)]))
 const shared = redisUrls.length > 0 && redisUrls.length < trees.length * 2
 /** redis-server's CPU time so far, µs (user + system). */
 async function redisCpuUs(redis: Redis): Promise<number> {
-  const info = await redis.info('cpu')
-  const field = (name: string) => Number(new RegExp(`${name}:([\\d.]+)`).exec(info)![1])
-  return (field('used_cpu_user') + field('used_cpu_sys')) * 1e6
+  const { user, sys } = redisCpuSeconds(await redis.info('cpu'))
+  return (user + sys) * 1e6
 }
 const sides: Side[] = []
 try {

@@ -5,9 +5,15 @@ import type { Measure, RedisHandle } from './types.js'
 const OWN_COMMANDS = new Set(['info', 'config|resetstat', 'config', 'flushall', 'ping', 'quit'])
 const SCRIPT_COMMANDS = new Set(['evalsha', 'eval', 'evalsha_ro', 'eval_ro', 'fcall', 'fcall_ro'])
 
-function cpuSeconds(info: string): number {
+/** redis-server's CPU time so far, in user space and in the kernel (seconds), from `INFO cpu`. */
+export function redisCpuSeconds(info: string): { user: number; sys: number } {
   const user = Number(/^used_cpu_user:([\d.]+)/m.exec(info)?.[1])
   const sys = Number(/^used_cpu_sys:([\d.]+)/m.exec(info)?.[1])
+  return { user, sys }
+}
+
+function cpuSeconds(info: string): number {
+  const { user, sys } = redisCpuSeconds(info)
   return user + sys
 }
 

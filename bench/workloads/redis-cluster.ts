@@ -5,6 +5,7 @@ import { Worker } from '../harness/child.js'
 import { describeMeasure } from '../harness/contest.js'
 import { LatencySamples, median, percentiles } from '../harness/latency.js'
 import { formatRate, progress } from '../harness/progress.js'
+import { redisCpuSeconds } from '../harness/redis-cost.js'
 import { throughputRow } from '../harness/rows.js'
 import type { BenchContext, Measure, Section, Workload } from '../harness/types.js'
 
@@ -34,13 +35,6 @@ async function switchesOf(info: string): Promise<number> {
   }
 }
 
-/** redis-server's CPU in user space and in the kernel (the network's share shows in the latter). */
-function cpuSeconds(info: string): { user: number; sys: number } {
-  const user = Number(/^used_cpu_user:([\d.]+)/m.exec(info)?.[1])
-  const sys = Number(/^used_cpu_sys:([\d.]+)/m.exec(info)?.[1])
-  return { user, sys }
-}
-
 function scriptCalls(info: string): number {
   let n = 0
   for (const m of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) {
@@ -66,7 +60,8 @@ class Nodes {
   async snapshot(): Promise<NodeCost[]> {
     return Promise.all(
       this.admins.map(async (a) => {
-        const cpu = cpuSeconds(await a.info('cpu'))
+        // User and kernel apart: the network's share shows in the latter.
+        const cpu = redisCpuSeconds(await a.info('cpu'))
         return {
           userSeconds: cpu.user,
           sysSeconds: cpu.sys,

@@ -258,7 +258,6 @@ local function check_step(KEYS, k, set, ARGV, i)
   load(KEYS[k + 1])
 
   local out = { now, 0, '', 0, 0 }
-  local push = push_check
 
   -- prompt loops
   local p = set.loop
@@ -277,7 +276,7 @@ local function check_step(KEYS, k, set, ARGV, i)
       local thresholds = { alert_at, throttle_at, block_at }
       local value, scale = exact, 1
       if by_exact < by_near then value, scale = near, near_factor end
-      push(out, 'loop', level, value, math.ceil(thresholds[level] * scale), '')
+      push_check(out, 'loop', level, value, math.ceil(thresholds[level] * scale), '')
     end
   end
 
@@ -349,7 +348,7 @@ local function check_step(KEYS, k, set, ARGV, i)
         if by_countries then by = 'countries' end
         named = table.concat(redis.call('HKEYS', C), ',')
       end
-      push(out, 'sharedKey', level, value, threshold, table.concat(redis.call('HKEYS', A), ','), named, by)
+      push_check(out, 'sharedKey', level, value, threshold, table.concat(redis.call('HKEYS', A), ','), named, by)
     end
   end
 

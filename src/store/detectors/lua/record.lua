@@ -15,7 +15,6 @@ local function record_step(KEYS, k, set, ARGV, i)
   if allowed(KEYS[k + 4]) then return {} end
   load(KEYS[k + 1])
   local out = {}
-  local push = push_raised
 
   local p = set.spend
   if p then
@@ -30,7 +29,7 @@ local function record_step(KEYS, k, set, ARGV, i)
       local level, hold_ms = 1, sustain * bucket_ms
       if hold then level, hold_ms = 2, 0 end
       if raise('spend', level, hold_ms) then
-        push(out, 'spend', level, fmt(s), fmt(factor * baseline))
+        push_raised(out, 'spend', level, fmt(s), fmt(factor * baseline))
       end
     end
   end
@@ -54,7 +53,7 @@ local function record_step(KEYS, k, set, ARGV, i)
     local level = 1
     if p[4] == 1 then level = 2 end
     if buckets >= for_buckets and raise('scraping', level, for_buckets * bucket_ms) then
-      push(out, 'scraping', level, fmt(buckets), fmt(for_buckets))
+      push_raised(out, 'scraping', level, fmt(buckets), fmt(for_buckets))
     end
   end
   save(set.ttl)
