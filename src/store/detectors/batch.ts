@@ -80,7 +80,8 @@ export class StepBatcher {
         const into = this.foldable.get(foldKey)
         if (into !== undefined) {
           fold(into.args, args)
-          ;(into.folded ??= []).push({ resolve, reject })
+          into.folded ??= []
+          into.folded.push({ resolve, reject })
           return
         }
       }
