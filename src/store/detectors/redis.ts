@@ -192,19 +192,21 @@ export class RedisDetectorStore implements DetectorStore {
     if (a !== undefined) args.push(a.address)
     if (c !== undefined) args.push(c.code)
     const r = await this.batcher.step('c', this.subjectKeys(k), set, args)
-    const refusedBy = String(r[2])
-    const retry = Number(r[4])
+    // lua/check.lua: [] when nothing happened, else allow-listed, the refusal, then what was raised.
+    if (r.length === 0) return { allowed: false, refused: undefined, raised: [] }
+    const refusedBy = String(r[1])
+    const retry = Number(r[3])
     return {
-      allowed: Number(r[1]) === 1,
+      allowed: Number(r[0]) === 1,
       refused:
         refusedBy === ''
           ? undefined
           : {
               detector: refusedBy as DetectorName,
-              level: Number(r[3]),
+              level: Number(r[2]),
               retryAfterMs: retry === -1 ? Number.POSITIVE_INFINITY : retry,
             },
-      raised: raisedOf(r.slice(5), ['countries', 'by']),
+      raised: raisedOf(r.slice(4), ['countries', 'by']),
     }
   }
 

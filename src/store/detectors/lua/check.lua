@@ -3,8 +3,9 @@
 -- allow key, country hash. `set` is its check set (subject.lua set_of); its arguments follow
 -- ARGV[i], each only when its detector is on: the prompt's fingerprint (its hash, 16 hex digits,
 -- then its SimHash hi and lo, 8 each), the address, the country (src/store/detectors/redis.ts check).
--- Returns { now, allowListed, refusedDetector, refusedLevel, retryAfterMs (-1: until cleared), raised… }
--- where each raised is detector, level, value, threshold, addresses (comma-separated), countries
+-- Returns {} when the subject is not allow-listed and nothing refused or raised (most checks: one
+-- shared table, as a reply's items cost Redis ~1k instructions each to send), else
+-- { allowListed, refusedDetector, refusedLevel, retryAfterMs (-1: until cleared), raised… } where each raised is detector, level, value, threshold, addresses (comma-separated), countries
 -- (comma-separated) and which count crossed ('addresses' or 'countries'; '' when countries are not counted).
 local band, bxor = bit.band, bit.bxor
 
@@ -241,8 +242,11 @@ local function observe_seen(key, member, since, window, cap, oldest, keep)
   return size
 end
 
--- A raised detection to a check's reply.
+local NOTHING, ALLOW_LISTED = {}, { 1, '', 0, 0 }
+
+-- A raised detection to a check's reply (made on the first).
 local function push_check(out, detector, level, value, threshold, addresses, countries, by)
+  if out == NOTHING then out = { 0, '', 0, 0 } end
   out[#out + 1] = detector
   out[#out + 1] = level
   out[#out + 1] = fmt(value)
@@ -250,14 +254,22 @@ local function push_check(out, detector, level, value, threshold, addresses, cou
   out[#out + 1] = addresses
   out[#out + 1] = countries or ''
   out[#out + 1] = by or ''
+  return out
+end
+
+-- A refusal to a check's reply.
+local function refuse(out, detector, level, retry_ms)
+  if out == NOTHING then return { 0, detector, level, retry_ms } end
+  out[2], out[3], out[4] = detector, level, retry_ms
+  return out
 end
 
 local function check_step(KEYS, k, set, ARGV, i)
   local L, A, C = KEYS[k + 2], KEYS[k + 3], KEYS[k + 5]
-  if allowed(KEYS[k + 4]) then return { now, 1, '', 0, 0 } end
+  if allowed(KEYS[k + 4]) then return ALLOW_LISTED end
   load(KEYS[k + 1])
 
-  local out = { now, 0, '', 0, 0 }
+  local out = NOTHING
 
   -- prompt loops
   local p = set.loop
@@ -276,7 +288,7 @@ local function check_step(KEYS, k, set, ARGV, i)
       local thresholds = { alert_at, throttle_at, block_at }
       local value, scale = exact, 1
       if by_exact < by_near then value, scale = near, near_factor end
-      push_check(out, 'loop', level, value, math.ceil(thresholds[level] * scale), '')
+      out = push_check(out, 'loop', level, value, math.ceil(thresholds[level] * scale), '')
     end
   end
 
@@ -348,32 +360,40 @@ local function check_step(KEYS, k, set, ARGV, i)
         if by_countries then by = 'countries' end
         named = table.concat(redis.call('HKEYS', C), ',')
       end
-      push_check(out, 'sharedKey', level, value, threshold, table.concat(redis.call('HKEYS', A), ','), named, by)
+      out = push_check(out, 'sharedKey', level, value, threshold, table.concat(redis.call('HKEYS', A), ','), named, by)
     end
   end
 
   -- the gate: a block, a loop's throttle, a spend hold (enforced detectors only)
-  local throttled, held = false, false
+  -- (flag_at inline: a flag is up while its level is not 0 and its time, when set, has not come;
+  -- most subjects have none, and a call a detector costs more than the test.)
+  local throttled, held, refused = false, false, false
   local scrape_bucket_ms = set.scrape_bucket
-  for _, name in ipairs(set.enforce) do
-    local lv, u = flag_at(name)
-    if lv == 3 then
-      out[3], out[4] = name, 3
-      if u == 0 then out[5] = -1 else out[5] = u - now end
-      break
-    end
-    if lv == 2 and name == 'loop' then throttled = true end
-    if lv == 2 and name == 'spend' then held = true end
-    -- a scraping throttle (state.ts scrapeGate): the rest of a bucket that found the subject at the limit
-    if lv == 2 and name == 'scraping' and scrape_bucket_ms > 0 then
-      local bucket = math.floor(now / scrape_bucket_ms)
-      if num('cm', -1) == bucket and num('chi', 0) == 1 then
-        out[3], out[4], out[5] = 'scraping', 2, (bucket + 1) * scrape_bucket_ms - now
+  local enforce = set.enforce
+  for j = 1, #enforce do
+    local name = enforce[j]
+    local lv = H[LV[name]]
+    if lv ~= nil and lv ~= 0 then
+      local u = H[U[name]] or 0
+      if u > 0 and now >= u then lv = 0 end
+      if lv == 3 then
+        if u == 0 then u = -1 else u = u - now end
+        out, refused = refuse(out, name, 3, u), true
         break
+      end
+      if lv == 2 and name == 'loop' then throttled = true end
+      if lv == 2 and name == 'spend' then held = true end
+      -- a scraping throttle (state.ts scrapeGate): the rest of a bucket that found the subject at the limit
+      if lv == 2 and name == 'scraping' and scrape_bucket_ms > 0 then
+        local bucket = math.floor(now / scrape_bucket_ms)
+        if num('cm', -1) == bucket and num('chi', 0) == 1 then
+          out, refused = refuse(out, 'scraping', 2, (bucket + 1) * scrape_bucket_ms - now), true
+          break
+        end
       end
     end
   end
-  if out[3] == '' and throttled then
+  if not refused and throttled then
     local minute = math.floor(now / 60000)
     local rm, rn = num('rm', -1), num('rn', 0)
     if rm ~= minute then rm, rn = minute, 0 end
@@ -382,15 +402,15 @@ local function check_step(KEYS, k, set, ARGV, i)
       put('rn', rn + 1)
     else
       put('rn', rn)
-      out[3], out[4], out[5] = 'loop', 2, (minute + 1) * 60000 - now
+      out, refused = refuse(out, 'loop', 2, (minute + 1) * 60000 - now), true
     end
   end
   p = set.spend
-  if out[3] == '' and held and p then
+  if not refused and held and p then
     local factor, bucket_ms, keep, floor_ = p[1], p[2], p[4], p[5]
     local b, m, s, h = roll_spend(factor, bucket_ms, keep, floor_)
     save_spend(b, m, s, h)
-    if s >= math.max(b, floor_) then out[3], out[4], out[5] = 'spend', 2, (m + 1) * bucket_ms - now end
+    if s >= math.max(b, floor_) then out = refuse(out, 'spend', 2, (m + 1) * bucket_ms - now) end
   end
   save(set.ttl)
   return out
