@@ -18,7 +18,8 @@ export const RECORD_LINGER_MS = 5
 
 /** Check, record, failure (a failed key: gateway-wide, one hash slot). */
 export type StepKind = 'c' | 'r' | 'f'
-type Arg = string | number
+/** A step's argument: a Buffer goes as its bytes (a loop fingerprint, lua/check.lua). */
+type Arg = string | number | Buffer
 /** An argument that names a key of the step's own: sent as its place in KEYS, the key once a call. */
 export interface KeyArg {
   key: string
@@ -101,7 +102,7 @@ export class StepBatcher {
       }
       steps.push(`${p.kind}${subject}.${set}`)
       for (const a of p.args) {
-        if (typeof a !== 'object') {
+        if (typeof a !== 'object' || !('key' in a)) {
           steps.push(a)
           continue
         }

@@ -1,8 +1,8 @@
 -- checkSubject (src/core/detectors/engine.ts) for one subject, a step of batch.lua.
 -- The subject's keys are KEYS[k + 1] … KEYS[k + 5]: its hash, loop fingerprints, address hash,
 -- allow key, country hash. `set` is its check set (subject.lua set_of); its arguments follow
--- ARGV[i], each only when its detector is on: the prompt's fingerprint (its hash, 16 hex digits,
--- then its SimHash hi and lo, 8 each), the address, the country (src/store/detectors/redis.ts check).
+-- ARGV[i], each only when its detector is on: the prompt's fingerprint (16 bytes, as a loop entry
+-- holds them after its time), the address, the country (src/store/detectors/redis.ts check).
 -- Returns {} when the subject is not allow-listed and nothing refused or raised (most checks: one
 -- shared table, as a reply's items cost Redis ~1k instructions each to send), else
 -- { allowListed, refusedDetector, refusedLevel, retryAfterMs (-1: until cleared), raised… } where each raised is detector, level, value, threshold, addresses (comma-separated), countries
@@ -11,7 +11,8 @@ local band, bxor = bit.band, bit.bxor
 
 -- One fingerprint in the loop string: when (ms), the prompt's hash (two 32-bit halves), its
 -- SimHash in four 16-bit quarters (hi's low, hi's high, lo's low, lo's high): 24 bytes.
-local ENTRY, ENTRY_BYTES = '<dI4I4I2I2I2I2', 24
+-- (The SimHash read back as its two 32-bit halves, or as its quarters.)
+local ENTRY_BYTES, HALVES, QUARTERS = 24, '<I4I4', '<I2I2I2I2'
 
 local sfind, ssub, pack, unpack_ = string.find, string.sub, struct.pack, struct.unpack
 local floor, max_ = math.floor, math.max
@@ -24,10 +25,10 @@ local function bits_within(x, left)
   return left
 end
 
--- Whether two SimHashes (their quarters) differ in at most `distance` bits.
-local function near_bits(a1, a2, a3, a4, b1, b2, b3, b4, distance)
-  local left = bits_within(bxor(a1 + a2 * 65536, b1 + b2 * 65536), distance)
-  return left >= 0 and bits_within(bxor(a3 + a4 * 65536, b3 + b4 * 65536), left) >= 0
+-- Whether two SimHashes (their hi and lo halves) differ in at most `distance` bits.
+local function near_bits(a_hi, a_lo, b_hi, b_lo, distance)
+  local left = bits_within(bxor(a_hi, b_hi), distance)
+  return left >= 0 and bits_within(bxor(a_lo, b_lo), left) >= 0
 end
 
 -- Within 7 bits, two SimHashes agree on one of their eight bytes at least.
@@ -93,10 +94,11 @@ local function entry_at(ring, i)
   return (unpack_('<d', ring, i * ENTRY_BYTES + 1))
 end
 
--- The i-th counted entry (0-based): ring's n entries, then those this call added.
-local function unpack_at(ring, added, n, i)
-  if i < n then return unpack_(ENTRY, ring, i * ENTRY_BYTES + 1) end
-  return unpack_(ENTRY, added, (i - n) * ENTRY_BYTES + 1)
+-- The SimHash of the i-th counted entry (0-based; ring's n entries, then those this call added),
+-- as `format` reads it (its halves, or its quarters).
+local function simhash_at(ring, added, n, i, format)
+  if i < n then return unpack_(format, ring, i * ENTRY_BYTES + 17) end
+  return unpack_(format, added, (i - n) * ENTRY_BYTES + 17)
 end
 
 -- state.ts observeLoop: the subject's fingerprints, oldest first, in one string of fixed-size
@@ -107,12 +109,11 @@ end
 -- TIME step back; this call's entries are dated now or later, in any window), so the window's
 -- start is found by bisection. Identical prompts are found by their hash's bytes; within 3 bits
 -- two SimHashes agree on one of their four quarters at least (within 7, on one of their eight
--- bytes), so bits are counted only for entries that do.
+-- bytes), so bits are counted only for entries that do. `fp` is the entry's last 16 bytes, sent as
+-- they are kept (src/store/detectors/redis.ts): the entry is its time packed before them, and the
+-- bytes searched for are cut from it (parsing 32 hex digits and packing 7 numbers cost more).
 local function observe_loop(L, fp, window, max, distance)
-  local h1, h2 = tonumber(ssub(fp, 1, 8), 16), tonumber(ssub(fp, 9, 16), 16)
-  local hi, lo = tonumber(ssub(fp, 17, 24), 16), tonumber(ssub(fp, 25, 32), 16)
-  local q1, q3 = hi % 65536, lo % 65536
-  local q2, q4 = (hi - q1) / 65536, (lo - q3) / 65536
+  if #fp ~= 16 then error('a fingerprint is 16 bytes') end
   local l = loop_of(L)
   local ring, added = l.ring, l.added
   local n, p = #ring / ENTRY_BYTES, #added / ENTRY_BYTES
@@ -122,8 +123,7 @@ local function observe_loop(L, fp, window, max, distance)
   elseif n > 0 then
     at = max_(now, entry_at(ring, n - 1))
   end
-  local entry = pack(ENTRY, at, h1, h2, q1, q2, q3, q4)
-  l.added = added .. entry
+  l.added = added .. pack('<d', at) .. fp
   l.max = max
   -- Kept for the window: where the subject's hash is there to keep when (renew), its expiry is
   -- pushed on now and then; else on every call, as no hash is made for it.
@@ -152,7 +152,7 @@ local function observe_loop(L, fp, window, max, distance)
   end
 
   -- Each counted entry with the prompt's hash, by its place in ring then added; this one too.
-  local bytes = ssub(entry, 9, 16)
+  local bytes = ssub(fp, 1, 8)
   local exact = 1 + entries_with(ring, first, 0, bytes, 8)
   if p > 0 then exact = exact + entries_with(added, first_added, n, bytes, 8) end
   if distance == 0 then return exact, 0 end
@@ -160,21 +160,23 @@ local function observe_loop(L, fp, window, max, distance)
   local candidates = {}
   if distance <= 3 then
     for j = 0, 3 do
-      bytes = ssub(entry, 17 + 2 * j, 18 + 2 * j)
+      bytes = ssub(fp, 9 + 2 * j, 10 + 2 * j)
       entries_with(ring, first, 0, bytes, 16 + 2 * j, candidates)
       if p > 0 then entries_with(added, first_added, n, bytes, 16 + 2 * j, candidates) end
     end
   else
+    local q1, q2, q3, q4 = unpack_(QUARTERS, fp, 9)
     for i = first, n + p - 1 do
       if i < n or i - n >= first_added then
-        local _, _, _, p1, p2, p3, p4 = unpack_at(ring, added, n, i)
+        local p1, p2, p3, p4 = simhash_at(ring, added, n, i, QUARTERS)
         if distance > 7 or share_a_byte(p1, p2, p3, p4, q1, q2, q3, q4) then candidates[i] = true end
       end
     end
   end
+  local hi, lo = unpack_(HALVES, fp, 9)
   for i in pairs(candidates) do
-    local _, _, _, p1, p2, p3, p4 = unpack_at(ring, added, n, i)
-    if near_bits(p1, p2, p3, p4, q1, q2, q3, q4, distance) then near = near + 1 end
+    local p_hi, p_lo = simhash_at(ring, added, n, i, HALVES)
+    if near_bits(p_hi, p_lo, hi, lo, distance) then near = near + 1 end
   end
   return exact, near
 end
