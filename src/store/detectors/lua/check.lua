@@ -173,8 +173,9 @@ local function observe_loop(L, fp, window, max, distance)
       end
     end
   end
-  local hi, lo = unpack_(HALVES, fp, 9)
+  local hi, lo
   for i in pairs(candidates) do
+    if not hi then hi, lo = unpack_(HALVES, fp, 9) end
     local p_hi, p_lo = simhash_at(ring, added, n, i, HALVES)
     if near_bits(p_hi, p_lo, hi, lo, distance) then near = near + 1 end
   end
@@ -305,7 +306,8 @@ local function check_step(KEYS, k, set, ARGV, i)
     -- the key's history (state.ts learnAddresses): fields he, hp, hx (window, peak, alerted), hb, hn (baseline, windows)
     local factor, min_addresses, warmup, keep = p[6], p[7], p[8], p[9]
     local w = math.floor(now / window)
-    local he, hp, hx, hb, hn = num('he', -1), num('hp', 0), num('hx', 0), num('hb', 0), num('hn', 0)
+    -- (num and put inline: most steps change none of the five, and a call each cost more.)
+    local he, hp, hx, hb, hn = H.he or -1, H.hp or 0, H.hx or 0, H.hb or 0, H.hn or 0
     if w ~= he then
       if he >= 0 and hp > 0 and hx == 0 then
         hn = math.min(hn + 1, 1000000)
@@ -339,11 +341,11 @@ local function check_step(KEYS, k, set, ARGV, i)
       if by_country > level then level, by_countries = by_country, true end
     end
     if level > 0 then hx = 1 end
-    put('he', he)
-    put('hp', hp)
-    put('hx', hx)
-    put('hb', hb)
-    put('hn', hn)
+    if H.he ~= he then put('he', he) end
+    if H.hp ~= hp then put('hp', hp) end
+    if H.hx ~= hx then put('hx', hx) end
+    if H.hb ~= hb then put('hb', hb) end
+    if H.hn ~= hn then put('hn', hn) end
     local hold = window
     if level == 3 then hold = block_ms end
     if raise('sharedKey', level, hold) then
