@@ -57,8 +57,8 @@ local function entries_with(ring, first, base, bytes, offset, marks)
   end
 end
 
--- The loop strings of this script call (L -> { ring, added, reset, window, max }): the string
--- as read (GET) and, apart, the entries this call added. A Lua string costs Redis ~11
+-- The loop strings of this script call (L -> { ring, added, last, reset, max, … }): the string
+-- as read (GET) and, apart, the entries this call added (last: the newest time). A Lua string costs Redis ~11
 -- instructions a byte to make, so the 2 KB ring is neither rebuilt on every check nor joined to
 -- what a batch's checks of the subject added; written once when the steps are done (write_loops).
 local loops, loop_order
@@ -117,12 +117,15 @@ local function observe_loop(L, fp, window, max, distance)
   local l = loop_of(L)
   local ring, added = l.ring, l.added
   local n, p = #ring / ENTRY_BYTES, #added / ENTRY_BYTES
-  local at = now
-  if p > 0 then
-    at = max_(now, entry_at(added, p - 1))
-  elseif n > 0 then
-    at = max_(now, entry_at(ring, n - 1))
+  -- (The newest entry's time kept as a number: not unpacked again a step.)
+  local at = l.last
+  if at == nil then
+    at = now
+    if n > 0 then at = max_(now, entry_at(ring, n - 1)) end
+  else
+    at = max_(now, at)
   end
+  l.last = at
   l.added = added .. pack('<d', at) .. fp
   l.max = max
   -- Kept for the window: where the subject's hash is there to keep when (renew), its expiry is
