@@ -58,9 +58,10 @@ local function entries_with(ring, first, base, bytes, offset, marks)
 end
 
 -- The loop strings of this script call (L -> { ring, added, last, reset, max, … }): the string
--- as read (GET) and, apart, the entries this call added (last: the newest time). A Lua string costs Redis ~11
--- instructions a byte to make, so the 2 KB ring is neither rebuilt on every check nor joined to
--- what a batch's checks of the subject added; written once when the steps are done (write_loops).
+-- as read (GET) and, apart, the entries this call added (last: the newest one's time). A Lua
+-- string costs Redis ~11 instructions a byte to make, so the 2 KB ring is neither rebuilt on every
+-- check nor joined to what a batch's checks of the subject added; written once when the steps are
+-- done (write_loops).
 local loops, loop_order
 
 local function loop_of(L)
