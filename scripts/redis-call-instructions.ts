@@ -19,18 +19,17 @@
  *    × its instructions per decision): what the cluster would do over one node with a core per
  *    redis-server, each saturated. Needs valgrind and redis-cli on the PATH.
  */
-import { execFile, spawn } from 'node:child_process'
-import { once } from 'node:events'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { execFile } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { Redis } from 'ioredis'
 import { sluiceOneLimit, sluiceOp, subjects } from '../bench/contenders.js'
+import { startCountedRedis } from '../bench/harness/cachegrind-redis.js'
 import { drive } from '../bench/harness/drive.js'
 import { APPLY_LIBRARY } from '../src/store/redis/script.js'
 import { RedisStore } from '../src/store/redis/store.js'
-import { freePort } from '../test/helpers/free-port.js'
 import { startRedisCluster } from '../test/helpers/redis-cluster.js'
 import { startRedis } from '../test/helpers/redis-server.js'
 
@@ -80,7 +79,7 @@ async function capture(store: RedisStore, urls: string[]): Promise<string[][][]>
   return calls
 }
 
-function resp(calls: string[][], copies: number): Buffer {
+function respOf(calls: string[][], copies: number): Buffer {
   const parts: Buffer[] = []
   for (const call of calls) {
     parts.push(Buffer.from(`*${call.length}\r\n`))
@@ -95,41 +94,14 @@ function resp(calls: string[][], copies: number): Buffer {
 
 /** Total instructions of a redis-server under cachegrind that answered `copies` copies of `calls`. */
 async function replay(calls: string[][], copies: number, cluster: boolean, dir: string): Promise<number> {
-  let port = await freePort()
-  while (port + 10_000 > 65_535) port = await freePort()
-  const out = join(dir, `${cluster ? 'node' : 'one'}-${copies}`)
-  writeFileSync(`${out}.resp`, resp(calls, copies))
-  const server = spawn(
-    'valgrind',
-    [
-      '--tool=cachegrind',
-      '--cache-sim=no',
-      `--cachegrind-out-file=${out}.cg`,
-      'redis-server',
-      ...['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],
-      ...(cluster ? ['--cluster-enabled', 'yes', '--cluster-config-file', `${out}.nodes.conf`] : []),
-    ],
-    { stdio: 'ignore' },
-  )
-  const admin = new Redis(port, '127.0.0.1', { retryStrategy: () => 200, maxRetriesPerRequest: null })
-  admin.on('error', () => {}) // refused while valgrind starts the server: retried
-  await admin.ping()
-  if (cluster) {
-    await admin.call('CLUSTER', 'ADDSLOTSRANGE', '0', '16383')
-    while (!String(await admin.call('CLUSTER', 'INFO')).includes('cluster_state:ok')) {
-      await new Promise((r) => setTimeout(r, 200))
-    }
-  }
-  await admin.call('FUNCTION', 'LOAD', 'REPLACE', APPLY_LIBRARY)
-  const { stdout } = await run('sh', ['-c', `redis-cli -p ${port} --pipe < ${out}.resp`])
+  const name = `${cluster ? 'node' : 'one'}-${copies}`
+  const resp = join(dir, `${name}.resp`)
+  writeFileSync(resp, respOf(calls, copies))
+  const server = await startCountedRedis(dir, name, cluster)
+  await server.admin.call('FUNCTION', 'LOAD', 'REPLACE', APPLY_LIBRARY)
+  const { stdout } = await run('sh', ['-c', `redis-cli -p ${server.port} --pipe < ${resp}`])
   if (!/errors: 0,/.test(stdout)) throw new Error(`the replay had errors: ${stdout}`)
-  admin.disconnect()
-  // valgrind writes its counts as the server exits
-  await run('redis-cli', ['-p', String(port), 'shutdown', 'nosave']).catch(() => {})
-  if (server.exitCode === null) await once(server, 'exit')
-  const summary = /^summary:\s+(\d+)/m.exec(readFileSync(`${out}.cg`, 'utf8'))
-  if (!summary) throw new Error('no cachegrind summary')
-  return Number(summary[1])
+  return server.stop()
 }
 
 /** The first calls that carry at least `take` decisions. */

@@ -5,12 +5,13 @@
  * shortcuts of its scripts (addresses read only when one may have expired, fingerprints in one
  * string) forget what is out of the window as the memory store does.
  */
-import { type Cluster, Redis } from 'ioredis'
+import type { Cluster, Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { BLOCK, checkStep, recordStep, resolveDetectors, THROTTLE } from '../../src/core/detectors/index.js'
 import { MemoryDetectorStore } from '../../src/store/detectors/memory.js'
 import { RedisDetectorStore } from '../../src/store/detectors/redis.js'
 import type { DetectorStore } from '../../src/store/detectors/types.js'
+import { countedClient as counted } from '../helpers/counted-client.js'
 import { type RedisClusterServer, startRedisCluster } from '../helpers/redis-cluster.js'
 import { type RedisServer, startRedis } from '../helpers/redis-server.js'
 import { sleep } from '../helpers/sleep.js'
@@ -26,26 +27,10 @@ afterAll(async () => {
   await redis.stop()
 })
 
-/**
- * A client of its own whose script calls that ran (FCALL, or EVALSHA / EVAL; not one refused for
- * a library or script not loaded yet) are counted.
- */
-function countedClient(): { client: Redis; scriptCalls: () => number; sent: unknown[][] } {
-  const client = new Redis(redis.url)
-  clients.push(client)
-  let calls = 0
-  const sent: unknown[][] = []
-  const call = client.call.bind(client) as (...args: unknown[]) => Promise<unknown>
-  ;(client as unknown as { call: typeof call }).call = (...args: unknown[]) => {
-    const reply = call(...args)
-    if (!['FCALL', 'EVALSHA', 'EVAL'].includes(String(args[0]))) return reply
-    sent.push(args)
-    return reply.then((r) => {
-      calls++
-      return r
-    })
-  }
-  return { client, scriptCalls: () => calls, sent }
+function countedClient(): ReturnType<typeof counted> {
+  const c = counted(redis.url)
+  clients.push(c.client)
+  return c
 }
 
 const set = (input = {}) => resolveDetectors(input).base
@@ -90,12 +75,13 @@ describe('Redis detector store: steps of one turn in one script call', () => {
     )
     expect(sent).toHaveLength(1)
     const keyCount = Number(sent[0]![2])
-    // Five keys a subject; then the number of sets, the two sets (check, record); then 80 steps:
-    // a check's head, fingerprint and address, a record's head, amount and share used.
+    // Five keys a subject; then the number of sets, the two sets (check, record); then 42 steps:
+    // 40 checks (a head, the fingerprint, the address), and a subject's 20 records folded into
+    // one (a head, the amount, the share used: record-fold.test.ts).
     expect(keyCount).toBe(10)
     const argv = sent[0]!.slice(3 + keyCount)
     expect(argv[0]).toBe(2)
-    expect(argv).toHaveLength(1 + 2 + 40 * 3 + 40 * 3)
+    expect(argv).toHaveLength(1 + 2 + 40 * 3 + 2 * 3)
   })
 
   it('two instances on one Redis, interleaved in the same turns: one alert, one throttle, one block', async () => {

@@ -30,7 +30,7 @@ import {
 } from '../redis/connection.js'
 import { IORedisConnection } from '../redis/ioredis.js'
 import { NodeRedisConnection } from '../redis/node-redis.js'
-import { RECORD_LINGER_MS, StepBatcher } from './batch.js'
+import { type Fold, RECORD_LINGER_MS, StepBatcher } from './batch.js'
 import { DETECTOR_LIBRARY, type DetectorScript, STEPS } from './script.js'
 import {
   DEFAULT_MAX_LOG,
@@ -55,6 +55,28 @@ export interface RedisDetectorStoreOptions {
    */
   recordLingerMs?: number
 }
+
+/**
+ * A later record step of the same subject and set folded into an earlier one of the same call
+ * (batch.ts): the spend amounts summed, the larger share used (lua/record.lua keeps only whether
+ * any reached the scraping share). Which arguments a record has follows from its set: [amount,
+ * used], [amount] or [used]. Indexed by (spend on ? 1 : 0) + (scraping on ? 2 : 0).
+ */
+const sum = (into: unknown[], more: readonly unknown[], i: number) => {
+  into[i] = (into[i] as number) + (more[i] as number)
+}
+const larger = (into: unknown[], more: readonly unknown[], i: number) => {
+  into[i] = Math.max(into[i] as number, more[i] as number)
+}
+const RECORD_FOLDS: readonly (Fold | undefined)[] = [
+  undefined,
+  (into, more) => sum(into, more, 0),
+  (into, more) => larger(into, more, 0),
+  (into, more) => {
+    sum(into, more, 0)
+    larger(into, more, 1)
+  },
+]
 
 const FLAGS: readonly DetectorName[] = ['loop', 'spend', 'sharedKey', 'scraping']
 
@@ -223,7 +245,7 @@ export class RedisDetectorStore implements DetectorStore {
     const args: Arg[] = []
     if (sp !== undefined) args.push(sp.amount)
     if (sc !== undefined) args.push(sc.used)
-    return raisedOf(await this.batcher.step('r', this.subjectKeys(k), set, args))
+    return raisedOf(await this.batcher.step('r', this.subjectKeys(k), set, args, RECORD_FOLDS[(sp === undefined ? 0 : 1) + (sc === undefined ? 0 : 2)]))
   }
 
   /** A subject's keys as lua/batch.lua takes them. */
