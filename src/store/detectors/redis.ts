@@ -245,7 +245,15 @@ export class RedisDetectorStore implements DetectorStore {
     const args: Arg[] = []
     if (sp !== undefined) args.push(sp.amount)
     if (sc !== undefined) args.push(sc.used)
-    return raisedOf(await this.batcher.step('r', this.subjectKeys(k), set, args, RECORD_FOLDS[(sp === undefined ? 0 : 1) + (sc === undefined ? 0 : 2)]))
+    return raisedOf(
+      await this.batcher.step(
+        'r',
+        this.subjectKeys(k),
+        set,
+        args,
+        RECORD_FOLDS[(sp === undefined ? 0 : 1) + (sc === undefined ? 0 : 2)],
+      ),
+    )
   }
 
   /** A subject's keys as lua/batch.lua takes them. */
