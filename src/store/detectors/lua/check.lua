@@ -131,7 +131,11 @@ local function observe_loop(L, fp, window, max, distance)
   l.max = max
   -- Kept for the window: where the subject's hash is there to keep when (renew), its expiry is
   -- pushed on now and then; else on every call, as no hash is made for it.
-  if exists then
+  -- (renew's common answer, not yet time, inline.)
+  local xl = H.xl
+  if exists and xl ~= nil and #ring ~= 0 and xl >= now + window then
+    l.px = xl - now
+  elseif exists then
     local r, ms = renew('xl', window, #ring == 0)
     l.renew, l.px = l.renew or r, ms
   else
@@ -156,19 +160,33 @@ local function observe_loop(L, fp, window, max, distance)
   end
 
   -- Each counted entry with the prompt's hash, by its place in ring then added; this one too.
+  -- (Each search is tried first with one string.find: most find nothing anywhere, and a call of
+  -- entries_with costs ~1k instructions more.)
+  local from, from_added = first * ENTRY_BYTES + 1, first_added * ENTRY_BYTES + 1
   local bytes = ssub(fp, 1, 8)
-  local exact = 1 + entries_with(ring, first, 0, bytes, 8)
-  if p > 0 then exact = exact + entries_with(added, first_added, n, bytes, 8) end
+  local exact = 1
+  if sfind(ring, bytes, from, true) then exact = exact + entries_with(ring, first, 0, bytes, 8) end
+  if p > 0 and sfind(added, bytes, from_added, true) then
+    exact = exact + entries_with(added, first_added, n, bytes, 8)
+  end
   if distance == 0 then return exact, 0 end
   local near = 1 -- this one
-  local candidates = {}
+  local candidates -- (made when a search finds something)
   if distance <= 3 then
     for j = 0, 3 do
       bytes = ssub(fp, 9 + 2 * j, 10 + 2 * j)
-      entries_with(ring, first, 0, bytes, 16 + 2 * j, candidates)
-      if p > 0 then entries_with(added, first_added, n, bytes, 16 + 2 * j, candidates) end
+      if sfind(ring, bytes, from, true) then
+        candidates = candidates or {}
+        entries_with(ring, first, 0, bytes, 16 + 2 * j, candidates)
+      end
+      if p > 0 and sfind(added, bytes, from_added, true) then
+        candidates = candidates or {}
+        entries_with(added, first_added, n, bytes, 16 + 2 * j, candidates)
+      end
     end
+    if not candidates then return exact, near end
   else
+    candidates = {}
     local q1, q2, q3, q4 = unpack_(QUARTERS, fp, 9)
     for i = first, n + p - 1 do
       if i < n or i - n >= first_added then
@@ -291,7 +309,7 @@ local function check_step(KEYS, k, set, ARGV, i)
     local level = math.max(by_exact, by_near)
     local hold = window
     if level == 3 then hold = block_ms end
-    if raise('loop', level, hold) then
+    if level > 0 and raise('loop', level, hold) then
       local thresholds = { alert_at, throttle_at, block_at }
       local value, scale = exact, 1
       if by_exact < by_near then value, scale = near, near_factor end
@@ -352,7 +370,7 @@ local function check_step(KEYS, k, set, ARGV, i)
     if H.hn ~= hn then put('hn', hn) end
     local hold = window
     if level == 3 then hold = block_ms end
-    if raise('sharedKey', level, hold) then
+    if level > 0 and raise('sharedKey', level, hold) then
       local value, threshold = size, alert_at
       if by_countries then
         value, threshold = countries, country_alert_at
