@@ -151,7 +151,8 @@ export class StepBatcher {
       (replies) => {
         for (let i = 0; i < group.length; i++) {
           const p = group[i]!
-          const reply = replies[i]
+          // 0: a step with nothing to say (lua/check.lua; cheaper for Redis to send than an empty list).
+          const reply = replies[i] === 0 ? [] : replies[i]
           if (!Array.isArray(reply)) rejectAll(p, new Error('the detector batch script gave no reply'))
           else if (reply[0] === 'error') rejectAll(p, new Error(String(reply[1])))
           else {

@@ -3,8 +3,8 @@
 -- allow key, country hash. `set` is its check set (subject.lua set_of); its arguments follow
 -- ARGV[i], each only when its detector is on: the prompt's fingerprint (16 bytes, as a loop entry
 -- holds them after its time), the address, the country (src/store/detectors/redis.ts check).
--- Returns {} when the subject is not allow-listed and nothing refused or raised (most checks: one
--- shared table, as a reply's items cost Redis ~1k instructions each to send), else
+-- Returns 0 when the subject is not allow-listed and nothing refused or raised (most checks: a
+-- table, even empty, costs Redis ~2.5k instructions more to send, its items ~1k each), else
 -- { allowListed, refusedDetector, refusedLevel, retryAfterMs (-1: until cleared), raised… } where each raised is detector, level, value, threshold, addresses (comma-separated), countries
 -- (comma-separated) and which count crossed ('addresses' or 'countries'; '' when countries are not counted).
 local band, bxor = bit.band, bit.bxor
@@ -267,7 +267,7 @@ local function observe_seen(key, member, since, window, cap, oldest, keep)
   return size
 end
 
-local NOTHING, ALLOW_LISTED = {}, { 1, '', 0, 0 }
+local NOTHING, ALLOW_LISTED = 0, { 1, '', 0, 0 }
 
 -- A raised detection to a check's reply (made on the first).
 local function push_check(out, detector, level, value, threshold, addresses, countries, by)
