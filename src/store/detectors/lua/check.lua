@@ -5,8 +5,10 @@
 -- holds them after its time), the address, the country (src/store/detectors/redis.ts check).
 -- Returns 0 when the subject is not allow-listed and nothing refused or raised (most checks: a
 -- table, even empty, costs Redis ~2.5k instructions more to send, its items ~1k each), else
--- { allowListed, refusedDetector, refusedLevel, retryAfterMs (-1: until cleared), raised… } where each raised is detector, level, value, threshold, addresses (comma-separated), countries
--- (comma-separated) and which count crossed ('addresses' or 'countries'; '' when countries are not counted).
+-- { allowListed, refusedDetector, refusedLevel, retryAfterMs (-1: until cleared), raised… } where
+-- each raised is detector, level, value, threshold, addresses (comma-separated), countries
+-- (comma-separated) and which count crossed ('addresses' or 'countries'; '' when countries are not
+-- counted).
 local band, bxor = bit.band, bit.bxor
 
 -- One fingerprint in the loop string: when (ms), the prompt's hash (two 32-bit halves), its
