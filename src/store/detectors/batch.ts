@@ -25,7 +25,8 @@ export const RECORD_LINGER_MS = 5
 
 /** Check, record, failure (a failed key: gateway-wide, one hash slot). */
 export type StepKind = 'c' | 'r' | 'f'
-type Arg = string | number
+/** A step's argument: a Buffer goes as its bytes (a loop fingerprint, lua/check.lua). */
+type Arg = string | number | Buffer
 /** An argument that names a key of the step's own: sent as its place in KEYS, the key once a call. */
 export interface KeyArg {
   key: string
@@ -133,7 +134,7 @@ export class StepBatcher {
       }
       steps.push(`${p.kind}${subject}.${set}`)
       for (const a of p.args) {
-        if (typeof a !== 'object') {
+        if (typeof a !== 'object' || !('key' in a)) {
           steps.push(a)
           continue
         }
@@ -151,7 +152,8 @@ export class StepBatcher {
       (replies) => {
         for (let i = 0; i < group.length; i++) {
           const p = group[i]!
-          const reply = replies[i]
+          // 0: a step with nothing to say (lua/check.lua; cheaper for Redis to send than an empty list).
+          const reply = replies[i] === 0 ? [] : replies[i]
           if (!Array.isArray(reply)) rejectAll(p, new Error('the detector batch script gave no reply'))
           else if (reply[0] === 'error') rejectAll(p, new Error(String(reply[1])))
           else {

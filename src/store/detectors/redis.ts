@@ -40,7 +40,7 @@ import {
   type SubjectView,
 } from './types.js'
 
-type Arg = string | number
+type Arg = string | number | Buffer
 
 export interface RedisDetectorStoreOptions {
   /** An ioredis client (Redis or Cluster) or a node-redis client; left open by close(). */
@@ -125,8 +125,10 @@ export class RedisDetectorStore implements DetectorStore {
     if (isIORedis(this.client)) return c.call!(...args)
     // A node-redis cluster client routes by the key it is given first; a single client takes
     // the command alone. ioredis finds the key itself.
-    if (this.nodeCluster) return c.sendCommand!(firstKey(args), false, args.map(String))
-    return c.sendCommand!(args.map(String))
+    // (Buffers go as they are: a loop fingerprint's bytes.)
+    const strings = args.map((a) => (a instanceof Buffer ? a : String(a)))
+    if (this.nodeCluster) return c.sendCommand!(firstKey(args), false, strings)
+    return c.sendCommand!(strings)
   }
 
   /**
@@ -210,23 +212,25 @@ export class RedisDetectorStore implements DetectorStore {
       step.spend === undefined ? '' : encoded(step.spend, spendArgs)
     }|${step.scrapeBucketMs ?? 0}|${c === undefined ? '' : encoded(c.params, countryArgs)}`
     const args: Arg[] = []
-    if (l !== undefined) args.push(l.hash + hex8(l.hi) + hex8(l.lo))
+    if (l !== undefined) args.push(fingerprintBytes(l.hash, l.hi, l.lo))
     if (a !== undefined) args.push(a.address)
     if (c !== undefined) args.push(c.code)
     const r = await this.batcher.step('c', this.subjectKeys(k), set, args)
-    const refusedBy = String(r[2])
-    const retry = Number(r[4])
+    // lua/check.lua: [] when nothing happened, else allow-listed, the refusal, then what was raised.
+    if (r.length === 0) return { allowed: false, refused: undefined, raised: [] }
+    const refusedBy = String(r[1])
+    const retry = Number(r[3])
     return {
-      allowed: Number(r[1]) === 1,
+      allowed: Number(r[0]) === 1,
       refused:
         refusedBy === ''
           ? undefined
           : {
               detector: refusedBy as DetectorName,
-              level: Number(r[3]),
+              level: Number(r[2]),
               retryAfterMs: retry === -1 ? Number.POSITIVE_INFINITY : retry,
             },
-      raised: raisedOf(r.slice(5), ['countries', 'by']),
+      raised: raisedOf(r.slice(4), ['countries', 'by']),
     }
   }
 
@@ -241,7 +245,15 @@ export class RedisDetectorStore implements DetectorStore {
     const args: Arg[] = []
     if (sp !== undefined) args.push(sp.amount)
     if (sc !== undefined) args.push(sc.used)
-    return raisedOf(await this.batcher.step('r', this.subjectKeys(k), set, args, RECORD_FOLDS[(sp === undefined ? 0 : 1) + (sc === undefined ? 0 : 2)]))
+    return raisedOf(
+      await this.batcher.step(
+        'r',
+        this.subjectKeys(k),
+        set,
+        args,
+        RECORD_FOLDS[(sp === undefined ? 0 : 1) + (sc === undefined ? 0 : 2)],
+      ),
+    )
   }
 
   /** A subject's keys as lua/batch.lua takes them. */
@@ -372,8 +384,18 @@ function enforcedText(names: readonly DetectorName[]): string {
   return text
 }
 
-/** A 32-bit unsigned integer as 8 hex digits. */
-const hex8 = (x: number) => x.toString(16).padStart(8, '0')
+/**
+ * A loop fingerprint as a loop entry keeps it after its time (lua/check.lua): the hash's two
+ * 32-bit halves (its 16 hex digits), then the SimHash's hi and lo, each little-endian.
+ */
+function fingerprintBytes(hash: string, hi: number, lo: number): Buffer {
+  const b = Buffer.allocUnsafe(16)
+  b.writeUInt32LE(Number.parseInt(hash.slice(0, 8), 16), 0)
+  b.writeUInt32LE(Number.parseInt(hash.slice(8, 16), 16), 4)
+  b.writeUInt32LE(hi, 8)
+  b.writeUInt32LE(lo, 12)
+  return b
+}
 
 const encodings = new WeakMap<object, string>()
 /** `params` as one comma-separated string, made once per parameters object (steps.ts shares them). */

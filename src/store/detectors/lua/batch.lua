@@ -8,8 +8,9 @@
 -- of detector sets, the sets (subject.lua set_of), then per step its head — kind ('c' check, 'r'
 -- record, 'f' failure), the place of its subject's first key in KEYS less one and its set's place
 -- in ARGV, as 'c<k>.<set>' — and its arguments (as many as its set says). Reply: one reply per
--- step, in order. The subject hash last changed (subject.lua), the loop strings the steps changed
--- (check.lua) and the failed keys' hash (failure.lua) are written after the last step.
+-- step, in order (0 for a step with nothing to say, read as an empty list). The subject hash last
+-- changed (subject.lua), the loop strings the steps changed (check.lua) and the failed keys' hash
+-- (failure.lua) are written after the last step.
 -- steps(KEYS, ARGV) is the call (src/store/detectors/redis.ts).
 local STEPS = { c = check_step, r = record_step, f = failure_step }
 

@@ -1,16 +1,20 @@
 -- checkSubject (src/core/detectors/engine.ts) for one subject, a step of batch.lua.
 -- The subject's keys are KEYS[k + 1] … KEYS[k + 5]: its hash, loop fingerprints, address hash,
 -- allow key, country hash. `set` is its check set (subject.lua set_of); its arguments follow
--- ARGV[i], each only when its detector is on: the prompt's fingerprint (its hash, 16 hex digits,
--- then its SimHash hi and lo, 8 each), the address, the country (src/store/detectors/redis.ts check).
--- Returns { now, allowListed, refusedDetector, refusedLevel, retryAfterMs (-1: until cleared), raised… }
--- where each raised is detector, level, value, threshold, addresses (comma-separated), countries
--- (comma-separated) and which count crossed ('addresses' or 'countries'; '' when countries are not counted).
+-- ARGV[i], each only when its detector is on: the prompt's fingerprint (16 bytes, as a loop entry
+-- holds them after its time), the address, the country (src/store/detectors/redis.ts check).
+-- Returns 0 when the subject is not allow-listed and nothing refused or raised (most checks: a
+-- table, even empty, costs Redis ~2.5k instructions more to send, its items ~1k each), else
+-- { allowListed, refusedDetector, refusedLevel, retryAfterMs (-1: until cleared), raised… } where
+-- each raised is detector, level, value, threshold, addresses (comma-separated), countries
+-- (comma-separated) and which count crossed ('addresses' or 'countries'; '' when countries are not
+-- counted).
 local band, bxor = bit.band, bit.bxor
 
 -- One fingerprint in the loop string: when (ms), the prompt's hash (two 32-bit halves), its
 -- SimHash in four 16-bit quarters (hi's low, hi's high, lo's low, lo's high): 24 bytes.
-local ENTRY, ENTRY_BYTES = '<dI4I4I2I2I2I2', 24
+-- (The SimHash read back as its two 32-bit halves, or as its quarters.)
+local ENTRY_BYTES, HALVES, QUARTERS = 24, '<I4I4', '<I2I2I2I2'
 
 local sfind, ssub, pack, unpack_ = string.find, string.sub, struct.pack, struct.unpack
 local floor, max_ = math.floor, math.max
@@ -23,10 +27,10 @@ local function bits_within(x, left)
   return left
 end
 
--- Whether two SimHashes (their quarters) differ in at most `distance` bits.
-local function near_bits(a1, a2, a3, a4, b1, b2, b3, b4, distance)
-  local left = bits_within(bxor(a1 + a2 * 65536, b1 + b2 * 65536), distance)
-  return left >= 0 and bits_within(bxor(a3 + a4 * 65536, b3 + b4 * 65536), left) >= 0
+-- Whether two SimHashes (their hi and lo halves) differ in at most `distance` bits.
+local function near_bits(a_hi, a_lo, b_hi, b_lo, distance)
+  local left = bits_within(bxor(a_hi, b_hi), distance)
+  return left >= 0 and bits_within(bxor(a_lo, b_lo), left) >= 0
 end
 
 -- Within 7 bits, two SimHashes agree on one of their eight bytes at least.
@@ -55,10 +59,11 @@ local function entries_with(ring, first, base, bytes, offset, marks)
   end
 end
 
--- The loop strings of this script call (L -> { ring, added, reset, window, max }): the string
--- as read (GET) and, apart, the entries this call added. A Lua string costs Redis ~11
--- instructions a byte to make, so the 2 KB ring is neither rebuilt on every check nor joined to
--- what a batch's checks of the subject added; written once when the steps are done (write_loops).
+-- The loop strings of this script call (L -> { ring, added, last, reset, max, … }): the string
+-- as read (GET) and, apart, the entries this call added (last: the newest one's time). A Lua
+-- string costs Redis ~11 instructions a byte to make, so the 2 KB ring is neither rebuilt on every
+-- check nor joined to what a batch's checks of the subject added; written once when the steps are
+-- done (write_loops).
 local loops, loop_order
 
 local function loop_of(L)
@@ -92,10 +97,11 @@ local function entry_at(ring, i)
   return (unpack_('<d', ring, i * ENTRY_BYTES + 1))
 end
 
--- The i-th counted entry (0-based): ring's n entries, then those this call added.
-local function unpack_at(ring, added, n, i)
-  if i < n then return unpack_(ENTRY, ring, i * ENTRY_BYTES + 1) end
-  return unpack_(ENTRY, added, (i - n) * ENTRY_BYTES + 1)
+-- The SimHash of the i-th counted entry (0-based; ring's n entries, then those this call added),
+-- as `format` reads it (its halves, or its quarters).
+local function simhash_at(ring, added, n, i, format)
+  if i < n then return unpack_(format, ring, i * ENTRY_BYTES + 17) end
+  return unpack_(format, added, (i - n) * ENTRY_BYTES + 17)
 end
 
 -- state.ts observeLoop: the subject's fingerprints, oldest first, in one string of fixed-size
@@ -106,27 +112,32 @@ end
 -- TIME step back; this call's entries are dated now or later, in any window), so the window's
 -- start is found by bisection. Identical prompts are found by their hash's bytes; within 3 bits
 -- two SimHashes agree on one of their four quarters at least (within 7, on one of their eight
--- bytes), so bits are counted only for entries that do.
+-- bytes), so bits are counted only for entries that do. `fp` is the entry's last 16 bytes, sent as
+-- they are kept (src/store/detectors/redis.ts): the entry is its time packed before them, and the
+-- bytes searched for are cut from it (parsing 32 hex digits and packing 7 numbers cost more).
 local function observe_loop(L, fp, window, max, distance)
-  local h1, h2 = tonumber(ssub(fp, 1, 8), 16), tonumber(ssub(fp, 9, 16), 16)
-  local hi, lo = tonumber(ssub(fp, 17, 24), 16), tonumber(ssub(fp, 25, 32), 16)
-  local q1, q3 = hi % 65536, lo % 65536
-  local q2, q4 = (hi - q1) / 65536, (lo - q3) / 65536
+  if #fp ~= 16 then error('a fingerprint is 16 bytes') end
   local l = loop_of(L)
   local ring, added = l.ring, l.added
   local n, p = #ring / ENTRY_BYTES, #added / ENTRY_BYTES
-  local at = now
-  if p > 0 then
-    at = max_(now, entry_at(added, p - 1))
-  elseif n > 0 then
-    at = max_(now, entry_at(ring, n - 1))
+  -- (The newest entry's time kept as a number: not unpacked again a step.)
+  local at = l.last
+  if at == nil then
+    at = now
+    if n > 0 then at = max_(now, entry_at(ring, n - 1)) end
+  else
+    at = max_(now, at)
   end
-  local entry = pack(ENTRY, at, h1, h2, q1, q2, q3, q4)
-  l.added = added .. entry
+  l.last = at
+  l.added = added .. pack('<d', at) .. fp
   l.max = max
   -- Kept for the window: where the subject's hash is there to keep when (renew), its expiry is
   -- pushed on now and then; else on every call, as no hash is made for it.
-  if exists then
+  -- (renew's common answer, not yet time, inline.)
+  local xl = H.xl
+  if exists and xl ~= nil and #ring ~= 0 and xl >= now + window then
+    l.px = xl - now
+  elseif exists then
     local r, ms = renew('xl', window, #ring == 0)
     l.renew, l.px = l.renew or r, ms
   else
@@ -151,29 +162,46 @@ local function observe_loop(L, fp, window, max, distance)
   end
 
   -- Each counted entry with the prompt's hash, by its place in ring then added; this one too.
-  local bytes = ssub(entry, 9, 16)
-  local exact = 1 + entries_with(ring, first, 0, bytes, 8)
-  if p > 0 then exact = exact + entries_with(added, first_added, n, bytes, 8) end
+  -- (Each search is tried first with one string.find: most find nothing anywhere, and a call of
+  -- entries_with costs ~1k instructions more.)
+  local from, from_added = first * ENTRY_BYTES + 1, first_added * ENTRY_BYTES + 1
+  local bytes = ssub(fp, 1, 8)
+  local exact = 1
+  if sfind(ring, bytes, from, true) then exact = exact + entries_with(ring, first, 0, bytes, 8) end
+  if p > 0 and sfind(added, bytes, from_added, true) then
+    exact = exact + entries_with(added, first_added, n, bytes, 8)
+  end
   if distance == 0 then return exact, 0 end
   local near = 1 -- this one
-  local candidates = {}
+  local candidates -- (made when a search finds something)
   if distance <= 3 then
     for j = 0, 3 do
-      bytes = ssub(entry, 17 + 2 * j, 18 + 2 * j)
-      entries_with(ring, first, 0, bytes, 16 + 2 * j, candidates)
-      if p > 0 then entries_with(added, first_added, n, bytes, 16 + 2 * j, candidates) end
+      bytes = ssub(fp, 9 + 2 * j, 10 + 2 * j)
+      if sfind(ring, bytes, from, true) then
+        candidates = candidates or {}
+        entries_with(ring, first, 0, bytes, 16 + 2 * j, candidates)
+      end
+      if p > 0 and sfind(added, bytes, from_added, true) then
+        candidates = candidates or {}
+        entries_with(added, first_added, n, bytes, 16 + 2 * j, candidates)
+      end
     end
+    if not candidates then return exact, near end
   else
+    candidates = {}
+    local q1, q2, q3, q4 = unpack_(QUARTERS, fp, 9)
     for i = first, n + p - 1 do
       if i < n or i - n >= first_added then
-        local _, _, _, p1, p2, p3, p4 = unpack_at(ring, added, n, i)
+        local p1, p2, p3, p4 = simhash_at(ring, added, n, i, QUARTERS)
         if distance > 7 or share_a_byte(p1, p2, p3, p4, q1, q2, q3, q4) then candidates[i] = true end
       end
     end
   end
+  local hi, lo
   for i in pairs(candidates) do
-    local _, _, _, p1, p2, p3, p4 = unpack_at(ring, added, n, i)
-    if near_bits(p1, p2, p3, p4, q1, q2, q3, q4, distance) then near = near + 1 end
+    if not hi then hi, lo = unpack_(HALVES, fp, 9) end
+    local p_hi, p_lo = simhash_at(ring, added, n, i, HALVES)
+    if near_bits(p_hi, p_lo, hi, lo, distance) then near = near + 1 end
   end
   return exact, near
 end
@@ -241,8 +269,11 @@ local function observe_seen(key, member, since, window, cap, oldest, keep)
   return size
 end
 
--- A raised detection to a check's reply.
+local NOTHING, ALLOW_LISTED = 0, { 1, '', 0, 0 }
+
+-- A raised detection to a check's reply (made on the first).
 local function push_check(out, detector, level, value, threshold, addresses, countries, by)
+  if out == NOTHING then out = { 0, '', 0, 0 } end
   out[#out + 1] = detector
   out[#out + 1] = level
   out[#out + 1] = fmt(value)
@@ -250,14 +281,22 @@ local function push_check(out, detector, level, value, threshold, addresses, cou
   out[#out + 1] = addresses
   out[#out + 1] = countries or ''
   out[#out + 1] = by or ''
+  return out
+end
+
+-- A refusal to a check's reply.
+local function refuse(out, detector, level, retry_ms)
+  if out == NOTHING then return { 0, detector, level, retry_ms } end
+  out[2], out[3], out[4] = detector, level, retry_ms
+  return out
 end
 
 local function check_step(KEYS, k, set, ARGV, i)
   local L, A, C = KEYS[k + 2], KEYS[k + 3], KEYS[k + 5]
-  if allowed(KEYS[k + 4]) then return { now, 1, '', 0, 0 } end
+  if allowed(KEYS[k + 4]) then return ALLOW_LISTED end
   load(KEYS[k + 1])
 
-  local out = { now, 0, '', 0, 0 }
+  local out = NOTHING
 
   -- prompt loops
   local p = set.loop
@@ -272,11 +311,11 @@ local function check_step(KEYS, k, set, ARGV, i)
     local level = math.max(by_exact, by_near)
     local hold = window
     if level == 3 then hold = block_ms end
-    if raise('loop', level, hold) then
+    if level > 0 and raise('loop', level, hold) then
       local thresholds = { alert_at, throttle_at, block_at }
       local value, scale = exact, 1
       if by_exact < by_near then value, scale = near, near_factor end
-      push_check(out, 'loop', level, value, math.ceil(thresholds[level] * scale), '')
+      out = push_check(out, 'loop', level, value, math.ceil(thresholds[level] * scale), '')
     end
   end
 
@@ -291,7 +330,8 @@ local function check_step(KEYS, k, set, ARGV, i)
     -- the key's history (state.ts learnAddresses): fields he, hp, hx (window, peak, alerted), hb, hn (baseline, windows)
     local factor, min_addresses, warmup, keep = p[6], p[7], p[8], p[9]
     local w = math.floor(now / window)
-    local he, hp, hx, hb, hn = num('he', -1), num('hp', 0), num('hx', 0), num('hb', 0), num('hn', 0)
+    -- (num and put inline: most steps change none of the five, and a call each cost more.)
+    local he, hp, hx, hb, hn = H.he or -1, H.hp or 0, H.hx or 0, H.hb or 0, H.hn or 0
     if w ~= he then
       if he >= 0 and hp > 0 and hx == 0 then
         hn = math.min(hn + 1, 1000000)
@@ -325,14 +365,14 @@ local function check_step(KEYS, k, set, ARGV, i)
       if by_country > level then level, by_countries = by_country, true end
     end
     if level > 0 then hx = 1 end
-    put('he', he)
-    put('hp', hp)
-    put('hx', hx)
-    put('hb', hb)
-    put('hn', hn)
+    if H.he ~= he then put('he', he) end
+    if H.hp ~= hp then put('hp', hp) end
+    if H.hx ~= hx then put('hx', hx) end
+    if H.hb ~= hb then put('hb', hb) end
+    if H.hn ~= hn then put('hn', hn) end
     local hold = window
     if level == 3 then hold = block_ms end
-    if raise('sharedKey', level, hold) then
+    if level > 0 and raise('sharedKey', level, hold) then
       local value, threshold = size, alert_at
       if by_countries then
         value, threshold = countries, country_alert_at
@@ -348,32 +388,40 @@ local function check_step(KEYS, k, set, ARGV, i)
         if by_countries then by = 'countries' end
         named = table.concat(redis.call('HKEYS', C), ',')
       end
-      push_check(out, 'sharedKey', level, value, threshold, table.concat(redis.call('HKEYS', A), ','), named, by)
+      out = push_check(out, 'sharedKey', level, value, threshold, table.concat(redis.call('HKEYS', A), ','), named, by)
     end
   end
 
   -- the gate: a block, a loop's throttle, a spend hold (enforced detectors only)
-  local throttled, held = false, false
+  -- (flag_at inline: a flag is up while its level is not 0 and its time, when set, has not come;
+  -- most subjects have none, and a call a detector costs more than the test.)
+  local throttled, held, refused = false, false, false
   local scrape_bucket_ms = set.scrape_bucket
-  for _, name in ipairs(set.enforce) do
-    local lv, u = flag_at(name)
-    if lv == 3 then
-      out[3], out[4] = name, 3
-      if u == 0 then out[5] = -1 else out[5] = u - now end
-      break
-    end
-    if lv == 2 and name == 'loop' then throttled = true end
-    if lv == 2 and name == 'spend' then held = true end
-    -- a scraping throttle (state.ts scrapeGate): the rest of a bucket that found the subject at the limit
-    if lv == 2 and name == 'scraping' and scrape_bucket_ms > 0 then
-      local bucket = math.floor(now / scrape_bucket_ms)
-      if num('cm', -1) == bucket and num('chi', 0) == 1 then
-        out[3], out[4], out[5] = 'scraping', 2, (bucket + 1) * scrape_bucket_ms - now
+  local enforce = set.enforce
+  for j = 1, #enforce do
+    local name = enforce[j]
+    local lv = H[LV[name]]
+    if lv ~= nil and lv ~= 0 then
+      local u = H[U[name]] or 0
+      if u > 0 and now >= u then lv = 0 end
+      if lv == 3 then
+        if u == 0 then u = -1 else u = u - now end
+        out, refused = refuse(out, name, 3, u), true
         break
+      end
+      if lv == 2 and name == 'loop' then throttled = true end
+      if lv == 2 and name == 'spend' then held = true end
+      -- a scraping throttle (state.ts scrapeGate): the rest of a bucket that found the subject at the limit
+      if lv == 2 and name == 'scraping' and scrape_bucket_ms > 0 then
+        local bucket = math.floor(now / scrape_bucket_ms)
+        if num('cm', -1) == bucket and num('chi', 0) == 1 then
+          out, refused = refuse(out, 'scraping', 2, (bucket + 1) * scrape_bucket_ms - now), true
+          break
+        end
       end
     end
   end
-  if out[3] == '' and throttled then
+  if not refused and throttled then
     local minute = math.floor(now / 60000)
     local rm, rn = num('rm', -1), num('rn', 0)
     if rm ~= minute then rm, rn = minute, 0 end
@@ -382,15 +430,15 @@ local function check_step(KEYS, k, set, ARGV, i)
       put('rn', rn + 1)
     else
       put('rn', rn)
-      out[3], out[4], out[5] = 'loop', 2, (minute + 1) * 60000 - now
+      out, refused = refuse(out, 'loop', 2, (minute + 1) * 60000 - now), true
     end
   end
   p = set.spend
-  if out[3] == '' and held and p then
+  if not refused and held and p then
     local factor, bucket_ms, keep, floor_ = p[1], p[2], p[4], p[5]
     local b, m, s, h = roll_spend(factor, bucket_ms, keep, floor_)
     save_spend(b, m, s, h)
-    if s >= math.max(b, floor_) then out[3], out[4], out[5] = 'spend', 2, (m + 1) * bucket_ms - now end
+    if s >= math.max(b, floor_) then out = refuse(out, 'spend', 2, (m + 1) * bucket_ms - now) end
   end
   save(set.ttl)
   return out

@@ -15,8 +15,11 @@ local KNOWN = {}
 for _, field in ipairs(FIELDS) do
   KNOWN[field] = true
 end
--- S: the subject's hash read (H its fields), exists: whether Redis holds it.
-local S, H, changed, exists
+-- S: the subject's hash read (H its fields), exists: whether Redis holds it. changed[1..nchanged]:
+-- the fields the step changed (one list for every step: a table made a step costs Redis ~1k
+-- instructions).
+local S, H, exists
+local changed, nchanged = {}, 0
 
 -- A step's detector set: the parameters of every detector it runs, one text, the same for every
 -- request of a detector set (src/store/detectors/redis.ts), parsed once and kept by its text
@@ -91,7 +94,7 @@ local pending, pending_fields, pending_ttl
 
 -- At the start of a call: no subject read, nothing pending.
 local function start_subjects()
-  S, H, changed, exists = nil, nil, nil, false
+  S, H, exists, nchanged = nil, nil, false, 0
   pending, pending_fields, pending_ttl = {}, {}, {}, nil
 end
 
@@ -125,7 +128,7 @@ local function flush()
 end
 
 local function load(key)
-  changed = {}
+  nchanged = 0
   if key == S then return end
   flush()
   S, H = key, {}
@@ -153,7 +156,8 @@ end
 local function put(field, value)
   if H[field] ~= value then
     H[field] = value
-    changed[#changed + 1] = field
+    nchanged = nchanged + 1
+    changed[nchanged] = field
   end
 end
 
@@ -173,7 +177,8 @@ end
 
 -- A step done: what it changed is written by the next flush, the hash kept for ttl.
 local function save(ttl)
-  for _, field in ipairs(changed) do
+  for j = 1, nchanged do
+    local field = changed[j]
     if pending[field] == nil then pending_fields[#pending_fields + 1] = field end
     pending[field] = H[field]
   end
