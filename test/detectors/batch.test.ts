@@ -5,33 +5,19 @@
  * shortcuts of its scripts (addresses read only when one may have expired, fingerprints in one
  * string) forget what is out of the window as the memory store does.
  */
-import type { Cluster, Redis } from 'ioredis'
+import type { Cluster } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { BLOCK, checkStep, recordStep, resolveDetectors, THROTTLE } from '../../src/core/detectors/index.js'
 import { MemoryDetectorStore } from '../../src/store/detectors/memory.js'
 import { RedisDetectorStore } from '../../src/store/detectors/redis.js'
 import type { DetectorStore } from '../../src/store/detectors/types.js'
-import { countedClient as counted } from '../helpers/counted-client.js'
+import { countedRedis } from '../helpers/counted-client.js'
 import { type RedisClusterServer, startRedisCluster } from '../helpers/redis-cluster.js'
-import { type RedisServer, startRedis } from '../helpers/redis-server.js'
 import { sleep } from '../helpers/sleep.js'
 
-let redis: RedisServer
 let n = 0
-const clients: Redis[] = []
-beforeAll(async () => {
-  redis = await startRedis()
-})
-afterAll(async () => {
-  for (const c of clients) c.disconnect()
-  await redis.stop()
-})
-
-function countedClient(): ReturnType<typeof counted> {
-  const c = counted(redis.url)
-  clients.push(c.client)
-  return c
-}
+// Each test's clients: counted (their script calls and arguments), disconnected after the file.
+const { counted: countedClient } = countedRedis()
 
 const set = (input = {}) => resolveDetectors(input).base
 const loops = set({ loop: { alertAt: 10, throttleAt: 20, blockAt: 40, throttlePerMinute: 1 }, spend: false })

@@ -5,21 +5,12 @@
  * step that fails rejects every caller folded into it.
  */
 import type { Redis } from 'ioredis'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { recordStep, resolveDetectors, THROTTLE } from '../../src/core/detectors/index.js'
 import { RedisDetectorStore } from '../../src/store/detectors/redis.js'
-import { countedClient } from '../helpers/counted-client.js'
-import { type RedisServer, startRedis } from '../helpers/redis-server.js'
+import { countedRedis } from '../helpers/counted-client.js'
 
-let redis: RedisServer
-const clients: Redis[] = []
-beforeAll(async () => {
-  redis = await startRedis()
-})
-afterAll(async () => {
-  for (const c of clients) c.disconnect()
-  await redis.stop()
-})
+const { counted } = countedRedis()
 
 const HOUR = 3_600_000
 // Spend in hour-long buckets, held at 10× a seeded baseline of 100 tokens; scraping at 90 %.
@@ -35,8 +26,7 @@ const heads = (sent: unknown[]) => sent.filter((a) => typeof a === 'string' && /
 
 describe('Redis detector store: records of one subject in one call fold into one step', () => {
   it('20 records: one step, the sum spent, the largest share kept, the hold raised once', async () => {
-    const { client, sent, scriptCalls } = countedClient(redis.url)
-    clients.push(client)
+    const { client, sent, scriptCalls } = counted()
     const store = new RedisDetectorStore({ client, prefix: 'fold1:' })
     await store.seed('key:a', 100)
     const before = scriptCalls()
@@ -62,9 +52,8 @@ describe('Redis detector store: records of one subject in one call fold into one
   })
 
   it('as one at a time would leave it: the same fields as 20 records sent one by one', async () => {
-    const one = countedClient(redis.url)
-    const folded = countedClient(redis.url)
-    clients.push(one.client, folded.client)
+    const one = counted()
+    const folded = counted()
     const apart = new RedisDetectorStore({ client: one.client, prefix: 'fold2:' })
     const together = new RedisDetectorStore({ client: folded.client, prefix: 'fold3:' })
     const step = (i: number) => recordStep(spendAndScraping, { tokens: 10 + i, usd: 0 }, i / 20)!
@@ -81,8 +70,7 @@ describe('Redis detector store: records of one subject in one call fold into one
   })
 
   it('a folded step that fails rejects each of its callers', async () => {
-    const { client, sent } = countedClient(redis.url)
-    clients.push(client)
+    const { client, sent } = counted()
     const store = new RedisDetectorStore({ client, prefix: 'fold4:' })
     await client.set(store.keys('key:broken').state, 'not a hash')
     const results = await Promise.allSettled(

@@ -1,4 +1,6 @@
 import { Redis } from 'ioredis'
+import { afterAll, beforeAll } from 'vitest'
+import { type RedisServer, startRedis } from './redis-server.js'
 
 /**
  * An ioredis client of its own whose script calls that ran (FCALL, or EVALSHA / EVAL; not one
@@ -20,4 +22,28 @@ export function countedClient(url: string): { client: Redis; scriptCalls: () => 
     })
   }
   return { client, scriptCalls: () => calls, sent }
+}
+
+/**
+ * For a test file: a redis-server started before its tests and stopped after them, and
+ * `counted()`, a counted client of it (above) disconnected after them too.
+ */
+export function countedRedis(): { counted: () => ReturnType<typeof countedClient>; url: () => string } {
+  let redis: RedisServer | undefined
+  const clients: Redis[] = []
+  beforeAll(async () => {
+    redis = await startRedis()
+  })
+  afterAll(async () => {
+    for (const c of clients) c.disconnect()
+    await redis?.stop()
+  })
+  return {
+    url: () => redis!.url,
+    counted() {
+      const c = countedClient(redis!.url)
+      clients.push(c.client)
+      return c
+    },
+  }
 }
