@@ -29,7 +29,7 @@ export const SERVICES: readonly Service[] = [
     name: 'redis',
     neededBy: {
       helpers: ['test/helpers/redis-server.ts', 'test/helpers/redis-cluster.ts'],
-      paths: ['test/bootstrap-redis.test.ts'],
+      paths: ['test/bootstrap-redis.test.ts', 'test/redis-server-cleanup.test.ts'],
     },
     packages: ['redis-server'],
     probe: probeRedis,

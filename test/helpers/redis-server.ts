@@ -19,6 +19,24 @@ const started = new Set<ChildProcess>()
 process.once('exit', () => {
   for (const child of started) child.kill('SIGKILL')
 })
+// Under vitest, also when the test file is done: its worker may be ended by a signal, and then
+// no 'exit' handler runs and a server the file did not stop would outlive the run. (A process a
+// test starts inherits VITEST but runs no tests: there afterAll throws, and 'exit' is enough.)
+if (process.env.VITEST) {
+  const { afterAll } = await import('vitest')
+  try {
+    afterAll(stopStarted)
+  } catch {}
+}
+
+async function stopStarted(): Promise<void> {
+  await Promise.all(
+    [...started].map(async (child) => {
+      child.kill('SIGKILL')
+      if (child.exitCode === null && child.signalCode === null) await once(child, 'exit')
+    }),
+  )
+}
 
 async function waitForPing(url: string, child: ChildProcess): Promise<void> {
   const deadline = Date.now() + 10_000
