@@ -11,13 +11,13 @@ import { BLOCK, checkStep, recordStep, resolveDetectors, THROTTLE } from '../../
 import { MemoryDetectorStore } from '../../src/store/detectors/memory.js'
 import { RedisDetectorStore } from '../../src/store/detectors/redis.js'
 import type { DetectorStore } from '../../src/store/detectors/types.js'
-import { countedRedis } from '../helpers/counted-client.js'
+import { redisForFile } from '../helpers/redis-clients.js'
 import { type RedisClusterServer, startRedisCluster } from '../helpers/redis-cluster.js'
 import { sleep } from '../helpers/sleep.js'
 
 let n = 0
 // Each test's clients: counted (their script calls and arguments), disconnected after the file.
-const { counted: countedClient } = countedRedis()
+const { counted: countedClient } = redisForFile()
 
 const set = (input = {}) => resolveDetectors(input).base
 const loops = set({ loop: { alertAt: 10, throttleAt: 20, blockAt: 40, throttlePerMinute: 1 }, spend: false })

@@ -4,8 +4,8 @@
  * amplified into a script call per hostile request — each still decided in order as the engine
  * decides them one at a time (the memory store), a failing step rejecting only its own caller.
  */
-import { Redis } from 'ioredis'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { Redis } from 'ioredis'
+import { beforeAll, describe, expect, it } from 'vitest'
 import {
   checkStep,
   type Raised,
@@ -16,26 +16,17 @@ import { MAX_BATCH } from '../../src/store/detectors/batch.js'
 import { MemoryDetectorStore } from '../../src/store/detectors/memory.js'
 import { RedisDetectorStore } from '../../src/store/detectors/redis.js'
 import { commandsOf } from '../helpers/command-stats.js'
-import { type RedisServer, startRedis } from '../helpers/redis-server.js'
+import { redisForFile } from '../helpers/redis-clients.js'
 
-let redis: RedisServer
+const redis = redisForFile()
 let admin: Redis
-const clients: Redis[] = []
 let n = 0
-beforeAll(async () => {
-  redis = await startRedis()
-  admin = new Redis(redis.url)
-})
-afterAll(async () => {
-  for (const c of clients) c.disconnect()
-  admin.disconnect()
-  await redis.stop()
+beforeAll(() => {
+  admin = redis.client()
 })
 
 function store(prefix: string): RedisDetectorStore {
-  const client = new Redis(redis.url)
-  clients.push(client)
-  return new RedisDetectorStore({ client, prefix })
+  return new RedisDetectorStore({ client: redis.client(), prefix })
 }
 
 const base = { windowMs: 3_600_000, alertAt: 150, addressesAt: 60, prefixAddressesAt: 10, maxPrefixes: 4 }

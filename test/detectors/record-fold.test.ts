@@ -8,9 +8,9 @@ import type { Redis } from 'ioredis'
 import { describe, expect, it } from 'vitest'
 import { recordStep, resolveDetectors, THROTTLE } from '../../src/core/detectors/index.js'
 import { RedisDetectorStore } from '../../src/store/detectors/redis.js'
-import { countedRedis } from '../helpers/counted-client.js'
+import { redisForFile } from '../helpers/redis-clients.js'
 
-const { counted } = countedRedis()
+const { counted } = redisForFile()
 
 const HOUR = 3_600_000
 // Spend in hour-long buckets, held at 10× a seeded baseline of 100 tokens; scraping at 90 %.

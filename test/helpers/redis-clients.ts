@@ -25,10 +25,14 @@ export function countedClient(url: string): { client: Redis; scriptCalls: () => 
 }
 
 /**
- * For a test file: a redis-server started before its tests and stopped after them, and
- * `counted()`, a counted client of it (above) disconnected after them too.
+ * For a test file: a redis-server started before its tests and stopped after them, and clients of
+ * it disconnected after them too — `client()` a plain one, `counted()` a counted one (above).
  */
-export function countedRedis(): { counted: () => ReturnType<typeof countedClient>; url: () => string } {
+export function redisForFile(): {
+  client: () => Redis
+  counted: () => ReturnType<typeof countedClient>
+  url: () => string
+} {
   let redis: RedisServer | undefined
   const clients: Redis[] = []
   beforeAll(async () => {
@@ -40,6 +44,11 @@ export function countedRedis(): { counted: () => ReturnType<typeof countedClient
   })
   return {
     url: () => redis!.url,
+    client() {
+      const client = new Redis(redis!.url)
+      clients.push(client)
+      return client
+    },
     counted() {
       const c = countedClient(redis!.url)
       clients.push(c.client)
