@@ -37,6 +37,9 @@ const ROWS: [string, string][] = [
   ['Node side of a RedisStore decision + queue nobody waits in (lanes)', 'redis-1-queue'],
   ['sluice consumeSync, one limit (loop)', 'sluice-1-sync'],
   ['sluice consumeSync, policy of 3 (loop)', 'sluice-3-sync'],
+  ['middleware check, one limit, default headers handed on (loop)', 'http-check'],
+  ['middleware check, one limit, no headers (loop)', 'http-check-no-headers'],
+  ['the same headers handed on as constants (loop)', 'http-headers-only'],
 ]
 
 function option(name: string, fallback: string): string {
@@ -91,16 +94,19 @@ async function main(): Promise<void> {
       format: 'esm',
       target: 'node20',
       logLevel: 'warning',
-      // Bundled CommonJS packages (ioredis) need require in an ES module.
+      // Bundled CommonJS packages (ioredis) need require in an ES module; the import is renamed
+      // because bundled modules (the HTTP layer's) import createRequire themselves.
       banner: {
-        js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
+        js: "import { createRequire as bannerRequire } from 'node:module'; const require = bannerRequire(import.meta.url);",
       },
     })
-    // The bundle reads RedisStore's scripts beside itself, as the module does in src/ and dist/.
+    // The bundle reads RedisStore's scripts beside itself, as the module does in src/ and dist/,
+    // and the detectors' (the HTTP layer loads them) from the same lua/ folder.
     cpSync(join(root, 'src/store/redis'), dir, {
       recursive: true,
       filter: (path) => !path.endsWith('.ts'),
     })
+    cpSync(join(root, 'src/store/detectors/lua'), join(dir, 'lua'), { recursive: true })
     console.log(`instructions per decision: ${count} decisions after ${warmup} of warm-up, minus none\n`)
     console.log('| subject | instructions per decision |')
     console.log('| --- | --- |')

@@ -6,6 +6,9 @@
  * subjects, one op in 16 timed. Only the stop differs: after `count` ops instead of a deadline,
  * so that two runs with different counts differ by exactly those decisions.
  */
+import { Sluice } from '../../src/http/core.js'
+import type { HeaderGroups } from '../../src/http/headers.js'
+import { tokenBucket } from '../../src/index.js'
 import { MemoryStore } from '../../src/store/memory.js'
 import { RedisStore } from '../../src/store/redis/store.js'
 import type { Operation } from '../harness/drive.js'
@@ -28,6 +31,45 @@ const SAMPLE_EVERY = 16
 const subjectOf = subjects(KEYS)
 const TRUE = Promise.resolve(true)
 const allowedOf = (d: { allowed: boolean }) => d.allowed
+
+/** The Fastify row's tier: one per-IP limit a run cannot exhaust. */
+const HTTP_TIERS = {
+  anonymous: { scope: 'ip', limits: { rps: tokenBucket({ capacity: 1e9, refillPerSecond: 1 }) } },
+} as const
+const HTTP_HEADERS = { host: '127.0.0.1:3000', 'user-agent': 'autocannon', accept: '*/*' }
+const addresses = Array.from({ length: KEYS }, (_, i) => `10.0.${i >> 8}.${i & 255}`)
+/** Where an adapter would put the headers (its framework's reply): read once per request. */
+const sink: Record<string, string> = {}
+function copyHeaders(headers: Record<string, string>): void {
+  for (const name in headers) sink[name] = headers[name]!
+}
+
+/**
+ * The middleware's whole check of a request (identify by IP, decide, graduate, build the
+ * headers), as every adapter calls it, its headers handed on. Without groups: no headers.
+ */
+function httpCheck(groups?: HeaderGroups): Runner {
+  const core = new Sluice({
+    store: store(),
+    logger: false,
+    tiers: HTTP_TIERS,
+    ...(groups === undefined ? {} : { headers: groups }),
+  })
+  return {
+    kind: 'loop',
+    op: (k) => {
+      const result = core.checkNow({
+        method: 'GET',
+        url: '/',
+        headers: HTTP_HEADERS,
+        remoteAddress: addresses[k],
+      })
+      if (result instanceof Promise) throw new Error('a MemoryStore check answers at once')
+      copyHeaders(result.headers)
+      return result.proceed
+    },
+  }
+}
 
 type Runner = { kind: 'lanes'; op: Operation } | { kind: 'loop'; op: (k: number) => boolean }
 
@@ -56,6 +98,22 @@ export const SUBJECTS: Record<string, () => Runner> = {
   'sluice-1-sync': () => {
     const limiter = sluiceOneLimit(store())
     return { kind: 'loop', op: (k) => limiter.consumeSync(subjectOf[k]!).allowed }
+  },
+  'http-check': () => httpCheck(),
+  'http-check-no-headers': () => httpCheck({ ietf: false, legacy: false, openai: false }),
+  // The floor: the same headers handed on as constants (the Fastify row's `bare-headers`).
+  'http-headers-only': () => {
+    const check = httpCheck()
+    if (check.kind !== 'loop') throw new Error('loop expected')
+    check.op(0)
+    const constant = { ...sink }
+    return {
+      kind: 'loop',
+      op: () => {
+        copyHeaders(constant)
+        return true
+      },
+    }
   },
   'sluice-3-sync': () => {
     const limiter = sluicePolicy(store())
