@@ -40,7 +40,12 @@ local function steps(KEYS, ARGV)
     local set = set_of(h[2], ARGV[h[4]])
     local ok, reply = pcall(h[1], KEYS, h[3], set, ARGV, i)
     if not ok then
-      if h[2] == 'f' then forget_failures() else forget() end
+      if h[2] == 'f' then
+        forget_failures()
+      else
+        forget()
+        forget_checks()
+      end
       if type(reply) == 'table' then reply = reply.err or 'error' end
       reply = { 'error', tostring(reply) }
     end
