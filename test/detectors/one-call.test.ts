@@ -128,3 +128,23 @@ describe('memory and Redis stores count a shared key alike when a call carries m
     ])
   })
 })
+
+describe('Redis detector store: a step that fails first on a subject whose hash exists', () => {
+  it('rejects only its caller (nothing of the subject written yet: no ttl to keep it for)', async () => {
+    const { store, scriptCalls } = redisStore()
+    const s = set({ spend: false })
+    const check = (subject: string) =>
+      store.check(subject, checkStep(s, { prompt: `hi ${subject}`, isKey: false })!)
+    // key:bad has a hash (a spend baseline), and its fingerprints key is a list.
+    await store.seed('key:bad', 5)
+    const client = (store as unknown as { client: import('ioredis').Redis }).client
+    await client.lpush(store.keys('key:bad').loop, 'not a string')
+    expect(await client.exists(store.keys('key:bad').state)).toBe(1)
+    const before = scriptCalls()
+    // key:bad first in the call: no step before it set a ttl.
+    const results = await Promise.allSettled([check('key:bad'), check('key:good'), check('key:good')])
+    expect(scriptCalls() - before).toBe(1)
+    expect(results.map((r) => r.status)).toEqual(['rejected', 'fulfilled', 'fulfilled'])
+    expect(String((results[0] as PromiseRejectedResult).reason)).toMatch(/WRONGTYPE/)
+  })
+})

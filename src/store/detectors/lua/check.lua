@@ -116,20 +116,24 @@ local function check_step(KEYS, k, set, ARGV, i)
   local p = set.loop
   if p then
     i = i + 1
-    local window, max, distance, near_factor = p[1], p[2], p[3], p[4]
-    local alert_at, throttle_at, block_at, block_ms = p[5], p[6], p[7], p[8]
-    local exact, near = observe_loop(L, ARGV[i], window, max, distance)
-    local by_exact = level_of(exact, alert_at, throttle_at, block_at, 1)
-    local by_near = 0
-    if distance > 0 then by_near = level_of(near, alert_at, throttle_at, block_at, near_factor) end
-    local level = math.max(by_exact, by_near)
-    local hold = window
-    if level == 3 then hold = block_ms end
-    if level > 0 and raise('loop', level, hold) then
-      local thresholds = { alert_at, throttle_at, block_at }
-      local value, scale = exact, 1
-      if by_exact < by_near then value, scale = near, near_factor end
-      out = push_check(out, 'loop', level, value, math.ceil(thresholds[level] * scale), '')
+    local window, distance = p[1], p[3]
+    local exact, near = observe_loop(L, ARGV[i], window, p[2], distance)
+    -- (Below the lowest threshold, most checks: no level to work out. subject.lua set_of.)
+    local low = set.loop_low
+    if exact >= low or (distance > 0 and near >= low * p[4]) then
+      local near_factor, alert_at, throttle_at, block_at = p[4], p[5], p[6], p[7]
+      local by_exact = level_of(exact, alert_at, throttle_at, block_at, 1)
+      local by_near = 0
+      if distance > 0 then by_near = level_of(near, alert_at, throttle_at, block_at, near_factor) end
+      local level = math.max(by_exact, by_near)
+      local hold = window
+      if level == 3 then hold = p[8] end
+      if level > 0 and raise('loop', level, hold) then
+        local thresholds = { alert_at, throttle_at, block_at }
+        local value, scale = exact, 1
+        if by_exact < by_near then value, scale = near, near_factor end
+        out = push_check(out, 'loop', level, value, math.ceil(thresholds[level] * scale), '')
+      end
     end
   end
 
@@ -266,6 +270,7 @@ local function check_step(KEYS, k, set, ARGV, i)
     save_spend(b, m, s, h)
     if s >= math.max(b, floor_) then out = refuse(out, 'spend', 2, (m + 1) * bucket_ms - now) end
   end
-  save(set.ttl)
+  -- (save's common case, nothing changed, inline.)
+  if nchanged > 0 then save(set.ttl) else pending_ttl = set.ttl end
   return out
 end
