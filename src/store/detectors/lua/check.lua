@@ -11,22 +11,20 @@
 -- counted).
 
 -- Members stamped with `now` in this script call, and their hash's size, per hash: the same
--- member again changes nothing while time stands still (addresses, countries).
+-- member again changes nothing while time stands still (addresses, countries). An address
+-- hash's also keeps what the last shared-key step on it observed (check_step).
 local stamped
 
--- Per key's address hash, its subject hash and country hash: the address, set and country of
--- the last shared-key step of the call that observed them (made on the first).
-local same
-
--- At the start of a call: no loop string read (loop.lua), no member stamped, no step observed.
+-- At the start of a call: no loop string read (loop.lua), no member stamped.
 local function start_checks()
   start_loops()
-  stamped, same = {}, nil
+  stamped = {}
 end
 
--- After a step that failed: the next shared-key step observes again.
+-- After a step that failed: the next shared-key step observes again (stamped members are
+-- read again from Redis, the same).
 local function forget_checks()
-  same = nil
+  stamped = {}
 end
 
 -- state.ts observeAddress / observeCountry: a hash of member -> last seen, those not seen in the
@@ -75,7 +73,8 @@ local function observe_seen(key, member, since, window, cap, oldest, keep)
     if r then redis.call('PEXPIRE', key, ms) end
   end
   if not done then
-    done = { members = {} }
+    -- (Sized at once: address, set and country are the shared-key step's, check_step.)
+    done = { members = {}, size = 0, address = false, set = false, country = false }
     stamped[key] = done
   end
   done.size = size
@@ -138,7 +137,8 @@ local function check_step(KEYS, k, set, ARGV, i)
   end
 
   -- shared keys (skipped when the step before on this key, in this call, had the same address,
-  -- country and set: it changes nothing and raises nothing again, the call's time standing still)
+  -- country and set: it would change nothing and raise nothing again, the call's time standing
+  -- still)
   p = set.addr
   local cp = set.country
   local address, country
@@ -150,8 +150,9 @@ local function check_step(KEYS, k, set, ARGV, i)
       country = ARGV[i]
     end
   end
-  -- (S: the subject's hash, subject.lua.)
-  if p and not (same and same[A] == address and same[S] == set and (not cp or same[C] == country)) then
+  -- (stamped[A]: what the last shared-key step on A in this call observed.)
+  local last = p and stamped[A]
+  if p and not (last and last.address == address and last.set == set and (not cp or last.country == country)) then
     local window, cap = p[1], p[2]
     local alert_at, block_at, block_ms = p[3], p[4], p[5]
     local since = now - window
@@ -217,8 +218,8 @@ local function check_step(KEYS, k, set, ARGV, i)
       end
       out = push_check(out, 'sharedKey', level, value, threshold, table.concat(redis.call('HKEYS', A), ','), named, by)
     end
-    same = same or {}
-    same[A], same[S], same[C] = address, set, country
+    last = stamped[A]
+    last.address, last.set, last.country = address, set, country
   end
 
   -- the gate: a block, a loop's throttle, a spend hold (enforced detectors only)
