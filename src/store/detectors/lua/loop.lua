@@ -2,9 +2,9 @@
 -- first, in one string of fixed-size entries. One entry: when (ms), the prompt's hash (two 32-bit
 -- halves), its SimHash in four 16-bit quarters (hi's low, hi's high, lo's low, lo's high): 24
 -- bytes. A step's fingerprint comes as an entry's last 16 bytes (src/store/detectors/redis.ts).
--- Costs, in Redis instructions (this Lua runs slowly: a VM operation ~50-100, a table read ~110,
--- a call of a Lua function ~300, of a C function such as string.find or struct.unpack 600-2,000,
--- a new table ~700, a new string ~11 a byte): what a step does is counted in those.
+-- Costs, in Redis instructions (docs/abuse.md "What it costs"): a VM operation ~15-50, a table
+-- read ~110, a call of a Lua function ~300, of a C function such as string.find or struct.unpack
+-- 600-2,000, a new table ~700, a new string ~11 a byte and as much again to collect it.
 local band, bxor = bit.band, bit.bxor
 local ENTRY_BYTES, HALVES = 24, '<I4I4'
 local sfind, ssub, pack, unpack_ = string.find, string.sub, struct.pack, struct.unpack
