@@ -28,25 +28,54 @@ local function head_of(text)
   return h
 end
 
+-- The steps from ARGV[i] on, each reply to replies[s]; a step that fails throws (run_steps'
+-- caller answers for it and goes on with the next). One pcall for the run, not one a step (~600
+-- instructions); `failing` says whether a step began (else its head or set could not be read).
+local replies, s, i, failing, failing_kind
+
+local function run_steps(KEYS, ARGV, n)
+  while i <= n do
+    local text = ARGV[i]
+    local h = heads[text] or head_of(text)
+    -- (The set of the head's place: kept in the head while its text stays the same.)
+    local set_text = ARGV[h[4]]
+    local set = h.set
+    if h.set_text ~= set_text then
+      set = set_of(h[2], set_text)
+      h.set, h.set_text = set, set_text
+    end
+    failing, failing_kind = 1 + set.nargs, h[2]
+    replies[s + 1] = h[1](KEYS, h[3], set, ARGV, i)
+    failing = nil
+    s = s + 1
+    i = i + 1 + set.nargs
+  end
+end
+
 local function steps(KEYS, ARGV)
   start_call()
   start_subjects()
   start_checks()
   start_failures()
-  local replies = {}
-  local i, n, s = number(ARGV[1]) + 2, #ARGV, 0
+  replies, s, failing = {}, 0, nil
+  i = number(ARGV[1]) + 2
+  local n = #ARGV
   while i <= n do
-    local h = head_of(ARGV[i])
-    local set = set_of(h[2], ARGV[h[4]])
-    local ok, reply = pcall(h[1], KEYS, h[3], set, ARGV, i)
+    local ok, err = pcall(run_steps, KEYS, ARGV, n)
     if not ok then
-      if h[2] == 'f' then forget_failures() else forget() end
-      if type(reply) == 'table' then reply = reply.err or 'error' end
-      reply = { 'error', tostring(reply) }
+      if not failing then error(err) end
+      if failing_kind == 'f' then
+        forget_failures()
+      else
+        forget()
+        forget_checks()
+      end
+      if type(err) == 'table' then err = err.err or 'error' end
+      s = s + 1
+      replies[s] = { 'error', tostring(err) }
+      i = i + failing
+      failing = nil
     end
-    s = s + 1
-    replies[s] = reply
-    i = i + 1 + set.nargs
   end
   flush()
   write_loops()

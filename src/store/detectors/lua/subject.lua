@@ -18,7 +18,9 @@ end
 -- S: the subject's hash read (H its fields), exists: whether Redis holds it. changed[1..nchanged]:
 -- the fields the step changed (one list for every step: a table made a step costs Redis ~1k
 -- instructions).
-local S, H, exists
+-- flagged: whether a flag may stand (a level not 0 read or raised since): when none does, a
+-- check's gate has nothing to look at.
+local S, H, exists, flagged
 local changed, nchanged = {}, 0
 
 -- A step's detector set: the parameters of every detector it runs, one text, the same for every
@@ -72,6 +74,14 @@ local function set_of(kind, text)
       country = numbers_of(p[8]),
     }
     set.nargs = (set.loop and 1 or 0) + (set.addr and 1 or 0) + (set.country and 1 or 0)
+    -- The loop's lowest threshold that raises a level (0 is off, but an alertAt of 0 raises at once).
+    local l = set.loop
+    if l then
+      local low = l[5]
+      if l[6] > 0 and l[6] < low then low = l[6] end
+      if l[7] > 0 and l[7] < low then low = l[7] end
+      set.loop_low = low
+    end
   elseif kind == 'r' then
     set = { ttl = tonumber(p[1]), spend = numbers_of(p[2]), scrape = numbers_of(p[3]) }
     set.nargs = (set.spend and 1 or 0) + (set.scrape and 1 or 0)
@@ -95,7 +105,7 @@ local pending, pending_fields, pending_ttl
 -- At the start of a call: no subject read, nothing pending.
 local function start_subjects()
   S, H, exists, nchanged = nil, nil, false, 0
-  pending, pending_fields, pending_ttl = {}, {}, {}, nil
+  pending, pending_fields, pending_ttl = {}, {}, nil
 end
 
 -- Writes what the finished steps of S changed and keeps the hash for their ttl.
@@ -135,9 +145,18 @@ local function load(key)
   -- HGETALL, not HMGET of every field: one argument, not 24, and only the fields there are.
   local v = redis.call('HGETALL', key)
   exists = #v > 0
+  -- (number's cache read inline: a call a field costs more than the read.)
   for i = 1, #v, 2 do
-    if KNOWN[v[i]] then H[v[i]] = number(v[i + 1]) end
+    local field = v[i]
+    if KNOWN[field] then
+      local text = v[i + 1]
+      local x = numbers[text]
+      if x == nil then x = number(text) end
+      H[field] = x
+    end
   end
+  local a, b, c, d = H['loop.lv'], H['spend.lv'], H['sharedKey.lv'], H['scraping.lv']
+  flagged = (a ~= nil and a ~= 0) or (b ~= nil and b ~= 0) or (c ~= nil and c ~= 0) or (d ~= nil and d ~= 0)
 end
 
 -- After a step that failed: what the steps before it changed is written, what it changed is not
@@ -206,6 +225,7 @@ local function raise(name, level, hold_ms)
   if level > lv then
     put(LV[name], level)
     put(U[name], until_)
+    flagged = true
     return true
   end
   if level == lv and u > 0 then
