@@ -15,16 +15,13 @@
  * SLUICE_BENCH_REDIS_URL (flushed by nobody: their keys are the bench's own).
  */
 import { execFile } from 'node:child_process'
-import { cpSync, mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { build } from 'esbuild'
+import { bundleWorker } from '../bench/harness/bundle.js'
 
 const run = promisify(execFile)
-const root = join(dirname(fileURLToPath(import.meta.url)), '..')
-
 /** Row label, subject name in decision-loop.ts. */
 const ROWS: [string, string][] = [
   ['sluice, one limit (lanes)', 'sluice-1'],
@@ -85,28 +82,7 @@ async function instructions(bundle: string, subject: string, n: number, outDir: 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-instructions-'))
   try {
-    const bundle = join(dir, 'decision-loop.mjs')
-    await build({
-      entryPoints: [join(root, 'bench/workers/decision-loop.ts')],
-      outfile: bundle,
-      bundle: true,
-      platform: 'node',
-      format: 'esm',
-      target: 'node20',
-      logLevel: 'warning',
-      // Bundled CommonJS packages (ioredis) need require in an ES module; the import is renamed
-      // because bundled modules (the HTTP layer's) import createRequire themselves.
-      banner: {
-        js: "import { createRequire as bannerRequire } from 'node:module'; const require = bannerRequire(import.meta.url);",
-      },
-    })
-    // The bundle reads RedisStore's scripts beside itself, as the module does in src/ and dist/,
-    // and the detectors' (the HTTP layer loads them) from the same lua/ folder.
-    cpSync(join(root, 'src/store/redis'), dir, {
-      recursive: true,
-      filter: (path) => !path.endsWith('.ts'),
-    })
-    cpSync(join(root, 'src/store/detectors/lua'), join(dir, 'lua'), { recursive: true })
+    const bundle = await bundleWorker('bench/workers/decision-loop.ts', dir)
     console.log(`instructions per decision: ${count} decisions after ${warmup} of warm-up, minus none\n`)
     console.log('| subject | instructions per decision |')
     console.log('| --- | --- |')

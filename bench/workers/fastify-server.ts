@@ -8,8 +8,8 @@
 import rateLimit from '@fastify/rate-limit'
 import Fastify from 'fastify'
 import type { Redis } from 'ioredis'
+import { sluice } from '../../src/http/fastify.js'
 import { MemoryStore, RedisStore, tokenBucket } from '../../src/index.js'
-import { loadFastifyPlugin } from '../adapters.js'
 import { send, serve, workerConfig } from '../harness/child.js'
 import { newClient } from '../harness/redis.js'
 
@@ -67,11 +67,9 @@ if (variant === 'bare-headers') {
   if (variant.startsWith('peer')) {
     await app.register(rateLimit, { max: 1e9, timeWindow: 3_600_000, ...(client ? { redis: client } : {}) })
   } else {
-    const plugin = await loadFastifyPlugin()
-    if (!plugin.ok) throw new Error(plugin.reason)
     store = client ? new RedisStore({ client }) : new MemoryStore()
     await app.register(
-      plugin.value as never,
+      sluice as never,
       {
         store,
         // The lean variants, as `headers` lets a user choose: only the IETF draft's two headers, or

@@ -1,0 +1,77 @@
+/**
+ * A server process under valgrind's callgrind with counting off until asked: the instructions of
+ * the requests measured alone, start-up and warm-up left out. Instruction counts, unlike CPU time,
+ * do not move with the load of a shared machine. Needs valgrind with callgrind_control.
+ */
+import { type ChildProcess, execFile, type SpawnOptions, spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+
+const run = promisify(execFile)
+
+export class CountedProcess {
+  private stderrText = ''
+
+  private constructor(
+    readonly child: ChildProcess,
+    private readonly dir: string,
+  ) {
+    child.stderr?.on('data', (d: Buffer) => {
+      this.stderrText += d.toString()
+    })
+  }
+
+  /** `node <args>` under callgrind, counting nothing yet. stdio as spawn() takes it (stderr piped). */
+  static start(nodeArgs: string[], stdio: SpawnOptions['stdio']): CountedProcess {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-callgrind-'))
+    const child = spawn(
+      'valgrind',
+      [
+        '--tool=callgrind',
+        '--instr-atstart=no',
+        // V8 writes and rewrites machine code: valgrind must notice code changed on the heap.
+        '--smc-check=all-non-file',
+        `--callgrind-out-file=${join(dir, 'out')}`,
+        process.execPath,
+        ...nodeArgs,
+      ],
+      { stdio },
+    )
+    return new CountedProcess(child, dir)
+  }
+
+  get stderr(): string {
+    return this.stderrText
+  }
+
+  /** Turns counting on or off. */
+  async counting(on: boolean): Promise<void> {
+    await run('callgrind_control', ['-i', on ? 'on' : 'off', String(this.child.pid)], { timeout: 120_000 })
+  }
+
+  /**
+   * The instructions counted, once the process has exited after `stop` (which must make it exit
+   * cleanly, so that callgrind writes its counts).
+   */
+  async total(stop: () => void): Promise<number> {
+    try {
+      const exited = once(this.child, 'exit')
+      stop()
+      await exited
+      const m = /^totals:\s+(\d+)/m.exec(readFileSync(join(this.dir, 'out'), 'utf8'))
+      if (!m) throw new Error(`no instruction count in callgrind's output:\n${this.stderrText}`)
+      return Number(m[1]!)
+    } finally {
+      this.kill()
+    }
+  }
+
+  /** Ends the process if it still runs and removes its files. */
+  kill(): void {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL')
+    rmSync(this.dir, { recursive: true, force: true })
+  }
+}
