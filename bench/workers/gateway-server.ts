@@ -21,6 +21,7 @@ import type { RedisStore } from '../../src/store/redis/store.js'
 import type { Store, StoreOp } from '../../src/store/types.js'
 import { builtModule } from '../harness/built.js'
 import { readCpuWith, send, serve, workerConfig } from '../harness/child.js'
+import { benchGatewayConfig, benchGatewayEnv } from '../harness/gateway-config.js'
 
 interface Config {
   role: 'mock' | 'gateway' | 'passthrough' | 'portkey'
@@ -98,13 +99,6 @@ if (config.role === 'mock') {
     startGateway(input: unknown, options: unknown): Promise<unknown>
   }>('gateway/index.js')
   const ledgerDir = mkdtempSync(join(tmpdir(), 'sluice-bench-'))
-  // The service tier (per API key) with its request, token and burst limits raised so that nothing
-  // is denied; its in-flight limit (100) stays, above the bench's 16 in flight.
-  const huge = {
-    hourly: { kind: 'slidingWindow', limit: 1e9, window: '1h' },
-    tokens: { kind: 'tokenBucket', unit: 'tokens', capacity: 1e12, refillPerSecond: 1 },
-    burst: { kind: 'tokenBucket', capacity: 1e9, refillPerSecond: 1 },
-  }
   let given: Store | undefined
   if (config.given === 'redis') {
     const store = await sluice<{ RedisStore: typeof RedisStore }>('store/redis/store.js')
@@ -125,23 +119,16 @@ if (config.role === 'mock') {
   }
   const gateway = (await startGateway(
     {
-      host: '127.0.0.1',
-      port: 0,
-      store:
-        config.store === 'redis'
-          ? { type: 'redis', url: config.redisUrl, timeout: config.storeTimeoutMs }
-          : { type: 'memory' },
+      ...benchGatewayConfig(config.upstreamUrl!, join(ledgerDir, 'usage.jsonl')),
+      ...(config.store === 'redis' && {
+        store: { type: 'redis', url: config.redisUrl, timeout: config.storeTimeoutMs },
+      }),
       ...(config.prefix !== undefined && { prefix: config.prefix }),
-      tiers: { service: { limits: huge } },
-      upstreams: { bench: { type: 'openai', baseUrl: config.upstreamUrl, apiKeyEnv: 'BENCH_UPSTREAM_KEY' } },
-      defaultUpstream: 'bench',
-      ledger: { path: join(ledgerDir, 'usage.jsonl') },
       ...(config.database && { database: { url: join(ledgerDir, 'sluice.db') } }),
       ...(config.detectors && { detectors: config.detectors }),
-      log: { level: 'warn' },
     },
     {
-      env: { SLUICE_DEMO_KEY: config.apiKey, BENCH_UPSTREAM_KEY: 'unused' },
+      env: benchGatewayEnv(config.apiKey!),
       ...(given !== undefined && { store: given }),
     },
   )) as {

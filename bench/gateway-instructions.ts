@@ -1,0 +1,142 @@
+/**
+ * Instructions the gateway process executes per call, counted by valgrind's cachegrind: unlike CPU
+ * time, a count a busy shared machine does not move, so a few per cent between two checkouts can
+ * be told apart. The gateway (the `gateway` row's config: memory store, limits and ledger on, from
+ * sluice's built dist/) runs alone in a plain Node process (bench/workers/gateway-plain.mjs, no
+ * tsx) under `valgrind --tool=cachegrind`, in front of the mock upstream in a normal process; this
+ * process sends it `--warmup` calls and then `--requests` more, 16 in flight, and stops it. Each
+ * checkout runs twice, with and without the measured calls: the difference divided by the calls
+ * is its instructions per call (start-up, the warm-up's compilation and the exit cancel out). With
+ * `--base <dir>` another checkout (built too) is counted the same way, and `--repeat N` counts
+ * each N times, alternating the checkouts. Needs valgrind on the PATH.
+ *
+ *   npx tsx bench/gateway-instructions.ts [--warmup 2000] [--requests 3000] [--base <dir>] [--repeat 1]
+ */
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import { Pool } from 'undici'
+import { generateApiKey } from '../src/http/keys.js'
+import { ensureBuilt } from './harness/built.js'
+import { sendCalls } from './harness/calls.js'
+import { Worker } from './harness/child.js'
+import { benchGatewayConfig, benchGatewayEnv } from './harness/gateway-config.js'
+import { loadAverages } from './harness/machine.js'
+
+const { values } = parseArgs({
+  options: {
+    warmup: { type: 'string' },
+    requests: { type: 'string' },
+    base: { type: 'string' },
+    repeat: { type: 'string' },
+  },
+})
+const warmup = Number(values.warmup ?? 2000)
+const requests = Number(values.requests ?? 3000)
+const repeat = Number(values.repeat ?? 1)
+const IN_FLIGHT = 16
+const KEY = generateApiKey()
+const CALL = {
+  method: 'POST' as const,
+  path: '/v1/chat/completions',
+  headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}` },
+  body: JSON.stringify({
+    model: 'gpt-4o-mini',
+    messages: [{ role: 'user', content: 'Say hello in five words.' }],
+    max_tokens: 16,
+  }),
+}
+const WORKER = fileURLToPath(new URL('./workers/gateway-plain.mjs', import.meta.url))
+
+const trees: [string, string][] = [['this tree', ensureBuilt(fileURLToPath(new URL('..', import.meta.url)))]]
+if (values.base !== undefined) trees.push([values.base, ensureBuilt(values.base)])
+const mock = await Worker.start(new URL('./workers/gateway-server.ts', import.meta.url), {
+  role: 'mock',
+  sluice: trees[0]![1],
+})
+
+/** Instructions of one gateway process that served `warmup` + `calls` calls. */
+async function count(root: string, calls: number): Promise<number> {
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-cachegrind-'))
+  const args = JSON.stringify({
+    root,
+    config: benchGatewayConfig(mock.info.url as string, 'unused'),
+    env: benchGatewayEnv(KEY),
+  })
+  const child = spawn(
+    'valgrind',
+    [
+      '--tool=cachegrind',
+      '--cache-sim=no',
+      // V8 writes and rewrites machine code: valgrind must notice code changed on the heap.
+      '--smc-check=all-non-file',
+      `--cachegrind-out-file=${join(dir, 'out')}`,
+      process.execPath,
+      WORKER,
+      args,
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  )
+  let stderr = ''
+  child.stderr.on('data', (d: Buffer) => {
+    stderr += d.toString()
+  })
+  const exited = once(child, 'exit')
+  try {
+    const url = await new Promise<string>((resolve, reject) => {
+      let out = ''
+      child.stdout.on('data', (d: Buffer) => {
+        out += d.toString()
+        const m = /ready (\S+)/.exec(out)
+        if (m) resolve(m[1]!)
+      })
+      child.on('exit', () => reject(new Error(`the gateway exited before it listened:\n${stderr}`)))
+    })
+    const pool = new Pool(url, { connections: IN_FLIGHT, pipelining: 1 })
+    await sendCalls(pool, warmup, IN_FLIGHT, () => CALL)
+    if (calls > 0) await sendCalls(pool, calls, IN_FLIGHT, () => CALL)
+    await pool.close()
+    child.kill('SIGTERM')
+    await exited
+    const m = /I\s+refs:\s+([\d,]+)/.exec(stderr)
+    if (!m) throw new Error(`no instruction count from cachegrind:\n${stderr}`)
+    return Number(m[1]!.replaceAll(',', ''))
+  } finally {
+    if (child.exitCode === null) child.kill('SIGKILL')
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+const loadBefore = loadAverages()
+const perCall = new Map<string, number[]>(trees.map(([name]) => [name, []]))
+try {
+  for (let r = 0; r < repeat; r++) {
+    for (const [name, root] of r % 2 === 0 ? trees : [...trees].reverse()) {
+      const all = await count(root, requests)
+      const none = await count(root, 0)
+      const value = (all - none) / requests
+      perCall.get(name)!.push(value)
+      process.stderr.write(`${name}: ${Math.round(value).toLocaleString('en')} instructions per call\n`)
+    }
+  }
+} finally {
+  await mock.stop()
+}
+console.log(
+  `| gateway | instructions per call (${repeat === 1 ? 'one count' : `each of ${repeat} counts`}) |`,
+)
+console.log('| --- | --- |')
+for (const [name, xs] of perCall) {
+  console.log(`| ${name} | ${xs.map((x) => Math.round(x).toLocaleString('en')).join(', ')} |`)
+}
+if (trees.length === 2) {
+  const [a, b] = [perCall.get(trees[0]![0])!, perCall.get(trees[1]![0])!]
+  console.log(`\nthis tree / base: ${a.map((x, i) => `${((x / b[i]!) * 100).toFixed(1)} %`).join(', ')}`)
+}
+console.log(
+  `${warmup} warm-up + ${requests} counted calls, ${IN_FLIGHT} in flight, memory store, ledger on; load average before ${loadBefore}, after ${loadAverages()}`,
+)
