@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto'
+import { createHash } from 'node:crypto'
 import type { BlockParams } from './core/block.js'
 import { describe, requireCost, SluiceInputError } from './core/errors.js'
 import { algorithmOf, type LimitDefinition, type Unit, WELL_KNOWN_UNITS } from './core/limits.js'
@@ -6,6 +6,7 @@ import { promised } from './core/promised.js'
 import { type Decision, decisionOf, type LimitFacts, limitFacts } from './decision.js'
 import { type BlockOptions, blockParams, normalizeLimit } from './limiter-options.js'
 import { consumeWaiting, reserveWaiting } from './limiter-wait.js'
+import { nextOpId } from './op-id.js'
 import { Reservation } from './reservation.js'
 import type { QueueBackend } from './store/queue-types.js'
 import { queuesOf } from './store/queues.js'
@@ -47,7 +48,6 @@ export interface LimiterOptions {
 const NAME = /^[A-Za-z0-9_-]{1,64}$/
 const POLICY = /^[A-Za-z0-9_.-]{1,64}$/
 const PLAIN_SUBJECT = /^[A-Za-z0-9_.:@/+=-]{1,100}$/
-const OP_TAG = randomBytes(6).toString('base64url')
 const KEY_CACHE_SIZE = 10_000
 
 export interface SubjectKeys {
@@ -75,14 +75,6 @@ interface SyncStore extends Store {
 }
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] }
-
-let opCounter = 0
-
-/** @internal A fresh op id (the name of the log entries and leases an op writes). */
-export function nextOpId(): string {
-  opCounter = (opCounter + 1) % Number.MAX_SAFE_INTEGER
-  return `${OP_TAG}.${opCounter.toString(36)}`
-}
 
 /**
  * A policy: a named set of limits over units, checked and charged together, all or nothing.
@@ -259,10 +251,11 @@ export class Limiter {
 
   /**
    * @internal reserve() that answers at once when the store decides synchronously (the HTTP
-   * layer's fast path: no promise per request with a MemoryStore). May throw.
+   * layer's fast path: no promise per request with a MemoryStore). May throw. The op id is made
+   * only for limits that name log entries or leases by it, as consume's.
    */
   reserveNow(subject: string, estimate?: Costs): Reservation | Promise<Reservation> {
-    const id = nextOpId()
+    const id = this.needsOpId ? nextOpId() : '-'
     const costs = this.costsFor(estimate)
     const decision = this.runNow('reserve', subject, costs, id)
     if (decision instanceof Promise) {

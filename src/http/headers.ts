@@ -207,19 +207,28 @@ export function addRateLimitHeaders(
   const t = tightest!
   const r = remainingOf(t)
   const wait = resetMs(t, r, decision, retryAfterMs, hints)
+  // The tightest limit's figures as text, made once: every group shows what is left, and the
+  // legacy group and the OpenAI-style group of its unit (one limit of requests: the usual case)
+  // show the same two numbers.
+  const limitText = groups.legacy || groups.openai ? String(quotaOf(t)) : ''
+  const remainingText = String(r)
   if (groups.ietf) {
     out['ratelimit-policy'] = policies === undefined ? rateLimitPolicyHeader(limits) : policies.get(decision)
     out.ratelimit =
-      wait === undefined ? `"${t.name}";r=${r}` : `"${t.name}";r=${r};t=${Math.ceil(wait / 1000)}`
+      wait === undefined
+        ? `"${t.name}";r=${remainingText}`
+        : `"${t.name}";r=${remainingText};t=${Math.ceil(wait / 1000)}`
   }
   if (groups.legacy) {
-    out['x-ratelimit-limit'] = String(quotaOf(t))
-    out['x-ratelimit-remaining'] = String(r)
+    out['x-ratelimit-limit'] = limitText
+    out['x-ratelimit-remaining'] = remainingText
     if (wait !== undefined) out['x-ratelimit-reset'] = String(Math.ceil((decision.now + wait) / 1000))
   }
   if (groups.openai) {
-    if (requests !== undefined) addOpenAIGroup(out, 'requests', requests, decision, retryAfterMs, hints)
-    if (tokens !== undefined) addOpenAIGroup(out, 'tokens', tokens, decision, retryAfterMs, hints)
+    if (requests === t) putOpenAIGroup(out, OPENAI_NAMES.requests, limitText, remainingText, wait)
+    else if (requests !== undefined) addOpenAIGroup(out, 'requests', requests, decision, retryAfterMs, hints)
+    if (tokens === t) putOpenAIGroup(out, OPENAI_NAMES.tokens, limitText, remainingText, wait)
+    else if (tokens !== undefined) addOpenAIGroup(out, 'tokens', tokens, decision, retryAfterMs, hints)
   }
 }
 
@@ -233,10 +242,19 @@ function addOpenAIGroup(
   hints: ResetHints | undefined,
 ): void {
   const r = remainingOf(l)
-  const names = OPENAI_NAMES[unit]
-  out[names.limit] = String(quotaOf(l))
-  out[names.remaining] = String(r)
   const wait = resetMs(l, r, decision, retryAfterMs, hints)
+  putOpenAIGroup(out, OPENAI_NAMES[unit], String(quotaOf(l)), String(r), wait)
+}
+
+function putOpenAIGroup(
+  out: Record<string, string>,
+  names: (typeof OPENAI_NAMES)[keyof typeof OPENAI_NAMES],
+  limitText: string,
+  remainingText: string,
+  wait: number | undefined,
+): void {
+  out[names.limit] = limitText
+  out[names.remaining] = remainingText
   if (wait !== undefined) out[names.reset] = formatDuration(wait)
 }
 

@@ -9,6 +9,7 @@
  */
 import { parseList } from 'structured-headers'
 import { describe, expect, it } from 'vitest'
+import { tightestLimit } from '../../src/http/headers.js'
 import { type CheckResult, quotaScale, type RateLimitState, Sluice, type Tier } from '../../src/http/index.js'
 import {
   type Costs,
@@ -192,6 +193,13 @@ describe('rate-limit headers over a long mixed sequence', () => {
         expect(limit).toMatch(INTEGER)
         expect(remaining).toMatch(INTEGER)
         expect(Number(remaining)).toBeLessThanOrEqual(Number(limit))
+        // …and they are the figures of the tightest limit of that unit, not of another limit.
+        const own = tightestLimit(decision, unit)!
+        const q = Math.round(own.limit * quotaScale(own))
+        expect(limit, `x-ratelimit-limit-${unit}`).toBe(String(q))
+        expect(remaining, `x-ratelimit-remaining-${unit}`).toBe(
+          String(Math.min(q, Math.max(0, Math.floor(own.remaining * quotaScale(own) + 1e-6)))),
+        )
         const which = [...policy.values()].find((x) => x.q === Number(limit) && x.qu === unit)!
         const resetText = h[`x-ratelimit-reset-${unit}`]
         if (resetText !== undefined) expect(durationMs(resetText)).toBeLessThanOrEqual(which.w * SECOND)

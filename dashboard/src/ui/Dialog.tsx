@@ -3,7 +3,7 @@
  * focus goes back to what opened it.
  */
 import type { ComponentChildren } from 'preact'
-import { useEffect, useId, useRef, useState } from 'preact/hooks'
+import { useId, useLayoutEffect, useRef, useState } from 'preact/hooks'
 import { ApiError } from '../api'
 import { ErrorNote } from './common'
 
@@ -15,7 +15,9 @@ export function Dialog(props: {
 }) {
   const ref = useRef<HTMLDialogElement>(null)
   const titleId = useId()
-  useEffect(() => {
+  // A layout effect, not a passive one: Preact runs a passive effect's cleanup only after the next
+  // paint, once the dialog is already gone from the page, so focus would sit on the body until then.
+  useLayoutEffect(() => {
     const dialog = ref.current
     if (dialog === null) return
     const opener = document.activeElement as HTMLElement | null
