@@ -1,24 +1,25 @@
 /**
- * Instructions the gateway process executes per call, counted by valgrind's cachegrind: unlike CPU
+ * Instructions the gateway process executes per call, counted by valgrind's callgrind: unlike CPU
  * time, a count a busy shared machine does not move, so a few per cent between two checkouts can
  * be told apart. The gateway (the `gateway` row's config: memory store, limits and ledger on, from
  * sluice's built dist/) runs alone in a plain Node process (bench/workers/gateway-plain.mjs, no
- * tsx) under `valgrind --tool=cachegrind`, in front of the mock upstream in a normal process; this
- * process sends it `--warmup` calls and then `--requests` more, 16 in flight, and stops it. Each
- * checkout runs twice, with and without the measured calls: the difference divided by the calls
- * is its instructions per call (start-up, the warm-up's compilation and the exit cancel out). With
- * `--base <dir>` another checkout (built too) is counted the same way, and `--repeat N` counts
- * each N times, alternating the checkouts. Needs valgrind on the PATH.
+ * tsx) under `valgrind --tool=callgrind --instr-atstart=no`, in front of the mock upstream in a
+ * normal process; this process sends it `--warmup` calls, turns counting on (`callgrind_control
+ * -i on`), sends `--requests` more, 16 in flight, turns counting off and stops it: the count is
+ * of the measured calls alone (start-up and the warm-up's compilation left out; taking the
+ * difference of two whole runs instead swung by 2x, the warm-up's share varying between runs).
+ * With `--base <dir>` another checkout (built too) is counted the same way, and `--repeat N`
+ * counts each N times, alternating the checkouts. Needs valgrind (with callgrind_control).
  *
  *   npx tsx bench/gateway-instructions.ts [--warmup 2000] [--requests 3000] [--base <dir>] [--repeat 1]
  */
-import { spawn } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { parseArgs } from 'node:util'
+import { parseArgs, promisify } from 'node:util'
 import { Pool } from 'undici'
 import { generateApiKey } from '../src/http/keys.js'
 import { ensureBuilt } from './harness/built.js'
@@ -50,6 +51,7 @@ const CALL = {
     max_tokens: 16,
   }),
 }
+const run = promisify(execFile)
 const WORKER = fileURLToPath(new URL('./workers/gateway-plain.mjs', import.meta.url))
 
 const trees: [string, string][] = [['this tree', ensureBuilt(fileURLToPath(new URL('..', import.meta.url)))]]
@@ -59,9 +61,10 @@ const mock = await Worker.start(new URL('./workers/gateway-server.ts', import.me
   sluice: trees[0]![1],
 })
 
-/** Instructions of one gateway process that served `warmup` + `calls` calls. */
+/** Instructions of one gateway process while it served `calls` calls after `warmup` others. */
 async function count(root: string, calls: number): Promise<number> {
-  const dir = mkdtempSync(join(tmpdir(), 'sluice-cachegrind-'))
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-callgrind-'))
+  const out = join(dir, 'out')
   const args = JSON.stringify({
     root,
     config: benchGatewayConfig(mock.info.url as string, 'unused'),
@@ -70,11 +73,11 @@ async function count(root: string, calls: number): Promise<number> {
   const child = spawn(
     'valgrind',
     [
-      '--tool=cachegrind',
-      '--cache-sim=no',
+      '--tool=callgrind',
+      '--instr-atstart=no',
       // V8 writes and rewrites machine code: valgrind must notice code changed on the heap.
       '--smc-check=all-non-file',
-      `--cachegrind-out-file=${join(dir, 'out')}`,
+      `--callgrind-out-file=${out}`,
       process.execPath,
       WORKER,
       args,
@@ -86,25 +89,29 @@ async function count(root: string, calls: number): Promise<number> {
     stderr += d.toString()
   })
   const exited = once(child, 'exit')
+  const collect = (on: boolean) =>
+    run('callgrind_control', ['-i', on ? 'on' : 'off', String(child.pid)], { timeout: 120_000 })
   try {
     const url = await new Promise<string>((resolve, reject) => {
-      let out = ''
+      let text = ''
       child.stdout.on('data', (d: Buffer) => {
-        out += d.toString()
-        const m = /ready (\S+)/.exec(out)
+        text += d.toString()
+        const m = /ready (\S+)/.exec(text)
         if (m) resolve(m[1]!)
       })
       child.on('exit', () => reject(new Error(`the gateway exited before it listened:\n${stderr}`)))
     })
     const pool = new Pool(url, { connections: IN_FLIGHT, pipelining: 1 })
     await sendCalls(pool, warmup, IN_FLIGHT, () => CALL)
-    if (calls > 0) await sendCalls(pool, calls, IN_FLIGHT, () => CALL)
+    await collect(true)
+    await sendCalls(pool, calls, IN_FLIGHT, () => CALL)
+    await collect(false)
     await pool.close()
     child.kill('SIGTERM')
     await exited
-    const m = /I\s+refs:\s+([\d,]+)/.exec(stderr)
-    if (!m) throw new Error(`no instruction count from cachegrind:\n${stderr}`)
-    return Number(m[1]!.replaceAll(',', ''))
+    const m = /^totals:\s+(\d+)/m.exec(readFileSync(out, 'utf8'))
+    if (!m) throw new Error(`no instruction count in callgrind's output:\n${stderr}`)
+    return Number(m[1]!)
   } finally {
     if (child.exitCode === null) child.kill('SIGKILL')
     rmSync(dir, { recursive: true, force: true })
@@ -116,9 +123,7 @@ const perCall = new Map<string, number[]>(trees.map(([name]) => [name, []]))
 try {
   for (let r = 0; r < repeat; r++) {
     for (const [name, root] of r % 2 === 0 ? trees : [...trees].reverse()) {
-      const all = await count(root, requests)
-      const none = await count(root, 0)
-      const value = (all - none) / requests
+      const value = (await count(root, requests)) / requests
       perCall.get(name)!.push(value)
       process.stderr.write(`${name}: ${Math.round(value).toLocaleString('en')} instructions per call\n`)
     }
