@@ -17,15 +17,20 @@
  *                                 [--profile <dir>]   (--cpu-prof of each gateway, in <dir>/on and <dir>/off)
  *                                 [--base <dir>]      (another checkout's gateway too, on and off, same rounds)
  *
+ * The gateways run sluice's built output (dist/, as `npm start` does), each checkout built first
+ * (`node scripts/build.mjs`) unless its dist/ is current.
+ *
  * On Redis, use servers nothing else uses; each gateway has its own prefix. With one Redis per side
  * (as many URLs as sides: on, off, then base on, base off) the sides run at the same time; when
  * sides share a Redis its CPU cannot be told apart, so each round runs them one after another (the
  * order turned round every round).
  */
 import { cpus } from 'node:os'
+import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { Redis } from 'ioredis'
 import { Pool } from 'undici'
+import { ensureBuilt } from './harness/built.js'
 import { sendCalls } from './harness/calls.js'
 import { Worker } from './harness/child.js'
 import { median } from './harness/latency.js'
@@ -50,12 +55,11 @@ const IN_FLIGHT = 16
 const drive = (pool: Pool, count: number) => sendCalls(pool, count, IN_FLIGHT, chatRequest)
 
 const here = new URL('./workers/gateway-server.ts', import.meta.url)
-const trees: [string, URL][] = [['', here]]
-if (values.base !== undefined) {
-  const base = `file://${values.base.replace(/\/$/, '')}/bench/workers/gateway-server.ts`
-  trees.push([`base `, new URL(base)])
-}
-const mock = await Worker.start(here, { role: 'mock' })
+// The gateways run sluice's built output (dist/), as `npm start` does: each checkout is built first
+// unless its dist/ is current; the base's gateway runs in this tree's worker, on the base's build.
+const trees: [string, string][] = [['', ensureBuilt(fileURLToPath(new URL('..', import.meta.url)))]]
+if (values.base !== undefined) trees.push(['base ', ensureBuilt(values.base)])
+const mock = await Worker.start(here, { role: 'mock', sluice: trees[0]![1] })
 interface Side {
   name: string
   worker: Worker
@@ -75,13 +79,14 @@ async function redisCpuUs(redis: Redis): Promise<number> {
 }
 const sides: Side[] = []
 try {
-  for (const [tree, script] of trees)
+  for (const [tree, sluice] of trees)
     for (const on of [true, false]) {
       const redisUrl = redisUrls.length === 0 ? undefined : redisUrls[sides.length % redisUrls.length]!
       const worker = await Worker.start(
-        script,
+        here,
         {
           role: 'gateway',
+          sluice,
           store: store === 'memory' ? 'memory' : 'redis',
           redisUrl,
           // A loaded 2-core machine can hold a Redis answer past the default 100 ms: not an outage here.

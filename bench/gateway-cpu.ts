@@ -5,6 +5,9 @@
  * in another; this process sends a fixed number of non-streaming chat calls, 16 in flight, over
  * undici, and reads the gateway process's CPU time (user + system) around them.
  *
+ * The gateways run sluice's built output (dist/, as `npm start` does), not the sources through
+ * tsx: each checkout is built (`node scripts/build.mjs`) unless its dist/ is current.
+ *
  * With `--base <dir>` (another checkout of sluice, e.g. `git archive main | tar -x -C /tmp/base`
  * with its node_modules linked), that checkout's gateway runs too; the bare Fastify + undici
  * pass-through proxy of the `gateway` row runs as the ceiling. In each round every server gets the
@@ -24,9 +27,11 @@
  */
 import { readFileSync } from 'node:fs'
 import { cpus } from 'node:os'
+import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { Pool } from 'undici'
 import { generateApiKey } from '../src/http/keys.js'
+import { ensureBuilt } from './harness/built.js'
 import { sendCalls } from './harness/calls.js'
 import { Worker } from './harness/child.js'
 import { median } from './harness/latency.js'
@@ -60,7 +65,11 @@ const CALL = { method: 'POST' as const, path: '/v1/chat/completions', headers: H
 const drive = (pool: Pool, count: number) => sendCalls(pool, count, IN_FLIGHT, () => CALL)
 
 const here = new URL('./workers/gateway-server.ts', import.meta.url)
-const mock = await Worker.start(here, { role: 'mock' })
+// The servers run sluice's built output (dist/), as `npm start` does: each checkout is built first
+// unless its dist/ is current. The base's gateway runs in this tree's worker, on the base's build.
+const thisTree = ensureBuilt(fileURLToPath(new URL('..', import.meta.url)))
+const baseTree = values.base === undefined ? undefined : ensureBuilt(values.base)
+const mock = await Worker.start(here, { role: 'mock', sluice: thisTree })
 const upstreamUrl = mock.info.url as string
 interface Contender {
   name: string
@@ -105,6 +114,7 @@ if (redisUrl !== undefined) {
 }
 const gatewayConfig = {
   role: 'gateway',
+  sluice: thisTree,
   apiKey: KEY,
   // A store timeout far above the default 100 ms: on a loaded machine one slow answer would
   // otherwise turn the outage policy on (503s) and end the run; CPU per call does not depend on it.
@@ -113,19 +123,17 @@ const gatewayConfig = {
 const profile = values['cpu-prof'] === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', values['cpu-prof']]
 try {
   await add('gateway (this tree)', here, gatewayConfig, profile)
-  if (values.base !== undefined) {
-    const base = new URL(`file://${values.base.replace(/\/$/, '')}/bench/workers/gateway-server.ts`)
-    await add(`gateway (${values.base})`, base, gatewayConfig)
-  }
+  if (baseTree !== undefined)
+    await add(`gateway (${values.base})`, here, { ...gatewayConfig, sluice: baseTree })
   // With Redis, this tree's gateway on the memory store runs in the same rounds: the Redis store's
   // own cost is the per-round difference.
   if (redisUrl !== undefined && values.split) {
-    const bare = { role: 'gateway', apiKey: KEY, redisUrl }
+    const bare = { role: 'gateway', sluice: thisTree, apiKey: KEY, redisUrl }
     await add('gateway (this tree, bare RedisStore given)', here, { ...bare, given: 'redis' })
     await add('gateway (this tree, memory store + a Redis PING per op)', here, { ...bare, given: 'ping' })
   }
   if (redisUrl !== undefined) {
-    await add('gateway (this tree, memory store)', here, { role: 'gateway', apiKey: KEY, store: 'memory' })
+    await add('gateway (this tree, memory store)', here, { ...gatewayConfig, store: 'memory' })
   }
   await add('pass-through proxy', here, { role: 'passthrough' })
   for (const c of contenders) await drive(c.pool, Math.min(requests, 3000)) // warm-up (JIT, pools)

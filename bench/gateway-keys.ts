@@ -16,10 +16,12 @@
 import { mkdtempSync, readFileSync } from 'node:fs'
 import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { startGateway } from '../src/gateway/index.js'
 import { generateApiKey } from '../src/http/keys.js'
 import { load } from './harness/autocannon.js'
+import { ensureBuilt } from './harness/built.js'
 import { Worker } from './harness/child.js'
 
 const WORKER = new URL('./workers/gateway-server.ts', import.meta.url)
@@ -53,9 +55,12 @@ const cpuSecondsOf = (pid: number | undefined): number | undefined => {
   }
 }
 
-const upstream = await Worker.start(WORKER, { role: 'mock' })
+// The mock and the gateway run sluice's built output (dist/), as `npm start` does.
+const sluice = ensureBuilt(fileURLToPath(new URL('..', import.meta.url)))
+const upstream = await Worker.start(WORKER, { role: 'mock', sluice })
 const gateway = await Worker.start(WORKER, {
   role: 'gateway',
+  sluice,
   store: 'memory',
   apiKey: YAML_KEY,
   database: true,

@@ -35,6 +35,16 @@ export interface LedgerMetrics {
 
 /** How a decision was made: by the store, or by an outage policy while the store was down. */
 type Source = 'store' | 'open' | 'local' | 'none'
+/**
+ * A decision's labels after its tier, as one key: outcome, source, then the limit (last, so that
+ * a limit name is taken whole); for an allowed decision (limit "none", most calls) by source.
+ */
+const ALLOWED: Record<Source, string> = {
+  store: 'allowed\u0000store\u0000none',
+  open: 'allowed\u0000open\u0000none',
+  local: 'allowed\u0000local\u0000none',
+  none: 'allowed\u0000none\u0000none',
+}
 
 /**
  * Prometheus metrics for limiters, their store and the HTTP layer above them. The library records
@@ -66,9 +76,14 @@ export class SluiceMetrics {
   private readonly ledgers = new Set<WatchableLedger>()
   private readonly prefix: string
   /** Counts of the per-request metrics, added to prom-client's at collection (see Pending). */
-  private readonly pendingDecisions = new Pending<'tier' | 'limit' | 'outcome' | 'source'>()
-  private readonly pendingCharged = new Pending<'tier' | 'unit'>()
-  private readonly pendingInFlight = new Pending<'tier'>()
+  private readonly pendingDecisions = new Pending<'tier' | 'limit' | 'outcome' | 'source'>((tier, rest) => {
+    const first = rest.indexOf('\u0000')
+    const second = rest.indexOf('\u0000', first + 1)
+    const limit = rest.slice(second + 1)
+    return { tier, limit, outcome: rest.slice(0, first), source: rest.slice(first + 1, second) }
+  })
+  private readonly pendingCharged = new Pending<'tier' | 'unit'>((tier, unit) => ({ tier, unit }))
+  private readonly pendingInFlight = new Pending<'tier'>((tier) => ({ tier }))
 
   constructor(options: SluiceMetricsOptions = {}) {
     if (typeof options !== 'object' || options === null) {
@@ -215,14 +230,11 @@ export class SluiceMetrics {
   /** Counts a decision (consume, reserve or settle) with its alerts and any block it started. */
   recordDecision(decision: Decision, tier: string = decision.policy): void {
     const source: Source = decision.fallback ?? 'store'
-    const outcome = decision.allowed ? 'allowed' : decision.blocked ? 'blocked' : 'denied'
-    const limit = decision.allowed ? 'none' : (decision.deniedBy ?? 'none')
-    this.pendingDecisions.add(`${tier}\u0000${limit}\u0000${outcome}\u0000${source}`, 1, () => ({
-      tier,
-      limit,
-      outcome,
-      source,
-    }))
+    if (decision.allowed) this.pendingDecisions.add(tier, ALLOWED[source], 1)
+    else {
+      const outcome = decision.blocked ? 'blocked' : 'denied'
+      this.pendingDecisions.add(tier, `${outcome}\u0000${source}\u0000${decision.deniedBy ?? 'none'}`, 1)
+    }
     for (const a of decision.alerts) this.alerts.inc({ tier, limit: a.name })
     if (decision.blockedNow) this.blocks.inc({ tier })
   }
@@ -245,9 +257,11 @@ export class SluiceMetrics {
 
   /** Counts what a call was charged in the end (e.g. the actual costs passed to settle). */
   recordCharge(tier: string, costs: Costs): void {
-    for (const [unit, amount] of Object.entries(costs)) {
+    for (const unit in costs) {
+      if (!Object.hasOwn(costs, unit)) continue
+      const amount = costs[unit]
       if (typeof amount === 'number' && amount > 0 && Number.isFinite(amount)) {
-        this.pendingCharged.add(`${tier}\u0000${unit}`, amount, () => ({ tier, unit }))
+        this.pendingCharged.add(tier, unit, amount)
       }
     }
   }
@@ -255,13 +269,12 @@ export class SluiceMetrics {
   /** Counts a request in flight; call the returned function once when it ends. */
   trackInFlight(tier: string): () => void {
     const pending = this.pendingInFlight
-    const labels = () => ({ tier })
-    pending.add(tier, 1, labels)
+    pending.add(tier, '', 1)
     let done = false
     return () => {
       if (done) return
       done = true
-      pending.add(tier, -1, labels)
+      pending.add(tier, '', -1)
     }
   }
 
@@ -360,21 +373,32 @@ export class SluiceMetrics {
  * Changes to a labelled metric made on every request, summed in a map and added to prom-client's
  * metric when it is collected (its `get()` and every scrape collect first): prom-client hashes the
  * labels and looks the value up on each `inc`, which showed in the gateway's per-request profile.
+ * Keyed by two strings (the tier, then the rest), so that a call neither joins them into one key
+ * nor builds its label object: `labelsOf` builds that once per label set.
  */
 class Pending<L extends string> {
-  private readonly entries = new Map<string, { labels: Record<L, string>; delta: number }>()
+  private readonly entries = new Map<string, Map<string, { labels: Record<L, string>; delta: number }>>()
 
-  add(key: string, delta: number, labels: () => Record<L, string>): void {
-    const entry = this.entries.get(key)
+  constructor(private readonly labelsOf: (first: string, second: string) => Record<L, string>) {}
+
+  add(first: string, second: string, delta: number): void {
+    let inner = this.entries.get(first)
+    if (inner === undefined) {
+      inner = new Map()
+      this.entries.set(first, inner)
+    }
+    const entry = inner.get(second)
     if (entry !== undefined) entry.delta += delta
-    else this.entries.set(key, { labels: labels(), delta })
+    else inner.set(second, { labels: this.labelsOf(first, second), delta })
   }
 
   flushTo(metric: Counter<L> | Gauge<L>): void {
-    for (const entry of this.entries.values()) {
-      // A gauge may go down; a label set seen once stays exported (at 0), as with inc/dec.
-      if (entry.delta < 0) (metric as Gauge<L>).dec(entry.labels, -entry.delta)
-      else metric.inc(entry.labels, entry.delta)
+    for (const inner of this.entries.values()) {
+      for (const entry of inner.values()) {
+        // A gauge may go down; a label set seen once stays exported (at 0), as with inc/dec.
+        if (entry.delta < 0) (metric as Gauge<L>).dec(entry.labels, -entry.delta)
+        else metric.inc(entry.labels, entry.delta)
+      }
     }
     this.entries.clear()
   }

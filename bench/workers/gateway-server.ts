@@ -16,14 +16,20 @@ import { join } from 'node:path'
 import Fastify from 'fastify'
 import { Redis } from 'ioredis'
 import { Pool } from 'undici'
-import { MemoryStore } from '../../src/store/memory.js'
-import { RedisStore } from '../../src/store/redis/store.js'
+import type { MemoryStore } from '../../src/store/memory.js'
+import type { RedisStore } from '../../src/store/redis/store.js'
 import type { Store, StoreOp } from '../../src/store/types.js'
-import { loadMockUpstream, loadStartGateway } from '../adapters.js'
+import { builtModule } from '../harness/built.js'
 import { readCpuWith, send, serve, workerConfig } from '../harness/child.js'
+import { benchGatewayConfig, benchGatewayEnv } from '../harness/gateway-config.js'
 
 interface Config {
   role: 'mock' | 'gateway' | 'passthrough' | 'portkey'
+  /**
+   * mock, gateway: the sluice checkout to run, as a file URL ending in `/`; its built output
+   * (dist/) is loaded, as users run it: the harness builds it first (`ensureBuilt`).
+   */
+  sluice?: string
   /** gateway, passthrough: the mock's base URL (with /v1). */
   upstreamUrl?: string
   store?: 'memory' | 'redis'
@@ -52,10 +58,17 @@ let close: () => Promise<void>
 let url: string
 let databaseKey: string | undefined
 
+/** A module of the sluice build the bench asked for. */
+function sluice<T>(path: string): Promise<T> {
+  if (config.sluice === undefined) throw new Error(`role ${config.role} needs the sluice checkout to run`)
+  return builtModule<T>(config.sluice, path)
+}
+
 if (config.role === 'mock') {
-  const mock = await loadMockUpstream()
-  if (!mock.ok) throw new Error(mock.reason)
-  const upstream = await mock.value({ port: 0 })
+  const { startMockUpstream } = await sluice<{
+    startMockUpstream(options: { port: number }): Promise<{ url: string; close(): Promise<void> }>
+  }>('gateway/mock/server.js')
+  const upstream = await startMockUpstream({ port: 0 })
   url = upstream.url
   close = () => upstream.close()
 } else if (config.role === 'passthrough') {
@@ -82,20 +95,18 @@ if (config.role === 'mock') {
 } else if (config.role === 'portkey') {
   ;({ url, close } = await startPortkey())
 } else {
-  const start = await loadStartGateway()
-  if (!start.ok) throw new Error(start.reason)
+  const { startGateway } = await sluice<{
+    startGateway(input: unknown, options: unknown): Promise<unknown>
+  }>('gateway/index.js')
   const ledgerDir = mkdtempSync(join(tmpdir(), 'sluice-bench-'))
-  // The service tier (per API key) with its request, token and burst limits raised so that nothing
-  // is denied; its in-flight limit (100) stays, above the bench's 16 in flight.
-  const huge = {
-    hourly: { kind: 'slidingWindow', limit: 1e9, window: '1h' },
-    tokens: { kind: 'tokenBucket', unit: 'tokens', capacity: 1e12, refillPerSecond: 1 },
-    burst: { kind: 'tokenBucket', capacity: 1e9, refillPerSecond: 1 },
-  }
   let given: Store | undefined
-  if (config.given === 'redis') given = new RedisStore({ url: config.redisUrl! })
+  if (config.given === 'redis') {
+    const store = await sluice<{ RedisStore: typeof RedisStore }>('store/redis/store.js')
+    given = new store.RedisStore({ url: config.redisUrl! })
+  }
   if (config.given === 'ping') {
-    const memory = new MemoryStore()
+    const store = await sluice<{ MemoryStore: typeof MemoryStore }>('store/memory.js')
+    const memory = new store.MemoryStore()
     const redis = new Redis(config.redisUrl!)
     given = {
       execute: (op: StoreOp) => redis.ping().then(() => memory.execute(op)),
@@ -106,25 +117,18 @@ if (config.role === 'mock') {
       },
     }
   }
-  const gateway = (await (start.value as (input: unknown, options: unknown) => Promise<unknown>)(
+  const gateway = (await startGateway(
     {
-      host: '127.0.0.1',
-      port: 0,
-      store:
-        config.store === 'redis'
-          ? { type: 'redis', url: config.redisUrl, timeout: config.storeTimeoutMs }
-          : { type: 'memory' },
+      ...benchGatewayConfig(config.upstreamUrl!, join(ledgerDir, 'usage.jsonl')),
+      ...(config.store === 'redis' && {
+        store: { type: 'redis', url: config.redisUrl, timeout: config.storeTimeoutMs },
+      }),
       ...(config.prefix !== undefined && { prefix: config.prefix }),
-      tiers: { service: { limits: huge } },
-      upstreams: { bench: { type: 'openai', baseUrl: config.upstreamUrl, apiKeyEnv: 'BENCH_UPSTREAM_KEY' } },
-      defaultUpstream: 'bench',
-      ledger: { path: join(ledgerDir, 'usage.jsonl') },
       ...(config.database && { database: { url: join(ledgerDir, 'sluice.db') } }),
       ...(config.detectors && { detectors: config.detectors }),
-      log: { level: 'warn' },
     },
     {
-      env: { SLUICE_DEMO_KEY: config.apiKey, BENCH_UPSTREAM_KEY: 'unused' },
+      env: benchGatewayEnv(config.apiKey!),
       ...(given !== undefined && { store: given }),
     },
   )) as {

@@ -7,8 +7,10 @@
  * cores are the limit, req/s goes as the inverse of that sum (the mock upstream and the load
  * generator cost the same either way).
  */
+import { fileURLToPath } from 'node:url'
 import { Pool } from 'undici'
 import { loadStartGateway } from '../adapters.js'
+import { ensureBuilt } from '../harness/built.js'
 import { Worker } from '../harness/child.js'
 import { type Contender, contest } from '../harness/contest.js'
 import type { Operation } from '../harness/drive.js'
@@ -50,12 +52,15 @@ async function run(ctx: BenchContext): Promise<Section> {
   if (!gateway.ok)
     return { unavailable: [{ id: 'detectors', workload: 'gateway detectors', reason: gateway.reason }] }
   const redis = await ctx.redis()
+  // The mock and the gateway run sluice's built output (dist/), as `npm start` does.
+  const sluice = ensureBuilt(fileURLToPath(new URL('../..', import.meta.url)))
   const contender = (store: 'memory' | 'redis', on: boolean): Contender => ({
     name: `gateway, ${store === 'memory' ? 'MemoryStore' : 'RedisStore'}, detectors ${on ? 'on' : 'off'}`,
     async setup() {
-      const upstream = await Worker.start(WORKER, { role: 'mock' })
+      const upstream = await Worker.start(WORKER, { role: 'mock', sluice })
       const front = await Worker.start(WORKER, {
         role: 'gateway',
+        sluice,
         store,
         redisUrl: redis.url,
         apiKey: API_KEY,

@@ -1,6 +1,8 @@
 import { createRequire } from 'node:module'
+import { fileURLToPath } from 'node:url'
 import { Pool } from 'undici'
 import { loadMockUpstream, loadStartGateway } from '../adapters.js'
+import { ensureBuilt } from '../harness/built.js'
 import { Worker } from '../harness/child.js'
 import { type Contender, contest } from '../harness/contest.js'
 import type { Operation } from '../harness/drive.js'
@@ -10,6 +12,7 @@ import { serverCpu } from '../harness/server-cpu.js'
 import type { BenchContext, Measure, Section, Workload } from '../harness/types.js'
 
 const WORKER = new URL('../workers/gateway-server.ts', import.meta.url)
+const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 /** Requests in flight: 16 and 32 for throughput under load; 1 for the latency the gateway adds alone. */
 const LOADS = { gateway: 16, 'gateway-32': 32, 'gateway-serial': 1 } as const
 type GatewayRow = keyof typeof LOADS
@@ -63,11 +66,13 @@ async function run(ctx: BenchContext, id: GatewayRow): Promise<Section> {
   if (!mock.ok) return { unavailable: [{ id, workload: 'gateway → mock upstream', reason: mock.reason }] }
   const gateway = await loadStartGateway()
   const redis = await ctx.redis()
+  // The mock and the gateway run sluice's built output (dist/), as `npm start` does.
+  const sluice = ensureBuilt(ROOT)
 
   const direct: Contender = {
     name: 'mock upstream direct',
     async setup() {
-      const upstream = await Worker.start(WORKER, { role: 'mock' })
+      const upstream = await Worker.start(WORKER, { role: 'mock', sluice })
       const mockUrl = upstream.info.url as string
       const { pool, path } = poolFor(mockUrl, new URL(mockUrl).pathname.replace(/\/$/, ''), inFlight)
       return {
@@ -88,7 +93,7 @@ async function run(ctx: BenchContext, id: GatewayRow): Promise<Section> {
   ): Contender => ({
     name,
     async setup() {
-      const upstream = await Worker.start(WORKER, { role: 'mock' })
+      const upstream = await Worker.start(WORKER, { role: 'mock', sluice })
       const front = await Worker.start(WORKER, { ...config, upstreamUrl: upstream.info.url })
       const { pool, path } = poolFor(front.info.url as string, '/v1', inFlight)
       return {
@@ -105,6 +110,7 @@ async function run(ctx: BenchContext, id: GatewayRow): Promise<Section> {
   const through = (store: 'memory' | 'redis'): Contender =>
     inFrontOfMock(`gateway, ${store === 'memory' ? 'MemoryStore' : 'RedisStore'}`, {
       role: 'gateway',
+      sluice,
       store,
       redisUrl: redis.url,
       apiKey: API_KEY,

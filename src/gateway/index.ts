@@ -233,13 +233,11 @@ export async function startGateway(
     },
     onSettled: (charge, settlement, end) => {
       if (plane !== undefined) recordSettled(plane, charge, settlement, end.status, logger)
-      if (charge.reservation !== undefined && !settlement.refunded) {
+      const detectors = live.current.detectors
+      // Who and what only when detectors run: two objects per call otherwise built for nothing.
+      if (detectors !== undefined && charge.reservation !== undefined && !settlement.refunded) {
         const who = whoOf(charge.info.subject, charge.info.tier)
-        live.current.detectors?.record(
-          who,
-          { tokens: settlement.tokens, usd: settlement.usd },
-          charge.decision,
-        )
+        detectors.record(who, { tokens: settlement.tokens, usd: settlement.usd }, charge.decision)
       }
       const routing = charge.info.routing
       if (routing !== undefined && !settlement.refunded) {

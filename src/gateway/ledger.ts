@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs'
 import { type FileHandle, mkdir, open, rename, rm } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { describeFsError } from './ledger-errors.js'
+import { ledgerLine } from './ledger-line.js'
 
 export {
   type GroupBy,
@@ -204,7 +205,7 @@ export class Ledger {
   }
 
   append(record: LedgerRecord): void {
-    const line = `${JSON.stringify(record)}\n`
+    const line = `${ledgerLine(record)}\n`
     if (this.closed || this.pendingBytes + line.length > this.bufferBytes) {
       this.drop(1)
       return

@@ -160,11 +160,6 @@ export async function proxyCall(call: ProxyCall): Promise<void> {
     raw.flushHeaders()
   }
 
-  const write = async (data: string | Buffer): Promise<void> => {
-    if (clientGone || data.length === 0) return
-    if (!raw.write(data)) await Promise.race([once(raw, 'drain'), once(raw, 'close')])
-  }
-
   const tracker = streaming ? dialect.streamTracker(call.request, call.stripUsage) : undefined
   const splitter = streaming ? new SseSplitter() : undefined
   if (tracker) charge.progress = tracker
@@ -172,6 +167,11 @@ export async function proxyCall(call: ProxyCall): Promise<void> {
   let broken: unknown
   try {
     if (tracker && splitter) {
+      // Made for streams only: a JSON answer goes out in one write below.
+      const write = async (data: string | Buffer): Promise<void> => {
+        if (clientGone || data.length === 0) return
+        if (!raw.write(data)) await Promise.race([once(raw, 'drain'), once(raw, 'close')])
+      }
       for await (const chunk of response.body) {
         let out = ''
         for (const event of splitter.push(chunk as Buffer)) {

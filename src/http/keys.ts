@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto'
+import * as crypto from 'node:crypto'
 import { describe, SluiceInputError } from '../core/errors.js'
 import type { LimitDefinition } from '../core/limits.js'
 import type { TierQueue } from './tiers.js'
@@ -11,7 +11,7 @@ export const API_KEY_PREFIX = 'sk-sluice-'
  * Show it to its owner once and keep only hashApiKey(key).
  */
 export function generateApiKey(): string {
-  return API_KEY_PREFIX + randomBytes(32).toString('base64url')
+  return API_KEY_PREFIX + crypto.randomBytes(32).toString('base64url')
 }
 
 /** Characters of a key (after `sk-sluice-`) that make its prefix: a database key's public id. */
@@ -28,12 +28,19 @@ export function keyPrefixOf(key: string): string | undefined {
   return rest.slice(0, KEY_PREFIX_LENGTH)
 }
 
+/**
+ * Node's one-shot digest (20.12 and later): without the Hash object createHash makes, it takes
+ * less than half the time, and every request with a key hashes it.
+ */
+const oneShot = (crypto as { hash?: (algorithm: string, data: string, encoding: 'hex') => string }).hash
+
 /** The SHA-256 of a key as 64 lowercase hex digits: what registries store and look up. */
 export function hashApiKey(key: string): string {
   if (typeof key !== 'string' || key === '') {
     throw new SluiceInputError(`hashApiKey needs a non-empty string, got ${describe(key)}`)
   }
-  return createHash('sha256').update(key, 'utf8').digest('hex')
+  if (oneShot !== undefined) return oneShot('sha256', key, 'hex')
+  return crypto.createHash('sha256').update(key, 'utf8').digest('hex')
 }
 
 /** What a registry knows about a key. Never the key itself. */

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { parseList } from 'structured-headers'
 import { describe, expect, it } from 'vitest'
 import {
@@ -44,6 +45,10 @@ describe('API keys', () => {
   })
   it('are stored as SHA-256 hex hashes', () => {
     expect(hashApiKey('abc')).toBe('ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad')
+    // Keys outside ASCII hash as their UTF-8 bytes, as createHash's update(key, 'utf8') did.
+    for (const key of ['sk-sluice-café-日本-🚀', generateApiKey()]) {
+      expect(hashApiKey(key)).toBe(createHash('sha256').update(Buffer.from(key, 'utf8')).digest('hex'))
+    }
   })
   it('refuse config entries that hold a key instead of its hash', () => {
     expect(() => new MemoryKeyRegistry([{ hash: generateApiKey(), tier: 'service' }])).toThrow(

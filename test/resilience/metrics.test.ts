@@ -44,6 +44,20 @@ describe('SluiceMetrics', () => {
     expect(await value(metrics, 'sluice_alerts_total', { tier: 'free', limit: 'hourly' })).toBe(1)
     expect(await value(metrics, 'sluice_blocks_total', { tier: 'free' })).toBe(1)
 
+    // Each sample carries exactly its own four labels.
+    const decisions = (await metrics.registry.getMetricsAsJSON()).find(
+      (m) => m.name === 'sluice_decisions_total',
+    )!
+    const samples = decisions.values.map((v) => ({ ...v.labels, value: v.value }))
+    expect(samples).toEqual(
+      expect.arrayContaining([
+        { tier: 'free', limit: 'none', outcome: 'allowed', source: 'store', value: 5 },
+        { tier: 'free', limit: 'hourly', outcome: 'denied', source: 'store', value: 1 },
+        { tier: 'free', limit: 'block', outcome: 'blocked', source: 'store', value: 3 },
+      ]),
+    )
+    expect(samples).toHaveLength(3)
+
     metrics.recordUnavailable('paid')
     expect(await value(metrics, 'sluice_decisions_total', { tier: 'paid', outcome: 'unavailable' })).toBe(1)
   })

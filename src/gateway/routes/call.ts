@@ -7,12 +7,13 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Admission } from '../../http/index.js'
 import { PRIORITY_HEADER, readPriority } from '../../http/priority.js'
 import type { Decision, Limiter } from '../../limiter.js'
+import type { ChargeInfo } from '../accounting.js'
 import { exceedsCapacity, tokenCapacity } from '../admission.js'
 import { lowerBound } from '../counting.js'
 import { promptOf } from '../detections.js'
 import type { Dialect, DialectRoute, Estimate, ValidRequest } from '../dialects/types.js'
 import { invalidRequest, wrongDialect } from '../errors.js'
-import { proxyCall } from '../proxy.js'
+import { type ProxyCall, proxyCall } from '../proxy.js'
 import { traceOf } from '../trace.js'
 import { admitOptions, clientGone } from './client-gone.js'
 import { admissionHeaders, type Gate } from './context.js'
@@ -92,7 +93,7 @@ async function serveCall(
     if (!admission.proceed) return sendAdmission(request, reply, admission)
     headers = admissionHeaders(admission)
   }
-  const charge = accounting.track(admission?.state.reservation, {
+  const info: ChargeInfo = {
     subject: identity.subject,
     tier: identity.tier,
     model: valid.model || '-',
@@ -101,8 +102,10 @@ async function serveCall(
     estimate,
     encoding: route.encoding,
     trace: traceOf(request),
-    ...(routed !== undefined && { routing: routed.routing }),
-  })
+  }
+  // Set in place rather than spread in: a spread makes the literal a copy on every call.
+  if (routed !== undefined) info.routing = routed.routing
+  const charge = accounting.track(admission?.state.reservation, info)
 
   const { body, stripUsage } = dialect.upstreamBody(valid, upstream)
   const bodyFor = (model: string | undefined) =>
@@ -113,24 +116,25 @@ async function serveCall(
     typeof api.upstreamPath === 'string'
       ? api.upstreamPath
       : api.upstreamPath(request.params as Record<string, string>)
-  traceOf(request).upstreamAt = performance.now()
+  info.trace!.upstreamAt = performance.now()
+  const call: ProxyCall = {
+    reply,
+    log: request.log,
+    upstream,
+    dialect,
+    request: valid,
+    method: api.method,
+    path,
+    body: bodyFor(routed?.routing.deployment.providerModel),
+    stream: valid.stream,
+    stripUsage,
+    clientHeaders: request.headers,
+    headers,
+    charge,
+  }
+  if (routed !== undefined) call.onAnswer = routed.onAnswer(bodyFor)
   try {
-    await proxyCall({
-      reply,
-      log: request.log,
-      upstream,
-      dialect,
-      request: valid,
-      method: api.method,
-      path,
-      body: bodyFor(routed?.routing.deployment.providerModel),
-      stream: valid.stream,
-      stripUsage,
-      clientHeaders: request.headers,
-      headers,
-      charge,
-      ...(routed !== undefined && { onAnswer: routed.onAnswer(bodyFor) }),
-    })
+    await proxyCall(call)
   } finally {
     // Whatever went wrong, the reservation is settled (charging the prompt) and never leaks.
     if (!charge.finished) {
