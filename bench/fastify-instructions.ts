@@ -7,7 +7,10 @@
  * sluice within 5 % of `bare-headers`; a count a busy machine does not move, where req/s swings.
  * Only the server's user-space work is counted: the kernel's (writing the response) is in neither.
  *
- *   npx tsx bench/fastify-instructions.ts [--warmup 3000] [--requests 5000] [--repeat 2]
+ * The warm-up is long because V8 keeps compiling the server's code for thousands of requests: after
+ * 1,000 or 3,000 a request counted 525k or 110k instructions, after 10,000 ~78k, repeatable.
+ *
+ *   npx tsx bench/fastify-instructions.ts [--warmup 10000] [--requests 10000] [--repeat 2]
  *     [--variants bare-headers,sluice-memory]
  */
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -17,6 +20,7 @@ import { parseArgs } from 'node:util'
 import { Pool } from 'undici'
 import { bundleWorker } from './harness/bundle.js'
 import { CountedProcess } from './harness/callgrind.js'
+import { sendCalls } from './harness/calls.js'
 import type { FromWorker } from './harness/child.js'
 import { median } from './harness/latency.js'
 
@@ -28,48 +32,40 @@ const { values } = parseArgs({
     variants: { type: 'string' },
   },
 })
-const warmup = Number(values.warmup ?? 3000)
-const requests = Number(values.requests ?? 5000)
+const warmup = Number(values.warmup ?? 10000)
+const requests = Number(values.requests ?? 10000)
 const repeat = Number(values.repeat ?? 2)
 const variants = (values.variants ?? 'bare-headers,sluice-memory,peer-memory').split(',')
 const CONNECTIONS = 16
 
-/** `count` GET / requests, CONNECTIONS at a time, each answer read whole. */
-async function drive(pool: Pool, count: number): Promise<void> {
-  let started = 0
-  const lane = async () => {
-    while (started < count) {
-      started++
-      const answer = await pool.request({ method: 'GET', path: '/' })
-      if (answer.statusCode !== 200) throw new Error(`status ${answer.statusCode}`)
-      await answer.body.text()
-    }
-  }
-  await Promise.all(Array.from({ length: CONNECTIONS }, lane))
-}
+const GET = { method: 'GET' as const, path: '/' }
 
 async function count(bundle: string, variant: string): Promise<number> {
   const server = CountedProcess.start(
     [bundle, JSON.stringify({ variant })],
     ['ignore', 'inherit', 'pipe', 'ipc'],
   )
-  const ready = await new Promise<FromWorker>((resolve, reject) => {
-    server.child.once('message', (m) => resolve(m as FromWorker))
-    server.child.once('exit', () =>
-      reject(new Error(`${variant} exited before it listened:\n${server.stderr}`)),
-    )
-  })
-  if (ready.type !== 'ready') throw new Error(`${variant}: ${JSON.stringify(ready)}`)
-  const pool = new Pool(String(ready.info?.url), { connections: CONNECTIONS })
   try {
-    await drive(pool, warmup)
-    await server.counting(true)
-    await drive(pool, requests)
-    await server.counting(false)
+    const ready = await new Promise<FromWorker>((resolve, reject) => {
+      server.child.once('message', (m) => resolve(m as FromWorker))
+      server.child.once('exit', () =>
+        reject(new Error(`${variant} exited before it listened:\n${server.stderr}`)),
+      )
+    })
+    if (ready.type !== 'ready') throw new Error(`${variant}: ${JSON.stringify(ready)}`)
+    const pool = new Pool(String(ready.info?.url), { connections: CONNECTIONS })
+    try {
+      await sendCalls(pool, warmup, CONNECTIONS, () => GET)
+      await server.counting(true)
+      await sendCalls(pool, requests, CONNECTIONS, () => GET)
+      await server.counting(false)
+    } finally {
+      await pool.close()
+    }
+    return await server.total(() => server.child.send({ type: 'stop' }))
   } finally {
-    await pool.close()
+    server.kill()
   }
-  return server.total(() => server.child.send({ type: 'stop' }))
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'sluice-fastify-instructions-'))

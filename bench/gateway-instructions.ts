@@ -13,16 +13,12 @@
  *
  *   npx tsx bench/gateway-instructions.ts [--warmup 2000] [--requests 3000] [--base <dir>] [--repeat 1]
  */
-import { execFile, spawn } from 'node:child_process'
-import { once } from 'node:events'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { parseArgs, promisify } from 'node:util'
+import { parseArgs } from 'node:util'
 import { Pool } from 'undici'
 import { generateApiKey } from '../src/http/keys.js'
 import { ensureBuilt } from './harness/built.js'
+import { CountedProcess } from './harness/callgrind.js'
 import { sendCalls } from './harness/calls.js'
 import { Worker } from './harness/child.js'
 import { benchGatewayConfig, benchGatewayEnv } from './harness/gateway-config.js'
@@ -51,7 +47,6 @@ const CALL = {
     max_tokens: 16,
   }),
 }
-const run = promisify(execFile)
 const WORKER = fileURLToPath(new URL('./workers/gateway-plain.mjs', import.meta.url))
 
 const trees: [string, string][] = [['this tree', ensureBuilt(fileURLToPath(new URL('..', import.meta.url)))]]
@@ -63,58 +58,33 @@ const mock = await Worker.start(new URL('./workers/gateway-server.ts', import.me
 
 /** Instructions of one gateway process while it served `calls` calls after `warmup` others. */
 async function count(root: string, calls: number): Promise<number> {
-  const dir = mkdtempSync(join(tmpdir(), 'sluice-callgrind-'))
-  const out = join(dir, 'out')
   const args = JSON.stringify({
     root,
     config: benchGatewayConfig(mock.info.url as string, 'unused'),
     env: benchGatewayEnv(KEY),
   })
-  const child = spawn(
-    'valgrind',
-    [
-      '--tool=callgrind',
-      '--instr-atstart=no',
-      // V8 writes and rewrites machine code: valgrind must notice code changed on the heap.
-      '--smc-check=all-non-file',
-      `--callgrind-out-file=${out}`,
-      process.execPath,
-      WORKER,
-      args,
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  )
-  let stderr = ''
-  child.stderr.on('data', (d: Buffer) => {
-    stderr += d.toString()
-  })
-  const exited = once(child, 'exit')
-  const collect = (on: boolean) =>
-    run('callgrind_control', ['-i', on ? 'on' : 'off', String(child.pid)], { timeout: 120_000 })
+  const gateway = CountedProcess.start([WORKER, args], ['ignore', 'pipe', 'pipe'])
   try {
     const url = await new Promise<string>((resolve, reject) => {
       let text = ''
-      child.stdout.on('data', (d: Buffer) => {
+      gateway.child.stdout!.on('data', (d: Buffer) => {
         text += d.toString()
         const m = /ready (\S+)/.exec(text)
         if (m) resolve(m[1]!)
       })
-      child.on('exit', () => reject(new Error(`the gateway exited before it listened:\n${stderr}`)))
+      gateway.child.on('exit', () =>
+        reject(new Error(`the gateway exited before it listened:\n${gateway.stderr}`)),
+      )
     })
     const pool = new Pool(url, { connections: IN_FLIGHT, pipelining: 1 })
     await sendCalls(pool, warmup, IN_FLIGHT, () => CALL)
-    await collect(true)
+    await gateway.counting(true)
     await sendCalls(pool, calls, IN_FLIGHT, () => CALL)
-    await collect(false)
+    await gateway.counting(false)
     await pool.close()
-    child.kill('SIGTERM')
-    await exited
-    const m = /^totals:\s+(\d+)/m.exec(readFileSync(out, 'utf8'))
-    if (!m) throw new Error(`no instruction count in callgrind's output:\n${stderr}`)
-    return Number(m[1]!)
+    return await gateway.total(() => gateway.child.kill('SIGTERM'))
   } finally {
-    if (child.exitCode === null) child.kill('SIGKILL')
-    rmSync(dir, { recursive: true, force: true })
+    gateway.kill()
   }
 }
 
