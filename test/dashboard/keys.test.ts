@@ -140,11 +140,15 @@ describe('the dashboard: keys', () => {
 
     const { page, problems } = await f.open(`/dashboard/#/keys/${issued.id}`, { signedIn: true })
     await page.getByRole('heading', { level: 1, name: /noisy.*blocked/ }).waitFor()
+    // A slow network: the dialog stays open, its button busy, while the page's own is still there.
+    await page.route('**/subjects/*/unblock', async (route) => {
+      await new Promise((resolve) => setTimeout(resolve, 300))
+      await route.continue()
+    })
     await page.getByRole('button', { name: 'Unblock' }).click()
-    await page
-      .getByRole('dialog', { name: 'Unblock key noisy' })
-      .getByRole('button', { name: 'Unblock' })
-      .click()
+    const dialog = page.getByRole('dialog', { name: 'Unblock key noisy' })
+    await dialog.getByRole('button', { name: 'Unblock' }).click()
+    await dialog.waitFor({ state: 'detached' })
     await page.getByRole('button', { name: 'Unblock' }).waitFor({ state: 'detached' })
     expect((await f.limiter.peek(subject, { requests: 0 })).blocked).toBe(false)
     const audit = await f.control.audit.list({ action: 'subject.unblock', targetId: subject })
