@@ -54,22 +54,18 @@ export class CountedProcess {
 
   /**
    * The instructions counted, once the process has exited after `stop` (which must make it exit
-   * cleanly, so that callgrind writes its counts).
+   * cleanly, so that callgrind writes its counts). The caller still calls kill() when done.
    */
   async total(stop: () => void): Promise<number> {
-    try {
-      const exited = once(this.child, 'exit')
-      stop()
-      await exited
-      const m = /^totals:\s+(\d+)/m.exec(readFileSync(join(this.dir, 'out'), 'utf8'))
-      if (!m) throw new Error(`no instruction count in callgrind's output:\n${this.stderrText}`)
-      return Number(m[1]!)
-    } finally {
-      this.kill()
-    }
+    const exited = once(this.child, 'exit')
+    stop()
+    await exited
+    const m = /^totals:\s+(\d+)/m.exec(readFileSync(join(this.dir, 'out'), 'utf8'))
+    if (!m) throw new Error(`no instruction count in callgrind's output:\n${this.stderrText}`)
+    return Number(m[1]!)
   }
 
-  /** Ends the process if it still runs and removes its files. */
+  /** Ends the process if it still runs and removes its files (every count ends with it). */
   kill(): void {
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL')
     rmSync(this.dir, { recursive: true, force: true })
