@@ -12,7 +12,12 @@
  * counts each N times, alternating the checkouts. Needs valgrind (with callgrind_control).
  *
  * The warm-up is long because V8 keeps compiling the gateway's code for thousands of calls: after
- * 4,000 two counts of one checkout differed by 4–10 %, after 20,000 by under 0.5 %.
+ * 4,000 two counts of one checkout differed by 4–10 %, after 20,000 by under 0.5 %. Then a full
+ * GC (the worker runs with --expose-gc), and V8's memory reducer off: whether a major GC fell
+ * among the counted calls swung two counts of one checkout from 533k to 806k instructions a call,
+ * and the memory reducer starts them when the allocation rate per second is low, as it is for a
+ * gateway under valgrind on a loaded machine (not for a busy one outside it). So counted, the
+ * calls hold the gateway's own work and the scavenges, not a major GC's.
  *
  * With `--detectors` each checkout is counted twice, abuse detectors on and off, as the
  * `detectors` bench row runs them (bench/workloads/detectors.ts: its key, prompts varied call by
@@ -101,21 +106,36 @@ async function count(v: Variant, calls: number): Promise<number> {
     ...(v.on && { detectors: DETECTORS }),
   }
   const args = JSON.stringify({ root: v.root, config, env: benchGatewayEnv(KEY) })
-  const gateway = CountedProcess.start([WORKER, args], ['ignore', 'pipe', 'pipe'])
+  const gateway = CountedProcess.start(
+    ['--expose-gc', '--no-memory-reducer', WORKER, args],
+    ['ignore', 'pipe', 'pipe'],
+  )
   try {
-    const url = await new Promise<string>((resolve, reject) => {
-      let text = ''
-      gateway.child.stdout!.on('data', (d: Buffer) => {
-        text += d.toString()
-        const m = /ready (\S+)/.exec(text)
-        if (m) resolve(m[1]!)
+    let text = ''
+    const printed = (line: RegExp) =>
+      new Promise<string>((resolve, reject) => {
+        const seen = () => {
+          const m = line.exec(text)
+          if (m === null) return false
+          text = text.slice(m.index + m[0].length)
+          resolve(m[1] ?? '')
+          return true
+        }
+        if (seen()) return
+        const onData = (d: Buffer) => {
+          text += d.toString()
+          if (seen()) gateway.child.stdout!.off('data', onData)
+        }
+        gateway.child.stdout!.on('data', onData)
+        gateway.child.once('exit', () => reject(new Error(`the gateway exited:\n${gateway.stderr}`)))
       })
-      gateway.child.on('exit', () =>
-        reject(new Error(`the gateway exited before it listened:\n${gateway.stderr}`)),
-      )
-    })
+    const url = await printed(/ready (\S+)\n/)
     const pool = new Pool(url, { connections: IN_FLIGHT, pipelining: 1 })
     await sendCalls(pool, warmup, IN_FLIGHT, callOf)
+    // A full GC, and time for its background sweeping, before counting (gateway-plain.mjs).
+    gateway.child.kill('SIGUSR2')
+    await printed(/collected\n/)
+    await new Promise((r) => setTimeout(r, 1000))
     await gateway.counting(true)
     await sendCalls(pool, calls, IN_FLIGHT, (n) => callOf(warmup + n))
     await gateway.counting(false)
