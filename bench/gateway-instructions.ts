@@ -12,12 +12,11 @@
  * counts each N times, alternating the checkouts. Needs valgrind (with callgrind_control).
  *
  * The warm-up is long because V8 keeps compiling the gateway's code for thousands of calls: after
- * 4,000 two counts of one checkout differed by 4–10 %, after 20,000 by under 0.5 %. Then a full
- * GC (the worker runs with --expose-gc), and V8's memory reducer off: whether a major GC fell
- * among the counted calls swung two counts of one checkout from 533k to 806k instructions a call,
- * and the memory reducer starts them when the allocation rate per second is low, as it is for a
- * gateway under valgrind on a loaded machine (not for a busy one outside it). So counted, the
- * calls hold the gateway's own work and the scavenges, not a major GC's.
+ * 4,000 two counts of one checkout differed by 4–10 %, after 20,000 by under 0.5 %. V8's memory
+ * reducer is off: it starts major GCs when the allocation rate per second is low, as it is for a
+ * gateway under valgrind on a loaded machine (not for a busy one outside it), and two counts of
+ * one checkout so went from 533k to 806k instructions a call as the machine's load rose (a full GC
+ * forced before counting was worse: V8 then compiled again during the counted calls).
  *
  * With `--detectors` each checkout is counted twice, abuse detectors on and off, as the
  * `detectors` bench row runs them (bench/workloads/detectors.ts: its key, prompts varied call by
@@ -106,10 +105,7 @@ async function count(v: Variant, calls: number): Promise<number> {
     ...(v.on && { detectors: DETECTORS }),
   }
   const args = JSON.stringify({ root: v.root, config, env: benchGatewayEnv(KEY) })
-  const gateway = CountedProcess.start(
-    ['--expose-gc', '--no-memory-reducer', WORKER, args],
-    ['ignore', 'pipe', 'pipe'],
-  )
+  const gateway = CountedProcess.start(['--no-memory-reducer', WORKER, args], ['ignore', 'pipe', 'pipe'])
   try {
     let text = ''
     const printed = (line: RegExp) =>
@@ -132,10 +128,6 @@ async function count(v: Variant, calls: number): Promise<number> {
     const url = await printed(/ready (\S+)\n/)
     const pool = new Pool(url, { connections: IN_FLIGHT, pipelining: 1 })
     await sendCalls(pool, warmup, IN_FLIGHT, callOf)
-    // A full GC, and time for its background sweeping, before counting (gateway-plain.mjs).
-    gateway.child.kill('SIGUSR2')
-    await printed(/collected\n/)
-    await new Promise((r) => setTimeout(r, 1000))
     await gateway.counting(true)
     await sendCalls(pool, calls, IN_FLIGHT, (n) => callOf(warmup + n))
     await gateway.counting(false)

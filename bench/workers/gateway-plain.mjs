@@ -2,7 +2,7 @@
 // valgrind (bench/gateway-instructions.ts): argv[2] is JSON { root, config, env } — the sluice
 // checkout whose dist/ to run (a file URL ending in /), startGateway's input and its env. Prints
 // "ready <url>" when listening; on SIGTERM closes the gateway and exits 0, so that valgrind writes
-// its counts. Run with --expose-gc, on SIGUSR2 it collects all garbage and prints "collected".
+// its counts.
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -19,11 +19,5 @@ process.on('SIGTERM', () => {
     },
     () => process.exit(1),
   )
-})
-// A full collection just before counting: otherwise whether one of the rare major GCs falls among
-// the counted calls decides the count (two counts of one checkout differed by half).
-process.on('SIGUSR2', () => {
-  globalThis.gc?.()
-  process.stdout.write('collected\n')
 })
 process.stdout.write(`ready ${gateway.url}\n`)
