@@ -46,7 +46,8 @@ export class Answers {
     // Let through unchecked while the store is down: there is nothing true to say.
     if (decision.fallback === 'open') return out
     const cap = this.o.concurrencyRetryCapMs
-    const retry = advertisedRetryMs(decision, cap)
+    // Allowed: no call (its answer is 0), which the busy caller could not inline.
+    const retry = decision.allowed ? 0 : advertisedRetryMs(decision, cap)
     const hints = { nextCallMs, concurrencyRetryCapMs: cap }
     addRateLimitHeaders(out, decision, groups, retry, this.policyHeaders, hints)
     if (warning !== undefined) out['x-ratelimit-warning'] = warning

@@ -10,6 +10,7 @@
  *
  * Identity uses the socket address and sluice's own `trustProxy`, not Fastify's `trustProxy`.
  */
+import type { Socket } from 'node:net'
 import type { FastifyInstance, FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify'
 import { describe, SluiceInputError } from '../core/errors.js'
 import { coreFrom, type SluiceInput } from './adapter.js'
@@ -48,13 +49,28 @@ function answer(
 ): void {
   const state = result.state
   request.sluice = state
-  reply.headers(result.headers)
+  // One reply.header() per header: reply.headers() reads our object's values by a key it does
+  // not know (a megamorphic load each), where for-in reads them through the object's enum cache.
+  const headers = result.headers
+  for (const name in headers) reply.header(name, headers[name]!)
   if (!result.proceed) {
     reply.code(result.status).send(result.body)
     return
   }
   if (state.holdsLease) reply.raw.once('close', () => void releaseState(state))
   next()
+}
+
+/** Each connection's peer address, read once: Node's getter costs ~450 instructions a read. */
+const addresses = new WeakMap<Socket, string>()
+
+function remoteAddressOf(socket: Socket): string | undefined {
+  let address = addresses.get(socket)
+  if (address === undefined) {
+    address = socket.remoteAddress
+    if (address !== undefined) addresses.set(socket, address)
+  }
+  return address
 }
 
 /**
@@ -70,7 +86,7 @@ function routeHook(core: Sluice<FastifyRequest>, cost: CostSpec<FastifyRequest> 
           method: request.method,
           url: request.url,
           headers: request.headers,
-          remoteAddress: request.raw.socket.remoteAddress,
+          remoteAddress: remoteAddressOf(request.raw.socket),
         },
         request,
         cost,

@@ -68,7 +68,8 @@ export class Graduator {
    */
   graduate(identity: Identity, decision: Decision): Graduation {
     const alerts = decision.alerts
-    for (const limit of alerts) this.reportAlert(identity, decision, limit)
+    // Indexed: a for-of over the (frozen) shared empty list called the array iterator's builtin.
+    for (let i = 0; i < alerts.length; i++) this.reportAlert(identity, decision, alerts[i]!)
     if (!decision.allowed) {
       const { events, logger } = this.o
       const retryAfterMs = advertisedRetryMs(decision, this.o.concurrencyRetryCapMs)

@@ -18,7 +18,7 @@ export function needsNextCall(
   if (!decision.allowed || decision.fallback === 'open') return false
   if (!groups.ietf && !groups.legacy && !groups.openai) return false
   for (const l of decision.limits) {
-    if (isInFlight(l.kind) || l.remaining >= 1) continue
+    if (l.remaining >= 1 || isInFlight(l.kind)) continue
     if (remainingOf(l) === 0 && nextUnitMs(l, concurrencyRetryCapMs) === undefined) return true
   }
   return false
