@@ -42,6 +42,11 @@ export function subjectKeys(
     queue: `${base}!queue`,
     hint: { owner: undefined, generation: 0, slot: undefined },
     alertOp: alertAt === undefined ? undefined : { threshold: alertAt, keys: alerts },
-    blockOp: block && { params: block, key: blockKey, strikesKey: strikes },
+    blockOp: block && {
+      params: block,
+      key: blockKey,
+      strikesKey: strikes,
+      hint: { owner: undefined, generation: 0, slot: undefined },
+    },
   }
 }

@@ -230,13 +230,10 @@ export class Admitter {
     state.reservation = reservation
     state.decision = decision
     state.holdsLease = entry.hasConcurrency && reservation.allowed
-    const g = this.o.graduator.graduate(identity, decision)
-    state.level = g.level
-    state.warning = g.warning
-    state.alerts = g.alerts
+    this.o.graduator.graduateInto(state, identity, decision)
     const answers = this.o.answers
     if (reservation.allowed) {
-      const headers = answers.headersFor(decision, g.warning, undefined, next)
+      const headers = answers.headersFor(decision, state.warning, undefined, next)
       if (decision.waitedMs !== undefined) headers['x-sluice-queue-ms'] = String(decision.waitedMs)
       return { proceed: true, status: 200, headers, body: undefined, state }
     }
@@ -245,7 +242,7 @@ export class Admitter {
       return {
         proceed: true,
         status: 200,
-        headers: answers.headersFor(decision, g.warning),
+        headers: answers.headersFor(decision, state.warning),
         body: undefined,
         state,
       }
