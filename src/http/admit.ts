@@ -78,7 +78,8 @@ export class Admitter {
   ): Admission | Promise<Admission> {
     const entry = this.o.policies.entry(identity)
     let reserved: Reservation | Promise<Reservation>
-    let charged = costs instanceof Promise ? undefined : costs
+    const pending = costs instanceof Promise
+    let charged = pending ? undefined : costs
     try {
       const extra = this.o.levels?.(identity)
       const own = options?.levels
@@ -114,8 +115,8 @@ export class Admitter {
                   charged = c
                   return entry.limiter.reserve(identity.subject, c, this.waitOf(entry, identity, options))
                 })
-              : costs instanceof Promise
-                ? costs.then((c) => {
+              : pending
+                ? (costs as Promise<Costs>).then((c) => {
                     charged = c
                     return entry.limiter.reserve(identity.subject, c)
                   })
