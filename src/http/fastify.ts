@@ -10,12 +10,12 @@
  *
  * Identity uses the socket address and sluice's own `trustProxy`, not Fastify's `trustProxy`.
  */
-import type { Socket } from 'node:net'
 import type { FastifyInstance, FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify'
 import { describe, SluiceInputError } from '../core/errors.js'
 import { coreFrom, type SluiceInput } from './adapter.js'
 import type { Sluice } from './core.js'
 import type { CostSpec } from './options.js'
+import { remoteAddressOf } from './socket-address.js'
 import { type CheckResult, type RateLimitState, releaseState } from './state.js'
 
 /** Per route, in `config.sluice`: false to leave the route unlimited, or its own cost. */
@@ -59,18 +59,6 @@ function answer(
   }
   if (state.holdsLease) reply.raw.once('close', () => void releaseState(state))
   next()
-}
-
-/** Each connection's peer address, read once: Node's getter costs ~450 instructions a read. */
-const addresses = new WeakMap<Socket, string>()
-
-function remoteAddressOf(socket: Socket): string | undefined {
-  let address = addresses.get(socket)
-  if (address === undefined) {
-    address = socket.remoteAddress
-    if (address !== undefined) addresses.set(socket, address)
-  }
-  return address
 }
 
 /**
