@@ -10,12 +10,14 @@ import { nextOpId } from './op-id.js'
 import { Reservation } from './reservation.js'
 import type { QueueBackend } from './store/queue-types.js'
 import { queuesOf } from './store/queues.js'
-import type { OpMode, StateHint, Store, StoreOp, StoreResult } from './store/types.js'
+import type { OpMode, Store, StoreOp, StoreResult } from './store/types.js'
+import { type SubjectKeys, subjectKeys } from './subject-keys.js'
 import type { WaitOptions } from './waiting.js'
 
 export type { Decision, LimitStatus } from './decision.js'
 export type { BlockOptions } from './limiter-options.js'
 export { Reservation } from './reservation.js'
+export type { SubjectKeys } from './subject-keys.js'
 export type { WaitOptions } from './waiting.js'
 
 /**
@@ -50,23 +52,6 @@ const POLICY = /^[A-Za-z0-9_.-]{1,64}$/
 const PLAIN_SUBJECT = /^[A-Za-z0-9_.:@/+=-]{1,100}$/
 const KEY_CACHE_SIZE = 10_000
 
-export interface SubjectKeys {
-  /**
-   * Where the subject's counters live: one key holding the state of every limit whose state is a
-   * number or two (token buckets, fixed and sliding windows). Its TTL is the longest time to full.
-   */
-  state: string
-  /** One name per limit, in the order of `names`; sliding logs and concurrency leases (sorted sets in Redis) live under theirs. */
-  limits: string[]
-  alerts: string[]
-  block: string
-  strikes: string
-  /** The subject's queue of waiting requests (WaitOptions), its keys named from this one. */
-  queue: string
-  /** @internal Where a MemoryStore found the state key last (see StateHint). */
-  hint: StateHint
-}
-
 /** A store that can decide synchronously (MemoryStore): one promise per call instead of two. */
 interface SyncStore extends Store {
   executeSync(op: StoreOp): StoreResult
@@ -100,6 +85,12 @@ export class Limiter {
   private readonly defaultCosts: number[]
   /** The same, not frozen (V8 reads a frozen array through a generic IC), for MemoryStore decisions. */
   private readonly passingCosts: number[]
+  /** The frozen Costs reserveNow saw last, with its per-limit costs. */
+  private lastFrozen: { costs: Costs | undefined; perLimit: number[]; charged: number[] } = {
+    costs: undefined,
+    perLimit: [],
+    charged: [],
+  }
   /** The per-limit costs a MemoryStore decision reads, rewritten by each call that names costs. */
   private readonly scratchCosts: number[]
   /** Each limit's unit, in order (costsFor matches the given units to them). */
@@ -256,12 +247,25 @@ export class Limiter {
    */
   reserveNow(subject: string, estimate?: Costs): Reservation | Promise<Reservation> {
     const id = this.needsOpId ? nextOpId() : '-'
-    const costs = this.costsFor(estimate)
+    let costs: number[]
+    let charged: number[]
+    const last = this.lastFrozen
+    if (estimate !== undefined && estimate === last.costs) {
+      costs = last.perLimit
+      charged = last.charged
+    } else {
+      costs = charged = this.costsFor(estimate)
+      // A frozen Costs (an HTTP tier's fixed cost: one object for every request) keeps its
+      // per-limit costs, checked once: the store reads one copy, the reservations share another.
+      if (estimate !== undefined && Object.isFrozen(estimate)) {
+        this.lastFrozen = { costs: estimate, perLimit: costs, charged: Object.freeze([...costs]) as number[] }
+      }
+    }
     const decision = this.runNow('reserve', subject, costs, id)
     if (decision instanceof Promise) {
-      return decision.then((d) => new Reservation(this, subject, id, costs, d))
+      return decision.then((d) => new Reservation(this, subject, id, charged, d))
     }
-    return new Reservation(this, subject, id, costs, decision)
+    return new Reservation(this, subject, id, charged, decision)
   }
 
   /** Forgets everything about a subject: limits, alerts, strikes and blocks. */
@@ -281,22 +285,21 @@ export class Limiter {
    */
   keysFor(subject: string, hashTag?: string): SubjectKeys {
     const cacheKey = hashTag === undefined ? subject : `${hashTag}\u0000${subject}`
-    let keys = this.keyCache.get(cacheKey)
-    if (keys === undefined) {
-      const base = this.baseKey(subject, hashTag)
-      keys = {
-        state: `${base}#${this.layout}`,
-        limits: this.names.map((n) => `${base}:${n}`),
-        alerts: this.names.map((n) => `${base}:${n}:alerted`),
-        block: `${base}!block`,
-        strikes: `${base}!strikes`,
-        queue: `${base}!queue`,
-        hint: { owner: undefined, generation: 0, slot: undefined },
-      }
-      // Reusing the same strings saves building and hashing them again on every call.
-      if (this.keyCache.size >= KEY_CACHE_SIZE) this.keyCache.clear()
-      this.keyCache.set(cacheKey, keys)
-    }
+    // The miss in a method of its own: what every call runs stays small enough to inline.
+    return this.keyCache.get(cacheKey) ?? this.newKeys(subject, hashTag, cacheKey)
+  }
+
+  private newKeys(subject: string, hashTag: string | undefined, cacheKey: string): SubjectKeys {
+    const keys = subjectKeys(
+      this.baseKey(subject, hashTag),
+      this.names,
+      this.layout,
+      this.alertAt,
+      this.block,
+    )
+    // Reusing the same strings saves building and hashing them again on every call.
+    if (this.keyCache.size >= KEY_CACHE_SIZE) this.keyCache.clear()
+    this.keyCache.set(cacheKey, keys)
     return keys
   }
 
@@ -430,9 +433,8 @@ export class Limiter {
       op.stateHint = keys.hint
       op.keys = keys.limits
       op.costs = costs
-      op.alert =
-        charging && this.alertAt !== undefined ? { threshold: this.alertAt, keys: keys.alerts } : undefined
-      op.block = this.block && { params: this.block, key: keys.block, strikesKey: keys.strikes }
+      op.alert = charging ? keys.alertOp : undefined
+      op.block = keys.blockOp
       if (mode === 'reset') op.alert = { threshold: 0, keys: keys.alerts }
       return this.toDecision(subject, this.sharedStore.executeShared(op), costs, charging)
     }

@@ -59,4 +59,27 @@ describe('MemoryStore state hints', () => {
     expect(third.allowed).toBe(false)
     expect(third.deniedBy).toBe('log')
   })
+
+  it("sees a subject's block start, end by unblock, and expire (the block key's hint)", async () => {
+    let now = 1_700_000_000_000
+    const store = new MemoryStore({ now: () => now })
+    const limiter = new Limiter({
+      store,
+      policy: 'p',
+      limits: { b: tokenBucket({ capacity: 1, refillPerSecond: 0.001 }) },
+      block: { after: 2, withinMs: 60_000, durationsMs: [10_000] },
+    })
+    expect(limiter.consumeSync('a').allowed).toBe(true)
+    expect(limiter.consumeSync('a').blocked).toBe(false) // first denial, no block key yet
+    expect(limiter.consumeSync('a').blockedNow).toBe(true)
+    expect(limiter.consumeSync('a').blocked).toBe(true)
+    await limiter.unblock('a')
+    const after = limiter.consumeSync('a')
+    expect(after.blocked).toBe(false)
+    expect(after.deniedBy).toBe('b')
+    limiter.consumeSync('a') // second denial since the unblock: blocked again
+    expect(limiter.consumeSync('a').blocked).toBe(true)
+    now += 10_001
+    expect(limiter.consumeSync('a').blocked).toBe(false)
+  })
 })

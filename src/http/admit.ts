@@ -78,7 +78,8 @@ export class Admitter {
   ): Admission | Promise<Admission> {
     const entry = this.o.policies.entry(identity)
     let reserved: Reservation | Promise<Reservation>
-    let charged = costs instanceof Promise ? undefined : costs
+    const pending = costs instanceof Promise
+    let charged = pending ? undefined : costs
     try {
       const extra = this.o.levels?.(identity)
       const own = options?.levels
@@ -114,8 +115,8 @@ export class Admitter {
                   charged = c
                   return entry.limiter.reserve(identity.subject, c, this.waitOf(entry, identity, options))
                 })
-              : costs instanceof Promise
-                ? costs.then((c) => {
+              : pending
+                ? (costs as Promise<Costs>).then((c) => {
                     charged = c
                     return entry.limiter.reserve(identity.subject, c)
                   })
@@ -230,13 +231,10 @@ export class Admitter {
     state.reservation = reservation
     state.decision = decision
     state.holdsLease = entry.hasConcurrency && reservation.allowed
-    const g = this.o.graduator.graduate(identity, decision)
-    state.level = g.level
-    state.warning = g.warning
-    state.alerts = g.alerts
+    this.o.graduator.graduateInto(state, identity, decision)
     const answers = this.o.answers
     if (reservation.allowed) {
-      const headers = answers.headersFor(decision, g.warning, undefined, next)
+      const headers = answers.headersFor(decision, state.warning, undefined, next)
       if (decision.waitedMs !== undefined) headers['x-sluice-queue-ms'] = String(decision.waitedMs)
       return { proceed: true, status: 200, headers, body: undefined, state }
     }
@@ -245,7 +243,7 @@ export class Admitter {
       return {
         proceed: true,
         status: 200,
-        headers: answers.headersFor(decision, g.warning),
+        headers: answers.headersFor(decision, state.warning),
         body: undefined,
         state,
       }

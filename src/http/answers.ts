@@ -4,7 +4,13 @@
  * in responses.ts; this is where a decision picks them.
  */
 import type { Costs, Decision } from '../limiter.js'
-import { addRateLimitHeaders, addRetryHeaders, type HeaderGroups, PolicyHeaderCache } from './headers.js'
+import {
+  addRateLimitHeaders,
+  addRetryHeaders,
+  type HeaderGroups,
+  PolicyHeaderCache,
+  type ResetHints,
+} from './headers.js'
 import { type ErrorBody, rateLimitBody, unavailableBody } from './responses.js'
 import { advertisedRetryMs, shouldRetry } from './retry.js'
 
@@ -26,7 +32,12 @@ export interface AnswersOptions {
 export class Answers {
   private readonly policyHeaders = new PolicyHeaderCache()
 
-  constructor(private readonly o: AnswersOptions) {}
+  /** The reset hints of every answer but one that knows when the next call passes (one object for all). */
+  private readonly capOnly: ResetHints
+
+  constructor(private readonly o: AnswersOptions) {
+    this.capOnly = { concurrencyRetryCapMs: o.concurrencyRetryCapMs }
+  }
 
   /**
    * The rate-limit headers for a decision (lower-case names), in the groups switched on (or
@@ -44,10 +55,12 @@ export class Answers {
   ): Record<string, string> {
     const out: Record<string, string> = {}
     // Let through unchecked while the store is down: there is nothing true to say.
-    if (decision.fallback === 'open') return out
+    const fallback = decision.fallback
+    if (fallback !== undefined && fallback === 'open') return out
     const cap = this.o.concurrencyRetryCapMs
-    const retry = advertisedRetryMs(decision, cap)
-    const hints = { nextCallMs, concurrencyRetryCapMs: cap }
+    // Allowed: no call (its answer is 0), which the busy caller could not inline.
+    const retry = decision.allowed ? 0 : advertisedRetryMs(decision, cap)
+    const hints = nextCallMs === undefined ? this.capOnly : { nextCallMs, concurrencyRetryCapMs: cap }
     addRateLimitHeaders(out, decision, groups, retry, this.policyHeaders, hints)
     if (warning !== undefined) out['x-ratelimit-warning'] = warning
     if (!decision.allowed && !this.o.isShadow(decision.policy)) {
@@ -64,7 +77,7 @@ export class Answers {
     const cap = this.o.concurrencyRetryCapMs
     const retry = advertisedRetryMs(decision, cap)
     const headers: Record<string, string> = {}
-    const hints = { concurrencyRetryCapMs: cap }
+    const hints = this.capOnly
     addRateLimitHeaders(headers, decision, this.o.headerGroups, retry, this.policyHeaders, hints)
     addRetryHeaders(headers, retry, shouldRetry(decision, retry, this.o.maxRetryWaitMs))
     return { status: 429, headers, body: rateLimitBody(decision, retry, costs) }

@@ -203,7 +203,8 @@ export class Sluice<Req = RequestLike> {
     }
     const costs = toCosts(cost, what)
     this.policies.checkCosts(costs, what)
-    return costs
+    // Made here from a number, so held by nobody else: frozen, a Limiter may keep its per-limit costs.
+    return typeof cost === 'number' ? (Object.freeze(costs) as Costs) : costs
   }
 
   /** A per-route cost, checked now: a function is kept as it is (it is checked on each request). */

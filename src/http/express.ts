@@ -12,6 +12,7 @@ import type { NextFunction, Request, RequestHandler, Response } from 'express'
 import { checkThen, coreFrom, firstCheck, type SluiceInput } from './adapter.js'
 import type { Sluice } from './core.js'
 import type { CostSpec } from './options.js'
+import { remoteAddressOf } from './socket-address.js'
 import { type RateLimitState, releaseState } from './state.js'
 
 declare global {
@@ -39,7 +40,7 @@ function make(core: Sluice<Request>, cost: CostSpec<Request> | undefined): Expre
         method: req.method,
         url: req.originalUrl,
         headers: req.headers,
-        remoteAddress: req.socket.remoteAddress,
+        remoteAddress: remoteAddressOf(req.socket),
       },
       req,
       cost,

@@ -15,6 +15,7 @@ import { describe, SluiceInputError } from '../core/errors.js'
 import { coreFrom, type SluiceInput } from './adapter.js'
 import type { Sluice } from './core.js'
 import type { CostSpec } from './options.js'
+import { remoteAddressOf } from './socket-address.js'
 import { type CheckResult, type RateLimitState, releaseState } from './state.js'
 
 /** Per route, in `config.sluice`: false to leave the route unlimited, or its own cost. */
@@ -48,7 +49,10 @@ function answer(
 ): void {
   const state = result.state
   request.sluice = state
-  reply.headers(result.headers)
+  // One reply.header() per header: reply.headers() reads our object's values by a key it does
+  // not know (a megamorphic load each), where for-in reads them through the object's enum cache.
+  const headers = result.headers
+  for (const name in headers) reply.header(name, headers[name]!)
   if (!result.proceed) {
     reply.code(result.status).send(result.body)
     return
@@ -70,7 +74,7 @@ function routeHook(core: Sluice<FastifyRequest>, cost: CostSpec<FastifyRequest> 
           method: request.method,
           url: request.url,
           headers: request.headers,
-          remoteAddress: request.raw.socket.remoteAddress,
+          remoteAddress: remoteAddressOf(request.raw.socket),
         },
         request,
         cost,

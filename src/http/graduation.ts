@@ -67,8 +67,17 @@ export class Graduator {
    * a denial through. Call it once per charging decision.
    */
   graduate(identity: Identity, decision: Decision): Graduation {
+    const g: Graduation = { level: 'ok', warning: undefined, alerts: decision.alerts }
+    this.graduateInto(g, identity, decision)
+    return g
+  }
+
+  /** graduate(), its reading written into `into` (a request's state): no object per request. */
+  graduateInto(into: Graduation, identity: Identity, decision: Decision): void {
     const alerts = decision.alerts
-    for (const limit of alerts) this.reportAlert(identity, decision, limit)
+    into.alerts = alerts
+    // Indexed: a for-of over the (frozen) shared empty list called the array iterator's builtin.
+    for (let i = 0; i < alerts.length; i++) this.reportAlert(identity, decision, alerts[i]!)
     if (!decision.allowed) {
       const { events, logger } = this.o
       const retryAfterMs = advertisedRetryMs(decision, this.o.concurrencyRetryCapMs)
@@ -94,11 +103,13 @@ export class Graduator {
           blocked: decision.blocked,
         })
       }
-      return { level: decision.blocked ? 'block' : 'throttle', warning: undefined, alerts }
+      into.level = decision.blocked ? 'block' : 'throttle'
+      into.warning = undefined
+      return
     }
     const warning = warningFor(decision, this.o.warnAt)
-    const level: Level = warning !== undefined ? 'warn' : alerts.length > 0 ? 'alert' : 'ok'
-    return { level, warning, alerts }
+    into.level = warning !== undefined ? 'warn' : alerts.length > 0 ? 'alert' : 'ok'
+    into.warning = warning
   }
 
   /** Waits for webhook deliveries in progress. */

@@ -18,6 +18,10 @@ export const ALL_HEADER_GROUPS: Readonly<HeaderGroups> = Object.freeze({
   openai: true,
 })
 
+/** "0m" … "59m" and "0s" … "59s", made once: most of a duration's text is one of them. */
+const MINUTE_TEXT = Array.from({ length: 60 }, (_, i) => `${i}m`)
+const SECOND_TEXT = Array.from({ length: 60 }, (_, i) => `${i}s`)
+
 /**
  * A duration as OpenAI (and Go) print it: `12ms` under a second, else `1h2m3.5s`, `6m0s`, `1s`.
  */
@@ -30,17 +34,17 @@ export function formatDuration(ms: number): string {
   const secs = Math.floor((whole % 60_000) / 1000)
   const milli = whole % 1000
   // Fractional seconds without trailing zeros: .5, .25, .125
-  const frac =
+  const seconds =
     milli === 0
-      ? ''
+      ? SECOND_TEXT[secs]!
       : milli % 100 === 0
-        ? `.${milli / 100}`
+        ? `${secs}.${milli / 100}s`
         : milli % 10 === 0
-          ? `.${milli < 100 ? '0' : ''}${milli / 10}`
-          : `.${milli < 10 ? '00' : milli < 100 ? '0' : ''}${milli}`
-  if (hours > 0) return `${hours}h${minutes}m${secs}${frac}s`
-  if (minutes > 0) return `${minutes}m${secs}${frac}s`
-  return `${secs}${frac}s`
+          ? `${secs}.${milli < 100 ? '0' : ''}${milli / 10}s`
+          : `${secs}.${milli < 10 ? '00' : milli < 100 ? '0' : ''}${milli}s`
+  if (hours > 0) return `${hours}h${MINUTE_TEXT[minutes]!}${seconds}`
+  if (minutes > 0) return MINUTE_TEXT[minutes]! + seconds
+  return seconds
 }
 
 /** Whole seconds for `Retry-After`: rounded up, never 0. */
@@ -210,19 +214,18 @@ export function addRateLimitHeaders(
   // The tightest limit's figures as text, made once: every group shows what is left, and the
   // legacy group and the OpenAI-style group of its unit (one limit of requests: the usual case)
   // show the same two numbers.
-  const limitText = groups.legacy || groups.openai ? String(quotaOf(t)) : ''
+  const limitText = groups.legacy || groups.openai ? quotaText(quotaOf(t)) : ''
   const remainingText = String(r)
   if (groups.ietf) {
     out['ratelimit-policy'] = policies === undefined ? rateLimitPolicyHeader(limits) : policies.get(decision)
-    out.ratelimit =
-      wait === undefined
-        ? `"${t.name}";r=${remainingText}`
-        : `"${t.name}";r=${remainingText};t=${Math.ceil(wait / 1000)}`
+    const head = itemHead(t.name) + remainingText
+    out.ratelimit = wait === undefined ? head : `${head};t=${Math.ceil(wait / 1000)}`
   }
   if (groups.legacy) {
     out['x-ratelimit-limit'] = limitText
     out['x-ratelimit-remaining'] = remainingText
-    if (wait !== undefined) out['x-ratelimit-reset'] = String(Math.ceil((decision.now + wait) / 1000))
+    if (wait !== undefined)
+      out['x-ratelimit-reset'] = epochSecondsText(Math.ceil((decision.now + wait) / 1000))
   }
   if (groups.openai) {
     if (requests === t) putOpenAIGroup(out, OPENAI_NAMES.requests, limitText, remainingText, wait)
@@ -230,6 +233,53 @@ export function addRateLimitHeaders(
     if (tokens === t) putOpenAIGroup(out, OPENAI_NAMES.tokens, limitText, remainingText, wait)
     else if (tokens !== undefined) addOpenAIGroup(out, 'tokens', tokens, decision, retryAfterMs, hints)
   }
+}
+
+const TWO_DIGITS = Array.from({ length: 100 }, (_, i) => (i < 10 ? `0${i}` : `${i}`))
+let lastHigh = -1
+let lastHighText = ''
+
+/**
+ * An epoch second as text (`X-RateLimit-Reset`): the leading digits remembered (they change every
+ * few hours), the last four from a table — ~100 instructions against ~340 for String(), whose text
+ * V8 also keeps in its number-string cache (so it is copied at the next scavenge). A busy
+ * subject's reset is a new number on most calls.
+ */
+function epochSecondsText(seconds: number): string {
+  if (!(seconds >= 10_000 && seconds <= Number.MAX_SAFE_INTEGER && Number.isInteger(seconds))) {
+    return String(seconds)
+  }
+  const high = Math.floor(seconds / 10_000)
+  const low = seconds - high * 10_000
+  if (high !== lastHigh) {
+    lastHighText = String(high)
+    lastHigh = high
+  }
+  return lastHighText + TWO_DIGITS[Math.floor(low / 100)]! + TWO_DIGITS[low % 100]!
+}
+
+let lastItemName = ''
+let lastItemHead = '"";r='
+
+/** `"name";r=`, the start of a `RateLimit` item, the last one remembered (one per limit name). */
+function itemHead(name: string): string {
+  if (name !== lastItemName) {
+    lastItemHead = `"${name}";r=`
+    lastItemName = name
+  }
+  return lastItemHead
+}
+
+let lastQuota = Number.NaN
+let lastQuotaText = ''
+
+/** A limit's quota as text, the last one remembered: a server's limits are few and repeat. */
+function quotaText(quota: number): string {
+  if (quota !== lastQuota) {
+    lastQuotaText = String(quota)
+    lastQuota = quota
+  }
+  return lastQuotaText
 }
 
 /** `x-ratelimit-{limit,remaining,reset}-<unit>`, the reset as a duration (`6m0s`, `12ms`). */

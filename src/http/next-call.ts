@@ -15,10 +15,15 @@ export function needsNextCall(
   groups: Readonly<HeaderGroups>,
   concurrencyRetryCapMs: number,
 ): boolean {
-  if (!decision.allowed || decision.fallback === 'open') return false
+  // `fallback` is undefined but for an unverified decision: tested first, the string compare (a
+  // builtin call where the type is not known) is left to those.
+  const fallback = decision.fallback
+  if (!decision.allowed || (fallback !== undefined && fallback === 'open')) return false
   if (!groups.ietf && !groups.legacy && !groups.openai) return false
-  for (const l of decision.limits) {
-    if (isInFlight(l.kind) || l.remaining >= 1) continue
+  const limits = decision.limits
+  for (let i = 0; i < limits.length; i++) {
+    const l = limits[i]!
+    if (l.remaining >= 1 || isInFlight(l.kind)) continue
     if (remainingOf(l) === 0 && nextUnitMs(l, concurrencyRetryCapMs) === undefined) return true
   }
   return false

@@ -15,6 +15,7 @@ import { coreFrom, firstCheck, type SluiceInput } from './adapter.js'
 import type { Sluice } from './core.js'
 import type { CostSpec } from './options.js'
 import type { RequestLike } from './request.js'
+import { remoteAddressOf } from './socket-address.js'
 import { type CheckResult, type RateLimitState, releaseState } from './state.js'
 
 declare module 'node:http' {
@@ -40,7 +41,7 @@ export function toRequestLike(req: IncomingMessage): RequestLike {
     method: req.method ?? 'GET',
     url: req.url ?? '/',
     headers: req.headers,
-    remoteAddress: req.socket.remoteAddress,
+    remoteAddress: remoteAddressOf(req.socket),
   }
 }
 

@@ -153,7 +153,9 @@ export function unavailableBody(retryAfterMs: number): ErrorBody {
 /** The warning sentence when the tightest limit has less than `warnAt` of itself left. */
 export function warningFor(decision: Decision, warnAt: number): string | undefined {
   let worst: LimitStatus | undefined
-  for (const l of decision.limits) {
+  const limits = decision.limits
+  for (let i = 0; i < limits.length; i++) {
+    const l = limits[i]!
     if (l.limit > 0 && l.remaining / l.limit < warnAt) {
       if (worst === undefined || l.remaining / l.limit < worst.remaining / worst.limit) worst = l
     }

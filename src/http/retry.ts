@@ -1,5 +1,5 @@
 import { isInFlight } from '../core/limits.js'
-import type { Decision } from '../limiter.js'
+import type { Decision, LimitStatus } from '../limiter.js'
 
 /**
  * The longest wait a client is told to sleep through before retrying by itself (60 s): the
@@ -17,7 +17,14 @@ export function advertisedRetryMs(decision: Decision, concurrencyRetryCapMs: num
   if (decision.allowed) return 0
   const retry = decision.retryAfterMs
   if (decision.blocked || !Number.isFinite(retry)) return retry
-  const by = decision.limits.find((l) => l.name === decision.deniedBy)
+  // A loop, not find(): its closure made a context on every call, allowed ones too.
+  let by: LimitStatus | undefined
+  for (const l of decision.limits) {
+    if (l.name === decision.deniedBy) {
+      by = l
+      break
+    }
+  }
   if (by === undefined || !isInFlight(by.kind)) return retry
   let floor = concurrencyRetryCapMs
   for (const l of decision.limits) {

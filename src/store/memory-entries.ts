@@ -1,4 +1,5 @@
 import { Boxed, boxBytes, expiryOf, Mixed, packedBytes, type Slot, valueBytes } from './memory-layout.js'
+import type { StateHint } from './types.js'
 
 export const SWEEP_BATCH = 10_000
 const EVICTION_SAMPLE = 16
@@ -59,6 +60,28 @@ export class MemoryEntries {
   /** The boxed value of a key (a log, leases, a block or strikes), unless expired. */
   protected read(key: string, now: number): unknown {
     const slot = this.live(key, now)
+    return slot instanceof Boxed ? slot.value : undefined
+  }
+
+  /**
+   * read() through a hint (see StateHint) of where the key's slot was, or that it had none: a
+   * subject that was never blocked costs no lookup of its block key on every call.
+   */
+  protected readHinted(key: string, hint: StateHint | undefined, now: number): unknown {
+    if (hint === undefined) return this.read(key, now)
+    let slot: Slot | undefined
+    if (hint.owner === this && hint.generation === this.generation) slot = hint.slot as Slot | undefined
+    else {
+      slot = this.entries.get(key)
+      hint.owner = this
+      hint.generation = this.generation
+      hint.slot = slot
+    }
+    if (slot === undefined) return undefined
+    if (expiryOf(slot) <= now) {
+      this.delete(key)
+      return undefined
+    }
     return slot instanceof Boxed ? slot.value : undefined
   }
 

@@ -272,8 +272,9 @@ export class MemoryStore extends MemoryEntries implements Store {
       steps[i] = s
       if (!s.allowed) allowed = false
     }
+    const b = op.block
     const block =
-      op.block && !adjusting ? (this.read(op.block.key, now) as BlockState | undefined) : undefined
+      b && !adjusting ? (this.readHinted(b.key, b.hint, now) as BlockState | undefined) : undefined
     ev.layout = layout
     ev.packed = packed
     ev.mixed = mixed

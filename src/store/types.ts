@@ -41,7 +41,7 @@ export interface StoreOp {
   /** Report a limit whose usage this charge moves across `threshold` (0..1), once per window. */
   alert?: { threshold: number; keys: readonly string[] }
   /** Count denials and block repeat offenders. */
-  block?: { params: BlockParams; key: string; strikesKey: string }
+  block?: { params: BlockParams; key: string; strikesKey: string; hint?: StateHint }
   /**
    * consume / reserve: decide only when this queue holds no ticket — a queue with requests
    * waiting (src/waiting.ts) — and otherwise answer `waiting` without deciding. Honoured by

@@ -5,6 +5,7 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Admission, Identification } from '../../http/index.js'
+import { remoteAddressOf } from '../../http/socket-address.js'
 import { waitable } from '../../waiting.js'
 import { CHEAPEST_CALL, knownDenied } from '../admission.js'
 import { traceOf } from '../trace.js'
@@ -20,7 +21,7 @@ export async function identifyCaller(
     method: request.method,
     url: request.url,
     headers: request.headers,
-    remoteAddress: request.raw.socket.remoteAddress,
+    remoteAddress: remoteAddressOf(request.raw.socket),
   })
   traceOf(request).identification = id
   if (id.refusal) {
