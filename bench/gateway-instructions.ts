@@ -24,7 +24,9 @@
  * defaults, a spend floor no call reaches). With `--store redis://…` the gateway keeps its state
  * in that Redis (use one nothing else uses: it is flushed before each count) instead of a
  * MemoryStore; only the gateway process is counted (redis-server's side: bench/detector-commands.ts
- * --instructions).
+ * --instructions). Counts with the detectors have still differed between runs of one checkout —
+ * mostly within 2 %, once by 12 % and once by 60 % (a major GC among the counted calls or not,
+ * most likely): count more than once (`--repeat`) before reading a few per cent.
  *
  *   npx tsx bench/gateway-instructions.ts [--warmup 20000] [--requests 5000] [--base <dir>] [--repeat 1]
  *                                         [--detectors] [--store memory|redis://127.0.0.1:6379]
