@@ -12,7 +12,7 @@ import {
   Sluice,
   tightestLimit,
 } from '../../src/http/index.js'
-import { SluiceInputError, slidingWindow, tokenBucket } from '../../src/index.js'
+import { MemoryStore, SluiceInputError, slidingWindow, tokenBucket } from '../../src/index.js'
 
 describe('formatDuration (OpenAI / Go style)', () => {
   const cases: [number, string][] = [
@@ -240,10 +240,14 @@ describe('the core used step by step (as the gateway does)', () => {
   })
 
   it('a dollar budget: insufficient_quota; "spent" only when it is, else how much is left', async () => {
-    const s = new Sluice({ logger: false, tiers })
+    // A clock that stands still: the budget refills ~0.01 micro-dollars a millisecond, so a
+    // millisecond passing between two calls would move the exact waits below ("11h59m59.999s").
+    const s = new Sluice({ logger: false, tiers, store: new MemoryStore({ now: () => 1_750_000_000_000 }) })
     const anon = (await s.identify(req())).identity!
     const limiter = s.limiterFor(anon)
     expect((await limiter.reserve(anon.subject, { usd: 2 })).allowed).toBe(true)
+    // Real time does pass between the calls (and must change nothing):
+    await new Promise((resolve) => setTimeout(resolve, 5))
     const tooDear = await limiter.reserve(anon.subject, { usd: 1 })
     const denial = s.denial(tooDear.decision, { requests: 1, usd: 1 })
     expect(denial.body.error).toMatchObject({ type: 'insufficient_quota', code: 'insufficient_quota' })
