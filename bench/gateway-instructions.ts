@@ -12,13 +12,29 @@
  * counts each N times, alternating the checkouts. Needs valgrind (with callgrind_control).
  *
  * The warm-up is long because V8 keeps compiling the gateway's code for thousands of calls: after
- * 4,000 two counts of one checkout differed by 4–10 %, after 20,000 by under 0.5 %.
+ * 4,000 two counts of one checkout differed by 4–10 %, after 20,000 by under 0.5 %. V8's memory
+ * reducer is off: it starts major GCs when the allocation rate per second is low, as it is for a
+ * gateway under valgrind on a loaded machine (not for a busy one outside it), and two counts of
+ * one checkout so went from 533k to 806k instructions a call as the machine's load rose (a full GC
+ * forced before counting was worse: V8 then compiled again during the counted calls).
+ *
+ * With `--detectors` each checkout is counted twice, abuse detectors on and off, as the
+ * `detectors` bench row runs them (bench/workloads/detectors.ts: its key, prompts varied call by
+ * call so that no loop fires — the body differs per call on both sides —, every detector at its
+ * defaults, a spend floor no call reaches). With `--store redis://…` the gateway keeps its state
+ * in that Redis (use one nothing else uses: it is flushed before each count) instead of a
+ * MemoryStore; only the gateway process is counted (redis-server's side: bench/detector-commands.ts
+ * --instructions). Counts with the detectors have still differed between runs of one checkout —
+ * mostly within 2 %, once by 12 % and once by 60 % (a major GC among the counted calls or not,
+ * most likely): count more than once (`--repeat`) before reading a few per cent.
  *
  *   npx tsx bench/gateway-instructions.ts [--warmup 20000] [--requests 5000] [--base <dir>] [--repeat 1]
+ *                                         [--detectors] [--store memory|redis://127.0.0.1:6379]
  */
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { Pool } from 'undici'
+import { Redis } from 'ioredis'
+import { type Dispatcher, Pool } from 'undici'
 import { generateApiKey } from '../src/http/keys.js'
 import { ensureBuilt } from './harness/built.js'
 import { CountedProcess } from './harness/callgrind.js'
@@ -26,6 +42,7 @@ import { sendCalls } from './harness/calls.js'
 import { Worker } from './harness/child.js'
 import { benchGatewayConfig, benchGatewayEnv } from './harness/gateway-config.js'
 import { loadAverages } from './harness/machine.js'
+import { API_KEY, chatRequest, DETECTORS } from './workloads/detectors.js'
 
 const { values } = parseArgs({
   options: {
@@ -33,13 +50,17 @@ const { values } = parseArgs({
     requests: { type: 'string' },
     base: { type: 'string' },
     repeat: { type: 'string' },
+    detectors: { type: 'boolean' },
+    store: { type: 'string' },
   },
 })
 const warmup = Number(values.warmup ?? 20000)
 const requests = Number(values.requests ?? 5000)
 const repeat = Number(values.repeat ?? 1)
+const detectors = values.detectors === true
+const redisUrl = values.store === undefined || values.store === 'memory' ? undefined : values.store
 const IN_FLIGHT = 16
-const KEY = generateApiKey()
+const KEY = detectors ? API_KEY : generateApiKey()
 const CALL = {
   method: 'POST' as const,
   path: '/v1/chat/completions',
@@ -50,39 +71,67 @@ const CALL = {
     max_tokens: 16,
   }),
 }
+/** The n-th call: with --detectors the detectors row's (its prompt, so its body, varies per call). */
+const callOf: (n: number) => Dispatcher.RequestOptions = detectors ? chatRequest : () => CALL
 const WORKER = fileURLToPath(new URL('./workers/gateway-plain.mjs', import.meta.url))
 
 const trees: [string, string][] = [['this tree', ensureBuilt(fileURLToPath(new URL('..', import.meta.url)))]]
 if (values.base !== undefined) trees.push([values.base, ensureBuilt(values.base)])
+/** What is counted: each checkout, with --detectors each with the detectors on and off. */
+interface Variant {
+  name: string
+  root: string
+  on: boolean
+}
+const variants: Variant[] = trees.flatMap(([name, root]) =>
+  detectors
+    ? [
+        { name: `${name}, detectors on`, root, on: true },
+        { name: `${name}, detectors off`, root, on: false },
+      ]
+    : [{ name, root, on: false }],
+)
 const mock = await Worker.start(new URL('./workers/gateway-server.ts', import.meta.url), {
   role: 'mock',
   sluice: trees[0]![1],
 })
+const admin = redisUrl === undefined ? undefined : new Redis(redisUrl)
 
 /** Instructions of one gateway process while it served `calls` calls after `warmup` others. */
-async function count(root: string, calls: number): Promise<number> {
-  const args = JSON.stringify({
-    root,
-    config: benchGatewayConfig(mock.info.url as string, 'unused'),
-    env: benchGatewayEnv(KEY),
-  })
-  const gateway = CountedProcess.start([WORKER, args], ['ignore', 'pipe', 'pipe'])
+async function count(v: Variant, calls: number): Promise<number> {
+  await admin?.flushall()
+  const config = {
+    ...benchGatewayConfig(mock.info.url as string, 'unused'),
+    // Under valgrind the gateway runs tens of times slower: no store call may time out.
+    ...(redisUrl !== undefined && { store: { type: 'redis', url: redisUrl, timeout: 60_000 } }),
+    ...(v.on && { detectors: DETECTORS }),
+  }
+  const args = JSON.stringify({ root: v.root, config, env: benchGatewayEnv(KEY) })
+  const gateway = CountedProcess.start(['--no-memory-reducer', WORKER, args], ['ignore', 'pipe', 'pipe'])
   try {
-    const url = await new Promise<string>((resolve, reject) => {
-      let text = ''
-      gateway.child.stdout!.on('data', (d: Buffer) => {
-        text += d.toString()
-        const m = /ready (\S+)/.exec(text)
-        if (m) resolve(m[1]!)
+    let text = ''
+    const printed = (line: RegExp) =>
+      new Promise<string>((resolve, reject) => {
+        const seen = () => {
+          const m = line.exec(text)
+          if (m === null) return false
+          text = text.slice(m.index + m[0].length)
+          resolve(m[1] ?? '')
+          return true
+        }
+        if (seen()) return
+        const onData = (d: Buffer) => {
+          text += d.toString()
+          if (seen()) gateway.child.stdout!.off('data', onData)
+        }
+        gateway.child.stdout!.on('data', onData)
+        gateway.child.once('exit', () => reject(new Error(`the gateway exited:\n${gateway.stderr}`)))
       })
-      gateway.child.on('exit', () =>
-        reject(new Error(`the gateway exited before it listened:\n${gateway.stderr}`)),
-      )
-    })
+    const url = await printed(/ready (\S+)\n/)
     const pool = new Pool(url, { connections: IN_FLIGHT, pipelining: 1 })
-    await sendCalls(pool, warmup, IN_FLIGHT, () => CALL)
+    await sendCalls(pool, warmup, IN_FLIGHT, callOf)
     await gateway.counting(true)
-    await sendCalls(pool, calls, IN_FLIGHT, () => CALL)
+    await sendCalls(pool, calls, IN_FLIGHT, (n) => callOf(warmup + n))
     await gateway.counting(false)
     await pool.close()
     return await gateway.total(() => gateway.child.kill('SIGTERM'))
@@ -92,29 +141,44 @@ async function count(root: string, calls: number): Promise<number> {
 }
 
 const loadBefore = loadAverages()
-const perCall = new Map<string, number[]>(trees.map(([name]) => [name, []]))
+const perCall = new Map<string, number[]>(variants.map((v) => [v.name, []]))
 try {
   for (let r = 0; r < repeat; r++) {
-    for (const [name, root] of r % 2 === 0 ? trees : [...trees].reverse()) {
-      const value = (await count(root, requests)) / requests
-      perCall.get(name)!.push(value)
-      process.stderr.write(`${name}: ${Math.round(value).toLocaleString('en')} instructions per call\n`)
+    for (const v of r % 2 === 0 ? variants : [...variants].reverse()) {
+      const value = (await count(v, requests)) / requests
+      perCall.get(v.name)!.push(value)
+      process.stderr.write(`${v.name}: ${Math.round(value).toLocaleString('en')} instructions per call\n`)
     }
   }
 } finally {
+  admin?.disconnect()
   await mock.stop()
 }
+const fmt = (xs: number[]) => xs.map((x) => Math.round(x).toLocaleString('en')).join(', ')
+const ratios = (a: number[], b: number[], pct: boolean) =>
+  a.map((x, i) => (pct ? `${((x / b[i]!) * 100).toFixed(1)} %` : `${(x / b[i]!).toFixed(3)}×`)).join(', ')
 console.log(
   `| gateway | instructions per call (${repeat === 1 ? 'one count' : `each of ${repeat} counts`}) |`,
 )
 console.log('| --- | --- |')
-for (const [name, xs] of perCall) {
-  console.log(`| ${name} | ${xs.map((x) => Math.round(x).toLocaleString('en')).join(', ')} |`)
+for (const [name, xs] of perCall) console.log(`| ${name} | ${fmt(xs)} |`)
+const of = (v: Variant) => perCall.get(v.name)!
+if (detectors) {
+  for (let t = 0; t < trees.length; t++) {
+    const [on, off] = [of(variants[2 * t]!), of(variants[2 * t + 1]!)]
+    const diff = on.map((x, i) => x - off[i]!)
+    console.log(`\n${trees[t]![0]}: detectors on ÷ off ${ratios(on, off, false)}; on − off ${fmt(diff)}`)
+  }
 }
 if (trees.length === 2) {
-  const [a, b] = [perCall.get(trees[0]![0])!, perCall.get(trees[1]![0])!]
-  console.log(`\nthis tree / base: ${a.map((x, i) => `${((x / b[i]!) * 100).toFixed(1)} %`).join(', ')}`)
+  const step = detectors ? 2 : 1
+  for (let k = 0; k < step; k++) {
+    const [a, b] = [of(variants[k]!), of(variants[step + k]!)]
+    console.log(
+      `${detectors ? (k === 0 ? 'detectors on, ' : 'detectors off, ') : '\n'}this tree / base: ${ratios(a, b, true)}`,
+    )
+  }
 }
 console.log(
-  `${warmup} warm-up + ${requests} counted calls, ${IN_FLIGHT} in flight, memory store, ledger on; load average before ${loadBefore}, after ${loadAverages()}`,
+  `${warmup} warm-up + ${requests} counted calls, ${IN_FLIGHT} in flight, ${redisUrl === undefined ? 'memory store' : 'Redis store'}, ledger on; load average before ${loadBefore}, after ${loadAverages()}`,
 )

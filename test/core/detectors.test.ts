@@ -314,7 +314,9 @@ describe('the loop fingerprints (a ring)', () => {
     for (let i = 0; i < 400; i++) {
       const max = [5, 3, 9, 1, 6][Math.floor(i / 80)]!
       const now = T0 + i * 10 + next(3) * 5
-      const e = { at: now, hash: `h${next(4)}`, hi: next(8), lo: next(2) }
+      // SimHash halves at and above 2^31 too: the ring keeps them as int32 and answers them unsigned.
+      const hi = (next(8) ^ (i % 3 === 0 ? 0x80000000 : 0)) >>> 0
+      const e = { at: now, hash: `h${next(4)}`, hi, lo: next(2) === 0 ? 0xffffffff : 0xfffffffe }
       const windowMs = 40 + next(60)
       // The list the ring stands for.
       list.unshift(e)

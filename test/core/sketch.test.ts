@@ -108,6 +108,10 @@ describe('fingerprint', () => {
     }
     // Past MAX_SHINGLES shingles: only the first 512 vote.
     texts.push(Array.from({ length: 700 }, (_, i) => `w${i % 37}`).join(' '))
+    // Longer than fingerprint()'s copy of the code units (16,384): the shingles are hashed from
+    // the string, within the copy or past it, and a long word crosses its end.
+    const long = (word: number) => Array.from({ length: 600 }, (_, i) => `W${i % 41}`.repeat(word)).join(' ')
+    texts.push(long(12), long(8), `${'x'.repeat(16_380)} Ab cd EF gh`, `${'Y '.repeat(8_000)}zz`)
     for (const text of texts) expect(fingerprint(text), JSON.stringify(text)).toEqual(reference(text))
   })
 

@@ -50,20 +50,25 @@ export interface AddressHistory {
 }
 
 /** The numbers of an empty ring, shared (never written: the first add resizes). */
-const NO_NUMBERS = new Float64Array(0)
+const NO_TIMES = new Float64Array(0)
+const NO_BITS = new Int32Array(0)
 
 /**
  * A subject's loop fingerprints, newest first, at most `capacity` (a ring: adding one moves
- * nothing, and the numbers lie in one typed array, which observeLoop scans per request). Each
+ * nothing, and the numbers lie in typed arrays, which observeLoop scans per request). Each
  * hash comes with a 32-bit digest of it: hashes are compared only when their digests are equal.
+ * The 32-bit numbers (SimHash halves, digest) are kept apart from the times, as int32: read from
+ * a Float64Array each was a double to convert before its bits could be compared.
  */
 export class LoopEntries {
   /** Fingerprints kept. */
   length = 0
   /** The newest one's slot. */
   private head = -1
-  /** Per slot: its time, SimHash hi, SimHash lo, the hash's digest. */
-  private nums = NO_NUMBERS
+  /** Per slot: its time. */
+  private times = NO_TIMES
+  /** Per slot: SimHash hi, SimHash lo, the hash's digest (int32: the same bits, signed). */
+  private bits = NO_BITS
   private hashes: string[] = []
 
   get capacity(): number {
@@ -73,8 +78,13 @@ export class LoopEntries {
   /** The `i`-th newest (0: the newest). */
   at(i: number): LoopEntry {
     const slot = this.slot(i)
-    const n = this.nums
-    return { at: n[4 * slot]!, hash: this.hashes[slot]!, hi: n[4 * slot + 1]!, lo: n[4 * slot + 2]! }
+    const b = this.bits
+    return {
+      at: this.times[slot]!,
+      hash: this.hashes[slot]!,
+      hi: b[3 * slot]! >>> 0,
+      lo: b[3 * slot + 1]! >>> 0,
+    }
   }
 
   private slot(i: number): number {
@@ -87,10 +97,10 @@ export class LoopEntries {
     if (max !== this.capacity) this.resize(max)
     const slot = this.head + 1 === max ? 0 : this.head + 1
     this.head = slot
-    this.nums[4 * slot] = e.at
-    this.nums[4 * slot + 1] = e.hi
-    this.nums[4 * slot + 2] = e.lo
-    this.nums[4 * slot + 3] = digest
+    this.times[slot] = e.at
+    this.bits[3 * slot] = e.hi
+    this.bits[3 * slot + 1] = e.lo
+    this.bits[3 * slot + 2] = digest
     this.hashes[slot] = e.hash
     if (this.length < max) this.length++
   }
@@ -98,7 +108,8 @@ export class LoopEntries {
   private resize(max: number): void {
     const keep = Math.min(this.length, max)
     const kept = Array.from({ length: keep }, (_, i) => this.at(keep - 1 - i))
-    this.nums = new Float64Array(4 * max)
+    this.times = new Float64Array(max)
+    this.bits = new Int32Array(3 * max)
     this.hashes = new Array<string>(max).fill('')
     this.head = -1
     this.length = 0
@@ -111,18 +122,20 @@ export class LoopEntries {
    * (`hi`, `lo`) (0: none counted). The older ones are forgotten.
    */
   count(since: number, hash: string, digest: number, hi: number, lo: number, distance: number) {
-    const n = this.nums
+    const times = this.times
+    const b = this.bits
     const hashes = this.hashes
     const cap = hashes.length
+    const d = digest | 0
     let exact = 0
     let near = 0
     let live = 0
     let slot = this.head
     for (; live < this.length; live++) {
-      const i = 4 * slot
-      if (n[i]! <= since) break
-      if (n[i + 3] === digest && hashes[slot] === hash) exact++
-      if (distance > 0 && bitsApart(n[i + 1]!, n[i + 2]!, hi, lo) <= distance) near++
+      if (times[slot]! <= since) break
+      const i = 3 * slot
+      if (b[i + 2] === d && hashes[slot] === hash) exact++
+      if (distance > 0 && bitsApart(b[i]!, b[i + 1]!, hi, lo) <= distance) near++
       slot = slot === 0 ? cap - 1 : slot - 1
     }
     this.length = live
