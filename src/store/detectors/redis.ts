@@ -5,17 +5,12 @@
  * subject's keys share its hash tag (one slot on a cluster) and expire.
  */
 import type {
-  AddressParams,
   CheckOutcome,
   CheckStep,
-  CountryParams,
   DetectorName,
   Flag,
-  LoopParams,
   Raised,
   RecordStep,
-  ScrapeParams,
-  SpendParams,
   StuffingStep,
 } from '../../core/detectors/index.js'
 import { requirePositiveInteger } from '../../core/errors.js'
@@ -32,6 +27,7 @@ import { IORedisConnection } from '../redis/ioredis.js'
 import { NodeRedisConnection } from '../redis/node-redis.js'
 import { type Fold, RECORD_LINGER_MS, StepBatcher } from './batch.js'
 import { DETECTOR_LIBRARY, type DetectorScript, STEPS } from './script.js'
+import { SetTexts } from './set-texts.js'
 import {
   DEFAULT_MAX_LOG,
   DEFAULT_TTL_MS,
@@ -79,6 +75,8 @@ const RECORD_FOLDS: readonly (Fold | undefined)[] = [
 ]
 
 const FLAGS: readonly DetectorName[] = ['loop', 'spend', 'sharedKey', 'scraping']
+/** How many subjects' keys are kept (the cache is emptied when full). */
+const KEY_CACHE_SIZE = 10_000
 
 export class RedisDetectorStore implements DetectorStore {
   private readonly client: RedisClient
@@ -93,6 +91,8 @@ export class RedisDetectorStore implements DetectorStore {
   /** False once the Redis showed it has no Functions (or may not use them): scripts from then on. */
   private functions = true
   private loading: Promise<void> | undefined
+  private readonly sets: SetTexts
+  private readonly keyCache = new Map<string, string[]>()
 
   constructor(o: RedisDetectorStoreOptions) {
     if (!isIORedis(o.client) && !isNodeRedis(o.client)) {
@@ -102,6 +102,7 @@ export class RedisDetectorStore implements DetectorStore {
     this.prefix = o.prefix ?? 'sluice:'
     this.ttlMs = o.ttlMs === undefined ? DEFAULT_TTL_MS : requirePositiveInteger(o.ttlMs, 'ttlMs')
     this.maxLog = o.maxLog === undefined ? DEFAULT_MAX_LOG : requirePositiveInteger(o.maxLog, 'maxLog')
+    this.sets = new SetTexts(this.ttlMs)
     const cluster = isIORedis(o.client) ? isIORedisCluster(o.client) : isNodeRedisCluster(o.client)
     this.connection = isIORedis(o.client)
       ? new IORedisConnection(o.client)
@@ -199,23 +200,17 @@ export class RedisDetectorStore implements DetectorStore {
   }
 
   async check(subject: string, step: CheckStep): Promise<CheckOutcome> {
-    const k = this.keys(subject)
     const l = step.loop
     const a = step.address
     const c = a?.country
-    // As lua/subject.lua set_of and lua/check.lua read them: the set (each detector's parameters
-    // encoded once per parameters object), then the request's own facts, each only when its
+    // As lua/check.lua reads them: the set, then the request's own facts, each only when its
     // detector looks.
-    const set = `${this.ttlMs}|${enforcedText(step.enforce)}|${step.throttlePerMinute}|${
-      l === undefined ? '' : encoded(l.params, loopArgs)
-    }|${a === undefined ? '' : encoded(a.params, addressArgs)}|${
-      step.spend === undefined ? '' : encoded(step.spend, spendArgs)
-    }|${step.scrapeBucketMs ?? 0}|${c === undefined ? '' : encoded(c.params, countryArgs)}`
+    const set = this.sets.checkSet(step)
     const args: Arg[] = []
     if (l !== undefined) args.push(fingerprintBytes(l.hash, l.hi, l.lo))
     if (a !== undefined) args.push(a.address)
     if (c !== undefined) args.push(c.code)
-    const r = await this.batcher.step('c', this.subjectKeys(k), set, args)
+    const r = await this.batcher.step('c', this.subjectKeys(subject), set, args)
     // lua/check.lua: [] when nothing happened, else allow-listed, the refusal, then what was raised.
     if (r.length === 0) return { allowed: false, refused: undefined, raised: [] }
     const refusedBy = String(r[1])
@@ -235,20 +230,16 @@ export class RedisDetectorStore implements DetectorStore {
   }
 
   async record(subject: string, step: RecordStep): Promise<Raised[]> {
-    const k = this.keys(subject)
     const sp = step.spend
     const sc = step.scrape
-    // As lua/subject.lua set_of and lua/record.lua read them.
-    const set = `${this.ttlMs}|${sp === undefined ? '' : `${encoded(sp.params, spendArgs)},${sp.hold ? 1 : 0}`}|${
-      sc === undefined ? '' : encoded(sc.params, scrapeArgs)
-    }`
+    const set = this.sets.recordSet(step)
     const args: Arg[] = []
     if (sp !== undefined) args.push(sp.amount)
     if (sc !== undefined) args.push(sc.used)
     return raisedOf(
       await this.batcher.step(
         'r',
-        this.subjectKeys(k),
+        this.subjectKeys(subject),
         set,
         args,
         RECORD_FOLDS[(sp === undefined ? 0 : 1) + (sc === undefined ? 0 : 2)],
@@ -256,9 +247,19 @@ export class RedisDetectorStore implements DetectorStore {
     )
   }
 
-  /** A subject's keys as lua/batch.lua takes them. */
-  private subjectKeys(k: ReturnType<RedisDetectorStore['keys']>): string[] {
-    return [k.state, k.loop, k.addrs, k.allow, k.countries]
+  /**
+   * A subject's keys as lua/batch.lua takes them, kept for the subjects seen last (a busy subject
+   * steps on every request; its keys are the same five strings every time).
+   */
+  private subjectKeys(subject: string): string[] {
+    let keys = this.keyCache.get(subject)
+    if (keys === undefined) {
+      const k = this.keys(subject)
+      keys = [k.state, k.loop, k.addrs, k.allow, k.countries]
+      if (this.keyCache.size >= KEY_CACHE_SIZE) this.keyCache.clear()
+      this.keyCache.set(subject, keys)
+    }
+    return keys
   }
 
   async failure(step: StuffingStep): Promise<Raised[]> {
@@ -347,43 +348,6 @@ export class RedisDetectorStore implements DetectorStore {
   async close(): Promise<void> {}
 }
 
-/** A detector's parameters as the scripts read them (lua/subject.lua `params`): numbers, in order. */
-const loopArgs = (p: LoopParams) => [
-  p.windowMs,
-  p.max,
-  p.distance,
-  p.nearFactor,
-  p.alertAt,
-  p.throttleAt,
-  p.blockAt,
-  p.blockMs,
-]
-const addressArgs = (p: AddressParams) => [
-  p.windowMs,
-  p.cap,
-  p.alertAt,
-  p.blockAt,
-  p.blockMs,
-  p.learn.factor,
-  p.learn.minAddresses,
-  p.learn.warmup,
-  p.learn.keep,
-]
-const countryArgs = (p: CountryParams) => [p.cap, p.alertAt, p.blockAt]
-const spendArgs = (p: SpendParams) => [p.factor, p.bucketMs, p.sustain, p.keep, p.floor]
-const scrapeArgs = (p: ScrapeParams) => [p.bucketMs, p.share, p.forBuckets, p.throttle ? 1 : 0]
-
-const enforcedTexts = new WeakMap<readonly DetectorName[], string>()
-/** The enforced detectors' names, comma-separated, made once per list (steps.ts shares them). */
-function enforcedText(names: readonly DetectorName[]): string {
-  let text = enforcedTexts.get(names)
-  if (text === undefined) {
-    text = names.join(',')
-    enforcedTexts.set(names, text)
-  }
-  return text
-}
-
 /**
  * A loop fingerprint as a loop entry keeps it after its time (lua/check.lua): the hash's two
  * 32-bit halves (its 16 hex digits), then the SimHash's hi and lo, each little-endian.
@@ -395,17 +359,6 @@ function fingerprintBytes(hash: string, hi: number, lo: number): Buffer {
   b.writeUInt32LE(hi, 8)
   b.writeUInt32LE(lo, 12)
   return b
-}
-
-const encodings = new WeakMap<object, string>()
-/** `params` as one comma-separated string, made once per parameters object (steps.ts shares them). */
-function encoded<P extends object>(params: P, args: (p: P) => number[]): string {
-  let text = encodings.get(params)
-  if (text === undefined) {
-    text = args(params).map(String).join(',')
-    encodings.set(params, text)
-  }
-  return text
 }
 
 /**
