@@ -53,8 +53,11 @@ interface Pending extends Caller {
 
 export class StepBatcher {
   private pending: Pending[] = []
-  /** The pending steps later ones may fold into, by subject and set. */
-  private foldable = new Map<string, Pending>()
+  /**
+   * The pending steps later ones may fold into, by subject (its first key) and then set: two
+   * lookups of strings made once (their hashes kept), not a key joined and hashed on every step.
+   */
+  private foldable = new Map<string, Map<string, Pending>>()
   private scheduled = false
   private lingering: NodeJS.Timeout | undefined
 
@@ -75,11 +78,11 @@ export class StepBatcher {
    */
   step(kind: StepKind, keys: string[], set: string, args: (Arg | KeyArg)[], fold?: Fold): Promise<unknown[]> {
     return new Promise((resolve, reject) => {
-      let foldKey: string | undefined
+      let sets: Map<string, Pending> | undefined
       if (fold !== undefined) {
-        foldKey = `${kind}\n${keys[0]}\n${set}`
-        const into = this.foldable.get(foldKey)
-        if (into !== undefined) {
+        sets = this.foldable.get(keys[0]!)
+        const into = sets?.get(set)
+        if (into !== undefined && into.kind === kind) {
           fold(into.args, args)
           into.folded ??= []
           into.folded.push({ resolve, reject })
@@ -88,7 +91,13 @@ export class StepBatcher {
       }
       const p: Pending = { kind, keys, set, args, resolve, reject }
       this.pending.push(p)
-      if (foldKey !== undefined) this.foldable.set(foldKey, p)
+      if (fold !== undefined) {
+        if (sets === undefined) {
+          sets = new Map()
+          this.foldable.set(keys[0]!, sets)
+        }
+        sets.set(set, p)
+      }
       if (this.scheduled) return
       if (kind !== 'r' || this.pending.length >= MAX_BATCH || this.lingerMs === 0) {
         this.scheduled = true
