@@ -55,6 +55,8 @@ export class Answers {
   ): Record<string, string> {
     const out: Record<string, string> = {}
     // Let through unchecked while the store is down: there is nothing true to say.
+    // Tested for undefined first, as in next-call.ts: the string compare is left to the few
+    // unverified decisions.
     const fallback = decision.fallback
     if (fallback !== undefined && fallback === 'open') return out
     const cap = this.o.concurrencyRetryCapMs
