@@ -128,6 +128,7 @@ local function apply(KEYS, ARGV, one_by_one, ko, ao)
   local t = call('TIME')
   now = (tonumber(t[1]) * 1000000 + tonumber(t[2])) / 1000
   PREFETCHED, WRITTEN = {}, {}
+  STAGED_PX, nstaged = {}, 0
 
   -- Policies: each one argument, parsed once and kept while the library stays loaded.
   local npolicies = tonumber(ARGV[ao + 1])
@@ -291,6 +292,13 @@ local function apply(KEYS, ARGV, one_by_one, ko, ao)
     end
   end
   if count > 0 then error('the last op of the batch says it is decided with a next one') end
+
+  -- The state keys the batch's ops changed, each written once, as the last op left it.
+  for i = 1, nstaged do
+    local key = STAGED_ORDER[i]
+    local text = WRITTEN[key]
+    if text then call('SET', key, text, 'PX', STAGED_PX[key]) else call('DEL', key) end
+  end
 
   -- struct.pack takes its values on the Lua stack: a few thousand at a time.
   local chunks = {}

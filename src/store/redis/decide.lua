@@ -17,6 +17,19 @@ local NOTHING_STORED, ONE_STORED = {}, {}
 -- KEYS), and what this batch wrote since (WRITTEN, by key; false once deleted), so that an op sees
 -- the ops before it.
 local PREFETCHED, WRITTEN = {}, {}
+-- State keys are written once, when the batch is done (flush_states in apply.lua): a hot
+-- subject's ops in one batch (one client hammering one key) then cost one SET, not one each — a
+-- SET called from Lua costs Redis more than deciding the op. STAGED_PX holds each staged key's
+-- TTL argument (false: delete it), STAGED_ORDER the keys in the order they were first staged.
+local STAGED_PX, STAGED_ORDER, nstaged = {}, {}, 0
+local function stage(key, text, ttl)
+  if STAGED_PX[key] == nil then
+    nstaged = nstaged + 1
+    STAGED_ORDER[nstaged] = key
+  end
+  STAGED_PX[key] = ttl
+  WRITTEN[key] = text
+end
 
 -- Packs what the part's limits of width > 0 hold now; a full limit writes zeros.
 local PACKED_OUT = {}
@@ -26,12 +39,9 @@ local function write_state(policy, first, base, key)
     -- One limit keeps numbers here (the common case): they start at the part's first position.
     local reset_ms = RESET_MS[first + single]
     if reset_ms > 0 then
-      local text = pack(policy.format, NEXT[base + 1], NEXT[base + 2], NEXT[base + 3])
-      call('SET', key, text, 'PX', px(reset_ms))
-      WRITTEN[key] = text
+      stage(key, pack(policy.format, NEXT[base + 1], NEXT[base + 2], NEXT[base + 3]), px(reset_ms))
     else
-      call('DEL', key)
-      WRITTEN[key] = false
+      stage(key, false, false)
     end
     return
   end
@@ -49,12 +59,9 @@ local function write_state(policy, first, base, key)
     end
   end
   if longest > 0 then
-    local text = pack(policy.format, unpack(PACKED_OUT, 1, policy.width))
-    call('SET', key, text, 'PX', px(longest))
-    WRITTEN[key] = text
+    stage(key, pack(policy.format, unpack(PACKED_OUT, 1, policy.width)), px(longest))
   else
-    call('DEL', key)
-    WRITTEN[key] = false
+    stage(key, false, false)
   end
 end
 
@@ -66,8 +73,7 @@ local function evaluate(index, mode, policy, first, base, state_key, block, id, 
   local n = policy.n
   if mode == 'x' or mode == 'u' then
     if mode == 'x' then
-      call('DEL', state_key)
-      WRITTEN[state_key] = false
+      stage(state_key, false, false)
       for i = first + 1, first + n do
         if OWN_KEY[i] then call('DEL', OWN_KEY[i]) end
         if MARKER[i] then call('DEL', MARKER[i]) end
