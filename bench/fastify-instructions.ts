@@ -105,6 +105,8 @@ async function count(bundle: string, variant: string): Promise<Count> {
 
 const dir = mkdtempSync(join(tmpdir(), 'sluice-fastify-instructions-'))
 const perRequest = new Map<string, number[]>(variants.map((v) => [v, []]))
+/** Each count as printed: the total per request, and its parts on Redis. */
+const shown = new Map<string, string[]>(variants.map((v) => [v, []]))
 try {
   const bundle = await bundleWorker('bench/workers/fastify-server.ts', dir)
   for (let r = 0; r < repeat; r++) {
@@ -116,6 +118,7 @@ try {
         counted.redis === 0
           ? ''
           : ` (server ${Math.round(counted.server / requests).toLocaleString('en')} + redis-server ${Math.round(counted.redis / requests).toLocaleString('en')})`
+      shown.get(variant)!.push(`${Math.round(value).toLocaleString('en')}${parts}`)
       process.stderr.write(
         `${variant}: ${Math.round(value).toLocaleString('en')} instructions per request${parts}\n`,
       )
@@ -133,6 +136,6 @@ console.log('| --- | --- | --- | --- |')
 for (const [variant, xs] of perRequest) {
   const m = median(xs)
   const ratio = floor === undefined ? '' : `${(m / floor).toFixed(3)}×`
-  const each = xs.map((x) => Math.round(x).toLocaleString('en')).join(', ')
+  const each = shown.get(variant)!.join(', ')
   console.log(`| ${variant} | ${each} | ${Math.round(m).toLocaleString('en')} | ${ratio} |`)
 }

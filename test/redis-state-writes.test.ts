@@ -21,10 +21,10 @@ async function remainingOf(l: Limiter, subject: string): Promise<number[]> {
   return (await l.peek(subject, { requests: 0 })).limits.map((s) => s.remaining)
 }
 
-// Ops of one event-loop turn go to Redis as one batch; a batch writes each state key once, when
-// its ops are done, as the last of them left it.
-describe('a batch writes each state key once', () => {
-  it('a hot subject: 16 ops in one batch, one SET, every op charged', async () => {
+// Ops of one event-loop turn go to Redis as one batch; a batch writes a state key at most twice:
+// at its first op, and once more when its ops are done, as the last of them left it.
+describe('a batch writes each state key at most twice', () => {
+  it('a hot subject: 16 ops in one batch, two SETs, every op charged', async () => {
     const l = limiter('writes-hot')
     await l.peek('warm-up') // the library loaded, the policy known
     let decisions: Awaited<ReturnType<Limiter['consume']>>[] = []
@@ -32,7 +32,7 @@ describe('a batch writes each state key once', () => {
       decisions = await Promise.all(Array.from({ length: 16 }, () => l.consume('alice')))
     })
     expect(counts.fcall ?? counts.evalsha).toBe(1)
-    expect(counts.set).toBe(1)
+    expect(counts.set).toBe(2)
     expect(decisions.every((d) => d.allowed)).toBe(true)
     // Each op saw the ones before it in the batch.
     expect(decisions.map((d) => d.limits[0]!.remaining)).toEqual(
@@ -45,7 +45,7 @@ describe('a batch writes each state key once', () => {
     expect(pttl).toBeLessThanOrEqual(16_000_000)
   })
 
-  it('two subjects interleaved: each key written once, each with its own charges', async () => {
+  it('two subjects interleaved: each key written twice, each with its own charges', async () => {
     const l = limiter('writes-two')
     await l.peek('warm-up')
     const counts = await commandsOf(redis.admin, async () => {
@@ -55,9 +55,19 @@ describe('a batch writes each state key once', () => {
         ),
       )
     })
-    expect(counts.set).toBe(2)
+    expect(counts.set).toBe(4)
     expect(await remainingOf(l, 'bob')).toEqual([expect.closeTo(95, 3), 995])
     expect(await remainingOf(l, 'carol')).toEqual([expect.closeTo(90, 3), 990])
+  })
+
+  it('a subject once in the batch: written once', async () => {
+    const l = limiter('writes-once')
+    await l.peek('warm-up')
+    const counts = await commandsOf(redis.admin, async () => {
+      await Promise.all(['frank', 'grace', 'heidi'].map((s) => l.consume(s)))
+    })
+    expect(counts.set).toBe(3)
+    expect(await remainingOf(l, 'grace')).toEqual([expect.closeTo(99, 3), 999])
   })
 
   it('a reset in the batch: what came before it is gone, what came after it stays', async () => {

@@ -128,7 +128,7 @@ local function apply(KEYS, ARGV, one_by_one, ko, ao)
   local t = call('TIME')
   now = (tonumber(t[1]) * 1000000 + tonumber(t[2])) / 1000
   PREFETCHED, WRITTEN = {}, {}
-  STAGED_PX, nstaged = {}, 0
+  STAGED, nstaged, nnumbers = {}, 0, 0
 
   -- Policies: each one argument, parsed once and kept while the library stays loaded.
   local npolicies = tonumber(ARGV[ao + 1])
@@ -295,9 +295,13 @@ local function apply(KEYS, ARGV, one_by_one, ko, ao)
 
   -- The state keys the batch's ops changed, each written once, as the last op left it.
   for i = 1, nstaged do
-    local key = STAGED_ORDER[i]
-    local text = WRITTEN[key]
-    if text then call('SET', key, text, 'PX', STAGED_PX[key]) else call('DEL', key) end
+    local key, ms = STAGED_KEY[i], STAGED_MS[i]
+    if ms then
+      local policy, at = STAGED_POLICY[i], STAGED_AT[i]
+      call('SET', key, pack(policy.format, unpack(STAGED_NUMBERS, at + 1, at + policy.width)), 'PX', px(ms))
+    else
+      call('DEL', key)
+    end
   end
 
   -- struct.pack takes its values on the Lua stack: a few thousand at a time.
