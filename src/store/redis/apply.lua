@@ -33,7 +33,8 @@
 --   then per limit: flags (1 allowed, +2 alerted), remaining, resetMs, retryAfterMs (inf for
 --   never). Times are whole milliseconds, rounded up.
 -- Stored states: one string under the state key for every limit of width > 0, so that a decision
---   costs one read (in the batch's MGET) and one SET whatever the number of such limits:
+--   costs one read (in the batch's MGET) and one SET whatever the number of such limits (a key the
+--   batch changes again is written once more, when its ops are done: see decide.lua):
 --   little-endian doubles packed with `struct`, each such limit's numbers in order. Zeros stand
 --   for a full limit. The state key's name carries a signature of the policy's limit names and
 --   kinds (and of this layout), so a policy whose set of limits changed reads a fresh key. The
