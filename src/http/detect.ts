@@ -122,8 +122,14 @@ export class Detectors<Req = unknown> {
         : undefined
   }
 
+  /** The last subject's set and what it was found by (most calls come from few keys). */
+  private last: { tier: string; keyId: string | undefined; set: DetectorSet } | undefined
+
   /** The detectors of a subject: its key's, else its tier's, else the base set. */
   setFor(tier: string, keyId: string | undefined): DetectorSet {
+    // The same tier and key as the call before: no text joined and hashed to look it up again.
+    const last = this.last
+    if (last !== undefined && last.tier === tier && last.keyId === keyId) return last.set
     const id = `${tier}\n${keyId ?? ''}`
     let set = this.sets.get(id)
     if (set === undefined) {
@@ -131,6 +137,7 @@ export class Detectors<Req = unknown> {
       if (this.sets.size > 10_000) this.sets.clear()
       this.sets.set(id, set)
     }
+    this.last = { tier, keyId, set }
     return set
   }
 

@@ -301,34 +301,47 @@ describe('options', () => {
 })
 
 describe('the loop fingerprints (a ring)', () => {
-  it('counts as a newest-first list cut to max and to the window would, also when max changes', () => {
-    const state = emptyState()
-    const list: { at: number; hash: string; hi: number; lo: number }[] = []
-    const next = (() => {
-      let x = 7
-      return (below: number) => {
-        x = (Math.imul(x, 1103515245) + 12345) >>> 0
-        return (x >>> 8) % below
+  // Distance 1 and 3 count through the shared-quarter filter, 5 by counting bits alone; a clock
+  // that goes back (times not falling from the newest on) is counted entry by entry, not searched.
+  it.each([
+    [1, false],
+    [3, false],
+    [5, false],
+    [1, true],
+    [5, true],
+  ])(
+    'counts as a newest-first list cut to max and to the window would, also when max changes (distance %i, clock going back %s)',
+    (distance, back) => {
+      const state = emptyState()
+      const list: { at: number; hash: string; hi: number; lo: number }[] = []
+      const next = (() => {
+        let x = 7
+        return (below: number) => {
+          x = (Math.imul(x, 1103515245) + 12345) >>> 0
+          return (x >>> 8) % below
+        }
+      })()
+      for (let i = 0; i < 400; i++) {
+        const max = [5, 3, 9, 1, 6][Math.floor(i / 80)]!
+        const now = T0 + i * 10 + next(3) * 5 - (back && next(4) === 0 ? 30 : 0)
+        // SimHash halves at and above 2^31 too: the ring keeps them as int32 and answers them
+        // unsigned. Some a few bits from others, some a quarter apart only.
+        const hi = (next(8) ^ (i % 3 === 0 ? 0x80000000 : 0) ^ (next(5) === 0 ? 0x00ff0000 : 0)) >>> 0
+        const lo = [0xffffffff, 0xfffffffe, 0xfffefffe, 0xfff0fffe, 0x0000fffe][next(5)]!
+        const e = { at: now, hash: `h${next(4)}`, hi, lo }
+        const windowMs = 40 + next(60)
+        // The list the ring stands for.
+        list.unshift(e)
+        if (list.length > max) list.length = max
+        let live = 0
+        while (live < list.length && list[live]!.at > now - windowMs) live++
+        list.length = live
+        const exact = list.filter((x) => x.hash === e.hash).length
+        const near = list.filter((x) => hamming(x, e) <= distance).length
+        expect(observeLoop(state, e, now, windowMs, max, distance)).toEqual({ exact, near })
+        expect(state.loop.length).toBe(list.length)
+        for (let j = 0; j < list.length; j++) expect(state.loop.at(j)).toEqual(list[j])
       }
-    })()
-    for (let i = 0; i < 400; i++) {
-      const max = [5, 3, 9, 1, 6][Math.floor(i / 80)]!
-      const now = T0 + i * 10 + next(3) * 5
-      // SimHash halves at and above 2^31 too: the ring keeps them as int32 and answers them unsigned.
-      const hi = (next(8) ^ (i % 3 === 0 ? 0x80000000 : 0)) >>> 0
-      const e = { at: now, hash: `h${next(4)}`, hi, lo: next(2) === 0 ? 0xffffffff : 0xfffffffe }
-      const windowMs = 40 + next(60)
-      // The list the ring stands for.
-      list.unshift(e)
-      if (list.length > max) list.length = max
-      let live = 0
-      while (live < list.length && list[live]!.at > now - windowMs) live++
-      list.length = live
-      const exact = list.filter((x) => x.hash === e.hash).length
-      const near = list.filter((x) => hamming(x, e) <= 1).length
-      expect(observeLoop(state, e, now, windowMs, max, 1)).toEqual({ exact, near })
-      expect(state.loop.length).toBe(list.length)
-      for (let j = 0; j < list.length; j++) expect(state.loop.at(j)).toEqual(list[j])
-    }
-  })
+    },
+  )
 })

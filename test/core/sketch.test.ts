@@ -1,7 +1,8 @@
 /**
- * fingerprint() computes in one pass what the three steps of its definition give: the prompt hash
- * and the SimHash of the normalised text. Held equal here to those steps written plainly (lower
- * case, `\s+` collapsed, trimmed; FNV-1a; SimHash over 3-word shingles).
+ * fingerprint() computes in one pass what the steps of its definition give: the prompt hash and
+ * the SimHash of the normalised text. Held equal here to those steps written plainly (lower case,
+ * `\s+` collapsed, trimmed; FNV-1a; 3-word shingles, each hashed by MurmurHash3 over its words'
+ * FNV-1a hashes as little-endian bytes).
  */
 import { describe, expect, it } from 'vitest'
 import {
@@ -15,21 +16,56 @@ import {
 
 const hex = (x: number) => x.toString(16).padStart(8, '0')
 
+/** MurmurHash3 x86 32-bit of `bytes`, byte by byte as its reference code reads them. */
+function murmur3(bytes: Uint8Array, seed: number): number {
+  const rotl = (x: number, r: number) => ((x << r) | (x >>> (32 - r))) >>> 0
+  const blocks = bytes.length >> 2
+  let h = seed >>> 0
+  for (let i = 0; i < blocks; i++) {
+    let k =
+      (bytes[4 * i]! | (bytes[4 * i + 1]! << 8) | (bytes[4 * i + 2]! << 16) | (bytes[4 * i + 3]! << 24)) >>> 0
+    k = Math.imul(rotl(Math.imul(k, 0xcc9e2d51), 15), 0x1b873593) >>> 0
+    h = (Math.imul(rotl((h ^ k) >>> 0, 13), 5) + 0xe6546b64) >>> 0
+  }
+  // The tail (1-3 bytes), as the reference's fall-through switch reads it.
+  const tail = 4 * blocks
+  const rest = bytes.length & 3
+  if (rest > 0) {
+    let k = 0
+    for (let j = rest - 1; j >= 0; j--) k ^= bytes[tail + j]! << (8 * j)
+    h ^= Math.imul(rotl(Math.imul(k, 0xcc9e2d51) >>> 0, 15), 0x1b873593)
+  }
+  h = (h ^ bytes.length) >>> 0
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b) >>> 0
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35) >>> 0
+  return (h ^ (h >>> 16)) >>> 0
+}
+
+/** A shingle's hash: MurmurHash3 of its words' FNV-1a hashes, each as 4 little-endian bytes. */
+function shingleHash(words: string[], seed: number): number {
+  const bytes = new Uint8Array(4 * words.length)
+  const view = new DataView(bytes.buffer)
+  for (const [i, w] of words.entries()) view.setUint32(4 * i, fnv1a(w), true)
+  return murmur3(bytes, seed)
+}
+
 /** The fingerprint as defined: each step on its own, strings and all. */
 function reference(text: string): { hash: string; hi: number; lo: number } {
   const n = text.toLowerCase().replace(/\s+/g, ' ').trim()
-  const words = n.split(' ')
+  const words = n === '' ? [] : n.split(' ')
   const shingles =
     words.length <= 3
-      ? [n]
+      ? words.length === 0
+        ? []
+        : [words]
       : words
           .slice(0, -2)
-          .map((w, i) => `${w} ${words[i + 1]} ${words[i + 2]}`)
+          .map((w, i) => [w, words[i + 1]!, words[i + 2]!])
           .slice(0, MAX_SHINGLES)
   const votes = new Array<number>(64).fill(0)
   for (const s of shingles) {
-    const a = fnv1a(s)
-    const b = fnv1a(s, 0x5bd1e995)
+    const a = shingleHash(s, 0x811c9dc5)
+    const b = shingleHash(s, 0x5bd1e995)
     for (let bit = 0; bit < 32; bit++) {
       votes[bit]! += (a >>> bit) & 1 ? 1 : -1
       votes[bit + 32]! += (b >>> bit) & 1 ? 1 : -1
@@ -90,6 +126,17 @@ const PIECES = [
 ]
 
 describe('fingerprint', () => {
+  it("the reference's MurmurHash3 gives the algorithm's published values", () => {
+    const bytes = (...b: number[]) => Uint8Array.from(b)
+    expect(murmur3(bytes(), 0)).toBe(0)
+    expect(murmur3(bytes(), 1)).toBe(0x514e28b7)
+    expect(murmur3(bytes(0xff, 0xff, 0xff, 0xff), 0)).toBe(0x76293b50)
+    expect(murmur3(bytes(0x21, 0x43, 0x65, 0x87), 0)).toBe(0xf55b516b)
+    expect(murmur3(bytes(0x21, 0x43, 0x65, 0x87), 0x5082edee)).toBe(0x2362f9de)
+    expect(murmur3(bytes(0x21, 0x43, 0x65), 0)).toBe(0x7e4a8634)
+    expect(murmur3(new TextEncoder().encode('Hello, world!'), 1234)).toBe(0xfaf6cdb3)
+  })
+
   it('equals the prompt hash and SimHash of the normalised text', () => {
     const text = 'gpt-4o-mini\nQuestion 12: say hello in 12 words, please.'
     const n = normalisePrompt(text)

@@ -286,11 +286,12 @@ describe.each(kinds)('%s detector store: what leaves the window is forgotten', (
 })
 
 describe('memory and Redis stores count near-identical prompts alike', () => {
-  // Long enough that one changed word moves the SimHash by 1 to 5 bits.
-  const templates = [
+  // Long enough (~85 words) that one changed word moves the SimHash by 0 to 4 bits.
+  const parts = [
     'please summarise the following quarterly report for the board and list the three main risks you see in it then suggest what the finance team should do next quarter about each of them and how the board should follow the plan',
     'write a long poem about autumn leaves falling on a quiet pond in the early morning light while the village wakes up and the baker opens his shop and children walk to school along the river under the old bridge',
   ]
+  const templates = [`${parts[0]} and then ${parts[1]}`, `${parts[1]} and then ${parts[0]}`]
   // Prompts from two templates with one word changed (near-identical), unrelated ones between.
   const prompts = Array.from({ length: 90 }, (_, i) =>
     i % 5 === 4

@@ -70,6 +70,8 @@ export class LoopEntries {
   /** Per slot: SimHash hi, SimHash lo, the hash's digest (int32: the same bits, signed). */
   private bits = NO_BITS
   private hashes: string[] = []
+  /** Whether the times fall from the newest on (false once a clock went back, until emptied). */
+  private ordered = true
 
   get capacity(): number {
     return this.hashes.length
@@ -95,6 +97,8 @@ export class LoopEntries {
   /** Adds the newest entry, keeping at most `max` (the oldest go); `digest` is fnv1a(e.hash). */
   add(e: LoopEntry, max: number, digest = fnv1a(e.hash)): void {
     if (max !== this.capacity) this.resize(max)
+    if (this.length === 0) this.ordered = true
+    else if (e.at < this.times[this.head]!) this.ordered = false
     const slot = this.head + 1 === max ? 0 : this.head + 1
     this.head = slot
     this.times[slot] = e.at
@@ -122,24 +126,57 @@ export class LoopEntries {
    * (`hi`, `lo`) (0: none counted). The older ones are forgotten.
    */
   count(since: number, hash: string, digest: number, hi: number, lo: number, distance: number) {
-    const times = this.times
+    const live = this.liveAfter(since)
+    this.length = live
     const b = this.bits
-    const hashes = this.hashes
-    const cap = hashes.length
     const d = digest | 0
+    const h = hi | 0
+    const l = lo | 0
+    const within = distance | 0
     let exact = 0
     let near = 0
-    let live = 0
-    let slot = this.head
-    for (; live < this.length; live++) {
-      if (times[slot]! <= since) break
-      const i = 3 * slot
-      if (b[i + 2] === d && hashes[slot] === hash) exact++
-      if (distance > 0 && bitsApart(b[i]!, b[i + 1]!, hi, lo) <= distance) near++
-      slot = slot === 0 ? cap - 1 : slot - 1
+    // The live slots, newest first, are head down to 0 and then from the end down: two runs,
+    // counted in slot order (the counts do not depend on it).
+    const head = this.head
+    const first = Math.max(head + 1 - live, 0)
+    const wrapped = live - (head + 1 - first)
+    for (let run = 0; run < 2; run++) {
+      const to = run === 0 ? head + 1 : this.capacity
+      for (let slot = run === 0 ? first : to - wrapped; slot < to; slot++) {
+        const i = 3 * slot
+        if (b[i + 2] === d && this.hashes[slot] === hash) exact++
+        if (within <= 0) continue
+        const x = b[i]! ^ h
+        const y = b[i + 1]! ^ l
+        // Within 3 bits, two SimHashes share one of their four 16-bit quarters at least
+        // (pigeonhole): most pairs are counted out by that, before the bits are counted.
+        if (within < 4 && (x & 0xffff) !== 0 && x >>> 16 !== 0 && (y & 0xffff) !== 0 && y >>> 16 !== 0)
+          continue
+        if (bitsApart(x, y, 0, 0) <= within) near++
+      }
     }
-    this.length = live
     return { exact, near }
+  }
+
+  /** How many entries from the newest on are later than `since`. */
+  private liveAfter(since: number): number {
+    const times = this.times
+    const cap = this.capacity
+    const head = this.head
+    if (!this.ordered) {
+      let k = 0
+      while (k < this.length && times[head - k < 0 ? head - k + cap : head - k]! > since) k++
+      return k
+    }
+    // Times fall from the newest on: a binary search finds where they reach `since`.
+    let low = 0
+    let high = this.length
+    while (low < high) {
+      const mid = (low + high) >>> 1
+      if (times[head - mid < 0 ? head - mid + cap : head - mid]! > since) low = mid + 1
+      else high = mid
+    }
+    return low
   }
 }
 
