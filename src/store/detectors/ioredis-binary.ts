@@ -5,8 +5,9 @@
  * in the gateway of the `detectors` bench row, ~320k instructions for a script call of 16 checks,
  * ~160k this way (docs/abuse.md, "What it costs"). Here the command is one latin1 string — the
  * Buffers' bytes as latin1 characters, the other arguments ASCII — made into bytes at once: the
- * same bytes ioredis would send. An argument that is not ASCII (a subject in another script) is
- * left to ioredis's own encoding, as are clients this does not apply to (`binaryCaller`).
+ * same bytes ioredis would send. A command with an argument that is not ASCII (a subject in
+ * another script) is encoded piece by piece, as ioredis does; clients this does not apply to are
+ * left to ioredis (`binaryCaller`).
  */
 import { Cluster, Command, Redis } from 'ioredis'
 import type { IORedisClient } from '../redis/connection.js'
@@ -17,7 +18,7 @@ type Arg = string | number | Buffer
 interface CommandLike {
   name: string
   args: (string | Buffer)[]
-  toWritable(socket: unknown): string | Buffer
+  toWritable(socket?: unknown): string | Buffer
 }
 
 interface IORedisInternals {
@@ -29,18 +30,30 @@ interface IORedisInternals {
 const NOT_ASCII = /[\u0080-\uffff]/
 
 /** The command as ioredis writes it (RESP), in one latin1 string made into bytes once. */
-function toWritable(this: CommandLike, socket: unknown): string | Buffer {
+function toWritable(this: CommandLike): Buffer {
   const args = this.args
   let text = `*${args.length + 1}\r\n$${this.name.length}\r\n${this.name}\r\n`
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!
     if (typeof a === 'string') {
-      // (A character outside ASCII takes more bytes than one: ioredis's own encoding then.)
-      if (NOT_ASCII.test(a)) return Object.getPrototypeOf(this).toWritable.call(this, socket)
+      // (A character outside ASCII takes more bytes than one: encoded piece by piece then.)
+      if (NOT_ASCII.test(a)) return utf8Writable(this.name, args)
       text += `$${a.length}\r\n${a}\r\n`
     } else text += `$${a.length}\r\n${a.toString('latin1')}\r\n`
   }
   return Buffer.from(text, 'latin1')
+}
+
+const CRLF = Buffer.from('\r\n')
+
+/** The same, strings in UTF-8: as ioredis writes a command with a Buffer among its arguments. */
+function utf8Writable(name: string, args: (string | Buffer)[]): Buffer {
+  const parts: Buffer[] = [Buffer.from(`*${args.length + 1}\r\n$${Buffer.byteLength(name)}\r\n${name}\r\n`)]
+  for (const a of args) {
+    if (typeof a === 'string') parts.push(Buffer.from(`$${Buffer.byteLength(a)}\r\n${a}\r\n`))
+    else parts.push(Buffer.from(`$${a.length}\r\n`), a, CRLF)
+  }
+  return Buffer.concat(parts)
 }
 
 /**
@@ -56,11 +69,22 @@ export function binaryCaller(client: IORedisClient): ((args: Arg[]) => Promise<u
   if (c.options?.enableAutoPipelining === true) return undefined
   return (args) => {
     const o = c.options
-    const command = new Command(String(args[0]), args.slice(1) as (string | number | Buffer)[], {
+    const options = {
       errorStack: o?.showFriendlyErrorStack ? new Error() : undefined,
       keyPrefix: o?.keyPrefix,
-      replyEncoding: 'utf8',
-    }) as unknown as CommandLike
+      replyEncoding: 'utf8' as const,
+    }
+    const rest = args.slice(1)
+    let command: CommandLike
+    if (o?.keyPrefix) command = new Command(String(args[0]), rest, options) as unknown as CommandLike
+    else {
+      // Made with no arguments, which are then set as ioredis would have them (numbers as
+      // text): ioredis copies and checks each argument when given them (~5k instructions a
+      // gateway call at 16 in flight), and with no key prefix nothing else is done with them.
+      command = new Command(String(args[0]), [], options) as unknown as CommandLike
+      for (let i = 0; i < rest.length; i++) if (typeof rest[i] === 'number') rest[i] = String(rest[i])
+      command.args = rest as (string | Buffer)[]
+    }
     command.toWritable = toWritable
     return c.sendCommand(command)
   }
