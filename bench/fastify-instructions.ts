@@ -7,6 +7,10 @@
  * sluice within 5 % of `bare-headers`; a count a busy machine does not move, where req/s swings.
  * Only the server's user-space work is counted: the kernel's (writing the response) is in neither.
  *
+ * A variant on Redis (`sluice-redis`, `sluice-redis-legacy`, `peer-redis`) gets a redis-server of
+ * its own, also under callgrind and counted over the same requests: its column is the server's
+ * count plus redis-server's (each is printed too), the work a request costs the whole system.
+ *
  * The warm-up is long because V8 keeps compiling the server's code for thousands of requests: after
  * 1,000 or 3,000 a request counted 525k or 110k instructions, after 10,000 ~78k, repeatable.
  *
@@ -17,7 +21,9 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
+import { Redis } from 'ioredis'
 import { Pool } from 'undici'
+import { freePort } from '../test/helpers/free-port.js'
 import { bundleWorker } from './harness/bundle.js'
 import { CountedProcess } from './harness/callgrind.js'
 import { sendCalls } from './harness/calls.js'
@@ -40,11 +46,36 @@ const CONNECTIONS = 16
 
 const GET = { method: 'GET' as const, path: '/' }
 
-async function count(bundle: string, variant: string): Promise<number> {
+/** A redis-server under callgrind, counting nothing yet, and its URL once it answers. */
+async function startCountedRedis(): Promise<{ redis: CountedProcess; url: string }> {
+  const port = await freePort()
+  const redis = CountedProcess.startProgram(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    ['ignore', 'ignore', 'pipe'],
+  )
+  const admin = new Redis(port, '127.0.0.1', { retryStrategy: () => 200, maxRetriesPerRequest: null })
+  admin.on('error', () => {}) // refused while valgrind starts the server: retried
+  try {
+    await admin.ping()
+  } finally {
+    admin.disconnect()
+  }
+  return { redis, url: `redis://127.0.0.1:${port}` }
+}
+
+interface Count {
+  server: number
+  redis: number
+}
+
+async function count(bundle: string, variant: string): Promise<Count> {
+  const counted = variant.includes('redis') ? await startCountedRedis() : undefined
   const server = CountedProcess.start(
-    [bundle, JSON.stringify({ variant })],
+    [bundle, JSON.stringify({ variant, redisUrl: counted?.url })],
     ['ignore', 'inherit', 'pipe', 'ipc'],
   )
+  const redis = counted?.redis
   try {
     const ready = await new Promise<FromWorker>((resolve, reject) => {
       server.child.once('message', (m) => resolve(m as FromWorker))
@@ -56,27 +87,41 @@ async function count(bundle: string, variant: string): Promise<number> {
     const pool = new Pool(String(ready.info?.url), { connections: CONNECTIONS })
     try {
       await sendCalls(pool, warmup, CONNECTIONS, () => GET)
-      await server.counting(true)
+      await Promise.all([server.counting(true), redis?.counting(true)])
       await sendCalls(pool, requests, CONNECTIONS, () => GET)
-      await server.counting(false)
+      await Promise.all([server.counting(false), redis?.counting(false)])
     } finally {
       await pool.close()
     }
-    return await server.total(() => server.child.send({ type: 'stop' }))
+    const serverTotal = await server.total(() => server.child.send({ type: 'stop' }))
+    // SIGTERM: redis-server shuts down cleanly (no save configured), so callgrind writes its counts.
+    const redisTotal = redis === undefined ? 0 : await redis.total(() => redis.child.kill('SIGTERM'))
+    return { server: serverTotal, redis: redisTotal }
   } finally {
     server.kill()
+    redis?.kill()
   }
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'sluice-fastify-instructions-'))
 const perRequest = new Map<string, number[]>(variants.map((v) => [v, []]))
+/** Each count as printed: the total per request, and its parts on Redis. */
+const shown = new Map<string, string[]>(variants.map((v) => [v, []]))
 try {
   const bundle = await bundleWorker('bench/workers/fastify-server.ts', dir)
   for (let r = 0; r < repeat; r++) {
     for (const variant of r % 2 === 0 ? variants : [...variants].reverse()) {
-      const value = (await count(bundle, variant)) / requests
+      const counted = await count(bundle, variant)
+      const value = (counted.server + counted.redis) / requests
       perRequest.get(variant)!.push(value)
-      process.stderr.write(`${variant}: ${Math.round(value).toLocaleString('en')} instructions per request\n`)
+      const parts =
+        counted.redis === 0
+          ? ''
+          : ` (server ${Math.round(counted.server / requests).toLocaleString('en')} + redis-server ${Math.round(counted.redis / requests).toLocaleString('en')})`
+      shown.get(variant)!.push(`${Math.round(value).toLocaleString('en')}${parts}`)
+      process.stderr.write(
+        `${variant}: ${Math.round(value).toLocaleString('en')} instructions per request${parts}\n`,
+      )
     }
   }
 } finally {
@@ -91,6 +136,6 @@ console.log('| --- | --- | --- | --- |')
 for (const [variant, xs] of perRequest) {
   const m = median(xs)
   const ratio = floor === undefined ? '' : `${(m / floor).toFixed(3)}×`
-  const each = xs.map((x) => Math.round(x).toLocaleString('en')).join(', ')
+  const each = shown.get(variant)!.join(', ')
   console.log(`| ${variant} | ${each} | ${Math.round(m).toLocaleString('en')} | ${ratio} |`)
 }

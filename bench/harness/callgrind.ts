@@ -26,17 +26,27 @@ export class CountedProcess {
 
   /** `node <args>` under callgrind, counting nothing yet. stdio as spawn() takes it (stderr piped). */
   static start(nodeArgs: string[], stdio: SpawnOptions['stdio']): CountedProcess {
+    // V8 writes and rewrites machine code: valgrind must notice code changed on the heap.
+    return CountedProcess.startProgram(process.execPath, nodeArgs, stdio, ['--smc-check=all-non-file'])
+  }
+
+  /** Any program under callgrind (e.g. a redis-server counted beside the server it serves). */
+  static startProgram(
+    program: string,
+    args: string[],
+    stdio: SpawnOptions['stdio'],
+    valgrindArgs: string[] = [],
+  ): CountedProcess {
     const dir = mkdtempSync(join(tmpdir(), 'sluice-callgrind-'))
     const child = spawn(
       'valgrind',
       [
         '--tool=callgrind',
         '--instr-atstart=no',
-        // V8 writes and rewrites machine code: valgrind must notice code changed on the heap.
-        '--smc-check=all-non-file',
+        ...valgrindArgs,
         `--callgrind-out-file=${join(dir, 'out')}`,
-        process.execPath,
-        ...nodeArgs,
+        program,
+        ...args,
       ],
       { stdio },
     )

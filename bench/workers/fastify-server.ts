@@ -20,6 +20,7 @@ export type FastifyVariant =
   | 'sluice-memory-ietf'
   | 'sluice-memory-legacy'
   | 'sluice-redis'
+  | 'sluice-redis-legacy'
   | 'peer-memory'
   | 'peer-redis'
 
@@ -58,7 +59,7 @@ if (variant === 'bare-headers') {
   })
   info = { headers }
 } else if (variant !== 'bare') {
-  const redis = variant.endsWith('redis')
+  const redis = variant.includes('redis')
   if (redis) {
     if (!redisUrl) throw new Error(`${variant} needs a redisUrl`)
     client = newClient(redisUrl)
@@ -76,7 +77,7 @@ if (variant === 'bare-headers') {
         // only the peer's set (X-RateLimit-Limit/-Remaining/-Reset).
         ...(variant === 'sluice-memory-ietf'
           ? { headers: { ietf: true, legacy: false, openai: false } }
-          : variant === 'sluice-memory-legacy'
+          : variant === 'sluice-memory-legacy' || variant === 'sluice-redis-legacy'
             ? { headers: { ietf: false, legacy: true, openai: false } }
             : {}),
         tiers: TIERS,

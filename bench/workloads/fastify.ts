@@ -15,6 +15,7 @@ const NAMES: Record<FastifyVariant, string> = {
   'sluice-memory-ietf': 'sluice plugin, MemoryStore, IETF headers only',
   'sluice-memory-legacy': "sluice plugin, MemoryStore, the peer's headers only (X-RateLimit-*)",
   'sluice-redis': 'sluice plugin, RedisStore',
+  'sluice-redis-legacy': "sluice plugin, RedisStore, the peer's headers only (X-RateLimit-*)",
   'peer-memory': '@fastify/rate-limit, memory',
   'peer-redis': '@fastify/rate-limit, Redis',
 }

@@ -55,7 +55,9 @@ describe('GuardedStore while Redis is down', () => {
     client.on('error', () => {})
     const store = new RedisStore({ client })
     await store.whenReady()
-    guard = new GuardedStore({ store, failMode: 'open', timeoutMs: 100 })
+    // Not shorter: the first call after Redis (re)starts loads sluice's library, and on a loaded
+    // machine that took over 100 ms (seen), so the call fell back where the test wants Redis.
+    guard = new GuardedStore({ store, failMode: 'open', timeoutMs: 1_000 })
   })
   afterAll(async () => {
     client.disconnect()
@@ -101,7 +103,7 @@ describe('GuardedStore while Redis is down', () => {
 
   it('settling any number of reservations a fallback answered never reaches the store', async () => {
     const counting = new CountingStore(new RedisStore({ client }))
-    const many = new GuardedStore({ store: counting, failMode: 'open', timeoutMs: 100 })
+    const many = new GuardedStore({ store: counting, failMode: 'open', timeoutMs: 1_000 })
     const limits = { b: tokenBucket({ capacity: 10, refillPerSecond: SLOW }), c: concurrency({ limit: 2 }) }
     const open = new Limiter({ store: many, policy: 'g-many-open', limits })
     const local = new Limiter({ store: many.withFailMode('local'), policy: 'g-many-local', limits })

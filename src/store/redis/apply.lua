@@ -33,7 +33,8 @@
 --   then per limit: flags (1 allowed, +2 alerted), remaining, resetMs, retryAfterMs (inf for
 --   never). Times are whole milliseconds, rounded up.
 -- Stored states: one string under the state key for every limit of width > 0, so that a decision
---   costs one read (in the batch's MGET) and one SET whatever the number of such limits:
+--   costs one read (in the batch's MGET) and one SET whatever the number of such limits (a key the
+--   batch changes again is written once more, when its ops are done: see decide.lua):
 --   little-endian doubles packed with `struct`, each such limit's numbers in order. Zeros stand
 --   for a full limit. The state key's name carries a signature of the policy's limit names and
 --   kinds (and of this layout), so a policy whose set of limits changed reads a fresh key. The
@@ -128,6 +129,7 @@ local function apply(KEYS, ARGV, one_by_one, ko, ao)
   local t = call('TIME')
   now = (tonumber(t[1]) * 1000000 + tonumber(t[2])) / 1000
   PREFETCHED, WRITTEN = {}, {}
+  STAGED, nstaged, nnumbers = {}, 0, 0
 
   -- Policies: each one argument, parsed once and kept while the library stays loaded.
   local npolicies = tonumber(ARGV[ao + 1])
@@ -291,6 +293,17 @@ local function apply(KEYS, ARGV, one_by_one, ko, ao)
     end
   end
   if count > 0 then error('the last op of the batch says it is decided with a next one') end
+
+  -- The state keys the batch's ops changed, each written once, as the last op left it.
+  for i = 1, nstaged do
+    local key, ms = STAGED_KEY[i], STAGED_MS[i]
+    if ms then
+      local policy, at = STAGED_POLICY[i], STAGED_AT[i]
+      call('SET', key, pack(policy.format, unpack(STAGED_NUMBERS, at + 1, at + policy.width)), 'PX', px(ms))
+    else
+      call('DEL', key)
+    end
+  end
 
   -- struct.pack takes its values on the Lua stack: a few thousand at a time.
   local chunks = {}

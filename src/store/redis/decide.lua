@@ -17,8 +17,41 @@ local NOTHING_STORED, ONE_STORED = {}, {}
 -- KEYS), and what this batch wrote since (WRITTEN, by key; false once deleted), so that an op sees
 -- the ops before it.
 local PREFETCHED, WRITTEN = {}, {}
+-- A state key the batch writes a second time is written no more until the batch is done (the end
+-- of apply.lua): a hot subject's ops in one batch (one client hammering one key) then cost two
+-- SETs, not one each — a SET called from Lua costs Redis more than deciding the op —, and their
+-- numbers are neither packed nor unpacked between them. (The first write is made at once: a
+-- batch's keys are mostly distinct, and staging each one cost more than it saved.) STAGED maps
+-- such a key to its place i, in the order staged; by place, in arrays kept from batch to batch
+-- (no table made per key): STAGED_KEY, STAGED_MS its TTL (false: delete it), STAGED_POLICY its
+-- layout, STAGED_AT where its numbers start in STAGED_NUMBERS.
+local STAGED, nstaged, nnumbers = {}, 0, 0
+local STAGED_KEY, STAGED_MS, STAGED_POLICY, STAGED_AT, STAGED_NUMBERS = {}, {}, {}, {}, {}
 
--- Packs what the part's limits of width > 0 hold now; a full limit writes zeros.
+-- Where the numbers of a staged state key start in STAGED_NUMBERS (filled by the caller).
+local function staged_at(key, policy, ms)
+  local i = STAGED[key]
+  if not i then
+    nstaged = nstaged + 1
+    i = nstaged
+    STAGED[key], STAGED_KEY[i], STAGED_AT[i] = i, key, nnumbers
+    nnumbers = nnumbers + policy.width
+  end
+  STAGED_MS[i], STAGED_POLICY[i] = ms, policy
+  return STAGED_AT[i]
+end
+
+-- Deletes a state key: at once the first time the batch writes it, else when the batch is done.
+local function delete_state(key, policy)
+  if WRITTEN[key] == nil then
+    call('DEL', key)
+    WRITTEN[key] = false
+  else
+    staged_at(key, policy, false)
+  end
+end
+
+-- What the part's limits of width > 0 hold now; a full limit keeps zeros.
 local PACKED_OUT = {}
 local function write_state(policy, first, base, key)
   local single = policy.single
@@ -26,12 +59,16 @@ local function write_state(policy, first, base, key)
     -- One limit keeps numbers here (the common case): they start at the part's first position.
     local reset_ms = RESET_MS[first + single]
     if reset_ms > 0 then
-      local text = pack(policy.format, NEXT[base + 1], NEXT[base + 2], NEXT[base + 3])
-      call('SET', key, text, 'PX', px(reset_ms))
-      WRITTEN[key] = text
+      if WRITTEN[key] == nil then
+        local text = pack(policy.format, NEXT[base + 1], NEXT[base + 2], NEXT[base + 3])
+        call('SET', key, text, 'PX', px(reset_ms))
+        WRITTEN[key] = text
+      else
+        local at = staged_at(key, policy, reset_ms)
+        for k = 1, policy.width do STAGED_NUMBERS[at + k] = NEXT[base + k] end
+      end
     else
-      call('DEL', key)
-      WRITTEN[key] = false
+      delete_state(key, policy)
     end
     return
   end
@@ -49,12 +86,16 @@ local function write_state(policy, first, base, key)
     end
   end
   if longest > 0 then
-    local text = pack(policy.format, unpack(PACKED_OUT, 1, policy.width))
-    call('SET', key, text, 'PX', px(longest))
-    WRITTEN[key] = text
+    if WRITTEN[key] == nil then
+      local text = pack(policy.format, unpack(PACKED_OUT, 1, policy.width))
+      call('SET', key, text, 'PX', px(longest))
+      WRITTEN[key] = text
+    else
+      local at = staged_at(key, policy, longest)
+      for k = 1, policy.width do STAGED_NUMBERS[at + k] = PACKED_OUT[k] end
+    end
   else
-    call('DEL', key)
-    WRITTEN[key] = false
+    delete_state(key, policy)
   end
 end
 
@@ -66,8 +107,7 @@ local function evaluate(index, mode, policy, first, base, state_key, block, id, 
   local n = policy.n
   if mode == 'x' or mode == 'u' then
     if mode == 'x' then
-      call('DEL', state_key)
-      WRITTEN[state_key] = false
+      if policy.packed then delete_state(state_key, policy) else call('DEL', state_key) end
       for i = first + 1, first + n do
         if OWN_KEY[i] then call('DEL', OWN_KEY[i]) end
         if MARKER[i] then call('DEL', MARKER[i]) end
@@ -90,8 +130,19 @@ local function evaluate(index, mode, policy, first, base, state_key, block, id, 
   -- The stored numbers of the state key (none: every limit full), read in place (a call less).
   local stored = NOTHING_STORED
   if policy.packed then
-    local v = WRITTEN[state_key]
-    if v == nil then v = PREFETCHED[index] end
+    local v
+    local staged = STAGED[state_key]
+    if staged then
+      -- What an op before it in this batch left (a TTL of false: deleted, every limit full).
+      if STAGED_MS[staged] then
+        local at, width = STAGED_AT[staged], policy.width
+        if policy.single then stored = ONE_STORED else stored = {} end
+        for k = 1, width do stored[k] = STAGED_NUMBERS[at + k] end
+      end
+    else
+      v = WRITTEN[state_key]
+      if v == nil then v = PREFETCHED[index] end
+    end
     if v then
       if #v ~= policy.bytes then
         error('state key holds ' .. #v .. ' bytes where this policy keeps ' .. policy.bytes)
