@@ -2,8 +2,8 @@
  * A detector script call with binary arguments (loop fingerprints) through an ioredis client,
  * encoded in one step. Given a Buffer, ioredis encodes the whole command piece by piece (every
  * argument's length measured twice and written into the result with a call of its own): counted
- * in the gateway of the `detectors` bench row, ~320k instructions for a script call of 16 checks,
- * ~160k this way (docs/abuse.md, "What it costs"). Here the command is one latin1 string — the
+ * alone, ~322k instructions for a script call of 16 checks, ~79k this way with the command made
+ * with no arguments (docs/abuse.md, "What it costs"). Here the command is one latin1 string — the
  * Buffers' bytes as latin1 characters, the other arguments ASCII — made into bytes at once: the
  * same bytes ioredis would send. A command with an argument that is not ASCII (a subject in
  * another script) is encoded piece by piece, as ioredis does; clients this does not apply to are
