@@ -66,7 +66,7 @@ describe('Redis detector store: steps of one turn in one script call', () => {
     // one (a head, the amount, the share used: record-fold.test.ts).
     expect(keyCount).toBe(10)
     const argv = sent[0]!.slice(3 + keyCount)
-    expect(argv[0]).toBe(2)
+    expect(Number(argv[0])).toBe(2)
     expect(argv).toHaveLength(1 + 2 + 40 * 3 + 2 * 3)
   })
 

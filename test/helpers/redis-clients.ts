@@ -5,18 +5,23 @@ import { type RedisServer, startRedis } from './redis-server.js'
 /**
  * An ioredis client of its own whose script calls that ran (FCALL, or EVALSHA / EVAL; not one
  * refused for a library or script not loaded yet) are counted, and whose script calls' arguments
- * are kept in `sent`. The caller disconnects it.
+ * are kept in `sent` (the name upper-cased, then the arguments as ioredis sends them: numbers as
+ * text). Counted where every command goes, `sendCommand`: the detector store sends its script
+ * calls there itself (src/store/detectors/ioredis-binary.ts). The caller disconnects it.
  */
 export function countedClient(url: string): { client: Redis; scriptCalls: () => number; sent: unknown[][] } {
   const client = new Redis(url)
   let calls = 0
   const sent: unknown[][] = []
-  const call = client.call.bind(client) as (...args: unknown[]) => Promise<unknown>
-  ;(client as unknown as { call: typeof call }).call = (...args: unknown[]) => {
-    const reply = call(...args)
-    if (!['FCALL', 'EVALSHA', 'EVAL'].includes(String(args[0]))) return reply
-    sent.push(args)
-    return reply.then((r) => {
+  type Sent = { name: string; args: unknown[] }
+  const send = client.sendCommand.bind(client) as unknown as (command: Sent, ...rest: unknown[]) => unknown
+  ;(client as unknown as { sendCommand: typeof send }).sendCommand = (command, ...rest) => {
+    const reply = send(command, ...rest)
+    const name = command.name.toUpperCase()
+    // (With a stream: ioredis sending a queued command once connected, counted when queued.)
+    if (rest.length > 0 || !['FCALL', 'EVALSHA', 'EVAL'].includes(name)) return reply
+    sent.push([name, ...command.args])
+    return (reply as Promise<unknown>).then((r) => {
       calls++
       return r
     })

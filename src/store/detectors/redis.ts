@@ -26,6 +26,7 @@ import {
 import { IORedisConnection } from '../redis/ioredis.js'
 import { NodeRedisConnection } from '../redis/node-redis.js'
 import { type Fold, RECORD_LINGER_MS, StepBatcher } from './batch.js'
+import { binaryCaller } from './ioredis-binary.js'
 import { DETECTOR_LIBRARY, type DetectorScript, STEPS } from './script.js'
 import { SetTexts } from './set-texts.js'
 import {
@@ -93,6 +94,8 @@ export class RedisDetectorStore implements DetectorStore {
   private loading: Promise<void> | undefined
   private readonly sets: SetTexts
   private readonly keyCache = new Map<string, string[]>()
+  /** Script calls through an ioredis client, encoded at once (ioredis-binary.ts), where it applies. */
+  private readonly scriptCall: (args: Arg[]) => Promise<unknown>
 
   constructor(o: RedisDetectorStoreOptions) {
     if (!isIORedis(o.client) && !isNodeRedis(o.client)) {
@@ -108,6 +111,7 @@ export class RedisDetectorStore implements DetectorStore {
       ? new IORedisConnection(o.client)
       : new NodeRedisConnection(o.client)
     this.nodeCluster = cluster && !isIORedis(o.client)
+    this.scriptCall = (isIORedis(o.client) && binaryCaller(o.client)) || ((args) => this.command(args))
     // 0 is allowed (the next turn), unlike the other durations.
     const linger =
       o.recordLingerMs === undefined
@@ -145,7 +149,7 @@ export class RedisDetectorStore implements DetectorStore {
   ): Promise<unknown[]> {
     if (this.functions) {
       try {
-        return (await this.command(['FCALL', script.fn, keys.length, ...keys, ...args])) as unknown[]
+        return (await this.scriptCall(['FCALL', script.fn, keys.length, ...keys, ...args])) as unknown[]
       } catch (error) {
         const message = String((error as Error).message)
         if (/function not found/i.test(message) && !retried) {
@@ -157,10 +161,10 @@ export class RedisDetectorStore implements DetectorStore {
       }
     }
     try {
-      return (await this.command(['EVALSHA', script.sha, keys.length, ...keys, ...args])) as unknown[]
+      return (await this.scriptCall(['EVALSHA', script.sha, keys.length, ...keys, ...args])) as unknown[]
     } catch (error) {
       if (!String((error as Error).message).includes('NOSCRIPT')) throw error
-      return (await this.command(['EVAL', script.source, keys.length, ...keys, ...args])) as unknown[]
+      return (await this.scriptCall(['EVAL', script.source, keys.length, ...keys, ...args])) as unknown[]
     }
   }
 
