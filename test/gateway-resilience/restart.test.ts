@@ -19,8 +19,9 @@ function configWith(snapshotInterval: string): GatewayConfigInput {
     tiers: {
       metered: {
         scope: 'key',
-        // A day's budget of a few calls; plenty of requests.
-        limits: { dollars: { kind: 'fixedWindow', unit: 'usd', limit: 0.002, window: '1d' } },
+        // A day's budget of a few calls; plenty of requests. A sliding window, not a fixed one: a
+        // fixed day starts again at 00:00 UTC, and a run across midnight found the key served.
+        limits: { dollars: { kind: 'slidingWindow', unit: 'usd', limit: 0.002, window: '1d' } },
         block: false,
       },
     },
