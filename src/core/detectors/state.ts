@@ -161,11 +161,9 @@ export class LoopEntries {
   /** How many entries from the newest on are later than `since`. */
   private liveAfter(since: number): number {
     const times = this.times
-    const cap = this.capacity
-    const head = this.head
     if (!this.ordered) {
       let k = 0
-      while (k < this.length && times[head - k < 0 ? head - k + cap : head - k]! > since) k++
+      while (k < this.length && times[this.slot(k)]! > since) k++
       return k
     }
     // Times fall from the newest on: a binary search finds where they reach `since`.
@@ -173,7 +171,7 @@ export class LoopEntries {
     let high = this.length
     while (low < high) {
       const mid = (low + high) >>> 1
-      if (times[head - mid < 0 ? head - mid + cap : head - mid]! > since) low = mid + 1
+      if (times[this.slot(mid)]! > since) low = mid + 1
       else high = mid
     }
     return low

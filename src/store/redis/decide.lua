@@ -41,6 +41,12 @@ local function staged_at(key, policy, ms)
   return STAGED_AT[i]
 end
 
+-- Stages a state key's numbers, src[from + 1 .. from + width], to live `ms` once written.
+local function stage_numbers(key, policy, ms, src, from)
+  local at = staged_at(key, policy, ms)
+  for k = 1, policy.width do STAGED_NUMBERS[at + k] = src[from + k] end
+end
+
 -- Deletes a state key: at once the first time the batch writes it, else when the batch is done.
 local function delete_state(key, policy)
   if WRITTEN[key] == nil then
@@ -64,8 +70,7 @@ local function write_state(policy, first, base, key)
         call('SET', key, text, 'PX', px(reset_ms))
         WRITTEN[key] = text
       else
-        local at = staged_at(key, policy, reset_ms)
-        for k = 1, policy.width do STAGED_NUMBERS[at + k] = NEXT[base + k] end
+        stage_numbers(key, policy, reset_ms, NEXT, base)
       end
     else
       delete_state(key, policy)
@@ -91,8 +96,7 @@ local function write_state(policy, first, base, key)
       call('SET', key, text, 'PX', px(longest))
       WRITTEN[key] = text
     else
-      local at = staged_at(key, policy, longest)
-      for k = 1, policy.width do STAGED_NUMBERS[at + k] = PACKED_OUT[k] end
+      stage_numbers(key, policy, longest, PACKED_OUT, 0)
     end
   else
     delete_state(key, policy)
