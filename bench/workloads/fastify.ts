@@ -194,14 +194,13 @@ function redisCpuNote(sluice: Measure | undefined, legacy: Measure | undefined, 
   const server = (m: Measure) => m.extra?.serverCpuUsPerReq ?? Number.NaN
   const redis = (m: Measure) => m.extra?.redisCpuUsPerReq ?? Number.NaN
   const sum = (m: Measure) => server(m) + redis(m)
-  const parts = (
-    [
-      ['sluice', sluice],
-      ["sluice, peer's headers", legacy],
-      ['peer', peer],
-    ] as const
-  )
-    .filter((e): e is readonly [string, Measure] => e[1] !== undefined)
+  const named: [string, Measure | undefined][] = [
+    ['sluice', sluice],
+    ["sluice, peer's headers", legacy],
+    ['peer', peer],
+  ]
+  const parts = named
+    .filter((e): e is [string, Measure] => e[1] !== undefined)
     .map(([n, m]) => `${n} ${redis(m).toFixed(1)} (sum ${sum(m).toFixed(1)})`)
   const ratios = [
     ...(sluice ? [`sluice ${(sum(peer) / sum(sluice)).toFixed(2)}×`] : []),
