@@ -5,11 +5,11 @@
  */
 import type { Costs, Decision } from '../limiter.js'
 import {
-  addRateLimitHeaders,
   addRetryHeaders,
   type HeaderGroups,
   PolicyHeaderCache,
   type ResetHints,
+  rateLimitHeaders,
 } from './headers.js'
 import { type ErrorBody, rateLimitBody, unavailableBody } from './responses.js'
 import { advertisedRetryMs, shouldRetry } from './retry.js'
@@ -53,17 +53,16 @@ export class Answers {
     groups: Readonly<HeaderGroups> = this.o.headerGroups,
     nextCallMs?: number,
   ): Record<string, string> {
-    const out: Record<string, string> = {}
     // Let through unchecked while the store is down: there is nothing true to say.
     // Tested for undefined first, as in next-call.ts: the string compare is left to the few
     // unverified decisions.
     const fallback = decision.fallback
-    if (fallback !== undefined && fallback === 'open') return out
+    if (fallback !== undefined && fallback === 'open') return {}
     const cap = this.o.concurrencyRetryCapMs
     // Allowed: no call (its answer is 0), which the busy caller could not inline.
     const retry = decision.allowed ? 0 : advertisedRetryMs(decision, cap)
     const hints = nextCallMs === undefined ? this.capOnly : { nextCallMs, concurrencyRetryCapMs: cap }
-    addRateLimitHeaders(out, decision, groups, retry, this.policyHeaders, hints)
+    const out = rateLimitHeaders(decision, groups, retry, this.policyHeaders, hints)
     if (warning !== undefined) out['x-ratelimit-warning'] = warning
     if (!decision.allowed && !this.o.isShadow(decision.policy)) {
       addRetryHeaders(out, retry, shouldRetry(decision, retry, this.o.maxRetryWaitMs))
@@ -78,9 +77,7 @@ export class Answers {
   denial(decision: Decision, costs?: Costs): Answer<429> {
     const cap = this.o.concurrencyRetryCapMs
     const retry = advertisedRetryMs(decision, cap)
-    const headers: Record<string, string> = {}
-    const hints = this.capOnly
-    addRateLimitHeaders(headers, decision, this.o.headerGroups, retry, this.policyHeaders, hints)
+    const headers = rateLimitHeaders(decision, this.o.headerGroups, retry, this.policyHeaders, this.capOnly)
     addRetryHeaders(headers, retry, shouldRetry(decision, retry, this.o.maxRetryWaitMs))
     return { status: 429, headers, body: rateLimitBody(decision, retry, costs) }
   }
