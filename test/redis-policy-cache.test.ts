@@ -76,6 +76,8 @@ describe('policies kept by the script between calls', () => {
         1,
         0,
         0,
+        '',
+        '',
         'c1',
         1,
       ) as Promise<unknown>
@@ -96,6 +98,8 @@ describe('policies kept by the script between calls', () => {
       1,
       0,
       0,
+      '',
+      '',
       'c1',
       1,
     )) as Buffer[]

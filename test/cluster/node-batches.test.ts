@@ -7,7 +7,7 @@
  */
 import { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { fixedWindow, Limiter } from '../../src/index.js'
+import { type Decision, fixedWindow, Limiter, MemoryStore } from '../../src/index.js'
 import { RedisStore } from '../../src/store/redis/store.js'
 import { commandCallsIn, type RedisClusterServer, startRedisCluster } from '../helpers/redis-cluster.js'
 import { CLIENT_KINDS, clusterClient } from '../helpers/store-clients.js'
@@ -114,6 +114,43 @@ describe('node batches on a 3-node Redis Cluster', () => {
     // At most one GET per subject (none where a master got one slot: its batch reads with MGET),
     // where reading every op's key would take HOT_SUBJECTS * HOT_CALLS.
     expect(gets).toBeLessThanOrEqual(HOT_SUBJECTS)
+  })
+
+  it('hot subjects with blocks and alerts in node batches (each key sent once): decided as a MemoryStore decides', async () => {
+    const store = new RedisStore({ nodes: cluster.nodes.map((n) => n.url) })
+    const memory = new MemoryStore()
+    await store.whenReady()
+    const limiterOn = (s: RedisStore | MemoryStore) =>
+      new Limiter({
+        store: s,
+        policy: 'hot-blocks',
+        alertAt: 0.5,
+        block: { after: 3, withinMs: 600_000, durationsMs: [600_000] },
+        limits: {
+          r: fixedWindow({ limit: 20, windowMs: 3_600_000 }),
+          b: fixedWindow({ limit: 30, windowMs: 30 * 86_400_000 }),
+        },
+      })
+    const turn = (l: Limiter) =>
+      Promise.all(
+        Array.from({ length: HOT_SUBJECTS * HOT_CALLS }, (_, i) =>
+          i % 7 === 3
+            ? l.unblock(`hb-${i % HOT_SUBJECTS}`)
+            : l.consume(`hb-${i % HOT_SUBJECTS}`, { requests: 1 + (i % 2) }),
+        ),
+      )
+    const onRedis = turn(limiterOn(store))
+    const onMemory = turn(limiterOn(memory))
+    const facts = (d: Decision) => [
+      d.allowed,
+      d.blocked,
+      d.blockedNow,
+      d.limits.map((l) => l.remaining),
+      d.alerts.length,
+    ]
+    expect((await onRedis).map(facts)).toEqual((await onMemory).map(facts))
+    await store.close()
+    await memory.close()
   })
 
   it('a client whose slot map is wrong has its node batches refused and sent again by slot, nothing charged twice', async () => {

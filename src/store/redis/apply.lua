@@ -12,15 +12,24 @@
 --   then per limit: kind width nParams p1..pn (the algorithm's lua.params)
 --   A policy is parsed the first time its text arrives and kept (POLICIES, by its text) while the
 --   library stays loaded: the same Limiter sends the same text on every call.
--- then nOps, nBlockKeys, nGuardKeys (-1: one, the busy string of lua/busy.lua), then per op:
---   header [id] [chargedAt] nLimits x cost [nLimits x charged]
+-- then nOps, nBlockKeys, nGuardKeys (-1: one, the busy string of lua/busy.lua), keyMap, opMap,
+--   then per op: header [id] [chargedAt] nLimits x cost [nLimits x charged]
 --   header = mode, '+' when the op is decided together with the next one (a group: compose()),
 --   policy index, then ':' and the alert threshold when the op reports alerts ("c1", "r+2:0.8");
 --   id only when the policy's idFlag is 1; chargedAt ('' for now) and charged only in adjust modes.
+--   When opMap is not empty, an op whose arguments equal an op's before it is left out, and opMap
+--   names, for each op in order, where its arguments start (1 = the first after opMap).
+--   Both maps are two characters a place, a 1-based index in base 94 from '!' (33), low digit
+--   first ("!!" 1, "\"!" 2, "!\"" 95; at most 8,836: past that encode.ts sends no map).
+--   A batch whose ops share a subject (every request of one client) or a mode and cost (every op
+--   of one Limiter) so sends each key and op argument once: each would otherwise become a Redis
+--   string and a Lua string of its own, and each key an MGET lookup.
 -- KEYS: every op's state key (in op order), then the block key of every op whose policy blocks
---   (in op order), then the guard key of every guarded op (in op order) or the busy string, then per op: the own keys of its limits of width 0 (in limit order), then
---   nLimits alert marker keys when the op reports alerts, then the strikes key when the policy
---   blocks.
+--   (in op order), then the guard key of every guarded op (in op order) or the busy string, then
+--   per op: the own keys of its limits of width 0 (in limit order), then nLimits alert marker
+--   keys when the op reports alerts, then the strikes key when the policy blocks. When keyMap is
+--   not empty, each distinct key of that layout once, in order of first use, and keyMap names,
+--   for every place of the layout, which of them fills it.
 -- modes: c consume, r reserve (takes a lease), a adjust, A adjust + release lease, p peek,
 --   x reset, u unblock; C and R: c and r guarded by their queue: when it holds tickets, the op
 --   (or its group) is not decided and its status is 4. On one Redis the batch names one key, the
@@ -118,6 +127,53 @@ local function header_of(header)
   return c
 end
 
+-- Every place p of a map (see ARGV above) filled: places[p] = source[offset + index], or
+-- offset + index without a source; indexes[p] = index when asked for.
+local byte = string.byte
+local MAP_SLICE = 4000 -- string.byte returns its values on the Lua stack: this many at a time
+local function expand(map, source, offset, places, indexes)
+  local length = #map
+  local p = 0
+  for from = 1, length, MAP_SLICE do
+    local to = from + MAP_SLICE - 1
+    if to > length then to = length end
+    local b = { byte(map, from, to) }
+    for j = 1, to - from + 1, 2 do
+      local i = b[j] - 32 + 94 * (b[j + 1] - 33)
+      p = p + 1
+      if source then places[p] = source[offset + i] else places[p] = offset + i end
+      if indexes then indexes[p] = i end
+    end
+  end
+end
+-- The maps of the batch being applied, read into tables kept from batch to batch.
+local OP_STARTS, KEY_PLACES, KEY_INDEX, VALUES = {}, {}, {}, {}
+
+-- Reads keys[offset + 1 .. offset + count] into values[1 .. count]: with one MGET, a thousand at
+-- a time (Lua's unpack limit); or, for a batch of a cluster node's ops over several hash slots
+-- (one_by_one: see script.ts), one GET each, as an MGET may only name one slot. A key named
+-- again right after itself (a hot subject's ops in a batch too large to map: the store groups a
+-- node batch's ops by hash slot, so they are neighbours) is read once.
+local function read_keys(keys, offset, count, one_by_one, values)
+  if one_by_one then
+    local last, value
+    for k = 1, count do
+      local key = keys[offset + k]
+      if key ~= last then
+        last, value = key, call('GET', key)
+      end
+      values[k] = value
+    end
+  else
+    for from = 1, count, 1000 do
+      local to = from + 999
+      if to > count then to = count end
+      local got = call('MGET', unpack(keys, offset + from, offset + to))
+      for k = 1, #got do values[from + k - 1] = got[k] end
+    end
+  end
+end
+
 -- Applies one batch: KEYS and ARGV as described at the top. The definitions above are made once
 -- per call of the script (EVALSHA) or once per load of the library (FCALL); everything a batch
 -- reads or writes is reset here.
@@ -141,34 +197,33 @@ local function apply(KEYS, ARGV, one_by_one, ko, ao)
   local arg_at = ao + npolicies + 2
 
   local nops, nblocks, nguards = tonumber(ARGV[arg_at]), tonumber(ARGV[arg_at + 1]), tonumber(ARGV[arg_at + 2])
-  arg_at = arg_at + 3
+  local keymap, opmap = ARGV[arg_at + 3], ARGV[arg_at + 4]
+  arg_at = arg_at + 5
   -- nguards -1: one guard key for the whole batch, the busy string (lua/busy.lua).
   local listed = nguards < 0
   if listed then nguards = 1 end
-  -- The state, block and guard keys of the whole batch in one MGET, a thousand at a time (Lua's
-  -- unpack limit). A batch of a cluster node's ops over several hash slots (one_by_one: see
-  -- script.ts) reads them one GET each, as an MGET may only name one slot; either way every key
-  -- is read before anything is written, so a key this node does not serve fails the call whole.
-  -- A key a node batch names again right after itself (a hot subject's ops: the store groups a
-  -- batch's ops by hash slot, so they are neighbours) is read once: nothing is written before
-  -- every key is read, so both reads would answer the same.
+  -- Ops whose arguments repeat an op's before them were left out: where each op's start.
+  local starts = false
+  if opmap ~= '' then
+    expand(opmap, nil, arg_at - 1, OP_STARTS)
+    starts = OP_STARTS
+  end
+  -- The state, block and guard keys of the whole batch, read before anything is written (so a
+  -- key a cluster node does not serve fails the call whole, and a key read twice would answer the
+  -- same twice). Repeated keys came once each, in order of first use: the places read here name
+  -- the first `distinct` of them, each read once; then KEYS is every place of the layout.
   local prefetch = nops + nblocks + nguards
-  if one_by_one then
-    local last, value
+  if keymap ~= '' then
+    expand(keymap, KEYS, ko, KEY_PLACES, KEY_INDEX)
+    local distinct = 0
     for k = 1, prefetch do
-      local key = KEYS[ko + k]
-      if key ~= last then
-        last, value = key, call('GET', key)
-      end
-      PREFETCHED[k] = value
+      if KEY_INDEX[k] > distinct then distinct = KEY_INDEX[k] end
     end
+    read_keys(KEYS, ko, distinct, one_by_one, VALUES)
+    for k = 1, prefetch do PREFETCHED[k] = VALUES[KEY_INDEX[k]] end
+    KEYS, ko = KEY_PLACES, 0
   else
-    for from = 1, prefetch, 1000 do
-      local to = from + 999
-      if to > prefetch then to = prefetch end
-      local values = call('MGET', unpack(KEYS, ko + from, ko + to))
-      for k = 1, #values do PREFETCHED[from + k - 1] = values[k] end
-    end
+    read_keys(KEYS, ko, prefetch, one_by_one, PREFETCHED)
   end
 
   -- Every number of the results, in order; packed once at the end.
@@ -181,6 +236,7 @@ local function apply(KEYS, ARGV, one_by_one, ko, ao)
   -- The policy whose limits fill positions 1..n now.
   local loaded = nil
   for index = 1, nops do
+    if starts then arg_at = starts[index] end
     local header = ARGV[arg_at]
     local class = HEADERS[header] or header_of(header)
     local mode, policy = class.mode, policies[class.policy]

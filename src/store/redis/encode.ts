@@ -52,10 +52,62 @@ const MARKER_CACHE_SIZE = 10_000
 const markers = new Map<string, string>()
 
 export interface EncodedBatch {
-  /** Every op's state key (in op order), then the block keys, the guard keys, then the ops' other keys. */
+  /**
+   * Every op's state key (in op order), then the block keys, the guard keys, then the ops' other
+   * keys; or, when a key repeats, each key once (in that order of first use) and a map of them.
+   */
   keys: string[]
   /** Policies first, then ops. */
   args: (string | number)[]
+}
+
+/**
+ * A batch's keys repeat when ops share a subject (every request of one client: one state, block,
+ * alert and strikes key), and its ops' arguments when they share a mode and cost (every op of one
+ * Limiter): each repeat would become a Redis string and a Lua string of its own, and each key a
+ * lookup of the MGET. The script gets each key once and a map naming, for every place of the full
+ * layout, which key fills it; and each op's arguments once, a map naming where each op's start.
+ * Both maps: two characters a place, a 1-based index in base 94 from '!' (low digit first). See
+ * apply.lua.
+ */
+const MAP_BASE = 94
+/** Past this many distinct values a map cannot name them: the values go as they are. */
+const MAP_MAX = MAP_BASE * MAP_BASE
+/** The two characters of each index, made once. */
+const indexCodes: string[] = ['']
+function indexCode(i: number): string {
+  for (let k = indexCodes.length; k <= i; k++) {
+    indexCodes.push(String.fromCharCode(33 + ((k - 1) % MAP_BASE), 33 + Math.floor((k - 1) / MAP_BASE)))
+  }
+  return indexCodes[i]!
+}
+
+/** Reused from batch to batch (no table made per call): each place's index, and the index by value. */
+const placeIndex: number[] = []
+const indexOf = new Map<string | number, number>()
+
+/**
+ * `values` as the script reads them: each distinct value once, in order of first use, and the map
+ * of places; the values as they are and an empty map when none repeats (or too many are distinct).
+ */
+function shareRepeats<T extends string | number>(values: T[]): { values: T[]; map: string } {
+  if (values.length < 2) return { values, map: '' }
+  const distinct: T[] = []
+  for (let p = 0; p < values.length; p++) {
+    const v = values[p]!
+    let i = indexOf.get(v)
+    if (i === undefined) {
+      distinct.push(v)
+      i = distinct.length
+      indexOf.set(v, i)
+    }
+    placeIndex[p] = i
+  }
+  indexOf.clear()
+  if (distinct.length === values.length || distinct.length > MAP_MAX) return { values, map: '' }
+  let map = ''
+  for (let p = 0; p < values.length; p++) map += indexCode(placeIndex[p]!)
+  return { values: distinct, map }
 }
 
 interface EncodedPolicy {
@@ -121,8 +173,15 @@ export function encodeBatch(
 ): EncodedBatch {
   const policyArgs: (string | number)[] = [0]
   const policies: EncodedPolicy[] = []
-  const opArgs: (string | number)[] = [ops.length, 0, 0]
+  // nOps, nBlockKeys, nGuardKeys; then each op's own arguments.
+  const counts: number[] = [ops.length, 0, 0]
+  const opArgs: (string | number)[] = []
   const keys: string[] = new Array(ops.length)
+  // Where each op's arguments start in opArgs, and where each distinct run of them starts.
+  const opStarts: number[] = new Array(ops.length)
+  const opLengths: number[] = new Array(ops.length)
+  const tupleStarts: number[] = []
+  let repeated = false
   let j = 0
   let guarded = false
   // On a cluster (no busy string): each guarded op's queue marker, in op order.
@@ -156,13 +215,26 @@ export function encodeBatch(
       cached = { threshold, header }
       policy.headers.set(mode, cached)
     }
+    const start = opArgs.length
     opArgs.push(cached.header)
     if (policy.ids) opArgs.push(op.id)
     if (adjusting) opArgs.push(op.chargedAt ?? '')
     const n = op.limits.length
-    keys[j++] = op.stateKey
+    keys[j] = op.stateKey
     for (let i = 0; i < n; i++) opArgs.push(op.costs[i]!)
     if (adjusting) for (let i = 0; i < n; i++) opArgs.push(op.charged?.[i] ?? 0)
+    // The same arguments as an op before it (one Limiter's ops at the same cost): sent once.
+    opLengths[j] = opArgs.length - start
+    const same = sameTuple(opArgs, start, tupleStarts)
+    if (same < 0) {
+      tupleStarts.push(start)
+      opStarts[j] = start
+    } else {
+      opArgs.length = start
+      opStarts[j] = same
+      repeated = true
+    }
+    j++
   }
   let blocks = 0
   for (const op of ops) {
@@ -171,14 +243,14 @@ export function encodeBatch(
       blocks++
     }
   }
-  opArgs[1] = blocks
+  counts[1] = blocks
   if (guarded && busyKey !== undefined) {
     // One key for the batch: the list of queues that hold tickets (lua/busy.lua).
     keys.push(busyKey)
-    opArgs[2] = -1
+    counts[2] = -1
   } else {
     for (const marker of guardKeys) keys.push(marker)
-    opArgs[2] = guardKeys.length
+    counts[2] = guardKeys.length
   }
   for (const op of ops) {
     const n = op.limits.length
@@ -189,8 +261,43 @@ export function encodeBatch(
     if (op.block) keys.push(op.block.strikesKey)
   }
   policyArgs[0] = policies.length
-  for (const a of opArgs) policyArgs.push(a)
-  return { keys, args: policyArgs }
+  policyArgs.push(counts[0]!, counts[1]!, counts[2]!)
+  const shared = shareRepeats(keys)
+  let opMap = ''
+  if (repeated && opArgs.length <= MAP_MAX) {
+    for (const at of opStarts) opMap += indexCode(at + 1)
+    policyArgs.push(shared.map, opMap)
+    for (const a of opArgs) policyArgs.push(a)
+  } else {
+    // None repeats, or too many places for a map to name: every op's arguments as they are.
+    policyArgs.push(shared.map, opMap)
+    for (let k = 0; k < ops.length; k++) {
+      const at = opStarts[k]!
+      for (let a = at; a < at + opLengths[k]!; a++) policyArgs.push(opArgs[a]!)
+    }
+  }
+  return { keys: shared.values, args: policyArgs }
+}
+
+/** How many earlier runs of arguments an op's are compared with (one Limiter's ops repeat the last). */
+const TUPLES_COMPARED = 8
+
+/**
+ * Where an earlier op's arguments equal args[start..] (the op just pushed), or -1: the most recent
+ * runs compared, value by value.
+ */
+function sameTuple(args: (string | number)[], start: number, starts: number[]): number {
+  const length = args.length - start
+  const from = starts.length > TUPLES_COMPARED ? starts.length - TUPLES_COMPARED : 0
+  for (let t = starts.length - 1; t >= from; t--) {
+    const at = starts[t]!
+    const end = t + 1 < starts.length ? starts[t + 1]! : start
+    if (end - at !== length) continue
+    let k = 0
+    while (k < length && args[at + k] === args[start + k]) k++
+    if (k === length) return at
+  }
+  return -1
 }
 
 /**
