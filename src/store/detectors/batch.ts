@@ -11,7 +11,7 @@
  *
  * Steps that follow one another in a call with the same kind, subject, set and shared texts (an
  * address, a country: `texts`, sent once a call beside the sets) go as one run: one head for all
- * of them (`c0.1.3*16`), then each step's own arguments — at 16 in flight a check is then its
+ * of them (`c0.2.3*16`), then each step's own arguments — at 16 in flight a check is then its
  * fingerprint alone, one argument instead of three (an argument costs Redis ~1,100 instructions).
  *
  * Record steps of one subject and detector set in the same call fold into the first of them (its
