@@ -3,11 +3,18 @@ import { load } from '../harness/autocannon.js'
 import { Worker } from '../harness/child.js'
 import { median } from '../harness/latency.js'
 import { formatRate, progress } from '../harness/progress.js'
+import { redisCpuSeconds } from '../harness/redis-cost.js'
 import { pairedRatio, throughputRow } from '../harness/rows.js'
 import type { BenchContext, Measure, Section, ThroughputRow, Workload } from '../harness/types.js'
 import type { FastifyVariant } from '../workers/fastify-server.js'
 
 const WORKER = new URL('../workers/fastify-server.ts', import.meta.url)
+
+/** redis-server's CPU time so far (s), user and kernel. */
+function redisSeconds(info: string): number {
+  const { user, sys } = redisCpuSeconds(info)
+  return user + sys
+}
 const NAMES: Record<FastifyVariant, string> = {
   bare: 'bare Fastify',
   'bare-headers': "bare Fastify sending sluice's headers as constants",
@@ -24,6 +31,8 @@ interface Acc {
   rates: number[]
   /** Server CPU per request (µs) of each round. */
   cpu: number[]
+  /** redis-server's CPU per request (µs) of each round, user and kernel; variants on Redis only. */
+  redisCpu: number[]
   p50: number[]
   p99: number[]
   bad: number
@@ -46,11 +55,12 @@ async function run(ctx: BenchContext): Promise<Section> {
       'sluice-memory-ietf',
       'sluice-memory-legacy',
       'sluice-redis',
+      'sluice-redis-legacy',
     )
   }
   let headerCount = 0
   const acc = new Map<FastifyVariant, Acc>(
-    variants.map((v) => [v, { rates: [], cpu: [], p50: [], p99: [], bad: 0 }]),
+    variants.map((v) => [v, { rates: [], cpu: [], redisCpu: [], p50: [], p99: [], bad: 0 }]),
   )
 
   for (let round = 0; round < options.rounds; round++) {
@@ -65,12 +75,20 @@ async function run(ctx: BenchContext): Promise<Section> {
         progress(`${label}: warm-up ${warmupMs} ms`)
         await load(url, options.inFlight, warmupMs)
         progress(`${label}: ${options.inFlight} connections for ${options.durationMs} ms (autocannon)`)
+        const onRedis = variant.endsWith('-redis') || variant.endsWith('-redis-legacy')
+        const redisBefore = onRedis ? redisSeconds(await redis.info('cpu')) : 0
         const cpuBefore = await worker.cpuMicros()
         const r = await load(url, options.inFlight, options.durationMs)
         const cpu = ((await worker.cpuMicros()) - cpuBefore) / Math.max(1, r.ok)
         const a = acc.get(variant)!
         a.rates.push(r.requestsPerSec)
         a.cpu.push(cpu)
+        if (onRedis) {
+          // The same requests' work in redis-server: the peer's round trip per request costs Redis
+          // (and the kernel) what sluice's shared script call does not, and the reverse.
+          const redisCpu = ((redisSeconds(await redis.info('cpu')) - redisBefore) * 1e6) / Math.max(1, r.ok)
+          a.redisCpu.push(redisCpu)
+        }
         a.p50.push(r.p50Ms)
         a.p99.push(r.p99Ms)
         a.bad += r.bad
@@ -95,6 +113,7 @@ async function run(ctx: BenchContext): Promise<Section> {
       extra: {
         nonOkResponses: a.bad,
         serverCpuUsPerReq: median(a.cpu),
+        ...(a.redisCpu.length > 0 ? { redisCpuUsPerReq: median(a.redisCpu) } : {}),
         ...(v === 'bare-headers' ? { headers: headerCount } : {}),
       },
     }
@@ -107,7 +126,7 @@ async function run(ctx: BenchContext): Promise<Section> {
     const peer = measure(`peer-${store}`)
     const sluice = plugin.ok ? measure(`sluice-${store}`) : undefined
     const lean = plugin.ok && store === 'memory' ? measure('sluice-memory-ietf') : undefined
-    const legacy = plugin.ok && store === 'memory' ? measure('sluice-memory-legacy') : undefined
+    const legacy = plugin.ok ? measure(`sluice-${store}-legacy`) : undefined
     const floor = plugin.ok && store === 'memory' ? measure('bare-headers') : undefined
     const bad = [sluice, peer, lean, legacy, floor].filter((m) => m && (m.extra?.nonOkResponses ?? 0) > 0)
     const parts = [
@@ -137,6 +156,7 @@ async function run(ctx: BenchContext): Promise<Section> {
         .join(
           ', ',
         )}${floor && sluice ? ` — sluice's own ${(((cpuOf(sluice) - cpuOf(floor)) / cpuOf(floor)) * 100).toFixed(1)} % over the constant headers` : ''}${legacy ? `; sluice (peer's headers) ÷ peer by CPU: ${(cpuOf(peer) / cpuOf(legacy)).toFixed(2)}×` : ''}${store === 'redis' && sluice ? `; sluice ÷ peer by CPU: ${(cpuOf(peer) / cpuOf(sluice)).toFixed(2)}×` : ''}`,
+      ...(store === 'redis' ? [redisCpuNote(sluice, legacy, peer)] : []),
       ...bad.map((m) => `${m!.name}: ${m!.extra!.nonOkResponses} non-2xx/errors`),
     ]
     const row = throughputRow(
@@ -151,6 +171,7 @@ async function run(ctx: BenchContext): Promise<Section> {
       },
     )
     if (lean && legacy) row.others = [lean, legacy]
+    else if (legacy) row.others = [legacy]
     rows.push(row)
   }
   return {
@@ -163,6 +184,30 @@ async function run(ctx: BenchContext): Promise<Section> {
           ],
         }),
   }
+}
+
+/**
+ * The Redis row's whole cost per request: the server's CPU and redis-server's, user and kernel
+ * both (a request's round trips cost system calls on both sides, which instruction counts miss).
+ */
+function redisCpuNote(sluice: Measure | undefined, legacy: Measure | undefined, peer: Measure): string {
+  const server = (m: Measure) => m.extra?.serverCpuUsPerReq ?? Number.NaN
+  const redis = (m: Measure) => m.extra?.redisCpuUsPerReq ?? Number.NaN
+  const sum = (m: Measure) => server(m) + redis(m)
+  const named: [string, Measure | undefined][] = [
+    ['sluice', sluice],
+    ["sluice, peer's headers", legacy],
+    ['peer', peer],
+  ]
+  const parts = named
+    .filter((e): e is [string, Measure] => e[1] !== undefined)
+    .map(([n, m]) => `${n} ${redis(m).toFixed(1)} (sum ${sum(m).toFixed(1)})`)
+  const ratios = [
+    ...(sluice ? [`sluice ${(sum(peer) / sum(sluice)).toFixed(2)}×`] : []),
+    ...(legacy ? [`with the peer's headers ${(sum(peer) / sum(legacy)).toFixed(2)}×`] : []),
+  ]
+  // As the ratios before it: the peer's cost ÷ sluice's, so above 1 means sluice costs less.
+  return `redis-server CPU per request (µs, median of rounds; sum = server + redis-server): ${parts.join(', ')}; sluice ÷ peer by the sum: ${ratios.join(', ')}`
 }
 
 export const fastifyOverhead: Workload = {

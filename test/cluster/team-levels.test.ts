@@ -61,7 +61,7 @@ describe('team levels on a Redis Cluster', () => {
     const N = 23
     await admin(gw.url, 'POST', '/teams', {
       id: 'clustered',
-      limits: { calls: { kind: 'fixedWindow', limit: N, window: '1h' } },
+      limits: { calls: { kind: 'slidingWindow', limit: N, window: '1h' } },
     })
     const keys: string[] = []
     for (const name of ['a', 'b']) {

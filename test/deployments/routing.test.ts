@@ -65,7 +65,7 @@ describe.each(STORE_KINDS)('deployments (%s store)', (kind) => {
     const gw = await startTestGateway(
       kind,
       twoMocks([50, 50], {
-        tiers: { anonymous: { limits: { hourly: { kind: 'fixedWindow', limit: 2, window: '1h' } } } },
+        tiers: { anonymous: { limits: { hourly: { kind: 'slidingWindow', limit: 2, window: '1h' } } } },
       }),
     )
     try {

@@ -20,7 +20,7 @@ function config(requests: number): GatewayConfigInput {
     ledger: { path: false },
     upstreams: { mock: { type: 'mock', tokensPerSecond: 40 } },
     tiers: {
-      team: { scope: 'key', limits: { hourly: { kind: 'fixedWindow', limit: requests, window: '1h' } } },
+      team: { scope: 'key', limits: { hourly: { kind: 'slidingWindow', limit: requests, window: '1h' } } },
     },
     auth: { keys: [{ id: 'reloaded', tier: 'team', hash: hashApiKey(key) }] },
   }

@@ -79,7 +79,7 @@ describe('kill -9 before any snapshot: the ledger charges every level again', ()
       keys.budgeted = await newKey(url, { name: 'budgeted', budgets: BUDGET })
       keys.capped = await newKey(url, {
         name: 'capped',
-        limits: { calls: { kind: 'fixedWindow', limit: 3, window: '1d' } },
+        limits: { calls: { kind: 'slidingWindow', limit: 3, window: '1d' } },
       })
       keys.free = await newKey(url, { name: 'free' })
 

@@ -69,7 +69,7 @@ describe('the gateway over the control plane with an admin token (SQLite)', () =
         metered: {
           scope: 'key',
           limits: {
-            calls: { kind: 'fixedWindow', limit: 4, window: '1h' },
+            calls: { kind: 'slidingWindow', limit: 4, window: '1h' },
             tokens: { kind: 'fixedWindow', unit: 'tokens', limit: 1_000_000, window: '1h' },
             dollars: { kind: 'fixedWindow', unit: 'usd', limit: 100, window: '1h' },
           },

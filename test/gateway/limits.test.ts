@@ -19,7 +19,7 @@ describe.each(STORE_KINDS)(
           // The model costs $1 / $2 per 1M tokens; the daily budget is a thousandth of a cent.
           budgeted: {
             scope: 'key',
-            limits: { daily: { kind: 'fixedWindow', unit: 'usd', limit: 0.0002, window: '1d' } },
+            limits: { daily: { kind: 'slidingWindow', unit: 'usd', limit: 0.0002, window: '1d' } },
           },
         },
         prices: { 'metered-model': { input: 1, output: 2 } },
@@ -102,7 +102,7 @@ describe.each(STORE_KINDS)(
       const { key, entry } = newKey('small', 'small-1')
       const gw = await startTestGateway(kind, {
         tiers: {
-          small: { scope: 'key', limits: { daily: { kind: 'fixedWindow', limit: 10, window: '1d' } } },
+          small: { scope: 'key', limits: { daily: { kind: 'slidingWindow', limit: 10, window: '1d' } } },
         },
         auth: { keys: [entry] },
       })
@@ -172,7 +172,10 @@ describe('per-key limits', () => {
     const other = newKey('service', 'uncapped')
     const gw = await startTestGateway('memory', {
       auth: {
-        keys: [{ ...entry, limits: { daily: { kind: 'fixedWindow', limit: 2, window: '1d' } } }, other.entry],
+        keys: [
+          { ...entry, limits: { daily: { kind: 'slidingWindow', limit: 2, window: '1d' } } },
+          other.entry,
+        ],
       },
     })
     try {
@@ -204,7 +207,7 @@ describe('shadow mode and the allow list', () => {
       tiers: {
         trial: {
           scope: 'key',
-          limits: { daily: { kind: 'fixedWindow', limit: 1, window: '1d' } },
+          limits: { daily: { kind: 'slidingWindow', limit: 1, window: '1d' } },
           shadow: true,
         },
       },

@@ -85,7 +85,7 @@ describe.each(['memory', 'redis'] as const)('team and user levels of database ke
       name: 'b',
       tier: 'service',
       team,
-      limits: { once: { kind: 'fixedWindow', limit: 1, window: '1h' } },
+      limits: { once: { kind: 'slidingWindow', limit: 1, window: '1h' } },
     })
     let served = 0
     for (let i = 0; i < 50 && (await call(gw.url, a.key as string)).ok; i++) served++
@@ -127,7 +127,7 @@ describe.each(['memory', 'redis'] as const)('team and user levels of database ke
     const M = 12
     await admin(gw.url, 'POST', '/teams', {
       id: team,
-      limits: { calls: { kind: 'fixedWindow', limit: M, window: '1h' } },
+      limits: { calls: { kind: 'slidingWindow', limit: M, window: '1h' } },
     })
     const spender = await admin(gw.url, 'POST', '/keys', {
       name: 'spender',
@@ -157,7 +157,7 @@ describe.each(['memory', 'redis'] as const)('team and user levels of database ke
     const N = 37
     await admin(gw.url, 'POST', '/teams', {
       id: team,
-      limits: { calls: { kind: 'fixedWindow', limit: N, window: '1h' } },
+      limits: { calls: { kind: 'slidingWindow', limit: N, window: '1h' } },
     })
     const keys = [
       (await admin(gw.url, 'POST', '/keys', { name: 'x', tier: 'service', team })).key as string,
@@ -173,7 +173,7 @@ describe.each(['memory', 'redis'] as const)('team and user levels of database ke
   it("applies an end user's own limits to the user's key, beside the key's", async () => {
     const user = `alice-${kind}`
     await admin(gw.url, 'PUT', `/users/${user}`, {
-      limits: { calls: { kind: 'fixedWindow', limit: 2, window: '1h' } },
+      limits: { calls: { kind: 'slidingWindow', limit: 2, window: '1h' } },
     })
     const one = await admin(gw.url, 'POST', '/keys', { name: 'u1', tier: 'service', user })
     const two = await admin(gw.url, 'POST', '/keys', { name: 'u2', tier: 'service', user })
