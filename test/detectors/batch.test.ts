@@ -61,13 +61,68 @@ describe('Redis detector store: steps of one turn in one script call', () => {
     )
     expect(sent).toHaveLength(1)
     const keyCount = Number(sent[0]![2])
-    // Five keys a subject; then the number of sets, the two sets (check, record); then 42 steps:
-    // 40 checks (a head, the fingerprint, the address), and a subject's 20 records folded into
-    // one (a head, the amount, the share used: record-fold.test.ts).
+    // Five keys a subject; then the number of shared texts, the texts (the two sets, check and
+    // record, and the address); then 42 steps: 40 checks (the subjects alternate: each a head and
+    // the fingerprint), and a subject's 20 records folded into one (a head, the amount, the share
+    // used: record-fold.test.ts).
     expect(keyCount).toBe(10)
     const argv = sent[0]!.slice(3 + keyCount)
-    expect(Number(argv[0])).toBe(2)
-    expect(argv).toHaveLength(1 + 2 + 40 * 3 + 2 * 3)
+    expect(Number(argv[0])).toBe(3)
+    expect(argv.slice(1, 4)).toContain('10.0.0.2')
+    expect(argv).toHaveLength(1 + 3 + 40 * 2 + 2 * 3)
+  })
+
+  it("a subject's checks one after another in a call go as one run: one head, then each fingerprint", async () => {
+    const { client, sent } = countedClient()
+    const store = new RedisDetectorStore({ client, prefix: `b${++n}:` })
+    const both = set({ loop: { alertAt: 16, throttleAt: 0, blockAt: 0 }, sharedKey: { alertAt: 2 } })
+    await store.check('key:warm', checkStep(both, { prompt: 'warm up', isKey: true, address: '10.0.0.1' })!)
+    sent.length = 0
+    const check = (address: string) =>
+      store.check('key:r', checkStep(both, { prompt: 'the same', isKey: true, address })!)
+    // 15 from one address, then one from a second: two runs (the second names another address).
+    const outs = await Promise.all([
+      ...Array.from({ length: 15 }, () => check('10.0.0.1')),
+      check('10.0.0.2'),
+    ])
+    const argv = sent[0]!.slice(3 + Number(sent[0]![2]))
+    // The count of texts, the set and the two addresses; a head of 15 and their fingerprints; a
+    // head of one and its fingerprint.
+    expect(argv).toHaveLength(1 + 3 + 1 + 15 + 1 + 1)
+    expect(argv[4]).toMatch(/^c0\.\d+\.\d+\*15$/)
+    expect(argv[20]).toMatch(/^c0\.\d+\.\d+$/)
+    // Each step decided as alone, in order: the 16th identical prompt alerts, the second address too.
+    expect(outs.flatMap((o) => o.raised.map((r) => [r.detector, r.value]))).toEqual([
+      ['loop', 16],
+      ['sharedKey', 2],
+    ])
+    expect(outs.slice(0, 15).every((o) => o.raised.length === 0)).toBe(true)
+  })
+
+  it('a run whose steps fail rejects each of its callers; the run after it is decided', async () => {
+    const { client, scriptCalls } = countedClient()
+    const store = new RedisDetectorStore({ client, prefix: `b${++n}:` })
+    const s = set({ loop: { alertAt: 3, throttleAt: 0, blockAt: 0 }, spend: false })
+    // key:bad's fingerprints key holds a list: its checks fail.
+    await client.lpush(store.keys('key:bad').loop, 'not a string')
+    await store.check('key:warm', checkStep(s, { prompt: 'warm up', isKey: false })!)
+    const before = scriptCalls()
+    const check = (subject: string) => store.check(subject, checkStep(s, { prompt: 'p', isKey: false })!)
+    const results = await Promise.allSettled([
+      ...Array.from({ length: 3 }, () => check('key:bad')),
+      ...Array.from({ length: 3 }, () => check('key:good')),
+    ])
+    expect(scriptCalls() - before).toBe(1)
+    expect(results.map((r) => r.status)).toEqual([
+      'rejected',
+      'rejected',
+      'rejected',
+      'fulfilled',
+      'fulfilled',
+      'fulfilled',
+    ])
+    const raised = results.map((r) => (r.status === 'fulfilled' ? r.value.raised.length : -1))
+    expect(raised).toEqual([-1, -1, -1, 0, 0, 1])
   })
 
   it('two instances on one Redis, interleaved in the same turns: one alert, one throttle, one block', async () => {

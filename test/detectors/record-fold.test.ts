@@ -21,8 +21,12 @@ const spendAndScraping = resolveDetectors({
   scraping: { bucketMs: HOUR, forMs: 2 * HOUR, share: 0.9 },
 }).base
 
-/** Each step's head in a script call's arguments ('r0.2': a record of the first subject, set 2). */
-const heads = (sent: unknown[]) => sent.filter((a) => typeof a === 'string' && /^[crf]\d+\.\d+$/.test(a))
+/**
+ * Each step's head in a script call's arguments ('r0.2': a record of the first subject, set 2; no
+ * run of more than one step: lua/batch.lua).
+ */
+const heads = (sent: unknown[]) =>
+  sent.filter((a) => typeof a === 'string' && /^[crf]\d+\.\d+(\.\d+)*$/.test(a))
 
 describe('Redis detector store: records of one subject in one call fold into one step', () => {
   it('20 records: one step, the sum spent, the largest share kept, the hold raised once', async () => {

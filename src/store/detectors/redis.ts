@@ -208,13 +208,12 @@ export class RedisDetectorStore implements DetectorStore {
     const a = step.address
     const c = a?.country
     // As lua/check.lua reads them: the set, then the request's own facts, each only when its
-    // detector looks.
+    // detector looks: the fingerprint as the step's argument, the address and the country as
+    // texts sent once a call (most of a subject's requests come from one address).
     const set = this.sets.checkSet(step)
-    const args: Arg[] = []
-    if (l !== undefined) args.push(fingerprintBytes(l.hash, l.hi, l.lo))
-    if (a !== undefined) args.push(a.address)
-    if (c !== undefined) args.push(c.code)
-    const r = await this.batcher.step('c', this.subjectKeys(subject), set, args)
+    const args: Arg[] = l === undefined ? [] : [fingerprintBytes(l.hash, l.hi, l.lo)]
+    const texts = a === undefined ? undefined : c === undefined ? [a.address] : [a.address, c.code]
+    const r = await this.batcher.step('c', this.subjectKeys(subject), set, args, undefined, texts)
     // lua/check.lua: [] when nothing happened, else allow-listed, the refusal, then what was raised.
     if (r.length === 0) return { allowed: false, refused: undefined, raised: [] }
     const refusedBy = String(r[1])

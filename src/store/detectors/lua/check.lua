@@ -1,8 +1,10 @@
 -- checkSubject (src/core/detectors/engine.ts) for one subject, a step of batch.lua.
 -- The subject's keys are KEYS[k + 1] … KEYS[k + 5]: its hash, loop fingerprints, address hash,
--- allow key, country hash. `set` is its check set (subject.lua set_of); its arguments follow
--- ARGV[i], each only when its detector is on: the prompt's fingerprint (16 bytes, as a loop entry
--- holds them after its time), the address, the country (src/store/detectors/redis.ts check).
+-- allow key, country hash. `set` is its check set (subject.lua set_of); its argument follows
+-- ARGV[i] when the loop detector is on: the prompt's fingerprint (16 bytes, as a loop entry holds
+-- them after its time). Its head `h` (batch.lua) names the places in ARGV of the address (h[6])
+-- and the country (h[7]) when the shared-key detector looks at them: texts sent once a call
+-- (src/store/detectors/redis.ts check).
 -- Returns 0 when the subject is not allow-listed and nothing refused or raised (most checks: a
 -- table, even empty, costs Redis ~2.5k instructions more to send, its items ~1k each), else
 -- { allowListed, refusedDetector, refusedLevel, retryAfterMs (-1: until cleared), raised… } where
@@ -104,7 +106,7 @@ local function refuse(out, detector, level, retry_ms)
   return out
 end
 
-local function check_step(KEYS, k, set, ARGV, i)
+local function check_step(KEYS, k, set, ARGV, i, h)
   local L, A, C = KEYS[k + 2], KEYS[k + 3], KEYS[k + 5]
   if allowed(KEYS[k + 4]) then return ALLOW_LISTED end
   load(KEYS[k + 1])
@@ -143,12 +145,9 @@ local function check_step(KEYS, k, set, ARGV, i)
   local cp = set.country
   local address, country
   if p then
-    i = i + 1
-    address = ARGV[i]
-    if cp then
-      i = i + 1
-      country = ARGV[i]
-    end
+    address = ARGV[h[6]]
+    if cp then country = ARGV[h[7]] end
+    if not address or (cp and not country) then error('a shared-key check names its address and country') end
   end
   -- (stamped[A]: what the last shared-key step on A in this call observed.)
   local last = p and stamped[A]

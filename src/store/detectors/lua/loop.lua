@@ -23,11 +23,11 @@ local function near_bits(a_hi, a_lo, b_hi, b_lo, distance)
   return left >= 0 and bits_within(bxor(a_lo, b_lo), left) >= 0
 end
 
--- How many entries of `ring` from `first` (0-based) on have `bytes` at `offset`; with `marks`,
--- each one's index (`base` + its place) is marked there instead. string.find scans in C; a
--- match across entries (not at the offset) is skipped.
-local function entries_with(ring, first, base, bytes, offset, marks)
-  local from, count = first * ENTRY_BYTES + 1, 0
+-- How many entries of `ring` have `bytes` at `offset`, from byte `from` on (where a string.find
+-- found them first); with `marks`, each one's index (`base` + its place) is marked there instead.
+-- string.find scans in C; a match across entries (not at the offset) is skipped.
+local function entries_with(ring, from, base, bytes, offset, marks)
+  local count = 0
   while true do
     local at = sfind(ring, bytes, from, true)
     if not at then return count end
@@ -39,18 +39,14 @@ local function entries_with(ring, first, base, bytes, offset, marks)
   end
 end
 
--- Marks the entries of ring (from first) and of added (p entries, from first_added) that have
--- `piece` at `offset`, in `marks` (made when there is one: returned). Each string is searched
--- once first.
-local function mark(marks, ring, first, from, added, p, first_added, from_added, n, piece, offset)
-  if sfind(ring, piece, from, true) then
-    marks = marks or {}
-    entries_with(ring, first, 0, piece, offset, marks)
-  end
-  if p > 0 and sfind(added, piece, from_added, true) then
-    marks = marks or {}
-    entries_with(added, first_added, n, piece, offset, marks)
-  end
+-- Marks the entries of ring (n of them) and of added that have `piece` at `offset`, in `marks`
+-- (made when there is one: returned): in ring from byte `in_ring` on, in added from `in_added`,
+-- where string.find found the piece first (false: not there). The caller searches first: most
+-- pieces are found nowhere, and a call of this function costs ~1k instructions more.
+local function mark(marks, ring, added, n, piece, offset, in_ring, in_added)
+  marks = marks or {}
+  if in_ring then entries_with(ring, in_ring, 0, piece, offset, marks) end
+  if in_added then entries_with(added, in_added, n, piece, offset, marks) end
   return marks
 end
 
@@ -167,16 +163,16 @@ local function observe_loop(L, fp, window, max, distance)
   end
 
   -- Each counted entry with the prompt's hash, by its place in ring then added; this one too.
-  -- (Each search is tried first with one string.find: most find nothing anywhere, and a call of
-  -- entries_with costs ~1k instructions more.)
+  -- (Each search is tried first with one string.find, and entries_with goes on from where it
+  -- found the piece: most find nothing anywhere, and a call of entries_with costs ~1k
+  -- instructions more.)
   local from, from_added = first * ENTRY_BYTES + 1, first_added * ENTRY_BYTES + 1
   local exact, near, candidates = 1, 1, nil
   if distance == 0 or distance > 7 then
     local hash = ssub(fp, 1, 8)
-    if sfind(ring, hash, from, true) then exact = exact + entries_with(ring, first, 0, hash, 8) end
-    if p > 0 and sfind(added, hash, from_added, true) then
-      exact = exact + entries_with(added, first_added, n, hash, 8)
-    end
+    local r, a = sfind(ring, hash, from, true), p > 0 and sfind(added, hash, from_added, true)
+    if r then exact = exact + entries_with(ring, r, 0, hash, 8) end
+    if a then exact = exact + entries_with(added, a, n, hash, 8) end
     if distance == 0 then return exact, 0 end
     candidates = {}
     for i = first, n - 1 do
@@ -192,24 +188,36 @@ local function observe_loop(L, fp, window, max, distance)
     else
       hash, q1, q2, q3, q4, q5, q6, q7, q8 = unpack_('<c8c1c1c1c1c1c1c1c1', fp)
     end
-    if sfind(ring, hash, from, true) then exact = exact + entries_with(ring, first, 0, hash, 8) end
-    if p > 0 and sfind(added, hash, from_added, true) then
-      exact = exact + entries_with(added, first_added, n, hash, 8)
-    end
+    local r, a = sfind(ring, hash, from, true), p > 0 and sfind(added, hash, from_added, true)
+    if r then exact = exact + entries_with(ring, r, 0, hash, 8) end
+    if a then exact = exact + entries_with(added, a, n, hash, 8) end
+    -- (Each piece searched for here first, inline: most are found nowhere.)
     if distance <= 3 then
-      candidates = mark(candidates, ring, first, from, added, p, first_added, from_added, n, q1, 16)
-      candidates = mark(candidates, ring, first, from, added, p, first_added, from_added, n, q2, 18)
-      candidates = mark(candidates, ring, first, from, added, p, first_added, from_added, n, q3, 20)
-      candidates = mark(candidates, ring, first, from, added, p, first_added, from_added, n, q4, 22)
+      r, a = sfind(ring, q1, from, true), p > 0 and sfind(added, q1, from_added, true)
+      if r or a then candidates = mark(candidates, ring, added, n, q1, 16, r, a) end
+      r, a = sfind(ring, q2, from, true), p > 0 and sfind(added, q2, from_added, true)
+      if r or a then candidates = mark(candidates, ring, added, n, q2, 18, r, a) end
+      r, a = sfind(ring, q3, from, true), p > 0 and sfind(added, q3, from_added, true)
+      if r or a then candidates = mark(candidates, ring, added, n, q3, 20, r, a) end
+      r, a = sfind(ring, q4, from, true), p > 0 and sfind(added, q4, from_added, true)
+      if r or a then candidates = mark(candidates, ring, added, n, q4, 22, r, a) end
     else
-      candidates = mark(candidates, ring, first, from, added, p, first_added, from_added, n, q1, 16)
-      candidates = mark(candidates, ring, first, from, added, p, first_added, from_added, n, q2, 17)
-      candidates = mark(candidates, ring, first, from, added, p, first_added, from_added, n, q3, 18)
-      candidates = mark(candidates, ring, first, from, added, p, first_added, from_added, n, q4, 19)
-      candidates = mark(candidates, ring, first, from, added, p, first_added, from_added, n, q5, 20)
-      candidates = mark(candidates, ring, first, from, added, p, first_added, from_added, n, q6, 21)
-      candidates = mark(candidates, ring, first, from, added, p, first_added, from_added, n, q7, 22)
-      candidates = mark(candidates, ring, first, from, added, p, first_added, from_added, n, q8, 23)
+      r, a = sfind(ring, q1, from, true), p > 0 and sfind(added, q1, from_added, true)
+      if r or a then candidates = mark(candidates, ring, added, n, q1, 16, r, a) end
+      r, a = sfind(ring, q2, from, true), p > 0 and sfind(added, q2, from_added, true)
+      if r or a then candidates = mark(candidates, ring, added, n, q2, 17, r, a) end
+      r, a = sfind(ring, q3, from, true), p > 0 and sfind(added, q3, from_added, true)
+      if r or a then candidates = mark(candidates, ring, added, n, q3, 18, r, a) end
+      r, a = sfind(ring, q4, from, true), p > 0 and sfind(added, q4, from_added, true)
+      if r or a then candidates = mark(candidates, ring, added, n, q4, 19, r, a) end
+      r, a = sfind(ring, q5, from, true), p > 0 and sfind(added, q5, from_added, true)
+      if r or a then candidates = mark(candidates, ring, added, n, q5, 20, r, a) end
+      r, a = sfind(ring, q6, from, true), p > 0 and sfind(added, q6, from_added, true)
+      if r or a then candidates = mark(candidates, ring, added, n, q6, 21, r, a) end
+      r, a = sfind(ring, q7, from, true), p > 0 and sfind(added, q7, from_added, true)
+      if r or a then candidates = mark(candidates, ring, added, n, q7, 22, r, a) end
+      r, a = sfind(ring, q8, from, true), p > 0 and sfind(added, q8, from_added, true)
+      if r or a then candidates = mark(candidates, ring, added, n, q8, 23, r, a) end
     end
     if not candidates then return exact, near end
   end

@@ -57,8 +57,8 @@ end
 -- alertAt, blockAt). kind 'r' (record): ttl | spend (factor, bucketMs, sustain, keep, floor,
 -- hold 1/0) | scraping (bucketMs, share, forBuckets, throttle 1/0). kind 'f' (a failed key,
 -- failure.lua): windowMs, alertAt, addressesAt, prefixAddressesAt, maxPrefixes.
--- nargs: how many arguments a step of the set has after its head (check: the fingerprint when
--- loops are on, the address when addresses are, the country when countries are; record: the
+-- nargs: how many arguments a step of the set has of its own (check: the fingerprint when
+-- loops are on; record: the
 -- amount when spend is on, the share used when scraping is; failure: the address and the prefix's
 -- set).
 local function set_of(kind, text)
@@ -73,7 +73,8 @@ local function set_of(kind, text)
       addr = numbers_of(p[5]), spend = numbers_of(p[6]), scrape_bucket = tonumber(p[7]),
       country = numbers_of(p[8]),
     }
-    set.nargs = (set.loop and 1 or 0) + (set.addr and 1 or 0) + (set.country and 1 or 0)
+    -- (The address and the country are texts the step's head names: batch.lua.)
+    set.nargs = set.loop and 1 or 0
     -- The loop's lowest threshold that raises a level (0 is off, but an alertAt of 0 raises at once).
     local l = set.loop
     if l then
