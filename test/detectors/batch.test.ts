@@ -323,13 +323,15 @@ describe.each(kinds)('%s detector store: what leaves the window is forgotten', (
 
   it('addresses not seen in the shared-key window are forgotten, those seen again kept', async () => {
     const store = make()
-    const s = set({ sharedKey: { windowMs: 300, alertAt: 4, factor: 0 }, loop: false, spend: false })
+    // A window of 1.5 s and steps of 1 s: a loaded machine may stretch each step by up to half a
+    // second (with 300 and 200 ms, a step 100 ms late forgot .3 too).
+    const s = set({ sharedKey: { windowMs: 1_500, alertAt: 4, factor: 0 }, loop: false, spend: false })
     const use = (address: string) => store.check('key:a', checkStep(s, { address, isKey: true })!)
     for (const address of ['192.0.2.1', '192.0.2.2', '192.0.2.3']) await use(address)
-    await sleep(200)
+    await sleep(1_000)
     await use('192.0.2.3')
-    await sleep(200)
-    // .1 and .2 were last seen over 300 ms ago; .3 200 ms ago.
+    await sleep(1_000)
+    // .1 and .2 were last seen over 1.5 s ago; .3 1 s ago.
     const raised = [...(await use('192.0.2.4')).raised, ...(await use('192.0.2.5')).raised]
     expect(raised).toEqual([])
     expect((await store.inspect('key:a')).addresses.sort()).toEqual(['192.0.2.3', '192.0.2.4', '192.0.2.5'])
