@@ -12,7 +12,8 @@ export function redisCpuSeconds(info: string): { user: number; sys: number } {
   return { user, sys }
 }
 
-function cpuSeconds(info: string): number {
+/** redis-server's CPU time so far, user and kernel together (seconds), from `INFO cpu`. */
+export function redisCpuTotalSeconds(info: string): number {
   const { user, sys } = redisCpuSeconds(info)
   return user + sys
 }
@@ -28,10 +29,10 @@ export function redisCost(redis: RedisHandle) {
   return {
     async beforeMeasure() {
       calls = await redis.commandCalls()
-      cpu = cpuSeconds(await redis.info('cpu'))
+      cpu = redisCpuTotalSeconds(await redis.info('cpu'))
     },
     async afterMeasure(result: DriveResult): Promise<Record<string, number>> {
-      const cpuAfter = cpuSeconds(await redis.info('cpu'))
+      const cpuAfter = redisCpuTotalSeconds(await redis.info('cpu'))
       const after = await redis.commandCalls()
       let all = 0
       let scripts = 0

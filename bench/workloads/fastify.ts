@@ -3,18 +3,13 @@ import { load } from '../harness/autocannon.js'
 import { Worker } from '../harness/child.js'
 import { median } from '../harness/latency.js'
 import { formatRate, progress } from '../harness/progress.js'
-import { redisCpuSeconds } from '../harness/redis-cost.js'
+import { redisCpuTotalSeconds } from '../harness/redis-cost.js'
 import { pairedRatio, throughputRow } from '../harness/rows.js'
 import type { BenchContext, Measure, Section, ThroughputRow, Workload } from '../harness/types.js'
 import type { FastifyVariant } from '../workers/fastify-server.js'
 
 const WORKER = new URL('../workers/fastify-server.ts', import.meta.url)
 
-/** redis-server's CPU time so far (s), user and kernel. */
-function redisSeconds(info: string): number {
-  const { user, sys } = redisCpuSeconds(info)
-  return user + sys
-}
 const NAMES: Record<FastifyVariant, string> = {
   bare: 'bare Fastify',
   'bare-headers': "bare Fastify sending sluice's headers as constants",
@@ -75,8 +70,8 @@ async function run(ctx: BenchContext): Promise<Section> {
         progress(`${label}: warm-up ${warmupMs} ms`)
         await load(url, options.inFlight, warmupMs)
         progress(`${label}: ${options.inFlight} connections for ${options.durationMs} ms (autocannon)`)
-        const onRedis = variant.endsWith('-redis') || variant.endsWith('-redis-legacy')
-        const redisBefore = onRedis ? redisSeconds(await redis.info('cpu')) : 0
+        const onRedis = variant.includes('-redis')
+        const redisBefore = onRedis ? redisCpuTotalSeconds(await redis.info('cpu')) : 0
         const cpuBefore = await worker.cpuMicros()
         const r = await load(url, options.inFlight, options.durationMs)
         const cpu = ((await worker.cpuMicros()) - cpuBefore) / Math.max(1, r.ok)
@@ -86,7 +81,8 @@ async function run(ctx: BenchContext): Promise<Section> {
         if (onRedis) {
           // The same requests' work in redis-server: the peer's round trip per request costs Redis
           // (and the kernel) what sluice's shared script call does not, and the reverse.
-          const redisCpu = ((redisSeconds(await redis.info('cpu')) - redisBefore) * 1e6) / Math.max(1, r.ok)
+          const redisCpu =
+            ((redisCpuTotalSeconds(await redis.info('cpu')) - redisBefore) * 1e6) / Math.max(1, r.ok)
           a.redisCpu.push(redisCpu)
         }
         a.p50.push(r.p50Ms)
