@@ -13,9 +13,6 @@
  * address, a country: `texts`, sent once a call beside the sets) go as one run: one head for all
  * of them (`c0.2.3*16`), then each step's own arguments — at 16 in flight a check is then its
  * fingerprint alone, one argument instead of three (an argument costs Redis ~1,100 instructions).
- * A run of checks whose one argument is a loop fingerprint sends them joined, one argument for
- * the run (`c0.2.3*16+`, 16 bytes a check): the script reads each where it lies and keeps the
- * run's argument as the call's observed fingerprints, not joining them a check at a time.
  *
  * Record steps of one subject and detector set in the same call fold into the first of them (its
  * `fold` adds the later one's arguments: spend amounts summed, the largest share used): every step
@@ -30,9 +27,6 @@ import { sendBySlot } from '../redis/slot-groups.js'
 export const MAX_BATCH = 128
 /** How long record steps wait for a check step to share a script call with (default). */
 export const RECORD_LINGER_MS = 5
-
-/** A loop fingerprint's bytes (redis.ts): a run of checks sends theirs as one argument. */
-const FINGERPRINT_BYTES = 16
 
 /** Check, record, failure (a failed key: gateway-wide, one hash slot). */
 export type StepKind = 'c' | 'r' | 'f'
@@ -170,21 +164,13 @@ export class StepBatcher {
     let set = -1
     let own: number[] = []
     let count = 0
-    // Whether every step of the run is a check whose one argument is its fingerprint (joined).
-    let joinable = false
     // (A step's text places, before they are compared with the run's.)
     const next: number[] = []
     const close = () => {
       if (head < 0) return
       let text = `${kind}${subject}.${set}`
       for (const t of own) text += `.${t}`
-      if (count > 1 && joinable) {
-        // One argument for the run's fingerprints, not one each (lua/batch.lua '+').
-        const fingerprints = steps.splice(head + 1) as Buffer[]
-        steps.push(Buffer.concat(fingerprints, FINGERPRINT_BYTES * count))
-        text += `*${count}+`
-      } else if (count > 1) text += `*${count}`
-      steps[head] = text
+      steps[head] = count > 1 ? `${text}*${count}` : text
     }
     for (const p of group) {
       let s = subjects.get(p.keys[0]!)
@@ -200,22 +186,14 @@ export class StepBatcher {
         if (same && t !== own[j]) same = false
         next[j] = t
       }
-      const fingerprint =
-        p.kind === 'c' &&
-        p.args.length === 1 &&
-        p.args[0] instanceof Buffer &&
-        p.args[0].length === FINGERPRINT_BYTES
-      if (same) {
-        count++
-        joinable &&= fingerprint
-      } else {
+      if (same) count++
+      else {
         close()
         own = next.slice(0, p.texts.length)
         kind = p.kind
         subject = s
         set = at
         count = 1
-        joinable = fingerprint
         head = steps.length
         steps.push('')
       }

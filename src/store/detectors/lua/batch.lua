@@ -9,10 +9,7 @@
 -- call share: a check's address and country), then runs of steps: a head — kind ('c' check, 'r'
 -- record, 'f' failure), the place of its subject's first key in KEYS less one, its set's place in
 -- ARGV, the places in ARGV of its texts, and how many steps it heads when more than one, as
--- 'c<k>.<set>[.<text>…][*<count>][+]' — then each step's arguments (as many as its set says), or,
--- with '+' (a joined run of checks whose one argument is the loop fingerprint), one argument for
--- the run: its fingerprints one after another, 16 bytes each (an argument costs Redis ~1.1k
--- instructions; loop.lua reads each where it lies). Reply:
+-- 'c<k>.<set>[.<text>…][*<count>]' — then each step's arguments (as many as its set says). Reply:
 -- one reply per step, in order (0 for a step with nothing to say, read as an empty list). The
 -- subject hash last changed (subject.lua), the loop strings the steps changed (check.lua) and the
 -- failed keys' hash (failure.lua) are written after the last step.
@@ -31,7 +28,6 @@ local function head_of(text)
   for sep, x in string.gmatch(rest, '([%.%*])(%d+)') do
     if sep == '*' then h[5] = tonumber(x) else h[#h + 1] = tonumber(x) end
   end
-  h.joined = string.sub(rest, -1) == '+'
   if heads_count >= HEADS_MAX then heads, heads_count = {}, 0 end
   heads[text], heads_count = h, heads_count + 1
   return h
@@ -40,10 +36,8 @@ end
 -- The steps from ARGV[i] on, each reply to replies[s]; a step that fails throws (run_steps'
 -- caller answers for it and goes on with the next). One pcall for the run, not one a step (~600
 -- instructions); `failing` says whether a step began (else its head or set could not be read).
--- A run's head and set are kept while its steps (`left` of them) go; in a joined run each step's
--- fingerprint lies 16 bytes after the one before (run_fps, run_o: loop.lua) and its arguments
--- take no place of their own (`own`: 0).
-local replies, s, i, failing, failing_kind, run, run_set, left, own
+-- A run's head and set are kept while its steps (`left` of them) go.
+local replies, s, i, failing, failing_kind, run, run_set, left
 
 local function run_steps(KEYS, ARGV, n)
   while left > 0 or i <= n do
@@ -59,25 +53,14 @@ local function run_steps(KEYS, ARGV, n)
       end
       run, run_set, left = h, set, h[5]
       i = i + 1
-      own = set.nargs
-      if h.joined then
-        if h[2] ~= 'c' or own ~= 1 or not ARGV[i] or #ARGV[i] ~= 16 * left then
-          error('a joined run is checks with one fingerprint each')
-        end
-        run_fps, run_o, own = ARGV[i], -16, 0
-        i = i + 1
-      else
-        run_fps = nil
-      end
     end
-    failing, failing_kind = own, run[2]
+    failing, failing_kind = run_set.nargs, run[2]
     left = left - 1
-    if run_fps then run_o = run_o + 16 end
     -- (The step reads its arguments from ARGV[i].)
     replies[s + 1] = run[1](KEYS, run[3], run_set, ARGV, i - 1, run)
     failing = nil
     s = s + 1
-    i = i + own
+    i = i + run_set.nargs
   end
 end
 
@@ -86,7 +69,7 @@ local function steps(KEYS, ARGV)
   start_subjects()
   start_checks()
   start_failures()
-  replies, s, failing, left, run_fps = {}, 0, nil, 0, nil
+  replies, s, failing, left = {}, 0, nil, 0
   i = number(ARGV[1]) + 2
   local n = #ARGV
   while left > 0 or i <= n do

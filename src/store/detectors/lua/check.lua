@@ -2,7 +2,7 @@
 -- The subject's keys are KEYS[k + 1] … KEYS[k + 5]: its hash, loop fingerprints, address hash,
 -- allow key, country hash. `set` is its check set (subject.lua set_of); its argument follows
 -- ARGV[i] when the loop detector is on: the prompt's fingerprint (16 bytes, as a loop entry holds
--- them after its time) — or, in a joined run (batch.lua), the 16 bytes after run_o of run_fps. Its head `h` (batch.lua) names the places in ARGV of the address (h[6])
+-- them after its time). Its head `h` (batch.lua) names the places in ARGV of the address (h[6])
 -- and the country (h[7]) when the shared-key detector looks at them: texts sent once a call
 -- (src/store/detectors/redis.ts check).
 -- Returns 0 when the subject is not allow-listed and nothing refused or raised (most checks: a
@@ -116,14 +116,9 @@ local function check_step(KEYS, k, set, ARGV, i, h)
   -- prompt loops
   local p = set.loop
   if p then
-    -- (A joined run's fingerprint lies in its one argument, batch.lua; else it is the step's own.)
-    local fps, o = run_fps, run_o
-    if not fps then
-      i = i + 1
-      fps, o = ARGV[i], 0
-    end
+    i = i + 1
     local window, distance = p[1], p[3]
-    local exact, near = observe_loop(L, fps, o, window, p[2], distance)
+    local exact, near = observe_loop(L, ARGV[i], window, p[2], distance)
     -- (Below the lowest threshold, most checks: no level to work out. subject.lua set_of.)
     local low = set.loop_low
     if exact >= low or (distance > 0 and near >= low * p[4]) then

@@ -1,13 +1,12 @@
 -- The loop detector's count (state.ts observeLoop) for check.lua: a subject's fingerprints, oldest
 -- first, in one string of fixed-size entries. One entry: when (ms), the prompt's hash (two 32-bit
 -- halves), its SimHash in four 16-bit quarters (hi's low, hi's high, lo's low, lo's high): 24
--- bytes. A step's fingerprint comes as an entry's last 16 bytes (src/store/detectors/redis.ts);
--- a run of checks' fingerprints as one argument, 16 bytes each (batch.lua), read where they lie.
+-- bytes. A step's fingerprint comes as an entry's last 16 bytes (src/store/detectors/redis.ts).
 -- Costs, in Redis instructions (docs/abuse.md "What it costs"): a VM operation ~15-50, a table
 -- read ~110, a call of a Lua function ~300, of a C function such as string.find or struct.unpack
 -- 600-2,000, a new table ~700, a new string ~11 a byte and as much again to collect it.
 local band, bxor = bit.band, bit.bxor
-local ENTRY_BYTES, FP_BYTES, HALVES = 24, 16, '<I4I4'
+local ENTRY_BYTES, HALVES = 24, '<I4I4'
 local sfind, ssub, pack, unpack_ = string.find, string.sub, struct.pack, struct.unpack
 
 -- Set bits of x, when at most `left`; else -1. One set bit at a time: far-apart ones stop early.
@@ -24,48 +23,39 @@ local function near_bits(a_hi, a_lo, b_hi, b_lo, distance)
   return left >= 0 and bits_within(bxor(a_lo, b_lo), left) >= 0
 end
 
--- How many entries of `ring` (`stride` bytes each) have `bytes` at `offset`, from byte `from` on
--- (where a string.find found them first) and before byte `limit`; with `marks`, each one's index
--- (`base` + its place) is marked there instead. string.find scans in C; a match across entries
--- (not at the offset) is skipped.
-local function entries_with(ring, from, base, bytes, offset, marks, stride, limit)
+-- How many entries of `ring` have `bytes` at `offset`, from byte `from` on (where a string.find
+-- found them first); with `marks`, each one's index (`base` + its place) is marked there instead.
+-- string.find scans in C; a match across entries (not at the offset) is skipped.
+local function entries_with(ring, from, base, bytes, offset, marks)
   local count = 0
   while true do
     local at = sfind(ring, bytes, from, true)
-    if not at or at >= limit then return count end
-    if (at - 1) % stride == offset then
+    if not at then return count end
+    if (at - 1) % ENTRY_BYTES == offset then
       count = count + 1
-      if marks then marks[base + (at - 1 - offset) / stride] = true end
+      if marks then marks[base + (at - 1 - offset) / ENTRY_BYTES] = true end
     end
     from = at + 1
   end
 end
 
--- Marks the entries of ring (n of them) and of added (the fingerprints this call observed, before
--- byte `limit`) that have `piece` at `offset` of an entry, in `marks` (made when there is one:
--- returned): in ring from byte `in_ring` on, in added from `in_added`, where string.find found the
--- piece first (false: not there). The caller searches first: most pieces are found nowhere, and a
--- call of this function costs ~1k instructions more.
-local function mark(marks, ring, added, n, piece, offset, in_ring, in_added, limit)
+-- Marks the entries of ring (n of them) and of added that have `piece` at `offset`, in `marks`
+-- (made when there is one: returned): in ring from byte `in_ring` on, in added from `in_added`,
+-- where string.find found the piece first (false: not there). The caller searches first: most
+-- pieces are found nowhere, and a call of this function costs ~1k instructions more.
+local function mark(marks, ring, added, n, piece, offset, in_ring, in_added)
   marks = marks or {}
-  if in_ring then entries_with(ring, in_ring, 0, piece, offset, marks, ENTRY_BYTES, #ring + 1) end
-  if in_added then entries_with(added, in_added, n, piece, offset - 8, marks, FP_BYTES, limit) end
+  if in_ring then entries_with(ring, in_ring, 0, piece, offset, marks) end
+  if in_added then entries_with(added, in_added, n, piece, offset, marks) end
   return marks
 end
 
 -- The loop strings of this script call (L -> { ring, n, added, p, at, time, … }): the string as
--- read (GET, n entries) and, apart, the fingerprints this call observed (16 bytes each, no time:
--- all are dated `at`, the call's one time, never before the ring's newest entry; `time` packed
--- once) — the first p of `added`, which may hold the rest of a run's fingerprints after them (a
--- run's argument is taken whole, not joined a check at a time: a new string costs Redis ~11
--- instructions a byte). The 2 KB ring is neither rebuilt on every check nor joined to what the
--- call added; written once when the steps are done (write_loops), each added entry its time
--- before it.
+-- read (GET, n entries) and, apart, the p entries this call added, all dated `at` (the call's one
+-- time, never before the ring's newest entry; `time` packed once). A Lua string costs Redis ~11
+-- instructions a byte to make, so the 2 KB ring is neither rebuilt on every check nor joined to
+-- what a batch's checks of the subject added; written once when the steps are done (write_loops).
 local loops, loop_order
-
--- A joined run's fingerprints (one argument, 16 bytes a check, batch.lua) and where the step's
--- own begins; nil outside one (the step's fingerprint is its own argument).
-local run_fps, run_o
 
 local function start_loops()
   loops, loop_order = {}, {}
@@ -86,27 +76,10 @@ local function loop_of(L)
     local newest = entry_at(ring, n - 1)
     if newest > at then at = newest end
   end
-  l = { ring = ring, n = n, reset = reset, at = at, time = pack('<d', at), added = '', p = 0, run = false, run_at = 0 }
+  l = { ring = ring, n = n, reset = reset, at = at, time = pack('<d', at), added = '', p = 0 }
   loops[L] = l
   loop_order[#loop_order + 1] = L
   return l
-end
-
--- The formats that cut m fingerprints apart (struct.unpack), by m.
-local SPLIT = {}
-
--- This call's entries (the first p of added, each its time before it).
-local function entries_of(l)
-  local p = l.p
-  if p == 0 then return '' end
-  if p == 1 then return l.time .. ssub(l.added, 1, FP_BYTES) end
-  local split = SPLIT[p]
-  if not split then
-    split = '<' .. string.rep('c16', p)
-    SPLIT[p] = split
-  end
-  local fps = { unpack_(split, l.added) }
-  return l.time .. table.concat(fps, l.time, 1, p)
 end
 
 -- This call's entries APPENDed (and the expiry pushed on when renew says so), or, when the string
@@ -114,13 +87,12 @@ end
 local function write_loops()
   for _, L in ipairs(loop_order) do
     local l = loops[L]
-    local added = entries_of(l)
     if l.reset or l.n + l.p > l.max + math.floor(l.max / 4) then
-      local ring = l.ring .. added
+      local ring = l.ring .. l.added
       local keep = math.min(l.max, #ring / ENTRY_BYTES)
       redis.call('SET', L, string.sub(ring, #ring - keep * ENTRY_BYTES + 1), 'PX', l.px)
     else
-      redis.call('APPEND', L, added)
+      redis.call('APPEND', L, l.added)
       if l.renew then redis.call('PEXPIRE', L, l.px) end
     end
   end
@@ -130,7 +102,7 @@ end
 -- added).
 local function simhash_at(ring, added, n, i)
   if i < n then return unpack_(HALVES, ring, i * ENTRY_BYTES + 17) end
-  return unpack_(HALVES, added, (i - n) * FP_BYTES + 9)
+  return unpack_(HALVES, added, (i - n) * ENTRY_BYTES + 17)
 end
 
 -- Counts the identical and the near-identical (SimHash within distance bits) in the window, this
@@ -140,29 +112,15 @@ end
 -- start is found by bisection — at most once a call: a call's steps share its time, and what they
 -- count only moves on. Identical prompts are found by their hash's bytes; within 3 bits two
 -- SimHashes agree on one of their four quarters at least, within 7 on one of their eight bytes
--- (further apart, every entry is a candidate), so bits are counted only for entries that do. The
--- fingerprint is the 16 bytes of `fps` after byte `o` (a run's argument holds one a check, in
--- order), sent as they are kept (src/store/detectors/redis.ts): the entry is its time packed
--- before them, and the pieces searched for are cut from it, all in one struct.unpack (a C call
--- costs ~600-2,000 instructions).
-local function observe_loop(L, fps, o, window, max, distance)
-  if #fps < o + FP_BYTES then error('a fingerprint is 16 bytes') end
+-- (further apart, every entry is a candidate), so bits are counted only for entries that do. `fp`
+-- is the entry's last 16 bytes, sent as they are kept (src/store/detectors/redis.ts): the entry
+-- is its time packed before them, and the pieces searched for are cut from it, all in one
+-- struct.unpack (a C call costs ~600-2,000 instructions).
+local function observe_loop(L, fp, window, max, distance)
+  if #fp ~= 16 then error('a fingerprint is 16 bytes') end
   local l = loop_of(L)
-  -- The fingerprints observed so far this call are the first p of added: this one comes next
-  -- there when it is the next of the run added holds (most checks); else added is cut to those p
-  -- and the rest of this run from it joined on.
-  local p = l.p
-  if not (l.run == fps and l.run_at + (o - l.run_o) == p * FP_BYTES) then
-    if p == 0 and o == 0 then
-      l.added = fps
-    else
-      l.added = ssub(l.added, 1, p * FP_BYTES) .. ssub(fps, o + 1)
-    end
-    l.run, l.run_o, l.run_at = fps, o, p * FP_BYTES
-  end
-  local ring, added, n = l.ring, l.added, l.n
-  local limit = p * FP_BYTES + 1
-  l.p, l.max = p + 1, max
+  local ring, added, n, p = l.ring, l.added, l.n, l.p
+  l.added, l.p, l.max = added .. l.time .. fp, p + 1, max
   -- Kept for the window: where the subject's hash is there to keep when (renew), its expiry is
   -- pushed on now and then; else on every call, as no hash is made for it.
   -- (renew's common answer, not yet time, inline.)
@@ -208,13 +166,13 @@ local function observe_loop(L, fps, o, window, max, distance)
   -- (Each search is tried first with one string.find, and entries_with goes on from where it
   -- found the piece: most find nothing anywhere, and a call of entries_with costs ~1k
   -- instructions more.)
-  local from, from_added = first * ENTRY_BYTES + 1, first_added * FP_BYTES + 1
+  local from, from_added = first * ENTRY_BYTES + 1, first_added * ENTRY_BYTES + 1
   local exact, near, candidates = 1, 1, nil
   if distance == 0 or distance > 7 then
-    local hash = ssub(fps, o + 1, o + 8)
+    local hash = ssub(fp, 1, 8)
     local r, a = sfind(ring, hash, from, true), p > 0 and sfind(added, hash, from_added, true)
-    if r then exact = exact + entries_with(ring, r, 0, hash, 8, nil, ENTRY_BYTES, #ring + 1) end
-    if a and a < limit then exact = exact + entries_with(added, a, n, hash, 0, nil, FP_BYTES, limit) end
+    if r then exact = exact + entries_with(ring, r, 0, hash, 8) end
+    if a then exact = exact + entries_with(added, a, n, hash, 8) end
     if distance == 0 then return exact, 0 end
     candidates = {}
     for i = first, n - 1 do
@@ -226,56 +184,44 @@ local function observe_loop(L, fps, o, window, max, distance)
   else
     local hash, q1, q2, q3, q4, q5, q6, q7, q8
     if distance <= 3 then
-      hash, q1, q2, q3, q4 = unpack_('<c8c2c2c2c2', fps, o + 1)
+      hash, q1, q2, q3, q4 = unpack_('<c8c2c2c2c2', fp)
     else
-      hash, q1, q2, q3, q4, q5, q6, q7, q8 = unpack_('<c8c1c1c1c1c1c1c1c1', fps, o + 1)
+      hash, q1, q2, q3, q4, q5, q6, q7, q8 = unpack_('<c8c1c1c1c1c1c1c1c1', fp)
     end
     local r, a = sfind(ring, hash, from, true), p > 0 and sfind(added, hash, from_added, true)
-    if r then exact = exact + entries_with(ring, r, 0, hash, 8, nil, ENTRY_BYTES, #ring + 1) end
-    if a and a < limit then exact = exact + entries_with(added, a, n, hash, 0, nil, FP_BYTES, limit) end
+    if r then exact = exact + entries_with(ring, r, 0, hash, 8) end
+    if a then exact = exact + entries_with(added, a, n, hash, 8) end
     -- (Each piece searched for here first, inline: most are found nowhere.)
     if distance <= 3 then
       r, a = sfind(ring, q1, from, true), p > 0 and sfind(added, q1, from_added, true)
-      if a and a >= limit then a = false end
-      if r or a then candidates = mark(candidates, ring, added, n, q1, 16, r, a, limit) end
+      if r or a then candidates = mark(candidates, ring, added, n, q1, 16, r, a) end
       r, a = sfind(ring, q2, from, true), p > 0 and sfind(added, q2, from_added, true)
-      if a and a >= limit then a = false end
-      if r or a then candidates = mark(candidates, ring, added, n, q2, 18, r, a, limit) end
+      if r or a then candidates = mark(candidates, ring, added, n, q2, 18, r, a) end
       r, a = sfind(ring, q3, from, true), p > 0 and sfind(added, q3, from_added, true)
-      if a and a >= limit then a = false end
-      if r or a then candidates = mark(candidates, ring, added, n, q3, 20, r, a, limit) end
+      if r or a then candidates = mark(candidates, ring, added, n, q3, 20, r, a) end
       r, a = sfind(ring, q4, from, true), p > 0 and sfind(added, q4, from_added, true)
-      if a and a >= limit then a = false end
-      if r or a then candidates = mark(candidates, ring, added, n, q4, 22, r, a, limit) end
+      if r or a then candidates = mark(candidates, ring, added, n, q4, 22, r, a) end
     else
       r, a = sfind(ring, q1, from, true), p > 0 and sfind(added, q1, from_added, true)
-      if a and a >= limit then a = false end
-      if r or a then candidates = mark(candidates, ring, added, n, q1, 16, r, a, limit) end
+      if r or a then candidates = mark(candidates, ring, added, n, q1, 16, r, a) end
       r, a = sfind(ring, q2, from, true), p > 0 and sfind(added, q2, from_added, true)
-      if a and a >= limit then a = false end
-      if r or a then candidates = mark(candidates, ring, added, n, q2, 17, r, a, limit) end
+      if r or a then candidates = mark(candidates, ring, added, n, q2, 17, r, a) end
       r, a = sfind(ring, q3, from, true), p > 0 and sfind(added, q3, from_added, true)
-      if a and a >= limit then a = false end
-      if r or a then candidates = mark(candidates, ring, added, n, q3, 18, r, a, limit) end
+      if r or a then candidates = mark(candidates, ring, added, n, q3, 18, r, a) end
       r, a = sfind(ring, q4, from, true), p > 0 and sfind(added, q4, from_added, true)
-      if a and a >= limit then a = false end
-      if r or a then candidates = mark(candidates, ring, added, n, q4, 19, r, a, limit) end
+      if r or a then candidates = mark(candidates, ring, added, n, q4, 19, r, a) end
       r, a = sfind(ring, q5, from, true), p > 0 and sfind(added, q5, from_added, true)
-      if a and a >= limit then a = false end
-      if r or a then candidates = mark(candidates, ring, added, n, q5, 20, r, a, limit) end
+      if r or a then candidates = mark(candidates, ring, added, n, q5, 20, r, a) end
       r, a = sfind(ring, q6, from, true), p > 0 and sfind(added, q6, from_added, true)
-      if a and a >= limit then a = false end
-      if r or a then candidates = mark(candidates, ring, added, n, q6, 21, r, a, limit) end
+      if r or a then candidates = mark(candidates, ring, added, n, q6, 21, r, a) end
       r, a = sfind(ring, q7, from, true), p > 0 and sfind(added, q7, from_added, true)
-      if a and a >= limit then a = false end
-      if r or a then candidates = mark(candidates, ring, added, n, q7, 22, r, a, limit) end
+      if r or a then candidates = mark(candidates, ring, added, n, q7, 22, r, a) end
       r, a = sfind(ring, q8, from, true), p > 0 and sfind(added, q8, from_added, true)
-      if a and a >= limit then a = false end
-      if r or a then candidates = mark(candidates, ring, added, n, q8, 23, r, a, limit) end
+      if r or a then candidates = mark(candidates, ring, added, n, q8, 23, r, a) end
     end
     if not candidates then return exact, near end
   end
-  local hi, lo = unpack_(HALVES, fps, o + 9)
+  local hi, lo = unpack_(HALVES, fp, 9)
   for i in pairs(candidates) do
     local c_hi, c_lo = simhash_at(ring, added, n, i)
     if near_bits(c_hi, c_lo, hi, lo, distance) then near = near + 1 end
