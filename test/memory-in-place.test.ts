@@ -215,11 +215,14 @@ describe('MemoryStore in-place decisions', () => {
     const general = new Limiter({ store: new GeneralPathStore(), policy: 'p', limits })
     // Only the general path calls check(): count its calls.
     const algorithm = tokenBucketCheckCounter()
-    fast.consumeSync('x')
-    expect(algorithm.calls()).toBe(0)
-    general.consumeSync('x')
-    expect(algorithm.calls()).toBe(1)
-    algorithm.restore()
+    try {
+      fast.consumeSync('x')
+      expect(algorithm.calls()).toBe(0)
+      general.consumeSync('x')
+      expect(algorithm.calls()).toBe(1)
+    } finally {
+      algorithm.restore()
+    }
   })
 })
 
