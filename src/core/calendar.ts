@@ -1,6 +1,6 @@
-import type { FixedWindowState } from './fixed-window.js'
+import { type FixedWindowState, windowCountCheckPacked } from './fixed-window.js'
 import { type CalendarPeriod, periodBounds } from './period.js'
-import { fits, type Step } from './step.js'
+import { fits, type Step, type StepFigures } from './step.js'
 
 /**
  * A budget per calendar period: at most `limit` per day, ISO week (from Monday) or month of a
@@ -47,6 +47,20 @@ export function calendarCheck(
   if (fits(s.count, cost, p.limit)) return step({ start, count: s.count + cost }, now, end, p, true, 0)
   const retry = fits(0, cost, p.limit) ? end - now : Number.POSITIVE_INFINITY
   return step(s, now, end, p, false, retry)
+}
+
+/** calendarCheck on the packed numbers (a fixed window's two): see windowCountCheckPacked. */
+export function calendarCheckPacked(
+  a: readonly number[],
+  at: number,
+  now: number,
+  cost: number,
+  p: CalendarParams,
+  next: number[],
+  out: StepFigures,
+): boolean {
+  const { start, end } = periodBounds(p.period, now, p.offsetMinutes)
+  return windowCountCheckPacked(a, at, now, cost, p.limit, start, end, next, out)
 }
 
 /** Charges `cost` whatever is left: the period's budget may go into debt until the next period. */

@@ -1,4 +1,4 @@
-import { fits, type Step } from './step.js'
+import { fits, type Step, type StepFigures } from './step.js'
 
 /** Fixed window aligned to the epoch: a count per window of `windowMs`. */
 export interface WindowParams {
@@ -39,6 +39,54 @@ export function fixedWindowCheck(
   if (fits(s.count, cost, p.limit)) return step({ start: s.start, count: s.count + cost }, now, p, true, 0)
   const retry = fits(0, cost, p.limit) ? s.start + p.windowMs - now : Number.POSITIVE_INFINITY
   return step(s, now, p, false, retry)
+}
+
+/**
+ * fixedWindowCheck on the packed numbers (`a[at]` the window's start, `a[at + 1]` its count; zeros
+ * for none): the charged numbers go to `next`, the figures to `out`, no Step made. Shared with the
+ * calendar (its period's `start` and `end` given).
+ */
+export function windowCountCheckPacked(
+  a: readonly number[],
+  at: number,
+  now: number,
+  cost: number,
+  limit: number,
+  start: number,
+  end: number,
+  next: number[],
+  out: StepFigures,
+): boolean {
+  // A count of another window is gone (both zero, none, reads as 0 as well).
+  const count = a[at] === start ? a[at + 1]! : 0
+  if (fits(count, cost, limit)) {
+    const charged = count + cost
+    next[at] = start
+    next[at + 1] = charged
+    out.allowed = true
+    out.remaining = limit - charged
+    out.resetMs = charged > 0 ? end - now : 0
+    out.retryAfterMs = 0
+    return true
+  }
+  out.allowed = false
+  out.remaining = limit - count
+  out.resetMs = count > 0 ? end - now : 0
+  out.retryAfterMs = fits(0, cost, limit) ? end - now : Number.POSITIVE_INFINITY
+  return false
+}
+
+export function fixedWindowCheckPacked(
+  a: readonly number[],
+  at: number,
+  now: number,
+  cost: number,
+  p: WindowParams,
+  next: number[],
+  out: StepFigures,
+): boolean {
+  const start = Math.floor(now / p.windowMs) * p.windowMs
+  return windowCountCheckPacked(a, at, now, cost, p.limit, start, start + p.windowMs, next, out)
 }
 
 export function fixedWindowForce(

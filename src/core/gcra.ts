@@ -1,4 +1,4 @@
-import { EPSILON_MS, type Step } from './step.js'
+import { EPSILON_MS, type Step, type StepFigures } from './step.js'
 
 /**
  * Token bucket in GCRA form. The state is one number, the theoretical arrival time (TAT): the
@@ -31,6 +31,42 @@ export function gcraCheck(tat: number | undefined, now: number, cost: number, p:
   if (ahead <= tolerance + EPSILON_MS) return step(next, now, p, true, 0)
   const retry = cost * p.intervalMs > tolerance + EPSILON_MS ? Number.POSITIVE_INFINITY : ahead - tolerance
   return step(base, now, p, false, retry)
+}
+
+/**
+ * gcraCheck on the packed number itself (`a[at]`, 0 for full): the TAT a charge leaves goes to
+ * `next[at]`, the step's figures to `out`, no Step made. The same arithmetic, so the same answers
+ * (test/memory-in-place.test.ts holds them to gcraCheck's through the store).
+ */
+export function gcraCheckPacked(
+  a: readonly number[],
+  at: number,
+  now: number,
+  cost: number,
+  p: GcraParams,
+  next: number[],
+  out: StepFigures,
+): boolean {
+  const tat = a[at]!
+  const base = tat === 0 || tat < now ? now : tat
+  const tolerance = p.capacity * p.intervalMs
+  const charged = base + cost * p.intervalMs
+  const ahead = charged - now
+  if (ahead <= tolerance + EPSILON_MS) {
+    next[at] = charged
+    out.allowed = true
+    out.remaining = p.capacity - ahead / p.intervalMs
+    out.resetMs = Math.max(ahead, 0)
+    out.retryAfterMs = 0
+    return true
+  }
+  const kept = base - now
+  out.allowed = false
+  out.remaining = p.capacity - kept / p.intervalMs
+  out.resetMs = Math.max(kept, 0)
+  out.retryAfterMs =
+    cost * p.intervalMs > tolerance + EPSILON_MS ? Number.POSITIVE_INFINITY : ahead - tolerance
+  return false
 }
 
 /** Charges `cost` whatever the state: the bucket may go into debt, delaying later requests. */

@@ -1,5 +1,5 @@
 import type { WindowParams } from './fixed-window.js'
-import { EPSILON_MS, fits, type Step } from './step.js'
+import { EPSILON_MS, fits, type Step, type StepFigures } from './step.js'
 
 /**
  * Sliding window, two-window weighted counter: the previous window's count weighted by how much
@@ -20,37 +20,58 @@ function current(state: SlidingWindowState | undefined, now: number, p: WindowPa
   return { start, curr: 0, prev: 0 }
 }
 
-function estimate(s: SlidingWindowState, now: number, p: WindowParams): number {
-  if (s.prev === 0) return s.curr
-  return (s.prev * (s.start + p.windowMs - now)) / p.windowMs + s.curr
+// The arithmetic on the three numbers themselves, shared by the Step functions and the in-place
+// check (slidingWindowCheckPacked), so that both give the same answers to the last bit.
+
+function estimateOf(start: number, curr: number, prev: number, now: number, p: WindowParams): number {
+  if (prev === 0) return curr
+  return (prev * (start + p.windowMs - now)) / p.windowMs + curr
 }
 
-function step(s: SlidingWindowState, now: number, p: WindowParams, allowed: boolean, retry: number) {
-  let resetMs = 0
-  if (s.curr > 0) resetMs = s.start + 2 * p.windowMs - now
-  else if (s.prev > 0) resetMs = s.start + p.windowMs - now
-  return {
-    state: s,
-    allowed,
-    remaining: p.limit - estimate(s, now, p),
-    resetMs,
-    retryAfterMs: retry,
-  } satisfies Step<SlidingWindowState>
+function resetOf(start: number, curr: number, prev: number, now: number, p: WindowParams): number {
+  if (curr > 0) return start + 2 * p.windowMs - now
+  if (prev > 0) return start + p.windowMs - now
+  return 0
 }
 
 /** Milliseconds until `cost` fits, for a state that denies it now. */
-function waitFor(s: SlidingWindowState, now: number, cost: number, p: WindowParams): number {
+function waitOf(
+  start: number,
+  curr: number,
+  prev: number,
+  now: number,
+  cost: number,
+  p: WindowParams,
+): number {
   if (!fits(0, cost, p.limit)) return Number.POSITIVE_INFINITY
-  const end = s.start + p.windowMs
-  if (fits(s.curr, cost, p.limit)) {
+  const end = start + p.windowMs
+  if (fits(curr, cost, p.limit)) {
     // The previous window's weight must fall to (limit - curr - cost) within this window.
-    const at = end - (p.windowMs * (p.limit - s.curr - cost)) / s.prev
+    const at = end - (p.windowMs * (p.limit - curr - cost)) / prev
     // Never 0 for a denial: rounding can put `at` a hair before now.
     return Math.max(at - now, EPSILON_MS)
   }
   // Only after this window closes: curr becomes the previous count and decays.
-  const at = end + p.windowMs - (p.windowMs * (p.limit - cost)) / s.curr
+  const at = end + p.windowMs - (p.windowMs * (p.limit - cost)) / curr
   return at - now
+}
+
+function estimate(s: SlidingWindowState, now: number, p: WindowParams): number {
+  return estimateOf(s.start, s.curr, s.prev, now, p)
+}
+
+function step(s: SlidingWindowState, now: number, p: WindowParams, allowed: boolean, retry: number) {
+  return {
+    state: s,
+    allowed,
+    remaining: p.limit - estimate(s, now, p),
+    resetMs: resetOf(s.start, s.curr, s.prev, now, p),
+    retryAfterMs: retry,
+  } satisfies Step<SlidingWindowState>
+}
+
+function waitFor(s: SlidingWindowState, now: number, cost: number, p: WindowParams): number {
+  return waitOf(s.start, s.curr, s.prev, now, cost, p)
 }
 
 export function slidingWindowCheck(
@@ -64,6 +85,48 @@ export function slidingWindowCheck(
     return step({ start: s.start, curr: s.curr + cost, prev: s.prev }, now, p, true, 0)
   }
   return step(s, now, p, false, waitFor(s, now, cost, p))
+}
+
+/**
+ * slidingWindowCheck on the packed numbers (`a[at]` start, `a[at + 1]` curr, `a[at + 2]` prev;
+ * zeros for none): the charged numbers go to `next`, the figures to `out`, no state object or
+ * Step made.
+ */
+export function slidingWindowCheckPacked(
+  a: readonly number[],
+  at: number,
+  now: number,
+  cost: number,
+  p: WindowParams,
+  next: number[],
+  out: StepFigures,
+): boolean {
+  const start = Math.floor(now / p.windowMs) * p.windowMs
+  // As current(): this window's counts, or the last window's count as the previous one, or none
+  // (zeros for none read the same way).
+  const was = a[at]!
+  let curr = 0
+  let prev = 0
+  if (was === start) {
+    curr = a[at + 1]!
+    prev = a[at + 2]!
+  } else if (was === start - p.windowMs) prev = a[at + 1]!
+  if (fits(estimateOf(start, curr, prev, now, p), cost, p.limit)) {
+    const charged = curr + cost
+    next[at] = start
+    next[at + 1] = charged
+    next[at + 2] = prev
+    out.allowed = true
+    out.remaining = p.limit - estimateOf(start, charged, prev, now, p)
+    out.resetMs = resetOf(start, charged, prev, now, p)
+    out.retryAfterMs = 0
+    return true
+  }
+  out.allowed = false
+  out.remaining = p.limit - estimateOf(start, curr, prev, now, p)
+  out.resetMs = resetOf(start, curr, prev, now, p)
+  out.retryAfterMs = waitOf(start, curr, prev, now, cost, p)
+  return false
 }
 
 export function slidingWindowForce(

@@ -14,6 +14,17 @@ export interface Step<S> {
 }
 
 /**
+ * A step's figures without its state: what an algorithm's in-place check (`checkPacked`) writes
+ * into a result the store reuses, instead of making a Step.
+ */
+export interface StepFigures {
+  allowed: boolean
+  remaining: number
+  resetMs: number
+  retryAfterMs: number
+}
+
+/**
  * Slack for float rounding: one microsecond, the resolution of Redis TIME. A cost fits when it
  * would fit one microsecond later, so no algorithm admits more than its limit by rounding.
  */

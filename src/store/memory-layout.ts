@@ -29,6 +29,22 @@ export interface Layout {
   plain: boolean[]
   /** Length of the packed array (expiry included); 1 when every limit lives under its own key. */
   length: number
+  /**
+   * Every limit is packed and can be checked on its numbers in place (Algorithm.checkPacked):
+   * MemoryStore decides consume, reserve and peek on the numbers, with no state objects or Steps.
+   */
+  inPlace: boolean
+  /** Per limit: its algorithm's checkPacked (read once per policy; set for every limit when inPlace). */
+  checks: (AnyAlgorithm['checkPacked'] | undefined)[]
+  /** Per limit: how many numbers it keeps (0 under its own key). */
+  widths: number[]
+  /** A state of all zeros (every limit full), read in place of a subject with none. Never written. */
+  zeros: readonly number[]
+  /**
+   * Scratch for the in-place checks: what each would charge, at the limit's offsets. Read only
+   * within the decision that wrote it (decisions never run re-entrantly), so one per layout will do.
+   */
+  next: number[]
 }
 
 const layouts = new WeakMap<readonly LimitDefinition[], Layout>()
@@ -42,6 +58,9 @@ export function layoutOf(limits: readonly LimitDefinition[]): Layout {
     const codecs: (PackedState<unknown> | undefined)[] = []
     const algorithms: AnyAlgorithm[] = []
     const plain: boolean[] = []
+    const checks: (AnyAlgorithm['checkPacked'] | undefined)[] = []
+    const widths: number[] = []
+    let inPlace = true
     for (const limit of limits) {
       const algorithm = algorithmOf(limit.kind)
       const codec = algorithm.packed
@@ -49,9 +68,25 @@ export function layoutOf(limits: readonly LimitDefinition[]): Layout {
       codecs.push(codec)
       plain.push(codec?.plain === true && codec.width === 1)
       offsets.push(codec === undefined ? -1 : at)
+      widths.push(codec?.width ?? 0)
+      checks.push(algorithm.checkPacked)
+      if (codec === undefined || algorithm.checkPacked === undefined) inPlace = false
       at += codec?.width ?? 0
     }
-    layout = { algorithms, offsets, codecs, plain, length: at }
+    // Not frozen: V8's optimized code reads a frozen array's elements through a generic IC.
+    const zeros = new Array<number>(at).fill(0)
+    layout = {
+      algorithms,
+      offsets,
+      codecs,
+      plain,
+      length: at,
+      inPlace,
+      checks,
+      widths,
+      zeros,
+      next: new Array<number>(at).fill(0),
+    }
     layouts.set(limits, layout)
   }
   return layout

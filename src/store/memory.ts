@@ -1,28 +1,12 @@
-import { performance } from 'node:perf_hooks'
 import type { AdjustContext, CheckContext } from '../core/algorithms/types.js'
-import {
-  type BlockState,
-  blockedForMs,
-  blockTtlMs,
-  type StrikeState,
-  strike,
-  strikeTtlMs,
-} from '../core/block.js'
+import { type BlockState, blockedForMs } from '../core/block.js'
 import { requirePositiveInteger } from '../core/errors.js'
-import type { LimitDefinition } from '../core/limits.js'
 import { promised } from '../core/promised.js'
 import type { Step } from '../core/step.js'
-import { crossedThreshold } from '../core/threshold.js'
-import { MemoryEntries, SWEEP_BATCH } from './memory-entries.js'
-import {
-  expiryOf,
-  extraBytes,
-  type Layout,
-  layoutOf,
-  Mixed,
-  packedBytes,
-  type Slot,
-} from './memory-layout.js'
+import { monotonicNow } from './memory-clock.js'
+import { SWEEP_BATCH } from './memory-entries.js'
+import { countsAsStrike, InPlaceDecisions } from './memory-in-place.js'
+import { expiryOf, extraBytes, type Layout, Mixed, packedBytes } from './memory-layout.js'
 import type { LimitResult, Store, StoreOp, StoreResult } from './types.js'
 
 export interface MemoryStoreOptions {
@@ -43,36 +27,17 @@ export interface MemoryStoreOptions {
 
 export const DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 
-const hrtime = process.hrtime
-/** The monotonic clock `performance.now()` reads, in ms (its origin is the process's start). */
-function hrMs(): number {
-  const t = hrtime()
-  return t[0] * 1000 + t[1] / 1e6
-}
-/** Where hrMs() stands on the epoch's scale, anchored once like `performance.timeOrigin`. */
-const EPOCH_OFFSET = performance.timeOrigin + performance.now() - hrMs()
-/**
- * `process.hrtime()`, not `performance.now()`: the same monotonic clock without the brand check
- * `performance.now` runs first (a wrapped validator, a varargs call and a hasOwnProperty), ~210
- * instructions a read against ~320 (a loop of 200,000 reads under cachegrind).
- */
-const monotonicNow = () => EPOCH_OFFSET + hrMs()
-
 /**
  * The embedded store: state in a Map in this process, each op applied synchronously, bounded by
  * an estimate of the heap it takes (see memory-layout.ts).
  */
-export class MemoryStore extends MemoryEntries implements Store {
+export class MemoryStore extends InPlaceDecisions implements Store {
   private readonly timer: NodeJS.Timeout | undefined
   private readonly evaluation = newEvaluation()
   /** executeShared's results, by number of limits. */
   private readonly shared: StoreResult[] = []
   private readonly checkContext: CheckContext = { id: '', hold: false }
   private readonly adjustContext: AdjustContext = { id: '', chargedAt: 0, charged: 0, release: false }
-  /** The layout of the last policy seen (one Limiter's ops share one limits array). */
-  private lastLimits: readonly LimitDefinition[] | undefined
-  private lastLayout: Layout | undefined
-
   constructor(options: MemoryStoreOptions = {}) {
     super(
       options.maxBytes === undefined
@@ -150,6 +115,14 @@ export class MemoryStore extends MemoryEntries implements Store {
   private executeOne(op: StoreOp, now: number, out: StoreResult): StoreResult {
     const { mode } = op
     if (mode === 'reset' || mode === 'unblock') return this.forget(op, now, out)
+    const layout = this.layoutFor(op.limits)
+    if (layout.inPlace && mode !== 'adjust' && this.inPlace) {
+      const slot = this.slotOf(op)
+      // Anything but this layout's numbers under the key (a hand-made op) takes the general path.
+      if (slot === undefined || (Array.isArray(slot) && slot.length === layout.length)) {
+        return this.decideInPlace(op, now, layout, slot, out)
+      }
+    }
     // Scratch space reused across calls: executeSync never runs re-entrantly. The steps' array is
     // new each call: a fresh (young) array takes the fresh steps without a write barrier each,
     // which a reused (old) one paid (~50 instructions a limit).
@@ -207,24 +180,8 @@ export class MemoryStore extends MemoryEntries implements Store {
   /** Runs each limit's algorithm on the subject's state (changing nothing): fills `steps` and `ev`. */
   private evaluate(op: StoreOp, now: number, ev: Evaluation, steps: Step<unknown>[]): void {
     const n = op.limits.length
-    let layout = this.lastLayout!
-    if (op.limits !== this.lastLimits) {
-      layout = layoutOf(op.limits)
-      this.lastLimits = op.limits
-      this.lastLayout = layout
-    }
-    const hint = op.stateHint
-    let found: Slot | undefined
-    if (hint !== undefined && hint.owner === this && hint.generation === this.generation) {
-      found = hint.slot as Slot | undefined
-    } else {
-      found = this.entries.get(op.stateKey)
-      if (hint !== undefined) {
-        hint.owner = this
-        hint.generation = this.generation
-        hint.slot = found
-      }
-    }
+    const layout = this.layoutFor(op.limits)
+    const found = this.slotOf(op)
     let packed: number[] | undefined
     let mixed: Mixed | undefined
     if (found !== undefined) {
@@ -385,53 +342,6 @@ export class MemoryStore extends MemoryEntries implements Store {
     }
     this.put(op.stateKey, new Mixed(nums, extra!, base, bytes), bytes, held, now)
   }
-
-  private markAlerts(op: StoreOp, layout: Layout, limits: LimitResult[], now: number): void {
-    const alert = op.alert!
-    for (let i = 0; i < limits.length; i++) {
-      const limit = op.limits[i]!
-      const algorithm = layout.algorithms[i]!
-      const r = limits[i]!
-      if (!crossedThreshold(algorithm.capacity(limit), r.remaining, op.costs[i]!, alert.threshold)) continue
-      const marker = alert.keys[i]!
-      if (this.live(marker, now) !== undefined) continue
-      const ttlMs = algorithm.alertMs?.(limit) ?? algorithm.windowSeconds(limit) * 1000
-      if (ttlMs > 0) this.insert(marker, [now + ttlMs], packedBytes(marker, 1), now)
-      r.alerted = true
-    }
-  }
-
-  /** Counts a denial toward a block; returns the length of the block it started, or 0. */
-  private recordStrike(
-    block: NonNullable<StoreOp['block']>,
-    current: BlockState | undefined,
-    now: number,
-  ): number {
-    const strikes = this.read(block.strikesKey, now) as StrikeState | undefined
-    const outcome = strike(strikes, current, now, block.params)
-    if (outcome.strikes) {
-      this.writeBoxed(block.strikesKey, outcome.strikes, strikeTtlMs(outcome.strikes, now, block.params), now)
-    } else this.delete(block.strikesKey)
-    if (!outcome.blockedNow) return 0
-    const b = outcome.block!
-    this.writeBoxed(block.key, b, blockTtlMs(b, now, block.params), now)
-    return b.until - now
-  }
-}
-
-/**
- * A denial counts toward a block when waiting would help and a rate limit denied: not when the
- * cost can never fit (a client error), nor when only calls in flight were at their limit (a
- * client politely waiting for its own streams is not abusive).
- */
-function countsAsStrike(layout: Layout, steps: readonly Step<unknown>[], n: number): boolean {
-  let rateDenied = false
-  for (let i = 0; i < n; i++) {
-    const s = steps[i]!
-    if (s.retryAfterMs === Number.POSITIVE_INFINITY) return false
-    if (!s.allowed && !layout.algorithms[i]!.inFlight) rateDenied = true
-  }
-  return rateDenied
 }
 
 /** What evaluate() learnt of an op's subject, for commit(). */

@@ -1,5 +1,5 @@
 import type { z } from 'zod'
-import { calendarCheck, calendarForce, calendarRefund } from '../calendar.js'
+import { calendarCheck, calendarCheckPacked, calendarForce, calendarRefund } from '../calendar.js'
 import { describe, requirePositiveFinite, SluiceInputError } from '../errors.js'
 import type { FixedWindowState } from '../fixed-window.js'
 import { CALENDAR_PERIODS, type CalendarPeriod, parseUtcOffset } from '../period.js'
@@ -107,6 +107,7 @@ export const calendarAlgorithm: Algorithm<
   inFlight: false,
   needsOpId: false,
   check: (s, now, cost, d) => calendarCheck(s, now, cost, d),
+  checkPacked: calendarCheckPacked,
   adjust: (s, now, delta, d, ctx) =>
     delta >= 0 ? calendarForce(s, now, delta, d) : calendarRefund(s, now, -delta, ctx.chargedAt, d),
   packed: WINDOW_COUNT,

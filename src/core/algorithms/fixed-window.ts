@@ -2,6 +2,7 @@ import type { z } from 'zod'
 import {
   type FixedWindowState,
   fixedWindowCheck,
+  fixedWindowCheckPacked,
   fixedWindowForce,
   fixedWindowRefund,
 } from '../fixed-window.js'
@@ -47,6 +48,7 @@ export const fixedWindowAlgorithm: Algorithm<
   inFlight: false,
   needsOpId: false,
   check: (s, now, cost, d) => fixedWindowCheck(s, now, cost, d),
+  checkPacked: fixedWindowCheckPacked,
   adjust: (s, now, delta, d, ctx) =>
     delta >= 0 ? fixedWindowForce(s, now, delta, d) : fixedWindowRefund(s, now, -delta, ctx.chargedAt, d),
   packed: WINDOW_COUNT,

@@ -3,6 +3,7 @@ import { describe, SluiceInputError } from '../errors.js'
 import {
   type SlidingWindowState,
   slidingWindowCheck,
+  slidingWindowCheckPacked,
   slidingWindowForce,
   slidingWindowRefund,
 } from '../sliding-window.js'
@@ -58,6 +59,7 @@ export const slidingWindowAlgorithm: Algorithm<
   inFlight: false,
   needsOpId: false,
   check: (s, now, cost, d) => slidingWindowCheck(s, now, cost, d),
+  checkPacked: slidingWindowCheckPacked,
   adjust: (s, now, delta, d, ctx) =>
     delta >= 0 ? slidingWindowForce(s, now, delta, d) : slidingWindowRefund(s, now, -delta, ctx.chargedAt, d),
   packed: {

@@ -1,6 +1,6 @@
 import type { z } from 'zod'
 import { requirePositiveFinite } from '../errors.js'
-import { gcraCheck, gcraForce, gcraRefund } from '../gcra.js'
+import { gcraCheck, gcraCheckPacked, gcraForce, gcraRefund } from '../gcra.js'
 import { optionsOf, unitOf } from './options.js'
 import type { Algorithm, ConfigKit, Unit } from './types.js'
 
@@ -66,6 +66,7 @@ export const tokenBucketAlgorithm: Algorithm<
   inFlight: false,
   needsOpId: false,
   check: (tat, now, cost, d) => gcraCheck(tat, now, cost, d),
+  checkPacked: gcraCheckPacked,
   adjust: (tat, now, delta, d) =>
     delta >= 0 ? gcraForce(tat, now, delta, d) : gcraRefund(tat, now, -delta, d),
   packed: {

@@ -1,5 +1,5 @@
 import type { z } from 'zod'
-import type { Step } from '../step.js'
+import type { Step, StepFigures } from '../step.js'
 
 /** The unit a limit counts. Free-form; these are the ones sluice itself speaks of. */
 export type Unit = 'requests' | 'tokens' | 'usd' | 'concurrent' | (string & {})
@@ -94,6 +94,21 @@ export interface Algorithm<D extends LimitBase, S, C = unknown> {
   check(state: S | undefined, now: number, cost: number, d: D, ctx: CheckContext): Step<S>
   /** Charges (delta > 0, even into debt) or refunds (delta < 0) unconditionally; may release a lease. */
   adjust(state: S | undefined, now: number, delta: number, d: D, ctx: AdjustContext): Step<S>
+  /**
+   * check() on the packed numbers themselves, for an algorithm with `packed` state (MemoryStore's
+   * fast path: no state object, no Step): reads the state at `nums[at]…` (zeros: none), writes the
+   * state a charge would leave to the same places of `next` and the step's figures to `out`, and
+   * returns whether it admits. Must give exactly check()'s answers (test/memory-in-place.test.ts).
+   */
+  checkPacked?(
+    nums: readonly number[],
+    at: number,
+    now: number,
+    cost: number,
+    d: D,
+    next: number[],
+    out: StepFigures,
+  ): boolean
   /** Numbers kept under the subject's state key; undefined for state under its own key (logs, leases). */
   packed: PackedState<S> | undefined
   /**
