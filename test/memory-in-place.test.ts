@@ -7,6 +7,8 @@ import {
   slidingWindow,
   tokenBucket,
 } from '../src/core/limits.js'
+// The mock upstream's seeded generator (mulberry32): a failing sequence can be run again.
+import { prng as random } from '../src/gateway/mock/generate.js'
 import { type Costs, type Decision, Limiter, type Reservation } from '../src/limiter.js'
 import type { BlockOptions } from '../src/limiter-options.js'
 import { MemoryStore } from '../src/store/memory.js'
@@ -23,18 +25,6 @@ import { Boxed, Mixed } from '../src/store/memory-layout.js'
 /** The same store with the in-place decisions off: every op through check() and Steps. */
 class GeneralPathStore extends MemoryStore {
   protected override readonly inPlace = false
-}
-
-/** A small seeded generator (mulberry32): a failing sequence can be run again. */
-function random(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
 }
 
 /** Every live entry of a store, its numbers and values as they are (Maps as sorted pairs). */

@@ -95,11 +95,7 @@ export class InPlaceDecisions extends MemoryEntries {
       if (countsAsStrike(layout, limits, n)) newBlockMs = this.recordStrike(b, block, now)
     }
     if (allowed && op.alert && mode !== 'peek') this.markAlerts(op, layout, limits, now)
-    out.now = now
-    out.allowed = allowed
-    out.blockedMs = newBlockMs > 0 ? newBlockMs : blockedMs
-    out.blockedNow = newBlockMs > 0
-    return out
+    return finish(out, now, allowed, blockedMs, newBlockMs)
   }
 
   /**
@@ -171,6 +167,24 @@ export class InPlaceDecisions extends MemoryEntries {
     this.writeBoxed(block.key, b, blockTtlMs(b, now, block.params), now)
     return b.until - now
   }
+}
+
+/**
+ * Fills in a decision's outcome: a block this op started (`newBlockMs` > 0) is the one reported,
+ * else the block the subject was already under (`blockedMs`, 0 for none).
+ */
+export function finish(
+  out: StoreResult,
+  now: number,
+  allowed: boolean,
+  blockedMs: number,
+  newBlockMs: number,
+): StoreResult {
+  out.now = now
+  out.allowed = allowed
+  out.blockedMs = newBlockMs > 0 ? newBlockMs : blockedMs
+  out.blockedNow = newBlockMs > 0
+  return out
 }
 
 /**

@@ -5,7 +5,7 @@ import { promised } from '../core/promised.js'
 import type { Step } from '../core/step.js'
 import { monotonicNow } from './memory-clock.js'
 import { SWEEP_BATCH } from './memory-entries.js'
-import { countsAsStrike, InPlaceDecisions } from './memory-in-place.js'
+import { countsAsStrike, finish, InPlaceDecisions } from './memory-in-place.js'
 import { expiryOf, extraBytes, type Layout, Mixed, packedBytes } from './memory-layout.js'
 import type { LimitResult, Store, StoreOp, StoreResult } from './types.js'
 
@@ -276,11 +276,7 @@ export class MemoryStore extends InPlaceDecisions implements Store {
     if (allowed && op.alert && (mode === 'consume' || mode === 'reserve')) {
       this.markAlerts(op, ev.layout!, limits, now)
     }
-    out.now = now
-    out.allowed = allowed
-    out.blockedMs = newBlockMs > 0 ? newBlockMs : blockedMs
-    out.blockedNow = newBlockMs > 0
-    return out
+    return finish(out, now, allowed, blockedMs, newBlockMs)
   }
 
   /**

@@ -9,6 +9,8 @@
  */
 import { describe, expect, it } from 'vitest'
 import { type CheckOutcome, checkStep, resolveDetectors } from '../../src/core/detectors/index.js'
+// The mock upstream's seeded generator (mulberry32): a failing sequence can be run again.
+import { prng as random } from '../../src/gateway/mock/generate.js'
 import { MemoryDetectorStore } from '../../src/store/detectors/memory.js'
 import { RedisDetectorStore } from '../../src/store/detectors/redis.js'
 import type { DetectorStore } from '../../src/store/detectors/types.js'
@@ -16,17 +18,6 @@ import { redisForFile } from '../helpers/redis-clients.js'
 
 const { counted } = redisForFile()
 let n = 0
-
-/** A seeded generator (mulberry32): the same sequence on every run. */
-function random(seed: number): () => number {
-  let a = seed
-  return () => {
-    a = (a + 0x6d2b79f5) | 0
-    let t = Math.imul(a ^ (a >>> 15), 1 | a)
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 const seen = (o: CheckOutcome) => ({
   raised: o.raised,
