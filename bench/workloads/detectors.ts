@@ -115,8 +115,9 @@ async function sideBySide(
         allowed: 0,
       })
     }
-    const both = (durationMs: number) =>
-      together(sides, (s) =>
+    /** Both sides driven at the same time, `first`'s calls started first. */
+    const both = (first: Side[], durationMs: number) =>
+      together(first, (s) =>
         drive(s.op, { inFlight: DETECTOR_IN_FLIGHT, keys: 1, sampleEvery: 1, durationMs }),
       )
     // Warm-up together, for the run's server warm-up and at least MIN_WARMUP_CALLS calls each.
@@ -126,12 +127,14 @@ async function sideBySide(
       performance.now() - warmupStart < options.serverWarmupMs ||
       Math.min(...warmed) < MIN_WARMUP_CALLS
     ) {
-      for (const [i, t] of (await both(1000)).entries()) warmed[i]! += t.result.ended
+      for (const [i, t] of (await both(sides, 1000)).entries()) warmed[i]! += t.result.ended
       progress(`${id}: both gateways warming up together, ${warmed.join(' and ')} calls so far`)
     }
     for (let round = 1; round <= rounds; round++) {
-      const turns = await both(options.durationMs)
-      for (const [i, t] of turns.entries()) add(sides[i]!, t.result, t.serverUs, t.redisUs)
+      // Which side's calls start first turns round every round.
+      const order = round % 2 === 1 ? sides : [...sides].reverse()
+      const turns = await both(order, options.durationMs)
+      for (const [i, t] of turns.entries()) add(order[i]!, t.result, t.serverUs, t.redisUs)
       const [on, off] = sides as [Side, Side]
       const last = (xs: number[]) => xs.at(-1)!
       progress(
