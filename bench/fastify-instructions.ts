@@ -5,6 +5,9 @@
  * limiter that sends them), with sluice on a MemoryStore, and with @fastify/rate-limit — each
  * counted `--repeat` times, the variants alternated. The goal it judges (issue 20, goal 2) is
  * sluice within 5 % of `bare-headers`; a count a busy machine does not move, where req/s swings.
+ * `bare-headers-direct` (named only with `--variants`) sends the same constants as the reply's own
+ * header object, without reply.header(), the way sluice's plugin sets its headers: the floor of
+ * that way.
  * Only the server's user-space work is counted: the kernel's (writing the response) is in neither.
  *
  * A variant on Redis (`sluice-redis`, `sluice-redis-legacy`, `peer-redis`) gets a redis-server of

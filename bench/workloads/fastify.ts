@@ -13,6 +13,7 @@ const WORKER = new URL('../workers/fastify-server.ts', import.meta.url)
 const NAMES: Record<FastifyVariant, string> = {
   bare: 'bare Fastify',
   'bare-headers': "bare Fastify sending sluice's headers as constants",
+  'bare-headers-direct': "bare Fastify sending sluice's headers as constants, as the reply's header object",
   'sluice-memory': 'sluice plugin, MemoryStore',
   'sluice-memory-ietf': 'sluice plugin, MemoryStore, IETF headers only',
   'sluice-memory-legacy': "sluice plugin, MemoryStore, the peer's headers only (X-RateLimit-*)",

@@ -38,6 +38,35 @@ declare module 'fastify' {
 /** Options fastify's register() itself understands, passed along with ours. */
 const REGISTER_OPTIONS = ['logLevel', 'logSerializers']
 
+/**
+ * Where Fastify keeps a reply's headers: an object under a symbol of its own, which
+ * `reply.header(name, value)` fills as `headers[name.toLowerCase()] = value` (for any name but
+ * `set-cookie`). The lower-casing is a builtin call of ~380 instructions a header, and the store a
+ * megamorphic one: eight of them were most of what sluice added to a request. The names sluice
+ * sets are lower-case already, so an admitted request's headers are written there directly (see
+ * answer()); found on the first reply, by the symbol's description. Null when this Fastify keeps
+ * them elsewhere: then reply.header() as before.
+ */
+const REPLY_HEADERS = 'fastify.reply.headers'
+let replyHeadersKey: symbol | null | undefined
+
+/** The reply's own header object, or undefined when it cannot be found (see REPLY_HEADERS). */
+function replyHeaders(reply: FastifyReply): Record<string, string> | undefined {
+  if (replyHeadersKey === undefined) {
+    replyHeadersKey = Object.getOwnPropertySymbols(reply).find((s) => s.description === REPLY_HEADERS) ?? null
+  }
+  if (replyHeadersKey === null) return undefined
+  const own = (reply as unknown as Record<symbol, unknown>)[replyHeadersKey]
+  return typeof own === 'object' && own !== null && !Array.isArray(own)
+    ? (own as Record<string, string>)
+    : undefined
+}
+
+function isEmpty(object: object): boolean {
+  for (const _ in object) return false
+  return true
+}
+
 type Hook = (request: FastifyRequest, reply: FastifyReply, next: (error?: Error) => void) => void
 
 /** Answers a checked request: its headers always, then the refusal or on to the route. */
@@ -49,10 +78,18 @@ function answer(
 ): void {
   const state = result.state
   request.sluice = state
-  // One reply.header() per header: reply.headers() reads our object's values by a key it does
-  // not know (a megamorphic load each), where for-in reads them through the object's enum cache.
   const headers = result.headers
-  for (const name in headers) reply.header(name, headers[name]!)
+  const own = replyHeaders(reply)
+  if (own === undefined || !result.proceed) {
+    // One reply.header() per header: reply.headers() reads our object's values by a key it does
+    // not know (a megamorphic load each), where for-in reads them through the object's enum cache.
+    for (const name in headers) reply.header(name, headers[name]!)
+  } else if (isEmpty(own)) {
+    // The reply has no header yet: ours (a new object per request) become its headers.
+    ;(reply as unknown as Record<symbol, unknown>)[replyHeadersKey!] = headers
+  } else {
+    for (const name in headers) own[name] = headers[name]!
+  }
   if (!result.proceed) {
     reply.code(result.status).send(result.body)
     return

@@ -32,7 +32,10 @@ export interface CheckResult {
   proceed: boolean
   /** 200 when the request proceeds. */
   status: number
-  /** Set these on the response in both cases (lower-case names). */
+  /**
+   * Set these on the response in both cases (lower-case names). A new object on every call, the
+   * caller's to keep: the Fastify adapter makes it the reply's own header object.
+   */
   headers: Record<string, string>
   body: ErrorBody | undefined
   state: RateLimitState

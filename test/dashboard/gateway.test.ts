@@ -16,10 +16,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { DASHBOARD_CSP } from '../../src/control/admin/index.js'
 import type { LedgerEntry } from '../../src/control/index.js'
 import { type Gateway, startGateway } from '../../src/gateway/index.js'
+import { clearOfHourEdge } from '../helpers/window-edge.js'
 import { dashboardBuild } from './build.js'
 import { foreign, launchChromium, type OpenOptions, openPage, signIn, type Watched } from './harness.js'
 
 const MINUTE = 60_000
+/** How far from a full hour a test that spends a fixed window and reads its meter starts. */
+const EDGE_MARGIN = 40_000
 const DOCS = fileURLToPath(new URL('../../docs/', import.meta.url))
 const TOKEN = 'sluice-e2e-admin-token-0123456789abcdef'
 /** The trial tier: three calls an hour per key, so that the fourth is refused. */
@@ -37,7 +40,8 @@ const stat = (page: Page, label: string) =>
 const mark = (page: Page) => page.evaluate('window.__notReloaded = true')
 const stillSame = (page: Page) => page.evaluate('window.__notReloaded === true')
 
-describe('the dashboard over sluice serve', () => {
+// Each test may first wait out a full hour (clearOfHourEdge) on top of its own minute.
+describe('the dashboard over sluice serve', { timeout: 60_000 + EDGE_MARGIN }, () => {
   let gateway: Gateway
   let browser: Browser
   let dir: string
@@ -141,6 +145,8 @@ describe('the dashboard over sluice serve', () => {
     await mark(page)
 
     // The official client through the gateway, until the trial tier's three calls are spent.
+    // The tier's windows are fixed hours and days: no restart between spending and the meter.
+    await clearOfHourEdge(EDGE_MARGIN)
     const client = new OpenAI({ apiKey: secret, baseURL: `${gateway.url}/v1`, maxRetries: 0 })
     let served = 0
     let refusal: unknown
@@ -208,6 +214,7 @@ describe('the dashboard over sluice serve', () => {
 
   it("shows a key's own limit overrides in its live bars", async () => {
     const control = gateway.control!.control
+    await clearOfHourEdge(EDGE_MARGIN)
     const key = await control.keys.create(
       {
         name: 'one-a-day',
