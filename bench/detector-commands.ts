@@ -21,7 +21,7 @@ import { Pool } from 'undici'
 import { startGateway } from '../src/gateway/index.js'
 import { startMockUpstream } from '../src/gateway/mock/server.js'
 import { startCountedRedis } from './harness/cachegrind-redis.js'
-import { API_KEY, chatRequest } from './workloads/detectors.js'
+import { API_KEY, chatRequest } from './harness/detector-gateway.js'
 
 const instructions = process.argv.includes('--instructions')
 const CALLS = Number(process.env.CALLS ?? 2000)

@@ -1,8 +1,8 @@
 /**
  * What the abuse detectors cost the gateway in CPU per request, the figure a shared machine
  * disturbs least (time a process waited for a core is not in it): the gateway of the `detectors`
- * bench row (bench/workloads/detectors.ts: one key, varied prompts, every detector on, a spend
- * floor no call reaches) runs twice in processes of its own, detectors on and off, in front of one
+ * bench row (bench/harness/detector-gateway.ts: one key, varied prompts, every detector on, a
+ * spend floor no call reaches) runs twice in processes of its own, detectors on and off, in front of one
  * mock upstream. In each round both get the same calls at the same time (16 in flight each), so a
  * change in the machine's load falls on both alike; the table gives the gateway process's CPU
  * (user + system) per call, medians and the on/off ratio of each round.
@@ -32,11 +32,16 @@ import { Redis } from 'ioredis'
 import { Pool } from 'undici'
 import { ensureBuilt } from './harness/built.js'
 import { sendCalls } from './harness/calls.js'
-import { Worker } from './harness/child.js'
+import type { Worker } from './harness/child.js'
+import {
+  chatRequest,
+  DETECTOR_IN_FLIGHT,
+  startDetectorGateway,
+  startDetectorMock,
+} from './harness/detector-gateway.js'
 import { median } from './harness/latency.js'
 import { loadAverages } from './harness/machine.js'
-import { redisCpuSeconds } from './harness/redis-cost.js'
-import { API_KEY, chatRequest, DETECTORS } from './workloads/detectors.js'
+import { ratiosText, roundRatios, together } from './harness/side-by-side.js'
 
 const { values } = parseArgs({
   options: {
@@ -51,15 +56,13 @@ const store = values.store ?? 'memory'
 const redisUrls = store === 'memory' ? [] : store.split(',')
 const rounds = Number(values.rounds ?? 5)
 const requests = Number(values.requests ?? 4000)
-const IN_FLIGHT = 16
-const drive = (pool: Pool, count: number) => sendCalls(pool, count, IN_FLIGHT, chatRequest)
+const drive = (pool: Pool, count: number) => sendCalls(pool, count, DETECTOR_IN_FLIGHT, chatRequest)
 
-const here = new URL('./workers/gateway-server.ts', import.meta.url)
 // The gateways run sluice's built output (dist/), as `npm start` does: each checkout is built first
 // unless its dist/ is current; the base's gateway runs in this tree's worker, on the base's build.
 const trees: [string, string][] = [['', ensureBuilt(fileURLToPath(new URL('..', import.meta.url)))]]
 if (values.base !== undefined) trees.push(['base ', ensureBuilt(values.base)])
-const mock = await Worker.start(here, { role: 'mock', sluice: trees[0]![1] })
+const mock = await startDetectorMock(trees[0]![1])
 interface Side {
   name: string
   worker: Worker
@@ -72,51 +75,39 @@ interface Side {
 }
 const admins = new Map(redisUrls.map((u) => [u, new Redis(u)]))
 const shared = redisUrls.length > 0 && redisUrls.length < trees.length * 2
-/** redis-server's CPU time so far, µs (user + system). */
-async function redisCpuUs(redis: Redis): Promise<number> {
-  const { user, sys } = redisCpuSeconds(await redis.info('cpu'))
-  return (user + sys) * 1e6
-}
 const sides: Side[] = []
 try {
   for (const [tree, sluice] of trees)
     for (const on of [true, false]) {
       const redisUrl = redisUrls.length === 0 ? undefined : redisUrls[sides.length % redisUrls.length]!
-      const worker = await Worker.start(
-        here,
-        {
-          role: 'gateway',
-          sluice,
-          store: store === 'memory' ? 'memory' : 'redis',
-          redisUrl,
-          // A loaded 2-core machine can hold a Redis answer past the default 100 ms: not an outage here.
-          storeTimeoutMs: 5000,
-          prefix: `sluice-cpu-${tree.trim()}${on ? 'on' : 'off'}:`,
-          apiKey: API_KEY,
-          upstreamUrl: mock.info.url,
-          ...(on && { detectors: DETECTORS }),
-        },
-        values.profile === undefined
-          ? []
-          : ['--cpu-prof', `--cpu-prof-dir=${values.profile}/${tree.trim()}${on ? 'on' : 'off'}`],
-      )
-      const pool = new Pool(worker.info.url as string, { connections: IN_FLIGHT, pipelining: 1 })
+      const side = `${tree.trim()}${on ? 'on' : 'off'}`
+      const worker = await startDetectorGateway({
+        sluice,
+        upstreamUrl: mock.info.url as string,
+        on,
+        redisUrl,
+        prefix: `sluice-cpu-${side}:`,
+        execArgv:
+          values.profile === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${values.profile}/${side}`],
+      })
+      const pool = new Pool(worker.info.url as string, { connections: DETECTOR_IN_FLIGHT, pipelining: 1 })
       const redis = redisUrl === undefined ? undefined : admins.get(redisUrl)
       const name = `${tree}detectors ${on ? 'on' : 'off'}`
       sides.push({ name, worker, pool, redis, cpuUs: [], redisUs: [] })
     }
   for (const s of sides) await drive(s.pool, Math.min(requests, 3000)) // warm-up (JIT, pools)
   const loadBefore = loadAverages()
-  const measure = async (s: Side) => {
-    const before = await s.worker.cpuMicros()
-    const redisBefore = s.redis === undefined ? 0 : await redisCpuUs(s.redis)
-    await drive(s.pool, requests)
-    if (s.redis !== undefined) s.redisUs.push(((await redisCpuUs(s.redis)) - redisBefore) / requests)
-    s.cpuUs.push(((await s.worker.cpuMicros()) - before) / requests)
+  /** A round of these sides at the same time (one side alone when they share a Redis). */
+  const measure = async (some: Side[]) => {
+    const turns = await together(some, (s) => drive(s.pool, requests))
+    turns.forEach((t, i) => {
+      some[i]!.cpuUs.push(t.serverUs / requests)
+      if (some[i]!.redis !== undefined) some[i]!.redisUs.push(t.redisUs / requests)
+    })
   }
   for (let round = 1; round <= rounds; round++) {
-    if (!shared) await Promise.all(sides.map(measure))
-    else for (const s of round % 2 === 1 ? sides : [...sides].reverse()) await measure(s)
+    if (!shared) await measure(sides)
+    else for (const s of round % 2 === 1 ? sides : [...sides].reverse()) await measure([s])
     const shown = (s: Side) =>
       s.redis === undefined
         ? `${s.cpuUs.at(-1)!.toFixed(0)}`
@@ -138,10 +129,8 @@ try {
     const row = onRedis ? [...cells(s.cpuUs), ...cells(s.redisUs), ...cells(total(s))] : cells(s.cpuUs)
     console.log(`| ${s.name} | ${row.join(' | ')} |`)
   }
-  const ratioLine = (what: string, on: number[], off: number[]) => {
-    const ratios = on.map((x, i) => x / off[i]!)
-    return `${what} on / off per round: ${ratios.map((r) => `${r.toFixed(3)}×`).join(', ')}; median ${median(ratios).toFixed(3)}×`
-  }
+  const ratioLine = (what: string, on: number[], off: number[]) =>
+    `${what} on / off per round: ${ratiosText(roundRatios(on, off))}`
   for (let t = 0; t < trees.length; t++) {
     const [on, off] = [sides[2 * t]!, sides[2 * t + 1]!]
     const tree = trees[t]![0]
@@ -153,7 +142,7 @@ try {
   }
   const how = shared ? 'one side after another (they share a Redis)' : 'at the same time'
   console.log(
-    `${requests} requests per round, ${IN_FLIGHT} in flight each, sides ${how}; load average before ${loadBefore}, after ${loadAverages()}; ${cpus().length} cores`,
+    `${requests} requests per round, ${DETECTOR_IN_FLIGHT} in flight each, sides ${how}; load average before ${loadBefore}, after ${loadAverages()}; ${cpus().length} cores`,
   )
 } finally {
   for (const s of sides) {

@@ -1,6 +1,6 @@
 /**
  * The detectors' own work per request, alone in one process: for the prompts of the `detectors`
- * bench row (bench/workloads/detectors.ts, as the gateway reads them: model, newline, messages),
+ * bench row (bench/harness/detector-gateway.ts, as the gateway reads them: model, newline, messages),
  * the check step (fingerprint, loop count, address) and the record step against a
  * MemoryDetectorStore holding one subject, every detector at its defaults. CPU time per request
  * (user + system), and the fingerprint alone.
@@ -16,7 +16,7 @@ import {
   resolveDetectors,
 } from '../src/core/detectors/index.js'
 import { MemoryDetectorStore } from '../src/store/detectors/memory.js'
-import { DETECTORS } from './workloads/detectors.js'
+import { DETECTORS } from './harness/detector-gateway.js'
 
 const { values } = parseArgs({ options: { requests: { type: 'string' } } })
 const N = Number(values.requests ?? 200_000)

@@ -19,7 +19,7 @@
  * forced before counting was worse: V8 then compiled again during the counted calls).
  *
  * With `--detectors` each checkout is counted twice, abuse detectors on and off, as the
- * `detectors` bench row runs them (bench/workloads/detectors.ts: its key, prompts varied call by
+ * `detectors` bench row runs them (bench/harness/detector-gateway.ts: its key, prompts varied call by
  * call so that no loop fires — the body differs per call on both sides —, every detector at its
  * defaults, a spend floor no call reaches). With `--store redis://…` the gateway keeps its state
  * in that Redis (use one nothing else uses: it is flushed before each count) instead of a
@@ -40,9 +40,9 @@ import { ensureBuilt } from './harness/built.js'
 import { CountedProcess } from './harness/callgrind.js'
 import { sendCalls } from './harness/calls.js'
 import { Worker } from './harness/child.js'
+import { API_KEY, chatRequest, DETECTORS } from './harness/detector-gateway.js'
 import { benchGatewayConfig, benchGatewayEnv } from './harness/gateway-config.js'
 import { loadAverages } from './harness/machine.js'
-import { API_KEY, chatRequest, DETECTORS } from './workloads/detectors.js'
 
 const { values } = parseArgs({
   options: {

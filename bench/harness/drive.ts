@@ -18,6 +18,8 @@ export interface DriveOptions {
 
 export interface DriveResult {
   ops: number
+  /** Operations that ended, those after the deadline too (all that were started): what a server did. */
+  ended: number
   allowed: number
   elapsedMs: number
   latencies: LatencySamples
@@ -38,6 +40,7 @@ export async function drive(op: Operation, options: DriveOptions): Promise<Drive
   let stopped = false
   let stoppedAt = deadline
   let ops = 0
+  let ended = 0
   let allowed = 0
   let cursor = 0
   let sampleCountdown = sampleEvery
@@ -70,6 +73,7 @@ export async function drive(op: Operation, options: DriveOptions): Promise<Drive
         stopped = true
         return
       }
+      ended++
       if (stopped) return
       if (timed) latencies.add(performance.now() - t0)
       ops++
@@ -81,5 +85,5 @@ export async function drive(op: Operation, options: DriveOptions): Promise<Drive
   await Promise.all(Array.from({ length: inFlight }, lane))
   clearTimeout(timer)
   if (failure !== undefined) throw failure
-  return { ops, allowed, elapsedMs: stoppedAt - start, latencies }
+  return { ops, ended, allowed, elapsedMs: stoppedAt - start, latencies }
 }

@@ -14,8 +14,9 @@ import type { DetectorStore } from '../store/detectors/types.js'
 import { ConfigError } from './config/load.js'
 import type { GatewayConfig } from './config/schema.js'
 import type { GatewayControl } from './control-plane.js'
-import type { Dialect, ValidRequest } from './dialects/types.js'
+import type { ValidRequest } from './dialects/types.js'
 import type { GatewayStore } from './store.js'
+import type { PromptParts } from './tokens.js'
 
 /** The detector store of a gateway, or undefined when no detector is configured. */
 export function detectorStoreFor(config: GatewayConfig, stores: GatewayStore): DetectorStore | undefined {
@@ -50,9 +51,12 @@ export function checkGeoIp(config: GatewayConfig): CountryLookup | undefined {
   return { country: () => undefined }
 }
 
-/** What a call's prompt is, for loop detection: its model and the text of its prompt. */
-export function promptOf(dialect: Dialect, valid: ValidRequest): string {
-  return `${valid.model}\n${dialect.promptParts(valid).texts.join('\n')}`
+/**
+ * What a call's prompt is, for loop detection: its model and the text of its prompt (`parts`, the
+ * dialect's prompt parts of `valid`, read once for the token estimate too).
+ */
+export function promptOf(valid: ValidRequest, parts: PromptParts): string {
+  return `${valid.model}\n${parts.texts.join('\n')}`
 }
 
 /** The subject's identity fields as the accounting knows them (subject and tier). */

@@ -58,7 +58,7 @@ export interface DetectionRefusal {
   detector: DetectorName
 }
 
-/** What check() answers when no detector looks at a request. */
+/** What check() answers when nothing is refused at once. */
 const NOTHING: Promise<undefined> = Promise.resolve(undefined)
 
 const CODES: Record<DetectorName, string> = {
@@ -152,8 +152,20 @@ export class Detectors<Req = unknown> {
    * logged and the request goes on to its limits.
    */
   check(identity: Identity, prompt: string | undefined): Promise<DetectionRefusal | undefined> {
+    const answer = this.checkNow(identity, prompt)
+    if (answer === undefined) return NOTHING
+    return answer instanceof Promise ? answer : Promise.resolve(answer)
+  }
+
+  /**
+   * check(), answered at once when the store answers at once (memory): no promise and no turn of
+   * the event loop for the caller that can take the answer as it is (the gateway's call path).
+   */
+  checkNow(
+    identity: Identity,
+    prompt: string | undefined,
+  ): DetectionRefusal | undefined | Promise<DetectionRefusal | undefined> {
     const set = this.setFor(identity.tier, identity.keyId)
-    const tierShadow = this.deps.isShadow(identity.tier)
     const isKey = identity.kind === 'key'
     // The country is looked up (in memory) only for keys whose shared-key detector counts countries.
     const country =
@@ -166,17 +178,16 @@ export class Detectors<Req = unknown> {
       isKey,
       country,
     })
-    if (step === undefined) return NOTHING
-    if (tierShadow) step.enforce = []
+    if (step === undefined) return undefined
+    if (this.deps.isShadow(identity.tier)) step.enforce = []
     let outcome: CheckOutcome | Promise<CheckOutcome>
     try {
       outcome = this.store.check(identity.subject, step)
     } catch (error) {
       this.storeFailed(error)
-      return NOTHING
+      return undefined
     }
-    // A store that answers at once (memory) costs no promise of its own and no extra turn.
-    if (!(outcome instanceof Promise)) return Promise.resolve(this.answered(identity, set, outcome))
+    if (!(outcome instanceof Promise)) return this.answered(identity, set, outcome)
     return outcome.then(
       (o) => this.answered(identity, set, o),
       (error: unknown) => {

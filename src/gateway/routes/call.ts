@@ -14,6 +14,7 @@ import { promptOf } from '../detections.js'
 import type { Dialect, DialectRoute, Estimate, ValidRequest } from '../dialects/types.js'
 import { invalidRequest, wrongDialect } from '../errors.js'
 import { type ProxyCall, proxyCall } from '../proxy.js'
+import type { PromptParts } from '../tokens.js'
 import { traceOf } from '../trace.js'
 import { admitOptions, clientGone } from './client-gone.js'
 import { admissionHeaders, type Gate } from './context.js'
@@ -53,7 +54,8 @@ async function serveCall(
     if (speaking === undefined) throw wrongDialect(valid.model, upstream, dialect)
     upstream = upstreams.get(speaking.upstream)!
   }
-  const { estimate, oversized } = await estimateCall(gate, dialect, valid, route, limiter)
+  const parts = dialect.promptParts(valid)
+  const { estimate, oversized } = await estimateCall(gate, dialect, valid, parts, route, limiter)
   const read = readPriority(
     request.headers[PRIORITY_HEADER],
     limiter !== undefined && sluice.allowsPriority(identity),
@@ -64,7 +66,9 @@ async function serveCall(
   let admission: Admission | undefined
   let headers: Record<string, string> = {}
   if (limiter !== undefined && sluice.detectors !== undefined) {
-    const refusal = await sluice.detectors.check(identity, promptOf(dialect, valid))
+    // A MemoryStore answers at once: taken as it is, with no promise and no turn to wait.
+    const checked = sluice.detectors.checkNow(identity, promptOf(valid, parts))
+    const refusal = checked instanceof Promise ? await checked : checked
     if (refusal !== undefined) {
       return reply.code(refusal.status).headers(refusal.headers).send(refusal.body)
     }
@@ -145,7 +149,7 @@ async function serveCall(
 }
 
 /**
- * The call's token estimate. A prompt whose fewest possible tokens cannot fit the tier is not
+ * The call's token estimate from its prompt `parts`. A prompt whose fewest possible tokens cannot fit the tier is not
  * counted (`oversized`): the reservation of that bound is denied by the store, like any request
  * too large for a limit.
  */
@@ -153,10 +157,10 @@ async function estimateCall(
   gate: Gate,
   dialect: Dialect,
   valid: ValidRequest,
+  parts: PromptParts,
   route: ReturnType<Gate['models']['route']>,
   limiter: Limiter | undefined,
 ): Promise<{ estimate: Estimate; oversized: boolean }> {
-  const parts = dialect.promptParts(valid)
   const outputTokens = dialect.outputTokens(valid, route.defaultOutputTokens)
   const estimate: Estimate = { promptTokens: lowerBound(parts), outputTokens }
   const oversized =
