@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { DASHBOARD_CSP } from '../../src/control/admin/index.js'
 import type { LedgerEntry } from '../../src/control/index.js'
 import { type Gateway, startGateway } from '../../src/gateway/index.js'
-import { clearOfHourEdge } from '../helpers/window-edge.js'
+import { clearOfWindowEdge, HOUR } from '../helpers/window-edge.js'
 import { dashboardBuild } from './build.js'
 import { foreign, launchChromium, type OpenOptions, openPage, signIn, type Watched } from './harness.js'
 
@@ -40,7 +40,7 @@ const stat = (page: Page, label: string) =>
 const mark = (page: Page) => page.evaluate('window.__notReloaded = true')
 const stillSame = (page: Page) => page.evaluate('window.__notReloaded === true')
 
-// Each test may first wait out a full hour (clearOfHourEdge) on top of its own minute.
+// Each test may first wait out a full hour (clearOfWindowEdge) on top of its own minute.
 describe('the dashboard over sluice serve', { timeout: 60_000 + EDGE_MARGIN }, () => {
   let gateway: Gateway
   let browser: Browser
@@ -146,7 +146,7 @@ describe('the dashboard over sluice serve', { timeout: 60_000 + EDGE_MARGIN }, (
 
     // The official client through the gateway, until the trial tier's three calls are spent.
     // The tier's windows are fixed hours and days: no restart between spending and the meter.
-    await clearOfHourEdge(EDGE_MARGIN)
+    await clearOfWindowEdge(HOUR, EDGE_MARGIN)
     const client = new OpenAI({ apiKey: secret, baseURL: `${gateway.url}/v1`, maxRetries: 0 })
     let served = 0
     let refusal: unknown
@@ -214,7 +214,7 @@ describe('the dashboard over sluice serve', { timeout: 60_000 + EDGE_MARGIN }, (
 
   it("shows a key's own limit overrides in its live bars", async () => {
     const control = gateway.control!.control
-    await clearOfHourEdge(EDGE_MARGIN)
+    await clearOfWindowEdge(HOUR, EDGE_MARGIN)
     const key = await control.keys.create(
       {
         name: 'one-a-day',

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto'
 import OpenAI, { RateLimitError } from 'openai'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { sqliteHarness } from '../control/harness.js'
+import { clearOfWindowEdge, MINUTE } from '../helpers/window-edge.js'
 import { newKey, startTestGateway, type TestGateway } from './helpers.js'
 
 const TOKEN = 'test-admin-token-0123456789abcdef'
@@ -63,6 +64,8 @@ describe('the detections list: state, filters, pages', () => {
   })
 
   it('says which detections stand, which an operator cleared, and filters and pages them', async () => {
+    // The throttle keeps one request a clock minute: no minute turns before the refusals.
+    await clearOfWindowEdge(MINUTE, 10_000)
     for (const k of [a, b]) {
       const client = new OpenAI({ apiKey: k.key, baseURL: `${gw.url}/v1`, maxRetries: 0 })
       for (let i = 0; i < 3; i++) await chat(client, 'again')

@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto'
 import OpenAI, { AuthenticationError, RateLimitError } from 'openai'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { sqliteHarness } from '../control/harness.js'
+import { clearOfWindowEdge, MINUTE } from '../helpers/window-edge.js'
 import { newKey, startTestGateway, type TestGateway } from './helpers.js'
 
 const TOKEN = 'test-admin-token-0123456789abcdef'
@@ -53,6 +54,8 @@ describe('detections in the admin API', () => {
 
   it('lists, inspects, clears and allow-lists; each operator action is audited', async () => {
     const client = new OpenAI({ apiKey: k.key, baseURL: `${gw.url}/v1`, maxRetries: 0 })
+    // The throttle keeps one request a clock minute: no minute turns before the refusal.
+    await clearOfWindowEdge(MINUTE, 10_000)
     for (let i = 0; i < 3; i++) await chat(client, 'loop')
     await expect(chat(client, 'loop')).rejects.toBeInstanceOf(RateLimitError)
     await gw.sluice.flush()
