@@ -16,11 +16,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { DASHBOARD_CSP } from '../../src/control/admin/index.js'
 import type { LedgerEntry } from '../../src/control/index.js'
 import { type Gateway, startGateway } from '../../src/gateway/index.js'
-import { clearOfWindowEdge, HOUR } from '../helpers/window-edge.js'
+import { clearOfWindowEdge, HOUR, MINUTE } from '../helpers/window-edge.js'
 import { dashboardBuild } from './build.js'
 import { foreign, launchChromium, type OpenOptions, openPage, signIn, type Watched } from './harness.js'
 
-const MINUTE = 60_000
 /** How far from a full hour a test that spends a fixed window and reads its meter starts. */
 const EDGE_MARGIN = 40_000
 const DOCS = fileURLToPath(new URL('../../docs/', import.meta.url))
