@@ -53,6 +53,8 @@ export interface SubjectState {
   countries: Map<string, number>
   hist: AddressHistory
   flags: Partial<Record<DetectorName, Flag>>
+  /** Whether a flag was ever set in `flags` (none: a check's gate has nothing to read). */
+  flagged: boolean
   /** The throttle's per-minute counter: minute index and requests in it. */
   rm: number
   rn: number
@@ -69,6 +71,7 @@ export function emptyState(): SubjectState {
     countries: new Map(),
     hist: emptyHistory(),
     flags: {},
+    flagged: false,
     rm: -1,
     rn: 0,
     spend: { b: 0, m: -1, s: 0, h: 0 },
@@ -101,6 +104,7 @@ export function raise(
   const until = holdMs > 0 ? now + holdMs : 0
   if (level > f.lv) {
     state.flags[name] = { lv: level, until }
+    state.flagged = true
     return true
   }
   if (level === f.lv && f.until > 0)
