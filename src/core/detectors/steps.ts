@@ -132,6 +132,8 @@ const paramsOf = once((set: DetectorSet): SetParams => {
 export interface RequestFacts {
   /** The prompt's text (the gateway's messages, or what the app's `prompt` hook returns). */
   prompt?: string | undefined
+  /** Further parts of the prompt, each after a newline (the gateway's, not joined: see fingerprint()). */
+  more?: readonly string[] | undefined
   /** The caller's address bucket (an IPv6 /64), counted for keys only. */
   address?: string | undefined
   /** The subject is an API key (shared-key detection applies to keys). */
@@ -144,9 +146,10 @@ export interface RequestFacts {
 export function checkStep(set: DetectorSet, facts: RequestFacts): CheckStep | undefined {
   const p = paramsOf(set)
   const step: CheckStep = { throttlePerMinute: 0, enforce: p.enforce }
-  if (p.loop !== undefined && facts.prompt !== undefined && facts.prompt !== '') {
+  const prompt = facts.prompt
+  if (p.loop !== undefined && prompt !== undefined && (prompt !== '' || facts.more !== undefined)) {
     // Fields named one by one: spreading the fingerprint took ~10 µs a request (V8's slow path).
-    const f = fingerprint(facts.prompt)
+    const f = fingerprint(prompt, facts.more)
     step.loop = { hash: f.hash, hi: f.hi, lo: f.lo, params: p.loop }
     step.throttlePerMinute = p.throttlePerMinute
   }
