@@ -25,7 +25,7 @@ import {
 } from '../redis/connection.js'
 import { IORedisConnection } from '../redis/ioredis.js'
 import { NodeRedisConnection } from '../redis/node-redis.js'
-import { type Fold, RECORD_LINGER_MS, StepBatcher } from './batch.js'
+import { type Fold, type LoopArg, RECORD_LINGER_MS, StepBatcher } from './batch.js'
 import { binaryCaller } from './ioredis-binary.js'
 import { DETECTOR_LIBRARY, type DetectorScript, STEPS } from './script.js'
 import { SetTexts } from './set-texts.js'
@@ -211,7 +211,10 @@ export class RedisDetectorStore implements DetectorStore {
     // detector looks: the fingerprint as the step's argument, the address and the country as
     // texts sent once a call (most of a subject's requests come from one address).
     const set = this.sets.checkSet(step)
-    const args: Arg[] = l === undefined ? [] : [fingerprintBytes(l.hash, l.hi, l.lo)]
+    const args: LoopArg[] =
+      l === undefined
+        ? []
+        : [{ fingerprint: fingerprintBytes(l.hash, l.hi, l.lo), distance: l.params.distance }]
     const texts = a === undefined ? undefined : c === undefined ? [a.address] : [a.address, c.code]
     const r = await this.batcher.step('c', this.subjectKeys(subject), set, args, undefined, texts)
     // lua/check.lua: [] when nothing happened, else allow-listed, the refusal, then what was raised.
