@@ -6,42 +6,38 @@
  */
 import { describe, expect, it } from 'vitest'
 import { type CheckStep, checkStep, resolveDetectors } from '../../src/core/detectors/index.js'
-import { loopMatches } from '../../src/store/detectors/batch.js'
+import { type LoopArg, loopMatches } from '../../src/store/detectors/batch.js'
 import { MemoryDetectorStore } from '../../src/store/detectors/memory.js'
 import { RedisDetectorStore } from '../../src/store/detectors/redis.js'
 import { redisForFile } from '../helpers/redis-clients.js'
 
 const { client } = redisForFile()
 
-/** A fingerprint's 16 bytes: the hash's halves, the SimHash's hi and lo. */
-const bytes = (h0: number, h1: number, hi: number, lo: number) => {
-  const b = Buffer.alloc(16)
-  b.writeUInt32LE(h0, 0)
-  b.writeUInt32LE(h1, 4)
-  b.writeUInt32LE(hi, 8)
-  b.writeUInt32LE(lo, 12)
-  return b
+/** A fingerprint as the store hands it to the batcher: its 16 bytes and the same as int32s. */
+const arg = (h0: number, h1: number, hi: number, lo: number, distance = 3): LoopArg => {
+  const words = [h0 | 0, h1 | 0, hi | 0, lo | 0] as const
+  const fingerprint = Buffer.alloc(16)
+  for (const [i, w] of words.entries()) fingerprint.writeInt32LE(w, i * 4)
+  return { fingerprint, words, distance }
 }
 
 describe('loopMatches', () => {
   it("names the call's earlier matching checks by ordinal: near, identical, colliding", () => {
     const earlier: number[] = []
-    const send = (b: Buffer, distance = 3) => [
-      ...loopMatches({ fingerprint: b, distance }, earlier).subarray(16),
-    ]
-    expect(send(bytes(1, 2, 0xf0, 0))).toEqual([]) // 0
-    expect(send(bytes(1, 2, 0xf0, 0))).toEqual([128]) // 1: identical to 0
-    expect(send(bytes(3, 4, 0xf1, 0x80000000))).toEqual([0, 1]) // 2: two bits from 0 and 1
-    expect(send(bytes(3, 4, 0xf1, 0x80000000), 1)).toEqual([2 + 128]) // 3: within 1 bit of 2 only
-    expect(send(bytes(1, 2, 0x0f, 0))).toEqual([255, 0, 255, 1]) // 4: 0's and 1's hash, 8 bits apart
-    expect(send(bytes(9, 9, 0x0f, 0xffffffff), 0)).toEqual([]) // 5: distance 0, a new hash
-    expect(send(bytes(1, 2, 0xff, 0xff), 0)).toEqual([128, 129, 132]) // 6: distance 0, 0's hash
+    const send = (a: LoopArg) => [...loopMatches(a, earlier).subarray(16)]
+    expect(send(arg(1, 2, 0xf0, 0))).toEqual([]) // 0
+    expect(send(arg(1, 2, 0xf0, 0))).toEqual([128]) // 1: identical to 0
+    expect(send(arg(3, 4, 0xf1, 0x80000000))).toEqual([0, 1]) // 2: two bits from 0 and 1
+    expect(send(arg(3, 4, 0xf1, 0x80000000, 1))).toEqual([2 + 128]) // 3: within 1 bit of 2 only
+    expect(send(arg(1, 2, 0x0f, 0))).toEqual([255, 0, 255, 1]) // 4: 0's and 1's hash, 8 bits apart
+    expect(send(arg(9, 9, 0x0f, 0xffffffff, 0))).toEqual([]) // 5: distance 0, a new hash
+    expect(send(arg(1, 2, 0xff, 0xff, 0))).toEqual([128, 129, 132]) // 6: distance 0, 0's hash
     expect(earlier.length).toBe(7 * 4)
   })
 
   it('sends the 16 bytes alone, the same Buffer, when nothing matches', () => {
-    const b = bytes(5, 6, 7, 8)
-    expect(loopMatches({ fingerprint: b, distance: 3 }, [1, 2, 0xffff, 0xffff])).toBe(b)
+    const a = arg(5, 6, 7, 8)
+    expect(loopMatches(a, [1, 2, 0xffff, 0xffff])).toBe(a.fingerprint)
   })
 })
 

@@ -43,6 +43,8 @@ export interface KeyArg {
  */
 export interface LoopArg {
   fingerprint: Buffer
+  /** The same 16 bytes as four int32s: the hash's halves, the SimHash's hi and lo. */
+  words: readonly [number, number, number, number]
   distance: number
 }
 type StepArg = Arg | KeyArg | LoopArg
@@ -275,10 +277,7 @@ function rejectAll(p: Pending, error: unknown): void {
  */
 export function loopMatches(a: LoopArg, earlier: number[]): Buffer {
   const fp = a.fingerprint
-  const h0 = fp.readInt32LE(0)
-  const h1 = fp.readInt32LE(4)
-  const hi = fp.readInt32LE(8)
-  const lo = fp.readInt32LE(12)
+  const [h0, h1, hi, lo] = a.words
   const d = a.distance
   let matches: number[] | undefined
   for (let j = 0; j < earlier.length; j += 4) {
