@@ -11,11 +11,12 @@
  * checkout spread over ~1–2k.
  *
  *   npx tsx bench/detector-script-instructions.ts [--base <checkout>] [--repeat 3]
- *       [--loop off] [--near <bits>] [--checks 16] [--low 20] [--high 80]
+ *       [--loop off] [--near <bits>] [--prompts <k>] [--checks 16] [--low 20] [--high 80]
  *
  * `--base <dir>`: another checkout's detector store too (its src/, with a node_modules), counted
  * in turn with this one, base first, every repeat. `--loop off`: the loop detector off;
- * `--near <bits>`: its nearDistance.
+ * `--near <bits>`: its nearDistance; `--prompts <k>`: k prompts over and over (a loop: each check
+ * then matches earlier ones, of its call too, and the detector raises its levels).
  */
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -35,6 +36,7 @@ const { values } = parseArgs({
     checks: { type: 'string', default: '16' },
     low: { type: 'string', default: '20' },
     high: { type: 'string', default: '80' },
+    prompts: { type: 'string' },
   },
 })
 const CHECKS = Number(values.checks)
@@ -46,7 +48,11 @@ const options = {
     ? { loop: false }
     : values.near !== undefined && { loop: { nearDistance: Number(values.near) } }),
 }
-const prompt = (n: number) => `gpt-4o-mini\nQuestion ${n}: say hello in ${n % 97} words, please.`
+const PROMPTS = values.prompts === undefined ? Number.POSITIVE_INFINITY : Number(values.prompts)
+const prompt = (i: number) => {
+  const n = i % PROMPTS
+  return `gpt-4o-mini\nQuestion ${n}: say hello in ${n % 97} words, please.`
+}
 
 interface Checkout {
   name: string
@@ -109,7 +115,7 @@ try {
 } finally {
   rmSync(dir, { recursive: true, force: true })
 }
-const what = `turns of ${CHECKS} checks + ${CHECKS} records, loop ${values.loop}${values.near === undefined ? '' : `, nearDistance ${values.near}`}`
+const what = `turns of ${CHECKS} checks + ${CHECKS} records, loop ${values.loop}${values.near === undefined ? '' : `, nearDistance ${values.near}`}${values.prompts === undefined ? '' : `, ${values.prompts} prompts`}`
 for (const [name, ks] of counts) {
   const mean = ks.reduce((a, b) => a + b, 0) / ks.length
   console.log(

@@ -14,6 +14,10 @@
  * of them (`c0.2.3*16`), then each step's own arguments — at 16 in flight a check is then its
  * fingerprint alone, one argument instead of three (an argument costs Redis ~1,100 instructions).
  *
+ * A check's loop fingerprint (LoopArg) goes followed by the call's earlier checks of its subject
+ * that it matches (loopMatches: usually none), so that the script counts those instead of
+ * searching the entries the call added (lua/loop.lua).
+ *
  * Record steps of one subject and detector set in the same call fold into the first of them (its
  * `fold` adds the later one's arguments: spend amounts summed, the largest share used): every step
  * of a call sees the same Redis time, so the subject ends as the steps one by one would leave it,
