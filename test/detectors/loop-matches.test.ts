@@ -79,3 +79,52 @@ describe('a 64-bit hash collision among the checks of one call', () => {
     expect(mem.map((o) => o.raised.map((r) => [r.level, r.value]))).toEqual([[], [[1, 2]], [], [[2, 3]]])
   })
 })
+
+describe('a check that names no earlier check', () => {
+  it('fails alone, observing nothing: the checks after it count as without it', async () => {
+    const set = resolveDetectors({
+      loop: {
+        alertAt: 2,
+        throttleAt: 0,
+        blockAt: 0,
+        nearDistance: 3,
+        nearFactor: 1,
+        throttlePerMinute: 1000,
+      },
+      spend: false,
+      sharedKey: false,
+      scraping: false,
+    }).base
+    const c = client()
+    // The second check's fingerprint followed by ordinal 5: no check before it has that ordinal.
+    let bad = -1
+    const send = c.sendCommand.bind(c) as (command: { name: string; args: unknown[] }) => unknown
+    ;(c as unknown as { sendCommand: typeof send }).sendCommand = (command) => {
+      if (command.name.toUpperCase() === 'FCALL') {
+        let k = 0
+        command.args = command.args.map((a) =>
+          Buffer.isBuffer(a) && k++ === bad ? Buffer.concat([a, Buffer.from([5])]) : a,
+        )
+      }
+      return send(command)
+    }
+    const store = new RedisDetectorStore({ client: c, prefix: 'nm:' })
+    await store.check('key:warm', checkStep(set, { prompt: 'warm', isKey: false })!) // the library loaded
+    bad = 1
+    const prompts = ['a b c d e f', 'a b c d e f', 'a b c d e f', 'x y z']
+    const redis = await Promise.allSettled(
+      prompts.map((prompt) => store.check('key:n', checkStep(set, { prompt, isKey: false })!)),
+    )
+    expect(redis[1]).toMatchObject({ status: 'rejected', reason: { message: /names no earlier check/ } })
+    const memory = new MemoryDetectorStore()
+    const kept = []
+    for (const prompt of [prompts[0]!, prompts[2]!, prompts[3]!]) {
+      kept.push(await memory.check('key:n', checkStep(set, { prompt, isKey: false })!))
+    }
+    expect([redis[0], redis[2], redis[3]].map((r) => (r as PromiseFulfilledResult<unknown>).value)).toEqual(
+      kept,
+    )
+    // The third check is the second of its prompt that observed: an alert.
+    expect(kept[1]!.raised.map((r) => r.level)).toEqual([1])
+  })
+})
