@@ -171,10 +171,10 @@ describe('the loop count on Redis equals the memory store where a few fingerprin
       for (const x of steps) {
         // One check per subject (threshold) a script call: each counts what its stored string holds.
         const answers = await Promise.all(sets.map((set, j) => store.check(`key:t${j}`, as(set, x))))
-        answers.forEach((o, j) => redis[j]!.push(seen(o)))
-        sets.forEach((set, j) => {
-          mem[j]!.push(seen(memory.check(`key:t${j}`, as(set, x)) as CheckOutcome))
-        })
+        for (const [j, set] of sets.entries()) {
+          redis[j]!.push(seen(answers[j]!))
+          mem[j]!.push(seen(memory.check(`key:t${j}`, as(set, x))))
+        }
       }
       expect(redis).toEqual(mem)
       // Every threshold was reached (the counts shown).
