@@ -120,7 +120,13 @@ describe('per-limit costs', () => {
     const costs = Object.create(
       { usd: 0.5 },
       {
-        tokens: { enumerable: true, get: () => (reads++, 40) },
+        tokens: {
+          enumerable: true,
+          get: () => {
+            reads++
+            return 40
+          },
+        },
         requests: { enumerable: true, value: 2 },
       },
     ) as Costs
