@@ -49,7 +49,9 @@ export function gcraCheckPacked(
   out: StepFigures,
 ): boolean {
   const tat = a[at]!
-  const base = tat === 0 || tat < now ? now : tat
+  // `now - 0` is `now` to the last bit: written so, both sides are doubles and V8 need not box
+  // the TAT it picks.
+  const base = tat === 0 || tat < now ? now - 0 : tat
   const tolerance = p.capacity * p.intervalMs
   const charged = base + cost * p.intervalMs
   const ahead = charged - now
