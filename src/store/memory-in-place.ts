@@ -93,7 +93,8 @@ export class InPlaceDecisions extends MemoryEntries {
     for (let i = 0; i < n; i++) {
       const r = limits[i]!
       r.alerted = false
-      if (checks[i]!(nums, offsets[i]!, now, op.costs[i]!, op.limits[i]!, saved, r)) {
+      // `=== true`: a call's result is not known to be a boolean; this is one comparison.
+      if (checks[i]!(nums, offsets[i]!, now, op.costs[i]!, op.limits[i]!, saved, r) === true) {
         if (r.resetMs > longest) longest = r.resetMs
       } else admits = false
     }

@@ -116,7 +116,8 @@ export class MemoryStore extends InPlaceDecisions implements Store {
     const { mode } = op
     if (mode === 'reset' || mode === 'unblock') return this.forget(op, now, out)
     const layout = this.layoutFor(op.limits)
-    if (layout.inPlace && mode !== 'adjust' && this.inPlace) {
+    // `=== true`: V8 tests a field it cannot prove boolean for every falsy value otherwise.
+    if (layout.inPlace === true && mode !== 'adjust' && this.inPlace === true) {
       const slot = this.slotOf(op)
       // Anything but this layout's numbers under the key (a hand-made op) takes the general path.
       if (slot === undefined || (Array.isArray(slot) && slot.length === layout.length)) {
