@@ -21,10 +21,13 @@ export class PolicyCosts {
   readonly passing: number[]
   /** The units of the last Costs read, in for-in order. */
   private planUnits: string[] = []
-  /** Per limit: where its unit is among planUnits, or -1 when they do not name it. */
+  /**
+   * Per limit: where `values` holds its cost — its own default (at the limit's index) when
+   * planUnits do not name its unit, else the value the call gave for it.
+   */
   private plan: number[]
-  /** Scratch: the values of the call being read, in for-in order. */
-  private readonly values: number[] = []
+  /** Each limit's default cost, then the values of the call being read, in for-in order. */
+  private readonly values: number[]
 
   constructor(
     private readonly policy: string,
@@ -35,7 +38,8 @@ export class PolicyCosts {
   ) {
     this.passing = limitUnits.map((u) => (u === 'requests' || u === 'concurrent' ? 1 : 0))
     this.defaults = Object.freeze([...this.passing]) as number[]
-    this.plan = limitUnits.map(() => -1)
+    this.plan = limitUnits.map((_, i) => i)
+    this.values = [...this.passing]
   }
 
   /** Per-limit costs from a Costs object, validated; into `into` when given, else a new array. */
@@ -49,7 +53,7 @@ export class PolicyCosts {
     /** How many units came in the plan's order (all of them, unless `missed`). */
     let k = 0
     let missed: string[] | undefined
-    let at = 0
+    let at = this.limitUnits.length
     for (const unit in costs) {
       const value = costs[unit]
       if (missed === undefined && planned[k] === unit) k++
@@ -73,14 +77,10 @@ export class PolicyCosts {
     }
     if (missed !== undefined || k !== planned.length) this.replan(k, missed ?? [])
     const plan = this.plan
-    const defaults = this.passing
     const n = plan.length
     // A loop, not slice(): V8 calls a builtin for the copy (~100 instructions).
     const perLimit: number[] = into ?? new Array(n)
-    for (let i = 0; i < n; i++) {
-      const from = plan[i]!
-      perLimit[i] = from < 0 ? defaults[i]! : values[from]!
-    }
+    for (let i = 0; i < n; i++) perLimit[i] = values[plan[i]!]!
     return perLimit
   }
 
@@ -88,6 +88,10 @@ export class PolicyCosts {
   private replan(k: number, missed: string[]): void {
     const units = [...this.planUnits.slice(0, k), ...missed]
     this.planUnits = units
-    this.plan = this.limitUnits.map((u) => units.indexOf(u))
+    const n = this.limitUnits.length
+    this.plan = this.limitUnits.map((u, i) => {
+      const at = units.indexOf(u)
+      return at < 0 ? i : n + at
+    })
   }
 }
