@@ -85,8 +85,11 @@ export class InPlaceDecisions extends MemoryEntries {
     const saved = layout.saved
     const checks = layout.checks
     const offsets = layout.offsets
+    // In locals: V8 reads a field again after each call it cannot see into.
+    const costs = op.costs
+    const definitions = op.limits
     const limits = out.limits
-    const n = op.limits.length
+    const n = definitions.length
     let admits = true
     /** The key lives until its slowest limit is full again. */
     let longest = 0
@@ -94,7 +97,7 @@ export class InPlaceDecisions extends MemoryEntries {
       const r = limits[i]!
       r.alerted = false
       // `=== true`: a call's result is not known to be a boolean; this is one comparison.
-      if (checks[i]!(nums, offsets[i]!, now, op.costs[i]!, op.limits[i]!, saved, r) === true) {
+      if (checks[i]!(nums, offsets[i]!, now, costs[i]!, definitions[i]!, saved, r) === true) {
         if (r.resetMs > longest) longest = r.resetMs
       } else admits = false
     }

@@ -354,9 +354,10 @@ interface Evaluation {
 
 /** A result for `n` limits, to be filled by commit(). */
 function newResult(n: number): StoreResult {
-  const limits: LimitResult[] = new Array(n)
+  // Grown by push, not new Array(n): a packed array, read without a test for holes.
+  const limits: LimitResult[] = []
   for (let i = 0; i < n; i++) {
-    limits[i] = { allowed: false, remaining: 0, resetMs: 0, retryAfterMs: 0, alerted: false }
+    limits.push({ allowed: false, remaining: 0, resetMs: 0, retryAfterMs: 0, alerted: false })
   }
   return { now: 0, allowed: false, blockedMs: 0, blockedNow: false, limits }
 }
