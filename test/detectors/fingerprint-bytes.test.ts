@@ -2,7 +2,8 @@
  * A loop fingerprint goes to Redis as its 16 bytes (lua/check.lua), not as hex digits: through
  * every client library the store takes, bytes over 0x7f arrive intact (a client that sent them as
  * text would turn each into two bytes of UTF-8, and the step would fail), and identical and
- * near-identical prompts are counted as a MemoryDetectorStore counts them.
+ * near-identical prompts are counted as a MemoryDetectorStore counts them — also when the bytes
+ * naming the call's earlier matches follow them (src/store/detectors/batch.ts loopMatches).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { checkStep, fingerprint, resolveDetectors } from '../../src/core/detectors/index.js'
@@ -54,5 +55,25 @@ describe.each(CLIENT_KINDS)('loop fingerprints as bytes, %s client', (kind) => {
       const [a, b] = await Promise.all([store.check('key:s', step), memory.check('key:s', step)])
       expect({ ...a, refused: a.refused?.detector }).toEqual({ ...b, refused: b.refused?.detector })
     }
+  })
+
+  it("arrive intact with the call's earlier matches after them (bytes over 0x7f)", async () => {
+    const store = new RedisDetectorStore({
+      client: made.client as never,
+      prefix: `fm${kind.replace(/\W/g, '')}:`,
+    })
+    const memory = new MemoryDetectorStore()
+    // One call: identical prompts follow their first (a match byte of 128 + its ordinal).
+    const steps = Array.from(
+      { length: 12 },
+      (_, i) => checkStep(set, { prompt: prompts[i % 3]!, isKey: false })!,
+    )
+    const redis = await Promise.all(steps.map((s) => store.check('key:m', s)))
+    const mem = []
+    for (const s of steps) mem.push(await memory.check('key:m', s))
+    expect(redis.map((o) => ({ ...o, refused: o.refused?.detector }))).toEqual(
+      mem.map((o) => ({ ...o, refused: o.refused?.detector })),
+    )
+    expect(mem.some((o) => o.raised.length > 0)).toBe(true)
   })
 })

@@ -8,7 +8,12 @@
  * every check's detections and refusals must be the same, in order.
  */
 import { describe, expect, it } from 'vitest'
-import { type CheckOutcome, checkStep, resolveDetectors } from '../../src/core/detectors/index.js'
+import {
+  type CheckOutcome,
+  checkStep,
+  fingerprint,
+  resolveDetectors,
+} from '../../src/core/detectors/index.js'
 // The mock upstream's seeded generator (mulberry32): a failing sequence can be run again.
 import { prng as random } from '../../src/gateway/mock/generate.js'
 import { MemoryDetectorStore } from '../../src/store/detectors/memory.js'
@@ -65,6 +70,59 @@ async function run(store: DetectorStore, turns: [string, string][][], set: Retur
   return out
 }
 
+const bits = (x: number) => {
+  let c = 0
+  for (let y = x >>> 0; y !== 0; y &= y - 1) c++
+  return c
+}
+/**
+ * A text and, for each distance 0 to 9, a text one or two words apart whose SimHash lies that many
+ * bits from its own (found, not assumed: the pairs among them then lie 0 to ~12 bits apart).
+ */
+const BASE = Array.from({ length: 120 }, (_, i) => `v${(i * 11) % 17}y${i % 7}`).join(' ')
+const VARIANTS = (() => {
+  const words = BASE.split(' ')
+  const f = fingerprint(BASE)
+  const found = new Map<number, string>()
+  for (let j = 0; j < words.length; j++)
+    for (const k of [-1, (j + 60) % words.length]) {
+      const w = [...words]
+      w[j] = `k${j}`
+      if (k >= 0) w[k] = `m${k}`
+      const g = fingerprint(w.join(' '))
+      const d = bits(f.hi ^ g.hi) + bits(f.lo ^ g.lo)
+      if (d <= 9 && !found.has(d)) found.set(d, w.join(' '))
+    }
+  return [...found.entries()].sort((a, b) => a[0] - b[0]).map(([, t]) => t)
+})()
+
+/**
+ * Turns of [subject, prompt] checks drawn from few prompts (each repeated, or one word changed)
+ * over three subjects always interleaved, up to 60 a turn: most checks match several of the
+ * call's earlier checks of their subject, more than a small capacity counts. `broken`: the
+ * checks (by their place in the whole sequence) whose fingerprint reaches Redis cut short.
+ */
+function crowded(seed: number, turns: number): { turns: [string, string][][]; broken: Set<number> } {
+  const r = random(seed)
+  const broken = new Set<number>()
+  let k = 0
+  const out = Array.from({ length: turns }, (_, t) =>
+    Array.from({ length: 1 + Math.floor(r() * 60) }, () => {
+      if (r() < 0.06) broken.add(k)
+      k++
+      const x = r()
+      const prompt =
+        x < 0.1
+          ? `fresh ${Math.floor(r() * 1e9)}`
+          : x < 0.4
+            ? BASE
+            : VARIANTS[Math.floor(r() * VARIANTS.length)]!
+      return [`key:${Math.floor(t / 6) * 3 + Math.floor(r() * 3)}`, prompt] as [string, string]
+    }),
+  )
+  return { turns: out, broken }
+}
+
 const setOf = (nearDistance: number, blockAt: number) =>
   resolveDetectors({
     loop: { alertAt: 3, throttleAt: 6, blockAt, nearDistance, nearFactor: 1.5, throttlePerMinute: 1000 },
@@ -98,6 +156,60 @@ describe('the loop count on Redis equals the memory store over random prompt seq
       expect(memory.filter((o) => o.raised.length > 0).length).toBeGreaterThan(3)
       const heads = sent.flat().filter((a) => typeof a === 'string' && /^c\d+\.\d+.*\*([5-9]|\d\d)$/.test(a))
       expect(heads.length).toBeGreaterThan(10)
+    },
+  )
+})
+
+describe('the loop count on Redis when the checks of a call match many of its earlier ones', () => {
+  it('has near-identical prompts at every distance from 0 to 9 bits', () => {
+    expect(VARIANTS.length).toBe(10)
+  })
+
+  it.each([0, 1, 2, 3, 4, 5, 6, 7, 8, 9])(
+    'nearDistance %i: the same as the memory store, checks that fail before they observe keeping their places',
+    async (distance) => {
+      const set = setOf(distance, distance % 2 === 0 ? 0 : 12)
+      const { turns, broken } = crowded(100 + distance, 30)
+      const { client, scriptCalls } = counted()
+      // The broken checks' fingerprints cut to 15 bytes on their way (the step fails in Redis
+      // before it observes); the bytes that follow the others' counted: the call's own matches.
+      let k = -1
+      let matched = 0
+      const send = client.sendCommand.bind(client) as (c: { name: string; args: unknown[] }) => unknown
+      ;(client as unknown as { sendCommand: typeof send }).sendCommand = (command) => {
+        if (command.name.toUpperCase() === 'FCALL')
+          command.args = command.args.map((a) => {
+            if (!Buffer.isBuffer(a)) return a
+            if (k < 0) return a
+            matched += a.length - 16
+            return broken.has(k++) ? a.subarray(0, 15) : a
+          })
+        return send(command)
+      }
+      const store = new RedisDetectorStore({ client, prefix: `lm${++n}:` })
+      await store.check('key:warm', checkStep(set, { prompt: 'warm', isKey: false })!) // the library loaded
+      k = 0
+      matched = 0
+      const before = scriptCalls()
+      const redis = []
+      for (const turn of turns) {
+        const answers = await Promise.allSettled(
+          turn.map(([subject, prompt]) => store.check(subject, checkStep(set, { prompt, isKey: false })!)),
+        )
+        redis.push(...answers)
+      }
+      expect(scriptCalls() - before).toBe(turns.length)
+      // The memory store runs the same checks but the broken ones.
+      const kept = turns.map((turn, t) =>
+        turn.filter((_, i) => !broken.has(turns.slice(0, t).reduce((a, b) => a + b.length, 0) + i)),
+      )
+      const memory = await run(new MemoryDetectorStore(), kept, set)
+      const failed = redis.filter((a) => a.status === 'rejected')
+      expect(failed.length).toBe(broken.size)
+      expect(redis.flatMap((a) => (a.status === 'fulfilled' ? [seen(a.value)] : []))).toEqual(memory)
+      expect(broken.size).toBeGreaterThan(20)
+      expect(matched).toBeGreaterThan(500)
+      expect(memory.filter((o) => o.raised.length > 0).length).toBeGreaterThan(3)
     },
   )
 })

@@ -14,6 +14,10 @@
  * of them (`c0.2.3*16`), then each step's own arguments — at 16 in flight a check is then its
  * fingerprint alone, one argument instead of three (an argument costs Redis ~1,100 instructions).
  *
+ * A check's loop fingerprint (LoopArg) goes followed by the call's earlier checks of its subject
+ * that it matches (loopMatches: usually none), so that the script counts those instead of
+ * searching the entries the call added (lua/loop.lua).
+ *
  * Record steps of one subject and detector set in the same call fold into the first of them (its
  * `fold` adds the later one's arguments: spend amounts summed, the largest share used): every step
  * of a call sees the same Redis time, so the subject ends as the steps one by one would leave it,
@@ -36,9 +40,21 @@ type Arg = string | number | Buffer
 export interface KeyArg {
   key: string
 }
+/**
+ * A check's loop fingerprint (16 bytes, as lua/loop.lua keeps it) and the distance within which
+ * its detector counts SimHashes near: sent followed by the call's earlier checks of the subject it
+ * matches (loopMatches).
+ */
+export interface LoopArg {
+  fingerprint: Buffer
+  /** The same 16 bytes as four int32s: the hash's halves, the SimHash's hi and lo. */
+  words: readonly [number, number, number, number]
+  distance: number
+}
+type StepArg = Arg | KeyArg | LoopArg
 
 /** Adds the arguments of a later step (`more`) to those of the step it folds into (`into`). */
-export type Fold = (into: (Arg | KeyArg)[], more: readonly (Arg | KeyArg)[]) => void
+export type Fold = (into: StepArg[], more: readonly StepArg[]) => void
 
 interface Caller {
   resolve: (reply: unknown[]) => void
@@ -54,7 +70,7 @@ interface Pending extends Caller {
   keys: string[]
   /** The step's detector set, as lua/subject.lua set_of reads it. */
   set: string
-  args: (Arg | KeyArg)[]
+  args: StepArg[]
   /** Texts sent once a call with the sets and named in the step's head (lua/batch.lua). */
   texts: readonly string[]
   /** Callers whose steps folded into this one: answered with no detection raised. */
@@ -91,7 +107,7 @@ export class StepBatcher {
     kind: StepKind,
     keys: string[],
     set: string,
-    args: (Arg | KeyArg)[],
+    args: StepArg[],
     fold?: Fold,
     texts: readonly string[] = NO_TEXTS,
   ): Promise<unknown[]> {
@@ -166,6 +182,8 @@ export class StepBatcher {
     let count = 0
     // (A step's text places, before they are compared with the run's.)
     const next: number[] = []
+    // Per subject (its place in KEYS): the fingerprints of its checks so far, 4 int32s each.
+    let prints: Map<number, number[]> | undefined
     const close = () => {
       if (head < 0) return
       let text = `${kind}${subject}.${set}`
@@ -198,6 +216,16 @@ export class StepBatcher {
         steps.push('')
       }
       for (const a of p.args) {
+        if (typeof a === 'object' && 'fingerprint' in a) {
+          prints ??= new Map()
+          let earlier = prints.get(s)
+          if (earlier === undefined) {
+            earlier = []
+            prints.set(s, earlier)
+          }
+          steps.push(loopMatches(a, earlier))
+          continue
+        }
         if (typeof a !== 'object' || !('key' in a)) {
           steps.push(a)
           continue
@@ -238,4 +266,49 @@ export class StepBatcher {
 function rejectAll(p: Pending, error: unknown): void {
   p.reject(error)
   if (p.folded !== undefined) for (const c of p.folded) c.reject(error)
+}
+
+/**
+ * A check's loop fingerprint followed by the call's earlier checks of the subject (`earlier`: the
+ * fingerprints of its checks with the loop on so far in this call, as 4 int32s each: the hash's
+ * halves, the SimHash's hi and lo) that it matches, by ordinal (0 the first), a byte each: o when
+ * the SimHashes are within `distance` bits but the hashes differ, 128 + o when the hashes are equal
+ * (and, with a distance, the SimHashes near: the same prompt), 255 then o when the hashes are equal
+ * and the SimHashes not near (a 64-bit hash collision). Most checks match none: the 16 bytes
+ * alone. lua/loop.lua counts those in its window without searching the entries the call added
+ * (their order there is this order, the checks that failed before they observed keeping their
+ * places). A call has at most MAX_BATCH (128) steps, so an earlier ordinal is at most 126.
+ */
+export function loopMatches(a: LoopArg, earlier: number[]): Buffer {
+  const fp = a.fingerprint
+  const [h0, h1, hi, lo] = a.words
+  const d = a.distance
+  let matches: number[] | undefined
+  for (let j = 0; j < earlier.length; j += 4) {
+    const exact = earlier[j] === h0 && earlier[j + 1] === h1
+    const near = d > 0 && within(earlier[j + 2]! ^ hi, earlier[j + 3]! ^ lo, d)
+    if (!exact && !near) continue
+    const o = j / 4
+    if (o > 126) throw new Error('a detector call carries at most 128 steps')
+    matches ??= []
+    if (!exact) matches.push(o)
+    else if (near || d === 0) matches.push(128 + o)
+    else matches.push(255, o)
+  }
+  earlier.push(h0, h1, hi, lo)
+  return matches === undefined ? fp : Buffer.concat([fp, Buffer.from(matches)])
+}
+
+/** Whether x and y have at most `d` bits set between them (one set bit at a time). */
+function within(x: number, y: number, d: number): boolean {
+  let left = d
+  while (x !== 0) {
+    x &= x - 1
+    if (--left < 0) return false
+  }
+  while (y !== 0) {
+    y &= y - 1
+    if (--left < 0) return false
+  }
+  return true
 }

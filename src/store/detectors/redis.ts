@@ -9,6 +9,7 @@ import type {
   CheckStep,
   DetectorName,
   Flag,
+  LoopStep,
   Raised,
   RecordStep,
   StuffingStep,
@@ -25,7 +26,7 @@ import {
 } from '../redis/connection.js'
 import { IORedisConnection } from '../redis/ioredis.js'
 import { NodeRedisConnection } from '../redis/node-redis.js'
-import { type Fold, RECORD_LINGER_MS, StepBatcher } from './batch.js'
+import { type Fold, type LoopArg, RECORD_LINGER_MS, StepBatcher } from './batch.js'
 import { binaryCaller } from './ioredis-binary.js'
 import { DETECTOR_LIBRARY, type DetectorScript, STEPS } from './script.js'
 import { SetTexts } from './set-texts.js'
@@ -211,7 +212,7 @@ export class RedisDetectorStore implements DetectorStore {
     // detector looks: the fingerprint as the step's argument, the address and the country as
     // texts sent once a call (most of a subject's requests come from one address).
     const set = this.sets.checkSet(step)
-    const args: Arg[] = l === undefined ? [] : [fingerprintBytes(l.hash, l.hi, l.lo)]
+    const args: LoopArg[] = l === undefined ? [] : [loopArg(l)]
     const texts = a === undefined ? undefined : c === undefined ? [a.address] : [a.address, c.code]
     const r = await this.batcher.step('c', this.subjectKeys(subject), set, args, undefined, texts)
     // lua/check.lua: [] when nothing happened, else allow-listed, the refusal, then what was raised.
@@ -352,16 +353,21 @@ export class RedisDetectorStore implements DetectorStore {
 }
 
 /**
- * A loop fingerprint as a loop entry keeps it after its time (lua/check.lua): the hash's two
- * 32-bit halves (its 16 hex digits), then the SimHash's hi and lo, each little-endian.
+ * A loop fingerprint as a loop entry keeps it after its time (lua/loop.lua): the hash's two
+ * 32-bit halves (its 16 hex digits), then the SimHash's hi and lo, each little-endian; with the
+ * four as int32s, which the batcher compares with the call's other checks (batch.ts loopMatches).
  */
-function fingerprintBytes(hash: string, hi: number, lo: number): Buffer {
+function loopArg(l: LoopStep): LoopArg {
+  const h0 = Number.parseInt(l.hash.slice(0, 8), 16) | 0
+  const h1 = Number.parseInt(l.hash.slice(8, 16), 16) | 0
+  const hi = l.hi | 0
+  const lo = l.lo | 0
   const b = Buffer.allocUnsafe(16)
-  b.writeUInt32LE(Number.parseInt(hash.slice(0, 8), 16), 0)
-  b.writeUInt32LE(Number.parseInt(hash.slice(8, 16), 16), 4)
-  b.writeUInt32LE(hi, 8)
-  b.writeUInt32LE(lo, 12)
-  return b
+  b.writeInt32LE(h0, 0)
+  b.writeInt32LE(h1, 4)
+  b.writeInt32LE(hi, 8)
+  b.writeInt32LE(lo, 12)
+  return { fingerprint: b, words: [h0, h1, hi, lo], distance: l.params.distance }
 }
 
 /**

@@ -79,6 +79,8 @@ local function steps(KEYS, ARGV)
       if failing_kind == 'f' then
         forget_failures()
       else
+        -- (A check's fingerprint is ARGV[i]: one that failed before it observed keeps its place.)
+        if failing_kind == 'c' and run_set.loop then loop_failed(KEYS[run[3] + 2], i) end
         forget()
         forget_checks()
       end
@@ -90,7 +92,7 @@ local function steps(KEYS, ARGV)
     end
   end
   flush()
-  write_loops()
+  write_loops(ARGV)
   flush_failures()
   return replies
 end

@@ -2,7 +2,7 @@
 -- The subject's keys are KEYS[k + 1] … KEYS[k + 5]: its hash, loop fingerprints, address hash,
 -- allow key, country hash. `set` is its check set (subject.lua set_of); its argument follows
 -- ARGV[i] when the loop detector is on: the prompt's fingerprint (16 bytes, as a loop entry holds
--- them after its time). Its head `h` (batch.lua) names the places in ARGV of the address (h[6])
+-- them after its time), then the call's earlier checks it matches (loop.lua observe_loop). Its head `h` (batch.lua) names the places in ARGV of the address (h[6])
 -- and the country (h[7]) when the shared-key detector looks at them: texts sent once a call
 -- (src/store/detectors/redis.ts check).
 -- Returns 0 when the subject is not allow-listed and nothing refused or raised (most checks: a
@@ -108,7 +108,11 @@ end
 
 local function check_step(KEYS, k, set, ARGV, i, h)
   local L, A, C = KEYS[k + 2], KEYS[k + 3], KEYS[k + 5]
-  if allowed(KEYS[k + 4]) then return ALLOW_LISTED end
+  if allowed(KEYS[k + 4]) then
+    -- (It observes nothing, but keeps its place among the call's checks: loop.lua.)
+    if set.loop then loop_gap(L) end
+    return ALLOW_LISTED
+  end
   load(KEYS[k + 1])
 
   local out = NOTHING
@@ -118,7 +122,7 @@ local function check_step(KEYS, k, set, ARGV, i, h)
   if p then
     i = i + 1
     local window, distance = p[1], p[3]
-    local exact, near = observe_loop(L, ARGV[i], window, p[2], distance)
+    local exact, near = observe_loop(L, ARGV, i, window, p[2], distance)
     -- (Below the lowest threshold, most checks: no level to work out. subject.lua set_of.)
     local low = set.loop_low
     if exact >= low or (distance > 0 and near >= low * p[4]) then

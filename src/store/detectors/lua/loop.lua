@@ -7,7 +7,7 @@
 -- 600-2,000, a new table ~700, a new string ~11 a byte and as much again to collect it.
 local band, bxor = bit.band, bit.bxor
 local ENTRY_BYTES, HALVES = 24, '<I4I4'
-local sfind, ssub, pack, unpack_ = string.find, string.sub, struct.pack, struct.unpack
+local sfind, ssub, sbyte, pack, unpack_ = string.find, string.sub, string.byte, struct.pack, struct.unpack
 
 -- Set bits of x, when at most `left`; else -1. One set bit at a time: far-apart ones stop early.
 local function bits_within(x, left)
@@ -39,26 +39,48 @@ local function entries_with(ring, from, base, bytes, offset, marks)
   end
 end
 
--- Marks the entries of ring (n of them) and of added that have `piece` at `offset`, in `marks`
--- (made when there is one: returned): in ring from byte `in_ring` on, in added from `in_added`,
--- where string.find found the piece first (false: not there). The caller searches first: most
+-- Marks the entries of ring that have `piece` at `offset`, from byte `from` on (where string.find
+-- found it first), in `marks` (made when there is one: returned). The caller searches first: most
 -- pieces are found nowhere, and a call of this function costs ~1k instructions more.
-local function mark(marks, ring, added, n, piece, offset, in_ring, in_added)
+local function mark(marks, ring, piece, offset, from)
   marks = marks or {}
-  if in_ring then entries_with(ring, in_ring, 0, piece, offset, marks) end
-  if in_added then entries_with(added, in_added, n, piece, offset, marks) end
+  entries_with(ring, from, 0, piece, offset, marks)
   return marks
 end
 
--- The loop strings of this script call (L -> { ring, n, added, p, at, time, … }): the string as
--- read (GET, n entries) and, apart, the p entries this call added, all dated `at` (the call's one
--- time, never before the ring's newest entry; `time` packed once). A Lua string costs Redis ~11
+-- The loop strings of this script call (L -> { ring, n, p, at, time, … }): the string as read
+-- (GET, n entries) and the p entries this call added, all dated `at` (the call's one time, never
+-- before the ring's newest entry; `time` packed once). The added entries are not searched: the
+-- gateway names, with each check, which of the call's earlier checks of the subject it matches
+-- (below). They are joined once, when the steps are done (write_loops): while their fingerprints
+-- lie one after another in ARGV, 16 bytes each (most calls: a run of checks), by their places
+-- there (ARGV[first] … ARGV[last]); else in a list (fps). A Lua string costs Redis ~11
 -- instructions a byte to make, so the 2 KB ring is neither rebuilt on every check nor joined to
--- what a batch's checks of the subject added; written once when the steps are done (write_loops).
-local loops, loop_order
+-- what a batch's checks of the subject added.
+-- gaps: per loop string, the ordinals (below) of the call's checks of it that observed nothing (a
+-- step that failed first, or allow-listed), ascending; nil while there are none. added_at: the
+-- place in ARGV of the fingerprint added last (a step that fails after it observed left its entry).
+local loops, loop_order, gaps, added_at
 
 local function start_loops()
-  loops, loop_order = {}, {}
+  loops, loop_order, gaps, added_at = {}, {}, nil, nil
+end
+
+-- A check of L with the loop on that observed nothing: it still takes its ordinal.
+local function loop_gap(L)
+  gaps = gaps or {}
+  local g = gaps[L]
+  if not g then
+    g = {}
+    gaps[L] = g
+  end
+  local l = loops[L]
+  g[#g + 1] = (l and l.p or 0) + #g
+end
+
+-- A check of L that failed, its fingerprint at ARGV[i] (batch.lua): a gap unless it observed.
+local function loop_failed(L, i)
+  if added_at ~= i then loop_gap(L) end
 end
 
 local function entry_at(ring, i)
@@ -76,33 +98,48 @@ local function loop_of(L)
     local newest = entry_at(ring, n - 1)
     if newest > at then at = newest end
   end
-  l = { ring = ring, n = n, reset = reset, at = at, time = pack('<d', at), added = '', p = 0 }
+  l = { ring = ring, n = n, reset = reset, at = at, time = pack('<d', at), p = 0, first = 0, last = -1 }
   loops[L] = l
   loop_order[#loop_order + 1] = L
   return l
 end
 
+-- The entries this call added to l, joined (each its time, then its fingerprint).
+local function added_of(l, ARGV)
+  local time = l.time
+  if l.fps then return time .. table.concat(l.fps, time) end
+  return time .. table.concat(ARGV, time, l.first, l.last)
+end
+
 -- This call's entries APPENDed (and the expiry pushed on when renew says so), or, when the string
 -- would hold more than max + max / 4 entries (or could not be read), its newest max SET anew.
-local function write_loops()
+local function write_loops(ARGV)
   for _, L in ipairs(loop_order) do
     local l = loops[L]
-    if l.reset or l.n + l.p > l.max + math.floor(l.max / 4) then
-      local ring = l.ring .. l.added
-      local keep = math.min(l.max, #ring / ENTRY_BYTES)
-      redis.call('SET', L, string.sub(ring, #ring - keep * ENTRY_BYTES + 1), 'PX', l.px)
-    else
-      redis.call('APPEND', L, l.added)
-      if l.renew then redis.call('PEXPIRE', L, l.px) end
+    if l.p > 0 then
+      if l.reset or l.n + l.p > l.max + math.floor(l.max / 4) then
+        local ring = l.ring .. added_of(l, ARGV)
+        local keep = math.min(l.max, #ring / ENTRY_BYTES)
+        redis.call('SET', L, string.sub(ring, #ring - keep * ENTRY_BYTES + 1), 'PX', l.px)
+      else
+        redis.call('APPEND', L, added_of(l, ARGV))
+        if l.renew then redis.call('PEXPIRE', L, l.px) end
+      end
     end
   end
 end
 
--- The SimHash halves of the i-th counted entry (0-based; ring's n entries, then those this call
--- added).
-local function simhash_at(ring, added, n, i)
-  if i < n then return unpack_(HALVES, ring, i * ENTRY_BYTES + 17) end
-  return unpack_(HALVES, added, (i - n) * ENTRY_BYTES + 17)
+-- The position among the call's added entries of the check of ordinal o (nil: it added none),
+-- with g the ordinals that added none.
+local function position(g, o)
+  local pos = o
+  for j = 1, #g do
+    local x = g[j]
+    if x == o then return nil end
+    if x > o then return pos end
+    pos = pos - 1
+  end
+  return pos
 end
 
 -- Counts the identical and the near-identical (SimHash within distance bits) in the window, this
@@ -110,29 +147,25 @@ end
 -- (older ones stay in the string until it is cut, uncounted). Times never fall along the string
 -- (an entry is never dated before the newest one, should Redis TIME step back), so the window's
 -- start is found by bisection — at most once a call: a call's steps share its time, and what they
--- count only moves on. Identical prompts are found by their hash's bytes; within 3 bits two
--- SimHashes agree on one of their four quarters at least, within 7 on one of their eight bytes
--- (further apart, every entry is a candidate), so bits are counted only for entries that do. `fp`
--- is the entry's last 16 bytes, sent as they are kept (src/store/detectors/redis.ts): the entry
--- is its time packed before them, and the pieces searched for are cut from it, all in one
--- struct.unpack (a C call costs ~600-2,000 instructions).
-local function observe_loop(L, fp, window, max, distance)
-  if #fp ~= 16 then error('a fingerprint is 16 bytes') end
+-- count only moves on. In the string read, identical prompts are found by their hash's bytes;
+-- within 3 bits two SimHashes agree on one of their four quarters at least, within 7 on one of
+-- their eight bytes (further apart, every entry is a candidate), so bits are counted only for
+-- entries that do. The fingerprint, ARGV[i], is the entry's last 16 bytes, sent as they are kept
+-- (src/store/detectors/redis.ts): the entry is its time packed before them, and the pieces searched
+-- for are cut from it, all in one struct.unpack (a C call costs ~600-2,000 instructions).
+-- Among the entries this call added, the gateway counted (src/store/detectors/batch.ts): after the
+-- 16 bytes come the call's earlier checks of this subject with the loop on that this one matches,
+-- by ordinal (their order among those checks, from 0), a byte each: o (near, not identical),
+-- 128 + o (identical, and near), or 255 then o (identical, not near: a 64-bit hash collision).
+-- Most checks match none: no bytes follow. Only those the window counts are counted here.
+local function observe_loop(L, ARGV, i, window, max, distance)
+  local fp = ARGV[i]
+  local size = #fp
+  if size < 16 then error('a fingerprint is 16 bytes') end
   local l = loop_of(L)
-  local ring, added, n, p = l.ring, l.added, l.n, l.p
-  l.added, l.p, l.max = added .. l.time .. fp, p + 1, max
-  -- Kept for the window: where the subject's hash is there to keep when (renew), its expiry is
-  -- pushed on now and then; else on every call, as no hash is made for it.
-  -- (renew's common answer, not yet time, inline.)
-  local xl = H.xl
-  if exists and xl ~= nil and n ~= 0 and xl >= now + window then
-    l.px = xl - now
-  elseif exists then
-    local r, ms = renew('xl', window, n == 0)
-    l.renew, l.px = l.renew or r, ms
-  else
-    l.renew, l.px = true, window
-  end
+  local ring, n, p = l.ring, l.n, l.p
+  l.max = max
+
   -- Counted: ring's entries from first, added's from first_added (all in the window). Known
   -- once a call (for its window): `start`, the first entry in the window, or `within`, an entry
   -- in it (those after it are too).
@@ -162,68 +195,120 @@ local function observe_loop(L, fp, window, max, distance)
     end
   end
 
-  -- Each counted entry with the prompt's hash, by its place in ring then added; this one too.
-  -- (Each search is tried first with one string.find, and entries_with goes on from where it
-  -- found the piece: most find nothing anywhere, and a call of entries_with costs ~1k
-  -- instructions more.)
-  local from, from_added = first * ENTRY_BYTES + 1, first_added * ENTRY_BYTES + 1
-  local exact, near, candidates = 1, 1, nil
+  -- The call's own entries this one matches (the gateway's bytes), those counted.
+  local exact, near = 1, 1
+  if size > 16 then
+    local g = gaps and gaps[L]
+    local ordinal = p + (g and #g or 0)
+    local bytes = { sbyte(fp, 17, size) }
+    local j, m = 1, #bytes
+    while j <= m do
+      local b, e, nr = bytes[j], false, true
+      if b == 255 then
+        j = j + 1
+        b, e, nr = bytes[j], true, false
+      elseif b >= 128 then
+        b, e = b - 128, true
+      end
+      if b == nil or b >= ordinal then error('a loop match names no earlier check') end
+      if g then b = position(g, b) end
+      if b and b >= first_added then
+        if e then exact = exact + 1 end
+        if nr then near = near + 1 end
+      end
+      j = j + 1
+    end
+    fp = ssub(fp, 1, 16)
+  end
+
+  -- Added: by its place in ARGV while the call's fingerprints lie one after another there.
+  if l.fps then
+    l.fps[p + 1] = fp
+  elseif size == 16 and (p == 0 or i == l.last + 1) then
+    if p == 0 then l.first = i end
+    l.last = i
+  else
+    local fps = {}
+    for a = l.first, l.last do
+      fps[#fps + 1] = ARGV[a]
+    end
+    fps[p + 1] = fp
+    l.fps = fps
+  end
+  l.p, added_at = p + 1, i
+
+  -- Kept for the window: where the subject's hash is there to keep when (renew), its expiry is
+  -- pushed on now and then; else on every call, as no hash is made for it.
+  -- (renew's common answer, not yet time, inline.)
+  local xl = H.xl
+  if exists and xl ~= nil and n ~= 0 and xl >= now + window then
+    l.px = xl - now
+  elseif exists then
+    local r, ms = renew('xl', window, n == 0)
+    l.renew, l.px = l.renew or r, ms
+  else
+    l.renew, l.px = true, window
+  end
+
+  -- Each counted entry of the string read with the prompt's hash. (Each search is tried first
+  -- with one string.find, and entries_with goes on from where it found the piece: most find
+  -- nothing, and a call of entries_with costs ~1k instructions more.)
+  local from = first * ENTRY_BYTES + 1
+  local candidates = nil
   if distance == 0 or distance > 7 then
-    local hash = ssub(fp, 1, 8)
-    local r, a = sfind(ring, hash, from, true), p > 0 and sfind(added, hash, from_added, true)
-    if r then exact = exact + entries_with(ring, r, 0, hash, 8) end
-    if a then exact = exact + entries_with(added, a, n, hash, 8) end
+    if first < n then
+      local hash = ssub(fp, 1, 8)
+      local r = sfind(ring, hash, from, true)
+      if r then exact = exact + entries_with(ring, r, 0, hash, 8) end
+    end
     if distance == 0 then return exact, 0 end
     candidates = {}
-    for i = first, n - 1 do
-      candidates[i] = true
+    for c = first, n - 1 do
+      candidates[c] = true
     end
-    for a = first_added, p - 1 do
-      candidates[n + a] = true
-    end
-  else
+  elseif first < n then
+    local r
     local hash, q1, q2, q3, q4, q5, q6, q7, q8
     if distance <= 3 then
       hash, q1, q2, q3, q4 = unpack_('<c8c2c2c2c2', fp)
     else
       hash, q1, q2, q3, q4, q5, q6, q7, q8 = unpack_('<c8c1c1c1c1c1c1c1c1', fp)
     end
-    local r, a = sfind(ring, hash, from, true), p > 0 and sfind(added, hash, from_added, true)
+    r = sfind(ring, hash, from, true)
     if r then exact = exact + entries_with(ring, r, 0, hash, 8) end
-    if a then exact = exact + entries_with(added, a, n, hash, 8) end
     -- (Each piece searched for here first, inline: most are found nowhere.)
     if distance <= 3 then
-      r, a = sfind(ring, q1, from, true), p > 0 and sfind(added, q1, from_added, true)
-      if r or a then candidates = mark(candidates, ring, added, n, q1, 16, r, a) end
-      r, a = sfind(ring, q2, from, true), p > 0 and sfind(added, q2, from_added, true)
-      if r or a then candidates = mark(candidates, ring, added, n, q2, 18, r, a) end
-      r, a = sfind(ring, q3, from, true), p > 0 and sfind(added, q3, from_added, true)
-      if r or a then candidates = mark(candidates, ring, added, n, q3, 20, r, a) end
-      r, a = sfind(ring, q4, from, true), p > 0 and sfind(added, q4, from_added, true)
-      if r or a then candidates = mark(candidates, ring, added, n, q4, 22, r, a) end
+      r = sfind(ring, q1, from, true)
+      if r then candidates = mark(candidates, ring, q1, 16, r) end
+      r = sfind(ring, q2, from, true)
+      if r then candidates = mark(candidates, ring, q2, 18, r) end
+      r = sfind(ring, q3, from, true)
+      if r then candidates = mark(candidates, ring, q3, 20, r) end
+      r = sfind(ring, q4, from, true)
+      if r then candidates = mark(candidates, ring, q4, 22, r) end
     else
-      r, a = sfind(ring, q1, from, true), p > 0 and sfind(added, q1, from_added, true)
-      if r or a then candidates = mark(candidates, ring, added, n, q1, 16, r, a) end
-      r, a = sfind(ring, q2, from, true), p > 0 and sfind(added, q2, from_added, true)
-      if r or a then candidates = mark(candidates, ring, added, n, q2, 17, r, a) end
-      r, a = sfind(ring, q3, from, true), p > 0 and sfind(added, q3, from_added, true)
-      if r or a then candidates = mark(candidates, ring, added, n, q3, 18, r, a) end
-      r, a = sfind(ring, q4, from, true), p > 0 and sfind(added, q4, from_added, true)
-      if r or a then candidates = mark(candidates, ring, added, n, q4, 19, r, a) end
-      r, a = sfind(ring, q5, from, true), p > 0 and sfind(added, q5, from_added, true)
-      if r or a then candidates = mark(candidates, ring, added, n, q5, 20, r, a) end
-      r, a = sfind(ring, q6, from, true), p > 0 and sfind(added, q6, from_added, true)
-      if r or a then candidates = mark(candidates, ring, added, n, q6, 21, r, a) end
-      r, a = sfind(ring, q7, from, true), p > 0 and sfind(added, q7, from_added, true)
-      if r or a then candidates = mark(candidates, ring, added, n, q7, 22, r, a) end
-      r, a = sfind(ring, q8, from, true), p > 0 and sfind(added, q8, from_added, true)
-      if r or a then candidates = mark(candidates, ring, added, n, q8, 23, r, a) end
+      r = sfind(ring, q1, from, true)
+      if r then candidates = mark(candidates, ring, q1, 16, r) end
+      r = sfind(ring, q2, from, true)
+      if r then candidates = mark(candidates, ring, q2, 17, r) end
+      r = sfind(ring, q3, from, true)
+      if r then candidates = mark(candidates, ring, q3, 18, r) end
+      r = sfind(ring, q4, from, true)
+      if r then candidates = mark(candidates, ring, q4, 19, r) end
+      r = sfind(ring, q5, from, true)
+      if r then candidates = mark(candidates, ring, q5, 20, r) end
+      r = sfind(ring, q6, from, true)
+      if r then candidates = mark(candidates, ring, q6, 21, r) end
+      r = sfind(ring, q7, from, true)
+      if r then candidates = mark(candidates, ring, q7, 22, r) end
+      r = sfind(ring, q8, from, true)
+      if r then candidates = mark(candidates, ring, q8, 23, r) end
     end
-    if not candidates then return exact, near end
   end
+  if not candidates then return exact, near end
   local hi, lo = unpack_(HALVES, fp, 9)
-  for i in pairs(candidates) do
-    local c_hi, c_lo = simhash_at(ring, added, n, i)
+  for c in pairs(candidates) do
+    local c_hi, c_lo = unpack_(HALVES, ring, c * ENTRY_BYTES + 17)
     if near_bits(c_hi, c_lo, hi, lo, distance) then near = near + 1 end
   end
   return exact, near
