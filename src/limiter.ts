@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto'
 import type { BlockParams } from './core/block.js'
-import { describe, requireCost, SluiceInputError } from './core/errors.js'
+import { describe, SluiceInputError } from './core/errors.js'
 import { algorithmOf, type LimitDefinition, type Unit, WELL_KNOWN_UNITS } from './core/limits.js'
 import { promised } from './core/promised.js'
 import { type Decision, decisionOf, type LimitFacts, limitFacts } from './decision.js'
+import { type Costs, PolicyCosts } from './limiter-costs.js'
 import { type BlockOptions, blockParams, normalizeLimit } from './limiter-options.js'
 import { consumeWaiting, reserveWaiting } from './limiter-wait.js'
 import { nextOpId } from './op-id.js'
@@ -27,8 +28,7 @@ export type { WaitOptions } from './waiting.js'
  */
 const STATE_FORMAT = 'state-format-2;'
 
-/** Cost of one call per unit, e.g. { requests: 1, tokens: 1500, usd: 0.002 }. */
-export type Costs = Partial<Record<Unit, number>>
+export type { Costs } from './limiter-costs.js'
 
 export interface LimiterOptions {
   store: Store
@@ -81,9 +81,9 @@ export class Limiter {
    * numbers keeps the state.
    */
   private readonly layout: string
-  /** The per-limit costs of a call that names none (shared: nothing downstream changes it). */
-  private readonly defaultCosts: number[]
-  /** The same, not frozen (V8 reads a frozen array through a generic IC), for MemoryStore decisions. */
+  /** Per-limit costs from a call's Costs (costsFor). */
+  private readonly costs: PolicyCosts
+  /** The per-limit costs of a call that names none, not frozen, for MemoryStore decisions. */
   private readonly passingCosts: number[]
   /** The frozen Costs reserveNow saw last, with its per-limit costs. */
   private lastFrozen: { costs: Costs | undefined; perLimit: number[]; charged: number[] } = {
@@ -93,8 +93,6 @@ export class Limiter {
   }
   /** The per-limit costs a MemoryStore decision reads, rewritten by each call that names costs. */
   private readonly scratchCosts: number[]
-  /** Each limit's unit, in order (costsFor matches the given units to them). */
-  private readonly limitUnits: readonly string[]
   private readonly syncStore: SyncStore | undefined
   /** The sync store's executeShared, when it has one. */
   private readonly sharedStore: Required<SyncStore> | undefined
@@ -190,9 +188,12 @@ export class Limiter {
       .digest('hex')
       .slice(0, 8)
     this.needsOpId = definitions.some((d) => algorithmOf(d.kind).needsOpId)
-    this.limitUnits = definitions.map((d) => d.unit)
-    this.passingCosts = definitions.map((d) => (d.unit === 'requests' || d.unit === 'concurrent' ? 1 : 0))
-    this.defaultCosts = Object.freeze([...this.passingCosts]) as number[]
+    this.costs = new PolicyCosts(
+      options.policy,
+      definitions.map((d) => d.unit),
+      units,
+    )
+    this.passingCosts = this.costs.passing
     this.scratchCosts = [...this.passingCosts]
   }
 
@@ -352,51 +353,25 @@ export class Limiter {
 
   /** @internal Per-limit costs from a Costs object, validated; into `into` when given, else a new array. */
   costsFor(costs: Costs | undefined, into?: number[]): number[] {
-    if (costs !== undefined && (typeof costs !== 'object' || costs === null)) {
-      throw new SluiceInputError(`costs must be an object such as { tokens: 100 }, got ${describe(costs)}`)
-    }
-    if (costs === undefined) return this.defaultCosts
-    // One pass over the given units, matched to the limits' by === (not costs[unit] per limit, a
-    // megamorphic load each); the Set is asked only about a unit no limit counts.
-    const units = this.limitUnits
-    const n = units.length
-    const defaults = this.passingCosts
-    // A loop, not slice(): V8 calls a builtin for the copy (~100 instructions).
-    const perLimit: number[] = into ?? new Array(n)
-    for (let i = 0; i < n; i++) perLimit[i] = defaults[i]!
-    for (const unit in costs) {
-      const value = costs[unit]
-      let counted = false
-      for (let i = 0; i < n; i++) {
-        if (units[i] === unit) {
-          perLimit[i] = value as number
-          counted = true
-        }
-      }
-      if (!counted && !this.units.has(unit)) {
-        throw new SluiceInputError(
-          `unknown unit ${describe(unit)} in costs for policy "${this.policy}" (known: ${[...this.units].join(', ')})`,
-        )
-      }
-      // The error's label is built only for a bad cost: a template per unit per call was a hot spot.
-      if (!(typeof value === 'number' && value >= 0 && value < Number.POSITIVE_INFINITY)) {
-        requireCost(value, `costs.${unit}`)
-      }
-      if (unit === 'concurrent' && value !== 0 && value !== 1) {
-        throw new SluiceInputError(`costs.concurrent must be 0 or 1, got ${describe(value)}`)
-      }
-    }
-    return perLimit
+    return this.costs.of(costs, into)
   }
 
   private decide(mode: OpMode, subject: string, costs: Costs | undefined): Promise<Decision> {
-    if (this.syncStore === undefined) return promised(() => this.decideNow(mode, subject, costs))
+    if (this.syncStore === undefined) return this.decideLater(mode, subject, costs)
     // The decision is made at once: one promise for it, no closure.
     try {
       return Promise.resolve(this.decideNow(mode, subject, costs) as Decision)
     } catch (error) {
       return Promise.reject(error)
     }
+  }
+
+  /**
+   * decide() for a store that answers with a promise. Apart because of its closure: a function
+   * that makes one allocates the variables it captures on every call, whichever way it goes.
+   */
+  private decideLater(mode: OpMode, subject: string, costs: Costs | undefined): Promise<Decision> {
+    return promised(() => this.decideNow(mode, subject, costs))
   }
 
   /** A decision without a lease: an op id only where a sliding log or lease needs one. May throw. */

@@ -98,6 +98,19 @@ const POLICIES: Policy[] = [
     costs: (r) =>
       r() < 0.2 ? undefined : { requests: amount(r, 2), tokens: amount(r, 400), usd: amount(r, 1) / 10 },
   },
+  {
+    // The tight limit last: the others have written their charge into the subject's numbers
+    // when it denies, and must be put back (and a blocked subject's checks charge nothing).
+    name: 'denied-last',
+    limits: {
+      minute: fixedWindow({ limit: 50, windowMs: 2_000 }),
+      hourly: slidingWindow({ limit: 40, windowMs: 4_000 }) as LimitDefinition,
+      day: calendar({ limit: 60, period: 'day', unit: 'requests' }),
+      burst: tokenBucket({ capacity: 3, refillPerSecond: 1 }),
+    },
+    block: { after: 2, withinMs: 3_000, durationsMs: [1_000], forgetMs: 6_000 },
+    costs: (r) => (r() < 0.3 ? undefined : { requests: amount(r, 2) }),
+  },
 ]
 
 /** One random call made the same way on both limiters; the two decisions, or the two errors. */

@@ -51,16 +51,16 @@ export function calendarCheck(
 
 /** calendarCheck on the packed numbers (a fixed window's two): see windowCountCheckPacked. */
 export function calendarCheckPacked(
-  a: readonly number[],
+  a: number[],
   at: number,
   now: number,
   cost: number,
   p: CalendarParams,
-  next: number[],
+  saved: number[],
   out: StepFigures,
 ): boolean {
   const { start, end } = periodBounds(p.period, now, p.offsetMinutes)
-  return windowCountCheckPacked(a, at, now, cost, p.limit, start, end, next, out)
+  return windowCountCheckPacked(a, at, now, cost, p.limit, start, end, saved, out)
 }
 
 /** Charges `cost` whatever is left: the period's budget may go into debt until the next period. */

@@ -43,29 +43,36 @@ export function fixedWindowCheck(
 
 /**
  * fixedWindowCheck on the packed numbers (`a[at]` the window's start, `a[at + 1]` its count; zeros
- * for none): the charged numbers go to `next`, the figures to `out`, no Step made. Shared with the
- * calendar (its period's `start` and `end` given).
+ * for none): an admitted charge writes the numbers it leaves in their place (zeros when the limit
+ * is full again: resetMs 0) and the numbers it replaced to `saved`; the figures go to `out`, no
+ * Step made. Shared with the calendar (its period's `start` and `end` given).
  */
 export function windowCountCheckPacked(
-  a: readonly number[],
+  a: number[],
   at: number,
   now: number,
   cost: number,
   limit: number,
   start: number,
   end: number,
-  next: number[],
+  saved: number[],
   out: StepFigures,
 ): boolean {
   // A count of another window is gone (both zero, none, reads as 0 as well).
-  const count = a[at] === start ? a[at + 1]! : 0
+  const was = a[at]!
+  const count = was === start ? a[at + 1]! : 0
   if (fits(count, cost, limit)) {
     const charged = count + cost
-    next[at] = start
-    next[at + 1] = charged
+    const resetMs = charged > 0 ? end - now : 0
+    saved[at] = was
+    saved[at + 1] = a[at + 1]!
+    if (resetMs > 0) {
+      a[at] = start
+      a[at + 1] = charged
+    } else a[at] = a[at + 1] = 0
     out.allowed = true
     out.remaining = limit - charged
-    out.resetMs = charged > 0 ? end - now : 0
+    out.resetMs = resetMs
     out.retryAfterMs = 0
     return true
   }
@@ -77,16 +84,16 @@ export function windowCountCheckPacked(
 }
 
 export function fixedWindowCheckPacked(
-  a: readonly number[],
+  a: number[],
   at: number,
   now: number,
   cost: number,
   p: WindowParams,
-  next: number[],
+  saved: number[],
   out: StepFigures,
 ): boolean {
   const start = Math.floor(now / p.windowMs) * p.windowMs
-  return windowCountCheckPacked(a, at, now, cost, p.limit, start, start + p.windowMs, next, out)
+  return windowCountCheckPacked(a, at, now, cost, p.limit, start, start + p.windowMs, saved, out)
 }
 
 export function fixedWindowForce(

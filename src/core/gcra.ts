@@ -34,29 +34,34 @@ export function gcraCheck(tat: number | undefined, now: number, cost: number, p:
 }
 
 /**
- * gcraCheck on the packed number itself (`a[at]`, 0 for full): the TAT a charge leaves goes to
- * `next[at]`, the step's figures to `out`, no Step made. The same arithmetic, so the same answers
- * (test/memory-in-place.test.ts holds them to gcraCheck's through the store).
+ * gcraCheck on the packed number itself (`a[at]`, 0 for full): an admitted charge writes the TAT
+ * it leaves in its place (0 when the bucket is full again: resetMs 0) and the number it replaced
+ * to `saved[at]`; the step's figures go to `out`, no Step made. The same arithmetic, so the same
+ * answers (test/memory-in-place.test.ts holds them to gcraCheck's through the store).
  */
 export function gcraCheckPacked(
-  a: readonly number[],
+  a: number[],
   at: number,
   now: number,
   cost: number,
   p: GcraParams,
-  next: number[],
+  saved: number[],
   out: StepFigures,
 ): boolean {
   const tat = a[at]!
-  const base = tat === 0 || tat < now ? now : tat
+  // `now - 0` is `now` to the last bit: written so, both sides are doubles and V8 need not box
+  // the TAT it picks.
+  const base = tat === 0 || tat < now ? now - 0 : tat
   const tolerance = p.capacity * p.intervalMs
   const charged = base + cost * p.intervalMs
   const ahead = charged - now
   if (ahead <= tolerance + EPSILON_MS) {
-    next[at] = charged
+    const resetMs = Math.max(ahead, 0)
+    saved[at] = tat
+    a[at] = resetMs > 0 ? charged : 0
     out.allowed = true
     out.remaining = p.capacity - ahead / p.intervalMs
-    out.resetMs = Math.max(ahead, 0)
+    out.resetMs = resetMs
     out.retryAfterMs = 0
     return true
   }

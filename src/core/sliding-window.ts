@@ -89,36 +89,45 @@ export function slidingWindowCheck(
 
 /**
  * slidingWindowCheck on the packed numbers (`a[at]` start, `a[at + 1]` curr, `a[at + 2]` prev;
- * zeros for none): the charged numbers go to `next`, the figures to `out`, no state object or
- * Step made.
+ * zeros for none): an admitted charge writes the numbers it leaves in their place (zeros when the
+ * limit is full again: resetMs 0) and the numbers it replaced to `saved`; the figures go to `out`,
+ * no state object or Step made.
  */
 export function slidingWindowCheckPacked(
-  a: readonly number[],
+  a: number[],
   at: number,
   now: number,
   cost: number,
   p: WindowParams,
-  next: number[],
+  saved: number[],
   out: StepFigures,
 ): boolean {
   const start = Math.floor(now / p.windowMs) * p.windowMs
   // As current(): this window's counts, or the last window's count as the previous one, or none
   // (zeros for none read the same way).
   const was = a[at]!
+  const wasCurr = a[at + 1]!
+  const wasPrev = a[at + 2]!
   let curr = 0
   let prev = 0
   if (was === start) {
-    curr = a[at + 1]!
-    prev = a[at + 2]!
-  } else if (was === start - p.windowMs) prev = a[at + 1]!
+    curr = wasCurr
+    prev = wasPrev
+  } else if (was === start - p.windowMs) prev = wasCurr
   if (fits(estimateOf(start, curr, prev, now, p), cost, p.limit)) {
     const charged = curr + cost
-    next[at] = start
-    next[at + 1] = charged
-    next[at + 2] = prev
+    const resetMs = resetOf(start, charged, prev, now, p)
+    saved[at] = was
+    saved[at + 1] = wasCurr
+    saved[at + 2] = wasPrev
+    if (resetMs > 0) {
+      a[at] = start
+      a[at + 1] = charged
+      a[at + 2] = prev
+    } else a[at] = a[at + 1] = a[at + 2] = 0
     out.allowed = true
     out.remaining = p.limit - estimateOf(start, charged, prev, now, p)
-    out.resetMs = resetOf(start, charged, prev, now, p)
+    out.resetMs = resetMs
     out.retryAfterMs = 0
     return true
   }

@@ -54,9 +54,10 @@ export class InPlaceDecisions extends MemoryEntries {
 
   /**
    * consume, reserve or peek of a layout whose limits all check in place (Layout.inPlace): each
-   * algorithm reads the subject's numbers and writes what it would charge into the layout's
-   * scratch array and its figures straight into `out` — no state objects, no Steps — and an
-   * admitted charge is copied into the subject's numbers. The same answers and the same writes as
+   * algorithm reads the subject's numbers, writes what it charges straight into them (keeping the
+   * numbers it replaced in the layout's `saved`, put back when another limit denies) and its
+   * figures straight into `out` — no state objects, no Steps, no copy. An op that charges nothing
+   * (peek, or a blocked subject) checks a copy. The same answers and the same writes as
    * evaluate() then commit() (test/memory-in-place.test.ts holds the two paths together).
    */
   protected decideInPlace(
@@ -71,69 +72,66 @@ export class InPlaceDecisions extends MemoryEntries {
       this.delete(op.stateKey)
       packed = undefined
     }
-    const nums = packed ?? layout.zeros
-    const next = layout.next
-    const checks = layout.checks
-    const offsets = layout.offsets
-    const limits = out.limits
-    const n = op.limits.length
-    let admits = true
-    for (let i = 0; i < n; i++) {
-      const r = limits[i]!
-      r.alerted = false
-      if (!checks[i]!(nums, offsets[i]!, now, op.costs[i]!, op.limits[i]!, next, r)) admits = false
-    }
     const { mode } = op
     const b = op.block
     const block = b ? (this.readHinted(b.key, b.hint, now) as BlockState | undefined) : undefined
     const blockedMs = blockedForMs(block, now)
+    const charging = blockedMs === 0 && mode !== 'peek'
+    // Where the checks write: the subject's numbers, or new ones for a subject with none (kept
+    // only when admitted), or a copy nobody keeps.
+    const nums = charging
+      ? (packed ?? new Array<number>(layout.length).fill(0))
+      : copyInto(layout.scratch, packed ?? layout.zeros)
+    const saved = layout.saved
+    const checks = layout.checks
+    const offsets = layout.offsets
+    // In locals: V8 reads a field again after each call it cannot see into.
+    const costs = op.costs
+    const definitions = op.limits
+    const limits = out.limits
+    const n = definitions.length
+    let admits = true
+    /** The key lives until its slowest limit is full again. */
+    let longest = 0
+    for (let i = 0; i < n; i++) {
+      const r = limits[i]!
+      r.alerted = false
+      // `=== true`: a call's result is not known to be a boolean; this is one comparison.
+      if (checks[i]!(nums, offsets[i]!, now, costs[i]!, definitions[i]!, saved, r) === true) {
+        if (r.resetMs > longest) longest = r.resetMs
+      } else admits = false
+    }
     const allowed = admits && blockedMs === 0
     let newBlockMs = 0
     if (allowed) {
-      if (mode !== 'peek') this.writeInPlace(op, layout, packed, limits, now)
-    } else if (blockedMs === 0 && b && mode !== 'peek') {
-      if (countsAsStrike(layout, limits, n)) newBlockMs = this.recordStrike(b, block, now)
+      if (charging) this.keepInPlace(op, layout, packed, nums, longest, now)
+    } else if (charging) {
+      if (packed !== undefined) putBack(layout, limits, nums, saved, n)
+      if (b && countsAsStrike(layout, limits, n)) newBlockMs = this.recordStrike(b, block, now)
     }
     if (allowed && op.alert && mode !== 'peek') this.markAlerts(op, layout, limits, now)
     return finish(out, now, allowed, blockedMs, newBlockMs)
   }
 
   /**
-   * writeStates for decideInPlace: each limit's charged numbers (the layout's scratch), or zeros
-   * for a limit full again; the key lives until its slowest limit is full.
+   * writeStates for decideInPlace, whose checks wrote the charged numbers already: the key lives
+   * until its slowest limit is full again (`longest`), or goes when every limit is full.
    */
-  private writeInPlace(
+  private keepInPlace(
     op: StoreOp,
     layout: Layout,
     packed: number[] | undefined,
-    limits: readonly LimitResult[],
+    nums: number[],
+    longest: number,
     now: number,
   ): void {
-    const next = layout.next
-    const n = op.limits.length
-    let longest = 0
-    let nums = packed
-    for (let i = 0; i < n; i++) {
-      const resetMs = limits[i]!.resetMs
-      const at = layout.offsets[i]!
-      const end = at + layout.widths[i]!
-      if (resetMs > 0) {
-        if (resetMs > longest) longest = resetMs
-        nums ??= new Array<number>(layout.length).fill(0)
-        for (let k = at; k < end; k++) nums[k] = next[k]!
-      } else if (nums !== undefined) {
-        for (let k = at; k < end; k++) nums[k] = 0
-      }
-    }
-    if (nums === undefined) return
     if (longest === 0) {
       if (packed !== undefined) this.delete(op.stateKey)
       return
     }
     nums[0] = now + longest
     if (nums === packed) return
-    const bytes = packedBytes(op.stateKey, nums.length)
-    this.put(op.stateKey, nums, bytes, packed !== undefined ? bytes : undefined, now)
+    this.put(op.stateKey, nums, packedBytes(op.stateKey, layout.length), undefined, now)
   }
 
   protected markAlerts(op: StoreOp, layout: Layout, limits: LimitResult[], now: number): void {
@@ -166,6 +164,28 @@ export class InPlaceDecisions extends MemoryEntries {
     const b = outcome.block!
     this.writeBoxed(block.key, b, blockTtlMs(b, now, block.params), now)
     return b.until - now
+  }
+}
+
+/** Copies `from` into `into` (of the same length); answers `into`. */
+function copyInto(into: number[], from: readonly number[]): number[] {
+  for (let k = 0; k < from.length; k++) into[k] = from[k]!
+  return into
+}
+
+/** Puts back the numbers the admitting checks of a denied op replaced (`saved`). */
+function putBack(
+  layout: Layout,
+  limits: readonly LimitResult[],
+  nums: number[],
+  saved: readonly number[],
+  n: number,
+): void {
+  for (let i = 0; i < n; i++) {
+    if (!limits[i]!.allowed) continue
+    const at = layout.offsets[i]!
+    const end = at + layout.widths[i]!
+    for (let k = at; k < end; k++) nums[k] = saved[k]!
   }
 }
 

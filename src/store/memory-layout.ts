@@ -41,10 +41,13 @@ export interface Layout {
   /** A state of all zeros (every limit full), read in place of a subject with none. Never written. */
   zeros: readonly number[]
   /**
-   * Scratch for the in-place checks: what each would charge, at the limit's offsets. Read only
-   * within the decision that wrote it (decisions never run re-entrantly), so one per layout will do.
+   * Scratch for the in-place checks: the numbers an admitted charge replaced, at the limit's
+   * offsets, put back when another limit denies. Read only within the decision that wrote it
+   * (decisions never run re-entrantly), so one per layout will do.
    */
-  next: number[]
+  saved: number[]
+  /** Scratch: a copy of a subject's numbers for the checks of an op that charges nothing (peek, blocked). */
+  scratch: number[]
 }
 
 const layouts = new WeakMap<readonly LimitDefinition[], Layout>()
@@ -85,7 +88,8 @@ export function layoutOf(limits: readonly LimitDefinition[]): Layout {
       checks,
       widths,
       zeros,
-      next: new Array<number>(at).fill(0),
+      saved: new Array<number>(at).fill(0),
+      scratch: new Array<number>(at).fill(0),
     }
     layouts.set(limits, layout)
   }

@@ -116,7 +116,8 @@ export class MemoryStore extends InPlaceDecisions implements Store {
     const { mode } = op
     if (mode === 'reset' || mode === 'unblock') return this.forget(op, now, out)
     const layout = this.layoutFor(op.limits)
-    if (layout.inPlace && mode !== 'adjust' && this.inPlace) {
+    // `=== true`: V8 tests a field it cannot prove boolean for every falsy value otherwise.
+    if (layout.inPlace === true && mode !== 'adjust' && this.inPlace === true) {
       const slot = this.slotOf(op)
       // Anything but this layout's numbers under the key (a hand-made op) takes the general path.
       if (slot === undefined || (Array.isArray(slot) && slot.length === layout.length)) {
@@ -353,9 +354,10 @@ interface Evaluation {
 
 /** A result for `n` limits, to be filled by commit(). */
 function newResult(n: number): StoreResult {
-  const limits: LimitResult[] = new Array(n)
+  // Grown by push, not new Array(n): a packed array, read without a test for holes.
+  const limits: LimitResult[] = []
   for (let i = 0; i < n; i++) {
-    limits[i] = { allowed: false, remaining: 0, resetMs: 0, retryAfterMs: 0, alerted: false }
+    limits.push({ allowed: false, remaining: 0, resetMs: 0, retryAfterMs: 0, alerted: false })
   }
   return { now: 0, allowed: false, blockedMs: 0, blockedNow: false, limits }
 }

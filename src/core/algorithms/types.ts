@@ -96,17 +96,20 @@ export interface Algorithm<D extends LimitBase, S, C = unknown> {
   adjust(state: S | undefined, now: number, delta: number, d: D, ctx: AdjustContext): Step<S>
   /**
    * check() on the packed numbers themselves, for an algorithm with `packed` state (MemoryStore's
-   * fast path: no state object, no Step): reads the state at `nums[at]…` (zeros: none), writes the
-   * state a charge would leave to the same places of `next` and the step's figures to `out`, and
-   * returns whether it admits. Must give exactly check()'s answers (test/memory-in-place.test.ts).
+   * fast path: no state object, no Step): reads the state at `nums[at]…` (zeros: none); when it
+   * admits, writes the state the charge leaves in the same places (zeros when the limit is full
+   * again: resetMs 0, as the general path stores no state then) and the numbers it replaced to
+   * the same places of `saved`, for the store to put back when another limit denies. A denial
+   * writes no numbers. The step's figures go to `out`; returns whether it admits. Must give
+   * exactly check()'s answers and states (test/memory-in-place.test.ts).
    */
   checkPacked?(
-    nums: readonly number[],
+    nums: number[],
     at: number,
     now: number,
     cost: number,
     d: D,
-    next: number[],
+    saved: number[],
     out: StepFigures,
   ): boolean
   /** Numbers kept under the subject's state key; undefined for state under its own key (logs, leases). */
