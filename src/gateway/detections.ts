@@ -1,7 +1,7 @@
 /**
  * The gateway's side of the abuse detectors: one detector store for the process (it outlives
- * reloads: Redis when the limits are in Redis, else memory), the prompt a call is judged by, and
- * detections into the admin events feed and the audit log.
+ * reloads: Redis when the limits are in Redis, else memory) and detections into the admin events
+ * feed and the audit log.
  */
 import { accessSync, constants } from 'node:fs'
 import type { Logger } from 'pino'
@@ -14,9 +14,7 @@ import type { DetectorStore } from '../store/detectors/types.js'
 import { ConfigError } from './config/load.js'
 import type { GatewayConfig } from './config/schema.js'
 import type { GatewayControl } from './control-plane.js'
-import type { ValidRequest } from './dialects/types.js'
 import type { GatewayStore } from './store.js'
-import type { PromptParts } from './tokens.js'
 
 /** The detector store of a gateway, or undefined when no detector is configured. */
 export function detectorStoreFor(config: GatewayConfig, stores: GatewayStore): DetectorStore | undefined {
@@ -49,14 +47,6 @@ export function checkGeoIp(config: GatewayConfig): CountryLookup | undefined {
     throw new ConfigError([`geoip.database: cannot read ${path} (${(error as Error).message})`])
   }
   return { country: () => undefined }
-}
-
-/**
- * What a call's prompt is, for loop detection: its model and the text of its prompt (`parts`, the
- * dialect's prompt parts of `valid`, read once for the token estimate too).
- */
-export function promptOf(valid: ValidRequest, parts: PromptParts): string {
-  return `${valid.model}\n${parts.texts.join('\n')}`
 }
 
 /** The subject's identity fields as the accounting knows them (subject and tier). */

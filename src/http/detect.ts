@@ -160,10 +160,12 @@ export class Detectors<Req = unknown> {
   /**
    * check(), answered at once when the store answers at once (memory): no promise and no turn of
    * the event loop for the caller that can take the answer as it is (the gateway's call path).
+   * With `more`, the prompt is `[prompt, ...more].join('\n')`, fingerprinted without the join.
    */
   checkNow(
     identity: Identity,
     prompt: string | undefined,
+    more?: readonly string[],
   ): DetectionRefusal | undefined | Promise<DetectionRefusal | undefined> {
     const set = this.setFor(identity.tier, identity.keyId)
     const isKey = identity.kind === 'key'
@@ -174,6 +176,7 @@ export class Detectors<Req = unknown> {
         : undefined
     const step = checkStep(set, {
       prompt,
+      more,
       address: identity.ipGroup ?? identity.ip,
       isKey,
       country,

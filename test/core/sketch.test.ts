@@ -162,13 +162,40 @@ describe('fingerprint', () => {
     for (const text of texts) expect(fingerprint(text), JSON.stringify(text)).toEqual(reference(text))
   })
 
+  it('in parts: equals the definition of the parts joined by newlines, ASCII or not', () => {
+    const next = random(0x1b873593)
+    const ascii = PIECES.filter((p) => [...p].every((c) => c.charCodeAt(0) < 0x80))
+    for (let t = 0; t < 2000; t++) {
+      const pieces = t % 2 === 0 ? ascii : PIECES
+      const parts: string[] = []
+      for (let k = 1 + next(4); k > 0; k--) {
+        let s = ''
+        for (let i = next(t % 50 === 0 ? 900 : 30); i > 0; i--) s += pieces[next(pieces.length)]
+        parts.push(s)
+      }
+      const [first, ...more] = parts
+      expect(fingerprint(first!, more), JSON.stringify(parts)).toEqual(reference(parts.join('\n')))
+    }
+    expect(fingerprint('gpt-4o-mini', [])).toEqual(reference('gpt-4o-mini\n'))
+    expect(fingerprint('', ['', ''])).toEqual(reference('\n\n'))
+    expect(fingerprint('Model', ['One TWO', 'thrEE', 'Four five'])).toEqual(
+      reference('Model\nOne TWO\nthrEE\nFour five'),
+    )
+  })
+
   it('splits words on exactly the code units `\\s` matches', () => {
     for (let c = 0; c < 0x10000; c++) {
-      const text = `Ab${String.fromCharCode(c)}cd ef gh`
-      const got = fingerprint(text)
-      const want = reference(text)
-      if (got.hash !== want.hash || got.hi !== want.hi || got.lo !== want.lo) {
-        expect(got, `code unit ${c.toString(16)}`).toEqual(want)
+      const ch = String.fromCharCode(c)
+      const cases: [{ hash: string; hi: number; lo: number }, string][] = [
+        [fingerprint(`Ab${ch}cd ef gh`), `Ab${ch}cd ef gh`],
+        // In parts, each after a newline: read part by part, ASCII lower-cased as it is read.
+        [fingerprint('Ab', [`x${ch}Cd`, 'EF gh']), `Ab\nx${ch}Cd\nEF gh`],
+      ]
+      for (const [got, text] of cases) {
+        const want = reference(text)
+        if (got.hash !== want.hash || got.hi !== want.hi || got.lo !== want.lo) {
+          expect(got, `code unit ${c.toString(16)}`).toEqual(want)
+        }
       }
     }
   })

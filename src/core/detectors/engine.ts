@@ -200,6 +200,9 @@ export function checkSubject(state: SubjectState, step: CheckStep, now: number):
 
 /** The refusal a standing flag owes this request, if any: a block, a loop's throttle, a spend hold. */
 function gate(state: SubjectState, step: CheckStep, now: number): Refused | undefined {
+  // No flag ever set: none stands (each read below is a lookup by a name that varies, ~120
+  // instructions).
+  if (!state.flagged) return undefined
   let throttled = false
   let held = false
   for (const name of step.enforce) {

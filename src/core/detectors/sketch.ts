@@ -146,40 +146,56 @@ const COUNTS = new Int32Array(2 * PLANES)
 const HASHES = new Int32Array(2)
 
 /**
- * One pass over the lower-cased text `s` (flat: a string just made by toLowerCase — reading a
- * concatenation's characters costs several times more): the blocks of its words' hashes (the
- * first MAX_WORDS) into BLOCKS, the prompt hash's halves into HASHES; answers the number of words.
+ * One pass over the text `first`, then each of `more` after a newline (none: `first` alone): the
+ * blocks of its words' hashes (the first MAX_WORDS) into BLOCKS, the prompt hash's halves into
+ * HASHES; answers the number of words. Read as lower-cased where it is ASCII; with `raw`, a
+ * code unit above ASCII answers -1 (the caller lower-cases the whole text with toLowerCase, whose
+ * Unicode mappings may change its length, and scans that). Each string is best flat (reading a
+ * concatenation's characters costs several times more): `more` spares the caller joining them.
  */
-function scan(s: string): number {
-  const n = s.length
+function scan(first: string, more: readonly string[] | undefined, raw: boolean): number {
   const blocks = BLOCKS
+  const parts = more === undefined ? 0 : more.length
   let words = 0
   let inWord = false
   // Signed, as in fnv1a: the same bits without a double in the loop.
   let a = 0x811c9dc5 | 0
   let b = 0x9747b28c | 0
   let w = 0
-  for (let i = 0; i < n; i++) {
-    const c = s.charCodeAt(i)
-    if (isSpace(c)) {
-      if (inWord) {
-        if (words < MAX_WORDS) blocks[words] = wordBlock(w)
-        words++
-        inWord = false
-      }
-      continue
+  for (let p = -1; p < parts; p++) {
+    const s = p < 0 ? first : more![p]!
+    // The newline before a further part ends a word.
+    if (inWord) {
+      if (words < MAX_WORDS) blocks[words] = wordBlock(w)
+      words++
+      inWord = false
     }
-    if (!inWord) {
-      if (words > 0) {
-        a = Math.imul(a ^ 32, 0x01000193)
-        b = Math.imul(b ^ 32, 0x01000193)
+    const n = s.length
+    for (let i = 0; i < n; i++) {
+      let c = s.charCodeAt(i)
+      if (c < 0x80) {
+        if ((c - 65) >>> 0 < 26) c += 32
+      } else if (raw) return -1
+      if (isSpace(c)) {
+        if (inWord) {
+          if (words < MAX_WORDS) blocks[words] = wordBlock(w)
+          words++
+          inWord = false
+        }
+        continue
       }
-      w = 0x811c9dc5 | 0
-      inWord = true
+      if (!inWord) {
+        if (words > 0) {
+          a = Math.imul(a ^ 32, 0x01000193)
+          b = Math.imul(b ^ 32, 0x01000193)
+        }
+        w = 0x811c9dc5 | 0
+        inWord = true
+      }
+      a = Math.imul(a ^ c, 0x01000193)
+      b = Math.imul(b ^ c, 0x01000193)
+      w = Math.imul(w ^ c, 0x01000193)
     }
-    a = Math.imul(a ^ c, 0x01000193)
-    b = Math.imul(b ^ c, 0x01000193)
-    w = Math.imul(w ^ c, 0x01000193)
   }
   if (inWord) {
     if (words < MAX_WORDS) blocks[words] = wordBlock(w)
@@ -220,15 +236,21 @@ function above(counts: Int32Array, at: number, half: number): number {
 
 /**
  * Both fingerprints of a prompt: `promptHash` and `simHash` of `normalisePrompt(text)`, in one
- * pass. The words of the lower-cased text (the normalised text is they joined by one space) are
- * found, and the prompt hash and each word's hash computed, as the text is read; the shingles are
- * hashed from their words' hashes, each word's characters read once, not six times (three
- * shingles, two seeds). No string is made but the lower-cased text and the hash's digits;
- * test/core/sketch.test.ts holds the results equal to the definition.
+ * pass — with `more`, of `[text, ...more].join('\n')`, read part by part and not joined. The
+ * words of the lower-cased text (the normalised text is they joined by one space) are found, and
+ * the prompt hash and each word's hash computed, as the text is read; the shingles are hashed
+ * from their words' hashes, each word's characters read once, not six times (three shingles, two
+ * seeds). An ASCII text is lower-cased as it is read; another is lower-cased first
+ * (toLowerCase). No string is made but the hash's digits (and the lower-cased text, when not
+ * ASCII); test/core/sketch.test.ts holds the results equal to the definition.
  */
-export function fingerprint(text: string): { hash: string; hi: number; lo: number } {
-  const s = text.toLowerCase()
-  const words = scan(s)
+export function fingerprint(
+  text: string,
+  more?: readonly string[],
+): { hash: string; hi: number; lo: number } {
+  let words = scan(text, more, true)
+  if (words < 0)
+    words = scan((more === undefined ? text : [text, ...more].join('\n')).toLowerCase(), undefined, false)
   const hash = hex16(HASHES[0]! >>> 0, HASHES[1]! >>> 0)
   if (words <= 3) {
     // One shingle of all the words (none: no shingle, no bit set): each bit is its hash's.

@@ -6,20 +6,17 @@
  * Bounded per subject: at most `maxLoopEntries` fingerprints, at most `addressCap` addresses, at
  * most `countryCap` countries and a few numbers (see docs/abuse.md for the bytes).
  */
+
+import { LoopEntries, type LoopEntry } from './loop-entries.js'
 import { BLOCK, type DetectorName, MAX_ENTRIES, THROTTLE } from './options.js'
-import { bitsApart, fnv1a } from './sketch.js'
+import { fnv1a } from './sketch.js'
+
+export { LoopEntries, type LoopEntry }
 
 /** A detector's standing for a subject: level 0..3, until when (0 = until an operator clears it). */
 export interface Flag {
   lv: number
   until: number
-}
-
-export interface LoopEntry {
-  at: number
-  hash: string
-  hi: number
-  lo: number
 }
 
 export interface SpendState {
@@ -49,135 +46,6 @@ export interface AddressHistory {
   n: number
 }
 
-/** The numbers of an empty ring, shared (never written: the first add resizes). */
-const NO_TIMES = new Float64Array(0)
-const NO_BITS = new Int32Array(0)
-
-/**
- * A subject's loop fingerprints, newest first, at most `capacity` (a ring: adding one moves
- * nothing, and the numbers lie in typed arrays, which observeLoop scans per request). Each
- * hash comes with a 32-bit digest of it: hashes are compared only when their digests are equal.
- * The 32-bit numbers (SimHash halves, digest) are kept apart from the times, as int32: read from
- * a Float64Array each was a double to convert before its bits could be compared.
- */
-export class LoopEntries {
-  /** Fingerprints kept. */
-  length = 0
-  /** The newest one's slot. */
-  private head = -1
-  /** Per slot: its time. */
-  private times = NO_TIMES
-  /** Per slot: SimHash hi, SimHash lo, the hash's digest (int32: the same bits, signed). */
-  private bits = NO_BITS
-  private hashes: string[] = []
-  /** Whether the times fall from the newest on (false once a clock went back, until emptied). */
-  private ordered = true
-
-  get capacity(): number {
-    return this.hashes.length
-  }
-
-  /** The `i`-th newest (0: the newest). */
-  at(i: number): LoopEntry {
-    const slot = this.slot(i)
-    const b = this.bits
-    return {
-      at: this.times[slot]!,
-      hash: this.hashes[slot]!,
-      hi: b[3 * slot]! >>> 0,
-      lo: b[3 * slot + 1]! >>> 0,
-    }
-  }
-
-  private slot(i: number): number {
-    const s = this.head - i
-    return s < 0 ? s + this.capacity : s
-  }
-
-  /** Adds the newest entry, keeping at most `max` (the oldest go); `digest` is fnv1a(e.hash). */
-  add(e: LoopEntry, max: number, digest = fnv1a(e.hash)): void {
-    if (max !== this.capacity) this.resize(max)
-    if (this.length === 0) this.ordered = true
-    else if (e.at < this.times[this.head]!) this.ordered = false
-    const slot = this.head + 1 === max ? 0 : this.head + 1
-    this.head = slot
-    this.times[slot] = e.at
-    this.bits[3 * slot] = e.hi
-    this.bits[3 * slot + 1] = e.lo
-    this.bits[3 * slot + 2] = digest
-    this.hashes[slot] = e.hash
-    if (this.length < max) this.length++
-  }
-
-  private resize(max: number): void {
-    const keep = Math.min(this.length, max)
-    const kept = Array.from({ length: keep }, (_, i) => this.at(keep - 1 - i))
-    this.times = new Float64Array(max)
-    this.bits = new Int32Array(3 * max)
-    this.hashes = new Array<string>(max).fill('')
-    this.head = -1
-    this.length = 0
-    for (const e of kept) this.add(e, max)
-  }
-
-  /**
-   * Among the entries from the newest on while they are later than `since`: how many have the
-   * hash `hash` (whose fnv1a is `digest`), and how many a SimHash within `distance` bits of
-   * (`hi`, `lo`) (0: none counted). The older ones are forgotten.
-   */
-  count(since: number, hash: string, digest: number, hi: number, lo: number, distance: number) {
-    const live = this.liveAfter(since)
-    this.length = live
-    const b = this.bits
-    const d = digest | 0
-    const h = hi | 0
-    const l = lo | 0
-    const within = distance | 0
-    let exact = 0
-    let near = 0
-    // The live slots, newest first, are head down to 0 and then from the end down: two runs,
-    // counted in slot order (the counts do not depend on it).
-    const head = this.head
-    const first = Math.max(head + 1 - live, 0)
-    const wrapped = live - (head + 1 - first)
-    for (let run = 0; run < 2; run++) {
-      const to = run === 0 ? head + 1 : this.capacity
-      for (let slot = run === 0 ? first : to - wrapped; slot < to; slot++) {
-        const i = 3 * slot
-        if (b[i + 2] === d && this.hashes[slot] === hash) exact++
-        if (within <= 0) continue
-        const x = b[i]! ^ h
-        const y = b[i + 1]! ^ l
-        // Within 3 bits, two SimHashes share one of their four 16-bit quarters at least
-        // (pigeonhole): most pairs are counted out by that, before the bits are counted.
-        if (within < 4 && (x & 0xffff) !== 0 && x >>> 16 !== 0 && (y & 0xffff) !== 0 && y >>> 16 !== 0)
-          continue
-        if (bitsApart(x, y, 0, 0) <= within) near++
-      }
-    }
-    return { exact, near }
-  }
-
-  /** How many entries from the newest on are later than `since`. */
-  private liveAfter(since: number): number {
-    const times = this.times
-    if (!this.ordered) {
-      let k = 0
-      while (k < this.length && times[this.slot(k)]! > since) k++
-      return k
-    }
-    // Times fall from the newest on: a binary search finds where they reach `since`.
-    let low = 0
-    let high = this.length
-    while (low < high) {
-      const mid = (low + high) >>> 1
-      if (times[this.slot(mid)]! > since) low = mid + 1
-      else high = mid
-    }
-    return low
-  }
-}
-
 export interface SubjectState {
   loop: LoopEntries
   addrs: Map<string, number>
@@ -185,6 +53,8 @@ export interface SubjectState {
   countries: Map<string, number>
   hist: AddressHistory
   flags: Partial<Record<DetectorName, Flag>>
+  /** Whether a flag was ever set in `flags` (none: a check's gate has nothing to read). */
+  flagged: boolean
   /** The throttle's per-minute counter: minute index and requests in it. */
   rm: number
   rn: number
@@ -201,6 +71,7 @@ export function emptyState(): SubjectState {
     countries: new Map(),
     hist: emptyHistory(),
     flags: {},
+    flagged: false,
     rm: -1,
     rn: 0,
     spend: { b: 0, m: -1, s: 0, h: 0 },
@@ -233,6 +104,7 @@ export function raise(
   const until = holdMs > 0 ? now + holdMs : 0
   if (level > f.lv) {
     state.flags[name] = { lv: level, until }
+    state.flagged = true
     return true
   }
   if (level === f.lv && f.until > 0)

@@ -94,12 +94,46 @@ const scrapeParams = once(
   }),
 )
 
-/** Detectors of the set that act (on, and not in shadow mode), one list per set. */
-const enforcedBy = once((set: DetectorSet) => enforced(set))
+/**
+ * A set's parameter objects (each still one per options object) and what its steps read of it,
+ * found with one lookup a step instead of one a detector.
+ */
+interface SetParams {
+  /** Detectors of the set that act (on, and not in shadow mode). */
+  enforce: readonly DetectorName[]
+  loop: LoopParams | undefined
+  throttlePerMinute: number
+  address: AddressParams | undefined
+  country: CountryParams | undefined
+  spend: SpendParams | undefined
+  hold: boolean
+  spendUsd: boolean
+  scrape: ScrapeParams | undefined
+  /** The scraping detector's bucket when it throttles. */
+  scrapeBucketMs: number | undefined
+}
+
+const paramsOf = once((set: DetectorSet): SetParams => {
+  const { loop, sharedKey, spend, scraping } = set
+  return {
+    enforce: enforced(set),
+    loop: loop === false ? undefined : loopParams(loop),
+    throttlePerMinute: loop === false ? 0 : loop.throttlePerMinute,
+    address: sharedKey === false ? undefined : addressParams(sharedKey),
+    country: sharedKey !== false && countsCountries(set) ? countryParams(sharedKey) : undefined,
+    spend: spend === false ? undefined : spendParams(spend),
+    hold: spend !== false && spend.hold,
+    spendUsd: spend !== false && spend.unit === 'usd',
+    scrape: scraping === false ? undefined : scrapeParams(scraping),
+    scrapeBucketMs: scraping !== false && scraping.action === 'throttle' ? scraping.bucketMs : undefined,
+  }
+})
 
 export interface RequestFacts {
   /** The prompt's text (the gateway's messages, or what the app's `prompt` hook returns). */
   prompt?: string | undefined
+  /** Further parts of the prompt, each after a newline (the gateway's, not joined: see fingerprint()). */
+  more?: readonly string[] | undefined
   /** The caller's address bucket (an IPv6 /64), counted for keys only. */
   address?: string | undefined
   /** The subject is an API key (shared-key detection applies to keys). */
@@ -110,24 +144,21 @@ export interface RequestFacts {
 
 /** The check step for a request; undefined when no detector looks at it. */
 export function checkStep(set: DetectorSet, facts: RequestFacts): CheckStep | undefined {
-  const step: CheckStep = { throttlePerMinute: 0, enforce: enforcedBy(set) }
-  const loop = set.loop
-  if (loop !== false && facts.prompt !== undefined && facts.prompt !== '') {
+  const p = paramsOf(set)
+  const step: CheckStep = { throttlePerMinute: 0, enforce: p.enforce }
+  const prompt = facts.prompt
+  if (p.loop !== undefined && prompt !== undefined && (prompt !== '' || facts.more !== undefined)) {
     // Fields named one by one: spreading the fingerprint took ~10 µs a request (V8's slow path).
-    const f = fingerprint(facts.prompt)
-    step.loop = { hash: f.hash, hi: f.hi, lo: f.lo, params: loopParams(loop) }
-    step.throttlePerMinute = loop.throttlePerMinute
+    const f = fingerprint(prompt, facts.more)
+    step.loop = { hash: f.hash, hi: f.hi, lo: f.lo, params: p.loop }
+    step.throttlePerMinute = p.throttlePerMinute
   }
-  const shared = set.sharedKey
-  if (shared !== false && facts.isKey && facts.address !== undefined) {
-    step.address = { address: facts.address, params: addressParams(shared) }
-    if (countsCountries(set)) {
-      step.address.country = { code: facts.country ?? '', params: countryParams(shared) }
-    }
+  if (p.address !== undefined && facts.isKey && facts.address !== undefined) {
+    step.address = { address: facts.address, params: p.address }
+    if (p.country !== undefined) step.address.country = { code: facts.country ?? '', params: p.country }
   }
-  if (set.spend !== false) step.spend = spendParams(set.spend)
-  if (set.scraping !== false && set.scraping.action === 'throttle')
-    step.scrapeBucketMs = set.scraping.bucketMs
+  if (p.spend !== undefined) step.spend = p.spend
+  if (p.scrapeBucketMs !== undefined) step.scrapeBucketMs = p.scrapeBucketMs
   if (
     step.loop === undefined &&
     step.address === undefined &&
@@ -158,14 +189,12 @@ export function recordStep(
   cost: { tokens: number; usd: number },
   used: number | undefined,
 ): RecordStep | undefined {
+  const p = paramsOf(set)
   const step: RecordStep = {}
-  const spend = set.spend
-  if (spend !== false) {
-    const amount = spend.unit === 'usd' ? cost.usd : cost.tokens
-    if (Number.isFinite(amount) && amount >= 0)
-      step.spend = { params: spendParams(spend), amount, hold: spend.hold }
+  if (p.spend !== undefined) {
+    const amount = p.spendUsd ? cost.usd : cost.tokens
+    if (Number.isFinite(amount) && amount >= 0) step.spend = { params: p.spend, amount, hold: p.hold }
   }
-  const scraping = set.scraping
-  if (scraping !== false && used !== undefined) step.scrape = { used, params: scrapeParams(scraping) }
+  if (p.scrape !== undefined && used !== undefined) step.scrape = { used, params: p.scrape }
   return step.spend === undefined && step.scrape === undefined ? undefined : step
 }

@@ -10,7 +10,6 @@ import type { Decision, Limiter } from '../../limiter.js'
 import type { ChargeInfo } from '../accounting.js'
 import { exceedsCapacity, tokenCapacity } from '../admission.js'
 import { lowerBound } from '../counting.js'
-import { promptOf } from '../detections.js'
 import type { Dialect, DialectRoute, Estimate, ValidRequest } from '../dialects/types.js'
 import { invalidRequest, wrongDialect } from '../errors.js'
 import { type ProxyCall, proxyCall } from '../proxy.js'
@@ -67,7 +66,9 @@ async function serveCall(
   let headers: Record<string, string> = {}
   if (limiter !== undefined && sluice.detectors !== undefined) {
     // A MemoryStore answers at once: taken as it is, with no promise and no turn to wait.
-    const checked = sluice.detectors.checkNow(identity, promptOf(valid, parts))
+    // The prompt a loop is judged by: `${model}\n` and the prompt parts the token estimate read,
+    // each after a newline — given as parts, not joined (the fingerprint reads them in turn).
+    const checked = sluice.detectors.checkNow(identity, valid.model, parts.texts)
     const refusal = checked instanceof Promise ? await checked : checked
     if (refusal !== undefined) {
       return reply.code(refusal.status).headers(refusal.headers).send(refusal.body)

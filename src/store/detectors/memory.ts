@@ -68,22 +68,29 @@ export class MemoryDetectorStore implements DetectorStore {
     return this.clock()
   }
 
+  /** The subject seen last: the newest in `subjects`' order already, not moved again. */
+  private newest: string | undefined
+
   private state(subject: string, now: number): SubjectState {
     let held = this.subjects.get(subject)
+    // The least recently seen go first: a subject seen again moves to the end of the map's order
+    // (deleted and set again), unless it is there already (most calls come from few subjects).
+    const last = held !== undefined && subject === this.newest
     if (held !== undefined) {
-      this.subjects.delete(subject)
+      if (!last) this.subjects.delete(subject)
       if (held.expires <= now) held = undefined
     }
     if (held === undefined) {
       held = { state: emptyState(), expires: 0 }
-      if (this.subjects.size >= this.maxSubjects) {
+      if (!last && this.subjects.size >= this.maxSubjects) {
         const oldest = this.subjects.keys().next().value
         if (oldest !== undefined) this.subjects.delete(oldest)
       }
-    }
+      this.subjects.set(subject, held)
+    } else if (!last) this.subjects.set(subject, held)
+    this.newest = subject
     held.expires = now + this.ttlMs
     held.state.allow = this.allowedUntil(subject, now)
-    this.subjects.set(subject, held)
     return held.state
   }
 
