@@ -16,7 +16,9 @@
  * `--base <dir>`: another checkout's detector store too (its src/, with a node_modules), counted
  * in turn with this one, base first, every repeat. `--loop off`: the loop detector off;
  * `--near <bits>`: its nearDistance; `--prompts <k>`: k prompts over and over (a loop: each check
- * then matches earlier ones, of its call too, and the detector raises its levels).
+ * then matches earlier ones, of its call too, and the detector raises its levels). Each count also
+ * says how the checks of its HIGH run were answered (refused by which detector at which level):
+ * a loop throttled or blocked still has every check observe and count in Redis.
  */
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -69,8 +71,11 @@ async function checkout(name: string, dir: string): Promise<Checkout> {
   return { name, core, Store }
 }
 
+/** How the checks of a run were answered: 'passed' or '<detector> level <n>', and how many. */
+type Answers = Map<string, number>
+
 /** Every instruction a fresh counted redis-server ran for `turns` turns of the checkout's steps. */
-async function total(c: Checkout, turns: number, dir: string): Promise<number> {
+async function total(c: Checkout, turns: number, dir: string, answers?: Answers): Promise<number> {
   const server = await startCountedRedis(dir, `${c.name}-${turns}`)
   const client = new Redis(server.port, '127.0.0.1', { maxRetriesPerRequest: null })
   try {
@@ -81,7 +86,12 @@ async function total(c: Checkout, turns: number, dir: string): Promise<number> {
       const steps: Promise<unknown>[] = []
       for (let i = 0; i < CHECKS; i++) {
         const step = c.core.checkStep(set, { prompt: prompt(n++), address: '127.0.0.1', isKey: true })
-        steps.push(store.check('key:bench', step))
+        steps.push(
+          store.check('key:bench', step).then((o: { refused?: { detector: string; level: number } }) => {
+            const what = o.refused === undefined ? 'passed' : `${o.refused.detector} level ${o.refused.level}`
+            answers?.set(what, (answers.get(what) ?? 0) + 1)
+          }),
+        )
       }
       for (let i = 0; i < CHECKS; i++) {
         steps.push(store.record('key:bench', c.core.recordStep(set, { tokens: 30, usd: 0.0001 }, 0.001)))
@@ -95,7 +105,12 @@ async function total(c: Checkout, turns: number, dir: string): Promise<number> {
 }
 
 async function perCall(c: Checkout, dir: string): Promise<number> {
-  const high = await total(c, HIGH, dir)
+  const answers: Answers = new Map()
+  const high = await total(c, HIGH, dir, answers)
+  const all = [...answers.values()].reduce((a, b) => a + b, 0)
+  console.log(
+    `${c.name}: checks of the run of ${HIGH} turns: ${[...answers].map(([k, v]) => `${k} ${v}`).join(', ')} (of ${all})`,
+  )
   const low = await total(c, LOW, dir)
   return (high - low) / ((HIGH - LOW) * CHECKS)
 }

@@ -24,13 +24,21 @@
  * defaults, a spend floor no call reaches). With `--store redis://…` the gateway keeps its state
  * in that Redis (use one nothing else uses: it is flushed before each count) instead of a
  * MemoryStore; only the gateway process is counted (redis-server's side: bench/detector-commands.ts
- * --instructions). Counts with the detectors have still differed between runs of one checkout —
+ * --instructions). `--in-flight N` sends the calls N at a time (16 by default; 1: one call at a
+ * time, where nothing batches per event-loop turn). `--passthrough` also counts the bench's
+ * pass-through proxy (bare Fastify + undici, bench/workers/passthrough.mjs) the same way.
+ * `--keep <dir>` keeps each count's callgrind output there with V8's perf map of the process
+ * (node --perf-basic-prof), which names the JIT code callgrind knows by address only
+ * (bench/callgrind-names.ts). Counts with the detectors have still differed between runs of one checkout —
  * mostly within 2 %, once by 12 % and once by 60 % (a major GC among the counted calls or not,
  * most likely): count more than once (`--repeat`) before reading a few per cent.
  *
  *   npx tsx bench/gateway-instructions.ts [--warmup 20000] [--requests 5000] [--base <dir>] [--repeat 1]
  *                                         [--detectors] [--store memory|redis://127.0.0.1:6379]
+ *                                         [--in-flight 16] [--passthrough] [--keep <dir>]
  */
+import { linkSync, mkdirSync, rmSync } from 'node:fs'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { Redis } from 'ioredis'
@@ -52,6 +60,9 @@ const { values } = parseArgs({
     repeat: { type: 'string' },
     detectors: { type: 'boolean' },
     store: { type: 'string' },
+    'in-flight': { type: 'string' },
+    passthrough: { type: 'boolean' },
+    keep: { type: 'string' },
   },
 })
 const warmup = Number(values.warmup ?? 20000)
@@ -59,7 +70,10 @@ const requests = Number(values.requests ?? 5000)
 const repeat = Number(values.repeat ?? 1)
 const detectors = values.detectors === true
 const redisUrl = values.store === undefined || values.store === 'memory' ? undefined : values.store
-const IN_FLIGHT = 16
+const IN_FLIGHT = Number(values['in-flight'] ?? 16)
+const passthrough = values.passthrough === true
+const keep = values.keep
+if (keep !== undefined) mkdirSync(keep, { recursive: true })
 const KEY = detectors ? API_KEY : generateApiKey()
 const CALL = {
   method: 'POST' as const,
@@ -82,6 +96,8 @@ interface Variant {
   name: string
   root: string
   on: boolean
+  /** The bench's pass-through proxy (bench/workers/passthrough.mjs) instead of a gateway. */
+  passthrough?: boolean
 }
 const variants: Variant[] = trees.flatMap(([name, root]) =>
   detectors
@@ -91,6 +107,7 @@ const variants: Variant[] = trees.flatMap(([name, root]) =>
       ]
     : [{ name, root, on: false }],
 )
+if (passthrough) variants.push({ name: 'pass-through proxy', root: '', on: false, passthrough: true })
 const mock = await Worker.start(new URL('./workers/gateway-server.ts', import.meta.url), {
   role: 'mock',
   sluice: trees[0]![1],
@@ -98,6 +115,7 @@ const mock = await Worker.start(new URL('./workers/gateway-server.ts', import.me
 const admin = redisUrl === undefined ? undefined : new Redis(redisUrl)
 
 /** Instructions of one gateway process while it served `calls` calls after `warmup` others. */
+let saved = 0
 async function count(v: Variant, calls: number): Promise<number> {
   await admin?.flushall()
   const config = {
@@ -106,8 +124,11 @@ async function count(v: Variant, calls: number): Promise<number> {
     ...(redisUrl !== undefined && { store: { type: 'redis', url: redisUrl, timeout: 60_000 } }),
     ...(v.on && { detectors: DETECTORS }),
   }
-  const args = JSON.stringify({ root: v.root, config, env: benchGatewayEnv(KEY) })
-  const gateway = CountedProcess.start(['--no-memory-reducer', WORKER, args], ['ignore', 'pipe', 'pipe'])
+  const args = JSON.stringify(
+    v.passthrough ? { passthrough: mock.info.url } : { root: v.root, config, env: benchGatewayEnv(KEY) },
+  )
+  const nodeFlags = ['--no-memory-reducer', ...(keep === undefined ? [] : ['--perf-basic-prof'])]
+  const gateway = CountedProcess.start([...nodeFlags, WORKER, args], ['ignore', 'pipe', 'pipe'])
   try {
     let text = ''
     const printed = (line: RegExp) =>
@@ -128,13 +149,23 @@ async function count(v: Variant, calls: number): Promise<number> {
         gateway.child.once('exit', () => reject(new Error(`the gateway exited:\n${gateway.stderr}`)))
       })
     const url = await printed(/ready (\S+)\n/)
+    // callgrind names JIT code by address only; V8's perf map (--perf-basic-prof) names it. A hard
+    // link now: V8 keeps appending to the file, and the link survives whoever cleans /tmp.
+    const file = keep === undefined ? undefined : join(keep, `${v.name.replace(/\W+/g, '-')}-${++saved}`)
+    if (file !== undefined) linkSync(`/tmp/perf-${gateway.child.pid}.map`, `${file}.perf.map`)
     const pool = new Pool(url, { connections: IN_FLIGHT, pipelining: 1 })
     await sendCalls(pool, warmup, IN_FLIGHT, callOf)
     await gateway.counting(true)
     await sendCalls(pool, calls, IN_FLIGHT, (n) => callOf(warmup + n))
     await gateway.counting(false)
     await pool.close()
-    return await gateway.total(() => gateway.child.kill('SIGTERM'))
+    const total = await gateway.total(() => gateway.child.kill('SIGTERM'))
+    if (file !== undefined) {
+      gateway.saveTo(`${file}.callgrind`)
+      rmSync(`/tmp/perf-${gateway.child.pid}.map`, { force: true })
+      process.stderr.write(`kept ${file}.callgrind and .perf.map\n`)
+    }
+    return total
   } finally {
     gateway.kill()
   }
@@ -178,6 +209,10 @@ if (trees.length === 2) {
       `${detectors ? (k === 0 ? 'detectors on, ' : 'detectors off, ') : '\n'}this tree / base: ${ratios(a, b, true)}`,
     )
   }
+}
+if (passthrough) {
+  const pt = of(variants[variants.length - 1]!)
+  for (const v of variants.slice(0, -1)) console.log(`${v.name} ÷ pass-through: ${ratios(of(v), pt, false)}`)
 }
 console.log(
   `${warmup} warm-up + ${requests} counted calls, ${IN_FLIGHT} in flight, ${redisUrl === undefined ? 'memory store' : 'Redis store'}, ledger on; load average before ${loadBefore}, after ${loadAverages()}`,

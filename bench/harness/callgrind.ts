@@ -5,7 +5,7 @@
  */
 import { type ChildProcess, execFile, type SpawnOptions, spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -73,6 +73,11 @@ export class CountedProcess {
     const m = /^totals:\s+(\d+)/m.exec(readFileSync(join(this.dir, 'out'), 'utf8'))
     if (!m) throw new Error(`no instruction count in callgrind's output:\n${this.stderrText}`)
     return Number(m[1]!)
+  }
+
+  /** Copies callgrind's output (after total()) to `path`, for callgrind_annotate. */
+  saveTo(path: string): void {
+    copyFileSync(join(this.dir, 'out'), path)
   }
 
   /** Ends the process if it still runs and removes its files (every count ends with it). */

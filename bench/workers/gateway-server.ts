@@ -13,15 +13,14 @@ import { createRequire } from 'node:module'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import Fastify from 'fastify'
 import { Redis } from 'ioredis'
-import { Pool } from 'undici'
 import type { MemoryStore } from '../../src/store/memory.js'
 import type { RedisStore } from '../../src/store/redis/store.js'
 import type { Store, StoreOp } from '../../src/store/types.js'
 import { builtModule } from '../harness/built.js'
 import { readCpuWith, send, serve, workerConfig } from '../harness/child.js'
 import { benchGatewayConfig, benchGatewayEnv } from '../harness/gateway-config.js'
+import { startPassThrough } from './passthrough.mjs'
 
 interface Config {
   role: 'mock' | 'gateway' | 'passthrough' | 'portkey'
@@ -72,26 +71,7 @@ if (config.role === 'mock') {
   url = upstream.url
   close = () => upstream.close()
 } else if (config.role === 'passthrough') {
-  const upstream = new URL(config.upstreamUrl!)
-  const base = upstream.pathname.replace(/\/$/, '')
-  // As many upstream connections as the gateway's default for an upstream (128).
-  const pool = new Pool(upstream.origin, { connections: 128, keepAliveTimeout: 30_000 })
-  const app = Fastify({ logger: false })
-  app.post('/v1/chat/completions', async (request, reply) => {
-    const res = await pool.request({
-      method: 'POST',
-      path: `${base}/chat/completions`,
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(request.body),
-    })
-    const text = await res.body.text()
-    return reply.code(res.statusCode).header('content-type', 'application/json').send(text)
-  })
-  url = await app.listen({ host: '127.0.0.1', port: 0 })
-  close = async () => {
-    await app.close()
-    await pool.close()
-  }
+  ;({ url, close } = await startPassThrough(config.upstreamUrl!))
 } else if (config.role === 'portkey') {
   ;({ url, close } = await startPortkey())
 } else {

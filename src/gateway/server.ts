@@ -12,7 +12,7 @@ import { shapeErrors } from './dialects/shape.js'
 import { boundedJsonParser } from './json-body.js'
 import { requestLogger } from './request-logger.js'
 import { handleCall } from './routes/call.js'
-import type { Gate, ServerDeps } from './routes/context.js'
+import { type Gate, RequestIdentities, type ServerDeps } from './routes/context.js'
 import { handleError } from './routes/errors.js'
 import { identifyCaller, knownRefusal } from './routes/identify.js'
 import { healthz, metrics, notFound, readyz, refuseWhileDraining } from './routes/system.js'
@@ -28,7 +28,7 @@ export function buildServer(deps: ServerDeps) {
   const { config } = deps
   const gate: Gate = {
     ...deps,
-    identities: new WeakMap(),
+    identities: new RequestIdentities(),
     counter: sharedCounter(),
     strikes: new OversizeStrikes(),
     uploads: new UploadGuard({

@@ -37,10 +37,27 @@ export interface ServerDeps {
 /** One gateway app's shared state, handed to every route handler. */
 export interface Gate extends ServerDeps {
   /** Who each /v1 request is, set by the identify hook before its body is read. */
-  identities: WeakMap<FastifyRequest, Identification>
+  identities: RequestIdentities
   counter: TokenCounter
   strikes: OversizeStrikes
   uploads: UploadGuard
+}
+
+/**
+ * Each request's identification, kept on the request itself under a symbol of this gateway's own:
+ * not in a WeakMap keyed by the request, whose values V8's minor GC keeps alive and promotes (see
+ * trace.ts).
+ */
+export class RequestIdentities {
+  private readonly key = Symbol('sluice.identification')
+
+  get(request: FastifyRequest): Identification | undefined {
+    return (request as unknown as Record<symbol, Identification | undefined>)[this.key]
+  }
+
+  set(request: FastifyRequest, id: Identification): void {
+    ;(request as unknown as Record<symbol, Identification | undefined>)[this.key] = id
+  }
 }
 
 /** Header on answers whose limits could not be checked: how the tier's outage policy decided. */

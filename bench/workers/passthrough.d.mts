@@ -1,0 +1,2 @@
+/** See passthrough.mjs. */
+export function startPassThrough(upstreamUrl: string): Promise<{ url: string; close(): Promise<void> }>
