@@ -55,6 +55,32 @@ export interface LimitFacts {
   windowSeconds: number
 }
 
+/**
+ * V8 gives a number field that ever held a number outside the small-integer range (a capacity of
+ * 1e12, a fraction of a dollar) its own box in every new object, even when the value is copied
+ * from another object: three boxes per limit status. One object of each shape made here, at load,
+ * with strings in those fields turns them into plain fields for every later object of the shape
+ * (same keys, same order): a number copied is a pointer copied, and a whole number in the
+ * small-integer range is not boxed. Values are untouched.
+ */
+function plainNumberFields(): void {
+  const s = '' as unknown as number
+  const facts: LimitFacts = { name: '', unit: 'requests', kind: 'tokenBucket', limit: s, windowSeconds: s }
+  const status: LimitStatus = {
+    name: '',
+    unit: 'requests',
+    kind: 'tokenBucket',
+    limit: s,
+    remaining: s,
+    resetMs: s,
+    windowSeconds: s,
+    allowed: false,
+  }
+  void facts
+  void status
+}
+plainNumberFields()
+
 /** Each limit's fixed figures, once per policy. */
 export function limitFacts(names: readonly string[], definitions: readonly LimitDefinition[]): LimitFacts[] {
   return definitions.map((d, i) => ({
