@@ -49,7 +49,7 @@ import { CountedProcess } from './harness/callgrind.js'
 import { sendCalls } from './harness/calls.js'
 import { Worker } from './harness/child.js'
 import { API_KEY, chatRequest, DETECTORS } from './harness/detector-gateway.js'
-import { benchGatewayConfig, benchGatewayEnv } from './harness/gateway-config.js'
+import { benchChatCall, benchGatewayConfig, benchGatewayEnv } from './harness/gateway-config.js'
 import { loadAverages } from './harness/machine.js'
 
 const { values } = parseArgs({
@@ -75,16 +75,7 @@ const passthrough = values.passthrough === true
 const keep = values.keep
 if (keep !== undefined) mkdirSync(keep, { recursive: true })
 const KEY = detectors ? API_KEY : generateApiKey()
-const CALL = {
-  method: 'POST' as const,
-  path: '/v1/chat/completions',
-  headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}` },
-  body: JSON.stringify({
-    model: 'gpt-4o-mini',
-    messages: [{ role: 'user', content: 'Say hello in five words.' }],
-    max_tokens: 16,
-  }),
-}
+const CALL = benchChatCall(KEY)
 /** The n-th call: with --detectors the detectors row's (its prompt, so its body, varies per call). */
 const callOf: (n: number) => Dispatcher.RequestOptions = detectors ? chatRequest : () => CALL
 const WORKER = fileURLToPath(new URL('./workers/gateway-plain.mjs', import.meta.url))

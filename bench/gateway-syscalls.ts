@@ -22,7 +22,7 @@ import { generateApiKey } from '../src/http/keys.js'
 import { ensureBuilt } from './harness/built.js'
 import { sendCalls } from './harness/calls.js'
 import { Worker } from './harness/child.js'
-import { benchGatewayConfig, benchGatewayEnv } from './harness/gateway-config.js'
+import { benchChatCall, benchGatewayConfig, benchGatewayEnv } from './harness/gateway-config.js'
 
 const { values } = parseArgs({
   options: {
@@ -36,16 +36,7 @@ const warmup = Number(values.warmup ?? 5000)
 const requests = Number(values.requests ?? 2000)
 const inFlight = Number(values['in-flight'] ?? 1)
 const KEY = generateApiKey()
-const CALL = {
-  method: 'POST' as const,
-  path: '/v1/chat/completions',
-  headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}` },
-  body: JSON.stringify({
-    model: 'gpt-4o-mini',
-    messages: [{ role: 'user', content: 'Say hello in five words.' }],
-    max_tokens: 16,
-  }),
-}
+const CALL = benchChatCall(KEY)
 const WORKER = fileURLToPath(new URL('./workers/gateway-plain.mjs', import.meta.url))
 
 const trees: [string, string][] = [['this tree', ensureBuilt(fileURLToPath(new URL('..', import.meta.url)))]]

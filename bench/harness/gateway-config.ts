@@ -26,3 +26,17 @@ export function benchGatewayConfig(upstreamUrl: string, ledgerPath: string): Rec
 export function benchGatewayEnv(apiKey: string): Record<string, string> {
   return { SLUICE_DEMO_KEY: apiKey, BENCH_UPSTREAM_KEY: 'unused' }
 }
+
+/** The counted benches' call: one short chat completion with `apiKey`, the same body every time. */
+export function benchChatCall(apiKey: string) {
+  return {
+    method: 'POST' as const,
+    path: '/v1/chat/completions',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${apiKey}` },
+    body: JSON.stringify({
+      model: 'gpt-4o-mini',
+      messages: [{ role: 'user', content: 'Say hello in five words.' }],
+      max_tokens: 16,
+    }),
+  }
+}

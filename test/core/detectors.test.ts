@@ -17,6 +17,7 @@ import {
   THROTTLE,
 } from '../../src/core/detectors/index.js'
 import { SluiceInputError } from '../../src/core/errors.js'
+import { type LoopEntry, observeList } from '../helpers/loop-list.js'
 
 const T0 = 1_700_000_000_000
 const set = (input = {}) => resolveDetectors(input).base
@@ -313,7 +314,7 @@ describe('the loop fingerprints (a ring)', () => {
     'counts as a newest-first list cut to max and to the window would, also when max changes (distance %i, clock going back %s)',
     (distance, back) => {
       const state = emptyState()
-      const list: { at: number; hash: string; hi: number; lo: number }[] = []
+      const list: LoopEntry[] = []
       const next = (() => {
         let x = 7
         return (below: number) => {
@@ -331,14 +332,8 @@ describe('the loop fingerprints (a ring)', () => {
         const e = { at: now, hash: `h${next(4)}`, hi, lo }
         const windowMs = 40 + next(60)
         // The list the ring stands for.
-        list.unshift(e)
-        if (list.length > max) list.length = max
-        let live = 0
-        while (live < list.length && list[live]!.at > now - windowMs) live++
-        list.length = live
-        const exact = list.filter((x) => x.hash === e.hash).length
-        const near = list.filter((x) => hamming(x, e) <= distance).length
-        expect(observeLoop(state, e, now, windowMs, max, distance)).toEqual({ exact, near })
+        const expected = observeList(list, e, now, windowMs, max, distance)
+        expect(observeLoop(state, e, now, windowMs, max, distance)).toEqual(expected)
         expect(state.loop.length).toBe(list.length)
         for (let j = 0; j < list.length; j++) expect(state.loop.at(j)).toEqual(list[j])
       }

@@ -7,7 +7,8 @@
  * quarters, bytes of them, or all of them.
  */
 import { describe, expect, it } from 'vitest'
-import { emptyState, hamming, observeLoop } from '../../src/core/detectors/index.js'
+import { emptyState, observeLoop } from '../../src/core/detectors/index.js'
+import { type LoopEntry, observeList } from '../helpers/loop-list.js'
 
 const T0 = 1_700_000_000_000
 
@@ -32,7 +33,7 @@ describe('the loop ring counted through its index', () => {
   ])('equals a plain list (seed %i, distance %i, capacity %i and others)', (seed, distance, capacity) => {
     const next = random(seed)
     const state = emptyState()
-    const list: { at: number; hash: string; hi: number; lo: number }[] = []
+    const list: LoopEntry[] = []
     // SimHashes near a few bases (0–4 bits flipped), or one of them exactly, or new.
     const bases = Array.from({ length: 6 }, () => [next(2 ** 32) >>> 0, next(2 ** 32) >>> 0] as const)
     let now = T0
@@ -55,14 +56,8 @@ describe('the loop ring counted through its index', () => {
       }
       const e = { at: now, hash: `h${next(5)}`, hi, lo }
       const windowMs = next(10) === 0 ? 40 : 200 + next(2000)
-      list.unshift(e)
-      if (list.length > max) list.length = max
-      let live = 0
-      while (live < list.length && list[live]!.at > now - windowMs) live++
-      list.length = live
-      const exact = list.filter((x) => x.hash === e.hash).length
-      const near = distance === 0 ? 0 : list.filter((x) => hamming(x, e) <= distance).length
-      expect(observeLoop(state, e, now, windowMs, max, distance)).toEqual({ exact, near })
+      const expected = observeList(list, e, now, windowMs, max, distance)
+      expect(observeLoop(state, e, now, windowMs, max, distance)).toEqual(expected)
       expect(state.loop.length).toBe(list.length)
       if (i % 50 === 0) for (let j = 0; j < list.length; j++) expect(state.loop.at(j)).toEqual(list[j])
     }

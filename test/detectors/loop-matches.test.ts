@@ -21,6 +21,15 @@ const arg = (h0: number, h1: number, hi: number, lo: number, distance = 3): Loop
   return { fingerprint, words, distance }
 }
 
+/** The loop detector alone: an alert at 2, distance 3, every match counted as near. */
+const loopOnly = (throttleAt: number, blockAt: number) =>
+  resolveDetectors({
+    loop: { alertAt: 2, throttleAt, blockAt, nearDistance: 3, nearFactor: 1, throttlePerMinute: 1000 },
+    spend: false,
+    sharedKey: false,
+    scraping: false,
+  }).base
+
 describe('loopMatches', () => {
   it("names the call's earlier matching checks by ordinal: near, identical, colliding", () => {
     const earlier: number[] = []
@@ -43,19 +52,7 @@ describe('loopMatches', () => {
 
 describe('a 64-bit hash collision among the checks of one call', () => {
   it('counts as identical, not near, as in the memory store', async () => {
-    const set = resolveDetectors({
-      loop: {
-        alertAt: 2,
-        throttleAt: 3,
-        blockAt: 4,
-        nearDistance: 3,
-        nearFactor: 1,
-        throttlePerMinute: 1000,
-      },
-      spend: false,
-      sharedKey: false,
-      scraping: false,
-    }).base
+    const set = loopOnly(3, 4)
     const step = checkStep(set, { prompt: 'any', isKey: false })!
     const as = (hash: string, hi: number, lo: number): CheckStep => ({
       ...step,
@@ -82,19 +79,7 @@ describe('a 64-bit hash collision among the checks of one call', () => {
 
 describe('a check that names no earlier check', () => {
   it('fails alone, observing nothing: the checks after it count as without it', async () => {
-    const set = resolveDetectors({
-      loop: {
-        alertAt: 2,
-        throttleAt: 0,
-        blockAt: 0,
-        nearDistance: 3,
-        nearFactor: 1,
-        throttlePerMinute: 1000,
-      },
-      spend: false,
-      sharedKey: false,
-      scraping: false,
-    }).base
+    const set = loopOnly(0, 0)
     const c = client()
     // The second check's fingerprint followed by ordinal 5: no check before it has that ordinal.
     let bad = -1
