@@ -5,6 +5,7 @@
  * floor no call reaches (they measure the observing, not the refusing) — or the detectors off.
  */
 import { Worker } from './child.js'
+import { benchChatCall } from './gateway-config.js'
 
 export const API_KEY = 'sk-sluice-vhn9jUn3oaGiugXwZvmQGnaWd8IWwMPqPJBk1trVA1U'
 export const DETECTORS = { spend: { floorPerMinute: 1e12 } }
@@ -13,16 +14,7 @@ export const DETECTOR_IN_FLIGHT = 16
 
 /** The n-th call of the detectors' workload: varied prompts, so that no loop fires. */
 export function chatRequest(n: number) {
-  return {
-    method: 'POST' as const,
-    path: '/v1/chat/completions',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${API_KEY}` },
-    body: JSON.stringify({
-      model: 'gpt-4o-mini',
-      messages: [{ role: 'user', content: `Question ${n}: say hello in ${n % 97} words, please.` }],
-      max_tokens: 16,
-    }),
-  }
+  return benchChatCall(API_KEY, `Question ${n}: say hello in ${n % 97} words, please.`)
 }
 
 const WORKER = new URL('../workers/gateway-server.ts', import.meta.url)

@@ -27,15 +27,15 @@ export function benchGatewayEnv(apiKey: string): Record<string, string> {
   return { SLUICE_DEMO_KEY: apiKey, BENCH_UPSTREAM_KEY: 'unused' }
 }
 
-/** The counted benches' call: one short chat completion with `apiKey`, the same body every time. */
-export function benchChatCall(apiKey: string) {
+/** The benches' call: one short chat completion with `apiKey` (by default the same prompt every time). */
+export function benchChatCall(apiKey: string, content = 'Say hello in five words.') {
   return {
     method: 'POST' as const,
     path: '/v1/chat/completions',
     headers: { 'content-type': 'application/json', authorization: `Bearer ${apiKey}` },
     body: JSON.stringify({
       model: 'gpt-4o-mini',
-      messages: [{ role: 'user', content: 'Say hello in five words.' }],
+      messages: [{ role: 'user', content }],
       max_tokens: 16,
     }),
   }

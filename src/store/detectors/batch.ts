@@ -299,7 +299,10 @@ export function loopMatches(a: LoopArg, earlier: number[]): Buffer {
   return matches === undefined ? fp : Buffer.concat([fp, Buffer.from(matches)])
 }
 
-/** Whether x and y have at most `d` bits set between them (one set bit at a time). */
+/**
+ * Whether x and y have at most `d` bits set between them, one set bit at a time: it stops at d + 1
+ * (most pairs are far apart), where bitsApart() (core/detectors/sketch.ts) counts all of them.
+ */
 function within(x: number, y: number, d: number): boolean {
   let left = d
   while (x !== 0) {
