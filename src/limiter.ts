@@ -5,6 +5,7 @@ import { algorithmOf, type LimitDefinition, type Unit, WELL_KNOWN_UNITS } from '
 import { promised } from './core/promised.js'
 import { type Decision, decisionOf, type LimitFacts, limitFacts } from './decision.js'
 import { type Costs, PolicyCosts } from './limiter-costs.js'
+import { type OneLimit, oneLimitPath } from './limiter-one.js'
 import { type BlockOptions, blockParams, normalizeLimit } from './limiter-options.js'
 import { consumeWaiting, reserveWaiting } from './limiter-wait.js'
 import { nextOpId } from './op-id.js'
@@ -103,6 +104,8 @@ export class Limiter {
   private readonly needsOpId: boolean
   /** The store's queues (docs/queueing.md), looked up on the first call that may wait. */
   private queueBackend: QueueBackend | undefined
+  /** consume, consumeSync and peek of one limit on a MemoryStore, without an op (limiter-one.ts). */
+  private readonly one: OneLimit | undefined
 
   constructor(options: LimiterOptions) {
     if (typeof options !== 'object' || options === null) {
@@ -195,6 +198,15 @@ export class Limiter {
     )
     this.passingCosts = this.costs.passing
     this.scratchCosts = [...this.passingCosts]
+    this.one = oneLimitPath(
+      options.store,
+      definitions,
+      this.facts,
+      this.passingCosts,
+      this.scratchCosts,
+      this.alertAt,
+      this.block !== undefined || this.needsOpId,
+    )
   }
 
   /**
@@ -223,7 +235,8 @@ export class Limiter {
       )
     }
     // A synchronous store makes the decision itself come back, not a promise.
-    return this.decideNow('consume', subject, costs) as Decision
+    return (this.one?.decide(this, subject, costs, true) ??
+      this.decideNow('consume', subject, costs)) as Decision
   }
 
   /** What consume would decide, charging nothing. */
@@ -360,6 +373,11 @@ export class Limiter {
     if (this.syncStore === undefined) return this.decideLater(mode, subject, costs)
     // The decision is made at once: one promise for it, no closure.
     try {
+      const one = this.one
+      if (one !== undefined && (mode === 'consume' || mode === 'peek')) {
+        const d = one.decide(this, subject, costs, mode === 'consume')
+        if (d !== undefined) return Promise.resolve(d)
+      }
       return Promise.resolve(this.decideNow(mode, subject, costs) as Decision)
     } catch (error) {
       return Promise.reject(error)
