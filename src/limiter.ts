@@ -214,7 +214,11 @@ export class Limiter {
    * `maxWaitMs`, a refusal by a rate limit that would pass within it waits in fair order instead.
    */
   consume(subject: string, costs?: Costs, options?: WaitOptions): Promise<Decision> {
-    if (options === undefined) return this.decide('consume', subject, costs)
+    if (options === undefined) {
+      return this.one === undefined
+        ? this.decide('consume', subject, costs)
+        : this.decideOne(subject, costs, true)
+    }
     // No closure per call: an uncontended queue should cost what the decision costs.
     try {
       const decision = consumeWaiting(this, subject, costs, options, this.needsOpId ? nextOpId() : '-')
@@ -241,7 +245,9 @@ export class Limiter {
 
   /** What consume would decide, charging nothing. */
   peek(subject: string, costs?: Costs): Promise<Decision> {
-    return this.decide('peek', subject, costs)
+    return this.one === undefined
+      ? this.decide('peek', subject, costs)
+      : this.decideOne(subject, costs, false)
   }
 
   /**
@@ -373,12 +379,17 @@ export class Limiter {
     if (this.syncStore === undefined) return this.decideLater(mode, subject, costs)
     // The decision is made at once: one promise for it, no closure.
     try {
-      const one = this.one
-      if (one !== undefined && (mode === 'consume' || mode === 'peek')) {
-        const d = one.decide(this, subject, costs, mode === 'consume')
-        if (d !== undefined) return Promise.resolve(d)
-      }
       return Promise.resolve(this.decideNow(mode, subject, costs) as Decision)
+    } catch (error) {
+      return Promise.reject(error)
+    }
+  }
+
+  /** decide() on the one-limit path (limiter-one.ts); the general path when it declines. */
+  private decideOne(subject: string, costs: Costs | undefined, charge: boolean): Promise<Decision> {
+    try {
+      const d = this.one!.decide(this, subject, costs, charge)
+      return Promise.resolve(d ?? (this.decideNow(charge ? 'consume' : 'peek', subject, costs) as Decision))
     } catch (error) {
       return Promise.reject(error)
     }
