@@ -333,9 +333,9 @@ describe('redis keys', () => {
       await store.check('key:full', checkStep(s, { prompt, address: `2001:db8:${i}::/64`, isKey: true })!)
       await store.record('key:full', recordStep(s, { tokens: 100, usd: 0.001 }, 0.5)!)
     }
-    // 91 fingerprints of 31 bytes each (with their stamps), and at most a quarter more before the
+    // 91 fingerprints of 27 bytes each (with their stamps), and at most a quarter more before the
     // string is trimmed.
-    const fingerprints = (await client.strlen(`${prefix}det:{key:full}:s`)) / 31
+    const fingerprints = (await client.strlen(`${prefix}det:{key:full}:s`)) / 27
     expect(fingerprints).toBeGreaterThanOrEqual(91)
     expect(fingerprints).toBeLessThanOrEqual(91 + 22)
     expect(await client.hlen(`${prefix}det:{key:full}:a`)).toBe(21)

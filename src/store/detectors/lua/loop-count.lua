@@ -1,6 +1,6 @@
 -- The loop count's searches of a subject's stored fingerprints (loop.lua, which says what an
 -- entry holds), over a part of the string at a time.
-local ENTRY_BYTES, HALVES, STAMP = 31, '<I4I4', '<HHHB'
+local ENTRY_BYTES, HALVES = 27, '<I4I4'
 local sfind, ssub, sbyte, pack, unpack_ = string.find, string.sub, string.byte, struct.pack, struct.unpack
 local band, bxor = bit.band, bit.bxor
 
@@ -82,8 +82,8 @@ local function ring_count(lo, hi, no_hash)
   local from, e = lo * ENTRY_BYTES + 1, 0
   local at
   if not no_hash then
-    at = sfind(R, Hh, from + 8, true)
-    if at then e = count_before(Hh, 8, at, hi) end
+    at = sfind(R, Hh, from + 6, true)
+    if at then e = count_before(Hh, 6, at, hi) end
   end
   local d = D
   if d == 0 then return e, 0 end
@@ -91,42 +91,42 @@ local function ring_count(lo, hi, no_hash)
   if d > 7 then
     if not FHI then FHI, FLO = unpack_(HALVES, F, 9) end
     for c = lo, hi - 1 do
-      local c_hi, c_lo = unpack_(HALVES, R, c * ENTRY_BYTES + 17)
+      local c_hi, c_lo = unpack_(HALVES, R, c * ENTRY_BYTES + 15)
       if near_bits(c_hi, c_lo, FHI, FLO, d) then near = near + 1 end
     end
     return e, near
   end
   if d <= 3 then
-    at = sfind(R, Q1, from + 16, true)
-    if at then marks = mark_before(marks, Q1, 16, at, hi) end
-    at = sfind(R, Q2, from + 18, true)
-    if at then marks = mark_before(marks, Q2, 18, at, hi) end
-    at = sfind(R, Q3, from + 20, true)
-    if at then marks = mark_before(marks, Q3, 20, at, hi) end
-    at = sfind(R, Q4, from + 22, true)
-    if at then marks = mark_before(marks, Q4, 22, at, hi) end
-  else
-    at = sfind(R, Q1, from + 16, true)
-    if at then marks = mark_before(marks, Q1, 16, at, hi) end
-    at = sfind(R, Q2, from + 17, true)
-    if at then marks = mark_before(marks, Q2, 17, at, hi) end
+    at = sfind(R, Q1, from + 14, true)
+    if at then marks = mark_before(marks, Q1, 14, at, hi) end
+    at = sfind(R, Q2, from + 16, true)
+    if at then marks = mark_before(marks, Q2, 16, at, hi) end
     at = sfind(R, Q3, from + 18, true)
     if at then marks = mark_before(marks, Q3, 18, at, hi) end
-    at = sfind(R, Q4, from + 19, true)
-    if at then marks = mark_before(marks, Q4, 19, at, hi) end
-    at = sfind(R, Q5, from + 20, true)
-    if at then marks = mark_before(marks, Q5, 20, at, hi) end
-    at = sfind(R, Q6, from + 21, true)
-    if at then marks = mark_before(marks, Q6, 21, at, hi) end
-    at = sfind(R, Q7, from + 22, true)
-    if at then marks = mark_before(marks, Q7, 22, at, hi) end
-    at = sfind(R, Q8, from + 23, true)
-    if at then marks = mark_before(marks, Q8, 23, at, hi) end
+    at = sfind(R, Q4, from + 20, true)
+    if at then marks = mark_before(marks, Q4, 20, at, hi) end
+  else
+    at = sfind(R, Q1, from + 14, true)
+    if at then marks = mark_before(marks, Q1, 14, at, hi) end
+    at = sfind(R, Q2, from + 15, true)
+    if at then marks = mark_before(marks, Q2, 15, at, hi) end
+    at = sfind(R, Q3, from + 16, true)
+    if at then marks = mark_before(marks, Q3, 16, at, hi) end
+    at = sfind(R, Q4, from + 17, true)
+    if at then marks = mark_before(marks, Q4, 17, at, hi) end
+    at = sfind(R, Q5, from + 18, true)
+    if at then marks = mark_before(marks, Q5, 18, at, hi) end
+    at = sfind(R, Q6, from + 19, true)
+    if at then marks = mark_before(marks, Q6, 19, at, hi) end
+    at = sfind(R, Q7, from + 20, true)
+    if at then marks = mark_before(marks, Q7, 20, at, hi) end
+    at = sfind(R, Q8, from + 21, true)
+    if at then marks = mark_before(marks, Q8, 21, at, hi) end
   end
   if not marks then return e, 0 end
   if not FHI then FHI, FLO = unpack_(HALVES, F, 9) end
   for c in pairs(marks) do
-    local c_hi, c_lo = unpack_(HALVES, R, c * ENTRY_BYTES + 17)
+    local c_hi, c_lo = unpack_(HALVES, R, c * ENTRY_BYTES + 15)
     if near_bits(c_hi, c_lo, FHI, FLO, d) then near = near + 1 end
   end
   return e, near
@@ -139,10 +139,10 @@ local function newest(n, known)
   while true do
     local t = n - span
     if t <= known then t = known end
-    local z, c = nil, entry_with(F, 8, t)
+    local z, c = nil, entry_with(F, 6, t)
     while c do
       z = c
-      c = entry_with(F, 8, c + 1)
+      c = entry_with(F, 6, c + 1)
     end
     if z then return z end
     span = span * 4

@@ -18,7 +18,10 @@
 -- Costs, in Redis instructions (docs/abuse.md "What it costs"): a VM operation ~15-50, a table
 -- read ~110, a call of a Lua function ~300, of a C function such as string.find or struct.unpack
 -- 600-2,000, a new table ~700, a new string ~11 a byte and as much again to collect it.
-local WRAP = 65536
+-- Stamps: C, N (11 bits each, modulo WRAP), the chain's first C (11 bits) and D (5 bits), in 5
+-- bytes (struct 'I5'). A subject keeps at most 1,024 + 256 entries and a call adds at most 127, so
+-- C's differ among the entries of one fingerprint, and the counts' differences stay below WRAP.
+local WRAP, STAMP_AT = 2048, 23
 
 -- The loop strings of this script call (L -> { ring, n, p, at, time, … }): the string as read
 -- (GET, n entries) and the p entries this call added, all dated `at` (the call's one time, never
@@ -58,7 +61,18 @@ local function loop_failed(L, i)
 end
 
 local function entry_at(ring, i)
-  return (unpack_('<d', ring, i * ENTRY_BYTES + 1))
+  return (unpack_('<I6', ring, i * ENTRY_BYTES + 1))
+end
+
+-- The stamp of the i-th stored entry: C, N, B, D.
+local function stamp_of(ring, i)
+  local x = unpack_('<I5', ring, i * ENTRY_BYTES + STAMP_AT)
+  local c = x % 2048
+  x = (x - c) / 2048
+  local nr = x % 2048
+  x = (x - nr) / 2048
+  local d = x % 32
+  return c, nr, (x - d) / 32, d
 end
 
 local function loop_of(L)
@@ -73,7 +87,7 @@ local function loop_of(L)
     if newest_at > at then at = newest_at end
   end
   l = {
-    ring = ring, n = n, reset = reset, at = at, time = pack('<d', at), p = 0, first = 0, last = -1, d0 = 0,
+    ring = ring, n = n, reset = reset, at = at, time = pack('<I6', at), p = 0, first = 0, last = -1, d0 = 0,
   }
   loops[L] = l
   loop_order[#loop_order + 1] = L
@@ -116,7 +130,7 @@ local function added_of(l, ARGV)
   local time = l.time
   local sc = l.sc
   if not sc then
-    local stamp = pack(STAMP, 0, 0, 0, l.d0)
+    local stamp = pack('<I5', l.d0 * 4194304)
     if l.fps then return time .. table.concat(l.fps, stamp .. time) .. stamp end
     return time .. table.concat(ARGV, stamp .. time, l.first, l.last) .. stamp
   end
@@ -124,13 +138,13 @@ local function added_of(l, ARGV)
   local p, sn, sb, sd = l.p, l.sn, l.sb, l.sd
   local parts, k = {}, 0
   for q = 1, p do
-    parts[k + 1], parts[k + 2], parts[k + 3] = time, added_fp(l, ARGV, q - 1), sc[q]
-    parts[k + 4], parts[k + 5], parts[k + 6] = sn[q], sb[q], sd[q]
-    k = k + 6
+    parts[k + 1], parts[k + 2] = time, added_fp(l, ARGV, q - 1)
+    parts[k + 3] = sc[q] + 2048 * sn[q] + 4194304 * (32 * sb[q] + sd[q])
+    k = k + 3
   end
   local format = ENTRIES[p]
   if not format then
-    format = '<' .. string.rep('c8c16HHHB', p)
+    format = '<' .. string.rep('c6c16I5', p)
     ENTRIES[p] = format
   end
   return pack(format, unpack(parts, 1, k))
@@ -300,7 +314,7 @@ local function observe_loop(L, ARGV, i, window, max, distance)
       hash, q1, q2, q3, q4, Q5, Q6, Q7, Q8 = unpack_('<c8c1c1c1c1c1c1c1c1', fp)
     end
     Hh, Q1, Q2, Q3, Q4 = hash, q1, q2, q3, q4
-    at = n > 0 and sfind(ring, hash, 9, true)
+    at = n > 0 and sfind(ring, hash, 7, true)
   end
   if not (zq or at) then
     -- The fingerprint kept nowhere (most checks): the window's near ones, each piece searched for
@@ -308,10 +322,10 @@ local function observe_loop(L, ARGV, i, window, max, distance)
     local near = 1 + nn
     if distance > 0 and first < n then
       local from = first * ENTRY_BYTES + 1
-      if distance > 7 or sfind(ring, q1, from + 16, true) or sfind(ring, q2, from + 16 + #q1, true)
-        or sfind(ring, q3, from + 16 + 2 * #q1, true) or sfind(ring, q4, from + 16 + 3 * #q1, true)
-        or (distance > 3 and (sfind(ring, Q5, from + 20, true) or sfind(ring, Q6, from + 21, true)
-          or sfind(ring, Q7, from + 22, true) or sfind(ring, Q8, from + 23, true))) then
+      if distance > 7 or sfind(ring, q1, from + 14, true) or sfind(ring, q2, from + 14 + #q1, true)
+        or sfind(ring, q3, from + 14 + 2 * #q1, true) or sfind(ring, q4, from + 14 + 3 * #q1, true)
+        or (distance > 3 and (sfind(ring, Q5, from + 18, true) or sfind(ring, Q6, from + 19, true)
+          or sfind(ring, Q7, from + 20, true) or sfind(ring, Q8, from + 21, true))) then
         local _, found = ring_count(first, n, true)
         near = near + found
       end
@@ -328,7 +342,7 @@ local function observe_loop(L, ARGV, i, window, max, distance)
   if zq then
     Z = n + zq
   elseif at then
-    yall = entry_with(fp, 8, math.floor((at - 9) / ENTRY_BYTES))
+    yall = entry_with(fp, 6, math.floor((at - 7) / ENTRY_BYTES))
     if yall then Z = newest(n, yall) end
   end
   if first < n and (yall or zq) then
@@ -336,9 +350,9 @@ local function observe_loop(L, ARGV, i, window, max, distance)
       Y = yall
     else
       -- (Inline: where it is found first is an entry's, but for a match across entries.)
-      local y = sfind(ring, fp, first * ENTRY_BYTES + 9, true)
-      if y and (y - 9) % ENTRY_BYTES == 0 then Y = (y - 9) / ENTRY_BYTES
-      elseif y then Y = entry_with(fp, 8, first) end
+      local y = sfind(ring, fp, first * ENTRY_BYTES + 7, true)
+      if y and (y - 7) % ENTRY_BYTES == 0 then Y = (y - 7) / ENTRY_BYTES
+      elseif y then Y = entry_with(fp, 6, first) end
     end
   end
   if not Y and yq then Y = n + yq end
@@ -352,7 +366,7 @@ local function observe_loop(L, ARGV, i, window, max, distance)
   else
     local zC, zN, zB, zD, aE, aN
     if Z < n then
-      zC, zN, zB, zD = unpack_(STAMP, ring, Z * ENTRY_BYTES + 25)
+      zC, zN, zB, zD = stamp_of(ring, Z)
       local e1, n1
       if Z < first then
         -- (Before the window: what lies after it is the window's entries and those before them.)
@@ -381,7 +395,7 @@ local function observe_loop(L, ARGV, i, window, max, distance)
     else
       local yC, yN, yB, yD, bE, bN
       if Y < n then
-        yC, yN, yB, yD = unpack_(STAMP, ring, Y * ENTRY_BYTES + 25)
+        yC, yN, yB, yD = stamp_of(ring, Y)
         bE, bN = 0, 0
         if Y > first then bE, bN = ring_count(first, Y) end
       else
