@@ -68,6 +68,17 @@ end
 -- candidate), so bits are counted only for entries that do. Each piece is searched for inline
 -- first: most are found nowhere, and a call of mark_before costs ~1k instructions more. `no_hash`:
 -- the hash is known to be found nowhere.
+-- How many of the marked entries have a SimHash within D bits of the fingerprint's.
+local function near_marked(marks)
+  if not FHI then FHI, FLO = unpack_(HALVES, F, 9) end
+  local near, d = 0, D
+  for c in pairs(marks) do
+    local c_hi, c_lo = unpack_(HALVES, R, c * ENTRY_BYTES + 15)
+    if near_bits(c_hi, c_lo, FHI, FLO, d) then near = near + 1 end
+  end
+  return near
+end
+
 local function ring_count(lo, hi, no_hash)
   if lo >= hi then return 0, 0 end
   if not Hh then
@@ -124,12 +135,7 @@ local function ring_count(lo, hi, no_hash)
     if at then marks = mark_before(marks, Q8, 21, at, hi) end
   end
   if not marks then return e, 0 end
-  if not FHI then FHI, FLO = unpack_(HALVES, F, 9) end
-  for c in pairs(marks) do
-    local c_hi, c_lo = unpack_(HALVES, R, c * ENTRY_BYTES + 15)
-    if near_bits(c_hi, c_lo, FHI, FLO, d) then near = near + 1 end
-  end
-  return e, near
+  return e, near_marked(marks)
 end
 
 -- The newest stored entry of n that holds the fingerprint, `known` one that does: the string's

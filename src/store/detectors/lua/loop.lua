@@ -321,13 +321,31 @@ local function observe_loop(L, ARGV, i, window, max, distance)
     -- inline first (most are found nowhere; a Lua call costs Redis ~1k instructions).
     local near = 1 + nn
     if distance > 0 and first < n then
-      local from = first * ENTRY_BYTES + 1
-      if distance > 7 or sfind(ring, q1, from + 14, true) or sfind(ring, q2, from + 14 + #q1, true)
-        or sfind(ring, q3, from + 14 + 2 * #q1, true) or sfind(ring, q4, from + 14 + 3 * #q1, true)
-        or (distance > 3 and (sfind(ring, Q5, from + 18, true) or sfind(ring, Q6, from + 19, true)
-          or sfind(ring, Q7, from + 20, true) or sfind(ring, Q8, from + 21, true))) then
+      if distance > 7 then
         local _, found = ring_count(first, n, true)
         near = near + found
+      else
+        -- (mark_before goes on from where a piece was found: its entries, up to the string's end.)
+        local from, w, marks = first * ENTRY_BYTES + 1, #q1, nil
+        at = sfind(ring, q1, from + 14, true)
+        if at then marks = mark_before(marks, q1, 14, at, n) end
+        at = sfind(ring, q2, from + 14 + w, true)
+        if at then marks = mark_before(marks, q2, 14 + w, at, n) end
+        at = sfind(ring, q3, from + 14 + 2 * w, true)
+        if at then marks = mark_before(marks, q3, 14 + 2 * w, at, n) end
+        at = sfind(ring, q4, from + 14 + 3 * w, true)
+        if at then marks = mark_before(marks, q4, 14 + 3 * w, at, n) end
+        if distance > 3 then
+          at = sfind(ring, Q5, from + 18, true)
+          if at then marks = mark_before(marks, Q5, 18, at, n) end
+          at = sfind(ring, Q6, from + 19, true)
+          if at then marks = mark_before(marks, Q6, 19, at, n) end
+          at = sfind(ring, Q7, from + 20, true)
+          if at then marks = mark_before(marks, Q7, 20, at, n) end
+          at = sfind(ring, Q8, from + 21, true)
+          if at then marks = mark_before(marks, Q8, 21, at, n) end
+        end
+        if marks then near = near + near_marked(marks) end
       end
     end
     if l.sc or distance ~= l.d0 then stamp(l, p, 0, 0, 0, distance) end
