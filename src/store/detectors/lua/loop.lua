@@ -31,7 +31,7 @@ local WRAP, STAMP_AT = 2048, 23
 -- lie one after another in ARGV, 16 bytes each (most calls: a run of checks), by their places
 -- there (ARGV[first] … ARGV[last]); else in a list (fps). Their stamps: while every one is
 -- C = N = B = 0 with the distance d0 (a fingerprint kept nowhere: most calls), none is kept;
--- else one list a part (sc, sn, sb, sd). A Lua string costs Redis ~11 instructions a byte to
+-- else a list of them (st, each as the 5 bytes' number: stamp_of). A Lua string costs Redis ~11 instructions a byte to
 -- make, so the 2.8 KB ring is neither rebuilt on every check nor joined to what a batch's checks
 -- of the subject added.
 -- gaps: per loop string, the ordinals (below) of the call's checks of it that observed nothing (a
@@ -64,15 +64,19 @@ local function entry_at(ring, i)
   return (unpack_('<I6', ring, i * ENTRY_BYTES + 1))
 end
 
--- The stamp of the i-th stored entry: C, N, B, D.
-local function stamp_of(ring, i)
-  local x = unpack_('<I5', ring, i * ENTRY_BYTES + STAMP_AT)
+-- A stamp's number (its 5 bytes) as C, N, B, D.
+local function unstamp(x)
   local c = x % 2048
   x = (x - c) / 2048
   local nr = x % 2048
   x = (x - nr) / 2048
   local d = x % 32
   return c, nr, (x - d) / 32, d
+end
+
+-- The stamp of the i-th stored entry.
+local function stamp_of(ring, i)
+  return unstamp(unpack_('<I5', ring, i * ENTRY_BYTES + STAMP_AT))
 end
 
 local function loop_of(L)
@@ -102,24 +106,24 @@ end
 
 -- The stamp of the entry this call added at position q.
 local function added_stamp(l, q)
-  local sc = l.sc
-  if not sc then return 0, 0, 0, l.d0 end
-  return sc[q + 1], l.sn[q + 1], l.sb[q + 1], l.sd[q + 1]
+  local st = l.st
+  if not st then return 0, 0, 0, l.d0 end
+  return unstamp(st[q + 1])
 end
 
 -- Sets the stamp of the entry this call added at position q: kept once one is not C = N = B = 0
 -- with the distance d0 (those before it then kept as that).
 local function stamp(l, q, C, N, B, d)
-  local sc = l.sc
-  if not sc then
-    local sn, sb, sd, d0 = {}, {}, {}, l.d0
-    sc = {}
+  local st = l.st
+  if not st then
+    local plain = l.d0 * 4194304
+    st = {}
     for k = 1, q do
-      sc[k], sn[k], sb[k], sd[k] = 0, 0, 0, d0
+      st[k] = plain
     end
-    l.sc, l.sn, l.sb, l.sd = sc, sn, sb, sd
+    l.st = st
   end
-  sc[q + 1], l.sn[q + 1], l.sb[q + 1], l.sd[q + 1] = C, N, B, d
+  st[q + 1] = C + 2048 * N + 4194304 * (32 * B + d)
 end
 
 -- struct.pack formats of p entries (time, fingerprint, stamp), by p.
@@ -128,18 +132,18 @@ local ENTRIES = {}
 -- The entries this call added to l, joined (each its time, its fingerprint, its stamp).
 local function added_of(l, ARGV)
   local time = l.time
-  local sc = l.sc
-  if not sc then
+  local st = l.st
+  if not st then
     local stamp = pack('<I5', l.d0 * 4194304)
     if l.fps then return time .. table.concat(l.fps, stamp .. time) .. stamp end
     return time .. table.concat(ARGV, stamp .. time, l.first, l.last) .. stamp
   end
   -- (One struct.pack of them all: a C call and a new string an entry cost more.)
-  local p, sn, sb, sd = l.p, l.sn, l.sb, l.sd
+  local p = l.p
   local parts, k = {}, 0
   for q = 1, p do
     parts[k + 1], parts[k + 2] = time, added_fp(l, ARGV, q - 1)
-    parts[k + 3] = sc[q] + 2048 * sn[q] + 4194304 * (32 * sb[q] + sd[q])
+    parts[k + 3] = st[q]
     k = k + 3
   end
   local format = ENTRIES[p]
@@ -301,11 +305,9 @@ local function observe_loop(L, ARGV, i, window, max, distance)
 
   -- The pieces searched for, cut in one struct.unpack (a C call costs ~600-2,000 instructions),
   -- unless the call added the fingerprint before (then only when the string is searched).
-  R, F, D, FHI = ring, fp, distance, nil
+  -- (ring_count's upvalues are set only where it is called: each costs the common path more.)
   local hash, q1, q2, q3, q4, at
-  if zq then
-    Hh = nil
-  else
+  if not zq then
     if distance == 0 or distance > 7 then
       hash = ssub(fp, 1, 8)
     elseif distance <= 3 then
@@ -313,7 +315,6 @@ local function observe_loop(L, ARGV, i, window, max, distance)
     else
       hash, q1, q2, q3, q4, Q5, Q6, Q7, Q8 = unpack_('<c8c1c1c1c1c1c1c1c1', fp)
     end
-    Hh, Q1, Q2, Q3, Q4 = hash, q1, q2, q3, q4
     at = n > 0 and sfind(ring, hash, 7, true)
   end
   if not (zq or at) then
@@ -321,6 +322,7 @@ local function observe_loop(L, ARGV, i, window, max, distance)
     -- inline first (most are found nowhere; a Lua call costs Redis ~1k instructions).
     local near = 1 + nn
     if distance > 0 and first < n then
+      R, F, D, FHI, Hh = ring, fp, distance, nil, hash
       if distance > 7 then
         local _, found = ring_count(first, n, true)
         near = near + found
@@ -348,7 +350,7 @@ local function observe_loop(L, ARGV, i, window, max, distance)
         if marks then near = near + near_marked(marks) end
       end
     end
-    if l.sc or distance ~= l.d0 then stamp(l, p, 0, 0, 0, distance) end
+    if l.st or distance ~= l.d0 then stamp(l, p, 0, 0, 0, distance) end
     if distance == 0 then return 1 + ne, 0 end
     return 1 + ne, near
   end
@@ -356,6 +358,7 @@ local function observe_loop(L, ARGV, i, window, max, distance)
   -- Z and Y (above), as places: a stored entry's index, or n + q. Z in the stored string is
   -- looked for in the whole of it (so that every entry kept with the fingerprint takes its stamp
   -- from another: one chain), only when the call added none; Y from the window's first entry.
+  R, F, D, FHI, Hh, Q1, Q2, Q3, Q4 = ring, fp, distance, nil, hash, q1, q2, q3, q4
   local Z, Y, yall
   if zq then
     Z = n + zq
@@ -396,9 +399,7 @@ local function observe_loop(L, ARGV, i, window, max, distance)
       end
       aE, aN = e1 + ae, n1 + an
     else
-      local sc = l.sc
-      if sc then zC, zN, zB, zD = sc[zq + 1], l.sn[zq + 1], l.sb[zq + 1], l.sd[zq + 1]
-      else zC, zN, zB, zD = 0, 0, 0, l.d0 end
+      zC, zN, zB, zD = added_stamp(l, zq)
       aE, aN = ae, an
     end
     C = (zC + 1 + aE) % WRAP
@@ -431,9 +432,9 @@ local function observe_loop(L, ARGV, i, window, max, distance)
       end
     end
   end
-  local sc = l.sc
-  if sc then
-    sc[p + 1], l.sn[p + 1], l.sb[p + 1], l.sd[p + 1] = C, N, B, distance
+  local st = l.st
+  if st then
+    st[p + 1] = C + 2048 * N + 4194304 * (32 * B + distance)
   elseif C ~= 0 or N ~= 0 or B ~= 0 or distance ~= l.d0 then
     stamp(l, p, C, N, B, distance)
   end
