@@ -1,26 +1,25 @@
 -- The loop detector's count (state.ts observeLoop) for check.lua: a subject's fingerprints, oldest
--- first, in one string of fixed-size entries. One entry, 31 bytes: when (ms, a double), the
+-- first, in one string of fixed-size entries. One entry, 27 bytes: when (ms, 6 bytes), the
 -- prompt's hash (two 32-bit halves), its SimHash in four 16-bit quarters (hi's low, hi's high,
--- lo's low, lo's high), then its stamp: C, N and B (16 bits each) and the distance D it was
--- counted with (8 bits). A step's fingerprint comes as an entry's hash and SimHash
--- (src/store/detectors/redis.ts).
+-- lo's low, lo's high), then its stamp (5 bytes): C, N (11 bits each, modulo WRAP), B, the C of
+-- its chain's first entry (11 bits), and the distance D it was counted with (5 bits). A step's
+-- fingerprint comes as an entry's hash and SimHash (src/store/detectors/redis.ts).
 --
 -- The stamps make a repeated fingerprint's count cost the same whatever its matches. Among the
 -- entries that hold the same fingerprint (its 16 bytes), kept and added: C goes up by the entries
--- with its hash from one to the next (modulo 2^16), so that between two of them C's difference is
--- how many entries with the hash lie after the first up to the second; N does the same for the
--- entries whose SimHash is within D bits, among those of one chain (B: the C of the chain's first
--- entry; a chain is begun anew where the distance changes). A new entry takes its stamp from the
--- newest entry with its fingerprint (Z), counting only what lies after it; its count is its stamp
--- less that of the oldest such entry in the window (Y), and what lies in the window before Y.
--- Those before Y and after Z are few in a loop (none, in one prompt over and over): each is
--- searched for, as every entry is where the fingerprint is kept nowhere (most checks).
+-- with its hash from one to the next, so that between two of them C's difference is how many
+-- entries with the hash lie after the first up to the second; N does the same for the entries
+-- whose SimHash is within D bits, among those of one chain (a chain is begun anew where the
+-- distance changes). A new entry takes its stamp from the newest entry with its fingerprint (Z),
+-- counting only what lies after it; its count is its stamp less that of the oldest such entry in
+-- the window (Y), and what lies in the window before Y. Those before Y and after Z are few in a
+-- loop (none, in one prompt over and over): each is searched for, as every entry is where the
+-- fingerprint is kept nowhere (most checks). A subject keeps at most 1,024 + 256 entries and a
+-- call adds at most 127, so C's differ among the entries of one fingerprint, and the counts'
+-- differences stay below WRAP.
 -- Costs, in Redis instructions (docs/abuse.md "What it costs"): a VM operation ~15-50, a table
--- read ~110, a call of a Lua function ~300, of a C function such as string.find or struct.unpack
--- 600-2,000, a new table ~700, a new string ~11 a byte and as much again to collect it.
--- Stamps: C, N (11 bits each, modulo WRAP), the chain's first C (11 bits) and D (5 bits), in 5
--- bytes (struct 'I5'). A subject keeps at most 1,024 + 256 entries and a call adds at most 127, so
--- C's differ among the entries of one fingerprint, and the counts' differences stay below WRAP.
+-- read ~110, a call of a Lua function ~300-1,000, of a C function such as string.find or
+-- struct.unpack 600-2,000, a new table ~700, a new string ~11 a byte and as much again to collect.
 local WRAP, STAMP_AT = 2048, 23
 
 -- The loop strings of this script call (L -> { ring, n, p, at, time, … }): the string as read
@@ -31,9 +30,9 @@ local WRAP, STAMP_AT = 2048, 23
 -- lie one after another in ARGV, 16 bytes each (most calls: a run of checks), by their places
 -- there (ARGV[first] … ARGV[last]); else in a list (fps). Their stamps: while every one is
 -- C = N = B = 0 with the distance d0 (a fingerprint kept nowhere: most calls), none is kept;
--- else a list of them (st, each as the 5 bytes' number: stamp_of). A Lua string costs Redis ~11 instructions a byte to
--- make, so the 2.8 KB ring is neither rebuilt on every check nor joined to what a batch's checks
--- of the subject added.
+-- else a list of them (st, each as the 5 bytes' number: unstamp). A Lua string costs Redis ~11
+-- instructions a byte to make, so the 2.5 KB ring is neither rebuilt on every check nor joined to
+-- what a batch's checks of the subject added.
 -- gaps: per loop string, the ordinals (below) of the call's checks of it that observed nothing (a
 -- step that failed first, or allow-listed), ascending; nil while there are none. added_at: the
 -- place in ARGV of the fingerprint added last (a step that fails after it observed left its entry).
