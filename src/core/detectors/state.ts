@@ -9,7 +9,7 @@
 
 import { LoopEntries, type LoopEntry } from './loop-entries.js'
 import { BLOCK, type DetectorName, MAX_ENTRIES, THROTTLE } from './options.js'
-import { fnv1a } from './sketch.js'
+import { hashHalf } from './sketch.js'
 
 export { LoopEntries, type LoopEntry }
 
@@ -135,11 +135,40 @@ export function observeLoop(
   max: number,
   distance: number,
 ): { exact: number; near: number } {
-  // The hash's digest once: the new entry keeps it, and the count compares by it.
-  const digest = fnv1a(entry.hash)
-  state.loop.add(entry, max, digest)
+  const { hash, hi, lo } = entry
+  return observeFingerprint(
+    state,
+    entry.at,
+    hashHalf(hash, 0),
+    hashHalf(hash, 8),
+    hi,
+    lo,
+    now,
+    windowMs,
+    max,
+    distance,
+  )
+}
+
+/**
+ * observeLoop() of the entry at `at` whose prompt hash has the halves `h0`, `h1` (hashHalf()) and
+ * whose SimHash is (`hi`, `lo`): no string read or kept.
+ */
+export function observeFingerprint(
+  state: SubjectState,
+  at: number,
+  h0: number,
+  h1: number,
+  hi: number,
+  lo: number,
+  now: number,
+  windowMs: number,
+  max: number,
+  distance: number,
+): { exact: number; near: number } {
+  state.loop.push(at, h0, h1, hi, lo, max)
   // Newest first: the first entry out of the window ends the live ones.
-  return state.loop.count(now - windowMs, entry.hash, digest, entry.hi, entry.lo, distance)
+  return state.loop.countNewest(now - windowMs, distance)
 }
 
 /** Fingerprints kept for a loop detector: enough to count to its highest threshold. */
