@@ -131,11 +131,14 @@ export class LoopEntries {
     // Slots are first filled in order: one below `filled` holds an entry, in the buckets of its keys.
     const used = slot < this.filled
     if (!used) this.filled = slot + 1
+    const oldHi = b[o]!
+    const oldLo = b[o + 1]!
+    const oldD = b[o + 2]!
     for (let k = 0; k < 5; k++) {
       // The entry this slot held (the oldest) leaves its buckets: a head on it is dropped, and a
       // link to it from an older chain member is ended by the age test when read.
       if (used) {
-        const was = k * buckets + (Math.imul(keyOf(k, b[o]!, b[o + 1]!, b[o + 2]!), 0x9e3779b1) >>> shift)
+        const was = k * buckets + (Math.imul(keyOf(k, oldHi, oldLo, oldD), 0x9e3779b1) >>> shift)
         if (heads[was] === slot) heads[was] = -1
       }
       const i = k * buckets + (Math.imul(keyOf(k, h, l, d), 0x9e3779b1) >>> shift)
