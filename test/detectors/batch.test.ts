@@ -256,9 +256,9 @@ describe('Redis detector store: steps of one turn in one script call', () => {
     // One GET of the fingerprints and one of the allow key; the 12 new ones APPENDed at once.
     expect(await commands()).toEqual({ get: 2, set: 0, append: 1 })
     expect(outs.every((o) => o.raised.length === 0)).toBe(true)
-    // 1 + 12 fingerprints of 24 bytes, kept for the loop window.
+    // 1 + 12 fingerprints of 27 bytes (each with its stamp), kept for the loop window.
     const key = store.keys('key:f').loop
-    expect(await client.strlen(key)).toBe(13 * 24)
+    expect(await client.strlen(key)).toBe(13 * 27)
     expect(await client.pttl(key)).toBeGreaterThan(0)
     // The next ones count those 12: the 20th identical prompt alerts.
     const more = await Promise.all(

@@ -31,7 +31,7 @@ const loopOnly = (throttleAt: number, blockAt: number) =>
   }).base
 
 describe('loopMatches', () => {
-  it("names the call's earlier matching checks by ordinal: near, identical, colliding", () => {
+  it("names the call's earlier matching checks by ordinal: near, identical, the same hash, colliding", () => {
     const earlier: number[] = []
     const send = (a: LoopArg) => [...loopMatches(a, earlier).subarray(16)]
     expect(send(arg(1, 2, 0xf0, 0))).toEqual([]) // 0
@@ -40,8 +40,11 @@ describe('loopMatches', () => {
     expect(send(arg(3, 4, 0xf1, 0x80000000, 1))).toEqual([2 + 128]) // 3: within 1 bit of 2 only
     expect(send(arg(1, 2, 0x0f, 0))).toEqual([255, 0, 255, 1]) // 4: 0's and 1's hash, 8 bits apart
     expect(send(arg(9, 9, 0x0f, 0xffffffff, 0))).toEqual([]) // 5: distance 0, a new hash
-    expect(send(arg(1, 2, 0xff, 0xff, 0))).toEqual([128, 129, 132]) // 6: distance 0, 0's hash
-    expect(earlier.length).toBe(7 * 4)
+    expect(send(arg(1, 2, 0xff, 0xff, 0))).toEqual([254, 0, 254, 1, 254, 4]) // 6: distance 0, 0's hash
+    // 7: 0's hash one bit from it (near, not the same 16 bytes), near 2 and 3, colliding with 4 and 6
+    expect(send(arg(1, 2, 0xf1, 0))).toEqual([254, 0, 254, 1, 2, 3, 255, 4, 255, 6])
+    expect(send(arg(1, 2, 0xff, 0xff, 0))).toEqual([254, 0, 254, 1, 254, 4, 128 + 6, 254, 7]) // 8: 6 again
+    expect(earlier.length).toBe(9 * 4)
   })
 
   it('sends the 16 bytes alone, the same Buffer, when nothing matches', () => {

@@ -261,7 +261,7 @@ describe('redis keys', () => {
     await store.check('key:t', checkStep(s, { prompt: 'hello', address: '192.0.2.1', isKey: true })!)
     await store.record('key:t', recordStep(s, { tokens: 10, usd: 0 }, 0.5)!)
     const keys = await client.keys(`${prefix}*`)
-    expect(keys.sort()).toEqual([`${prefix}det:{key:t}`, `${prefix}det:{key:t}:a`, `${prefix}det:{key:t}:l`])
+    expect(keys.sort()).toEqual([`${prefix}det:{key:t}`, `${prefix}det:{key:t}:a`, `${prefix}det:{key:t}:s`])
     for (const k of keys) {
       const ttl = await client.pttl(k)
       expect(ttl).toBeGreaterThan(0)
@@ -333,8 +333,9 @@ describe('redis keys', () => {
       await store.check('key:full', checkStep(s, { prompt, address: `2001:db8:${i}::/64`, isKey: true })!)
       await store.record('key:full', recordStep(s, { tokens: 100, usd: 0.001 }, 0.5)!)
     }
-    // 91 fingerprints of 24 bytes each, and at most a quarter more before the string is trimmed.
-    const fingerprints = (await client.strlen(`${prefix}det:{key:full}:l`)) / 24
+    // 91 fingerprints of 27 bytes each (with their stamps), and at most a quarter more before the
+    // string is trimmed.
+    const fingerprints = (await client.strlen(`${prefix}det:{key:full}:s`)) / 27
     expect(fingerprints).toBeGreaterThanOrEqual(91)
     expect(fingerprints).toBeLessThanOrEqual(91 + 22)
     expect(await client.hlen(`${prefix}det:{key:full}:a`)).toBe(21)

@@ -272,10 +272,11 @@ function rejectAll(p: Pending, error: unknown): void {
  * A check's loop fingerprint followed by the call's earlier checks of the subject (`earlier`: the
  * fingerprints of its checks with the loop on so far in this call, as 4 int32s each: the hash's
  * halves, the SimHash's hi and lo) that it matches, by ordinal (0 the first), a byte each: o when
- * the SimHashes are within `distance` bits but the hashes differ, 128 + o when the hashes are equal
- * (and, with a distance, the SimHashes near: the same prompt), 255 then o when the hashes are equal
- * and the SimHashes not near (a 64-bit hash collision). Most checks match none: the 16 bytes
- * alone. lua/loop.lua counts those in its window without searching the entries the call added
+ * the SimHashes are within `distance` bits but the hashes differ, 128 + o when all 16 bytes are
+ * equal (the same prompt: lua/loop.lua takes its count from the newest such entry's stamp), 254
+ * then o when the hashes are equal and the SimHashes differ but are near (or the distance is 0),
+ * 255 then o when the hashes are equal and the SimHashes not near (a 64-bit hash collision). Most
+ * checks match none: the 16 bytes alone. lua/loop.lua counts those in its window without searching the entries the call added
  * (their order there is this order, the checks that failed before they observed keeping their
  * places). A call has at most MAX_BATCH (128) steps, so an earlier ordinal is at most 126.
  */
@@ -292,7 +293,8 @@ export function loopMatches(a: LoopArg, earlier: number[]): Buffer {
     if (o > 126) throw new Error('a detector call carries at most 128 steps')
     matches ??= []
     if (!exact) matches.push(o)
-    else if (near || d === 0) matches.push(128 + o)
+    else if (earlier[j + 2] === hi && earlier[j + 3] === lo) matches.push(128 + o)
+    else if (near || d === 0) matches.push(254, o)
     else matches.push(255, o)
   }
   earlier.push(h0, h1, hi, lo)

@@ -184,15 +184,15 @@ export class RedisDetectorStore implements DetectorStore {
   }
 
   /**
-   * The subject's keys: its hash, loop fingerprints (one string, oldest first: `:l`, not the
-   * newest-first `:f` of earlier versions, which is left to expire), address and country hashes,
-   * allow key, under one hash tag.
+   * The subject's keys: its hash, loop fingerprints (one string, oldest first, each entry stamped:
+   * `:s`, not the unstamped `:l` nor the newest-first `:f` of earlier versions, which are left to
+   * expire), address and country hashes, allow key, under one hash tag.
    */
   keys(subject: string): { state: string; loop: string; addrs: string; countries: string; allow: string } {
     const base = `${this.prefix}det:{${subject.replace(/[{}]/g, '_')}}`
     return {
       state: base,
-      loop: `${base}:l`,
+      loop: `${base}:s`,
       addrs: `${base}:a`,
       countries: `${base}:c`,
       allow: `${base}:allow`,

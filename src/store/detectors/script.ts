@@ -14,6 +14,7 @@ const source = (files: string[]) => files.map(read).join('\n')
 const STEPS_SOURCE = source([
   'common.lua',
   'subject.lua',
+  'loop-count.lua',
   'loop.lua',
   'check.lua',
   'record.lua',
