@@ -2,6 +2,7 @@ import type { Costs, Decision, Limiter, Reservation } from '../limiter.js'
 import type { EncodingName } from './config/schema.js'
 import { sharedCounter, type TokenCounter } from './counting.js'
 import type { Estimate, ReportedUsage, RouteKind } from './dialects/types.js'
+import { isoTime } from './iso-time.js'
 import type { Ledger, LedgerRecord } from './ledger.js'
 import type { CostBreakdown, PriceTable } from './prices.js'
 import type { RequestTrace } from './trace.js'
@@ -291,7 +292,7 @@ function settleCosts(decision: Decision, s: Settlement): Costs {
 function ledgerRecord(charge: Charge, end: CallEnd, s: Settlement): LedgerRecord {
   const { info } = charge
   const record: LedgerRecord = {
-    time: new Date().toISOString(),
+    time: isoTime(Date.now()),
     subject: info.subject,
     tier: info.tier,
     model: info.model,

@@ -1,3 +1,5 @@
+// First: before the rest loads, while nextTick's maps are still those it remembers (tick-maps.ts).
+import './tick-maps.js'
 import type { AddressInfo } from 'node:net'
 import type { DestinationStream, Logger } from 'pino'
 import { pino } from 'pino'

@@ -13,7 +13,8 @@ import { MALFORMED_KEY, readApiKey } from './api-key.js'
 import type { IdentityKind, SluiceEvents, SluiceLogger } from './events.js'
 import { addRetryHeaders } from './headers.js'
 import { type ClientIp, IpResolver } from './ip.js'
-import { hashApiKey, type KeyRecord, type KeyRegistry, keyPrefixOf, MemoryKeyRegistry } from './keys.js'
+import { KeyHashes } from './key-hashes.js'
+import { type KeyRecord, type KeyRegistry, keyPrefixOf, MemoryKeyRegistry } from './keys.js'
 import {
   type AuthResult,
   checkFunction,
@@ -142,6 +143,8 @@ const UNKNOWN_IP = 'ip:unknown'
 
 export class Identifier<Req> {
   private warnedNoAddress = false
+  /** The hashes of keys that opened a record lately (a client sends its key call after call). */
+  readonly keyHashes = new KeyHashes()
 
   constructor(private readonly o: IdentifierOptions<Req>) {}
 
@@ -185,7 +188,7 @@ export class Identifier<Req> {
     ipAllowListed: boolean,
   ): Promise<Identification> {
     const { deny, allow, failedAuth } = this.o
-    const hash = key === MALFORMED_KEY ? '' : hashApiKey(key)
+    const hash = key === MALFORMED_KEY ? '' : this.keyHashes.of(key)
     const ipSubject = client?.subject ?? UNKNOWN_IP
     // A valid key is never held up by its address's failed-auth count: that would cost a store
     // call on every keyed request and lock out good clients behind the same NAT as a guesser.
@@ -217,6 +220,7 @@ export class Identifier<Req> {
         allowListed: false,
       }
     }
+    this.keyHashes.remember(key as string, hash)
     const tier = this.o.policies.keyTier(record)
     const keyId = record.id
     const userId = record.user

@@ -329,7 +329,12 @@ describe('the loop fingerprints (a ring)', () => {
         // unsigned. Some a few bits from others, some a quarter apart only.
         const hi = (next(8) ^ (i % 3 === 0 ? 0x80000000 : 0) ^ (next(5) === 0 ? 0x00ff0000 : 0)) >>> 0
         const lo = [0xffffffff, 0xfffffffe, 0xfffefffe, 0xfff0fffe, 0x0000fffe][next(5)]!
-        const e = { at: now, hash: `h${next(4)}`, hi, lo }
+        const e = {
+          at: now,
+          hash: ['00000000000000a1', '00000000000000a2', 'a1a1a1a100000000', 'fedcba9876543210'][next(4)]!,
+          hi,
+          lo,
+        }
         const windowMs = 40 + next(60)
         // The list the ring stands for.
         const expected = observeList(list, e, now, windowMs, max, distance)

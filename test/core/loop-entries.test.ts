@@ -11,6 +11,14 @@ import { emptyState, observeLoop } from '../../src/core/detectors/index.js'
 import { type LoopEntry, observeList } from '../helpers/loop-list.js'
 
 const T0 = 1_700_000_000_000
+/** Prompt hashes: two that share their first half (the index's key), one their second. */
+const HASHES = [
+  '0123456789abcdef',
+  '0123456789abcdee',
+  'f123456789abcdef',
+  '80000000ffffffff',
+  'ffffffff00000000',
+]
 
 /** A seeded generator: a number below `below`. */
 function random(seed: number) {
@@ -54,7 +62,7 @@ describe('the loop ring counted through its index', () => {
         hi = next(2 ** 32) >>> 0
         lo = next(2 ** 32) >>> 0
       }
-      const e = { at: now, hash: `h${next(5)}`, hi, lo }
+      const e = { at: now, hash: HASHES[next(HASHES.length)]!, hi, lo }
       const windowMs = next(10) === 0 ? 40 : 200 + next(2000)
       const expected = observeList(list, e, now, windowMs, max, distance)
       expect(observeLoop(state, e, now, windowMs, max, distance)).toEqual(expected)

@@ -5,6 +5,7 @@
  * scraping). The inputs are plain numbers and strings: the same ones the Redis scripts take.
  */
 import { BLOCK, type DetectorName, THROTTLE } from './options.js'
+import { hashHalf, hashText } from './sketch.js'
 import {
   countryLevel,
   flagAt,
@@ -14,7 +15,7 @@ import {
   levelOf,
   observeAddress,
   observeCountry,
-  observeLoop,
+  observeFingerprint,
   observeScrape,
   raise,
   recordSpend,
@@ -40,10 +41,33 @@ export interface LoopParams {
 }
 
 export interface LoopStep {
+  /** The prompt hash: 16 lower-case hex digits (promptHash()). */
   hash: string
   hi: number
   lo: number
   params: LoopParams
+}
+
+/**
+ * A loop step made from a prompt (steps.ts): the prompt hash kept as the two int32 halves the
+ * fingerprint computes (`h0`, `h1`), which the memory store counts by, and made into its hex
+ * digits (`hash`, what the Redis store sends) only when read. A step made otherwise is counted by
+ * hashHalf() of its `hash`.
+ */
+export class PromptLoopStep implements LoopStep {
+  private text: string | undefined
+  constructor(
+    readonly h0: number,
+    readonly h1: number,
+    readonly hi: number,
+    readonly lo: number,
+    readonly params: LoopParams,
+  ) {}
+
+  get hash(): string {
+    if (this.text === undefined) this.text = hashText(this.h0, this.h1)
+    return this.text
+  }
 }
 
 /** A shared-key detector's parameters, one object per detector set (as LoopParams). */
@@ -138,9 +162,16 @@ export function checkSubject(state: SubjectState, step: CheckStep, now: number):
   const loop = step.loop
   if (loop !== undefined) {
     const l = loop.params
-    const { exact, near } = observeLoop(
+    const made = loop instanceof PromptLoopStep
+    const h0 = made ? loop.h0 : hashHalf(loop.hash, 0)
+    const h1 = made ? loop.h1 : hashHalf(loop.hash, 8)
+    const { exact, near } = observeFingerprint(
       state,
-      { at: now, hash: loop.hash, hi: loop.hi, lo: loop.lo },
+      now,
+      h0,
+      h1,
+      loop.hi,
+      loop.lo,
       now,
       l.windowMs,
       l.max,

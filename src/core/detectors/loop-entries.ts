@@ -4,10 +4,11 @@
  * The numbers lie in typed arrays (a ring: adding one moves nothing) with an index per key, so
  * that a count visits the entries that can match, not all of them.
  */
-import { bitsApart, fnv1a } from './sketch.js'
+import { bitsApart, hashHalf, hashText } from './sketch.js'
 
 export interface LoopEntry {
   at: number
+  /** The prompt hash: 16 lower-case hex digits (promptHash()). */
   hash: string
   hi: number
   lo: number
@@ -20,12 +21,16 @@ const NO_SLOTS = new Int16Array(0)
 
 /**
  * Keys an entry is indexed by: its SimHash's four 16-bit quarters (within 3 bits, two SimHashes
- * share one of them at least: pigeonhole) and its hash's digest.
+ * share one of them at least: pigeonhole) and, as key 4, its hash's first half.
  */
 const KEYS = 5
-const DIGEST = 4
+/** Int32s a slot keeps: SimHash hi, SimHash lo, the hash's halves. */
+const WIDTH = 4
 
-/** The key `k` of an entry of SimHash halves `hi`, `lo` (int32) and digest `d`. */
+/**
+ * The key `k` of an entry of SimHash halves `hi`, `lo` (int32) and hash's first half `d`; its
+ * bucket is the top bits of key × 0x9e3779b1 (`shift`).
+ */
 function keyOf(k: number, hi: number, lo: number, d: number): number {
   switch (k) {
     case 0:
@@ -42,9 +47,11 @@ function keyOf(k: number, hi: number, lo: number, d: number): number {
 }
 
 /**
- * The ring. Each hash comes with a 32-bit digest of it: hashes are compared only when their
- * digests are equal. The 32-bit numbers (SimHash halves, digest) are kept apart from the times, as
- * int32: read from a Float64Array each was a double to convert before its bits could be compared.
+ * The ring. Each entry's numbers — SimHash halves and the prompt hash's two 32-bit halves — lie
+ * in one Int32Array, apart from the times (read from a Float64Array each was a double to convert
+ * before its bits could be compared); no string is kept (a hash string, kept for as many calls as
+ * the ring holds, outlived the young generation: old garbage for full collections to mark and
+ * sweep). Two hashes are the same when both halves are.
  *
  * The index: per key, buckets of slots whose key hashes alike, each a chain from its newest slot
  * down through older ones (`links`). A slot is reused only for a new entry once its own is the
@@ -60,9 +67,10 @@ export class LoopEntries {
   private head = -1
   /** Per slot: its time. */
   private times = NO_TIMES
-  /** Per slot: SimHash hi, SimHash lo, the hash's digest (int32: the same bits, signed). */
+  /** Per slot (WIDTH each): SimHash hi, SimHash lo, the hash's halves (int32: the same bits, signed). */
   private bits = NO_BITS
-  private hashes: string[] = []
+  /** Slots. */
+  private cap = 0
   /** Whether the times fall from the newest on (false once a clock went back, until emptied). */
   private ordered = true
   /** Per key and bucket: its newest slot (-1: none); per key and slot: the next older slot of its bucket. */
@@ -75,69 +83,74 @@ export class LoopEntries {
   private filled = 0
 
   get capacity(): number {
-    return this.hashes.length
+    return this.cap
   }
 
   /** The `i`-th newest (0: the newest). */
   at(i: number): LoopEntry {
     const slot = this.slot(i)
     const b = this.bits
+    const o = WIDTH * slot
     return {
       at: this.times[slot]!,
-      hash: this.hashes[slot]!,
-      hi: b[3 * slot]! >>> 0,
-      lo: b[3 * slot + 1]! >>> 0,
+      hash: hashText(b[o + 2]!, b[o + 3]!),
+      hi: b[o]! >>> 0,
+      lo: b[o + 1]! >>> 0,
     }
   }
 
   private slot(i: number): number {
     const s = this.head - i
-    return s < 0 ? s + this.capacity : s
+    return s < 0 ? s + this.cap : s
   }
 
-  /** How many entries are newer than the one in `slot` (0: the newest). */
-  private age(slot: number): number {
-    const a = this.head - slot
-    return a < 0 ? a + this.capacity : a
+  /** Adds the newest entry, keeping at most `max` (the oldest go). */
+  add(e: LoopEntry, max: number): void {
+    this.push(e.at, hashHalf(e.hash, 0), hashHalf(e.hash, 8), e.hi, e.lo, max)
   }
 
-  private bucketOf(key: number): number {
-    return Math.imul(key, 0x9e3779b1) >>> this.shift
-  }
-
-  /** Adds the newest entry, keeping at most `max` (the oldest go); `digest` is fnv1a(e.hash). */
-  add(e: LoopEntry, max: number, digest = fnv1a(e.hash)): void {
-    if (max !== this.capacity) this.resize(max)
+  /**
+   * Adds the newest entry — at `at`, of prompt hash halves `h0`, `h1` and SimHash halves `hi`,
+   * `lo` — keeping at most `max` (the oldest go).
+   */
+  push(at: number, h0: number, h1: number, hi: number, lo: number, max: number): void {
+    if (max !== this.cap) this.resize(max)
     if (this.length === 0) this.ordered = true
-    else if (e.at < this.times[this.head]!) this.ordered = false
+    else if (at < this.times[this.head]!) this.ordered = false
     const slot = this.head + 1 === max ? 0 : this.head + 1
     const b = this.bits
-    const hi = e.hi | 0
-    const lo = e.lo | 0
-    const d = digest | 0
+    // Literals for WIDTH and KEYS, and the fields in locals (see count()).
+    const o = 4 * slot
+    const shift = this.shift
+    const h = hi | 0
+    const l = lo | 0
+    const d = h0 | 0
     const buckets = this.buckets
     const heads = this.heads
     const links = this.links
     // Slots are first filled in order: one below `filled` holds an entry, in the buckets of its keys.
     const used = slot < this.filled
     if (!used) this.filled = slot + 1
-    for (let k = 0; k < KEYS; k++) {
+    const oldHi = b[o]!
+    const oldLo = b[o + 1]!
+    const oldD = b[o + 2]!
+    for (let k = 0; k < 5; k++) {
       // The entry this slot held (the oldest) leaves its buckets: a head on it is dropped, and a
       // link to it from an older chain member is ended by the age test when read.
       if (used) {
-        const was = k * buckets + this.bucketOf(keyOf(k, b[3 * slot]!, b[3 * slot + 1]!, b[3 * slot + 2]!))
+        const was = k * buckets + (Math.imul(keyOf(k, oldHi, oldLo, oldD), 0x9e3779b1) >>> shift)
         if (heads[was] === slot) heads[was] = -1
       }
-      const at = k * buckets + this.bucketOf(keyOf(k, hi, lo, d))
-      links[k * max + slot] = heads[at]!
-      heads[at] = slot
+      const i = k * buckets + (Math.imul(keyOf(k, h, l, d), 0x9e3779b1) >>> shift)
+      links[k * max + slot] = heads[i]!
+      heads[i] = slot
     }
     this.head = slot
-    this.times[slot] = e.at
-    b[3 * slot] = hi
-    b[3 * slot + 1] = lo
-    b[3 * slot + 2] = d
-    this.hashes[slot] = e.hash
+    this.times[slot] = at
+    b[o] = h
+    b[o + 1] = l
+    b[o + 2] = d
+    b[o + 3] = h1 | 0
     if (this.length < max) this.length++
   }
 
@@ -145,8 +158,8 @@ export class LoopEntries {
     const keep = Math.min(this.length, max)
     const kept = Array.from({ length: keep }, (_, i) => this.at(keep - 1 - i))
     this.times = new Float64Array(max)
-    this.bits = new Int32Array(3 * max)
-    this.hashes = new Array<string>(max).fill('')
+    this.bits = new Int32Array(WIDTH * max)
+    this.cap = max
     // About two slots a bucket: a short chain to read, two bytes a bucket and key (a bucket a
     // slot counted ~0.2k fewer instructions at 91, for 640 bytes more a subject).
     let bits = 2
@@ -162,38 +175,48 @@ export class LoopEntries {
   }
 
   /**
-   * Among the entries from the newest on while they are later than `since`: how many have the
-   * hash `hash` (whose fnv1a is `digest`), and how many a SimHash within `distance` bits of
-   * (`hi`, `lo`) (0: none counted). The older ones are forgotten.
+   * For the newest entry (the one just pushed), among the entries from the newest on while they
+   * are later than `since`: how many have its prompt hash, and how many a SimHash within
+   * `distance` bits of its own (0: none counted). The older ones are forgotten.
+   *
+   * The newest entry heads every chain it is in: each count starts after it, with it counted
+   * (when it is live), instead of finding its buckets again. Numbers are literals and fields are
+   * read once into locals (a module constant or a field read in a loop is a load and a check
+   * each time): 4 is WIDTH, and key 4's links start at 4 * cap.
    */
-  count(since: number, hash: string, digest: number, hi: number, lo: number, distance: number) {
+  countNewest(since: number, distance: number): { exact: number; near: number } {
     const live = this.liveAfter(since)
     this.length = live
+    if (live === 0) return { exact: 0, near: 0 }
     const b = this.bits
-    const h = hi | 0
-    const l = lo | 0
-    const d = digest | 0
+    const links = this.links
+    const cap = this.cap
+    const head = this.head
+    const h = b[4 * head]!
+    const l = b[4 * head + 1]!
+    const d = b[4 * head + 2]!
+    const e = b[4 * head + 3]!
     const within = distance | 0
-    let exact = 0
-    for (let s = this.first(DIGEST, d), age = -1; s >= 0; s = this.links[DIGEST * this.capacity + s]!) {
-      const a = this.age(s)
+    // A chain is read newest first while the entries' ages rise and are among the live ones.
+    let exact = 1
+    for (let s = links[4 * cap + head]!, age = 0; s >= 0; s = links[4 * cap + s]!) {
+      const a = head - s < 0 ? head - s + cap : head - s
       if (a <= age || a >= live) break
       age = a
-      if (b[3 * s + 2] === d && this.hashes[s] === hash) exact++
+      if (b[4 * s + 2] === d && b[4 * s + 3] === e) exact++
     }
     if (within <= 0) return { exact, near: 0 }
     if (within >= 4) return { exact, near: this.nearAll(live, h, l, within) }
     // Each entry sharing a quarter is met in that quarter's bucket: counted in the first quarter
-    // it shares, passed over in the later ones.
-    let near = 0
-    for (let k = 0; k < DIGEST; k++) {
-      const key = keyOf(k, h, l, d)
-      for (let s = this.first(k, key), age = -1; s >= 0; s = this.links[k * this.capacity + s]!) {
-        const a = this.age(s)
+    // it shares, passed over in the later ones (the newest shares the first).
+    let near = 1
+    for (let k = 0; k < 4; k++) {
+      for (let s = links[k * cap + head]!, age = 0; s >= 0; s = links[k * cap + s]!) {
+        const a = head - s < 0 ? head - s + cap : head - s
         if (a <= age || a >= live) break
         age = a
-        const x = b[3 * s]! ^ h
-        const y = b[3 * s + 1]! ^ l
+        const x = b[4 * s]! ^ h
+        const y = b[4 * s + 1]! ^ l
         if (keyOf(k, x, y, 0) !== 0) continue
         if (k > 0 && (x & 0xffff) === 0) continue
         if (k > 1 && x >>> 16 === 0) continue
@@ -204,18 +227,13 @@ export class LoopEntries {
     return { exact, near }
   }
 
-  /** The newest slot of key `k`'s bucket of `key` (-1: none). */
-  private first(k: number, key: number): number {
-    return this.buckets === 0 ? -1 : this.heads[k * this.buckets + this.bucketOf(key)]!
-  }
-
   /** The near count at 4 bits or more, where sharing a quarter says nothing: every live entry. */
   private nearAll(live: number, h: number, l: number, within: number): number {
     const b = this.bits
     let near = 0
     for (let i = 0; i < live; i++) {
       const s = this.slot(i)
-      if (bitsApart(b[3 * s]!, b[3 * s + 1]!, h, l) <= within) near++
+      if (bitsApart(b[4 * s]!, b[4 * s + 1]!, h, l) <= within) near++
     }
     return near
   }
@@ -228,7 +246,10 @@ export class LoopEntries {
       while (k < this.length && times[this.slot(k)]! > since) k++
       return k
     }
-    // Times fall from the newest on: a binary search finds where they reach `since`.
+    // Times fall from the newest on: most often every kept entry is inside the window, as the
+    // oldest says; else a binary search finds where they reach `since`.
+    const n = this.length
+    if (n === 0 || times[this.slot(n - 1)]! > since) return n
     let low = 0
     let high = this.length
     while (low < high) {

@@ -137,21 +137,25 @@ const BLOCKS = new Int32Array(MAX_WORDS)
 /** Bits of a count of shingles (at most MAX_SHINGLES = 512: 10 bits). */
 const PLANES = 10
 /**
- * Scratch for fingerprint(): per SimHash bit, how many shingle hashes had it set, kept
+ * Scratch for a long prompt's SimHash: per SimHash bit, how many shingle hashes had it set, kept
  * bit-sliced — word k holds bit k of the 32 counts of the low half (k < PLANES) and of the high
- * half (PLANES + k) — so that adding a hash is a carry ripple over a few words, not 64 counters.
+ * half (PLANES + k).
  */
 const COUNTS = new Int32Array(2 * PLANES)
-/** Scratch for scan(): the prompt hash's two halves, signed. */
-const HASHES = new Int32Array(2)
+/**
+ * Scratch: the fingerprint fingerprintInto() made last, as int32 — the prompt hash's halves (the
+ * first 8 and the last 8 hex digits) and the SimHash's high and low halves.
+ */
+export const FINGERPRINT = new Int32Array(4)
 
 /**
  * One pass over the text `first`, then each of `more` after a newline (none: `first` alone): the
  * blocks of its words' hashes (the first MAX_WORDS) into BLOCKS, the prompt hash's halves into
- * HASHES; answers the number of words. Read as lower-cased where it is ASCII; with `raw`, a
+ * FINGERPRINT; answers the number of words. Read as lower-cased where it is ASCII; with `raw`, a
  * code unit above ASCII answers -1 (the caller lower-cases the whole text with toLowerCase, whose
  * Unicode mappings may change its length, and scans that). Each string is best flat (reading a
  * concatenation's characters costs several times more): `more` spares the caller joining them.
+ * ASCII white space is told inline (isSpace(), an imported binding, is checked at every call).
  */
 function scan(first: string, more: readonly string[] | undefined, raw: boolean): number {
   const blocks = BLOCKS
@@ -173,10 +177,13 @@ function scan(first: string, more: readonly string[] | undefined, raw: boolean):
     const n = s.length
     for (let i = 0; i < n; i++) {
       let c = s.charCodeAt(i)
+      let space: boolean
       if (c < 0x80) {
         if ((c - 65) >>> 0 < 26) c += 32
+        space = c === 32 || (c - 9) >>> 0 < 5
       } else if (raw) return -1
-      if (isSpace(c)) {
+      else space = isSpace(c)
+      if (space) {
         if (inWord) {
           if (words < MAX_WORDS) blocks[words] = wordBlock(w)
           words++
@@ -201,24 +208,14 @@ function scan(first: string, more: readonly string[] | undefined, raw: boolean):
     if (words < MAX_WORDS) blocks[words] = wordBlock(w)
     words++
   }
-  HASHES[0] = a
-  HASHES[1] = b
+  FINGERPRINT[0] = a
+  FINGERPRINT[1] = b
   return words
-}
-
-/** Adds one to the counts of the bits set in `x` (the counts from word `at` of COUNTS on). */
-function countBits(counts: Int32Array, at: number, x: number): void {
-  for (let k = at; x !== 0; k++) {
-    const carry = counts[k]! & x
-    counts[k] = counts[k]! ^ x
-    x = carry
-  }
 }
 
 /**
  * The bits whose count (from word `at` of COUNTS on) is above `half`: a bit-sliced comparison,
- * from the highest bit of the counts down. A SimHash bit is set when more than half the shingles
- * have it.
+ * from the highest bit of the counts down.
  */
 function above(counts: Int32Array, at: number, half: number): number {
   let greater = 0
@@ -231,7 +228,140 @@ function above(counts: Int32Array, at: number, half: number): number {
       equal &= ~plane
     }
   }
-  return greater >>> 0
+  return greater
+}
+
+/** shingleHash() of three blocks (int32), `seed` an int32. */
+function shingle3(b0: number, b1: number, b2: number, seed: number): number {
+  let h = seed ^ b0
+  h = (Math.imul((h << 13) | (h >>> 19), 5) + 0xe6546b64) ^ b1
+  h = (Math.imul((h << 13) | (h >>> 19), 5) + 0xe6546b64) ^ b2
+  h = ((Math.imul((h << 13) | (h >>> 19), 5) + 0xe6546b64) ^ 12) | 0
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b)
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35)
+  return h ^ (h >>> 16)
+}
+
+/** The carry out of a bit-sliced plane `p` plus a constant's bit (`one` non-zero: 1), carry in `c`. */
+function carry(p: number, one: number, c: number): number {
+  return one !== 0 ? p | c : p & c
+}
+
+/** Shingles counted in local variables before they are added to COUNTS (4 bits of count). */
+const CHUNK = 15
+
+/**
+ * Adds a chunk's counts (bit-sliced, planes `p0`..`p3`) to the counts from word `at` of COUNTS on.
+ */
+function addChunk(counts: Int32Array, at: number, p0: number, p1: number, p2: number, p3: number): void {
+  let c = 0
+  for (let k = 0; k < PLANES; k++) {
+    const x = k === 0 ? p0 : k === 1 ? p1 : k === 2 ? p2 : k === 3 ? p3 : 0
+    const s = counts[at + k]!
+    counts[at + k] = s ^ x ^ c
+    c = (s & x) | (c & (s ^ x))
+  }
+}
+
+/**
+ * The SimHash of `words` words' blocks (BLOCKS), 4 words or more, into FINGERPRINT[2] (high half)
+ * and [3] (low half): a bit is set when more than half the shingles have it. Per SimHash bit, how
+ * many shingle hashes had it set is counted bit-sliced: plane k holds bit k of the 32 counts of a
+ * half. Up to CHUNK shingles are counted in local variables (l0..l3 the low half's planes, h0..h3
+ * the high half's): adding a hash is a carry ripple over four of them, where a typed array's
+ * checks cost more than the ripple. A prompt of at most CHUNK shingles is decided from them (a
+ * count is above `half` when adding 15 − half carries out of bit 3); a longer one adds each chunk
+ * to COUNTS (10 planes: at most MAX_SHINGLES = 512).
+ */
+function simHashOfBlocks(words: number): void {
+  const blocks = BLOCKS
+  const counts = COUNTS
+  const shingles = Math.min(words - 2, MAX_SHINGLES)
+  if (shingles > CHUNK) counts.fill(0)
+  let b0 = blocks[0]!
+  let b1 = blocks[1]!
+  for (let from = 0; from < shingles; from += CHUNK) {
+    const to = Math.min(from + CHUNK, shingles)
+    let l0 = 0
+    let l1 = 0
+    let l2 = 0
+    let l3 = 0
+    let h0 = 0
+    let h1 = 0
+    let h2 = 0
+    let h3 = 0
+    for (let i = from; i < to; i++) {
+      const b2 = blocks[i + 2]!
+      // The seeds as literals (LO_SEED, HI_SEED): a module constant above 2^31 is a double, read
+      // and converted at every use.
+      let x = shingle3(b0, b1, b2, 0x811c9dc5 | 0)
+      let c = l0 & x
+      l0 ^= x
+      x = l1 & c
+      l1 ^= c
+      l3 ^= l2 & x
+      l2 ^= x
+      x = shingle3(b0, b1, b2, 0x5bd1e995)
+      c = h0 & x
+      h0 ^= x
+      x = h1 & c
+      h1 ^= c
+      h3 ^= h2 & x
+      h2 ^= x
+      b0 = b1
+      b1 = b2
+    }
+    if (shingles <= CHUNK) {
+      const k = CHUNK - (shingles >>> 1)
+      FINGERPRINT[2] = carry(h3, k & 8, carry(h2, k & 4, carry(h1, k & 2, carry(h0, k & 1, 0))))
+      FINGERPRINT[3] = carry(l3, k & 8, carry(l2, k & 4, carry(l1, k & 2, carry(l0, k & 1, 0))))
+      return
+    }
+    addChunk(counts, 0, l0, l1, l2, l3)
+    addChunk(counts, PLANES, h0, h1, h2, h3)
+  }
+  const half = shingles >>> 1
+  FINGERPRINT[2] = above(counts, PLANES, half)
+  FINGERPRINT[3] = above(counts, 0, half)
+}
+
+/**
+ * fingerprint() as numbers, into FINGERPRINT (read it before the next call): no string made.
+ */
+export function fingerprintInto(text: string, more?: readonly string[]): void {
+  let words = scan(text, more, true)
+  if (words < 0)
+    words = scan((more === undefined ? text : [text, ...more].join('\n')).toLowerCase(), undefined, false)
+  if (words > 3) simHashOfBlocks(words)
+  else {
+    // One shingle of all the words (none: no shingle, no bit set): each bit is its hash's.
+    FINGERPRINT[2] = words === 0 ? 0 : shingleHash(BLOCKS, 0, words, HI_SEED)
+    FINGERPRINT[3] = words === 0 ? 0 : shingleHash(BLOCKS, 0, words, LO_SEED)
+  }
+}
+
+/** The prompt hash of halves `h0`, `h1` (int32, as FINGERPRINT holds them) as 16 hex digits. */
+export function hashText(h0: number, h1: number): string {
+  return hex16(h0 >>> 0, h1 >>> 0)
+}
+
+/**
+ * The int32 that hashText() writes as the 8 hex digits of `hash` from `from` on: a prompt hash's
+ * half. A digit that is not one of 0-9a-f (as promptHash() writes them) is an error: two hashes
+ * are compared by their halves.
+ */
+export function hashHalf(hash: string, from: number): number {
+  let x = 0
+  let bad = hash.length === 16 ? 0 : -1
+  for (let i = from; i < from + 8; i++) {
+    const c = hash.charCodeAt(i)
+    const d = c <= 57 ? c - 48 : c - 87
+    // A digit below 0 or a letter past f (or between 9 and a) sets a bit above 0-15.
+    bad |= c >= 97 || c <= 57 ? d : -1
+    x = (x << 4) | (d & 15)
+  }
+  if ((bad & ~15) !== 0) throw new Error(`a prompt hash is 16 hex digits, got ${JSON.stringify(hash)}`)
+  return x
 }
 
 /**
@@ -248,25 +378,7 @@ export function fingerprint(
   text: string,
   more?: readonly string[],
 ): { hash: string; hi: number; lo: number } {
-  let words = scan(text, more, true)
-  if (words < 0)
-    words = scan((more === undefined ? text : [text, ...more].join('\n')).toLowerCase(), undefined, false)
-  const hash = hex16(HASHES[0]! >>> 0, HASHES[1]! >>> 0)
-  if (words <= 3) {
-    // One shingle of all the words (none: no shingle, no bit set): each bit is its hash's.
-    if (words === 0) return { hash, hi: 0, lo: 0 }
-    return {
-      hash,
-      hi: shingleHash(BLOCKS, 0, words, HI_SEED) >>> 0,
-      lo: shingleHash(BLOCKS, 0, words, LO_SEED) >>> 0,
-    }
-  }
-  const counts = COUNTS.fill(0)
-  const shingles = Math.min(words - 2, MAX_SHINGLES)
-  for (let w = 0; w < shingles; w++) {
-    countBits(counts, 0, shingleHash(BLOCKS, w, 3, LO_SEED))
-    countBits(counts, PLANES, shingleHash(BLOCKS, w, 3, HI_SEED))
-  }
-  const half = shingles >>> 1
-  return { hash, hi: above(counts, PLANES, half), lo: above(counts, 0, half) }
+  fingerprintInto(text, more)
+  const f = FINGERPRINT
+  return { hash: hex16(f[0]! >>> 0, f[1]! >>> 0), hi: f[2]! >>> 0, lo: f[3]! >>> 0 }
 }

@@ -9,7 +9,7 @@
 
 import { LoopEntries, type LoopEntry } from './loop-entries.js'
 import { BLOCK, type DetectorName, MAX_ENTRIES, THROTTLE } from './options.js'
-import { fnv1a } from './sketch.js'
+import { hashHalf } from './sketch.js'
 
 export { LoopEntries, type LoopEntry }
 
@@ -49,6 +49,8 @@ export interface AddressHistory {
 export interface SubjectState {
   loop: LoopEntries
   addrs: Map<string, number>
+  /** No address in `addrs` was seen before this (a bound: until it leaves the window, none does). */
+  addrsSince: number
   /** A key's countries (ISO codes) in the shared-key window, each with when it was last seen. */
   countries: Map<string, number>
   hist: AddressHistory
@@ -68,6 +70,7 @@ export function emptyState(): SubjectState {
   return {
     loop: new LoopEntries(),
     addrs: new Map(),
+    addrsSince: Number.POSITIVE_INFINITY,
     countries: new Map(),
     hist: emptyHistory(),
     flags: {},
@@ -135,11 +138,40 @@ export function observeLoop(
   max: number,
   distance: number,
 ): { exact: number; near: number } {
-  // The hash's digest once: the new entry keeps it, and the count compares by it.
-  const digest = fnv1a(entry.hash)
-  state.loop.add(entry, max, digest)
+  const { hash, hi, lo } = entry
+  return observeFingerprint(
+    state,
+    entry.at,
+    hashHalf(hash, 0),
+    hashHalf(hash, 8),
+    hi,
+    lo,
+    now,
+    windowMs,
+    max,
+    distance,
+  )
+}
+
+/**
+ * observeLoop() of the entry at `at` whose prompt hash has the halves `h0`, `h1` (hashHalf()) and
+ * whose SimHash is (`hi`, `lo`): no string read or kept.
+ */
+export function observeFingerprint(
+  state: SubjectState,
+  at: number,
+  h0: number,
+  h1: number,
+  hi: number,
+  lo: number,
+  now: number,
+  windowMs: number,
+  max: number,
+  distance: number,
+): { exact: number; near: number } {
+  state.loop.push(at, h0, h1, hi, lo, max)
   // Newest first: the first entry out of the window ends the live ones.
-  return state.loop.count(now - windowMs, entry.hash, digest, entry.hi, entry.lo, distance)
+  return state.loop.countNewest(now - windowMs, distance)
 }
 
 /** Fingerprints kept for a loop detector: enough to count to its highest threshold. */
@@ -167,8 +199,20 @@ export function observeAddress(
   cap: number,
 ): number {
   const since = now - windowMs
-  for (const [a, at] of state.addrs) if (at <= since) state.addrs.delete(a)
-  if (state.addrs.has(address) || state.addrs.size < cap) state.addrs.set(address, now)
+  // The addresses are read only when one may have left the window (a Map's iterator and its
+  // entries were ~0.3k instructions a call); the bound is then made exact again.
+  if (state.addrsSince <= since) {
+    let first = Number.POSITIVE_INFINITY
+    for (const [a, at] of state.addrs) {
+      if (at <= since) state.addrs.delete(a)
+      else if (at < first) first = at
+    }
+    state.addrsSince = first
+  }
+  if (state.addrs.has(address) || state.addrs.size < cap) {
+    state.addrs.set(address, now)
+    if (now < state.addrsSince) state.addrsSince = now
+  }
   return state.addrs.size
 }
 

@@ -3,13 +3,14 @@
  * (engine.ts). A detector's parameters are one object per options object (made once, then
  * shared by every request's step), so that a store can encode them once.
  */
-import type {
-  AddressParams,
-  CheckStep,
-  CountryParams,
-  LoopParams,
-  RecordStep,
-  ScrapeParams,
+import {
+  type AddressParams,
+  type CheckStep,
+  type CountryParams,
+  type LoopParams,
+  PromptLoopStep,
+  type RecordStep,
+  type ScrapeParams,
 } from './engine.js'
 import {
   countsCountries,
@@ -21,18 +22,26 @@ import {
   type SharedKeyOptions,
   type SpendOptions,
 } from './options.js'
-import { fingerprint } from './sketch.js'
+import { FINGERPRINT, fingerprintInto } from './sketch.js'
 import { addressCapacity, countryCapacity, loopCapacity, type SpendParams } from './state.js'
 
-/** `make(options)`, made once per options object. */
+/**
+ * `make(options)`, made once per options object. The last one asked for is answered without the
+ * WeakMap (most calls come from few detector sets: a lookup was ~140 instructions).
+ */
 function once<O extends object, P>(make: (o: O) => P): (o: O) => P {
   const made = new WeakMap<O, P>()
+  let lastOptions: O | undefined
+  let last: P | undefined
   return (o) => {
+    if (o === lastOptions) return last!
     let p = made.get(o)
     if (p === undefined) {
       p = make(o)
       made.set(o, p)
     }
+    lastOptions = o
+    last = p
     return p
   }
 }
@@ -148,9 +157,10 @@ export function checkStep(set: DetectorSet, facts: RequestFacts): CheckStep | un
   const step: CheckStep = { throttlePerMinute: 0, enforce: p.enforce }
   const prompt = facts.prompt
   if (p.loop !== undefined && prompt !== undefined && (prompt !== '' || facts.more !== undefined)) {
-    // Fields named one by one: spreading the fingerprint took ~10 µs a request (V8's slow path).
-    const f = fingerprint(prompt, facts.more)
-    step.loop = { hash: f.hash, hi: f.hi, lo: f.lo, params: p.loop }
+    // The fingerprint as numbers: its hash's hex digits are made only if a store reads them.
+    fingerprintInto(prompt, facts.more)
+    const f = FINGERPRINT
+    step.loop = new PromptLoopStep(f[0]!, f[1]!, f[2]! >>> 0, f[3]! >>> 0, p.loop)
     step.throttlePerMinute = p.throttlePerMinute
   }
   if (p.address !== undefined && facts.isKey && facts.address !== undefined) {
