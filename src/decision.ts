@@ -154,3 +154,42 @@ export function decisionOf(
     now: r.now,
   }
 }
+
+/**
+ * decisionOf for a policy of one limit without alerts or blocks (the Limiter's one-limit path):
+ * the same fields in the same order, and the same values, as decisionOf gives such a result
+ * (test/limiter-one.test.ts), with no loop and one status.
+ */
+export function decisionOfOne(f: LimitFacts, policy: string, subject: string, r: StoreResult): Decision {
+  const l = r.limits[0]!
+  // `=== true`: fields V8 cannot prove boolean are otherwise tested for every falsy value.
+  const allowed = r.allowed === true
+  const limitAllowed = l.allowed === true
+  // decisionOf's loop for one limit: a denial with a wait (never negative in practice) names it.
+  const denied = !allowed && !limitAllowed && l.retryAfterMs >= 0
+  return {
+    allowed,
+    retryAfterMs: allowed ? 0 : Math.max(1, Math.ceil(denied ? l.retryAfterMs : 0)),
+    deniedBy: denied ? f.name : undefined,
+    blocked: false,
+    blockedNow: false,
+    verified: true,
+    fallback: undefined,
+    limits: [
+      {
+        name: f.name,
+        unit: f.unit,
+        kind: f.kind,
+        limit: f.limit,
+        remaining: roundRemaining(f.unit, l.remaining),
+        resetMs: Math.ceil(l.resetMs),
+        windowSeconds: f.windowSeconds,
+        allowed: limitAllowed,
+      },
+    ],
+    alerts: NO_ALERTS,
+    policy,
+    subject,
+    now: r.now,
+  }
+}

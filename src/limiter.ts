@@ -5,6 +5,7 @@ import { algorithmOf, type LimitDefinition, type Unit, WELL_KNOWN_UNITS } from '
 import { promised } from './core/promised.js'
 import { type Decision, decisionOf, type LimitFacts, limitFacts } from './decision.js'
 import { type Costs, PolicyCosts } from './limiter-costs.js'
+import { type OneLimit, oneLimitPath } from './limiter-one.js'
 import { type BlockOptions, blockParams, normalizeLimit } from './limiter-options.js'
 import { consumeWaiting, reserveWaiting } from './limiter-wait.js'
 import { nextOpId } from './op-id.js'
@@ -103,6 +104,8 @@ export class Limiter {
   private readonly needsOpId: boolean
   /** The store's queues (docs/queueing.md), looked up on the first call that may wait. */
   private queueBackend: QueueBackend | undefined
+  /** consume, consumeSync and peek of one limit on a MemoryStore, without an op (limiter-one.ts). */
+  private readonly one: OneLimit | undefined
 
   constructor(options: LimiterOptions) {
     if (typeof options !== 'object' || options === null) {
@@ -195,6 +198,15 @@ export class Limiter {
     )
     this.passingCosts = this.costs.passing
     this.scratchCosts = [...this.passingCosts]
+    this.one = oneLimitPath(
+      options.store,
+      definitions,
+      this.facts,
+      this.passingCosts,
+      this.scratchCosts,
+      this.alertAt,
+      this.block !== undefined || this.needsOpId,
+    )
   }
 
   /**
@@ -202,7 +214,11 @@ export class Limiter {
    * `maxWaitMs`, a refusal by a rate limit that would pass within it waits in fair order instead.
    */
   consume(subject: string, costs?: Costs, options?: WaitOptions): Promise<Decision> {
-    if (options === undefined) return this.decide('consume', subject, costs)
+    if (options === undefined) {
+      return this.one === undefined
+        ? this.decide('consume', subject, costs)
+        : this.decideOne(subject, costs, true)
+    }
     // No closure per call: an uncontended queue should cost what the decision costs.
     try {
       const decision = consumeWaiting(this, subject, costs, options, this.needsOpId ? nextOpId() : '-')
@@ -223,12 +239,15 @@ export class Limiter {
       )
     }
     // A synchronous store makes the decision itself come back, not a promise.
-    return this.decideNow('consume', subject, costs) as Decision
+    return (this.one?.decide(this, subject, costs, true) ??
+      this.decideNow('consume', subject, costs)) as Decision
   }
 
   /** What consume would decide, charging nothing. */
   peek(subject: string, costs?: Costs): Promise<Decision> {
-    return this.decide('peek', subject, costs)
+    return this.one === undefined
+      ? this.decide('peek', subject, costs)
+      : this.decideOne(subject, costs, false)
   }
 
   /**
@@ -361,6 +380,16 @@ export class Limiter {
     // The decision is made at once: one promise for it, no closure.
     try {
       return Promise.resolve(this.decideNow(mode, subject, costs) as Decision)
+    } catch (error) {
+      return Promise.reject(error)
+    }
+  }
+
+  /** decide() on the one-limit path (limiter-one.ts); the general path when it declines. */
+  private decideOne(subject: string, costs: Costs | undefined, charge: boolean): Promise<Decision> {
+    try {
+      const d = this.one!.decide(this, subject, costs, charge)
+      return Promise.resolve(d ?? (this.decideNow(charge ? 'consume' : 'peek', subject, costs) as Decision))
     } catch (error) {
       return Promise.reject(error)
     }

@@ -10,7 +10,7 @@ import {
 import { crossedThreshold } from '../core/threshold.js'
 import { MemoryEntries } from './memory-entries.js'
 import { type Layout, layoutOf, packedBytes, type Slot } from './memory-layout.js'
-import type { LimitResult, StoreOp, StoreResult } from './types.js'
+import type { LimitResult, StateHint, StoreOp, StoreResult } from './types.js'
 
 /**
  * MemoryStore's decisions on a subject's packed numbers themselves, for policies whose limits all
@@ -28,6 +28,8 @@ export class InPlaceDecisions extends MemoryEntries {
   /** The layout of the last policy seen (one Limiter's ops share one limits array). */
   private lastLimits: readonly LimitDefinition[] | undefined
   private lastLayout: Layout | undefined
+  /** decideOne's result, reused. */
+  private readonly one: StoreResult = newResult(1)
 
   protected layoutFor(limits: readonly LimitDefinition[]): Layout {
     if (limits === this.lastLimits) return this.lastLayout!
@@ -39,11 +41,26 @@ export class InPlaceDecisions extends MemoryEntries {
 
   /** The slot under the op's state key, expired or not: through its hint while that holds. */
   protected slotOf(op: StoreOp): Slot | undefined {
+    // slotAt's body, not a call to it: one inlining level less on a policy's path.
     const hint = op.stateHint
     if (hint !== undefined && hint.owner === this && hint.generation === this.generation) {
       return hint.slot as Slot | undefined
     }
     const found = this.entries.get(op.stateKey)
+    if (hint !== undefined) {
+      hint.owner = this
+      hint.generation = this.generation
+      hint.slot = found
+    }
+    return found
+  }
+
+  /** The slot under `key`, expired or not: through `hint` while that holds. */
+  protected slotAt(key: string, hint: StateHint | undefined): Slot | undefined {
+    if (hint !== undefined && hint.owner === this && hint.generation === this.generation) {
+      return hint.slot as Slot | undefined
+    }
+    const found = this.entries.get(key)
     if (hint !== undefined) {
       hint.owner = this
       hint.generation = this.generation
@@ -104,7 +121,7 @@ export class InPlaceDecisions extends MemoryEntries {
     const allowed = admits && blockedMs === 0
     let newBlockMs = 0
     if (allowed) {
-      if (charging) this.keepInPlace(op, layout, packed, nums, longest, now)
+      if (charging) this.keepInPlace(op.stateKey, layout, packed, nums, longest, now)
     } else if (charging) {
       if (packed !== undefined) putBack(layout, limits, nums, saved, n)
       if (b && countsAsStrike(layout, limits, n)) newBlockMs = this.recordStrike(b, block, now)
@@ -118,7 +135,7 @@ export class InPlaceDecisions extends MemoryEntries {
    * until its slowest limit is full again (`longest`), or goes when every limit is full.
    */
   private keepInPlace(
-    op: StoreOp,
+    stateKey: string,
     layout: Layout,
     packed: number[] | undefined,
     nums: number[],
@@ -126,12 +143,64 @@ export class InPlaceDecisions extends MemoryEntries {
     now: number,
   ): void {
     if (longest === 0) {
-      if (packed !== undefined) this.delete(op.stateKey)
+      if (packed !== undefined) this.delete(stateKey)
       return
     }
     nums[0] = now + longest
     if (nums === packed) return
-    this.put(op.stateKey, nums, packedBytes(op.stateKey, layout.length), undefined, now)
+    this.put(stateKey, nums, packedBytes(stateKey, layout.length), undefined, now)
+  }
+
+  /**
+   * @internal The layout of a policy of one limit that checks in place, for decideOne(); undefined
+   * when its decisions take another path (then the Limiter builds ops as for any policy).
+   */
+  oneLimitLayout(limits: readonly LimitDefinition[]): Layout | undefined {
+    if (limits.length !== 1 || this.inPlace !== true) return undefined
+    const layout = layoutOf(limits)
+    return layout.inPlace === true ? layout : undefined
+  }
+
+  /**
+   * @internal decideInPlace for a policy of one limit without alerts or blocks (the Limiter's
+   * one-limit path, src/limiter-one.ts): consume when `charge`, else peek, with no op built, no
+   * loop over limits and no block read. Its result is reused (valid until the store's next op);
+   * undefined when the key holds anything but this layout's numbers (then the general path
+   * decides). The same answers and the same writes as decideInPlace (test/limiter-one.test.ts).
+   */
+  decideOne(
+    layout: Layout,
+    limit: LimitDefinition,
+    stateKey: string,
+    hint: StateHint,
+    cost: number,
+    charge: boolean,
+  ): StoreResult | undefined {
+    const now = this.now()
+    const slot = this.slotAt(stateKey, hint)
+    let packed: number[] | undefined
+    if (slot !== undefined) {
+      if (!Array.isArray(slot) || slot.length !== layout.length) return undefined
+      packed = slot
+      if (packed[0]! <= now) {
+        this.delete(stateKey)
+        packed = undefined
+      }
+    }
+    // `=== true`: V8 tests a value it cannot prove boolean for every falsy value otherwise.
+    const charging = charge === true
+    const nums = charging
+      ? (packed ?? new Array<number>(layout.length).fill(0))
+      : copyInto(layout.scratch, packed ?? layout.zeros)
+    const out = this.one
+    const r = out.limits[0]!
+    r.alerted = false
+    // A check writes only what it admits: a denial by the only limit leaves nothing to put back.
+    const allowed = layout.checks[0]!(nums, 1, now, cost, limit, layout.saved, r) === true
+    if (allowed && charging) this.keepInPlace(stateKey, layout, packed, nums, r.resetMs, now)
+    out.now = now
+    out.allowed = allowed
+    return out
   }
 
   protected markAlerts(op: StoreOp, layout: Layout, limits: LimitResult[], now: number): void {
@@ -165,6 +234,16 @@ export class InPlaceDecisions extends MemoryEntries {
     this.writeBoxed(block.key, b, blockTtlMs(b, now, block.params), now)
     return b.until - now
   }
+}
+
+/** A result for `n` limits, to be filled by a decision. */
+export function newResult(n: number): StoreResult {
+  // Grown by push, not new Array(n): a packed array, read without a test for holes.
+  const limits: LimitResult[] = []
+  for (let i = 0; i < n; i++) {
+    limits.push({ allowed: false, remaining: 0, resetMs: 0, retryAfterMs: 0, alerted: false })
+  }
+  return { now: 0, allowed: false, blockedMs: 0, blockedNow: false, limits }
 }
 
 /** Copies `from` into `into` (of the same length); answers `into`. */

@@ -5,9 +5,9 @@ import { promised } from '../core/promised.js'
 import type { Step } from '../core/step.js'
 import { monotonicNow } from './memory-clock.js'
 import { SWEEP_BATCH } from './memory-entries.js'
-import { countsAsStrike, finish, InPlaceDecisions } from './memory-in-place.js'
+import { countsAsStrike, finish, InPlaceDecisions, newResult } from './memory-in-place.js'
 import { expiryOf, extraBytes, type Layout, Mixed, packedBytes } from './memory-layout.js'
-import type { LimitResult, Store, StoreOp, StoreResult } from './types.js'
+import type { Store, StoreOp, StoreResult } from './types.js'
 
 export interface MemoryStoreOptions {
   /**
@@ -350,16 +350,6 @@ interface Evaluation {
   blockedMs: number
   /** Every limit admits (always true for an adjustment); a block is apart (blockedMs). */
   allowed: boolean
-}
-
-/** A result for `n` limits, to be filled by commit(). */
-function newResult(n: number): StoreResult {
-  // Grown by push, not new Array(n): a packed array, read without a test for holes.
-  const limits: LimitResult[] = []
-  for (let i = 0; i < n; i++) {
-    limits.push({ allowed: false, remaining: 0, resetMs: 0, retryAfterMs: 0, alerted: false })
-  }
-  return { now: 0, allowed: false, blockedMs: 0, blockedNow: false, limits }
 }
 
 function newEvaluation(): Evaluation {
