@@ -1,5 +1,5 @@
 import { capacityOf, type LimitDefinition, type Unit, windowSecondsOf } from './core/limits.js'
-import type { StoreResult } from './store/types.js'
+import type { LimitResult, StoreResult } from './store/types.js'
 
 /**
  * A decision as the caller reads it, made from a store's result: one per call, so its making is
@@ -97,6 +97,20 @@ function roundRemaining(unit: Unit, x: number): number {
   return unit === 'usd' ? Math.floor(x * 1e6 + 1e-6) / 1e6 : Math.floor(x + 1e-9)
 }
 
+/** One limit's status in a decision: one literal for every path, so every status has one shape. */
+function limitStatus(f: LimitFacts, l: LimitResult, allowed: boolean): LimitStatus {
+  return {
+    name: f.name,
+    unit: f.unit,
+    kind: f.kind,
+    limit: f.limit,
+    remaining: roundRemaining(f.unit, l.remaining),
+    resetMs: Math.ceil(l.resetMs),
+    windowSeconds: f.windowSeconds,
+    allowed,
+  }
+}
+
 /** A store result as a policy's decision (`charging`: consume or reserve, whose alerts count). */
 export function decisionOf(
   facts: readonly LimitFacts[],
@@ -114,16 +128,7 @@ export function decisionOf(
   for (let i = 0; i < n; i++) {
     const f = facts[i]!
     const l = r.limits[i]!
-    const status: LimitStatus = {
-      name: f.name,
-      unit: f.unit,
-      kind: f.kind,
-      limit: f.limit,
-      remaining: roundRemaining(f.unit, l.remaining),
-      resetMs: Math.ceil(l.resetMs),
-      windowSeconds: f.windowSeconds,
-      allowed: l.allowed,
-    }
+    const status = limitStatus(f, l, l.allowed)
     limits[i] = status
     if (l.alerted && charging && costs[i]! > 0) {
       if (alerts === NO_ALERTS) alerts = []
@@ -175,18 +180,7 @@ export function decisionOfOne(f: LimitFacts, policy: string, subject: string, r:
     blockedNow: false,
     verified: true,
     fallback: undefined,
-    limits: [
-      {
-        name: f.name,
-        unit: f.unit,
-        kind: f.kind,
-        limit: f.limit,
-        remaining: roundRemaining(f.unit, l.remaining),
-        resetMs: Math.ceil(l.resetMs),
-        windowSeconds: f.windowSeconds,
-        allowed: limitAllowed,
-      },
-    ],
+    limits: [limitStatus(f, l, limitAllowed)],
     alerts: NO_ALERTS,
     policy,
     subject,

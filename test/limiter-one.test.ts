@@ -8,9 +8,10 @@ import {
 } from '../src/core/limits.js'
 // The mock upstream's seeded generator (mulberry32): a failing sequence can be run again.
 import { prng as random } from '../src/gateway/mock/generate.js'
-import { type Costs, type Decision, Limiter, type Reservation } from '../src/limiter.js'
+import { type Costs, Limiter, type Reservation } from '../src/limiter.js'
 import { MemoryStore } from '../src/store/memory.js'
 import { Boxed, type Layout, Mixed } from '../src/store/memory-layout.js'
+import { callOutcome, randomLimiterCall } from './helpers/random-limiter-call.js'
 
 /**
  * A policy of one limit on a MemoryStore, without alerts or blocks, decides consume, consumeSync
@@ -81,41 +82,6 @@ const LIMITS: [string, LimitDefinition, string, number][] = [
   ['spend', calendar({ limit: 5, period: 'day', unit: 'usd' }), 'usd', 2],
 ]
 
-type Call = (l: Limiter, held: Map<string, Reservation>) => Promise<Decision | undefined>
-
-function randomCall(r: () => number, subject: string, costs: Costs | undefined): Call {
-  const x = r()
-  if (x < 0.45) return async (l) => l.consumeSync(subject, costs)
-  if (x < 0.65) return (l) => l.consume(subject, costs)
-  if (x < 0.75) return (l) => l.peek(subject, costs)
-  if (x < 0.83) {
-    return async (l, held) => {
-      const reservation = await l.reserve(subject, costs)
-      held.set(subject, reservation)
-      return reservation.decision
-    }
-  }
-  if (x < 0.92) {
-    return async (_l, held) => {
-      const reservation = held.get(subject)
-      held.delete(subject)
-      return reservation?.settle(costs)
-    }
-  }
-  return (l) => l.reset(subject)
-}
-
-/** The decision (its keys in order, and its statuses') or the error of one call. */
-async function outcome(call: Call, limiter: Limiter, held: Map<string, Reservation>) {
-  try {
-    const decision = await call(limiter, held)
-    const order = decision && [Object.keys(decision), decision.limits.map((s) => Object.keys(s))]
-    return { decision, order }
-  } catch (error) {
-    return { error: String(error) }
-  }
-}
-
 async function compare(name: string, limit: LimitDefinition, unit: string, scale: number, seed: number) {
   const r = random(seed)
   let now = Date.UTC(2026, 0, 30, 23, 59, 58, 500)
@@ -143,9 +109,9 @@ async function compare(name: string, limit: LimitDefinition, unit: string, scale
       else if (x < 0.8) now += Math.floor(r() * 500)
       else if (x < 0.97) now += Math.floor(r() * 5_000)
       else now -= Math.floor(r() * 50)
-      const call = randomCall(r, subject, costsOf(r, unit, scale))
+      const call = randomLimiterCall(r, subject, () => costsOf(r, unit, scale))
       const outcomes = []
-      for (let k = 0; k < 3; k++) outcomes.push(await outcome(call, limiters[k]!, held[k]!))
+      for (let k = 0; k < 3; k++) outcomes.push(await callOutcome(call, limiters[k]!, held[k]!))
       const where = `${name}, seed ${seed}, call ${i}`
       expect(outcomes[0], where).toStrictEqual(outcomes[2])
       expect(outcomes[1], where).toStrictEqual(outcomes[2])

@@ -9,10 +9,11 @@ import {
 } from '../src/core/limits.js'
 // The mock upstream's seeded generator (mulberry32): a failing sequence can be run again.
 import { prng as random } from '../src/gateway/mock/generate.js'
-import { type Costs, type Decision, Limiter, type Reservation } from '../src/limiter.js'
+import { type Costs, Limiter, type Reservation } from '../src/limiter.js'
 import type { BlockOptions } from '../src/limiter-options.js'
 import { MemoryStore } from '../src/store/memory.js'
 import { Boxed, Mixed } from '../src/store/memory-layout.js'
+import { callOutcome, randomLimiterCall } from './helpers/random-limiter-call.js'
 
 /**
  * A MemoryStore decides consume, reserve and peek of a policy of token buckets, fixed and sliding
@@ -113,36 +114,6 @@ const POLICIES: Policy[] = [
   },
 ]
 
-/** One random call made the same way on both limiters; the two decisions, or the two errors. */
-type Step = (limiter: Limiter, reservations: Map<string, Reservation>) => Promise<Decision | undefined>
-
-function randomStep(r: () => number, policy: Policy, subject: string): Step {
-  const x = r()
-  const costs = policy.costs(r)
-  if (x < 0.5) return async (l) => l.consumeSync(subject, costs)
-  if (x < 0.6) return (l) => l.peek(subject, costs)
-  if (x < 0.7) return (l) => l.consume(subject, costs)
-  if (x < 0.8) {
-    return async (l, held) => {
-      const reservation = await l.reserve(subject, costs)
-      held.set(subject, reservation)
-      return reservation.decision
-    }
-  }
-  if (x < 0.92) {
-    const cancel = r() < 0.3
-    const actual = policy.costs(r)
-    return async (_l, held) => {
-      const reservation = held.get(subject)
-      if (reservation === undefined) return undefined
-      held.delete(subject)
-      return cancel ? reservation.cancel() : reservation.settle(actual)
-    }
-  }
-  if (x < 0.96) return (l) => l.reset(subject)
-  return (l) => l.unblock(subject)
-}
-
 /**
  * A clock step: none, a little, up to a few windows, a day, (a hand-set clock) a little back, or
  * to the very instant a subject's state is full again (`ttlMs`: its key expires).
@@ -155,14 +126,6 @@ function clockStep(r: () => number, ttlMs: number | undefined): number {
   if (x < 0.93) return Math.floor(r() * 6_000)
   if (x < 0.97) return Math.floor(r() * 2 * 86_400_000)
   return -Math.floor(r() * 50)
-}
-
-async function outcome(step: Step, limiter: Limiter, held: Map<string, Reservation>) {
-  try {
-    return { decision: await step(limiter, held) }
-  } catch (error) {
-    return { error: String(error) }
-  }
 }
 
 /** Runs `steps` random calls of `policy` on both paths, comparing after each. */
@@ -191,9 +154,9 @@ async function compare(policy: Policy, seed: number, steps: number): Promise<voi
       const ttlMs = fast.ttlMs(state)
       expect(general.ttlMs(state)).toBe(ttlMs)
       now += clockStep(r, ttlMs)
-      const step = randomStep(r, policy, subject)
-      const a = await outcome(step, limiters[0], held[0])
-      const b = await outcome(step, limiters[1], held[1])
+      const step = randomLimiterCall(r, subject, () => policy.costs(r))
+      const a = await callOutcome(step, limiters[0], held[0])
+      const b = await callOutcome(step, limiters[1], held[1])
       const where = `${policy.name}, seed ${seed}, step ${i}`
       expect(a, where).toStrictEqual(b)
       expect(entriesOf(fast), where).toStrictEqual(entriesOf(general))
