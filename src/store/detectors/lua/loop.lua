@@ -352,24 +352,24 @@ local function observe_loop(L, ARGV, i, window, max, distance)
         if distance > 3 then
           at = sfind(ring, Q5, from + 18, true)
           if at then
-          R = ring
-          marks = mark_before(marks, Q5, 18, at, n)
-        end
+            R = ring
+            marks = mark_before(marks, Q5, 18, at, n)
+          end
           at = sfind(ring, Q6, from + 19, true)
           if at then
-          R = ring
-          marks = mark_before(marks, Q6, 19, at, n)
-        end
+            R = ring
+            marks = mark_before(marks, Q6, 19, at, n)
+          end
           at = sfind(ring, Q7, from + 20, true)
           if at then
-          R = ring
-          marks = mark_before(marks, Q7, 20, at, n)
-        end
+            R = ring
+            marks = mark_before(marks, Q7, 20, at, n)
+          end
           at = sfind(ring, Q8, from + 21, true)
           if at then
-          R = ring
-          marks = mark_before(marks, Q8, 21, at, n)
-        end
+            R = ring
+            marks = mark_before(marks, Q8, 21, at, n)
+          end
         end
         if marks then
           F, D, FHI = fp, distance, nil
