@@ -37,7 +37,7 @@ export class OneLimit {
     private readonly store: OneLimitStore,
     private readonly layout: Layout,
     private readonly limit: LimitDefinition,
-    private readonly facts: LimitFacts,
+    readonly facts: LimitFacts,
     /** The limit's cost when a call names none. */
     private readonly passing: number,
     /** Where a call's costs are read into (the Limiter's scratch per-limit costs). */
@@ -55,11 +55,25 @@ export class OneLimit {
     costs: Costs | undefined,
     charge: boolean,
   ): Decision | undefined {
+    const r = this.result(owner, subject, costs, charge)
+    return r === undefined ? undefined : decisionOfOne(this.facts, owner.policy, subject, r)
+  }
+
+  /**
+   * decide()'s store result, before it is made a Decision (reused: valid until the store's next
+   * op). consume() and peek() make the Decision in the call to Promise.resolve (Limiter.decideOne),
+   * not take it from decide(), which may answer undefined: V8 then knows its shape and fulfils the
+   * promise without looking up a `then` on it (docs/performance.md, sixth pass).
+   */
+  result(
+    owner: OneLimitOwner,
+    subject: string,
+    costs: Costs | undefined,
+    charge: boolean,
+  ): StoreResult | undefined {
     const cost = costs === undefined ? this.passing : owner.costsFor(costs, this.scratch)[0]!
     const keys = owner.keysFor(subject)
-    const r = this.store.decideOne(this.layout, this.limit, keys.state, keys.hint, cost, charge)
-    if (r === undefined) return undefined
-    return decisionOfOne(this.facts, owner.policy, subject, r)
+    return this.store.decideOne(this.layout, this.limit, keys.state, keys.hint, cost, charge)
   }
 }
 

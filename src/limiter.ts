@@ -3,7 +3,7 @@ import type { BlockParams } from './core/block.js'
 import { describe, SluiceInputError } from './core/errors.js'
 import { algorithmOf, type LimitDefinition, type Unit, WELL_KNOWN_UNITS } from './core/limits.js'
 import { promised } from './core/promised.js'
-import { type Decision, decisionOf, type LimitFacts, limitFacts } from './decision.js'
+import { type Decision, decisionOf, decisionOfOne, type LimitFacts, limitFacts } from './decision.js'
 import { type Costs, PolicyCosts } from './limiter-costs.js'
 import { type OneLimit, oneLimitPath } from './limiter-one.js'
 import { type BlockOptions, blockParams, normalizeLimit } from './limiter-options.js'
@@ -388,8 +388,9 @@ export class Limiter {
   /** decide() on the one-limit path (limiter-one.ts); the general path when it declines. */
   private decideOne(subject: string, costs: Costs | undefined, charge: boolean): Promise<Decision> {
     try {
-      const d = this.one!.decide(this, subject, costs, charge)
-      return Promise.resolve(d ?? (this.decideNow(charge ? 'consume' : 'peek', subject, costs) as Decision))
+      const r = this.one!.result(this, subject, costs, charge)
+      if (r !== undefined) return Promise.resolve(decisionOfOne(this.one!.facts, this.policy, subject, r))
+      return Promise.resolve(this.decideNow(charge ? 'consume' : 'peek', subject, costs) as Decision)
     } catch (error) {
       return Promise.reject(error)
     }

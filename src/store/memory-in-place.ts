@@ -39,22 +39,6 @@ export class InPlaceDecisions extends MemoryEntries {
     return layout
   }
 
-  /** The slot under the op's state key, expired or not: through its hint while that holds. */
-  protected slotOf(op: StoreOp): Slot | undefined {
-    // slotAt's body, not a call to it: one inlining level less on a policy's path.
-    const hint = op.stateHint
-    if (hint !== undefined && hint.owner === this && hint.generation === this.generation) {
-      return hint.slot as Slot | undefined
-    }
-    const found = this.entries.get(op.stateKey)
-    if (hint !== undefined) {
-      hint.owner = this
-      hint.generation = this.generation
-      hint.slot = found
-    }
-    return found
-  }
-
   /** The slot under `key`, expired or not: through `hint` while that holds. */
   protected slotAt(key: string, hint: StateHint | undefined): Slot | undefined {
     if (hint !== undefined && hint.owner === this && hint.generation === this.generation) {

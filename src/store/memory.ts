@@ -118,7 +118,7 @@ export class MemoryStore extends InPlaceDecisions implements Store {
     const layout = this.layoutFor(op.limits)
     // `=== true`: V8 tests a field it cannot prove boolean for every falsy value otherwise.
     if (layout.inPlace === true && mode !== 'adjust' && this.inPlace === true) {
-      const slot = this.slotOf(op)
+      const slot = this.slotAt(op.stateKey, op.stateHint)
       // Anything but this layout's numbers under the key (a hand-made op) takes the general path.
       if (slot === undefined || (Array.isArray(slot) && slot.length === layout.length)) {
         return this.decideInPlace(op, now, layout, slot, out)
@@ -182,7 +182,7 @@ export class MemoryStore extends InPlaceDecisions implements Store {
   private evaluate(op: StoreOp, now: number, ev: Evaluation, steps: Step<unknown>[]): void {
     const n = op.limits.length
     const layout = this.layoutFor(op.limits)
-    const found = this.slotOf(op)
+    const found = this.slotAt(op.stateKey, op.stateHint)
     let packed: number[] | undefined
     let mixed: Mixed | undefined
     if (found !== undefined) {
