@@ -38,24 +38,39 @@ const DROPPED_RESPONSE_HEADERS = new Set([
  */
 const ACCOUNT_HEADER = /(^|-)ratelimit-|(^|-)(organi[sz]ation|org|project|account)(-id)?$/
 
+/** A character outside ASCII (header values are checked for \t and \x20-\x7e, \x80-\xff by Node). */
+const NOT_ASCII = /[^\t\x20-\x7e]/
+
 /**
- * What of an upstream's response headers reaches the client: not hop-by-hop headers, cookies or
- * server details, and nothing that identifies the operator's account with the provider. Request
- * ids (x-request-id, request-id) and timings (openai-processing-ms) stay: they name one call, and
- * a client quoting one in a support request is what they are for.
+ * Fills `head` with the response head as `writeHead` takes it flat (`[name, value, name, value,
+ * …]`): what of the upstream's headers reaches the client, less those the gateway sets itself,
+ * then the gateway's `own` (its value wins, one line a name). Not passed on: hop-by-hop headers,
+ * cookies or server details, and nothing that identifies the operator's account with the
+ * provider. Request ids (x-request-id, request-id) and timings (openai-processing-ms) stay: they
+ * name one call, and a client quoting one in a support request is what they are for. A flat list is
+ * walked by index; an object of ~15 names added one by one is a dictionary to V8, which
+ * `writeHead` walks with `for…in` and a lookup per name. Answers whether every upstream value
+ * taken is plain ASCII text (not a list): then the head's bytes are the same whether Node writes it
+ * as latin1 on its own or as UTF-8 together with a body text (the gateway's own values are ASCII).
  */
-export function clientHeadersFrom(
+export function responseHead(
   upstream: Record<string, string | string[] | undefined>,
-): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = {}
+  own: Record<string, string>,
+  head: (string | string[])[],
+): boolean {
+  let ascii = true
   for (const name in upstream) {
     const value = upstream[name]
     if (value === undefined) continue
     const lower = name.toLowerCase()
-    if (DROPPED_RESPONSE_HEADERS.has(lower) || ACCOUNT_HEADER.test(lower)) continue
-    out[lower] = value
+    if (DROPPED_RESPONSE_HEADERS.has(lower) || ACCOUNT_HEADER.test(lower) || Object.hasOwn(own, lower)) {
+      continue
+    }
+    if (ascii && (typeof value !== 'string' || NOT_ASCII.test(value))) ascii = false
+    head.push(lower, value)
   }
-  return out
+  for (const name in own) head.push(name, own[name]!)
+  return ascii
 }
 
 export class UpstreamError extends Error {
