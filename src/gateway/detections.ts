@@ -49,10 +49,24 @@ export function checkGeoIp(config: GatewayConfig): CountryLookup | undefined {
   return { country: () => undefined }
 }
 
+/** A subject's identity fields as the detectors read them. */
+export interface Who {
+  readonly subject: string
+  readonly tier: string
+  readonly kind: 'key' | 'user' | 'ip'
+  readonly keyId: string | undefined
+}
+
+/** The last whoOf() answer (most calls come from few subjects): not built again for the same one. */
+let lastWho: Who | undefined
+
 /** The subject's identity fields as the accounting knows them (subject and tier). */
-export function whoOf(subject: string, tier: string) {
+export function whoOf(subject: string, tier: string): Who {
+  const last = lastWho
+  if (last !== undefined && last.subject === subject && last.tier === tier) return last
   const kind = subject.startsWith('key:') ? 'key' : subject.startsWith('user:') ? 'user' : 'ip'
-  return { subject, tier, kind, keyId: kind === 'key' ? subject.slice(4) : undefined } as const
+  lastWho = Object.freeze({ subject, tier, kind, keyId: kind === 'key' ? subject.slice(4) : undefined })
+  return lastWho
 }
 
 /** Detections into the events feed and the audit log (one row each, actor "sluice"); returns the disconnect. */

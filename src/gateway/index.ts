@@ -236,10 +236,9 @@ export async function startGateway(
     onSettled: (charge, settlement, end) => {
       if (plane !== undefined) recordSettled(plane, charge, settlement, end.status, logger)
       const detectors = live.current.detectors
-      // Who and what only when detectors run: two objects per call otherwise built for nothing.
+      // The settlement is the cost (its tokens and usd); who is kept from the call before.
       if (detectors !== undefined && charge.reservation !== undefined && !settlement.refunded) {
-        const who = whoOf(charge.info.subject, charge.info.tier)
-        detectors.record(who, { tokens: settlement.tokens, usd: settlement.usd }, charge.decision)
+        detectors.record(whoOf(charge.info.subject, charge.info.tier), settlement, charge.decision)
       }
       const routing = charge.info.routing
       if (routing !== undefined && !settlement.refunded) {

@@ -161,52 +161,47 @@ function scan(first: string, more: readonly string[] | undefined, raw: boolean):
   const blocks = BLOCKS
   const parts = more === undefined ? 0 : more.length
   let words = 0
-  let inWord = false
   // Signed, as in fnv1a: the same bits without a double in the loop.
   let a = 0x811c9dc5 | 0
   let b = 0x9747b28c | 0
-  let w = 0
   for (let p = -1; p < parts; p++) {
     const s = p < 0 ? first : more![p]!
-    // The newline before a further part ends a word.
-    if (inWord) {
+    const n = s.length
+    let i = 0
+    // Between words: white space is skipped. A part ends a word (the newline before the next),
+    // so no word spans two parts, and where the code is says whether a word is being read.
+    while (i < n) {
+      let c = s.charCodeAt(i++)
+      if (c <= 32) {
+        if (c === 32 || (c - 9) >>> 0 < 5) continue
+      } else if (c >= 0x80) {
+        if (raw) return -1
+        if (isSpace(c)) continue
+      }
+      if (words > 0) {
+        a = Math.imul(a ^ 32, 0x01000193)
+        b = Math.imul(b ^ 32, 0x01000193)
+      }
+      let w = 0x811c9dc5 | 0
+      // A word: its characters up to white space or the part's end. A letter above ASCII is
+      // lower-cased already (raw: none is read).
+      for (;;) {
+        if ((c - 65) >>> 0 < 26) c += 32
+        a = Math.imul(a ^ c, 0x01000193)
+        b = Math.imul(b ^ c, 0x01000193)
+        w = Math.imul(w ^ c, 0x01000193)
+        if (i >= n) break
+        c = s.charCodeAt(i++)
+        if (c <= 32) {
+          if (c === 32 || (c - 9) >>> 0 < 5) break
+        } else if (c >= 0x80) {
+          if (raw) return -1
+          if (isSpace(c)) break
+        }
+      }
       if (words < MAX_WORDS) blocks[words] = wordBlock(w)
       words++
-      inWord = false
     }
-    const n = s.length
-    for (let i = 0; i < n; i++) {
-      let c = s.charCodeAt(i)
-      let space: boolean
-      if (c < 0x80) {
-        if ((c - 65) >>> 0 < 26) c += 32
-        space = c === 32 || (c - 9) >>> 0 < 5
-      } else if (raw) return -1
-      else space = isSpace(c)
-      if (space) {
-        if (inWord) {
-          if (words < MAX_WORDS) blocks[words] = wordBlock(w)
-          words++
-          inWord = false
-        }
-        continue
-      }
-      if (!inWord) {
-        if (words > 0) {
-          a = Math.imul(a ^ 32, 0x01000193)
-          b = Math.imul(b ^ 32, 0x01000193)
-        }
-        w = 0x811c9dc5 | 0
-        inWord = true
-      }
-      a = Math.imul(a ^ c, 0x01000193)
-      b = Math.imul(b ^ c, 0x01000193)
-      w = Math.imul(w ^ c, 0x01000193)
-    }
-  }
-  if (inWord) {
-    if (words < MAX_WORDS) blocks[words] = wordBlock(w)
-    words++
   }
   FINGERPRINT[0] = a
   FINGERPRINT[1] = b
