@@ -5,9 +5,9 @@
  */
 import { once } from 'node:events'
 import { createServer, type Server } from 'node:http'
-import { type AddressInfo, connect } from 'node:net'
+import { connect } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startTestGateway, type TestGateway } from './helpers.js'
+import { startGatewayInFrontOf, type TestGateway } from './helpers.js'
 
 const USAGE = '"usage":{"prompt_tokens":8,"completion_tokens":1,"total_tokens":9}'
 /** Answers by the call's prompt: the body's bytes, and extra headers. */
@@ -68,13 +68,7 @@ describe('a JSON answer through the gateway', () => {
         res.end(answer.body)
       })
     })
-    upstream.listen(0, '127.0.0.1')
-    await once(upstream, 'listening')
-    const { port } = upstream.address() as AddressInfo
-    gw = await startTestGateway('memory', {
-      upstreams: { provider: { type: 'openai', baseUrl: `http://127.0.0.1:${port}/v1` } },
-      defaultUpstream: 'provider',
-    })
+    gw = await startGatewayInFrontOf(upstream)
   })
   afterAll(async () => {
     await gw?.close()

@@ -1,4 +1,7 @@
+import { once } from 'node:events'
 import { mkdtempSync } from 'node:fs'
+import type { Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { GatewayConfigInput } from '../../src/gateway/config/schema.js'
@@ -35,6 +38,17 @@ export interface TestGateway extends Gateway {
   settled(): Promise<void>
   /** How much of `unit`-limit `limit` a subject has used in a tier (limit − remaining), charging nothing. */
   used(tier: string, subject: string, limit: string): Promise<number>
+}
+
+/** A memory-store gateway whose one upstream is `upstream` (an OpenAI-style server of the test's own), put on a free port first. */
+export async function startGatewayInFrontOf(upstream: Server): Promise<TestGateway> {
+  upstream.listen(0, '127.0.0.1')
+  await once(upstream, 'listening')
+  const { port } = upstream.address() as AddressInfo
+  return startTestGateway('memory', {
+    upstreams: { provider: { type: 'openai', baseUrl: `http://127.0.0.1:${port}/v1` } },
+    defaultUpstream: 'provider',
+  })
 }
 
 /** A gateway on a free port with its own store (memory, or the shared Redis under a fresh prefix) and ledger. */

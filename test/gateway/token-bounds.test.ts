@@ -1,15 +1,14 @@
-/**
- * Token counting cannot freeze the gateway: a prompt too large for its tier is refused without
- * being counted, a huge one-word prompt that may fit is answered, and an answer the upstream
- * reports no usage for is counted in bounded time at settle.
- */
-import { once } from 'node:events'
 import { createServer, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { request } from 'undici'
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import { lowerBound, sharedCounter, upperBound } from '../../src/gateway/counting.js'
-import { STORE_KINDS, startTestGateway, stopRedis, type TestGateway } from './helpers.js'
+import {
+  STORE_KINDS,
+  startGatewayInFrontOf,
+  startTestGateway,
+  stopRedis,
+  type TestGateway,
+} from './helpers.js'
 
 afterAll(stopRedis)
 
@@ -85,13 +84,7 @@ describe('an answer without usage, counted at settle', () => {
         res.end(body)
       })
     })
-    upstream.listen(0, '127.0.0.1')
-    await once(upstream, 'listening')
-    const { port } = upstream.address() as AddressInfo
-    gw = await startTestGateway('memory', {
-      upstreams: { plain: { type: 'openai', baseUrl: `http://127.0.0.1:${port}/v1` } },
-      defaultUpstream: 'plain',
-    })
+    gw = await startGatewayInFrontOf(upstream)
   })
   afterAll(async () => {
     await gw?.close()

@@ -1,15 +1,14 @@
-/**
- * What reaches the client from an upstream that fails or says too much: a non-streamed answer cut
- * halfway is a 502 in OpenAI's error shape (it was an empty reply), and headers naming the
- * operator's account with the provider never pass.
- */
-import { once } from 'node:events'
 import { createServer, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import OpenAI from 'openai'
 import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { STORE_KINDS, startTestGateway, stopRedis, type TestGateway } from './helpers.js'
+import {
+  STORE_KINDS,
+  startGatewayInFrontOf,
+  startTestGateway,
+  stopRedis,
+  type TestGateway,
+} from './helpers.js'
 
 afterAll(stopRedis)
 
@@ -107,13 +106,7 @@ describe('headers naming the operator account', () => {
         )
       })
     })
-    upstream.listen(0, '127.0.0.1')
-    await once(upstream, 'listening')
-    const { port } = upstream.address() as AddressInfo
-    gw = await startTestGateway('memory', {
-      upstreams: { provider: { type: 'openai', baseUrl: `http://127.0.0.1:${port}/v1` } },
-      defaultUpstream: 'provider',
-    })
+    gw = await startGatewayInFrontOf(upstream)
   })
   afterAll(async () => {
     await gw?.close()
