@@ -196,12 +196,12 @@ local function check_step(KEYS, k, set, ARGV, i, h)
       if by_country > level then level, by_countries = by_country, true end
     end
     if level > 0 then hx = 1 end
-    -- (put's test inline, an absent field read as its default: subject.lua DEFAULTS.)
-    if (H.he or -1) ~= he then put('he', he) end
-    if (H.hp or 0) ~= hp then put('hp', hp) end
-    if (H.hx or 0) ~= hx then put('hx', hx) end
-    if (H.hb or 0) ~= hb then put('hb', hb) end
-    if (H.hn or 0) ~= hn then put('hn', hn) end
+    -- (put's test inline: an absent field reads as its default in subject.lua's DEFAULTS.)
+    if (H.he or DEFAULTS.he) ~= he then put('he', he) end
+    if (H.hp or DEFAULTS.hp) ~= hp then put('hp', hp) end
+    if (H.hx or DEFAULTS.hx) ~= hx then put('hx', hx) end
+    if (H.hb or DEFAULTS.hb) ~= hb then put('hb', hb) end
+    if (H.hn or DEFAULTS.hn) ~= hn then put('hn', hn) end
     local hold = window
     if level == 3 then hold = block_ms end
     if level > 0 and raise('sharedKey', level, hold) then
